@@ -1,0 +1,101 @@
+package lb
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"potluck/lb/health"
+	"potluck/lb/metrics"
+)
+
+// backend is one upstream server of one route: its health, its connection
+// pool and its counters. It survives reloads while its spec is unchanged.
+type backend struct {
+	spec   Backend
+	route  string
+	health *health.Peer
+	client *fasthttp.HostClient
+	dial   Dialer
+	t      Timeouts
+
+	inflight atomic.Int64
+	m        backendMetrics
+}
+
+type backendMetrics struct {
+	requests   metrics.Counter // attempts sent to this backend
+	failures   metrics.Counter // unsuccessful attempts (NGINX's sense)
+	markDowns  metrics.Counter
+	recoveries metrics.Counter
+	probes     metrics.Counter
+	bytesIn    metrics.Counter // request body bytes sent to the backend
+	bytesOut   metrics.Counter // response body bytes received (when known)
+	latency    metrics.Histogram
+}
+
+func newBackend(route string, spec Backend, o *Options) *backend {
+	b := &backend{
+		spec:   spec,
+		route:  route,
+		health: health.NewPeer(healthParams(spec)),
+		dial:   o.Dialer,
+		t:      o.Timeouts,
+	}
+	b.client = &fasthttp.HostClient{
+		Addr:                spec.Addr,
+		Dial:                dialWithTimeout(o.Dialer, spec.Addr, o.Timeouts),
+		MaxConns:            o.MaxConnsPerBackend,
+		MaxIdleConnDuration: o.IdleConnTimeout,
+		// The balancer retries, on another backend. The only same-backend
+		// re-send is for a pooled connection found closed (see stale).
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
+			return false, stale(err) && !nonIdempotent(&req.Header)
+		},
+		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true,
+		StreamResponseBody:       true,
+		ReadBufferSize:           16 << 10,
+		WriteBufferSize:          16 << 10,
+		ConnPoolStrategy:         fasthttp.LIFO,
+	}
+	return b
+}
+
+func healthParams(s Backend) health.Params {
+	p := health.Params{MaxFails: s.MaxFails, FailTimeout: s.FailTimeout}
+	switch {
+	case p.MaxFails == DisableHealth:
+		p.MaxFails = 0
+	case p.MaxFails == 0:
+		p.MaxFails = DefaultMaxFails
+	}
+	if p.FailTimeout == 0 {
+		p.FailTimeout = DefaultFailTimeout
+	}
+	return p
+}
+
+func (b *backend) weight() int {
+	if b.spec.Weight <= 0 {
+		return DefaultWeight
+	}
+	return b.spec.Weight
+}
+
+// sameSpec reports whether b can be kept as is for spec under options o.
+func (b *backend) sameSpec(spec Backend) bool {
+	return b.spec.Addr == spec.Addr && b.weight() == (&backend{spec: spec}).weight() &&
+		b.health.Params() == healthParams(spec)
+}
+
+// drain closes the pool once in-flight requests are done, bounded by limit.
+func (b *backend) drain(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for b.inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.client.CloseIdleConnections()
+}

@@ -1,0 +1,220 @@
+package lb
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"potluck/lb/health"
+)
+
+// Defaults, chosen to match NGINX where it has an equivalent.
+const (
+	DefaultWeight         = 1
+	DefaultMaxFails       = 1
+	DefaultFailTimeout    = 20 * time.Second // NGINX says 10 s; Potluck's plan uses 20 s
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultSendTimeout    = 60 * time.Second
+	DefaultReadTimeout    = 60 * time.Second
+	DefaultMaxBodySize    = 1 << 20 // client_max_body_size 1m
+	DefaultRetryBuffer    = 64 << 10
+	DefaultMaxIdleConns   = 64
+	DefaultIdleConnTime   = 30 * time.Second
+	DefaultMaxConns       = 1024
+	DefaultClientIdle     = 75 * time.Second // keepalive_timeout 75s
+
+	// DisableHealth as Backend.MaxFails never marks the backend down.
+	DisableHealth = -1
+)
+
+// Backend is one upstream server of a route.
+type Backend struct {
+	// Addr is host:port as understood by the Dialer.
+	Addr string
+	// Weight is the round-robin weight; 0 means DefaultWeight.
+	Weight int
+	// MaxFails is NGINX's max_fails; 0 means DefaultMaxFails and
+	// DisableHealth (-1) turns accounting off (NGINX's max_fails=0).
+	MaxFails int
+	// FailTimeout is NGINX's fail_timeout; 0 means DefaultFailTimeout.
+	FailTimeout time.Duration
+}
+
+// Route sends requests for some Host names to a group of backends.
+type Route struct {
+	// Name labels metrics and logs; defaults to the first host or "default".
+	Name string
+	// Hosts are exact host names (case-insensitive, port ignored).
+	Hosts []string
+	// Default makes this route serve hosts no other route names.
+	Default bool
+	// Backends are the upstream servers.
+	Backends []Backend
+}
+
+// FailureKinds selects extra responses counted as failures, like NGINX's
+// proxy_next_upstream http_5xx flags. Connect, send, timeout and bad-header
+// errors are always failures.
+type FailureKinds uint8
+
+const (
+	// FailOn5xx counts backend 500, 502, 503 and 504 responses as failures
+	// (they are retried on the next backend when the method allows it).
+	FailOn5xx FailureKinds = 1 << iota
+	// FailOn429 counts 429 Too Many Requests as a failure.
+	FailOn429
+)
+
+// Timeouts bound the exchange with a backend.
+type Timeouts struct {
+	// Connect bounds establishing a connection (proxy_connect_timeout).
+	Connect time.Duration
+	// Send bounds each write to the backend (proxy_send_timeout).
+	Send time.Duration
+	// Read bounds each read from the backend, the response header included
+	// (proxy_read_timeout).
+	Read time.Duration
+}
+
+// Options configure a Proxy. Zero values mean the documented defaults.
+type Options struct {
+	// Dialer reaches backends; nil means TCP.
+	Dialer Dialer
+	// Timeouts for backend exchanges.
+	Timeouts Timeouts
+	// MaxBodySize is the largest request body accepted (413 beyond); -1 = unlimited.
+	MaxBodySize int64
+	// RetryBuffer is the largest request body held in memory so that it can be
+	// re-sent to the next backend; larger bodies are streamed and not retried
+	// once sent.
+	RetryBuffer int
+	// FailOn adds response kinds counted as failures.
+	FailOn FailureKinds
+	// MaxIdleConnsPerBackend bounds each backend's keep-alive pool.
+	MaxIdleConnsPerBackend int
+	// MaxConnsPerBackend bounds open connections per backend.
+	MaxConnsPerBackend int
+	// IdleConnTimeout closes pooled backend connections idle this long.
+	IdleConnTimeout time.Duration
+	// ClientIdleTimeout closes idle client keep-alive connections.
+	ClientIdleTimeout time.Duration
+	// Scheme is sent as X-Forwarded-Proto; default "http".
+	Scheme string
+	// AccessLog logs one line per request at Info level.
+	AccessLog bool
+	// Logger receives logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Clock drives health timing; nil means the monotonic clock.
+	Clock health.Clock
+}
+
+func (o Options) withDefaults() Options {
+	if o.Dialer == nil {
+		o.Dialer = TCPDialer()
+	}
+	if o.Timeouts.Connect <= 0 {
+		o.Timeouts.Connect = DefaultConnectTimeout
+	}
+	if o.Timeouts.Send <= 0 {
+		o.Timeouts.Send = DefaultSendTimeout
+	}
+	if o.Timeouts.Read <= 0 {
+		o.Timeouts.Read = DefaultReadTimeout
+	}
+	if o.MaxBodySize == 0 {
+		o.MaxBodySize = DefaultMaxBodySize
+	}
+	if o.RetryBuffer <= 0 {
+		o.RetryBuffer = DefaultRetryBuffer
+	}
+	if o.MaxIdleConnsPerBackend <= 0 {
+		o.MaxIdleConnsPerBackend = DefaultMaxIdleConns
+	}
+	if o.MaxConnsPerBackend <= 0 {
+		o.MaxConnsPerBackend = DefaultMaxConns
+	}
+	if o.IdleConnTimeout <= 0 {
+		o.IdleConnTimeout = DefaultIdleConnTime
+	}
+	if o.ClientIdleTimeout <= 0 {
+		o.ClientIdleTimeout = DefaultClientIdle
+	}
+	if o.Scheme == "" {
+		o.Scheme = "http"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = health.NewMonotonicClock()
+	}
+	return o
+}
+
+// ValidateRoutes checks a routing table and returns an error naming the
+// offending field, e.g. `routes[1].backends[0].addr: missing port`.
+func ValidateRoutes(routes []Route) error {
+	var errs []error
+	hostOwner := map[string]int{}
+	defaults := 0
+	for i, r := range routes {
+		at := fmt.Sprintf("routes[%d]", i)
+		if len(r.Hosts) == 0 && !r.Default {
+			errs = append(errs, fmt.Errorf("%s.hosts: a route needs at least one host or default: true", at))
+		}
+		if r.Default {
+			defaults++
+			if defaults > 1 {
+				errs = append(errs, fmt.Errorf("%s.default: only one route may be the default", at))
+			}
+		}
+		for j, h := range r.Hosts {
+			h = strings.ToLower(strings.TrimSpace(h))
+			if h == "" || strings.ContainsAny(h, " /:\t") {
+				errs = append(errs, fmt.Errorf("%s.hosts[%d]: %q is not a host name (no port, scheme or path)", at, j, r.Hosts[j]))
+				continue
+			}
+			if prev, dup := hostOwner[h]; dup {
+				errs = append(errs, fmt.Errorf("%s.hosts[%d]: host %q is already routed by routes[%d]", at, j, h, prev))
+			}
+			hostOwner[h] = i
+		}
+		if len(r.Backends) == 0 {
+			errs = append(errs, fmt.Errorf("%s.backends: a route needs at least one backend", at))
+		}
+		seen := map[string]bool{}
+		for j, b := range r.Backends {
+			bat := fmt.Sprintf("%s.backends[%d]", at, j)
+			if _, port, err := net.SplitHostPort(b.Addr); err != nil || port == "" {
+				errs = append(errs, fmt.Errorf("%s.addr: %q is not host:port", bat, b.Addr))
+			} else if seen[b.Addr] {
+				errs = append(errs, fmt.Errorf("%s.addr: %q appears twice in this route", bat, b.Addr))
+			}
+			seen[b.Addr] = true
+			if b.Weight < 0 || b.Weight > 1000 {
+				errs = append(errs, fmt.Errorf("%s.weight: %d is outside 1..1000", bat, b.Weight))
+			}
+			if b.MaxFails < DisableHealth {
+				errs = append(errs, fmt.Errorf("%s.max_fails: %d is negative", bat, b.MaxFails))
+			}
+			if b.FailTimeout < 0 {
+				errs = append(errs, fmt.Errorf("%s.fail_timeout: %s is negative", bat, b.FailTimeout))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r Route) name() string {
+	switch {
+	case r.Name != "":
+		return r.Name
+	case len(r.Hosts) > 0:
+		return strings.ToLower(r.Hosts[0])
+	default:
+		return "default"
+	}
+}

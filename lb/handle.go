@@ -1,0 +1,418 @@
+package lb
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// outcome classifies one attempt, following NGINX's proxy_next_upstream.
+type outcome uint8
+
+const (
+	outcomeOK          outcome = iota
+	outcomeConnect             // connect error: nothing sent
+	outcomeConnTimeout         // connect timeout: nothing sent
+	outcomeTimeout             // send or read timeout before the response header
+	outcomeError               // send/read error or bad response header
+	outcomeStatus              // a status counted as failure by Options.FailOn
+	outcomeBusy                // local connection limit reached: not the backend's fault
+)
+
+func classify(err error) outcome {
+	var de *dialError
+	switch {
+	case err == nil:
+		return outcomeOK
+	case errors.As(err, &de):
+		if de.timeout {
+			return outcomeConnTimeout
+		}
+		return outcomeConnect
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return outcomeBusy
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
+		return outcomeTimeout
+	default:
+		return outcomeError
+	}
+}
+
+// nonIdempotent are the methods NGINX never re-sends once the request went out.
+func nonIdempotent(h *fasthttp.RequestHeader) bool {
+	m := h.Method()
+	return h.IsPost() || h.IsPatch() || string(m) == "LOCK"
+}
+
+// Error bodies say what happened without internal details.
+const (
+	msgNoRoute   = "404 Not Found: no site is configured for this host name\n"
+	msgNoLive    = "502 Bad Gateway: no backend is available for this site right now\n"
+	msgBadGW     = "502 Bad Gateway: the backend could not be reached or sent an invalid response\n"
+	msgTimeout   = "504 Gateway Timeout: the backend did not answer in time\n"
+	msgTooLarge  = "413 Request Entity Too Large: the request body exceeds the limit\n"
+	msgBadBody   = "400 Bad Request: the request body could not be read\n"
+	msgWSBackend = "502 Bad Gateway: the backend refused the upgrade\n"
+)
+
+func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	t := p.table.Load()
+	g := t.lookup(ctx.Host())
+	if g == nil {
+		p.m.unknownHost.Inc()
+		ctx.SetConnectionClose()
+		p.fail(ctx, fasthttp.StatusNotFound, msgNoRoute)
+		p.accessLog(ctx, "", nil, start)
+		return
+	}
+	g.m.requests.Inc()
+	req := &ctx.Request
+	if p.opts.MaxBodySize >= 0 && int64(req.Header.ContentLength()) > p.opts.MaxBodySize {
+		ctx.SetConnectionClose()
+		p.fail(ctx, fasthttp.StatusRequestEntityTooLarge, msgTooLarge)
+		p.finish(ctx, g, nil, start)
+		return
+	}
+	p.prepareHeader(ctx, &req.Header)
+	if isUpgrade(&req.Header) {
+		g.m.upgrades.Inc()
+		b := p.upgrade(ctx, g)
+		p.finish(ctx, g, b, start)
+		return
+	}
+	b := p.forward(ctx, g)
+	p.finish(ctx, g, b, start)
+}
+
+func (p *Proxy) finish(ctx *fasthttp.RequestCtx, g *group, b *backend, start time.Time) {
+	code := ctx.Response.StatusCode()
+	if c := code / 100; c >= 1 && c <= 5 {
+		g.m.status[c].Inc()
+	} else {
+		g.m.status[0].Inc()
+	}
+	if n := ctx.Response.Header.ContentLength(); n > 0 {
+		g.m.bytesOut.Add(uint64(n))
+		if b != nil {
+			b.m.bytesOut.Add(uint64(n))
+		}
+	}
+	g.m.latency.Observe(time.Since(start))
+	if p.opts.AccessLog {
+		p.accessLog(ctx, g.name, b, start)
+	}
+}
+
+func (p *Proxy) accessLog(ctx *fasthttp.RequestCtx, route string, b *backend, start time.Time) {
+	if !p.opts.AccessLog {
+		return
+	}
+	backendAddr := ""
+	if b != nil {
+		backendAddr = b.spec.Addr
+	}
+	p.log.Info("request",
+		"remote", ctx.RemoteAddr().String(),
+		"method", string(ctx.Method()),
+		"host", string(ctx.Host()),
+		"uri", string(ctx.RequestURI()),
+		"status", ctx.Response.StatusCode(),
+		"route", route,
+		"backend", backendAddr,
+		"bytes", ctx.Response.Header.ContentLength(),
+		"duration", time.Since(start),
+	)
+}
+
+func (p *Proxy) fail(ctx *fasthttp.RequestCtx, code int, msg string) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(msg)
+}
+
+// forward runs the attempt loop and returns the backend that answered.
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
+	req := &ctx.Request
+	up := req
+	var body *bodyReader
+	if req.IsBodyStream() {
+		cl := req.Header.ContentLength()
+		if cl >= 0 && cl <= p.opts.RetryBuffer {
+			// Small body: keep it so a retry can re-send it, as NGINX's
+			// proxy_request_buffering does.
+			if err := p.bufferBody(req, cl); err != nil {
+				ctx.SetConnectionClose()
+				p.fail(ctx, fasthttp.StatusBadRequest, msgBadBody)
+				return nil
+			}
+		} else {
+			// Large or chunked body: stream it through a separate request so
+			// it is never held in memory; it cannot be re-sent.
+			body = &bodyReader{r: req.BodyStream(), limit: p.opts.MaxBodySize}
+			up = fasthttp.AcquireRequest()
+			defer fasthttp.ReleaseRequest(up)
+			req.Header.CopyTo(&up.Header)
+			up.SetBodyStream(body, cl)
+		}
+	}
+	g.m.bytesIn.Add(uint64(max(req.Header.ContentLength(), 0)))
+
+	var tr tried
+	var last outcome
+	var lastB *backend
+	now := p.opts.Clock.Now()
+	for attempt := 0; ; attempt++ {
+		idx, probe := g.pick(&tr, now)
+		if idx < 0 {
+			break
+		}
+		tr.add(idx)
+		b := g.backends[idx]
+		if probe {
+			b.m.probes.Inc()
+		}
+		b.inflight.Add(1)
+		b.m.requests.Inc()
+		t0 := time.Now()
+		err := b.client.Do(up, &ctx.Response)
+		b.m.latency.Observe(time.Since(t0))
+		b.inflight.Add(-1)
+		o := classify(err)
+		if o == outcomeOK && p.failStatus(ctx.Response.StatusCode()) {
+			o = outcomeStatus
+		}
+		if body != nil && body.clientErr != nil {
+			// The client's body broke, not the backend.
+			ctx.SetConnectionClose()
+			if errors.Is(body.clientErr, errBodyTooLarge) {
+				p.fail(ctx, fasthttp.StatusRequestEntityTooLarge, msgTooLarge)
+			} else {
+				p.fail(ctx, fasthttp.StatusBadRequest, msgBadBody)
+			}
+			return b
+		}
+		if o == outcomeOK {
+			if b.health.Succeed() {
+				b.m.recoveries.Inc()
+				p.log.Info("backend recovered", "route", g.name, "backend", b.spec.Addr)
+			}
+			if body != nil {
+				b.m.bytesIn.Add(uint64(body.n))
+			} else {
+				b.m.bytesIn.Add(uint64(max(up.Header.ContentLength(), 0)))
+			}
+			cleanResponseHeader(&ctx.Response.Header)
+			return b
+		}
+		now = p.opts.Clock.Now()
+		if o != outcomeBusy {
+			b.m.failures.Inc()
+			if !g.single && b.health.Fail(now) {
+				b.m.markDowns.Inc()
+				p.log.Warn("backend marked down", "route", g.name, "backend", b.spec.Addr,
+					"reason", describe(o), "err", err, "for", b.health.Params().FailTimeout)
+			} else {
+				p.log.Debug("backend attempt failed", "route", g.name, "backend", b.spec.Addr, "err", err)
+			}
+		}
+		last, lastB = o, b
+		sent := o != outcomeConnect && o != outcomeConnTimeout && o != outcomeBusy
+		retry := !g.single &&
+			!(sent && nonIdempotent(&req.Header)) &&
+			!(sent && body != nil) &&
+			len(tr.big)+popcount(tr.small) < len(g.backends)
+		if !retry {
+			break
+		}
+		if o == outcomeStatus {
+			_ = ctx.Response.CloseBodyStream()
+		}
+		if body != nil {
+			// Nothing of the streamed body was consumed by a failed connect.
+			up.SetBodyStream(body, up.Header.ContentLength())
+		}
+	}
+	switch {
+	case lastB == nil:
+		g.m.noLive.Inc()
+		g.m.errors.Inc()
+		p.log.Warn("no live backend", "route", g.name)
+		p.fail(ctx, fasthttp.StatusBadGateway, msgNoLive)
+	case last == outcomeStatus:
+		cleanResponseHeader(&ctx.Response.Header) // pass the backend's own error through
+	case last == outcomeTimeout || last == outcomeConnTimeout:
+		g.m.errors.Inc()
+		p.fail(ctx, fasthttp.StatusGatewayTimeout, msgTimeout)
+	default:
+		g.m.errors.Inc()
+		p.fail(ctx, fasthttp.StatusBadGateway, msgBadGW)
+	}
+	return lastB
+}
+
+func popcount(x uint64) int {
+	n := 0
+	for x != 0 {
+		x &= x - 1
+		n++
+	}
+	return n
+}
+
+func (p *Proxy) failStatus(code int) bool {
+	switch {
+	case p.opts.FailOn&FailOn5xx != 0 && (code == 500 || code == 502 || code == 503 || code == 504):
+		return true
+	case p.opts.FailOn&FailOn429 != 0 && code == 429:
+		return true
+	}
+	return false
+}
+
+func describe(o outcome) string {
+	switch o {
+	case outcomeConnect:
+		return "connect error"
+	case outcomeConnTimeout:
+		return "connect timeout"
+	case outcomeTimeout:
+		return "timeout"
+	case outcomeStatus:
+		return "failure status"
+	default:
+		return "send/read error or invalid response"
+	}
+}
+
+// bufferBody reads a small streamed body into memory so it can be re-sent.
+func (p *Proxy) bufferBody(req *fasthttp.Request, n int) error {
+	bp := p.bufs.Get().(*[]byte)
+	defer p.bufs.Put(bp)
+	buf := (*bp)[:n]
+	if _, err := io.ReadFull(req.BodyStream(), buf); err != nil {
+		return err
+	}
+	req.SetBody(buf) // copies, and releases the stream
+	return nil
+}
+
+var errBodyTooLarge = errors.New("request body exceeds the limit")
+
+// bodyReader passes a streamed client body to the backend, enforcing the
+// size limit and remembering client-side errors so they are not blamed on
+// the backend.
+type bodyReader struct {
+	r         io.Reader
+	limit     int64
+	n         int64
+	clientErr error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.limit >= 0 && b.n > b.limit {
+		b.clientErr = errBodyTooLarge
+		return n, errBodyTooLarge
+	}
+	if err != nil && err != io.EOF {
+		b.clientErr = err
+	}
+	return n, err
+}
+
+// hopByHop are removed in both directions (RFC 9110 §7.6.1 and the usual
+// proxy list), together with any header the Connection header names.
+var hopByHop = [...]string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
+
+func removeConnectionListed(conn []byte, del func(string)) {
+	for len(conn) > 0 {
+		i := bytes.IndexByte(conn, ',')
+		tok := conn
+		if i >= 0 {
+			tok, conn = conn[:i], conn[i+1:]
+		} else {
+			conn = nil
+		}
+		tok = bytes.TrimSpace(tok)
+		if len(tok) == 0 || bytes.EqualFold(tok, []byte("close")) || bytes.EqualFold(tok, []byte("keep-alive")) || bytes.EqualFold(tok, []byte("upgrade")) {
+			continue
+		}
+		del(string(tok))
+	}
+}
+
+// prepareHeader turns the client's request header into the backend's.
+func (p *Proxy) prepareHeader(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader) {
+	upgrade := isUpgrade(h)
+	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 && !bytes.EqualFold(conn, []byte("keep-alive")) && !bytes.EqualFold(conn, []byte("close")) {
+		removeConnectionListed(conn, h.Del)
+	}
+	for _, k := range hopByHop {
+		if upgrade && k == "Upgrade" {
+			continue
+		}
+		h.Del(k)
+	}
+	h.Del(fasthttp.HeaderExpect) // 100-continue was answered here
+	if upgrade {
+		h.Set(fasthttp.HeaderConnection, "Upgrade")
+	} else {
+		h.Del(fasthttp.HeaderConnection) // backend connections are keep-alive
+	}
+	if !h.IsHTTP11() {
+		h.SetProtocol("HTTP/1.1")
+	}
+
+	var ipBuf [64]byte
+	ip := remoteIP(ctx, ipBuf[:0])
+	if prev := h.Peek(fasthttp.HeaderXForwardedFor); len(prev) > 0 {
+		var xff [256]byte
+		v := append(append(append(xff[:0], prev...), ", "...), ip...)
+		h.SetBytesV(fasthttp.HeaderXForwardedFor, v)
+	} else {
+		h.SetBytesV(fasthttp.HeaderXForwardedFor, ip)
+	}
+	h.SetBytesV("X-Real-IP", ip)
+	h.Set(fasthttp.HeaderXForwardedProto, p.opts.Scheme)
+	h.SetBytesV(fasthttp.HeaderXForwardedHost, h.Host())
+}
+
+func remoteIP(ctx *fasthttp.RequestCtx, dst []byte) []byte {
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap().AppendTo(dst)
+	}
+	return append(dst, ctx.RemoteIP().String()...)
+}
+
+func cleanResponseHeader(h *fasthttp.ResponseHeader) {
+	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 && !bytes.EqualFold(conn, []byte("keep-alive")) && !bytes.EqualFold(conn, []byte("close")) {
+		removeConnectionListed(conn, h.Del)
+	}
+	h.Del(fasthttp.HeaderConnection)
+	h.ResetConnectionClose()
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+}
+
+func isUpgrade(h *fasthttp.RequestHeader) bool {
+	return h.ConnectionUpgrade() && len(h.Peek(fasthttp.HeaderUpgrade)) > 0
+}
+
+// stale reports errors from a pooled keep-alive connection the backend had
+// already closed; fasthttp may re-send idempotent requests once on a fresh
+// connection to the same backend (NGINX likewise gives cached connections a
+// free extra try).
+func stale(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}

@@ -1,0 +1,161 @@
+package lb
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// upgrade proxies an Upgrade (WebSocket) request: it picks a backend with the
+// same health rules, sends the request head, reads the response head and then
+// hijacks the client connection and splices bytes both ways. The tunnel is
+// not tied to the routing table, so reloads never cut it.
+func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, g *group) *backend {
+	var tr tried
+	var lastB *backend
+	last := outcomeOK
+	now := p.opts.Clock.Now()
+	for {
+		idx, _ := g.pick(&tr, now)
+		if idx < 0 {
+			break
+		}
+		tr.add(idx)
+		b := g.backends[idx]
+		b.m.requests.Inc()
+		t0 := time.Now()
+		conn, br, head, o := p.handshake(ctx, b)
+		b.m.latency.Observe(time.Since(t0))
+		if o == outcomeOK {
+			if b.health.Succeed() {
+				b.m.recoveries.Inc()
+			}
+			p.splice(ctx, conn, br, head)
+			return b
+		}
+		b.m.failures.Inc()
+		now = p.opts.Clock.Now()
+		if !g.single && b.health.Fail(now) {
+			b.m.markDowns.Inc()
+			p.log.Warn("backend marked down", "route", g.name, "backend", b.spec.Addr, "reason", describe(o))
+		}
+		last, lastB = o, b
+		if g.single {
+			break
+		}
+	}
+	g.m.errors.Inc()
+	switch {
+	case lastB == nil:
+		g.m.noLive.Inc()
+		p.fail(ctx, fasthttp.StatusBadGateway, msgNoLive)
+	case last == outcomeTimeout || last == outcomeConnTimeout:
+		p.fail(ctx, fasthttp.StatusGatewayTimeout, msgTimeout)
+	default:
+		p.fail(ctx, fasthttp.StatusBadGateway, msgBadGW)
+	}
+	return lastB
+}
+
+// handshake dials b, writes the request head and reads the response head.
+func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, b *backend) (net.Conn, *bufio.Reader, []byte, outcome) {
+	dctx, cancel := context.WithTimeout(context.Background(), p.opts.Timeouts.Connect)
+	conn, err := b.dial(dctx, "tcp", b.spec.Addr)
+	cancel()
+	if err != nil {
+		if dctx.Err() != nil || isTimeout(err) {
+			return nil, nil, nil, outcomeConnTimeout
+		}
+		return nil, nil, nil, outcomeConnect
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(p.opts.Timeouts.Send))
+	_ = conn.SetReadDeadline(time.Now().Add(p.opts.Timeouts.Read))
+	fail := func(err error) (net.Conn, *bufio.Reader, []byte, outcome) {
+		_ = conn.Close()
+		if isTimeout(err) {
+			return nil, nil, nil, outcomeTimeout
+		}
+		return nil, nil, nil, outcomeError
+	}
+	if _, err := conn.Write(ctx.Request.Header.Header()); err != nil {
+		return fail(err)
+	}
+	if body := ctx.Request.Body(); len(body) > 0 {
+		if _, err := conn.Write(body); err != nil {
+			return fail(err)
+		}
+	}
+	br := bufio.NewReaderSize(conn, 4096)
+	var head []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return fail(err)
+		}
+		head = append(head, line...)
+		if len(head) > 16<<10 {
+			return fail(io.ErrShortBuffer)
+		}
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			break
+		}
+	}
+	if !validStatusLine(head) {
+		return fail(io.ErrUnexpectedEOF)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return conn, br, head, outcomeOK
+}
+
+func validStatusLine(head []byte) bool {
+	if !bytes.HasPrefix(head, []byte("HTTP/1.")) || len(head) < 12 {
+		return false
+	}
+	_, err := strconv.Atoi(string(head[9:12]))
+	return err == nil
+}
+
+// splice hands the client connection over to a byte tunnel with backend.
+func (p *Proxy) splice(ctx *fasthttp.RequestCtx, backend net.Conn, br *bufio.Reader, head []byte) {
+	ctx.Response.SetStatusCode(fasthttp.StatusSwitchingProtocols) // for metrics and logs
+	ctx.HijackSetNoResponse(true)
+	p.tunnels.Add(1)
+	p.m.activeTun.Add(1)
+	ctx.Hijack(func(client net.Conn) {
+		defer p.tunnels.Done()
+		defer p.m.activeTun.Add(-1)
+		p.tunnelsMu.Lock()
+		p.open[client] = struct{}{}
+		p.open[backend] = struct{}{}
+		p.tunnelsMu.Unlock()
+		defer func() {
+			p.tunnelsMu.Lock()
+			delete(p.open, client)
+			delete(p.open, backend)
+			p.tunnelsMu.Unlock()
+			_ = client.Close()
+			_ = backend.Close()
+		}()
+		if _, err := client.Write(head); err != nil {
+			return
+		}
+		var once sync.Once
+		closeBoth := func() { once.Do(func() { _ = client.Close(); _ = backend.Close() }) }
+		done := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(client, br) // backend → client, buffered bytes first
+			closeBoth()
+			close(done)
+		}()
+		_, _ = io.Copy(backend, client)
+		closeBoth()
+		<-done
+	})
+}
