@@ -1,0 +1,229 @@
+package meshnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Forward relays connections accepted on a tunnel port to a local TCP
+// address, for the peers on its allow-list only. It is how a Back exposes
+// 127.0.0.1:PORT on its tunnel address to the Fronts of one installation.
+type Forward struct {
+	node    *Node
+	ln      net.Listener
+	port    uint16
+	target  string
+	log     *slog.Logger
+	allowed atomic.Pointer[map[netip.Addr]struct{}]
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[*forwardedConn]struct{}
+	wg     sync.WaitGroup
+
+	accepted, refused atomic.Uint64
+}
+
+type forwardedConn struct {
+	from   netip.Addr
+	client net.Conn
+	server net.Conn
+}
+
+func (c *forwardedConn) close() {
+	c.client.Close()
+	if c.server != nil {
+		c.server.Close()
+	}
+}
+
+// Forward starts relaying tunnel port to target (host:port, normally
+// 127.0.0.1:port) for connections from the allowed tunnel addresses.
+func (n *Node) Forward(port uint16, target string, allowed []netip.Addr) (*Forward, error) {
+	if port == 0 {
+		return nil, errors.New("meshnet: forward: port is required")
+	}
+	if _, _, err := net.SplitHostPort(target); err != nil {
+		return nil, fmt.Errorf("meshnet: forward: target %q: %w", target, err)
+	}
+	ln, err := n.Listen(port)
+	if err != nil {
+		return nil, fmt.Errorf("meshnet: forward: %w", err)
+	}
+	f := &Forward{
+		node:   n,
+		ln:     ln,
+		port:   port,
+		target: target,
+		log:    n.log.With("forward", port, "target", target),
+		conns:  make(map[*forwardedConn]struct{}),
+	}
+	f.SetAllowed(allowed)
+	if err := n.track(f); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	f.wg.Add(1)
+	go f.acceptLoop()
+	return f, nil
+}
+
+// Port is the tunnel port the forward listens on.
+func (f *Forward) Port() uint16 { return f.port }
+
+// Allowed lists the tunnel addresses that may connect, sorted.
+func (f *Forward) Allowed() []netip.Addr {
+	m := *f.allowed.Load()
+	out := make([]netip.Addr, 0, len(m))
+	for a := range m {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// SetAllowed replaces the allow-list. Open connections from addresses no
+// longer on it are cut: a Front removed from an installation loses access now,
+// not when its keep-alive connections happen to end.
+func (f *Forward) SetAllowed(allowed []netip.Addr) {
+	m := make(map[netip.Addr]struct{}, len(allowed))
+	for _, a := range allowed {
+		m[a.Unmap()] = struct{}{}
+	}
+	f.allowed.Store(&m)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		if _, ok := m[c.from]; !ok {
+			c.close()
+		}
+	}
+}
+
+// Stats returns how many connections were relayed and how many refused.
+func (f *Forward) Stats() (accepted, refused uint64) {
+	return f.accepted.Load(), f.refused.Load()
+}
+
+func (f *Forward) acceptLoop() {
+	defer f.wg.Done()
+	for {
+		c, err := f.ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				f.log.Warn("forward stopped accepting", "err", err)
+			}
+			return
+		}
+		from := remoteAddr(c)
+		if _, ok := (*f.allowed.Load())[from]; !ok {
+			f.refused.Add(1)
+			f.log.Debug("refused connection from a peer not on the allow-list", "from", from.String())
+			c.Close()
+			continue
+		}
+		fc := &forwardedConn{from: from, client: c}
+		if !f.add(fc) {
+			c.Close()
+			return
+		}
+		f.accepted.Add(1)
+		f.wg.Add(1)
+		go f.relay(fc)
+	}
+}
+
+func (f *Forward) add(c *forwardedConn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false
+	}
+	f.conns[c] = struct{}{}
+	return true
+}
+
+func (f *Forward) relay(c *forwardedConn) {
+	defer f.wg.Done()
+	defer func() {
+		f.mu.Lock()
+		delete(f.conns, c)
+		f.mu.Unlock()
+		c.close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), f.node.cfg.DialTimeout)
+	var d net.Dialer
+	server, err := d.DialContext(ctx, "tcp", f.target)
+	cancel()
+	if err != nil {
+		f.log.Warn("forward target unreachable", "err", err)
+		return
+	}
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		server.Close()
+		return
+	}
+	c.server = server
+	f.mu.Unlock()
+	splice(c.client, server)
+}
+
+// splice copies both ways until both directions end, passing half-closes on
+// so request/response protocols that close their write side still work.
+func splice(a, b net.Conn) {
+	var wg sync.WaitGroup
+	wg.Go(func() { copyHalf(b, a) })
+	copyHalf(a, b)
+	wg.Wait()
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+func copyHalf(dst, src net.Conn) {
+	_, err := io.Copy(dst, src)
+	if cw, ok := dst.(closeWriter); ok && err == nil {
+		cw.CloseWrite()
+		return
+	}
+	// An error on one side ends both: closing unblocks the other copy.
+	dst.Close()
+	src.Close()
+}
+
+func remoteAddr(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap.Addr().Unmap()
+}
+
+// Close stops the forward and cuts its open connections.
+func (f *Forward) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true
+	for c := range f.conns {
+		c.close()
+	}
+	f.mu.Unlock()
+	err := f.ln.Close()
+	f.wg.Wait()
+	f.node.untrack(f)
+	return err
+}

@@ -1,0 +1,99 @@
+package meshnet
+
+import (
+	"context"
+	"io"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A Back forwards tunnel:5000 to a local service for one Front only.
+func TestForwardServesAllowedPeersOnly(t *testing.T) {
+	requireNoLeak(t)
+	back := newNode(t, "100.64.1.1", nodeOpts{})
+	front := newNode(t, "100.64.0.1", nodeOpts{})
+	stranger := newNode(t, "100.64.0.2", nodeOpts{})
+	link(t, back, front)
+	link(t, back, stranger)
+	target, conns := localServer(t, "hello from container")
+
+	fwd, err := back.Forward(5000, target, []netip.Addr{front.Address()})
+	require.NoError(t, err)
+	require.Equal(t, []netip.Addr{front.Address()}, fwd.Allowed())
+
+	readAll := func(n *Node) (string, error) {
+		c, err := n.DialContext(ctxTimeout(t, 5*time.Second), "tcp", "100.64.1.1:5000")
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		return string(b), err
+	}
+	got, err := readAll(front)
+	require.NoError(t, err)
+	require.Equal(t, "hello from container", got)
+	<-conns
+
+	got, _ = readAll(stranger)
+	require.Empty(t, got, "a peer not on the allow-list gets nothing")
+	select {
+	case <-conns:
+		t.Fatal("the refused peer's connection reached the service")
+	case <-time.After(100 * time.Millisecond):
+	}
+	accepted, refused := fwd.Stats()
+	require.Equal(t, uint64(1), accepted)
+	require.Equal(t, uint64(1), refused)
+
+	// The allow-list changes live.
+	fwd.SetAllowed([]netip.Addr{stranger.Address()})
+	got, err = readAll(stranger)
+	require.NoError(t, err)
+	require.Equal(t, "hello from container", got)
+	got, _ = readAll(front)
+	require.Empty(t, got)
+	require.NoError(t, fwd.Close())
+	require.NoError(t, fwd.Close(), "closing twice is harmless")
+}
+
+// Removing a peer from the allow-list cuts its open connections.
+func TestForwardCutsConnectionsOfDisallowedPeers(t *testing.T) {
+	back := newNode(t, "100.64.1.1", nodeOpts{})
+	front := newNode(t, "100.64.0.1", nodeOpts{})
+	link(t, back, front)
+	target := echoServer(t) // keeps the connection open
+	fwd, err := back.Forward(5001, target, []netip.Addr{front.Address()})
+	require.NoError(t, err)
+	c, err := front.DialContext(context.Background(), "tcp", "100.64.1.1:5001")
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "ping")
+	require.NoError(t, err)
+	buf := make([]byte, 4)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	require.Equal(t, "ping", string(buf))
+
+	fwd.SetAllowed(nil)
+	_, err = c.Read(buf)
+	require.Error(t, err, "the connection is cut when its peer loses access")
+}
+
+func TestForwardBadArguments(t *testing.T) {
+	n := newNode(t, "100.64.1.1", nodeOpts{})
+	_, err := n.Forward(0, "127.0.0.1:80", nil)
+	require.ErrorContains(t, err, "port is required")
+	_, err = n.Forward(5000, "no-port", nil)
+	require.ErrorContains(t, err, "target")
+	f, err := n.Forward(5000, "127.0.0.1:80", nil)
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = n.Forward(5000, "127.0.0.1:80", nil)
+	require.Error(t, err, "the port is taken")
+}

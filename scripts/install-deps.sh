@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what Potluck's tests need on a Debian machine, idempotently.
+# Usage: scripts/install-deps.sh [--bench]
+#   always:   Go modules (go mod download), iproute2 + iptables (network-namespace NAT tests)
+#   --bench:  nginx and wrk (make bench-nginx)
+set -euo pipefail
+
+want_bench=0
+for a in "$@"; do
+  case "$a" in
+    --bench) want_bench=1 ;;
+    *) echo "install-deps: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+
+log() { echo "install-deps: $*"; }
+die() { echo "install-deps: $*" >&2; exit 1; }
+
+command -v go >/dev/null || { [ -x /usr/local/go/bin/go ] && export PATH=$PATH:/usr/local/go/bin; } 
+command -v go >/dev/null || die "Go 1.26 is missing: install it to /usr/local/go"
+
+pkgs=()
+need() { command -v "$1" >/dev/null 2>&1 || pkgs+=("$2"); }
+need ip iproute2
+need iptables iptables
+if [ $want_bench = 1 ]; then need nginx nginx; need wrk wrk; fi
+
+if [ ${#pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    die "missing ${pkgs[*]}; run as root or install them: apt-get install ${pkgs[*]}"
+  fi
+  log "installing ${pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+
+log "downloading Go modules"
+go mod download
+log "ready"
