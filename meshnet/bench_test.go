@@ -1,0 +1,125 @@
+package meshnet
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// benchPath is one way of connecting a client to a server.
+type benchPath struct {
+	name   string
+	tunnel bool
+	wan    *WANConfig // applied on each side: Delay 10 ms is a 20 ms round trip
+}
+
+var benchPaths = []benchPath{
+	{name: "loopback"},
+	{name: "tunnel", tunnel: true},
+	{name: "tunnel-rtt20ms", tunnel: true, wan: &WANConfig{Delay: 10 * time.Millisecond}},
+}
+
+// serve starts h on the path and returns how to dial it and where.
+func (p benchPath) serve(b *testing.B, h http.Handler) (dialFunc, string) {
+	var ln net.Listener
+	var dial dialFunc
+	if p.tunnel {
+		client := newNode(b, "100.64.0.1", nodeOpts{wan: p.wan})
+		server := newNode(b, "100.64.0.2", nodeOpts{wan: p.wan})
+		link(b, client, server)
+		l, err := server.Listen(80)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ln, dial = l, client.DialContext
+	} else {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		var d net.Dialer
+		ln, dial = l, d.DialContext
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+	if p.tunnel {
+		addr = "100.64.0.2:80"
+	}
+	return dial, addr
+}
+
+// BenchmarkHTTPSequential: one client, keep-alive, one small request at a
+// time, as the paper's latency table measures.
+func BenchmarkHTTPSequential(b *testing.B) {
+	for _, p := range benchPaths {
+		b.Run(p.name, func(b *testing.B) {
+			dial, addr := p.serve(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "hello from the benchmark\n")
+			}))
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 1}}
+			url := "http://" + addr + "/"
+			get := func() {
+				resp, err := client.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			get() // handshake and connection outside the timing
+			b.ResetTimer()
+			start := time.Now()
+			for b.Loop() {
+				get()
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+		})
+	}
+}
+
+// BenchmarkStream: one TCP stream carrying 1 MiB per iteration.
+func BenchmarkStream(b *testing.B) {
+	const chunk = 1 << 20
+	for _, p := range benchPaths {
+		b.Run(p.name, func(b *testing.B) {
+			dial, addr := p.serve(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+			}))
+			conn, err := dial(context.Background(), "tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			// A raw upload: one request with a body of b.N MiB.
+			buf := make([]byte, chunk)
+			b.SetBytes(chunk)
+			io.WriteString(conn, "POST / HTTP/1.1\r\nHost: bench\r\nTransfer-Encoding: chunked\r\n\r\n")
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := io.WriteString(conn, "100000\r\n"); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := conn.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.WriteString(conn, "\r\n"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			io.WriteString(conn, "0\r\n\r\n")
+			// Wait for the server's response so every byte was received.
+			conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if _, err := conn.Read(make([]byte, 64)); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+		})
+	}
+}
