@@ -1,0 +1,179 @@
+// Command potluck-core runs one node of Potluck's control plane: a member of
+// the raft group that serves the public API, the agent API on its tunnel
+// address, and acts as a WireGuard mesh hub for every host.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"potluck/core/cluster"
+	"potluck/core/reconcile"
+	"potluck/core/server"
+)
+
+type options struct {
+	nodeID, dataDir, raftBind, raftAdvertise, peers string
+	httpAddr, advertiseURL                          string
+	operatorToken, operatorTokenFile                string
+	heartbeatTTL, reconcileInterval                 time.Duration
+	maxUploadMB                                     int64
+	mesh                                            bool
+	meshKeyFile, meshEndpoint, tunnelAddress        string
+	meshPort, agentPort, probePort                  uint
+	fastRaft                                        bool
+	logLevel                                        string
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "potluck-core:", err)
+		os.Exit(1)
+	}
+}
+
+func envName(flagName string) string {
+	return "POTLUCK_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func newFlags(o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("potluck-core", flag.ContinueOnError)
+	fs.StringVar(&o.nodeID, "id", "core1", "raft server id of this node (stable across restarts)")
+	fs.StringVar(&o.dataDir, "data-dir", "potluck-core-data", "directory for raft.db, snapshots, blobs and the mesh key")
+	fs.StringVar(&o.raftBind, "raft-bind", "127.0.0.1:8401", "TCP address raft listens on")
+	fs.StringVar(&o.raftAdvertise, "raft-advertise", "", "raft address other core nodes dial (default: --raft-bind)")
+	fs.StringVar(&o.peers, "peers", "", "bootstrap voters, identical on every node: id=host:port,id=host:port (empty: a one-node group)")
+	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8400", "public API listen address")
+	fs.StringVar(&o.advertiseURL, "advertise-url", "", "public API URL other core nodes use to reach this node (default: http://<--http>)")
+	fs.StringVar(&o.operatorToken, "operator-token", "", "operator bearer token (prefer --operator-token-file or the environment); at least 16 characters")
+	fs.StringVar(&o.operatorTokenFile, "operator-token-file", "", "file holding the operator token")
+	fs.DurationVar(&o.heartbeatTTL, "heartbeat-ttl", reconcile.DefaultTTL, "a host that sends no heartbeat for this long is down and its instances are rescheduled")
+	fs.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Second, "how often the leader checks heartbeats, probes new hosts and repairs placements")
+	fs.Int64Var(&o.maxUploadMB, "max-upload-mb", 2048, "largest image tarball accepted, in MiB")
+	fs.BoolVar(&o.mesh, "mesh", true, "run a WireGuard mesh node and the agent API (false: development without agents; hosts are Ready at registration)")
+	fs.StringVar(&o.meshKeyFile, "mesh-key-file", "", "WireGuard private key file, created with mode 0600 if missing (default: <data-dir>/mesh.key)")
+	fs.UintVar(&o.meshPort, "mesh-port", 51820, "WireGuard UDP listen port")
+	fs.StringVar(&o.meshEndpoint, "mesh-endpoint", "", "public host:port of the WireGuard port, given to hosts (default: 127.0.0.1:<mesh-port>)")
+	fs.StringVar(&o.tunnelAddress, "tunnel-address", "", "this node's tunnel address (default: 100.64.0.N, N = position of --id in the sorted --peers)")
+	fs.UintVar(&o.agentPort, "agent-port", server.DefaultAgentPort, "agent API TCP port on the tunnel address")
+	fs.UintVar(&o.probePort, "probe-port", server.DefaultProbePort, "port on a host's tunnel address the core probes (GET /healthz) before the host is Ready")
+	fs.BoolVar(&o.fastRaft, "fast-raft", false, "short raft timeouts (all nodes on one machine; development only)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: potluck-core [flags]\n\nRuns one Potluck control-plane node. Every flag can also be set with the\nenvironment variable shown next to it (the flag wins).\n\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" {
+				def = fmt.Sprintf(" (default %q)", f.DefValue)
+			}
+			fmt.Fprintf(out, "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
+		})
+		fmt.Fprintf(out, "\nSee docs/operations.md for one- and three-node setups.\n")
+	}
+	return fs
+}
+
+// applyEnv sets every flag not given on the command line from POTLUCK_*.
+func applyEnv(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func run(args []string) error {
+	var o options
+	fs := newFlags(&o)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	token := o.operatorToken
+	if o.operatorTokenFile != "" {
+		b, err := os.ReadFile(o.operatorTokenFile)
+		if err != nil {
+			return fmt.Errorf("--operator-token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return errors.New("an operator token is required: --operator-token-file or POTLUCK_OPERATOR_TOKEN (see docs/operations.md)")
+	}
+	peers, err := cluster.ParsePeers(o.peers)
+	if err != nil {
+		return fmt.Errorf("--peers: %w", err)
+	}
+	cfg := server.Config{
+		NodeID: o.nodeID, DataDir: o.dataDir, RaftBind: o.raftBind, RaftAdvertise: o.raftAdvertise, Peers: peers,
+		HTTPAddr: o.httpAddr, AdvertiseURL: o.advertiseURL, OperatorToken: token,
+		HeartbeatTTL: o.heartbeatTTL, ReconcileInterval: o.reconcileInterval, MaxUploadBytes: o.maxUploadMB << 20,
+		Logger: logger,
+	}
+	if o.fastRaft {
+		cfg.Timing = cluster.FastTiming
+	}
+	if o.mesh {
+		mc := &server.MeshConfig{
+			KeyFile: o.meshKeyFile, ListenPort: uint16(o.meshPort), PublicEndpoint: o.meshEndpoint,
+			AgentPort: uint16(o.agentPort), ProbePort: uint16(o.probePort),
+		}
+		if mc.KeyFile == "" {
+			mc.KeyFile = filepath.Join(o.dataDir, "mesh.key")
+		}
+		if o.tunnelAddress != "" {
+			a, err := netip.ParseAddr(o.tunnelAddress)
+			if err != nil {
+				return fmt.Errorf("--tunnel-address: %w", err)
+			}
+			mc.TunnelAddr = a
+		}
+		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+			return err
+		}
+		cfg.Mesh = mc
+	}
+	srv, err := server.Start(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return srv.Close()
+}

@@ -1,0 +1,326 @@
+// Package cluster runs the core's raft group: hashicorp/raft with a bolt log
+// and stable store, a file snapshot store and the TCP transport. It bootstraps
+// from one identical peer list (or a single node for development), brings a
+// restarted node back from its data directory, and applies commands with a
+// timeout. Forwarding of writes from followers to the leader is done at the
+// HTTP layer (package api); Apply here works on the leader only.
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"potluck/core/fsm"
+)
+
+// ErrNotLeader is returned by Apply on a follower.
+var ErrNotLeader = errors.New("this core node is not the raft leader")
+
+// Peer is one voter of the raft group.
+type Peer struct {
+	ID   string
+	Addr string // raft TCP host:port
+}
+
+// ParsePeers parses "id=host:port,id=host:port".
+func ParsePeers(s string) ([]Peer, error) {
+	var out []Peer
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("peer %q: want id=host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("peer %q: %w", part, err)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("peer id %q listed twice", id)
+		}
+		seen[id] = true
+		out = append(out, Peer{ID: id, Addr: addr})
+	}
+	return out, nil
+}
+
+// Timing holds raft timeouts; zero values keep hashicorp/raft's defaults.
+// Tests use short ones.
+type Timing struct {
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+}
+
+// FastTiming is for tests and local clusters on one machine.
+var FastTiming = Timing{
+	HeartbeatTimeout:   200 * time.Millisecond,
+	ElectionTimeout:    200 * time.Millisecond,
+	LeaderLeaseTimeout: 100 * time.Millisecond,
+	CommitTimeout:      5 * time.Millisecond,
+}
+
+// Config configures one raft node.
+type Config struct {
+	ID            string // stable server id, e.g. "core1"
+	DataDir       string // raft.db and snapshots/ live here
+	RaftBind      string // TCP listen address for raft
+	RaftAdvertise string // address peers dial; defaults to RaftBind
+	// Peers is the identical bootstrap list of every voter, including this
+	// node. Empty means a single-node group of this node alone.
+	Peers             []Peer
+	Timing            Timing
+	SnapshotThreshold uint64        // entries between snapshots; 0 = 8192
+	SnapshotInterval  time.Duration // how often to check; 0 = 120s
+	ApplyTimeout      time.Duration // 0 = 10s
+	Logger            *slog.Logger
+	Now               func() time.Time // clock for command timestamps; nil = time.Now
+	RaftLogOutput     io.Writer        // hashicorp/raft's own log; nil = stderr at warn
+}
+
+// Node is one running raft member with its FSM.
+type Node struct {
+	cfg   Config
+	Raft  *raft.Raft
+	FSM   *fsm.FSM
+	store *raftboltdb.BoltStore
+	trans *raft.NetworkTransport
+	log   *slog.Logger
+
+	decideMu sync.Mutex // serialises leader decisions (see Decide)
+}
+
+// Open starts a raft node, restoring state from DataDir, and bootstraps the
+// group when DataDir is empty.
+func Open(cfg Config) (*Node, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("cluster: node id is empty")
+	}
+	if cfg.ApplyTimeout == 0 {
+		cfg.ApplyTimeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RaftLogOutput == nil {
+		cfg.RaftLogOutput = os.Stderr
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: data dir: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft/" + cfg.ID, Level: hclog.Warn, Output: cfg.RaftLogOutput})
+	if t := cfg.Timing; t.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = t.HeartbeatTimeout
+		rc.ElectionTimeout = t.ElectionTimeout
+		rc.LeaderLeaseTimeout = t.LeaderLeaseTimeout
+		rc.CommitTimeout = t.CommitTimeout
+	}
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
+
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open raft.db: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, rc.Logger)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("cluster: snapshot store: %w", err)
+	}
+	advertise := cfg.RaftAdvertise
+	if advertise == "" {
+		advertise = cfg.RaftBind
+	}
+	adv, err := net.ResolveTCPAddr("tcp", advertise)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("cluster: raft advertise address: %w", err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, adv, 3, 10*time.Second, rc.Logger)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("cluster: raft transport: %w", err)
+	}
+	logs, err := raft.NewLogCache(512, store)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, fmt.Errorf("cluster: log cache: %w", err)
+	}
+	machine := fsm.New()
+	hasState, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, fmt.Errorf("cluster: check state: %w", err)
+	}
+	if !hasState {
+		peers := cfg.Peers
+		if len(peers) == 0 {
+			peers = []Peer{{ID: cfg.ID, Addr: advertise}}
+		}
+		var conf raft.Configuration
+		self := false
+		for _, p := range peers {
+			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr)})
+			self = self || p.ID == cfg.ID
+		}
+		if !self {
+			trans.Close()
+			store.Close()
+			return nil, fmt.Errorf("cluster: peer list does not contain this node %q", cfg.ID)
+		}
+		if err := raft.BootstrapCluster(rc, logs, store, snaps, trans, conf); err != nil {
+			trans.Close()
+			store.Close()
+			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+		cfg.Logger.Info("bootstrapped raft group", "node", cfg.ID, "voters", len(peers))
+	}
+	r, err := raft.NewRaft(rc, machine, logs, store, snaps, trans)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	return &Node{cfg: cfg, Raft: r, FSM: machine, store: store, trans: trans, log: cfg.Logger}, nil
+}
+
+// ID is this node's raft server id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// RaftAddr is the address peers dial.
+func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
+
+// IsLeader reports whether this node is the leader.
+func (n *Node) IsLeader() bool { return n.Raft.State() == raft.Leader }
+
+// Leader returns the leader's id, or "" when none is known.
+func (n *Node) Leader() string {
+	_, id := n.Raft.LeaderWithID()
+	return string(id)
+}
+
+// Servers lists the voters of the current configuration.
+func (n *Node) Servers() ([]raft.Server, error) {
+	f := n.Raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("raft configuration: %w", err)
+	}
+	return f.Configuration().Servers, nil
+}
+
+// Apply commits a command through raft and waits until this node applied it.
+// It works on the leader only. A timeout or lost leadership is indeterminate:
+// the command may still commit, which is why commands carry request ids.
+func (n *Node) Apply(ctx context.Context, c *fsm.Command) (fsm.Result, error) {
+	if !n.IsLeader() {
+		return fsm.Result{}, ErrNotLeader
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fsm.Result{}, fmt.Errorf("encode command: %w", err)
+	}
+	timeout := n.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = time.Until(dl)
+	}
+	f := n.Raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return fsm.Result{}, ErrNotLeader
+		}
+		return fsm.Result{}, fmt.Errorf("raft apply (outcome unknown, retry with the same request id): %w", err)
+	}
+	res, ok := f.Response().(fsm.Result)
+	if !ok {
+		return fsm.Result{}, fmt.Errorf("raft apply: unexpected response %T", f.Response())
+	}
+	return res, nil
+}
+
+// Barrier waits until every committed entry is applied locally (used by a new
+// leader before it makes decisions on its state).
+func (n *Node) Barrier(timeout time.Duration) error {
+	return n.Raft.Barrier(timeout).Error()
+}
+
+// Snapshot forces a snapshot now.
+func (n *Node) Snapshot() error {
+	return n.Raft.Snapshot().Error()
+}
+
+// Close shuts raft down and closes its stores.
+func (n *Node) Close() error {
+	err := n.Raft.Shutdown().Error()
+	if cerr := n.trans.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if cerr := n.store.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Builder turns the current state into a command (or a rejection). It runs on
+// the leader under the decision lock, so two builders never see the same state
+// and then commit conflicting placements.
+type Builder func(st *fsm.State, now time.Time) (*fsm.Command, error)
+
+// Decide builds a command from the leader's current state and commits it. A
+// request id that was applied before is answered from the FSM's record
+// without building anything (so a retried create does not fail as a
+// duplicate). The builder may return (nil, nil) to do nothing.
+func (n *Node) Decide(ctx context.Context, requestID string, build Builder) (fsm.Result, error) {
+	if !n.IsLeader() {
+		return fsm.Result{}, ErrNotLeader
+	}
+	n.decideMu.Lock()
+	defer n.decideMu.Unlock()
+	// Make sure everything committed under a previous leader is applied here
+	// before deciding on it.
+	if err := n.Barrier(n.cfg.ApplyTimeout); err != nil {
+		return fsm.Result{}, fmt.Errorf("raft barrier: %w", err)
+	}
+	if rec, ok := n.FSM.Lookup(requestID); ok {
+		res := fsm.Result{Index: rec.Index, Ref: rec.Ref, Replayed: true}
+		if rec.Error != "" {
+			res.Err = &fsm.Error{Code: rec.Code, Message: rec.Error}
+		}
+		return res, nil
+	}
+	now := n.cfg.Now().UTC()
+	c, err := build(n.FSM.State(), now)
+	if err != nil || c == nil {
+		return fsm.Result{Err: err}, nil
+	}
+	c.RequestID, c.Time = requestID, now
+	return n.Apply(ctx, c)
+}

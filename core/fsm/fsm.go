@@ -1,0 +1,178 @@
+package fsm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// Result is what Apply returns through raft's ApplyFuture.Response.
+type Result struct {
+	Index    uint64
+	Ref      string
+	Err      error
+	Replayed bool // the request id had been applied before; nothing changed now
+}
+
+// FSM is the raft.FSM of the core. States are published copy-on-write: State()
+// returns a snapshot that never changes afterwards.
+type FSM struct {
+	mu      sync.RWMutex
+	state   *State
+	changed chan struct{} // closed and replaced on every apply
+}
+
+var _ raft.FSM = (*FSM)(nil)
+
+// New returns an FSM with an empty state.
+func New() *FSM {
+	return &FSM{state: NewState(), changed: make(chan struct{})}
+}
+
+// State returns the current state. Callers must not modify it.
+func (f *FSM) State() *State {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state
+}
+
+// Lookup returns the stored outcome of a request id, if it was applied.
+func (f *FSM) Lookup(requestID string) (RequestRecord, bool) {
+	if requestID == "" {
+		return RequestRecord{}, false
+	}
+	st := f.State()
+	r, ok := st.Requests[requestID]
+	return r, ok
+}
+
+// Wait blocks until the state index is above index or ctx ends, and returns
+// the state at that moment (for blocking queries).
+func (f *FSM) Wait(ctx context.Context, index uint64) *State {
+	for range 1 << 20 { // bounded: each round waits for an apply or ctx
+		f.mu.RLock()
+		st, ch := f.state, f.changed
+		f.mu.RUnlock()
+		if st.Index > index {
+			return st
+		}
+		select {
+		case <-ctx.Done():
+			return st
+		case <-ch:
+		}
+	}
+	return f.State()
+}
+
+// Apply decodes and applies one log entry. A command that fails validation
+// leaves the state unchanged; its error is still recorded under its request id
+// so that a retry gets the same answer.
+func (f *FSM) Apply(l *raft.Log) any {
+	var c Command
+	if err := json.Unmarshal(l.Data, &c); err != nil {
+		return Result{Index: l.Index, Err: fmt.Errorf("decode command: %w", err)}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur := f.state
+	if rec, ok := cur.Requests[c.RequestID]; ok && c.RequestID != "" {
+		return Result{Index: rec.Index, Ref: rec.Ref, Err: recordErr(rec), Replayed: true}
+	}
+	next := cur.Clone()
+	ref, err := next.apply(&c)
+	if err != nil {
+		// Discard the working copy but keep the request id and index.
+		next = cur.Clone()
+	}
+	next.Index = l.Index
+	if c.RequestID != "" {
+		rec := RequestRecord{ID: c.RequestID, Index: l.Index, Ref: ref}
+		if err != nil {
+			rec.Code, rec.Error = CodeOf(err), err.Error()
+		}
+		next.Requests[c.RequestID] = rec
+		next.RequestOrder = append(next.RequestOrder, c.RequestID)
+		for len(next.RequestOrder) > MaxRequestRecords {
+			delete(next.Requests, next.RequestOrder[0])
+			next.RequestOrder = next.RequestOrder[1:]
+		}
+	}
+	f.publish(next)
+	return Result{Index: l.Index, Ref: ref, Err: err}
+}
+
+func recordErr(r RequestRecord) error {
+	if r.Error == "" {
+		return nil
+	}
+	return &Error{Code: r.Code, Message: r.Error}
+}
+
+func (f *FSM) publish(s *State) {
+	f.state = s
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// Snapshot captures the current state; Persist may run concurrently with
+// later Applies because published states are immutable.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &snapshot{state: f.State()}, nil
+}
+
+// Restore replaces the state with a snapshot.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	st := NewState()
+	dec := json.NewDecoder(rc)
+	if err := dec.Decode(st); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	fillNil(st)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.publish(st)
+	return nil
+}
+
+func fillNil(st *State) {
+	e := NewState()
+	if st.Hosts == nil {
+		st.Hosts = e.Hosts
+	}
+	if st.CoreNodes == nil {
+		st.CoreNodes = e.CoreNodes
+	}
+	if st.Apps == nil {
+		st.Apps = e.Apps
+	}
+	if st.Installations == nil {
+		st.Installations = e.Installations
+	}
+	if st.Instances == nil {
+		st.Instances = e.Instances
+	}
+	if st.Tokens == nil {
+		st.Tokens = e.Tokens
+	}
+	if st.Requests == nil {
+		st.Requests = e.Requests
+	}
+}
+
+type snapshot struct{ state *State }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := json.NewEncoder(sink).Encode(s.state); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}

@@ -1,0 +1,231 @@
+// Package reconcile is the leader's control loop: it probes newly registered
+// hosts over the tunnel before they become Ready, tracks host heartbeats in
+// memory, marks hosts that missed them for the TTL as down, and commits plans
+// that move their instances to other Backs and replace their Fronts. Every
+// decision goes through raft (cluster.Node.Decide); followers do nothing.
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"potluck/core/cluster"
+	"potluck/core/fsm"
+	"potluck/core/scheduler"
+)
+
+// DefaultTTL is how long a host may go without a heartbeat before it is down.
+const DefaultTTL = 30 * time.Second
+
+// Prober checks that a host answers over the tunnel.
+type Prober interface {
+	Probe(ctx context.Context, h *fsm.Host) error
+}
+
+// Config configures a Reconciler.
+type Config struct {
+	Node     *cluster.Node
+	TTL      time.Duration // 0 = DefaultTTL
+	Interval time.Duration // 0 = 1s
+	Prober   Prober        // nil: pending hosts are made Ready without a probe
+	NewID    func() string
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Reconciler runs on every core node and acts while that node leads.
+type Reconciler struct {
+	cfg       Config
+	mu        sync.Mutex
+	lastSeen  map[string]time.Time
+	wasLeader bool
+}
+
+// New returns a Reconciler.
+func New(cfg Config) *Reconciler {
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Reconciler{cfg: cfg, lastSeen: map[string]time.Time{}}
+}
+
+// Run ticks until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := r.Tick(ctx); err != nil && ctx.Err() == nil {
+				r.cfg.Logger.Warn("reconcile", "err", err)
+			}
+		}
+	}
+}
+
+// seen returns when a host last heartbeated; a host first seen by this
+// leader gets a full TTL of grace.
+func (r *Reconciler) seen(id string, now time.Time) time.Time {
+	t, ok := r.lastSeen[id]
+	if !ok {
+		r.lastSeen[id] = now
+		return now
+	}
+	return t
+}
+
+// Tick runs one round on the leader.
+func (r *Reconciler) Tick(ctx context.Context) error {
+	node := r.cfg.Node
+	if !node.IsLeader() {
+		r.mu.Lock()
+		r.wasLeader = false
+		r.mu.Unlock()
+		return nil
+	}
+	now := r.cfg.Now()
+	r.mu.Lock()
+	if !r.wasLeader {
+		// New leader: nobody heartbeated to us yet; give every host a TTL.
+		r.lastSeen = map[string]time.Time{}
+		r.wasLeader = true
+	}
+	r.mu.Unlock()
+
+	st := node.FSM.State()
+	// 1. Probe pending hosts.
+	for _, h := range st.SortedHosts() {
+		if h.Status != fsm.HostPending {
+			continue
+		}
+		if r.cfg.Prober != nil {
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := r.cfg.Prober.Probe(pctx, h)
+			cancel()
+			if err != nil {
+				r.cfg.Logger.Info("host not reachable over the tunnel yet", "host", h.Name, "err", err)
+				continue
+			}
+		}
+		id := h.ID
+		if _, err := node.Decide(ctx, "", func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+			if cur := st.Hosts[id]; cur == nil || cur.Status != fsm.HostPending {
+				return nil, nil
+			}
+			return &fsm.Command{Type: fsm.CmdPlan, Plan: &fsm.Plan{Hosts: []fsm.HostStatusChange{{HostID: id, Status: fsm.HostReady}}}}, nil
+		}); err != nil {
+			return fmt.Errorf("mark %s ready: %w", h.Name, err)
+		}
+		r.mu.Lock()
+		r.lastSeen[id] = now
+		r.mu.Unlock()
+		r.cfg.Logger.Info("host is ready", "host", h.Name, "tunnel_address", h.TunnelAddr)
+	}
+
+	// 2. Hosts that missed heartbeats go down; 3. repair what is not placed
+	// on ready hosts. Both in one plan.
+	res, err := node.Decide(ctx, "", func(st *fsm.State, _ time.Time) (*fsm.Command, error) {
+		var expired []string
+		r.mu.Lock()
+		for _, h := range st.SortedHosts() {
+			if h.Status == fsm.HostReady && now.Sub(r.seen(h.ID, now)) > r.cfg.TTL {
+				expired = append(expired, h.ID)
+			}
+		}
+		r.mu.Unlock()
+		plan := scheduler.PlanRepair(st, expired, r.newID)
+		if plan.Empty() {
+			return nil, nil
+		}
+		return &fsm.Command{Type: fsm.CmdPlan, Plan: plan}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	if res.Err != nil {
+		return fmt.Errorf("repair rejected: %w", res.Err)
+	}
+	return nil
+}
+
+func (r *Reconciler) newID() string {
+	if r.cfg.NewID != nil {
+		return r.cfg.NewID()
+	}
+	return fmt.Sprintf("i-%x", r.cfg.Now().UnixNano())
+}
+
+// Heartbeat records a heartbeat of a host on the leader, brings a down host
+// back, and commits instance states that changed.
+func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []fsm.InstanceUpdate) error {
+	node := r.cfg.Node
+	if !node.IsLeader() {
+		return cluster.ErrNotLeader
+	}
+	st := node.FSM.State()
+	h := st.Hosts[hostID]
+	if h == nil {
+		return &fsm.Error{Code: fsm.CodeNotFound, Message: fmt.Sprintf("no host %q", hostID)}
+	}
+	if h.Status == fsm.HostDecommissioned {
+		return &fsm.Error{Code: fsm.CodeConflict, Message: "host is decommissioned"}
+	}
+	for _, u := range reports {
+		switch u.State {
+		case fsm.InstancePending, fsm.InstanceRunning, fsm.InstanceFailed:
+		default:
+			return &fsm.Error{Code: fsm.CodeInvalid, Message: fmt.Sprintf("instance %s: state must be pending, running or failed", u.ID)}
+		}
+		if len(u.Message) > 1024 {
+			return &fsm.Error{Code: fsm.CodeInvalid, Message: "instance message longer than 1024 bytes"}
+		}
+	}
+	r.mu.Lock()
+	r.lastSeen[hostID] = r.cfg.Now()
+	r.mu.Unlock()
+
+	res, err := node.Decide(ctx, "", func(st *fsm.State, _ time.Time) (*fsm.Command, error) {
+		h := st.Hosts[hostID]
+		if h == nil {
+			return nil, nil
+		}
+		plan := &fsm.Plan{}
+		if h.Status == fsm.HostDown {
+			plan.Hosts = []fsm.HostStatusChange{{HostID: hostID, Status: fsm.HostReady}}
+		}
+		sorted := append([]fsm.InstanceUpdate(nil), reports...)
+		sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
+		for _, u := range sorted {
+			in := st.Instances[u.ID]
+			if in == nil || in.HostID != hostID || in.State == fsm.InstanceLost {
+				continue // not this host's, or already moved away
+			}
+			if in.State != u.State || in.Message != u.Message {
+				plan.Update = append(plan.Update, u)
+			}
+		}
+		if plan.Empty() {
+			return nil, nil
+		}
+		return &fsm.Command{Type: fsm.CmdPlan, Plan: plan}, nil
+	})
+	if err != nil {
+		return err
+	}
+	return res.Err
+}

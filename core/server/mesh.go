@@ -1,0 +1,225 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sort"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+
+	"potluck/core/agentapi"
+	"potluck/core/fsm"
+	"potluck/meshnet"
+)
+
+// MeshConfig makes the core node a mesh hub: every host peers with it, and
+// it serves the agent API on its tunnel address.
+type MeshConfig struct {
+	KeyFile        string              // WireGuard private key (0600), created if missing
+	PrivateKey     *meshnet.PrivateKey // instead of KeyFile (tests)
+	TunnelAddr     netip.Addr          // zero: 100.64.0.N, N = position of the node id in the sorted peer list
+	ListenPort     uint16              // WireGuard UDP port; 0 = any free port
+	PublicEndpoint string              // host:port hosts send WireGuard packets to; default 127.0.0.1:<port>
+	AgentPort      uint16              // agent API TCP port on the tunnel address; 0 = 7400
+	ProbePort      uint16              // port agents answer GET /healthz on; 0 = 7401
+	Bind           conn.Bind           // nil = real UDP sockets
+}
+
+// Default ports on tunnel addresses.
+const (
+	DefaultAgentPort = 7400
+	DefaultProbePort = 7401
+)
+
+type meshRuntime struct {
+	s      *Server
+	cfg    MeshConfig
+	node   *meshnet.Node
+	prober *tunnelProber
+	agent  *http.Server
+}
+
+func newMesh(s *Server, cfg MeshConfig) (*meshRuntime, error) {
+	if cfg.AgentPort == 0 {
+		cfg.AgentPort = DefaultAgentPort
+	}
+	if cfg.ProbePort == 0 {
+		cfg.ProbePort = DefaultProbePort
+	}
+	if !cfg.TunnelAddr.IsValid() {
+		cfg.TunnelAddr = tunnelAddrFor(s.cfg.NodeID, s.cfg.Peers)
+	}
+	var key meshnet.PrivateKey
+	switch {
+	case cfg.PrivateKey != nil:
+		key = *cfg.PrivateKey
+	case cfg.KeyFile != "":
+		k, err := meshnet.LoadOrCreatePrivateKey(cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mesh key: %w", err)
+		}
+		key = k
+	default:
+		return nil, errors.New("mesh: a key file is required")
+	}
+	node, err := meshnet.New(meshnet.Config{
+		PrivateKey: key, Address: cfg.TunnelAddr, ListenPort: cfg.ListenPort, Bind: cfg.Bind,
+		Logger: s.log.With("component", "mesh"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mesh: %w", err)
+	}
+	if cfg.PublicEndpoint == "" {
+		cfg.PublicEndpoint = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), node.ListenPort()).String()
+	}
+	m := &meshRuntime{s: s, cfg: cfg, node: node}
+	m.prober = &tunnelProber{node: node, port: cfg.ProbePort}
+	return m, nil
+}
+
+func (m *meshRuntime) publicKey() string { return m.node.PublicKey().String() }
+
+// start serves the agent API on the tunnel and keeps mesh peers in sync with
+// the registered hosts.
+func (m *meshRuntime) start(ctx context.Context) error {
+	ln, err := m.node.Listen(m.cfg.AgentPort)
+	if err != nil {
+		return fmt.Errorf("mesh: agent API listen: %w", err)
+	}
+	h := agentapi.New(agentapi.Config{
+		State: m.s.Node.FSM, Blobs: m.s.Blobs, Logger: m.s.log,
+		Identify:  m.identify,
+		Heartbeat: m.s.deliverHeartbeat,
+	})
+	m.agent = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	m.s.goRun(func() {
+		if err := m.agent.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.s.log.Warn("agent API", "err", err)
+		}
+	})
+	m.s.goRun(func() { m.syncPeersLoop(ctx) })
+	return nil
+}
+
+func (m *meshRuntime) identify(r *http.Request) (string, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return "", false
+	}
+	p, ok := m.node.PeerByAddress(ap.Addr().Unmap())
+	if !ok {
+		return "", false
+	}
+	return p.PublicKey.String(), true
+}
+
+func (m *meshRuntime) close() {
+	if m.agent != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := m.agent.Shutdown(ctx); err != nil {
+			_ = m.agent.Close()
+		}
+	}
+	_ = m.node.Close()
+}
+
+// desiredPeers: every host that is not decommissioned, and the other core
+// nodes.
+func (m *meshRuntime) desiredPeers(st *fsm.State) []meshnet.Peer {
+	var out []meshnet.Peer
+	for _, h := range st.SortedHosts() {
+		if h.Status == fsm.HostDecommissioned {
+			continue
+		}
+		k, err := meshnet.ParsePublicKey(h.PublicKey)
+		if err != nil {
+			continue
+		}
+		p := meshnet.Peer{PublicKey: k, Address: h.TunnelAddr}
+		if h.Role == fsm.RoleFront {
+			if ep, err := netip.ParseAddrPort(h.Endpoint); err == nil {
+				p.Endpoint = ep
+			}
+		}
+		out = append(out, p)
+	}
+	for _, c := range st.SortedCoreNodes() {
+		if c.ID == m.s.cfg.NodeID || c.PublicKey == "" || !c.TunnelAddr.IsValid() {
+			continue
+		}
+		k, err := meshnet.ParsePublicKey(c.PublicKey)
+		if err != nil {
+			continue
+		}
+		p := meshnet.Peer{PublicKey: k, Address: c.TunnelAddr}
+		if ep, err := netip.ParseAddrPort(c.MeshEndpoint); err == nil {
+			p.Endpoint = ep
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Address.Less(out[j].Address) })
+	return out
+}
+
+func (m *meshRuntime) syncPeersLoop(ctx context.Context) {
+	var index uint64
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		st := m.s.Node.FSM.Wait(wctx, index)
+		cancel()
+		if err := m.node.SetPeers(m.desiredPeers(st)); err != nil {
+			m.s.log.Warn("mesh peers", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		index = st.Index
+	}
+}
+
+// tunnelProber checks a host by GET http://<tunnel address>:<probe port>/healthz
+// through the mesh.
+type tunnelProber struct {
+	node *meshnet.Node
+	port uint16
+}
+
+func (p *tunnelProber) Probe(ctx context.Context, h *fsm.Host) error {
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return p.node.DialContext(ctx, network, addr)
+		},
+		DisableKeepAlives: true,
+	}}
+	url := fmt.Sprintf("http://%s/healthz", netip.AddrPortFrom(h.TunnelAddr, p.port))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", url, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("probe %s: HTTP %d", url, resp.StatusCode)
+	}
+	return nil
+}
+
+// deliverHeartbeat hands an agent's heartbeat to the leader: directly when
+// this node leads, otherwise through our API, which forwards it.
+func (s *Server) deliverHeartbeat(ctx context.Context, hostID string, reports []fsm.InstanceUpdate) error {
+	if s.Node.IsLeader() {
+		return s.Reconciler.Heartbeat(ctx, hostID, reports)
+	}
+	return s.postJSON(ctx, s.url+"/v1/internal/heartbeat", map[string]any{"host_id": hostID, "instances": reports})
+}

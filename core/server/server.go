@@ -1,0 +1,384 @@
+// Package server wires one core node together: the raft node, the public API
+// on TCP, the blob store and its replication, the leader's reconciler, and
+// (when a mesh is configured) the agent API on the node's tunnel address. It
+// also keeps this node's own record (API URL, mesh key and endpoint) in the
+// replicated state and sets the operator token at bootstrap.
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"potluck/core/api"
+	"potluck/core/blobs"
+	"potluck/core/cluster"
+	"potluck/core/fsm"
+	"potluck/core/metrics"
+	"potluck/core/reconcile"
+)
+
+// Config is everything one core node needs.
+type Config struct {
+	NodeID            string
+	DataDir           string
+	RaftBind          string
+	RaftAdvertise     string
+	Peers             []cluster.Peer // identical list on every node; empty = single node
+	Timing            cluster.Timing
+	SnapshotThreshold uint64
+
+	HTTPAddr     string // public API listen address
+	AdvertiseURL string // how other core nodes reach this API; default http://<listen address>
+
+	OperatorToken string // set in the state at bootstrap; also used between core nodes
+
+	HeartbeatTTL      time.Duration
+	ReconcileInterval time.Duration
+	MaxUploadBytes    int64
+	ReadyOnRegister   bool // no tunnel probe (development without a mesh)
+
+	Mesh *MeshConfig // nil = no mesh, no agent API
+
+	Logger        *slog.Logger
+	RaftLogOutput io.Writer
+}
+
+// Server is a running core node.
+type Server struct {
+	cfg        Config
+	Node       *cluster.Node
+	API        *api.Server
+	Blobs      *blobs.Store
+	Reconciler *reconcile.Reconciler
+	Metrics    *metrics.Registry
+	mesh       *meshRuntime
+
+	httpSrv  *http.Server
+	listener net.Listener
+	url      string
+	client   *http.Client
+	log      *slog.Logger
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start opens the raft node and starts serving.
+func Start(cfg Config) (*Server, error) {
+	if cfg.OperatorToken == "" {
+		return nil, errors.New("server: operator token is required")
+	}
+	if len(cfg.OperatorToken) < 16 {
+		return nil, errors.New("server: operator token must be at least 16 characters")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	log := cfg.Logger.With("node", cfg.NodeID)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen %s: %w", cfg.HTTPAddr, err)
+	}
+	url := cfg.AdvertiseURL
+	if url == "" {
+		url = "http://" + ln.Addr().String()
+	}
+	store, err := blobs.Open(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	node, err := cluster.Open(cluster.Config{
+		ID: cfg.NodeID, DataDir: filepath.Join(cfg.DataDir, "raft"), RaftBind: cfg.RaftBind, RaftAdvertise: cfg.RaftAdvertise,
+		Peers: cfg.Peers, Timing: cfg.Timing, SnapshotThreshold: cfg.SnapshotThreshold, Logger: log, RaftLogOutput: cfg.RaftLogOutput,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, Node: node, Blobs: store, listener: ln, url: url, log: log,
+		client: &http.Client{Timeout: 30 * time.Second},
+	}
+	s.Metrics = metrics.New(s.gauges)
+	var prober reconcile.Prober
+	if cfg.Mesh != nil {
+		m, err := newMesh(s, *cfg.Mesh)
+		if err != nil {
+			node.Close()
+			ln.Close()
+			return nil, err
+		}
+		s.mesh = m
+		if !cfg.ReadyOnRegister {
+			prober = m.prober
+		}
+	}
+	s.Reconciler = reconcile.New(reconcile.Config{
+		Node: node, TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: log, Prober: prober,
+		NewID: func() string { return "i-" + randomHex(6) },
+	})
+	s.API = api.New(api.Config{
+		Node: node, Blobs: store, Metrics: s.Metrics, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
+		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(),
+		Heartbeat: s.Reconciler.Heartbeat,
+	})
+	s.httpSrv = &http.Server{Handler: s.API, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.goRun(func() {
+		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("api server", "err", err)
+		}
+	})
+	s.goRun(func() { s.Reconciler.Run(ctx) })
+	s.goRun(func() { s.selfRegisterLoop(ctx) })
+	s.goRun(func() { s.replicateLoop(ctx) })
+	if s.mesh != nil {
+		if err := s.mesh.start(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	log.Info("core node started", "api", url, "raft", node.RaftAddr())
+	return s, nil
+}
+
+func (s *Server) goRun(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// URL is this node's API base URL.
+func (s *Server) URL() string { return s.url }
+
+// Close stops serving and shuts raft down.
+func (s *Server) Close() error {
+	s.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	herr := s.httpSrv.Shutdown(ctx)
+	if herr != nil {
+		_ = s.httpSrv.Close()
+	}
+	if s.mesh != nil {
+		s.mesh.close()
+	}
+	s.wg.Wait()
+	return errors.Join(s.Node.Close())
+}
+
+// selfRegisterLoop sets the operator token at bootstrap (leader) and keeps
+// this node's CoreNode record current.
+func (s *Server) selfRegisterLoop(ctx context.Context) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if err := s.selfRegister(ctx); err != nil && ctx.Err() == nil {
+			s.log.Debug("self registration pending", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) selfRecord() fsm.CoreNode {
+	rec := fsm.CoreNode{ID: s.cfg.NodeID, APIURL: s.url, RaftAddr: s.Node.RaftAddr()}
+	if s.mesh != nil {
+		rec.PublicKey = s.mesh.publicKey()
+		rec.MeshEndpoint = s.mesh.cfg.PublicEndpoint
+		rec.TunnelAddr = s.mesh.cfg.TunnelAddr
+		rec.AgentPort = s.mesh.cfg.AgentPort
+	}
+	return rec
+}
+
+func sameRecord(a *fsm.CoreNode, b fsm.CoreNode) bool {
+	return a != nil && a.APIURL == b.APIURL && a.RaftAddr == b.RaftAddr && a.PublicKey == b.PublicKey &&
+		a.MeshEndpoint == b.MeshEndpoint && a.TunnelAddr == b.TunnelAddr && a.AgentPort == b.AgentPort
+}
+
+func (s *Server) selfRegister(ctx context.Context) error {
+	st := s.Node.FSM.State()
+	if s.Node.IsLeader() && st.OperatorTokenHash == "" {
+		res, err := s.Node.Decide(ctx, "", func(st *fsm.State, _ time.Time) (*fsm.Command, error) {
+			if st.OperatorTokenHash != "" {
+				return nil, nil
+			}
+			return &fsm.Command{Type: fsm.CmdSetOperatorToken, OperatorTokenHash: api.HashToken(s.cfg.OperatorToken)}, nil
+		})
+		if err != nil {
+			return err
+		}
+		if res.Err != nil {
+			return res.Err
+		}
+		s.log.Info("operator token set at bootstrap")
+	}
+	want := s.selfRecord()
+	if sameRecord(st.CoreNodes[s.cfg.NodeID], want) {
+		return nil
+	}
+	if s.Node.IsLeader() {
+		res, err := s.Node.Decide(ctx, "", func(*fsm.State, time.Time) (*fsm.Command, error) {
+			return &fsm.Command{Type: fsm.CmdUpsertCoreNode, CoreNode: &want}, nil
+		})
+		if err != nil {
+			return err
+		}
+		return res.Err
+	}
+	if st.OperatorTokenHash == "" {
+		return errors.New("waiting for the operator token to replicate")
+	}
+	// Through our own API, which forwards to the leader.
+	return s.postJSON(ctx, s.url+"/v1/internal/core-nodes", want)
+}
+
+func (s *Server) postJSON(ctx context.Context, url string, body any) error {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.cfg.OperatorToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("POST %s: HTTP %d: %s", url, resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+// replicateLoop fetches every app blob the state refers to and this node
+// lacks, from the other core nodes.
+func (s *Server) replicateLoop(ctx context.Context) {
+	rep := &blobs.Replicator{Store: s.Blobs, Client: &http.Client{}, Token: s.cfg.OperatorToken, Limit: s.maxUpload(), Log: s.log}
+	var index uint64
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st := s.Node.FSM.Wait(wctx, index)
+		cancel()
+		index = st.Index
+		var peers []string
+		for _, c := range st.SortedCoreNodes() {
+			if c.ID != s.cfg.NodeID && c.APIURL != "" {
+				peers = append(peers, c.APIURL)
+			}
+		}
+		missing := false
+		for _, a := range st.SortedApps() {
+			if a.Digest == "" || s.Blobs.Has(a.Digest) {
+				continue
+			}
+			if err := rep.Fetch(ctx, a.Digest, peers); err != nil {
+				missing = true
+				s.log.Warn("blob replication", "app", a.Name, "err", err)
+				continue
+			}
+			s.log.Info("replicated blob", "app", a.Name, "digest", a.Digest)
+		}
+		if missing {
+			index = 0 // retry on the next round even without a state change
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (s *Server) maxUpload() int64 {
+	if s.cfg.MaxUploadBytes > 0 {
+		return s.cfg.MaxUploadBytes
+	}
+	return 2 << 30
+}
+
+func (s *Server) agentPort() uint16 {
+	if s.mesh != nil {
+		return s.mesh.cfg.AgentPort
+	}
+	return 0
+}
+
+func (s *Server) gauges() []metrics.Gauge {
+	st := s.Node.FSM.State()
+	state := s.Node.Raft.State().String()
+	out := []metrics.Gauge{}
+	for _, name := range []string{"Follower", "Candidate", "Leader", "Shutdown"} {
+		v := 0.0
+		if name == state {
+			v = 1
+		}
+		out = append(out, metrics.Gauge{Name: "potluck_core_raft_state", Help: "Raft state of this node (1 = current).", Labels: map[string]string{"state": name}, Value: v})
+	}
+	out = append(out,
+		metrics.Gauge{Name: "potluck_core_raft_applied_index", Help: "Last raft index applied to the FSM.", Value: float64(s.Node.Raft.AppliedIndex())},
+		metrics.Gauge{Name: "potluck_core_raft_last_index", Help: "Last raft log index.", Value: float64(s.Node.Raft.LastIndex())},
+	)
+	counts := map[fsm.HostStatus]int{}
+	for _, h := range st.Hosts {
+		counts[h.Status]++
+	}
+	for _, status := range []fsm.HostStatus{fsm.HostPending, fsm.HostReady, fsm.HostDown, fsm.HostDecommissioned} {
+		out = append(out, metrics.Gauge{Name: "potluck_core_hosts", Help: "Hosts by status.", Labels: map[string]string{"status": string(status)}, Value: float64(counts[status])})
+	}
+	out = append(out,
+		metrics.Gauge{Name: "potluck_core_installations", Help: "Installations.", Value: float64(len(st.Installations))},
+		metrics.Gauge{Name: "potluck_core_instances", Help: "Instances.", Value: float64(len(st.Instances))},
+	)
+	return out
+}
+
+// tunnelAddrFor gives core node i (by sorted id) the address 100.64.0.(i+1).
+func tunnelAddrFor(id string, peers []cluster.Peer) netip.Addr {
+	ids := []string{}
+	for _, p := range peers {
+		ids = append(ids, p.ID)
+	}
+	if len(ids) == 0 {
+		ids = []string{id}
+	}
+	sort.Strings(ids)
+	for i, p := range ids {
+		if p == id {
+			return netip.AddrFrom4([4]byte{100, 64, 0, byte(i + 1)})
+		}
+	}
+	return netip.AddrFrom4([4]byte{100, 64, 0, 1})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
