@@ -1,0 +1,269 @@
+// Package standalone runs potluck-front without a core: it loads listeners,
+// routes and health parameters from a YAML file, serves them with lb, and
+// reloads the routing table on SIGHUP or when the file changes. An invalid
+// new file is refused with a logged reason and the old table keeps serving.
+package standalone
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"potluck/lb"
+)
+
+// File is the YAML document as written by the operator. Durations and sizes
+// are strings so that errors can name the field they came from.
+type File struct {
+	Listen      []string     `yaml:"listen"`
+	Admin       *string      `yaml:"admin"`
+	AccessLog   bool         `yaml:"access_log"`
+	MaxBodySize string       `yaml:"max_body_size"`
+	Scheme      string       `yaml:"scheme"`
+	Timeouts    FileTimeouts `yaml:"timeouts"`
+	Health      FileHealth   `yaml:"health"`
+	Pool        FilePool     `yaml:"backend_pool"`
+	Routes      []FileRoute  `yaml:"routes"`
+}
+
+// FileTimeouts are the backend timeouts.
+type FileTimeouts struct {
+	Connect    string `yaml:"connect"`
+	Send       string `yaml:"send"`
+	Read       string `yaml:"read"`
+	ClientIdle string `yaml:"client_idle"`
+}
+
+// FileHealth holds defaults for every backend and the extra failure kinds.
+type FileHealth struct {
+	MaxFails    *int     `yaml:"max_fails"`
+	FailTimeout string   `yaml:"fail_timeout"`
+	FailOn      []string `yaml:"fail_on"`
+}
+
+// FilePool bounds each backend's connections.
+type FilePool struct {
+	MaxIdle     int    `yaml:"max_idle"`
+	MaxConns    int    `yaml:"max_conns"`
+	IdleTimeout string `yaml:"idle_timeout"`
+	RetryBuffer string `yaml:"retry_buffer"`
+}
+
+// FileRoute maps host names to backends.
+type FileRoute struct {
+	Name     string        `yaml:"name"`
+	Hosts    []string      `yaml:"hosts"`
+	Default  bool          `yaml:"default"`
+	Backends []FileBackend `yaml:"backends"`
+}
+
+// FileBackend is one server; in YAML either "host:port" or a mapping.
+type FileBackend struct {
+	Addr        string `yaml:"addr"`
+	Weight      int    `yaml:"weight"`
+	MaxFails    *int   `yaml:"max_fails"`
+	FailTimeout string `yaml:"fail_timeout"`
+}
+
+// UnmarshalYAML accepts the short form `- 10.0.0.1:8080`.
+func (b *FileBackend) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		b.Addr = n.Value
+		return nil
+	}
+	type plain FileBackend
+	return n.Decode((*plain)(b))
+}
+
+// Config is a validated configuration, ready for lb.
+type Config struct {
+	Listen  []string
+	Admin   string // "" disables the admin listener
+	Options lb.Options
+	Routes  []lb.Route
+}
+
+// DefaultAdmin is the admin listener when the file does not name one.
+const DefaultAdmin = "127.0.0.1:9080"
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, []byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, data, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, data, nil
+}
+
+// Parse decodes and validates a YAML document. Errors name the field, e.g.
+// `routes[0].backends[1].fail_timeout: "20" is not a duration (e.g. 20s)`.
+func Parse(data []byte) (*Config, error) {
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("parse YAML: %w", err)
+	}
+	return f.validate()
+}
+
+func (f *File) validate() (*Config, error) {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	dur := func(field, s string, def time.Duration) time.Duration {
+		if s == "" {
+			return def
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			bad(field, "%q is not a positive duration (e.g. 20s, 500ms)", s)
+			return def
+		}
+		return d
+	}
+	cfg := &Config{Admin: DefaultAdmin}
+	if len(f.Listen) == 0 {
+		f.Listen = []string{":80"}
+	}
+	for i, l := range f.Listen {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			bad(fmt.Sprintf("listen[%d]", i), "%q is not host:port (e.g. :80)", l)
+		}
+	}
+	cfg.Listen = f.Listen
+	if f.Admin != nil {
+		cfg.Admin = *f.Admin
+		if cfg.Admin != "" {
+			if _, _, err := net.SplitHostPort(cfg.Admin); err != nil {
+				bad("admin", "%q is not host:port (e.g. 127.0.0.1:9080), or \"\" to disable", cfg.Admin)
+			}
+		}
+	}
+	o := &cfg.Options
+	o.AccessLog = f.AccessLog
+	o.Scheme = f.Scheme
+	if f.Scheme != "" && f.Scheme != "http" && f.Scheme != "https" {
+		bad("scheme", "%q must be http or https", f.Scheme)
+	}
+	o.MaxBodySize = lb.DefaultMaxBodySize
+	if f.MaxBodySize != "" {
+		n, err := parseSize(f.MaxBodySize)
+		if err != nil {
+			bad("max_body_size", "%v", err)
+		}
+		o.MaxBodySize = n
+	}
+	o.Timeouts.Connect = dur("timeouts.connect", f.Timeouts.Connect, lb.DefaultConnectTimeout)
+	o.Timeouts.Send = dur("timeouts.send", f.Timeouts.Send, lb.DefaultSendTimeout)
+	o.Timeouts.Read = dur("timeouts.read", f.Timeouts.Read, lb.DefaultReadTimeout)
+	o.ClientIdleTimeout = dur("timeouts.client_idle", f.Timeouts.ClientIdle, lb.DefaultClientIdle)
+	o.IdleConnTimeout = dur("backend_pool.idle_timeout", f.Pool.IdleTimeout, lb.DefaultIdleConnTime)
+	if f.Pool.MaxIdle < 0 {
+		bad("backend_pool.max_idle", "%d is negative", f.Pool.MaxIdle)
+	}
+	if f.Pool.MaxConns < 0 {
+		bad("backend_pool.max_conns", "%d is negative", f.Pool.MaxConns)
+	}
+	o.MaxIdleConnsPerBackend, o.MaxConnsPerBackend = f.Pool.MaxIdle, f.Pool.MaxConns
+	if f.Pool.RetryBuffer != "" {
+		n, err := parseSize(f.Pool.RetryBuffer)
+		if err != nil || n < 0 || n > 64<<20 {
+			bad("backend_pool.retry_buffer", "%q must be a size up to 64MiB", f.Pool.RetryBuffer)
+		}
+		o.RetryBuffer = int(n)
+	}
+	for i, k := range f.Health.FailOn {
+		switch strings.ToLower(k) {
+		case "5xx", "http_5xx":
+			o.FailOn |= lb.FailOn5xx
+		case "429", "http_429":
+			o.FailOn |= lb.FailOn429
+		default:
+			bad(fmt.Sprintf("health.fail_on[%d]", i), "%q is not one of 5xx, 429", k)
+		}
+	}
+	defMaxFails := lb.DefaultMaxFails
+	if f.Health.MaxFails != nil {
+		defMaxFails = *f.Health.MaxFails
+		if defMaxFails < 0 {
+			bad("health.max_fails", "%d is negative (0 disables marking down)", defMaxFails)
+		}
+	}
+	defFailTimeout := dur("health.fail_timeout", f.Health.FailTimeout, lb.DefaultFailTimeout)
+
+	if len(f.Routes) == 0 {
+		bad("routes", "at least one route is needed")
+	}
+	for i, r := range f.Routes {
+		lr := lb.Route{Name: r.Name, Hosts: r.Hosts, Default: r.Default}
+		for j, b := range r.Backends {
+			at := fmt.Sprintf("routes[%d].backends[%d]", i, j)
+			mf := defMaxFails
+			if b.MaxFails != nil {
+				mf = *b.MaxFails
+				if mf < 0 {
+					bad(at+".max_fails", "%d is negative (0 disables marking down)", mf)
+				}
+			}
+			if mf == 0 {
+				mf = lb.DisableHealth
+			}
+			if b.Weight < 0 {
+				bad(at+".weight", "%d is negative", b.Weight)
+				b.Weight = 0
+			}
+			lr.Backends = append(lr.Backends, lb.Backend{
+				Addr:        b.Addr,
+				Weight:      b.Weight,
+				MaxFails:    mf,
+				FailTimeout: dur(at+".fail_timeout", b.FailTimeout, defFailTimeout),
+			})
+		}
+		cfg.Routes = append(cfg.Routes, lr)
+	}
+	if len(errs) == 0 {
+		if err := lb.ValidateRoutes(cfg.Routes); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// parseSize reads 1048576, 512k, 1m, 1MiB, 2GiB or "unlimited" (-1).
+func parseSize(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	if t == "unlimited" || t == "-1" {
+		return -1, nil
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"gib", 1 << 30}, {"mib", 1 << 20}, {"kib", 1 << 10}, {"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}, {"b", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 1MiB, 512k, unlimited)", s)
+	}
+	return n * mult, nil
+}

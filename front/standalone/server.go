@@ -1,0 +1,235 @@
+package standalone
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"reflect"
+	"sync"
+	"syscall"
+	"time"
+
+	"potluck/lb"
+)
+
+// RunOptions configure a standalone Front.
+type RunOptions struct {
+	// ConfigPath is the YAML file.
+	ConfigPath string
+	// Logger receives logs; nil means slog.Default().
+	Logger *slog.Logger
+	// WatchInterval is how often the file is checked for changes; 0 disables.
+	WatchInterval time.Duration
+	// ShutdownTimeout bounds draining on stop.
+	ShutdownTimeout time.Duration
+	// Pprof serves /debug/pprof/ on the admin listener.
+	Pprof bool
+	// Dialer overrides the TCP dialer (tests, or a meshnet node).
+	Dialer lb.Dialer
+}
+
+// Server is a running standalone Front.
+type Server struct {
+	opts      RunOptions
+	log       *slog.Logger
+	proxy     *lb.Proxy
+	listeners []net.Listener
+	admin     *http.Server
+	adminLn   net.Listener
+
+	mu      sync.Mutex // guards cfg and raw during reloads
+	cfg     *Config
+	raw     []byte
+	serving sync.WaitGroup
+	hup     chan os.Signal
+}
+
+// Start loads the config, opens every listener and starts serving.
+func Start(opts RunOptions) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	cfg, raw, err := Load(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, log: opts.Logger, cfg: cfg, raw: raw, hup: make(chan os.Signal, 1)}
+	// Registered before any listener is up, so an early SIGHUP never kills us.
+	signal.Notify(s.hup, syscall.SIGHUP)
+	o := cfg.Options
+	o.Logger = opts.Logger
+	o.Dialer = opts.Dialer
+	s.proxy = lb.New(o)
+	if err := s.proxy.Update(cfg.Routes); err != nil {
+		return nil, err
+	}
+	for _, addr := range cfg.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			s.closeListeners()
+			signal.Stop(s.hup)
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		s.listeners = append(s.listeners, ln)
+	}
+	if cfg.Admin != "" {
+		ln, err := net.Listen("tcp", cfg.Admin)
+		if err != nil {
+			s.closeListeners()
+			signal.Stop(s.hup)
+			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
+		}
+		s.adminLn = ln
+		mux := http.NewServeMux()
+		mux.Handle("/", s.proxy.AdminHandler())
+		if opts.Pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
+		s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			if err := s.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("admin listener stopped", "err", err)
+			}
+		}()
+	}
+	for _, ln := range s.listeners {
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			if err := s.proxy.Serve(ln); err != nil {
+				s.log.Error("listener stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+		s.log.Info("listening", "addr", ln.Addr().String())
+	}
+	if s.adminLn != nil {
+		s.log.Info("admin listening", "addr", s.adminLn.Addr().String())
+	}
+	return s, nil
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range s.listeners {
+		_ = ln.Close()
+	}
+}
+
+// Addrs returns the proxy listeners' addresses.
+func (s *Server) Addrs() []net.Addr {
+	out := make([]net.Addr, len(s.listeners))
+	for i, ln := range s.listeners {
+		out[i] = ln.Addr()
+	}
+	return out
+}
+
+// AdminAddr returns the admin listener's address, or nil.
+func (s *Server) AdminAddr() net.Addr {
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
+}
+
+// Proxy returns the running proxy.
+func (s *Server) Proxy() *lb.Proxy { return s.proxy }
+
+// Reload re-reads the file and swaps the routing table. An invalid file is
+// refused and the current table keeps serving. Settings other than routes
+// and health (listeners, timeouts, limits) need a restart; a change to them
+// is logged.
+func (s *Server) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg, raw, err := Load(s.opts.ConfigPath)
+	if err != nil {
+		s.log.Error("config reload refused; the previous configuration keeps serving", "err", err)
+		return err
+	}
+	if bytes.Equal(raw, s.raw) {
+		return nil
+	}
+	if err := s.proxy.Update(cfg.Routes); err != nil {
+		s.log.Error("config reload refused; the previous configuration keeps serving", "err", err)
+		return err
+	}
+	if !reflect.DeepEqual(cfg.Listen, s.cfg.Listen) || cfg.Admin != s.cfg.Admin || !reflect.DeepEqual(cfg.Options, s.cfg.Options) {
+		s.log.Warn("config reloaded: routes applied; listen, admin, timeouts and limits changes need a restart")
+	}
+	s.cfg, s.raw = cfg, raw
+	s.log.Info("config reloaded", "path", s.opts.ConfigPath, "routes", len(cfg.Routes))
+	return nil
+}
+
+// fileChanged reports whether the file's bytes differ from the loaded ones.
+func (s *Server) fileChanged() bool {
+	data, err := os.ReadFile(s.opts.ConfigPath)
+	if err != nil {
+		return false // a missing file mid-rewrite is not a change yet
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !bytes.Equal(data, s.raw)
+}
+
+// Run serves until ctx ends, reloading on SIGHUP and on file changes, then
+// drains and stops.
+func (s *Server) Run(ctx context.Context) error {
+	defer signal.Stop(s.hup)
+	var tick <-chan time.Time
+	if s.opts.WatchInterval > 0 {
+		t := time.NewTicker(s.opts.WatchInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	var lastBad []byte // do not log the same refused file every tick
+	for {
+		select {
+		case <-ctx.Done():
+			return s.Shutdown()
+		case <-s.hup:
+			s.log.Info("SIGHUP: reloading config")
+			_ = s.Reload()
+		case <-tick:
+			if !s.fileChanged() {
+				continue
+			}
+			data, _ := os.ReadFile(s.opts.ConfigPath)
+			if bytes.Equal(data, lastBad) {
+				continue
+			}
+			s.log.Info("config file changed: reloading", "path", s.opts.ConfigPath)
+			if err := s.Reload(); err != nil {
+				lastBad = data
+			}
+		}
+	}
+}
+
+// Shutdown stops accepting, drains in-flight requests and closes listeners.
+func (s *Server) Shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	s.log.Info("shutting down: draining in-flight requests", "timeout", s.opts.ShutdownTimeout)
+	err := s.proxy.Shutdown(ctx)
+	if s.admin != nil {
+		err = errors.Join(err, s.admin.Shutdown(ctx))
+	}
+	s.serving.Wait()
+	return err
+}
