@@ -42,5 +42,12 @@ bench: bench-meshnet ## all Go micro-benchmarks
 bench-meshnet: ## meshnet: HTTP req/s and MB/s through the tunnel vs loopback, with and without 20 ms RTT
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./meshnet/
 
+bench-nginx: ## lb vs NGINX: req/s, p50, p99 of potluck-front and nginx on the same backends (wrk -c64, 3 rounds)
+	bash scripts/install-deps.sh --bench
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/potluck-front ./cmd/potluck-front
+	$(GO) build -trimpath -o $(BIN)/nginxcmp ./bench/nginxcmp
+	$(BIN)/nginxcmp --front $(BIN)/potluck-front $(BENCH_NGINX_FLAGS)
+
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,403 @@
+// Command nginxcmp is the `make bench-nginx` driver: it starts the same test
+// backends for both proxies, runs NGINX (configured fairly: worker_processes
+// auto, upstream keepalive, access_log off) and potluck-front with the
+// equivalent config, drives them alternately with wrk for several rounds and
+// prints req/s, p50 and p99 for each and the ratios. All traffic stays on
+// 127.0.0.1; every run is bounded by --duration.
+//
+// `nginxcmp backend --addr A` runs one test backend (a fasthttp server with a
+// 25-byte response), so backends live in their own processes.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "backend" {
+		if err := backendMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "backend:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := benchMain(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "nginxcmp:", err)
+		os.Exit(1)
+	}
+}
+
+func backendMain(args []string) error {
+	fs := flag.NewFlagSet("backend", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback only)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	body := []byte("Hello from a Potluck app\n") // 25 bytes, like the anchor figures
+	s := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.SetContentType("text/plain")
+			ctx.SetBody(body)
+		},
+		NoDefaultServerHeader: true,
+	}
+	return s.ListenAndServe(*addr)
+}
+
+type settings struct {
+	frontBin    string
+	nginxBin    string
+	wrkBin      string
+	rounds      int
+	duration    time.Duration
+	connections int
+	threads     int
+	backends    int
+	keep        bool
+	profile     string
+}
+
+func benchMain(args []string) error {
+	var s settings
+	fs := flag.NewFlagSet("nginxcmp", flag.ContinueOnError)
+	fs.StringVar(&s.frontBin, "front", "bin/potluck-front", "potluck-front binary")
+	fs.StringVar(&s.nginxBin, "nginx", "nginx", "nginx binary")
+	fs.StringVar(&s.wrkBin, "wrk", "wrk", "wrk binary")
+	fs.IntVar(&s.rounds, "rounds", 3, "rounds; each runs NGINX and potluck-front once, alternating who goes first")
+	fs.DurationVar(&s.duration, "duration", 10*time.Second, "wrk duration per run")
+	fs.IntVar(&s.connections, "connections", 64, "wrk connections")
+	fs.IntVar(&s.threads, "threads", 2, "wrk threads")
+	fs.IntVar(&s.backends, "backends", 2, "number of backends")
+	fs.BoolVar(&s.keep, "keep", false, "keep the temporary directory (configs, logs)")
+	fs.StringVar(&s.profile, "profile", "", "write a 10 s CPU profile of potluck-front under load to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, bin := range []string{s.frontBin, s.nginxBin, s.wrkBin} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Errorf("%s not found (run scripts/install-deps.sh --bench and make build): %w", bin, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "potluck-bench-nginx-")
+	if err != nil {
+		return err
+	}
+	if !s.keep {
+		defer os.RemoveAll(dir)
+	} else {
+		fmt.Println("work dir:", dir)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var backendAddrs []string
+	for range s.backends {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		if err := startProc(ctx, dir, "backend-"+addr, self, "backend", "--addr", addr); err != nil {
+			return err
+		}
+		backendAddrs = append(backendAddrs, addr)
+	}
+	nginxAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	frontAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	adminAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	if err := writeNginxConf(dir, nginxAddr, backendAddrs); err != nil {
+		return err
+	}
+	if err := writeFrontConf(dir, frontAddr, adminAddr, backendAddrs); err != nil {
+		return err
+	}
+	if err := startProc(ctx, dir, "nginx", s.nginxBin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf")); err != nil {
+		return err
+	}
+	frontArgs := []string{"--config", filepath.Join(dir, "front.yaml"), "--log-level", "warn", "--watch-interval", "0"}
+	if s.profile != "" {
+		frontArgs = append(frontArgs, "--pprof")
+	}
+	if err := startProc(ctx, dir, "potluck-front", s.frontBin, frontArgs...); err != nil {
+		return err
+	}
+	for _, a := range append(append([]string{}, backendAddrs...), nginxAddr, frontAddr) {
+		if err := waitHTTP(a, 10*time.Second); err != nil {
+			return fmt.Errorf("%s did not come up: %w (logs in %s)", a, err, dir)
+		}
+	}
+	nv, _ := exec.Command(s.nginxBin, "-v").CombinedOutput()
+	wv, _ := exec.Command(s.wrkBin, "-v").CombinedOutput()
+	fmt.Printf("date: %s\nhost: %d cores (GOMAXPROCS %s), %s, %s\n", time.Now().UTC().Format(time.RFC3339), numCPU(),
+		os.Getenv("GOMAXPROCS"), strings.TrimSpace(string(nv)), firstLine(string(wv)))
+	fmt.Printf("load: wrk -t%d -c%d -d%s --latency, %d backends, 25-byte responses, %d rounds\n\n",
+		s.threads, s.connections, s.duration, s.backends, s.rounds)
+
+	targets := map[string]string{"nginx": nginxAddr, "potluck-front": frontAddr}
+	// Warm both up (connection pools, JIT-free but page cache and CPU frequency).
+	for _, name := range []string{"nginx", "potluck-front"} {
+		if _, err := runWrk(s, targets[name], 2*time.Second); err != nil {
+			return fmt.Errorf("warm-up %s: %w", name, err)
+		}
+	}
+	if s.profile != "" {
+		return profileFront(s, frontAddr, adminAddr)
+	}
+	results := map[string][]wrkResult{}
+	fmt.Printf("%-6s %-14s %12s %10s %10s\n", "round", "proxy", "req/s", "p50", "p99")
+	for r := 1; r <= s.rounds; r++ {
+		order := []string{"nginx", "potluck-front"}
+		if r%2 == 0 {
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, name := range order {
+			res, err := runWrk(s, targets[name], s.duration)
+			if err != nil {
+				return fmt.Errorf("%s round %d: %w", name, r, err)
+			}
+			results[name] = append(results[name], res)
+			fmt.Printf("%-6d %-14s %12.0f %10s %10s\n", r, name, res.rps, res.p50, res.p99)
+		}
+	}
+	n, f := median(results["nginx"]), median(results["potluck-front"])
+	fmt.Printf("\nmedian over %d rounds:\n", s.rounds)
+	fmt.Printf("  nginx          %10.0f req/s  p50 %-9s p99 %s\n", n.rps, n.p50, n.p99)
+	fmt.Printf("  potluck-front  %10.0f req/s  p50 %-9s p99 %s\n", f.rps, f.p50, f.p99)
+	fmt.Printf("ratio potluck-front/nginx: throughput %.2fx, p50 %.2fx, p99 %.2fx (target: throughput >= 1.30x, p99 <= 1.00x)\n",
+		f.rps/n.rps, float64(f.p50)/float64(n.p50), float64(f.p99)/float64(n.p99))
+	for name, rs := range results {
+		for _, r := range rs {
+			if r.errors > 0 {
+				fmt.Printf("warning: %s had %d non-2xx or socket errors in a round\n", name, r.errors)
+			}
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func numCPU() int {
+	data, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(data), "processor\t:")
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startProc runs a child until ctx ends, logging to dir/name.log.
+func startProc(ctx context.Context, dir, name, bin string, args ...string) error {
+	logf, err := os.Create(filepath.Join(dir, strings.ReplaceAll(name, ":", "_")+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() { _ = cmd.Wait(); _ = logf.Close() }()
+	return nil
+}
+
+func waitHTTP(addr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var last error
+	for time.Now().Before(deadline) {
+		code, _, err := fasthttp.GetTimeout(nil, "http://"+addr+"/", time.Second)
+		if err == nil && code == 200 {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("status %d", code)
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	return last
+}
+
+func writeNginxConf(dir, listen string, backends []string) error {
+	var servers strings.Builder
+	for _, b := range backends {
+		fmt.Fprintf(&servers, "        server %s max_fails=1 fail_timeout=20s;\n", b)
+	}
+	conf := fmt.Sprintf(`daemon off;
+master_process on;
+worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/client_body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    keepalive_requests 1000000;
+    upstream app {
+%[2]s        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen %[3]s;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+        }
+    }
+}
+`, dir, servers.String(), listen)
+	return os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600)
+}
+
+func writeFrontConf(dir, listen, admin string, backends []string) error {
+	conf := fmt.Sprintf("listen: [%q]\nadmin: %q\nroutes:\n  - default: true\n    backends: [%s]\n",
+		listen, admin, strings.Join(backends, ", "))
+	return os.WriteFile(filepath.Join(dir, "front.yaml"), []byte(conf), 0o600)
+}
+
+type wrkResult struct {
+	rps      float64
+	p50, p99 time.Duration
+	errors   int
+}
+
+var (
+	reRPS    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	reP50    = regexp.MustCompile(`\s50%\s+([0-9.]+)(us|ms|s)`)
+	reP99    = regexp.MustCompile(`\s99%\s+([0-9.]+)(us|ms|s)`)
+	reNon2xx = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
+	reSock   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+func runWrk(s settings, addr string, d time.Duration) (wrkResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, s.wrkBin, "-t"+strconv.Itoa(s.threads), "-c"+strconv.Itoa(s.connections),
+		"-d"+strconv.Itoa(int(d.Seconds()))+"s", "--latency", "http://"+addr+"/").CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	return parseWrk(string(out))
+}
+
+func parseWrk(out string) (wrkResult, error) {
+	var r wrkResult
+	m := reRPS.FindStringSubmatch(out)
+	if m == nil {
+		return r, errors.New("no Requests/sec in wrk output: " + out)
+	}
+	r.rps, _ = strconv.ParseFloat(m[1], 64)
+	var err error
+	if r.p50, err = latency(reP50, out); err != nil {
+		return r, err
+	}
+	if r.p99, err = latency(reP99, out); err != nil {
+		return r, err
+	}
+	if m := reNon2xx.FindStringSubmatch(out); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		r.errors += n
+	}
+	if m := reSock.FindStringSubmatch(out); m != nil {
+		for _, v := range m[1:] {
+			n, _ := strconv.Atoi(v)
+			r.errors += n
+		}
+	}
+	return r, nil
+}
+
+func latency(re *regexp.Regexp, out string) (time.Duration, error) {
+	m := re.FindStringSubmatch(out)
+	if m == nil {
+		return 0, errors.New("no latency percentile in wrk output")
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[2]]
+	return time.Duration(v * float64(unit)), nil
+}
+
+func median(rs []wrkResult) wrkResult {
+	pick := func(get func(wrkResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = get(r)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	return wrkResult{
+		rps: pick(func(r wrkResult) float64 { return r.rps }),
+		p50: time.Duration(pick(func(r wrkResult) float64 { return float64(r.p50) })),
+		p99: time.Duration(pick(func(r wrkResult) float64 { return float64(r.p99) })),
+	}
+}
+
+// profileFront takes a CPU profile of potluck-front while wrk loads it.
+func profileFront(s settings, frontAddr, adminAddr string) error {
+	done := make(chan error, 1)
+	go func() { _, err := runWrk(s, frontAddr, 12*time.Second); done <- err }()
+	time.Sleep(time.Second)
+	client := &fasthttp.Client{ReadTimeout: 30 * time.Second}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + adminAddr + "/debug/pprof/profile?seconds=10")
+	if err := client.Do(req, resp); err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	if err := os.WriteFile(s.profile, resp.Body(), 0o600); err != nil {
+		return err
+	}
+	fmt.Println("CPU profile written to", s.profile, "- inspect with: go tool pprof -top", s.frontBin, s.profile)
+	return <-done
+}
+
