@@ -261,7 +261,13 @@ func (s *Server) auth(kind authKind, next http.HandlerFunc) http.HandlerFunc {
 				next(w, r.WithContext(context.WithValue(r.Context(), joinTokenKey, id)))
 				return
 			}
+			if s.forwardUnknown(w, r) {
+				return
+			}
 			writeError(w, http.StatusUnauthorized, "join token is unknown, revoked or expired")
+			return
+		}
+		if s.forwardUnknown(w, r) {
 			return
 		}
 		writeError(w, http.StatusUnauthorized, "token is not valid for this call (operator token required)")
@@ -295,14 +301,34 @@ func (s *Server) leaderOnly(next http.HandlerFunc) http.HandlerFunc {
 			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("request forwarded by %s reached %s, which is not the leader (leadership is changing); retry with the same X-Request-Id", by, s.node.ID()))
 			return
 		}
+		if !s.forward(w, r) {
+			next(w, r) // we became the leader meanwhile
+		}
+	}
+}
+
+// forwardUnknown sends a request whose token this node does not know to the
+// leader: a follower that lags (or just restarted and has not replayed its
+// log yet) may not have a token that the leader already accepts. The leader
+// gives the definite answer. It returns false when this node must answer.
+func (s *Server) forwardUnknown(w http.ResponseWriter, r *http.Request) bool {
+	if s.node.IsLeader() || r.Header.Get(HeaderForwarded) != "" {
+		return false
+	}
+	return s.forward(w, r)
+}
+
+// forward proxies r (body streamed) to the leader. It returns false, having
+// written nothing, when this node is the leader itself.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
+	{
 		target, err := s.leaderURL(r.Context())
 		if err != nil {
 			if s.node.IsLeader() {
-				next(w, r)
-				return
+				return false
 			}
 			writeError(w, http.StatusServiceUnavailable, err.Error()+"; retry with the same X-Request-Id")
-			return
+			return true
 		}
 		proxy := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
@@ -316,6 +342,7 @@ func (s *Server) leaderOnly(next http.HandlerFunc) http.HandlerFunc {
 			},
 		}
 		proxy.ServeHTTP(w, r)
+		return true
 	}
 }
 

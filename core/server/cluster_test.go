@@ -1,0 +1,252 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"potluck/core/fsm"
+)
+
+// writeWithRetry sends a write with a fixed request id to the running nodes
+// in turn until one acknowledges it (2xx) or gives a definite 4xx. 5xx and
+// transport errors are retried, as a client must do with indeterminate
+// outcomes.
+func (c *testCluster) writeWithRetry(method, path string, body any, requestID string, start int) response {
+	c.t.Helper()
+	var last response
+	for attempt := 0; attempt < 200; attempt++ {
+		i := (start + attempt) % len(c.nodes)
+		if c.nodes[i] == nil {
+			continue
+		}
+		last = call(c.t, method, c.nodes[i].URL()+path, testToken, body, map[string]string{"X-Request-Id": requestID})
+		if last.code >= 200 && last.code < 500 && last.code != 0 {
+			return last
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("write %s %s never acknowledged: %s", method, path, last)
+	return last
+}
+
+func TestThreeNodeClusterLeaderKilledAndRestarted(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	join := c.joinToken(c.leader())
+	for i := range 3 {
+		c.registerHost(c.leader(), join, fmt.Sprintf("back%d", i), "back", 16, 16384)
+	}
+	c.registerHost(c.leader(), join, "front0", "front", 1, 512)
+
+	const total = 12
+	acked := map[string]bool{}
+	var killed = -1
+	for i := range total {
+		switch i {
+		case total / 3:
+			killed = c.leader()
+			c.stop(killed)
+		case 2 * total / 3:
+			c.start(killed)
+		}
+		app := fmt.Sprintf("app%d", i)
+		r := c.writeWithRetry("POST", "/v1/apps", map[string]any{"name": app, "image": "example/" + app + ":1", "container_port": 8080}, "req-app-"+app, i)
+		require.Equal(t, http.StatusCreated, r.code, r.String())
+		inst := fmt.Sprintf("inst%d", i)
+		r = c.writeWithRetry("POST", "/v1/installations", map[string]any{
+			"name": inst, "app": app, "fronts": 1, "backs": 2, "domain": inst + ".example.com", "cpus": 0.1, "memory_mb": 64,
+		}, "req-inst-"+inst, i+1)
+		require.Equal(t, http.StatusCreated, r.code, r.String())
+		acked[inst] = true
+	}
+	c.waitSettled()
+	c.waitConverged()
+
+	// Every acknowledged write is there, exactly once, on every node.
+	for _, n := range c.nodes {
+		st := n.Node.FSM.State()
+		require.Len(t, st.Apps, total)
+		require.Len(t, st.Installations, total)
+		require.Len(t, st.Instances, 2*total, "an installation was applied twice or lost instances")
+		for name := range acked {
+			require.Contains(t, st.Installations, name)
+			require.Len(t, st.InstancesOf(name), 2)
+		}
+	}
+	// Sending every request again with its id changes nothing and still
+	// answers 201.
+	before := c.nodes[c.leader()].Node.FSM.State()
+	for i := range total {
+		app := fmt.Sprintf("app%d", i)
+		r := c.writeWithRetry("POST", "/v1/apps", map[string]any{"name": app, "image": "example/" + app + ":1", "container_port": 8080}, "req-app-"+app, i)
+		require.Equal(t, http.StatusCreated, r.code, r.String())
+	}
+	after := c.nodes[c.leader()].Node.FSM.State()
+	require.Equal(t, visible(t, before), visible(t, after))
+
+	// All nodes hold byte-identical state.
+	c.waitConverged()
+	var first []byte
+	for _, n := range c.nodes {
+		data, err := json.Marshal(n.Node.FSM.State())
+		require.NoError(t, err)
+		if first == nil {
+			first = data
+		}
+		require.JSONEq(t, string(first), string(data))
+	}
+}
+
+func TestFollowerForwardsWritesWithLoopGuard(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	f := c.follower()
+	r := call(t, "POST", c.nodes[f].URL()+"/v1/apps", testToken, map[string]any{"name": "fwd", "image": "example/fwd:1"}, map[string]string{"X-Request-Id": "fwd-1"})
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+	require.Equal(t, "fwd-1", r.header.Get("X-Request-Id"))
+	c.waitConverged()
+	require.Contains(t, c.nodes[f].Node.FSM.State().Apps, "fwd")
+
+	// A request that was already forwarded once is not forwarded again.
+	r = call(t, "POST", c.nodes[f].URL()+"/v1/apps", testToken, map[string]any{"name": "loop", "image": "example/loop:1"},
+		map[string]string{"X-Potluck-Forwarded-By": "core9"})
+	require.Equal(t, http.StatusServiceUnavailable, r.code, r.String())
+	require.Contains(t, string(r.body), "not the leader")
+	require.NotContains(t, c.nodes[c.leader()].Node.FSM.State().Apps, "loop")
+
+	// Reads are served locally by a follower, including blocking queries.
+	idx := c.nodes[f].Node.FSM.State().Index
+	done := make(chan response, 1)
+	go func() {
+		done <- call(t, "GET", fmt.Sprintf("%s/v1/apps?index=%d&wait=10s", c.nodes[f].URL(), idx), testToken, nil, nil)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	r = c.call(c.leader(), "POST", "/v1/apps", map[string]any{"name": "later", "image": "example/later:1"})
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+	got := <-done
+	require.Equal(t, http.StatusOK, got.code, got.String())
+	require.Contains(t, string(got.body), `"later"`)
+}
+
+func TestNodeRestartedFromSnapshotAndLogHasSameState(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	join := c.joinToken(c.leader())
+	c.registerHost(c.leader(), join, "back0", "back", 8, 8192)
+	c.registerHost(c.leader(), join, "front0", "front", 1, 512)
+	for i := range 3 {
+		r := c.call(c.leader(), "POST", "/v1/apps", map[string]any{"name": fmt.Sprintf("a%d", i), "image": "x/y:1", "container_port": 80})
+		require.Equal(t, http.StatusCreated, r.code, r.String())
+	}
+	f := c.follower()
+	c.waitConverged()
+	require.NoError(t, c.nodes[f].Node.Snapshot())
+	// More writes after the snapshot: they live only in the log.
+	r := c.call(c.leader(), "POST", "/v1/installations", map[string]any{"name": "web", "app": "a1", "fronts": 1, "backs": 1, "domain": "web.example.com"})
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+	c.waitConverged()
+	want := c.nodes[f].Node.FSM.State()
+
+	// Restart the whole group: every node's state can only come from its own
+	// disk (node f: snapshot plus the log after it).
+	for i := range c.nodes {
+		c.stop(i)
+	}
+	for i := range c.nodes {
+		c.start(i)
+	}
+	require.Eventually(t, func() bool { return c.nodes[f].Node.FSM.State().Index >= want.Index }, 15*time.Second, 20*time.Millisecond)
+	got := c.nodes[f].Node.FSM.State()
+	require.Equal(t, visible(t, want), visible(t, got))
+	require.Equal(t, want.Requests, got.Requests)
+	c.waitSettled()
+}
+
+func TestSingleNodeRestartKeepsState(t *testing.T) {
+	c := newTestCluster(t, 1, func(_ int, cfg *Config) { cfg.Peers = nil })
+	r := c.call(0, "POST", "/v1/apps", map[string]any{"name": "keep", "image": "x/keep:1"})
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+	c.stop(0)
+	c.start(0)
+	c.waitSettled()
+	r = c.call(0, "GET", "/v1/apps/keep", nil)
+	require.Equal(t, http.StatusOK, r.code, r.String())
+	var st struct {
+		Health string
+		Nodes  []struct{ ID string }
+	}
+	c.call(0, "GET", "/v1/status", nil).json(t, &st)
+	require.Equal(t, "ok", st.Health)
+	require.Len(t, st.Nodes, 1)
+}
+
+func TestHostMissingHeartbeatsIsReplaced(t *testing.T) {
+	c := newTestCluster(t, 1, func(_ int, cfg *Config) {
+		cfg.Peers = nil
+		cfg.HeartbeatTTL = 600 * time.Millisecond
+	})
+	join := c.joinToken(0)
+	backs := map[string]string{}
+	for i := range 3 {
+		name := fmt.Sprintf("back%d", i)
+		backs[c.registerHost(0, join, name, "back", 1, 1024)] = name
+	}
+	f0 := c.registerHost(0, join, "front0", "front", 1, 512)
+	f1 := c.registerHost(0, join, "front1", "front", 1, 512)
+	r := c.call(0, "POST", "/v1/apps", map[string]any{"name": "a", "image": "x/a:1", "container_port": 80})
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+	r = c.call(0, "POST", "/v1/installations", map[string]any{"name": "web", "app": "a", "fronts": 1, "backs": 2, "domain": "web.example.com", "cpus": 1, "memory_mb": 512})
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+
+	st := c.nodes[0].Node.FSM.State()
+	inst := st.InstancesOf("web")
+	require.Len(t, inst, 2)
+	victim := inst[0].HostID
+	victimFront := st.Installations["web"].FrontHosts[0]
+	// Everybody but the victims heartbeats (through the internal endpoint, as
+	// a follower would forward it).
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for range 200 {
+			for id := range backs {
+				if id != victim {
+					call(t, "POST", c.nodes[0].URL()+"/v1/internal/heartbeat", testToken, map[string]any{"host_id": id}, nil)
+				}
+			}
+			for _, id := range []string{f0, f1} {
+				if id != victimFront {
+					call(t, "POST", c.nodes[0].URL()+"/v1/internal/heartbeat", testToken, map[string]any{"host_id": id}, nil)
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+
+	require.Eventually(t, func() bool {
+		st := c.nodes[0].Node.FSM.State()
+		if st.Hosts[victim].Status != fsm.HostDown || st.Hosts[victimFront].Status != fsm.HostDown {
+			return false
+		}
+		in := st.InstancesOf("web")
+		if len(in) != 2 {
+			return false
+		}
+		for _, i := range in {
+			if i.HostID == victim {
+				return false
+			}
+		}
+		return st.Installations["web"].FrontHosts[0] != victimFront
+	}, 10*time.Second, 50*time.Millisecond, "down host's instance and front were not replaced")
+}
