@@ -97,7 +97,7 @@ func TestSchedulerPropertiesRandomized(t *testing.T) {
 				case op < 5: // create an installation
 					inst := &fsm.Installation{
 						Name: fmt.Sprintf("inst%d", step), App: "app", Fronts: 1, Backs: 1 + rng.IntN(3), Domain: fmt.Sprintf("d%d.example", step),
-						PerInstance: fsm.Resources{MilliCPU: int64(100 + rng.IntN(1000)), MemoryMB: int64(32 + rng.IntN(1024)), DiskMB: int64(1 + rng.IntN(300))},
+						PerInstance:   fsm.Resources{MilliCPU: int64(100 + rng.IntN(1000)), MemoryMB: int64(32 + rng.IntN(1024)), DiskMB: int64(1 + rng.IntN(300))},
 						ContainerPort: 80,
 					}
 					fr, ins, err := PlanInstallation(st, inst, w.newID)
