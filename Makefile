@@ -6,7 +6,7 @@ PKGS      := ./...
 # Tests that need root (network namespaces) run in CI; see .ci/run.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: help build test test-short lint fmt vet bench bench-meshnet bench-nginx clean deps
+.PHONY: app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,12 +42,11 @@ bench: bench-meshnet ## all Go micro-benchmarks
 bench-meshnet: ## meshnet: HTTP req/s and MB/s through the tunnel vs loopback, with and without 20 ms RTT
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./meshnet/
 
-bench-nginx: ## lb vs NGINX: req/s, p50, p99 of potluck-front and nginx on the same backends (wrk -c64, 3 rounds)
-	bash scripts/install-deps.sh --bench
-	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/potluck-front ./cmd/potluck-front
-	$(GO) build -trimpath -o $(BIN)/nginxcmp ./bench/nginxcmp
-	$(BIN)/nginxcmp --front $(BIN)/potluck-front $(BENCH_NGINX_FLAGS)
+APP_IMAGE ?= potluck-sample-app:latest
+
+app-image: ## build the sample app image (FROM scratch, offline) and its docker save tarball bin/app-image.tar
+	bash scripts/docker-up.sh
+	$(GO) run ./bench/appimage/build -o $(BIN)/app-image.tar -tag $(APP_IMAGE)
 
 clean:
 	rm -rf $(BIN)

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what Potluck's tests need on a Debian machine, idempotently.
-# Usage: scripts/install-deps.sh [--bench]
+# Usage: scripts/install-deps.sh [--bench] [--docker]
 #   always:   Go modules (go mod download), iproute2 + iptables (network-namespace NAT tests)
 #   --bench:  nginx and wrk (make bench-nginx)
+#   --docker: a running Docker Engine (scripts/docker-up.sh installs docker.io and starts dockerd)
 set -euo pipefail
 
-want_bench=0
+want_bench=0 want_docker=0
 for a in "$@"; do
   case "$a" in
     --bench) want_bench=1 ;;
+    --docker) want_docker=1 ;;
     *) echo "install-deps: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -34,6 +36,8 @@ if [ ${#pkgs[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
+
+if [ $want_docker = 1 ]; then bash "$(dirname "$0")/docker-up.sh"; fi
 
 log "downloading Go modules"
 go mod download

@@ -1,0 +1,355 @@
+// Package engine runs Potluck instances as containers through the Docker
+// Engine API: images loaded from `docker save` tarballs or pulled, containers
+// published on 127.0.0.1 only, with cpu and memory limits and labels that tie
+// each container to its installation and instance so a restarted Back can
+// adopt them instead of starting duplicates.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+)
+
+// MinAPIVersion is the oldest Engine API this package is tested with
+// (Docker 20.10, Debian 12's docker.io).
+const MinAPIVersion = "1.41"
+
+// Labels Potluck puts on every container it runs.
+const (
+	LabelManaged      = "io.potluck.managed"
+	LabelInstallation = "io.potluck.installation"
+	LabelInstance     = "io.potluck.instance"
+	LabelApp          = "io.potluck.app"
+	LabelPort         = "io.potluck.port"
+)
+
+// ErrUnreachable wraps every failure to reach the engine.
+var ErrUnreachable = errors.New("docker engine unreachable")
+
+// Engine is a connection to one Docker Engine.
+type Engine struct {
+	cli *client.Client
+	log *slog.Logger
+}
+
+// Connect opens a client for host ("" means DOCKER_HOST or the default unix
+// socket), negotiates the API version and refuses an engine older than
+// MinAPIVersion, saying so.
+func Connect(ctx context.Context, host string, log *slog.Logger) (*Engine, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	cli, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker engine: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ping, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("%w at %s: %v (is dockerd running? scripts/docker-up.sh starts it)", ErrUnreachable, cli.DaemonHost(), err)
+	}
+	if ping.APIVersion != "" && versionLess(ping.APIVersion, MinAPIVersion) {
+		cli.Close()
+		return nil, fmt.Errorf("docker engine at %s speaks API %s; Potluck needs %s or newer (Docker 20.10+)", cli.DaemonHost(), ping.APIVersion, MinAPIVersion)
+	}
+	return &Engine{cli: cli, log: log}, nil
+}
+
+// versionLess compares dotted API versions numerically ("1.9" < "1.41").
+func versionLess(a, b string) bool {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < max(len(pa), len(pb)); i++ {
+		var x, y int
+		if i < len(pa) {
+			x, _ = strconv.Atoi(pa[i])
+		}
+		if i < len(pb) {
+			y, _ = strconv.Atoi(pb[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}
+
+// Close releases the client.
+func (e *Engine) Close() error { return e.cli.Close() }
+
+// APIVersion is the negotiated Engine API version.
+func (e *Engine) APIVersion() string { return e.cli.ClientVersion() }
+
+// LoadImage loads a `docker save` tarball and returns the image references
+// (or IDs) it contained.
+func (e *Engine) LoadImage(ctx context.Context, tarball io.Reader) ([]string, error) {
+	res, err := e.cli.ImageLoad(ctx, tarball, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		return nil, fmt.Errorf("docker load: %w", err)
+	}
+	defer res.Close()
+	var loaded []string
+	dec := json.NewDecoder(res)
+	for {
+		var msg struct {
+			Stream      string `json:"stream"`
+			Error       string `json:"error"`
+			ErrorDetail *struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&msg); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("docker load: reading engine reply: %w", err)
+		}
+		if msg.Error != "" {
+			return nil, fmt.Errorf("docker load: %s", msg.Error)
+		}
+		for _, prefix := range []string{"Loaded image: ", "Loaded image ID: "} {
+			if ref, ok := strings.CutPrefix(strings.TrimSpace(msg.Stream), prefix); ok {
+				loaded = append(loaded, ref)
+			}
+		}
+	}
+	if len(loaded) == 0 {
+		return nil, errors.New("docker load: the tarball held no image")
+	}
+	return loaded, nil
+}
+
+// PullImage pulls ref from its registry.
+func (e *Engine) PullImage(ctx context.Context, ref string) error {
+	res, err := e.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
+	if err != nil {
+		return fmt.Errorf("docker pull %s: %w", ref, err)
+	}
+	defer res.Close()
+	if err := res.Wait(ctx); err != nil {
+		return fmt.Errorf("docker pull %s: %w", ref, err)
+	}
+	return nil
+}
+
+// HasImage reports whether the engine has ref locally.
+func (e *Engine) HasImage(ctx context.Context, ref string) (bool, error) {
+	_, err := e.cli.ImageInspect(ctx, ref)
+	if err == nil {
+		return true, nil
+	}
+	if isNotFound(err) {
+		return false, nil
+	}
+	return false, fmt.Errorf("docker image inspect %s: %w", ref, err)
+}
+
+// RemoveImage deletes an image no container uses any more. An image that
+// is gone already is not an error.
+func (e *Engine) RemoveImage(ctx context.Context, ref string) error {
+	_, err := e.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("docker rmi %s: %w", ref, err)
+	}
+	return nil
+}
+
+// Spec is one instance to run.
+type Spec struct {
+	Installation  string
+	Instance      string
+	App           string
+	Image         string
+	HostPort      uint16 // published on 127.0.0.1 only
+	ContainerPort uint16
+	CPUs          float64 // 0: no limit
+	MemoryBytes   int64   // 0: no limit
+	Env           map[string]string
+}
+
+func (s Spec) validate() error {
+	switch {
+	case s.Instance == "" || s.Installation == "":
+		return errors.New("spec: installation and instance are required")
+	case s.Image == "":
+		return errors.New("spec: image is required")
+	case s.HostPort == 0 || s.ContainerPort == 0:
+		return errors.New("spec: host and container ports are required")
+	case s.CPUs < 0 || s.MemoryBytes < 0:
+		return errors.New("spec: cpu and memory limits must not be negative")
+	case s.MemoryBytes > 0 && s.MemoryBytes < 6<<20:
+		return fmt.Errorf("spec: memory limit %d bytes is below Docker's minimum of 6 MiB", s.MemoryBytes)
+	}
+	return nil
+}
+
+// ContainerName is the name an instance's container gets: unique per
+// instance, so a second create of the same instance fails instead of
+// duplicating it.
+func ContainerName(instance string) string { return "potluck-" + instance }
+
+// Container is a Potluck-managed container as the engine reports it.
+type Container struct {
+	ID           string
+	Name         string
+	Installation string
+	Instance     string
+	App          string
+	Image        string
+	HostPort     uint16
+	State        string // created, running, exited, ...
+	Status       string // human text, e.g. "Up 3 minutes"
+}
+
+// Running reports whether the container's process is up.
+func (c Container) Running() bool { return c.State == "running" }
+
+// Run creates and starts the instance's container. If the instance's
+// container already exists (a restarted Back) it is started if needed and
+// returned, never duplicated.
+func (e *Engine) Run(ctx context.Context, s Spec) (Container, error) {
+	if err := s.validate(); err != nil {
+		return Container{}, err
+	}
+	if c, ok, err := e.find(ctx, s.Instance); err != nil {
+		return Container{}, err
+	} else if ok {
+		if !c.Running() {
+			if _, err := e.cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+				return Container{}, fmt.Errorf("docker start %s: %w", c.Name, err)
+			}
+			c.State = "running"
+		}
+		return c, nil
+	}
+	ctrPort, ok := network.PortFrom(s.ContainerPort, network.TCP)
+	if !ok {
+		return Container{}, fmt.Errorf("spec: container port %d invalid", s.ContainerPort)
+	}
+	env := make([]string, 0, len(s.Env)+1)
+	for k, v := range s.Env {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	env = append(env, "POTLUCK_INSTANCE="+s.Instance)
+	res, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: ContainerName(s.Instance),
+		Config: &container.Config{
+			Image:        s.Image,
+			Env:          env,
+			ExposedPorts: network.PortSet{ctrPort: struct{}{}},
+			Labels: map[string]string{
+				LabelManaged:      "true",
+				LabelInstallation: s.Installation,
+				LabelInstance:     s.Instance,
+				LabelApp:          s.App,
+				LabelPort:         strconv.Itoa(int(s.HostPort)),
+			},
+		},
+		HostConfig: &container.HostConfig{
+			PortBindings: network.PortMap{ctrPort: {{
+				HostIP:   netip.MustParseAddr("127.0.0.1"),
+				HostPort: strconv.Itoa(int(s.HostPort)),
+			}}},
+			// The engine restarts crashed containers and brings them back
+			// after its own restart, even while the Back or the core is away.
+			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+			Resources: container.Resources{
+				NanoCPUs: int64(s.CPUs * 1e9),
+				Memory:   s.MemoryBytes,
+			},
+		},
+	})
+	if err != nil {
+		return Container{}, fmt.Errorf("docker create %s: %w", ContainerName(s.Instance), err)
+	}
+	if _, err := e.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		// Do not leave a half-made instance behind.
+		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		e.cli.ContainerRemove(rmCtx, res.ID, client.ContainerRemoveOptions{Force: true})
+		return Container{}, fmt.Errorf("docker start %s: %w", ContainerName(s.Instance), err)
+	}
+	c, _, err := e.find(ctx, s.Instance)
+	if err != nil {
+		return Container{}, err
+	}
+	e.log.Info("container started", "instance", s.Instance, "image", s.Image, "port", s.HostPort)
+	return c, nil
+}
+
+func (e *Engine) find(ctx context.Context, instance string) (Container, bool, error) {
+	cs, err := e.list(ctx, client.Filters{}.Add("label", LabelInstance+"="+instance))
+	if err != nil || len(cs) == 0 {
+		return Container{}, false, err
+	}
+	return cs[0], true, nil
+}
+
+// List returns every Potluck-managed container, running or not.
+func (e *Engine) List(ctx context.Context) ([]Container, error) {
+	return e.list(ctx, client.Filters{}.Add("label", LabelManaged+"=true"))
+}
+
+func (e *Engine) list(ctx context.Context, f client.Filters) ([]Container, error) {
+	res, err := e.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("docker ps: %w", err)
+	}
+	out := make([]Container, 0, len(res.Items))
+	for _, s := range res.Items {
+		port, _ := strconv.ParseUint(s.Labels[LabelPort], 10, 16)
+		name := ""
+		if len(s.Names) > 0 {
+			name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		out = append(out, Container{
+			ID: s.ID, Name: name, Image: s.Image, State: string(s.State), Status: s.Status,
+			Installation: s.Labels[LabelInstallation], Instance: s.Labels[LabelInstance],
+			App: s.Labels[LabelApp], HostPort: uint16(port),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Instance < out[j].Instance })
+	return out, nil
+}
+
+// Stop stops a container, giving it grace to exit on SIGTERM.
+func (e *Engine) Stop(ctx context.Context, id string, grace time.Duration) error {
+	secs := int(grace / time.Second)
+	if _, err := e.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("docker stop %s: %w", id, err)
+	}
+	return nil
+}
+
+// Remove stops (with grace) and removes a container. A container that is
+// gone already is not an error.
+func (e *Engine) Remove(ctx context.Context, id string, grace time.Duration) error {
+	if err := e.Stop(ctx, id, grace); err != nil {
+		return err
+	}
+	if _, err := e.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+		return fmt.Errorf("docker rm %s: %w", id, err)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
