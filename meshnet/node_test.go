@@ -185,6 +185,7 @@ func TestInvalidPeersChangeNothing(t *testing.T) {
 }
 
 func TestBadConfigs(t *testing.T) {
+	requireNoLeak(t) // a failed New releases what it started
 	key := mustKey(t)
 	addr := netip.MustParseAddr("100.64.0.1")
 	for _, tc := range []struct {
