@@ -291,3 +291,5 @@ func visible(t *testing.T, st *fsm.State) string {
 	require.NoError(t, err)
 	return string(data)
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"potluck/core/agentapi"
+	"potluck/core/fsm"
+	"potluck/meshnet"
+)
+
+// testHost is an agent stand-in: a real meshnet node that registers through
+// the public API, answers the core's probe and talks to the agent API over
+// the tunnel.
+type testHost struct {
+	node   *meshnet.Node
+	client *http.Client
+	agent  string // agent API base URL of a core node
+	id     string
+}
+
+func freeUDPPort(t *testing.T) uint16 {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	require.NoError(t, pc.Close())
+	return uint16(port)
+}
+
+func startTestHost(t *testing.T, c *testCluster, join, name, role string) *testHost {
+	t.Helper()
+	key, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	port := freeUDPPort(t)
+	body := map[string]any{"name": name, "role": role, "public_key": key.Public().String(), "cpus": 2, "memory_mb": 2048, "disk_mb": 4096}
+	if role == "front" {
+		body["endpoint"] = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	r := call(t, "POST", c.nodes[0].URL()+"/v1/hosts", join, body, nil)
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+	var reg struct {
+		Host          struct{ ID, Status string }
+		TunnelAddress string `json:"tunnel_address"`
+		CorePeers     []struct {
+			PublicKey     string `json:"public_key"`
+			Endpoint      string `json:"endpoint"`
+			TunnelAddress string `json:"tunnel_address"`
+			AgentURL      string `json:"agent_url"`
+		} `json:"core_peers"`
+	}
+	r.json(t, &reg)
+	require.Equal(t, "pending", reg.Host.Status, "a host is not Ready before the tunnel probe")
+	require.Len(t, reg.CorePeers, len(c.nodes))
+
+	node, err := meshnet.New(meshnet.Config{PrivateKey: key, Address: netip.MustParseAddr(reg.TunnelAddress), ListenPort: port, ProbeInterval: 200 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = node.Close() })
+	var peers []meshnet.Peer
+	for _, cp := range reg.CorePeers {
+		pk, err := meshnet.ParsePublicKey(cp.PublicKey)
+		require.NoError(t, err)
+		peers = append(peers, meshnet.Peer{PublicKey: pk, Address: netip.MustParseAddr(cp.TunnelAddress), Endpoint: netip.MustParseAddrPort(cp.Endpoint), Hub: true})
+	}
+	require.NoError(t, node.SetPeers(peers))
+
+	// The probe endpoint the core checks before the host becomes Ready.
+	ln, err := node.Listen(DefaultProbePort)
+	require.NoError(t, err)
+	probe := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })}
+	go func() { _ = probe.Serve(ln) }()
+	t.Cleanup(func() { _ = probe.Close() })
+
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return node.DialContext(ctx, network, addr) },
+	}}
+	t.Cleanup(client.CloseIdleConnections)
+	return &testHost{node: node, client: client, agent: reg.CorePeers[0].AgentURL, id: reg.Host.ID}
+}
+
+func (h *testHost) get(t *testing.T, path string) response {
+	t.Helper()
+	resp, err := h.client.Get(h.agent + path)
+	if err != nil {
+		return response{body: []byte(err.Error())}
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return response{code: resp.StatusCode, body: data, header: resp.Header}
+}
+
+func (h *testHost) heartbeat(t *testing.T, reports []fsm.InstanceUpdate) response {
+	t.Helper()
+	data, err := json.Marshal(agentapi.HeartbeatRequest{Instances: reports})
+	require.NoError(t, err)
+	resp, err := h.client.Post(h.agent+"/v1/agent/heartbeat", "application/json", bytesReader(data))
+	if err != nil {
+		return response{body: []byte(err.Error())}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return response{code: resp.StatusCode, body: body}
+}
+
+func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
+	c := newTestCluster(t, 1, func(_ int, cfg *Config) {
+		cfg.Peers = nil
+		key, err := meshnet.GeneratePrivateKey()
+		require.NoError(t, err)
+		cfg.Mesh = &MeshConfig{PrivateKey: &key}
+	})
+	join := c.joinToken(0)
+	back := startTestHost(t, c, join, "back0", "back")
+	front := startTestHost(t, c, join, "front0", "front")
+
+	// The core reaches both over the tunnel and marks them Ready.
+	require.Eventually(t, func() bool {
+		st := c.nodes[0].Node.FSM.State()
+		return st.Hosts[back.id].Status == fsm.HostReady && st.Hosts[front.id].Status == fsm.HostReady
+	}, 20*time.Second, 100*time.Millisecond, "hosts were not probed over the tunnel")
+
+	tarball := dockerSaveTar(t, "hello:1", 4096)
+	r := c.call(0, "POST", "/v1/apps/hello/tarball?container_port=8080", tarball)
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+	var app struct{ Digest string }
+	r.json(t, &app)
+	r = c.call(0, "POST", "/v1/installations", map[string]any{"name": "hello", "app": "hello", "fronts": 1, "backs": 1, "domain": "hello.example.com", "env": map[string]string{"GREETING": "hi"}})
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+
+	// The Back learns what to run, over the tunnel, identified by its key.
+	r = back.get(t, "/v1/agent/state")
+	require.Equal(t, http.StatusOK, r.code, r.String())
+	var bs agentapi.DesiredState
+	r.json(t, &bs)
+	require.Equal(t, "back0", bs.Host.Name)
+	require.Len(t, bs.Instances, 1)
+	in := bs.Instances[0]
+	require.Equal(t, "hello:1", in.Image)
+	require.Equal(t, app.Digest, in.Digest)
+	require.Equal(t, 8080, in.ContainerPort)
+	require.Equal(t, "hi", in.Env["GREETING"])
+	frontAddr := c.nodes[0].Node.FSM.State().Hosts[front.id].TunnelAddr.String()
+	require.Equal(t, []string{frontAddr}, in.AllowedFrom)
+	roles := map[string]int{}
+	for _, p := range bs.Peers {
+		roles[p.Role]++
+	}
+	require.Equal(t, map[string]int{"core": 1, "front": 1}, roles)
+
+	// It downloads the image over the tunnel.
+	r = back.get(t, in.BlobPath)
+	require.Equal(t, http.StatusOK, r.code, r.String())
+	require.Equal(t, tarball, r.body)
+	// The Front may not: no instance of its own uses the blob.
+	r = front.get(t, in.BlobPath)
+	require.Equal(t, http.StatusForbidden, r.code, r.String())
+
+	// The Front learns its route.
+	r = front.get(t, "/v1/agent/state")
+	require.Equal(t, http.StatusOK, r.code, r.String())
+	var fs agentapi.DesiredState
+	r.json(t, &fs)
+	require.Len(t, fs.Routes, 1)
+	require.Equal(t, "hello.example.com", fs.Routes[0].Domain)
+	backAddr := c.nodes[0].Node.FSM.State().Hosts[back.id].TunnelAddr
+	require.Equal(t, netip.AddrPortFrom(backAddr, uint16(in.Port)).String(), fs.Routes[0].Backends[0].Address)
+
+	// Heartbeat with an instance report; the state follows.
+	r = back.heartbeat(t, []fsm.InstanceUpdate{{ID: in.ID, State: fsm.InstanceRunning}})
+	require.Equal(t, http.StatusNoContent, r.code, r.String())
+	require.Equal(t, fsm.InstanceRunning, c.nodes[0].Node.FSM.State().Instances[in.ID].State)
+	r = back.heartbeat(t, []fsm.InstanceUpdate{{ID: in.ID, State: "exploded"}})
+	require.Equal(t, http.StatusBadRequest, r.code, r.String())
+
+	// Blocking query: wakes up when the installation is deleted.
+	idx := c.nodes[0].Node.FSM.State().Index
+	done := make(chan response, 1)
+	go func() { done <- front.get(t, fmt.Sprintf("/v1/agent/state?index=%d&wait=20s", idx)) }()
+	time.Sleep(200 * time.Millisecond)
+	r = c.call(0, "DELETE", "/v1/installations/hello", nil)
+	require.Equal(t, http.StatusNoContent, r.code, r.String())
+	r = <-done
+	require.Equal(t, http.StatusOK, r.code, r.String())
+	r.json(t, &fs)
+	require.Empty(t, fs.Routes)
+
+	// A decommissioned host loses its peer on the core and its access.
+	r = c.call(0, "POST", "/v1/hosts/front0/decommission", nil)
+	require.Equal(t, http.StatusOK, r.code, r.String())
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, "GET", front.agent+"/v1/agent/state", nil)
+		require.NoError(t, err)
+		resp, err := front.client.Do(req)
+		if err != nil {
+			return true // the core removed the peer: the tunnel is gone
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusForbidden
+	}, 10*time.Second, 100*time.Millisecond)
+	require.Equal(t, fsm.HostDecommissioned, c.nodes[0].Node.FSM.State().Hosts[front.id].Status)
+}
