@@ -81,7 +81,9 @@ func startTestHost(t *testing.T, c *testCluster, join, name, role string) *testH
 	t.Cleanup(func() { _ = probe.Close() })
 
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return node.DialContext(ctx, network, addr) },
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return node.DialContext(ctx, network, addr)
+		},
 	}}
 	t.Cleanup(client.CloseIdleConnections)
 	return &testHost{node: node, client: client, agent: reg.CorePeers[0].AgentURL, id: reg.Host.ID}
