@@ -353,3 +353,26 @@ func (e *Engine) Remove(ctx context.Context, id string, grace time.Duration) err
 }
 
 func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
+
+// TagImage gives image src the additional reference dst.
+func (e *Engine) TagImage(ctx context.Context, src, dst string) error {
+	if _, err := e.cli.ImageTag(ctx, client.ImageTagOptions{Source: src, Target: dst}); err != nil {
+		return fmt.Errorf("docker tag %s %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// ImagesMatching lists the local image references matching a reference
+// pattern such as "potluck-blob/*".
+func (e *Engine) ImagesMatching(ctx context.Context, pattern string) ([]string, error) {
+	res, err := e.cli.ImageList(ctx, client.ImageListOptions{Filters: client.Filters{}.Add("reference", pattern)})
+	if err != nil {
+		return nil, fmt.Errorf("docker images %s: %w", pattern, err)
+	}
+	var refs []string
+	for _, img := range res.Items {
+		refs = append(refs, img.RepoTags...)
+	}
+	sort.Strings(refs)
+	return refs, nil
+}

@@ -1,0 +1,98 @@
+// Command potluck-back runs a Back: a worker on a lent machine that runs the
+// app containers the core places on it and exposes them over the mesh to
+// their installation's Fronts.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"potluck/back"
+	"potluck/internal/agent"
+	"potluck/internal/cli"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "potluck-back:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("potluck-back", flag.ContinueOnError)
+	var cores cli.StringList
+	fs.Var(&cores, "core", "core node public API URL, e.g. http://127.0.0.1:8400 (repeat or comma-separate for several)")
+	token := fs.String("join-token", "", "join token from the operator (potluck tokens create)")
+	name := fs.String("name", hostname(), "host name, unique in the cluster")
+	cpus := fs.Float64("cpus", 1, "CPUs granted to Potluck (e.g. 2 or 0.5)")
+	memory := cli.Size(512 << 20)
+	fs.Var(&memory, "memory", "memory granted, e.g. 512MiB")
+	disk := cli.Size(1 << 30)
+	fs.Var(&disk, "disk", "disk granted for images, e.g. 1GiB")
+	dataDir := fs.String("data-dir", "potluck-back-data", "directory for the WireGuard key (0600), identity, last desired state and image cache")
+	meshPort := fs.Uint("mesh-port", 0, "WireGuard UDP port (0 picks one; a Back behind NAT needs no fixed port)")
+	dockerHost := fs.String("docker-host", "", "Docker Engine address (default: DOCKER_HOST or unix:///var/run/docker.sock)")
+	heartbeat := fs.Duration("heartbeat", 5*time.Second, "how often to report state to the core")
+	metricsAddr := fs.String("metrics", "127.0.0.1:0", "address of /metrics and /healthz (empty: off)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text or json")
+	cli.SetUsage(fs, `Usage: potluck-back --core URL --join-token T [flags]
+
+Runs a Back: registers with the core, joins the mesh (behind NAT is fine), runs
+the app containers placed on this host through the Docker Engine on ports
+5000-6000 published on 127.0.0.1, and exposes each on its tunnel address to
+the Fronts of its installation only.`, "See docs/operations.md.")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	log, err := cli.Logger(os.Stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	if *meshPort > 65535 {
+		return fmt.Errorf("--mesh-port %d is not a port", *meshPort)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	b, err := back.Start(ctx, back.Config{
+		Agent: agent.Config{
+			CoreURLs: cores, JoinToken: *token, Name: *name, CPUs: *cpus,
+			MemoryMB: int64(memory) >> 20, DiskMB: int64(disk) >> 20, DataDir: *dataDir, MeshPort: uint16(*meshPort),
+		},
+		DockerHost: *dockerHost, Heartbeat: *heartbeat, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if *metricsAddr != "" {
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		srv := &http.Server{Handler: b.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("metrics", "addr", ln.Addr().String())
+	}
+	err = b.Run(ctx)
+	if errors.Is(err, context.Canceled) {
+		log.Info("stopping; containers keep running")
+		return nil
+	}
+	return err
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}

@@ -1,0 +1,159 @@
+// Package front is the Front agent: it registers with the core as a mesh
+// hub, follows the routes of the installations it serves and hot-reloads them
+// into the lb proxy, which dials Backs through the mesh. The last good routes
+// are kept on disk (by the agent), so a Front restarted while the core is
+// away serves what it served before.
+package front
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"potluck/core/agentapi"
+	"potluck/core/fsm"
+	"potluck/internal/agent"
+	"potluck/lb"
+	"potluck/lb/metrics"
+)
+
+// Config describes a Front.
+type Config struct {
+	Agent agent.Config
+	// Proxy options; the Dialer is always the mesh node's.
+	Proxy lb.Options
+	// Heartbeat is how often the Front reports itself alive.
+	Heartbeat time.Duration
+	Logger    *slog.Logger
+}
+
+// Front is a running Front agent.
+type Front struct {
+	cfg   Config
+	log   *slog.Logger
+	agent *agent.Agent
+	proxy *lb.Proxy
+}
+
+// Start registers (or restores the saved identity), brings up the mesh node
+// and the proxy with no routes yet.
+func Start(ctx context.Context, cfg Config) (*Front, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = 5 * time.Second
+	}
+	cfg.Agent.Role = "front"
+	cfg.Agent.Logger = cfg.Logger
+	ag, err := agent.Start(ctx, cfg.Agent)
+	if err != nil {
+		return nil, err
+	}
+	opts := cfg.Proxy
+	opts.Dialer = ag.Node().DialContext
+	if opts.Logger == nil {
+		opts.Logger = cfg.Logger
+	}
+	return &Front{cfg: cfg, log: cfg.Logger, agent: ag, proxy: lb.New(opts)}, nil
+}
+
+// Agent is the host agent underneath.
+func (f *Front) Agent() *agent.Agent { return f.agent }
+
+// Proxy is the data plane.
+func (f *Front) Proxy() *lb.Proxy { return f.proxy }
+
+// Serve serves client traffic on ln until Shutdown.
+func (f *Front) Serve(ln net.Listener) error { return f.proxy.Serve(ln) }
+
+// Run follows the core and heartbeats until ctx ends.
+func (f *Front) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(f.cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			if err := f.agent.Heartbeat(ctx, nil); err != nil && ctx.Err() == nil {
+				f.log.Warn("heartbeat not delivered", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := f.agent.Follow(ctx, f.apply)
+	<-done
+	return err
+}
+
+func (f *Front) apply(_ context.Context, d *agentapi.DesiredState) error {
+	routes := Routes(d.Routes)
+	if err := f.proxy.Update(routes); err != nil {
+		return fmt.Errorf("routes refused, the previous ones keep serving: %w", err)
+	}
+	f.log.Info("routes updated", "index", d.Index, "routes", len(routes))
+	return nil
+}
+
+// Routes turns the core's routes into proxy routes: one route per
+// installation, named after it, for its domain, over the Backs whose instance
+// runs (all of them, when none is reported running yet). Health uses NGINX's
+// defaults: max_fails=1, fail_timeout=20s.
+func Routes(in []agentapi.Route) []lb.Route {
+	out := make([]lb.Route, 0, len(in))
+	for _, r := range in {
+		var running, all []lb.Backend
+		for _, b := range r.Backends {
+			be := lb.Backend{Addr: b.Address}
+			all = append(all, be)
+			if b.State == fsm.InstanceRunning {
+				running = append(running, be)
+			}
+		}
+		if len(running) == 0 {
+			running = all
+		}
+		if len(running) == 0 {
+			continue // nothing to send to; the host gets the proxy's 404
+		}
+		out = append(out, lb.Route{Name: r.Installation, Hosts: []string{r.Domain}, Backends: running})
+	}
+	return out
+}
+
+// AdminHandler serves /metrics (proxy, agent and mesh), /status (JSON) and
+// /healthz.
+func (f *Front) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		mw := metrics.NewWriter(w)
+		if err := f.proxy.WriteMetrics(mw); err != nil {
+			return
+		}
+		f.agent.WriteMetrics(mw)
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		peers, _ := f.agent.Node().Status()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"identity": f.agent.Identity(), "proxy": f.proxy.Status(), "peers": peers})
+	})
+	return mux
+}
+
+// Shutdown drains the proxy and brings the mesh down.
+func (f *Front) Shutdown(ctx context.Context) error {
+	err := f.proxy.Shutdown(ctx)
+	return errors.Join(err, f.agent.Close())
+}

@@ -1,0 +1,39 @@
+package agent
+
+import (
+	"sync/atomic"
+	"time"
+
+	"potluck/lb/metrics"
+)
+
+// counters are the agent's own metrics.
+type counters struct {
+	heartbeats, heartbeatFailures metrics.Counter
+	stateFetches, stateFailures   metrics.Counter
+	appliedIndex                  atomic.Uint64
+}
+
+// WriteMetrics writes the agent's and its mesh node's metrics.
+func (a *Agent) WriteMetrics(w *metrics.Writer) {
+	role := metrics.Labels("role", a.cfg.Role)
+	w.Counter("potluck_agent_heartbeats_total", "Heartbeats delivered to the core.", role, a.stats.heartbeats.Load())
+	w.Counter("potluck_agent_heartbeat_failures_total", "Heartbeats no core node accepted.", role, a.stats.heartbeatFailures.Load())
+	w.Counter("potluck_agent_state_fetches_total", "Desired states received from the core.", role, a.stats.stateFetches.Load())
+	w.Counter("potluck_agent_state_fetch_failures_total", "Failed attempts to fetch the desired state.", role, a.stats.stateFailures.Load())
+	w.Gauge("potluck_agent_applied_index", "Raft index of the desired state applied last.", role, float64(a.stats.appliedIndex.Load()))
+	st, err := a.node.Status()
+	if err != nil {
+		return
+	}
+	for _, p := range st {
+		l := metrics.Labels("peer", p.Address.String())
+		w.Counter("potluck_mesh_peer_rx_bytes_total", "Bytes received from a mesh peer.", l, p.RxBytes)
+		w.Counter("potluck_mesh_peer_tx_bytes_total", "Bytes sent to a mesh peer.", l, p.TxBytes)
+		age := -1.0
+		if !p.LastHandshake.IsZero() {
+			age = time.Since(p.LastHandshake).Seconds()
+		}
+		w.Gauge("potluck_mesh_peer_handshake_age_seconds", "Seconds since the last WireGuard handshake with a peer (-1: none yet).", l, age)
+	}
+}

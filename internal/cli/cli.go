@@ -1,0 +1,122 @@
+// Package cli is what Potluck's binaries share on the command line: every
+// flag has a POTLUCK_* environment twin (the flag wins), --help lists both,
+// and logs go through log/slog at a chosen level and format.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// EnvName is the environment twin of a flag: --join-token is POTLUCK_JOIN_TOKEN.
+func EnvName(flagName string) string {
+	return "POTLUCK_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Parse parses args, then fills every flag not given from its environment
+// twin. Positional arguments are an error.
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		if v, ok := os.LookupEnv(EnvName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// SetUsage makes --help print intro, then every flag with its environment
+// twin and default, then footer.
+func SetUsage(fs *flag.FlagSet, intro, footer string) {
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "%s\n\nEvery flag can also be set with the environment variable shown next to it\n(the flag wins).\n\n", strings.TrimSpace(intro))
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "[]" {
+				def = fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(out, "  --%s  [%s]\n      %s%s\n", f.Name, EnvName(f.Name), f.Usage, def)
+		})
+		if footer != "" {
+			fmt.Fprintf(out, "\n%s\n", strings.TrimSpace(footer))
+		}
+	}
+}
+
+// Logger returns a slog logger writing to w at level ("debug", "info",
+// "warn", "error") in format ("text" or "json").
+func Logger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use text or json", format)
+}
+
+// StringList is a repeatable or comma-separated string flag.
+type StringList []string
+
+func (s *StringList) String() string { return strings.Join(*s, ",") }
+
+// Set appends the comma-separated values.
+func (s *StringList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*s = append(*s, part)
+		}
+	}
+	return nil
+}
+
+// Size is a byte size flag: 512MiB, 1GiB, 2G, 100M, or plain bytes.
+type Size int64
+
+func (s *Size) String() string { return fmt.Sprint(int64(*s)) }
+
+// Set parses a size with an optional binary or decimal unit.
+func (s *Size) Set(v string) error {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
+	num, mult := strings.TrimSpace(v), int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	var f float64
+	if _, err := fmt.Sscanf(num, "%g", &f); err != nil || f < 0 {
+		return fmt.Errorf("size %q: use a number with an optional unit such as 512MiB or 1GiB", v)
+	}
+	*s = Size(f * float64(mult))
+	return nil
+}
