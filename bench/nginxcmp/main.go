@@ -69,6 +69,7 @@ type settings struct {
 	backends    int
 	keep        bool
 	profile     string
+	frontProcs  int
 }
 
 func benchMain(args []string) error {
@@ -84,6 +85,7 @@ func benchMain(args []string) error {
 	fs.IntVar(&s.backends, "backends", 2, "number of backends")
 	fs.BoolVar(&s.keep, "keep", false, "keep the temporary directory (configs, logs)")
 	fs.StringVar(&s.profile, "profile", "", "write a 10 s CPU profile of potluck-front under load to this file")
+	fs.IntVar(&s.frontProcs, "front-gomaxprocs", 0, "GOMAXPROCS for potluck-front; 0 = Go's default (all cores)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -109,14 +111,17 @@ func benchMain(args []string) error {
 		return err
 	}
 	var backendAddrs []string
+	var backendPIDs []int
 	for range s.backends {
 		addr, err := freeAddr()
 		if err != nil {
 			return err
 		}
-		if err := startProc(ctx, dir, "backend-"+addr, self, "backend", "--addr", addr); err != nil {
+		pid, err := startProcPID(ctx, dir, "backend-"+addr, nil, self, "backend", "--addr", addr)
+		if err != nil {
 			return err
 		}
+		backendPIDs = append(backendPIDs, pid)
 		backendAddrs = append(backendAddrs, addr)
 	}
 	nginxAddr, err := freeAddr()
@@ -137,16 +142,23 @@ func benchMain(args []string) error {
 	if err := writeFrontConf(dir, frontAddr, adminAddr, backendAddrs); err != nil {
 		return err
 	}
-	if err := startProc(ctx, dir, "nginx", s.nginxBin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf")); err != nil {
+	nginxPID, err := startProcPID(ctx, dir, "nginx", nil, s.nginxBin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
+	if err != nil {
 		return err
 	}
 	frontArgs := []string{"--config", filepath.Join(dir, "front.yaml"), "--log-level", "warn", "--watch-interval", "0"}
 	if s.profile != "" {
 		frontArgs = append(frontArgs, "--pprof")
 	}
-	if err := startProc(ctx, dir, "potluck-front", s.frontBin, frontArgs...); err != nil {
+	var frontEnv []string
+	if s.frontProcs > 0 {
+		frontEnv = append(frontEnv, "GOMAXPROCS="+strconv.Itoa(s.frontProcs))
+	}
+	frontPID, err := startProcPID(ctx, dir, "potluck-front", frontEnv, s.frontBin, frontArgs...)
+	if err != nil {
 		return err
 	}
+	pids := map[string]int{"nginx": nginxPID, "potluck-front": frontPID}
 	for _, a := range append(append([]string{}, backendAddrs...), nginxAddr, frontAddr) {
 		if err := waitHTTP(a, 10*time.Second); err != nil {
 			return fmt.Errorf("%s did not come up: %w (logs in %s)", a, err, dir)
@@ -156,8 +168,12 @@ func benchMain(args []string) error {
 	wv, _ := exec.Command(s.wrkBin, "-v").CombinedOutput()
 	fmt.Printf("date: %s\nhost: %d cores (GOMAXPROCS %s), %s, %s\n", time.Now().UTC().Format(time.RFC3339), numCPU(),
 		os.Getenv("GOMAXPROCS"), strings.TrimSpace(string(nv)), firstLine(string(wv)))
-	fmt.Printf("load: wrk -t%d -c%d -d%s --latency, %d backends, 25-byte responses, %d rounds\n\n",
-		s.threads, s.connections, s.duration, s.backends, s.rounds)
+	procs := "default"
+	if s.frontProcs > 0 {
+		procs = strconv.Itoa(s.frontProcs)
+	}
+	fmt.Printf("load: wrk -t%d -c%d -d%s --latency, %d backends, 25-byte responses, %d rounds; potluck-front GOMAXPROCS %s\n\n",
+		s.threads, s.connections, s.duration, s.backends, s.rounds, procs)
 
 	targets := map[string]string{"nginx": nginxAddr, "potluck-front": frontAddr}
 	// Warm both up (connection pools, JIT-free but page cache and CPU frequency).
@@ -170,25 +186,39 @@ func benchMain(args []string) error {
 		return profileFront(s, frontAddr, adminAddr)
 	}
 	results := map[string][]wrkResult{}
-	fmt.Printf("%-6s %-14s %12s %10s %10s\n", "round", "proxy", "req/s", "p50", "p99")
+	fmt.Printf("%-6s %-14s %12s %10s %10s %14s %14s\n", "round", "proxy", "req/s", "p50", "p99", "proxy CPU/req", "backends CPU/req")
 	for r := 1; r <= s.rounds; r++ {
 		order := []string{"nginx", "potluck-front"}
 		if r%2 == 0 {
 			order[0], order[1] = order[1], order[0]
 		}
 		for _, name := range order {
+			before := cpuTicks(pids[name])
+			var beforeB int64
+			for _, p := range backendPIDs {
+				beforeB += cpuTicks(p)
+			}
 			res, err := runWrk(s, targets[name], s.duration)
 			if err != nil {
 				return fmt.Errorf("%s round %d: %w", name, r, err)
 			}
+			// Clock ticks are 10 ms (USER_HZ 100).
+			cpu := time.Duration(cpuTicks(pids[name])-before) * 10 * time.Millisecond
+			res.cpuPerReq = time.Duration(float64(cpu) / (res.rps * s.duration.Seconds()))
+			var afterB int64
+			for _, p := range backendPIDs {
+				afterB += cpuTicks(p)
+			}
+			res.backendCPUPerReq = time.Duration(float64(time.Duration(afterB-beforeB)*10*time.Millisecond) / (res.rps * s.duration.Seconds()))
 			results[name] = append(results[name], res)
-			fmt.Printf("%-6d %-14s %12.0f %10s %10s\n", r, name, res.rps, res.p50, res.p99)
+			fmt.Printf("%-6d %-14s %12.0f %10s %10s %14s %14s\n", r, name, res.rps, res.p50, res.p99,
+				res.cpuPerReq.Round(100*time.Nanosecond), res.backendCPUPerReq.Round(100*time.Nanosecond))
 		}
 	}
 	n, f := median(results["nginx"]), median(results["potluck-front"])
 	fmt.Printf("\nmedian over %d rounds:\n", s.rounds)
-	fmt.Printf("  nginx          %10.0f req/s  p50 %-9s p99 %s\n", n.rps, n.p50, n.p99)
-	fmt.Printf("  potluck-front  %10.0f req/s  p50 %-9s p99 %s\n", f.rps, f.p50, f.p99)
+	fmt.Printf("  nginx          %10.0f req/s  p50 %-9s p99 %-9s CPU/req %s\n", n.rps, n.p50, n.p99, n.cpuPerReq)
+	fmt.Printf("  potluck-front  %10.0f req/s  p50 %-9s p99 %-9s CPU/req %s\n", f.rps, f.p50, f.p99, f.cpuPerReq)
 	fmt.Printf("ratio potluck-front/nginx: throughput %.2fx, p50 %.2fx, p99 %.2fx (target: throughput >= 1.30x, p99 <= 1.00x)\n",
 		f.rps/n.rps, float64(f.p50)/float64(n.p50), float64(f.p99)/float64(n.p99))
 	for name, rs := range results {
@@ -226,21 +256,54 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// startProc runs a child until ctx ends, logging to dir/name.log.
-func startProc(ctx context.Context, dir, name, bin string, args ...string) error {
+// startProcPID runs a child until ctx ends, logging to dir/name.log, and
+// returns its pid.
+func startProcPID(ctx context.Context, dir, name string, env []string, bin string, args ...string) (int, error) {
 	logf, err := os.Create(filepath.Join(dir, strings.ReplaceAll(name, ":", "_")+".log"))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return 0, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() { _ = cmd.Wait(); _ = logf.Close() }()
-	return nil
+	return cmd.Process.Pid, nil
+}
+
+// cpuTicks returns user+system clock ticks of pid and its direct children
+// (NGINX's workers), from /proc.
+func cpuTicks(pid int) int64 {
+	total := int64(0)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the ")" of the command name: state ppid ... utime(14) stime(15).
+		rest := string(data[strings.LastIndexByte(string(data), ')')+2:])
+		f := strings.Fields(rest)
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if p != pid && ppid != pid {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += u + st
+	}
+	return total
 }
 
 func waitHTTP(addr string, limit time.Duration) error {
@@ -304,9 +367,13 @@ func writeFrontConf(dir, listen, admin string, backends []string) error {
 }
 
 type wrkResult struct {
-	rps      float64
-	p50, p99 time.Duration
-	errors   int
+	rps       float64
+	p50, p99  time.Duration
+	errors    int
+	cpuPerReq time.Duration // proxy process CPU time per request
+	// backendCPUPerReq is the backends' CPU per request: how the proxy's
+	// connection use changes its neighbours' cost.
+	backendCPUPerReq time.Duration
 }
 
 var (
@@ -375,9 +442,10 @@ func median(rs []wrkResult) wrkResult {
 		return v[len(v)/2]
 	}
 	return wrkResult{
-		rps: pick(func(r wrkResult) float64 { return r.rps }),
-		p50: time.Duration(pick(func(r wrkResult) float64 { return float64(r.p50) })),
-		p99: time.Duration(pick(func(r wrkResult) float64 { return float64(r.p99) })),
+		rps:       pick(func(r wrkResult) float64 { return r.rps }),
+		p50:       time.Duration(pick(func(r wrkResult) float64 { return float64(r.p50) })),
+		p99:       time.Duration(pick(func(r wrkResult) float64 { return float64(r.p99) })),
+		cpuPerReq: time.Duration(pick(func(r wrkResult) float64 { return float64(r.cpuPerReq) })),
 	}
 }
 
@@ -400,4 +468,3 @@ func profileFront(s settings, frontAddr, adminAddr string) error {
 	fmt.Println("CPU profile written to", s.profile, "- inspect with: go tool pprof -top", s.frontBin, s.profile)
 	return <-done
 }
-
