@@ -298,8 +298,20 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, host *fsm.Ho
 		writeError(w, http.StatusBadRequest, "at most 1024 instance reports per heartbeat")
 		return
 	}
+	for _, u := range req.Instances {
+		switch u.State {
+		case fsm.InstancePending, fsm.InstanceRunning, fsm.InstanceFailed:
+		default:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("instance %s: state must be pending, running or failed", u.ID))
+			return
+		}
+	}
 	if err := h.cfg.Heartbeat(r.Context(), host.ID, req.Instances); err != nil {
 		code := http.StatusServiceUnavailable
+		var sc interface{ StatusCode() int }
+		if errors.As(err, &sc) && sc.StatusCode() < 500 {
+			code = sc.StatusCode()
+		}
 		switch fsm.CodeOf(err) {
 		case fsm.CodeInvalid:
 			code = http.StatusBadRequest

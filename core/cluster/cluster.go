@@ -72,9 +72,9 @@ type Timing struct {
 
 // FastTiming is for tests and local clusters on one machine.
 var FastTiming = Timing{
-	HeartbeatTimeout:   200 * time.Millisecond,
-	ElectionTimeout:    200 * time.Millisecond,
-	LeaderLeaseTimeout: 100 * time.Millisecond,
+	HeartbeatTimeout:   500 * time.Millisecond,
+	ElectionTimeout:    500 * time.Millisecond,
+	LeaderLeaseTimeout: 250 * time.Millisecond,
 	CommitTimeout:      5 * time.Millisecond,
 }
 

@@ -163,14 +163,16 @@ func (c *testCluster) running() int {
 	return k
 }
 
-// waitConverged waits until all running nodes applied the leader's index.
+// waitConverged waits until the FSM of every running node reached the
+// leader's FSM index. (raft's AppliedIndex can run ahead of the FSM, which
+// applies in its own goroutine, so the FSM's own index is compared.)
 func (c *testCluster) waitConverged() {
 	c.t.Helper()
 	l := c.leader()
-	want := c.nodes[l].Node.Raft.AppliedIndex()
+	want := c.nodes[l].Node.FSM.State().Index
 	require.Eventually(c.t, func() bool {
 		for _, n := range c.nodes {
-			if n != nil && n.Node.Raft.AppliedIndex() < want {
+			if n != nil && n.Node.FSM.State().Index < want {
 				return false
 			}
 		}

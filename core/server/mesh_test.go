@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -37,7 +38,9 @@ func freeUDPPort(t *testing.T) uint16 {
 	return uint16(port)
 }
 
-func startTestHost(t *testing.T, c *testCluster, join, name, role string) *testHost {
+// startTestHost registers a host and peers it with every core node; it talks
+// to the agent API of core node viaCore (a follower, to exercise forwarding).
+func startTestHost(t *testing.T, c *testCluster, join, name, role string, viaCore int) *testHost {
 	t.Helper()
 	key, err := meshnet.GeneratePrivateKey()
 	require.NoError(t, err)
@@ -52,6 +55,7 @@ func startTestHost(t *testing.T, c *testCluster, join, name, role string) *testH
 		Host          struct{ ID, Status string }
 		TunnelAddress string `json:"tunnel_address"`
 		CorePeers     []struct {
+			ID            string `json:"id"`
 			PublicKey     string `json:"public_key"`
 			Endpoint      string `json:"endpoint"`
 			TunnelAddress string `json:"tunnel_address"`
@@ -86,7 +90,14 @@ func startTestHost(t *testing.T, c *testCluster, join, name, role string) *testH
 		},
 	}}
 	t.Cleanup(client.CloseIdleConnections)
-	return &testHost{node: node, client: client, agent: reg.CorePeers[0].AgentURL, id: reg.Host.ID}
+	agent := ""
+	for _, cp := range reg.CorePeers {
+		if cp.ID == c.cfgs[viaCore].NodeID {
+			agent = cp.AgentURL
+		}
+	}
+	require.NotEmpty(t, agent)
+	return &testHost{node: node, client: client, agent: agent, id: reg.Host.ID}
 }
 
 func (h *testHost) get(t *testing.T, path string) response {
@@ -114,15 +125,15 @@ func (h *testHost) heartbeat(t *testing.T, reports []fsm.InstanceUpdate) respons
 }
 
 func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
-	c := newTestCluster(t, 1, func(_ int, cfg *Config) {
-		cfg.Peers = nil
+	c := newTestCluster(t, 3, func(_ int, cfg *Config) {
 		key, err := meshnet.GeneratePrivateKey()
 		require.NoError(t, err)
 		cfg.Mesh = &MeshConfig{PrivateKey: &key}
 	})
 	join := c.joinToken(0)
-	back := startTestHost(t, c, join, "back0", "back")
-	front := startTestHost(t, c, join, "front0", "front")
+	f := c.follower()
+	back := startTestHost(t, c, join, "back0", "back", f)
+	front := startTestHost(t, c, join, "front0", "front", f)
 
 	// The core reaches both over the tunnel and marks them Ready.
 	require.Eventually(t, func() bool {
@@ -137,9 +148,12 @@ func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
 	r.json(t, &app)
 	r = c.call(0, "POST", "/v1/installations", map[string]any{"name": "hello", "app": "hello", "fronts": 1, "backs": 1, "domain": "hello.example.com", "env": map[string]string{"GREETING": "hi"}})
 	require.Equal(t, http.StatusCreated, r.code, r.String())
+	created, err := strconv.ParseUint(r.header.Get("X-Potluck-Index"), 10, 64)
+	require.NoError(t, err)
 
-	// The Back learns what to run, over the tunnel, identified by its key.
-	r = back.get(t, "/v1/agent/state")
+	// The Back learns what to run, over the tunnel, identified by its key
+	// (a blocking query, so the follower has applied the installation).
+	r = back.get(t, fmt.Sprintf("/v1/agent/state?index=%d&wait=10s", created-1))
 	require.Equal(t, http.StatusOK, r.code, r.String())
 	var bs agentapi.DesiredState
 	r.json(t, &bs)
@@ -156,9 +170,11 @@ func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
 	for _, p := range bs.Peers {
 		roles[p.Role]++
 	}
-	require.Equal(t, map[string]int{"core": 1, "front": 1}, roles)
+	require.Equal(t, map[string]int{"core": 3, "front": 1}, roles)
 
-	// It downloads the image over the tunnel.
+	// It downloads the image over the tunnel (once the blob reached this
+	// follower).
+	require.Eventually(t, func() bool { return c.nodes[f].Blobs.Has(app.Digest) }, 10*time.Second, 50*time.Millisecond)
 	r = back.get(t, in.BlobPath)
 	require.Equal(t, http.StatusOK, r.code, r.String())
 	require.Equal(t, tarball, r.body)
@@ -177,14 +193,19 @@ func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
 	require.Equal(t, netip.AddrPortFrom(backAddr, uint16(in.Port)).String(), fs.Routes[0].Backends[0].Address)
 
 	// Heartbeat with an instance report; the state follows.
-	r = back.heartbeat(t, []fsm.InstanceUpdate{{ID: in.ID, State: fsm.InstanceRunning}})
-	require.Equal(t, http.StatusNoContent, r.code, r.String())
-	require.Equal(t, fsm.InstanceRunning, c.nodes[0].Node.FSM.State().Instances[in.ID].State)
+	// Heartbeat (to a follower, which forwards it to the leader) with an
+	// instance report; the state follows.
+	require.Eventually(t, func() bool { // agents retry while leadership moves
+		return back.heartbeat(t, []fsm.InstanceUpdate{{ID: in.ID, State: fsm.InstanceRunning}}).code == http.StatusNoContent
+	}, 10*time.Second, 100*time.Millisecond)
+	c.waitConverged()
+	require.Equal(t, fsm.InstanceRunning, c.nodes[c.leader()].Node.FSM.State().Instances[in.ID].State)
 	r = back.heartbeat(t, []fsm.InstanceUpdate{{ID: in.ID, State: "exploded"}})
 	require.Equal(t, http.StatusBadRequest, r.code, r.String())
 
 	// Blocking query: wakes up when the installation is deleted.
-	idx := c.nodes[0].Node.FSM.State().Index
+	c.waitConverged()
+	idx := c.nodes[f].Node.FSM.State().Index
 	done := make(chan response, 1)
 	go func() { done <- front.get(t, fmt.Sprintf("/v1/agent/state?index=%d&wait=20s", idx)) }()
 	time.Sleep(200 * time.Millisecond)
@@ -210,5 +231,5 @@ func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusForbidden
 	}, 10*time.Second, 100*time.Millisecond)
-	require.Equal(t, fsm.HostDecommissioned, c.nodes[0].Node.FSM.State().Hosts[front.id].Status)
+	require.Equal(t, fsm.HostDecommissioned, c.nodes[f].Node.FSM.State().Hosts[front.id].Status)
 }

@@ -273,7 +273,7 @@ func (s *Server) postJSON(ctx context.Context, url string, body any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("POST %s: HTTP %d: %s", url, resp.StatusCode, bytes.TrimSpace(msg))
+		return &httpError{code: resp.StatusCode, msg: fmt.Sprintf("POST %s: HTTP %d: %s", url, resp.StatusCode, bytes.TrimSpace(msg))}
 	}
 	return nil
 }
@@ -315,6 +315,15 @@ func (s *Server) replicateLoop(ctx context.Context) {
 		}
 	}
 }
+
+// httpError is a non-2xx answer from a core node's API.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string   { return e.msg }
+func (e *httpError) StatusCode() int { return e.code }
 
 func (s *Server) maxUpload() int64 {
 	if s.cfg.MaxUploadBytes > 0 {
