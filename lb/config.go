@@ -21,7 +21,6 @@ const (
 	DefaultReadTimeout    = 60 * time.Second
 	DefaultMaxBodySize    = 1 << 20 // client_max_body_size 1m
 	DefaultRetryBuffer    = 64 << 10
-	DefaultMaxIdleConns   = 64
 	DefaultIdleConnTime   = 30 * time.Second
 	DefaultMaxConns       = 1024
 	DefaultClientIdle     = 75 * time.Second // keepalive_timeout 75s
@@ -93,11 +92,12 @@ type Options struct {
 	RetryBuffer int
 	// FailOn adds response kinds counted as failures.
 	FailOn FailureKinds
-	// MaxIdleConnsPerBackend bounds each backend's keep-alive pool.
-	MaxIdleConnsPerBackend int
-	// MaxConnsPerBackend bounds open connections per backend.
+	// MaxConnsPerBackend bounds open connections (busy plus idle keep-alive)
+	// per backend; a request finding all of them busy waits up to the
+	// connect timeout for one.
 	MaxConnsPerBackend int
-	// IdleConnTimeout closes pooled backend connections idle this long.
+	// IdleConnTimeout closes pooled backend connections idle this long, so
+	// the idle pool shrinks back after a burst.
 	IdleConnTimeout time.Duration
 	// ClientIdleTimeout closes idle client keep-alive connections.
 	ClientIdleTimeout time.Duration
@@ -129,9 +129,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetryBuffer <= 0 {
 		o.RetryBuffer = DefaultRetryBuffer
-	}
-	if o.MaxIdleConnsPerBackend <= 0 {
-		o.MaxIdleConnsPerBackend = DefaultMaxIdleConns
 	}
 	if o.MaxConnsPerBackend <= 0 {
 		o.MaxConnsPerBackend = DefaultMaxConns

@@ -50,7 +50,6 @@ type FileHealth struct {
 
 // FilePool bounds each backend's connections.
 type FilePool struct {
-	MaxIdle     int    `yaml:"max_idle"`
 	MaxConns    int    `yaml:"max_conns"`
 	IdleTimeout string `yaml:"idle_timeout"`
 	RetryBuffer string `yaml:"retry_buffer"`
@@ -171,13 +170,10 @@ func (f *File) validate() (*Config, error) {
 	o.Timeouts.Read = dur("timeouts.read", f.Timeouts.Read, lb.DefaultReadTimeout)
 	o.ClientIdleTimeout = dur("timeouts.client_idle", f.Timeouts.ClientIdle, lb.DefaultClientIdle)
 	o.IdleConnTimeout = dur("backend_pool.idle_timeout", f.Pool.IdleTimeout, lb.DefaultIdleConnTime)
-	if f.Pool.MaxIdle < 0 {
-		bad("backend_pool.max_idle", "%d is negative", f.Pool.MaxIdle)
-	}
 	if f.Pool.MaxConns < 0 {
 		bad("backend_pool.max_conns", "%d is negative", f.Pool.MaxConns)
 	}
-	o.MaxIdleConnsPerBackend, o.MaxConnsPerBackend = f.Pool.MaxIdle, f.Pool.MaxConns
+	o.MaxConnsPerBackend = f.Pool.MaxConns
 	if f.Pool.RetryBuffer != "" {
 		n, err := parseSize(f.Pool.RetryBuffer)
 		if err != nil || n < 0 || n > 64<<20 {
