@@ -26,10 +26,11 @@ const (
 )
 
 func classify(err error) outcome {
+	if err == nil {
+		return outcomeOK // checked first: errors.As below allocates
+	}
 	var de *dialError
 	switch {
-	case err == nil:
-		return outcomeOK
 	case errors.As(err, &de):
 		if de.timeout {
 			return outcomeConnTimeout
