@@ -139,7 +139,9 @@ func (h *Handler) host(next hostHandler) http.HandlerFunc {
 			return
 		}
 		if host.Status == fsm.HostDecommissioned {
-			writeError(w, http.StatusForbidden, "host is decommissioned")
+			// 410, not 403: the agent must tell "removed for good" (stand
+			// down) from a core node that merely lags behind.
+			writeError(w, http.StatusGone, "host is decommissioned")
 			return
 		}
 		next(w, r, host)

@@ -12,26 +12,35 @@ import (
 	"potluck/core/fsm"
 )
 
-// writeWithRetry sends a write with a fixed request id to the running nodes
-// in turn until one acknowledges it (2xx) or gives a definite 4xx. 5xx and
-// transport errors are retried, as a client must do with indeterminate
-// outcomes.
-func (c *testCluster) writeWithRetry(method, path string, body any, requestID string, start int) response {
-	c.t.Helper()
+// writeWithRetry sends a write with a fixed request id to the nodes in turn
+// until one acknowledges it (2xx) or gives a definite 4xx. 5xx and transport
+// errors (node stopped mid-request) are retried with the same id, as a client
+// must do with indeterminate outcomes. It uses only the fixed API addresses,
+// so it may run while nodes are stopped and started.
+func writeWithRetry(t *testing.T, urls []string, method, path string, body any, requestID string, start int) response {
 	var last response
-	for attempt := 0; attempt < 200; attempt++ {
-		i := (start + attempt) % len(c.nodes)
-		if c.nodes[i] == nil {
-			continue
-		}
-		last = call(c.t, method, c.nodes[i].URL()+path, testToken, body, map[string]string{"X-Request-Id": requestID})
-		if last.code >= 200 && last.code < 500 && last.code != 0 {
+	for attempt := 0; attempt < 300; attempt++ {
+		base := urls[(start+attempt)%len(urls)]
+		last = call(t, method, base+path, testToken, body, map[string]string{"X-Request-Id": requestID})
+		if last.code >= 200 && last.code < 500 {
 			return last
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.t.Fatalf("write %s %s never acknowledged: %s", method, path, last)
 	return last
+}
+
+func (c *testCluster) urls() []string {
+	var out []string
+	for _, cfg := range c.cfgs {
+		out = append(out, "http://"+cfg.HTTPAddr)
+	}
+	return out
+}
+
+func (c *testCluster) writeWithRetry(method, path string, body any, requestID string, start int) response {
+	c.t.Helper()
+	return writeWithRetry(c.t, c.urls(), method, path, body, requestID, start)
 }
 
 func TestThreeNodeClusterLeaderKilledAndRestarted(t *testing.T) {
@@ -42,27 +51,51 @@ func TestThreeNodeClusterLeaderKilledAndRestarted(t *testing.T) {
 	}
 	c.registerHost(c.leader(), join, "front0", "front", 1, 512)
 
+	// A client writes continuously while the leader is killed and later
+	// restarted; writes in flight at the kill have an unknown outcome and
+	// are retried with their request id.
 	const total = 12
-	acked := map[string]bool{}
-	var killed = -1
-	for i := range total {
-		switch i {
+	urls := c.urls()
+	acked := make(chan string, total)
+	failed := make(chan string, 2*total)
+	go func() {
+		defer close(acked)
+		for i := range total {
+			app := fmt.Sprintf("app%d", i)
+			r := writeWithRetry(t, urls, "POST", "/v1/apps", map[string]any{"name": app, "image": "example/" + app + ":1", "container_port": 8080}, "req-app-"+app, i)
+			if r.code != http.StatusCreated {
+				failed <- "app " + app + ": " + r.String()
+				return
+			}
+			inst := fmt.Sprintf("inst%d", i)
+			r = writeWithRetry(t, urls, "POST", "/v1/installations", map[string]any{
+				"name": inst, "app": app, "fronts": 1, "backs": 2, "domain": inst + ".example.com", "cpus": 0.1, "memory_mb": 64,
+			}, "req-inst-"+inst, i+1)
+			if r.code != http.StatusCreated {
+				failed <- "installation " + inst + ": " + r.String()
+				return
+			}
+			acked <- inst
+		}
+	}()
+	var got []string
+	killed := -1
+	for inst := range acked {
+		got = append(got, inst)
+		switch len(got) {
 		case total / 3:
 			killed = c.leader()
 			c.stop(killed)
 		case 2 * total / 3:
 			c.start(killed)
 		}
-		app := fmt.Sprintf("app%d", i)
-		r := c.writeWithRetry("POST", "/v1/apps", map[string]any{"name": app, "image": "example/" + app + ":1", "container_port": 8080}, "req-app-"+app, i)
-		require.Equal(t, http.StatusCreated, r.code, r.String())
-		inst := fmt.Sprintf("inst%d", i)
-		r = c.writeWithRetry("POST", "/v1/installations", map[string]any{
-			"name": inst, "app": app, "fronts": 1, "backs": 2, "domain": inst + ".example.com", "cpus": 0.1, "memory_mb": 64,
-		}, "req-inst-"+inst, i+1)
-		require.Equal(t, http.StatusCreated, r.code, r.String())
-		acked[inst] = true
 	}
+	select {
+	case msg := <-failed:
+		t.Fatal(msg)
+	default:
+	}
+	require.Len(t, got, total)
 	c.waitSettled()
 	c.waitConverged()
 
@@ -72,7 +105,7 @@ func TestThreeNodeClusterLeaderKilledAndRestarted(t *testing.T) {
 		require.Len(t, st.Apps, total)
 		require.Len(t, st.Installations, total)
 		require.Len(t, st.Instances, 2*total, "an installation was applied twice or lost instances")
-		for name := range acked {
+		for _, name := range got {
 			require.Contains(t, st.Installations, name)
 			require.Len(t, st.InstancesOf(name), 2)
 		}
@@ -83,6 +116,11 @@ func TestThreeNodeClusterLeaderKilledAndRestarted(t *testing.T) {
 	for i := range total {
 		app := fmt.Sprintf("app%d", i)
 		r := c.writeWithRetry("POST", "/v1/apps", map[string]any{"name": app, "image": "example/" + app + ":1", "container_port": 8080}, "req-app-"+app, i)
+		require.Equal(t, http.StatusCreated, r.code, r.String())
+		inst := fmt.Sprintf("inst%d", i)
+		r = c.writeWithRetry("POST", "/v1/installations", map[string]any{
+			"name": inst, "app": app, "fronts": 1, "backs": 2, "domain": inst + ".example.com", "cpus": 0.1, "memory_mb": 64,
+		}, "req-inst-"+inst, i)
 		require.Equal(t, http.StatusCreated, r.code, r.String())
 	}
 	after := c.nodes[c.leader()].Node.FSM.State()
@@ -249,4 +287,38 @@ func TestHostMissingHeartbeatsIsReplaced(t *testing.T) {
 		}
 		return st.Installations["web"].FrontHosts[0] != victimFront
 	}, 10*time.Second, 50*time.Millisecond, "down host's instance and front were not replaced")
+}
+
+func TestDecommissionDrainsAndDeleteFreesPorts(t *testing.T) {
+	c := newTestCluster(t, 1, func(_ int, cfg *Config) { cfg.Peers = nil })
+	join := c.joinToken(0)
+	b0 := c.registerHost(0, join, "back0", "back", 4, 4096)
+	c.registerHost(0, join, "front0", "front", 1, 512)
+	r := c.call(0, "POST", "/v1/apps", map[string]any{"name": "a", "image": "x/a:1", "container_port": 80})
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+	for _, name := range []string{"one", "two"} {
+		r = c.call(0, "POST", "/v1/installations", map[string]any{"name": name, "app": "a", "fronts": 1, "backs": 1, "domain": name + ".example.com"})
+		require.Equal(t, http.StatusCreated, r.code, r.String())
+	}
+	st := c.nodes[0].Node.FSM.State()
+	require.Equal(t, 5000, st.InstancesOf("one")[0].Port)
+	require.Equal(t, 5001, st.InstancesOf("two")[0].Port)
+
+	// Delete frees the port: the next installation gets 5000 again.
+	r = c.call(0, "DELETE", "/v1/installations/one", nil)
+	require.Equal(t, http.StatusNoContent, r.code, r.String())
+	r = c.call(0, "POST", "/v1/installations", map[string]any{"name": "three", "app": "a", "fronts": 1, "backs": 1, "domain": "three.example.com"})
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+	require.Equal(t, 5000, c.nodes[0].Node.FSM.State().InstancesOf("three")[0].Port)
+
+	// Decommission moves both instances to the new Back in the same commit.
+	b1 := c.registerHost(0, join, "back1", "back", 4, 4096)
+	r = c.call(0, "POST", "/v1/hosts/back0/decommission", nil)
+	require.Equal(t, http.StatusOK, r.code, r.String())
+	st = c.nodes[0].Node.FSM.State()
+	require.Equal(t, fsm.HostDecommissioned, st.Hosts[b0].Status)
+	require.Empty(t, st.InstancesOn(b0))
+	require.Len(t, st.InstancesOn(b1), 2)
+	r = c.call(0, "POST", "/v1/hosts/back0/decommission", nil)
+	require.Equal(t, http.StatusConflict, r.code, r.String())
 }
