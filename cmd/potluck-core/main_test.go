@@ -1,0 +1,45 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestHelpDocumentsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
+	var o options
+	fs := newFlags(&o)
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	fs.Usage()
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		n++
+		require.Contains(t, out.String(), "--"+f.Name+"  ["+envName(f.Name)+"]")
+		require.NotEmpty(t, f.Usage)
+	})
+	require.Greater(t, n, 15)
+}
+
+func TestEnvironmentSetsFlagsButFlagsWin(t *testing.T) {
+	t.Setenv("POTLUCK_DATA_DIR", "/from/env")
+	t.Setenv("POTLUCK_HEARTBEAT_TTL", "45s")
+	t.Setenv("POTLUCK_ID", "core7")
+	var o options
+	fs := newFlags(&o)
+	require.NoError(t, fs.Parse([]string{"--id", "core2"}))
+	require.NoError(t, applyEnv(fs))
+	require.Equal(t, "/from/env", o.dataDir)
+	require.Equal(t, "45s", o.heartbeatTTL.String())
+	require.Equal(t, "core2", o.nodeID)
+
+	t.Setenv("POTLUCK_MESH_PORT", "not-a-port")
+	fs = newFlags(&o)
+	require.NoError(t, fs.Parse(nil))
+	err := applyEnv(fs)
+	require.Error(t, err)
+	require.True(t, strings.Contains(err.Error(), "POTLUCK_MESH_PORT"))
+}

@@ -1,0 +1,39 @@
+package cluster
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParsePeers(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []Peer
+		err  string
+	}{
+		{in: "", want: nil},
+		{in: "core1=10.0.0.1:8401", want: []Peer{{"core1", "10.0.0.1:8401"}}},
+		{in: " core1=10.0.0.1:8401, core2=10.0.0.2:8401 ", want: []Peer{{"core1", "10.0.0.1:8401"}, {"core2", "10.0.0.2:8401"}}},
+		{in: "core1", err: "want id=host:port"},
+		{in: "core1=10.0.0.1", err: "missing port"},
+		{in: "core1=a:1,core1=b:2", err: "listed twice"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParsePeers(tc.in)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestOpenRejectsPeerListWithoutSelf(t *testing.T) {
+	_, err := Open(Config{ID: "core9", DataDir: t.TempDir(), RaftBind: "127.0.0.1:0", RaftAdvertise: "127.0.0.1:1",
+		Peers: []Peer{{"core1", "127.0.0.1:2"}}})
+	require.ErrorContains(t, err, "does not contain this node")
+}
