@@ -105,7 +105,8 @@ type Node struct {
 	trans *raft.NetworkTransport
 	log   *slog.Logger
 
-	decideMu sync.Mutex // serialises leader decisions (see Decide)
+	decideMu    sync.Mutex // serialises leader decisions (see Decide)
+	barrierTerm uint64     // term in which this leader last passed a barrier; under decideMu
 }
 
 // Open starts a raft node, restoring state from DataDir, and bootstraps the
@@ -305,9 +306,12 @@ func (n *Node) Decide(ctx context.Context, requestID string, build Builder) (fsm
 	n.decideMu.Lock()
 	defer n.decideMu.Unlock()
 	// Make sure everything committed under a previous leader is applied here
-	// before deciding on it.
-	if err := n.Barrier(n.cfg.ApplyTimeout); err != nil {
-		return fsm.Result{}, fmt.Errorf("raft barrier: %w", err)
+	// before deciding on it: once per term (a barrier is a log entry).
+	if term := n.Raft.CurrentTerm(); term != n.barrierTerm {
+		if err := n.Barrier(n.cfg.ApplyTimeout); err != nil {
+			return fsm.Result{}, fmt.Errorf("raft barrier: %w", err)
+		}
+		n.barrierTerm = term
 	}
 	if rec, ok := n.FSM.Lookup(requestID); ok {
 		res := fsm.Result{Index: rec.Index, Ref: rec.Ref, Replayed: true}
