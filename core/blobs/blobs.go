@@ -282,3 +282,63 @@ func (r *Replicator) fetchFrom(ctx context.Context, base, digest string) error {
 	_, err = r.Store.Put(resp.Body, r.Limit, digest)
 	return err
 }
+
+// Stored is a blob on disk.
+type Stored struct {
+	Digest  string
+	ModTime time.Time
+}
+
+// List returns the stored blobs.
+func (s *Store) List() ([]Stored, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("blobs: %w", err)
+	}
+	var out []Stored
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		d := "sha256:" + e.Name()
+		if _, err := ParseDigest(d); err != nil {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		out = append(out, Stored{Digest: d, ModTime: info.ModTime()})
+	}
+	return out, nil
+}
+
+// Collect removes blobs that keep does not list and that are older than
+// minAge (younger ones may belong to an upload whose app is being committed),
+// and upload leftovers in tmp/ older than a day. It returns what it removed.
+func (s *Store) Collect(keep map[string]bool, minAge time.Duration, now time.Time) ([]string, error) {
+	list, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, b := range list {
+		if keep[b.Digest] || now.Sub(b.ModTime) < minAge {
+			continue
+		}
+		if err := s.Remove(b.Digest); err != nil {
+			return removed, err
+		}
+		removed = append(removed, b.Digest)
+	}
+	tmp, err := os.ReadDir(filepath.Join(s.dir, "tmp"))
+	if err != nil {
+		return removed, fmt.Errorf("blobs: %w", err)
+	}
+	for _, e := range tmp {
+		if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > 24*time.Hour {
+			_ = os.Remove(filepath.Join(s.dir, "tmp", e.Name()))
+		}
+	}
+	return removed, nil
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -85,4 +86,22 @@ func TestPut(t *testing.T) {
 	require.False(t, s.Has(digest))
 	_, err = ParseDigest("sha256:../../etc/passwd")
 	require.Error(t, err)
+}
+
+func TestCollectRemovesOnlyOldUnreferencedBlobs(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	a, err := s.Put(bytes.NewReader(saveTar(t, `[{"RepoTags":["a:1"]}]`, 10)), 1<<20, "")
+	require.NoError(t, err)
+	b, err := s.Put(bytes.NewReader(saveTar(t, `[{"RepoTags":["b:1"]}]`, 20)), 1<<20, "")
+	require.NoError(t, err)
+	now := time.Now()
+	removed, err := s.Collect(map[string]bool{a.Digest: true}, time.Hour, now)
+	require.NoError(t, err)
+	require.Empty(t, removed, "young blobs are kept")
+	removed, err = s.Collect(map[string]bool{a.Digest: true}, time.Hour, now.Add(2*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, []string{b.Digest}, removed)
+	require.True(t, s.Has(a.Digest))
+	require.False(t, s.Has(b.Digest))
 }

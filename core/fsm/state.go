@@ -193,14 +193,23 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// HostByName finds a host by name (decommissioned hosts included).
+// HostByName finds a host by name. A name can be reused after its host was
+// decommissioned, so a live host wins over decommissioned ones.
 func (s *State) HostByName(name string) *Host {
+	var gone *Host
 	for _, id := range sortedKeys(s.Hosts) {
-		if s.Hosts[id].Name == name {
-			return s.Hosts[id]
+		h := s.Hosts[id]
+		if h.Name != name {
+			continue
+		}
+		if h.Status != HostDecommissioned {
+			return h
+		}
+		if gone == nil {
+			gone = h
 		}
 	}
-	return nil
+	return gone
 }
 
 // HostByKey finds a host by WireGuard public key.

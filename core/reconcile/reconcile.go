@@ -108,19 +108,42 @@ func (r *Reconciler) Tick(ctx context.Context) error {
 	r.mu.Unlock()
 
 	st := node.FSM.State()
-	// 1. Probe pending hosts.
+	// 1. Probe pending hosts, a few at a time, so unreachable ones do not
+	// delay the heartbeat checks below by more than one probe timeout.
+	var pending []*fsm.Host
 	for _, h := range st.SortedHosts() {
-		if h.Status != fsm.HostPending {
-			continue
+		if h.Status == fsm.HostPending {
+			pending = append(pending, h)
 		}
-		if r.cfg.Prober != nil {
-			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			err := r.cfg.Prober.Probe(pctx, h)
-			cancel()
-			if err != nil {
-				r.cfg.Logger.Info("host not reachable over the tunnel yet", "host", h.Name, "err", err)
-				continue
-			}
+	}
+	reachable := make([]bool, len(pending))
+	if r.cfg.Prober != nil {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 8)
+		for i, h := range pending {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				defer cancel()
+				if err := r.cfg.Prober.Probe(pctx, h); err != nil {
+					r.cfg.Logger.Info("host not reachable over the tunnel yet", "host", h.Name, "err", err)
+					return
+				}
+				reachable[i] = true
+			}()
+		}
+		wg.Wait()
+	} else {
+		for i := range reachable {
+			reachable[i] = true
+		}
+	}
+	for i, h := range pending {
+		if !reachable[i] {
+			continue
 		}
 		id := h.ID
 		if _, err := node.Decide(ctx, "", func(st *fsm.State, now time.Time) (*fsm.Command, error) {

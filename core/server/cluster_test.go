@@ -321,4 +321,12 @@ func TestDecommissionDrainsAndDeleteFreesPorts(t *testing.T) {
 	require.Len(t, st.InstancesOn(b1), 2)
 	r = c.call(0, "POST", "/v1/hosts/back0/decommission", nil)
 	require.Equal(t, http.StatusConflict, r.code, r.String())
+
+	// The name can be reused by a new host; that host may register again
+	// (agent restart) and gets its registration back.
+	body := map[string]any{"name": "back0", "role": "back", "public_key": randomKey(t), "cpus": 1, "memory_mb": 512, "disk_mb": 100}
+	r = call(t, "POST", c.nodes[0].URL()+"/v1/hosts", join, body, nil)
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+	r = call(t, "POST", c.nodes[0].URL()+"/v1/hosts", join, body, nil)
+	require.Equal(t, http.StatusOK, r.code, r.String())
 }

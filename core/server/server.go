@@ -295,6 +295,17 @@ func (s *Server) replicateLoop(ctx context.Context) {
 			}
 		}
 		missing := false
+		keep := map[string]bool{}
+		for _, a := range st.SortedApps() {
+			if a.Digest != "" {
+				keep[a.Digest] = true
+			}
+		}
+		if removed, err := s.Blobs.Collect(keep, 10*time.Minute, time.Now()); err != nil {
+			s.log.Warn("blob cleanup", "err", err)
+		} else if len(removed) > 0 {
+			s.log.Info("removed blobs no app uses", "digests", removed)
+		}
 		for _, a := range st.SortedApps() {
 			if a.Digest == "" || s.Blobs.Has(a.Digest) {
 				continue
