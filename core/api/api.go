@@ -321,29 +321,27 @@ func (s *Server) forwardUnknown(w http.ResponseWriter, r *http.Request) bool {
 // forward proxies r (body streamed) to the leader. It returns false, having
 // written nothing, when this node is the leader itself.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
-	{
-		target, err := s.leaderURL(r.Context())
-		if err != nil {
-			if s.node.IsLeader() {
-				return false
-			}
-			writeError(w, http.StatusServiceUnavailable, err.Error()+"; retry with the same X-Request-Id")
-			return true
+	target, err := s.leaderURL(r.Context())
+	if err != nil {
+		if s.node.IsLeader() {
+			return false
 		}
-		proxy := &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.SetURL(target)
-				pr.Out.Host = target.Host
-				pr.Out.Header.Set(HeaderForwarded, s.node.ID())
-			},
-			Transport: s.proxy.Transport,
-			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-				writeError(w, http.StatusBadGateway, fmt.Sprintf("forwarding to the leader failed (%v); retry with the same X-Request-Id", err))
-			},
-		}
-		proxy.ServeHTTP(w, r)
+		writeError(w, http.StatusServiceUnavailable, err.Error()+"; retry with the same X-Request-Id")
 		return true
 	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = target.Host
+			pr.Out.Header.Set(HeaderForwarded, s.node.ID())
+		},
+		Transport: s.proxy.Transport,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			writeError(w, http.StatusBadGateway, fmt.Sprintf("forwarding to the leader failed (%v); retry with the same X-Request-Id", err))
+		},
+	}
+	proxy.ServeHTTP(w, r)
+	return true
 }
 
 // leaderURL waits (bounded by LeaderHold) for a leader whose API URL is known.

@@ -218,6 +218,17 @@ func TestSingleNodeRestartKeepsState(t *testing.T) {
 	c.call(0, "GET", "/v1/status", nil).json(t, &st)
 	require.Equal(t, "ok", st.Health)
 	require.Len(t, st.Nodes, 1)
+
+	r = call(t, "GET", c.nodes[0].URL()+"/metrics", "", nil, nil)
+	require.Equal(t, http.StatusOK, r.code)
+	for _, want := range []string{
+		`potluck_core_raft_state{state="Leader"} 1`,
+		`potluck_core_raft_applied_index `,
+		`potluck_core_api_requests_total{route="GET /v1/apps/{name}",method="GET",code="200"} 1`,
+		`potluck_core_api_request_duration_seconds_count{route="GET /v1/status"} 1`,
+	} {
+		require.Contains(t, string(r.body), want)
+	}
 }
 
 func TestHostMissingHeartbeatsIsReplaced(t *testing.T) {
