@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"iter"
 	"net"
 	"os"
 	"syscall"
@@ -357,13 +358,17 @@ func (p *Proxy) prepareHeader(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeade
 	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 && !bytes.EqualFold(conn, []byte("keep-alive")) && !bytes.EqualFold(conn, []byte("close")) {
 		removeConnectionListed(conn, h.Del)
 	}
-	for _, k := range hopByHop {
-		if upgrade && k == "Upgrade" {
-			continue
+	if anyHopByHop(h.All()) {
+		for _, k := range hopByHop {
+			if upgrade && k == "Upgrade" {
+				continue
+			}
+			h.Del(k)
 		}
-		h.Del(k)
 	}
-	h.Del(fasthttp.HeaderExpect) // 100-continue was answered here
+	if len(h.Peek(fasthttp.HeaderExpect)) > 0 {
+		h.Del(fasthttp.HeaderExpect) // 100-continue was answered here
+	}
 	if upgrade {
 		h.Set(fasthttp.HeaderConnection, "Upgrade")
 	} else {
@@ -400,9 +405,40 @@ func cleanResponseHeader(h *fasthttp.ResponseHeader) {
 	}
 	h.Del(fasthttp.HeaderConnection)
 	h.ResetConnectionClose()
-	for _, k := range hopByHop {
-		h.Del(k)
+	if anyHopByHop(h.All()) {
+		for _, k := range hopByHop {
+			h.Del(k)
+		}
 	}
+}
+
+// anyHopByHop scans a header once, so the common case (none present) costs
+// one pass instead of one Del per name.
+func anyHopByHop(all iter.Seq2[[]byte, []byte]) bool {
+	for k := range all {
+		if isHopByHop(k) {
+			return true
+		}
+	}
+	return false
+}
+
+func isHopByHop(k []byte) bool {
+	switch len(k) {
+	case 2:
+		return bytes.EqualFold(k, []byte("Te"))
+	case 7:
+		return bytes.EqualFold(k, []byte("Trailer")) || bytes.EqualFold(k, []byte("Upgrade"))
+	case 10:
+		return bytes.EqualFold(k, []byte("Keep-Alive"))
+	case 16:
+		return bytes.EqualFold(k, []byte("Proxy-Connection"))
+	case 18:
+		return bytes.EqualFold(k, []byte("Proxy-Authenticate"))
+	case 19:
+		return bytes.EqualFold(k, []byte("Proxy-Authorization"))
+	}
+	return false
 }
 
 func isUpgrade(h *fasthttp.RequestHeader) bool {

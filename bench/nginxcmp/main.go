@@ -19,15 +19,24 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "rawproxy" {
+		if err := rawProxyMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "rawproxy:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "backend" {
 		if err := backendMain(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "backend:", err)
@@ -58,6 +67,30 @@ func backendMain(args []string) error {
 	return s.ListenAndServe(*addr)
 }
 
+// rawProxyMain is the baseline: the ten-line fasthttp proxy (one HostClient
+// per backend, plain round robin, no health, no header handling). It shows
+// what fasthttp itself costs here, apart from lb's work.
+func rawProxyMain(args []string) error {
+	fs := flag.NewFlagSet("rawproxy", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "listen address (loopback only)")
+	backends := fs.String("backends", "", "comma-separated backend addresses")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var clients []*fasthttp.HostClient
+	for _, a := range strings.Split(*backends, ",") {
+		clients = append(clients, &fasthttp.HostClient{Addr: a, MaxIdemponentCallAttempts: 1})
+	}
+	var next atomic.Uint64
+	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		hc := clients[next.Add(1)%uint64(len(clients))]
+		if err := hc.Do(&ctx.Request, &ctx.Response); err != nil {
+			ctx.Error("502 Bad Gateway\n", fasthttp.StatusBadGateway)
+		}
+	}}
+	return s.ListenAndServe(*listen)
+}
+
 type settings struct {
 	frontBin    string
 	nginxBin    string
@@ -70,6 +103,7 @@ type settings struct {
 	keep        bool
 	profile     string
 	frontProcs  int
+	baseline    bool
 }
 
 func benchMain(args []string) error {
@@ -85,6 +119,7 @@ func benchMain(args []string) error {
 	fs.IntVar(&s.backends, "backends", 2, "number of backends")
 	fs.BoolVar(&s.keep, "keep", false, "keep the temporary directory (configs, logs)")
 	fs.StringVar(&s.profile, "profile", "", "write a 10 s CPU profile of potluck-front under load to this file")
+	fs.BoolVar(&s.baseline, "baseline", false, "also run the ten-line fasthttp proxy (rawproxy) as a third contender")
 	fs.IntVar(&s.frontProcs, "front-gomaxprocs", 0, "GOMAXPROCS for potluck-front; 0 = Go's default (all cores)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -159,7 +194,24 @@ func benchMain(args []string) error {
 		return err
 	}
 	pids := map[string]int{"nginx": nginxPID, "potluck-front": frontPID}
-	for _, a := range append(append([]string{}, backendAddrs...), nginxAddr, frontAddr) {
+	contenders := []string{"nginx", "potluck-front"}
+	var rawAddr string
+	if s.baseline {
+		if rawAddr, err = freeAddr(); err != nil {
+			return err
+		}
+		pid, err := startProcPID(ctx, dir, "rawproxy", frontEnv, self, "rawproxy", "--listen", rawAddr,
+			"--backends", strings.Join(backendAddrs, ","))
+		if err != nil {
+			return err
+		}
+		pids["fasthttp-raw"] = pid
+		contenders = append(contenders, "fasthttp-raw")
+	}
+	for _, a := range append(append([]string{}, backendAddrs...), nginxAddr, frontAddr, rawAddr) {
+		if a == "" {
+			continue
+		}
 		if err := waitHTTP(a, 10*time.Second); err != nil {
 			return fmt.Errorf("%s did not come up: %w (logs in %s)", a, err, dir)
 		}
@@ -175,9 +227,9 @@ func benchMain(args []string) error {
 	fmt.Printf("load: wrk -t%d -c%d -d%s --latency, %d backends, 25-byte responses, %d rounds; potluck-front GOMAXPROCS %s\n\n",
 		s.threads, s.connections, s.duration, s.backends, s.rounds, procs)
 
-	targets := map[string]string{"nginx": nginxAddr, "potluck-front": frontAddr}
-	// Warm both up (connection pools, JIT-free but page cache and CPU frequency).
-	for _, name := range []string{"nginx", "potluck-front"} {
+	targets := map[string]string{"nginx": nginxAddr, "potluck-front": frontAddr, "fasthttp-raw": rawAddr}
+	// Warm every contender up (connection pools, page cache, CPU frequency).
+	for _, name := range contenders {
 		if _, err := runWrk(s, targets[name], 2*time.Second); err != nil {
 			return fmt.Errorf("warm-up %s: %w", name, err)
 		}
@@ -188,9 +240,10 @@ func benchMain(args []string) error {
 	results := map[string][]wrkResult{}
 	fmt.Printf("%-6s %-14s %12s %10s %10s %14s %14s\n", "round", "proxy", "req/s", "p50", "p99", "proxy CPU/req", "backends CPU/req")
 	for r := 1; r <= s.rounds; r++ {
-		order := []string{"nginx", "potluck-front"}
+		// Alternate who goes first, so drift in the machine's load hits both.
+		order := append([]string{}, contenders...)
 		if r%2 == 0 {
-			order[0], order[1] = order[1], order[0]
+			slices.Reverse(order)
 		}
 		for _, name := range order {
 			before := cpuTicks(pids[name])
@@ -211,14 +264,18 @@ func benchMain(args []string) error {
 			}
 			res.backendCPUPerReq = time.Duration(float64(time.Duration(afterB-beforeB)*10*time.Millisecond) / (res.rps * s.duration.Seconds()))
 			results[name] = append(results[name], res)
-			fmt.Printf("%-6d %-14s %12.0f %10s %10s %14s %14s\n", r, name, res.rps, res.p50, res.p99,
-				res.cpuPerReq.Round(100*time.Nanosecond), res.backendCPUPerReq.Round(100*time.Nanosecond))
+			fmt.Printf("%-6d %-14s %12.0f %10s %10s %14s %14s\n", r, name, res.rps, short(res.p50), short(res.p99),
+				short(res.cpuPerReq), short(res.backendCPUPerReq))
 		}
 	}
 	n, f := median(results["nginx"]), median(results["potluck-front"])
 	fmt.Printf("\nmedian over %d rounds:\n", s.rounds)
-	fmt.Printf("  nginx          %10.0f req/s  p50 %-9s p99 %-9s CPU/req %s\n", n.rps, n.p50, n.p99, n.cpuPerReq)
-	fmt.Printf("  potluck-front  %10.0f req/s  p50 %-9s p99 %-9s CPU/req %s\n", f.rps, f.p50, f.p99, f.cpuPerReq)
+	fmt.Printf("  nginx          %10.0f req/s  p50 %-9s p99 %-9s CPU/req %s\n", n.rps, short(n.p50), short(n.p99), short(n.cpuPerReq))
+	fmt.Printf("  potluck-front  %10.0f req/s  p50 %-9s p99 %-9s CPU/req %s\n", f.rps, short(f.p50), short(f.p99), short(f.cpuPerReq))
+	if s.baseline {
+		b := median(results["fasthttp-raw"])
+		fmt.Printf("  fasthttp-raw   %10.0f req/s  p50 %-9s p99 %-9s CPU/req %s   (ten-line fasthttp proxy, no lb)\n", b.rps, short(b.p50), short(b.p99), short(b.cpuPerReq))
+	}
 	fmt.Printf("ratio potluck-front/nginx: throughput %.2fx, p50 %.2fx, p99 %.2fx (target: throughput >= 1.30x, p99 <= 1.00x)\n",
 		f.rps/n.rps, float64(f.p50)/float64(n.p50), float64(f.p99)/float64(n.p99))
 	for name, rs := range results {
@@ -229,6 +286,18 @@ func benchMain(args []string) error {
 		}
 	}
 	return nil
+}
+
+// short rounds a duration for the table (wrk reports two decimals).
+func short(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	default:
+		return d.Round(100 * time.Nanosecond)
+	}
 }
 
 func firstLine(s string) string {

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"potluck/front/standalone"
+	"potluck/lb"
 )
 
 const wrkSample = `Running 10s test @ http://127.0.0.1:40001/
@@ -41,9 +46,28 @@ func TestMedian(t *testing.T) {
 	require.Equal(t, time.Duration(8), m.p99)
 }
 
+// The two proxies get the same upstream: same servers, max_fails=1,
+// fail_timeout=20s, keep-alive, the client's Host passed on, no access log.
 func TestConfigsAreEquivalent(t *testing.T) {
 	dir := t.TempDir()
 	backends := []string{"127.0.0.1:1001", "127.0.0.1:1002"}
 	require.NoError(t, writeNginxConf(dir, "127.0.0.1:2000", backends))
 	require.NoError(t, writeFrontConf(dir, "127.0.0.1:2001", "127.0.0.1:2002", backends))
+	ngx, err := os.ReadFile(filepath.Join(dir, "nginx.conf"))
+	require.NoError(t, err)
+	for _, want := range []string{
+		"worker_processes auto;", "access_log off;", "keepalive 64;", "proxy_http_version 1.1;",
+		`proxy_set_header Connection "";`, "proxy_set_header Host $host;",
+		"server 127.0.0.1:1001 max_fails=1 fail_timeout=20s;", "server 127.0.0.1:1002 max_fails=1 fail_timeout=20s;",
+	} {
+		require.Contains(t, string(ngx), want)
+	}
+	cfg, _, err := standalone.Load(filepath.Join(dir, "front.yaml"))
+	require.NoError(t, err)
+	require.False(t, cfg.Options.AccessLog)
+	require.Len(t, cfg.Routes, 1)
+	require.True(t, cfg.Routes[0].Default)
+	for i, b := range cfg.Routes[0].Backends {
+		require.Equal(t, lb.Backend{Addr: backends[i], MaxFails: 1, FailTimeout: 20 * time.Second}, b)
+	}
 }
