@@ -24,6 +24,7 @@ import (
 
 type options struct {
 	nodeID, dataDir, raftBind, raftAdvertise, peers string
+	join                                            string
 	httpAddr, advertiseURL                          string
 	operatorToken, operatorTokenFile                string
 	heartbeatTTL, reconcileInterval                 time.Duration
@@ -56,6 +57,7 @@ func newFlags(o *options) *flag.FlagSet {
 	fs.StringVar(&o.raftBind, "raft-bind", "127.0.0.1:8401", "TCP address raft listens on")
 	fs.StringVar(&o.raftAdvertise, "raft-advertise", "", "raft address other core nodes dial (default: --raft-bind)")
 	fs.StringVar(&o.peers, "peers", "", "bootstrap voters, identical on every node: id=host:port,id=host:port (empty: a one-node group)")
+	fs.StringVar(&o.join, "join", "", "instead of --peers: API URL of a running core node; on first start this node asks the group to add it as a voter (needs --tunnel-address with the mesh)")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8400", "public API listen address")
 	fs.StringVar(&o.advertiseURL, "advertise-url", "", "public API URL other core nodes use to reach this node (default: http://<--http>)")
 	fs.StringVar(&o.operatorToken, "operator-token", "", "operator bearer token (prefer --operator-token-file or the environment); at least 16 characters")
@@ -138,8 +140,11 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--peers: %w", err)
 	}
+	if o.join != "" && len(peers) > 0 {
+		return errors.New("use either --peers (bootstrap) or --join (add to a running group), not both")
+	}
 	cfg := server.Config{
-		NodeID: o.nodeID, DataDir: o.dataDir, RaftBind: o.raftBind, RaftAdvertise: o.raftAdvertise, Peers: peers,
+		NodeID: o.nodeID, DataDir: o.dataDir, RaftBind: o.raftBind, RaftAdvertise: o.raftAdvertise, Peers: peers, JoinURL: o.join,
 		HTTPAddr: o.httpAddr, AdvertiseURL: o.advertiseURL, OperatorToken: token,
 		HeartbeatTTL: o.heartbeatTTL, ReconcileInterval: o.reconcileInterval, MaxUploadBytes: o.maxUploadMB << 20,
 		Logger: logger,

@@ -145,6 +145,9 @@ func (s *Server) routes() {
 
 	s.mux.HandleFunc("GET /v1/containers", op(s.listContainers))
 
+	s.mux.HandleFunc("POST /v1/cluster/voters", w(s.addVoter))
+	s.mux.HandleFunc("DELETE /v1/cluster/voters/{id}", w(s.removeVoter))
+
 	// Core-to-core calls (operator token): a node registering itself and
 	// heartbeats that a follower received from an agent.
 	s.mux.HandleFunc("POST /v1/internal/core-nodes", w(s.upsertCoreNode))

@@ -876,3 +876,90 @@ func statusOrUnavailable(err error) int {
 	}
 	return http.StatusServiceUnavailable
 }
+
+// ---- raft membership ----
+
+type addVoterRequest struct {
+	ID          string `json:"id"`
+	RaftAddress string `json:"raft_address"`
+}
+
+var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+func (s *Server) addVoter(w http.ResponseWriter, r *http.Request) {
+	var req addVoterRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if !nodeIDPattern.MatchString(req.ID) {
+		writeError(w, http.StatusBadRequest, "id must be 1-64 of A-Za-z0-9._- (the new node's --id)")
+		return
+	}
+	if _, _, err := net.SplitHostPort(req.RaftAddress); err != nil {
+		writeError(w, http.StatusBadRequest, "raft_address must be the new node's raft host:port")
+		return
+	}
+	servers, err := s.node.Servers()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	for _, srv := range servers {
+		if string(srv.ID) == req.ID && string(srv.Address) != req.RaftAddress {
+			writeError(w, http.StatusConflict, fmt.Sprintf("node %q is already a member at %s; remove it first", req.ID, srv.Address))
+			return
+		}
+		if string(srv.ID) != req.ID && string(srv.Address) == req.RaftAddress {
+			writeError(w, http.StatusConflict, fmt.Sprintf("raft address %s belongs to node %q", req.RaftAddress, srv.ID))
+			return
+		}
+	}
+	if err := s.node.AddVoter(req.ID, req.RaftAddress); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	s.log.Info("added raft voter", "id", req.ID, "raft_address", req.RaftAddress)
+	s.getStatus(w, r)
+}
+
+func (s *Server) removeVoter(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	servers, err := s.node.Servers()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	found := false
+	for _, srv := range servers {
+		found = found || string(srv.ID) == id
+	}
+	if !found {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no raft member %q", id))
+		return
+	}
+	if len(servers) == 1 {
+		writeError(w, http.StatusConflict, "cannot remove the only member of the group")
+		return
+	}
+	if err := s.node.RemoveServer(id); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	// Hosts stop peering with it once its record is gone.
+	if _, ok := s.node.FSM.State().CoreNodes[id]; ok && s.node.IsLeader() {
+		res, err := s.node.Decide(r.Context(), "", func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+			if _, ok := st.CoreNodes[id]; !ok {
+				return nil, nil
+			}
+			return &fsm.Command{Type: fsm.CmdRemoveCoreNode, Name: id}, nil
+		})
+		if err == nil && res.Err != nil {
+			err = res.Err
+		}
+		if err != nil {
+			s.log.Warn("remove core node record", "id", id, "err", err)
+		}
+	}
+	s.log.Info("removed raft member", "id", id)
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -86,7 +86,10 @@ type Config struct {
 	RaftAdvertise string // address peers dial; defaults to RaftBind
 	// Peers is the identical bootstrap list of every voter, including this
 	// node. Empty means a single-node group of this node alone.
-	Peers             []Peer
+	Peers []Peer
+	// Join: with an empty data dir, do not bootstrap; wait to be added as a
+	// voter by the leader of an existing group (see AddVoter).
+	Join              bool
 	Timing            Timing
 	SnapshotThreshold uint64        // entries between snapshots; 0 = 8192
 	SnapshotInterval  time.Duration // how often to check; 0 = 120s
@@ -182,7 +185,10 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("cluster: check state: %w", err)
 	}
-	if !hasState {
+	if !hasState && cfg.Join {
+		cfg.Logger.Info("empty data dir: waiting to be added to an existing group", "node", cfg.ID)
+	}
+	if !hasState && !cfg.Join {
 		peers := cfg.Peers
 		if len(peers) == 0 {
 			peers = []Peer{{ID: cfg.ID, Addr: advertise}}
@@ -265,6 +271,29 @@ func (n *Node) Apply(ctx context.Context, c *fsm.Command) (fsm.Result, error) {
 		return fsm.Result{}, fmt.Errorf("raft apply: unexpected response %T", f.Response())
 	}
 	return res, nil
+}
+
+// AddVoter adds a server to the group (leader only). Adding a server that is
+// already a voter with the same address is a no-op.
+func (n *Node) AddVoter(id, addr string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := n.Raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("add voter %s: %w", id, err)
+	}
+	return nil
+}
+
+// RemoveServer removes a server from the group (leader only).
+func (n *Node) RemoveServer(id string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := n.Raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("remove server %s: %w", id, err)
+	}
+	return nil
 }
 
 // Barrier waits until every committed entry is applied locally (used by a new

@@ -52,6 +52,7 @@ type CommandType string
 const (
 	CmdSetOperatorToken   CommandType = "set_operator_token"
 	CmdUpsertCoreNode     CommandType = "upsert_core_node"
+	CmdRemoveCoreNode     CommandType = "remove_core_node"
 	CmdCreateToken        CommandType = "create_token"
 	CmdRevokeToken        CommandType = "revoke_token"
 	CmdRegisterHost       CommandType = "register_host"
@@ -153,6 +154,13 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		cp.UpdatedAt = c.Time
 		s.CoreNodes[n.ID] = &cp
 		return n.ID, nil
+
+	case CmdRemoveCoreNode:
+		if _, ok := s.CoreNodes[c.Name]; !ok {
+			return "", errf(CodeNotFound, "no core node %q", c.Name)
+		}
+		delete(s.CoreNodes, c.Name)
+		return c.Name, nil
 
 	case CmdCreateToken:
 		t := c.Token

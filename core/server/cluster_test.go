@@ -341,3 +341,38 @@ func TestDecommissionDrainsAndDeleteFreesPorts(t *testing.T) {
 	r = call(t, "POST", c.nodes[0].URL()+"/v1/hosts", join, body, nil)
 	require.Equal(t, http.StatusOK, r.code, r.String())
 }
+
+func TestOneNodeFirstThenOthersJoin(t *testing.T) {
+	var first string
+	c := newTestCluster(t, 3, func(i int, cfg *Config) {
+		cfg.Peers = nil
+		if i == 0 {
+			first = "http://" + cfg.HTTPAddr
+			return
+		}
+		cfg.JoinURL = first
+	})
+	require.Eventually(t, func() bool {
+		servers, err := c.nodes[0].Node.Servers()
+		return err == nil && len(servers) == 3
+	}, 15*time.Second, 50*time.Millisecond, "nodes did not join")
+	c.waitSettled()
+
+	// The group survives the loss of the first node.
+	c.stop(0)
+	r := c.writeWithRetry("POST", "/v1/apps", map[string]any{"name": "after", "image": "x/after:1"}, "after-1", 1)
+	require.Equal(t, http.StatusCreated, r.code, r.String())
+
+	// And the dead node can be removed from it.
+	l := c.leader()
+	r = c.call(l, "DELETE", "/v1/cluster/voters/core1", nil)
+	require.Equal(t, http.StatusNoContent, r.code, r.String())
+	servers, err := c.nodes[l].Node.Servers()
+	require.NoError(t, err)
+	require.Len(t, servers, 2)
+	require.NotContains(t, c.nodes[l].Node.FSM.State().CoreNodes, "core1")
+	r = c.call(l, "DELETE", "/v1/cluster/voters/core1", nil)
+	require.Equal(t, http.StatusNotFound, r.code, r.String())
+	r = c.call(l, "POST", "/v1/cluster/voters", map[string]any{"id": "bad id", "raft_address": "x"})
+	require.Equal(t, http.StatusBadRequest, r.code, r.String())
+}

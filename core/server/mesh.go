@@ -52,6 +52,9 @@ func newMesh(s *Server, cfg MeshConfig) (*meshRuntime, error) {
 		cfg.ProbePort = DefaultProbePort
 	}
 	if !cfg.TunnelAddr.IsValid() {
+		if s.cfg.JoinURL != "" {
+			return nil, errors.New("mesh: a joining node needs an explicit tunnel address (100.64.0.N, unused by the other core nodes)")
+		}
 		cfg.TunnelAddr = tunnelAddrFor(s.cfg.NodeID, s.cfg.Peers)
 	}
 	var key meshnet.PrivateKey

@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,11 +34,14 @@ import (
 
 // Config is everything one core node needs.
 type Config struct {
-	NodeID            string
-	DataDir           string
-	RaftBind          string
-	RaftAdvertise     string
-	Peers             []cluster.Peer // identical list on every node; empty = single node
+	NodeID        string
+	DataDir       string
+	RaftBind      string
+	RaftAdvertise string
+	Peers         []cluster.Peer // identical list on every node; empty = single node
+	// JoinURL: instead of bootstrapping, ask the group at this API URL to add
+	// this node as a voter (first start only; later starts use the data dir).
+	JoinURL           string
 	Timing            cluster.Timing
 	SnapshotThreshold uint64
 
@@ -104,7 +108,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	node, err := cluster.Open(cluster.Config{
 		ID: cfg.NodeID, DataDir: filepath.Join(cfg.DataDir, "raft"), RaftBind: cfg.RaftBind, RaftAdvertise: cfg.RaftAdvertise,
-		Peers: cfg.Peers, Timing: cfg.Timing, SnapshotThreshold: cfg.SnapshotThreshold, Logger: log, RaftLogOutput: cfg.RaftLogOutput,
+		Peers: cfg.Peers, Join: cfg.JoinURL != "", Timing: cfg.Timing, SnapshotThreshold: cfg.SnapshotThreshold, Logger: log, RaftLogOutput: cfg.RaftLogOutput,
 	})
 	if err != nil {
 		ln.Close()
@@ -147,6 +151,9 @@ func Start(cfg Config) (*Server, error) {
 	})
 	s.goRun(func() { s.Reconciler.Run(ctx) })
 	s.goRun(func() { s.selfRegisterLoop(ctx) })
+	if cfg.JoinURL != "" {
+		s.goRun(func() { s.joinLoop(ctx) })
+	}
 	s.goRun(func() { s.replicateLoop(ctx) })
 	if s.mesh != nil {
 		if err := s.mesh.start(ctx); err != nil {
@@ -183,6 +190,31 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	return errors.Join(s.Node.Close())
+}
+
+// joinLoop asks the existing group to add this node until the node sees
+// itself in the raft configuration (bounded by ctx; once per second).
+func (s *Server) joinLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		servers, err := s.Node.Servers()
+		if err == nil {
+			for _, srv := range servers {
+				if string(srv.ID) == s.cfg.NodeID {
+					return
+				}
+			}
+		}
+		body := map[string]string{"id": s.cfg.NodeID, "raft_address": s.Node.RaftAddr()}
+		if err := s.postJSON(ctx, strings.TrimSuffix(s.cfg.JoinURL, "/")+"/v1/cluster/voters", body); err != nil {
+			s.log.Info("join pending", "url", s.cfg.JoinURL, "err", err)
+		} else {
+			s.log.Info("joined the raft group", "via", s.cfg.JoinURL)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // selfRegisterLoop sets the operator token at bootstrap (leader) and keeps
