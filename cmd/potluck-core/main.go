@@ -25,6 +25,7 @@ import (
 type options struct {
 	nodeID, dataDir, raftBind, raftAdvertise, peers string
 	join                                            string
+	tlsCert, tlsKey, tlsCA                          string
 	httpAddr, advertiseURL                          string
 	operatorToken, operatorTokenFile                string
 	heartbeatTTL, reconcileInterval                 time.Duration
@@ -60,6 +61,9 @@ func newFlags(o *options) *flag.FlagSet {
 	fs.StringVar(&o.join, "join", "", "instead of --peers: API URL of a running core node; on first start this node asks the group to add it as a voter (needs --tunnel-address with the mesh)")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8400", "public API listen address")
 	fs.StringVar(&o.advertiseURL, "advertise-url", "", "public API URL other core nodes use to reach this node (default: http://<--http>)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for the public API (with --tls-key the API is HTTPS only)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "PEM CA bundle this node trusts when it calls other core nodes over HTTPS (default: system roots)")
 	fs.StringVar(&o.operatorToken, "operator-token", "", "operator bearer token (prefer --operator-token-file or the environment); at least 16 characters")
 	fs.StringVar(&o.operatorTokenFile, "operator-token-file", "", "file holding the operator token")
 	fs.DurationVar(&o.heartbeatTTL, "heartbeat-ttl", reconcile.DefaultTTL, "a host that sends no heartbeat for this long is down and its instances are rescheduled")
@@ -146,6 +150,7 @@ func run(args []string) error {
 	cfg := server.Config{
 		NodeID: o.nodeID, DataDir: o.dataDir, RaftBind: o.raftBind, RaftAdvertise: o.raftAdvertise, Peers: peers, JoinURL: o.join,
 		HTTPAddr: o.httpAddr, AdvertiseURL: o.advertiseURL, OperatorToken: token,
+		TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, TLSCAFile: o.tlsCA,
 		HeartbeatTTL: o.heartbeatTTL, ReconcileInterval: o.reconcileInterval, MaxUploadBytes: o.maxUploadMB << 20,
 		Logger: logger,
 	}

@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -46,7 +49,14 @@ type Config struct {
 	SnapshotThreshold uint64
 
 	HTTPAddr     string // public API listen address
-	AdvertiseURL string // how other core nodes reach this API; default http://<listen address>
+	AdvertiseURL string // how other core nodes reach this API; default http(s)://<listen address>
+
+	// TLS for the public API. With a certificate and key the API is HTTPS
+	// only; TLSCAFile (PEM) is what this node trusts when it calls other core
+	// nodes (default: the system roots).
+	TLSCertFile string
+	TLSKeyFile  string
+	TLSCAFile   string
 
 	OperatorToken string // set in the state at bootstrap; also used between core nodes
 
@@ -71,11 +81,12 @@ type Server struct {
 	Metrics    *metrics.Registry
 	mesh       *meshRuntime
 
-	httpSrv  *http.Server
-	listener net.Listener
-	url      string
-	client   *http.Client
-	log      *slog.Logger
+	httpSrv   *http.Server
+	listener  net.Listener
+	url       string
+	client    *http.Client
+	transport *http.Transport // to other core nodes (forwarding, blobs, internal calls)
+	log       *slog.Logger
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -97,10 +108,26 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: listen %s: %w", cfg.HTTPAddr, err)
 	}
+	tlsClient, err := clientTLS(cfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	scheme := "http"
+	if cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("server: TLS certificate: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		scheme = "https"
+	}
 	url := cfg.AdvertiseURL
 	if url == "" {
-		url = "http://" + ln.Addr().String()
+		url = scheme + "://" + ln.Addr().String()
 	}
+	transport := &http.Transport{TLSClientConfig: tlsClient, ResponseHeaderTimeout: 60 * time.Second, IdleConnTimeout: 30 * time.Second}
 	store, err := blobs.Open(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
 		ln.Close()
@@ -116,7 +143,8 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, Node: node, Blobs: store, listener: ln, url: url, log: log,
-		client: &http.Client{Timeout: 30 * time.Second},
+		client:    &http.Client{Timeout: 30 * time.Second, Transport: transport},
+		transport: transport,
 	}
 	s.Metrics = metrics.New(s.gauges)
 	var prober reconcile.Prober
@@ -138,7 +166,7 @@ func Start(cfg Config) (*Server, error) {
 	})
 	s.API = api.New(api.Config{
 		Node: node, Blobs: store, Metrics: s.Metrics, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
-		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(),
+		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: transport},
 		Heartbeat: s.Reconciler.Heartbeat,
 	})
 	s.httpSrv = &http.Server{Handler: s.API, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
@@ -190,6 +218,26 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	return errors.Join(s.Node.Close())
+}
+
+// clientTLS is the TLS configuration for calls to other core nodes.
+func clientTLS(cfg Config) (*tls.Config, error) {
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return nil, errors.New("server: give both a TLS certificate and a key, or neither")
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLSCAFile != "" {
+		pem, err := os.ReadFile(cfg.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("server: TLS CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("server: TLS CA file %s holds no PEM certificate", cfg.TLSCAFile)
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
 }
 
 // joinLoop asks the existing group to add this node until the node sees
@@ -313,7 +361,7 @@ func (s *Server) postJSON(ctx context.Context, url string, body any) error {
 // replicateLoop fetches every app blob the state refers to and this node
 // lacks, from the other core nodes.
 func (s *Server) replicateLoop(ctx context.Context) {
-	rep := &blobs.Replicator{Store: s.Blobs, Client: &http.Client{}, Token: s.cfg.OperatorToken, Limit: s.maxUpload(), Log: s.log}
+	rep := &blobs.Replicator{Store: s.Blobs, Client: &http.Client{Transport: s.transport}, Token: s.cfg.OperatorToken, Limit: s.maxUpload(), Log: s.log}
 	var index uint64
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
