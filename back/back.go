@@ -38,6 +38,11 @@ import (
 type Config struct {
 	Agent      agent.Config
 	DockerHost string // "" = DOCKER_HOST or the default socket
+	// PublishIP is the loopback address containers are published on (and
+	// forwards target); default 127.0.0.1. Backs sharing a machine (a demo,
+	// a test) each take their own, since the core gives every Back the same
+	// port range.
+	PublishIP netip.Addr
 	// Heartbeat is how often state is reported (the core's TTL is 30 s).
 	Heartbeat time.Duration
 	// Resync is how often containers are checked against the desired state
@@ -79,6 +84,12 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 	}
 	cfg.Agent.Role = "back"
 	cfg.Agent.Logger = cfg.Logger
+	if !cfg.PublishIP.IsValid() {
+		cfg.PublishIP = netip.MustParseAddr("127.0.0.1")
+	}
+	if !cfg.PublishIP.IsLoopback() {
+		return nil, fmt.Errorf("publish address %s is not a loopback address: containers are never exposed beyond the host", cfg.PublishIP)
+	}
 	eng, err := engine.Connect(ctx, cfg.DockerHost, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -102,10 +113,14 @@ func (b *Back) Agent() *agent.Agent { return b.agent }
 // Run follows the core and keeps containers converged until ctx ends. The
 // containers are left running when it returns: a Back that stops or restarts
 // does not take its apps down.
+//
+// When the host is decommissioned it removes every container it ran and
+// returns agent.ErrDecommissioned.
 func (b *Back) Run(ctx context.Context) error {
+	loopCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { b.heartbeats(ctx) })
-	wg.Go(func() { b.converge(ctx) })
+	wg.Go(func() { b.heartbeats(loopCtx) })
+	wg.Go(func() { b.converge(loopCtx) })
 	err := b.agent.Follow(ctx, func(ctx context.Context, d *agentapi.DesiredState) error {
 		b.mu.Lock()
 		b.desired = d
@@ -113,7 +128,11 @@ func (b *Back) Run(ctx context.Context) error {
 		b.poke()
 		return nil
 	})
+	stop()
 	wg.Wait()
+	if errors.Is(err, agent.ErrDecommissioned) {
+		b.reconcile(context.WithoutCancel(ctx), &agentapi.DesiredState{})
+	}
 	return err
 }
 
@@ -197,7 +216,7 @@ func (b *Back) reconcile(ctx context.Context, d *agentapi.DesiredState) {
 	for _, in := range d.Instances {
 		want[in.ID] = in
 	}
-	running, err := b.engine.List(ctx)
+	running, err := b.engine.List(ctx, b.agent.Identity().HostID)
 	if err != nil {
 		b.log.Error("cannot list containers", "err", err)
 		return
@@ -257,7 +276,7 @@ func (b *Back) ensure(ctx context.Context, in agentapi.Instance, existing engine
 		}
 		b.report(in.ID, fsm.InstancePending, "starting container")
 		_, err = b.engine.Run(ctx, engine.Spec{
-			Installation: in.Installation, Instance: in.ID, App: in.App, Image: image,
+			Host: b.agent.Identity().HostID, HostIP: b.cfg.PublishIP, Installation: in.Installation, Instance: in.ID, App: in.App, Image: image,
 			HostPort: uint16(in.Port), ContainerPort: uint16(in.ContainerPort),
 			CPUs: float64(in.MilliCPU) / 1000, MemoryBytes: in.MemoryMB << 20, Env: in.Env,
 		})
@@ -270,7 +289,7 @@ func (b *Back) ensure(ctx context.Context, in agentapi.Instance, existing engine
 		b.report(in.ID, fsm.InstanceFailed, err.Error())
 		return
 	}
-	if err := waitAnswers(ctx, uint16(in.Port), b.readyTimeout(existing)); err != nil {
+	if err := waitAnswers(ctx, b.target(in.Port), b.readyTimeout(existing)); err != nil {
 		b.report(in.ID, fsm.InstanceFailed, "app does not answer on its port: "+err.Error())
 		return
 	}
@@ -303,7 +322,7 @@ func (b *Back) expose(in agentapi.Instance) error {
 		f.SetAllowed(allowed)
 		return nil
 	}
-	f, err := b.agent.Node().Forward(port, fmt.Sprintf("127.0.0.1:%d", port), allowed)
+	f, err := b.agent.Node().Forward(port, b.target(in.Port), allowed)
 	if err != nil {
 		return err
 	}
@@ -311,12 +330,17 @@ func (b *Back) expose(in agentapi.Instance) error {
 	return nil
 }
 
-// waitAnswers waits until an HTTP request to 127.0.0.1:port gets any answer.
-func waitAnswers(ctx context.Context, port uint16, timeout time.Duration) error {
+// target is where an instance's container listens on this host.
+func (b *Back) target(port int) string {
+	return netip.AddrPortFrom(b.cfg.PublishIP, uint16(port)).String()
+}
+
+// waitAnswers waits until an HTTP request to addr gets any answer.
+func waitAnswers(ctx context.Context, addr string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	url := "http://" + addr + "/"
 	var last error
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -73,8 +73,11 @@ func (f *Front) Proxy() *lb.Proxy { return f.proxy }
 // Serve serves client traffic on ln until Shutdown.
 func (f *Front) Serve(ln net.Listener) error { return f.proxy.Serve(ln) }
 
-// Run follows the core and heartbeats until ctx ends.
+// Run follows the core and heartbeats until ctx ends, or until the host is
+// decommissioned (agent.ErrDecommissioned; the routes are gone by then).
 func (f *Front) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -92,6 +95,7 @@ func (f *Front) Run(ctx context.Context) error {
 		}
 	}()
 	err := f.agent.Follow(ctx, f.apply)
+	stop()
 	<-done
 	return err
 }

@@ -6,6 +6,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,7 @@ const MinAPIVersion = "1.41"
 // Labels Potluck puts on every container it runs.
 const (
 	LabelManaged      = "io.potluck.managed"
+	LabelHost         = "io.potluck.host"
 	LabelInstallation = "io.potluck.installation"
 	LabelInstance     = "io.potluck.instance"
 	LabelApp          = "io.potluck.app"
@@ -174,11 +176,16 @@ func (e *Engine) RemoveImage(ctx context.Context, ref string) error {
 
 // Spec is one instance to run.
 type Spec struct {
+	// Host is the Potluck host that owns the container. Several Backs may
+	// share one engine (a test or a demo on one machine); each manages only
+	// its own containers.
+	Host          string
 	Installation  string
 	Instance      string
 	App           string
 	Image         string
-	HostPort      uint16 // published on 127.0.0.1 only
+	HostPort      uint16     // published on HostIP only
+	HostIP        netip.Addr // a loopback address; zero means 127.0.0.1
 	ContainerPort uint16
 	CPUs          float64 // 0: no limit
 	MemoryBytes   int64   // 0: no limit
@@ -187,8 +194,10 @@ type Spec struct {
 
 func (s Spec) validate() error {
 	switch {
-	case s.Instance == "" || s.Installation == "":
-		return errors.New("spec: installation and instance are required")
+	case s.Instance == "" || s.Installation == "" || s.Host == "":
+		return errors.New("spec: host, installation and instance are required")
+	case s.HostIP.IsValid() && !s.HostIP.IsLoopback():
+		return fmt.Errorf("spec: containers are published on loopback only, not %s", s.HostIP)
 	case s.Image == "":
 		return errors.New("spec: image is required")
 	case s.HostPort == 0 || s.ContainerPort == 0:
@@ -210,6 +219,7 @@ func ContainerName(instance string) string { return "potluck-" + instance }
 type Container struct {
 	ID           string
 	Name         string
+	Host         string
 	Installation string
 	Instance     string
 	App          string
@@ -258,6 +268,7 @@ func (e *Engine) Run(ctx context.Context, s Spec) (Container, error) {
 			ExposedPorts: network.PortSet{ctrPort: struct{}{}},
 			Labels: map[string]string{
 				LabelManaged:      "true",
+				LabelHost:         s.Host,
 				LabelInstallation: s.Installation,
 				LabelInstance:     s.Instance,
 				LabelApp:          s.App,
@@ -266,7 +277,7 @@ func (e *Engine) Run(ctx context.Context, s Spec) (Container, error) {
 		},
 		HostConfig: &container.HostConfig{
 			PortBindings: network.PortMap{ctrPort: {{
-				HostIP:   netip.MustParseAddr("127.0.0.1"),
+				HostIP:   cmp.Or(s.HostIP, netip.MustParseAddr("127.0.0.1")),
 				HostPort: strconv.Itoa(int(s.HostPort)),
 			}}},
 			// The engine restarts crashed containers and brings them back
@@ -304,9 +315,14 @@ func (e *Engine) find(ctx context.Context, instance string) (Container, bool, er
 	return cs[0], true, nil
 }
 
-// List returns every Potluck-managed container, running or not.
-func (e *Engine) List(ctx context.Context) ([]Container, error) {
-	return e.list(ctx, client.Filters{}.Add("label", LabelManaged+"=true"))
+// List returns the Potluck-managed containers of host ("" for every
+// host's), running or not.
+func (e *Engine) List(ctx context.Context, host string) ([]Container, error) {
+	f := client.Filters{}.Add("label", LabelManaged+"=true")
+	if host != "" {
+		f = f.Add("label", LabelHost+"="+host)
+	}
+	return e.list(ctx, f)
 }
 
 func (e *Engine) list(ctx context.Context, f client.Filters) ([]Container, error) {
@@ -323,7 +339,7 @@ func (e *Engine) list(ctx context.Context, f client.Filters) ([]Container, error
 		}
 		out = append(out, Container{
 			ID: s.ID, Name: name, Image: s.Image, State: string(s.State), Status: s.Status,
-			Installation: s.Labels[LabelInstallation], Instance: s.Labels[LabelInstance],
+			Host: s.Labels[LabelHost], Installation: s.Labels[LabelInstallation], Instance: s.Labels[LabelInstance],
 			App: s.Labels[LabelApp], HostPort: uint16(port),
 		})
 	}

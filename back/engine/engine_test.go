@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -54,7 +55,7 @@ func TestRunAdoptAndRemoveARealContainer(t *testing.T) {
 	require.True(t, has)
 
 	instance := fmt.Sprintf("test-%d", time.Now().UnixNano())
-	spec := Spec{Installation: "inst-a", Instance: instance, App: "hello", Image: appimage.DefaultTag,
+	spec := Spec{Host: "h-test", Installation: "inst-a", Instance: instance, App: "hello", Image: appimage.DefaultTag,
 		HostPort: freePort(t), ContainerPort: 8080, CPUs: 0.5, MemoryBytes: 64 << 20, Env: map[string]string{"GREETING": "hi"}}
 	c, err := e.Run(ctx, spec)
 	require.NoError(t, err)
@@ -101,7 +102,7 @@ func TestRunAdoptAndRemoveARealContainer(t *testing.T) {
 	require.Equal(t, c.ID, again.ID)
 	require.True(t, again.Running())
 
-	all, err := e.List(ctx)
+	all, err := e.List(ctx, "h-test")
 	require.NoError(t, err)
 	n := 0
 	for _, x := range all {
@@ -123,13 +124,15 @@ func TestRunAdoptAndRemoveARealContainer(t *testing.T) {
 
 func TestBadSpecsCreateNothing(t *testing.T) {
 	e := connect(t)
-	ok := Spec{Installation: "i", Instance: "bad-spec", Image: appimage.DefaultTag, HostPort: 5999, ContainerPort: 8080}
+	ok := Spec{Host: "h", Installation: "i", Instance: "bad-spec", Image: appimage.DefaultTag, HostPort: 5999, ContainerPort: 8080}
 	for _, tc := range []struct {
 		name string
 		edit func(*Spec)
 		want string
 	}{
 		{"no instance", func(s *Spec) { s.Instance = "" }, "instance are required"},
+		{"no host", func(s *Spec) { s.Host = "" }, "instance are required"},
+		{"public address", func(s *Spec) { s.HostIP = netip.MustParseAddr("0.0.0.0") }, "loopback only"},
 		{"no image", func(s *Spec) { s.Image = "" }, "image is required"},
 		{"no port", func(s *Spec) { s.HostPort = 0 }, "ports are required"},
 		{"negative cpu", func(s *Spec) { s.CPUs = -1 }, "must not be negative"},

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -41,6 +42,7 @@ func run(args []string) error {
 	dataDir := fs.String("data-dir", "potluck-back-data", "directory for the WireGuard key (0600), identity, last desired state and image cache")
 	meshPort := fs.Uint("mesh-port", 0, "WireGuard UDP port (0 picks one; a Back behind NAT needs no fixed port)")
 	dockerHost := fs.String("docker-host", "", "Docker Engine address (default: DOCKER_HOST or unix:///var/run/docker.sock)")
+	publishIP := fs.String("publish-ip", "127.0.0.1", "loopback address containers are published on (Backs sharing a machine each need their own, e.g. 127.0.0.2)")
 	heartbeat := fs.Duration("heartbeat", 5*time.Second, "how often to report state to the core")
 	metricsAddr := fs.String("metrics", "127.0.0.1:0", "address of /metrics and /healthz (empty: off)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -61,6 +63,10 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	if *meshPort > 65535 {
 		return fmt.Errorf("--mesh-port %d is not a port", *meshPort)
 	}
+	pubIP, err := netip.ParseAddr(*publishIP)
+	if err != nil {
+		return fmt.Errorf("--publish-ip: %w", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	b, err := back.Start(ctx, back.Config{
@@ -68,7 +74,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 			CoreURLs: cores, JoinToken: *token, Name: *name, CPUs: *cpus,
 			MemoryMB: int64(memory) >> 20, DiskMB: int64(disk) >> 20, DataDir: *dataDir, MeshPort: uint16(*meshPort),
 		},
-		DockerHost: *dockerHost, Heartbeat: *heartbeat, Logger: log,
+		DockerHost: *dockerHost, PublishIP: pubIP, Heartbeat: *heartbeat, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -85,6 +91,9 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 		log.Info("metrics", "addr", ln.Addr().String())
 	}
 	err = b.Run(ctx)
+	if errors.Is(err, agent.ErrDecommissioned) {
+		return errors.New("the operator decommissioned this host; its containers are removed (delete --data-dir to join again as a new host)")
+	}
 	if errors.Is(err, context.Canceled) {
 		log.Info("stopping; containers keep running")
 		return nil

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -52,7 +53,7 @@ type Config struct {
 	// ProbePort is the tunnel port where the core checks the host answers
 	// (GET /healthz) before it becomes Ready; 0 means DefaultProbePort.
 	ProbePort uint16
-	Logger   *slog.Logger
+	Logger    *slog.Logger
 }
 
 // Identity is what registration gave this host; it is kept in the data
@@ -79,6 +80,9 @@ type Agent struct {
 	current int // index into identity.CorePeers of the core node in use
 	cores   []api.CorePeer
 }
+
+// agentDialTimeout bounds a tunnel dial to a core node's agent API.
+const agentDialTimeout = 2 * time.Second
 
 // DefaultProbePort is where the core probes a new host over the tunnel,
 // matching the core's --probe-port default.
@@ -146,7 +150,13 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.client = &http.Client{Transport: &http.Transport{
-		DialContext:         a.node.DialContext,
+		// A live core node answers a tunnel dial in milliseconds; a dead
+		// one never does, so give up fast and try the next.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, agentDialTimeout)
+			defer cancel()
+			return a.node.DialContext(ctx, network, addr)
+		},
 		MaxIdleConnsPerHost: 2,
 		IdleConnTimeout:     90 * time.Second,
 	}}
@@ -280,6 +290,10 @@ func toPeer(key, addr, endpoint string, hub bool) (meshnet.Peer, error) {
 	return p, nil
 }
 
+// ErrDecommissioned is returned by Follow once the core says this host was
+// decommissioned: its work is over and its key no longer opens anything.
+var ErrDecommissioned = errors.New("this host was decommissioned by the operator")
+
 // Apply receives each new desired state. It is called from one goroutine,
 // never concurrently.
 type Apply func(ctx context.Context, d *agentapi.DesiredState) error
@@ -287,7 +301,9 @@ type Apply func(ctx context.Context, d *agentapi.DesiredState) error
 // Follow applies the last saved desired state at once (so a host restarted
 // while the core is away serves what it served), then follows the core with
 // blocking queries until ctx ends, applying each new state. Errors reaching
-// the core are retried with backoff against the next core node.
+// the core are retried with backoff against the next core node. When the
+// core says the host was decommissioned, Follow applies an empty state
+// and returns ErrDecommissioned.
 func (a *Agent) Follow(ctx context.Context, apply Apply) error {
 	var index uint64
 	var saved agentapi.DesiredState
@@ -295,16 +311,33 @@ func (a *Agent) Follow(ctx context.Context, apply Apply) error {
 		a.log.Info("applying the last known desired state", "index", saved.Index)
 		a.applyState(ctx, &saved, apply)
 	}
-	backoff := time.Second
+	backoff, failedInRow := time.Second, 0
 	for ctx.Err() == nil {
 		d, err := a.fetchState(ctx, index)
+		var rejected *RejectedError
+		if errors.As(err, &rejected) && rejected.Status == http.StatusGone {
+			a.log.Warn("the core decommissioned this host; standing down")
+			empty := &agentapi.DesiredState{Peers: []agentapi.Peer{}, Instances: []agentapi.Instance{}, Routes: []agentapi.Route{}}
+			if err := writeJSON(filepath.Join(a.cfg.DataDir, stateFile), empty); err != nil {
+				a.log.Warn("could not save desired state", "err", err)
+			}
+			if err := apply(ctx, empty); err != nil {
+				a.log.Error("standing down", "err", err)
+			}
+			return ErrDecommissioned
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
 			a.stats.stateFailures.Inc()
-			a.log.Warn("desired state unavailable; keeping the last one", "err", err, "retry_in", backoff)
 			a.nextCore()
+			// Try every core node at once; back off only when all failed.
+			if failedInRow++; failedInRow < len(a.cores) {
+				continue
+			}
+			a.log.Warn("no core node answers; keeping the last desired state", "err", err, "retry_in", backoff)
+			failedInRow = 0
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):
@@ -312,7 +345,7 @@ func (a *Agent) Follow(ctx context.Context, apply Apply) error {
 			backoff = min(backoff*2, 10*time.Second)
 			continue
 		}
-		backoff = time.Second
+		backoff, failedInRow = time.Second, 0
 		a.stats.stateFetches.Inc()
 		if d.Index == index && index != 0 {
 			continue // the wait timed out with nothing new
