@@ -119,7 +119,7 @@ func benchMain(args []string) error {
 	fs.IntVar(&s.backends, "backends", 2, "number of backends")
 	fs.BoolVar(&s.keep, "keep", false, "keep the temporary directory (configs, logs)")
 	fs.StringVar(&s.profile, "profile", "", "write a 10 s CPU profile of potluck-front under load to this file")
-	fs.BoolVar(&s.baseline, "baseline", false, "also run the ten-line fasthttp proxy (rawproxy) as a third contender")
+	fs.BoolVar(&s.baseline, "baseline", true, "also run the ten-line fasthttp proxy (rawproxy) as a third contender")
 	fs.IntVar(&s.frontProcs, "front-gomaxprocs", 0, "GOMAXPROCS for potluck-front; 0 = Go's default (all cores)")
 	if err := fs.Parse(args); err != nil {
 		return err
