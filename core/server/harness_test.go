@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -31,13 +32,30 @@ type testCluster struct {
 	nodes []*Server
 }
 
-func freeAddr(t *testing.T) string {
+// reserveAddrs returns n distinct free loopback TCP addresses. Ports come
+// from 20000-31999, below Linux's ephemeral range, so outgoing connections
+// never take them between the reservation and the node's bind (nodes are
+// restarted on the same ports); all are held until all are chosen.
+func reserveAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}()
+	var out []string
+	for attempt := 0; attempt < 1000 && len(out) < n; attempt++ {
+		port := 20000 + mrand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().String())
+	}
+	require.Len(t, out, n, "no free ports")
+	return out
 }
 
 func quietLogger() *slog.Logger {
@@ -47,16 +65,16 @@ func quietLogger() *slog.Logger {
 func newTestCluster(t *testing.T, n int, tweak func(i int, c *Config)) *testCluster {
 	t.Helper()
 	var peers []cluster.Peer
-	raftAddrs := make([]string, n)
+	addrs := reserveAddrs(t, 2*n)
+	raftAddrs, httpAddrs := addrs[:n], addrs[n:]
 	for i := range n {
-		raftAddrs[i] = freeAddr(t)
 		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("core%d", i+1), Addr: raftAddrs[i]})
 	}
 	c := &testCluster{t: t}
 	for i := range n {
 		cfg := Config{
 			NodeID: peers[i].ID, DataDir: filepath.Join(t.TempDir(), peers[i].ID), RaftBind: raftAddrs[i], Peers: peers,
-			Timing: cluster.FastTiming, HTTPAddr: freeAddr(t), OperatorToken: testToken,
+			Timing: cluster.FastTiming, HTTPAddr: httpAddrs[i], OperatorToken: testToken,
 			HeartbeatTTL: time.Hour, ReconcileInterval: 50 * time.Millisecond,
 			Logger: quietLogger(), RaftLogOutput: io.Discard,
 		}

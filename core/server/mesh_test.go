@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -29,13 +30,21 @@ type testHost struct {
 	id     string
 }
 
+// freeUDPPort picks a free UDP port below the ephemeral range (see
+// reserveAddrs).
 func freeUDPPort(t *testing.T) uint16 {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	require.NoError(t, pc.Close())
-	return uint16(port)
+	for attempt := 0; attempt < 1000; attempt++ {
+		port := 20000 + mrand.IntN(12000)
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		require.NoError(t, pc.Close())
+		return uint16(port)
+	}
+	t.Fatal("no free UDP port")
+	return 0
 }
 
 // startTestHost registers a host and peers it with every core node; it talks
