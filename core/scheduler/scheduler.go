@@ -183,7 +183,7 @@ func PlanInstallation(st *fsm.State, inst *fsm.Installation, newID IDFunc) (fron
 }
 
 // PlanScale changes the number of Fronts and Backs of an installation. Scaling
-// down removes lost and pending instances first, then the newest.
+// down removes lost, failed and pending instances first, then by id.
 func PlanScale(st *fsm.State, name string, fronts, backs int, newID IDFunc) (*fsm.Plan, error) {
 	inst, ok := st.Installations[name]
 	if !ok {
