@@ -280,3 +280,22 @@ func rawRequest(t *testing.T, addr, req string) (*http.Response, string) {
 	require.NoError(t, err)
 	return resp, string(body)
 }
+
+func TestManyBackendsEachTriedOnce(t *testing.T) {
+	good := startBackend(t, "good", nil)
+	r := Route{Hosts: []string{"app.test"}}
+	for range 70 { // more than the 64 tracked in the tried bitmask
+		r.Backends = append(r.Backends, Backend{Addr: deadAddr(t)})
+	}
+	r.Backends = append(r.Backends, Backend{Addr: good.addr})
+	p := startProxy(t, Options{}, []Route{r})
+	code, body, _ := do(t, newClient(), "GET", p.url, "app.test", nil)
+	require.Equal(t, 200, code)
+	require.Equal(t, "good", body)
+	for i, b := range p.Status().Routes[0].Backends[:70] {
+		require.Equal(t, uint64(1), b.Failures, "backend %d tried exactly once", i)
+	}
+	code, body, _ = do(t, newClient(), "GET", p.url, "app.test", nil)
+	require.Equal(t, 200, code, "the dead ones are skipped now")
+	require.Equal(t, "good", body)
+}

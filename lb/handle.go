@@ -85,6 +85,16 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	p.prepareHeader(ctx, &req.Header)
 	if isUpgrade(&req.Header) {
 		g.m.upgrades.Inc()
+		if req.IsBodyStream() {
+			// An upgrade request's body (rare) is sent with its head.
+			cl := req.Header.ContentLength()
+			if cl < 0 || cl > p.opts.RetryBuffer || p.bufferBody(req, cl) != nil {
+				ctx.SetConnectionClose()
+				p.fail(ctx, fasthttp.StatusBadRequest, msgBadBody)
+				p.finish(ctx, g, nil, start)
+				return
+			}
+		}
 		b := p.upgrade(ctx, g)
 		p.finish(ctx, g, b, start)
 		return
@@ -230,7 +240,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 		retry := !g.single &&
 			!(sent && nonIdempotent(&req.Header)) &&
 			!(sent && body != nil) &&
-			len(tr.big)+popcount(tr.small) < len(g.backends)
+			tr.n < len(g.backends)
 		if !retry {
 			break
 		}
@@ -241,6 +251,10 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 			// Nothing of the streamed body was consumed by a failed connect.
 			up.SetBodyStream(body, up.Header.ContentLength())
 		}
+	}
+	if body != nil {
+		// Do not drain the rest of a large upload from the client.
+		ctx.SetConnectionClose()
 	}
 	switch {
 	case lastB == nil:
@@ -258,15 +272,6 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 		p.fail(ctx, fasthttp.StatusBadGateway, msgBadGW)
 	}
 	return lastB
-}
-
-func popcount(x uint64) int {
-	n := 0
-	for x != 0 {
-		x &= x - 1
-		n++
-	}
-	return n
 }
 
 func (p *Proxy) failStatus(code int) bool {

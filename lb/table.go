@@ -74,6 +74,7 @@ func smoothWRR(weights []int) []uint16 {
 type tried struct {
 	small uint64
 	big   []bool
+	n     int // how many were added
 }
 
 func (t *tried) has(i int) bool {
@@ -84,6 +85,7 @@ func (t *tried) has(i int) bool {
 }
 
 func (t *tried) add(i int) {
+	t.n++
 	if i < 64 {
 		t.small |= 1 << uint(i)
 		return
