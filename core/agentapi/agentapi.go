@@ -170,8 +170,8 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 		st = h.cfg.State.Wait(ctx, n)
 	}
 	cur := st.Hosts[host.ID]
-	if cur == nil {
-		writeError(w, http.StatusForbidden, "host is gone")
+	if cur == nil || cur.Status == fsm.HostDecommissioned {
+		writeGone(w) // decommissioned while the query was waiting
 		return
 	}
 	w.Header().Set("X-Potluck-Index", strconv.FormatUint(st.Index, 10))
@@ -326,6 +326,11 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, host *fsm.Ho
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// writeGone tells the agent of a decommissioned host to stand down.
+func writeGone(w http.ResponseWriter) {
+	writeError(w, http.StatusGone, "this host was decommissioned: stop every instance and leave the mesh")
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {

@@ -28,6 +28,10 @@ type MeshConfig struct {
 	AgentPort      uint16              // agent API TCP port on the tunnel address; 0 = 7400
 	ProbePort      uint16              // port agents answer GET /healthz on; 0 = 7401
 	Bind           conn.Bind           // nil = real UDP sockets
+	// DecommissionGrace keeps a decommissioned host as a peer this long, so
+	// its agent can still learn (410 Gone) that it must stand down; its key
+	// is refused by the agent API meanwhile. 0 = 2 minutes.
+	DecommissionGrace time.Duration
 }
 
 // Default ports on tunnel addresses.
@@ -50,6 +54,9 @@ func newMesh(s *Server, cfg MeshConfig) (*meshRuntime, error) {
 	}
 	if cfg.ProbePort == 0 {
 		cfg.ProbePort = DefaultProbePort
+	}
+	if cfg.DecommissionGrace == 0 {
+		cfg.DecommissionGrace = 2 * time.Minute
 	}
 	if !cfg.TunnelAddr.IsValid() {
 		if s.cfg.JoinURL != "" {
@@ -132,13 +139,16 @@ func (m *meshRuntime) close() {
 	_ = m.node.Close()
 }
 
-// desiredPeers: every host that is not decommissioned, and the other core
-// nodes.
-func (m *meshRuntime) desiredPeers(st *fsm.State) []meshnet.Peer {
-	var out []meshnet.Peer
+// desiredPeers: every host that is not decommissioned (or was decommissioned
+// less than the grace ago), and the other core nodes. inGrace reports whether
+// a decommissioned host is still kept, so the caller re-checks soon.
+func (m *meshRuntime) desiredPeers(st *fsm.State, now time.Time) (out []meshnet.Peer, inGrace bool) {
 	for _, h := range st.SortedHosts() {
 		if h.Status == fsm.HostDecommissioned {
-			continue
+			if now.Sub(h.UpdatedAt) >= m.cfg.DecommissionGrace {
+				continue
+			}
+			inGrace = true
 		}
 		k, err := meshnet.ParsePublicKey(h.PublicKey)
 		if err != nil {
@@ -167,16 +177,22 @@ func (m *meshRuntime) desiredPeers(st *fsm.State) []meshnet.Peer {
 		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Address.Less(out[j].Address) })
-	return out
+	return out, inGrace
 }
 
 func (m *meshRuntime) syncPeersLoop(ctx context.Context) {
 	var index uint64
+	wait := 30 * time.Second
 	for ctx.Err() == nil {
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		wctx, cancel := context.WithTimeout(ctx, wait)
 		st := m.s.Node.FSM.Wait(wctx, index)
 		cancel()
-		if err := m.node.SetPeers(m.desiredPeers(st)); err != nil {
+		peers, inGrace := m.desiredPeers(st, time.Now())
+		wait = 30 * time.Second
+		if inGrace {
+			wait = time.Second // drop the host soon after its grace ends
+		}
+		if err := m.node.SetPeers(peers); err != nil {
 			m.s.log.Warn("mesh peers", "err", err)
 			select {
 			case <-ctx.Done():

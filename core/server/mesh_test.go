@@ -137,7 +137,7 @@ func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
 	c := newTestCluster(t, 3, func(_ int, cfg *Config) {
 		key, err := meshnet.GeneratePrivateKey()
 		require.NoError(t, err)
-		cfg.Mesh = &MeshConfig{PrivateKey: &key}
+		cfg.Mesh = &MeshConfig{PrivateKey: &key, DecommissionGrace: 3 * time.Second}
 	})
 	join := c.joinToken(0)
 	f := c.follower()
@@ -225,9 +225,19 @@ func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
 	r.json(t, &fs)
 	require.Empty(t, fs.Routes)
 
-	// A decommissioned host loses its peer on the core and its access.
+	// A decommissioned host is told to stand down (410 Gone), also on a
+	// blocking query that was waiting when it happened; after the grace the
+	// core drops it as a peer.
+	c.waitConverged()
+	idx = c.nodes[f].Node.FSM.State().Index
+	go func() { done <- front.get(t, fmt.Sprintf("/v1/agent/state?index=%d&wait=20s", idx)) }()
+	time.Sleep(200 * time.Millisecond)
 	r = c.call(0, "POST", "/v1/hosts/front0/decommission", nil)
 	require.Equal(t, http.StatusOK, r.code, r.String())
+	r = <-done
+	require.Equal(t, http.StatusGone, r.code, r.String())
+	r = front.get(t, "/v1/agent/state")
+	require.Equal(t, http.StatusGone, r.code, r.String())
 	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -238,7 +248,7 @@ func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
 			return true // the core removed the peer: the tunnel is gone
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusForbidden
-	}, 10*time.Second, 100*time.Millisecond)
+		return false
+	}, 15*time.Second, 100*time.Millisecond, "the core kept the decommissioned host as a peer")
 	require.Equal(t, fsm.HostDecommissioned, c.nodes[f].Node.FSM.State().Hosts[front.id].Status)
 }
