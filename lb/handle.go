@@ -110,7 +110,7 @@ func (p *Proxy) finish(ctx *fasthttp.RequestCtx, g *group, b *backend, start tim
 	} else {
 		g.m.status[0].Inc()
 	}
-	if n := ctx.Response.Header.ContentLength(); n > 0 {
+	if n := responseBytes(&ctx.Response); n > 0 {
 		g.m.bytesOut.Add(uint64(n))
 		if b != nil {
 			b.m.bytesOut.Add(uint64(n))
@@ -138,9 +138,18 @@ func (p *Proxy) accessLog(ctx *fasthttp.RequestCtx, route string, b *backend, st
 		"status", ctx.Response.StatusCode(),
 		"route", route,
 		"backend", backendAddr,
-		"bytes", ctx.Response.Header.ContentLength(),
+		"bytes", responseBytes(&ctx.Response),
 		"duration", time.Since(start),
 	)
+}
+
+// responseBytes is the body size: declared by the backend for a streamed
+// response (-1 when chunked), exact for one made here.
+func responseBytes(r *fasthttp.Response) int {
+	if r.IsBodyStream() {
+		return r.Header.ContentLength()
+	}
+	return len(r.Body())
 }
 
 func (p *Proxy) fail(ctx *fasthttp.RequestCtx, code int, msg string) {

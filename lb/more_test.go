@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -129,6 +130,7 @@ func TestAccessLogOneLinePerRequest(t *testing.T) {
 		require.Contains(t, lines[0], want)
 	}
 	require.Contains(t, lines[1], "status=404")
+	require.Contains(t, lines[1], fmt.Sprintf("bytes=%d", len(msgNoRoute)))
 }
 
 func TestHTTP10ClientIsServed(t *testing.T) {
