@@ -167,7 +167,7 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
-		st = h.cfg.State.Wait(ctx, n)
+		st = h.waitForChange(ctx, st, n, host.ID)
 	}
 	cur := st.Hosts[host.ID]
 	if cur == nil || cur.Status == fsm.HostDecommissioned {
@@ -176,6 +176,41 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 	}
 	w.Header().Set("X-Potluck-Index", strconv.FormatUint(st.Index, 10))
 	writeJSON(w, http.StatusOK, Desired(st, cur))
+}
+
+// waitForChange answers a blocking query. An agent that is behind (the
+// state is past its index) gets the state at once. Otherwise it waits until
+// this host's desired state differs from the current one, ignoring changes
+// elsewhere (other hosts' heartbeats would wake every agent), or until ctx
+// ends.
+func (h *Handler) waitForChange(ctx context.Context, st *fsm.State, index uint64, hostID string) *fsm.State {
+	if st.Index > index {
+		return st
+	}
+	base := fingerprint(st, hostID)
+	for range 100_000 { // bounded; each round waits for an apply or ctx
+		next := h.cfg.State.Wait(ctx, st.Index)
+		if ctx.Err() != nil || next.Index == st.Index {
+			return next
+		}
+		st = next
+		if fingerprint(st, hostID) != base {
+			return st
+		}
+	}
+	return st
+}
+
+// fingerprint identifies a host's desired state apart from the index.
+func fingerprint(st *fsm.State, hostID string) string {
+	h := st.Hosts[hostID]
+	if h == nil {
+		return ""
+	}
+	d := Desired(st, h)
+	d.Index = 0
+	data, _ := json.Marshal(d)
+	return string(data)
 }
 
 // Desired computes a host's desired state from the replicated state.
