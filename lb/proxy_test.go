@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/websocket"
 )
 
 func TestRequestHeadersForwarded(t *testing.T) {
@@ -444,4 +445,47 @@ func TestValidateRoutesNamesTheField(t *testing.T) {
 	}
 	p := New(Options{})
 	require.Error(t, p.Update([]Route{route("a", "nohost")}), "Update refuses invalid routes")
+}
+
+// TestRealWebSocketAcrossReload speaks the WebSocket protocol (RFC 6455
+// frames, golang.org/x/net/websocket) through the proxy while the routing
+// table is swapped underneath it.
+func TestRealWebSocketAcrossReload(t *testing.T) {
+	echo := httptest.NewServer(websocket.Handler(func(ws *websocket.Conn) {
+		for {
+			var msg string
+			if websocket.Message.Receive(ws, &msg) != nil || websocket.Message.Send(ws, msg) != nil {
+				return
+			}
+		}
+	}))
+	defer echo.Close()
+	other := startBackend(t, "other", nil)
+	backendAddr := strings.TrimPrefix(echo.URL, "http://")
+	p := startProxy(t, Options{}, []Route{route("app.test", backendAddr)})
+
+	cfg, err := websocket.NewConfig("ws://app.test/", "http://app.test/")
+	require.NoError(t, err)
+	raw, err := net.Dial("tcp", p.addr)
+	require.NoError(t, err)
+	ws, err := websocket.NewClient(cfg, raw)
+	require.NoError(t, err)
+	defer ws.Close()
+	roundTrip := func(msg string) string {
+		require.NoError(t, websocket.Message.Send(ws, msg))
+		var got string
+		require.NoError(t, websocket.Message.Receive(ws, &got))
+		return got
+	}
+	require.Equal(t, "before", roundTrip("before"))
+	for i := range 5 {
+		routes := []Route{route("app.test", other.addr)}
+		if i%2 == 1 {
+			routes = []Route{route("app.test", backendAddr, other.addr)}
+		}
+		require.NoError(t, p.Update(routes))
+		require.Equal(t, fmt.Sprintf("after reload %d", i), roundTrip(fmt.Sprintf("after reload %d", i)))
+	}
+	big := strings.Repeat("x", 1<<20)
+	require.True(t, big == roundTrip(big), "a 1 MiB message crosses the tunnel")
 }

@@ -197,3 +197,10 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+func TestJSONConfigIsAccepted(t *testing.T) {
+	cfg, err := Parse([]byte(`{"listen": ["127.0.0.1:8080"], "routes": [{"hosts": ["a.test"], "backends": ["127.0.0.1:9000", {"addr": "127.0.0.1:9001", "weight": 3}]}]}`))
+	require.NoError(t, err)
+	require.Equal(t, []string{"127.0.0.1:8080"}, cfg.Listen)
+	require.Equal(t, 3, cfg.Routes[0].Backends[1].Weight)
+}
