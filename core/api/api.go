@@ -98,7 +98,8 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 60 * time.Second, IdleConnTimeout: 30 * time.Second}}
+		// Forwarded blocking queries may wait up to 10 minutes.
+		cfg.Client = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 11 * time.Minute, IdleConnTimeout: 30 * time.Second}}
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(nil)
@@ -116,10 +117,11 @@ const (
 )
 
 func (s *Server) routes() {
-	op := func(h http.HandlerFunc) http.HandlerFunc { return s.auth(authOperator, h) }
+	local := func(h http.HandlerFunc) http.HandlerFunc { return s.auth(authOperator, h) }
+	op := func(h http.HandlerFunc) http.HandlerFunc { return s.auth(authOperator, s.consistentRead(h)) }
 	w := func(h http.HandlerFunc) http.HandlerFunc { return s.auth(authOperator, s.leaderOnly(h)) }
 
-	s.mux.HandleFunc("GET /v1/status", op(s.getStatus))
+	s.mux.HandleFunc("GET /v1/status", local(s.getStatus))
 
 	s.mux.HandleFunc("GET /v1/tokens", op(s.listTokens))
 	s.mux.HandleFunc("POST /v1/tokens", w(s.createToken))
@@ -135,7 +137,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/apps/{name}/tarball", w(s.uploadApp))
 	s.mux.HandleFunc("GET /v1/apps/{name}", op(s.getApp))
 	s.mux.HandleFunc("DELETE /v1/apps/{name}", w(s.deleteApp))
-	s.mux.HandleFunc("GET /v1/blobs/{digest}", op(s.getBlob))
+	s.mux.HandleFunc("GET /v1/blobs/{digest}", local(s.getBlob))
 
 	s.mux.HandleFunc("GET /v1/installations", op(s.listInstallations))
 	s.mux.HandleFunc("POST /v1/installations", w(s.createInstallation))
@@ -345,6 +347,32 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 	}
 	proxy.ServeHTTP(w, r)
 	return true
+}
+
+// consistentRead answers a read from the leader's state, so a read after an
+// acknowledged write sees it: a follower forwards the request, the leader
+// first makes sure it applied everything committed before its term. With
+// ?stale the node answers from its own copy (may lag; works without a
+// leader). A forwarded read that reaches a non-leader is answered locally
+// rather than bounced again.
+func (s *Server) consistentRead(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("stale") || r.Header.Get(HeaderForwarded) != "" {
+			next(w, r)
+			return
+		}
+		if s.node.IsLeader() {
+			if err := s.node.CatchUp(); err != nil && !errors.Is(err, cluster.ErrNotLeader) {
+				writeError(w, http.StatusServiceUnavailable, err.Error()+"; retry, or add ?stale")
+				return
+			}
+			next(w, r)
+			return
+		}
+		if !s.forward(w, r) {
+			next(w, r)
+		}
+	}
 }
 
 // leaderURL waits (bounded by LeaderHold) for a leader whose API URL is known.

@@ -324,6 +324,28 @@ func (n *Node) Close() error {
 // and then commit conflicting placements.
 type Builder func(st *fsm.State, now time.Time) (*fsm.Command, error)
 
+// CatchUp makes sure this leader has applied everything committed before its
+// term began (a raft barrier, once per term), so reads on it see every
+// acknowledged write.
+func (n *Node) CatchUp() error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	n.decideMu.Lock()
+	defer n.decideMu.Unlock()
+	return n.catchUpLocked()
+}
+
+func (n *Node) catchUpLocked() error {
+	if term := n.Raft.CurrentTerm(); term != n.barrierTerm {
+		if err := n.Barrier(n.cfg.ApplyTimeout); err != nil {
+			return fmt.Errorf("raft barrier: %w", err)
+		}
+		n.barrierTerm = term
+	}
+	return nil
+}
+
 // Decide builds a command from the leader's current state and commits it. A
 // request id that was applied before is answered from the FSM's record
 // without building anything (so a retried create does not fail as a
@@ -336,11 +358,8 @@ func (n *Node) Decide(ctx context.Context, requestID string, build Builder) (fsm
 	defer n.decideMu.Unlock()
 	// Make sure everything committed under a previous leader is applied here
 	// before deciding on it: once per term (a barrier is a log entry).
-	if term := n.Raft.CurrentTerm(); term != n.barrierTerm {
-		if err := n.Barrier(n.cfg.ApplyTimeout); err != nil {
-			return fsm.Result{}, fmt.Errorf("raft barrier: %w", err)
-		}
-		n.barrierTerm = term
+	if err := n.catchUpLocked(); err != nil {
+		return fsm.Result{}, err
 	}
 	if rec, ok := n.FSM.Lookup(requestID); ok {
 		res := fsm.Result{Index: rec.Index, Ref: rec.Ref, Replayed: true}

@@ -155,11 +155,22 @@ func TestFollowerForwardsWritesWithLoopGuard(t *testing.T) {
 	require.Contains(t, string(r.body), "not the leader")
 	require.NotContains(t, c.nodes[c.leader()].Node.FSM.State().Apps, "loop")
 
-	// Reads are served locally by a follower, including blocking queries.
+	// A read on a follower right after a write acknowledged by the leader
+	// sees it (reads are answered from the leader's state by default).
+	for i := range 10 {
+		name := fmt.Sprintf("ryw%d", i)
+		r = c.call(c.leader(), "POST", "/v1/apps", map[string]any{"name": name, "image": "example/x:1"})
+		require.Equal(t, http.StatusCreated, r.code, r.String())
+		r = c.call(f, "GET", "/v1/apps/"+name, nil)
+		require.Equal(t, http.StatusOK, r.code, r.String())
+	}
+
+	// With ?stale a follower answers from its own copy, blocking queries too.
+	c.waitConverged()
 	idx := c.nodes[f].Node.FSM.State().Index
 	done := make(chan response, 1)
 	go func() {
-		done <- call(t, "GET", fmt.Sprintf("%s/v1/apps?index=%d&wait=10s", c.nodes[f].URL(), idx), testToken, nil, nil)
+		done <- call(t, "GET", fmt.Sprintf("%s/v1/apps?stale&index=%d&wait=10s", c.nodes[f].URL(), idx), testToken, nil, nil)
 	}()
 	time.Sleep(100 * time.Millisecond)
 	r = c.call(c.leader(), "POST", "/v1/apps", map[string]any{"name": "later", "image": "example/later:1"})

@@ -127,7 +127,8 @@ func Start(cfg Config) (*Server, error) {
 	if url == "" {
 		url = scheme + "://" + ln.Addr().String()
 	}
-	transport := &http.Transport{TLSClientConfig: tlsClient, ResponseHeaderTimeout: 60 * time.Second, IdleConnTimeout: 30 * time.Second}
+	// Forwarded blocking queries may wait up to 10 minutes for an answer.
+	transport := &http.Transport{TLSClientConfig: tlsClient, ResponseHeaderTimeout: 11 * time.Minute, IdleConnTimeout: 30 * time.Second}
 	store, err := blobs.Open(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
 		ln.Close()
