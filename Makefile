@@ -6,7 +6,7 @@ PKGS      := ./...
 # Tests that need root (network namespaces) run in CI; see .ci/run.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx clean deps
+.PHONY: demo demo-stop app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -54,6 +54,12 @@ bench-nginx: ## lb vs NGINX: req/s, p50, p99 of potluck-front and nginx on the s
 	$(GO) build -trimpath -o $(BIN)/potluck-front ./cmd/potluck-front
 	$(GO) build -trimpath -o $(BIN)/nginxcmp ./bench/nginxcmp
 	$(BIN)/nginxcmp --front $(BIN)/potluck-front $(BENCH_NGINX_FLAGS)
+
+demo: ## start a local cluster (3 core, 1 Front, 2 Backs), deploy the sample app, print how to use it
+	bash scripts/demo.sh
+
+demo-stop: ## stop the demo and remove its containers (state stays in .demo/)
+	bash scripts/demo-stop.sh
 
 clean:
 	rm -rf $(BIN)

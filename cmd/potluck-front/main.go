@@ -1,7 +1,12 @@
-// Command potluck-front is Potluck's public entry point. This build runs it
-// standalone: `potluck-front --config FILE` serves the routes of a YAML file
-// with the lb data plane, as a drop-in replacement for an NGINX load balancer
-// (see docs/front.md).
+// Command potluck-front is Potluck's public entry point. It runs in one of
+// two modes:
+//
+//   - in a cluster (--core URL --join-token T): it registers with the core as
+//     a mesh hub and serves the routes of the installations the core gives
+//     it, dialling Backs over the WireGuard mesh;
+//   - standalone (--config FILE): it serves the routes of a YAML file over
+//     plain TCP, as a drop-in replacement for an NGINX load balancer
+//     (docs/front.md).
 package main
 
 import (
@@ -11,102 +16,101 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	"potluck/front"
 	"potluck/front/standalone"
+	"potluck/internal/agent"
+	"potluck/internal/cli"
+	"potluck/lb"
 )
 
 // flags are potluck-front's settings; each has a POTLUCK_* environment twin.
 type flags struct {
-	config          string
-	check           bool
-	watchInterval   time.Duration
-	shutdownTimeout time.Duration
-	logLevel        string
-	logFormat       string
-	pprof           bool
+	// standalone
+	config        string
+	check         bool
+	watchInterval time.Duration
+	// cluster
+	cores                  cli.StringList
+	joinToken, name        string
+	endpoint, dataDir      string
+	meshPort               uint
+	listen, admin          string
+	cpus                   float64
+	memory, disk, maxBody  cli.Size
+	connectT, readT, sendT time.Duration
+	accessLog              bool
+	// both
+	shutdownTimeout     time.Duration
+	logLevel, logFormat string
+	pprof               bool
 }
 
 func parseFlags(args []string, getenv func(string) string, out io.Writer) (*flags, error) {
-	f := &flags{}
+	f := &flags{memory: 256 << 20, disk: 1 << 30}
 	fs := flag.NewFlagSet("potluck-front", flag.ContinueOnError)
 	fs.SetOutput(out)
-	envStr := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	var errs []error
-	envDur := func(name string, def time.Duration) time.Duration {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not a duration", name, v))
-			return def
-		}
-		return d
-	}
-	envBool := func(name string) bool {
-		v := getenv(name)
-		if v == "" {
-			return false
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not true or false", name, v))
-		}
-		return b
-	}
-	fs.StringVar(&f.config, "config", envStr("POTLUCK_CONFIG", ""), "YAML config file: listeners, routes, health, timeouts, admin address (env POTLUCK_CONFIG; see docs/front.md)")
-	fs.BoolVar(&f.check, "check", envBool("POTLUCK_CHECK"), "validate the config file, print the result and exit (env POTLUCK_CHECK)")
-	fs.DurationVar(&f.watchInterval, "watch-interval", envDur("POTLUCK_WATCH_INTERVAL", 2*time.Second), "how often to check the config file for changes; 0 = reload on SIGHUP only (env POTLUCK_WATCH_INTERVAL)")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", envDur("POTLUCK_SHUTDOWN_TIMEOUT", 30*time.Second), "on SIGTERM/SIGINT, how long to drain in-flight requests and WebSockets (env POTLUCK_SHUTDOWN_TIMEOUT)")
-	fs.StringVar(&f.logLevel, "log-level", envStr("POTLUCK_LOG_LEVEL", "info"), "debug, info, warn or error (env POTLUCK_LOG_LEVEL)")
-	fs.StringVar(&f.logFormat, "log-format", envStr("POTLUCK_LOG_FORMAT", "text"), "text or json (env POTLUCK_LOG_FORMAT)")
-	fs.BoolVar(&f.pprof, "pprof", envBool("POTLUCK_PPROF"), "serve /debug/pprof/ on the admin listener (env POTLUCK_PPROF)")
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: potluck-front --config FILE [flags]\n\n"+
-			"Runs the Front data plane standalone from a YAML file (docs/front.md): Host routing,\n"+
-			"NGINX-style round robin with max_fails/fail_timeout, hot reload on SIGHUP or file change,\n"+
-			"/metrics and /status on the admin listener, graceful shutdown on SIGTERM.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&f.config, "config", "", "standalone: YAML file with listeners, routes, health, timeouts and admin address (docs/front.md)")
+	fs.BoolVar(&f.check, "check", false, "standalone: validate the config file, print the result and exit")
+	fs.DurationVar(&f.watchInterval, "watch-interval", 2*time.Second, "standalone: how often to check the config file for changes; 0 = reload on SIGHUP only")
+	fs.Var(&f.cores, "core", "cluster: core node public API URL, e.g. http://10.0.0.5:8400 (repeat or comma-separate)")
+	fs.StringVar(&f.joinToken, "join-token", "", "cluster: join token from the operator (potluck tokens create)")
+	fs.StringVar(&f.name, "name", hostname(), "cluster: host name, unique in the cluster")
+	fs.StringVar(&f.endpoint, "endpoint", "", "cluster: this Front's public WireGuard address host:port, reachable by Backs (UDP, --mesh-port)")
+	fs.UintVar(&f.meshPort, "mesh-port", 51820, "cluster: WireGuard UDP listen port")
+	fs.StringVar(&f.listen, "listen", ":80", "cluster: client HTTP listen address")
+	fs.StringVar(&f.admin, "admin", "127.0.0.1:9080", "cluster: /metrics, /status and /healthz listen address (empty: off)")
+	fs.StringVar(&f.dataDir, "data-dir", "potluck-front-data", "cluster: directory for the WireGuard key (0600), identity and last good routes")
+	fs.Float64Var(&f.cpus, "cpus", 1, "cluster: CPUs declared to the core")
+	fs.Var(&f.memory, "memory", "cluster: memory declared to the core, e.g. 256MiB")
+	fs.Var(&f.disk, "disk", "cluster: disk declared to the core, e.g. 1GiB")
+	fs.DurationVar(&f.connectT, "connect-timeout", 5*time.Second, "cluster: backend connect timeout (a dead peer over the tunnel never refuses)")
+	fs.DurationVar(&f.readT, "read-timeout", 60*time.Second, "cluster: backend read timeout (proxy_read_timeout)")
+	fs.DurationVar(&f.sendT, "send-timeout", 60*time.Second, "cluster: backend send timeout (proxy_send_timeout)")
+	fs.Var(&f.maxBody, "max-body", "cluster: largest request body accepted, e.g. 100MiB (0: lb's default)")
+	fs.BoolVar(&f.accessLog, "access-log", false, "cluster: log one line per request")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long to drain in-flight requests and WebSockets")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
+	cli.SetUsage(fs, `Usage: potluck-front --core URL --join-token T --endpoint HOST:PORT [flags]
+       potluck-front --config FILE [flags]
+
+Runs a Front: in a cluster it registers with the core, joins the mesh as a hub
+and serves the installations' domains on --listen, balancing over their Backs
+(round robin, max_fails=1, fail_timeout=20s, as NGINX). Standalone it serves the
+routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See docs/front.md and docs/operations.md.")
+	lookup := func(k string) (string, bool) { v := getenv(k); return v, v != "" }
+	if err := cli.ParseEnv(fs, args, lookup); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	var errs []error
+	switch {
+	case f.config != "" && len(f.cores) > 0:
+		errs = append(errs, errors.New("--config (standalone) and --core (cluster) exclude each other"))
+	case f.config == "" && len(f.cores) == 0:
+		errs = append(errs, errors.New("--config (or POTLUCK_CONFIG) is required to run standalone; or give --core (POTLUCK_CORE) to join a cluster"))
+	case len(f.cores) > 0 && f.endpoint == "":
+		errs = append(errs, errors.New("--endpoint is required in a cluster: the public host:port Backs send WireGuard packets to"))
+	case f.meshPort > 65535:
+		errs = append(errs, fmt.Errorf("--mesh-port %d is not a port", f.meshPort))
 	}
-	if f.config == "" {
-		errs = append(errs, errors.New("--config (or POTLUCK_CONFIG) is required"))
-	}
-	if f.logFormat != "text" && f.logFormat != "json" {
-		errs = append(errs, fmt.Errorf("--log-format: %q is not text or json", f.logFormat))
-	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
-		errs = append(errs, fmt.Errorf("--log-level: %q is not debug, info, warn or error", f.logLevel))
+	if _, err := cli.Logger(io.Discard, f.logLevel, f.logFormat); err != nil {
+		errs = append(errs, err)
 	}
 	return f, errors.Join(errs...)
 }
 
-func (f *flags) logger(w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(f.logLevel))
-	opts := &slog.HandlerOptions{Level: lvl}
-	if f.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -118,6 +122,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "potluck-front: %v\n", err)
 		return 2
 	}
+	log, _ := cli.Logger(stderr, f.logLevel, f.logFormat)
+	if f.config != "" {
+		return runStandalone(ctx, f, log, stdout, stderr)
+	}
+	if err := runCluster(ctx, f, log); err != nil {
+		fmt.Fprintf(stderr, "potluck-front: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func runStandalone(ctx context.Context, f *flags, log *slog.Logger, stdout, stderr io.Writer) int {
 	if f.check {
 		cfg, _, err := standalone.Load(f.config)
 		if err != nil {
@@ -127,13 +143,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "%s: OK (%d listeners, %d routes)\n", f.config, len(cfg.Listen), len(cfg.Routes))
 		return 0
 	}
-	log := f.logger(stderr)
 	s, err := standalone.Start(standalone.RunOptions{
-		ConfigPath:      f.config,
-		Logger:          log,
-		WatchInterval:   f.watchInterval,
-		ShutdownTimeout: f.shutdownTimeout,
-		Pprof:           f.pprof,
+		ConfigPath: f.config, Logger: log, WatchInterval: f.watchInterval,
+		ShutdownTimeout: f.shutdownTimeout, Pprof: f.pprof,
 	})
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -145,6 +157,66 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped")
 	return 0
+}
+
+func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
+	fr, err := front.Start(ctx, front.Config{
+		Agent: agent.Config{
+			CoreURLs: f.cores, JoinToken: f.joinToken, Name: f.name, CPUs: f.cpus,
+			MemoryMB: int64(f.memory) >> 20, DiskMB: int64(f.disk) >> 20,
+			Endpoint: f.endpoint, DataDir: f.dataDir, MeshPort: uint16(f.meshPort),
+		},
+		Proxy: lb.Options{
+			Timeouts:    lb.Timeouts{Connect: f.connectT, Read: f.readT, Send: f.sendT},
+			MaxBodySize: int64(f.maxBody), AccessLog: f.accessLog,
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		fr.Shutdown(context.Background())
+		return fmt.Errorf("--listen: %w", err)
+	}
+	go func() {
+		if err := fr.Serve(ln); err != nil {
+			log.Error("listener stopped", "err", err)
+		}
+	}()
+	log.Info("serving", "addr", ln.Addr().String())
+	if f.admin != "" {
+		aln, err := net.Listen("tcp", f.admin)
+		if err != nil {
+			fr.Shutdown(context.Background())
+			return fmt.Errorf("--admin: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/", fr.AdminHandler())
+		if f.pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(aln)
+		defer srv.Close()
+		log.Info("admin listening", "addr", aln.Addr().String())
+	}
+	runErr := fr.Run(ctx)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+	defer cancel()
+	if err := fr.Shutdown(sctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	if errors.Is(runErr, agent.ErrDecommissioned) {
+		return errors.New("the operator decommissioned this Front (delete --data-dir to join again as a new host)")
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	log.Info("stopped")
+	return nil
 }
 
 func main() {

@@ -20,7 +20,10 @@ func EnvName(flagName string) string {
 
 // Parse parses args, then fills every flag not given from its environment
 // twin. Positional arguments are an error.
-func Parse(fs *flag.FlagSet, args []string) error {
+func Parse(fs *flag.FlagSet, args []string) error { return ParseEnv(fs, args, os.LookupEnv) }
+
+// ParseEnv is Parse with the environment read through lookup.
+func ParseEnv(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -34,7 +37,7 @@ func Parse(fs *flag.FlagSet, args []string) error {
 		if given[f.Name] {
 			return
 		}
-		if v, ok := os.LookupEnv(EnvName(f.Name)); ok {
+		if v, ok := lookup(EnvName(f.Name)); ok {
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err))
 			}
