@@ -31,7 +31,6 @@ Potluck is running (state and logs in $DEMO/).
               curl -H 'Host: $DOMAIN' -H 'Content-Type: application/json' -d '{"name":"ada"}' http://$FRONT_HTTP/
   API:        http://127.0.0.1:${API_PORTS[0]}/v1/status  (also :${API_PORTS[1]}, :${API_PORTS[2]})
               curl -H 'Authorization: Bearer $token' http://127.0.0.1:${API_PORTS[0]}/v1/installations/hello
-  UI:         http://127.0.0.1:${API_PORTS[0]}/ui/
   Front:      http://$FRONT_ADMIN/status and /metrics
   Token:      $token
   Stop:       make demo-stop
@@ -71,17 +70,17 @@ for i in 0 1 2; do
     --operator-token-file "$DEMO/operator.token" --mesh-port "${MESH_PORTS[$i]}" --fast-raft
 done
 for _ in $(seq 1 100); do
-  curl -fsS --max-time 2 "$API/v1/status" -H "Authorization: Bearer $TOKEN" 2>/dev/null | grep -q '"leader":"core' && break
+  curl -fsS --max-time 2 "$API/v1/status" -H "Authorization: Bearer $TOKEN" 2>/dev/null | grep -Eq '"leader": *"core' && break
   sleep 0.3
 done
 api "$API/v1/status" >/dev/null || die "the core did not elect a leader; see $DEMO/core*.log"
 
 if [ ! -f "$DEMO/join.token" ]; then
   api -X POST -H 'Content-Type: application/json' -d '{"description":"demo hosts"}' "$API/v1/tokens" \
-    | sed -n 's/.*"token":"\([^"]*\)".*/\1/p' > "$DEMO/join.token"
+    | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p' > "$DEMO/join.token"
 fi
 JOIN=$(cat "$DEMO/join.token")
-[ -n "$JOIN" ] || die "could not create a join token"
+[ -n "$JOIN" ] || { rm -f "$DEMO/join.token"; die "could not create a join token"; }
 CORES="$API,http://127.0.0.1:${API_PORTS[1]},http://127.0.0.1:${API_PORTS[2]}"
 
 say "starting 1 Front and 2 Backs"
@@ -96,7 +95,7 @@ say "building the sample app image (FROM scratch, offline)"
 make -s app-image APP_IMAGE=potluck-sample-app:latest >/dev/null
 say "waiting for the hosts to be ready"
 for _ in $(seq 1 100); do
-  [ "$(api "$API/v1/hosts" | grep -o '"status":"ready"' | wc -l)" -ge 3 ] && break
+  [ "$(api "$API/v1/hosts" | grep -Eo '"status": *"ready"' | wc -l)" -ge 3 ] && break
   sleep 0.5
 done
 
@@ -112,11 +111,11 @@ if ! api "$API/v1/installations/hello" >/dev/null 2>&1; then
     "$API/v1/installations" >/dev/null
 fi
 
-say "waiting until it serves"
+say "waiting until both instances run and the Front serves them"
 for _ in $(seq 1 240); do
-  if curl -fsS --max-time 2 -H "Host: $DOMAIN" "http://$FRONT_HTTP/" >/dev/null 2>&1; then
-    curl -sS -H "Host: $DOMAIN" "http://$FRONT_HTTP/"
-    curl -sS -H "Host: $DOMAIN" "http://$FRONT_HTTP/"
+  running=$(api "$API/v1/installations/hello" | grep -Eo '"state": *"running"' | wc -l)
+  if [ "$running" -ge 2 ] && curl -fsS --max-time 2 -H "Host: $DOMAIN" "http://$FRONT_HTTP/" >/dev/null 2>&1; then
+    for _ in 1 2 3 4; do curl -sS -H "Host: $DOMAIN" "http://$FRONT_HTTP/"; done
     summary
     exit 0
   fi
