@@ -111,26 +111,22 @@ func (f *Front) apply(_ context.Context, d *agentapi.DesiredState) error {
 
 // Routes turns the core's routes into proxy routes: one route per
 // installation, named after it, for its domain, over the Backs whose instance
-// runs (all of them, when none is reported running yet). Health uses NGINX's
-// defaults: max_fails=1, fail_timeout=20s.
+// the Back reported running. Instances still starting are left out, so the
+// passive health check does not mark them down for fail_timeout before they
+// ever served; an installation with nothing running yet has no route (404)
+// until one runs. Health uses NGINX's defaults: max_fails=1, fail_timeout=20s.
 func Routes(in []agentapi.Route) []lb.Route {
 	out := make([]lb.Route, 0, len(in))
 	for _, r := range in {
-		var running, all []lb.Backend
+		var running []lb.Backend
 		for _, b := range r.Backends {
-			be := lb.Backend{Addr: b.Address}
-			all = append(all, be)
 			if b.State == fsm.InstanceRunning {
-				running = append(running, be)
+				running = append(running, lb.Backend{Addr: b.Address})
 			}
 		}
-		if len(running) == 0 {
-			running = all
+		if len(running) > 0 {
+			out = append(out, lb.Route{Name: r.Installation, Hosts: []string{r.Domain}, Backends: running})
 		}
-		if len(running) == 0 {
-			continue // nothing to send to; the host gets the proxy's 404
-		}
-		out = append(out, lb.Route{Name: r.Installation, Hosts: []string{r.Domain}, Backends: running})
 	}
 	return out
 }
