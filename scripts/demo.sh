@@ -113,7 +113,7 @@ fi
 
 say "waiting until both instances run and the Front serves them"
 for _ in $(seq 1 240); do
-  running=$(api "$API/v1/installations/hello" | grep -Eo '"state": *"running"' | wc -l)
+  running=$( (api "$API/v1/installations/hello" || true) | grep -Eo '"state": *"running"' | wc -l || true)
   if [ "$running" -ge 2 ] && curl -fsS --max-time 2 -H "Host: $DOMAIN" "http://$FRONT_HTTP/" >/dev/null 2>&1; then
     for _ in 1 2 3 4; do curl -sS -H "Host: $DOMAIN" "http://$FRONT_HTTP/"; done
     summary
