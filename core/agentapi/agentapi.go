@@ -53,6 +53,7 @@ type Peer struct {
 	TunnelAddress string `json:"tunnel_address"`
 	Endpoint      string `json:"endpoint,omitempty"` // empty: learn it from the peer's packets (NATed)
 	Hub           bool   `json:"hub"`                // initiate and keep alive (core nodes and Fronts)
+	AgentURL      string `json:"agent_url,omitempty"` // core nodes: where this API is served on the tunnel
 }
 
 // Instance is a container a Back must run.
@@ -220,7 +221,8 @@ func Desired(st *fsm.State, host *fsm.Host) DesiredState {
 		if c.PublicKey == "" || !c.TunnelAddr.IsValid() {
 			continue
 		}
-		d.Peers = append(d.Peers, Peer{Name: c.ID, Role: "core", PublicKey: c.PublicKey, TunnelAddress: c.TunnelAddr.String(), Endpoint: c.MeshEndpoint, Hub: true})
+		d.Peers = append(d.Peers, Peer{Name: c.ID, Role: "core", PublicKey: c.PublicKey, TunnelAddress: c.TunnelAddr.String(), Endpoint: c.MeshEndpoint, Hub: true,
+			AgentURL: "http://" + netip.AddrPortFrom(c.TunnelAddr, c.AgentPort).String()})
 	}
 	peerSet := map[string]bool{}
 	addHostPeer := func(o *fsm.Host) {

@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -221,7 +222,11 @@ func (a *Agent) register(ctx context.Context, pub meshnet.PublicKey) (Identity, 
 func (a *Agent) Node() *meshnet.Node { return a.node }
 
 // Identity is the host's registration.
-func (a *Agent) Identity() Identity { return a.identity }
+func (a *Agent) Identity() Identity {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.identity
+}
 
 // Close brings the mesh node down.
 func (a *Agent) Close() error {
@@ -321,9 +326,7 @@ func (a *Agent) Follow(ctx context.Context, apply Apply) error {
 			if err := writeJSON(filepath.Join(a.cfg.DataDir, stateFile), empty); err != nil {
 				a.log.Warn("could not save desired state", "err", err)
 			}
-			if err := apply(ctx, empty); err != nil {
-				a.log.Error("standing down", "err", err)
-			}
+			a.applyState(ctx, empty, apply) // drops every tunnel but the core nodes'
 			return ErrDecommissioned
 		}
 		if err != nil {
@@ -333,7 +336,7 @@ func (a *Agent) Follow(ctx context.Context, apply Apply) error {
 			a.stats.stateFailures.Inc()
 			a.nextCore()
 			// Try every core node at once; back off only when all failed.
-			if failedInRow++; failedInRow < len(a.cores) {
+			if failedInRow++; failedInRow < a.coreCount() {
 				continue
 			}
 			a.log.Warn("no core node answers; keeping the last desired state", "err", err, "retry_in", backoff)
@@ -361,6 +364,7 @@ func (a *Agent) Follow(ctx context.Context, apply Apply) error {
 
 func (a *Agent) applyState(ctx context.Context, d *agentapi.DesiredState, apply Apply) {
 	a.stats.appliedIndex.Store(d.Index)
+	a.refreshCores(d)
 	if err := a.node.SetPeers(a.peers(d)); err != nil {
 		a.log.Error("mesh peers not applied", "err", err)
 	}
@@ -369,10 +373,43 @@ func (a *Agent) applyState(ctx context.Context, d *agentapi.DesiredState, apply 
 	}
 }
 
+// refreshCores adopts the core nodes a desired state lists: nodes that
+// joined after this host registered, or left, are known from then on (and
+// saved with the identity for the next start).
+func (a *Agent) refreshCores(d *agentapi.DesiredState) {
+	var cores []api.CorePeer
+	for _, p := range d.Peers {
+		if p.Role == "core" && p.AgentURL != "" {
+			cores = append(cores, api.CorePeer{ID: p.Name, PublicKey: p.PublicKey, Endpoint: p.Endpoint, TunnelAddress: p.TunnelAddress, AgentURL: p.AgentURL})
+		}
+	}
+	if len(cores) == 0 {
+		return // an empty state (standing down) or an older core: keep what we know
+	}
+	a.mu.Lock()
+	changed := !slices.Equal(cores, a.cores)
+	a.cores = cores
+	a.identity.CorePeers = cores
+	id := a.identity
+	a.mu.Unlock()
+	if changed {
+		a.log.Info("core nodes updated", "count", len(cores))
+		if err := writeJSON(filepath.Join(a.cfg.DataDir, identityFile), id); err != nil {
+			a.log.Warn("could not save identity", "err", err)
+		}
+	}
+}
+
 func (a *Agent) agentURL() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.cores[a.current%len(a.cores)].AgentURL
+}
+
+func (a *Agent) coreCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.cores)
 }
 
 func (a *Agent) nextCore() {
@@ -400,7 +437,7 @@ func (a *Agent) Heartbeat(ctx context.Context, reports []fsm.InstanceUpdate) err
 	}
 	body, _ := json.Marshal(agentapi.HeartbeatRequest{Instances: reports})
 	var errs []error
-	for range len(a.cores) {
+	for range a.coreCount() {
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := doJSON(hctx, a.client, http.MethodPost, a.agentURL()+"/v1/agent/heartbeat", "", body, nil)
 		cancel()
@@ -418,7 +455,7 @@ func (a *Agent) Heartbeat(ctx context.Context, reports []fsm.InstanceUpdate) err
 // Download fetches an agent API path (a blob) over the tunnel into w.
 func (a *Agent) Download(ctx context.Context, path string, w io.Writer) error {
 	var errs []error
-	for range len(a.cores) {
+	for range a.coreCount() {
 		err := a.download(ctx, a.agentURL()+path, w)
 		if err == nil {
 			return nil

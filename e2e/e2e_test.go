@@ -1,0 +1,279 @@
+// Package e2e runs the whole system on loopback: three core nodes, a Front
+// and three Backs, with real raft, real WireGuard netstacks over UDP and real
+// containers in the Docker Engine.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"potluck/back/engine"
+	"potluck/internal/dockertest"
+)
+
+const domain = "hello.e2e.test"
+
+type instanceView struct {
+	ID       string `json:"id"`
+	HostID   string `json:"host_id"`
+	HostName string `json:"host_name"`
+	Port     int    `json:"port"`
+	State    string `json:"state"`
+}
+
+type installationView struct {
+	Name      string         `json:"name"`
+	Instances []instanceView `json:"instances"`
+}
+
+type hostView struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+func (s *system) installation(name string) installationView {
+	var v installationView
+	require.Equal(s.t, 200, s.api(http.MethodGet, "/v1/installations/"+name, nil, &v))
+	return v
+}
+
+func (s *system) hosts() map[string]hostView {
+	var list []hostView
+	require.Equal(s.t, 200, s.api(http.MethodGet, "/v1/hosts", nil, &list))
+	out := map[string]hostView{}
+	for _, h := range list {
+		out[h.Name] = h
+	}
+	return out
+}
+
+// runningOn returns the host names of the installation's running instances.
+func (s *system) runningOn(name string) []string {
+	var hosts []string
+	for _, in := range s.installation(name).Instances {
+		if in.State == "running" {
+			hosts = append(hosts, in.HostName)
+		}
+	}
+	slices.Sort(hosts)
+	return hosts
+}
+
+func TestWholeSystem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: a minute or two with Docker")
+	}
+	dockertest.Require(t)
+	tarball := dockertest.SampleImage(t)
+	eng, err := engine.Connect(context.Background(), "", nil)
+	require.NoError(t, err)
+	defer eng.Close()
+
+	s := newSystem(t, 3, 4*time.Second)
+	s.startFront()
+	dirs := []string{filepath.Join(t.TempDir(), "back1"), filepath.Join(t.TempDir(), "back2"), filepath.Join(t.TempDir(), "back3")}
+	s.backs = []*backHost{s.startBack(0, dirs[0]), s.startBack(1, dirs[1]), s.startBack(2, dirs[2])}
+	require.Eventually(t, func() bool {
+		hs := s.hosts()
+		for _, n := range []string{"front1", "back1", "back2", "back3"} {
+			if hs[n].Status != "ready" {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 200*time.Millisecond, "hosts never became ready (probed over the tunnel)")
+
+	// Push the sample app and install it on 1 Front and 2 Backs.
+	f, err := os.ReadFile(tarball)
+	require.NoError(t, err)
+	req, _ := http.NewRequest(http.MethodPost, s.coreURLs()[0]+"/v1/apps/hello/tarball?container_port=8080", bytes.NewReader(f))
+	req.Header.Set("Authorization", "Bearer "+operatorToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 201, resp.StatusCode)
+	require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
+		"name": "hello", "app": "hello", "fronts": 1, "backs": 2, "domain": domain,
+		"cpus": 0.25, "memory_mb": 64, "disk_mb": 64, "container_port": 8080,
+	}, nil))
+	require.Eventually(t, func() bool { return len(s.runningOn("hello")) == 2 }, 90*time.Second, 250*time.Millisecond, "instances never ran")
+
+	t.Run("GET and POST reach both instances in turn", func(t *testing.T) {
+		seen := map[string]int{}
+		require.Eventually(t, func() bool {
+			code, inst, _, err := s.get(domain)
+			if err == nil && code == 200 {
+				seen[inst]++
+			}
+			return len(seen) == 2
+		}, 30*time.Second, 20*time.Millisecond)
+		for range 10 {
+			code, inst, _, err := s.get(domain)
+			require.NoError(t, err)
+			require.Equal(t, 200, code)
+			seen[inst]++
+		}
+		for inst, n := range seen {
+			require.GreaterOrEqual(t, n, 5, "round robin: %s served %d of the requests %v", inst, n, seen)
+		}
+		body, _ := json.Marshal(map[string]string{"name": "ada"})
+		req, _ := http.NewRequest(http.MethodPost, "http://"+s.frontAddr+"/", bytes.NewReader(body))
+		req.Host = domain
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := frontClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, 201, resp.StatusCode)
+		var stored struct{ Data map[string]string }
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&stored))
+		require.Equal(t, "ada", stored.Data["name"])
+
+		code, _, body2, err := s.get("unknown.e2e.test")
+		require.NoError(t, err)
+		require.Equal(t, 404, code, body2)
+	})
+
+	t.Run("a stopped container costs zero failed GETs", func(t *testing.T) {
+		inst := s.installation("hello").Instances[0]
+		load := s.startLoad(domain, 2000)
+		time.Sleep(300 * time.Millisecond)
+		require.NoError(t, eng.Stop(context.Background(), engine.ContainerName(inst.ID), 0))
+		time.Sleep(2 * time.Second)
+		ok, fail, failures := load.finish()
+		require.Zero(t, fail, "failed GETs while a container was down: %v", failures)
+		require.Greater(t, ok, 20)
+		// The Back notices and starts it again.
+		require.Eventually(t, func() bool { return len(s.runningOn("hello")) == 2 }, 30*time.Second, 250*time.Millisecond)
+	})
+
+	// Which Backs hold the instances now; the third is the spare.
+	holders := s.runningOn("hello")
+	spare := ""
+	for _, n := range []string{"back1", "back2", "back3"} {
+		if !slices.Contains(holders, n) {
+			spare = n
+		}
+	}
+	require.NotEmpty(t, spare)
+	victim := holders[0]
+	victimIdx := int(victim[len(victim)-1] - '1')
+
+	t.Run("a dead Back's instance is rescheduled and the Front follows", func(t *testing.T) {
+		// The machine dies: agent gone, containers gone.
+		s.backs[victimIdx].stop()
+		cs, err := eng.List(context.Background(), s.hosts()[victim].ID)
+		require.NoError(t, err)
+		for _, c := range cs {
+			require.NoError(t, eng.Remove(context.Background(), c.ID, 0))
+		}
+		require.Eventually(t, func() bool {
+			on := s.runningOn("hello")
+			return slices.Contains(on, spare) && !slices.Contains(on, victim)
+		}, 60*time.Second, 250*time.Millisecond, "not rescheduled onto %s", spare)
+		require.Eventually(t, func() bool {
+			seen := map[string]bool{}
+			for range 6 {
+				code, inst, _, err := s.get(domain)
+				if err != nil || code != 200 {
+					return false
+				}
+				seen[inst] = true
+			}
+			return len(seen) == 2
+		}, 30*time.Second, 100*time.Millisecond, "the Front does not serve both current instances")
+	})
+
+	t.Run("the Front keeps serving while the core leader dies", func(t *testing.T) {
+		var st struct {
+			Node   string `json:"node"`
+			Leader string `json:"leader"`
+		}
+		require.Equal(t, 200, s.api(http.MethodGet, "/v1/status", nil, &st))
+		leader := -1
+		for i, c := range s.coreCfgs {
+			if st.Leader == c.NodeID || st.Leader == c.RaftBind {
+				leader = i
+			}
+		}
+		require.GreaterOrEqual(t, leader, 0, "leader %q not found", st.Leader)
+		load := s.startLoad(domain, 3000)
+		time.Sleep(300 * time.Millisecond)
+		killed := time.Now()
+		require.NoError(t, s.cores[leader].Close())
+		s.cores[leader] = nil
+		require.Eventually(t, func() bool {
+			var st2 struct{ Leader string }
+			return s.api(http.MethodGet, "/v1/status", nil, &st2) == 200 && st2.Leader != "" && st2.Leader != st.Leader
+		}, 15*time.Second, 100*time.Millisecond, "no new leader")
+		t.Logf("API answered with a new leader %.1fs after the leader died", time.Since(killed).Seconds())
+		time.Sleep(time.Second)
+		ok, fail, failures := load.finish()
+		require.Zero(t, fail, "failed GETs while the leader died: %v", failures)
+		require.Greater(t, ok, 20)
+		s.startCore(leader) // back from its data dir
+	})
+
+	t.Run("a decommissioned Back's instance moves before it leaves", func(t *testing.T) {
+		// The dead Back comes back (same data dir: same key and identity).
+		s.backs[victimIdx] = s.startBack(victimIdx, dirs[victimIdx])
+		require.Eventually(t, func() bool { return s.hosts()[victim].Status == "ready" }, 30*time.Second, 200*time.Millisecond)
+		leaving := s.runningOn("hello")[0]
+		id := s.hosts()[leaving].ID
+		require.Equal(t, 200, s.api(http.MethodPost, "/v1/hosts/"+id+"/decommission", nil, nil))
+		require.Eventually(t, func() bool {
+			on := s.runningOn("hello")
+			return len(on) == 2 && !slices.Contains(on, leaving)
+		}, 60*time.Second, 250*time.Millisecond)
+		require.Eventually(t, func() bool {
+			cs, err := eng.List(context.Background(), id)
+			return err == nil && len(cs) == 0
+		}, 30*time.Second, 250*time.Millisecond, "the decommissioned Back still runs containers")
+		require.Eventually(t, func() bool { return s.hosts()[leaving].Status == "decommissioned" }, 30*time.Second, 250*time.Millisecond)
+	})
+
+	t.Run("deleting the installation removes containers, ports and tunnels", func(t *testing.T) {
+		require.Equal(t, 204, s.api(http.MethodDelete, "/v1/installations/hello", nil, nil))
+		require.Eventually(t, func() bool {
+			cs, err := eng.List(context.Background(), "")
+			if err != nil {
+				return false
+			}
+			for _, c := range cs {
+				if c.Installation == "hello" {
+					return false
+				}
+			}
+			return true
+		}, 30*time.Second, 250*time.Millisecond, "containers left behind")
+		require.Eventually(t, func() bool {
+			code, _, _, err := s.get(domain)
+			return err == nil && code == 404
+		}, 15*time.Second, 100*time.Millisecond, "the Front still routes the domain")
+		// The Front needs no Back any more: only core nodes remain its peers.
+		require.Eventually(t, func() bool {
+			return len(s.front.Agent().Node().Peers()) == len(s.coreCfgs)
+		}, 15*time.Second, 100*time.Millisecond, "tunnels to Backs left on the Front: %v", s.front.Agent().Node().Peers())
+		for _, b := range s.backs {
+			if b != nil {
+				require.Eventually(t, func() bool {
+					return len(b.b.Agent().Node().Peers()) == len(s.coreCfgs)
+				}, 15*time.Second, 100*time.Millisecond, "%s keeps tunnels: %v", b.b.Agent().Identity().Name, b.b.Agent().Node().Peers())
+			}
+		}
+		var containers []instanceView
+		require.Equal(t, 200, s.api(http.MethodGet, "/v1/containers", nil, &containers))
+		require.Empty(t, containers, "ports and instances are freed")
+	})
+	fmt.Fprintln(os.Stderr)
+}
