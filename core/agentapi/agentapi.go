@@ -51,8 +51,8 @@ type Peer struct {
 	Role          string `json:"role"` // core | front | back
 	PublicKey     string `json:"public_key"`
 	TunnelAddress string `json:"tunnel_address"`
-	Endpoint      string `json:"endpoint,omitempty"` // empty: learn it from the peer's packets (NATed)
-	Hub           bool   `json:"hub"`                // initiate and keep alive (core nodes and Fronts)
+	Endpoint      string `json:"endpoint,omitempty"`  // empty: learn it from the peer's packets (NATed)
+	Hub           bool   `json:"hub"`                 // initiate and keep alive (core nodes and Fronts)
 	AgentURL      string `json:"agent_url,omitempty"` // core nodes: where this API is served on the tunnel
 }
 
