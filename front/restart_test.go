@@ -1,0 +1,110 @@
+package front
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"potluck/core/agentapi"
+	"potluck/core/api"
+	"potluck/core/fsm"
+	"potluck/internal/agent"
+	"potluck/meshnet"
+)
+
+func freeUDPPort(t *testing.T) uint16 {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer c.Close()
+	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
+}
+
+func writeJSONFile(t *testing.T, path string, v any) {
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+}
+
+// A Front that restarts while no core node answers serves the routes it saved
+// last, reaching its Back over the mesh.
+func TestFrontRestartedWithoutCoreServesLastGoodRoutes(t *testing.T) {
+	dir := t.TempDir()
+	frontKey, err := meshnet.LoadOrCreatePrivateKey(filepath.Join(dir, "wg.key"))
+	require.NoError(t, err)
+	frontPort := freeUDPPort(t)
+	frontAddr := netip.MustParseAddr("100.64.1.1")
+
+	// The Back: a real mesh node serving the app on its tunnel port 5000. It
+	// is behind NAT, so it initiates to the Front (a hub).
+	backKey, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	backNode, err := meshnet.New(meshnet.Config{PrivateKey: backKey, Address: netip.MustParseAddr("100.64.1.2")})
+	require.NoError(t, err)
+	defer backNode.Close()
+	require.NoError(t, backNode.UpsertPeer(meshnet.Peer{PublicKey: frontKey.Public(), Address: frontAddr,
+		Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), frontPort), Hub: true}))
+	ln, err := backNode.Listen(5000)
+	require.NoError(t, err)
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served from the last known routes") })}
+	go app.Serve(ln)
+	defer app.Close()
+
+	// What the previous run saved: its identity and its last desired state.
+	coreKey, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	writeJSONFile(t, filepath.Join(dir, "identity.json"), agent.Identity{
+		HostID: "h-front1", Name: "front1", Role: "front", TunnelAddress: frontAddr,
+		CorePeers: []api.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddress: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
+	})
+	writeJSONFile(t, filepath.Join(dir, "desired.json"), agentapi.DesiredState{
+		Index: 42,
+		Peers: []agentapi.Peer{{Name: "back1", Role: "back", PublicKey: backKey.Public().String(), TunnelAddress: "100.64.1.2"}},
+		Routes: []agentapi.Route{{Installation: "hello", Domain: "hello.test", Backends: []agentapi.Backend{
+			{InstanceID: "i-1", Address: "100.64.1.2:5000", State: fsm.InstanceRunning}}}},
+	})
+
+	// No core answers: 127.0.0.1:1 refuses at once.
+	f, err := Start(context.Background(), Config{Agent: agent.Config{
+		CoreURLs: []string{"http://127.0.0.1:1"}, Name: "front1", CPUs: 1, MemoryMB: 256, DiskMB: 1024,
+		Endpoint: fmt.Sprintf("127.0.0.1:%d", frontPort), MeshPort: frontPort, DataDir: dir,
+	}})
+	require.NoError(t, err)
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go f.Serve(plain)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		f.Shutdown(sctx)
+	}()
+
+	var body string
+	require.Eventually(t, func() bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+plain.Addr().String()+"/", nil)
+		req.Host = "hello.test"
+		resp, err := (&http.Client{Timeout: 3 * time.Second}).Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == 200
+	}, 20*time.Second, 100*time.Millisecond)
+	require.Equal(t, "served from the last known routes", body)
+}
