@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -20,6 +19,7 @@ import (
 	"potluck/core/cluster"
 	"potluck/core/reconcile"
 	"potluck/core/server"
+	"potluck/internal/cli"
 )
 
 type options struct {
@@ -34,7 +34,7 @@ type options struct {
 	meshKeyFile, meshEndpoint, tunnelAddress        string
 	meshPort, agentPort, probePort                  uint
 	fastRaft                                        bool
-	logLevel                                        string
+	logLevel, logFormat                             string
 }
 
 func main() {
@@ -45,10 +45,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "potluck-core:", err)
 		os.Exit(1)
 	}
-}
-
-func envName(flagName string) string {
-	return "POTLUCK_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 func newFlags(o *options) *flag.FlagSet {
@@ -78,56 +74,21 @@ func newFlags(o *options) *flag.FlagSet {
 	fs.UintVar(&o.probePort, "probe-port", server.DefaultProbePort, "port on a host's tunnel address the core probes (GET /healthz) before the host is Ready")
 	fs.BoolVar(&o.fastRaft, "fast-raft", false, "short raft timeouts (all nodes on one machine; development only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.Usage = func() {
-		out := fs.Output()
-		fmt.Fprintf(out, "Usage: potluck-core [flags]\n\nRuns one Potluck control-plane node. Every flag can also be set with the\nenvironment variable shown next to it (the flag wins).\n\n")
-		fs.VisitAll(func(f *flag.Flag) {
-			def := ""
-			if f.DefValue != "" {
-				def = fmt.Sprintf(" (default %q)", f.DefValue)
-			}
-			fmt.Fprintf(out, "  --%s  [%s]\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
-		})
-		fmt.Fprintf(out, "\nSee docs/operations.md for one- and three-node setups.\n")
-	}
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	cli.SetUsage(fs, "Usage: potluck-core [flags]\n\nRuns one Potluck control-plane node.", "See docs/operations.md for one- and three-node setups.")
 	return fs
-}
-
-// applyEnv sets every flag not given on the command line from POTLUCK_*.
-func applyEnv(fs *flag.FlagSet) error {
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
-			return
-		}
-		if v, ok := os.LookupEnv(envName(f.Name)); ok {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", envName(f.Name), err))
-			}
-		}
-	})
-	return errors.Join(errs...)
 }
 
 func run(args []string) error {
 	var o options
 	fs := newFlags(&o)
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %v", fs.Args())
-	}
-	if err := applyEnv(fs); err != nil {
+	logger, err := cli.Logger(os.Stderr, o.logLevel, o.logFormat)
+	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	token := o.operatorToken
 	if o.operatorTokenFile != "" {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"potluck/internal/cli"
 )
 
 func TestHelpDocumentsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
@@ -18,7 +20,7 @@ func TestHelpDocumentsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 	n := 0
 	fs.VisitAll(func(f *flag.Flag) {
 		n++
-		require.Contains(t, out.String(), "--"+f.Name+"  ["+envName(f.Name)+"]")
+		require.Contains(t, out.String(), "--"+f.Name+"  ["+cli.EnvName(f.Name)+"]")
 		require.NotEmpty(t, f.Usage)
 	})
 	require.Greater(t, n, 15)
@@ -30,16 +32,14 @@ func TestEnvironmentSetsFlagsButFlagsWin(t *testing.T) {
 	t.Setenv("POTLUCK_ID", "core7")
 	var o options
 	fs := newFlags(&o)
-	require.NoError(t, fs.Parse([]string{"--id", "core2"}))
-	require.NoError(t, applyEnv(fs))
+	require.NoError(t, cli.Parse(fs, []string{"--id", "core2"}))
 	require.Equal(t, "/from/env", o.dataDir)
 	require.Equal(t, "45s", o.heartbeatTTL.String())
 	require.Equal(t, "core2", o.nodeID)
 
 	t.Setenv("POTLUCK_MESH_PORT", "not-a-port")
 	fs = newFlags(&o)
-	require.NoError(t, fs.Parse(nil))
-	err := applyEnv(fs)
+	err := cli.Parse(fs, nil)
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "POTLUCK_MESH_PORT"))
 }

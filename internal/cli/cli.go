@@ -24,8 +24,17 @@ func Parse(fs *flag.FlagSet, args []string) error { return ParseEnv(fs, args, os
 
 // ParseEnv is Parse with the environment read through lookup.
 func ParseEnv(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
-	if err := fs.Parse(args); err != nil {
+	// Usage is printed for --help only; a bad flag is one line from the caller.
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
 		return err
+	}
+	if err != nil {
+		return fmt.Errorf("%w (see --help)", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())

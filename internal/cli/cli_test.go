@@ -25,6 +25,19 @@ func TestParseFillsFlagsFromEnvironment(t *testing.T) {
 	require.ErrorContains(t, Parse(flag.NewFlagSet("z", flag.ContinueOnError), []string{"stray"}), "unexpected arguments")
 }
 
+func TestBadFlagIsOneLineAndHelpPrintsUsage(t *testing.T) {
+	var out bytes.Buffer
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(&out)
+	fs.String("name", "", "the name")
+	SetUsage(fs, "Usage: x", "")
+	err := Parse(fs, []string{"--bogus"})
+	require.ErrorContains(t, err, "flag provided but not defined: -bogus (see --help)")
+	require.Empty(t, out.String(), "no usage dump on a bad flag")
+	require.ErrorIs(t, Parse(fs, []string{"--help"}), flag.ErrHelp)
+	require.Contains(t, out.String(), "--name  [POTLUCK_NAME]")
+}
+
 func TestUsageListsEnvironmentTwins(t *testing.T) {
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	fs.String("join-token", "", "token to join")
