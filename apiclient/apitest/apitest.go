@@ -1,0 +1,115 @@
+// Package apitest starts a real one-node Potluck core in-process (real raft,
+// real HTTP on 127.0.0.1, no mesh) for tests of API clients: the CLI and the
+// web UI. Hosts are Ready at registration, so fake hosts registered through
+// the API count as capacity.
+package apitest
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"potluck/apiclient"
+	"potluck/core/cluster"
+	"potluck/core/server"
+)
+
+// Token is the operator token of cores started by Start.
+const Token = "apitest-operator-token-0123456789"
+
+// Core is a running one-node core.
+type Core struct {
+	URL    string
+	Server *server.Server
+	Client *apiclient.Client // with the operator token
+}
+
+// Start runs a one-node core until the test ends and waits until it leads.
+func Start(t testing.TB) *Core {
+	t.Helper()
+	raftAddr, httpAddr := freeAddr(t), freeAddr(t)
+	s, err := server.Start(server.Config{
+		NodeID: "core1", DataDir: filepath.Join(t.TempDir(), "core1"), RaftBind: raftAddr,
+		Peers:  []cluster.Peer{{ID: "core1", Addr: raftAddr}},
+		Timing: cluster.FastTiming, HTTPAddr: httpAddr, OperatorToken: Token,
+		HeartbeatTTL: time.Hour, ReconcileInterval: 100 * time.Millisecond, ReadyOnRegister: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	c, err := apiclient.New(s.URL(), Token)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		st, err := c.Status(ctx)
+		// Ready once it leads and has published its own record (writes
+		// and the operator token are in place by then).
+		return err == nil && st.Health == "ok" && len(st.Nodes) == 1 && st.Nodes[0].APIURL != ""
+	}, 15*time.Second, 20*time.Millisecond, "core did not become leader")
+	return &Core{URL: s.URL(), Server: s, Client: c}
+}
+
+// freeAddr picks a free loopback port.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// RegisterHost registers a fake host (no agent behind it) with a fresh join
+// token; with ReadyOnRegister it is ready at once.
+func (c *Core) RegisterHost(t testing.TB, name, role string, cpus float64, memoryMB int64) apiclient.Host {
+	t.Helper()
+	var key [32]byte
+	_, err := rand.Read(key[:])
+	require.NoError(t, err)
+	req := apiclient.RegisterHostRequest{Name: name, Role: role, PublicKey: base64.StdEncoding.EncodeToString(key[:]),
+		CPUs: cpus, MemoryMB: memoryMB, DiskMB: 10000}
+	if role == "front" {
+		req.Endpoint = "127.0.0.1:51999"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tok, err := c.Client.CreateToken(ctx, "apitest "+name, 0)
+	require.NoError(t, err)
+	joiner, err := apiclient.New(c.URL, tok.Token)
+	require.NoError(t, err)
+	reg, err := joiner.RegisterHost(ctx, req)
+	require.NoError(t, err)
+	return reg.Host
+}
+
+// DockerSaveTar builds a small archive shaped like `docker save` output
+// (enough for the core, which checks the tar and its manifest.json; not
+// loadable by Docker).
+func DockerSaveTar(t testing.TB, tag string, layerBytes int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	manifest := fmt.Sprintf(`[{"Config":"blobs/sha256/abc.json","RepoTags":[%q],"Layers":["blobs/sha256/layer"]}]`, tag)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"blobs/sha256/layer", bytes.Repeat([]byte{'x'}, layerBytes)}, {"blobs/sha256/abc.json", []byte(`{}`)}, {"manifest.json", []byte(manifest)}} {
+		require.NoError(t, tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data))}))
+		_, err := tw.Write(f.data)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	return buf.Bytes()
+}

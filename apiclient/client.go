@@ -1,0 +1,430 @@
+// Package apiclient is a small typed client for the Potluck core's public API
+// (docs/api.md). Every call takes a context; errors from the API come back as
+// *Error with the HTTP status and the API's {"error": ...} message; writes
+// carry an X-Request-Id that is kept across the client's own retries, so a
+// retried write is applied once; image uploads are streamed with a progress
+// callback.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Header names used by the API.
+const (
+	HeaderRequestID = "X-Request-Id"
+	HeaderIndex     = "X-Potluck-Index"
+)
+
+// maxResponseBytes bounds what the client reads from one answer (lists are
+// at most 1000 items, far below this).
+const maxResponseBytes = 64 << 20
+
+// Error is an answer of the API with a status of 400 or more.
+type Error struct {
+	Status  int    // HTTP status
+	Message string // the API's "error" field (or the status text)
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+}
+
+// StatusOf returns the HTTP status of an *Error in err's chain, or 0.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+// Client calls one core node. Any node answers any call.
+type Client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+	// Retries of a write after 502/503 or a lost connection (the same
+	// request id is sent again). Uploads are not retried: the body is a stream.
+	retries    int
+	retryPause time.Duration
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client (default: http.DefaultClient's
+// transport with no overall timeout, since uploads and blocking queries are
+// long; use contexts for deadlines).
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithRetries sets how often a failed write is retried with the same
+// request id (default 3, pause 500ms).
+func WithRetries(n int, pause time.Duration) Option {
+	return func(c *Client) { c.retries, c.retryPause = n, pause }
+}
+
+// New returns a client for the core API at addr (e.g. http://127.0.0.1:8400)
+// using the bearer token.
+func New(addr, token string, opts ...Option) (*Client, error) {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return nil, fmt.Errorf("apiclient: bad address %q: %w", addr, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("apiclient: bad address %q: want http(s)://host:port", addr)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	c := &Client{base: u, token: token, http: &http.Client{}, retries: 3, retryPause: 500 * time.Millisecond}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// NewRequestID returns a fresh random request id.
+func NewRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Meta is what an answer says besides its body.
+type Meta struct {
+	Index     uint64 // X-Potluck-Index: the state index the answer reflects
+	RequestID string // X-Request-Id echoed on writes
+}
+
+// Query holds the blocking-query parameters of a read.
+type Query struct {
+	Index uint64        // wait until the state index is above this
+	Wait  time.Duration // at most this long (server default 5m)
+	Stale bool          // answer from the node's own copy
+}
+
+func (q *Query) values() url.Values {
+	v := url.Values{}
+	if q == nil {
+		return v
+	}
+	if q.Index > 0 {
+		v.Set("index", strconv.FormatUint(q.Index, 10))
+		if q.Wait > 0 {
+			v.Set("wait", q.Wait.String())
+		}
+	}
+	if q.Stale {
+		v.Set("stale", "")
+	}
+	return v
+}
+
+// do sends one request and decodes a JSON answer into out (when non-nil).
+// body is re-sent on retries, so it must be a []byte (JSON) or nil.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any) (Meta, error) {
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return Meta{}, fmt.Errorf("apiclient: encode request: %w", err)
+		}
+	}
+	write := method != http.MethodGet
+	reqID := ""
+	attempts := 1
+	if write {
+		reqID = NewRequestID()
+		attempts += c.retries
+	}
+	var lastErr error
+	for attempt := 0; attempt < attempts; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return Meta{}, errors.Join(lastErr, ctx.Err())
+			case <-time.After(c.retryPause):
+			}
+		}
+		var rd io.Reader
+		if payload != nil {
+			rd = bytes.NewReader(payload)
+		}
+		meta, err := c.send(ctx, method, path, query, rd, "application/json", -1, reqID, out)
+		if err == nil {
+			return meta, nil
+		}
+		lastErr = err
+		if !retryable(ctx, err) {
+			return meta, err
+		}
+	}
+	return Meta{}, lastErr
+}
+
+// retryable: leadership changes (503), failed forwarding (502) and lost
+// connections are worth a retry with the same request id.
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	switch StatusOf(err) {
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		return true
+	case 0:
+		return true // transport error
+	}
+	return false
+}
+
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string, size int64, reqID string, out any) (Meta, error) {
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return Meta{}, fmt.Errorf("apiclient: %w", err)
+	}
+	if size >= 0 && body != nil {
+		req.ContentLength = size
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if reqID != "" {
+		req.Header.Set(HeaderRequestID, reqID)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// The *url.Error repeats method and URL; keep just the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return Meta{}, fmt.Errorf("%s %s at %s: %w", method, path, c.base.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	meta := Meta{RequestID: resp.Header.Get(HeaderRequestID)}
+	meta.Index, _ = strconv.ParseUint(resp.Header.Get(HeaderIndex), 10, 64)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return meta, fmt.Errorf("%s %s: reading answer: %w", method, path, err)
+	}
+	if resp.StatusCode >= 400 {
+		var eb struct {
+			Error string `json:"error"`
+		}
+		msg := http.StatusText(resp.StatusCode)
+		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
+			msg = eb.Error
+		}
+		return meta, &Error{Status: resp.StatusCode, Message: msg}
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return meta, fmt.Errorf("%s %s: decoding answer: %w", method, path, err)
+		}
+	}
+	return meta, nil
+}
+
+// ---- status ----
+
+// Status is GET /v1/status.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var s Status
+	_, err := c.do(ctx, http.MethodGet, "/v1/status", nil, nil, &s)
+	return &s, err
+}
+
+// ---- join tokens ----
+
+// CreateToken creates a join token; ttl 0 means no expiry. The secret is in
+// the answer's Token field only.
+func (c *Client) CreateToken(ctx context.Context, description string, ttl time.Duration) (*Token, error) {
+	req := map[string]string{"description": description}
+	if ttl > 0 {
+		req["ttl"] = ttl.String()
+	}
+	var t Token
+	_, err := c.do(ctx, http.MethodPost, "/v1/tokens", nil, req, &t)
+	return &t, err
+}
+
+// Tokens lists join tokens (without secrets).
+func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
+	var ts []Token
+	_, err := c.do(ctx, http.MethodGet, "/v1/tokens", nil, nil, &ts)
+	return ts, err
+}
+
+// RevokeToken revokes a join token by id.
+func (c *Client) RevokeToken(ctx context.Context, id string) (*Token, error) {
+	var t Token
+	_, err := c.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, nil, &t)
+	return &t, err
+}
+
+// ---- hosts ----
+
+// Hosts lists hosts; q may be nil or a blocking query.
+func (c *Client) Hosts(ctx context.Context, q *Query) ([]Host, Meta, error) {
+	var hs []Host
+	m, err := c.do(ctx, http.MethodGet, "/v1/hosts", q.values(), nil, &hs)
+	return hs, m, err
+}
+
+// Host shows one host by id or name.
+func (c *Client) Host(ctx context.Context, idOrName string) (*Host, error) {
+	var h Host
+	_, err := c.do(ctx, http.MethodGet, "/v1/hosts/"+url.PathEscape(idOrName), nil, nil, &h)
+	return &h, err
+}
+
+// RegisterHost registers a Front or Back (join token or operator token).
+func (c *Client) RegisterHost(ctx context.Context, req RegisterHostRequest) (*Registration, error) {
+	var r Registration
+	_, err := c.do(ctx, http.MethodPost, "/v1/hosts", nil, req, &r)
+	return &r, err
+}
+
+// DecommissionHost drains and removes a host.
+func (c *Client) DecommissionHost(ctx context.Context, idOrName string) (*Host, error) {
+	var h Host
+	_, err := c.do(ctx, http.MethodPost, "/v1/hosts/"+url.PathEscape(idOrName)+"/decommission", nil, nil, &h)
+	return &h, err
+}
+
+// ---- apps ----
+
+// Progress is called while an upload is sent with the bytes sent so far
+// and the total (-1 when unknown).
+type Progress func(sent, total int64)
+
+// UploadApp streams a `docker save` tarball as app name. size is the body
+// length (-1 if unknown); containerPort 0 leaves the port unset. The upload
+// is not retried (the body is a stream); the request id still protects
+// against a duplicate if the caller retries with the same reader contents.
+func (c *Client) UploadApp(ctx context.Context, name string, containerPort int, body io.Reader, size int64, progress Progress) (*App, error) {
+	q := url.Values{}
+	if containerPort != 0 {
+		q.Set("container_port", strconv.Itoa(containerPort))
+	}
+	if progress != nil {
+		body = &progressReader{r: body, total: size, fn: progress}
+	}
+	var a App
+	_, err := c.send(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(name)+"/tarball", q, body, "application/x-tar", size, NewRequestID(), &a)
+	return &a, err
+}
+
+type progressReader struct {
+	r     io.Reader
+	sent  int64
+	total int64
+	fn    Progress
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.sent += int64(n)
+	p.fn(p.sent, p.total)
+	return n, err
+}
+
+// CreateImageApp registers an app that names an image in a registry.
+func (c *Client) CreateImageApp(ctx context.Context, name, image string, containerPort int) (*App, error) {
+	var a App
+	_, err := c.do(ctx, http.MethodPost, "/v1/apps", nil, map[string]any{"name": name, "image": image, "container_port": containerPort}, &a)
+	return &a, err
+}
+
+// Apps lists apps.
+func (c *Client) Apps(ctx context.Context, q *Query) ([]App, Meta, error) {
+	var as []App
+	m, err := c.do(ctx, http.MethodGet, "/v1/apps", q.values(), nil, &as)
+	return as, m, err
+}
+
+// App shows one app.
+func (c *Client) App(ctx context.Context, name string) (*App, error) {
+	var a App
+	_, err := c.do(ctx, http.MethodGet, "/v1/apps/"+url.PathEscape(name), nil, nil, &a)
+	return &a, err
+}
+
+// DeleteApp deletes an app no installation uses.
+func (c *Client) DeleteApp(ctx context.Context, name string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/apps/"+url.PathEscape(name), nil, nil, nil)
+	return err
+}
+
+// ---- installations ----
+
+// CreateInstallation places an app on Backs and Fronts.
+func (c *Client) CreateInstallation(ctx context.Context, req CreateInstallationRequest) (*Installation, error) {
+	var in Installation
+	_, err := c.do(ctx, http.MethodPost, "/v1/installations", nil, req, &in)
+	return &in, err
+}
+
+// Installations lists installations with their instances.
+func (c *Client) Installations(ctx context.Context, q *Query) ([]Installation, Meta, error) {
+	var is []Installation
+	m, err := c.do(ctx, http.MethodGet, "/v1/installations", q.values(), nil, &is)
+	return is, m, err
+}
+
+// Installation shows one installation.
+func (c *Client) Installation(ctx context.Context, name string) (*Installation, error) {
+	var in Installation
+	_, err := c.do(ctx, http.MethodGet, "/v1/installations/"+url.PathEscape(name), nil, nil, &in)
+	return &in, err
+}
+
+// ScaleInstallation changes the number of Fronts and/or Backs (nil = keep).
+func (c *Client) ScaleInstallation(ctx context.Context, name string, fronts, backs *int) (*Installation, error) {
+	req := map[string]int{}
+	if fronts != nil {
+		req["fronts"] = *fronts
+	}
+	if backs != nil {
+		req["backs"] = *backs
+	}
+	var in Installation
+	_, err := c.do(ctx, http.MethodPost, "/v1/installations/"+url.PathEscape(name)+"/scale", nil, req, &in)
+	return &in, err
+}
+
+// DeleteInstallation removes an installation and its instances.
+func (c *Client) DeleteInstallation(ctx context.Context, name string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/installations/"+url.PathEscape(name), nil, nil, nil)
+	return err
+}
+
+// ---- containers ----
+
+// Containers lists every instance with host, port and state.
+func (c *Client) Containers(ctx context.Context, q *Query) ([]Instance, Meta, error) {
+	var is []Instance
+	m, err := c.do(ctx, http.MethodGet, "/v1/containers", q.values(), nil, &is)
+	return is, m, err
+}

@@ -1,0 +1,179 @@
+package apiclient_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"potluck/apiclient"
+	"potluck/apiclient/apitest"
+)
+
+// lossyProxy sits between the client and a real core: for the first write
+// it forwards the request (the core applies it) and then answers 503, as
+// if the answer had been lost in a leader change. It records the request
+// ids it saw.
+type lossyProxy struct {
+	proxy *httputil.ReverseProxy
+	mu    sync.Mutex
+	ids   []string
+	lost  bool
+}
+
+func (p *lossyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet {
+		p.proxy.ServeHTTP(w, r)
+		return
+	}
+	p.mu.Lock()
+	p.ids = append(p.ids, r.Header.Get(apiclient.HeaderRequestID))
+	first := !p.lost
+	p.lost = true
+	p.mu.Unlock()
+	if first {
+		rec := &discard{header: http.Header{}}
+		p.proxy.ServeHTTP(rec, r)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error": "leadership changed during the request; retry with the same X-Request-Id"}`)
+		return
+	}
+	p.proxy.ServeHTTP(w, r)
+}
+
+type discard struct{ header http.Header }
+
+func (d *discard) Header() http.Header         { return d.header }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)             {}
+
+func TestRetriedWriteIsAppliedOnce(t *testing.T) {
+	core := apitest.Start(t)
+	target, err := url.Parse(core.URL)
+	require.NoError(t, err)
+	lp := &lossyProxy{proxy: httputil.NewSingleHostReverseProxy(target)}
+	srv := &http.Server{Handler: lp, ReadHeaderTimeout: 5 * time.Second}
+	ln := listen(t)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	c, err := apiclient.New("http://"+ln.Addr().String(), apitest.Token, apiclient.WithRetries(3, 10*time.Millisecond))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tok, err := c.CreateToken(ctx, "retried", 0)
+	require.NoError(t, err)
+	require.Equal(t, "retried", tok.Description)
+
+	lp.mu.Lock()
+	ids := append([]string(nil), lp.ids...)
+	lp.mu.Unlock()
+	require.Len(t, ids, 2, "one lost answer, one retry")
+	require.NotEmpty(t, ids[0])
+	require.Equal(t, ids[0], ids[1], "the retry must carry the same request id")
+
+	all, err := core.Client.Tokens(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 1, "the write was applied once")
+}
+
+func TestErrorsCarryStatusAndMessage(t *testing.T) {
+	core := apitest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wrong, err := apiclient.New(core.URL, "wrong-token")
+	require.NoError(t, err)
+
+	tests := []struct {
+		name   string
+		call   func() error
+		status int
+		msg    string
+	}{
+		{"wrong token", func() error { _, _, err := wrong.Hosts(ctx, nil); return err }, 401, "operator token required"},
+		{"no such app", func() error { _, err := core.Client.App(ctx, "nope"); return err }, 404, "nope"},
+		{"corrupt tarball", func() error {
+			_, err := core.Client.UploadApp(ctx, "junk", 0, bytes.NewReader([]byte("junk")), 4, nil)
+			return err
+		}, 400, "docker save"},
+		{"unknown app", func() error {
+			_, err := core.Client.CreateInstallation(ctx, apiclient.CreateInstallationRequest{Name: "x", App: "nope", Fronts: 1, Backs: 1, Domain: "x.example.com"})
+			return err
+		}, 400, "nope"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			require.Error(t, err)
+			require.Equal(t, tc.status, apiclient.StatusOf(err))
+			require.Contains(t, err.Error(), tc.msg)
+		})
+	}
+}
+
+func TestUploadStreamsWithProgress(t *testing.T) {
+	core := apitest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	data := apitest.DockerSaveTar(t, "hello:1", 1<<20)
+	var calls int
+	var last int64
+	app, err := core.Client.UploadApp(ctx, "hello", 8080, bytes.NewReader(data), int64(len(data)), func(sent, total int64) {
+		calls++
+		assert.GreaterOrEqual(t, sent, last)
+		assert.Equal(t, int64(len(data)), total)
+		last = sent
+	})
+	require.NoError(t, err)
+	require.Equal(t, int64(len(data)), last)
+	require.Greater(t, calls, 1)
+	require.Equal(t, "hello:1", app.Image)
+	require.Equal(t, 8080, app.ContainerPort)
+
+	// Blocking query: a list with the current index waits for a change.
+	_, meta, err := core.Client.Apps(ctx, nil)
+	require.NoError(t, err)
+	require.NotZero(t, meta.Index)
+	done := make(chan []apiclient.App, 1)
+	go func() {
+		as, _, _ := core.Client.Apps(ctx, &apiclient.Query{Index: meta.Index, Wait: 5 * time.Second})
+		done <- as
+	}()
+	select {
+	case <-done:
+		t.Fatal("blocking query answered before any change")
+	case <-time.After(200 * time.Millisecond):
+	}
+	_, err = core.Client.CreateImageApp(ctx, "nginx", "nginx:1.27", 80)
+	require.NoError(t, err)
+	select {
+	case as := <-done:
+		require.Len(t, as, 2)
+	case <-time.After(5 * time.Second):
+		t.Fatal("blocking query did not wake up")
+	}
+}
+
+func TestBadAddress(t *testing.T) {
+	for _, addr := range []string{"ftp://x", "http://", "http://a b"} {
+		_, err := apiclient.New(addr, "t")
+		require.Error(t, err, addr)
+	}
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return ln
+}

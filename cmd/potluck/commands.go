@@ -1,0 +1,508 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"potluck/apiclient"
+)
+
+func commands() []command {
+	return []command{
+		{path: "status", short: "show the core cluster: nodes, leader, counts", run: cmdStatus},
+
+		{path: "hosts ls", short: "list hosts with status and free capacity", run: cmdHostsLs},
+		{path: "hosts show", args: "HOST", nargs: 1, short: "show one host (id or name)", run: cmdHostsShow},
+		{path: "hosts rm", args: "HOST", nargs: 1, short: "decommission a host: move its instances elsewhere, revoke its key", run: cmdHostsRm},
+
+		{path: "tokens create", short: "create a join token for a new host (the secret is printed once)", run: cmdTokensCreate,
+			flags: func(fs *flagSet) {
+				fs.str("description", "", "what the token is for, e.g. \"alice laptop\"")
+				fs.dur("ttl", 0, "expire after this long, e.g. 24h (0 = never)")
+			}},
+		{path: "tokens ls", short: "list join tokens (no secrets)", run: cmdTokensLs},
+		{path: "tokens revoke", args: "ID", nargs: 1, short: "revoke a join token", run: cmdTokensRevoke},
+
+		{path: "apps push", args: "FILE", nargs: 1, short: "upload a `docker save` tarball as an app", run: cmdAppsPush,
+			flags: func(fs *flagSet) {
+				fs.str("name", "", "app name (1-63 of a-z 0-9 -; required)")
+				fs.int("port", 0, "port the container listens on, e.g. 8080")
+			}},
+		{path: "apps ls", short: "list apps", run: cmdAppsLs},
+		{path: "apps show", args: "APP", nargs: 1, short: "show one app", run: cmdAppsShow},
+		{path: "apps rm", args: "APP", nargs: 1, short: "delete an app no installation uses", run: cmdAppsRm},
+
+		{path: "deploy", short: "create an installation: run an app on Backs behind Fronts", run: cmdDeploy,
+			flags: func(fs *flagSet) {
+				fs.str("app", "", "app to run (required)")
+				fs.str("name", "", "installation name (default: the app name)")
+				fs.int("fronts", 1, "number of Fronts (1-64)")
+				fs.int("backs", 1, "number of Backs, one instance each (1-256)")
+				fs.str("domain", "", "domain the Fronts serve it on (required)")
+				fs.float("cpus", 0, "CPUs per instance, e.g. 0.5 (default 0.5)")
+				fs.str("memory", "", "memory per instance, e.g. 256MiB or 1GiB (default 256MiB)")
+				fs.str("disk", "", "disk per instance, e.g. 100MiB (default: the image size)")
+				fs.int("port", 0, "container port (default: the app's)")
+				fs.list("env", "environment variable K=V for the container (repeatable)")
+			}},
+
+		{path: "installations ls", short: "list installations with their instances", run: cmdInstLs},
+		{path: "installations show", args: "NAME", nargs: 1, short: "show one installation: Fronts, instances and their state", run: cmdInstShow},
+		{path: "installations scale", args: "NAME", nargs: 1, short: "change the number of Fronts and/or Backs", run: cmdInstScale,
+			flags: func(fs *flagSet) {
+				fs.int("fronts", 0, "new number of Fronts")
+				fs.int("backs", 0, "new number of Backs")
+			}},
+		{path: "installations rm", args: "NAME", nargs: 1, short: "delete an installation (stops its containers)", run: cmdInstRm},
+
+		{path: "containers ls", short: "list every container (instance) with host, port and state", run: cmdContainersLs},
+	}
+}
+
+// table prints aligned columns.
+func table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func cpus(milli int64) string { return strconv.FormatFloat(float64(milli)/1000, 'f', -1, 64) }
+
+func mib(mb int64) string { return strconv.FormatInt(mb, 10) + "MiB" }
+
+func age(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t).Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// ---- status ----
+
+func cmdStatus(c *cmdCtx) error {
+	st, err := c.client.Status(c.ctx)
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, st)
+	}
+	w := c.env.stdout
+	fmt.Fprintf(w, "node %s (%s), leader %s, health %s, state index %d\n", st.Node, st.RaftState, or(st.Leader, "-"), st.Health, st.StateIndex)
+	var hosts []string
+	for _, k := range sortedKeys(st.Hosts) {
+		hosts = append(hosts, fmt.Sprintf("%d %s", st.Hosts[k], k))
+	}
+	fmt.Fprintf(w, "hosts: %s; apps: %d; installations: %d; instances: %d\n\n", or(strings.Join(hosts, ", "), "none"), st.Apps, st.Installations, st.Instances)
+	var rows [][]string
+	for _, n := range st.Nodes {
+		role := "follower"
+		if n.Leader {
+			role = "leader"
+		}
+		rows = append(rows, []string{n.ID, role, n.RaftAddress, or(n.APIURL, "-"), or(n.TunnelAddress, "-")})
+	}
+	return table(w, []string{"NODE", "ROLE", "RAFT", "API", "TUNNEL"}, rows)
+}
+
+func sortedKeys(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ---- hosts ----
+
+func hostRows(hs []apiclient.Host) [][]string {
+	var rows [][]string
+	for _, h := range hs {
+		rows = append(rows, []string{h.Name, h.ID, h.Role, h.Status, h.TunnelAddress,
+			cpus(h.Free.MilliCPU) + "/" + cpus(h.Capacity.MilliCPU),
+			mib(h.Free.MemoryMB) + "/" + mib(h.Capacity.MemoryMB),
+			strconv.Itoa(h.Instances), age(h.RegisteredAt)})
+	}
+	return rows
+}
+
+var hostHeader = []string{"NAME", "ID", "ROLE", "STATUS", "TUNNEL", "CPU FREE/TOTAL", "MEMORY FREE/TOTAL", "INSTANCES", "AGE"}
+
+func cmdHostsLs(c *cmdCtx) error {
+	hs, _, err := c.client.Hosts(c.ctx, nil)
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, hs)
+	}
+	return table(c.env.stdout, hostHeader, hostRows(hs))
+}
+
+func cmdHostsShow(c *cmdCtx) error {
+	h, err := c.client.Host(c.ctx, c.args[0])
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, h)
+	}
+	return table(c.env.stdout, []string{"FIELD", "VALUE"}, [][]string{
+		{"name", h.Name}, {"id", h.ID}, {"role", h.Role}, {"status", h.Status},
+		{"tunnel address", h.TunnelAddress}, {"endpoint", or(h.Endpoint, "-")},
+		{"public key", h.PublicKey},
+		{"capacity", fmt.Sprintf("%s cpu, %s memory, %s disk", cpus(h.Capacity.MilliCPU), mib(h.Capacity.MemoryMB), mib(h.Capacity.DiskMB))},
+		{"free", fmt.Sprintf("%s cpu, %s memory, %s disk", cpus(h.Free.MilliCPU), mib(h.Free.MemoryMB), mib(h.Free.DiskMB))},
+		{"instances", strconv.Itoa(h.Instances)}, {"join token", or(h.TokenID, "-")},
+		{"registered", h.RegisteredAt.Format(time.RFC3339)},
+	})
+}
+
+func cmdHostsRm(c *cmdCtx) error {
+	h, err := c.client.DecommissionHost(c.ctx, c.args[0])
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, h)
+	}
+	fmt.Fprintf(c.env.stdout, "host %s (%s) decommissioned; its instances were moved to other hosts\n", h.Name, h.ID)
+	return nil
+}
+
+// ---- tokens ----
+
+func cmdTokensCreate(c *cmdCtx) error {
+	ttl := *c.fs.durs["ttl"]
+	if ttl < 0 {
+		return usagef("--ttl must not be negative")
+	}
+	t, err := c.client.CreateToken(c.ctx, *c.fs.strings["description"], ttl)
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, t)
+	}
+	exp := "never"
+	if t.ExpiresAt != nil {
+		exp = t.ExpiresAt.Format(time.RFC3339)
+	}
+	fmt.Fprintf(c.env.stdout, "join token %s created (expires: %s); it is shown only now:\n%s\n", t.ID, exp, t.Token)
+	return nil
+}
+
+func cmdTokensLs(c *cmdCtx) error {
+	ts, err := c.client.Tokens(c.ctx)
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, ts)
+	}
+	var rows [][]string
+	for _, t := range ts {
+		exp := "never"
+		if t.ExpiresAt != nil {
+			exp = t.ExpiresAt.Format(time.RFC3339)
+		}
+		rows = append(rows, []string{t.ID, or(t.Description, "-"), t.CreatedAt.Format(time.RFC3339), exp, strconv.FormatBool(t.Revoked)})
+	}
+	return table(c.env.stdout, []string{"ID", "DESCRIPTION", "CREATED", "EXPIRES", "REVOKED"}, rows)
+}
+
+func cmdTokensRevoke(c *cmdCtx) error {
+	t, err := c.client.RevokeToken(c.ctx, c.args[0])
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, t)
+	}
+	fmt.Fprintf(c.env.stdout, "join token %s revoked\n", t.ID)
+	return nil
+}
+
+// ---- apps ----
+
+func cmdAppsPush(c *cmdCtx) error {
+	name := *c.fs.strings["name"]
+	if name == "" {
+		return usagef("apps push needs --name")
+	}
+	port := *c.fs.ints["port"]
+	if port < 0 || port > 65535 {
+		return usagef("--port must be 1-65535")
+	}
+	f, err := os.Open(c.args[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s is a directory; give the tarball of `docker save IMAGE -o FILE`", c.args[0])
+	}
+	var bar *progressBar
+	var progress apiclient.Progress
+	if c.env.stderrIsTTY && !c.g.json {
+		bar = &progressBar{w: c.env.stderr, label: name}
+		progress = bar.update
+	}
+	start := time.Now()
+	app, err := c.client.UploadApp(c.ctx, name, port, f, fi.Size(), progress)
+	if bar != nil {
+		bar.done()
+	}
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, app)
+	}
+	fmt.Fprintf(c.env.stdout, "pushed %s: image %s, %s, %s, in %s\n", app.Name, app.Image, humanBytes(app.Size), app.Digest, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func appRows(as []apiclient.App) [][]string {
+	var rows [][]string
+	for _, a := range as {
+		digest := a.Digest
+		if len(digest) > 19 {
+			digest = digest[:19]
+		}
+		port := "-"
+		if a.ContainerPort != 0 {
+			port = strconv.Itoa(a.ContainerPort)
+		}
+		rows = append(rows, []string{a.Name, a.Image, or(digest, "-"), humanBytes(a.Size), port, or(strings.Join(a.UsedBy, ","), "-"), age(a.CreatedAt)})
+	}
+	return rows
+}
+
+func cmdAppsLs(c *cmdCtx) error {
+	as, _, err := c.client.Apps(c.ctx, nil)
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, as)
+	}
+	return table(c.env.stdout, []string{"NAME", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows(as))
+}
+
+func cmdAppsShow(c *cmdCtx) error {
+	a, err := c.client.App(c.ctx, c.args[0])
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, a)
+	}
+	return table(c.env.stdout, []string{"NAME", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows([]apiclient.App{*a}))
+}
+
+func cmdAppsRm(c *cmdCtx) error {
+	if err := c.client.DeleteApp(c.ctx, c.args[0]); err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, map[string]string{"deleted": c.args[0]})
+	}
+	fmt.Fprintf(c.env.stdout, "app %s deleted\n", c.args[0])
+	return nil
+}
+
+// ---- deploy and installations ----
+
+func cmdDeploy(c *cmdCtx) error {
+	req := apiclient.CreateInstallationRequest{
+		App: *c.fs.strings["app"], Name: *c.fs.strings["name"], Domain: *c.fs.strings["domain"],
+		Fronts: *c.fs.ints["fronts"], Backs: *c.fs.ints["backs"], CPUs: *c.fs.floats["cpus"],
+		ContainerPort: *c.fs.ints["port"],
+	}
+	if req.App == "" {
+		return usagef("deploy needs --app")
+	}
+	if req.Domain == "" {
+		return usagef("deploy needs --domain")
+	}
+	if req.Name == "" {
+		req.Name = req.App
+	}
+	if req.CPUs < 0 {
+		return usagef("--cpus must be positive, e.g. 0.5")
+	}
+	var err error
+	if req.MemoryMB, err = sizeFlag(c, "memory"); err != nil {
+		return err
+	}
+	if req.DiskMB, err = sizeFlag(c, "disk"); err != nil {
+		return err
+	}
+	if envs := *c.fs.lists["env"]; len(envs) > 0 {
+		req.Env = map[string]string{}
+		for _, kv := range envs {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return usagef("--env %q: want KEY=VALUE", kv)
+			}
+			req.Env[k] = v
+		}
+	}
+	in, err := c.client.CreateInstallation(c.ctx, req)
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, in)
+	}
+	fmt.Fprintf(c.env.stdout, "installation %s created: %s on %d back(s) behind %d front(s), %s\n\n", in.Name, in.App, in.Backs, in.Fronts, in.URL)
+	return instanceTable(c.env.stdout, in.Instances)
+}
+
+func sizeFlag(c *cmdCtx, name string) (int64, error) {
+	s := *c.fs.strings[name]
+	if s == "" {
+		return 0, nil
+	}
+	mb, err := parseSizeMiB(s)
+	if err != nil {
+		return 0, usagef("--%s: %v", name, err)
+	}
+	return mb, nil
+}
+
+func instanceTable(w io.Writer, is []apiclient.Instance) error {
+	var rows [][]string
+	for _, i := range is {
+		rows = append(rows, []string{i.ID, i.Installation, i.App, or(i.HostName, i.HostID), i.TunnelAddress + ":" + strconv.Itoa(i.Port), i.State, or(i.Message, "-"), age(i.UpdatedAt)})
+	}
+	return table(w, []string{"ID", "INSTALLATION", "APP", "HOST", "ADDRESS", "STATE", "MESSAGE", "UPDATED"}, rows)
+}
+
+func running(is []apiclient.Instance) int {
+	n := 0
+	for _, i := range is {
+		if i.State == "running" {
+			n++
+		}
+	}
+	return n
+}
+
+func cmdInstLs(c *cmdCtx) error {
+	is, _, err := c.client.Installations(c.ctx, nil)
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, is)
+	}
+	var rows [][]string
+	for _, in := range is {
+		rows = append(rows, []string{in.Name, in.App, in.Domain, strconv.Itoa(in.Fronts), strconv.Itoa(in.Backs),
+			fmt.Sprintf("%d/%d", running(in.Instances), len(in.Instances)),
+			cpus(in.PerInstance.MilliCPU) + " cpu, " + mib(in.PerInstance.MemoryMB), age(in.CreatedAt)})
+	}
+	return table(c.env.stdout, []string{"NAME", "APP", "DOMAIN", "FRONTS", "BACKS", "RUNNING", "PER INSTANCE", "AGE"}, rows)
+}
+
+func cmdInstShow(c *cmdCtx) error {
+	in, err := c.client.Installation(c.ctx, c.args[0])
+	if err != nil {
+		return err
+	}
+	return printInstallation(c, in)
+}
+
+func printInstallation(c *cmdCtx, in *apiclient.Installation) error {
+	if c.g.json {
+		return printJSON(c.env.stdout, in)
+	}
+	w := c.env.stdout
+	var fronts []string
+	for _, f := range in.FrontDetails {
+		fronts = append(fronts, fmt.Sprintf("%s (%s, %s)", f.Name, or(f.Endpoint, "-"), f.Status))
+	}
+	var env []string
+	for k, v := range in.Env {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	fmt.Fprintf(w, "installation %s: app %s, %s\n", in.Name, in.App, in.URL)
+	fmt.Fprintf(w, "fronts %d: %s\n", in.Fronts, or(strings.Join(fronts, ", "), "-"))
+	fmt.Fprintf(w, "backs %d, %d running; per instance %s cpu, %s memory, %s disk; container port %d\n",
+		in.Backs, running(in.Instances), cpus(in.PerInstance.MilliCPU), mib(in.PerInstance.MemoryMB), mib(in.PerInstance.DiskMB), in.ContainerPort)
+	fmt.Fprintf(w, "env: %s\n\n", or(strings.Join(env, " "), "-"))
+	return instanceTable(w, in.Instances)
+}
+
+func cmdInstScale(c *cmdCtx) error {
+	var fronts, backs *int
+	if c.set("fronts") {
+		fronts = c.fs.ints["fronts"]
+	}
+	if c.set("backs") {
+		backs = c.fs.ints["backs"]
+	}
+	if fronts == nil && backs == nil {
+		return usagef("installations scale needs --fronts and/or --backs")
+	}
+	in, err := c.client.ScaleInstallation(c.ctx, c.args[0], fronts, backs)
+	if err != nil {
+		return err
+	}
+	return printInstallation(c, in)
+}
+
+func cmdInstRm(c *cmdCtx) error {
+	if err := c.client.DeleteInstallation(c.ctx, c.args[0]); err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, map[string]string{"deleted": c.args[0]})
+	}
+	fmt.Fprintf(c.env.stdout, "installation %s deleted\n", c.args[0])
+	return nil
+}
+
+func cmdContainersLs(c *cmdCtx) error {
+	is, _, err := c.client.Containers(c.ctx, nil)
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.stdout, is)
+	}
+	return instanceTable(c.env.stdout, is)
+}
