@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 
 	"potluck/back/engine"
 	"potluck/internal/dockertest"
+	"potluck/internal/localcluster"
 )
 
 const domain = "hello.e2e.test"
@@ -82,8 +82,8 @@ func TestWholeSystem(t *testing.T) {
 
 	s := newSystem(t, 3, 4*time.Second)
 	s.startFront()
-	dirs := []string{filepath.Join(t.TempDir(), "back1"), filepath.Join(t.TempDir(), "back2"), filepath.Join(t.TempDir(), "back3")}
-	s.backs = []*backHost{s.startBack(0, dirs[0]), s.startBack(1, dirs[1]), s.startBack(2, dirs[2])}
+	dirs := backDirs(t, 3)
+	s.backs = []*localcluster.BackHost{s.startBack(0, dirs[0]), s.startBack(1, dirs[1]), s.startBack(2, dirs[2])}
 	require.Eventually(t, func() bool {
 		hs := s.hosts()
 		for _, n := range []string{"front1", "back1", "back2", "back3"} {
@@ -95,14 +95,7 @@ func TestWholeSystem(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond, "hosts never became ready (probed over the tunnel)")
 
 	// Push the sample app and install it on 1 Front and 2 Backs.
-	f, err := os.ReadFile(tarball)
-	require.NoError(t, err)
-	req, _ := http.NewRequest(http.MethodPost, s.coreURLs()[0]+"/v1/apps/hello/tarball?container_port=8080", bytes.NewReader(f))
-	req.Header.Set("Authorization", "Bearer "+operatorToken)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, 201, resp.StatusCode)
+	require.NoError(t, s.c.PushTarball(context.Background(), "hello", tarball, 8080))
 	require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
 		"name": "hello", "app": "hello", "fronts": 1, "backs": 2, "domain": domain,
 		"cpus": 0.25, "memory_mb": 64, "disk_mb": 64, "container_port": 8080,
@@ -128,7 +121,7 @@ func TestWholeSystem(t *testing.T) {
 			require.GreaterOrEqual(t, n, 5, "round robin: %s served %d of the requests %v", inst, n, seen)
 		}
 		body, _ := json.Marshal(map[string]string{"name": "ada"})
-		req, _ := http.NewRequest(http.MethodPost, "http://"+s.frontAddr+"/", bytes.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, "http://"+s.front.Addr+"/", bytes.NewReader(body))
 		req.Host = domain
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := frontClient.Do(req)
@@ -171,7 +164,7 @@ func TestWholeSystem(t *testing.T) {
 
 	t.Run("a dead Back's instance is rescheduled and the Front follows", func(t *testing.T) {
 		// The machine dies: agent gone, containers gone.
-		s.backs[victimIdx].stop()
+		s.backs[victimIdx].Stop()
 		cs, err := eng.List(context.Background(), s.hosts()[victim].ID)
 		require.NoError(t, err)
 		for _, c := range cs {
@@ -201,8 +194,8 @@ func TestWholeSystem(t *testing.T) {
 		}
 		require.Equal(t, 200, s.api(http.MethodGet, "/v1/status", nil, &st))
 		leader := -1
-		for i, c := range s.coreCfgs {
-			if st.Leader == c.NodeID || st.Leader == c.RaftBind {
+		for i := range s.c.NumCores() {
+			if c := s.c.CoreConfig(i); st.Leader == c.NodeID || st.Leader == c.RaftBind {
 				leader = i
 			}
 		}
@@ -210,8 +203,7 @@ func TestWholeSystem(t *testing.T) {
 		load := s.startLoad(domain, 3000)
 		time.Sleep(300 * time.Millisecond)
 		killed := time.Now()
-		require.NoError(t, s.cores[leader].Close())
-		s.cores[leader] = nil
+		require.NoError(t, s.c.StopCore(leader))
 		require.Eventually(t, func() bool {
 			var st2 struct{ Leader string }
 			return s.api(http.MethodGet, "/v1/status", nil, &st2) == 200 && st2.Leader != "" && st2.Leader != st.Leader
@@ -221,7 +213,7 @@ func TestWholeSystem(t *testing.T) {
 		ok, fail, failures := load.finish()
 		require.Zero(t, fail, "failed GETs while the leader died: %v", failures)
 		require.Greater(t, ok, 20)
-		s.startCore(leader) // back from its data dir
+		require.NoError(t, s.c.StartCore(leader)) // back from its data dir
 	})
 
 	t.Run("a decommissioned Back's instance moves before it leaves", func(t *testing.T) {
@@ -262,13 +254,13 @@ func TestWholeSystem(t *testing.T) {
 		}, 15*time.Second, 100*time.Millisecond, "the Front still routes the domain")
 		// The Front needs no Back any more: only core nodes remain its peers.
 		require.Eventually(t, func() bool {
-			return len(s.front.Agent().Node().Peers()) == len(s.coreCfgs)
-		}, 15*time.Second, 100*time.Millisecond, "tunnels to Backs left on the Front: %v", s.front.Agent().Node().Peers())
+			return len(s.front.Front.Agent().Node().Peers()) == s.c.NumCores()
+		}, 15*time.Second, 100*time.Millisecond, "tunnels to Backs left on the Front: %v", s.front.Front.Agent().Node().Peers())
 		for _, b := range s.backs {
 			if b != nil {
 				require.Eventually(t, func() bool {
-					return len(b.b.Agent().Node().Peers()) == len(s.coreCfgs)
-				}, 15*time.Second, 100*time.Millisecond, "%s keeps tunnels: %v", b.b.Agent().Identity().Name, b.b.Agent().Node().Peers())
+					return len(b.Back.Agent().Node().Peers()) == s.c.NumCores()
+				}, 15*time.Second, 100*time.Millisecond, "%s keeps tunnels: %v", b.Name, b.Back.Agent().Node().Peers())
 			}
 		}
 		var containers []instanceView
