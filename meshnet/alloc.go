@@ -43,6 +43,21 @@ func NewAllocator(prefix netip.Prefix) (*Allocator, error) {
 	return &Allocator{prefix: prefix, next: first(prefix), used: make(map[netip.Addr]struct{})}, nil
 }
 
+// NewAllocatorFrom returns an allocator over prefix whose first allocation
+// is start (e.g. hosts from 100.64.1.1, leaving 100.64.0.0/24 to fixed
+// addresses); it wraps to the start of the prefix when it reaches the end.
+func NewAllocatorFrom(prefix netip.Prefix, start netip.Addr) (*Allocator, error) {
+	a, err := NewAllocator(prefix)
+	if err != nil {
+		return nil, err
+	}
+	if !a.usable(start) {
+		return nil, fmt.Errorf("meshnet: allocator: start %s is not an assignable address of %s", start, a.prefix)
+	}
+	a.next = start
+	return a, nil
+}
+
 // first is the lowest assignable address (the network address is skipped).
 func first(p netip.Prefix) netip.Addr { return p.Addr().Next() }
 

@@ -113,3 +113,13 @@ func TestAllocatorDeterministicAndSerialisable(t *testing.T) {
 		require.Equal(t, x, z)
 	}
 }
+
+func TestAllocatorFrom(t *testing.T) {
+	a, err := NewAllocatorFrom(DefaultPrefix, netip.MustParseAddr("100.64.1.1"))
+	require.NoError(t, err)
+	x, err := a.Allocate()
+	require.NoError(t, err)
+	require.Equal(t, "100.64.1.1", x.String())
+	_, err = NewAllocatorFrom(DefaultPrefix, netip.MustParseAddr("10.0.0.1"))
+	require.ErrorContains(t, err, "not an assignable address")
+}

@@ -53,8 +53,7 @@ type Config struct {
 	MaxUploadBytes int64 // image tarballs; 0 = 2 GiB
 	MaxList        int   // items per list response; 0 = 1000
 
-	TunnelPrefix  netip.Prefix // 100.64.0.0/10
-	HostAddrStart netip.Addr   // first address handed to hosts (core nodes use the ones below)
+	TunnelPrefix netip.Prefix // 100.64.0.0/10
 	// ReadyOnRegister makes hosts Ready at registration (no mesh to probe
 	// them over, development and API tests). Otherwise they start Pending.
 	ReadyOnRegister bool
@@ -90,9 +89,6 @@ func New(cfg Config) *Server {
 	}
 	if !cfg.TunnelPrefix.IsValid() {
 		cfg.TunnelPrefix = netip.MustParsePrefix("100.64.0.0/10")
-	}
-	if !cfg.HostAddrStart.IsValid() {
-		cfg.HostAddrStart = netip.MustParseAddr("100.64.1.1")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -289,16 +289,12 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 		if h := st.HostByKey(req.PublicKey); h != nil {
 			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("this public key is already registered as host %q; generate a new key pair", h.Name)}
 		}
-		addr, err := freeHostAddr(st, s.cfg.TunnelPrefix, s.cfg.HostAddrStart)
-		if err != nil {
-			return nil, err
-		}
 		status := fsm.HostPending
 		if s.cfg.ReadyOnRegister {
 			status = fsm.HostReady
 		}
 		h := &fsm.Host{
-			ID: newID("h"), Name: req.Name, Role: role, PublicKey: req.PublicKey, TunnelAddr: addr,
+			ID: newID("h"), Name: req.Name, Role: role, PublicKey: req.PublicKey, // the FSM assigns TunnelAddr
 			Capacity: fsm.Resources{MilliCPU: int64(math.Round(req.CPUs * 1000)), MemoryMB: req.MemoryMB, DiskMB: req.DiskMB},
 			Status:   status, TokenID: tokenID,
 		}
@@ -311,18 +307,6 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeRegistration(w, http.StatusCreated, res.Ref)
-}
-
-func freeHostAddr(st *fsm.State, prefix netip.Prefix, start netip.Addr) (netip.Addr, error) {
-	used := st.UsedTunnelAddrs()
-	a := start
-	for i := 0; i < 1<<22 && prefix.Contains(a); i++ {
-		if !used[a] {
-			return a, nil
-		}
-		a = a.Next()
-	}
-	return netip.Addr{}, &fsm.Error{Code: fsm.CodeConflict, Message: "no free tunnel address left"}
 }
 
 func (s *Server) writeRegistration(w http.ResponseWriter, code int, hostID string) {

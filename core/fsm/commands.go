@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"potluck/meshnet"
 	"sort"
 	"time"
 )
@@ -278,10 +279,12 @@ func (s *State) registerHost(c *Command) (string, error) {
 	if _, ok := s.Hosts[h.ID]; ok {
 		return "", errf(CodeConflict, "host id %s exists", h.ID)
 	}
-	if !h.TunnelAddr.IsValid() || s.UsedTunnelAddrs()[h.TunnelAddr] {
-		return "", errf(CodeConflict, "tunnel address %s is not free", h.TunnelAddr)
-	}
 	cp := *h
+	addr, err := s.assignTunnelAddr(h.TunnelAddr)
+	if err != nil {
+		return "", err
+	}
+	cp.TunnelAddr = addr
 	if cp.Status == "" {
 		cp.Status = HostPending
 	}
@@ -346,6 +349,9 @@ func (s *State) applyPlan(p *Plan, now time.Time) error {
 		}
 		if h.Status == HostDecommissioned && hc.Status != HostDecommissioned {
 			return errf(CodeConflict, "host %q is decommissioned", h.Name)
+		}
+		if hc.Status == HostDecommissioned && h.Status != HostDecommissioned && s.Addresses != nil {
+			_ = s.Addresses.Release(h.TunnelAddr) // unknown to an old allocator: nothing to free
 		}
 		h.Status = hc.Status
 		h.UpdatedAt = now
@@ -426,6 +432,9 @@ func (s *State) checkInvariants() error {
 // reader may keep using a *State it obtained without holding any lock.
 func (s *State) Clone() *State {
 	c := *s
+	if s.Addresses != nil {
+		c.Addresses = s.Addresses.Clone()
+	}
 	c.Requests = make(map[string]RequestRecord, len(s.Requests)+1)
 	for k, v := range s.Requests {
 		c.Requests[k] = v
@@ -465,17 +474,39 @@ func (s *State) Clone() *State {
 	return &c
 }
 
-// FreeTunnelAddr returns the lowest free address in prefix, skipping the
-// network address. Deterministic for a given state; the leader calls it and
-// puts the result into the command.
-func (s *State) FreeTunnelAddr(prefix netip.Prefix) (netip.Addr, error) {
+// assignTunnelAddr gives a registering host its tunnel address: the next
+// free one from the replicated allocator, or want if the command names one.
+// Deterministic: the allocator is part of the state every replica holds.
+func (s *State) assignTunnelAddr(want netip.Addr) (netip.Addr, error) {
 	used := s.UsedTunnelAddrs()
-	a := prefix.Masked().Addr().Next()
-	for i := 0; i < 1<<20 && prefix.Contains(a); i++ {
+	if s.Addresses == nil {
+		a, err := meshnet.NewAllocatorFrom(meshnet.DefaultPrefix, HostAddrStart())
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		for u := range used {
+			_ = a.Reserve(u) // fails only for an address outside the prefix, which cannot be handed out anyway
+		}
+		s.Addresses = a
+	}
+	if want.IsValid() {
+		if used[want] {
+			return netip.Addr{}, errf(CodeConflict, "tunnel address %s is not free", want)
+		}
+		if err := s.Addresses.Reserve(want); err != nil {
+			return netip.Addr{}, errf(CodeConflict, "tunnel address %s: %v", want, err)
+		}
+		return want, nil
+	}
+	// Core nodes' fixed addresses are not in the allocator; skip them.
+	for range len(used) + 1 {
+		a, err := s.Addresses.Allocate()
+		if err != nil {
+			return netip.Addr{}, errf(CodeConflict, "no free tunnel address left")
+		}
 		if !used[a] {
 			return a, nil
 		}
-		a = a.Next()
 	}
-	return netip.Addr{}, errf(CodeConflict, "no free tunnel address in %s", prefix)
+	return netip.Addr{}, errf(CodeConflict, "no free tunnel address left")
 }

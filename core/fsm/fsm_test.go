@@ -133,3 +133,39 @@ func TestRejectedCommandChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// Hosts registered without an address get the allocator's next one; a
+// decommissioned host's address is not handed to the next host (the core
+// keeps the old peer for a grace period, and a shared address would clash);
+// the allocator survives a snapshot.
+func TestTunnelAddressesAreAllocatedNextFit(t *testing.T) {
+	f := New()
+	idx := uint64(0)
+	run := func(c *Command) Result {
+		idx++
+		res := apply(t, f, idx, c)
+		require.NoError(t, res.Err)
+		return res
+	}
+	reg := func(id string) netip.Addr {
+		run(&Command{Type: CmdRegisterHost, RequestID: "reg-" + id, Host: &Host{ID: id, Name: id, Role: RoleBack,
+			PublicKey: "key-" + id, TokenID: "t1", Status: HostReady, Capacity: Resources{MilliCPU: 1000, MemoryMB: 512, DiskMB: 100}}})
+		return f.State().Hosts[id].TunnelAddr
+	}
+	run(&Command{Type: CmdCreateToken, RequestID: "tok", Token: &JoinToken{ID: "t1", Hash: "h1"}})
+	run(&Command{Type: CmdUpsertCoreNode, CoreNode: &CoreNode{ID: "core1", TunnelAddr: netip.MustParseAddr("100.64.1.2")}})
+
+	require.Equal(t, "100.64.1.1", reg("a").String())
+	require.Equal(t, "100.64.1.3", reg("b").String(), "a core node's address is skipped")
+	run(&Command{Type: CmdPlan, Plan: &Plan{Hosts: []HostStatusChange{{HostID: "a", Status: HostDecommissioned}}}})
+	require.Equal(t, "100.64.1.4", reg("c").String(), "the freed 100.64.1.1 is not reused at once")
+
+	snap, err := f.Snapshot()
+	require.NoError(t, err)
+	sink := &memSink{}
+	require.NoError(t, snap.Persist(sink))
+	g := New()
+	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))))
+	f = g
+	require.Equal(t, "100.64.1.5", reg("d").String(), "a restored node continues where the original was")
+}

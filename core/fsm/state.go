@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"sort"
 	"time"
+
+	"potluck/meshnet"
 )
 
 // Role of a host: a Front serves public traffic, a Back runs containers.
@@ -167,9 +169,18 @@ type State struct {
 	Installations     map[string]*Installation `json:"installations"`
 	Instances         map[string]*Instance     `json:"instances"`
 	Tokens            map[string]*JoinToken    `json:"tokens"`
-	Requests          map[string]RequestRecord `json:"requests"`
-	RequestOrder      []string                 `json:"request_order"`
+	// Addresses hands out hosts' tunnel addresses, next-fit: an address
+	// freed by a decommissioned host is not reused until the range wraps,
+	// so no stale peer entry meets a new host at its old address. Nil until
+	// the first host registers (and in snapshots from before it existed).
+	Addresses    *meshnet.Allocator       `json:"addresses,omitempty"`
+	Requests     map[string]RequestRecord `json:"requests"`
+	RequestOrder []string                 `json:"request_order"`
 }
+
+// HostAddrStart is the first tunnel address handed to hosts, in
+// meshnet.DefaultPrefix; core nodes use the addresses below it (100.64.0.N).
+func HostAddrStart() netip.Addr { return netip.AddrFrom4([4]byte{100, 64, 1, 1}) }
 
 // NewState returns an empty state.
 func NewState() *State {
