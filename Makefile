@@ -6,7 +6,7 @@ PKGS      := ./...
 # Tests that need root (network namespaces) run in CI; see .ci/run.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: demo demo-stop app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx clean deps
+.PHONY: demo demo-check demo-stop app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -20,10 +20,11 @@ build: ## build every binary into bin/
 	done
 
 deps: ## install what the tests need (idempotent; root on Debian)
-	bash scripts/install-deps.sh
+	bash scripts/install-deps.sh --docker
 
-test: lint ## everything CI runs: lint, then all tests with the race detector
+test: lint ## everything CI runs: lint, all tests with the race detector, then make demo as a user runs it
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	bash scripts/demo-check.sh
 
 test-short: ## quick tests only (no slow recovery or namespace tests)
 	$(GO) test -short -count=1 $(PKGS)
@@ -57,6 +58,9 @@ bench-nginx: ## lb vs NGINX: req/s, p50, p99 of potluck-front and nginx on the s
 
 demo: ## start a local cluster (3 core, 1 Front, 2 Backs), deploy the sample app, print how to use it
 	bash scripts/demo.sh
+
+demo-check: ## run make demo on ports of its own, run it twice, stop it (part of make test)
+	bash scripts/demo-check.sh
 
 demo-stop: ## stop the demo and remove its containers (state stays in .demo/)
 	bash scripts/demo-stop.sh

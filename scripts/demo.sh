@@ -9,12 +9,15 @@ cd "$(dirname "$0")/.."
 DEMO=${DEMO_DIR:-.demo}
 BIN=bin
 DOMAIN=${DEMO_DOMAIN:-hello.potluck.test}
+BASE=${DEMO_PORT_BASE:-8400}        # core APIs on BASE, BASE+10, BASE+20; raft on +1
+MESH=${DEMO_MESH_PORT_BASE:-51820}  # core WireGuard on MESH..MESH+2, the Front's on MESH+10
 FRONT_HTTP=${DEMO_FRONT_HTTP:-127.0.0.1:8080}
 FRONT_ADMIN=${DEMO_FRONT_ADMIN:-127.0.0.1:9180}
-FRONT_MESH=${DEMO_FRONT_MESH:-51830}
-API_PORTS=(8400 8410 8420)
-RAFT_PORTS=(8401 8411 8421)
-MESH_PORTS=(51820 51821 51822)
+FRONT_MESH=$((MESH + 10))
+BACK_IP_BASE=${DEMO_BACK_IP_BASE:-127.0.0.}  # Backs publish on ${BACK_IP_BASE}2 and 3
+API_PORTS=($BASE $((BASE + 10)) $((BASE + 20)))
+RAFT_PORTS=($((BASE + 1)) $((BASE + 11)) $((BASE + 21)))
+MESH_PORTS=($MESH $((MESH + 1)) $((MESH + 2)))
 
 say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
 die() { echo "demo: $*" >&2; exit 1; }
@@ -88,7 +91,7 @@ start front1 "$BIN/potluck-front" --core "$CORES" --join-token "$JOIN" --name fr
   --listen "$FRONT_HTTP" --admin "$FRONT_ADMIN" --mesh-port "$FRONT_MESH" --endpoint "127.0.0.1:$FRONT_MESH"
 for n in 1 2; do
   start "back$n" "$BIN/potluck-back" --core "$CORES" --join-token "$JOIN" --name "back$n" --data-dir "$DEMO/back$n" \
-    --cpus 1 --memory 512MiB --disk 2GiB --publish-ip "127.0.0.$((n + 1))"
+    --cpus 1 --memory 512MiB --disk 2GiB --publish-ip "${BACK_IP_BASE}$((n + 1))"
 done
 
 say "building the sample app image (FROM scratch, offline)"
