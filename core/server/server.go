@@ -33,6 +33,7 @@ import (
 	"potluck/core/fsm"
 	"potluck/core/metrics"
 	"potluck/core/reconcile"
+	"potluck/core/ui"
 )
 
 // Config is everything one core node needs.
@@ -170,7 +171,21 @@ func Start(cfg Config) (*Server, error) {
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: transport},
 		Heartbeat: s.Reconciler.Heartbeat,
 	})
-	s.httpSrv = &http.Server{Handler: s.API, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	// The web UI lives under /ui/ on the same listener and calls the API
+	// handler in-process; everything else is the API.
+	webUI, err := ui.New(ui.Config{API: s.API, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != ""})
+	if err != nil {
+		if s.mesh != nil {
+			s.mesh.close()
+		}
+		node.Close()
+		ln.Close()
+		return nil, err
+	}
+	root := http.NewServeMux()
+	root.Handle(ui.Prefix, webUI)
+	root.Handle("/", s.API)
+	s.httpSrv = &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

@@ -1,0 +1,436 @@
+// Package ui serves the core's web UI under /ui/: server-rendered pages
+// (html/template, embedded templates and assets, a little vanilla JS) with
+// the paper's menu — Main | Apps: Add, List | Hosts: List | Installations:
+// Add, List | Containers: List.
+//
+// The UI is a client of the public API: every page calls the API handler
+// in-process with the logged-in operator's token, so auth, validation,
+// forwarding to the leader, request ids and limits are exactly the API's.
+// Login exchanges the operator token for a random session id in an
+// HttpOnly, SameSite=Strict cookie; every form carries a per-session CSRF
+// token; POSTs from other sites are refused.
+package ui
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"potluck/apiclient"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Prefix is where the UI is mounted.
+const Prefix = "/ui/"
+
+const cookieName = "potluck_session"
+
+// Config configures the UI.
+type Config struct {
+	// API is the public API handler of this core node; the UI calls it
+	// in-process.
+	API            http.Handler
+	Logger         *slog.Logger
+	MaxUploadBytes int64         // image uploads; 0 = 2 GiB (the API applies its own limit too)
+	MaxFormBytes   int64         // other forms; 0 = 64 KiB
+	SessionTTL     time.Duration // 0 = 12h
+	MaxSessions    int           // 0 = 1000
+	// Secure marks the session cookie Secure (set when the API is HTTPS).
+	Secure bool
+}
+
+// Handler is the UI's http.Handler.
+type Handler struct {
+	cfg      Config
+	log      *slog.Logger
+	mux      *http.ServeMux
+	pages    map[string]*template.Template
+	sessions *sessions
+	apiHTTP  *http.Client
+}
+
+// New builds the UI handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.API == nil {
+		return nil, errors.New("ui: API handler is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxUploadBytes == 0 {
+		cfg.MaxUploadBytes = 2 << 30
+	}
+	if cfg.MaxFormBytes == 0 {
+		cfg.MaxFormBytes = 64 << 10
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = 1000
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger.With("component", "ui"), mux: http.NewServeMux(),
+		sessions: newSessions(cfg.SessionTTL, cfg.MaxSessions),
+		apiHTTP:  &http.Client{Transport: handlerTransport{cfg.API}}}
+	if err := h.parseTemplates(); err != nil {
+		return nil, err
+	}
+	h.routes()
+	return h, nil
+}
+
+func (h *Handler) parseTemplates() error {
+	funcs := template.FuncMap{
+		"cpus":  func(m int64) string { return strconv.FormatFloat(float64(m)/1000, 'f', -1, 64) },
+		"bytes": humanBytes,
+		"short": func(s string, n int) string {
+			if len(s) > n {
+				return s[:n] + "…"
+			}
+			return s
+		},
+		"ago":     ago,
+		"running": running,
+		"envlist": func(m map[string]string) string {
+			var kv []string
+			for k, v := range m {
+				kv = append(kv, k+"="+v)
+			}
+			sort.Strings(kv)
+			return strings.Join(kv, " ")
+		},
+	}
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html")
+	if err != nil {
+		return fmt.Errorf("ui: templates: %w", err)
+	}
+	h.pages = map[string]*template.Template{}
+	for _, p := range []string{"login", "main", "apps", "app_new", "hosts", "installations", "installation_new", "containers"} {
+		t, err := template.Must(base.Clone()).ParseFS(assets, "templates/"+p+".html")
+		if err != nil {
+			return fmt.Errorf("ui: template %s: %w", p, err)
+		}
+		h.pages[p] = t
+	}
+	return nil
+}
+
+func (h *Handler) routes() {
+	static, _ := fs.Sub(assets, "static")
+	h.mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
+	h.mux.HandleFunc("GET /ui/login", h.loginPage)
+	h.mux.HandleFunc("POST /ui/login", h.login)
+	h.mux.HandleFunc("POST /ui/logout", h.authed(h.logout))
+
+	h.mux.HandleFunc("GET /ui/{$}", h.authed(h.mainPage))
+	h.mux.HandleFunc("GET /ui/apps", h.authed(h.appsPage))
+	h.mux.HandleFunc("GET /ui/apps/new", h.authed(h.appNewPage))
+	h.mux.HandleFunc("POST /ui/apps", h.authed(h.uploadApp))
+	h.mux.HandleFunc("POST /ui/apps/{name}/delete", h.authed(h.deleteApp))
+	h.mux.HandleFunc("GET /ui/hosts", h.authed(h.hostsPage))
+	h.mux.HandleFunc("POST /ui/hosts/{id}/decommission", h.authed(h.decommissionHost))
+	h.mux.HandleFunc("GET /ui/installations", h.authed(h.installationsPage))
+	h.mux.HandleFunc("GET /ui/installations/new", h.authed(h.installationNewPage))
+	h.mux.HandleFunc("POST /ui/installations", h.authed(h.createInstallation))
+	h.mux.HandleFunc("POST /ui/installations/{name}/scale", h.authed(h.scaleInstallation))
+	h.mux.HandleFunc("POST /ui/installations/{name}/delete", h.authed(h.deleteInstallation))
+	h.mux.HandleFunc("GET /ui/containers", h.authed(h.containersPage))
+	h.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no such page", http.StatusNotFound)
+	})
+}
+
+// ServeHTTP sets the security headers and refuses cross-site POSTs.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	if r.Method == http.MethodPost && !sameOrigin(r) {
+		http.Error(w, "cross-site request refused", http.StatusForbidden)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// sameOrigin is a second line of defence besides the CSRF token: browsers
+// say where a request comes from (Sec-Fetch-Site, Origin).
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return false
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return false
+		}
+	}
+	return true
+}
+
+// ---- sessions and auth ----
+
+type ctxKey struct{}
+
+type request struct {
+	id     string
+	se     *session
+	client *apiclient.Client
+}
+
+// authed runs next for a logged-in browser, checks the CSRF token on
+// POSTs, and sends others to the login page.
+func (h *Handler) authed(next func(w http.ResponseWriter, r *http.Request, rq *request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, _ := r.Cookie(cookieName)
+		var se *session
+		var id string
+		if c != nil {
+			id = c.Value
+			se = h.sessions.get(id)
+		}
+		if se == nil {
+			if r.Method == http.MethodGet && r.URL.Query().Get("fragment") == "" {
+				http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "not logged in (or the session expired): log in again at /ui/login", http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodPost && !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+			r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxFormBytes)
+			if !se.validCSRF(r.PostFormValue("csrf")) {
+				http.Error(w, "invalid or missing CSRF token: reload the page and try again", http.StatusForbidden)
+				return
+			}
+		}
+		client, err := apiclient.New("http://core.invalid", se.token, apiclient.WithHTTPClient(h.apiHTTP), apiclient.WithRetries(0, 0))
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		next(w, r, &request{id: id, se: se, client: client})
+	}
+}
+
+func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	h.render(w, r, http.StatusOK, "login", &page{Title: "Log in"})
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxFormBytes)
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	if token == "" {
+		h.render(w, r, http.StatusBadRequest, "login", &page{Title: "Log in", Error: "Enter the operator token."})
+		return
+	}
+	client, err := apiclient.New("http://core.invalid", token, apiclient.WithHTTPClient(h.apiHTTP), apiclient.WithRetries(0, 0))
+	if err == nil {
+		_, err = client.Status(r.Context()) // operator token required
+	}
+	if err != nil {
+		code, msg := http.StatusBadGateway, "The core did not answer: "+err.Error()
+		if apiclient.StatusOf(err) == http.StatusUnauthorized {
+			code, msg = http.StatusUnauthorized, "Wrong token: the UI needs the operator token."
+		}
+		h.log.Info("ui login failed", "remote", r.RemoteAddr, "status", apiclient.StatusOf(err))
+		h.render(w, r, code, "login", &page{Title: "Log in", Error: msg})
+		return
+	}
+	id, _ := h.sessions.create(token)
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: Prefix, HttpOnly: true, Secure: h.cfg.Secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: int(h.cfg.SessionTTL.Seconds())})
+	h.log.Info("ui login", "remote", r.RemoteAddr)
+	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request, rq *request) {
+	h.sessions.remove(rq.id)
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: Prefix, HttpOnly: true, Secure: h.cfg.Secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+}
+
+// ---- rendering ----
+
+// page is what every template gets.
+type page struct {
+	Title  string
+	Active string // menu entry
+	CSRF   string
+	Flash  string
+	Error  string
+	Index  uint64 // state index of Data, for live refresh
+	Live   string // URL of the live fragment
+	Data   any
+	Form   map[string]string
+}
+
+func (h *Handler) newPage(r *http.Request, rq *request, title, active string) *page {
+	return &page{Title: title, Active: active, CSRF: rq.se.csrf, Flash: r.URL.Query().Get("msg"), Error: r.URL.Query().Get("err"), Form: map[string]string{}}
+}
+
+// render executes a page into a buffer first, so that a template error
+// gives a clean 500 instead of half a page.
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, code int, name string, p *page) {
+	h.execute(w, r, code, name, "layout", p)
+}
+
+func (h *Handler) execute(w http.ResponseWriter, r *http.Request, code int, name, tmpl string, p *page) {
+	var buf bytes.Buffer
+	if err := h.pages[name].ExecuteTemplate(&buf, tmpl, p); err != nil {
+		h.fail(w, r, fmt.Errorf("rendering %s: %w", name, err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if p.Index != 0 {
+		w.Header().Set(apiclient.HeaderIndex, strconv.FormatUint(p.Index, 10))
+	}
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// fail answers an unexpected error without details (they go to the log).
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	h.log.Error("ui", "path", r.URL.Path, "err", err)
+	http.Error(w, "internal error in the UI; see the core's log", http.StatusInternalServerError)
+}
+
+// apiStatus maps an API error to the status the UI answers with.
+func apiStatus(err error) int {
+	if s := apiclient.StatusOf(err); s != 0 {
+		return s
+	}
+	return http.StatusBadGateway
+}
+
+// redirect sends the browser to path with a flash message (POST/redirect/GET).
+func redirect(w http.ResponseWriter, r *http.Request, path, msg string) {
+	http.Redirect(w, r, path+"?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+}
+
+// liveQuery reads ?fragment=1&index=N&wait=D: a fragment request holds
+// until the state changes (a blocking query on the API), at most 60s.
+func liveQuery(r *http.Request) (fragment bool, q *apiclient.Query) {
+	v := r.URL.Query()
+	if v.Get("fragment") == "" {
+		return false, nil
+	}
+	idx, err := strconv.ParseUint(v.Get("index"), 10, 64)
+	if err != nil || idx == 0 {
+		return true, nil
+	}
+	wait, err := time.ParseDuration(v.Get("wait"))
+	if err != nil || wait <= 0 || wait > time.Minute {
+		wait = 30 * time.Second
+	}
+	return true, &apiclient.Query{Index: idx, Wait: wait}
+}
+
+// ---- in-process transport ----
+
+// handlerTransport answers requests by calling the API handler directly:
+// no socket, no TLS, same code path as a remote client. The request body
+// (an upload) is streamed into the handler; the answer (JSON, small) is
+// buffered.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	if r.Body == nil {
+		r.Body = http.NoBody
+	}
+	r.RemoteAddr = "127.0.0.1:0"
+	r.RequestURI = r.URL.RequestURI()
+	rec := &recorder{header: http.Header{}, code: http.StatusOK}
+	t.h.ServeHTTP(rec, r)
+	return &http.Response{
+		Status: fmt.Sprintf("%d %s", rec.code, http.StatusText(rec.code)), StatusCode: rec.code,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: rec.header, Body: io.NopCloser(&rec.body), ContentLength: int64(rec.body.Len()), Request: req,
+	}, nil
+}
+
+type recorder struct {
+	header      http.Header
+	code        int
+	wroteHeader bool
+	body        bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.code, r.wroteHeader = code, true
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	return r.body.Write(b)
+}
+
+func (r *recorder) Flush() {}
+
+// ---- helpers ----
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+func running(is []apiclient.Instance) int {
+	n := 0
+	for _, i := range is {
+		if i.State == "running" {
+			n++
+		}
+	}
+	return n
+}
+
+// timeout bounds a non-blocking API call made for a page.
+func timeout(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 30*time.Second)
+}
