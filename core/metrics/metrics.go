@@ -1,26 +1,23 @@
-// Package metrics keeps the core's few Prometheus metrics (API request counts
-// and latency, plus gauges read at scrape time) and writes them in the
-// Prometheus text format without a client library.
+// Package metrics keeps the core's Prometheus metrics: API request counts
+// and a latency histogram per route, plus gauges read at scrape time. The
+// exposition format, counters and histograms are lb/metrics', shared by every
+// Potluck binary.
 package metrics
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"sort"
-	"strings"
+	"strconv"
 	"sync"
 	"time"
+
+	pm "potluck/lb/metrics"
 )
 
 type reqKey struct {
 	route, method string
 	code          int
-}
-
-type latency struct {
-	sum   float64
-	count uint64
 }
 
 // Gauge is one sample read at scrape time.
@@ -33,15 +30,15 @@ type Gauge struct {
 
 // Registry holds API request metrics and a gauge callback.
 type Registry struct {
-	mu       sync.Mutex
-	requests map[reqKey]uint64
-	latency  map[string]*latency
+	mu       sync.Mutex // guards the maps; the values count atomically
+	requests map[reqKey]*pm.Counter
+	latency  map[string]*pm.Histogram
 	gauges   func() []Gauge
 }
 
 // New returns an empty registry; gauges may be nil.
 func New(gauges func() []Gauge) *Registry {
-	return &Registry{requests: map[reqKey]uint64{}, latency: map[string]*latency{}, gauges: gauges}
+	return &Registry{requests: map[reqKey]*pm.Counter{}, latency: map[string]*pm.Histogram{}, gauges: gauges}
 }
 
 // Observe records one finished API request.
@@ -49,16 +46,21 @@ func (r *Registry) Observe(route, method string, code int, d time.Duration) {
 	if route == "" {
 		route = "unmatched"
 	}
+	k := reqKey{route, method, code}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.requests[reqKey{route, method, code}]++
-	l := r.latency[route]
-	if l == nil {
-		l = &latency{}
-		r.latency[route] = l
+	c := r.requests[k]
+	if c == nil {
+		c = &pm.Counter{}
+		r.requests[k] = c
 	}
-	l.sum += d.Seconds()
-	l.count++
+	h := r.latency[route]
+	if h == nil {
+		h = &pm.Histogram{}
+		r.latency[route] = h
+	}
+	r.mu.Unlock()
+	c.Inc()
+	h.Observe(d)
 }
 
 // ServeHTTP writes the Prometheus text exposition.
@@ -67,15 +69,28 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	r.Write(w)
 }
 
-// Write writes every metric to w.
+// Write writes every metric to w, in a stable order.
 func (r *Registry) Write(w io.Writer) {
-	r.mu.Lock()
-	keys := make([]reqKey, 0, len(r.requests))
-	for k := range r.requests {
-		keys = append(keys, k)
+	type counted struct {
+		reqKey
+		c *pm.Counter
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := keys[i], keys[j]
+	type timed struct {
+		route string
+		h     *pm.Histogram
+	}
+	r.mu.Lock()
+	reqs := make([]counted, 0, len(r.requests))
+	for k, c := range r.requests {
+		reqs = append(reqs, counted{k, c})
+	}
+	lat := make([]timed, 0, len(r.latency))
+	for route, h := range r.latency {
+		lat = append(lat, timed{route, h})
+	}
+	r.mu.Unlock()
+	sort.Slice(reqs, func(i, j int) bool {
+		a, b := reqs[i], reqs[j]
 		if a.route != b.route {
 			return a.route < b.route
 		}
@@ -84,50 +99,29 @@ func (r *Registry) Write(w io.Writer) {
 		}
 		return a.code < b.code
 	})
-	fmt.Fprintln(w, "# HELP potluck_core_api_requests_total API requests by route, method and status code.")
-	fmt.Fprintln(w, "# TYPE potluck_core_api_requests_total counter")
-	for _, k := range keys {
-		fmt.Fprintf(w, "potluck_core_api_requests_total{route=%q,method=%q,code=\"%d\"} %d\n", k.route, k.method, k.code, r.requests[k])
-	}
-	routes := make([]string, 0, len(r.latency))
-	for k := range r.latency {
-		routes = append(routes, k)
-	}
-	sort.Strings(routes)
-	fmt.Fprintln(w, "# HELP potluck_core_api_request_duration_seconds API request latency.")
-	fmt.Fprintln(w, "# TYPE potluck_core_api_request_duration_seconds summary")
-	for _, route := range routes {
-		l := r.latency[route]
-		fmt.Fprintf(w, "potluck_core_api_request_duration_seconds_sum{route=%q} %g\n", route, l.sum)
-		fmt.Fprintf(w, "potluck_core_api_request_duration_seconds_count{route=%q} %d\n", route, l.count)
-	}
-	r.mu.Unlock()
+	sort.Slice(lat, func(i, j int) bool { return lat[i].route < lat[j].route })
 
+	pw := pm.NewWriter(w)
+	for _, q := range reqs {
+		pw.Counter("potluck_core_api_requests_total", "API requests by route, method and status code.",
+			pm.Labels("route", q.route, "method", q.method, "code", strconv.Itoa(q.code)), q.c.Load())
+	}
+	for _, l := range lat {
+		pw.Histogram("potluck_core_api_request_duration_seconds", "API request latency.", pm.Labels("route", l.route), l.h)
+	}
 	if r.gauges == nil {
 		return
 	}
-	helped := map[string]bool{}
 	for _, g := range r.gauges() {
-		if !helped[g.Name] {
-			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", g.Name, g.Help, g.Name)
-			helped[g.Name] = true
+		kv := make([]string, 0, 2*len(g.Labels))
+		names := make([]string, 0, len(g.Labels))
+		for n := range g.Labels {
+			names = append(names, n)
 		}
-		fmt.Fprintf(w, "%s%s %g\n", g.Name, labels(g.Labels), g.Value)
+		sort.Strings(names)
+		for _, n := range names {
+			kv = append(kv, n, g.Labels[n])
+		}
+		pw.Gauge(g.Name, g.Help, pm.Labels(kv...), g.Value)
 	}
-}
-
-func labels(m map[string]string) string {
-	if len(m) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%q", k, m[k]))
-	}
-	return "{" + strings.Join(parts, ",") + "}"
 }
