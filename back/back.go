@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -472,12 +471,7 @@ func (b *Back) removeUnusedImages(ctx context.Context, ins []agentapi.Instance) 
 // AdminHandler serves /metrics (Prometheus text), /status (JSON) and
 // /healthz.
 func (b *Back) AdminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		mw := metrics.NewWriter(w)
-		b.agent.WriteMetrics(mw)
+	return b.agent.AdminHandler(func(mw *metrics.Writer) {
 		byState := map[fsm.InstanceState]int{}
 		for _, r := range b.snapshotReports() {
 			byState[r.State]++
@@ -486,20 +480,14 @@ func (b *Back) AdminHandler() http.Handler {
 			mw.Gauge("potluck_back_instances", "Instances on this Back by state.", metrics.Labels("state", string(s)), float64(byState[s]))
 		}
 		b.mu.Lock()
+		defer b.mu.Unlock()
 		for port, f := range b.forwards {
 			accepted, refused := f.Stats()
 			l := metrics.Labels("port", strconv.Itoa(int(port)))
 			mw.Counter("potluck_back_forward_accepted_total", "Tunnel connections relayed to an instance.", l, accepted)
 			mw.Counter("potluck_back_forward_refused_total", "Tunnel connections refused: peer not a Front of the installation.", l, refused)
 		}
-		b.mu.Unlock()
+	}, func() map[string]any {
+		return map[string]any{"instances": b.snapshotReports()}
 	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		peers, _ := b.agent.Node().Status()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
-			"identity": b.agent.Identity(), "instances": b.snapshotReports(), "peers": peers,
-		})
-	})
-	return mux
 }

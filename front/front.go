@@ -7,10 +7,8 @@ package front
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -134,22 +132,8 @@ func Routes(in []agentapi.Route) []lb.Route {
 // AdminHandler serves /metrics (proxy, agent and mesh), /status (JSON) and
 // /healthz.
 func (f *Front) AdminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		mw := metrics.NewWriter(w)
-		if err := f.proxy.WriteMetrics(mw); err != nil {
-			return
-		}
-		f.agent.WriteMetrics(mw)
-	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		peers, _ := f.agent.Node().Status()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"identity": f.agent.Identity(), "proxy": f.proxy.Status(), "peers": peers})
-	})
-	return mux
+	return f.agent.AdminHandler(func(mw *metrics.Writer) { f.proxy.WriteMetrics(mw) },
+		func() map[string]any { return map[string]any{"proxy": f.proxy.Status()} })
 }
 
 // Shutdown drains the proxy and brings the mesh down.

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -36,4 +39,27 @@ func (a *Agent) WriteMetrics(w *metrics.Writer) {
 		}
 		w.Gauge("potluck_mesh_peer_handshake_age_seconds", "Seconds since the last WireGuard handshake with a peer (-1: none yet).", l, age)
 	}
+}
+
+// AdminHandler serves what every host agent shows on its admin listener:
+// /healthz; /metrics with the agent's and mesh node's metrics followed by the
+// role's own (extra); /status as JSON with the identity and mesh peers plus
+// the role's own fields (status).
+func (a *Agent) AdminHandler(extra func(*metrics.Writer), status func() map[string]any) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		mw := metrics.NewWriter(w)
+		a.WriteMetrics(mw)
+		extra(mw)
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		doc := status()
+		doc["identity"] = a.Identity()
+		doc["peers"], _ = a.node.Status()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(doc)
+	})
+	return mux
 }
