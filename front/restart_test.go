@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -107,4 +108,21 @@ func TestFrontRestartedWithoutCoreServesLastGoodRoutes(t *testing.T) {
 		return resp.StatusCode == 200
 	}, 20*time.Second, 100*time.Millisecond)
 	require.Equal(t, "served from the last known routes", body)
+
+	// The admin listener shows the agent, the mesh and the proxy.
+	rec := httptest.NewRecorder()
+	f.AdminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	m := rec.Body.String()
+	require.Contains(t, m, `potluck_agent_applied_index{role="front"} 42`)
+	require.Contains(t, m, `potluck_mesh_peer_rx_bytes_total{peer="100.64.1.2"}`)
+	require.Contains(t, m, `route="hello"`)
+	rec = httptest.NewRecorder()
+	f.AdminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+	var st struct {
+		Identity agent.Identity
+		Proxy    struct{ Routes []struct{ Name string } }
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &st))
+	require.Equal(t, "front1", st.Identity.Name)
+	require.Equal(t, "hello", st.Proxy.Routes[0].Name)
 }
