@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Potluck's tests need on a Debian machine, idempotently.
 # Usage: scripts/install-deps.sh [--bench] [--docker]
-#   always:   Go modules (go mod download), iproute2 + iptables (network-namespace NAT tests)
+#   always:   Go modules (go mod download), iproute2 + iptables (network-namespace NAT tests),
+#             chromium (the web UI test drives a headless Chromium)
 #   --bench:  nginx and wrk (make bench-nginx)
 #   --docker: a running Docker Engine (scripts/docker-up.sh installs docker.io and starts dockerd)
 set -euo pipefail
@@ -25,6 +26,7 @@ pkgs=()
 need() { command -v "$1" >/dev/null 2>&1 || pkgs+=("$2"); }
 need ip iproute2
 need iptables iptables
+need chromium chromium
 if [ $want_bench = 1 ]; then need nginx nginx; need wrk wrk; fi
 
 if [ ${#pkgs[@]} -gt 0 ]; then

@@ -1,0 +1,169 @@
+package ui_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"potluck/apiclient/apitest"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// chromium returns a chromedp context on a fresh headless Chromium, or
+// skips the test when there is none (fails on CI, where it must be there).
+func chromium(t *testing.T) context.Context {
+	t.Helper()
+	path := chromiumPath
+	if _, err := os.Stat(path); err != nil {
+		p, lerr := exec.LookPath("chromium")
+		if lerr != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("chromium is missing (run scripts/install-deps.sh): %v", err)
+			}
+			t.Skip("chromium is not installed (scripts/install-deps.sh installs it)")
+		}
+		path = p
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 900),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(acancel)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(bcancel)
+	return bctx
+}
+
+// TestUIInChromium drives the UI like a person: log in with the token,
+// upload the sample app through the form, create an installation, see it
+// listed with its instances, and save a screenshot.
+func TestUIInChromium(t *testing.T) {
+	ctx := chromium(t)
+	core := apitest.Start(t)
+	core.RegisterHost(t, "front-1", "front", 1, 512)
+	core.RegisterHost(t, "back-1", "back", 2, 2048)
+	core.RegisterHost(t, "back-2", "back", 2, 2048)
+
+	dir := t.TempDir()
+	tarball := filepath.Join(dir, "hello.tar")
+	require.NoError(t, os.WriteFile(tarball, apitest.DockerSaveTar(t, "hello:1", 500_000), 0o644))
+
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
+		require.NoError(t, err)
+		return v
+	}
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(core.URL+"/ui/"),
+		chromedp.WaitVisible(css("#login-form")),
+	))
+	title, err := chromedp.Run(ctx, chromedp.Title())
+	require.NoError(t, err)
+	require.Contains(t, title, "Log in")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.SendKeys(css("#token"), apitest.Token),
+		chromedp.Click(css("#login")),
+		chromedp.WaitVisible(css(".cards")),
+	))
+	require.Contains(t, text("main"), "hosts ready")
+
+	// Apps: Add — the upload form (sent by XHR with a progress bar).
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(css(`a[href="/ui/apps/new"]`)),
+		chromedp.WaitVisible(css("#app-form")),
+		chromedp.SendKeys(css("#name"), "hello"),
+		chromedp.SendKeys(css("#port"), "8080"),
+		chromedp.SetUploadFiles(css("#file"), []string{tarball}),
+		chromedp.Click(css("#upload")),
+		chromedp.WaitVisible(css("#flash")),
+	))
+	appsText := text("main")
+	require.Contains(t, appsText, "App hello uploaded")
+	require.Contains(t, appsText, "hello:1")
+
+	// Installations: Add.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(css(`a[href="/ui/installations/new"]`)),
+		chromedp.WaitVisible(css("#installation-form")),
+		chromedp.SetValue(css("#app"), "hello"),
+		chromedp.SendKeys(css("#domain"), "hello.example.com"),
+		chromedp.SetValue(css("#backs"), "2"),
+		chromedp.SendKeys(css("#env"), "GREETING=hi"),
+		chromedp.Click(css("#create")),
+		chromedp.WaitVisible(css("#inst-hello")),
+	))
+	instText := text("main")
+	require.Contains(t, instText, "Installation hello created")
+	require.Contains(t, instText, "hello.example.com")
+	require.Contains(t, instText, "GREETING=hi")
+	require.Equal(t, 2, strings.Count(instText, "pending"), instText)
+
+	// Live state: an instance reported running shows up on the open page
+	// without a reload (the page holds a blocking query).
+	ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inst, err := core.Client.Installation(ictx, "hello")
+	require.NoError(t, err)
+	reportRunning(ictx, t, core.URL, inst.Instances[0].HostID, inst.Instances[0].ID)
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(css("#inst-hello .badge.running"))))
+	require.Contains(t, text("main"), "1/2 running")
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(css(`a[href="/ui/containers"]`)),
+		chromedp.WaitVisible(css("#containers")),
+	))
+	containersText := text("#containers")
+	require.Contains(t, containersText, "running")
+	require.Contains(t, containersText, "back-")
+
+	shot := filepath.Join(t.TempDir(), "ui.png")
+	if dst := os.Getenv("POTLUCK_UI_SCREENSHOT"); dst != "" {
+		shot = dst // for refreshing docs/ui.png
+	}
+	require.NoError(t, os.WriteFile(shot, png, 0o644))
+	require.Greater(t, len(png), 10_000)
+	require.Equal(t, "\x89PNG", string(png[:4]))
+	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
+}
+
+// reportRunning sends a Back's heartbeat the way a follower relays one
+// (POST /v1/internal/heartbeat, operator token): the instance is running.
+func reportRunning(ctx context.Context, t *testing.T, base, hostID, instanceID string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"host_id": %q, "instances": [{"id": %q, "state": "running"}]}`, hostID, instanceID)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/heartbeat", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+apitest.Token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+}
