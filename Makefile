@@ -6,7 +6,7 @@ PKGS      := ./...
 # Tests that need root (network namespaces) run in CI; see .ci/run.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: demo demo-check demo-stop app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx clean deps
+.PHONY: demo demo-check demo-stop app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx bench-geo clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -55,6 +55,11 @@ bench-nginx: ## lb vs NGINX: req/s, p50, p99 of potluck-front and nginx on the s
 	$(GO) build -trimpath -o $(BIN)/potluck-front ./cmd/potluck-front
 	$(GO) build -trimpath -o $(BIN)/nginxcmp ./bench/nginxcmp
 	$(BIN)/nginxcmp --front $(BIN)/potluck-front $(BENCH_NGINX_FLAGS)
+
+bench-geo: app-image ## the paper's Table 1 on simulated geography: local clusters with WAN delay, Docker, ~15 min (BENCH_GEO_FLAGS="--runs 2" for a quick look)
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/potluck-bench ./cmd/potluck-bench
+	$(BIN)/potluck-bench geo --image $(BIN)/app-image.tar $(BENCH_GEO_FLAGS)
 
 demo: ## start a local cluster (3 core, 1 Front, 2 Backs), deploy the sample app, print how to use it
 	bash scripts/demo.sh

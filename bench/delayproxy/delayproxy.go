@@ -3,6 +3,11 @@
 // simulated geography. Bytes keep their order (one FIFO per direction, one
 // goroutine releasing it), and the queue is bounded, so a fast sender is
 // slowed down rather than buffered without limit.
+//
+// The proxy accepts a client's connection at once, so it also charges for the
+// TCP handshake a real path would have: a connection's first bytes towards
+// the upstream leave no earlier than one round trip (2×delay) plus the
+// one-way delay after the accept.
 package delayproxy
 
 import (
@@ -112,9 +117,11 @@ func (p *Proxy) serve(client net.Conn) {
 		return
 	}
 	defer p.untrack(up)
+	// The handshake a real path would have cost: SYN and SYN-ACK, one round trip.
+	handshakeDone := time.Now().Add(2 * p.delay)
 	var wg sync.WaitGroup
-	wg.Go(func() { p.pipe(client, up) })
-	wg.Go(func() { p.pipe(up, client) })
+	wg.Go(func() { p.pipe(client, up, handshakeDone) })
+	wg.Go(func() { p.pipe(up, client, time.Time{}) })
 	wg.Wait()
 }
 
@@ -123,8 +130,9 @@ type chunk struct {
 	data []byte // nil: the sender closed its side
 }
 
-// pipe copies src to dst, each chunk released delay after it was read.
-func (p *Proxy) pipe(src, dst net.Conn) {
+// pipe copies src to dst, each chunk released delay after it was read, and
+// not before sendFrom plus delay (the client could not have sent earlier).
+func (p *Proxy) pipe(src, dst net.Conn, sendFrom time.Time) {
 	q := make(chan chunk, queueChunks)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -133,8 +141,12 @@ func (p *Proxy) pipe(src, dst net.Conn) {
 			buf := make([]byte, 32<<10)
 			n, err := src.Read(buf)
 			if n > 0 {
+				sent := time.Now()
+				if sent.Before(sendFrom) {
+					sent = sendFrom
+				}
 				select {
-				case q <- chunk{due: time.Now().Add(p.delay), data: buf[:n]}:
+				case q <- chunk{due: sent.Add(p.delay), data: buf[:n]}:
 				case <-p.ctx.Done():
 					return
 				}

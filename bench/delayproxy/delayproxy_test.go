@@ -72,6 +72,23 @@ func TestDelayProxy(t *testing.T) {
 	}
 }
 
+func TestNewConnectionPaysTheHandshake(t *testing.T) {
+	const d = 15 * time.Millisecond
+	p, err := Start("127.0.0.1:0", echoServer(t), d, nil)
+	require.NoError(t, err)
+	defer p.Close()
+	start := time.Now()
+	c, err := net.Dial("tcp", p.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte("x"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, make([]byte, 1))
+	require.NoError(t, err)
+	// Handshake round trip, then the request's round trip.
+	require.GreaterOrEqual(t, time.Since(start), 4*d)
+}
+
 func TestEachRoundTripIsDelayed(t *testing.T) {
 	p, err := Start("127.0.0.1:0", echoServer(t), 10*time.Millisecond, nil)
 	require.NoError(t, err)

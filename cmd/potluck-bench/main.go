@@ -1,0 +1,328 @@
+// Command potluck-bench measures Potluck the way the paper did and more:
+//
+//	potluck-bench table  the paper's Table 1 method against named targets
+//	potluck-bench load   closed-loop load: req/s and latency percentiles
+//	potluck-bench geo    the paper's geography simulated on local clusters
+//
+// Every flag has a POTLUCK_* environment twin; see each subcommand's --help.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"potluck/bench/appimage"
+	"potluck/bench/geo"
+	"potluck/bench/load"
+	"potluck/bench/table"
+	"potluck/internal/cli"
+)
+
+const usage = `potluck-bench measures Potluck.
+
+Usage:
+  potluck-bench table --target NAME=URL[,host=HOST] ...   the paper's Table 1 method
+  potluck-bench load  --url URL [--concurrency C] [--duration D | --count N]
+  potluck-bench geo   [--scenario NAME=CLIENT_RTT/MESH_RTT ...]   simulated geography (needs Docker)
+
+Run "potluck-bench COMMAND --help" for a command's flags.`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "potluck-bench:", strings.ReplaceAll(err.Error(), "\n", "; "))
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return errors.New("no command (table, load or geo)")
+	}
+	switch args[0] {
+	case "table":
+		return runTable(ctx, args[1:], stdout, stderr)
+	case "load":
+		return runLoad(ctx, args[1:], stdout, stderr)
+	case "geo", "simulate":
+		return runGeo(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return flag.ErrHelp
+	}
+	return fmt.Errorf("unknown command %q (table, load or geo)", args[0])
+}
+
+// targetList is a repeatable --target; values are not split on commas
+// (",host=" belongs to a target) but on whitespace, so the environment twin
+// can hold several.
+type targetList []table.Target
+
+func (l *targetList) String() string {
+	var s []string
+	for _, t := range *l {
+		s = append(s, t.Name+"="+t.URL)
+	}
+	return strings.Join(s, " ")
+}
+
+func (l *targetList) Set(v string) error {
+	for _, f := range strings.Fields(v) {
+		t, err := table.ParseTarget(f)
+		if err != nil {
+			return err
+		}
+		*l = append(*l, t)
+	}
+	return nil
+}
+
+type scenarioList []geo.Scenario
+
+func (l *scenarioList) String() string {
+	var s []string
+	for _, sc := range *l {
+		s = append(s, sc.Name)
+	}
+	return strings.Join(s, " ")
+}
+
+func (l *scenarioList) Set(v string) error {
+	for _, part := range strings.Split(v, ";") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		sc, err := geo.ParseScenario(part)
+		if err != nil {
+			return err
+		}
+		*l = append(*l, sc)
+	}
+	return nil
+}
+
+// tableFlags are the measurement flags table and geo share.
+type tableFlags struct {
+	runs, warmup      int
+	counts, methods   cli.StringList
+	timeout           time.Duration
+	format, out       string
+	paper             bool
+	logLevel, logForm string
+}
+
+func (f *tableFlags) register(fs *flag.FlagSet, runs int) {
+	fs.IntVar(&f.runs, "runs", runs, "runs per cell; the paper used 15 (lower it for quick checks)")
+	fs.Var(&f.counts, "counts", "numbers of sequential requests per run (comma-separated; default 1,10,25)")
+	fs.Var(&f.methods, "methods", "methods to measure, in row order (comma-separated; default GET,POST)")
+	fs.IntVar(&f.warmup, "warmup", 2, "warm-up GETs per target before measuring (0: none)")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "bound on one request")
+	fs.StringVar(&f.format, "format", "markdown", "output: markdown, csv or json")
+	fs.BoolVar(&f.paper, "paper", true, "print the paper's published columns alongside")
+	fs.StringVar(&f.out, "out", "", "write the table to this file instead of stdout")
+	fs.StringVar(&f.logLevel, "log-level", "info", "progress log level on stderr: debug, info, warn or error")
+	fs.StringVar(&f.logForm, "log-format", "text", "progress log format: text or json")
+}
+
+func (f *tableFlags) config(stderr io.Writer) (table.Config, *slog.Logger, error) {
+	log, err := cli.Logger(stderr, f.logLevel, f.logForm)
+	if err != nil {
+		return table.Config{}, nil, err
+	}
+	cfg := table.Config{Runs: f.runs, Methods: f.methods, Timeout: f.timeout, Warmup: f.warmup}
+	if f.warmup == 0 {
+		cfg.Warmup = -1
+	}
+	for _, c := range f.counts {
+		n, err := strconv.Atoi(c)
+		if err != nil {
+			return table.Config{}, nil, fmt.Errorf("--counts %q: %w", c, err)
+		}
+		cfg.Counts = append(cfg.Counts, n)
+	}
+	switch f.format {
+	case "markdown", "md", "csv", "json":
+	default:
+		return table.Config{}, nil, fmt.Errorf("--format %q: use markdown, csv or json", f.format)
+	}
+	cfg.OnCell = func(c table.Cell) {
+		log.Info("cell", "target", c.Target, "method", c.Method, "requests", c.Requests, "runs", c.Runs, "mean_s", fmt.Sprintf("%.5f", c.Mean))
+	}
+	return cfg, log, nil
+}
+
+func (f *tableFlags) write(stdout io.Writer, res *table.Result) error {
+	w := stdout
+	if f.out != "" {
+		file, err := os.Create(f.out)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		w = file
+	}
+	return table.Write(w, f.format, res, table.Options{Paper: f.paper})
+}
+
+func runTable(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("potluck-bench table", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var targets targetList
+	var tf tableFlags
+	fs.Var(&targets, "target", "what to measure, NAME=URL[,host=HOST]; repeatable (the environment twin takes several, space-separated)")
+	tf.register(fs, 15)
+	cli.SetUsage(fs, `potluck-bench table measures the paper's Table 1: for each target, for N in
+--counts, for each method, --runs runs of N sequential requests on one fresh
+keep-alive client each; the cell is the mean seconds per run. POST sends
+`+table.PostBody+` as application/json (the sample app stores it).`,
+		`Example:
+  potluck-bench table --target local=http://127.0.0.1:8080/,host=hello.example --runs 3`)
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if len(targets) == 0 {
+		return errors.New("table: at least one --target NAME=URL[,host=HOST]")
+	}
+	cfg, _, err := tf.config(stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Targets = targets
+	res, err := table.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return tf.write(stdout, res)
+}
+
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("potluck-bench load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg load.Config
+	var format string
+	var progress, noProgress bool
+	fs.StringVar(&cfg.URL, "url", "", "URL to load (required)")
+	fs.StringVar(&cfg.Host, "host", "", "Host header to send (a Front routes by it)")
+	fs.StringVar(&cfg.Method, "method", "GET", "HTTP method")
+	fs.StringVar(&cfg.Body, "body", "", "request body (e.g. "+table.PostBody+")")
+	fs.StringVar(&cfg.ContentType, "content-type", "", "Content-Type of the body (default application/json)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 8, "workers, each with its own connection, each waiting for its answer before the next request")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "stop after this long (default 10s when --count is not given; at most 1h)")
+	fs.IntVar(&cfg.Count, "count", 0, "stop after this many requests (0: only --duration)")
+	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "bound on one request")
+	fs.StringVar(&format, "format", "text", "output: text or json")
+	fs.BoolVar(&progress, "progress", false, "print a live progress line on stderr once a second even when stderr is not a terminal")
+	fs.BoolVar(&noProgress, "no-progress", false, "never print the progress line")
+	cli.SetUsage(fs, `potluck-bench load sends closed-loop load: --concurrency workers each send a
+request, wait for the answer and send the next, until --duration or --count.
+It prints req/s and latency percentiles (p50, p90, p99, max over all samples).`,
+		`Example:
+  potluck-bench load --url http://127.0.0.1:8080/ --host hello.example --concurrency 16 --duration 20s`)
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if cfg.URL == "" {
+		return errors.New("load: --url is required")
+	}
+	if format != "text" && format != "json" {
+		return fmt.Errorf("--format %q: use text or json", format)
+	}
+	if (progress || isTerminal(stderr)) && !noProgress {
+		cfg.Progress = stderr
+	}
+	rep, err := load.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if format == "json" {
+		return load.WriteJSON(stdout, rep)
+	}
+	return load.WriteText(stdout, rep)
+}
+
+func runGeo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("potluck-bench geo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var scenarios scenarioList
+	var tf tableFlags
+	var image string
+	var cores, backs int
+	var nodeLogs bool
+	fs.Var(&scenarios, "scenario", "a simulated deployment NAME=CLIENT_RTT/MESH_RTT or NAME=plain; repeatable, ';'-separated in the environment twin (default: a plain baseline and the paper's three columns)")
+	fs.StringVar(&image, "image", "", "the sample app's `docker save` tarball (default: build it now, as make app-image does)")
+	fs.IntVar(&cores, "cores", 1, "core nodes per simulated cluster")
+	fs.IntVar(&backs, "backs", 2, "Backs per simulated cluster (each runs one instance of the sample app)")
+	fs.BoolVar(&nodeLogs, "node-logs", false, "pass the nodes' own logs to stderr")
+	tf.register(fs, 15)
+	var scDoc strings.Builder
+	for _, sc := range geo.PaperScenarios() {
+		if sc.Plain {
+			fmt.Fprintf(&scDoc, "\n  %-28s plain local cluster, no simulated delay", sc.Name)
+		} else {
+			fmt.Fprintf(&scDoc, "\n  %-28s client<->Front RTT %v, Front<->Back (tunnel) RTT %v", sc.Name, sc.ClientRTT, sc.MeshRTT)
+		}
+	}
+	cli.SetUsage(fs, `potluck-bench geo reproduces the paper's two cluster columns (and the GKE one)
+as a simulation: for each scenario it starts a local Potluck on loopback (core,
+one Front, Backs running the sample app in Docker), gives every WireGuard node
+a simulated delay (meshnet.WANBind, half the tunnel RTT on each side), puts a
+delaying TCP proxy between the client and the Front, and runs the table method
+through it. Needs a Docker Engine. Traffic stays on 127.0.0.0/8.
+
+Default scenarios (docs/benchmarks.md explains the round-trip times):`+scDoc.String(),
+		`Example (a quick check, one run per cell):
+  potluck-bench geo --runs 1 --counts 1,10`)
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	cfg, log, err := tf.config(stderr)
+	if err != nil {
+		return err
+	}
+	if image == "" {
+		dir, err := os.MkdirTemp("", "potluck-bench-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		image = filepath.Join(dir, "app-image.tar")
+		log.Info("building the sample app image", "tag", appimage.DefaultTag)
+		if err := appimage.Build(ctx, appimage.DefaultTag, image); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	res, err := geo.Run(ctx, geo.Config{Scenarios: scenarios, Tarball: image, Cores: cores, Backs: backs, Table: cfg, Logger: log, NodeLogs: nodeLogs})
+	if err != nil {
+		return err
+	}
+	log.Info("done", "took", time.Since(start).Round(time.Second))
+	return tf.write(stdout, res)
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func app(t *testing.T) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.Host != "hello.test" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusCreated)
+		}
+		io.WriteString(w, "hello\n")
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestCommands(t *testing.T) {
+	s := app(t)
+	target := "local=" + s.URL + "/,host=hello.test"
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		err   string
+		check func(t *testing.T, out string)
+	}{
+		{name: "table markdown", args: []string{"table", "--target", target, "--runs", "2", "--counts", "1,3"}, check: func(t *testing.T, out string) {
+			require.Contains(t, out, "| measurement | local | paper: GKE (3 nodes)")
+			require.Contains(t, out, "| POST, 3 requests |")
+			require.Contains(t, out, "mean of 2 runs")
+		}},
+		{name: "table csv, two targets, no paper", args: []string{"table", "--target", target, "--target", "again=" + s.URL + "/,host=hello.test", "--runs", "1", "--counts", "1", "--format", "csv", "--paper=false"}, check: func(t *testing.T, out string) {
+			rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+			require.NoError(t, err)
+			require.Len(t, rows, 1+2*2)
+			require.Equal(t, "again", rows[4][0])
+		}},
+		{name: "table json", args: []string{"table", "--target", target, "--runs", "1", "--counts", "2", "--methods", "GET", "--format", "json"}, check: func(t *testing.T, out string) {
+			var got struct {
+				Cells []struct {
+					Requests int     `json:"requests"`
+					Mean     float64 `json:"mean_s"`
+				} `json:"cells"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(out), &got))
+			require.Len(t, got.Cells, 1)
+			require.Equal(t, 2, got.Cells[0].Requests)
+		}},
+		{name: "table wrong host fails", args: []string{"table", "--target", "x=" + s.URL + "/", "--runs", "1"}, err: "status 404"},
+		{name: "table without target", args: []string{"table"}, err: "--target"},
+		{name: "table bad format", args: []string{"table", "--target", target, "--format", "xml"}, err: "--format"},
+		{name: "table bad target", args: []string{"table", "--target", "nourl"}, err: "want name=URL"},
+		{name: "load text", args: []string{"load", "--url", s.URL + "/", "--host", "hello.test", "--count", "50", "--concurrency", "4"}, check: func(t *testing.T, out string) {
+			require.Contains(t, out, "requests  50 in")
+			require.Contains(t, out, "50×200")
+		}},
+		{name: "load json POST", args: []string{"load", "--url", s.URL + "/", "--host", "hello.test", "--count", "10", "--method", "POST", "--body", `{"a":"b"}`, "--format", "json"}, check: func(t *testing.T, out string) {
+			var got struct {
+				Requests int         `json:"requests"`
+				Statuses map[int]int `json:"statuses"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(out), &got))
+			require.Equal(t, 10, got.Requests)
+			require.Equal(t, map[int]int{201: 10}, got.Statuses)
+		}},
+		{name: "load without url", args: []string{"load"}, err: "--url"},
+		{name: "geo bad scenario", args: []string{"geo", "--scenario", "eu=70ms"}, err: "CLIENT_RTT/MESH_RTT"},
+		{name: "no command", args: nil, err: "no command"},
+		{name: "unknown command", args: []string{"bench"}, err: "unknown command"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tc.args, &out, &errOut)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err, errOut.String())
+			tc.check(t, out.String())
+		})
+	}
+}
+
+func TestHelpListsEnvironmentTwins(t *testing.T) {
+	for _, tc := range []struct {
+		cmd  string
+		want []string
+	}{
+		{cmd: "table", want: []string{"--target  [POTLUCK_TARGET]", "--runs  [POTLUCK_RUNS]", "--format  [POTLUCK_FORMAT]", "--paper  [POTLUCK_PAPER]"}},
+		{cmd: "load", want: []string{"--concurrency  [POTLUCK_CONCURRENCY]", "--duration  [POTLUCK_DURATION]", "--count  [POTLUCK_COUNT]", "--progress  [POTLUCK_PROGRESS]"}},
+		{cmd: "geo", want: []string{"--scenario  [POTLUCK_SCENARIO]", "--image  [POTLUCK_IMAGE]", "sim: Front in asia-east1", "220ms"}},
+	} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), []string{tc.cmd, "--help"}, &out, &errOut)
+		require.ErrorIs(t, err, flag.ErrHelp)
+		for _, w := range tc.want {
+			require.Contains(t, errOut.String(), w)
+		}
+	}
+	var out bytes.Buffer
+	require.ErrorIs(t, run(context.Background(), []string{"--help"}, &out, io.Discard), flag.ErrHelp)
+	require.Contains(t, out.String(), "potluck-bench geo")
+}
+
+func TestTargetsFromEnvironment(t *testing.T) {
+	s := app(t)
+	t.Setenv("POTLUCK_TARGET", "a="+s.URL+"/,host=hello.test b="+s.URL+"/,host=hello.test")
+	t.Setenv("POTLUCK_RUNS", "1")
+	t.Setenv("POTLUCK_COUNTS", "1")
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"table", "--paper=false"}, &out, io.Discard))
+	require.Contains(t, out.String(), "| measurement | a | b |")
+}
