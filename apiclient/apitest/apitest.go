@@ -38,27 +38,63 @@ type Core struct {
 // Start runs a one-node core until the test ends and waits until it leads.
 func Start(t testing.TB) *Core {
 	t.Helper()
-	raftAddr, httpAddr := freeAddr(t), freeAddr(t)
-	s, err := server.Start(server.Config{
-		NodeID: "core1", DataDir: filepath.Join(t.TempDir(), "core1"), RaftBind: raftAddr,
-		Peers:  []cluster.Peer{{ID: "core1", Addr: raftAddr}},
-		Timing: cluster.FastTiming, HTTPAddr: httpAddr, OperatorToken: Token,
-		HeartbeatTTL: time.Hour, ReconcileInterval: 100 * time.Millisecond, ReadyOnRegister: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	c, err := apiclient.New(s.URL(), Token)
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		st, err := c.Status(ctx)
-		// Ready once it leads and has published its own record (writes
-		// and the operator token are in place by then).
-		return err == nil && st.Health == "ok" && len(st.Nodes) == 1 && st.Nodes[0].APIURL != ""
-	}, 15*time.Second, 20*time.Millisecond, "core did not become leader")
-	return &Core{URL: s.URL(), Server: s, Client: c}
+	return StartCluster(t, 1)[0]
+}
+
+// StartCluster runs n core nodes in one raft group (node 0 is not
+// necessarily the leader) and waits until every node knows every node's API
+// address, so that followers can forward to the leader.
+func StartCluster(t testing.TB, n int) []*Core {
+	t.Helper()
+	var peers []cluster.Peer
+	var httpAddrs []string
+	for i := range n {
+		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("core%d", i+1), Addr: freeAddr(t)})
+		httpAddrs = append(httpAddrs, freeAddr(t))
+	}
+	var cores []*Core
+	for i := range n {
+		s, err := server.Start(server.Config{
+			NodeID: peers[i].ID, DataDir: filepath.Join(t.TempDir(), peers[i].ID), RaftBind: peers[i].Addr,
+			Peers: peers, Timing: cluster.FastTiming, HTTPAddr: httpAddrs[i], OperatorToken: Token,
+			HeartbeatTTL: time.Hour, ReconcileInterval: 100 * time.Millisecond, ReadyOnRegister: true,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		c, err := apiclient.New(s.URL(), Token)
+		require.NoError(t, err)
+		cores = append(cores, &Core{URL: s.URL(), Server: s, Client: c})
+	}
+	for _, c := range cores {
+		require.Eventually(t, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			st, err := c.Client.Status(ctx)
+			if err != nil || st.Health != "ok" || len(st.Nodes) != n {
+				return false
+			}
+			for _, node := range st.Nodes {
+				if node.APIURL == "" {
+					return false
+				}
+			}
+			return true
+		}, 20*time.Second, 20*time.Millisecond, "core cluster did not settle")
+	}
+	return cores
+}
+
+// Follower returns a core of the group that does not lead.
+func Follower(t testing.TB, cores []*Core) *Core {
+	t.Helper()
+	for _, c := range cores {
+		if !c.Server.Node.IsLeader() {
+			return c
+		}
+	}
+	t.Fatal("no follower")
+	return nil
 }
 
 // freeAddr picks a free loopback port.

@@ -130,8 +130,38 @@ func run(ctx context.Context, args []string, e env) int {
 	return 1
 }
 
+// valueFlags are the global flags that take a value as the next argument.
+var valueFlags = map[string]bool{"addr": true, "token": true, "config": true, "timeout": true}
+
+// leadingFlagsLast moves global flags given before the command
+// ("potluck --json hosts ls") behind it, where the flag set parses them.
+func leadingFlagsLast(args []string) []string {
+	var flags []string
+	i := 0
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-" && args[i] != "--" {
+		name := strings.TrimLeft(args[i], "-")
+		flags = append(flags, args[i])
+		if valueFlags[name] && !strings.Contains(name, "=") && i+1 < len(args) {
+			flags = append(flags, args[i+1])
+			i++
+		}
+		i++
+	}
+	if len(flags) == 0 || i == len(args) {
+		return args
+	}
+	words := 0
+	for j := i; j < len(args) && j < i+2 && !strings.HasPrefix(args[j], "-"); j++ {
+		words++
+	}
+	out := append([]string{}, args[i:i+words]...)
+	out = append(out, flags...)
+	return append(out, args[i+words:]...)
+}
+
 func dispatch(ctx context.Context, args []string, e env) error {
 	cmds := commands()
+	args = leadingFlagsLast(args)
 	// Find the longest command path matching the leading words.
 	var words []string
 	for _, a := range args {

@@ -227,3 +227,29 @@ func TestParseSizeMiB(t *testing.T) {
 		})
 	}
 }
+
+// TestCLIOnFollower: any core node answers; writes (the streamed upload
+// too) are forwarded to the leader.
+func TestCLIOnFollower(t *testing.T) {
+	cores := apitest.StartCluster(t, 3)
+	f := apitest.Follower(t, cores)
+	f.RegisterHost(t, "f1", "front", 1, 512)
+	f.RegisterHost(t, "b1", "back", 2, 1024)
+	tarball := filepath.Join(t.TempDir(), "hello.tar")
+	require.NoError(t, os.WriteFile(tarball, apitest.DockerSaveTar(t, "hello:1", 300_000), 0o644))
+	vars := map[string]string{"POTLUCK_ADDR": f.URL, "POTLUCK_TOKEN": apitest.Token}
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apps", "push", tarball, "--name", "hello", "--port", "8080"}, "pushed hello"},
+		{[]string{"deploy", "--app", "hello", "--domain", "hello.example.com", "--memory", "0.5GiB"}, "installation hello created"},
+		{[]string{"--json", "installations", "show", "hello"}, `"memory_mb": 512`},
+		{[]string{"--addr", f.URL, "status"}, "Follower"},
+	}
+	for _, s := range steps {
+		r := potluck(t, vars, false, s.args...)
+		require.Equal(t, 0, r.code, "%v: %s", s.args, r.stderr)
+		require.Contains(t, r.stdout, s.want)
+	}
+}

@@ -356,6 +356,12 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if r.Body == nil {
 		r.Body = http.NoBody
 	}
+	// A client request with a body of unknown length has ContentLength 0;
+	// on the server side 0 means "no body" (and a forwarding proxy would
+	// drop it), unknown is -1.
+	if r.ContentLength == 0 && r.Body != http.NoBody {
+		r.ContentLength = -1
+	}
 	r.RemoteAddr = "127.0.0.1:0"
 	r.RequestURI = r.URL.RequestURI()
 	rec := &recorder{header: http.Header{}, code: http.StatusOK}

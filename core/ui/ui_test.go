@@ -267,3 +267,24 @@ func mustJoinToken(t *testing.T, core *apitest.Core) string {
 	require.NoError(t, err)
 	return tok.Token
 }
+
+// TestUIOnFollower: the UI of a follower works too; its writes (including
+// the streamed upload) are forwarded to the leader by the API it calls.
+func TestUIOnFollower(t *testing.T) {
+	cores := apitest.StartCluster(t, 3)
+	f := apitest.Follower(t, cores)
+	f.RegisterHost(t, "f1", "front", 1, 512)
+	f.RegisterHost(t, "b1", "back", 2, 1024)
+	b := newBrowser(t, f.URL)
+	require.Equal(t, http.StatusSeeOther, b.post("/ui/login", url.Values{"token": {apitest.Token}}).code)
+	csrf := csrfOf(t, b.get("/ui/").body)
+
+	p := b.upload("/ui/apps", [][2]string{{"csrf", csrf}, {"name", "hello"}, {"port", "8080"}}, "hello.tar", apitest.DockerSaveTar(t, "hello:1", 300_000))
+	require.Equal(t, http.StatusSeeOther, p.code, p.body)
+	p = b.post("/ui/installations", url.Values{"csrf": {csrf}, "app": {"hello"}, "domain": {"hello.example.com"}, "fronts": {"1"}, "backs": {"1"}})
+	require.Equal(t, http.StatusSeeOther, p.code, p.body)
+	list := b.get("/ui/installations")
+	require.Contains(t, list.body, "hello.example.com")
+	require.Contains(t, list.body, "b1")
+	require.Contains(t, b.get("/ui/").body, "core3")
+}
