@@ -251,7 +251,8 @@ func Desired(st *fsm.State, host *fsm.Host) DesiredState {
 			r := Route{Installation: inst.Name, Domain: inst.Domain, Backends: []Backend{}}
 			for _, in := range instances {
 				b := st.Hosts[in.HostID]
-				if b == nil || b.Status != fsm.HostReady || in.State == fsm.InstanceLost {
+				// A draining Back keeps serving until its replacement runs.
+				if b == nil || (b.Status != fsm.HostReady && b.Status != fsm.HostDraining) || in.State == fsm.InstanceLost {
 					continue
 				}
 				addHostPeer(b)

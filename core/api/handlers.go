@@ -360,8 +360,8 @@ func (s *Server) decommissionHost(w http.ResponseWriter, r *http.Request) {
 		if h == nil {
 			return nil, &fsm.Error{Code: fsm.CodeNotFound, Message: fmt.Sprintf("no host %q", ref)}
 		}
-		if h.Status == fsm.HostDecommissioned {
-			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("host %q is already decommissioned", h.Name)}
+		if h.Status == fsm.HostDecommissioned || h.Status == fsm.HostDraining {
+			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("host %q is already %s", h.Name, h.Status)}
 		}
 		plan, err := scheduler.PlanDecommission(st, []string{h.ID}, func() string { return newID("i") })
 		if err != nil {

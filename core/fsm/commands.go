@@ -343,7 +343,7 @@ func (s *State) applyPlan(p *Plan, now time.Time) error {
 			return errf(CodeNotFound, "no host %q", hc.HostID)
 		}
 		switch hc.Status {
-		case HostPending, HostReady, HostDown, HostDecommissioned:
+		case HostPending, HostReady, HostDown, HostDraining, HostDecommissioned:
 		default:
 			return errf(CodeInvalid, "unknown host status %q", hc.Status)
 		}

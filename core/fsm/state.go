@@ -26,12 +26,15 @@ const (
 type HostStatus string
 
 // Host states. A host is Pending until the core has reached it over the
-// tunnel, Ready while it heartbeats, Down when it missed heartbeats for the TTL
-// and Decommissioned once drained and removed from the mesh.
+// tunnel, Ready while it heartbeats, Down when it missed heartbeats for the
+// TTL, Draining while its instances' replacements start elsewhere (it keeps
+// serving meanwhile and gets no new work), and Decommissioned once drained and
+// removed from the mesh.
 const (
 	HostPending        HostStatus = "pending"
 	HostReady          HostStatus = "ready"
 	HostDown           HostStatus = "down"
+	HostDraining       HostStatus = "draining"
 	HostDecommissioned HostStatus = "decommissioned"
 )
 

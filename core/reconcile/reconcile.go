@@ -21,6 +21,10 @@ import (
 // DefaultTTL is how long a host may go without a heartbeat before it is down.
 const DefaultTTL = 30 * time.Second
 
+// DefaultDrainTimeout is how long a decommissioned host may keep its
+// instances while their replacements fail to start before it leaves anyway.
+const DefaultDrainTimeout = 2 * time.Minute
+
 // Prober checks that a host answers over the tunnel.
 type Prober interface {
 	Probe(ctx context.Context, h *fsm.Host) error
@@ -28,13 +32,16 @@ type Prober interface {
 
 // Config configures a Reconciler.
 type Config struct {
-	Node     *cluster.Node
-	TTL      time.Duration // 0 = DefaultTTL
-	Interval time.Duration // 0 = 1s
-	Prober   Prober        // nil: pending hosts are made Ready without a probe
-	NewID    func() string
-	Logger   *slog.Logger
-	Now      func() time.Time
+	Node *cluster.Node
+	TTL  time.Duration // 0 = DefaultTTL
+	// DrainTimeout bounds how long a decommissioned host keeps its
+	// instances while their replacements start; 0 = DefaultDrainTimeout.
+	DrainTimeout time.Duration
+	Interval     time.Duration // 0 = 1s
+	Prober       Prober        // nil: pending hosts are made Ready without a probe
+	NewID        func() string
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // Reconciler runs on every core node and acts while that node leads.
@@ -49,6 +56,9 @@ type Reconciler struct {
 func New(cfg Config) *Reconciler {
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultTTL
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = time.Second
@@ -182,6 +192,21 @@ func (r *Reconciler) Tick(ctx context.Context) error {
 	}
 	if res.Err != nil {
 		return fmt.Errorf("repair rejected: %w", res.Err)
+	}
+
+	// 4. Draining hosts whose replacements run (or whose time is up) leave.
+	res, err = node.Decide(ctx, "", func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		plan := scheduler.PlanDrained(st, now, r.cfg.DrainTimeout)
+		if plan.Empty() {
+			return nil, nil
+		}
+		return &fsm.Command{Type: fsm.CmdPlan, Plan: plan}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	if res.Err != nil {
+		return fmt.Errorf("drain rejected: %w", res.Err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"potluck/core/fsm"
 )
@@ -241,28 +242,32 @@ func adjustFronts(st *fsm.State, p *Planner, cur []string, want int, drop map[st
 	return append(keep, more...), nil
 }
 
-// PlanDecommission drains hosts: every instance on them is placed elsewhere
-// and every installation they front gets another Front, in the same plan that
-// marks them decommissioned. If anything cannot be moved the whole plan fails.
+// PlanDecommission starts draining hosts: every instance on them gets a
+// replacement elsewhere while it keeps running, and every installation they
+// front gets another Front. Hosts with no instance are decommissioned at once;
+// the others are Draining until PlanDrained finishes them. If anything
+// cannot be placed the whole plan fails.
 func PlanDecommission(st *fsm.State, hostIDs []string, newID IDFunc) (*fsm.Plan, error) {
 	gone := map[string]bool{}
 	plan := &fsm.Plan{}
 	for _, id := range hostIDs {
 		gone[id] = true
-		plan.Hosts = append(plan.Hosts, fsm.HostStatusChange{HostID: id, Status: fsm.HostDecommissioned})
+		status := fsm.HostDecommissioned
+		if len(st.InstancesOn(id)) > 0 {
+			status = fsm.HostDraining
+		}
+		plan.Hosts = append(plan.Hosts, fsm.HostStatusChange{HostID: id, Status: status})
 	}
-	p := NewPlanner(markStatus(st, hostIDs, fsm.HostDecommissioned), newID)
+	p := NewPlanner(markStatus(st, hostIDs, fsm.HostDraining), newID)
 	for _, in := range st.SortedInstances() {
 		if !gone[in.HostID] {
 			continue
 		}
 		inst := st.Installations[in.Installation]
-		p.Release(in, inst.PerInstance)
 		add, err := p.PlaceBacks(in.Installation, inst.PerInstance, 1)
 		if err != nil {
 			return nil, fmt.Errorf("cannot move instance %s of %q: %w", in.ID, in.Installation, err)
 		}
-		plan.Remove = append(plan.Remove, in.ID)
 		plan.Add = append(plan.Add, add...)
 	}
 	for _, inst := range st.SortedInstallations() {
@@ -278,6 +283,52 @@ func PlanDecommission(st *fsm.State, hostIDs []string, newID IDFunc) (*fsm.Plan,
 	return plan, nil
 }
 
+// PlanDrained finishes draining hosts whose installations are at full
+// strength without them (at least Backs instances running on other hosts),
+// or that have drained for longer than timeout: their instances are removed
+// and they are decommissioned. It returns an empty plan when nothing is done.
+func PlanDrained(st *fsm.State, now time.Time, timeout time.Duration) *fsm.Plan {
+	plan := &fsm.Plan{}
+	for _, h := range st.SortedHosts() {
+		if h.Status != fsm.HostDraining {
+			continue
+		}
+		on := st.InstancesOn(h.ID)
+		if now.Sub(h.UpdatedAt) < timeout && !allReplaced(st, on) {
+			continue
+		}
+		plan.Hosts = append(plan.Hosts, fsm.HostStatusChange{HostID: h.ID, Status: fsm.HostDecommissioned})
+		for _, in := range on {
+			plan.Remove = append(plan.Remove, in.ID)
+		}
+	}
+	return plan
+}
+
+// allReplaced reports whether every installation with an instance in on is
+// at full strength on hosts that are not draining.
+func allReplaced(st *fsm.State, on []*fsm.Instance) bool {
+	for _, in := range on {
+		inst := st.Installations[in.Installation]
+		if inst != nil && runningElsewhere(st, in.Installation) < inst.Backs {
+			return false
+		}
+	}
+	return true
+}
+
+// runningElsewhere counts an installation's running instances on hosts that
+// are not draining.
+func runningElsewhere(st *fsm.State, installation string) int {
+	n := 0
+	for _, in := range st.InstancesOf(installation) {
+		if h := st.Hosts[in.HostID]; h != nil && h.Status != fsm.HostDraining && in.State == fsm.InstanceRunning {
+			n++
+		}
+	}
+	return n
+}
+
 // PlanRepair moves instances off hosts that are not ready (down or
 // decommissioned) where capacity exists, marks the rest lost, and replaces
 // Fronts that are not ready where a spare Front exists. down lists hosts that
@@ -291,6 +342,9 @@ func PlanRepair(st *fsm.State, down []string, newID IDFunc) *fsm.Plan {
 	p := NewPlanner(view, newID)
 	for _, in := range view.SortedInstances() {
 		h := view.Hosts[in.HostID]
+		if h != nil && h.Status == fsm.HostDraining {
+			continue // its replacement is placed already; PlanDrained removes it
+		}
 		if h != nil && h.Status == fsm.HostReady {
 			if in.State == fsm.InstanceLost { // its host came back
 				plan.Update = append(plan.Update, fsm.InstanceUpdate{ID: in.ID, State: fsm.InstancePending})

@@ -205,3 +205,37 @@ func TestPlanInstallationSpreadsAndFailsWhole(t *testing.T) {
 	_, _, err = PlanInstallation(st, inst, id)
 	require.ErrorContains(t, err, "not enough fronts")
 }
+
+func TestPlanDrainedWaitsForReplacements(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	state := func(replacement fsm.InstanceState) *fsm.State {
+		st := fsm.NewState()
+		st.Hosts["old"] = &fsm.Host{ID: "old", Role: fsm.RoleBack, Status: fsm.HostDraining, UpdatedAt: t0}
+		st.Hosts["new"] = &fsm.Host{ID: "new", Role: fsm.RoleBack, Status: fsm.HostReady}
+		st.Installations["web"] = &fsm.Installation{Name: "web", Backs: 1}
+		st.Instances["i-old"] = &fsm.Instance{ID: "i-old", Installation: "web", HostID: "old", State: fsm.InstanceRunning}
+		st.Instances["i-new"] = &fsm.Instance{ID: "i-new", Installation: "web", HostID: "new", State: replacement}
+		return st
+	}
+	for _, tc := range []struct {
+		name        string
+		replacement fsm.InstanceState
+		after       time.Duration
+		leaves      bool
+	}{
+		{"replacement still starting", fsm.InstancePending, time.Second, false},
+		{"replacement failed", fsm.InstanceFailed, time.Second, false},
+		{"replacement running", fsm.InstanceRunning, time.Second, true},
+		{"drain timed out", fsm.InstancePending, 2 * time.Minute, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := PlanDrained(state(tc.replacement), t0.Add(tc.after), 2*time.Minute)
+			if !tc.leaves {
+				require.True(t, plan.Empty(), "%+v", plan)
+				return
+			}
+			require.Equal(t, []fsm.HostStatusChange{{HostID: "old", Status: fsm.HostDecommissioned}}, plan.Hosts)
+			require.Equal(t, []string{"i-old"}, plan.Remove)
+		})
+	}
+}

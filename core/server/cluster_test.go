@@ -333,16 +333,32 @@ func TestDecommissionDrainsAndDeleteFreesPorts(t *testing.T) {
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 	require.Equal(t, 5000, c.nodes[0].Node.FSM.State().InstancesOf("three")[0].Port)
 
-	// Decommission moves both instances to the new Back in the same commit.
+	// Decommission drains: replacements are placed on the new Back while
+	// back0 keeps its instances (and keeps serving) until they run.
 	b1 := c.registerHost(0, join, "back1", "back", 4, 4096)
 	r = c.call(0, "POST", "/v1/hosts/back0/decommission", nil)
 	require.Equal(t, http.StatusOK, r.code, r.String())
 	st = c.nodes[0].Node.FSM.State()
-	require.Equal(t, fsm.HostDecommissioned, st.Hosts[b0].Status)
-	require.Empty(t, st.InstancesOn(b0))
+	require.Equal(t, fsm.HostDraining, st.Hosts[b0].Status)
+	require.Len(t, st.InstancesOn(b0), 2, "the old instances stay until their replacements run")
 	require.Len(t, st.InstancesOn(b1), 2)
 	r = c.call(0, "POST", "/v1/hosts/back0/decommission", nil)
 	require.Equal(t, http.StatusConflict, r.code, r.String())
+	time.Sleep(300 * time.Millisecond) // several reconcile rounds: nothing runs yet, so nothing leaves
+	require.Equal(t, fsm.HostDraining, c.nodes[0].Node.FSM.State().Hosts[b0].Status)
+
+	// The replacements report running: back0 leaves with its instances.
+	var reports []map[string]string
+	for _, in := range c.nodes[0].Node.FSM.State().InstancesOn(b1) {
+		reports = append(reports, map[string]string{"id": in.ID, "state": "running"})
+	}
+	r = c.call(0, "POST", "/v1/internal/heartbeat", map[string]any{"host_id": b1, "instances": reports})
+	require.Less(t, r.code, 300, r.String())
+	require.Eventually(t, func() bool {
+		st := c.nodes[0].Node.FSM.State()
+		return st.Hosts[b0].Status == fsm.HostDecommissioned && len(st.InstancesOn(b0)) == 0
+	}, 10*time.Second, 50*time.Millisecond, "back0 did not leave once its replacements ran")
+	require.Len(t, c.nodes[0].Node.FSM.State().InstancesOn(b1), 2)
 
 	// The name can be reused by a new host; that host may register again
 	// (agent restart) and gets its registration back.

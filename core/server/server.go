@@ -466,7 +466,7 @@ func (s *Server) gauges() []metrics.Gauge {
 	for _, h := range st.Hosts {
 		counts[h.Status]++
 	}
-	for _, status := range []fsm.HostStatus{fsm.HostPending, fsm.HostReady, fsm.HostDown, fsm.HostDecommissioned} {
+	for _, status := range []fsm.HostStatus{fsm.HostPending, fsm.HostReady, fsm.HostDown, fsm.HostDraining, fsm.HostDecommissioned} {
 		out = append(out, metrics.Gauge{Name: "potluck_core_hosts", Help: "Hosts by status.", Labels: map[string]string{"status": string(status)}, Value: float64(counts[status])})
 	}
 	out = append(out,
