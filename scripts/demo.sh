@@ -35,6 +35,7 @@ Potluck is running (state and logs in $DEMO/).
   API:        http://127.0.0.1:${API_PORTS[0]}/v1/status  (also :${API_PORTS[1]}, :${API_PORTS[2]})
               curl -H 'Authorization: Bearer $token' http://127.0.0.1:${API_PORTS[0]}/v1/installations/hello
   Front:      http://$FRONT_ADMIN/status and /metrics
+  Backs:      http://127.0.0.1:$((BASE + 791))/status and http://127.0.0.1:$((BASE + 792))/status
   Token:      $token
   Stop:       make demo-stop
 EOT
@@ -91,7 +92,7 @@ start front1 "$BIN/potluck-front" --core "$CORES" --join-token "$JOIN" --name fr
   --listen "$FRONT_HTTP" --admin "$FRONT_ADMIN" --mesh-port "$FRONT_MESH" --endpoint "127.0.0.1:$FRONT_MESH"
 for n in 1 2; do
   start "back$n" "$BIN/potluck-back" --core "$CORES" --join-token "$JOIN" --name "back$n" --data-dir "$DEMO/back$n" \
-    --cpus 1 --memory 512MiB --disk 2GiB --publish-ip "${BACK_IP_BASE}$((n + 1))"
+    --cpus 1 --memory 512MiB --disk 2GiB --publish-ip "${BACK_IP_BASE}$((n + 1))" --metrics "127.0.0.1:$((BASE + 790 + n))"
 done
 
 say "building the sample app image (FROM scratch, offline)"

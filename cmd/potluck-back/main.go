@@ -44,7 +44,7 @@ func run(args []string) error {
 	dockerHost := fs.String("docker-host", "", "Docker Engine address (default: DOCKER_HOST or unix:///var/run/docker.sock)")
 	publishIP := fs.String("publish-ip", "127.0.0.1", "loopback address containers are published on (Backs sharing a machine each need their own, e.g. 127.0.0.2)")
 	heartbeat := fs.Duration("heartbeat", 5*time.Second, "how often to report state to the core")
-	metricsAddr := fs.String("metrics", "127.0.0.1:0", "address of /metrics and /healthz (empty: off)")
+	metricsAddr := fs.String("metrics", "127.0.0.1:9190", "address of /metrics, /status and /healthz (empty: off)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	cli.SetUsage(fs, `Usage: potluck-back --core URL --join-token T [flags]
