@@ -393,11 +393,12 @@ func (c *Client) Installations(ctx context.Context, q *Query) ([]Installation, M
 	return is, m, err
 }
 
-// Installation shows one installation.
-func (c *Client) Installation(ctx context.Context, name string) (*Installation, error) {
+// Installation shows one installation; q may be nil or a blocking query
+// (to watch it change).
+func (c *Client) Installation(ctx context.Context, name string, q *Query) (*Installation, Meta, error) {
 	var in Installation
-	_, err := c.do(ctx, http.MethodGet, "/v1/installations/"+url.PathEscape(name), nil, nil, &in)
-	return &in, err
+	m, err := c.do(ctx, http.MethodGet, "/v1/installations/"+url.PathEscape(name), q.values(), nil, &in)
+	return &in, m, err
 }
 
 // ScaleInstallation changes the number of Fronts and/or Backs (nil = keep).

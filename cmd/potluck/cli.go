@@ -67,6 +67,7 @@ type flagSet struct {
 	floats  map[string]*float64
 	durs    map[string]*time.Duration
 	lists   map[string]*listFlag
+	bools   map[string]*bool
 }
 
 type listFlag []string
@@ -84,6 +85,7 @@ func (f *flagSet) float(name string, def float64, usage string) {
 func (f *flagSet) dur(name string, def time.Duration, usage string) {
 	f.durs[name] = f.Duration(name, def, usage)
 }
+func (f *flagSet) bool(name, usage string) { f.bools[name] = f.Bool(name, false, usage) }
 func (f *flagSet) list(name, usage string) {
 	l := &listFlag{}
 	f.lists[name] = l
@@ -206,7 +208,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 	var g globals
 	fs := &flagSet{FlagSet: flag.NewFlagSet("potluck "+cmd.path, flag.ContinueOnError),
 		strings: map[string]*string{}, ints: map[string]*int{}, floats: map[string]*float64{},
-		durs: map[string]*time.Duration{}, lists: map[string]*listFlag{}}
+		durs: map[string]*time.Duration{}, lists: map[string]*listFlag{}, bools: map[string]*bool{}}
 	fs.SetOutput(io.Discard)
 	g.register(fs.FlagSet)
 	if cmd.flags != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"potluck/apiclient"
 	"potluck/apiclient/apitest"
 )
 
@@ -252,4 +253,35 @@ func TestCLIOnFollower(t *testing.T) {
 		require.Equal(t, 0, r.code, "%v: %s", s.args, r.stderr)
 		require.Contains(t, r.stdout, s.want)
 	}
+}
+
+// TestWatchInstallation: show --watch prints the installation again when it
+// changes and ends cleanly at --timeout.
+func TestWatchInstallation(t *testing.T) {
+	core := apitest.Start(t)
+	core.RegisterHost(t, "f1", "front", 1, 512)
+	core.RegisterHost(t, "b1", "back", 2, 1024)
+	core.RegisterHost(t, "b2", "back", 2, 1024)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	data := apitest.DockerSaveTar(t, "hello:1", 1000)
+	_, err := core.Client.UploadApp(ctx, "hello", 8080, bytes.NewReader(data), int64(len(data)), nil)
+	require.NoError(t, err)
+	_, err = core.Client.CreateInstallation(ctx, apiclient.CreateInstallationRequest{Name: "hello", App: "hello", Fronts: 1, Backs: 2, Domain: "hello.example.com"})
+	require.NoError(t, err)
+
+	vars := map[string]string{"POTLUCK_ADDR": core.URL, "POTLUCK_TOKEN": apitest.Token}
+	done := make(chan result, 1)
+	go func() {
+		done <- potluck(t, vars, false, "installations", "show", "hello", "--watch", "--timeout", "3s")
+	}()
+	time.Sleep(500 * time.Millisecond)
+	one := 1
+	_, err = core.Client.ScaleInstallation(ctx, "hello", nil, &one)
+	require.NoError(t, err)
+	r := <-done
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "backs 2")
+	require.Contains(t, r.stdout, "--- ")
+	require.Contains(t, r.stdout, "backs 1")
 }

@@ -53,7 +53,8 @@ func commands() []command {
 			}},
 
 		{path: "installations ls", short: "list installations with their instances", run: cmdInstLs},
-		{path: "installations show", args: "NAME", nargs: 1, short: "show one installation: Fronts, instances and their state", run: cmdInstShow},
+		{path: "installations show", args: "NAME", nargs: 1, short: "show one installation: Fronts, instances and their state", run: cmdInstShow,
+			flags: func(fs *flagSet) { fs.bool("watch", "print it again whenever it changes (until Ctrl-C or --timeout)") }},
 		{path: "installations scale", args: "NAME", nargs: 1, short: "change the number of Fronts and/or Backs", run: cmdInstScale,
 			flags: func(fs *flagSet) {
 				fs.int("fronts", 0, "new number of Fronts")
@@ -438,11 +439,30 @@ func cmdInstLs(c *cmdCtx) error {
 }
 
 func cmdInstShow(c *cmdCtx) error {
-	in, err := c.client.Installation(c.ctx, c.args[0])
+	in, meta, err := c.client.Installation(c.ctx, c.args[0], nil)
 	if err != nil {
 		return err
 	}
-	return printInstallation(c, in)
+	if err := printInstallation(c, in); err != nil || !*c.fs.bools["watch"] {
+		return err
+	}
+	// --watch: print it again whenever it changes (a blocking query on the
+	// API), until interrupted or --timeout passes.
+	for {
+		in, meta, err = c.client.Installation(c.ctx, c.args[0], &apiclient.Query{Index: meta.Index, Wait: 5 * time.Minute})
+		if c.ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !c.g.json {
+			fmt.Fprintf(c.env.stdout, "\n--- %s (state index %d)\n", time.Now().Format(time.TimeOnly), meta.Index)
+		}
+		if err := printInstallation(c, in); err != nil {
+			return err
+		}
+	}
 }
 
 func printInstallation(c *cmdCtx, in *apiclient.Installation) error {

@@ -128,7 +128,7 @@ func TestUIInChromium(t *testing.T) {
 	// without a reload (the page holds a blocking query).
 	ictx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	inst, err := core.Client.Installation(ictx, "hello")
+	inst, _, err := core.Client.Installation(ictx, "hello", nil)
 	require.NoError(t, err)
 	reportRunning(ictx, t, core.URL, inst.Instances[0].HostID, inst.Instances[0].ID)
 	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(css("#inst-hello .badge.running"))))
