@@ -47,7 +47,8 @@ func TestMedian(t *testing.T) {
 }
 
 // The two proxies get the same upstream: same servers, max_fails=1,
-// fail_timeout=20s, keep-alive, the client's Host passed on, no access log.
+// fail_timeout=20s, keep-alive, the client's Host passed on, X-Forwarded-*
+// and X-Real-IP added, no access log.
 func TestConfigsAreEquivalent(t *testing.T) {
 	dir := t.TempDir()
 	backends := []string{"127.0.0.1:1001", "127.0.0.1:1002"}
@@ -58,6 +59,9 @@ func TestConfigsAreEquivalent(t *testing.T) {
 	for _, want := range []string{
 		"worker_processes auto;", "access_log off;", "keepalive 64;", "proxy_http_version 1.1;",
 		`proxy_set_header Connection "";`, "proxy_set_header Host $host;",
+		// the headers potluck-front adds by default, so both do the same work
+		"proxy_set_header X-Real-IP $remote_addr;", "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+		"proxy_set_header X-Forwarded-Proto $scheme;", "proxy_set_header X-Forwarded-Host $host;",
 		"server 127.0.0.1:1001 max_fails=1 fail_timeout=20s;", "server 127.0.0.1:1002 max_fails=1 fail_timeout=20s;",
 	} {
 		require.Contains(t, string(ngx), want)
