@@ -12,21 +12,26 @@ import (
 // there: a refused connection proves the path as well as an accepted one.
 const probePort = 9
 
-// probeFailuresBeforeRehandshake is how many probes in a row may go
-// unanswered before the session to a hub is thrown away.
+// probeFailuresBeforeRehandshake is how many rounds in a row a hub may stay
+// silent (no probe answered, no byte received) before its session is thrown
+// away.
 const probeFailuresBeforeRehandshake = 2
 
 // probeHubs keeps the paths to hub peers alive. Keepalives alone do not
 // repair a session after a hub restarts (WireGuard waits for its keypair to
 // age out: 132 s measured), so every ProbeInterval each hub gets a real data
 // packet, a TCP connect over the tunnel. Data arms WireGuard's own 15 s
-// handshake retry; and after two unanswered probes the peer is re-created,
-// which drops the stale keypair and starts a handshake at once.
+// handshake retry; and after two rounds in which the hub neither answered a
+// probe nor sent a single byte, the peer is re-created, which drops the stale
+// keypair and starts a handshake at once. Counting received bytes keeps a busy
+// but slow path (a loaded machine, a long round trip) from being torn down by
+// probes that merely answered late.
 func (n *Node) probeHubs() {
 	defer n.wg.Done()
 	ticker := time.NewTicker(n.cfg.ProbeInterval)
 	defer ticker.Stop()
 	failures := make(map[PublicKey]int)
+	lastRx := make(map[PublicKey]uint64)
 	for {
 		select {
 		case <-n.probeCtx.Done():
@@ -43,25 +48,47 @@ func (n *Node) probeHubs() {
 		if n.probeCtx.Err() != nil {
 			return
 		}
+		rx := n.rxBytes()
 		seen := make(map[PublicKey]bool, len(hubs))
 		for i, h := range hubs {
-			seen[h.PublicKey] = true
-			if alive[i] {
-				failures[h.PublicKey] = 0
+			k := h.PublicKey
+			seen[k] = true
+			received := rx[k] > lastRx[k]
+			lastRx[k] = rx[k]
+			if alive[i] || received {
+				failures[k] = 0
 				continue
 			}
-			failures[h.PublicKey]++
-			if failures[h.PublicKey] >= probeFailuresBeforeRehandshake {
-				failures[h.PublicKey] = 0
+			failures[k]++
+			if failures[k] >= probeFailuresBeforeRehandshake {
+				failures[k], lastRx[k] = 0, 0 // a re-created peer counts from zero
 				n.rehandshake(h)
 			}
 		}
 		for k := range failures {
 			if !seen[k] {
 				delete(failures, k)
+				delete(lastRx, k)
 			}
 		}
 	}
+}
+
+// rxBytes reads how many bytes each peer has delivered so far.
+func (n *Node) rxBytes() map[PublicKey]uint64 {
+	out := map[PublicKey]uint64{}
+	conf, err := n.dev.IpcGet()
+	if err != nil {
+		return out
+	}
+	live, err := parseStatus(conf)
+	if err != nil {
+		return out
+	}
+	for k, s := range live {
+		out[k] = s.RxBytes
+	}
+	return out
 }
 
 func (n *Node) hubs() []Peer {
