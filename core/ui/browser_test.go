@@ -70,6 +70,8 @@ func TestUIInChromium(t *testing.T) {
 	dir := t.TempDir()
 	tarball := filepath.Join(dir, "hello.tar")
 	require.NoError(t, os.WriteFile(tarball, apitest.DockerSaveTar(t, "hello:1", 500_000), 0o644))
+	junk := filepath.Join(dir, "junk.tar")
+	require.NoError(t, os.WriteFile(junk, []byte("not a tarball"), 0o644))
 
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	text := func(sel string) string {
@@ -93,10 +95,19 @@ func TestUIInChromium(t *testing.T) {
 	))
 	require.Contains(t, text("main"), "hosts ready")
 
-	// Apps: Add — the upload form (sent by XHR with a progress bar).
+	// Apps: Add — the upload form (sent by XHR with a progress bar). A bad
+	// file first: the error shows on the form, which works again.
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Click(css(`a[href="/ui/apps/new"]`)),
 		chromedp.WaitVisible(css("#app-form")),
+		chromedp.SendKeys(css("#name"), "junk"),
+		chromedp.SetUploadFiles(css("#file"), []string{junk}),
+		chromedp.Click(css("#upload")),
+		chromedp.WaitVisible(css("#error")),
+	))
+	require.Contains(t, text("#error"), "not a docker save tarball")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Clear(css("#name")),
 		chromedp.SendKeys(css("#name"), "hello"),
 		chromedp.SendKeys(css("#port"), "8080"),
 		chromedp.SetUploadFiles(css("#file"), []string{tarball}),

@@ -7,7 +7,6 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -86,6 +85,9 @@ func (h *Handler) appNewPage(w http.ResponseWriter, r *http.Request, rq *request
 	h.render(w, r, http.StatusOK, "app_new", h.newPage(r, rq, "Add app", "app_new"))
 }
 
+// headerXHRUpload marks an upload sent by the page's script.
+const headerXHRUpload = "X-Potluck-Upload"
+
 var formNamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // uploadApp reads the multipart form as a stream: the small fields (csrf,
@@ -104,7 +106,11 @@ func (h *Handler) uploadApp(w http.ResponseWriter, r *http.Request, rq *request)
 		return
 	}
 	csrfOK := false
-	for {
+	for fields := 0; ; fields++ {
+		if fields > 8 {
+			fail(http.StatusBadRequest, "Too many form fields: send csrf, name, port and file.")
+			return
+		}
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			fail(http.StatusBadRequest, "Choose a tarball file (the output of docker save IMAGE -o FILE).")
@@ -151,7 +157,17 @@ func (h *Handler) uploadApp(w http.ResponseWriter, r *http.Request, rq *request)
 			return
 		}
 		h.log.Info("ui: app uploaded", "app", app.Name, "digest", app.Digest, "size", app.Size)
-		redirect(w, r, "/ui/apps", fmt.Sprintf("App %s uploaded (%s, %s).", app.Name, app.Image, humanBytes(app.Size)))
+		msg := fmt.Sprintf("App %s uploaded (%s, %s).", app.Name, app.Image, humanBytes(app.Size))
+		if r.Header.Get(headerXHRUpload) != "" {
+			// The page's script sent it (for the progress bar): tell it
+			// where to go instead of redirecting the XHR itself, which
+			// would use up the notice.
+			h.sessions.setFlash(rq.id, flash{msg: msg})
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = io.WriteString(w, "/ui/apps")
+			return
+		}
+		h.redirect(w, r, rq, "/ui/apps", msg)
 		return
 	}
 }
@@ -181,7 +197,7 @@ func (h *Handler) deleteApp(w http.ResponseWriter, r *http.Request, rq *request)
 		h.render(w, r, apiStatus(err), "apps", p)
 		return
 	}
-	redirect(w, r, "/ui/apps", "App "+name+" deleted.")
+	h.redirect(w, r, rq, "/ui/apps", "App "+name+" deleted.")
 }
 
 // ---- Hosts ----
@@ -209,7 +225,7 @@ func (h *Handler) decommissionHost(w http.ResponseWriter, r *http.Request, rq *r
 		h.render(w, r, apiStatus(err), "hosts", p)
 		return
 	}
-	redirect(w, r, "/ui/hosts", "Host "+host.Name+" decommissioned; its instances were moved.")
+	h.redirect(w, r, rq, "/ui/hosts", "Host "+host.Name+" decommissioned; its instances were moved.")
 }
 
 // ---- Installations ----
@@ -263,7 +279,7 @@ func (h *Handler) createInstallation(w http.ResponseWriter, r *http.Request, rq 
 		h.renderInstallationForm(w, r, rq, apiStatus(err), p)
 		return
 	}
-	redirect(w, r, "/ui/installations", fmt.Sprintf("Installation %s created: %d instance(s) placed.", in.Name, len(in.Instances)))
+	h.redirect(w, r, rq, "/ui/installations", fmt.Sprintf("Installation %s created: %d instance(s) placed.", in.Name, len(in.Instances)))
 }
 
 func parseInstallationForm(f map[string]string) (apiclient.CreateInstallationRequest, error) {
@@ -318,7 +334,7 @@ func (h *Handler) scaleInstallation(w http.ResponseWriter, r *http.Request, rq *
 		if s := strings.TrimSpace(r.PostFormValue(field)); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil {
-				redirectErr(w, r, "/ui/installations", field+": a whole number")
+				h.redirectErr(w, r, rq, "/ui/installations", field+": a whole number")
 				return
 			}
 			*dst = &n
@@ -327,10 +343,10 @@ func (h *Handler) scaleInstallation(w http.ResponseWriter, r *http.Request, rq *
 	ctx, cancel := timeout(r)
 	defer cancel()
 	if _, err := rq.client.ScaleInstallation(ctx, name, fronts, backs); err != nil {
-		redirectErr(w, r, "/ui/installations", "Scaling "+name+" failed: "+err.Error())
+		h.redirectErr(w, r, rq, "/ui/installations", "Scaling "+name+" failed: "+err.Error())
 		return
 	}
-	redirect(w, r, "/ui/installations", "Installation "+name+" scaled.")
+	h.redirect(w, r, rq, "/ui/installations", "Installation "+name+" scaled.")
 }
 
 func (h *Handler) deleteInstallation(w http.ResponseWriter, r *http.Request, rq *request) {
@@ -338,15 +354,10 @@ func (h *Handler) deleteInstallation(w http.ResponseWriter, r *http.Request, rq 
 	ctx, cancel := timeout(r)
 	defer cancel()
 	if err := rq.client.DeleteInstallation(ctx, name); err != nil {
-		redirectErr(w, r, "/ui/installations", "Deleting "+name+" failed: "+err.Error())
+		h.redirectErr(w, r, rq, "/ui/installations", "Deleting "+name+" failed: "+err.Error())
 		return
 	}
-	redirect(w, r, "/ui/installations", "Installation "+name+" deleted.")
-}
-
-// redirectErr is redirect with an error message instead of a notice.
-func redirectErr(w http.ResponseWriter, r *http.Request, path, msg string) {
-	http.Redirect(w, r, path+"?err="+url.QueryEscape(msg), http.StatusSeeOther)
+	h.redirect(w, r, rq, "/ui/installations", "Installation "+name+" deleted.")
 }
 
 // ---- Containers ----

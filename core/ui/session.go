@@ -15,6 +15,13 @@ type session struct {
 	token   string
 	csrf    string
 	expires time.Time
+	flash   *flash // shown once by the next page
+}
+
+// flash is a one-time message after a redirect.
+type flash struct {
+	msg   string
+	isErr bool
 }
 
 // sessions is an in-memory, bounded session store. Sessions are per core
@@ -89,6 +96,26 @@ func (s *sessions) remove(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.byID, id)
+}
+
+func (s *sessions) setFlash(id string, f flash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if se := s.byID[id]; se != nil {
+		se.flash = &f
+	}
+}
+
+func (s *sessions) takeFlash(id string) (flash, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	se := s.byID[id]
+	if se == nil || se.flash == nil {
+		return flash{}, false
+	}
+	f := *se.flash
+	se.flash = nil
+	return f, true
 }
 
 // validCSRF compares a submitted CSRF token in constant time.

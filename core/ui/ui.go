@@ -282,7 +282,17 @@ type page struct {
 }
 
 func (h *Handler) newPage(r *http.Request, rq *request, title, active string) *page {
-	return &page{Title: title, Active: active, CSRF: rq.se.csrf, Flash: r.URL.Query().Get("msg"), Error: r.URL.Query().Get("err"), Form: map[string]string{}}
+	p := &page{Title: title, Active: active, CSRF: rq.se.csrf, Form: map[string]string{}}
+	if r.Method == http.MethodGet && r.URL.Query().Get("fragment") == "" {
+		if f, ok := h.sessions.takeFlash(rq.id); ok {
+			if f.isErr {
+				p.Error = f.msg
+			} else {
+				p.Flash = f.msg
+			}
+		}
+	}
+	return p
 }
 
 // render executes a page into a buffer first, so that a template error
@@ -320,9 +330,19 @@ func apiStatus(err error) int {
 	return http.StatusBadGateway
 }
 
-// redirect sends the browser to path with a flash message (POST/redirect/GET).
-func redirect(w http.ResponseWriter, r *http.Request, path, msg string) {
-	http.Redirect(w, r, path+"?msg="+url.QueryEscape(msg), http.StatusSeeOther)
+// redirect sends the browser to path (POST/redirect/GET) with a notice
+// that the next page of this session shows. The notice is kept in the
+// session, not in the URL, so that nobody can craft a link that makes the
+// UI display their text.
+func (h *Handler) redirect(w http.ResponseWriter, r *http.Request, rq *request, path, msg string) {
+	h.sessions.setFlash(rq.id, flash{msg: msg})
+	http.Redirect(w, r, path, http.StatusSeeOther)
+}
+
+// redirectErr is redirect with an error message instead of a notice.
+func (h *Handler) redirectErr(w http.ResponseWriter, r *http.Request, rq *request, path, msg string) {
+	h.sessions.setFlash(rq.id, flash{msg: msg, isErr: true})
+	http.Redirect(w, r, path, http.StatusSeeOther)
 }
 
 // liveQuery reads ?fragment=1&index=N&wait=D: a fragment request holds

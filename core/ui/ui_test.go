@@ -231,7 +231,7 @@ func TestUIOverHTTP(t *testing.T) {
 	}
 	p = b.post("/ui/installations/hello/scale", url.Values{"csrf": {csrf}, "backs": {"1"}})
 	require.Equal(t, http.StatusSeeOther, p.code)
-	require.Contains(t, p.location, "msg=")
+	require.Equal(t, "/ui/installations", p.location, "no message in the URL")
 	select {
 	case f := <-done:
 		require.Equal(t, http.StatusOK, f.code)
@@ -242,12 +242,40 @@ func TestUIOverHTTP(t *testing.T) {
 		t.Fatal("fragment did not wake up")
 	}
 
+	// The notice is shown once, by the next page (it is kept in the session).
+	require.Contains(t, b.get("/ui/installations").body, `id="flash">Installation hello scaled.`)
+	require.NotContains(t, b.get("/ui/installations").body, `id="flash"`)
+	// Messages cannot be injected through the URL.
+	require.NotContains(t, b.get("/ui/?msg=evil&err=evil").body, "evil")
+
+	// The page's script uploads by XHR and is told where to go next.
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	require.NoError(t, mw.WriteField("csrf", csrf))
+	require.NoError(t, mw.WriteField("name", "hello-xhr"))
+	fw, err := mw.CreateFormFile("file", "hello.tar")
+	require.NoError(t, err)
+	_, err = fw.Write(tarball)
+	require.NoError(t, err)
+	require.NoError(t, mw.Close())
+	req, err := http.NewRequest(http.MethodPost, core.URL+"/ui/apps", &buf)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("X-Potluck-Upload", "xhr")
+	p = b.do(req)
+	require.Equal(t, http.StatusOK, p.code)
+	require.Equal(t, "/ui/apps", p.body)
+	require.Contains(t, b.get("/ui/apps").body, "App hello-xhr uploaded")
+
 	// Errors come back on the page, not as a stack trace.
 	p = b.post("/ui/apps/hello/delete", url.Values{"csrf": {csrf}})
 	require.Equal(t, http.StatusConflict, p.code)
 	require.Contains(t, p.body, "Deleting app hello failed")
 	p = b.post("/ui/hosts/nope/decommission", url.Values{"csrf": {csrf}})
 	require.Equal(t, http.StatusNotFound, p.code)
+	p = b.post("/ui/installations/nope/scale", url.Values{"csrf": {csrf}, "backs": {"2"}})
+	require.Equal(t, http.StatusSeeOther, p.code)
+	require.Contains(t, b.get("/ui/installations").body, `id="error">Scaling nope failed`)
 
 	require.Equal(t, http.StatusSeeOther, b.post("/ui/installations/hello/delete", url.Values{"csrf": {csrf}}).code)
 	require.Equal(t, http.StatusSeeOther, b.post("/ui/hosts/b2/decommission", url.Values{"csrf": {csrf}}).code)

@@ -35,22 +35,38 @@ function bindConfirms(root) {
 }
 
 // Upload with a progress bar: the same multipart POST, sent by XHR so that
-// upload progress events are available; the answer replaces the page.
+// upload progress events are available. On success the server answers with
+// the page to go to; on an error, with the form page and its message, whose
+// main part replaces ours.
 function bindUpload(form) {
-  const bar = document.getElementById("upload-progress");
   form.addEventListener("submit", (ev) => {
+    const bar = document.getElementById("upload-progress");
     if (!window.XMLHttpRequest || !bar) return;
     ev.preventDefault();
+    const button = form.querySelector("button[type=submit]");
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);
+    xhr.setRequestHeader("X-Potluck-Upload", "xhr");
     bar.hidden = false;
     xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) bar.value = 100 * e.loaded / e.total; });
     xhr.addEventListener("load", () => {
-      if (xhr.status < 400 && xhr.responseURL) { window.location = xhr.responseURL; return; }
-      document.open(); document.write(xhr.responseText); document.close();
+      if (xhr.status === 200 && xhr.responseText.startsWith("/ui/")) { window.location = xhr.responseText; return; }
+      const doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      const main = doc.querySelector("main");
+      if (!main) {
+        document.querySelector("main").textContent = "Upload failed: HTTP " + xhr.status + " " + xhr.responseText;
+        return;
+      }
+      document.querySelector("main").replaceWith(main);
+      const again = document.getElementById("app-form");
+      if (again) bindUpload(again);
     });
-    xhr.addEventListener("error", () => { bar.hidden = true; window.alert("Upload failed: connection lost."); });
-    form.querySelector("button[type=submit]").disabled = true;
+    xhr.addEventListener("error", () => {
+      bar.hidden = true;
+      button.disabled = false;
+      window.alert("Upload failed: the connection to the core was lost.");
+    });
+    button.disabled = true;
     xhr.send(new FormData(form));
   });
 }
