@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -284,8 +285,10 @@ func rawRequest(t *testing.T, addr, req string) (*http.Response, string) {
 func TestManyBackendsEachTriedOnce(t *testing.T) {
 	good := startBackend(t, "good", nil)
 	r := Route{Hosts: []string{"app.test"}}
-	for range 70 { // more than the 64 tracked in the tried bitmask
-		r.Backends = append(r.Backends, Backend{Addr: deadAddr(t)})
+	for i := range 70 { // more than the 64 tracked in the tried bitmask
+		// Distinct by construction (ports freed by deadAddr can repeat):
+		// nothing listens on port 1 of any loopback address, so each refuses.
+		r.Backends = append(r.Backends, Backend{Addr: fmt.Sprintf("127.0.1.%d:1", i+1)})
 	}
 	r.Backends = append(r.Backends, Backend{Addr: good.addr})
 	p := startProxy(t, Options{}, []Route{r})
