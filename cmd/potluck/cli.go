@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,7 +235,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 	if err := g.resolve(e); err != nil {
 		return err
 	}
-	client, err := apiclient.New(g.addr, g.token)
+	client, err := apiclient.New(g.addr, g.token, apiclient.WithHTTPClient(httpClient()))
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -386,4 +388,17 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// httpClient bounds each phase of a call except the body: an unreachable or
+// hung core fails in seconds, while uploads may take as long as they need
+// and a watch's blocking query (at most 5 minutes) has room to answer.
+func httpClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 7 * time.Minute,
+		IdleConnTimeout:       30 * time.Second,
+	}}
 }
