@@ -139,7 +139,7 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("GET /ui/{$}", h.authed(h.mainPage))
 	h.mux.HandleFunc("GET /ui/apps", h.authed(h.appsPage))
 	h.mux.HandleFunc("GET /ui/apps/new", h.authed(h.appNewPage))
-	h.mux.HandleFunc("POST /ui/apps", h.authed(h.uploadApp))
+	h.mux.HandleFunc("POST /ui/apps", h.authedStream(h.uploadApp))
 	h.mux.HandleFunc("POST /ui/apps/{name}/delete", h.authed(h.deleteApp))
 	h.mux.HandleFunc("GET /ui/hosts", h.authed(h.hostsPage))
 	h.mux.HandleFunc("POST /ui/hosts/{id}/decommission", h.authed(h.decommissionHost))
@@ -193,9 +193,19 @@ type request struct {
 	client *apiclient.Client
 }
 
-// authed runs next for a logged-in browser, checks the CSRF token on
-// POSTs, and sends others to the login page.
+// authed runs next for a logged-in browser, checks the CSRF token of
+// POSTs (url-encoded forms only), and sends others to the login page.
 func (h *Handler) authed(next func(w http.ResponseWriter, r *http.Request, rq *request)) http.HandlerFunc {
+	return h.session(next, false)
+}
+
+// authedStream is authed for the streamed multipart upload, whose handler
+// checks the CSRF field itself before it reads the file.
+func (h *Handler) authedStream(next func(w http.ResponseWriter, r *http.Request, rq *request)) http.HandlerFunc {
+	return h.session(next, true)
+}
+
+func (h *Handler) session(next func(w http.ResponseWriter, r *http.Request, rq *request), streamed bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, _ := r.Cookie(cookieName)
 		var se *session
@@ -212,9 +222,9 @@ func (h *Handler) authed(next func(w http.ResponseWriter, r *http.Request, rq *r
 			http.Error(w, "not logged in (or the session expired): log in again at /ui/login", http.StatusUnauthorized)
 			return
 		}
-		if r.Method == http.MethodPost && !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+		if r.Method == http.MethodPost && !streamed {
 			r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxFormBytes)
-			if !se.validCSRF(r.PostFormValue("csrf")) {
+			if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") || !se.validCSRF(r.PostFormValue("csrf")) {
 				http.Error(w, "invalid or missing CSRF token: reload the page and try again", http.StatusForbidden)
 				return
 			}

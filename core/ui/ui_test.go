@@ -267,6 +267,11 @@ func TestUIOverHTTP(t *testing.T) {
 	require.Equal(t, "/ui/apps", p.body)
 	require.Contains(t, b.get("/ui/apps").body, "App hello-xhr uploaded")
 
+	// Other forms must be url-encoded with the CSRF token: a multipart post
+	// (even one with the token) is refused.
+	p = b.upload("/ui/installations/hello/delete", [][2]string{{"csrf", csrf}}, "", nil)
+	require.Equal(t, http.StatusForbidden, p.code)
+
 	// Errors come back on the page, not as a stack trace.
 	p = b.post("/ui/apps/hello/delete", url.Values{"csrf": {csrf}})
 	require.Equal(t, http.StatusConflict, p.code)
