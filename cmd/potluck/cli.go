@@ -205,6 +205,9 @@ func dispatch(ctx context.Context, args []string, e env) error {
 			}
 			return usagef("unknown command %q (potluck %s has: %s)", strings.Join(group, " "), group[0], subcommands(cmds, group[0]))
 		}
+		if len(words) == 0 {
+			return usagef("no command given (see potluck --help)")
+		}
 		return usagef("unknown command %q (see potluck --help)", strings.Join(words, " "))
 	}
 	var g globals

@@ -117,6 +117,7 @@ func TestCLIAgainstRealCore(t *testing.T) {
 		{name: "missing file", vars: envVars, args: []string{"apps", "push", filepath.Join(dir, "none.tar"), "--name", "x"}, code: 1, stderr: "no such file", jsonLen: -1},
 		{name: "push without name", vars: envVars, args: []string{"apps", "push", tarball}, code: 2, stderr: "needs --name", jsonLen: -1},
 		{name: "bad app name", vars: envVars, args: []string{"apps", "push", tarball, "--name", "Bad Name!"}, code: 1, stderr: "(HTTP 400)", jsonLen: -1},
+		{name: "flags but no command", vars: envVars, args: []string{"--json"}, code: 2, stderr: "no command given", jsonLen: -1},
 		{name: "unknown command", vars: envVars, args: []string{"frobnicate"}, code: 2, stderr: "unknown command", jsonLen: -1},
 		{name: "unknown subcommand", vars: envVars, args: []string{"apps", "fly"}, code: 2, stderr: "push, ls, show, rm", jsonLen: -1},
 		{name: "unknown flag", vars: envVars, args: []string{"apps", "ls", "--colour"}, code: 2, stderr: "flag provided but not defined", jsonLen: -1},
