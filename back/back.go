@@ -118,7 +118,7 @@ func (b *Back) Agent() *agent.Agent { return b.agent }
 func (b *Back) Run(ctx context.Context) error {
 	loopCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { b.heartbeats(loopCtx) })
+	wg.Go(func() { b.agent.Heartbeats(loopCtx, b.cfg.Heartbeat, b.snapshotReports) })
 	wg.Go(func() { b.converge(loopCtx) })
 	err := b.agent.Follow(ctx, func(ctx context.Context, d *agentapi.DesiredState) error {
 		b.mu.Lock()
@@ -169,21 +169,6 @@ func (b *Back) converge(ctx context.Context) {
 		b.mu.Unlock()
 		if d != nil {
 			b.reconcile(ctx, d)
-		}
-	}
-}
-
-func (b *Back) heartbeats(ctx context.Context) {
-	t := time.NewTicker(b.cfg.Heartbeat)
-	defer t.Stop()
-	for {
-		if err := b.agent.Heartbeat(ctx, b.snapshotReports()); err != nil && ctx.Err() == nil {
-			b.log.Warn("heartbeat not delivered", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
 		}
 	}
 }

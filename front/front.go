@@ -79,18 +79,7 @@ func (f *Front) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(f.cfg.Heartbeat)
-		defer t.Stop()
-		for {
-			if err := f.agent.Heartbeat(ctx, nil); err != nil && ctx.Err() == nil {
-				f.log.Warn("heartbeat not delivered", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
+		f.agent.Heartbeats(ctx, f.cfg.Heartbeat, nil)
 	}()
 	err := f.agent.Follow(ctx, f.apply)
 	stop()

@@ -452,6 +452,27 @@ func (a *Agent) Heartbeat(ctx context.Context, reports []fsm.InstanceUpdate) err
 	return fmt.Errorf("heartbeat: %w", errors.Join(errs...))
 }
 
+// Heartbeats reports to the core every interval, with reports() as the
+// instances' states (nil for a Front), until ctx ends.
+func (a *Agent) Heartbeats(ctx context.Context, interval time.Duration, reports func() []fsm.InstanceUpdate) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		var r []fsm.InstanceUpdate
+		if reports != nil {
+			r = reports()
+		}
+		if err := a.Heartbeat(ctx, r); err != nil && ctx.Err() == nil {
+			a.log.Warn("heartbeat not delivered", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // Download fetches an agent API path (a blob) over the tunnel into w.
 func (a *Agent) Download(ctx context.Context, path string, w io.Writer) error {
 	var errs []error
