@@ -19,7 +19,7 @@ func commands() []command {
 
 		{path: "hosts ls", short: "list hosts with status and free capacity", run: cmdHostsLs},
 		{path: "hosts show", args: "HOST", nargs: 1, short: "show one host (id or name)", run: cmdHostsShow},
-		{path: "hosts rm", args: "HOST", nargs: 1, short: "decommission a host: move its instances elsewhere, revoke its key", run: cmdHostsRm},
+		{path: "hosts rm", args: "HOST", nargs: 1, short: "decommission a host: drain its instances to other hosts, then revoke its key", run: cmdHostsRm},
 
 		{path: "tokens create", short: "create a join token for a new host (the secret is printed once)", run: cmdTokensCreate,
 			flags: func(fs *flagSet) {
@@ -193,7 +193,13 @@ func cmdHostsRm(c *cmdCtx) error {
 	if c.g.json {
 		return printJSON(c.env.stdout, h)
 	}
-	fmt.Fprintf(c.env.stdout, "host %s (%s) decommissioned; its instances were moved to other hosts\n", h.Name, h.ID)
+	if h.Status == "draining" {
+		// Decommissioning drains first: replacements start elsewhere while
+		// the host keeps serving; it leaves once they run.
+		fmt.Fprintf(c.env.stdout, "host %s (%s) is draining: its instances get replacements on other hosts; it is decommissioned once they run (watch with potluck hosts show %s)\n", h.Name, h.ID, h.Name)
+		return nil
+	}
+	fmt.Fprintf(c.env.stdout, "host %s (%s) decommissioned\n", h.Name, h.ID)
 	return nil
 }
 

@@ -225,7 +225,11 @@ func (h *Handler) decommissionHost(w http.ResponseWriter, r *http.Request, rq *r
 		h.render(w, r, apiStatus(err), "hosts", p)
 		return
 	}
-	h.redirect(w, r, rq, "/ui/hosts", "Host "+host.Name+" decommissioned; its instances were moved.")
+	msg := "Host " + host.Name + " decommissioned."
+	if host.Status == "draining" {
+		msg = "Host " + host.Name + " is draining: its instances get replacements on other hosts; it is decommissioned once they run."
+	}
+	h.redirect(w, r, rq, "/ui/hosts", msg)
 }
 
 // ---- Installations ----
