@@ -18,6 +18,7 @@ BACK_IP_BASE=${DEMO_BACK_IP_BASE:-127.0.0.}  # Backs publish on ${BACK_IP_BASE}2
 API_PORTS=($BASE $((BASE + 10)) $((BASE + 20)))
 RAFT_PORTS=($((BASE + 1)) $((BASE + 11)) $((BASE + 21)))
 MESH_PORTS=($MESH $((MESH + 1)) $((MESH + 2)))
+API=http://127.0.0.1:${API_PORTS[0]}
 
 say() { printf '\033[1mdemo:\033[0m %s\n' "$*"; }
 die() { echo "demo: $*" >&2; exit 1; }
@@ -34,6 +35,8 @@ Potluck is running (state and logs in $DEMO/).
               curl -H 'Host: $DOMAIN' -H 'Content-Type: application/json' -d '{"name":"ada"}' http://$FRONT_HTTP/
   API:        http://127.0.0.1:${API_PORTS[0]}/v1/status  (also :${API_PORTS[1]}, :${API_PORTS[2]})
               curl -H 'Authorization: Bearer $token' http://127.0.0.1:${API_PORTS[0]}/v1/installations/hello
+  UI:         http://127.0.0.1:${API_PORTS[0]}/ui/  (log in with the token below)
+  CLI:        POTLUCK_ADDR=$API POTLUCK_TOKEN=\$(cat $DEMO/operator.token) bin/potluck status
   Front:      http://$FRONT_ADMIN/status and /metrics
   Backs:      http://127.0.0.1:$((BASE + 791))/status and http://127.0.0.1:$((BASE + 792))/status
   Token:      $token
@@ -56,7 +59,6 @@ make -s build
 [ -f "$DEMO/operator.token" ] || (head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 > "$DEMO/operator.token")
 chmod 600 "$DEMO/operator.token"
 TOKEN=$(cat "$DEMO/operator.token")
-API=http://127.0.0.1:${API_PORTS[0]}
 api() { curl -fsS --max-time 30 -H "Authorization: Bearer $TOKEN" "$@"; }
 
 start() { # name, then the command
