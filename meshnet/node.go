@@ -559,7 +559,7 @@ func (n *Node) Listen(port uint16) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("meshnet: listen on %s:%d: %w", n.cfg.Address, port, err)
 	}
-	l := &listener{Listener: ln, node: n}
+	l := &listener{Listener: ln, node: n, closed: make(chan struct{})}
 	if err := n.track(l); err != nil {
 		ln.Close()
 		return nil, err
@@ -572,21 +572,15 @@ func (n *Node) Listen(port uint16) (net.Listener, error) {
 type listener struct {
 	net.Listener
 	node      *Node
-	closeOnce sync.Once
 	closed    chan struct{}
-	initOnce  sync.Once
-}
-
-func (l *listener) done() chan struct{} {
-	l.initOnce.Do(func() { l.closed = make(chan struct{}) })
-	return l.closed
+	closeOnce sync.Once
 }
 
 func (l *listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		select {
-		case <-l.done():
+		case <-l.closed:
 			return nil, net.ErrClosed
 		default:
 		}
@@ -598,7 +592,7 @@ func (l *listener) Accept() (net.Conn, error) {
 func (l *listener) Close() error {
 	var err error
 	l.closeOnce.Do(func() {
-		close(l.done())
+		close(l.closed)
 		err = l.Listener.Close()
 		l.node.untrack(l)
 	})
