@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"potluck/internal/human"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,21 +88,7 @@ func cpus(milli int64) string { return strconv.FormatFloat(float64(milli)/1000, 
 
 func mib(mb int64) string { return strconv.FormatInt(mb, 10) + "MiB" }
 
-func age(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	d := time.Since(t).Round(time.Second)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
-}
+func age(t time.Time) string { return human.Age(t, time.Now()) }
 
 // ---- status ----
 
@@ -296,7 +283,7 @@ func cmdAppsPush(c *cmdCtx) error {
 	if c.g.json {
 		return printJSON(c.env.stdout, app)
 	}
-	fmt.Fprintf(c.env.stdout, "pushed %s: image %s, %s, %s, in %s\n", app.Name, app.Image, humanBytes(app.Size), app.Digest, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(c.env.stdout, "pushed %s: image %s, %s, %s, in %s\n", app.Name, app.Image, human.Bytes(app.Size), app.Digest, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -311,7 +298,7 @@ func appRows(as []apiclient.App) [][]string {
 		if a.ContainerPort != 0 {
 			port = strconv.Itoa(a.ContainerPort)
 		}
-		rows = append(rows, []string{a.Name, a.Image, or(digest, "-"), humanBytes(a.Size), port, or(strings.Join(a.UsedBy, ","), "-"), age(a.CreatedAt)})
+		rows = append(rows, []string{a.Name, a.Image, or(digest, "-"), human.Bytes(a.Size), port, or(strings.Join(a.UsedBy, ","), "-"), age(a.CreatedAt)})
 	}
 	return rows
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"potluck/internal/human"
 	"regexp"
 	"strconv"
 	"strings"
@@ -157,7 +158,7 @@ func (h *Handler) uploadApp(w http.ResponseWriter, r *http.Request, rq *request)
 			return
 		}
 		h.log.Info("ui: app uploaded", "app", app.Name, "digest", app.Digest, "size", app.Size)
-		msg := fmt.Sprintf("App %s uploaded (%s, %s).", app.Name, app.Image, humanBytes(app.Size))
+		msg := fmt.Sprintf("App %s uploaded (%s, %s).", app.Name, app.Image, human.Bytes(app.Size))
 		if r.Header.Get(headerXHRUpload) != "" {
 			// The page's script sent it (for the progress bar): tell it
 			// where to go instead of redirecting the XHR itself, which

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"potluck/internal/human"
 	"sort"
 	"strconv"
 	"strings"
@@ -96,7 +97,7 @@ func New(cfg Config) (*Handler, error) {
 func (h *Handler) parseTemplates() error {
 	funcs := template.FuncMap{
 		"cpus":  func(m int64) string { return strconv.FormatFloat(float64(m)/1000, 'f', -1, 64) },
-		"bytes": humanBytes,
+		"bytes": human.Bytes,
 		"short": func(s string, n int) string {
 			if len(s) > n {
 				return s[:n] + "…"
@@ -427,33 +428,11 @@ func (r *recorder) Flush() {}
 
 // ---- helpers ----
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
 func ago(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	d := time.Since(t)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds ago", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh ago", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+	return human.Age(t, time.Now()) + " ago"
 }
 
 func running(is []apiclient.Instance) int {

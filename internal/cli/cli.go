@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"potluck/internal/human"
 	"strings"
 )
 
@@ -111,24 +112,12 @@ type Size int64
 
 func (s *Size) String() string { return fmt.Sprint(int64(*s)) }
 
-// Set parses a size with an optional binary or decimal unit.
+// Set parses a size (see human.ParseSize; a bare number is bytes).
 func (s *Size) Set(v string) error {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
-	num, mult := strings.TrimSpace(v), int64(1)
-	for _, u := range units {
-		if n, ok := strings.CutSuffix(num, u.suffix); ok {
-			num, mult = strings.TrimSpace(n), u.mult
-			break
-		}
+	n, err := human.ParseSize(v, 1)
+	if err != nil {
+		return err
 	}
-	var f float64
-	if _, err := fmt.Sscanf(num, "%g", &f); err != nil || f < 0 {
-		return fmt.Errorf("size %q: use a number with an optional unit such as 512MiB or 1GiB", v)
-	}
-	*s = Size(f * float64(mult))
+	*s = Size(n)
 	return nil
 }

@@ -49,7 +49,7 @@ func TestUsageListsEnvironmentTwins(t *testing.T) {
 }
 
 func TestSize(t *testing.T) {
-	for in, want := range map[string]int64{"512MiB": 512 << 20, "1GiB": 1 << 30, "2G": 2 << 30, "100": 100, "1.5KiB": 1536, "3MB": 3e6} {
+	for in, want := range map[string]int64{"512MiB": 512 << 20, "1GiB": 1 << 30, "2G": 2 << 30, "100": 100, "1.5KiB": 1536, "3MB": 3 << 20} {
 		var s Size
 		require.NoError(t, s.Set(in), in)
 		require.Equal(t, want, int64(s), in)
