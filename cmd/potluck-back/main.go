@@ -22,10 +22,15 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "potluck-back:", err)
-		os.Exit(1)
+	err := run(os.Args[1:])
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return
 	}
+	fmt.Fprintln(os.Stderr, "potluck-back:", err)
+	if errors.Is(err, agent.ErrDecommissioned) {
+		os.Exit(agent.ExitDecommissioned)
+	}
+	os.Exit(1)
 }
 
 func run(args []string) error {
@@ -92,7 +97,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	}
 	err = b.Run(ctx)
 	if errors.Is(err, agent.ErrDecommissioned) {
-		return errors.New("the operator decommissioned this host; its containers are removed (delete --data-dir to join again as a new host)")
+		return fmt.Errorf("%w; its containers are removed (delete --data-dir to join again as a new host)", err)
 	}
 	if errors.Is(err, context.Canceled) {
 		log.Info("stopping; containers keep running")

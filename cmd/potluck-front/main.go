@@ -128,6 +128,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err := runCluster(ctx, f, log); err != nil {
 		fmt.Fprintf(stderr, "potluck-front: %v\n", err)
+		if errors.Is(err, agent.ErrDecommissioned) {
+			return agent.ExitDecommissioned
+		}
 		return 1
 	}
 	return 0
@@ -210,7 +213,7 @@ func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 		log.Warn("shutdown", "err", err)
 	}
 	if errors.Is(runErr, agent.ErrDecommissioned) {
-		return errors.New("the operator decommissioned this Front (delete --data-dir to join again as a new host)")
+		return fmt.Errorf("%w (delete --data-dir to join again as a new host)", runErr)
 	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr

@@ -299,6 +299,11 @@ func toPeer(key, addr, endpoint string, hub bool) (meshnet.Peer, error) {
 // decommissioned: its work is over and its key no longer opens anything.
 var ErrDecommissioned = errors.New("this host was decommissioned by the operator")
 
+// ExitDecommissioned is the exit status of an agent whose host was
+// decommissioned, so a supervisor can tell it from a failure and not restart
+// it (systemd: RestartPreventExitStatus=3).
+const ExitDecommissioned = 3
+
 // Apply receives each new desired state. It is called from one goroutine,
 // never concurrently.
 type Apply func(ctx context.Context, d *agentapi.DesiredState) error
