@@ -62,7 +62,7 @@ type Back struct {
 	mu       sync.Mutex
 	desired  *agentapi.DesiredState
 	reports  map[string]fsm.InstanceUpdate
-	forwards map[uint16]*meshnet.Forward
+	forwards map[uint16]*meshnet.Forward // by port; parked with an empty allow-list when unused
 	wake     chan struct{}
 }
 
@@ -217,8 +217,11 @@ func (b *Back) reconcile(ctx context.Context, d *agentapi.DesiredState) {
 	b.mu.Lock()
 	for port, f := range b.forwards {
 		if !wantsPort(d.Instances, port) {
-			f.Close()
-			delete(b.forwards, port)
+			// Parked, not closed: gVisor keeps a closed port reserved while
+			// its connections sit in TIME_WAIT (60 s) and netstack offers no
+			// SO_REUSEADDR, so a port handed out again soon could not be
+			// listened on. An empty allow-list cuts and refuses everything.
+			f.SetAllowed(nil)
 		}
 	}
 	for id := range b.reports {

@@ -97,3 +97,38 @@ func TestForwardBadArguments(t *testing.T) {
 	_, err = n.Forward(5000, "127.0.0.1:80", nil)
 	require.Error(t, err, "the port is taken")
 }
+
+// A closed forward's port stays reserved while its connections are in
+// TIME_WAIT (gVisor, no SO_REUSEADDR), so users park a forward with an empty
+// allow-list instead of closing it; parked and re-armed, it serves again at
+// once.
+func TestParkedForwardServesAgainAtOnce(t *testing.T) {
+	back := newNode(t, "100.64.1.1", nodeOpts{})
+	front := newNode(t, "100.64.0.1", nodeOpts{})
+	link(t, back, front)
+	f, err := back.Forward(5000, echoServer(t), []netip.Addr{front.Address()})
+	require.NoError(t, err)
+	echo := func() error {
+		c, err := front.DialContext(ctxTimeout(t, 5*time.Second), "tcp", "100.64.1.1:5000")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "x"); err != nil {
+			return err
+		}
+		_, err = io.ReadFull(c, make([]byte, 1))
+		return err
+	}
+	require.NoError(t, echo())
+
+	f.SetAllowed(nil) // parked
+	require.Error(t, echo())
+	f.SetAllowed([]netip.Addr{front.Address()}) // the port is handed out again
+	require.NoError(t, echo())
+
+	require.NoError(t, f.Close())
+	_, err = back.Forward(5000, "127.0.0.1:1", nil)
+	require.ErrorContains(t, err, "port is in use", "why users park instead of closing")
+}
