@@ -17,6 +17,7 @@ type backend struct {
 	route  string
 	health *health.Peer
 	client *fasthttp.HostClient
+	pipe   *pipeClient // nil unless Options.PipelineBackends > 0
 	dial   Dialer
 	t      Timeouts
 
@@ -61,6 +62,9 @@ func newBackend(route string, spec Backend, o *Options) *backend {
 		WriteBufferSize:          16 << 10,
 		ConnPoolStrategy:         fasthttp.LIFO,
 	}
+	if o.PipelineBackends > 0 {
+		b.pipe = newPipeClient(spec.Addr, b.client.Dial, o.PipelineBackends, o.PipelineDepth, o.IdleConnTimeout)
+	}
 	return b
 }
 
@@ -97,5 +101,12 @@ func (b *backend) drain(limit time.Duration) {
 	for b.inflight.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
+	b.closeIdle()
+}
+
+func (b *backend) closeIdle() {
 	b.client.CloseIdleConnections()
+	if b.pipe != nil {
+		b.pipe.closeAll()
+	}
 }

@@ -24,6 +24,7 @@ const (
 	DefaultIdleConnTime   = 30 * time.Second
 	DefaultMaxConns       = 1024
 	DefaultClientIdle     = 75 * time.Second // keepalive_timeout 75s
+	DefaultPipelineDepth  = 64
 
 	// DisableHealth as Backend.MaxFails never marks the backend down.
 	DisableHealth = -1
@@ -99,6 +100,17 @@ type Options struct {
 	// IdleConnTimeout closes pooled backend connections idle this long, so
 	// the idle pool shrinks back after a burst.
 	IdleConnTimeout time.Duration
+	// PipelineBackends > 0 sends requests whose body is held in memory
+	// (no body, or up to RetryBuffer) over this many pipelined HTTP/1.1
+	// connections per backend instead of the keep-alive pool: requests are
+	// written back to back and answered in order, so one send and one read
+	// serve several requests. Response bodies are then read whole into
+	// memory, and a slow response delays those queued behind it on its
+	// connection. 0 (default) = off. See docs/lb.md.
+	PipelineBackends int
+	// PipelineDepth bounds the requests in flight on one pipelined
+	// connection; 0 means DefaultPipelineDepth.
+	PipelineDepth int
 	// ClientIdleTimeout closes idle client keep-alive connections.
 	ClientIdleTimeout time.Duration
 	// Scheme is sent as X-Forwarded-Proto; default "http".
@@ -135,6 +147,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.IdleConnTimeout <= 0 {
 		o.IdleConnTimeout = DefaultIdleConnTime
+	}
+	if o.PipelineDepth <= 0 {
+		o.PipelineDepth = DefaultPipelineDepth
 	}
 	if o.ClientIdleTimeout <= 0 {
 		o.ClientIdleTimeout = DefaultClientIdle

@@ -203,7 +203,12 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 		b.inflight.Add(1)
 		b.m.requests.Inc()
 		t0 := time.Now()
-		err := b.client.Do(up, &ctx.Response)
+		var err error
+		if b.pipe != nil && body == nil {
+			err = b.pipe.Do(up, &ctx.Response)
+		} else {
+			err = b.client.Do(up, &ctx.Response)
+		}
 		b.m.latency.Observe(time.Since(t0))
 		b.inflight.Add(-1)
 		o := classify(err)
@@ -236,7 +241,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 		now = p.opts.Clock.Now()
 		if o != outcomeBusy {
 			b.m.failures.Inc()
-			if !g.single && b.health.Fail(now) {
+			if !g.single && countsAgainstHealth(err) && b.health.Fail(now) {
 				b.m.markDowns.Inc()
 				p.log.Warn("backend marked down", "route", g.name, "backend", b.spec.Addr,
 					"reason", describe(o), "err", err, "for", b.health.Params().FailTimeout)
@@ -281,6 +286,16 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 		p.fail(ctx, fasthttp.StatusBadGateway, msgBadGW)
 	}
 	return lastB
+}
+
+// countsAgainstHealth is false for all but the first of the requests failed
+// by one broken pipelined connection: a break is one failure of the backend.
+func countsAgainstHealth(err error) bool {
+	var pe *pipeError
+	if err != nil && errors.As(err, &pe) {
+		return pe.firstReport()
+	}
+	return true
 }
 
 func (p *Proxy) failStatus(code int) bool {

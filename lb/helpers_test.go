@@ -82,8 +82,15 @@ type testProxy struct {
 	url  string
 }
 
+// testPipelineConns, when > 0, turns Options.PipelineBackends on in every
+// proxy startProxy makes that does not set it (see TestNginxSemanticsPipelined).
+var testPipelineConns int
+
 func startProxy(t *testing.T, o Options, routes []Route) *testProxy {
 	t.Helper()
+	if o.PipelineBackends == 0 {
+		o.PipelineBackends = testPipelineConns
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -157,7 +157,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	t := p.table.Load()
 	for _, g := range t.groups {
 		for _, b := range g.backends {
-			b.client.CloseIdleConnections()
+			b.closeIdle()
 		}
 	}
 	if err != nil {

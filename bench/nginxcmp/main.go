@@ -104,6 +104,8 @@ type settings struct {
 	profile     string
 	frontProcs  int
 	baseline    bool
+	pipeline    int
+	pipeDepth   int
 }
 
 func benchMain(args []string) error {
@@ -120,6 +122,8 @@ func benchMain(args []string) error {
 	fs.BoolVar(&s.keep, "keep", false, "keep the temporary directory (configs, logs)")
 	fs.StringVar(&s.profile, "profile", "", "write a 10 s CPU profile of potluck-front under load to this file")
 	fs.BoolVar(&s.baseline, "baseline", true, "also run the ten-line fasthttp proxy (rawproxy) as a third contender")
+	fs.IntVar(&s.pipeline, "pipeline", 2, "also run potluck-front with backend_pool.pipeline set to this (pipelined backend connections) as the contender potluck-pipe; 0 skips it")
+	fs.IntVar(&s.pipeDepth, "pipeline-depth", 0, "backend_pool.pipeline_depth for potluck-pipe; 0 = lb's default")
 	fs.IntVar(&s.frontProcs, "front-gomaxprocs", 0, "GOMAXPROCS for potluck-front; 0 = Go's default (all cores)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -174,7 +178,7 @@ func benchMain(args []string) error {
 	if err := writeNginxConf(dir, nginxAddr, backendAddrs); err != nil {
 		return err
 	}
-	if err := writeFrontConf(dir, frontAddr, adminAddr, backendAddrs); err != nil {
+	if err := writeFrontConf(dir, "front.yaml", frontAddr, adminAddr, backendAddrs, ""); err != nil {
 		return err
 	}
 	nginxPID, err := startProcPID(ctx, dir, "nginx", nil, s.nginxBin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
@@ -195,6 +199,27 @@ func benchMain(args []string) error {
 	}
 	pids := map[string]int{"nginx": nginxPID, "potluck-front": frontPID}
 	contenders := []string{"nginx", "potluck-front"}
+	var pipeAddr string
+	if s.pipeline > 0 {
+		if pipeAddr, err = freeAddr(); err != nil {
+			return err
+		}
+		pipeAdmin, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		pool := fmt.Sprintf("backend_pool:\n  pipeline: %d\n  pipeline_depth: %d\n", s.pipeline, s.pipeDepth)
+		if err := writeFrontConf(dir, "front-pipe.yaml", pipeAddr, pipeAdmin, backendAddrs, pool); err != nil {
+			return err
+		}
+		pid, err := startProcPID(ctx, dir, "potluck-pipe", frontEnv, s.frontBin,
+			"--config", filepath.Join(dir, "front-pipe.yaml"), "--log-level", "warn", "--watch-interval", "0")
+		if err != nil {
+			return err
+		}
+		pids["potluck-pipe"] = pid
+		contenders = append(contenders, "potluck-pipe")
+	}
 	var rawAddr string
 	if s.baseline {
 		if rawAddr, err = freeAddr(); err != nil {
@@ -208,7 +233,7 @@ func benchMain(args []string) error {
 		pids["fasthttp-raw"] = pid
 		contenders = append(contenders, "fasthttp-raw")
 	}
-	for _, a := range append(append([]string{}, backendAddrs...), nginxAddr, frontAddr, rawAddr) {
+	for _, a := range append(append([]string{}, backendAddrs...), nginxAddr, frontAddr, rawAddr, pipeAddr) {
 		if a == "" {
 			continue
 		}
@@ -227,7 +252,7 @@ func benchMain(args []string) error {
 	fmt.Printf("load: wrk -t%d -c%d -d%s --latency, %d backends, 25-byte responses, %d rounds; potluck-front GOMAXPROCS %s\n\n",
 		s.threads, s.connections, s.duration, s.backends, s.rounds, procs)
 
-	targets := map[string]string{"nginx": nginxAddr, "potluck-front": frontAddr, "fasthttp-raw": rawAddr}
+	targets := map[string]string{"nginx": nginxAddr, "potluck-front": frontAddr, "fasthttp-raw": rawAddr, "potluck-pipe": pipeAddr}
 	// Warm every contender up (connection pools, page cache, CPU frequency).
 	for _, name := range contenders {
 		if _, err := runWrk(s, targets[name], 2*time.Second); err != nil {
@@ -277,12 +302,21 @@ func benchMain(args []string) error {
 	fmt.Printf("\nmedian over %d rounds:\n", s.rounds)
 	fmt.Printf("  nginx          %10.0f req/s  p50 %-9s p99 %-9s CPU/req %-8s backends %s\n", n.rps, short(n.p50), short(n.p99), short(n.cpuPerReq), short(n.backendCPUPerReq))
 	fmt.Printf("  potluck-front  %10.0f req/s  p50 %-9s p99 %-9s CPU/req %-8s backends %s\n", f.rps, short(f.p50), short(f.p99), short(f.cpuPerReq), short(f.backendCPUPerReq))
+	if s.pipeline > 0 {
+		b := median(results["potluck-pipe"])
+		fmt.Printf("  potluck-pipe   %10.0f req/s  p50 %-9s p99 %-9s CPU/req %-8s backends %s  (potluck-front, %d pipelined connections per backend)\n", b.rps, short(b.p50), short(b.p99), short(b.cpuPerReq), short(b.backendCPUPerReq), s.pipeline)
+	}
 	if s.baseline {
 		b := median(results["fasthttp-raw"])
 		fmt.Printf("  fasthttp-raw   %10.0f req/s  p50 %-9s p99 %-9s CPU/req %-8s backends %s  (ten-line fasthttp proxy, no lb)\n", b.rps, short(b.p50), short(b.p99), short(b.cpuPerReq), short(b.backendCPUPerReq))
 	}
 	fmt.Printf("ratio potluck-front/nginx: throughput %.2fx, p50 %.2fx, p99 %.2fx, CPU/req %.2fx (target: throughput >= 1.30x, p99 <= 1.00x)\n",
 		f.rps/n.rps, float64(f.p50)/float64(n.p50), float64(f.p99)/float64(n.p99), float64(f.cpuPerReq)/float64(n.cpuPerReq))
+	if s.pipeline > 0 {
+		b := median(results["potluck-pipe"])
+		fmt.Printf("ratio potluck-pipe/nginx:  throughput %.2fx, p50 %.2fx, p99 %.2fx, CPU/req %.2fx (target: throughput >= 1.30x, p99 <= 1.00x)\n",
+			b.rps/n.rps, float64(b.p50)/float64(n.p50), float64(b.p99)/float64(n.p99), float64(b.cpuPerReq)/float64(n.cpuPerReq))
+	}
 	if s.baseline {
 		b := median(results["fasthttp-raw"])
 		fmt.Printf("ratio fasthttp-raw/nginx:  throughput %.2fx, p50 %.2fx, p99 %.2fx, CPU/req %.2fx\n",
@@ -476,10 +510,10 @@ http {
 	return os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600)
 }
 
-func writeFrontConf(dir, listen, admin string, backends []string) error {
-	conf := fmt.Sprintf("listen: [%q]\nadmin: %q\nroutes:\n  - default: true\n    backends: [%s]\n",
-		listen, admin, strings.Join(backends, ", "))
-	return os.WriteFile(filepath.Join(dir, "front.yaml"), []byte(conf), 0o600)
+func writeFrontConf(dir, name, listen, admin string, backends []string, extra string) error {
+	conf := fmt.Sprintf("listen: [%q]\nadmin: %q\n%sroutes:\n  - default: true\n    backends: [%s]\n",
+		listen, admin, extra, strings.Join(backends, ", "))
+	return os.WriteFile(filepath.Join(dir, name), []byte(conf), 0o600)
 }
 
 type wrkResult struct {

@@ -53,7 +53,9 @@ func TestConfigsAreEquivalent(t *testing.T) {
 	dir := t.TempDir()
 	backends := []string{"127.0.0.1:1001", "127.0.0.1:1002"}
 	require.NoError(t, writeNginxConf(dir, "127.0.0.1:2000", backends))
-	require.NoError(t, writeFrontConf(dir, "127.0.0.1:2001", "127.0.0.1:2002", backends))
+	require.NoError(t, writeFrontConf(dir, "front.yaml", "127.0.0.1:2001", "127.0.0.1:2002", backends, ""))
+	require.NoError(t, writeFrontConf(dir, "front-pipe.yaml", "127.0.0.1:2003", "127.0.0.1:2004", backends,
+		"backend_pool:\n  pipeline: 2\n  pipeline_depth: 0\n"))
 	ngx, err := os.ReadFile(filepath.Join(dir, "nginx.conf"))
 	require.NoError(t, err)
 	for _, want := range []string{
@@ -74,4 +76,9 @@ func TestConfigsAreEquivalent(t *testing.T) {
 	for i, b := range cfg.Routes[0].Backends {
 		require.Equal(t, lb.Backend{Addr: backends[i], MaxFails: 1, FailTimeout: 20 * time.Second}, b)
 	}
+	require.Zero(t, cfg.Options.PipelineBackends, "the plain contender does not pipeline")
+	pipe, _, err := standalone.Load(filepath.Join(dir, "front-pipe.yaml"))
+	require.NoError(t, err)
+	require.Equal(t, 2, pipe.Options.PipelineBackends)
+	require.Equal(t, cfg.Routes, pipe.Routes, "same upstream otherwise")
 }

@@ -53,6 +53,10 @@ type FilePool struct {
 	MaxConns    int    `yaml:"max_conns"`
 	IdleTimeout string `yaml:"idle_timeout"`
 	RetryBuffer string `yaml:"retry_buffer"`
+	// Pipeline > 0 pipelines requests over this many connections per
+	// backend (lb.Options.PipelineBackends); 0 = off.
+	Pipeline      int `yaml:"pipeline"`
+	PipelineDepth int `yaml:"pipeline_depth"`
 }
 
 // FileRoute maps host names to backends.
@@ -174,6 +178,14 @@ func (f *File) validate() (*Config, error) {
 		bad("backend_pool.max_conns", "%d is negative", f.Pool.MaxConns)
 	}
 	o.MaxConnsPerBackend = f.Pool.MaxConns
+	if f.Pool.Pipeline < 0 || f.Pool.Pipeline > 64 {
+		bad("backend_pool.pipeline", "%d is outside 0..64 (0 = off)", f.Pool.Pipeline)
+	}
+	if f.Pool.PipelineDepth < 0 || f.Pool.PipelineDepth > 1024 {
+		bad("backend_pool.pipeline_depth", "%d is outside 0..1024 (0 = default %d)", f.Pool.PipelineDepth, lb.DefaultPipelineDepth)
+	}
+	o.PipelineBackends = f.Pool.Pipeline
+	o.PipelineDepth = f.Pool.PipelineDepth
 	if f.Pool.RetryBuffer != "" {
 		n, err := parseSize(f.Pool.RetryBuffer)
 		if err != nil || n < 0 || n > 64<<20 {

@@ -1,0 +1,320 @@
+package lb
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// pipeClient sends requests to one backend over a few HTTP/1.1 connections,
+// written back to back (pipelining, RFC 9112 §9.3) and answered in order.
+// Writers share a connection's buffered writer and the last one of a burst
+// flushes, so one write carries several requests; one reader goroutine per
+// connection reads the responses, several per read when they arrive
+// together. Used when Options.PipelineBackends > 0, for requests whose body
+// is held in memory; streamed uploads go through the HostClient.
+//
+// Unlike fasthttp's PipelineClient, a connect error reaches the request at
+// once (fasthttp's keeps redialling while requests wait), and a broken
+// connection fails every request queued on it once, with a pipeError that
+// shares one pipeBreak so the backend's health counts the break once.
+type pipeClient struct {
+	dial  func(string) (net.Conn, error)
+	addr  string
+	depth int
+	idle  time.Duration
+	slots []pipeSlot
+	next  atomic.Uint32
+	works sync.Pool
+}
+
+type pipeSlot struct {
+	mu      sync.Mutex // serialises dialling
+	c       atomic.Pointer[pipeConn]
+	failGen atomic.Uint64 // bumped when a dial fails, with dialErr set
+	dialErr error         // guarded by mu
+}
+
+type pipeConn struct {
+	conn    net.Conn
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	wmu     sync.Mutex // guards bw, dead and the order of queue pushes
+	waiters atomic.Int32
+	dead    bool // guarded by wmu: no more requests may be queued
+	deadA   atomic.Bool
+	queue   chan *pipeWork // written, waiting for their responses, in order
+	closed  chan struct{}  // closed when the connection breaks or is closed
+	once    sync.Once
+	brk     *pipeBreak
+}
+
+type pipeWork struct {
+	resp *fasthttp.Response
+	err  error
+	done chan struct{}
+}
+
+// pipeBreak is shared by the requests failed by one broken connection.
+type pipeBreak struct{ counted atomic.Bool }
+
+// pipeError fails a request that was queued on a connection that broke
+// before its response arrived: it was sent and nothing was received.
+type pipeError struct {
+	err error
+	brk *pipeBreak
+}
+
+func (e *pipeError) Error() string { return "pipelined connection broke: " + e.err.Error() }
+func (e *pipeError) Unwrap() error { return e.err }
+
+// firstReport reports whether this is the first failure reported for the
+// break, the one that counts against the backend's health.
+func (e *pipeError) firstReport() bool { return e.brk.counted.CompareAndSwap(false, true) }
+
+var (
+	errPipeClosed  = errors.New("pipelined connection closed")
+	errPipeAborted = errors.New("an earlier request on the pipelined connection failed")
+)
+
+func newPipeClient(addr string, dial func(string) (net.Conn, error), conns, depth int, idle time.Duration) *pipeClient {
+	pc := &pipeClient{dial: dial, addr: addr, depth: depth, idle: idle, slots: make([]pipeSlot, conns)}
+	pc.works.New = func() any { return &pipeWork{done: make(chan struct{}, 1)} }
+	return pc
+}
+
+// Do sends req and reads the response into resp (whole, not streamed).
+func (pc *pipeClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
+	s := pc.pick()
+	for range 2 {
+		c, err := pc.conn(s)
+		if err != nil {
+			return err
+		}
+		err, queued := c.send(pc, req, resp)
+		if queued || !errors.Is(err, errPipeClosed) {
+			return err
+		}
+		// The connection was closed before anything of req was written
+		// (idle close or a break): nothing was sent, try a fresh one.
+	}
+	return &pipeError{err: errPipeClosed, brk: &pipeBreak{}}
+}
+
+// pick chooses the slot with the fewest queued requests, starting the scan
+// at a rotating position so ties spread out.
+func (pc *pipeClient) pick() *pipeSlot {
+	n := len(pc.slots)
+	start := int(pc.next.Add(1)) % n
+	best, bestLen := &pc.slots[start], -1
+	for i := range n {
+		s := &pc.slots[(start+i)%n]
+		c := s.c.Load()
+		if c == nil || c.deadA.Load() {
+			return s // a free slot: open a connection there
+		}
+		if l := len(c.queue); bestLen < 0 || l < bestLen {
+			best, bestLen = s, l
+			if l == 0 {
+				break
+			}
+		}
+	}
+	return best
+}
+
+// conn returns the slot's live connection, dialling one if needed. Requests
+// that waited behind a failed dial get the same connect error without
+// dialling again.
+func (pc *pipeClient) conn(s *pipeSlot) (*pipeConn, error) {
+	gen := s.failGen.Load()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.c.Load(); c != nil && !c.deadA.Load() {
+		return c, nil
+	}
+	if s.failGen.Load() != gen {
+		return nil, s.dialErr
+	}
+	nc, err := pc.dial(pc.addr)
+	if err != nil {
+		s.dialErr = err
+		s.failGen.Add(1)
+		return nil, err
+	}
+	c := &pipeConn{
+		conn:   nc,
+		br:     bufio.NewReaderSize(nc, 16<<10),
+		bw:     bufio.NewWriterSize(nc, 16<<10),
+		queue:  make(chan *pipeWork, pc.depth),
+		closed: make(chan struct{}),
+		brk:    &pipeBreak{},
+	}
+	s.c.Store(c)
+	go c.reader(pc.idle)
+	return c, nil
+}
+
+// send writes req on c and waits for its response. queued is false when
+// req never reached the connection.
+func (c *pipeConn) send(pc *pipeClient, req *fasthttp.Request, resp *fasthttp.Response) (err error, queued bool) {
+	w := pc.works.Get().(*pipeWork)
+	w.resp, w.err = resp, nil
+	resp.Reset()
+	resp.SkipBody = req.Header.IsHead()
+
+	c.waiters.Add(1)
+	c.wmu.Lock()
+	c.waiters.Add(-1)
+	if c.dead || c.deadA.Load() {
+		c.wmu.Unlock()
+		pc.works.Put(w)
+		return errPipeClosed, false
+	}
+	if err := req.Write(c.bw); err != nil {
+		// Part of it may have gone out, and the stream is now corrupt.
+		c.wmu.Unlock()
+		c.fail()
+		pc.works.Put(w)
+		return &pipeError{err: err, brk: c.brk}, true
+	}
+	select {
+	case c.queue <- w:
+	default:
+		// Pipeline full: let the backend see what is buffered, then wait
+		// for the reader to make room.
+		if err := c.bw.Flush(); err != nil {
+			// w is queued: the reader fails it with the others.
+			c.wmu.Unlock()
+			c.fail()
+			<-w.done
+			err = w.err
+			pc.works.Put(w)
+			return err, true
+		}
+		select {
+		case c.queue <- w:
+		case <-c.closed:
+			c.wmu.Unlock()
+			pc.works.Put(w)
+			return &pipeError{err: errPipeAborted, brk: c.brk}, true
+		}
+	}
+	// The last writer of a burst flushes for everyone before it.
+	if c.waiters.Load() == 0 {
+		if err := c.bw.Flush(); err != nil {
+			c.wmu.Unlock()
+			c.fail() // the reader fails w with the others
+			<-w.done
+			err = w.err
+			pc.works.Put(w)
+			return err, true
+		}
+	}
+	c.wmu.Unlock()
+	<-w.done
+	err = w.err
+	w.resp = nil
+	pc.works.Put(w)
+	return err, true
+}
+
+// fail breaks the connection: it is closed and the reader fails every
+// request still queued.
+func (c *pipeConn) fail() {
+	c.once.Do(func() {
+		c.deadA.Store(true)
+		close(c.closed)
+		_ = c.conn.Close()
+	})
+}
+
+// reader reads responses in order and hands each to its request.
+func (c *pipeConn) reader(idle time.Duration) {
+	var timer *time.Timer
+	for {
+		var w *pipeWork
+		select {
+		case w = <-c.queue:
+		default:
+			if timer == nil {
+				timer = time.NewTimer(idle)
+			} else {
+				timer.Reset(idle)
+			}
+			select {
+			case w = <-c.queue:
+				timer.Stop()
+			case <-c.closed:
+				c.drain(c.brk)
+				return
+			case <-timer.C:
+				// Idle: close unless a request slipped in meanwhile.
+				c.wmu.Lock()
+				if len(c.queue) == 0 {
+					c.dead = true
+					c.deadA.Store(true)
+					c.wmu.Unlock()
+					c.fail()
+					return
+				}
+				c.wmu.Unlock()
+				continue
+			}
+		}
+		err := w.resp.Read(c.br)
+		if err == nil && w.resp.ConnectionClose() {
+			// The backend closes after this response: nothing more may be
+			// queued, and what already is was sent in vain.
+			// Not the backend's failure: the requests behind are retried
+			// under the usual rules but not counted against its health.
+			w.done <- struct{}{}
+			c.fail()
+			counted := &pipeBreak{}
+			counted.counted.Store(true)
+			c.drain(counted)
+			return
+		}
+		if err != nil {
+			// The request at the head gets its own error (timeout, bad
+			// header...); it and those behind it share one break.
+			w.err = &pipeError{err: err, brk: c.brk}
+			w.done <- struct{}{}
+			c.fail()
+			c.drain(c.brk)
+			return
+		}
+		w.done <- struct{}{}
+	}
+}
+
+// drain stops new requests and fails every queued one once.
+func (c *pipeConn) drain(brk *pipeBreak) {
+	c.wmu.Lock()
+	c.dead = true
+	c.deadA.Store(true)
+	c.wmu.Unlock()
+	for {
+		select {
+		case w := <-c.queue:
+			w.err = &pipeError{err: errPipeAborted, brk: brk}
+			w.done <- struct{}{}
+		default:
+			return
+		}
+	}
+}
+
+// closeAll closes every connection; queued requests fail.
+func (pc *pipeClient) closeAll() {
+	for i := range pc.slots {
+		if c := pc.slots[i].c.Load(); c != nil {
+			c.fail()
+		}
+	}
+}
