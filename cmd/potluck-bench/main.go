@@ -232,10 +232,11 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&noProgress, "no-progress", false, "never print the progress line")
 	cli.SetUsage(fs, `potluck-bench load sends closed-loop load: --concurrency workers each send a
 request, wait for the answer and send the next, until --duration or --count.
-It prints req/s and latency percentiles (p50, p90, p99, max over all samples).`,
+It prints req/s and latency percentiles (p50, p90, p99, max over all samples).
+-c, -d and -n are short for --concurrency, --duration and --count.`,
 		`Example:
   potluck-bench load --url http://127.0.0.1:8080/ --host hello.example --concurrency 16 --duration 20s`)
-	if err := cli.Parse(fs, args); err != nil {
+	if err := cli.Parse(fs, expandShort(args, map[string]string{"c": "concurrency", "d": "duration", "n": "count"})); err != nil {
 		return err
 	}
 	if cfg.URL == "" {
@@ -315,6 +316,27 @@ Default scenarios (docs/benchmarks.md explains the round-trip times):`+scDoc.Str
 	}
 	log.Info("done", "took", time.Since(start).Round(time.Second))
 	return tf.write(stdout, res)
+}
+
+// expandShort rewrites short flags (-c 8, -c=8) to their long names before
+// parsing, so a short flag counts as given and its environment twin does not
+// override it.
+func expandShort(args []string, short map[string]string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if long, ok := short[name]; ok && strings.HasPrefix(a, "-") {
+			a = "--" + long
+			if hasValue {
+				a += "=" + value
+			}
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // isTerminal reports whether w is a character device (a terminal).

@@ -79,6 +79,9 @@ func TestCommands(t *testing.T) {
 			require.Equal(t, 10, got.Requests)
 			require.Equal(t, map[int]int{201: 10}, got.Statuses)
 		}},
+		{name: "load short flags", args: []string{"load", "--url", s.URL + "/", "--host", "hello.test", "-n", "7", "-c=2", "-d", "30s"}, check: func(t *testing.T, out string) {
+			require.Contains(t, out, "requests  7 in")
+		}},
 		{name: "load without url", args: []string{"load"}, err: "--url"},
 		{name: "geo bad scenario", args: []string{"geo", "--scenario", "eu=70ms"}, err: "CLIENT_RTT/MESH_RTT"},
 		{name: "no command", args: nil, err: "no command"},
@@ -116,6 +119,15 @@ func TestHelpListsEnvironmentTwins(t *testing.T) {
 	var out bytes.Buffer
 	require.ErrorIs(t, run(context.Background(), []string{"--help"}, &out, io.Discard), flag.ErrHelp)
 	require.Contains(t, out.String(), "potluck-bench geo")
+}
+
+func TestShortFlagsWinOverEnvironment(t *testing.T) {
+	s := app(t)
+	t.Setenv("POTLUCK_COUNT", "100")
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"load", "--url", s.URL + "/", "--host", "hello.test", "-n", "3"}, &out, io.Discard))
+	require.Contains(t, out.String(), "requests  3 in")
+	require.Equal(t, []string{"--concurrency", "4", "--count=5", "--url", "x", "--", "-c"}, expandShort([]string{"-c", "4", "-n=5", "--url", "x", "--", "-c"}, map[string]string{"c": "concurrency", "n": "count"}))
 }
 
 func TestTargetsFromEnvironment(t *testing.T) {
