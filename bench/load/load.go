@@ -87,17 +87,31 @@ func (c *Config) withDefaults() error {
 	return nil
 }
 
-// Report is the outcome of a run. Durations are in JSON as seconds.
+// Report is the outcome of a run (JSON: durations in seconds, see MarshalJSON).
 type Report struct {
-	Requests  int                `json:"requests"`
-	Errors    int                `json:"errors"` // transport errors and non-2xx answers
-	Statuses  map[int]int        `json:"statuses"`
-	FirstErr  string             `json:"first_error,omitempty"`
-	Elapsed   time.Duration      `json:"-"`
-	PerSecond float64            `json:"requests_per_second"`
-	Latency   Percentiles        `json:"-"`
-	LatencyS  map[string]float64 `json:"latency_s"`
-	ElapsedS  float64            `json:"elapsed_s"`
+	Requests  int
+	Errors    int         // transport errors and non-2xx answers
+	Statuses  map[int]int // answers by status code
+	FirstErr  string
+	Elapsed   time.Duration
+	PerSecond float64
+	Latency   Percentiles
+}
+
+// MarshalJSON writes the report with durations in seconds.
+func (r *Report) MarshalJSON() ([]byte, error) {
+	l := r.Latency
+	return json.Marshal(struct {
+		Requests  int                `json:"requests"`
+		Errors    int                `json:"errors"`
+		Statuses  map[int]int        `json:"statuses"`
+		FirstErr  string             `json:"first_error,omitempty"`
+		ElapsedS  float64            `json:"elapsed_s"`
+		PerSecond float64            `json:"requests_per_second"`
+		LatencyS  map[string]float64 `json:"latency_s"`
+	}{r.Requests, r.Errors, r.Statuses, r.FirstErr, r.Elapsed.Seconds(), r.PerSecond, map[string]float64{
+		"mean": l.Mean.Seconds(), "p50": l.P50.Seconds(), "p90": l.P90.Seconds(), "p99": l.P99.Seconds(), "max": l.Max.Seconds(),
+	}})
 }
 
 // Percentiles of request latency (successful and failed requests alike).
@@ -214,11 +228,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Latency = Summarise(all)
 	if elapsed > 0 {
 		rep.PerSecond = float64(rep.Requests) / elapsed.Seconds()
-	}
-	rep.ElapsedS = elapsed.Seconds()
-	rep.LatencyS = map[string]float64{
-		"mean": rep.Latency.Mean.Seconds(), "p50": rep.Latency.P50.Seconds(), "p90": rep.Latency.P90.Seconds(),
-		"p99": rep.Latency.P99.Seconds(), "max": rep.Latency.Max.Seconds(),
 	}
 	if rep.Requests == 0 {
 		return rep, errors.New("load: no request completed")
