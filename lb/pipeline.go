@@ -13,9 +13,9 @@ import (
 
 // pipeClient sends requests to one backend over a few HTTP/1.1 connections,
 // written back to back (pipelining, RFC 9112 §9.3) and answered in order.
-// Writers share a connection's buffered writer and the last one of a burst
-// flushes, so one write carries several requests; one reader goroutine per
-// connection reads the responses, several per read when they arrive
+// One writer goroutine per connection writes queued requests into a buffer
+// and flushes when no more are waiting, so a burst leaves in one write; one
+// reader goroutine reads the responses, several per read when they arrive
 // together. Used when Options.PipelineBackends > 0, for requests whose body
 // is held in memory; streamed uploads go through the HostClient.
 //
@@ -41,22 +41,25 @@ type pipeSlot struct {
 }
 
 type pipeConn struct {
-	conn    net.Conn
-	br      *bufio.Reader
-	bw      *bufio.Writer
-	wmu     sync.Mutex // guards bw, dead and the order of queue pushes
-	waiters atomic.Int32
-	dead    bool // guarded by wmu: no more requests may be queued
-	deadA   atomic.Bool
-	queue   chan *pipeWork // written, waiting for their responses, in order
-	closed  chan struct{}  // closed when the connection breaks or is closed
-	once    sync.Once
-	brk     *pipeBreak
+	conn       net.Conn
+	br         *bufio.Reader
+	bw         *bufio.Writer
+	wmu        sync.Mutex // guards dead against pushes to in
+	dead       bool       // guarded by wmu: no more requests may be queued
+	deadA      atomic.Bool
+	in         chan *pipeWork // waiting for the writer
+	queue      chan *pipeWork // written, waiting for their responses, in order
+	closed     chan struct{}  // closed when the connection breaks or is closed
+	writerDone chan struct{}
+	once       sync.Once
+	brk        *pipeBreak
 }
 
 type pipeWork struct {
+	req  *fasthttp.Request
 	resp *fasthttp.Response
 	err  error
+	sent bool // something of req may have reached the backend
 	done chan struct{}
 }
 
@@ -96,14 +99,15 @@ func (pc *pipeClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 		if err != nil {
 			return err
 		}
-		err, queued := c.send(pc, req, resp)
-		if queued || !errors.Is(err, errPipeClosed) {
+		err, sent := c.send(pc, req, resp)
+		if sent || !errors.Is(err, errPipeClosed) {
 			return err
 		}
 		// The connection was closed before anything of req was written
 		// (idle close or a break): nothing was sent, try a fresh one.
 	}
-	return &pipeError{err: errPipeClosed, brk: &pipeBreak{}}
+	// Not the backend's failure: the request moves on, like at max_conns.
+	return fasthttp.ErrNoFreeConns
 }
 
 // pick chooses the slot with the fewest queued requests, starting the scan
@@ -118,7 +122,7 @@ func (pc *pipeClient) pick() *pipeSlot {
 		if c == nil || c.deadA.Load() {
 			return s // a free slot: open a connection there
 		}
-		if l := len(c.queue); bestLen < 0 || l < bestLen {
+		if l := len(c.queue) + len(c.in); bestLen < 0 || l < bestLen {
 			best, bestLen = s, l
 			if l == 0 {
 				break
@@ -148,90 +152,115 @@ func (pc *pipeClient) conn(s *pipeSlot) (*pipeConn, error) {
 		return nil, err
 	}
 	c := &pipeConn{
-		conn:   nc,
-		br:     bufio.NewReaderSize(nc, 16<<10),
-		bw:     bufio.NewWriterSize(nc, 16<<10),
-		queue:  make(chan *pipeWork, pc.depth),
-		closed: make(chan struct{}),
-		brk:    &pipeBreak{},
+		conn:       nc,
+		br:         bufio.NewReaderSize(nc, 16<<10),
+		bw:         bufio.NewWriterSize(nc, 16<<10),
+		in:         make(chan *pipeWork, pc.depth),
+		queue:      make(chan *pipeWork, pc.depth),
+		closed:     make(chan struct{}),
+		writerDone: make(chan struct{}),
+		brk:        &pipeBreak{},
 	}
 	s.c.Store(c)
+	go c.writer()
 	go c.reader(pc.idle)
 	return c, nil
 }
 
-// send writes req on c and waits for its response. queued is false when
-// req never reached the connection.
-func (c *pipeConn) send(pc *pipeClient, req *fasthttp.Request, resp *fasthttp.Response) (err error, queued bool) {
+// send queues req on c for the writer and waits for its response. sent is
+// false when nothing of req reached the connection.
+func (c *pipeConn) send(pc *pipeClient, req *fasthttp.Request, resp *fasthttp.Response) (err error, sent bool) {
 	w := pc.works.Get().(*pipeWork)
-	w.resp, w.err = resp, nil
+	w.req, w.resp, w.err, w.sent = req, resp, nil, false
 	resp.Reset()
 	resp.SkipBody = req.Header.IsHead()
 
-	c.waiters.Add(1)
 	c.wmu.Lock()
-	c.waiters.Add(-1)
-	if c.dead || c.deadA.Load() {
+	if c.dead {
 		c.wmu.Unlock()
+		w.req, w.resp = nil, nil
 		pc.works.Put(w)
 		return errPipeClosed, false
 	}
-	if err := req.Write(c.bw); err != nil {
-		// Part of it may have gone out, and the stream is now corrupt.
-		c.wmu.Unlock()
-		c.fail()
-		pc.works.Put(w)
-		return &pipeError{err: err, brk: c.brk}, true
-	}
 	select {
-	case c.queue <- w:
-	default:
-		// Pipeline full: let the backend see what is buffered, then wait
-		// for the reader to make room.
-		if err := c.bw.Flush(); err != nil {
-			// w is queued: the reader fails it with the others.
-			c.wmu.Unlock()
-			c.fail()
-			<-w.done
-			err = w.err
-			pc.works.Put(w)
-			return err, true
-		}
-		select {
-		case c.queue <- w:
-		case <-c.closed:
-			c.wmu.Unlock()
-			pc.works.Put(w)
-			return &pipeError{err: errPipeAborted, brk: c.brk}, true
-		}
-	}
-	// The last writer of a burst flushes for everyone before it.
-	if c.waiters.Load() == 0 {
-		if err := c.bw.Flush(); err != nil {
-			c.wmu.Unlock()
-			c.fail() // the reader fails w with the others
-			<-w.done
-			err = w.err
-			pc.works.Put(w)
-			return err, true
-		}
+	case c.in <- w:
+	case <-c.closed:
+		// Broken while we waited for room: the drain that follows cannot
+		// start before we let go of wmu, and w is not queued.
+		c.wmu.Unlock()
+		w.req, w.resp = nil, nil
+		pc.works.Put(w)
+		return errPipeClosed, false
 	}
 	c.wmu.Unlock()
 	<-w.done
-	err = w.err
-	w.resp = nil
+	err, sent = w.err, w.sent
+	w.req, w.resp = nil, nil
 	pc.works.Put(w)
-	return err, true
+	return err, sent
 }
 
-// fail breaks the connection: it is closed and the reader fails every
-// request still queued.
+// fail breaks the connection: it is closed, the writer stops, and the
+// reader fails every request still queued.
 func (c *pipeConn) fail() {
 	c.once.Do(func() {
 		c.deadA.Store(true)
 		close(c.closed)
 		_ = c.conn.Close()
 	})
+}
+
+// writer writes queued requests back to back and flushes when no more are
+// waiting, so a burst leaves in one write.
+func (c *pipeConn) writer() {
+	defer close(c.writerDone)
+	for {
+		var w *pipeWork
+		select {
+		case w = <-c.in:
+		default:
+			if c.bw.Buffered() > 0 {
+				if err := c.bw.Flush(); err != nil {
+					c.fail()
+					return
+				}
+			}
+			select {
+			case w = <-c.in:
+			case <-c.closed:
+				return
+			}
+		}
+		w.sent = true
+		if err := w.req.Write(c.bw); err != nil {
+			// Part of it may have gone out; the stream is now unusable.
+			w.err = &pipeError{err: err, brk: c.brk}
+			w.done <- struct{}{}
+			c.fail()
+			return
+		}
+		select {
+		case c.queue <- w:
+		default:
+			// Pipeline full: let the backend see what is buffered, then
+			// wait for the reader to make room.
+			err := c.bw.Flush()
+			if err == nil {
+				select {
+				case c.queue <- w:
+					continue
+				case <-c.closed:
+				}
+			}
+			w.err = &pipeError{err: errPipeAborted, brk: c.brk}
+			if err != nil {
+				w.err = &pipeError{err: err, brk: c.brk}
+			}
+			w.done <- struct{}{}
+			c.fail()
+			return
+		}
+	}
 }
 
 // reader reads responses in order and hands each to its request.
@@ -256,11 +285,12 @@ func (c *pipeConn) reader(idle time.Duration) {
 			case <-timer.C:
 				// Idle: close unless a request slipped in meanwhile.
 				c.wmu.Lock()
-				if len(c.queue) == 0 {
+				if len(c.queue) == 0 && len(c.in) == 0 {
 					c.dead = true
 					c.deadA.Store(true)
 					c.wmu.Unlock()
 					c.fail()
+					c.drain(c.brk) // nothing to fail; waits for the writer
 					return
 				}
 				c.wmu.Unlock()
@@ -269,10 +299,9 @@ func (c *pipeConn) reader(idle time.Duration) {
 		}
 		err := w.resp.Read(c.br)
 		if err == nil && w.resp.ConnectionClose() {
-			// The backend closes after this response: nothing more may be
-			// queued, and what already is was sent in vain.
-			// Not the backend's failure: the requests behind are retried
-			// under the usual rules but not counted against its health.
+			// The backend closes after this response. Not its failure: the
+			// requests behind are retried under the usual rules but not
+			// counted against its health.
 			w.done <- struct{}{}
 			c.fail()
 			counted := &pipeBreak{}
@@ -293,8 +322,11 @@ func (c *pipeConn) reader(idle time.Duration) {
 	}
 }
 
-// drain stops new requests and fails every queued one once.
+// drain runs after fail: once the writer has stopped it bars new requests,
+// fails every sent one once and hands the unsent ones back for a fresh
+// connection.
 func (c *pipeConn) drain(brk *pipeBreak) {
+	<-c.writerDone
 	c.wmu.Lock()
 	c.dead = true
 	c.deadA.Store(true)
@@ -303,6 +335,9 @@ func (c *pipeConn) drain(brk *pipeBreak) {
 		select {
 		case w := <-c.queue:
 			w.err = &pipeError{err: errPipeAborted, brk: brk}
+			w.done <- struct{}{}
+		case w := <-c.in:
+			w.err, w.sent = errPipeClosed, false
 			w.done <- struct{}{}
 		default:
 			return

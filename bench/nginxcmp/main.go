@@ -106,6 +106,7 @@ type settings struct {
 	baseline    bool
 	pipeline    int
 	pipeDepth   int
+	profilePipe bool
 }
 
 func benchMain(args []string) error {
@@ -124,6 +125,7 @@ func benchMain(args []string) error {
 	fs.BoolVar(&s.baseline, "baseline", true, "also run the ten-line fasthttp proxy (rawproxy) as a third contender")
 	fs.IntVar(&s.pipeline, "pipeline", 2, "also run potluck-front with backend_pool.pipeline set to this (pipelined backend connections) as the contender potluck-pipe; 0 skips it")
 	fs.IntVar(&s.pipeDepth, "pipeline-depth", 0, "backend_pool.pipeline_depth for potluck-pipe; 0 = lb's default")
+	fs.BoolVar(&s.profilePipe, "profile-pipe", false, "with --profile: profile potluck-pipe instead of potluck-front")
 	fs.IntVar(&s.frontProcs, "front-gomaxprocs", 0, "GOMAXPROCS for potluck-front; 0 = Go's default (all cores)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -199,21 +201,23 @@ func benchMain(args []string) error {
 	}
 	pids := map[string]int{"nginx": nginxPID, "potluck-front": frontPID}
 	contenders := []string{"nginx", "potluck-front"}
-	var pipeAddr string
+	var pipeAddr, pipeAdmin string
 	if s.pipeline > 0 {
 		if pipeAddr, err = freeAddr(); err != nil {
 			return err
 		}
-		pipeAdmin, err := freeAddr()
-		if err != nil {
+		if pipeAdmin, err = freeAddr(); err != nil {
 			return err
 		}
 		pool := fmt.Sprintf("backend_pool:\n  pipeline: %d\n  pipeline_depth: %d\n", s.pipeline, s.pipeDepth)
 		if err := writeFrontConf(dir, "front-pipe.yaml", pipeAddr, pipeAdmin, backendAddrs, pool); err != nil {
 			return err
 		}
-		pid, err := startProcPID(ctx, dir, "potluck-pipe", frontEnv, s.frontBin,
-			"--config", filepath.Join(dir, "front-pipe.yaml"), "--log-level", "warn", "--watch-interval", "0")
+		pipeArgs := []string{"--config", filepath.Join(dir, "front-pipe.yaml"), "--log-level", "warn", "--watch-interval", "0"}
+		if s.profile != "" {
+			pipeArgs = append(pipeArgs, "--pprof")
+		}
+		pid, err := startProcPID(ctx, dir, "potluck-pipe", frontEnv, s.frontBin, pipeArgs...)
 		if err != nil {
 			return err
 		}
@@ -259,11 +263,14 @@ func benchMain(args []string) error {
 			return fmt.Errorf("warm-up %s: %w", name, err)
 		}
 	}
+	if s.profile != "" && s.profilePipe && s.pipeline > 0 {
+		return profileFront(s, pipeAddr, pipeAdmin)
+	}
 	if s.profile != "" {
 		return profileFront(s, frontAddr, adminAddr)
 	}
 	results := map[string][]wrkResult{}
-	fmt.Printf("%-6s %-14s %12s %10s %10s %14s %16s %6s\n", "round", "proxy", "req/s", "p50", "p99", "proxy CPU/req", "backends CPU/req", "idle")
+	fmt.Printf("%-6s %-14s %12s %10s %10s %14s %16s %6s %s\n", "round", "proxy", "req/s", "p50", "p99", "proxy CPU/req", "backends CPU/req", "idle", "read+write syscalls/req proxy, backends")
 	for r := 1; r <= s.rounds; r++ {
 		// Alternate who goes first, so drift in the machine's load hits both.
 		order := append([]string{}, contenders...)
@@ -274,9 +281,11 @@ func benchMain(args []string) error {
 		for _, name := range order {
 			idle0 := idleTicks()
 			before := cpuTicks(pids[name])
-			var beforeB int64
+			sys0 := syscalls(pids[name])
+			var beforeB, sysB0 int64
 			for _, p := range backendPIDs {
 				beforeB += cpuTicks(p)
+				sysB0 += syscalls(p)
 			}
 			res, err := runWrk(s, targets[name], s.duration)
 			if err != nil {
@@ -288,14 +297,18 @@ func benchMain(args []string) error {
 			// Idle share of the whole machine: above 0 %, the run was not CPU
 			// bound; at 0 %, other engineers' work competed for the cores.
 			res.idlePct = float64(idleTicks()-idle0) / float64(numCPU()) / s.duration.Seconds()
-			var afterB int64
+			nreq := res.rps * s.duration.Seconds()
+			res.sysPerReq = float64(syscalls(pids[name])-sys0) / nreq
+			var afterB, sysB1 int64
 			for _, p := range backendPIDs {
 				afterB += cpuTicks(p)
+				sysB1 += syscalls(p)
 			}
+			res.backendSysPerReq = float64(sysB1-sysB0) / nreq
 			res.backendCPUPerReq = time.Duration(float64(time.Duration(afterB-beforeB)*10*time.Millisecond) / (res.rps * s.duration.Seconds()))
 			results[name] = append(results[name], res)
-			fmt.Printf("%-6d %-14s %12.0f %10s %10s %14s %16s %5.0f%%\n", r, name, res.rps, short(res.p50), short(res.p99),
-				short(res.cpuPerReq), short(res.backendCPUPerReq), res.idlePct)
+			fmt.Printf("%-6d %-14s %12.0f %10s %10s %14s %16s %5.0f%% %5.2f %5.2f\n", r, name, res.rps, short(res.p50), short(res.p99),
+				short(res.cpuPerReq), short(res.backendCPUPerReq), res.idlePct, res.sysPerReq, res.backendSysPerReq)
 		}
 	}
 	n, f := median(results["nginx"]), median(results["potluck-front"])
@@ -421,6 +434,40 @@ func startProcPID(ctx context.Context, dir, name string, env []string, bin strin
 
 // cpuTicks returns user+system clock ticks of pid and its direct children
 // (NGINX's workers), from /proc.
+// syscalls is the read and write system calls (syscr + syscw of
+// /proc/PID/io) made so far by pid and its children (NGINX's workers).
+func syscalls(pid int) int64 {
+	total := int64(0)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if p != pid {
+			stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+			if len(f) < 2 || f[1] != strconv.Itoa(pid) {
+				continue
+			}
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "io"))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ": "); ok && (k == "syscr" || k == "syscw") {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				total += n
+			}
+		}
+	}
+	return total
+}
+
 func cpuTicks(pid int) int64 {
 	total := int64(0)
 	entries, _ := os.ReadDir("/proc")
@@ -521,7 +568,9 @@ type wrkResult struct {
 	p50, p99  time.Duration
 	errors    int
 	cpuPerReq time.Duration // proxy process CPU time per request
-	idlePct   float64       // idle share of the machine during the run
+	// sysPerReq and backendSysPerReq are read+write syscalls per request.
+	sysPerReq, backendSysPerReq float64
+	idlePct                     float64 // idle share of the machine during the run
 	// backendCPUPerReq is the backends' CPU per request: how the proxy's
 	// connection use changes its neighbours' cost.
 	backendCPUPerReq time.Duration
