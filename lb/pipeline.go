@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -220,6 +221,12 @@ func (c *pipeConn) writer() {
 		case w = <-c.in:
 		default:
 			if c.bw.Buffered() > 0 {
+				// Let the handlers that are ready run first: what they
+				// queue meanwhile leaves in the same write.
+				runtime.Gosched()
+				if len(c.in) > 0 {
+					continue
+				}
 				if err := c.bw.Flush(); err != nil {
 					c.fail()
 					return

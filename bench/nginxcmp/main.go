@@ -123,7 +123,7 @@ func benchMain(args []string) error {
 	fs.BoolVar(&s.keep, "keep", false, "keep the temporary directory (configs, logs)")
 	fs.StringVar(&s.profile, "profile", "", "write a 10 s CPU profile of potluck-front under load to this file")
 	fs.BoolVar(&s.baseline, "baseline", true, "also run the ten-line fasthttp proxy (rawproxy) as a third contender")
-	fs.IntVar(&s.pipeline, "pipeline", 2, "also run potluck-front with backend_pool.pipeline set to this (pipelined backend connections) as the contender potluck-pipe; 0 skips it")
+	fs.IntVar(&s.pipeline, "pipeline", 1, "also run potluck-front with backend_pool.pipeline set to this (pipelined backend connections) as the contender potluck-pipe; 0 skips it")
 	fs.IntVar(&s.pipeDepth, "pipeline-depth", 0, "backend_pool.pipeline_depth for potluck-pipe; 0 = lb's default")
 	fs.BoolVar(&s.profilePipe, "profile-pipe", false, "with --profile: profile potluck-pipe instead of potluck-front")
 	fs.IntVar(&s.frontProcs, "front-gomaxprocs", 0, "GOMAXPROCS for potluck-front; 0 = Go's default (all cores)")
