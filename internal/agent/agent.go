@@ -51,6 +51,10 @@ type Config struct {
 	Bind conn.Bind
 	// PollWait is how long one blocking query for desired state waits.
 	PollWait time.Duration
+	// RegisterTimeout is how long a host with no saved identity keeps
+	// trying to register while no core node can take it (leader elections,
+	// a core still starting); 0 means 2 minutes.
+	RegisterTimeout time.Duration
 	// ProbePort is the tunnel port where the core checks the host answers
 	// (GET /healthz) before it becomes Ready; 0 means DefaultProbePort.
 	ProbePort uint16
@@ -112,6 +116,9 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.ProbePort == 0 {
 		cfg.ProbePort = DefaultProbePort
 	}
+	if cfg.RegisterTimeout == 0 {
+		cfg.RegisterTimeout = 2 * time.Minute
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -120,13 +127,15 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger}
-	id, err := a.register(ctx, key.Public())
+	var saved Identity
+	haveSaved := readJSON(filepath.Join(cfg.DataDir, identityFile), &saved) == nil && saved.Name == cfg.Name
+	id, err := a.register(ctx, key.Public(), haveSaved)
 	if err != nil {
-		var saved Identity
-		if loadErr := readJSON(filepath.Join(cfg.DataDir, identityFile), &saved); loadErr != nil || saved.Name != cfg.Name {
+		if !haveSaved {
 			return nil, err
 		}
-		a.log.Warn("no core node answered; starting from the identity saved by the last run", "err", err, "host_id", saved.HostID)
+		// Known already: serve on the last identity while the core is away.
+		a.log.Warn("could not reach the core; starting from the identity saved by the last run", "err", err, "host_id", saved.HostID)
 		id = saved
 	} else if err := writeJSON(filepath.Join(cfg.DataDir, identityFile), id); err != nil {
 		return nil, err
@@ -192,30 +201,49 @@ func (c Config) validate() error {
 }
 
 // register asks each core URL in turn; registering again with the same name
-// and key returns the existing registration.
-func (a *Agent) register(ctx context.Context, pub meshnet.PublicKey) (Identity, error) {
+// and key returns the existing registration. A host already known (once)
+// tries each node once and lets the caller fall back on its saved identity;
+// a new host keeps trying with backoff for RegisterTimeout through elections
+// and restarts, with one request id so the core applies the write once. A
+// 4xx answer ends it at once: retrying would not help.
+func (a *Agent) register(ctx context.Context, pub meshnet.PublicKey, once bool) (Identity, error) {
 	body, _ := json.Marshal(map[string]any{
 		"name": a.cfg.Name, "role": a.cfg.Role, "public_key": pub.String(),
 		"cpus": a.cfg.CPUs, "memory_mb": a.cfg.MemoryMB, "disk_mb": a.cfg.DiskMB, "endpoint": a.cfg.Endpoint,
 	})
-	var errs []error
-	for _, base := range a.cfg.CoreURLs {
-		var reg api.RegistrationView
-		err := doJSON(ctx, http.DefaultClient, http.MethodPost, strings.TrimRight(base, "/")+"/v1/hosts", a.cfg.JoinToken, body, &reg)
-		if err == nil {
-			addr, perr := netip.ParseAddr(reg.TunnelAddress)
-			if perr != nil {
-				return Identity{}, fmt.Errorf("register: core gave tunnel address %q: %w", reg.TunnelAddress, perr)
+	hdr := http.Header{"X-Request-Id": {"register-" + a.cfg.Name + "-" + pub.Hex()[:16]}}
+	deadline := time.Now().Add(a.cfg.RegisterTimeout)
+	backoff := 500 * time.Millisecond
+	for {
+		var errs []error
+		for _, base := range a.cfg.CoreURLs {
+			var reg api.RegistrationView
+			err := doJSON(ctx, http.DefaultClient, http.MethodPost, strings.TrimRight(base, "/")+"/v1/hosts", a.cfg.JoinToken, hdr, body, &reg)
+			if err == nil {
+				addr, perr := netip.ParseAddr(reg.TunnelAddress)
+				if perr != nil {
+					return Identity{}, fmt.Errorf("register: core gave tunnel address %q: %w", reg.TunnelAddress, perr)
+				}
+				return Identity{HostID: reg.Host.ID, Name: a.cfg.Name, Role: a.cfg.Role, TunnelAddress: addr, CorePeers: reg.CorePeers}, nil
 			}
-			return Identity{HostID: reg.Host.ID, Name: a.cfg.Name, Role: a.cfg.Role, TunnelAddress: addr, CorePeers: reg.CorePeers}, nil
+			var rejected *RejectedError
+			if errors.As(err, &rejected) {
+				return Identity{}, fmt.Errorf("register with %s: %w", base, err)
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", base, err))
 		}
-		var rejected *RejectedError
-		if errors.As(err, &rejected) {
-			return Identity{}, fmt.Errorf("register with %s: %w", base, err) // the core said no: retrying elsewhere won't help
+		err := fmt.Errorf("register: no core node took the registration: %w", errors.Join(errs...))
+		if once || time.Now().Add(backoff).After(deadline) {
+			return Identity{}, err
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", base, err))
+		a.log.Warn("registration not accepted yet; retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return Identity{}, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
 	}
-	return Identity{}, fmt.Errorf("register: no core node answered: %w", errors.Join(errs...))
 }
 
 // Node is the host's mesh node.
@@ -428,7 +456,7 @@ func (a *Agent) fetchState(ctx context.Context, index uint64) (*agentapi.Desired
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.PollWait+15*time.Second)
 	defer cancel()
 	var d agentapi.DesiredState
-	if err := doJSON(ctx, a.client, http.MethodGet, url, "", nil, &d); err != nil {
+	if err := doJSON(ctx, a.client, http.MethodGet, url, "", nil, nil, &d); err != nil {
 		return nil, err
 	}
 	return &d, nil
@@ -444,7 +472,7 @@ func (a *Agent) Heartbeat(ctx context.Context, reports []fsm.InstanceUpdate) err
 	var errs []error
 	for range a.coreCount() {
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := doJSON(hctx, a.client, http.MethodPost, a.agentURL()+"/v1/agent/heartbeat", "", body, nil)
+		err := doJSON(hctx, a.client, http.MethodPost, a.agentURL()+"/v1/agent/heartbeat", "", nil, body, nil)
 		cancel()
 		if err == nil {
 			a.stats.heartbeats.Inc()
@@ -518,7 +546,7 @@ type RejectedError struct {
 
 func (e *RejectedError) Error() string { return fmt.Sprintf("%d: %s", e.Status, e.Message) }
 
-func doJSON(ctx context.Context, c *http.Client, method, url, token string, body []byte, out any) error {
+func doJSON(ctx context.Context, c *http.Client, method, url, token string, hdr http.Header, body []byte, out any) error {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -532,6 +560,9 @@ func doJSON(ctx context.Context, c *http.Client, method, url, token string, body
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	resp, err := c.Do(req)
 	if err != nil {
