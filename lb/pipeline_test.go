@@ -161,3 +161,24 @@ func TestPipelinedConnectionBreak(t *testing.T) {
 		})
 	}
 }
+
+// TestPipelinedHeadAndBodies: a HEAD response has no body even though it
+// declares a length, so the next response on the connection must still be
+// read correctly; small request bodies are pipelined too.
+func TestPipelinedHeadAndBodies(t *testing.T) {
+	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Length", fmt.Sprint(len("got ")+len(body)))
+		_, _ = io.WriteString(w, "got "+string(body))
+	})
+	p := startProxy(t, Options{PipelineBackends: 1}, []Route{route("app.test", b.addr)})
+	cl := newClient()
+	for i := range 3 {
+		code, body, _ := do(t, cl, "HEAD", p.url, "app.test", nil)
+		require.Equal(t, 200, code)
+		require.Empty(t, body)
+		code, body, _ = do(t, cl, "POST", p.url, "app.test", strings.NewReader(fmt.Sprint("n=", i)))
+		require.Equal(t, 200, code)
+		require.Equal(t, fmt.Sprint("got n=", i), body)
+	}
+}
