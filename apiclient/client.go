@@ -320,19 +320,46 @@ func (c *Client) DecommissionHost(ctx context.Context, idOrName string) (*Host, 
 type Progress func(sent, total int64)
 
 // UploadApp streams a `docker save` tarball as app name. size is the body
-// length (-1 if unknown); containerPort 0 leaves the port unset. The upload
-// is not retried (the body is a stream); the request id still protects
-// against a duplicate if the caller retries with the same reader contents.
+// length (-1 if unknown); containerPort 0 leaves the port unset. A body
+// that is an io.Seeker (a file) is retried like other writes, rewound, with
+// one request id; a plain stream is sent once.
 func (c *Client) UploadApp(ctx context.Context, name string, containerPort int, body io.Reader, size int64, progress Progress) (*App, error) {
 	q := url.Values{}
 	if containerPort != 0 {
 		q.Set("container_port", strconv.Itoa(containerPort))
 	}
-	if progress != nil {
-		body = &progressReader{r: body, total: size, fn: progress}
+	// A body that can rewind (a file) is sent again after a leadership
+	// change or a lost connection, with the same request id, so the core
+	// stores it once; anything else is sent once.
+	seeker, canRetry := body.(io.Seeker)
+	attempts := 1
+	if canRetry {
+		attempts += c.retries
 	}
+	reqID := NewRequestID()
 	var a App
-	_, err := c.send(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(name)+"/tarball", q, body, "application/x-tar", size, NewRequestID(), &a)
+	var err error
+	for attempt := 0; attempt < attempts; attempt++ {
+		if attempt > 0 {
+			if _, serr := seeker.Seek(0, io.SeekStart); serr != nil {
+				return nil, errors.Join(err, serr)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, errors.Join(err, ctx.Err())
+			case <-time.After(c.retryPause):
+			}
+		}
+		// Only Read: the transport closes a body that can be closed, and
+		// the caller's file must survive for a retry.
+		rd := io.Reader(struct{ io.Reader }{body})
+		if progress != nil {
+			rd = &progressReader{r: body, total: size, fn: progress}
+		}
+		if _, err = c.send(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(name)+"/tarball", q, rd, "application/x-tar", size, reqID, &a); err == nil || !retryable(ctx, err) {
+			break
+		}
+	}
 	return &a, err
 }
 

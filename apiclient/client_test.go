@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -57,8 +59,8 @@ func (d *discard) Header() http.Header         { return d.header }
 func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discard) WriteHeader(int)             {}
 
-func TestRetriedWriteIsAppliedOnce(t *testing.T) {
-	core := apitest.Start(t)
+// lossyClient is a client whose first write's answer is lost on the way back.
+func lossyClient(t *testing.T, core *apitest.Core) (*apiclient.Client, *lossyProxy) {
 	target, err := url.Parse(core.URL)
 	require.NoError(t, err)
 	lp := &lossyProxy{proxy: httputil.NewSingleHostReverseProxy(target)}
@@ -66,9 +68,41 @@ func TestRetriedWriteIsAppliedOnce(t *testing.T) {
 	ln := listen(t)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-
 	c, err := apiclient.New("http://"+ln.Addr().String(), apitest.Token, apiclient.WithRetries(3, 10*time.Millisecond))
 	require.NoError(t, err)
+	return c, lp
+}
+
+// An upload from a file is sent again after a lost answer, rewound, with the
+// same request id, and stored once.
+func TestRetriedUploadFromFileIsStoredOnce(t *testing.T) {
+	core := apitest.Start(t)
+	c, lp := lossyClient(t, core)
+	path := filepath.Join(t.TempDir(), "app.tar")
+	require.NoError(t, os.WriteFile(path, apitest.DockerSaveTar(t, "hello:1", 4096), 0o600))
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	fi, err := f.Stat()
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	app, err := c.UploadApp(ctx, "hello", 8080, f, fi.Size(), nil)
+	require.NoError(t, err)
+	require.Equal(t, fi.Size(), app.Size, "the whole file was sent again")
+	lp.mu.Lock()
+	ids := append([]string(nil), lp.ids...)
+	lp.mu.Unlock()
+	require.Len(t, ids, 2)
+	require.Equal(t, ids[0], ids[1])
+	apps, _, err := core.Client.Apps(ctx, nil)
+	require.NoError(t, err)
+	require.Len(t, apps, 1)
+}
+
+func TestRetriedWriteIsAppliedOnce(t *testing.T) {
+	core := apitest.Start(t)
+	c, lp := lossyClient(t, core)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	tok, err := c.CreateToken(ctx, "retried", 0)
