@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -214,35 +215,59 @@ func (r response) json(t *testing.T, v any) {
 var httpClient = &http.Client{Timeout: 30 * time.Second}
 
 // call sends one request; transport errors give code 0.
+// call sends one API request. A write sent without explicit headers behaves
+// like a real client: it carries a request id and, when the core answers 503
+// (leadership changed: outcome unknown), is retried with the same id, so a
+// loaded test machine's elections do not fail unrelated assertions. Tests
+// that study those answers pass their own headers and see every reply.
 func call(t *testing.T, method, url, token string, body any, headers map[string]string) response {
 	t.Helper()
-	var rd io.Reader
+	var data []byte
 	switch b := body.(type) {
 	case nil:
 	case []byte:
-		rd = bytes.NewReader(b)
+		data = b
 	case string:
-		rd = bytes.NewReader([]byte(b))
+		data = []byte(b)
 	default:
-		data, err := json.Marshal(b)
+		var err error
+		data, err = json.Marshal(b)
 		require.NoError(t, err)
-		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, url, rd)
-	require.NoError(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	retry := method != http.MethodGet && headers == nil
+	if retry {
+		var id [16]byte
+		_, err := rand.Read(id[:])
+		require.NoError(t, err)
+		headers = map[string]string{"X-Request-Id": hex.EncodeToString(id[:])}
 	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
+	for attempt := 0; ; attempt++ {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(data)
+		}
+		req, err := http.NewRequest(method, url, rd)
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		r := response{}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			r = response{code: 0, body: []byte(err.Error())}
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			r = response{code: resp.StatusCode, body: b, header: resp.Header}
+		}
+		if !retry || r.code != http.StatusServiceUnavailable || attempt == 5 {
+			return r
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return response{code: 0, body: []byte(err.Error())}
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return response{code: resp.StatusCode, body: data, header: resp.Header}
 }
 
 func (c *testCluster) call(i int, method, path string, body any) response {
