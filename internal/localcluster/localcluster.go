@@ -10,6 +10,8 @@ package localcluster
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -236,7 +238,10 @@ func (c *Cluster) CoreURLs() []string {
 var apiClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
 
 // API calls the public API on the first running core node that answers
-// below 500, decoding a 2xx answer into out. Status 0: no node answered.
+// below 500, decoding a 2xx answer into out. When every node answers 5xx or
+// not at all (an election), it tries again for up to 10 s; a write keeps one
+// request id throughout, so the core applies it once. Status 0: no node
+// answered.
 func (c *Cluster) API(ctx context.Context, method, path string, body, out any) (int, error) {
 	var rd []byte
 	if body != nil {
@@ -245,41 +250,61 @@ func (c *Cluster) API(ctx context.Context, method, path string, body, out any) (
 			return 0, fmt.Errorf("localcluster: %w", err)
 		}
 	}
-	lastErr := errors.New("no core node running")
-	for i, url := range c.CoreURLs() {
-		if c.Core(i) == nil {
-			continue
-		}
-		req, err := http.NewRequestWithContext(ctx, method, url+path, bytes.NewReader(rd))
-		if err != nil {
+	var reqID string
+	if method != http.MethodGet {
+		var id [16]byte
+		if _, err := rand.Read(id[:]); err != nil {
 			return 0, fmt.Errorf("localcluster: %w", err)
 		}
-		req.Header.Set("Authorization", "Bearer "+c.cfg.OperatorToken)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := apiClient.Do(req)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode >= 500 {
-			lastErr = fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
-			continue
-		}
-		if resp.StatusCode >= 300 {
-			return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
-		}
-		if out != nil {
-			if err := json.Unmarshal(b, out); err != nil {
-				return resp.StatusCode, fmt.Errorf("localcluster: %s %s: %w: %s", method, path, err, b)
-			}
-		}
-		return resp.StatusCode, nil
+		reqID = hex.EncodeToString(id[:])
 	}
-	return 0, fmt.Errorf("localcluster: %s %s: %w", method, path, lastErr)
+	deadline := time.Now().Add(10 * time.Second)
+	lastErr := errors.New("no core node running")
+	for {
+		for i, url := range c.CoreURLs() {
+			if c.Core(i) == nil {
+				continue
+			}
+			req, err := http.NewRequestWithContext(ctx, method, url+path, bytes.NewReader(rd))
+			if err != nil {
+				return 0, fmt.Errorf("localcluster: %w", err)
+			}
+			req.Header.Set("Authorization", "Bearer "+c.cfg.OperatorToken)
+			if body != nil {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			if reqID != "" {
+				req.Header.Set("X-Request-Id", reqID)
+			}
+			resp, err := apiClient.Do(req)
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode >= 500 {
+				lastErr = fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+				continue
+			}
+			if resp.StatusCode >= 300 {
+				return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
+			}
+			if out != nil {
+				if err := json.Unmarshal(b, out); err != nil {
+					return resp.StatusCode, fmt.Errorf("localcluster: %s %s: %w: %s", method, path, err, b)
+				}
+			}
+			return resp.StatusCode, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return 0, fmt.Errorf("localcluster: %s %s: %w", method, path, lastErr)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func (c *Cluster) agentConfig(name, role, dir string) (agent.Config, error) {
