@@ -49,7 +49,7 @@ app-image: ## build the sample app image (FROM scratch, offline) and its docker 
 	bash scripts/docker-up.sh
 	$(GO) run ./bench/appimage/build -o $(BIN)/app-image.tar -tag $(APP_IMAGE)
 
-bench-nginx: ## lb vs NGINX: req/s, p50, p99 of potluck-front and nginx on the same backends (wrk -c64, 3 rounds)
+bench-nginx: ## lb vs NGINX: req/s, p50, p99 of nginx, potluck-front, potluck-front with pipelined backends and a bare fasthttp proxy on the same backends (wrk -c64, 3 rounds)
 	bash scripts/install-deps.sh --bench
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(BIN)/potluck-front ./cmd/potluck-front
