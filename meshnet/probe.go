@@ -77,16 +77,12 @@ func (n *Node) probeHubs() {
 // rxBytes reads how many bytes each peer has delivered so far.
 func (n *Node) rxBytes() map[PublicKey]uint64 {
 	out := map[PublicKey]uint64{}
-	conf, err := n.dev.IpcGet()
+	st, err := n.Status()
 	if err != nil {
 		return out
 	}
-	live, err := parseStatus(conf)
-	if err != nil {
-		return out
-	}
-	for k, s := range live {
-		out[k] = s.RxBytes
+	for _, p := range st {
+		out[p.PublicKey] = p.RxBytes
 	}
 	return out
 }
