@@ -437,10 +437,7 @@ func (n *Node) Status() ([]PeerStatus, error) {
 		n.mu.Unlock()
 		return nil, ErrClosed
 	}
-	peers := make(map[PublicKey]Peer, len(n.peers))
-	for k, p := range n.peers {
-		peers[k] = p
-	}
+	peers := sortedPeers(n.peers)
 	n.mu.Unlock()
 
 	conf, err := n.dev.IpcGet()
@@ -452,7 +449,7 @@ func (n *Node) Status() ([]PeerStatus, error) {
 		return nil, fmt.Errorf("meshnet: status: %w", err)
 	}
 	out := make([]PeerStatus, 0, len(peers))
-	for _, p := range sortedPeers(peers) {
+	for _, p := range peers {
 		s := live[p.PublicKey]
 		s.Peer = p
 		out = append(out, s)
