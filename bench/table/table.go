@@ -150,14 +150,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{Runs: cfg.Runs, Counts: cfg.Counts, Methods: cfg.Methods, Targets: cfg.Targets}
 	for _, t := range cfg.Targets {
 		if cfg.Warmup > 0 {
-			client := newClient(cfg.Timeout)
-			for range cfg.Warmup {
-				if err := do(ctx, client, t, http.MethodGet); err != nil {
-					client.CloseIdleConnections()
-					return nil, fmt.Errorf("table: %s: warm-up: %w", t.Name, err)
-				}
+			if _, _, err := session(ctx, cfg.Timeout, t, http.MethodGet, cfg.Warmup); err != nil {
+				return nil, fmt.Errorf("table: %s: warm-up: %w", t.Name, err)
 			}
-			client.CloseIdleConnections()
 		}
 		for _, n := range cfg.Counts {
 			for _, m := range cfg.Methods {
@@ -178,18 +173,29 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 func measure(ctx context.Context, cfg Config, t Target, method string, n int) (Cell, error) {
 	secs := make([]float64, 0, cfg.Runs)
 	for run := range cfg.Runs {
-		client := newClient(cfg.Timeout)
-		start := time.Now()
-		for i := range n {
-			if err := do(ctx, client, t, method); err != nil {
-				client.CloseIdleConnections()
-				return Cell{}, fmt.Errorf("table: %s %s x%d, run %d, request %d: %w", t.Name, method, n, run+1, i+1, err)
-			}
+		took, i, err := session(ctx, cfg.Timeout, t, method, n)
+		if err != nil {
+			return Cell{}, fmt.Errorf("table: %s %s x%d, run %d, request %d: %w", t.Name, method, n, run+1, i+1, err)
 		}
-		secs = append(secs, time.Since(start).Seconds())
-		client.CloseIdleConnections()
+		secs = append(secs, took.Seconds())
 	}
 	return summarise(t.Name, method, n, secs), nil
+}
+
+// session sends n sequential requests on one fresh keep-alive client, then
+// closes its connection. took is the time from creating the client to the
+// last answer (the close is not counted); on an error i is the index of the
+// failed request.
+func session(ctx context.Context, timeout time.Duration, t Target, method string, n int) (took time.Duration, i int, err error) {
+	start := time.Now()
+	client := newClient(timeout)
+	defer client.CloseIdleConnections()
+	for i = range n {
+		if err = do(ctx, client, t, method); err != nil {
+			return 0, i, err
+		}
+	}
+	return time.Since(start), n, nil
 }
 
 func summarise(target, method string, n int, secs []float64) Cell {
