@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -156,7 +157,7 @@ func runScenario(ctx context.Context, cfg Config, sc Scenario) (*table.Result, e
 	names := []string{"front1"}
 	for i := range cfg.Backs {
 		name := fmt.Sprintf("back%d", i+1)
-		if _, err := c.StartBack(ctx, name, i, fmt.Sprintf("%s/%s", dir, name)); err != nil {
+		if _, err := c.StartBack(ctx, name, i, filepath.Join(dir, name)); err != nil {
 			return nil, err
 		}
 		names = append(names, name)
