@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"potluck/internal/freeport"
 	"testing"
 	"time"
 
@@ -24,10 +25,9 @@ import (
 )
 
 func freeUDPPort(t *testing.T) uint16 {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	p, err := freeport.UDP()
 	require.NoError(t, err)
-	defer c.Close()
-	return uint16(c.LocalAddr().(*net.UDPAddr).Port)
+	return p
 }
 
 func writeJSONFile(t *testing.T, path string, v any) {

@@ -1,8 +1,8 @@
 package meshnet
 
 import (
-	"net"
 	"net/netip"
+	"potluck/internal/freeport"
 	"testing"
 	"time"
 
@@ -10,10 +10,9 @@ import (
 )
 
 func freeUDPPort(t testing.TB) uint16 {
-	u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	p, err := freeport.UDP()
 	require.NoError(t, err)
-	defer u.Close()
-	return uint16(u.LocalAddr().(*net.UDPAddr).Port)
+	return p
 }
 
 // A NATed node initiates to its hub. When the hub restarts (same key, same

@@ -1,0 +1,21 @@
+package freeport
+
+import (
+	"net"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestPortsAreFreeOnLoopback(t *testing.T) {
+	addr, err := TCP()
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", addr)
+	require.NoError(t, err, "the TCP port can be bound")
+	ln.Close()
+	port, err := UDP()
+	require.NoError(t, err)
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
+	require.NoError(t, err, "the UDP port can be bound")
+	c.Close()
+}
