@@ -14,12 +14,10 @@ import (
 // pool and its counters. It survives reloads while its spec is unchanged.
 type backend struct {
 	spec   Backend
-	route  string
 	health *health.Peer
 	client *fasthttp.HostClient
 	pipe   *pipeClient // nil unless Options.PipelineBackends > 0
 	dial   Dialer
-	t      Timeouts
 
 	inflight atomic.Int64
 	m        backendMetrics
@@ -36,13 +34,11 @@ type backendMetrics struct {
 	latency    metrics.Histogram
 }
 
-func newBackend(route string, spec Backend, o *Options) *backend {
+func newBackend(spec Backend, o *Options) *backend {
 	b := &backend{
 		spec:   spec,
-		route:  route,
 		health: health.NewPeer(healthParams(spec)),
 		dial:   o.Dialer,
-		t:      o.Timeouts,
 	}
 	b.client = &fasthttp.HostClient{
 		Addr:                spec.Addr,
@@ -82,16 +78,18 @@ func healthParams(s Backend) health.Params {
 	return p
 }
 
-func (b *backend) weight() int {
-	if b.spec.Weight <= 0 {
+func (b *backend) weight() int { return weightOf(b.spec) }
+
+func weightOf(s Backend) int {
+	if s.Weight <= 0 {
 		return DefaultWeight
 	}
-	return b.spec.Weight
+	return s.Weight
 }
 
-// sameSpec reports whether b can be kept as is for spec under options o.
+// sameSpec reports whether b can be kept as is for spec.
 func (b *backend) sameSpec(spec Backend) bool {
-	return b.spec.Addr == spec.Addr && b.weight() == (&backend{spec: spec}).weight() &&
+	return b.spec.Addr == spec.Addr && b.weight() == weightOf(spec) &&
 		b.health.Params() == healthParams(spec)
 }
 

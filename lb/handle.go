@@ -54,13 +54,12 @@ func nonIdempotent(h *fasthttp.RequestHeader) bool {
 
 // Error bodies say what happened without internal details.
 const (
-	msgNoRoute   = "404 Not Found: no site is configured for this host name\n"
-	msgNoLive    = "502 Bad Gateway: no backend is available for this site right now\n"
-	msgBadGW     = "502 Bad Gateway: the backend could not be reached or sent an invalid response\n"
-	msgTimeout   = "504 Gateway Timeout: the backend did not answer in time\n"
-	msgTooLarge  = "413 Request Entity Too Large: the request body exceeds the limit\n"
-	msgBadBody   = "400 Bad Request: the request body could not be read\n"
-	msgWSBackend = "502 Bad Gateway: the backend refused the upgrade\n"
+	msgNoRoute  = "404 Not Found: no site is configured for this host name\n"
+	msgNoLive   = "502 Bad Gateway: no backend is available for this site right now\n"
+	msgBadGW    = "502 Bad Gateway: the backend could not be reached or sent an invalid response\n"
+	msgTimeout  = "504 Gateway Timeout: the backend did not answer in time\n"
+	msgTooLarge = "413 Request Entity Too Large: the request body exceeds the limit\n"
+	msgBadBody  = "400 Bad Request: the request body could not be read\n"
 )
 
 func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {

@@ -97,7 +97,7 @@ func (p *Proxy) Update(routes []Route) error {
 			if ok && b.sameSpec(spec) {
 				delete(reuse, key)
 			} else {
-				b = newBackend(g.name, spec, &p.opts)
+				b = newBackend(spec, &p.opts)
 			}
 			g.backends = append(g.backends, b)
 			weights = append(weights, b.weight())
