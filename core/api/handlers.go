@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -16,6 +15,7 @@ import (
 	"potluck/core/blobs"
 	"potluck/core/fsm"
 	"potluck/core/scheduler"
+	"potluck/meshnet"
 )
 
 var (
@@ -247,10 +247,10 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 	if role != fsm.RoleFront && role != fsm.RoleBack {
 		problems = append(problems, `role must be "front" or "back"`)
 	}
-	if key, err := base64.StdEncoding.DecodeString(req.PublicKey); err != nil || len(key) != 32 {
+	if key, err := meshnet.ParsePublicKey(req.PublicKey); err != nil {
 		problems = append(problems, "public_key must be a base64 WireGuard public key (32 bytes)")
 	} else {
-		req.PublicKey = base64.StdEncoding.EncodeToString(key) // canonical form
+		req.PublicKey = key.String() // canonical form
 	}
 	if req.CPUs <= 0 || req.CPUs > 1024 || math.IsNaN(req.CPUs) {
 		problems = append(problems, "cpus must be between 0 and 1024 (e.g. 2 or 0.5)")

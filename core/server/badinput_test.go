@@ -87,6 +87,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 		{"re-register with another key", "POST", "/v1/hosts", join, map[string]any{"name": "back0", "role": "back", "public_key": randomKey(t), "cpus": 1, "memory_mb": 1024, "disk_mb": 1000}, 409, "another public key"},
 		{"key reused by another name", "POST", "/v1/hosts", join, map[string]any{"name": "back7", "role": "back", "public_key": backKey, "cpus": 1, "memory_mb": 1024, "disk_mb": 1000}, 409, "already registered as host"},
 		{"bad role and key", "POST", "/v1/hosts", join, map[string]any{"name": "x1", "role": "middle", "public_key": "abc", "cpus": 0, "memory_mb": 1, "disk_mb": 1}, 400, "role must be"},
+		{"all-zero key", "POST", "/v1/hosts", join, map[string]any{"name": "x2", "role": "back", "public_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "cpus": 1, "memory_mb": 1, "disk_mb": 1}, 400, "public_key must be"},
 		{"front without endpoint", "POST", "/v1/hosts", join, map[string]any{"name": "f9", "role": "front", "public_key": randomKey(t), "cpus": 1, "memory_mb": 1, "disk_mb": 1}, 400, "endpoint must be"},
 		{"unknown host", "POST", "/v1/hosts/nope/decommission", testToken, nil, 404, `no host "nope"`},
 		{"drain with nowhere to go", "POST", "/v1/hosts/back0/decommission", testToken, nil, 409, "cannot drain"},
