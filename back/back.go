@@ -63,6 +63,7 @@ type Back struct {
 	desired  *agentapi.DesiredState
 	reports  map[string]fsm.InstanceUpdate
 	forwards map[uint16]*meshnet.Forward // by port; parked with an empty allow-list when unused
+	checker  *http.Client                // asks instances whether they answer
 	wake     chan struct{}
 }
 
@@ -103,6 +104,7 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 		reports:  map[string]fsm.InstanceUpdate{},
 		forwards: map[uint16]*meshnet.Forward{},
 		wake:     make(chan struct{}, 1),
+		checker:  &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
 	}, nil
 }
 
@@ -276,7 +278,7 @@ func (b *Back) ensure(ctx context.Context, in agentapi.Instance, existing engine
 		b.report(in.ID, fsm.InstanceFailed, err.Error())
 		return
 	}
-	if err := waitAnswers(ctx, b.target(in.Port), b.readyTimeout(existing)); err != nil {
+	if err := b.waitAnswers(ctx, b.target(in.Port), b.readyTimeout(existing)); err != nil {
 		b.report(in.ID, fsm.InstanceFailed, "app does not answer on its port: "+err.Error())
 		return
 	}
@@ -323,15 +325,14 @@ func (b *Back) target(port int) string {
 }
 
 // waitAnswers waits until an HTTP request to addr gets any answer.
-func waitAnswers(ctx context.Context, addr string, timeout time.Duration) error {
+func (b *Back) waitAnswers(ctx context.Context, addr string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	url := "http://" + addr + "/"
 	var last error
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
+		resp, err := b.checker.Do(req)
 		if err == nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 			resp.Body.Close()
