@@ -28,6 +28,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/conn"
 
+	"potluck/apiclient"
 	"potluck/back"
 	"potluck/back/engine"
 	"potluck/core/cluster"
@@ -177,9 +178,6 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	c.JoinToken = tok.Token
 	return c, nil
 }
-
-// OperatorToken is the public API's operator token.
-func (c *Cluster) OperatorToken() string { return c.cfg.OperatorToken }
 
 // NumCores is the number of core nodes, running or stopped.
 func (c *Cluster) NumCores() int { return len(c.coreCfgs) }
@@ -398,20 +396,13 @@ func (c *Cluster) StartBack(ctx context.Context, name string, index int, dir str
 	return h, nil
 }
 
-// HostView is a host as the public API lists it.
-type HostView struct {
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Status string `json:"status"`
-}
-
 // Hosts lists the hosts by name.
-func (c *Cluster) Hosts(ctx context.Context) (map[string]HostView, error) {
-	var list []HostView
+func (c *Cluster) Hosts(ctx context.Context) (map[string]apiclient.Host, error) {
+	var list []apiclient.Host
 	if _, err := c.API(ctx, http.MethodGet, "/v1/hosts", nil, &list); err != nil {
 		return nil, err
 	}
-	out := map[string]HostView{}
+	out := map[string]apiclient.Host{}
 	for _, h := range list {
 		out[h.Name] = h
 	}
@@ -438,49 +429,32 @@ func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration, names ..
 	return nil
 }
 
-// PushTarball uploads a `docker save` tarball as app.
+// PushTarball uploads a `docker save` tarball as app (apiclient.UploadApp
+// against the first core node).
 func (c *Cluster) PushTarball(ctx context.Context, app, tarball string, containerPort int) error {
 	f, err := os.Open(tarball)
 	if err != nil {
 		return fmt.Errorf("localcluster: %w", err)
 	}
 	defer f.Close()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-		fmt.Sprintf("%s/v1/apps/%s/tarball?container_port=%d", c.CoreURLs()[0], app, containerPort), f)
+	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("localcluster: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.cfg.OperatorToken)
-	resp, err := (&http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{Proxy: nil}}).Do(req)
+	api, err := apiclient.New(c.CoreURLs()[0], c.cfg.OperatorToken,
+		apiclient.WithHTTPClient(&http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{Proxy: nil}}))
 	if err != nil {
-		return fmt.Errorf("localcluster: pushing %s: %w", app, err)
+		return fmt.Errorf("localcluster: %w", err)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("localcluster: pushing %s: status %d: %s", app, resp.StatusCode, bytes.TrimSpace(b))
+	if _, err := api.UploadApp(ctx, app, containerPort, f, st.Size(), nil); err != nil {
+		return fmt.Errorf("localcluster: pushing %s: %w", app, err)
 	}
 	return nil
 }
 
-// InstanceView is an installation's instance as the public API shows it.
-type InstanceView struct {
-	ID       string `json:"id"`
-	HostID   string `json:"host_id"`
-	HostName string `json:"host_name"`
-	Port     int    `json:"port"`
-	State    string `json:"state"`
-}
-
-// InstallationView is an installation as the public API shows it.
-type InstallationView struct {
-	Name      string         `json:"name"`
-	Instances []InstanceView `json:"instances"`
-}
-
 // Installation returns the named installation.
-func (c *Cluster) Installation(ctx context.Context, name string) (InstallationView, error) {
-	var v InstallationView
+func (c *Cluster) Installation(ctx context.Context, name string) (apiclient.Installation, error) {
+	var v apiclient.Installation
 	_, err := c.API(ctx, http.MethodGet, "/v1/installations/"+name, nil, &v)
 	return v, err
 }
@@ -540,15 +514,15 @@ func (c *Cluster) Close() error {
 	}
 	slices.Sort(hostIDs)
 	for _, id := range slices.Compact(hostIDs) {
-		if err := RemoveContainers(context.Background(), id); err != nil {
+		if err := removeContainers(context.Background(), id); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// RemoveContainers removes a host's containers from the local Docker Engine.
-func RemoveContainers(ctx context.Context, hostID string) error {
+// removeContainers removes a host's containers from the local Docker Engine.
+func removeContainers(ctx context.Context, hostID string) error {
 	eng, err := engine.Connect(ctx, "", nil)
 	if err != nil {
 		return fmt.Errorf("localcluster: cleanup: %w", err)
