@@ -43,8 +43,6 @@ func newSystem(t *testing.T, cores int, ttl time.Duration) *system {
 	return &system{t: t, c: c}
 }
 
-func (s *system) coreURLs() []string { return s.c.CoreURLs() }
-
 // api calls the public API on the first core node that answers.
 func (s *system) api(method, path string, body, out any) int {
 	code, err := s.c.API(context.Background(), method, path, body, out)
