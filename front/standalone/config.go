@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"potluck/internal/human"
 	"potluck/lb"
 )
 
@@ -253,25 +253,15 @@ func (f *File) validate() (*Config, error) {
 	return cfg, nil
 }
 
-// parseSize reads 1048576, 512k, 1m, 1MiB, 2GiB or "unlimited" (-1).
+// parseSize reads 1048576, 512k, 1m, 1MiB, 2GiB (human.ParseSize, a bare
+// number is bytes) or "unlimited" (-1).
 func parseSize(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	if t == "unlimited" || t == "-1" {
+	if t := strings.ToLower(strings.TrimSpace(s)); t == "unlimited" || t == "-1" {
 		return -1, nil
 	}
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"gib", 1 << 30}, {"mib", 1 << 20}, {"kib", 1 << 10}, {"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}, {"b", 1}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 {
+	n, err := human.ParseSize(s, 1)
+	if err != nil {
 		return 0, fmt.Errorf("%q is not a size (e.g. 1MiB, 512k, unlimited)", s)
 	}
-	return n * mult, nil
+	return n, nil
 }
