@@ -5,8 +5,6 @@
 package apitest
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -21,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"potluck/apiclient"
+	"potluck/core/blobs/blobstest"
 	"potluck/core/cluster"
 	"potluck/core/server"
 )
@@ -131,21 +130,8 @@ func (c *Core) RegisterHost(t testing.TB, name, role string, cpus float64, memor
 }
 
 // DockerSaveTar builds a small archive shaped like `docker save` output
-// (enough for the core, which checks the tar and its manifest.json; not
-// loadable by Docker).
+// (enough for the core; not loadable by Docker): blobstest.DockerSaveTar.
 func DockerSaveTar(t testing.TB, tag string, layerBytes int) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	manifest := fmt.Sprintf(`[{"Config":"blobs/sha256/abc.json","RepoTags":[%q],"Layers":["blobs/sha256/layer"]}]`, tag)
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{"blobs/sha256/layer", bytes.Repeat([]byte{'x'}, layerBytes)}, {"blobs/sha256/abc.json", []byte(`{}`)}, {"manifest.json", []byte(manifest)}} {
-		require.NoError(t, tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data))}))
-		_, err := tw.Write(f.data)
-		require.NoError(t, err)
-	}
-	require.NoError(t, tw.Close())
-	return buf.Bytes()
+	return blobstest.DockerSaveTar(t, tag, layerBytes)
 }

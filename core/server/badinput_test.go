@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"potluck/core/blobs/blobstest"
 	"strings"
 	"testing"
 	"time"
@@ -34,9 +35,9 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 	r = c.call(0, "POST", "/v1/installations", map[string]any{"name": "site", "app": "web", "fronts": 1, "backs": 1, "domain": "site.example.com", "cpus": 0.25, "memory_mb": 128})
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 
-	good := dockerSaveTar(t, "web:2", 100)
+	good := blobstest.DockerSaveTar(t, "web:2", 100)
 	corrupt := append([]byte(nil), good[:700]...) // cut inside an entry
-	oversized := dockerSaveTar(t, "big:1", 200<<10)
+	oversized := blobstest.DockerSaveTar(t, "big:1", 200<<10)
 	validInst := func(over map[string]any) map[string]any {
 		b := map[string]any{"name": "other", "app": "web", "fronts": 1, "backs": 1, "domain": "other.example.com", "cpus": 0.1, "memory_mb": 64}
 		for k, v := range over {
@@ -124,7 +125,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 }
 
 func tarWithout(t *testing.T) []byte {
-	data := dockerSaveTar(t, "x:1", 10)
+	data := blobstest.DockerSaveTar(t, "x:1", 10)
 	// Rename manifest.json in the header (name field is at offset 0 of each
 	// 512-byte header block).
 	i := bytes.Index(data, []byte("manifest.json"))
@@ -146,7 +147,7 @@ func tarWithout(t *testing.T) []byte {
 func TestUploadToFollowerIsStoredAndReplicated(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	f := c.follower()
-	tarball := dockerSaveTar(t, "hello:1", 50<<10)
+	tarball := blobstest.DockerSaveTar(t, "hello:1", 50<<10)
 	r := call(t, "POST", c.nodes[f].URL()+"/v1/apps/hello/tarball?container_port=8080", testToken, tarball, nil)
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 	var app struct {

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
@@ -304,25 +303,6 @@ func (c *testCluster) registerHost(i int, token, name, role string, cpus float64
 	var v struct{ Host struct{ ID string } }
 	r.json(c.t, &v)
 	return v.Host.ID
-}
-
-// dockerSaveTar builds a small archive shaped like `docker save` output.
-func dockerSaveTar(t *testing.T, tag string, layerBytes int) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	layer := bytes.Repeat([]byte{'x'}, layerBytes)
-	manifest := fmt.Sprintf(`[{"Config":"blobs/sha256/abc.json","RepoTags":[%q],"Layers":["blobs/sha256/layer"]}]`, tag)
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{"blobs/sha256/layer", layer}, {"blobs/sha256/abc.json", []byte(`{}`)}, {"manifest.json", []byte(manifest)}} {
-		require.NoError(t, tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data))}))
-		_, err := tw.Write(f.data)
-		require.NoError(t, err)
-	}
-	require.NoError(t, tw.Close())
-	return buf.Bytes()
 }
 
 // visible returns the user-visible part of a state (no request records, no

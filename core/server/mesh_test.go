@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"potluck/core/agentapi"
+	"potluck/core/blobs/blobstest"
 	"potluck/core/fsm"
 	"potluck/meshnet"
 )
@@ -150,7 +151,7 @@ func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
 		return st.Hosts[back.id].Status == fsm.HostReady && st.Hosts[front.id].Status == fsm.HostReady
 	}, 20*time.Second, 100*time.Millisecond, "hosts were not probed over the tunnel")
 
-	tarball := dockerSaveTar(t, "hello:1", 4096)
+	tarball := blobstest.DockerSaveTar(t, "hello:1", 4096)
 	r := c.call(0, "POST", "/v1/apps/hello/tarball?container_port=8080", tarball)
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 	var app struct{ Digest string }

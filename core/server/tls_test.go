@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"potluck/core/blobs/blobstest"
 	"testing"
 	"time"
 
@@ -56,7 +57,7 @@ func TestTLSClusterForwardsAndReplicates(t *testing.T) {
 	f := c.follower()
 	require.Contains(t, c.nodes[f].URL(), "https://")
 
-	tarball := dockerSaveTar(t, "tls:1", 1000)
+	tarball := blobstest.DockerSaveTar(t, "tls:1", 1000)
 	req, err := http.NewRequest("POST", c.nodes[f].URL()+"/v1/apps/tls/tarball?container_port=80", bytes.NewReader(tarball))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+testToken)
