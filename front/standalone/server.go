@@ -176,15 +176,16 @@ func (s *Server) Reload() error {
 	return nil
 }
 
-// fileChanged reports whether the file's bytes differ from the loaded ones.
-func (s *Server) fileChanged() bool {
+// changedFile returns the file's bytes and whether they differ from the
+// loaded ones.
+func (s *Server) changedFile() ([]byte, bool) {
 	data, err := os.ReadFile(s.opts.ConfigPath)
 	if err != nil {
-		return false // a missing file mid-rewrite is not a change yet
+		return nil, false // a missing file mid-rewrite is not a change yet
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !bytes.Equal(data, s.raw)
+	return data, !bytes.Equal(data, s.raw)
 }
 
 // Run serves until ctx ends, reloading on SIGHUP and on file changes, then
@@ -206,11 +207,8 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Info("SIGHUP: reloading config")
 			_ = s.Reload()
 		case <-tick:
-			if !s.fileChanged() {
-				continue
-			}
-			data, _ := os.ReadFile(s.opts.ConfigPath)
-			if bytes.Equal(data, lastBad) {
+			data, changed := s.changedFile()
+			if !changed || bytes.Equal(data, lastBad) {
 				continue
 			}
 			s.log.Info("config file changed: reloading", "path", s.opts.ConfigPath)
