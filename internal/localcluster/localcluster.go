@@ -35,6 +35,7 @@ import (
 	"potluck/core/server"
 	"potluck/front"
 	"potluck/internal/agent"
+	"potluck/internal/freeport"
 	"potluck/meshnet"
 )
 
@@ -127,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, Loopback: byte(1 + time.Now().UnixNano()%250)}
 	var peers []cluster.Peer
 	for i := range cfg.Cores {
-		addr, err := freeTCP()
+		addr, err := freeport.TCP()
 		if err != nil {
 			return nil, err
 		}
@@ -138,11 +139,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		if err != nil {
 			return nil, fmt.Errorf("localcluster: %w", err)
 		}
-		httpAddr, err := freeTCP()
+		httpAddr, err := freeport.TCP()
 		if err != nil {
 			return nil, err
 		}
-		port, err := freeUDP()
+		port, err := freeport.UDP()
 		if err != nil {
 			return nil, err
 		}
@@ -335,7 +336,7 @@ func (c *Cluster) bind(role, name string) (conn.Bind, error) {
 // StartFront starts a Front named name; it serves HTTP on a free port of
 // 127.0.0.1 (FrontHost.Addr).
 func (c *Cluster) StartFront(ctx context.Context, name string) (*FrontHost, error) {
-	port, err := freeUDP()
+	port, err := freeport.UDP()
 	if err != nil {
 		return nil, err
 	}
@@ -554,22 +555,4 @@ func poll(ctx context.Context, timeout, interval time.Duration, ok func() bool) 
 		case <-t.C:
 		}
 	}
-}
-
-func freeTCP() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("localcluster: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func freeUDP() (uint16, error) {
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return 0, fmt.Errorf("localcluster: %w", err)
-	}
-	defer c.Close()
-	return uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
 }
