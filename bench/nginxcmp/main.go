@@ -432,29 +432,39 @@ func startProcPID(ctx context.Context, dir, name string, env []string, bin strin
 	return cmd.Process.Pid, nil
 }
 
-// cpuTicks returns user+system clock ticks of pid and its direct children
-// (NGINX's workers), from /proc.
-// syscalls is the read and write system calls (syscr + syscw of
-// /proc/PID/io) made so far by pid and its children (NGINX's workers).
-func syscalls(pid int) int64 {
-	total := int64(0)
+// procTree returns the /proc directories of pid and its direct children
+// (NGINX's workers).
+func procTree(pid int) []string {
+	var dirs []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
+		dir := filepath.Join("/proc", e.Name())
 		if p != pid {
-			stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			stat, err := os.ReadFile(filepath.Join(dir, "stat"))
 			if err != nil {
 				continue
 			}
+			// Fields after the ")" of the command name: state ppid ...
 			f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
 			if len(f) < 2 || f[1] != strconv.Itoa(pid) {
 				continue
 			}
 		}
-		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "io"))
+		dirs = append(dirs, dir)
+	}
+	return dirs
+}
+
+// syscalls is the read and write system calls (syscr + syscw of
+// /proc/PID/io) made so far by pid and its children.
+func syscalls(pid int) int64 {
+	total := int64(0)
+	for _, dir := range procTree(pid) {
+		data, err := os.ReadFile(filepath.Join(dir, "io"))
 		if err != nil {
 			continue
 		}
@@ -468,26 +478,17 @@ func syscalls(pid int) int64 {
 	return total
 }
 
+// cpuTicks returns user+system clock ticks of pid and its children.
 func cpuTicks(pid int) int64 {
 	total := int64(0)
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+	for _, dir := range procTree(pid) {
+		data, err := os.ReadFile(filepath.Join(dir, "stat"))
 		if err != nil {
 			continue
 		}
 		// Fields after the ")" of the command name: state ppid ... utime(14) stime(15).
-		rest := string(data[strings.LastIndexByte(string(data), ')')+2:])
-		f := strings.Fields(rest)
+		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
 		if len(f) < 13 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		if p != pid && ppid != pid {
 			continue
 		}
 		u, _ := strconv.ParseInt(f[11], 10, 64)
