@@ -151,21 +151,12 @@ func (h *Handler) host(next hostHandler) http.HandlerFunc {
 
 func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Host) {
 	st := h.cfg.State.State()
-	if idx := r.URL.Query().Get("index"); idx != "" {
-		n, err := strconv.ParseUint(idx, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "index must be a non-negative integer")
-			return
-		}
-		wait := 5 * time.Minute
-		if ws := r.URL.Query().Get("wait"); ws != "" {
-			d, err := time.ParseDuration(ws)
-			if err != nil || d <= 0 {
-				writeError(w, http.StatusBadRequest, "wait must be a positive duration such as 30s")
-				return
-			}
-			wait = min(d, 10*time.Minute)
-		}
+	n, wait, blocking, err := fsm.ParseBlockingQuery(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if blocking {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
 		st = h.waitForChange(ctx, st, n, host.ID)

@@ -94,8 +94,8 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Client == nil {
-		// Forwarded blocking queries may wait up to 10 minutes.
-		cfg.Client = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 11 * time.Minute, IdleConnTimeout: 30 * time.Second}}
+		// Forwarded blocking queries may wait up to fsm.MaxWait.
+		cfg.Client = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: fsm.MaxWait + time.Minute, IdleConnTimeout: 30 * time.Second}}
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(nil)
@@ -473,25 +473,16 @@ func statusOf(err error) int {
 }
 
 // blockingState implements ?index=N&wait=D: wait until the state index
-// exceeds N (at most D, default 5m, max 10m), then return the state.
+// exceeds N (at most D, default 5m, max 10m: fsm.ParseBlockingQuery), then
+// return the state.
 func (s *Server) blockingState(w http.ResponseWriter, r *http.Request) (*fsm.State, bool) {
-	q := r.URL.Query()
 	st := s.node.FSM.State()
-	if idx := q.Get("index"); idx != "" {
-		n, err := strconv.ParseUint(idx, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "index must be a non-negative integer")
-			return nil, false
-		}
-		wait := 5 * time.Minute
-		if ws := q.Get("wait"); ws != "" {
-			d, err := time.ParseDuration(ws)
-			if err != nil || d <= 0 {
-				writeError(w, http.StatusBadRequest, "wait must be a positive duration such as 30s")
-				return nil, false
-			}
-			wait = min(d, 10*time.Minute)
-		}
+	n, wait, blocking, err := fsm.ParseBlockingQuery(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	if blocking {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
 		st = s.node.FSM.Wait(ctx, n)

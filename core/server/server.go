@@ -128,8 +128,8 @@ func Start(cfg Config) (*Server, error) {
 	if url == "" {
 		url = scheme + "://" + ln.Addr().String()
 	}
-	// Forwarded blocking queries may wait up to 10 minutes for an answer.
-	transport := &http.Transport{TLSClientConfig: tlsClient, ResponseHeaderTimeout: 11 * time.Minute, IdleConnTimeout: 30 * time.Second}
+	// Forwarded blocking queries may wait up to fsm.MaxWait for an answer.
+	transport := &http.Transport{TLSClientConfig: tlsClient, ResponseHeaderTimeout: fsm.MaxWait + time.Minute, IdleConnTimeout: 30 * time.Second}
 	store, err := blobs.Open(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
 		ln.Close()
