@@ -225,10 +225,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 			return b
 		}
 		if o == outcomeOK {
-			if b.health.Succeed() {
-				b.m.recoveries.Inc()
-				p.log.Info("backend recovered", "route", g.name, "backend", b.spec.Addr)
-			}
+			p.succeeded(g, b)
 			if body != nil {
 				b.m.bytesIn.Add(uint64(body.n))
 			} else {
@@ -239,14 +236,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 		}
 		now = p.opts.Clock.Now()
 		if o != outcomeBusy {
-			b.m.failures.Inc()
-			if !g.single && countsAgainstHealth(err) && b.health.Fail(now) {
-				b.m.markDowns.Inc()
-				p.log.Warn("backend marked down", "route", g.name, "backend", b.spec.Addr,
-					"reason", describe(o), "err", err, "for", b.health.Params().FailTimeout)
-			} else {
-				p.log.Debug("backend attempt failed", "route", g.name, "backend", b.spec.Addr, "err", err)
-			}
+			p.failed(g, b, o, err, now)
 		}
 		last, lastB = o, b
 		sent := o != outcomeConnect && o != outcomeConnTimeout && o != outcomeBusy
@@ -269,22 +259,48 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 		// Do not drain the rest of a large upload from the client.
 		ctx.SetConnectionClose()
 	}
+	if last == outcomeStatus {
+		cleanResponseHeader(&ctx.Response.Header) // pass the backend's own error through
+	} else {
+		p.answerUnserved(ctx, g, last, lastB)
+	}
+	return lastB
+}
+
+// succeeded records an attempt b answered.
+func (p *Proxy) succeeded(g *group, b *backend) {
+	if b.health.Succeed() {
+		b.m.recoveries.Inc()
+		p.log.Info("backend recovered", "route", g.name, "backend", b.spec.Addr)
+	}
+}
+
+// failed records a failed attempt on b; it may take b out for fail_timeout.
+func (p *Proxy) failed(g *group, b *backend, o outcome, err error, now time.Duration) {
+	b.m.failures.Inc()
+	if !g.single && countsAgainstHealth(err) && b.health.Fail(now) {
+		b.m.markDowns.Inc()
+		p.log.Warn("backend marked down", "route", g.name, "backend", b.spec.Addr,
+			"reason", describe(o), "err", err, "for", b.health.Params().FailTimeout)
+	} else {
+		p.log.Debug("backend attempt failed", "route", g.name, "backend", b.spec.Addr, "err", err)
+	}
+}
+
+// answerUnserved answers a request no backend served: lastB is the last one
+// tried (nil when none was live) and last how its attempt ended.
+func (p *Proxy) answerUnserved(ctx *fasthttp.RequestCtx, g *group, last outcome, lastB *backend) {
+	g.m.errors.Inc()
 	switch {
 	case lastB == nil:
 		g.m.noLive.Inc()
-		g.m.errors.Inc()
 		p.log.Warn("no live backend", "route", g.name)
 		p.fail(ctx, fasthttp.StatusBadGateway, msgNoLive)
-	case last == outcomeStatus:
-		cleanResponseHeader(&ctx.Response.Header) // pass the backend's own error through
 	case last == outcomeTimeout || last == outcomeConnTimeout:
-		g.m.errors.Inc()
 		p.fail(ctx, fasthttp.StatusGatewayTimeout, msgTimeout)
 	default:
-		g.m.errors.Inc()
 		p.fail(ctx, fasthttp.StatusBadGateway, msgBadGW)
 	}
-	return lastB
 }
 
 // countsAgainstHealth is false for all but the first of the requests failed

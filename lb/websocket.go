@@ -31,58 +31,39 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, g *group) *backend {
 		b := g.backends[idx]
 		b.m.requests.Inc()
 		t0 := time.Now()
-		conn, br, head, o := p.handshake(ctx, b)
+		conn, br, head, err := p.handshake(ctx, b)
 		b.m.latency.Observe(time.Since(t0))
+		o := classify(err)
 		if o == outcomeOK {
-			if b.health.Succeed() {
-				b.m.recoveries.Inc()
-			}
+			p.succeeded(g, b)
 			p.splice(ctx, conn, br, head)
 			return b
 		}
-		b.m.failures.Inc()
 		now = p.opts.Clock.Now()
-		if !g.single && b.health.Fail(now) {
-			b.m.markDowns.Inc()
-			p.log.Warn("backend marked down", "route", g.name, "backend", b.spec.Addr, "reason", describe(o))
-		}
+		p.failed(g, b, o, err, now)
 		last, lastB = o, b
 		if g.single {
 			break
 		}
 	}
-	g.m.errors.Inc()
-	switch {
-	case lastB == nil:
-		g.m.noLive.Inc()
-		p.fail(ctx, fasthttp.StatusBadGateway, msgNoLive)
-	case last == outcomeTimeout || last == outcomeConnTimeout:
-		p.fail(ctx, fasthttp.StatusGatewayTimeout, msgTimeout)
-	default:
-		p.fail(ctx, fasthttp.StatusBadGateway, msgBadGW)
-	}
+	p.answerUnserved(ctx, g, last, lastB)
 	return lastB
 }
 
 // handshake dials b, writes the request head and reads the response head.
-func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, b *backend) (net.Conn, *bufio.Reader, []byte, outcome) {
+// A connect failure is a *dialError.
+func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, b *backend) (net.Conn, *bufio.Reader, []byte, error) {
 	dctx, cancel := context.WithTimeout(context.Background(), p.opts.Timeouts.Connect)
 	conn, err := b.dial(dctx, "tcp", b.spec.Addr)
 	cancel()
 	if err != nil {
-		if dctx.Err() != nil || isTimeout(err) {
-			return nil, nil, nil, outcomeConnTimeout
-		}
-		return nil, nil, nil, outcomeConnect
+		return nil, nil, nil, &dialError{addr: b.spec.Addr, timeout: dctx.Err() != nil || isTimeout(err), err: err}
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(p.opts.Timeouts.Send))
 	_ = conn.SetReadDeadline(time.Now().Add(p.opts.Timeouts.Read))
-	fail := func(err error) (net.Conn, *bufio.Reader, []byte, outcome) {
+	fail := func(err error) (net.Conn, *bufio.Reader, []byte, error) {
 		_ = conn.Close()
-		if isTimeout(err) {
-			return nil, nil, nil, outcomeTimeout
-		}
-		return nil, nil, nil, outcomeError
+		return nil, nil, nil, err
 	}
 	if _, err := conn.Write(ctx.Request.Header.Header()); err != nil {
 		return fail(err)
@@ -111,7 +92,7 @@ func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, b *backend) (net.Conn, *bufi
 		return fail(io.ErrUnexpectedEOF)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return conn, br, head, outcomeOK
+	return conn, br, head, nil
 }
 
 func validStatusLine(head []byte) bool {
