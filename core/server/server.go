@@ -310,9 +310,16 @@ func (s *Server) selfRecord() fsm.CoreNode {
 	return rec
 }
 
+// sameRecord reports whether the stored record a already says what b says;
+// UpdatedAt is the FSM's and does not count. Comparing whole structs keeps a
+// field added to CoreNode from being missed here.
 func sameRecord(a *fsm.CoreNode, b fsm.CoreNode) bool {
-	return a != nil && a.APIURL == b.APIURL && a.RaftAddr == b.RaftAddr && a.PublicKey == b.PublicKey &&
-		a.MeshEndpoint == b.MeshEndpoint && a.TunnelAddr == b.TunnelAddr && a.AgentPort == b.AgentPort
+	if a == nil {
+		return false
+	}
+	cp := *a
+	cp.UpdatedAt = b.UpdatedAt
+	return cp == b
 }
 
 func (s *Server) selfRegister(ctx context.Context) error {
