@@ -111,7 +111,7 @@ func newClient() *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 }
 
-// get sends method to the proxy with a Host header and returns status, body and backend name.
+// do sends method to the proxy with a Host header and returns status, body and backend name.
 func do(t *testing.T, c *http.Client, method, url, host string, body io.Reader) (int, string, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
@@ -123,6 +123,31 @@ func do(t *testing.T, c *http.Client, method, url, host string, body io.Reader) 
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp.StatusCode, string(b), resp.Header.Get("X-Backend")
+}
+
+// result is what an asynchronous GET got: status and body, or 0 and the error.
+type result struct {
+	code int
+	body string
+}
+
+// goGet sends a GET with a Host header from a goroutine; the result arrives
+// on the channel.
+func goGet(url, host string) <-chan result {
+	res := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Host = host
+		resp, err := newClient().Do(req)
+		if err != nil {
+			res <- result{0, err.Error()}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		res <- result{resp.StatusCode, string(b)}
+	}()
+	return res
 }
 
 func route(host string, addrs ...string) Route {

@@ -74,23 +74,7 @@ func TestRemovedBackendFinishesInFlight(t *testing.T) {
 	})
 	other := startBackend(t, "other", nil)
 	p := startProxy(t, Options{}, []Route{route("app.test", slow.addr)})
-	type result struct {
-		code int
-		body string
-	}
-	res := make(chan result, 1)
-	go func() {
-		req, _ := http.NewRequest("GET", p.url, nil)
-		req.Host = "app.test"
-		resp, err := newClient().Do(req)
-		if err != nil {
-			res <- result{0, err.Error()}
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		res <- result{resp.StatusCode, string(b)}
-	}()
+	res := goGet(p.url, "app.test")
 	<-started
 	require.NoError(t, p.Update([]Route{route("app.test", other.addr)}))
 	code, body, _ := do(t, newClient(), "GET", p.url, "app.test", nil)

@@ -360,23 +360,7 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = p.Serve(ln) }()
-	type result struct {
-		code int
-		body string
-	}
-	res := make(chan result, 1)
-	go func() {
-		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String(), nil)
-		req.Host = "app.test"
-		resp, err := newClient().Do(req)
-		if err != nil {
-			res <- result{0, err.Error()}
-			return
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		res <- result{resp.StatusCode, string(body)}
-	}()
+	res := goGet("http://"+ln.Addr().String(), "app.test")
 	<-started
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
