@@ -85,6 +85,11 @@ func run(args []string) error {
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	for name, port := range map[string]uint{"--mesh-port": o.meshPort, "--agent-port": o.agentPort, "--probe-port": o.probePort} {
+		if port > 65535 {
+			return fmt.Errorf("%s %d: a port is at most 65535", name, port)
+		}
+	}
 	logger, err := cli.Logger(os.Stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return err

@@ -43,3 +43,10 @@ func TestEnvironmentSetsFlagsButFlagsWin(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "POTLUCK_MESH_PORT"))
 }
+
+func TestPortsAbove65535AreRefused(t *testing.T) {
+	for _, flagName := range []string{"--mesh-port", "--agent-port", "--probe-port"} {
+		err := run([]string{flagName, "70000"})
+		require.ErrorContains(t, err, flagName+" 70000")
+	}
+}
