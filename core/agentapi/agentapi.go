@@ -330,10 +330,8 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, host *fsm.Ho
 		return
 	}
 	for _, u := range req.Instances {
-		switch u.State {
-		case fsm.InstancePending, fsm.InstanceRunning, fsm.InstanceFailed:
-		default:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("instance %s: state must be pending, running or failed", u.ID))
+		if err := u.CheckReport(); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 	}

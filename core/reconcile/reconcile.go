@@ -234,13 +234,8 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []fsm
 		return &fsm.Error{Code: fsm.CodeConflict, Message: "host is decommissioned"}
 	}
 	for _, u := range reports {
-		switch u.State {
-		case fsm.InstancePending, fsm.InstanceRunning, fsm.InstanceFailed:
-		default:
-			return &fsm.Error{Code: fsm.CodeInvalid, Message: fmt.Sprintf("instance %s: state must be pending, running or failed", u.ID)}
-		}
-		if len(u.Message) > 1024 {
-			return &fsm.Error{Code: fsm.CodeInvalid, Message: "instance message longer than 1024 bytes"}
+		if err := u.CheckReport(); err != nil {
+			return err
 		}
 	}
 	r.mu.Lock()
