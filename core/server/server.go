@@ -8,10 +8,8 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -164,7 +162,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.Reconciler = reconcile.New(reconcile.Config{
 		Node: node, TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: log, Prober: prober,
-		NewID: func() string { return "i-" + randomHex(6) },
+		NewID: api.NewInstanceID,
 	})
 	s.API = api.New(api.Config{
 		Node: node, Blobs: store, Metrics: s.Metrics, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
@@ -499,10 +497,4 @@ func tunnelAddrFor(id string, peers []cluster.Peer) netip.Addr {
 		}
 	}
 	return netip.AddrFrom4([4]byte{100, 64, 0, 1})
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
