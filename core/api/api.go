@@ -494,10 +494,6 @@ func (s *Server) blockingState(w http.ResponseWriter, r *http.Request) (*fsm.Sta
 // newID returns a random id with a prefix, e.g. "h-1f2e3d4c5b6a".
 func newID(prefix string) string { return prefix + "-" + randomHex(6) }
 
-// NewInstanceID returns a fresh random instance id, e.g. "i-1f2e3d4c5b6a":
-// the scheduler's IDFunc wherever the leader places instances.
-func NewInstanceID() string { return newID("i") }
-
 func requestID(r *http.Request) string { return r.Header.Get(HeaderRequestID) }
 
 func limitList[T any](items []T, max int) []T {

@@ -363,7 +363,7 @@ func (s *Server) decommissionHost(w http.ResponseWriter, r *http.Request) {
 		if h.Status == fsm.HostDecommissioned || h.Status == fsm.HostDraining {
 			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("host %q is already %s", h.Name, h.Status)}
 		}
-		plan, err := scheduler.PlanDecommission(st, []string{h.ID}, NewInstanceID)
+		plan, err := scheduler.PlanDecommission(st, []string{h.ID}, scheduler.NewInstanceID)
 		if err != nil {
 			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("cannot drain host %q: %v", h.Name, err)}
 		}
@@ -698,7 +698,7 @@ func (s *Server) createInstallation(w http.ResponseWriter, r *http.Request) {
 			PerInstance: fsm.Resources{MilliCPU: int64(math.Round(req.CPUs * 1000)), MemoryMB: req.MemoryMB, DiskMB: disk},
 			Env:         req.Env, ContainerPort: port,
 		}
-		fronts, instances, err := scheduler.PlanInstallation(st, inst, NewInstanceID)
+		fronts, instances, err := scheduler.PlanInstallation(st, inst, scheduler.NewInstanceID)
 		if err != nil {
 			return nil, err
 		}
@@ -772,7 +772,7 @@ func (s *Server) scaleInstallation(w http.ResponseWriter, r *http.Request) {
 		if req.Backs != nil {
 			backs = *req.Backs
 		}
-		plan, err := scheduler.PlanScale(st, name, fronts, backs, NewInstanceID)
+		plan, err := scheduler.PlanScale(st, name, fronts, backs, scheduler.NewInstanceID)
 		if err != nil {
 			return nil, err
 		}

@@ -39,7 +39,6 @@ type Config struct {
 	DrainTimeout time.Duration
 	Interval     time.Duration // 0 = 1s
 	Prober       Prober        // nil: pending hosts are made Ready without a probe
-	NewID        func() string
 	Logger       *slog.Logger
 	Now          func() time.Time
 }
@@ -181,7 +180,7 @@ func (r *Reconciler) Tick(ctx context.Context) error {
 			}
 		}
 		r.mu.Unlock()
-		plan := scheduler.PlanRepair(st, expired, r.newID)
+		plan := scheduler.PlanRepair(st, expired, scheduler.NewInstanceID)
 		if plan.Empty() {
 			return nil, nil
 		}
@@ -209,13 +208,6 @@ func (r *Reconciler) Tick(ctx context.Context) error {
 		return fmt.Errorf("drain rejected: %w", res.Err)
 	}
 	return nil
-}
-
-func (r *Reconciler) newID() string {
-	if r.cfg.NewID != nil {
-		return r.cfg.NewID()
-	}
-	return fmt.Sprintf("i-%x", r.cfg.Now().UnixNano())
 }
 
 // Heartbeat records a heartbeat of a host on the leader, brings a down host

@@ -7,6 +7,8 @@
 package scheduler
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -17,6 +19,14 @@ import (
 
 // IDFunc returns a fresh unique id (the leader uses random ids).
 type IDFunc func() string
+
+// NewInstanceID returns a fresh random instance id, e.g. "i-1f2e3d4c5b6a":
+// the IDFunc of the leader wherever it places instances.
+func NewInstanceID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "i-" + hex.EncodeToString(b[:])
+}
 
 // Planner tracks free capacity and ports while several placements are made
 // for one command, so decisions within a command never collide.

@@ -162,7 +162,6 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.Reconciler = reconcile.New(reconcile.Config{
 		Node: node, TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: log, Prober: prober,
-		NewID: api.NewInstanceID,
 	})
 	s.API = api.New(api.Config{
 		Node: node, Blobs: store, Metrics: s.Metrics, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
