@@ -45,9 +45,8 @@ type pipeConn struct {
 	conn       net.Conn
 	br         *bufio.Reader
 	bw         *bufio.Writer
-	wmu        sync.Mutex // guards dead against pushes to in
-	dead       bool       // guarded by wmu: no more requests may be queued
-	deadA      atomic.Bool
+	wmu        sync.Mutex     // a push to in checks dead under it; the idle close and drain set it under it
+	dead       atomic.Bool    // broken or closing: no more requests may be queued
 	in         chan *pipeWork // waiting for the writer
 	queue      chan *pipeWork // written, waiting for their responses, in order
 	closed     chan struct{}  // closed when the connection breaks or is closed
@@ -120,7 +119,7 @@ func (pc *pipeClient) pick() *pipeSlot {
 	for i := range n {
 		s := &pc.slots[(start+i)%n]
 		c := s.c.Load()
-		if c == nil || c.deadA.Load() {
+		if c == nil || c.dead.Load() {
 			return s // a free slot: open a connection there
 		}
 		if l := len(c.queue) + len(c.in); bestLen < 0 || l < bestLen {
@@ -140,7 +139,7 @@ func (pc *pipeClient) conn(s *pipeSlot) (*pipeConn, error) {
 	gen := s.failGen.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c := s.c.Load(); c != nil && !c.deadA.Load() {
+	if c := s.c.Load(); c != nil && !c.dead.Load() {
 		return c, nil
 	}
 	if s.failGen.Load() != gen {
@@ -177,7 +176,7 @@ func (c *pipeConn) send(pc *pipeClient, req *fasthttp.Request, resp *fasthttp.Re
 	resp.SkipBody = req.Header.IsHead()
 
 	c.wmu.Lock()
-	if c.dead {
+	if c.dead.Load() {
 		c.wmu.Unlock()
 		w.req, w.resp = nil, nil
 		pc.works.Put(w)
@@ -205,7 +204,7 @@ func (c *pipeConn) send(pc *pipeClient, req *fasthttp.Request, resp *fasthttp.Re
 // reader fails every request still queued.
 func (c *pipeConn) fail() {
 	c.once.Do(func() {
-		c.deadA.Store(true)
+		c.dead.Store(true)
 		close(c.closed)
 		_ = c.conn.Close()
 	})
@@ -293,8 +292,7 @@ func (c *pipeConn) reader(idle time.Duration) {
 				// Idle: close unless a request slipped in meanwhile.
 				c.wmu.Lock()
 				if len(c.queue) == 0 && len(c.in) == 0 {
-					c.dead = true
-					c.deadA.Store(true)
+					c.dead.Store(true)
 					c.wmu.Unlock()
 					c.fail()
 					c.drain(c.brk) // nothing to fail; waits for the writer
@@ -335,8 +333,7 @@ func (c *pipeConn) reader(idle time.Duration) {
 func (c *pipeConn) drain(brk *pipeBreak) {
 	<-c.writerDone
 	c.wmu.Lock()
-	c.dead = true
-	c.deadA.Store(true)
+	c.dead.Store(true)
 	c.wmu.Unlock()
 	for {
 		select {
