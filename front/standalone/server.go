@@ -66,28 +66,29 @@ func Start(opts RunOptions) (*Server, error) {
 	s := &Server{opts: opts, log: opts.Logger, cfg: cfg, raw: raw, hup: make(chan os.Signal, 1)}
 	// Registered before any listener is up, so an early SIGHUP never kills us.
 	signal.Notify(s.hup, syscall.SIGHUP)
+	fail := func(err error) (*Server, error) {
+		s.closeListeners()
+		signal.Stop(s.hup)
+		return nil, err
+	}
 	o := cfg.Options
 	o.Logger = opts.Logger
 	o.Dialer = opts.Dialer
 	s.proxy = lb.New(o)
 	if err := s.proxy.Update(cfg.Routes); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	for _, addr := range cfg.Listen {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			s.closeListeners()
-			signal.Stop(s.hup)
-			return nil, fmt.Errorf("listen %s: %w", addr, err)
+			return fail(fmt.Errorf("listen %s: %w", addr, err))
 		}
 		s.listeners = append(s.listeners, ln)
 	}
 	if cfg.Admin != "" {
 		ln, err := net.Listen("tcp", cfg.Admin)
 		if err != nil {
-			s.closeListeners()
-			signal.Stop(s.hup)
-			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
+			return fail(fmt.Errorf("admin listen %s: %w", cfg.Admin, err))
 		}
 		s.adminLn = ln
 		mux := http.NewServeMux()
