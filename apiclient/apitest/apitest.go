@@ -11,8 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
+	"potluck/internal/freeport"
 	"testing"
 	"time"
 
@@ -99,10 +99,8 @@ func Follower(t testing.TB, cores []*Core) *Core {
 // freeAddr picks a free loopback port.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.TCP()
 	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
 	return addr
 }
 

@@ -14,10 +14,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"potluck/internal/freeport"
 	"regexp"
 	"slices"
 	"sort"
@@ -404,14 +404,7 @@ func idleTicks() int64 {
 	return idle + iowait
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+func freeAddr() (string, error) { return freeport.TCP() }
 
 // startProcPID runs a child until ctx ends, logging to dir/name.log, and
 // returns its pid.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"potluck/internal/freeport"
 	"strings"
 	"testing"
 	"time"
@@ -50,10 +51,9 @@ func TestEnvAndCheck(t *testing.T) {
 }
 
 func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.TCP()
 	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // TestServesAndDrainsOnStop runs the command as main does, with a context
