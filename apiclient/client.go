@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"potluck/internal/jsonhttp"
 )
 
 // Header names used by the API.
@@ -32,24 +34,12 @@ const (
 // at most 1000 items, far below this).
 const maxResponseBytes = 64 << 20
 
-// Error is an answer of the API with a status of 400 or more.
-type Error struct {
-	Status  int    // HTTP status
-	Message string // the API's "error" field (or the status text)
-}
-
-func (e *Error) Error() string {
-	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
-}
+// Error is an answer of the API with a status of 400 or more: the one error
+// type of Potluck's JSON-over-HTTP calls.
+type Error = jsonhttp.Error
 
 // StatusOf returns the HTTP status of an *Error in err's chain, or 0.
-func StatusOf(err error) int {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Status
-	}
-	return 0
-}
+func StatusOf(err error) int { return jsonhttp.StatusOf(err) }
 
 // Client calls one core node. Any node answers any call.
 type Client struct {
@@ -229,14 +219,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		return meta, fmt.Errorf("%s %s: reading answer: %w", method, path, err)
 	}
 	if resp.StatusCode >= 400 {
-		var eb struct {
-			Error string `json:"error"`
-		}
-		msg := http.StatusText(resp.StatusCode)
-		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
-			msg = eb.Error
-		}
-		return meta, &Error{Status: resp.StatusCode, Message: msg}
+		return meta, jsonhttp.ErrorFrom(resp.StatusCode, data)
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -17,7 +17,7 @@ type Node struct {
 	ID            string `json:"id"`
 	RaftAddress   string `json:"raft_address"`
 	APIURL        string `json:"api_url,omitempty"`
-	TunnelAddress string `json:"tunnel_address,omitempty"`
+	TunnelAddr string `json:"tunnel_address,omitempty"`
 	Leader        bool   `json:"leader"`
 	Voter         bool   `json:"voter"`
 }
@@ -54,7 +54,7 @@ type Host struct {
 	Name          string    `json:"name"`
 	Role          string    `json:"role"`
 	PublicKey     string    `json:"public_key"`
-	TunnelAddress string    `json:"tunnel_address"`
+	TunnelAddr string    `json:"tunnel_address"`
 	Capacity      Resources `json:"capacity"`
 	Endpoint      string    `json:"endpoint,omitempty"`
 	Status        string    `json:"status"`
@@ -79,7 +79,7 @@ type RegisterHostRequest struct {
 // Registration answers POST /v1/hosts.
 type Registration struct {
 	Host          Host   `json:"host"`
-	TunnelAddress string `json:"tunnel_address"`
+	TunnelAddr string `json:"tunnel_address"`
 	TunnelPrefix  string `json:"tunnel_prefix"`
 }
 
@@ -119,7 +119,7 @@ type Instance struct {
 	Message       string    `json:"message,omitempty"`
 	App           string    `json:"app"`
 	HostName      string    `json:"host_name"`
-	TunnelAddress string    `json:"tunnel_address"`
+	TunnelAddr string    `json:"tunnel_address"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
 }

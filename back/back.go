@@ -25,10 +25,9 @@ import (
 	"sync"
 	"time"
 
+	"potluck/agent"
+	"potluck/agentproto"
 	"potluck/back/engine"
-	"potluck/core/agentapi"
-	"potluck/core/fsm"
-	"potluck/internal/agent"
 	"potluck/lb/metrics"
 	"potluck/meshnet"
 )
@@ -60,8 +59,8 @@ type Back struct {
 	engine *engine.Engine
 
 	mu       sync.Mutex
-	desired  *agentapi.DesiredState
-	reports  map[string]fsm.InstanceUpdate
+	desired  *agentproto.DesiredState
+	reports  map[string]agentproto.InstanceReport
 	forwards map[uint16]*meshnet.Forward // by port; parked with an empty allow-list when unused
 	checker  *http.Client                // asks instances whether they answer
 	wake     chan struct{}
@@ -101,7 +100,7 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 	}
 	return &Back{
 		cfg: cfg, log: cfg.Logger, agent: ag, engine: eng,
-		reports:  map[string]fsm.InstanceUpdate{},
+		reports:  map[string]agentproto.InstanceReport{},
 		forwards: map[uint16]*meshnet.Forward{},
 		wake:     make(chan struct{}, 1),
 		checker:  &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
@@ -122,7 +121,7 @@ func (b *Back) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { b.agent.Heartbeats(loopCtx, b.cfg.Heartbeat, b.snapshotReports) })
 	wg.Go(func() { b.converge(loopCtx) })
-	err := b.agent.Follow(ctx, func(ctx context.Context, d *agentapi.DesiredState) error {
+	err := b.agent.Follow(ctx, func(ctx context.Context, d *agentproto.DesiredState) error {
 		b.mu.Lock()
 		b.desired = d
 		b.mu.Unlock()
@@ -132,7 +131,7 @@ func (b *Back) Run(ctx context.Context) error {
 	stop()
 	wg.Wait()
 	if errors.Is(err, agent.ErrDecommissioned) {
-		b.reconcile(context.WithoutCancel(ctx), &agentapi.DesiredState{})
+		b.reconcile(context.WithoutCancel(ctx), &agentproto.DesiredState{})
 	}
 	return err
 }
@@ -175,10 +174,10 @@ func (b *Back) converge(ctx context.Context) {
 	}
 }
 
-func (b *Back) snapshotReports() []fsm.InstanceUpdate {
+func (b *Back) snapshotReports() []agentproto.InstanceReport {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]fsm.InstanceUpdate, 0, len(b.reports))
+	out := make([]agentproto.InstanceReport, 0, len(b.reports))
 	for _, r := range b.reports {
 		out = append(out, r)
 	}
@@ -186,10 +185,10 @@ func (b *Back) snapshotReports() []fsm.InstanceUpdate {
 	return out
 }
 
-func (b *Back) report(id string, state fsm.InstanceState, msg string) {
+func (b *Back) report(id string, state agentproto.InstanceState, msg string) {
 	b.mu.Lock()
 	prev, had := b.reports[id]
-	b.reports[id] = fsm.InstanceUpdate{ID: id, State: state, Message: msg}
+	b.reports[id] = agentproto.InstanceReport{ID: id, State: state, Message: msg}
 	b.mu.Unlock()
 	if !had || prev.State != state || prev.Message != msg {
 		b.log.Info("instance state", "instance", id, "state", state, "message", msg)
@@ -197,8 +196,8 @@ func (b *Back) report(id string, state fsm.InstanceState, msg string) {
 }
 
 // reconcile makes the engine and the forwards match d.
-func (b *Back) reconcile(ctx context.Context, d *agentapi.DesiredState) {
-	want := map[string]agentapi.Instance{}
+func (b *Back) reconcile(ctx context.Context, d *agentproto.DesiredState) {
+	want := map[string]agentproto.Instance{}
 	for _, in := range d.Instances {
 		want[in.ID] = in
 	}
@@ -246,7 +245,7 @@ func (b *Back) reconcile(ctx context.Context, d *agentapi.DesiredState) {
 	b.removeUnusedImages(ctx, d.Instances)
 }
 
-func wantsPort(ins []agentapi.Instance, port uint16) bool {
+func wantsPort(ins []agentproto.Instance, port uint16) bool {
 	for _, in := range ins {
 		if uint16(in.Port) == port {
 			return true
@@ -256,33 +255,33 @@ func wantsPort(ins []agentapi.Instance, port uint16) bool {
 }
 
 // ensure brings one instance to running and exposes it.
-func (b *Back) ensure(ctx context.Context, in agentapi.Instance, existing engine.Container) {
+func (b *Back) ensure(ctx context.Context, in agentproto.Instance, existing engine.Container) {
 	if existing.ID == "" || !existing.Running() {
 		image, err := b.ensureImage(ctx, in)
 		if err != nil {
-			b.report(in.ID, fsm.InstanceFailed, err.Error())
+			b.report(in.ID, agentproto.InstanceFailed, err.Error())
 			return
 		}
-		b.report(in.ID, fsm.InstancePending, "starting container")
+		b.report(in.ID, agentproto.InstancePending, "starting container")
 		_, err = b.engine.Run(ctx, engine.Spec{
 			Host: b.agent.Identity().HostID, HostIP: b.cfg.PublishIP, Installation: in.Installation, Instance: in.ID, App: in.App, Image: image,
 			HostPort: uint16(in.Port), ContainerPort: uint16(in.ContainerPort),
 			CPUs: float64(in.MilliCPU) / 1000, MemoryBytes: in.MemoryMB << 20, Env: in.Env,
 		})
 		if err != nil {
-			b.report(in.ID, fsm.InstanceFailed, err.Error())
+			b.report(in.ID, agentproto.InstanceFailed, err.Error())
 			return
 		}
 	}
 	if err := b.expose(in); err != nil {
-		b.report(in.ID, fsm.InstanceFailed, err.Error())
+		b.report(in.ID, agentproto.InstanceFailed, err.Error())
 		return
 	}
 	if err := b.waitAnswers(ctx, b.target(in.Port), b.readyTimeout(existing)); err != nil {
-		b.report(in.ID, fsm.InstanceFailed, "app does not answer on its port: "+err.Error())
+		b.report(in.ID, agentproto.InstanceFailed, "app does not answer on its port: "+err.Error())
 		return
 	}
-	b.report(in.ID, fsm.InstanceRunning, "")
+	b.report(in.ID, agentproto.InstanceRunning, "")
 }
 
 // readyTimeout is short for a container that was already running (a
@@ -295,7 +294,7 @@ func (b *Back) readyTimeout(existing engine.Container) time.Duration {
 }
 
 // expose forwards tunnel:PORT to 127.0.0.1:PORT for the installation's Fronts.
-func (b *Back) expose(in agentapi.Instance) error {
+func (b *Back) expose(in agentproto.Instance) error {
 	allowed := make([]netip.Addr, 0, len(in.AllowedFrom))
 	for _, s := range in.AllowedFrom {
 		a, err := netip.ParseAddr(s)
@@ -358,7 +357,7 @@ func imageTag(digest string) string {
 
 // ensureImage returns the image to run: an uploaded tarball fetched over
 // the tunnel (digest checked) and loaded, or a registry image pulled.
-func (b *Back) ensureImage(ctx context.Context, in agentapi.Instance) (string, error) {
+func (b *Back) ensureImage(ctx context.Context, in agentproto.Instance) (string, error) {
 	if in.Digest == "" {
 		if in.Image == "" {
 			return "", errors.New("the app names no image")
@@ -366,7 +365,7 @@ func (b *Back) ensureImage(ctx context.Context, in agentapi.Instance) (string, e
 		if ok, err := b.engine.HasImage(ctx, in.Image); err != nil {
 			return "", err
 		} else if !ok {
-			b.report(in.ID, fsm.InstancePending, "pulling "+in.Image)
+			b.report(in.ID, agentproto.InstancePending, "pulling "+in.Image)
 			if err := b.engine.PullImage(ctx, in.Image); err != nil {
 				return "", err
 			}
@@ -379,7 +378,7 @@ func (b *Back) ensureImage(ctx context.Context, in agentapi.Instance) (string, e
 	} else if ok {
 		return tag, nil
 	}
-	b.report(in.ID, fsm.InstancePending, "fetching image")
+	b.report(in.ID, agentproto.InstancePending, "fetching image")
 	path, err := b.fetchBlob(ctx, in)
 	if err != nil {
 		return "", err
@@ -406,7 +405,7 @@ func (b *Back) ensureImage(ctx context.Context, in agentapi.Instance) (string, e
 
 // fetchBlob downloads an image tarball over the tunnel into the data
 // directory, checking its digest.
-func (b *Back) fetchBlob(ctx context.Context, in agentapi.Instance) (string, error) {
+func (b *Back) fetchBlob(ctx context.Context, in agentproto.Instance) (string, error) {
 	dir := filepath.Join(b.cfg.Agent.DataDir, "blobs")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
@@ -434,7 +433,7 @@ func (b *Back) fetchBlob(ctx context.Context, in agentapi.Instance) (string, err
 }
 
 // removeUnusedImages drops uploaded images no instance here needs any more.
-func (b *Back) removeUnusedImages(ctx context.Context, ins []agentapi.Instance) {
+func (b *Back) removeUnusedImages(ctx context.Context, ins []agentproto.Instance) {
 	keep := map[string]bool{}
 	for _, in := range ins {
 		if in.Digest != "" {
@@ -461,11 +460,11 @@ func (b *Back) removeUnusedImages(ctx context.Context, ins []agentapi.Instance) 
 // /healthz.
 func (b *Back) AdminHandler() http.Handler {
 	return b.agent.AdminHandler(func(mw *metrics.Writer) {
-		byState := map[fsm.InstanceState]int{}
+		byState := map[agentproto.InstanceState]int{}
 		for _, r := range b.snapshotReports() {
 			byState[r.State]++
 		}
-		for _, s := range []fsm.InstanceState{fsm.InstancePending, fsm.InstanceRunning, fsm.InstanceFailed} {
+		for _, s := range []agentproto.InstanceState{agentproto.InstancePending, agentproto.InstanceRunning, agentproto.InstanceFailed} {
 			mw.Gauge("potluck_back_instances", "Instances on this Back by state.", metrics.Labels("state", string(s)), float64(byState[s]))
 		}
 		b.mu.Lock()

@@ -14,11 +14,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"potluck/agent"
+	"potluck/agentproto"
 	"potluck/back/engine"
 	"potluck/bench/appimage"
-	"potluck/core/agentapi"
-	"potluck/core/api"
-	"potluck/internal/agent"
 	"potluck/internal/dockertest"
 	"potluck/meshnet"
 )
@@ -68,14 +67,14 @@ func TestBackRestartedWithoutCoreKeepsAndAdoptsItsContainer(t *testing.T) {
 	coreKey, err := meshnet.GeneratePrivateKey()
 	require.NoError(t, err)
 	writeJSONFile(t, filepath.Join(dir, "identity.json"), agent.Identity{
-		HostID: hostID, Name: "back1", Role: "back", TunnelAddress: netip.MustParseAddr("100.64.1.2"),
-		CorePeers: []api.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddress: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
+		HostID: hostID, Name: "back1", Role: "back", TunnelAddr: netip.MustParseAddr("100.64.1.2"),
+		CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
 	})
-	writeJSONFile(t, filepath.Join(dir, "desired.json"), agentapi.DesiredState{
+	writeJSONFile(t, filepath.Join(dir, "desired.json"), agentproto.DesiredState{
 		Index: 7,
-		Peers: []agentapi.Peer{{Name: "front1", Role: "front", PublicKey: frontKey.Public().String(), TunnelAddress: "100.64.1.1",
+		Peers: []agentproto.Peer{{Name: "front1", Role: "front", PublicKey: frontKey.Public().String(), TunnelAddr: "100.64.1.1",
 			Endpoint: fmt.Sprintf("127.0.0.1:%d", frontNode.ListenPort()), Hub: true}},
-		Instances: []agentapi.Instance{{ID: instance, Installation: "hello", App: "hello", Image: appimage.DefaultTag,
+		Instances: []agentproto.Instance{{ID: instance, Installation: "hello", App: "hello", Image: appimage.DefaultTag,
 			Port: port, ContainerPort: 8080, AllowedFrom: []string{"100.64.1.1"}}},
 	})
 

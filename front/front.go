@@ -14,9 +14,8 @@ import (
 	"net/http"
 	"time"
 
-	"potluck/core/agentapi"
-	"potluck/core/fsm"
-	"potluck/internal/agent"
+	"potluck/agent"
+	"potluck/agentproto"
 	"potluck/lb"
 	"potluck/lb/metrics"
 )
@@ -87,7 +86,7 @@ func (f *Front) Run(ctx context.Context) error {
 	return err
 }
 
-func (f *Front) apply(_ context.Context, d *agentapi.DesiredState) error {
+func (f *Front) apply(_ context.Context, d *agentproto.DesiredState) error {
 	routes := Routes(d.Routes)
 	if err := f.proxy.Update(routes); err != nil {
 		return fmt.Errorf("routes refused, the previous ones keep serving: %w", err)
@@ -102,12 +101,12 @@ func (f *Front) apply(_ context.Context, d *agentapi.DesiredState) error {
 // passive health check does not mark them down for fail_timeout before they
 // ever served; an installation with nothing running yet has no route (404)
 // until one runs. Health uses NGINX's defaults: max_fails=1, fail_timeout=20s.
-func Routes(in []agentapi.Route) []lb.Route {
+func Routes(in []agentproto.Route) []lb.Route {
 	out := make([]lb.Route, 0, len(in))
 	for _, r := range in {
 		var running []lb.Backend
 		for _, b := range r.Backends {
-			if b.State == fsm.InstanceRunning {
+			if b.State == agentproto.InstanceRunning {
 				running = append(running, lb.Backend{Addr: b.Address})
 			}
 		}

@@ -11,16 +11,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"potluck/internal/freeport"
 	"testing"
 	"time"
 
+	"potluck/agentproto"
+	"potluck/internal/freeport"
+
 	"github.com/stretchr/testify/require"
 
-	"potluck/core/agentapi"
-	"potluck/core/api"
-	"potluck/core/fsm"
-	"potluck/internal/agent"
+	"potluck/agent"
 	"potluck/meshnet"
 )
 
@@ -64,14 +63,14 @@ func TestFrontRestartedWithoutCoreServesLastGoodRoutes(t *testing.T) {
 	coreKey, err := meshnet.GeneratePrivateKey()
 	require.NoError(t, err)
 	writeJSONFile(t, filepath.Join(dir, "identity.json"), agent.Identity{
-		HostID: "h-front1", Name: "front1", Role: "front", TunnelAddress: frontAddr,
-		CorePeers: []api.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddress: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
+		HostID: "h-front1", Name: "front1", Role: "front", TunnelAddr: frontAddr,
+		CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
 	})
-	writeJSONFile(t, filepath.Join(dir, "desired.json"), agentapi.DesiredState{
+	writeJSONFile(t, filepath.Join(dir, "desired.json"), agentproto.DesiredState{
 		Index: 42,
-		Peers: []agentapi.Peer{{Name: "back1", Role: "back", PublicKey: backKey.Public().String(), TunnelAddress: "100.64.1.2"}},
-		Routes: []agentapi.Route{{Installation: "hello", Domain: "hello.test", Backends: []agentapi.Backend{
-			{InstanceID: "i-1", Address: "100.64.1.2:5000", State: fsm.InstanceRunning}}}},
+		Peers: []agentproto.Peer{{Name: "back1", Role: "back", PublicKey: backKey.Public().String(), TunnelAddr: "100.64.1.2"}},
+		Routes: []agentproto.Route{{Installation: "hello", Domain: "hello.test", Backends: []agentproto.Backend{
+			{InstanceID: "i-1", Address: "100.64.1.2:5000", State: agentproto.InstanceRunning}}}},
 	})
 
 	// No core answers: 127.0.0.1:1 refuses at once.

@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"potluck/agent"
 	"potluck/back"
-	"potluck/internal/agent"
 	"potluck/internal/cli"
 )
 

@@ -24,9 +24,9 @@ import (
 	"syscall"
 	"time"
 
+	"potluck/agent"
 	"potluck/front"
 	"potluck/front/standalone"
-	"potluck/internal/agent"
 	"potluck/internal/cli"
 	"potluck/lb"
 )

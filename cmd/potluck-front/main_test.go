@@ -9,10 +9,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"potluck/internal/freeport"
 	"strings"
 	"testing"
 	"time"
+
+	"potluck/internal/freeport"
 
 	"github.com/stretchr/testify/require"
 )

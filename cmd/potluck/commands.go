@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"potluck/internal/human"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"potluck/internal/human"
 
 	"potluck/apiclient"
 )
@@ -113,7 +114,7 @@ func cmdStatus(c *cmdCtx) error {
 		if n.Leader {
 			role = "leader"
 		}
-		rows = append(rows, []string{n.ID, role, n.RaftAddress, or(n.APIURL, "-"), or(n.TunnelAddress, "-")})
+		rows = append(rows, []string{n.ID, role, n.RaftAddress, or(n.APIURL, "-"), or(n.TunnelAddr, "-")})
 	}
 	return table(w, []string{"NODE", "ROLE", "RAFT", "API", "TUNNEL"}, rows)
 }
@@ -132,7 +133,7 @@ func sortedKeys(m map[string]int) []string {
 func hostRows(hs []apiclient.Host) [][]string {
 	var rows [][]string
 	for _, h := range hs {
-		rows = append(rows, []string{h.Name, h.ID, h.Role, h.Status, h.TunnelAddress,
+		rows = append(rows, []string{h.Name, h.ID, h.Role, h.Status, h.TunnelAddr,
 			cpus(h.Free.MilliCPU) + "/" + cpus(h.Capacity.MilliCPU),
 			mib(h.Free.MemoryMB) + "/" + mib(h.Capacity.MemoryMB),
 			strconv.Itoa(h.Instances), age(h.RegisteredAt)})
@@ -163,7 +164,7 @@ func cmdHostsShow(c *cmdCtx) error {
 	}
 	return table(c.env.stdout, []string{"FIELD", "VALUE"}, [][]string{
 		{"name", h.Name}, {"id", h.ID}, {"role", h.Role}, {"status", h.Status},
-		{"tunnel address", h.TunnelAddress}, {"endpoint", or(h.Endpoint, "-")},
+		{"tunnel address", h.TunnelAddr}, {"endpoint", or(h.Endpoint, "-")},
 		{"public key", h.PublicKey},
 		{"capacity", fmt.Sprintf("%s cpu, %s memory, %s disk", cpus(h.Capacity.MilliCPU), mib(h.Capacity.MemoryMB), mib(h.Capacity.DiskMB))},
 		{"free", fmt.Sprintf("%s cpu, %s memory, %s disk", cpus(h.Free.MilliCPU), mib(h.Free.MemoryMB), mib(h.Free.DiskMB))},
@@ -399,7 +400,7 @@ func sizeFlag(c *cmdCtx, name string) (int64, error) {
 func instanceTable(w io.Writer, is []apiclient.Instance) error {
 	var rows [][]string
 	for _, i := range is {
-		rows = append(rows, []string{i.ID, i.Installation, i.App, or(i.HostName, i.HostID), i.TunnelAddress + ":" + strconv.Itoa(i.Port), i.State, or(i.Message, "-"), age(i.UpdatedAt)})
+		rows = append(rows, []string{i.ID, i.Installation, i.App, or(i.HostName, i.HostID), i.TunnelAddr + ":" + strconv.Itoa(i.Port), i.State, or(i.Message, "-"), age(i.UpdatedAt)})
 	}
 	return table(w, []string{"ID", "INSTALLATION", "APP", "HOST", "ADDRESS", "STATE", "MESSAGE", "UPDATED"}, rows)
 }

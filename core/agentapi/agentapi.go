@@ -20,15 +20,17 @@ import (
 	"strconv"
 	"time"
 
+	"potluck/agentproto"
 	"potluck/core/blobs"
 	"potluck/core/fsm"
+	"potluck/internal/jsonhttp"
 )
 
 // Identify returns the WireGuard public key (base64) of the peer that sent r.
 type Identify func(r *http.Request) (publicKey string, ok bool)
 
 // HeartbeatFunc delivers a heartbeat to the leader.
-type HeartbeatFunc func(ctx context.Context, hostID string, reports []fsm.InstanceUpdate) error
+type HeartbeatFunc func(ctx context.Context, hostID string, reports []agentproto.InstanceReport) error
 
 // StateSource gives the current replicated state and blocking waits on it.
 type StateSource interface {
@@ -45,62 +47,6 @@ type Config struct {
 	Logger    *slog.Logger
 }
 
-// Peer is a mesh peer an agent must configure.
-type Peer struct {
-	Name          string `json:"name"`
-	Role          string `json:"role"` // core | front | back
-	PublicKey     string `json:"public_key"`
-	TunnelAddress string `json:"tunnel_address"`
-	Endpoint      string `json:"endpoint,omitempty"`  // empty: learn it from the peer's packets (NATed)
-	Hub           bool   `json:"hub"`                 // initiate and keep alive (core nodes and Fronts)
-	AgentURL      string `json:"agent_url,omitempty"` // core nodes: where this API is served on the tunnel
-}
-
-// Instance is a container a Back must run.
-type Instance struct {
-	ID            string            `json:"id"`
-	Installation  string            `json:"installation"`
-	App           string            `json:"app"`
-	Image         string            `json:"image"`
-	Digest        string            `json:"digest,omitempty"`    // set when the image is an uploaded tarball
-	BlobPath      string            `json:"blob_path,omitempty"` // GET this on the agent API to download it
-	Port          int               `json:"port"`                // host port (5000-6000), exposed on the tunnel address
-	ContainerPort int               `json:"container_port"`
-	MilliCPU      int64             `json:"milli_cpu"`
-	MemoryMB      int64             `json:"memory_mb"`
-	Env           map[string]string `json:"env,omitempty"`
-	AllowedFrom   []string          `json:"allowed_from"` // tunnel addresses of the installation's Fronts
-	State         fsm.InstanceState `json:"state"`
-}
-
-// Backend is one upstream of a route.
-type Backend struct {
-	InstanceID string            `json:"instance_id"`
-	Address    string            `json:"address"` // tunnel address:port of the Back
-	State      fsm.InstanceState `json:"state"`
-}
-
-// Route is a domain a Front serves.
-type Route struct {
-	Installation string    `json:"installation"`
-	Domain       string    `json:"domain"`
-	Backends     []Backend `json:"backends"`
-}
-
-// DesiredState is everything an agent needs; Index is for blocking queries.
-type DesiredState struct {
-	Index     uint64     `json:"index"`
-	Host      *fsm.Host  `json:"host"`
-	Peers     []Peer     `json:"peers"`
-	Instances []Instance `json:"instances"` // Backs
-	Routes    []Route    `json:"routes"`    // Fronts
-}
-
-// HeartbeatRequest is the body of POST /v1/agent/heartbeat.
-type HeartbeatRequest struct {
-	Instances []fsm.InstanceUpdate `json:"instances"`
-}
-
 // Handler serves the agent API.
 type Handler struct {
 	cfg Config
@@ -113,9 +59,9 @@ func New(cfg Config) *Handler {
 		cfg.Logger = slog.Default()
 	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
-	h.mux.HandleFunc("GET /v1/agent/state", h.host(h.getState))
-	h.mux.HandleFunc("GET /v1/agent/blobs/{digest}", h.host(h.getBlob))
-	h.mux.HandleFunc("POST /v1/agent/heartbeat", h.host(h.heartbeat))
+	h.mux.HandleFunc("GET "+agentproto.PathState, h.host(h.getState))
+	h.mux.HandleFunc("GET "+agentproto.PathBlobs+"{digest}", h.host(h.getBlob))
+	h.mux.HandleFunc("POST "+agentproto.PathHeartbeat, h.host(h.heartbeat))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such agent endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -166,7 +112,7 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 		writeGone(w) // decommissioned while the query was waiting
 		return
 	}
-	w.Header().Set("X-Potluck-Index", strconv.FormatUint(st.Index, 10))
+	w.Header().Set(agentproto.HeaderIndex, strconv.FormatUint(st.Index, 10))
 	writeJSON(w, http.StatusOK, Desired(st, cur))
 }
 
@@ -206,13 +152,13 @@ func fingerprint(st *fsm.State, hostID string) string {
 }
 
 // Desired computes a host's desired state from the replicated state.
-func Desired(st *fsm.State, host *fsm.Host) DesiredState {
-	d := DesiredState{Index: st.Index, Host: host, Peers: []Peer{}, Instances: []Instance{}, Routes: []Route{}}
+func Desired(st *fsm.State, host *fsm.Host) agentproto.DesiredState {
+	d := agentproto.DesiredState{Index: st.Index, Host: wireHost(host), Peers: []agentproto.Peer{}, Instances: []agentproto.Instance{}, Routes: []agentproto.Route{}}
 	for _, c := range st.SortedCoreNodes() {
 		if c.PublicKey == "" || !c.TunnelAddr.IsValid() {
 			continue
 		}
-		d.Peers = append(d.Peers, Peer{Name: c.ID, Role: "core", PublicKey: c.PublicKey, TunnelAddress: c.TunnelAddr.String(), Endpoint: c.MeshEndpoint, Hub: true,
+		d.Peers = append(d.Peers, agentproto.Peer{Name: c.ID, Role: agentproto.RoleCore, PublicKey: c.PublicKey, TunnelAddr: c.TunnelAddr.String(), Endpoint: c.MeshEndpoint, Hub: true,
 			AgentURL: "http://" + netip.AddrPortFrom(c.TunnelAddr, c.AgentPort).String()})
 	}
 	peerSet := map[string]bool{}
@@ -221,7 +167,7 @@ func Desired(st *fsm.State, host *fsm.Host) DesiredState {
 			return
 		}
 		peerSet[o.ID] = true
-		p := Peer{Name: o.Name, Role: string(o.Role), PublicKey: o.PublicKey, TunnelAddress: o.TunnelAddr.String()}
+		p := agentproto.Peer{Name: o.Name, Role: string(o.Role), PublicKey: o.PublicKey, TunnelAddr: o.TunnelAddr.String()}
 		if o.Role == fsm.RoleFront {
 			p.Endpoint, p.Hub = o.Endpoint, true
 		}
@@ -239,7 +185,7 @@ func Desired(st *fsm.State, host *fsm.Host) DesiredState {
 			continue
 		}
 		if host.Role == fsm.RoleFront {
-			r := Route{Installation: inst.Name, Domain: inst.Domain, Backends: []Backend{}}
+			r := agentproto.Route{Installation: inst.Name, Domain: inst.Domain, Backends: []agentproto.Backend{}}
 			for _, in := range instances {
 				b := st.Hosts[in.HostID]
 				// A draining Back keeps serving until its replacement runs.
@@ -247,7 +193,7 @@ func Desired(st *fsm.State, host *fsm.Host) DesiredState {
 					continue
 				}
 				addHostPeer(b)
-				r.Backends = append(r.Backends, Backend{InstanceID: in.ID, Address: netip.AddrPortFrom(b.TunnelAddr, uint16(in.Port)).String(), State: in.State})
+				r.Backends = append(r.Backends, agentproto.Backend{InstanceID: in.ID, Address: netip.AddrPortFrom(b.TunnelAddr, uint16(in.Port)).String(), State: in.State})
 			}
 			d.Routes = append(d.Routes, r)
 			continue
@@ -265,7 +211,7 @@ func Desired(st *fsm.State, host *fsm.Host) DesiredState {
 			if in.HostID != host.ID {
 				continue
 			}
-			ai := Instance{
+			ai := agentproto.Instance{
 				ID: in.ID, Installation: inst.Name, App: inst.App, Port: in.Port, ContainerPort: inst.ContainerPort,
 				MilliCPU: inst.PerInstance.MilliCPU, MemoryMB: inst.PerInstance.MemoryMB, Env: inst.Env,
 				AllowedFrom: allowed, State: in.State,
@@ -273,7 +219,7 @@ func Desired(st *fsm.State, host *fsm.Host) DesiredState {
 			if app != nil {
 				ai.Image, ai.Digest = app.Image, app.Digest
 				if app.Digest != "" {
-					ai.BlobPath = "/v1/agent/blobs/" + app.Digest
+					ai.BlobPath = agentproto.PathBlobs + app.Digest
 				}
 			}
 			d.Instances = append(d.Instances, ai)
@@ -318,28 +264,21 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, host *fsm.Host
 }
 
 func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, host *fsm.Host) {
-	var req HeartbeatRequest
+	var req agentproto.HeartbeatRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
 		writeError(w, http.StatusBadRequest, "malformed heartbeat: "+err.Error())
 		return
 	}
-	if len(req.Instances) > 1024 {
-		writeError(w, http.StatusBadRequest, "at most 1024 instance reports per heartbeat")
+	if err := req.Check(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
-	}
-	for _, u := range req.Instances {
-		if err := u.CheckReport(); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
-			return
-		}
 	}
 	if err := h.cfg.Heartbeat(r.Context(), host.ID, req.Instances); err != nil {
 		code := http.StatusServiceUnavailable
-		var sc interface{ StatusCode() int }
-		if errors.As(err, &sc) && sc.StatusCode() < 500 {
-			code = sc.StatusCode()
+		if st := jsonhttp.StatusOf(err); st >= 400 && st < 500 {
+			code = st // the leader's verdict, relayed by a follower
 		}
 		switch fsm.CodeOf(err) {
 		case fsm.CodeInvalid:
@@ -360,12 +299,11 @@ func writeGone(w http.ResponseWriter) {
 	writeError(w, http.StatusGone, "this host was decommissioned: stop every instance and leave the mesh")
 }
 
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
+func writeError(w http.ResponseWriter, code int, msg string) { jsonhttp.WriteError(w, code, msg) }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+func writeJSON(w http.ResponseWriter, code int, v any) { jsonhttp.WriteJSON(w, code, v) }
+
+// wireHost is a host as the protocol describes it to agents.
+func wireHost(h *fsm.Host) *agentproto.Host {
+	return &agentproto.Host{ID: h.ID, Name: h.Name, Role: string(h.Role), PublicKey: h.PublicKey, TunnelAddr: h.TunnelAddr, Endpoint: h.Endpoint, Status: string(h.Status)}
 }

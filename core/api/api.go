@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"potluck/agentproto"
 	"potluck/core/blobs"
 	"potluck/core/cluster"
 	"potluck/core/fsm"
@@ -40,7 +41,7 @@ const (
 )
 
 // HeartbeatFunc handles a host's heartbeat on the leader.
-type HeartbeatFunc func(ctx context.Context, hostID string, reports []fsm.InstanceUpdate) error
+type HeartbeatFunc func(ctx context.Context, hostID string, reports []agentproto.InstanceReport) error
 
 // Config wires the API to the rest of the core node.
 type Config struct {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"potluck/agentproto"
 	"potluck/core/blobs"
 	"potluck/core/fsm"
 	"potluck/core/scheduler"
@@ -38,7 +39,7 @@ type NodeView struct {
 	ID            string `json:"id"`
 	RaftAddress   string `json:"raft_address"`
 	APIURL        string `json:"api_url,omitempty"`
-	TunnelAddress string `json:"tunnel_address,omitempty"`
+	TunnelAddr string `json:"tunnel_address,omitempty"`
 	Leader        bool   `json:"leader"`
 	Voter         bool   `json:"voter"`
 }
@@ -81,7 +82,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		if c, ok := st.CoreNodes[nv.ID]; ok {
 			nv.APIURL = c.APIURL
 			if c.TunnelAddr.IsValid() {
-				nv.TunnelAddress = c.TunnelAddr.String()
+				nv.TunnelAddr = c.TunnelAddr.String()
 			}
 		}
 		v.Nodes = append(v.Nodes, nv)
@@ -181,31 +182,13 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 
 // ---- hosts ----
 
-type registerHostRequest struct {
-	Name      string  `json:"name"`
-	Role      string  `json:"role"`
-	PublicKey string  `json:"public_key"`
-	CPUs      float64 `json:"cpus"`
-	MemoryMB  int64   `json:"memory_mb"`
-	DiskMB    int64   `json:"disk_mb"`
-	Endpoint  string  `json:"endpoint"` // Fronts: public host:port for WireGuard UDP
-}
-
-// CorePeer is a core node as a mesh peer of a host.
-type CorePeer struct {
-	ID            string `json:"id"`
-	PublicKey     string `json:"public_key"`
-	Endpoint      string `json:"endpoint"`
-	TunnelAddress string `json:"tunnel_address"`
-	AgentURL      string `json:"agent_url"`
-}
-
-// RegistrationView answers POST /v1/hosts.
+// RegistrationView answers POST /v1/hosts: agentproto.Registration with
+// the host's full record and free capacity (a superset an agent decodes).
 type RegistrationView struct {
-	Host          HostView   `json:"host"`
-	TunnelAddress string     `json:"tunnel_address"`
-	TunnelPrefix  string     `json:"tunnel_prefix"`
-	CorePeers     []CorePeer `json:"core_peers"`
+	Host         HostView              `json:"host"`
+	TunnelAddr   string                `json:"tunnel_address"`
+	TunnelPrefix string                `json:"tunnel_prefix"`
+	CorePeers    []agentproto.CorePeer `json:"core_peers"`
 }
 
 // HostView is a host with its free capacity.
@@ -220,14 +203,14 @@ func hostView(st *fsm.State, h *fsm.Host) HostView {
 }
 
 // CorePeers lists the core nodes that hosts must peer with.
-func CorePeers(st *fsm.State) []CorePeer {
-	out := []CorePeer{}
+func CorePeers(st *fsm.State) []agentproto.CorePeer {
+	out := []agentproto.CorePeer{}
 	for _, c := range st.SortedCoreNodes() {
 		if c.PublicKey == "" || !c.TunnelAddr.IsValid() {
 			continue
 		}
-		out = append(out, CorePeer{
-			ID: c.ID, PublicKey: c.PublicKey, Endpoint: c.MeshEndpoint, TunnelAddress: c.TunnelAddr.String(),
+		out = append(out, agentproto.CorePeer{
+			ID: c.ID, PublicKey: c.PublicKey, Endpoint: c.MeshEndpoint, TunnelAddr: c.TunnelAddr.String(),
 			AgentURL: fmt.Sprintf("http://%s", netip.AddrPortFrom(c.TunnelAddr, c.AgentPort)),
 		})
 	}
@@ -235,7 +218,7 @@ func CorePeers(st *fsm.State) []CorePeer {
 }
 
 func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
-	var req registerHostRequest
+	var req agentproto.RegisterRequest
 	if !s.decode(w, r, &req) {
 		return
 	}
@@ -317,7 +300,7 @@ func (s *Server) writeRegistration(w http.ResponseWriter, code int, hostID strin
 		return
 	}
 	writeJSON(w, code, RegistrationView{
-		Host: hostView(st, h), TunnelAddress: h.TunnelAddr.String(), TunnelPrefix: s.cfg.TunnelPrefix.String(), CorePeers: CorePeers(st),
+		Host: hostView(st, h), TunnelAddr: h.TunnelAddr.String(), TunnelPrefix: s.cfg.TunnelPrefix.String(), CorePeers: CorePeers(st),
 	})
 }
 
@@ -582,7 +565,7 @@ type InstanceView struct {
 	*fsm.Instance
 	App           string `json:"app"`
 	HostName      string `json:"host_name"`
-	TunnelAddress string `json:"tunnel_address"`
+	TunnelAddr string `json:"tunnel_address"`
 }
 
 // FrontView is a Front serving an installation.
@@ -607,7 +590,7 @@ func instanceView(st *fsm.State, in *fsm.Instance) InstanceView {
 		v.App = inst.App
 	}
 	if h := st.Hosts[in.HostID]; h != nil {
-		v.HostName, v.TunnelAddress = h.Name, h.TunnelAddr.String()
+		v.HostName, v.TunnelAddr = h.Name, h.TunnelAddr.String()
 	}
 	return v
 }
@@ -834,8 +817,8 @@ func (s *Server) upsertCoreNode(w http.ResponseWriter, r *http.Request) {
 
 // HeartbeatRequest is what a follower forwards for an agent.
 type HeartbeatRequest struct {
-	HostID    string               `json:"host_id"`
-	Instances []fsm.InstanceUpdate `json:"instances"`
+	HostID    string                      `json:"host_id"`
+	Instances []agentproto.InstanceReport `json:"instances"`
 }
 
 func (s *Server) internalHeartbeat(w http.ResponseWriter, r *http.Request) {

@@ -95,23 +95,6 @@ type InstanceUpdate struct {
 	Message string        `json:"message,omitempty"`
 }
 
-// MaxReportMessage is the longest Message an agent may report.
-const MaxReportMessage = 1024
-
-// CheckReport validates an update as an agent reports it: only pending,
-// running or failed (lost is the core's to decide), and a short message.
-func (u InstanceUpdate) CheckReport() error {
-	switch u.State {
-	case InstancePending, InstanceRunning, InstanceFailed:
-	default:
-		return errf(CodeInvalid, "instance %s: state must be pending, running or failed", u.ID)
-	}
-	if len(u.Message) > MaxReportMessage {
-		return errf(CodeInvalid, "instance message longer than %d bytes", MaxReportMessage)
-	}
-	return nil
-}
-
 // InstallationUpdate changes the counts and Fronts of an installation.
 type InstallationUpdate struct {
 	Name       string   `json:"name"`

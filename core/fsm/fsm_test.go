@@ -204,17 +204,3 @@ func TestParseBlockingQuery(t *testing.T) {
 	}
 }
 
-func TestCheckReport(t *testing.T) {
-	for _, st := range []InstanceState{InstancePending, InstanceRunning, InstanceFailed} {
-		require.NoError(t, InstanceUpdate{ID: "i1", State: st, Message: string(bytes.Repeat([]byte{'m'}, MaxReportMessage))}.CheckReport())
-	}
-	for _, u := range []InstanceUpdate{
-		{ID: "i1", State: InstanceLost},
-		{ID: "i1", State: "sleeping"},
-		{ID: "i1", State: InstanceRunning, Message: string(bytes.Repeat([]byte{'m'}, MaxReportMessage+1))},
-	} {
-		err := u.CheckReport()
-		require.Error(t, err, u.State)
-		require.Equal(t, CodeInvalid, CodeOf(err))
-	}
-}

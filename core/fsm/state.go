@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"potluck/agentproto"
 	"potluck/meshnet"
 )
 
@@ -38,16 +39,16 @@ const (
 	HostDecommissioned HostStatus = "decommissioned"
 )
 
-// InstanceState is what the core knows about one container of an installation.
-type InstanceState string
+// InstanceState is what the core knows about one container of an
+// installation; its values are part of the agent protocol.
+type InstanceState = agentproto.InstanceState
 
-// Instance states. Pending: placed, not yet reported running by its Back.
-// Lost: its Back is down and no other Back had room yet.
+// Instance states (see agentproto).
 const (
-	InstancePending InstanceState = "pending"
-	InstanceRunning InstanceState = "running"
-	InstanceFailed  InstanceState = "failed"
-	InstanceLost    InstanceState = "lost"
+	InstancePending = agentproto.InstancePending
+	InstanceRunning = agentproto.InstanceRunning
+	InstanceFailed  = agentproto.InstanceFailed
+	InstanceLost    = agentproto.InstanceLost
 )
 
 // Resources are declared capacities or requirements. CPU is in milli-CPUs so

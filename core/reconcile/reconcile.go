@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"potluck/agentproto"
 	"potluck/core/cluster"
 	"potluck/core/fsm"
 	"potluck/core/scheduler"
@@ -212,7 +213,7 @@ func (r *Reconciler) Tick(ctx context.Context) error {
 
 // Heartbeat records a heartbeat of a host on the leader, brings a down host
 // back, and commits instance states that changed.
-func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []fsm.InstanceUpdate) error {
+func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []agentproto.InstanceReport) error {
 	node := r.cfg.Node
 	if !node.IsLeader() {
 		return cluster.ErrNotLeader
@@ -225,10 +226,8 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []fsm
 	if h.Status == fsm.HostDecommissioned {
 		return &fsm.Error{Code: fsm.CodeConflict, Message: "host is decommissioned"}
 	}
-	for _, u := range reports {
-		if err := u.CheckReport(); err != nil {
-			return err
-		}
+	if err := (agentproto.HeartbeatRequest{Instances: reports}).Check(); err != nil {
+		return &fsm.Error{Code: fsm.CodeInvalid, Message: err.Error()}
 	}
 	r.mu.Lock()
 	r.lastSeen[hostID] = r.cfg.Now()
@@ -243,7 +242,7 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []fsm
 		if h.Status == fsm.HostDown {
 			plan.Hosts = []fsm.HostStatusChange{{HostID: hostID, Status: fsm.HostReady}}
 		}
-		sorted := append([]fsm.InstanceUpdate(nil), reports...)
+		sorted := append([]agentproto.InstanceReport(nil), reports...)
 		sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
 		for _, u := range sorted {
 			in := st.Instances[u.ID]
@@ -251,7 +250,7 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []fsm
 				continue // not this host's, or already moved away
 			}
 			if in.State != u.State || in.Message != u.Message {
-				plan.Update = append(plan.Update, u)
+				plan.Update = append(plan.Update, fsm.InstanceUpdate{ID: u.ID, State: u.State, Message: u.Message})
 			}
 		}
 		if plan.Empty() {

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"potluck/core/blobs/blobstest"
 	"strings"
 	"testing"
 	"time"
+
+	"potluck/core/blobs/blobstest"
 
 	"github.com/stretchr/testify/require"
 )

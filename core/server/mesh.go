@@ -12,6 +12,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/conn"
 
+	"potluck/agentproto"
 	"potluck/core/agentapi"
 	"potluck/core/fsm"
 	"potluck/meshnet"
@@ -236,7 +237,7 @@ func (p *tunnelProber) Probe(ctx context.Context, h *fsm.Host) error {
 
 // deliverHeartbeat hands an agent's heartbeat to the leader: directly when
 // this node leads, otherwise through our API, which forwards it.
-func (s *Server) deliverHeartbeat(ctx context.Context, hostID string, reports []fsm.InstanceUpdate) error {
+func (s *Server) deliverHeartbeat(ctx context.Context, hostID string, reports []agentproto.InstanceReport) error {
 	if s.Node.IsLeader() {
 		return s.Reconciler.Heartbeat(ctx, hostID, reports)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"potluck/core/agentapi"
+	"potluck/agentproto"
 	"potluck/core/blobs/blobstest"
 	"potluck/core/fsm"
 	"potluck/meshnet"
@@ -63,12 +63,12 @@ func startTestHost(t *testing.T, c *testCluster, join, name, role string, viaCor
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 	var reg struct {
 		Host          struct{ ID, Status string }
-		TunnelAddress string `json:"tunnel_address"`
+		TunnelAddr string `json:"tunnel_address"`
 		CorePeers     []struct {
 			ID            string `json:"id"`
 			PublicKey     string `json:"public_key"`
 			Endpoint      string `json:"endpoint"`
-			TunnelAddress string `json:"tunnel_address"`
+			TunnelAddr string `json:"tunnel_address"`
 			AgentURL      string `json:"agent_url"`
 		} `json:"core_peers"`
 	}
@@ -76,14 +76,14 @@ func startTestHost(t *testing.T, c *testCluster, join, name, role string, viaCor
 	require.Equal(t, "pending", reg.Host.Status, "a host is not Ready before the tunnel probe")
 	require.Len(t, reg.CorePeers, len(c.nodes))
 
-	node, err := meshnet.New(meshnet.Config{PrivateKey: key, Address: netip.MustParseAddr(reg.TunnelAddress), ListenPort: port, ProbeInterval: 200 * time.Millisecond})
+	node, err := meshnet.New(meshnet.Config{PrivateKey: key, Address: netip.MustParseAddr(reg.TunnelAddr), ListenPort: port, ProbeInterval: 200 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = node.Close() })
 	var peers []meshnet.Peer
 	for _, cp := range reg.CorePeers {
 		pk, err := meshnet.ParsePublicKey(cp.PublicKey)
 		require.NoError(t, err)
-		peers = append(peers, meshnet.Peer{PublicKey: pk, Address: netip.MustParseAddr(cp.TunnelAddress), Endpoint: netip.MustParseAddrPort(cp.Endpoint), Hub: true})
+		peers = append(peers, meshnet.Peer{PublicKey: pk, Address: netip.MustParseAddr(cp.TunnelAddr), Endpoint: netip.MustParseAddrPort(cp.Endpoint), Hub: true})
 	}
 	require.NoError(t, node.SetPeers(peers))
 
@@ -121,9 +121,9 @@ func (h *testHost) get(t *testing.T, path string) response {
 	return response{code: resp.StatusCode, body: data, header: resp.Header}
 }
 
-func (h *testHost) heartbeat(t *testing.T, reports []fsm.InstanceUpdate) response {
+func (h *testHost) heartbeat(t *testing.T, reports []agentproto.InstanceReport) response {
 	t.Helper()
-	data, err := json.Marshal(agentapi.HeartbeatRequest{Instances: reports})
+	data, err := json.Marshal(agentproto.HeartbeatRequest{Instances: reports})
 	require.NoError(t, err)
 	resp, err := h.client.Post(h.agent+"/v1/agent/heartbeat", "application/json", bytesReader(data))
 	if err != nil {
@@ -165,7 +165,7 @@ func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
 	// (a blocking query, so the follower has applied the installation).
 	r = back.get(t, fmt.Sprintf("/v1/agent/state?index=%d&wait=10s", created-1))
 	require.Equal(t, http.StatusOK, r.code, r.String())
-	var bs agentapi.DesiredState
+	var bs agentproto.DesiredState
 	r.json(t, &bs)
 	require.Equal(t, "back0", bs.Host.Name)
 	require.Len(t, bs.Instances, 1)
@@ -195,7 +195,7 @@ func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
 	// The Front learns its route.
 	r = front.get(t, "/v1/agent/state")
 	require.Equal(t, http.StatusOK, r.code, r.String())
-	var fs agentapi.DesiredState
+	var fs agentproto.DesiredState
 	r.json(t, &fs)
 	require.Len(t, fs.Routes, 1)
 	require.Equal(t, "hello.example.com", fs.Routes[0].Domain)
@@ -206,11 +206,11 @@ func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
 	// Heartbeat (to a follower, which forwards it to the leader) with an
 	// instance report; the state follows.
 	require.Eventually(t, func() bool { // agents retry while leadership moves
-		return back.heartbeat(t, []fsm.InstanceUpdate{{ID: in.ID, State: fsm.InstanceRunning}}).code == http.StatusNoContent
+		return back.heartbeat(t, []agentproto.InstanceReport{{ID: in.ID, State: fsm.InstanceRunning}}).code == http.StatusNoContent
 	}, 10*time.Second, 100*time.Millisecond)
 	c.waitConverged()
 	require.Equal(t, fsm.InstanceRunning, c.nodes[c.leader()].Node.FSM.State().Instances[in.ID].State)
-	r = back.heartbeat(t, []fsm.InstanceUpdate{{ID: in.ID, State: "exploded"}})
+	r = back.heartbeat(t, []agentproto.InstanceReport{{ID: in.ID, State: "exploded"}})
 	require.Equal(t, http.StatusBadRequest, r.code, r.String())
 
 	// Blocking query: wakes up when the installation is deleted.

@@ -6,11 +6,9 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +30,7 @@ import (
 	"potluck/core/metrics"
 	"potluck/core/reconcile"
 	"potluck/core/ui"
+	"potluck/internal/jsonhttp"
 )
 
 // Config is everything one core node needs.
@@ -356,25 +355,11 @@ func (s *Server) selfRegister(ctx context.Context) error {
 	return s.postJSON(ctx, s.url+"/v1/internal/core-nodes", want)
 }
 
+// postJSON calls another node's (or this node's) API as the operator.
 func (s *Server) postJSON(ctx context.Context, url string, body any) error {
-	data, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+s.cfg.OperatorToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return &httpError{code: resp.StatusCode, msg: fmt.Sprintf("POST %s: HTTP %d: %s", url, resp.StatusCode, bytes.TrimSpace(msg))}
+	req := jsonhttp.Request{Method: http.MethodPost, URL: url, Token: s.cfg.OperatorToken, Body: body}
+	if err := jsonhttp.Do(ctx, s.client, req, nil, 1<<20); err != nil {
+		return fmt.Errorf("POST %s: %w", url, err)
 	}
 	return nil
 }
@@ -427,15 +412,6 @@ func (s *Server) replicateLoop(ctx context.Context) {
 		}
 	}
 }
-
-// httpError is a non-2xx answer from a core node's API.
-type httpError struct {
-	code int
-	msg  string
-}
-
-func (e *httpError) Error() string   { return e.msg }
-func (e *httpError) StatusCode() int { return e.code }
 
 func (s *Server) maxUpload() int64 {
 	if s.cfg.MaxUploadBytes > 0 {

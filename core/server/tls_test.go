@@ -15,9 +15,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"potluck/core/blobs/blobstest"
 	"testing"
 	"time"
+
+	"potluck/core/blobs/blobstest"
 
 	"github.com/stretchr/testify/require"
 )

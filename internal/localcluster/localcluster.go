@@ -28,13 +28,13 @@ import (
 
 	"golang.zx2c4.com/wireguard/conn"
 
+	"potluck/agent"
 	"potluck/apiclient"
 	"potluck/back"
 	"potluck/back/engine"
 	"potluck/core/cluster"
 	"potluck/core/server"
 	"potluck/front"
-	"potluck/internal/agent"
 	"potluck/internal/freeport"
 	"potluck/meshnet"
 )

@@ -11,8 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"potluck/core/api"
-	"potluck/core/fsm"
+	"potluck/agentproto"
 	"potluck/meshnet"
 )
 
@@ -34,9 +33,9 @@ func fakeCore(t *testing.T, statuses ...int) (url string, ids func() []string) {
 			return
 		}
 		w.WriteHeader(http.StatusCreated)
-		json.NewEncoder(w).Encode(api.RegistrationView{
-			Host: api.HostView{Host: &fsm.Host{ID: "h-1", Name: "back1"}}, TunnelAddress: "100.64.1.9",
-			CorePeers: []api.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddress: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
+		json.NewEncoder(w).Encode(agentproto.Registration{
+			Host: agentproto.Host{ID: "h-1", Name: "back1"}, TunnelAddr: "100.64.1.9",
+			CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
 		})
 	}))
 	t.Cleanup(srv.Close)

@@ -1,0 +1,259 @@
+// Package agent is the host agent runtime that a Front and a Back have in
+// common, the last hop of the write path: the host's identity (its WireGuard
+// key never leaves its data directory), registration with the core, the
+// host's mesh node, following its desired state from the core's agent API
+// over the tunnel (with failover between core nodes and the last known state
+// kept on disk, so a host restarted while the core is away serves what it
+// served before), and heartbeats. It speaks agentproto and imports nothing
+// of the core.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+
+	"potluck/agentproto"
+	"potluck/meshnet"
+)
+
+// Config describes a host agent.
+type Config struct {
+	// CoreURLs are the core nodes' public API base URLs, for registration.
+	CoreURLs  []string
+	JoinToken string
+	Name      string
+	Role      string // agentproto.RoleFront or agentproto.RoleBack
+	CPUs      float64
+	MemoryMB  int64
+	DiskMB    int64
+	// Endpoint is a Front's public WireGuard host:port; MeshPort must match it.
+	Endpoint string
+	DataDir  string
+	// MeshPort is the UDP port of the host's mesh node; 0 picks one.
+	MeshPort uint16
+	// Bind carries the mesh's UDP (nil: real sockets); benchmarks pass a WANBind.
+	Bind conn.Bind
+	// PollWait is how long one blocking query for desired state waits.
+	PollWait time.Duration
+	// RegisterTimeout is how long a host with no saved identity keeps
+	// trying to register while no core node can take it (leader elections,
+	// a core still starting); 0 means 2 minutes.
+	RegisterTimeout time.Duration
+	// ProbePort is the tunnel port where the core checks the host answers
+	// (GET /healthz) before it becomes Ready; 0 means DefaultProbePort.
+	ProbePort uint16
+	Logger    *slog.Logger
+}
+
+// DefaultProbePort is where the core probes a new host over the tunnel,
+// matching the core's --probe-port default.
+const DefaultProbePort = agentproto.DefaultProbePort
+
+const (
+	keyFile = "wg.key"
+	// maxReply bounds desired state and registration replies.
+	maxReply = 32 << 20
+)
+
+// Agent is a registered host with its mesh node up.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	node   *meshnet.Node
+	client *http.Client
+	stats  counters
+	probe  *http.Server
+	cores  coreList
+}
+
+// Start loads or creates the host key, registers (or, when no core answers,
+// falls back on the identity saved by an earlier run), and brings the mesh
+// node up with the core nodes as hubs.
+func Start(ctx context.Context, cfg Config) (*Agent, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PollWait == 0 {
+		cfg.PollWait = 30 * time.Second
+	}
+	if cfg.ProbePort == 0 {
+		cfg.ProbePort = DefaultProbePort
+	}
+	if cfg.RegisterTimeout == 0 {
+		cfg.RegisterTimeout = 2 * time.Minute
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	key, err := meshnet.LoadOrCreatePrivateKey(filepath.Join(cfg.DataDir, keyFile))
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger}
+	saved, haveSaved := loadIdentity(cfg.DataDir, cfg.Name)
+	id, err := a.register(ctx, key.Public(), haveSaved)
+	if err != nil {
+		if !haveSaved {
+			return nil, err
+		}
+		// Known already: serve on the last identity while the core is away.
+		a.log.Warn("could not reach the core; starting from the identity saved by the last run", "err", err, "host_id", saved.HostID)
+		id = saved
+	} else if err := saveIdentity(cfg.DataDir, id); err != nil {
+		return nil, err
+	}
+	if len(id.CorePeers) == 0 {
+		return nil, errors.New("the core returned no core node with a mesh address; is the core's mesh configured?")
+	}
+	a.cores.set(id)
+	a.node, err = meshnet.New(meshnet.Config{
+		PrivateKey: key, Address: id.TunnelAddr, ListenPort: cfg.MeshPort, Bind: cfg.Bind,
+		Logger: cfg.Logger.With("component", "mesh"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.node.SetPeers(a.peers(nil)); err != nil {
+		a.node.Close()
+		return nil, err
+	}
+	if err := a.serveProbe(); err != nil {
+		a.node.Close()
+		return nil, err
+	}
+	a.client = a.tunnelClient()
+	a.log.Info("host agent up", "host_id", id.HostID, "tunnel", id.TunnelAddr.String(), "mesh_port", a.node.ListenPort())
+	return a, nil
+}
+
+func (c Config) validate() error {
+	var problems []string
+	if len(c.CoreURLs) == 0 {
+		problems = append(problems, "at least one core URL is required (--core)")
+	}
+	if c.Name == "" {
+		problems = append(problems, "a host name is required (--name)")
+	}
+	if c.Role != agentproto.RoleFront && c.Role != agentproto.RoleBack {
+		problems = append(problems, "role must be front or back")
+	}
+	if c.DataDir == "" {
+		problems = append(problems, "a data directory is required (--data-dir)")
+	}
+	if c.CPUs <= 0 || c.MemoryMB <= 0 || c.DiskMB <= 0 {
+		problems = append(problems, "declared cpus, memory and disk must be positive")
+	}
+	if c.Role == agentproto.RoleFront && c.Endpoint == "" {
+		problems = append(problems, "a Front needs its public WireGuard endpoint (--endpoint host:port)")
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Node is the host's mesh node.
+func (a *Agent) Node() *meshnet.Node { return a.node }
+
+// Identity is the host's registration.
+func (a *Agent) Identity() Identity { return a.cores.identity() }
+
+// Close brings the mesh node down.
+func (a *Agent) Close() error {
+	a.probe.Close()
+	return a.node.Close()
+}
+
+// serveProbe answers the core's readiness probe over the tunnel: reaching
+// it proves the host's mesh path works both ways.
+func (a *Agent) serveProbe() error {
+	ln, err := a.node.Listen(a.cfg.ProbePort)
+	if err != nil {
+		return fmt.Errorf("probe port: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	a.probe = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go a.probe.Serve(ln)
+	return nil
+}
+
+// coreList is the core nodes this host follows, in failover order, and the
+// identity they are saved with.
+type coreList struct {
+	mu      sync.Mutex
+	id      Identity
+	current int // index into id.CorePeers of the core node in use
+}
+
+func (c *coreList) set(id Identity) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.id = id
+}
+
+func (c *coreList) identity() Identity {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id
+}
+
+func (c *coreList) list() []agentproto.CorePeer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]agentproto.CorePeer(nil), c.id.CorePeers...)
+}
+
+// replace adopts a new core list and reports whether it changed, with the
+// identity to save.
+func (c *coreList) replace(cores []agentproto.CorePeer) (Identity, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	changed := !equalCores(cores, c.id.CorePeers)
+	c.id.CorePeers = cores
+	return c.id, changed
+}
+
+func equalCores(a, b []agentproto.CorePeer) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *coreList) agentURL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id.CorePeers[c.current%len(c.id.CorePeers)].AgentURL
+}
+
+func (c *coreList) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.id.CorePeers)
+}
+
+func (c *coreList) next() {
+	c.mu.Lock()
+	c.current++
+	c.mu.Unlock()
+}

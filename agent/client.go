@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"potluck/agentproto"
+	"potluck/internal/jsonhttp"
+	"potluck/meshnet"
+)
+
+// agentDialTimeout bounds a tunnel dial to a core node's agent API.
+const agentDialTimeout = 2 * time.Second
+
+// tunnelClient reaches the core nodes' agent API through the mesh.
+func (a *Agent) tunnelClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		// A live core node answers a tunnel dial in milliseconds; a dead
+		// one never does, so give up fast and try the next.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, agentDialTimeout)
+			defer cancel()
+			return a.node.DialContext(ctx, network, addr)
+		},
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+}
+
+// peers are the core nodes (hubs) plus the desired state's peers.
+func (a *Agent) peers(d *agentproto.DesiredState) []meshnet.Peer {
+	seen := map[meshnet.PublicKey]bool{}
+	var out []meshnet.Peer
+	add := func(key, addr, endpoint string, hub bool) {
+		p, err := toPeer(key, addr, endpoint, hub)
+		if err != nil {
+			a.log.Warn("ignoring a peer the core described badly", "err", err)
+			return
+		}
+		if !seen[p.PublicKey] && p.PublicKey != a.node.PublicKey() {
+			seen[p.PublicKey] = true
+			out = append(out, p)
+		}
+	}
+	for _, c := range a.cores.list() {
+		add(c.PublicKey, c.TunnelAddr, c.Endpoint, true)
+	}
+	if d != nil {
+		for _, p := range d.Peers {
+			add(p.PublicKey, p.TunnelAddr, p.Endpoint, p.Hub && p.Endpoint != "")
+		}
+	}
+	return out
+}
+
+func toPeer(key, addr, endpoint string, hub bool) (meshnet.Peer, error) {
+	k, err := meshnet.ParsePublicKey(key)
+	if err != nil {
+		return meshnet.Peer{}, err
+	}
+	ta, err := netip.ParseAddr(addr)
+	if err != nil {
+		return meshnet.Peer{}, fmt.Errorf("tunnel address %q: %w", addr, err)
+	}
+	p := meshnet.Peer{PublicKey: k, Address: ta, Hub: hub}
+	if endpoint != "" {
+		if p.Endpoint, err = netip.ParseAddrPort(endpoint); err != nil {
+			return meshnet.Peer{}, fmt.Errorf("endpoint %q: %w", endpoint, err)
+		}
+	}
+	return p, nil
+}
+
+// Download fetches an agent API path (a blob) over the tunnel into w,
+// trying each core node once.
+func (a *Agent) Download(ctx context.Context, path string, w io.Writer) error {
+	var errs []error
+	for range a.cores.count() {
+		err := a.download(ctx, a.cores.agentURL()+path, w)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+		a.cores.next()
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Agent) download(ctx context.Context, url string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return jsonhttp.ReadError(resp)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}

@@ -1,0 +1,200 @@
+// Package agentproto is the wire protocol between a host agent (Front or
+// Back) and the core: registration on the public API, and the agent API
+// served on each core node's tunnel address (desired state by blocking
+// query, heartbeats with instance reports, blob downloads). Both sides use
+// these types, so the protocol is defined once; the package imports only the
+// standard library, so an agent carries none of the control plane.
+//
+// Compatibility: field names and JSON tags are the protocol. Agents persist
+// Registration-derived data (identity.json) and DesiredState (desired.json)
+// across restarts and upgrades, so a change here must keep decoding what the
+// previous release wrote (see testdata).
+package agentproto
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// Paths and headers of the protocol.
+const (
+	// PathRegister is on the core's public API (authenticated by a join token).
+	PathRegister = "/v1/hosts"
+	// The agent API, on a core node's tunnel address. Callers are identified
+	// by the WireGuard key of the tunnel peer, so they send no credential.
+	PathState     = "/v1/agent/state"
+	PathHeartbeat = "/v1/agent/heartbeat"
+	PathBlobs     = "/v1/agent/blobs/" // + digest
+	// HeaderIndex carries the raft index of a state, for blocking queries.
+	HeaderIndex = "X-Potluck-Index"
+	// HeaderRequestID makes a retried write apply once.
+	HeaderRequestID = "X-Request-Id"
+	// DefaultProbePort is the tunnel port where the core checks a new host
+	// answers (GET /healthz) before it becomes ready.
+	DefaultProbePort = 7401
+)
+
+// Roles of mesh members.
+const (
+	RoleCore  = "core"
+	RoleFront = "front"
+	RoleBack  = "back"
+)
+
+// InstanceState is what the core knows about one container.
+type InstanceState string
+
+// Instance states. Pending: placed, not yet reported running by its Back.
+// Lost: its Back is down and no other Back had room yet (the core's to
+// decide; an agent never reports it).
+const (
+	InstancePending InstanceState = "pending"
+	InstanceRunning InstanceState = "running"
+	InstanceFailed  InstanceState = "failed"
+	InstanceLost    InstanceState = "lost"
+)
+
+// MaxReportMessage is the longest Message an agent may report.
+const MaxReportMessage = 1024
+
+// MaxReportsPerHeartbeat bounds the instance reports of one heartbeat.
+const MaxReportsPerHeartbeat = 1024
+
+// InstanceReport is a Back's word on one of its instances.
+type InstanceReport struct {
+	ID      string        `json:"id"`
+	State   InstanceState `json:"state"`
+	Message string        `json:"message,omitempty"`
+}
+
+// Check validates a report: only pending, running or failed, and a short
+// message.
+func (r InstanceReport) Check() error {
+	switch r.State {
+	case InstancePending, InstanceRunning, InstanceFailed:
+	default:
+		return fmt.Errorf("instance %s: state must be pending, running or failed", r.ID)
+	}
+	if len(r.Message) > MaxReportMessage {
+		return fmt.Errorf("instance %s: message longer than %d bytes", r.ID, MaxReportMessage)
+	}
+	return nil
+}
+
+// HeartbeatRequest is the body of POST PathHeartbeat.
+type HeartbeatRequest struct {
+	Instances []InstanceReport `json:"instances"`
+}
+
+// Check validates a heartbeat as the core receives it.
+func (h HeartbeatRequest) Check() error {
+	if len(h.Instances) > MaxReportsPerHeartbeat {
+		return fmt.Errorf("at most %d instance reports per heartbeat", MaxReportsPerHeartbeat)
+	}
+	for _, r := range h.Instances {
+		if err := r.Check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RegisterRequest is the body of POST PathRegister.
+type RegisterRequest struct {
+	Name      string  `json:"name"`
+	Role      string  `json:"role"`
+	PublicKey string  `json:"public_key"` // WireGuard, base64
+	CPUs      float64 `json:"cpus"`
+	MemoryMB  int64   `json:"memory_mb"`
+	DiskMB    int64   `json:"disk_mb"`
+	Endpoint  string  `json:"endpoint,omitempty"` // Fronts: public host:port for WireGuard UDP
+}
+
+// Host is a registered host as the core describes it to agents.
+type Host struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Role       string     `json:"role"`
+	PublicKey  string     `json:"public_key"`
+	TunnelAddr netip.Addr `json:"tunnel_address"`
+	Endpoint   string     `json:"endpoint,omitempty"`
+	Status     string     `json:"status"`
+}
+
+// CorePeer is a core node as a mesh peer (a hub) of a host.
+type CorePeer struct {
+	ID         string `json:"id"`
+	PublicKey  string `json:"public_key"`
+	Endpoint   string `json:"endpoint"`
+	TunnelAddr string `json:"tunnel_address"`
+	AgentURL   string `json:"agent_url"`
+}
+
+// Registration answers POST PathRegister.
+type Registration struct {
+	Host         Host       `json:"host"`
+	TunnelAddr   string     `json:"tunnel_address"`
+	TunnelPrefix string     `json:"tunnel_prefix"`
+	CorePeers    []CorePeer `json:"core_peers"`
+}
+
+// Peer is a mesh peer an agent must configure.
+type Peer struct {
+	Name       string `json:"name"`
+	Role       string `json:"role"` // RoleCore, RoleFront or RoleBack
+	PublicKey  string `json:"public_key"`
+	TunnelAddr string `json:"tunnel_address"`
+	Endpoint   string `json:"endpoint,omitempty"`  // empty: learn it from the peer's packets (NATed)
+	Hub        bool   `json:"hub"`                 // initiate and keep alive (core nodes and Fronts)
+	AgentURL   string `json:"agent_url,omitempty"` // core nodes: where the agent API is served on the tunnel
+}
+
+// CorePeer returns p as a core peer (meaningful when p.Role is RoleCore).
+func (p Peer) CorePeer() CorePeer {
+	return CorePeer{ID: p.Name, PublicKey: p.PublicKey, Endpoint: p.Endpoint, TunnelAddr: p.TunnelAddr, AgentURL: p.AgentURL}
+}
+
+// Instance is a container a Back must run.
+type Instance struct {
+	ID            string            `json:"id"`
+	Installation  string            `json:"installation"`
+	App           string            `json:"app"`
+	Image         string            `json:"image"`
+	Digest        string            `json:"digest,omitempty"`    // set when the image is an uploaded tarball
+	BlobPath      string            `json:"blob_path,omitempty"` // GET this on the agent API to download it
+	Port          int               `json:"port"`                // host port, exposed on the tunnel address
+	ContainerPort int               `json:"container_port"`
+	MilliCPU      int64             `json:"milli_cpu"`
+	MemoryMB      int64             `json:"memory_mb"`
+	Env           map[string]string `json:"env,omitempty"`
+	AllowedFrom   []string          `json:"allowed_from"` // tunnel addresses of the installation's Fronts
+	State         InstanceState     `json:"state"`
+}
+
+// Backend is one upstream of a route: an instance on a Back.
+type Backend struct {
+	InstanceID string        `json:"instance_id"`
+	Address    string        `json:"address"` // tunnel address:port of the Back
+	State      InstanceState `json:"state"`
+}
+
+// Route is a domain a Front serves.
+type Route struct {
+	Installation string    `json:"installation"`
+	Domain       string    `json:"domain"`
+	Backends     []Backend `json:"backends"`
+}
+
+// DesiredState is everything an agent needs; Index is for blocking queries.
+type DesiredState struct {
+	Index     uint64     `json:"index"`
+	Host      *Host      `json:"host"`
+	Peers     []Peer     `json:"peers"`
+	Instances []Instance `json:"instances"` // Backs
+	Routes    []Route    `json:"routes"`    // Fronts
+}
+
+// Empty is the desired state of a host with nothing to do (standing down).
+func Empty() *DesiredState {
+	return &DesiredState{Peers: []Peer{}, Instances: []Instance{}, Routes: []Route{}}
+}

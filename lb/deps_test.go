@@ -1,0 +1,13 @@
+package lb
+
+import (
+	"testing"
+
+	"potluck/internal/deptest"
+)
+
+// TestDependencies keeps the control plane (core, raft, bolt) out of this
+// package: it runs on lenders' machines or is used as a library.
+func TestDependencies(t *testing.T) {
+	deptest.Forbid(t, "potluck/lb", deptest.ControlPlane...)
+}
