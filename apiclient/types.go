@@ -14,12 +14,12 @@ type Resources struct {
 
 // Node is one core node in the status.
 type Node struct {
-	ID            string `json:"id"`
-	RaftAddress   string `json:"raft_address"`
-	APIURL        string `json:"api_url,omitempty"`
-	TunnelAddr string `json:"tunnel_address,omitempty"`
-	Leader        bool   `json:"leader"`
-	Voter         bool   `json:"voter"`
+	ID          string `json:"id"`
+	RaftAddress string `json:"raft_address"`
+	APIURL      string `json:"api_url,omitempty"`
+	TunnelAddr  string `json:"tunnel_address,omitempty"`
+	Leader      bool   `json:"leader"`
+	Voter       bool   `json:"voter"`
 }
 
 // Status is the answer of GET /v1/status.
@@ -50,19 +50,19 @@ type Token struct {
 
 // Host is a registered Front or Back.
 type Host struct {
-	ID            string    `json:"id"`
-	Name          string    `json:"name"`
-	Role          string    `json:"role"`
-	PublicKey     string    `json:"public_key"`
-	TunnelAddr string    `json:"tunnel_address"`
-	Capacity      Resources `json:"capacity"`
-	Endpoint      string    `json:"endpoint,omitempty"`
-	Status        string    `json:"status"`
-	TokenID       string    `json:"token_id"`
-	RegisteredAt  time.Time `json:"registered_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
-	Free          Resources `json:"free"`
-	Instances     int       `json:"instances"`
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Role         string    `json:"role"`
+	PublicKey    string    `json:"public_key"`
+	TunnelAddr   string    `json:"tunnel_address"`
+	Capacity     Resources `json:"capacity"`
+	Endpoint     string    `json:"endpoint,omitempty"`
+	Status       string    `json:"status"`
+	TokenID      string    `json:"token_id"`
+	RegisteredAt time.Time `json:"registered_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	Free         Resources `json:"free"`
+	Instances    int       `json:"instances"`
 }
 
 // RegisterHostRequest is the body of POST /v1/hosts.
@@ -78,9 +78,9 @@ type RegisterHostRequest struct {
 
 // Registration answers POST /v1/hosts.
 type Registration struct {
-	Host          Host   `json:"host"`
-	TunnelAddr string `json:"tunnel_address"`
-	TunnelPrefix  string `json:"tunnel_prefix"`
+	Host         Host   `json:"host"`
+	TunnelAddr   string `json:"tunnel_address"`
+	TunnelPrefix string `json:"tunnel_prefix"`
 }
 
 // App is an uploaded tarball (Digest set) or an image reference.
@@ -111,17 +111,17 @@ type CreateInstallationRequest struct {
 
 // Instance is one container of an installation.
 type Instance struct {
-	ID            string    `json:"id"`
-	Installation  string    `json:"installation"`
-	HostID        string    `json:"host_id"`
-	Port          int       `json:"port"`
-	State         string    `json:"state"`
-	Message       string    `json:"message,omitempty"`
-	App           string    `json:"app"`
-	HostName      string    `json:"host_name"`
-	TunnelAddr string    `json:"tunnel_address"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	ID           string    `json:"id"`
+	Installation string    `json:"installation"`
+	HostID       string    `json:"host_id"`
+	Port         int       `json:"port"`
+	State        string    `json:"state"`
+	Message      string    `json:"message,omitempty"`
+	App          string    `json:"app"`
+	HostName     string    `json:"host_name"`
+	TunnelAddr   string    `json:"tunnel_address"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // Front is a Front host serving an installation.

@@ -36,12 +36,12 @@ func checkName(what, name string) error {
 
 // NodeView is one core node in /v1/status.
 type NodeView struct {
-	ID            string `json:"id"`
-	RaftAddress   string `json:"raft_address"`
-	APIURL        string `json:"api_url,omitempty"`
-	TunnelAddr string `json:"tunnel_address,omitempty"`
-	Leader        bool   `json:"leader"`
-	Voter         bool   `json:"voter"`
+	ID          string `json:"id"`
+	RaftAddress string `json:"raft_address"`
+	APIURL      string `json:"api_url,omitempty"`
+	TunnelAddr  string `json:"tunnel_address,omitempty"`
+	Leader      bool   `json:"leader"`
+	Voter       bool   `json:"voter"`
 }
 
 // StatusView is the body of GET /v1/status.
@@ -563,8 +563,8 @@ type scaleRequest struct {
 // InstanceView is an instance with where it runs.
 type InstanceView struct {
 	*fsm.Instance
-	App           string `json:"app"`
-	HostName      string `json:"host_name"`
+	App        string `json:"app"`
+	HostName   string `json:"host_name"`
 	TunnelAddr string `json:"tunnel_address"`
 }
 

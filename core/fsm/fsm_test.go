@@ -203,4 +203,3 @@ func TestParseBlockingQuery(t *testing.T) {
 		require.Equal(t, tc.blocking, blocking, tc.query)
 	}
 }
-

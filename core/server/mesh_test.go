@@ -62,14 +62,14 @@ func startTestHost(t *testing.T, c *testCluster, join, name, role string, viaCor
 	r := call(t, "POST", c.nodes[0].URL()+"/v1/hosts", join, body, nil)
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 	var reg struct {
-		Host          struct{ ID, Status string }
+		Host       struct{ ID, Status string }
 		TunnelAddr string `json:"tunnel_address"`
-		CorePeers     []struct {
-			ID            string `json:"id"`
-			PublicKey     string `json:"public_key"`
-			Endpoint      string `json:"endpoint"`
+		CorePeers  []struct {
+			ID         string `json:"id"`
+			PublicKey  string `json:"public_key"`
+			Endpoint   string `json:"endpoint"`
 			TunnelAddr string `json:"tunnel_address"`
-			AgentURL      string `json:"agent_url"`
+			AgentURL   string `json:"agent_url"`
 		} `json:"core_peers"`
 	}
 	r.json(t, &reg)
