@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,6 +76,9 @@ type Agent struct {
 	stats  counters
 	probe  *http.Server
 	cores  coreList
+
+	hintsMu sync.Mutex
+	hints   map[string]netip.AddrPort // endpoints saved by the last run, until first used
 }
 
 // Start loads or creates the host key, registers (or, when no core answers,
@@ -103,7 +107,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger}
+	a := &Agent{cfg: cfg, log: cfg.Logger, hints: loadEndpoints(cfg.DataDir)}
 	saved, haveSaved := loadIdentity(cfg.DataDir, cfg.Name)
 	id, err := a.register(ctx, key.Public(), haveSaved)
 	if err != nil {

@@ -52,8 +52,13 @@ func (a *Agent) peers(d *agentproto.DesiredState) []meshnet.Peer {
 		add(c.PublicKey, c.TunnelAddr, c.Endpoint, true)
 	}
 	if d != nil {
+		hints := a.takeEndpointHints()
 		for _, p := range d.Peers {
-			add(p.PublicKey, p.TunnelAddr, p.Endpoint, p.Hub && p.Endpoint != "")
+			endpoint, hub := p.Endpoint, p.Hub && p.Endpoint != ""
+			if hint, ok := hints[p.PublicKey]; ok && endpoint == "" {
+				endpoint = hint.String() // not a hub: no keepalive, WireGuard roams from here
+			}
+			add(p.PublicKey, p.TunnelAddr, endpoint, hub)
 		}
 	}
 	return out

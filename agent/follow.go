@@ -34,6 +34,10 @@ type Apply func(ctx context.Context, d *agentproto.DesiredState) error
 // core says the host was decommissioned, Follow applies an empty state
 // and returns ErrDecommissioned.
 func (a *Agent) Follow(ctx context.Context, apply Apply) error {
+	saverCtx, stopSaver := context.WithCancel(context.WithoutCancel(ctx))
+	saverDone := make(chan struct{})
+	go func() { defer close(saverDone); a.saveEndpoints(saverCtx) }()
+	defer func() { stopSaver(); <-saverDone }()
 	var index uint64
 	var saved agentproto.DesiredState
 	if err := readJSON(filepath.Join(a.cfg.DataDir, stateFile), &saved); err == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"potluck/agentproto"
+	"potluck/meshnet"
 )
 
 // TestIdentityFileFromEarlierRelease loads an identity.json as the release
@@ -61,4 +62,26 @@ func TestDesiredStateFileFromEarlierRelease(t *testing.T) {
 	require.Equal(t, 5000, in.Port)
 	require.Equal(t, []string{"100.64.1.1"}, in.AllowedFrom)
 	require.Equal(t, map[string]string{"GREETING": "hi"}, in.Env)
+}
+
+func TestLearnedEndpoints(t *testing.T) {
+	k1, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	k2, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	k3, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	learned := netip.MustParseAddrPort("127.0.0.1:40001")
+	configured := netip.MustParseAddrPort("127.0.0.1:7450")
+	st := []meshnet.PeerStatus{
+		{Peer: meshnet.Peer{PublicKey: k1.Public()}, CurrentEndpoint: learned},                                     // NATed Back: learned
+		{Peer: meshnet.Peer{PublicKey: k2.Public(), Endpoint: configured, Hub: true}, CurrentEndpoint: configured}, // hub: configured already
+		{Peer: meshnet.Peer{PublicKey: k3.Public()}},                                                               // never heard from
+	}
+	require.Equal(t, map[string]netip.AddrPort{k1.Public().String(): learned}, learnedEndpoints(st))
+
+	dir := t.TempDir()
+	require.Empty(t, loadEndpoints(dir), "no file: no hints")
+	require.NoError(t, writeJSON(filepath.Join(dir, endpointsFile), learnedEndpoints(st)))
+	require.Equal(t, learnedEndpoints(st), loadEndpoints(dir))
 }

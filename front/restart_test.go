@@ -125,3 +125,105 @@ func TestFrontRestartedWithoutCoreServesLastGoodRoutes(t *testing.T) {
 	require.Equal(t, "front1", st.Identity.Name)
 	require.Equal(t, "hello", st.Proxy.Routes[0].Name)
 }
+
+// A Front killed and restarted reaches its NATed Back at once: it restores
+// the Back's endpoint learned by the last run instead of waiting for the
+// Back's probe to notice the restart (issue 17: ~30 s outage; here the
+// Back's probe is slowed to a minute, so only the restored endpoint can
+// explain a quick recovery).
+func TestFrontRestartReachesNATedBackAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	frontKey, err := meshnet.LoadOrCreatePrivateKey(filepath.Join(dir, "wg.key"))
+	require.NoError(t, err)
+	frontPort := freeUDPPort(t)
+	frontAddr := netip.MustParseAddr("100.64.1.1")
+
+	backKey, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	backNode, err := meshnet.New(meshnet.Config{PrivateKey: backKey, Address: netip.MustParseAddr("100.64.1.2"), ProbeInterval: time.Minute})
+	require.NoError(t, err)
+	defer backNode.Close()
+	require.NoError(t, backNode.UpsertPeer(meshnet.Peer{PublicKey: frontKey.Public(), Address: frontAddr,
+		Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), frontPort), Hub: true}))
+	ln, err := backNode.Listen(5000)
+	require.NoError(t, err)
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	go app.Serve(ln)
+	defer app.Close()
+
+	coreKey, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	writeJSONFile(t, filepath.Join(dir, "identity.json"), agent.Identity{
+		HostID: "h-front1", Name: "front1", Role: "front", TunnelAddr: frontAddr,
+		CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
+	})
+	writeJSONFile(t, filepath.Join(dir, "desired.json"), agentproto.DesiredState{
+		Index: 7,
+		Peers: []agentproto.Peer{{Name: "back1", Role: "back", PublicKey: backKey.Public().String(), TunnelAddr: "100.64.1.2"}},
+		Routes: []agentproto.Route{{Installation: "hello", Domain: "hello.test", Backends: []agentproto.Backend{
+			{InstanceID: "i-1", Address: "100.64.1.2:5000", State: agentproto.InstanceRunning}}}},
+	})
+
+	var current *Front
+	start := func() (addr string, stop func()) {
+		f, err := Start(context.Background(), Config{Agent: agent.Config{
+			CoreURLs: []string{"http://127.0.0.1:1"}, Name: "front1", CPUs: 1, MemoryMB: 256, DiskMB: 1024,
+			Endpoint: fmt.Sprintf("127.0.0.1:%d", frontPort), MeshPort: frontPort, DataDir: dir,
+		}})
+		require.NoError(t, err)
+		current = f
+		plain, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		go f.Serve(plain)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); f.Run(ctx) }()
+		return plain.Addr().String(), func() {
+			// A crash as the Back sees it: the Front's sessions vanish.
+			require.NoError(t, f.Agent().Close())
+			cancel()
+			<-done
+			sctx, c := context.WithTimeout(context.Background(), time.Second)
+			defer c()
+			f.Shutdown(sctx)
+		}
+	}
+	get := func(addr string) bool {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+		req.Host = "hello.test"
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+
+	addr, stop := start()
+	require.Eventually(t, func() bool { return get(addr) }, 20*time.Second, 100*time.Millisecond)
+	// The learned endpoint reaches the disk while the Front runs (not only
+	// at a clean exit, which a kill -9 never has).
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(dir, "endpoints.json"))
+		return err == nil
+	}, 15*time.Second, 100*time.Millisecond)
+	stop()
+	time.Sleep(2 * time.Second) // the process is down for a while
+
+	addr, stop = start()
+	defer stop()
+	restarted := time.Now()
+	// The Back's endpoint is configured from the saved one, before the Back
+	// sent anything: the Front can open the session itself.
+	var backPeer meshnet.Peer
+	require.Eventually(t, func() bool {
+		p, ok := current.Agent().Node().PeerByAddress(netip.MustParseAddr("100.64.1.2"))
+		backPeer = p
+		return ok
+	}, 5*time.Second, 10*time.Millisecond)
+	require.True(t, backPeer.Endpoint.IsValid(), "the Back's learned endpoint was not restored")
+	require.False(t, backPeer.Hub, "a restored endpoint must not turn the Back into a hub")
+	require.Eventually(t, func() bool { return get(addr) }, 3*time.Second, 50*time.Millisecond,
+		"the restarted Front must reach the Back through its saved endpoint, not wait for the Back's probe")
+	t.Logf("serving again %v after the restart", time.Since(restarted).Round(time.Millisecond))
+}
