@@ -89,7 +89,10 @@ type Config struct {
 	Peers []Peer
 	// Join: with an empty data dir, do not bootstrap; wait to be added as a
 	// voter by the leader of an existing group (see AddVoter).
-	Join              bool
+	Join bool
+	// TLS secures raft between core nodes (mutual TLS, see core/pki). Nil
+	// runs raft over plain TCP, which only tests of a single process use.
+	TLS               *TLS
 	Timing            Timing
 	SnapshotThreshold uint64        // entries between snapshots; 0 = 8192
 	SnapshotInterval  time.Duration // how often to check; 0 = 120s
@@ -167,7 +170,7 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("cluster: raft advertise address: %w", err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, adv, 3, 10*time.Second, rc.Logger)
+	trans, err := newTransport(cfg, adv, rc.Logger)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("cluster: raft transport: %w", err)
@@ -218,6 +221,24 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	return &Node{cfg: cfg, Raft: r, FSM: machine, store: store, trans: trans, log: cfg.Logger}, nil
+}
+
+// newTransport is raft's TCP transport, over mutual TLS when cfg.TLS is set.
+func newTransport(cfg Config, adv *net.TCPAddr, logger hclog.Logger) (*raft.NetworkTransport, error) {
+	var advertise net.Addr
+	if adv.Port != 0 {
+		advertise = adv // port 0: advertise the port the listener got
+	}
+	if cfg.TLS == nil {
+		return raft.NewTCPTransportWithLogger(cfg.RaftBind, advertise, 3, 10*time.Second, logger)
+	}
+	stream, err := newTLSStream(cfg.RaftBind, advertise, *cfg.TLS, func(remote string, err error) {
+		cfg.Logger.Warn("refused a raft connection that is not from a cluster member", "remote", remote, "err", err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: logger}), nil
 }
 
 // ID is this node's raft server id.

@@ -1,0 +1,262 @@
+// Package pki is the core's cluster certificate authority: raft traffic
+// between core nodes is mutual TLS, and a node is a member because its
+// certificate chains to the cluster CA. `potluck-core ca init` creates the CA
+// once; the operator copies its directory to every core node (like a cluster
+// secret), and each node issues itself a short-lived certificate from it at
+// start, so no per-node certificate has to be distributed or renewed by hand.
+package pki
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// File names inside a CA directory.
+const (
+	CertFile = "ca.crt"
+	KeyFile  = "ca.key"
+)
+
+// Lifetimes: the CA lives ten years; a node certificate is issued at every
+// start and lives a year, so it never needs renewal while the node runs.
+const (
+	caLifetime   = 10 * 365 * 24 * time.Hour
+	nodeLifetime = 365 * 24 * time.Hour
+	// clockSkew backdates certificates so peers with slightly slow clocks
+	// accept them at once.
+	clockSkew = time.Hour
+)
+
+// CA is the cluster's certificate authority.
+type CA struct {
+	Cert *x509.Certificate
+	key  crypto.Signer
+	pool *x509.CertPool
+}
+
+// NewCA creates a CA in memory for the cluster named name.
+func NewCA(name string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("pki: generate CA key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: name + " cluster CA", Organization: []string{"potluck"}},
+		NotBefore:             now.Add(-clockSkew),
+		NotAfter:              now.Add(caLifetime),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("pki: create CA certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return newCA(cert, key), nil
+}
+
+func newCA(cert *x509.Certificate, key crypto.Signer) *CA {
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &CA{Cert: cert, key: key, pool: pool}
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	return n
+}
+
+// Save writes the CA to dir (certificate 0644, key 0600). It refuses to
+// overwrite an existing CA: replacing it would lock every node out.
+func (ca *CA) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	for _, f := range []string{CertFile, KeyFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return fmt.Errorf("pki: %s already exists; a cluster keeps its CA (remove it by hand to start over)", filepath.Join(dir, f))
+		}
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return fmt.Errorf("pki: encode CA key: %w", err)
+	}
+	if err := writeFile(filepath.Join(dir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, CertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), 0o644)
+}
+
+func writeFile(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	return nil
+}
+
+// Load reads a CA saved by Save. The key file must not be readable by
+// group or others.
+func Load(dir string) (*CA, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
+	if err != nil {
+		return nil, fmt.Errorf("pki: cluster CA: %w (create one with `potluck-core ca init --out %s`)", err, dir)
+	}
+	fi, err := os.Stat(filepath.Join(dir, KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("pki: cluster CA key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("pki: %s is readable by others (mode %v); chmod 600 it", filepath.Join(dir, KeyFile), fi.Mode().Perm())
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, KeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("pki: cluster CA key: %w", err)
+	}
+	cb, _ := pem.Decode(certPEM)
+	if cb == nil || cb.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("pki: %s holds no PEM certificate", filepath.Join(dir, CertFile))
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s: %w", filepath.Join(dir, CertFile), err)
+	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("pki: %s is not a CA certificate", filepath.Join(dir, CertFile))
+	}
+	kb, _ := pem.Decode(keyPEM)
+	if kb == nil {
+		return nil, fmt.Errorf("pki: %s holds no PEM key", filepath.Join(dir, KeyFile))
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s: %w", filepath.Join(dir, KeyFile), err)
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("pki: %s: not a signing key", filepath.Join(dir, KeyFile))
+	}
+	if !publicKeysEqual(signer.Public(), cert.PublicKey) {
+		return nil, errors.New("pki: the CA key does not belong to the CA certificate")
+	}
+	return newCA(cert, signer), nil
+}
+
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	e, ok := a.(equaler)
+	return ok && e.Equal(b)
+}
+
+// LoadOrCreate loads the CA in dir, creating it first when dir holds none:
+// the single-node development mode, where no other node needs to trust it.
+func LoadOrCreate(dir, name string) (*CA, error) {
+	if _, err := os.Stat(filepath.Join(dir, CertFile)); errors.Is(err, os.ErrNotExist) {
+		ca, err := NewCA(name)
+		if err != nil {
+			return nil, err
+		}
+		if err := ca.Save(dir); err != nil {
+			return nil, err
+		}
+		return ca, nil
+	}
+	return Load(dir)
+}
+
+// IssueNode issues a certificate for core node id, valid as TLS client and
+// server, with hosts (DNS names or IPs) as extra subject alternative names.
+func (ca *CA) IssueNode(id string, hosts ...string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("pki: generate node key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: id, Organization: []string{"potluck"}, OrganizationalUnit: []string{"core"}},
+		NotBefore:    now.Add(-clockSkew),
+		NotAfter:     now.Add(nodeLifetime),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:     []string{id},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("pki: issue node certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// MutualTLS returns the server and client configurations of a node holding
+// cert: TLS 1.3 only, and each side accepts only a peer whose certificate
+// chains to this CA. Raft dials peers by address, not by name, so the client
+// verifies the chain without a host name: membership is the CA's word.
+func (ca *CA) MutualTLS(cert tls.Certificate) (server, client *tls.Config) {
+	verify := func(usage x509.ExtKeyUsage) func(tls.ConnectionState) error {
+		return func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("pki: peer sent no certificate")
+			}
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: ca.pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}})
+			if err != nil {
+				return fmt.Errorf("pki: peer is not a member of this cluster: %w", err)
+			}
+			return nil
+		}
+	}
+	server = &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		Certificates:     []tls.Certificate{cert},
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		ClientCAs:        ca.pool,
+		VerifyConnection: verify(x509.ExtKeyUsageClientAuth),
+	}
+	client = &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		// The chain is verified in VerifyConnection against the cluster CA
+		// only; skipping Go's own check avoids a host name raft lacks.
+		InsecureSkipVerify: true,
+		VerifyConnection:   verify(x509.ExtKeyUsageServerAuth),
+	}
+	return server, client
+}
