@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"potluck/internal/human"
 	"strings"
 	"time"
+
+	"potluck/internal/human"
 )
 
 // parseSizeMiB parses a size such as 512MiB, 1GiB, 1.5G, 300M or 256 (MiB)
