@@ -83,8 +83,18 @@ func run(ctx context.Context, args []string, e env) int {
 	return cli.Exit(e.Stderr, "potluck", dispatch(ctx, args, e))
 }
 
-// valueFlags are the global flags that take a value as the next argument.
-var valueFlags = map[string]bool{"addr": true, "token": true, "config": true, "timeout": true}
+// globalTakesValue reports whether the global flag name takes a value as the
+// next argument (every global flag but the booleans).
+func globalTakesValue(name string) bool {
+	fs := cli.NewFlagSet("potluck", "", "")
+	(&globals{}).register(fs)
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
+}
 
 // leadingFlagsLast moves global flags given before the command
 // ("potluck --json hosts ls") behind it, where the flag set parses them.
@@ -94,7 +104,7 @@ func leadingFlagsLast(args []string) []string {
 	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-" && args[i] != "--" {
 		name := strings.TrimLeft(args[i], "-")
 		flags = append(flags, args[i])
-		if valueFlags[name] && !strings.Contains(name, "=") && i+1 < len(args) {
+		if !strings.Contains(name, "=") && globalTakesValue(name) && i+1 < len(args) {
 			flags = append(flags, args[i+1])
 			i++
 		}

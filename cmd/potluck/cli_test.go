@@ -338,3 +338,15 @@ func TestWatchInstallation(t *testing.T) {
 	require.Contains(t, r.stdout, "--- ")
 	require.Contains(t, r.stdout, "backs 1")
 }
+
+func TestLeadingFlagsLast(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"--json", "hosts", "ls"}, []string{"hosts", "ls", "--json"}},
+		{[]string{"--addr", "http://c", "--json", "status"}, []string{"status", "--addr", "http://c", "--json"}},
+		{[]string{"--timeout=3s", "apps", "push", "f.tar"}, []string{"apps", "push", "--timeout=3s", "f.tar"}},
+		{[]string{"--version"}, []string{"--version"}},
+		{[]string{"hosts", "ls", "--json"}, []string{"hosts", "ls", "--json"}},
+	} {
+		require.Equal(t, tc.want, leadingFlagsLast(tc.in), "%q", tc.in)
+	}
+}
