@@ -171,3 +171,13 @@ func TestServesAndDrainsOnStop(t *testing.T) {
 	require.Equal(t, "hello", <-result, "in-flight request drained")
 	require.Equal(t, 0, <-exit)
 }
+
+func TestVersion(t *testing.T) {
+	// --version wins over anything else on the line and over bad variables.
+	for _, args := range [][]string{{"--version"}, {"--config", "missing.yaml", "--version"}} {
+		env, out, errb := testEnv(map[string]string{"POTLUCK_READ_TIMEOUT": "bogus"})
+		require.Equal(t, 0, run(context.Background(), args, env))
+		require.Empty(t, errb.String())
+		require.Regexp(t, `^potluck-front \S+, commit \S+, go1\.\S+ \w+/\w+\n$`, out.String())
+	}
+}
