@@ -5,6 +5,15 @@ BINARIES  := $(notdir $(wildcard cmd/*))
 PKGS      := ./...
 # Tests that need root (network namespaces) run in CI; see .ci/run.
 TESTFLAGS ?= -race -count=1 -timeout 20m
+# --version of every binary: the release from git describe, the commit (also
+# when GOFLAGS=-buildvcs=false leaves no VCS stamp) and the Go version.
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X potluck/internal/version.release=$(VERSION) -X potluck/internal/version.commit=$(COMMIT)
+GOBUILD   := $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+# Go benchmarks: BENCHTIME per benchmark, BENCHCOUNT runs each (make bench).
+BENCHTIME ?= 1s
+BENCHCOUNT ?= 1
 
 .PHONY: demo demo-check demo-stop app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table clean deps
 
@@ -15,7 +24,7 @@ build: ## build every binary into bin/
 	@mkdir -p $(BIN)
 	@for b in $(BINARIES); do \
 		if ls cmd/$$b/*.go >/dev/null 2>&1; then \
-			echo "go build -o $(BIN)/$$b ./cmd/$$b"; $(GO) build -trimpath -o $(BIN)/$$b ./cmd/$$b || exit 1; \
+			echo "go build -o $(BIN)/$$b ./cmd/$$b ($(VERSION))"; $(GOBUILD) -o $(BIN)/$$b ./cmd/$$b || exit 1; \
 		fi; \
 	done
 
@@ -38,7 +47,8 @@ fmt:
 vet:
 	$(GO) vet $(PKGS)
 
-bench: bench-meshnet ## all Go micro-benchmarks
+bench: ## every Go benchmark in the repo (BENCHTIME=1s BENCHCOUNT=1; bench-meshnet runs meshnet's longer)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 30m $(PKGS)
 
 bench-meshnet: ## meshnet: HTTP req/s and MB/s through the tunnel vs loopback, with and without 20 ms RTT
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./meshnet/
@@ -52,18 +62,18 @@ app-image: ## build the sample app image (FROM scratch, offline) and its docker 
 bench-nginx: ## lb vs NGINX: req/s, p50, p99 of nginx, potluck-front, potluck-front with pipelined backends and a bare fasthttp proxy on the same backends (wrk -c64, 3 rounds)
 	bash scripts/install-deps.sh --bench
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/potluck-front ./cmd/potluck-front
-	$(GO) build -trimpath -o $(BIN)/nginxcmp ./bench/nginxcmp
+	$(GOBUILD) -o $(BIN)/potluck-front ./cmd/potluck-front
+	$(GOBUILD) -o $(BIN)/nginxcmp ./bench/nginxcmp
 	$(BIN)/nginxcmp --front $(BIN)/potluck-front $(BENCH_NGINX_FLAGS)
 
 bench-geo: app-image ## the paper's Table 1 on simulated geography: local clusters with WAN delay, Docker, ~15 min (BENCH_GEO_FLAGS="--runs 2" for a quick look)
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/potluck-bench ./cmd/potluck-bench
+	$(GOBUILD) -o $(BIN)/potluck-bench ./cmd/potluck-bench
 	$(BIN)/potluck-bench geo --image $(BIN)/app-image.tar $(BENCH_GEO_FLAGS)
 
 bench-table: ## the paper's Table 1 method against your targets: BENCH_TABLE_FLAGS="--target NAME=URL[,host=HOST] ..."
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/potluck-bench ./cmd/potluck-bench
+	$(GOBUILD) -o $(BIN)/potluck-bench ./cmd/potluck-bench
 	$(BIN)/potluck-bench table $(BENCH_TABLE_FLAGS)
 
 demo: ## start a local cluster (3 core, 1 Front, 2 Backs), deploy the sample app, print how to use it

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"potluck/front/standalone"
+	"potluck/internal/cli"
 	"potluck/lb"
 )
 
@@ -81,4 +83,37 @@ func TestConfigsAreEquivalent(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, pipe.Options.PipelineBackends)
 	require.Equal(t, cfg.Routes, pipe.Routes, "same upstream otherwise")
+}
+
+func TestSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		vars map[string]string
+		want string // error substring; "" for success
+	}{
+		{name: "defaults"},
+		{name: "environment twin", vars: map[string]string{"POTLUCK_ROUNDS": "5"}},
+		{name: "bad environment twin", vars: map[string]string{"POTLUCK_DURATION": "long"}, want: `POTLUCK_DURATION="long" (the environment twin of --duration)`},
+		{name: "zero rounds", args: []string{"--rounds", "0"}, want: "at least 1"},
+		{name: "sub-second runs", args: []string{"--duration", "500ms"}, want: "at least 1s"},
+		{name: "unknown flag", args: []string{"--bogus"}, want: "flag provided but not defined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			s, err := parseSettings(tc.args, cli.Env{Lookup: cli.MapLookup(tc.vars), Stdout: &out})
+			if tc.want != "" {
+				require.ErrorContains(t, err, tc.want)
+				require.Equal(t, 2, cli.ExitCode(err))
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, 10*time.Second, s.duration)
+			require.Empty(t, out.String())
+		})
+	}
+	var out bytes.Buffer
+	_, err := parseSettings([]string{"--help"}, cli.Env{Lookup: cli.MapLookup(nil), Stdout: &out})
+	require.Equal(t, 0, cli.ExitCode(err))
+	require.Contains(t, out.String(), "--front-gomaxprocs  [POTLUCK_FRONT_GOMAXPROCS]")
 }

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,22 +21,21 @@ import (
 )
 
 func main() {
-	err := run(os.Args[1:])
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	fmt.Fprintln(os.Stderr, "potluck-back:", err)
-	if errors.Is(err, agent.ErrDecommissioned) {
-		os.Exit(agent.ExitDecommissioned)
-	}
-	os.Exit(1)
+	env := cli.OS()
+	os.Exit(cli.Exit(env.Stderr, "potluck-back", run(os.Args[1:], env)))
 }
 
-func run(args []string) error {
-	fs := flag.NewFlagSet("potluck-back", flag.ContinueOnError)
+func run(args []string, env cli.Env) error {
+	fs := cli.NewFlagSet("potluck-back", `Usage: potluck-back --core URL --join-token-file FILE [flags]
+
+Runs a Back: registers with the core, joins the mesh (behind NAT is fine), runs
+the app containers placed on this host through the Docker Engine on ports
+5000-6000 published on 127.0.0.1, and exposes each on its tunnel address to
+the Fronts of its installation only.`, "See docs/operations.md.")
 	var cores cli.StringList
 	fs.Var(&cores, "core", "core node public API URL, e.g. http://127.0.0.1:8400 (repeat or comma-separate for several)")
-	token := fs.String("join-token", "", "join token from the operator (potluck tokens create)")
+	token := fs.String("join-token", "", "join token from the operator (potluck tokens create); prefer --join-token-file")
+	tokenFile := fs.String("join-token-file", "", "file holding the join token (wins over --join-token; keeps it out of the process list)")
 	name := fs.String("name", hostname(), "host name, unique in the cluster")
 	cpus := fs.Float64("cpus", 1, "CPUs granted to Potluck (e.g. 2 or 0.5)")
 	memory := cli.Size(512 << 20)
@@ -52,31 +50,29 @@ func run(args []string) error {
 	metricsAddr := fs.String("metrics", "127.0.0.1:9190", "address of /metrics, /status and /healthz (empty: off)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
-	cli.SetUsage(fs, `Usage: potluck-back --core URL --join-token T [flags]
-
-Runs a Back: registers with the core, joins the mesh (behind NAT is fine), runs
-the app containers placed on this host through the Docker Engine on ports
-5000-6000 published on 127.0.0.1, and exposes each on its tunnel address to
-the Fronts of its installation only.`, "See docs/operations.md.")
-	if err := cli.Parse(fs, args); err != nil {
+	if err := fs.Parse(args, env); err != nil {
 		return err
 	}
-	log, err := cli.Logger(os.Stderr, *logLevel, *logFormat)
+	log, err := cli.Logger(env.Stderr, *logLevel, *logFormat)
 	if err != nil {
 		return err
 	}
 	if *meshPort > 65535 {
-		return fmt.Errorf("--mesh-port %d is not a port", *meshPort)
+		return cli.Usagef("--mesh-port %d is not a port", *meshPort)
 	}
 	pubIP, err := netip.ParseAddr(*publishIP)
 	if err != nil {
-		return fmt.Errorf("--publish-ip: %w", err)
+		return &cli.UsageError{Err: fmt.Errorf("--publish-ip: %w", err)}
+	}
+	joinToken, err := cli.Secret(*token, *tokenFile, "join-token-file")
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	b, err := back.Start(ctx, back.Config{
 		Agent: agent.Config{
-			CoreURLs: cores, JoinToken: *token, Name: *name, CPUs: *cpus,
+			CoreURLs: cores, JoinToken: joinToken, Name: *name, CPUs: *cpus,
 			MemoryMB: int64(memory) >> 20, DiskMB: int64(disk) >> 20, DataDir: *dataDir, MeshPort: uint16(*meshPort),
 		},
 		DockerHost: *dockerHost, PublishIP: pubIP, Heartbeat: *heartbeat, Logger: log,
@@ -97,7 +93,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	}
 	err = b.Run(ctx)
 	if errors.Is(err, agent.ErrDecommissioned) {
-		return fmt.Errorf("%w; its containers are removed (delete --data-dir to join again as a new host)", err)
+		return cli.WithExitCode(agent.ExitDecommissioned, fmt.Errorf("%w; its containers are removed (delete --data-dir to join again as a new host)", err))
 	}
 	if errors.Is(err, context.Canceled) {
 		log.Info("stopping; containers keep running")

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ import (
 	"potluck/bench/load"
 	"potluck/bench/table"
 	"potluck/internal/cli"
+	"potluck/internal/version"
 )
 
 const usage = `potluck-bench measures Potluck.
@@ -40,34 +40,31 @@ Run "potluck-bench COMMAND --help" for a command's flags.`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	env := cli.OS()
+	err := run(ctx, os.Args[1:], env)
 	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "potluck-bench:", strings.ReplaceAll(err.Error(), "\n", "; "))
-		os.Exit(1)
-	}
+	os.Exit(cli.Exit(env.Stderr, "potluck-bench", err))
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, env cli.Env) error {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return errors.New("no command (table, load or geo)")
+		return cli.Usagef("no command: table, load or geo (see potluck-bench --help)")
 	}
 	switch args[0] {
 	case "table":
-		return runTable(ctx, args[1:], stdout, stderr)
+		return runTable(ctx, args[1:], env)
 	case "load":
-		return runLoad(ctx, args[1:], stdout, stderr)
+		return runLoad(ctx, args[1:], env)
 	case "geo", "simulate":
-		return runGeo(ctx, args[1:], stdout, stderr)
+		return runGeo(ctx, args[1:], env)
 	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(stdout, usage)
+		fmt.Fprintln(env.Stdout, usage)
 		return flag.ErrHelp
+	case "-version", "--version":
+		fmt.Fprintln(env.Stdout, "potluck-bench", version.Get())
+		return cli.ErrVersion
 	}
-	return fmt.Errorf("unknown command %q (table, load or geo)", args[0])
+	return cli.Usagef("unknown command %q: table, load or geo (see potluck-bench --help)", args[0])
 }
 
 // targetList is a repeatable --target; values are not split on commas
@@ -128,7 +125,7 @@ type tableFlags struct {
 	logLevel, logForm string
 }
 
-func (f *tableFlags) register(fs *flag.FlagSet, runs int) {
+func (f *tableFlags) register(fs *cli.FlagSet, runs int) {
 	fs.IntVar(&f.runs, "runs", runs, "runs per cell; the paper used 15 (lower it for quick checks)")
 	fs.Var(&f.counts, "counts", "numbers of sequential requests per run (comma-separated; default 1,10,25)")
 	fs.Var(&f.methods, "methods", "methods to measure, in row order (comma-separated; default GET,POST)")
@@ -153,14 +150,14 @@ func (f *tableFlags) config(stderr io.Writer) (table.Config, *slog.Logger, error
 	for _, c := range f.counts {
 		n, err := strconv.Atoi(c)
 		if err != nil {
-			return table.Config{}, nil, fmt.Errorf("--counts %q: %w", c, err)
+			return table.Config{}, nil, &cli.UsageError{Err: fmt.Errorf("--counts %q: %w", c, err)}
 		}
 		cfg.Counts = append(cfg.Counts, n)
 	}
 	switch f.format {
 	case "markdown", "md", "csv", "json":
 	default:
-		return table.Config{}, nil, fmt.Errorf("--format %q: use markdown, csv or json", f.format)
+		return table.Config{}, nil, cli.Usagef("--format %q: use markdown, csv or json", f.format)
 	}
 	cfg.OnCell = func(c table.Cell) {
 		log.Info("cell", "target", c.Target, "method", c.Method, "requests", c.Requests, "runs", c.Runs, "mean_s", fmt.Sprintf("%.5f", c.Mean))
@@ -181,26 +178,24 @@ func (f *tableFlags) write(stdout io.Writer, res *table.Result) error {
 	return table.Write(w, f.format, res, table.Options{Paper: f.paper})
 }
 
-func runTable(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("potluck-bench table", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var targets targetList
-	var tf tableFlags
-	fs.Var(&targets, "target", "what to measure, NAME=URL[,host=HOST]; repeatable (the environment twin takes several, space-separated)")
-	tf.register(fs, 15)
-	cli.SetUsage(fs, `potluck-bench table measures the paper's Table 1: for each target, for N in
+func runTable(ctx context.Context, args []string, env cli.Env) error {
+	fs := cli.NewFlagSet("potluck-bench table", `potluck-bench table measures the paper's Table 1: for each target, for N in
 --counts, for each method, --runs runs of N sequential requests on one fresh
 keep-alive client each; the cell is the mean seconds per run. POST sends
 `+table.PostBody+` as application/json (the sample app stores it).`,
 		`Example:
   potluck-bench table --target local=http://127.0.0.1:8080/,host=hello.example --runs 3`)
-	if err := cli.Parse(fs, args); err != nil {
+	var targets targetList
+	var tf tableFlags
+	fs.Var(&targets, "target", "what to measure, NAME=URL[,host=HOST]; repeatable (the environment twin takes several, space-separated)")
+	tf.register(fs, 15)
+	if err := fs.Parse(args, env); err != nil {
 		return err
 	}
 	if len(targets) == 0 {
-		return errors.New("table: at least one --target NAME=URL[,host=HOST]")
+		return cli.Usagef("table: at least one --target NAME=URL[,host=HOST]")
 	}
-	cfg, _, err := tf.config(stderr)
+	cfg, _, err := tf.config(env.Stderr)
 	if err != nil {
 		return err
 	}
@@ -209,12 +204,16 @@ keep-alive client each; the cell is the mean seconds per run. POST sends
 	if err != nil {
 		return err
 	}
-	return tf.write(stdout, res)
+	return tf.write(env.Stdout, res)
 }
 
-func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("potluck-bench load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func runLoad(ctx context.Context, args []string, env cli.Env) error {
+	fs := cli.NewFlagSet("potluck-bench load", `potluck-bench load sends closed-loop load: --concurrency workers each send a
+request, wait for the answer and send the next, until --duration or --count.
+It prints req/s and latency percentiles (p50, p90, p99, max over all samples).
+-c, -d and -n are short for --concurrency, --duration and --count.`,
+		`Example:
+  potluck-bench load --url http://127.0.0.1:8080/ --host hello.example --concurrency 16 --duration 20s`)
 	var cfg load.Config
 	var format string
 	var progress, noProgress bool
@@ -230,70 +229,46 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&format, "format", "text", "output: text or json")
 	fs.BoolVar(&progress, "progress", false, "print a live progress line on stderr once a second even when stderr is not a terminal")
 	fs.BoolVar(&noProgress, "no-progress", false, "never print the progress line")
-	cli.SetUsage(fs, `potluck-bench load sends closed-loop load: --concurrency workers each send a
-request, wait for the answer and send the next, until --duration or --count.
-It prints req/s and latency percentiles (p50, p90, p99, max over all samples).
--c, -d and -n are short for --concurrency, --duration and --count.`,
-		`Example:
-  potluck-bench load --url http://127.0.0.1:8080/ --host hello.example --concurrency 16 --duration 20s`)
-	if err := cli.Parse(fs, expandShort(args, map[string]string{"c": "concurrency", "d": "duration", "n": "count"})); err != nil {
+	if err := fs.Parse(expandShort(args, map[string]string{"c": "concurrency", "d": "duration", "n": "count"}), env); err != nil {
 		return err
 	}
 	if cfg.URL == "" {
-		return errors.New("load: --url is required")
+		return cli.Usagef("load: --url is required")
 	}
 	if format != "text" && format != "json" {
-		return fmt.Errorf("--format %q: use text or json", format)
+		return cli.Usagef("--format %q: use text or json", format)
 	}
-	if (progress || isTerminal(stderr)) && !noProgress {
-		cfg.Progress = stderr
+	if (progress || isTerminal(env.Stderr)) && !noProgress {
+		cfg.Progress = env.Stderr
 	}
 	rep, err := load.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	if format == "json" {
-		return load.WriteJSON(stdout, rep)
+		return load.WriteJSON(env.Stdout, rep)
 	}
-	return load.WriteText(stdout, rep)
+	return load.WriteText(env.Stdout, rep)
 }
 
-func runGeo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("potluck-bench geo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func runGeo(ctx context.Context, args []string, env cli.Env) error {
 	var scenarios scenarioList
 	var tf tableFlags
 	var image string
 	var cores, backs int
 	var nodeLogs bool
+	fs := cli.NewFlagSet("potluck-bench geo", geoIntro(), `Example (a quick check, one run per cell):
+  potluck-bench geo --runs 1 --counts 1,10`)
 	fs.Var(&scenarios, "scenario", "a simulated deployment NAME=CLIENT_RTT/MESH_RTT or NAME=plain; repeatable, ';'-separated in the environment twin (default: a plain baseline and the paper's three columns)")
 	fs.StringVar(&image, "image", "", "the sample app's `docker save` tarball (default: build it now, as make app-image does)")
 	fs.IntVar(&cores, "cores", 1, "core nodes per simulated cluster")
 	fs.IntVar(&backs, "backs", 2, "Backs per simulated cluster (each runs one instance of the sample app)")
 	fs.BoolVar(&nodeLogs, "node-logs", false, "pass the nodes' own logs to stderr")
 	tf.register(fs, 15)
-	var scDoc strings.Builder
-	for _, sc := range geo.PaperScenarios() {
-		if sc.Plain {
-			fmt.Fprintf(&scDoc, "\n  %-28s plain local cluster, no simulated delay", sc.Name)
-		} else {
-			fmt.Fprintf(&scDoc, "\n  %-28s client<->Front RTT %v, Front<->Back (tunnel) RTT %v", sc.Name, sc.ClientRTT, sc.MeshRTT)
-		}
-	}
-	cli.SetUsage(fs, `potluck-bench geo reproduces the paper's two cluster columns (and the GKE one)
-as a simulation: for each scenario it starts a local Potluck on loopback (core,
-one Front, Backs running the sample app in Docker), gives every WireGuard node
-a simulated delay (meshnet.WANBind, half the tunnel RTT on each side), puts a
-delaying TCP proxy between the client and the Front, and runs the table method
-through it. Needs a Docker Engine. Traffic stays on 127.0.0.0/8.
-
-Default scenarios (docs/benchmarks.md explains the round-trip times):`+scDoc.String(),
-		`Example (a quick check, one run per cell):
-  potluck-bench geo --runs 1 --counts 1,10`)
-	if err := cli.Parse(fs, args); err != nil {
+	if err := fs.Parse(args, env); err != nil {
 		return err
 	}
-	cfg, log, err := tf.config(stderr)
+	cfg, log, err := tf.config(env.Stderr)
 	if err != nil {
 		return err
 	}
@@ -315,7 +290,27 @@ Default scenarios (docs/benchmarks.md explains the round-trip times):`+scDoc.Str
 		return err
 	}
 	log.Info("done", "took", time.Since(start).Round(time.Second))
-	return tf.write(stdout, res)
+	return tf.write(env.Stdout, res)
+}
+
+// geoIntro is geo's help text, with the default scenarios' delays.
+func geoIntro() string {
+	var scDoc strings.Builder
+	for _, sc := range geo.PaperScenarios() {
+		if sc.Plain {
+			fmt.Fprintf(&scDoc, "\n  %-28s plain local cluster, no simulated delay", sc.Name)
+		} else {
+			fmt.Fprintf(&scDoc, "\n  %-28s client<->Front RTT %v, Front<->Back (tunnel) RTT %v", sc.Name, sc.ClientRTT, sc.MeshRTT)
+		}
+	}
+	return `potluck-bench geo reproduces the paper's two cluster columns (and the GKE one)
+as a simulation: for each scenario it starts a local Potluck on loopback (core,
+one Front, Backs running the sample app in Docker), gives every WireGuard node
+a simulated delay (meshnet.WANBind, half the tunnel RTT on each side), puts a
+delaying TCP proxy between the client and the Front, and runs the table method
+through it. Needs a Docker Engine. Traffic stays on 127.0.0.0/8.
+
+Default scenarios (docs/benchmarks.md explains the round-trip times):` + scDoc.String()
 }
 
 // expandShort rewrites short flags (-c 8, -c=8) to their long names before

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"potluck/internal/cli"
 )
 
 func app(t *testing.T) *httptest.Server {
@@ -88,8 +90,8 @@ func TestCommands(t *testing.T) {
 		{name: "unknown command", args: []string{"bench"}, err: "unknown command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			err := run(context.Background(), tc.args, &out, &errOut)
+			env, out, errOut := testEnv(nil)
+			err := run(context.Background(), tc.args, env)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				return
@@ -100,42 +102,84 @@ func TestCommands(t *testing.T) {
 	}
 }
 
+func testEnv(vars map[string]string) (cli.Env, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return cli.Env{Lookup: cli.MapLookup(vars), Stdout: &out, Stderr: &errb}, &out, &errb
+}
+
 func TestHelpListsEnvironmentTwins(t *testing.T) {
 	for _, tc := range []struct {
-		cmd  string
+		args []string
 		want []string
 	}{
-		{cmd: "table", want: []string{"--target  [POTLUCK_TARGET]", "--runs  [POTLUCK_RUNS]", "--format  [POTLUCK_FORMAT]", "--paper  [POTLUCK_PAPER]"}},
-		{cmd: "load", want: []string{"--concurrency  [POTLUCK_CONCURRENCY]", "--duration  [POTLUCK_DURATION]", "--count  [POTLUCK_COUNT]", "--progress  [POTLUCK_PROGRESS]"}},
-		{cmd: "geo", want: []string{"--scenario  [POTLUCK_SCENARIO]", "--image  [POTLUCK_IMAGE]", "sim: Front in asia-east1", "220ms"}},
+		{args: []string{"table", "--help"}, want: []string{"--target  [POTLUCK_TARGET]", "--runs  [POTLUCK_RUNS]", "--format  [POTLUCK_FORMAT]", "--paper  [POTLUCK_PAPER]"}},
+		{args: []string{"load", "-h"}, want: []string{"--concurrency  [POTLUCK_CONCURRENCY]", "--duration  [POTLUCK_DURATION]", "--count  [POTLUCK_COUNT]", "--progress  [POTLUCK_PROGRESS]"}},
+		{args: []string{"geo", "help"}, want: []string{"--scenario  [POTLUCK_SCENARIO]", "--image  [POTLUCK_IMAGE]", "sim: Front in asia-east1", "220ms"}},
+		{args: []string{"--help"}, want: []string{"potluck-bench geo"}},
+		{args: []string{"help"}, want: []string{"potluck-bench table"}},
 	} {
-		var out, errOut bytes.Buffer
-		err := run(context.Background(), []string{tc.cmd, "--help"}, &out, &errOut)
-		require.ErrorIs(t, err, flag.ErrHelp)
-		for _, w := range tc.want {
-			require.Contains(t, errOut.String(), w)
-		}
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			env, out, errOut := testEnv(nil)
+			err := run(context.Background(), tc.args, env)
+			require.ErrorIs(t, err, flag.ErrHelp)
+			require.Equal(t, 0, cli.ExitCode(err))
+			require.Empty(t, errOut.String(), "help goes to stdout")
+			for _, w := range tc.want {
+				require.Contains(t, out.String(), w)
+			}
+		})
 	}
-	var out bytes.Buffer
-	require.ErrorIs(t, run(context.Background(), []string{"--help"}, &out, io.Discard), flag.ErrHelp)
-	require.Contains(t, out.String(), "potluck-bench geo")
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		vars map[string]string
+		want string
+	}{
+		{"no command", nil, nil, "no command"},
+		{"unknown command", []string{"bench"}, nil, "unknown command"},
+		{"unknown flag", []string{"load", "--colour"}, nil, "flag provided but not defined: -colour"},
+		{"bad variable", []string{"load", "--url", "http://127.0.0.1:1/"}, map[string]string{"POTLUCK_CONCURRENCY": "lots"}, `POTLUCK_CONCURRENCY="lots" (the environment twin of --concurrency)`},
+		{"missing url", []string{"load"}, nil, "--url is required"},
+		{"bad counts", []string{"table", "--target", "a=http://127.0.0.1:1/", "--counts", "x"}, nil, "--counts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, out, _ := testEnv(tc.vars)
+			err := run(context.Background(), tc.args, env)
+			require.ErrorContains(t, err, tc.want)
+			require.Equal(t, 2, cli.ExitCode(err))
+			require.Empty(t, out.String())
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"load", "--version"}} {
+		env, out, errOut := testEnv(nil)
+		err := run(context.Background(), args, env)
+		require.ErrorIs(t, err, cli.ErrVersion)
+		require.Equal(t, 0, cli.ExitCode(err))
+		require.Empty(t, errOut.String())
+		require.Regexp(t, `^potluck-bench \S+, commit \S+, go1\.`, out.String())
+	}
 }
 
 func TestShortFlagsWinOverEnvironment(t *testing.T) {
 	s := app(t)
-	t.Setenv("POTLUCK_COUNT", "100")
-	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"load", "--url", s.URL + "/", "--host", "hello.test", "-n", "3"}, &out, io.Discard))
+	env, out, _ := testEnv(map[string]string{"POTLUCK_COUNT": "100"})
+	require.NoError(t, run(context.Background(), []string{"load", "--url", s.URL + "/", "--host", "hello.test", "-n", "3"}, env))
 	require.Contains(t, out.String(), "requests  3 in")
 	require.Equal(t, []string{"--concurrency", "4", "--count=5", "--url", "x", "--", "-c"}, expandShort([]string{"-c", "4", "-n=5", "--url", "x", "--", "-c"}, map[string]string{"c": "concurrency", "n": "count"}))
 }
 
 func TestTargetsFromEnvironment(t *testing.T) {
 	s := app(t)
-	t.Setenv("POTLUCK_TARGET", "a="+s.URL+"/,host=hello.test b="+s.URL+"/,host=hello.test")
-	t.Setenv("POTLUCK_RUNS", "1")
-	t.Setenv("POTLUCK_COUNTS", "1")
-	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"table", "--paper=false"}, &out, io.Discard))
+	env, out, _ := testEnv(map[string]string{
+		"POTLUCK_TARGET": "a=" + s.URL + "/,host=hello.test b=" + s.URL + "/,host=hello.test",
+		"POTLUCK_RUNS":   "1", "POTLUCK_COUNTS": "1",
+	})
+	require.NoError(t, run(context.Background(), []string{"table", "--paper=false"}, env))
 	require.Contains(t, out.String(), "| measurement | a | b |")
 }

@@ -5,14 +5,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -38,17 +35,12 @@ type options struct {
 }
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "potluck-core:", err)
-		os.Exit(1)
-	}
+	env := cli.OS()
+	os.Exit(cli.Exit(env.Stderr, "potluck-core", run(os.Args[1:], env)))
 }
 
-func newFlags(o *options) *flag.FlagSet {
-	fs := flag.NewFlagSet("potluck-core", flag.ContinueOnError)
+func newFlags(o *options) *cli.FlagSet {
+	fs := cli.NewFlagSet("potluck-core", "Usage: potluck-core [flags]\n\nRuns one Potluck control-plane node.", "See docs/operations.md for one- and three-node setups.")
 	fs.StringVar(&o.nodeID, "id", "core1", "raft server id of this node (stable across restarts)")
 	fs.StringVar(&o.dataDir, "data-dir", "potluck-core-data", "directory for raft.db, snapshots, blobs and the mesh key")
 	fs.StringVar(&o.raftBind, "raft-bind", "127.0.0.1:8401", "TCP address raft listens on")
@@ -75,43 +67,41 @@ func newFlags(o *options) *flag.FlagSet {
 	fs.BoolVar(&o.fastRaft, "fast-raft", false, "short raft timeouts (all nodes on one machine; development only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
-	cli.SetUsage(fs, "Usage: potluck-core [flags]\n\nRuns one Potluck control-plane node.", "See docs/operations.md for one- and three-node setups.")
 	return fs
 }
 
-func run(args []string) error {
+func run(args []string, env cli.Env) error {
 	var o options
 	fs := newFlags(&o)
-	if err := cli.Parse(fs, args); err != nil {
+	if err := fs.Parse(args, env); err != nil {
 		return err
 	}
-	for name, port := range map[string]uint{"--mesh-port": o.meshPort, "--agent-port": o.agentPort, "--probe-port": o.probePort} {
-		if port > 65535 {
-			return fmt.Errorf("%s %d: a port is at most 65535", name, port)
+	for _, p := range []struct {
+		flag string
+		port uint
+	}{{"--mesh-port", o.meshPort}, {"--agent-port", o.agentPort}, {"--probe-port", o.probePort}} {
+		if p.port > 65535 {
+			return cli.Usagef("%s %d: a port is at most 65535", p.flag, p.port)
 		}
 	}
-	logger, err := cli.Logger(os.Stderr, o.logLevel, o.logFormat)
+	logger, err := cli.Logger(env.Stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}
 
-	token := o.operatorToken
-	if o.operatorTokenFile != "" {
-		b, err := os.ReadFile(o.operatorTokenFile)
-		if err != nil {
-			return fmt.Errorf("--operator-token-file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
+	token, err := cli.Secret(o.operatorToken, o.operatorTokenFile, "operator-token-file")
+	if err != nil {
+		return err
 	}
 	if token == "" {
-		return errors.New("an operator token is required: --operator-token-file or POTLUCK_OPERATOR_TOKEN (see docs/operations.md)")
+		return cli.Usagef("an operator token is required: --operator-token-file or POTLUCK_OPERATOR_TOKEN (see docs/operations.md)")
 	}
 	peers, err := cluster.ParsePeers(o.peers)
 	if err != nil {
-		return fmt.Errorf("--peers: %w", err)
+		return &cli.UsageError{Err: fmt.Errorf("--peers: %w", err)}
 	}
 	if o.join != "" && len(peers) > 0 {
-		return errors.New("use either --peers (bootstrap) or --join (add to a running group), not both")
+		return cli.Usagef("use either --peers (bootstrap) or --join (add to a running group), not both")
 	}
 	cfg := server.Config{
 		NodeID: o.nodeID, DataDir: o.dataDir, RaftBind: o.raftBind, RaftAdvertise: o.raftAdvertise, Peers: peers, JoinURL: o.join,
@@ -134,7 +124,7 @@ func run(args []string) error {
 		if o.tunnelAddress != "" {
 			a, err := netip.ParseAddr(o.tunnelAddress)
 			if err != nil {
-				return fmt.Errorf("--tunnel-address: %w", err)
+				return &cli.UsageError{Err: fmt.Errorf("--tunnel-address: %w", err)}
 			}
 			mc.TunnelAddr = a
 		}

@@ -3,50 +3,124 @@ package main
 import (
 	"bytes"
 	"flag"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"potluck/internal/cli"
 )
 
+func testEnv(vars map[string]string) (cli.Env, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return cli.Env{Lookup: cli.MapLookup(vars), Stdout: &out, Stderr: &errb}, &out, &errb
+}
+
 func TestHelpDocumentsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
-	var o options
-	fs := newFlags(&o)
-	var out bytes.Buffer
-	fs.SetOutput(&out)
-	fs.Usage()
-	n := 0
-	fs.VisitAll(func(f *flag.Flag) {
-		n++
-		require.Contains(t, out.String(), "--"+f.Name+"  ["+cli.EnvName(f.Name)+"]")
-		require.NotEmpty(t, f.Usage)
-	})
-	require.Greater(t, n, 15)
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		env, out, errb := testEnv(nil)
+		err := run(args, env)
+		require.ErrorIs(t, err, flag.ErrHelp)
+		require.Equal(t, 0, cli.Exit(env.Stderr, "potluck-core", err))
+		require.Empty(t, errb.String(), "help goes to stdout")
+		n := 0
+		newFlags(&options{}).VisitAll(func(f *flag.Flag) {
+			n++
+			require.NotEmpty(t, f.Usage)
+			if f.Name != "version" {
+				require.Contains(t, out.String(), "--"+f.Name+"  ["+cli.EnvName(f.Name)+"]")
+			}
+		})
+		require.Greater(t, n, 15)
+	}
 }
 
 func TestEnvironmentSetsFlagsButFlagsWin(t *testing.T) {
-	t.Setenv("POTLUCK_DATA_DIR", "/from/env")
-	t.Setenv("POTLUCK_HEARTBEAT_TTL", "45s")
-	t.Setenv("POTLUCK_ID", "core7")
-	var o options
-	fs := newFlags(&o)
-	require.NoError(t, cli.Parse(fs, []string{"--id", "core2"}))
-	require.Equal(t, "/from/env", o.dataDir)
-	require.Equal(t, "45s", o.heartbeatTTL.String())
-	require.Equal(t, "core2", o.nodeID)
-
-	t.Setenv("POTLUCK_MESH_PORT", "not-a-port")
-	fs = newFlags(&o)
-	err := cli.Parse(fs, nil)
-	require.Error(t, err)
-	require.True(t, strings.Contains(err.Error(), "POTLUCK_MESH_PORT"))
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		vars  map[string]string
+		check func(t *testing.T, o options)
+	}{
+		{"defaults", nil, nil, func(t *testing.T, o options) {
+			require.Equal(t, "core1", o.nodeID)
+			require.Equal(t, "potluck-core-data", o.dataDir)
+			require.True(t, o.mesh)
+		}},
+		{"environment", nil, map[string]string{"POTLUCK_DATA_DIR": "/from/env", "POTLUCK_HEARTBEAT_TTL": "45s", "POTLUCK_MESH": "false", "POTLUCK_OPERATOR_TOKEN_FILE": "/etc/t"},
+			func(t *testing.T, o options) {
+				require.Equal(t, "/from/env", o.dataDir)
+				require.Equal(t, 45*time.Second, o.heartbeatTTL)
+				require.False(t, o.mesh)
+				require.Equal(t, "/etc/t", o.operatorTokenFile)
+			}},
+		{"flag wins", []string{"--id", "core2", "--mesh=true"}, map[string]string{"POTLUCK_ID": "core7", "POTLUCK_MESH": "false"},
+			func(t *testing.T, o options) {
+				require.Equal(t, "core2", o.nodeID)
+				require.True(t, o.mesh)
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var o options
+			env, _, _ := testEnv(tc.vars)
+			require.NoError(t, newFlags(&o).Parse(tc.args, env))
+			tc.check(t, o)
+		})
+	}
 }
 
-func TestPortsAbove65535AreRefused(t *testing.T) {
-	for _, flagName := range []string{"--mesh-port", "--agent-port", "--probe-port"} {
-		err := run([]string{flagName, "70000"})
-		require.ErrorContains(t, err, flagName+" 70000")
+// Bad input is a usage error (exit 2) that names what to fix, before the
+// node starts anything.
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		vars map[string]string
+		want string
+	}{
+		{"unknown flag", []string{"--bogus"}, nil, "flag provided but not defined: -bogus"},
+		{"stray argument", []string{"start"}, nil, "unexpected arguments"},
+		{"bad variable", nil, map[string]string{"POTLUCK_MESH_PORT": "not-a-port"}, `POTLUCK_MESH_PORT="not-a-port" (the environment twin of --mesh-port)`},
+		{"mesh port", []string{"--mesh-port", "70000"}, nil, "--mesh-port 70000"},
+		{"agent port", []string{"--agent-port", "70000"}, nil, "--agent-port 70000"},
+		{"probe port", []string{"--probe-port", "70000"}, nil, "--probe-port 70000"},
+		{"log level", []string{"--log-level", "loud"}, nil, "log level"},
+		{"no token", nil, nil, "an operator token is required"},
+		{"peers and join", []string{"--operator-token", "0123456789abcdef", "--peers", "core1=127.0.0.1:1", "--join", "http://x"}, nil, "not both"},
+		{"bad peers", []string{"--operator-token", "0123456789abcdef", "--peers", "nonsense"}, nil, "--peers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, out, _ := testEnv(tc.vars)
+			err := run(tc.args, env)
+			require.ErrorContains(t, err, tc.want)
+			var stderr bytes.Buffer
+			require.Equal(t, 2, cli.Exit(&stderr, "potluck-core", err))
+			require.Equal(t, 1, strings.Count(stderr.String(), "\n"), "one line: %s", stderr.String())
+			require.Empty(t, out.String())
+		})
+	}
+}
+
+// The built binary stamps the Makefile's release string, the commit and the
+// Go version into --version.
+func TestBinaryVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "potluck-core")
+	build := exec.Command("go", "build", "-ldflags", "-X potluck/internal/version.release=v9.9.9-test", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"--version", "--id", "x"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(cmd.Environ(), "POTLUCK_HEARTBEAT_TTL=bogus") // not even read
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		require.NoError(t, cmd.Run(), stderr.String())
+		require.Empty(t, stderr.String())
+		require.Regexp(t, `^potluck-core v9\.9\.9-test, commit \S+.*, go1\.\d+.* \w+/\w+\n$`, stdout.String())
 	}
 }

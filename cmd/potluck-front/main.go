@@ -12,7 +12,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,6 +39,7 @@ type flags struct {
 	// cluster
 	cores                  cli.StringList
 	joinToken, name        string
+	joinTokenFile          string
 	endpoint, dataDir      string
 	meshPort               uint
 	listen, admin          string
@@ -53,15 +53,21 @@ type flags struct {
 	pprof               bool
 }
 
-func parseFlags(args []string, getenv func(string) string, out io.Writer) (*flags, error) {
+func parseFlags(args []string, env cli.Env) (*flags, error) {
 	f := &flags{memory: 256 << 20, disk: 1 << 30}
-	fs := flag.NewFlagSet("potluck-front", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs := cli.NewFlagSet("potluck-front", `Usage: potluck-front --core URL --join-token-file FILE --endpoint HOST:PORT [flags]
+       potluck-front --config FILE [flags]
+
+Runs a Front: in a cluster it registers with the core, joins the mesh as a hub
+and serves the installations' domains on --listen, balancing over their Backs
+(round robin, max_fails=1, fail_timeout=20s, as NGINX). Standalone it serves the
+routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See docs/front.md and docs/operations.md.")
 	fs.StringVar(&f.config, "config", "", "standalone: YAML file with listeners, routes, health, timeouts and admin address (docs/front.md)")
 	fs.BoolVar(&f.check, "check", false, "standalone: validate the config file, print the result and exit")
 	fs.DurationVar(&f.watchInterval, "watch-interval", 2*time.Second, "standalone: how often to check the config file for changes; 0 = reload on SIGHUP only")
 	fs.Var(&f.cores, "core", "cluster: core node public API URL, e.g. http://10.0.0.5:8400 (repeat or comma-separate)")
-	fs.StringVar(&f.joinToken, "join-token", "", "cluster: join token from the operator (potluck tokens create)")
+	fs.StringVar(&f.joinToken, "join-token", "", "cluster: join token from the operator (potluck tokens create); prefer --join-token-file")
+	fs.StringVar(&f.joinTokenFile, "join-token-file", "", "cluster: file holding the join token (wins over --join-token; keeps it out of the process list)")
 	fs.StringVar(&f.name, "name", hostname(), "cluster: host name, unique in the cluster")
 	fs.StringVar(&f.endpoint, "endpoint", "", "cluster: this Front's public WireGuard address host:port, reachable by Backs (UDP, --mesh-port)")
 	fs.UintVar(&f.meshPort, "mesh-port", 51820, "cluster: WireGuard UDP listen port")
@@ -80,15 +86,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*flag
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
-	cli.SetUsage(fs, `Usage: potluck-front --core URL --join-token T --endpoint HOST:PORT [flags]
-       potluck-front --config FILE [flags]
-
-Runs a Front: in a cluster it registers with the core, joins the mesh as a hub
-and serves the installations' domains on --listen, balancing over their Backs
-(round robin, max_fails=1, fail_timeout=20s, as NGINX). Standalone it serves the
-routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See docs/front.md and docs/operations.md.")
-	lookup := func(k string) (string, bool) { v := getenv(k); return v, v != "" }
-	if err := cli.ParseEnv(fs, args, lookup); err != nil {
+	if err := fs.Parse(args, env); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -105,7 +103,15 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 	if _, err := cli.Logger(io.Discard, f.logLevel, f.logFormat); err != nil {
 		errs = append(errs, err)
 	}
-	return f, errors.Join(errs...)
+	if len(errs) > 0 {
+		return nil, &cli.UsageError{Err: errors.Join(errs...)}
+	}
+	token, err := cli.Secret(f.joinToken, f.joinTokenFile, "join-token-file")
+	if err != nil {
+		return nil, err
+	}
+	f.joinToken = token
+	return f, nil
 }
 
 func hostname() string {
@@ -113,27 +119,20 @@ func hostname() string {
 	return h
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	f, err := parseFlags(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
+func run(ctx context.Context, args []string, env cli.Env) int {
+	f, err := parseFlags(args, env)
 	if err != nil {
-		fmt.Fprintf(stderr, "potluck-front: %v\n", err)
-		return 2
+		return cli.Exit(env.Stderr, "potluck-front", err)
 	}
-	log, _ := cli.Logger(stderr, f.logLevel, f.logFormat)
+	log, _ := cli.Logger(env.Stderr, f.logLevel, f.logFormat)
 	if f.config != "" {
-		return runStandalone(ctx, f, log, stdout, stderr)
+		return runStandalone(ctx, f, log, env.Stdout, env.Stderr)
 	}
-	if err := runCluster(ctx, f, log); err != nil {
-		fmt.Fprintf(stderr, "potluck-front: %v\n", err)
-		if errors.Is(err, agent.ErrDecommissioned) {
-			return agent.ExitDecommissioned
-		}
-		return 1
+	err = runCluster(ctx, f, log)
+	if errors.Is(err, agent.ErrDecommissioned) {
+		err = cli.WithExitCode(agent.ExitDecommissioned, err)
 	}
-	return 0
+	return cli.Exit(env.Stderr, "potluck-front", err)
 }
 
 func runStandalone(ctx context.Context, f *flags, log *slog.Logger, stdout, stderr io.Writer) int {
@@ -225,5 +224,5 @@ func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], cli.OS()))
 }

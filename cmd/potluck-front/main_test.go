@@ -16,16 +16,96 @@ import (
 	"potluck/internal/freeport"
 
 	"github.com/stretchr/testify/require"
+
+	"potluck/internal/cli"
+	"potluck/internal/freeport"
 )
 
+func testEnv(vars map[string]string) (cli.Env, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return cli.Env{Lookup: cli.MapLookup(vars), Stdout: &out, Stderr: &errb}, &out, &errb
+}
+
 func TestHelpDocumentsEveryFlagWithItsEnv(t *testing.T) {
-	var out bytes.Buffer
-	code := run(context.Background(), []string{"--help"}, func(string) string { return "" }, &out, &out)
-	require.Equal(t, 0, code)
-	for _, f := range []string{"config", "check", "watch-interval", "shutdown-timeout", "log-level", "log-format", "pprof"} {
-		require.Contains(t, out.String(), "-"+f)
-		env := "POTLUCK_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
-		require.Contains(t, out.String(), env)
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
+		env, out, errb := testEnv(nil)
+		require.Equal(t, 0, run(context.Background(), args, env))
+		require.Empty(t, errb.String(), "help goes to stdout")
+		for _, f := range []string{"config", "check", "watch-interval", "core", "join-token", "join-token-file", "endpoint",
+			"listen", "admin", "max-body", "shutdown-timeout", "log-level", "log-format", "pprof"} {
+			require.Contains(t, out.String(), "--"+f+"  ["+cli.EnvName(f)+"]")
+		}
+		require.Contains(t, out.String(), "--version\n")
+	}
+}
+
+func TestFlagsAndEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "join.token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("file-token\n"), 0o600))
+	cluster := []string{"--core", "http://127.0.0.1:1", "--endpoint", "127.0.0.1:51820"}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		vars  map[string]string
+		check func(t *testing.T, f *flags)
+	}{
+		{"defaults", cluster, nil, func(t *testing.T, f *flags) {
+			require.Equal(t, ":80", f.listen)
+			require.Equal(t, "127.0.0.1:9080", f.admin)
+			require.Equal(t, 60*time.Second, f.readT)
+			require.Equal(t, cli.Size(256<<20), f.memory)
+		}},
+		{"environment", nil, map[string]string{"POTLUCK_CORE": "http://a:1,http://b:1", "POTLUCK_ENDPOINT": "1.2.3.4:5", "POTLUCK_READ_TIMEOUT": "5s", "POTLUCK_MEMORY": "1GiB", "POTLUCK_ACCESS_LOG": "true"},
+			func(t *testing.T, f *flags) {
+				require.Equal(t, cli.StringList{"http://a:1", "http://b:1"}, f.cores)
+				require.Equal(t, 5*time.Second, f.readT)
+				require.Equal(t, cli.Size(1<<30), f.memory)
+				require.True(t, f.accessLog)
+			}},
+		{"empty variable turns the admin listener off", cluster, map[string]string{"POTLUCK_ADMIN": ""}, func(t *testing.T, f *flags) {
+			require.Empty(t, f.admin)
+		}},
+		{"flag wins", append([]string{"--listen", ":8080", "--join-token", "flag-token"}, cluster...), map[string]string{"POTLUCK_LISTEN": ":9999", "POTLUCK_JOIN_TOKEN": "env-token"},
+			func(t *testing.T, f *flags) {
+				require.Equal(t, ":8080", f.listen)
+				require.Equal(t, "flag-token", f.joinToken)
+			}},
+		{"join token file", cluster, map[string]string{"POTLUCK_JOIN_TOKEN_FILE": tokenFile, "POTLUCK_JOIN_TOKEN": "env-token"}, func(t *testing.T, f *flags) {
+			require.Equal(t, "file-token", f.joinToken, "the file wins over the inline token")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, _, _ := testEnv(tc.vars)
+			f, err := parseFlags(tc.args, env)
+			require.NoError(t, err)
+			tc.check(t, f)
+		})
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		vars map[string]string
+		want string
+	}{
+		{"unknown flag", []string{"--bogus"}, nil, "flag provided but not defined: -bogus"},
+		{"no mode", nil, nil, "--config (or POTLUCK_CONFIG) is required"},
+		{"both modes", []string{"--config", "x.yaml", "--core", "http://c"}, nil, "exclude each other"},
+		{"no endpoint", []string{"--core", "http://c"}, nil, "--endpoint is required"},
+		{"bad variable", []string{"--config", "x.yaml"}, map[string]string{"POTLUCK_WATCH_INTERVAL": "often"}, `POTLUCK_WATCH_INTERVAL="often" (the environment twin of --watch-interval)`},
+		{"bad log level", []string{"--config", "x.yaml", "--log-level", "loud"}, nil, "log level"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, out, errb := testEnv(tc.vars)
+			require.Equal(t, 2, run(context.Background(), tc.args, env))
+			require.Empty(t, out.String())
+			require.Equal(t, 1, strings.Count(errb.String(), "\n"), errb.String())
+			require.Contains(t, errb.String(), "potluck-front: ")
+			require.Contains(t, errb.String(), tc.want)
+		})
 	}
 }
 
@@ -35,20 +115,12 @@ func TestEnvAndCheck(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	require.NoError(t, os.WriteFile(good, []byte("routes: [{default: true, backends: [127.0.0.1:9]}]\n"), 0o600))
 	require.NoError(t, os.WriteFile(bad, []byte("routes: [{default: true, backends: [{addr: '127.0.0.1:9', weight: -2}]}]\n"), 0o600))
-	env := func(cfg string) func(string) string {
-		return func(k string) string {
-			return map[string]string{"POTLUCK_CONFIG": cfg, "POTLUCK_CHECK": "true"}[k]
-		}
-	}
-	var out, errOut bytes.Buffer
-	require.Equal(t, 0, run(context.Background(), nil, env(good), &out, &errOut), errOut.String())
+	env, out, errOut := testEnv(map[string]string{"POTLUCK_CONFIG": good, "POTLUCK_CHECK": "true"})
+	require.Equal(t, 0, run(context.Background(), nil, env), errOut.String())
 	require.Contains(t, out.String(), "OK (1 listeners, 1 routes)")
-	errOut.Reset()
-	require.Equal(t, 1, run(context.Background(), nil, env(bad), &out, &errOut))
+	env, _, errOut = testEnv(map[string]string{"POTLUCK_CONFIG": bad, "POTLUCK_CHECK": "true"})
+	require.Equal(t, 1, run(context.Background(), nil, env))
 	require.Contains(t, errOut.String(), "routes[0].backends[0].weight")
-	errOut.Reset()
-	require.Equal(t, 2, run(context.Background(), nil, func(string) string { return "" }, &out, &errOut))
-	require.Contains(t, errOut.String(), "--config (or POTLUCK_CONFIG) is required")
 }
 
 func freeAddr(t *testing.T) string {
@@ -76,7 +148,7 @@ func TestServesAndDrainsOnStop(t *testing.T) {
 	exit := make(chan int, 1)
 	var logs bytes.Buffer
 	go func() {
-		exit <- run(ctx, []string{"--config", cfg, "--log-format", "json"}, func(string) string { return "" }, io.Discard, &logs)
+		exit <- run(ctx, []string{"--config", cfg, "--log-format", "json"}, cli.Env{Lookup: cli.MapLookup(nil), Stdout: io.Discard, Stderr: &logs})
 	}()
 	require.Eventually(t, func() bool {
 		resp, err := http.Get("http://" + admin + "/status")
@@ -100,4 +172,14 @@ func TestServesAndDrainsOnStop(t *testing.T) {
 	cancel()                          // what SIGTERM does
 	require.Equal(t, "hello", <-result, "in-flight request drained")
 	require.Equal(t, 0, <-exit)
+}
+
+func TestVersion(t *testing.T) {
+	// --version wins over anything else on the line and over bad variables.
+	for _, args := range [][]string{{"--version"}, {"--config", "missing.yaml", "--version"}} {
+		env, out, errb := testEnv(map[string]string{"POTLUCK_READ_TIMEOUT": "bogus"})
+		require.Equal(t, 0, run(context.Background(), args, env))
+		require.Empty(t, errb.String())
+		require.Regexp(t, `^potluck-front \S+, commit \S+, go1\.\S+ \w+/\w+\n$`, out.String())
+	}
 }

@@ -16,25 +16,18 @@ import (
 	"time"
 
 	"potluck/apiclient"
+	"potluck/internal/cli"
+	"potluck/internal/version"
 )
 
 const defaultAddr = "http://127.0.0.1:8400"
 
-// env is the process environment the CLI runs in; tests supply their own.
+// env is the process the CLI runs in; tests supply their own.
 type env struct {
+	cli.Env
 	stdin       io.Reader
-	stdout      io.Writer
-	stderr      io.Writer
-	getenv      func(string) string
 	stderrIsTTY bool
 }
-
-// usageError is bad command-line input (exit code 2).
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
 // globals are the flags every command accepts.
 type globals struct {
@@ -43,10 +36,10 @@ type globals struct {
 	timeout             time.Duration
 }
 
-func (g *globals) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.addr, "addr", "", "core API address (env POTLUCK_ADDR, config addr; default "+defaultAddr+")")
-	fs.StringVar(&g.token, "token", "", "operator token (env POTLUCK_TOKEN, config token)")
-	fs.StringVar(&g.config, "config", "", "config file (env POTLUCK_CONFIG; default ~/.config/potluck/config)")
+func (g *globals) register(fs *cli.FlagSet) {
+	fs.StringVar(&g.addr, "addr", "", "core API address (config file: addr; default "+defaultAddr+")")
+	fs.StringVar(&g.token, "token", "", "operator token (config file: token); prefer the environment or the config file")
+	fs.StringVar(&g.config, "config", "", "config file (default $XDG_CONFIG_HOME/potluck/config, else ~/.config/potluck/config)")
 	fs.BoolVar(&g.json, "json", false, "print JSON instead of a table")
 	fs.DurationVar(&g.timeout, "timeout", 0, "give up after this long (0 = no limit)")
 }
@@ -56,86 +49,52 @@ type command struct {
 	path  string // "apps push"
 	args  string // positional arguments for the usage line
 	short string
-	flags func(fs *flagSet)     // extra flags
-	run   func(c *cmdCtx) error // the action
-	nargs int                   // exact number of positional arguments
+	nargs int    // exact number of positional arguments
+	cmd   runner // the command's flags and action
 }
 
-// flagSet is a flag.FlagSet plus values the command's run reads back.
-type flagSet struct {
-	*flag.FlagSet
-	strings map[string]*string
-	ints    map[string]*int
-	floats  map[string]*float64
-	durs    map[string]*time.Duration
-	lists   map[string]*listFlag
-	bools   map[string]*bool
+// runner is a command's own flags and its action. The flags are fields of
+// the implementing struct, so the action reads them typed: a misspelt flag
+// does not compile.
+type runner interface {
+	register(fs *cli.FlagSet)
+	run(c *cmdCtx) error
 }
 
-type listFlag []string
+// action is the runner of a command without flags of its own.
+type action func(c *cmdCtx) error
 
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
-func (f *flagSet) str(name, def, usage string) { f.strings[name] = f.String(name, def, usage) }
-func (f *flagSet) int(name string, def int, usage string) {
-	f.ints[name] = f.Int(name, def, usage)
-}
-func (f *flagSet) float(name string, def float64, usage string) {
-	f.floats[name] = f.Float64(name, def, usage)
-}
-func (f *flagSet) dur(name string, def time.Duration, usage string) {
-	f.durs[name] = f.Duration(name, def, usage)
-}
-func (f *flagSet) bool(name, usage string) { f.bools[name] = f.Bool(name, false, usage) }
-func (f *flagSet) list(name, usage string) {
-	l := &listFlag{}
-	f.lists[name] = l
-	f.Var(l, name, usage)
-}
+func (action) register(*cli.FlagSet) {}
+func (a action) run(c *cmdCtx) error { return a(c) }
 
 // cmdCtx is what a command's run gets.
 type cmdCtx struct {
 	ctx    context.Context
 	env    env
 	g      globals
-	fs     *flagSet
 	args   []string
 	client *apiclient.Client
-}
-
-func (c *cmdCtx) set(name string) bool {
-	found := false
-	c.fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			found = true
-		}
-	})
-	return found
 }
 
 // run executes the command line and returns the exit code: 0 success,
 // 1 failure (API, network, file), 2 bad usage. Every error is one line on
 // stderr.
 func run(ctx context.Context, args []string, e env) int {
-	err := dispatch(ctx, args, e)
-	if err == nil {
-		return 0
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	msg := strings.Join(strings.Fields(err.Error()), " ") // one line, always
-	fmt.Fprintln(e.stderr, "potluck: "+msg)
-	var ue usageError
-	if errors.As(err, &ue) {
-		return 2
-	}
-	return 1
+	return cli.Exit(e.Stderr, "potluck", dispatch(ctx, args, e))
 }
 
-// valueFlags are the global flags that take a value as the next argument.
-var valueFlags = map[string]bool{"addr": true, "token": true, "config": true, "timeout": true}
+// globalTakesValue reports whether the global flag name takes a value as the
+// next argument (every global flag but the booleans).
+func globalTakesValue(name string) bool {
+	fs := cli.NewFlagSet("potluck", "", "")
+	(&globals{}).register(fs)
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
+}
 
 // leadingFlagsLast moves global flags given before the command
 // ("potluck --json hosts ls") behind it, where the flag set parses them.
@@ -145,7 +104,7 @@ func leadingFlagsLast(args []string) []string {
 	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-" && args[i] != "--" {
 		name := strings.TrimLeft(args[i], "-")
 		flags = append(flags, args[i])
-		if valueFlags[name] && !strings.Contains(name, "=") && i+1 < len(args) {
+		if !strings.Contains(name, "=") && globalTakesValue(name) && i+1 < len(args) {
 			flags = append(flags, args[i+1])
 			i++
 		}
@@ -189,65 +148,79 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		}
 	}
 	if cmd == nil {
-		if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-			printUsage(e.stdout, cmds, "")
+		if len(args) == 0 || isHelp(args[0]) {
+			printUsage(e.Stdout, cmds, "")
 			return flag.ErrHelp
+		}
+		if args[0] == "--version" || args[0] == "-version" {
+			fmt.Fprintln(e.Stdout, "potluck", version.Get())
+			return cli.ErrVersion
 		}
 		// A group name alone ("apps") or with --help lists its subcommands.
 		group := words
 		if len(group) > 0 && hasGroup(cmds, group[0]) {
 			if len(group) == 1 {
 				if len(args) > 1 && isHelp(args[1]) {
-					printUsage(e.stdout, cmds, group[0])
+					printUsage(e.Stdout, cmds, group[0])
 					return flag.ErrHelp
 				}
-				return usagef("%s needs a subcommand: %s (see potluck %s --help)", group[0], subcommands(cmds, group[0]), group[0])
+				return cli.Usagef("%s needs a subcommand: %s (see potluck %s --help)", group[0], subcommands(cmds, group[0]), group[0])
 			}
-			return usagef("unknown command %q (potluck %s has: %s)", strings.Join(group, " "), group[0], subcommands(cmds, group[0]))
+			return cli.Usagef("unknown command %q (potluck %s has: %s)", strings.Join(group, " "), group[0], subcommands(cmds, group[0]))
 		}
 		if len(words) == 0 {
-			return usagef("no command given (see potluck --help)")
+			return cli.Usagef("no command given (see potluck --help)")
 		}
-		return usagef("unknown command %q (see potluck --help)", strings.Join(words, " "))
+		return cli.Usagef("unknown command %q (see potluck --help)", strings.Join(words, " "))
 	}
-	var g globals
-	fs := &flagSet{FlagSet: flag.NewFlagSet("potluck "+cmd.path, flag.ContinueOnError),
-		strings: map[string]*string{}, ints: map[string]*int{}, floats: map[string]*float64{},
-		durs: map[string]*time.Duration{}, lists: map[string]*listFlag{}, bools: map[string]*bool{}}
-	fs.SetOutput(io.Discard)
-	g.register(fs.FlagSet)
-	if cmd.flags != nil {
-		cmd.flags(fs)
-	}
-	pos, err := parseInterspersed(fs.FlagSet, args[used:])
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(e.stdout)
-		fmt.Fprintf(e.stdout, "Usage: potluck %s [flags] %s\n\n%s\n\nFlags:\n", cmd.path, cmd.args, cmd.short)
-		fs.PrintDefaults()
-		return flag.ErrHelp
+	fs, g := commandFlags(cmd)
+	pos, err := fs.ParseArgs(args[used:], e.Env)
+	if cli.Done(err) {
+		return err
 	}
 	if err != nil {
-		return usagef("%s: %v", cmd.path, err)
+		return cli.Usagef("%s: %w", cmd.path, err)
 	}
 	if len(pos) != cmd.nargs {
 		if cmd.nargs == 0 {
-			return usagef("%s takes no arguments, got %q", cmd.path, strings.Join(pos, " "))
+			return cli.Usagef("%s takes no arguments, got %q", cmd.path, strings.Join(pos, " "))
 		}
-		return usagef("usage: potluck %s %s", cmd.path, cmd.args)
+		return cli.Usagef("usage: potluck %s %s", cmd.path, cmd.args)
 	}
 	if err := g.resolve(e); err != nil {
 		return err
 	}
 	client, err := apiclient.New(g.addr, g.token, apiclient.WithHTTPClient(httpClient()))
 	if err != nil {
-		return usageError{err.Error()}
+		return &cli.UsageError{Err: err}
 	}
 	if g.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.timeout)
 		defer cancel()
 	}
-	return cmd.run(&cmdCtx{ctx: ctx, env: e, g: g, fs: fs, args: pos, client: client})
+	return cmd.cmd.run(&cmdCtx{ctx: ctx, env: e, g: *g, args: pos, client: client})
+}
+
+// commandFlags is the flag set of cmd: the global flags, whose environment
+// twins are POTLUCK_ADDR and so on, and the command's own, whose twins carry
+// the command's name (POTLUCK_DEPLOY_MEMORY for deploy --memory), so that an
+// agent's POTLUCK_NAME or POTLUCK_MEMORY in the same shell never leaks into a
+// command.
+func commandFlags(cmd *command) (*cli.FlagSet, *globals) {
+	fs := cli.NewFlagSet("potluck "+cmd.path,
+		fmt.Sprintf("Usage: potluck %s [flags] %s\n\n%s", cmd.path, cmd.args, cmd.short), "")
+	g := &globals{}
+	g.register(fs)
+	global := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { global[f.Name] = true })
+	cmd.cmd.register(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if !global[f.Name] {
+			fs.SetEnvName(f.Name, cli.EnvName(strings.ReplaceAll(cmd.path, " ", "-")+"-"+f.Name))
+		}
+	})
+	return fs, g
 }
 
 func isHelp(a string) bool { return a == "-h" || a == "--help" || a == "-help" || a == "help" }
@@ -271,38 +244,15 @@ func subcommands(cmds []command, g string) string {
 	return strings.Join(out, ", ")
 }
 
-// parseInterspersed parses flags anywhere among the positional arguments
-// ("apps push hello.tar --name hello"); "--" ends the flags.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
-// resolve fills address and token: flag, then environment, then config file.
+// resolve fills address and token: flag or its environment twin (set by
+// Parse), then the config file, then the default.
 func (g *globals) resolve(e env) error {
 	path := g.config
 	explicit := path != ""
 	if path == "" {
-		path = e.getenv("POTLUCK_CONFIG")
-		explicit = path != ""
-	}
-	if path == "" {
-		if dir := e.getenv("XDG_CONFIG_HOME"); dir != "" {
+		if dir := e.Getenv("XDG_CONFIG_HOME"); dir != "" {
 			path = filepath.Join(dir, "potluck", "config")
-		} else if home := e.getenv("HOME"); home != "" {
+		} else if home := e.Getenv("HOME"); home != "" {
 			path = filepath.Join(home, ".config", "potluck", "config")
 		}
 	}
@@ -314,22 +264,19 @@ func (g *globals) resolve(e env) error {
 			return err
 		}
 	}
-	pick := func(flagVal, envName, key, def string) string {
-		if flagVal != "" {
-			return flagVal
-		}
-		if v := e.getenv(envName); v != "" {
-			return v
+	pick := func(given, key, def string) string {
+		if given != "" {
+			return given
 		}
 		if v := conf[key]; v != "" {
 			return v
 		}
 		return def
 	}
-	g.addr = pick(g.addr, "POTLUCK_ADDR", "addr", defaultAddr)
-	g.token = pick(g.token, "POTLUCK_TOKEN", "token", "")
+	g.addr = pick(g.addr, "addr", defaultAddr)
+	g.token = pick(g.token, "token", "")
 	if g.token == "" {
-		return usagef("no token: pass --token, set POTLUCK_TOKEN, or put token = ... in %s", displayPath(path))
+		return cli.Usagef("no token: pass --token, set POTLUCK_TOKEN, or put token = ... in %s", displayPath(path))
 	}
 	return nil
 }
@@ -384,6 +331,7 @@ func printUsage(w io.Writer, cmds []command, group string) {
 	fmt.Fprintln(w, "Every command takes --addr, --token, --config, --json and --timeout; see potluck COMMAND --help.")
 	fmt.Fprintln(w, "Address and token come from the flags, POTLUCK_ADDR / POTLUCK_TOKEN, or the config file")
 	fmt.Fprintln(w, "(~/.config/potluck/config, lines `addr = http://core:8400` and `token = ...`).")
+	fmt.Fprintln(w, "Every flag has a POTLUCK_* environment twin (the flag wins); potluck --version prints the build.")
 }
 
 // printJSON writes v indented.

@@ -14,6 +14,7 @@ import (
 
 	"potluck/apiclient"
 	"potluck/apiclient/apitest"
+	"potluck/internal/cli"
 )
 
 type result struct {
@@ -28,8 +29,8 @@ func potluck(t *testing.T, vars map[string]string, tty bool, args ...string) res
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	code := run(ctx, args, env{
-		stdin: strings.NewReader(""), stdout: &out, stderr: &errb, stderrIsTTY: tty,
-		getenv: func(k string) string { return vars[k] },
+		Env:   cli.Env{Lookup: cli.MapLookup(vars), Stdout: &out, Stderr: &errb},
+		stdin: strings.NewReader(""), stderrIsTTY: tty,
 	})
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
@@ -96,6 +97,11 @@ func TestCLIAgainstRealCore(t *testing.T) {
 		{name: "installations scale", vars: envVars, args: []string{"installations", "scale", "hello", "--backs", "3"}, stdout: []string{"backs 3"}, jsonLen: -1},
 		{name: "containers ls json", vars: envVars, args: []string{"containers", "ls", "--json"}, jsonLen: 3},
 		{name: "containers ls", vars: envVars, args: []string{"containers", "ls"}, stdout: []string{"INSTALLATION", "hello", "pending"}, jsonLen: -1},
+		{name: "scale by scoped variables, the flag wins", vars: with(envVars, map[string]string{"POTLUCK_INSTALLATIONS_SCALE_BACKS": "1", "POTLUCK_INSTALLATIONS_SCALE_FRONTS": "1"}),
+			args: []string{"installations", "scale", "hello", "--backs", "3"}, stdout: []string{"backs 3", "fronts 1"}, jsonLen: -1},
+		{name: "an agent's variables do not leak into commands", vars: with(envVars, map[string]string{"POTLUCK_NAME": "Bad Name!", "POTLUCK_MEMORY": "lots", "POTLUCK_FRONTS": "x"}),
+			args: []string{"installations", "show", "hello"}, stdout: []string{"backs 3"}, jsonLen: -1},
+		{name: "json by variable", vars: with(envVars, map[string]string{"POTLUCK_JSON": "true"}), args: []string{"apps", "ls"}, jsonLen: 1},
 		{name: "app in use", vars: envVars, args: []string{"apps", "rm", "hello"}, code: 1, stderr: "(HTTP 409)", jsonLen: -1},
 		{name: "no capacity", vars: envVars, args: []string{"deploy", "--app", "hello", "--name", "big", "--backs", "3", "--domain", "big.example.com", "--memory", "1GiB"}, code: 1, stderr: "not enough capacity", jsonLen: -1},
 		{name: "installations rm", vars: envVars, args: []string{"installations", "rm", "hello"}, stdout: []string{"installation hello deleted"}, jsonLen: -1},
@@ -121,6 +127,10 @@ func TestCLIAgainstRealCore(t *testing.T) {
 		{name: "unknown command", vars: envVars, args: []string{"frobnicate"}, code: 2, stderr: "unknown command", jsonLen: -1},
 		{name: "unknown subcommand", vars: envVars, args: []string{"apps", "fly"}, code: 2, stderr: "push, ls, show, rm", jsonLen: -1},
 		{name: "unknown flag", vars: envVars, args: []string{"apps", "ls", "--colour"}, code: 2, stderr: "flag provided but not defined", jsonLen: -1},
+		{name: "bad scoped variable", vars: with(envVars, map[string]string{"POTLUCK_DEPLOY_CPUS": "many"}), args: []string{"deploy", "--app", "hello", "--domain", "x.example.com"},
+			code: 2, stderr: `deploy: POTLUCK_DEPLOY_CPUS="many" (the environment twin of --cpus)`, jsonLen: -1},
+		{name: "bad global variable", vars: with(envVars, map[string]string{"POTLUCK_TIMEOUT": "1d"}), args: []string{"status"},
+			code: 2, stderr: `POTLUCK_TIMEOUT="1d" (the environment twin of --timeout): parse error (want a duration`, jsonLen: -1},
 		{name: "missing argument", vars: envVars, args: []string{"hosts", "show"}, code: 2, stderr: "usage: potluck hosts show HOST", jsonLen: -1},
 		{name: "scale without counts", vars: envVars, args: []string{"installations", "scale", "x"}, code: 2, stderr: "--fronts and/or --backs", jsonLen: -1},
 		{name: "unreachable core", vars: map[string]string{"POTLUCK_ADDR": "http://127.0.0.1:1", "POTLUCK_TOKEN": "x"}, args: []string{"status"}, code: 1, stderr: "connection refused", jsonLen: -1},
@@ -146,6 +156,48 @@ func TestCLIAgainstRealCore(t *testing.T) {
 				var items []json.RawMessage
 				require.NoError(t, json.Unmarshal([]byte(r.stdout), &items), r.stdout)
 				require.Len(t, items, s.jsonLen)
+			}
+		})
+	}
+}
+
+// with is base plus more.
+func with(base, more map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range more {
+		out[k] = v
+	}
+	return out
+}
+
+// TestHelpAndVersion: help and --version go to stdout with exit 0, need no
+// core and no token, and list every flag with its environment twin.
+func TestHelpAndVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		stdout []string
+	}{
+		{"no arguments", nil, []string{"Usage: potluck COMMAND", "POTLUCK_* environment twin"}},
+		{"help word", []string{"help"}, []string{"Usage: potluck COMMAND"}},
+		{"-h", []string{"-h"}, []string{"Usage: potluck COMMAND"}},
+		{"group help", []string{"apps", "--help"}, []string{"apps push FILE", "apps rm APP"}},
+		{"command help", []string{"deploy", "-h"}, []string{"Usage: potluck deploy [flags]", "--addr  [POTLUCK_ADDR]", "--token  [POTLUCK_TOKEN]",
+			"--json  [POTLUCK_JSON]", "--memory  [POTLUCK_DEPLOY_MEMORY]", "--env  [POTLUCK_DEPLOY_ENV]"}},
+		{"two-word command help", []string{"installations", "scale", "--help"}, []string{"--backs  [POTLUCK_INSTALLATIONS_SCALE_BACKS]"}},
+		{"version", []string{"--version"}, []string{"potluck ", ", commit ", ", go1."}},
+		{"version after a command", []string{"status", "--version"}, []string{"potluck ", ", go1."}},
+		{"version before a command", []string{"--version", "hosts", "ls"}, []string{"potluck ", ", go1."}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := potluck(t, map[string]string{"POTLUCK_TIMEOUT": "bogus"}, false, tc.args...)
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Empty(t, r.stderr)
+			for _, w := range tc.stdout {
+				require.Contains(t, r.stdout, w)
 			}
 		})
 	}
@@ -285,4 +337,16 @@ func TestWatchInstallation(t *testing.T) {
 	require.Contains(t, r.stdout, "backs 2")
 	require.Contains(t, r.stdout, "--- ")
 	require.Contains(t, r.stdout, "backs 1")
+}
+
+func TestLeadingFlagsLast(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"--json", "hosts", "ls"}, []string{"hosts", "ls", "--json"}},
+		{[]string{"--addr", "http://c", "--json", "status"}, []string{"status", "--addr", "http://c", "--json"}},
+		{[]string{"--timeout=3s", "apps", "push", "f.tar"}, []string{"apps", "push", "--timeout=3s", "f.tar"}},
+		{[]string{"--version"}, []string{"--version"}},
+		{[]string{"hosts", "ls", "--json"}, []string{"hosts", "ls", "--json"}},
+	} {
+		require.Equal(t, tc.want, leadingFlagsLast(tc.in), "%q", tc.in)
+	}
 }

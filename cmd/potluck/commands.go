@@ -13,58 +13,34 @@ import (
 	"potluck/internal/human"
 
 	"potluck/apiclient"
+	"potluck/internal/cli"
 )
 
 func commands() []command {
 	return []command{
-		{path: "status", short: "show the core cluster: nodes, leader, counts", run: cmdStatus},
+		{path: "status", short: "show the core cluster: nodes, leader, counts", cmd: action(cmdStatus)},
 
-		{path: "hosts ls", short: "list hosts with status and free capacity", run: cmdHostsLs},
-		{path: "hosts show", args: "HOST", nargs: 1, short: "show one host (id or name)", run: cmdHostsShow},
-		{path: "hosts rm", args: "HOST", nargs: 1, short: "decommission a host: drain its instances to other hosts, then revoke its key", run: cmdHostsRm},
+		{path: "hosts ls", short: "list hosts with status and free capacity", cmd: action(cmdHostsLs)},
+		{path: "hosts show", args: "HOST", nargs: 1, short: "show one host (id or name)", cmd: action(cmdHostsShow)},
+		{path: "hosts rm", args: "HOST", nargs: 1, short: "decommission a host: drain its instances to other hosts, then revoke its key", cmd: action(cmdHostsRm)},
 
-		{path: "tokens create", short: "create a join token for a new host (the secret is printed once)", run: cmdTokensCreate,
-			flags: func(fs *flagSet) {
-				fs.str("description", "", "what the token is for, e.g. \"alice laptop\"")
-				fs.dur("ttl", 0, "expire after this long, e.g. 24h (0 = never)")
-			}},
-		{path: "tokens ls", short: "list join tokens (no secrets)", run: cmdTokensLs},
-		{path: "tokens revoke", args: "ID", nargs: 1, short: "revoke a join token", run: cmdTokensRevoke},
+		{path: "tokens create", short: "create a join token for a new host (the secret is printed once)", cmd: &tokensCreate{}},
+		{path: "tokens ls", short: "list join tokens (no secrets)", cmd: action(cmdTokensLs)},
+		{path: "tokens revoke", args: "ID", nargs: 1, short: "revoke a join token", cmd: action(cmdTokensRevoke)},
 
-		{path: "apps push", args: "FILE", nargs: 1, short: "upload a `docker save` tarball as an app", run: cmdAppsPush,
-			flags: func(fs *flagSet) {
-				fs.str("name", "", "app name (1-63 of a-z 0-9 -; required)")
-				fs.int("port", 0, "port the container listens on, e.g. 8080")
-			}},
-		{path: "apps ls", short: "list apps", run: cmdAppsLs},
-		{path: "apps show", args: "APP", nargs: 1, short: "show one app", run: cmdAppsShow},
-		{path: "apps rm", args: "APP", nargs: 1, short: "delete an app no installation uses", run: cmdAppsRm},
+		{path: "apps push", args: "FILE", nargs: 1, short: "upload a `docker save` tarball as an app", cmd: &appsPush{}},
+		{path: "apps ls", short: "list apps", cmd: action(cmdAppsLs)},
+		{path: "apps show", args: "APP", nargs: 1, short: "show one app", cmd: action(cmdAppsShow)},
+		{path: "apps rm", args: "APP", nargs: 1, short: "delete an app no installation uses", cmd: action(cmdAppsRm)},
 
-		{path: "deploy", short: "create an installation: run an app on Backs behind Fronts", run: cmdDeploy,
-			flags: func(fs *flagSet) {
-				fs.str("app", "", "app to run (required)")
-				fs.str("name", "", "installation name (default: the app name)")
-				fs.int("fronts", 1, "number of Fronts (1-64)")
-				fs.int("backs", 1, "number of Backs, one instance each (1-256)")
-				fs.str("domain", "", "domain the Fronts serve it on (required)")
-				fs.float("cpus", 0, "CPUs per instance, e.g. 0.5 (default 0.5)")
-				fs.str("memory", "", "memory per instance, e.g. 256MiB or 1GiB (default 256MiB)")
-				fs.str("disk", "", "disk per instance, e.g. 100MiB (default: the image size)")
-				fs.int("port", 0, "container port (default: the app's)")
-				fs.list("env", "environment variable K=V for the container (repeatable)")
-			}},
+		{path: "deploy", short: "create an installation: run an app on Backs behind Fronts", cmd: &deploy{}},
 
-		{path: "installations ls", short: "list installations with their instances", run: cmdInstLs},
-		{path: "installations show", args: "NAME", nargs: 1, short: "show one installation: Fronts, instances and their state", run: cmdInstShow,
-			flags: func(fs *flagSet) { fs.bool("watch", "print it again whenever it changes (until Ctrl-C or --timeout)") }},
-		{path: "installations scale", args: "NAME", nargs: 1, short: "change the number of Fronts and/or Backs", run: cmdInstScale,
-			flags: func(fs *flagSet) {
-				fs.int("fronts", 0, "new number of Fronts")
-				fs.int("backs", 0, "new number of Backs")
-			}},
-		{path: "installations rm", args: "NAME", nargs: 1, short: "delete an installation (stops its containers)", run: cmdInstRm},
+		{path: "installations ls", short: "list installations with their instances", cmd: action(cmdInstLs)},
+		{path: "installations show", args: "NAME", nargs: 1, short: "show one installation: Fronts, instances and their state", cmd: &instShow{}},
+		{path: "installations scale", args: "NAME", nargs: 1, short: "change the number of Fronts and/or Backs", cmd: &instScale{}},
+		{path: "installations rm", args: "NAME", nargs: 1, short: "delete an installation (stops its containers)", cmd: action(cmdInstRm)},
 
-		{path: "containers ls", short: "list every container (instance) with host, port and state", run: cmdContainersLs},
+		{path: "containers ls", short: "list every container (instance) with host, port and state", cmd: action(cmdContainersLs)},
 	}
 }
 
@@ -99,9 +75,9 @@ func cmdStatus(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, st)
+		return printJSON(c.env.Stdout, st)
 	}
-	w := c.env.stdout
+	w := c.env.Stdout
 	fmt.Fprintf(w, "node %s (%s), leader %s, health %s, state index %d\n", st.Node, st.RaftState, or(st.Leader, "-"), st.Health, st.StateIndex)
 	var hosts []string
 	for _, k := range sortedKeys(st.Hosts) {
@@ -149,9 +125,9 @@ func cmdHostsLs(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, hs)
+		return printJSON(c.env.Stdout, hs)
 	}
-	return table(c.env.stdout, hostHeader, hostRows(hs))
+	return table(c.env.Stdout, hostHeader, hostRows(hs))
 }
 
 func cmdHostsShow(c *cmdCtx) error {
@@ -160,9 +136,9 @@ func cmdHostsShow(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, h)
+		return printJSON(c.env.Stdout, h)
 	}
-	return table(c.env.stdout, []string{"FIELD", "VALUE"}, [][]string{
+	return table(c.env.Stdout, []string{"FIELD", "VALUE"}, [][]string{
 		{"name", h.Name}, {"id", h.ID}, {"role", h.Role}, {"status", h.Status},
 		{"tunnel address", h.TunnelAddr}, {"endpoint", or(h.Endpoint, "-")},
 		{"public key", h.PublicKey},
@@ -179,37 +155,46 @@ func cmdHostsRm(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, h)
+		return printJSON(c.env.Stdout, h)
 	}
 	if h.Status == "draining" {
 		// Decommissioning drains first: replacements start elsewhere while
 		// the host keeps serving; it leaves once they run.
-		fmt.Fprintf(c.env.stdout, "host %s (%s) is draining: its instances get replacements on other hosts; it is decommissioned once they run (watch with potluck hosts show %s)\n", h.Name, h.ID, h.Name)
+		fmt.Fprintf(c.env.Stdout, "host %s (%s) is draining: its instances get replacements on other hosts; it is decommissioned once they run (watch with potluck hosts show %s)\n", h.Name, h.ID, h.Name)
 		return nil
 	}
-	fmt.Fprintf(c.env.stdout, "host %s (%s) decommissioned\n", h.Name, h.ID)
+	fmt.Fprintf(c.env.Stdout, "host %s (%s) decommissioned\n", h.Name, h.ID)
 	return nil
 }
 
 // ---- tokens ----
 
-func cmdTokensCreate(c *cmdCtx) error {
-	ttl := *c.fs.durs["ttl"]
-	if ttl < 0 {
-		return usagef("--ttl must not be negative")
+type tokensCreate struct {
+	description string
+	ttl         time.Duration
+}
+
+func (t *tokensCreate) register(fs *cli.FlagSet) {
+	fs.StringVar(&t.description, "description", "", "what the token is for, e.g. \"alice laptop\"")
+	fs.DurationVar(&t.ttl, "ttl", 0, "expire after this long, e.g. 24h (0 = never)")
+}
+
+func (tc *tokensCreate) run(c *cmdCtx) error {
+	if tc.ttl < 0 {
+		return cli.Usagef("--ttl must not be negative")
 	}
-	t, err := c.client.CreateToken(c.ctx, *c.fs.strings["description"], ttl)
+	t, err := c.client.CreateToken(c.ctx, tc.description, tc.ttl)
 	if err != nil {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, t)
+		return printJSON(c.env.Stdout, t)
 	}
 	exp := "never"
 	if t.ExpiresAt != nil {
 		exp = t.ExpiresAt.Format(time.RFC3339)
 	}
-	fmt.Fprintf(c.env.stdout, "join token %s created (expires: %s); it is shown only now:\n%s\n", t.ID, exp, t.Token)
+	fmt.Fprintf(c.env.Stdout, "join token %s created (expires: %s); it is shown only now:\n%s\n", t.ID, exp, t.Token)
 	return nil
 }
 
@@ -219,7 +204,7 @@ func cmdTokensLs(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, ts)
+		return printJSON(c.env.Stdout, ts)
 	}
 	var rows [][]string
 	for _, t := range ts {
@@ -229,7 +214,7 @@ func cmdTokensLs(c *cmdCtx) error {
 		}
 		rows = append(rows, []string{t.ID, or(t.Description, "-"), t.CreatedAt.Format(time.RFC3339), exp, strconv.FormatBool(t.Revoked)})
 	}
-	return table(c.env.stdout, []string{"ID", "DESCRIPTION", "CREATED", "EXPIRES", "REVOKED"}, rows)
+	return table(c.env.Stdout, []string{"ID", "DESCRIPTION", "CREATED", "EXPIRES", "REVOKED"}, rows)
 }
 
 func cmdTokensRevoke(c *cmdCtx) error {
@@ -238,22 +223,31 @@ func cmdTokensRevoke(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, t)
+		return printJSON(c.env.Stdout, t)
 	}
-	fmt.Fprintf(c.env.stdout, "join token %s revoked\n", t.ID)
+	fmt.Fprintf(c.env.Stdout, "join token %s revoked\n", t.ID)
 	return nil
 }
 
 // ---- apps ----
 
-func cmdAppsPush(c *cmdCtx) error {
-	name := *c.fs.strings["name"]
+type appsPush struct {
+	name string
+	port int
+}
+
+func (a *appsPush) register(fs *cli.FlagSet) {
+	fs.StringVar(&a.name, "name", "", "app name (1-63 of a-z 0-9 -; required)")
+	fs.IntVar(&a.port, "port", 0, "port the container listens on, e.g. 8080")
+}
+
+func (a *appsPush) run(c *cmdCtx) error {
+	name, port := a.name, a.port
 	if name == "" {
-		return usagef("apps push needs --name")
+		return cli.Usagef("apps push needs --name")
 	}
-	port := *c.fs.ints["port"]
 	if port < 0 || port > 65535 {
-		return usagef("--port must be 1-65535")
+		return cli.Usagef("--port must be 1-65535")
 	}
 	f, err := os.Open(c.args[0])
 	if err != nil {
@@ -270,7 +264,7 @@ func cmdAppsPush(c *cmdCtx) error {
 	var bar *progressBar
 	var progress apiclient.Progress
 	if c.env.stderrIsTTY && !c.g.json {
-		bar = &progressBar{w: c.env.stderr, label: name}
+		bar = &progressBar{w: c.env.Stderr, label: name}
 		progress = bar.update
 	}
 	start := time.Now()
@@ -282,9 +276,9 @@ func cmdAppsPush(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, app)
+		return printJSON(c.env.Stdout, app)
 	}
-	fmt.Fprintf(c.env.stdout, "pushed %s: image %s, %s, %s, in %s\n", app.Name, app.Image, human.Bytes(app.Size), app.Digest, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(c.env.Stdout, "pushed %s: image %s, %s, %s, in %s\n", app.Name, app.Image, human.Bytes(app.Size), app.Digest, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -310,9 +304,9 @@ func cmdAppsLs(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, as)
+		return printJSON(c.env.Stdout, as)
 	}
-	return table(c.env.stdout, []string{"NAME", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows(as))
+	return table(c.env.Stdout, []string{"NAME", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows(as))
 }
 
 func cmdAppsShow(c *cmdCtx) error {
@@ -321,9 +315,9 @@ func cmdAppsShow(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, a)
+		return printJSON(c.env.Stdout, a)
 	}
-	return table(c.env.stdout, []string{"NAME", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows([]apiclient.App{*a}))
+	return table(c.env.Stdout, []string{"NAME", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows([]apiclient.App{*a}))
 }
 
 func cmdAppsRm(c *cmdCtx) error {
@@ -331,45 +325,67 @@ func cmdAppsRm(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, map[string]string{"deleted": c.args[0]})
+		return printJSON(c.env.Stdout, map[string]string{"deleted": c.args[0]})
 	}
-	fmt.Fprintf(c.env.stdout, "app %s deleted\n", c.args[0])
+	fmt.Fprintf(c.env.Stdout, "app %s deleted\n", c.args[0])
 	return nil
 }
 
 // ---- deploy and installations ----
 
-func cmdDeploy(c *cmdCtx) error {
+type deploy struct {
+	app, name, domain string
+	fronts, backs     int
+	cpus              float64
+	memory, disk      string
+	port              int
+	env               cli.Repeated
+}
+
+func (d *deploy) register(fs *cli.FlagSet) {
+	fs.StringVar(&d.app, "app", "", "app to run (required)")
+	fs.StringVar(&d.name, "name", "", "installation name (default: the app name)")
+	fs.IntVar(&d.fronts, "fronts", 1, "number of Fronts (1-64)")
+	fs.IntVar(&d.backs, "backs", 1, "number of Backs, one instance each (1-256)")
+	fs.StringVar(&d.domain, "domain", "", "domain the Fronts serve it on (required)")
+	fs.Float64Var(&d.cpus, "cpus", 0, "CPUs per instance, e.g. 0.5 (default 0.5)")
+	fs.StringVar(&d.memory, "memory", "", "memory per instance, e.g. 256MiB or 1GiB (default 256MiB)")
+	fs.StringVar(&d.disk, "disk", "", "disk per instance, e.g. 100MiB (default: the image size)")
+	fs.IntVar(&d.port, "port", 0, "container port (default: the app's)")
+	fs.Var(&d.env, "env", "environment variable K=V for the container (repeatable)")
+}
+
+func (d *deploy) run(c *cmdCtx) error {
 	req := apiclient.CreateInstallationRequest{
-		App: *c.fs.strings["app"], Name: *c.fs.strings["name"], Domain: *c.fs.strings["domain"],
-		Fronts: *c.fs.ints["fronts"], Backs: *c.fs.ints["backs"], CPUs: *c.fs.floats["cpus"],
-		ContainerPort: *c.fs.ints["port"],
+		App: d.app, Name: d.name, Domain: d.domain,
+		Fronts: d.fronts, Backs: d.backs, CPUs: d.cpus,
+		ContainerPort: d.port,
 	}
 	if req.App == "" {
-		return usagef("deploy needs --app")
+		return cli.Usagef("deploy needs --app")
 	}
 	if req.Domain == "" {
-		return usagef("deploy needs --domain")
+		return cli.Usagef("deploy needs --domain")
 	}
 	if req.Name == "" {
 		req.Name = req.App
 	}
 	if req.CPUs < 0 {
-		return usagef("--cpus must be positive, e.g. 0.5")
+		return cli.Usagef("--cpus must be positive, e.g. 0.5")
 	}
 	var err error
-	if req.MemoryMB, err = sizeFlag(c, "memory"); err != nil {
+	if req.MemoryMB, err = sizeFlag("memory", d.memory); err != nil {
 		return err
 	}
-	if req.DiskMB, err = sizeFlag(c, "disk"); err != nil {
+	if req.DiskMB, err = sizeFlag("disk", d.disk); err != nil {
 		return err
 	}
-	if envs := *c.fs.lists["env"]; len(envs) > 0 {
+	if len(d.env) > 0 {
 		req.Env = map[string]string{}
-		for _, kv := range envs {
+		for _, kv := range d.env {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok || k == "" {
-				return usagef("--env %q: want KEY=VALUE", kv)
+				return cli.Usagef("--env %q: want KEY=VALUE", kv)
 			}
 			req.Env[k] = v
 		}
@@ -379,20 +395,21 @@ func cmdDeploy(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, in)
+		return printJSON(c.env.Stdout, in)
 	}
-	fmt.Fprintf(c.env.stdout, "installation %s created: %s on %d back(s) behind %d front(s), %s\n\n", in.Name, in.App, in.Backs, in.Fronts, in.URL)
-	return instanceTable(c.env.stdout, in.Instances)
+	fmt.Fprintf(c.env.Stdout, "installation %s created: %s on %d back(s) behind %d front(s), %s\n\n", in.Name, in.App, in.Backs, in.Fronts, in.URL)
+	return instanceTable(c.env.Stdout, in.Instances)
 }
 
-func sizeFlag(c *cmdCtx, name string) (int64, error) {
-	s := *c.fs.strings[name]
+// sizeFlag parses the value s of the size flag --name; "" is 0 (the
+// server's default).
+func sizeFlag(name, s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
 	mb, err := parseSizeMiB(s)
 	if err != nil {
-		return 0, usagef("--%s: %v", name, err)
+		return 0, cli.Usagef("--%s: %v", name, err)
 	}
 	return mb, nil
 }
@@ -421,7 +438,7 @@ func cmdInstLs(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, is)
+		return printJSON(c.env.Stdout, is)
 	}
 	var rows [][]string
 	for _, in := range is {
@@ -429,15 +446,21 @@ func cmdInstLs(c *cmdCtx) error {
 			fmt.Sprintf("%d/%d", running(in.Instances), len(in.Instances)),
 			cpus(in.PerInstance.MilliCPU) + " cpu, " + mib(in.PerInstance.MemoryMB), age(in.CreatedAt)})
 	}
-	return table(c.env.stdout, []string{"NAME", "APP", "DOMAIN", "FRONTS", "BACKS", "RUNNING", "PER INSTANCE", "AGE"}, rows)
+	return table(c.env.Stdout, []string{"NAME", "APP", "DOMAIN", "FRONTS", "BACKS", "RUNNING", "PER INSTANCE", "AGE"}, rows)
 }
 
-func cmdInstShow(c *cmdCtx) error {
+type instShow struct{ watch bool }
+
+func (s *instShow) register(fs *cli.FlagSet) {
+	fs.BoolVar(&s.watch, "watch", false, "print it again whenever it changes (until Ctrl-C or --timeout)")
+}
+
+func (s *instShow) run(c *cmdCtx) error {
 	in, meta, err := c.client.Installation(c.ctx, c.args[0], nil)
 	if err != nil {
 		return err
 	}
-	if err := printInstallation(c, in); err != nil || !*c.fs.bools["watch"] {
+	if err := printInstallation(c, in); err != nil || !s.watch {
 		return err
 	}
 	// --watch: print it again whenever it changes (a blocking query on the
@@ -451,7 +474,7 @@ func cmdInstShow(c *cmdCtx) error {
 			return err
 		}
 		if !c.g.json {
-			fmt.Fprintf(c.env.stdout, "\n--- %s (state index %d)\n", time.Now().Format(time.TimeOnly), meta.Index)
+			fmt.Fprintf(c.env.Stdout, "\n--- %s (state index %d)\n", time.Now().Format(time.TimeOnly), meta.Index)
 		}
 		if err := printInstallation(c, in); err != nil {
 			return err
@@ -461,9 +484,9 @@ func cmdInstShow(c *cmdCtx) error {
 
 func printInstallation(c *cmdCtx, in *apiclient.Installation) error {
 	if c.g.json {
-		return printJSON(c.env.stdout, in)
+		return printJSON(c.env.Stdout, in)
 	}
-	w := c.env.stdout
+	w := c.env.Stdout
 	var fronts []string
 	for _, f := range in.FrontDetails {
 		fronts = append(fronts, fmt.Sprintf("%s (%s, %s)", f.Name, or(f.Endpoint, "-"), f.Status))
@@ -481,16 +504,18 @@ func printInstallation(c *cmdCtx, in *apiclient.Installation) error {
 	return instanceTable(w, in.Instances)
 }
 
-func cmdInstScale(c *cmdCtx) error {
-	var fronts, backs *int
-	if c.set("fronts") {
-		fronts = c.fs.ints["fronts"]
-	}
-	if c.set("backs") {
-		backs = c.fs.ints["backs"]
-	}
+// instScale changes only the counts given (flag or environment twin).
+type instScale struct{ fronts, backs cli.OptionalInt }
+
+func (s *instScale) register(fs *cli.FlagSet) {
+	fs.Var(&s.fronts, "fronts", "new number of Fronts")
+	fs.Var(&s.backs, "backs", "new number of Backs")
+}
+
+func (s *instScale) run(c *cmdCtx) error {
+	fronts, backs := s.fronts.Ptr(), s.backs.Ptr()
 	if fronts == nil && backs == nil {
-		return usagef("installations scale needs --fronts and/or --backs")
+		return cli.Usagef("installations scale needs --fronts and/or --backs")
 	}
 	in, err := c.client.ScaleInstallation(c.ctx, c.args[0], fronts, backs)
 	if err != nil {
@@ -504,9 +529,9 @@ func cmdInstRm(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, map[string]string{"deleted": c.args[0]})
+		return printJSON(c.env.Stdout, map[string]string{"deleted": c.args[0]})
 	}
-	fmt.Fprintf(c.env.stdout, "installation %s deleted\n", c.args[0])
+	fmt.Fprintf(c.env.Stdout, "installation %s deleted\n", c.args[0])
 	return nil
 }
 
@@ -516,7 +541,7 @@ func cmdContainersLs(c *cmdCtx) error {
 		return err
 	}
 	if c.g.json {
-		return printJSON(c.env.stdout, is)
+		return printJSON(c.env.Stdout, is)
 	}
-	return instanceTable(c.env.stdout, is)
+	return instanceTable(c.env.Stdout, is)
 }

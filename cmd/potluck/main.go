@@ -8,14 +8,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"potluck/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], env{
-		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
-		getenv: os.Getenv, stderrIsTTY: isTerminal(os.Stderr),
-	})
+	code := run(ctx, os.Args[1:], env{Env: cli.OS(), stdin: os.Stdin, stderrIsTTY: isTerminal(os.Stderr)})
 	stop()
 	os.Exit(code)
 }

@@ -1,6 +1,8 @@
-// Package cli is what Potluck's binaries share on the command line: every
-// flag has a POTLUCK_* environment twin (the flag wins), --help lists both,
-// and logs go through log/slog at a chosen level and format.
+// Package cli is how every Potluck binary reads its command line and ends:
+// each flag has a POTLUCK_* environment twin (a flag on the command line
+// beats its variable, which beats the default), --help and --version print to
+// stdout and exit 0, bad input is one line on stderr and exit status 2, and
+// logs go through log/slog at a chosen level and format.
 package cli
 
 import (
@@ -8,116 +10,94 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"potluck/internal/human"
 	"strings"
 )
 
-// EnvName is the environment twin of a flag: --join-token is POTLUCK_JOIN_TOKEN.
-func EnvName(flagName string) string {
-	return "POTLUCK_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+// Env is what a command reads from its process besides its arguments. main
+// passes OS(); tests pass their own, so they never touch the real
+// environment.
+type Env struct {
+	// Lookup reads an environment variable; a variable set to the empty
+	// string counts as set.
+	Lookup func(string) (string, bool)
+	// Stdout receives --help, --version and the command's results.
+	Stdout io.Writer
+	// Stderr receives errors and logs.
+	Stderr io.Writer
 }
 
-// Parse parses args, then fills every flag not given from its environment
-// twin. Positional arguments are an error.
-func Parse(fs *flag.FlagSet, args []string) error { return ParseEnv(fs, args, os.LookupEnv) }
+// OS is the process's real environment and output streams.
+func OS() Env { return Env{Lookup: os.LookupEnv, Stdout: os.Stdout, Stderr: os.Stderr} }
 
-// ParseEnv is Parse with the environment read through lookup.
-func ParseEnv(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
-	// Usage is printed for --help only; a bad flag is one line from the caller.
-	out := fs.Output()
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	fs.SetOutput(out)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
-		return err
-	}
-	if err != nil {
-		return fmt.Errorf("%w (see --help)", err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q (see --help)", fs.Args())
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
-			return
-		}
-		if v, ok := lookup(EnvName(f.Name)); ok {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err))
-			}
-		}
-	})
-	return errors.Join(errs...)
+// MapLookup looks variables up in m, for tests.
+func MapLookup(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
-// SetUsage makes --help print intro, then every flag with its environment
-// twin and default, then footer.
-func SetUsage(fs *flag.FlagSet, intro, footer string) {
-	fs.Usage = func() {
-		out := fs.Output()
-		fmt.Fprintf(out, "%s\n\nEvery flag can also be set with the environment variable shown next to it\n(the flag wins).\n\n", strings.TrimSpace(intro))
-		fs.VisitAll(func(f *flag.Flag) {
-			def := ""
-			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "[]" {
-				def = fmt.Sprintf(" (default %s)", f.DefValue)
-			}
-			fmt.Fprintf(out, "  --%s  [%s]\n      %s%s\n", f.Name, EnvName(f.Name), f.Usage, def)
-		})
-		if footer != "" {
-			fmt.Fprintf(out, "\n%s\n", strings.TrimSpace(footer))
-		}
-	}
+// Getenv is lookup's value, or "" when the variable is not set.
+func (e Env) Getenv(k string) string {
+	v, _ := e.Lookup(k)
+	return v
 }
 
-// Logger returns a slog logger writing to w at level ("debug", "info",
-// "warn", "error") in format ("text" or "json").
-func Logger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "text", "":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("log format %q: use text or json", format)
+// ErrVersion is returned by Parse once --version has been printed: like
+// flag.ErrHelp, the command is done and exits 0.
+var ErrVersion = errors.New("version printed")
+
+// Done reports whether err only says that help or the version was printed.
+func Done(err error) bool { return errors.Is(err, flag.ErrHelp) || errors.Is(err, ErrVersion) }
+
+// UsageError is bad command-line input: an unknown flag, a bad value, a
+// missing argument. It exits with status 2.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usagef formats a UsageError.
+func Usagef(format string, a ...any) error { return &UsageError{fmt.Errorf(format, a...)} }
+
+// exitError carries an exit status other than 1 (a decommissioned agent
+// exits 3 so that systemd does not restart it).
+type exitError struct {
+	code int
+	err  error
 }
 
-// StringList is a repeatable or comma-separated string flag.
-type StringList []string
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
 
-func (s *StringList) String() string { return strings.Join(*s, ",") }
+// WithExitCode makes err end the process with status code.
+func WithExitCode(code int, err error) error { return &exitError{code: code, err: err} }
 
-// Set appends the comma-separated values.
-func (s *StringList) Set(v string) error {
-	for _, part := range strings.Split(v, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			*s = append(*s, part)
-		}
+// ExitCode is the exit status for err: 0 for nil, help and version; 2 for a
+// UsageError; the code of WithExitCode; otherwise 1.
+func ExitCode(err error) int {
+	var ue *UsageError
+	var ee *exitError
+	switch {
+	case err == nil || Done(err):
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &ue):
+		return 2
 	}
-	return nil
+	return 1
 }
 
-// Size is a byte size flag: 512MiB, 1GiB, 2G, 100M, or plain bytes.
-type Size int64
+// OneLine is err's message on one line: joined errors are separated by "; ".
+func OneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
 
-func (s *Size) String() string { return fmt.Sprint(int64(*s)) }
-
-// Set parses a size (see human.ParseSize; a bare number is bytes).
-func (s *Size) Set(v string) error {
-	n, err := human.ParseSize(v, 1)
-	if err != nil {
-		return err
+// Exit reports err as one line "name: message" on stderr (nothing for nil,
+// help or version) and returns the exit status for os.Exit.
+func Exit(stderr io.Writer, name string, err error) int {
+	code := ExitCode(err)
+	if code != 0 {
+		fmt.Fprintf(stderr, "%s: %s\n", name, OneLine(err))
 	}
-	*s = Size(n)
-	return nil
+	return code
 }

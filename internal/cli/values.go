@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"potluck/internal/human"
+)
+
+// StringList is a repeatable or comma-separated string flag.
+type StringList []string
+
+func (s *StringList) String() string { return strings.Join(*s, ",") }
+
+// Set appends the comma-separated values.
+func (s *StringList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*s = append(*s, part)
+		}
+	}
+	return nil
+}
+
+// Repeated is a repeatable string flag whose values are kept whole (an
+// environment variable's value may itself hold commas).
+type Repeated []string
+
+func (r *Repeated) String() string { return strings.Join(*r, ",") }
+
+// Set appends v.
+func (r *Repeated) Set(v string) error { *r = append(*r, v); return nil }
+
+// Size is a byte size flag: 512MiB, 1GiB, 2G, 100M, or plain bytes.
+type Size int64
+
+func (s *Size) String() string { return fmt.Sprint(int64(*s)) }
+
+// Set parses a size (see human.ParseSize; a bare number is bytes).
+func (s *Size) Set(v string) error {
+	n, err := human.ParseSize(v, 1)
+	if err != nil {
+		return err
+	}
+	*s = Size(n)
+	return nil
+}
+
+// OptionalInt is an int flag that knows whether it was given (on the command
+// line or by its environment twin), for "change only what was asked".
+type OptionalInt struct {
+	Value int
+	Given bool
+}
+
+func (o *OptionalInt) String() string {
+	if o == nil || !o.Given {
+		return ""
+	}
+	return strconv.Itoa(o.Value)
+}
+
+// Set parses a decimal integer.
+func (o *OptionalInt) Set(v string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", v)
+	}
+	o.Value, o.Given = n, true
+	return nil
+}
+
+// Ptr is the value, or nil when the flag was not given.
+func (o *OptionalInt) Ptr() *int {
+	if !o.Given {
+		return nil
+	}
+	v := o.Value
+	return &v
+}
