@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"potluck/internal/freeport"
-
 	"github.com/stretchr/testify/require"
 
 	"potluck/internal/cli"
