@@ -397,3 +397,33 @@ func (n *Node) Decide(ctx context.Context, requestID string, build Builder) (fsm
 	c.RequestID, c.Time = requestID, now
 	return n.Apply(ctx, c)
 }
+
+// Current reports whether this node's state is known to hold every committed
+// write, so that it may act on what its state lacks (delete a blob no app
+// uses, say): a leader that passed its barrier in this term, or a follower in
+// recent contact with a leader that has applied everything it knows to be
+// committed. A node alone, restarted and not yet caught up, is not current:
+// its state may miss what the others committed while it was away.
+func (n *Node) Current() bool {
+	if n.IsLeader() {
+		return n.CatchUp() == nil
+	}
+	if addr, _ := n.Raft.LeaderWithID(); addr == "" {
+		return false
+	}
+	contact := n.Raft.LastContact()
+	if contact.IsZero() || time.Since(contact) > n.contactBound() {
+		return false
+	}
+	return n.Raft.AppliedIndex() >= n.Raft.CommitIndex()
+}
+
+// contactBound is how old a follower's last contact with the leader may be
+// for its state to count as current.
+func (n *Node) contactBound() time.Duration {
+	hb := n.cfg.Timing.HeartbeatTimeout
+	if hb == 0 {
+		hb = raft.DefaultConfig().HeartbeatTimeout
+	}
+	return 3 * hb
+}
