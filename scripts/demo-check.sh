@@ -16,6 +16,14 @@ out=$(bash scripts/demo.sh 2>&1) || fail "make demo failed: $out"
 echo "demo-check: demo up in $(( $(date +%s) - start )) s"
 seen=$(for _ in 1 2 3 4 5 6; do curl -fsS --max-time 5 -H 'Host: hello.potluck.test' "http://$DEMO_FRONT_HTTP/"; done | sort -u | wc -l)
 [ "$seen" = 2 ] || fail "expected both instances to answer through the Front, saw $seen"
+# Secrets: token files readable by their owner only, never on a command line.
+for f in operator.token join.token; do
+  [ "$(stat -c %a "$DEMO_DIR/$f")" = 600 ] || fail "$f has mode $(stat -c %a "$DEMO_DIR/$f"), want 600"
+done
+for f in operator.token join.token; do
+  # -f: the pattern comes from the file, so grep's own command line holds no secret.
+  if grep -qaF -f "$DEMO_DIR/$f" /proc/[0-9]*/cmdline 2>/dev/null; then fail "the $f secret is on a process command line"; fi
+done
 again=$(bash scripts/demo.sh 2>&1) || fail "a second make demo failed: $again"
 grep -q 'already running' <<<"$again" || fail "a second make demo did not recognise the running one"
 curl -fsS --max-time 5 -H 'Host: hello.potluck.test' "http://$DEMO_FRONT_HTTP/" >/dev/null || fail "the app stopped answering after a second run"

@@ -81,19 +81,20 @@ for _ in $(seq 1 100); do
 done
 api "$API/v1/status" >/dev/null || die "the core did not elect a leader; see $DEMO/core*.log"
 
-if [ ! -f "$DEMO/join.token" ]; then
+if [ ! -s "$DEMO/join.token" ]; then
+  (umask 077; : > "$DEMO/join.token")
   api -X POST -H 'Content-Type: application/json' -d '{"description":"demo hosts"}' "$API/v1/tokens" \
     | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p' > "$DEMO/join.token"
 fi
-JOIN=$(cat "$DEMO/join.token")
-[ -n "$JOIN" ] || { rm -f "$DEMO/join.token"; die "could not create a join token"; }
+chmod 600 "$DEMO/join.token"
+[ -s "$DEMO/join.token" ] || { rm -f "$DEMO/join.token"; die "could not create a join token"; }
 CORES="$API,http://127.0.0.1:${API_PORTS[1]},http://127.0.0.1:${API_PORTS[2]}"
 
 say "starting 1 Front and 2 Backs"
-start front1 "$BIN/potluck-front" --core "$CORES" --join-token "$JOIN" --name front1 --data-dir "$DEMO/front1" \
+start front1 "$BIN/potluck-front" --core "$CORES" --join-token-file "$DEMO/join.token" --name front1 --data-dir "$DEMO/front1" \
   --listen "$FRONT_HTTP" --admin "$FRONT_ADMIN" --mesh-port "$FRONT_MESH" --endpoint "127.0.0.1:$FRONT_MESH"
 for n in 1 2; do
-  start "back$n" "$BIN/potluck-back" --core "$CORES" --join-token "$JOIN" --name "back$n" --data-dir "$DEMO/back$n" \
+  start "back$n" "$BIN/potluck-back" --core "$CORES" --join-token-file "$DEMO/join.token" --name "back$n" --data-dir "$DEMO/back$n" \
     --cpus 1 --memory 512MiB --disk 2GiB --publish-ip "${BACK_IP_BASE}$((n + 1))" --metrics "127.0.0.1:$((BASE + 790 + n))"
 done
 
