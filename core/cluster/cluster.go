@@ -75,7 +75,7 @@ var FastTiming = Timing{
 	HeartbeatTimeout:   500 * time.Millisecond,
 	ElectionTimeout:    500 * time.Millisecond,
 	LeaderLeaseTimeout: 250 * time.Millisecond,
-	CommitTimeout:      5 * time.Millisecond,
+	CommitTimeout:      50 * time.Millisecond,
 }
 
 // Config configures one raft node.
