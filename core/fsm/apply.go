@@ -30,7 +30,7 @@ func (s *State) apply(c *Command) (ref string, err error) {
 	case CmdDeleteInstallation:
 		return s.deleteInstallation(c)
 	case CmdPlan:
-		return s.plan(c)
+		return s.applyPlan(c)
 	}
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
 }
@@ -201,10 +201,10 @@ func (s *State) deleteInstallation(c *Command) (string, error) {
 	return c.Name, nil
 }
 
-// plan applies a batch of scheduling decisions in a fixed order: host
+// applyPlan applies a batch of scheduling decisions in a fixed order: host
 // statuses, removals, additions, instance updates, installation resizes; then
 // the invariants over the result.
-func (s *State) plan(c *Command) (string, error) {
+func (s *State) applyPlan(c *Command) (string, error) {
 	p := c.Plan
 	if p == nil {
 		return "", errf(CodeInvalid, "plan is empty")
