@@ -182,10 +182,6 @@ type State struct {
 	RequestOrder []string                 `json:"request_order"`
 }
 
-// HostAddrStart is the first tunnel address handed to hosts, in
-// meshnet.DefaultPrefix; core nodes use the addresses below it (100.64.0.N).
-func HostAddrStart() netip.Addr { return netip.AddrFrom4([4]byte{100, 64, 1, 1}) }
-
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{
@@ -197,6 +193,52 @@ func NewState() *State {
 		Tokens:        map[string]*JoinToken{},
 		Requests:      map[string]RequestRecord{},
 	}
+}
+
+// Clone copies the whole state. Published states are never modified, so a
+// reader may keep using a *State it obtained without holding any lock.
+func (s *State) Clone() *State {
+	c := *s
+	if s.Addresses != nil {
+		c.Addresses = s.Addresses.Clone()
+	}
+	c.Requests = make(map[string]RequestRecord, len(s.Requests)+1)
+	for k, v := range s.Requests {
+		c.Requests[k] = v
+	}
+	c.RequestOrder = append([]string(nil), s.RequestOrder...)
+	c.Hosts = make(map[string]*Host, len(s.Hosts))
+	for k, v := range s.Hosts {
+		cp := *v
+		c.Hosts[k] = &cp
+	}
+	c.CoreNodes = make(map[string]*CoreNode, len(s.CoreNodes))
+	for k, v := range s.CoreNodes {
+		cp := *v
+		c.CoreNodes[k] = &cp
+	}
+	c.Apps = make(map[string]*App, len(s.Apps))
+	for k, v := range s.Apps {
+		cp := *v
+		c.Apps[k] = &cp
+	}
+	c.Installations = make(map[string]*Installation, len(s.Installations))
+	for k, v := range s.Installations {
+		cp := *v
+		cp.FrontHosts = append([]string(nil), v.FrontHosts...)
+		c.Installations[k] = &cp
+	}
+	c.Instances = make(map[string]*Instance, len(s.Instances))
+	for k, v := range s.Instances {
+		cp := *v
+		c.Instances[k] = &cp
+	}
+	c.Tokens = make(map[string]*JoinToken, len(s.Tokens))
+	for k, v := range s.Tokens {
+		cp := *v
+		c.Tokens[k] = &cp
+	}
+	return &c
 }
 
 func sortedKeys[V any](m map[string]V) []string {

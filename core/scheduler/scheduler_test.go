@@ -1,25 +1,23 @@
 package scheduler
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
 	"potluck/core/fsm"
+	"potluck/core/fsm/fsmtest"
 )
 
 type world struct {
-	t     *testing.T
-	fsm   *fsm.FSM
-	index uint64
-	ids   int
-	now   time.Time
+	t   *testing.T
+	fsm *fsm.FSM
+	ids int
+	now time.Time
 }
 
 func (w *world) newID() string {
@@ -29,12 +27,9 @@ func (w *world) newID() string {
 
 func (w *world) apply(c *fsm.Command) fsm.Result {
 	w.t.Helper()
-	w.index++
 	w.now = w.now.Add(time.Second)
 	c.Time = w.now
-	data, err := json.Marshal(c)
-	require.NoError(w.t, err)
-	return w.fsm.Apply(&raft.Log{Index: w.index, Data: data}).(fsm.Result)
+	return fsmtest.Apply(w.t, w.fsm, c)
 }
 
 // checkInvariants: never two instances on one port of a host, never beyond

@@ -90,120 +90,170 @@ type Server struct {
 	wg     sync.WaitGroup
 }
 
-// Start opens the raft node and starts serving.
-func Start(cfg Config) (*Server, error) {
-	if cfg.OperatorToken == "" {
-		return nil, errors.New("server: operator token is required")
-	}
-	if len(cfg.OperatorToken) < 16 {
-		return nil, errors.New("server: operator token must be at least 16 characters")
+// Start opens the raft node and starts serving. Each step opens one part;
+// when a step fails, Close releases whatever the earlier steps opened, so
+// there is one cleanup path for a failed start and a shutdown.
+func Start(cfg Config) (_ *Server, err error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	log := cfg.Logger.With("node", cfg.NodeID)
+	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID)}
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	if err := s.openStores(); err != nil {
+		return nil, err
+	}
+	if err := s.openMesh(); err != nil {
+		return nil, err
+	}
+	handler, err := s.handler()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.serve(handler); err != nil {
+		return nil, err
+	}
+	s.log.Info("core node started", "api", s.url, "raft", s.Node.RaftAddr())
+	return s, nil
+}
+
+func (cfg Config) validate() error {
+	if cfg.OperatorToken == "" {
+		return errors.New("server: operator token is required")
+	}
+	if len(cfg.OperatorToken) < 16 {
+		return errors.New("server: operator token must be at least 16 characters")
+	}
+	return nil
+}
+
+// listen opens the public API listener (TLS when a certificate is given),
+// settles this node's API URL and builds the client for calls to other core
+// nodes.
+func (s *Server) listen() error {
+	cfg := s.cfg
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		return nil, fmt.Errorf("server: listen %s: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("server: listen %s: %w", cfg.HTTPAddr, err)
 	}
+	s.listener = ln
 	tlsClient, err := clientTLS(cfg)
 	if err != nil {
-		ln.Close()
-		return nil, err
+		return err
 	}
 	scheme := "http"
 	if cfg.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("server: TLS certificate: %w", err)
+			return fmt.Errorf("server: TLS certificate: %w", err)
 		}
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		s.listener = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		scheme = "https"
 	}
-	url := cfg.AdvertiseURL
-	if url == "" {
-		url = scheme + "://" + ln.Addr().String()
+	s.url = cfg.AdvertiseURL
+	if s.url == "" {
+		s.url = scheme + "://" + ln.Addr().String()
 	}
 	// Forwarded blocking queries may wait up to fsm.MaxWait for an answer.
 	transport := &http.Transport{TLSClientConfig: tlsClient, ResponseHeaderTimeout: fsm.MaxWait + time.Minute, IdleConnTimeout: 30 * time.Second}
+	s.transport = transport
+	s.client = &http.Client{Timeout: 30 * time.Second, Transport: transport}
+	return nil
+}
+
+// openStores opens the blob store and the raft node, which restores the
+// state from the data directory.
+func (s *Server) openStores() error {
+	cfg := s.cfg
 	store, err := blobs.Open(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
-		ln.Close()
-		return nil, err
+		return err
 	}
+	s.Blobs = store
 	node, err := cluster.Open(cluster.Config{
 		ID: cfg.NodeID, DataDir: filepath.Join(cfg.DataDir, "raft"), RaftBind: cfg.RaftBind, RaftAdvertise: cfg.RaftAdvertise,
-		Peers: cfg.Peers, Join: cfg.JoinURL != "", Timing: cfg.Timing, SnapshotThreshold: cfg.SnapshotThreshold, Logger: log, RaftLogOutput: cfg.RaftLogOutput,
+		Peers: cfg.Peers, Join: cfg.JoinURL != "", Timing: cfg.Timing, SnapshotThreshold: cfg.SnapshotThreshold, Logger: s.log, RaftLogOutput: cfg.RaftLogOutput,
 	})
 	if err != nil {
-		ln.Close()
-		return nil, err
+		return err
 	}
-	s := &Server{
-		cfg: cfg, Node: node, Blobs: store, listener: ln, url: url, log: log,
-		client:    &http.Client{Timeout: 30 * time.Second, Transport: transport},
-		transport: transport,
-	}
+	s.Node = node
 	s.Metrics = metrics.New(s.gauges)
+	return nil
+}
+
+// openMesh brings up this node's tunnel when a mesh is configured; the agent
+// API on it starts with the rest in serve.
+func (s *Server) openMesh() error {
+	if s.cfg.Mesh == nil {
+		return nil
+	}
+	m, err := newMesh(s, *s.cfg.Mesh)
+	if err != nil {
+		return err
+	}
+	s.mesh = m
+	return nil
+}
+
+// handler builds the reconciler, the API and the web UI, and returns the
+// public listener's handler: the UI under /ui/, calling the API in-process,
+// and the API for everything else.
+func (s *Server) handler() (http.Handler, error) {
+	cfg := s.cfg
 	var prober reconcile.Prober
-	if cfg.Mesh != nil {
-		m, err := newMesh(s, *cfg.Mesh)
-		if err != nil {
-			node.Close()
-			ln.Close()
-			return nil, err
-		}
-		s.mesh = m
-		if !cfg.ReadyOnRegister {
-			prober = m.prober
-		}
+	if s.mesh != nil && !cfg.ReadyOnRegister {
+		prober = s.mesh.prober
 	}
 	s.Reconciler = reconcile.New(reconcile.Config{
-		Node: node, TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: log, Prober: prober,
+		Node: s.Node, TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: s.log, Prober: prober,
 	})
 	s.API = api.New(api.Config{
-		Node: node, Blobs: store, Metrics: s.Metrics, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
-		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: transport},
+		Node: s.Node, Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
+		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
 		Heartbeat: s.Reconciler.Heartbeat,
 	})
-	// The web UI lives under /ui/ on the same listener and calls the API
-	// handler in-process; everything else is the API.
-	webUI, err := ui.New(ui.Config{API: s.API, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != ""})
+	webUI, err := ui.New(ui.Config{API: s.API, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != ""})
 	if err != nil {
-		if s.mesh != nil {
-			s.mesh.close()
-		}
-		node.Close()
-		ln.Close()
 		return nil, err
 	}
 	root := http.NewServeMux()
 	root.Handle(ui.Prefix, webUI)
 	root.Handle("/", s.API)
-	s.httpSrv = &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	return root, nil
+}
+
+// serve starts the public API, the background loops and, with a mesh, the
+// agent API on the tunnel.
+func (s *Server) serve(handler http.Handler) error {
+	s.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.goRun(func() {
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("api server", "err", err)
+		if err := s.httpSrv.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("api server", "err", err)
 		}
 	})
 	s.goRun(func() { s.Reconciler.Run(ctx) })
 	s.goRun(func() { s.selfRegisterLoop(ctx) })
-	if cfg.JoinURL != "" {
+	if s.cfg.JoinURL != "" {
 		s.goRun(func() { s.joinLoop(ctx) })
 	}
 	s.goRun(func() { s.replicateLoop(ctx) })
 	if s.mesh != nil {
-		if err := s.mesh.start(ctx); err != nil {
-			s.Close()
-			return nil, err
-		}
+		return s.mesh.start(ctx)
 	}
-	log.Info("core node started", "api", url, "raft", node.RaftAddr())
-	return s, nil
+	return nil
 }
 
 func (s *Server) goRun(f func()) {
@@ -217,20 +267,29 @@ func (s *Server) goRun(f func()) {
 // URL is this node's API base URL.
 func (s *Server) URL() string { return s.url }
 
-// Close stops serving and shuts raft down.
+// Close stops serving and shuts raft down. It also releases a server whose
+// Start failed part way, so it checks each part for having been opened.
 func (s *Server) Close() error {
-	s.cancel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	herr := s.httpSrv.Shutdown(ctx)
-	if herr != nil {
-		_ = s.httpSrv.Close()
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			_ = s.httpSrv.Close()
+		}
+	} else if s.listener != nil {
+		_ = s.listener.Close() // not served yet: Shutdown would not close it
 	}
 	if s.mesh != nil {
 		s.mesh.close()
 	}
 	s.wg.Wait()
-	return errors.Join(s.Node.Close())
+	if s.Node == nil {
+		return nil
+	}
+	return s.Node.Close()
 }
 
 // clientTLS is the TLS configuration for calls to other core nodes.

@@ -1,0 +1,307 @@
+package fsm
+
+import (
+	"sort"
+	"time"
+)
+
+// apply runs one command against a working copy; the caller swaps it in only
+// when apply returned nil. ref names the object produced, for request replay.
+func (s *State) apply(c *Command) (ref string, err error) {
+	switch c.Type {
+	case CmdSetOperatorToken:
+		return s.setOperatorToken(c)
+	case CmdUpsertCoreNode:
+		return s.upsertCoreNode(c)
+	case CmdRemoveCoreNode:
+		return s.removeCoreNode(c)
+	case CmdCreateToken:
+		return s.createToken(c)
+	case CmdRevokeToken:
+		return s.revokeToken(c)
+	case CmdRegisterHost:
+		return s.registerHost(c)
+	case CmdCreateApp:
+		return s.createApp(c)
+	case CmdDeleteApp:
+		return s.deleteApp(c)
+	case CmdCreateInstallation:
+		return s.createInstallation(c)
+	case CmdDeleteInstallation:
+		return s.deleteInstallation(c)
+	case CmdPlan:
+		return s.applyPlan(c)
+	}
+	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
+}
+
+func (s *State) setOperatorToken(c *Command) (string, error) {
+	if s.OperatorTokenHash != "" {
+		return "", errf(CodeConflict, "operator token is already set")
+	}
+	if c.OperatorTokenHash == "" {
+		return "", errf(CodeInvalid, "operator token hash is empty")
+	}
+	s.OperatorTokenHash = c.OperatorTokenHash
+	return "", nil
+}
+
+func (s *State) upsertCoreNode(c *Command) (string, error) {
+	n := c.CoreNode
+	if n == nil || n.ID == "" {
+		return "", errf(CodeInvalid, "core node without id")
+	}
+	if n.TunnelAddr.IsValid() {
+		for _, h := range s.Hosts {
+			if h.Status != HostDecommissioned && h.TunnelAddr == n.TunnelAddr {
+				return "", errf(CodeConflict, "tunnel address %s is held by host %s", n.TunnelAddr, h.Name)
+			}
+		}
+		for _, o := range s.CoreNodes {
+			if o.ID != n.ID && o.TunnelAddr == n.TunnelAddr {
+				return "", errf(CodeConflict, "tunnel address %s is held by core node %s", n.TunnelAddr, o.ID)
+			}
+		}
+	}
+	cp := *n
+	cp.UpdatedAt = c.Time
+	s.CoreNodes[n.ID] = &cp
+	return n.ID, nil
+}
+
+func (s *State) removeCoreNode(c *Command) (string, error) {
+	if _, ok := s.CoreNodes[c.Name]; !ok {
+		return "", errf(CodeNotFound, "no core node %q", c.Name)
+	}
+	delete(s.CoreNodes, c.Name)
+	return c.Name, nil
+}
+
+func (s *State) createToken(c *Command) (string, error) {
+	t := c.Token
+	if t == nil || t.ID == "" || t.Hash == "" {
+		return "", errf(CodeInvalid, "token without id or hash")
+	}
+	if _, ok := s.Tokens[t.ID]; ok {
+		return "", errf(CodeConflict, "token %s exists", t.ID)
+	}
+	cp := *t
+	cp.CreatedAt = c.Time
+	s.Tokens[t.ID] = &cp
+	return t.ID, nil
+}
+
+func (s *State) revokeToken(c *Command) (string, error) {
+	t, ok := s.Tokens[c.Name]
+	if !ok {
+		return "", errf(CodeNotFound, "no join token %q", c.Name)
+	}
+	t.Revoked = true
+	return t.ID, nil
+}
+
+func (s *State) registerHost(c *Command) (string, error) {
+	h := c.Host
+	if h == nil || h.ID == "" || h.Name == "" || h.PublicKey == "" {
+		return "", errf(CodeInvalid, "host needs id, name and public key")
+	}
+	if h.Role != RoleFront && h.Role != RoleBack {
+		return "", errf(CodeInvalid, "role must be front or back")
+	}
+	tok, ok := s.Tokens[h.TokenID]
+	if !ok || tok.Revoked || (tok.ExpiresAt != nil && !c.Time.Before(*tok.ExpiresAt)) {
+		return "", errf(CodeInvalid, "join token is not valid")
+	}
+	if o := s.HostByName(h.Name); o != nil && o.Status != HostDecommissioned {
+		return "", errf(CodeConflict, "host name %q is registered with another key", h.Name)
+	}
+	if o := s.HostByKey(h.PublicKey); o != nil {
+		return "", errf(CodeConflict, "public key is already registered as host %q", o.Name)
+	}
+	if _, ok := s.Hosts[h.ID]; ok {
+		return "", errf(CodeConflict, "host id %s exists", h.ID)
+	}
+	cp := *h
+	addr, err := s.assignTunnelAddr(h.TunnelAddr)
+	if err != nil {
+		return "", err
+	}
+	cp.TunnelAddr = addr
+	if cp.Status == "" {
+		cp.Status = HostPending
+	}
+	cp.RegisteredAt, cp.UpdatedAt = c.Time, c.Time
+	s.Hosts[h.ID] = &cp
+	return h.ID, nil
+}
+
+func (s *State) createApp(c *Command) (string, error) {
+	a := c.App
+	if a == nil || a.Name == "" {
+		return "", errf(CodeInvalid, "app without name")
+	}
+	if _, ok := s.Apps[a.Name]; ok {
+		return "", errf(CodeConflict, "app %q already exists", a.Name)
+	}
+	cp := *a
+	cp.CreatedAt = c.Time
+	s.Apps[a.Name] = &cp
+	return a.Name, nil
+}
+
+func (s *State) deleteApp(c *Command) (string, error) {
+	if _, ok := s.Apps[c.Name]; !ok {
+		return "", errf(CodeNotFound, "no app %q", c.Name)
+	}
+	if users := s.AppInUse(c.Name); len(users) > 0 {
+		return "", errf(CodeConflict, "app %q is used by installations %v; delete them first", c.Name, users)
+	}
+	delete(s.Apps, c.Name)
+	return c.Name, nil
+}
+
+func (s *State) createInstallation(c *Command) (string, error) {
+	in := c.Installation
+	if in == nil || in.Name == "" {
+		return "", errf(CodeInvalid, "installation without name")
+	}
+	if _, ok := s.Installations[in.Name]; ok {
+		return "", errf(CodeConflict, "installation %q already exists", in.Name)
+	}
+	if _, ok := s.Apps[in.App]; !ok {
+		return "", errf(CodeNotFound, "no app %q", in.App)
+	}
+	for _, o := range s.Installations {
+		if o.Domain == in.Domain {
+			return "", errf(CodeConflict, "domain %q is already served by installation %q", in.Domain, o.Name)
+		}
+	}
+	cp := *in
+	cp.FrontHosts = append([]string(nil), in.FrontHosts...)
+	sort.Strings(cp.FrontHosts)
+	cp.CreatedAt, cp.UpdatedAt = c.Time, c.Time
+	s.Installations[in.Name] = &cp
+	if err := s.checkFronts(&cp); err != nil {
+		return "", err
+	}
+	if err := s.addInstances(c.Instances, in.Name, c.Time); err != nil {
+		return "", err
+	}
+	return in.Name, s.checkInvariants()
+}
+
+func (s *State) deleteInstallation(c *Command) (string, error) {
+	if _, ok := s.Installations[c.Name]; !ok {
+		return "", errf(CodeNotFound, "no installation %q", c.Name)
+	}
+	for _, in := range s.InstancesOf(c.Name) {
+		delete(s.Instances, in.ID)
+	}
+	delete(s.Installations, c.Name)
+	return c.Name, nil
+}
+
+// applyPlan applies a batch of scheduling decisions in a fixed order: host
+// statuses, removals, additions, instance updates, installation resizes; then
+// the invariants over the result.
+func (s *State) applyPlan(c *Command) (string, error) {
+	p := c.Plan
+	if p == nil {
+		return "", errf(CodeInvalid, "plan is empty")
+	}
+	if err := s.setHostStatuses(p.Hosts, c.Time); err != nil {
+		return "", err
+	}
+	for _, id := range p.Remove {
+		if _, ok := s.Instances[id]; !ok {
+			return "", errf(CodeNotFound, "no instance %q", id)
+		}
+		delete(s.Instances, id)
+	}
+	for _, in := range p.Add {
+		if _, ok := s.Installations[in.Installation]; !ok {
+			return "", errf(CodeNotFound, "no installation %q", in.Installation)
+		}
+	}
+	if err := s.addInstances(p.Add, "", c.Time); err != nil {
+		return "", err
+	}
+	for _, u := range p.Update {
+		in, ok := s.Instances[u.ID]
+		if !ok {
+			return "", errf(CodeNotFound, "no instance %q", u.ID)
+		}
+		in.State, in.Message, in.UpdatedAt = u.State, u.Message, c.Time
+	}
+	if err := s.resizeInstallations(p.Installations, c.Time); err != nil {
+		return "", err
+	}
+	return "", s.checkInvariants()
+}
+
+func (s *State) setHostStatuses(changes []HostStatusChange, now time.Time) error {
+	for _, hc := range changes {
+		h, ok := s.Hosts[hc.HostID]
+		if !ok {
+			return errf(CodeNotFound, "no host %q", hc.HostID)
+		}
+		switch hc.Status {
+		case HostPending, HostReady, HostDown, HostDraining, HostDecommissioned:
+		default:
+			return errf(CodeInvalid, "unknown host status %q", hc.Status)
+		}
+		if h.Status == HostDecommissioned && hc.Status != HostDecommissioned {
+			return errf(CodeConflict, "host %q is decommissioned", h.Name)
+		}
+		if hc.Status == HostDecommissioned && h.Status != HostDecommissioned {
+			s.releaseTunnelAddr(h.TunnelAddr)
+		}
+		h.Status = hc.Status
+		h.UpdatedAt = now
+	}
+	return nil
+}
+
+func (s *State) resizeInstallations(updates []InstallationUpdate, now time.Time) error {
+	for _, u := range updates {
+		inst, ok := s.Installations[u.Name]
+		if !ok {
+			return errf(CodeNotFound, "no installation %q", u.Name)
+		}
+		inst.Fronts, inst.Backs = u.Fronts, u.Backs
+		inst.FrontHosts = append([]string(nil), u.FrontHosts...)
+		sort.Strings(inst.FrontHosts)
+		inst.UpdatedAt = now
+		if err := s.checkFronts(inst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addInstances places new instances; installation, when set, is the one they
+// must all belong to. Only a ready Back takes new work.
+func (s *State) addInstances(list []*Instance, installation string, now time.Time) error {
+	for _, in := range list {
+		if in == nil || in.ID == "" {
+			return errf(CodeInvalid, "instance without id")
+		}
+		if _, ok := s.Instances[in.ID]; ok {
+			return errf(CodeConflict, "instance %s exists", in.ID)
+		}
+		if installation != "" && in.Installation != installation {
+			return errf(CodeInvalid, "instance %s belongs to %q", in.ID, in.Installation)
+		}
+		h, ok := s.Hosts[in.HostID]
+		if !ok || h.Role != RoleBack || h.Status != HostReady {
+			return errf(CodeConflict, "instance %s placed on %q, which is not a ready back", in.ID, in.HostID)
+		}
+		cp := *in
+		if cp.State == "" {
+			cp.State = InstancePending
+		}
+		cp.CreatedAt, cp.UpdatedAt = now, now
+		s.Instances[in.ID] = &cp
+	}
+	return nil
+}

@@ -1,0 +1,62 @@
+package fsm
+
+// Port range for instances on a Back.
+const (
+	MinPort = 5000
+	MaxPort = 6000
+)
+
+// checkInvariants rejects a state where a port is used twice on a host, a
+// port is out of range, a host is over its declared capacity, or an
+// installation has two instances on one host.
+func (s *State) checkInvariants() error {
+	type hostPort struct {
+		host string
+		port int
+	}
+	ports := map[hostPort]string{}
+	perHost := map[string]bool{}
+	for _, in := range s.SortedInstances() {
+		if in.Port < MinPort || in.Port > MaxPort {
+			return errf(CodeInvalid, "instance %s: port %d outside %d-%d", in.ID, in.Port, MinPort, MaxPort)
+		}
+		if other, ok := ports[hostPort{in.HostID, in.Port}]; ok {
+			return errf(CodeConflict, "port %d on host %s used by %s and %s", in.Port, in.HostID, other, in.ID)
+		}
+		ports[hostPort{in.HostID, in.Port}] = in.ID
+		key := in.Installation + "\x00" + in.HostID
+		if perHost[key] {
+			return errf(CodeConflict, "installation %q has two instances on host %s", in.Installation, in.HostID)
+		}
+		perHost[key] = true
+		if _, ok := s.Installations[in.Installation]; !ok {
+			return errf(CodeNotFound, "instance %s: no installation %q", in.ID, in.Installation)
+		}
+	}
+	for _, h := range s.SortedHosts() {
+		if !h.Capacity.Fits(s.Used(h.ID)) {
+			return errf(CodeConflict, "host %s would exceed its declared capacity", h.Name)
+		}
+	}
+	return nil
+}
+
+// checkFronts rejects an installation whose chosen Fronts are not as many as
+// it wants, repeat a host, or name a host that is not a live Front.
+func (s *State) checkFronts(in *Installation) error {
+	if len(in.FrontHosts) != in.Fronts {
+		return errf(CodeInvalid, "installation %q wants %d fronts but %d are chosen", in.Name, in.Fronts, len(in.FrontHosts))
+	}
+	seen := map[string]bool{}
+	for _, id := range in.FrontHosts {
+		h, ok := s.Hosts[id]
+		if !ok || h.Role != RoleFront || h.Status == HostDecommissioned {
+			return errf(CodeInvalid, "front %q is not a usable front host", id)
+		}
+		if seen[id] {
+			return errf(CodeInvalid, "front %q chosen twice", id)
+		}
+		seen[id] = true
+	}
+	return nil
+}

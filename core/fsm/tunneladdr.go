@@ -1,0 +1,55 @@
+package fsm
+
+import (
+	"net/netip"
+
+	"potluck/meshnet"
+)
+
+// HostAddrStart is the first tunnel address handed to hosts, in
+// meshnet.DefaultPrefix; core nodes use the addresses below it (100.64.0.N).
+func HostAddrStart() netip.Addr { return netip.AddrFrom4([4]byte{100, 64, 1, 1}) }
+
+// assignTunnelAddr gives a registering host its tunnel address: the next
+// free one from the replicated allocator, or want if the command names one.
+// Deterministic: the allocator is part of the state every replica holds.
+func (s *State) assignTunnelAddr(want netip.Addr) (netip.Addr, error) {
+	used := s.UsedTunnelAddrs()
+	if s.Addresses == nil {
+		a, err := meshnet.NewAllocatorFrom(meshnet.DefaultPrefix, HostAddrStart())
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		for u := range used {
+			_ = a.Reserve(u) // fails only for an address outside the prefix, which cannot be handed out anyway
+		}
+		s.Addresses = a
+	}
+	if want.IsValid() {
+		if used[want] {
+			return netip.Addr{}, errf(CodeConflict, "tunnel address %s is not free", want)
+		}
+		if err := s.Addresses.Reserve(want); err != nil {
+			return netip.Addr{}, errf(CodeConflict, "tunnel address %s: %v", want, err)
+		}
+		return want, nil
+	}
+	// Core nodes' fixed addresses are not in the allocator; skip them.
+	for range len(used) + 1 {
+		a, err := s.Addresses.Allocate()
+		if err != nil {
+			return netip.Addr{}, errf(CodeConflict, "no free tunnel address left")
+		}
+		if !used[a] {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, errf(CodeConflict, "no free tunnel address left")
+}
+
+// releaseTunnelAddr frees a decommissioned host's address in the allocator.
+func (s *State) releaseTunnelAddr(addr netip.Addr) {
+	if s.Addresses != nil {
+		_ = s.Addresses.Release(addr) // unknown to an old allocator: nothing to free
+	}
+}
