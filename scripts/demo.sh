@@ -67,13 +67,14 @@ start() { # name, then the command
   echo $! > "$DEMO/$name.pid"
 }
 
+[ -f "$DEMO/cluster-ca/ca.crt" ] || "$BIN/potluck-core" ca init --out "$DEMO/cluster-ca" --name demo >/dev/null
 PEERS="core1=127.0.0.1:${RAFT_PORTS[0]},core2=127.0.0.1:${RAFT_PORTS[1]},core3=127.0.0.1:${RAFT_PORTS[2]}"
 say "starting 3 core nodes"
 for i in 0 1 2; do
   n=$((i + 1))
   start "core$n" "$BIN/potluck-core" --id "core$n" --data-dir "$DEMO/core$n" \
     --raft-bind "127.0.0.1:${RAFT_PORTS[$i]}" --peers "$PEERS" --http "127.0.0.1:${API_PORTS[$i]}" \
-    --operator-token-file "$DEMO/operator.token" --mesh-port "${MESH_PORTS[$i]}" --fast-raft
+    --operator-token-file "$DEMO/operator.token" --cluster-ca "$DEMO/cluster-ca" --mesh-port "${MESH_PORTS[$i]}" --fast-raft
 done
 for _ in $(seq 1 100); do
   curl -fsS --max-time 2 "$API/v1/status" -H "Authorization: Bearer $TOKEN" 2>/dev/null | grep -Eq '"leader": *"core' && break

@@ -12,15 +12,17 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"potluck/internal/freeport"
 	"testing"
 	"time"
+
+	"potluck/internal/freeport"
 
 	"github.com/stretchr/testify/require"
 
 	"potluck/apiclient"
 	"potluck/core/blobs/blobstest"
 	"potluck/core/cluster"
+	"potluck/core/pki"
 	"potluck/core/server"
 )
 
@@ -51,11 +53,13 @@ func StartCluster(t testing.TB, n int) []*Core {
 		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("core%d", i+1), Addr: freeAddr(t)})
 		httpAddrs = append(httpAddrs, freeAddr(t))
 	}
+	ca, err := pki.NewCA("apitest")
+	require.NoError(t, err)
 	var cores []*Core
 	for i := range n {
 		s, err := server.Start(server.Config{
 			NodeID: peers[i].ID, DataDir: filepath.Join(t.TempDir(), peers[i].ID), RaftBind: peers[i].Addr,
-			Peers: peers, Timing: cluster.FastTiming, HTTPAddr: httpAddrs[i], OperatorToken: Token,
+			Peers: peers, ClusterCA: ca, Timing: cluster.FastTiming, HTTPAddr: httpAddrs[i], OperatorToken: Token,
 			HeartbeatTTL: time.Hour, ReconcileInterval: 100 * time.Millisecond, ReadyOnRegister: true,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
 		})

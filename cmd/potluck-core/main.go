@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"potluck/core/cluster"
+	"potluck/core/pki"
 	"potluck/core/reconcile"
 	"potluck/core/server"
 	"potluck/internal/cli"
@@ -23,6 +24,7 @@ type options struct {
 	nodeID, dataDir, raftBind, raftAdvertise, peers string
 	join                                            string
 	tlsCert, tlsKey, tlsCA                          string
+	clusterCA                                       string
 	httpAddr, advertiseURL                          string
 	operatorToken, operatorTokenFile                string
 	heartbeatTTL, reconcileInterval                 time.Duration
@@ -52,6 +54,7 @@ func newFlags(o *options) *cli.FlagSet {
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for the public API (with --tls-key the API is HTTPS only)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "PEM CA bundle this node trusts when it calls other core nodes over HTTPS (default: system roots)")
+	fs.StringVar(&o.clusterCA, "cluster-ca", "", "directory with the cluster CA (ca.crt, ca.key from `potluck-core ca init`) that raft's mutual TLS trusts; required with --peers or --join (default for a one-node group: <data-dir>/cluster-ca, created)")
 	fs.StringVar(&o.operatorToken, "operator-token", "", "operator bearer token (prefer --operator-token-file or the environment); at least 16 characters")
 	fs.StringVar(&o.operatorTokenFile, "operator-token-file", "", "file holding the operator token")
 	fs.DurationVar(&o.heartbeatTTL, "heartbeat-ttl", reconcile.DefaultTTL, "a host that sends no heartbeat for this long is down and its instances are rescheduled")
@@ -71,6 +74,9 @@ func newFlags(o *options) *cli.FlagSet {
 }
 
 func run(args []string, env cli.Env) error {
+	if len(args) > 0 && args[0] == "ca" {
+		return runCA(args[1:], env)
+	}
 	var o options
 	fs := newFlags(&o)
 	if err := fs.Parse(args, env); err != nil {
@@ -109,6 +115,15 @@ func run(args []string, env cli.Env) error {
 		TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, TLSCAFile: o.tlsCA,
 		HeartbeatTTL: o.heartbeatTTL, ReconcileInterval: o.reconcileInterval, MaxUploadBytes: o.maxUploadMB << 20,
 		Logger: logger,
+	}
+	if o.clusterCA != "" {
+		ca, err := pki.Load(o.clusterCA)
+		if err != nil {
+			return fmt.Errorf("--cluster-ca: %w", err)
+		}
+		cfg.ClusterCA = ca
+	} else if len(peers) > 1 || o.join != "" {
+		return cli.Usagef("--cluster-ca is required with --peers or --join: raft between core nodes is mutual TLS (create the CA once with `potluck-core ca init --out DIR`)")
 	}
 	if o.fastRaft {
 		cfg.Timing = cluster.FastTiming

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"potluck/core/pki"
 	"potluck/internal/cli"
 )
 
@@ -91,6 +92,10 @@ func TestUsageErrors(t *testing.T) {
 		{"no token", nil, nil, "an operator token is required"},
 		{"peers and join", []string{"--operator-token", "0123456789abcdef", "--peers", "core1=127.0.0.1:1", "--join", "http://x"}, nil, "not both"},
 		{"bad peers", []string{"--operator-token", "0123456789abcdef", "--peers", "nonsense"}, nil, "--peers"},
+		{"several peers without a cluster CA", []string{"--operator-token", "0123456789abcdef", "--peers", "core1=127.0.0.1:1,core2=127.0.0.1:2"}, nil, "--cluster-ca is required"},
+		{"join without a cluster CA", []string{"--operator-token", "0123456789abcdef", "--join", "http://127.0.0.1:1"}, nil, "--cluster-ca is required"},
+		{"ca without init", []string{"ca"}, nil, "potluck-core ca init"},
+		{"ca init without --out", []string{"ca", "init"}, nil, "--out is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env, out, _ := testEnv(tc.vars)
@@ -123,4 +128,15 @@ func TestBinaryVersion(t *testing.T) {
 		require.Empty(t, stderr.String())
 		require.Regexp(t, `^potluck-core v9\.9\.9-test, commit \S+.*, go1\.\d+.* \w+/\w+\n$`, stdout.String())
 	}
+}
+
+func TestCAInit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	var out, errb bytes.Buffer
+	env := cli.Env{Lookup: cli.MapLookup(nil), Stdout: &out, Stderr: &errb}
+	require.NoError(t, run([]string{"ca", "init", "--out", dir}, env))
+	require.Contains(t, out.String(), "cluster CA written to")
+	_, err := pki.Load(dir)
+	require.NoError(t, err)
+	require.ErrorContains(t, run([]string{"ca", "init", "--out", dir}, env), "already exists")
 }

@@ -20,6 +20,7 @@ import (
 
 	"potluck/core/cluster"
 	"potluck/core/fsm"
+	"potluck/core/pki"
 )
 
 const testToken = "operator-token-for-tests-0123456789"
@@ -71,9 +72,11 @@ func newTestCluster(t *testing.T, n int, tweak func(i int, c *Config)) *testClus
 		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("core%d", i+1), Addr: raftAddrs[i]})
 	}
 	c := &testCluster{t: t}
+	ca, err := pki.NewCA("test")
+	require.NoError(t, err)
 	for i := range n {
 		cfg := Config{
-			NodeID: peers[i].ID, DataDir: filepath.Join(t.TempDir(), peers[i].ID), RaftBind: raftAddrs[i], Peers: peers,
+			NodeID: peers[i].ID, DataDir: filepath.Join(t.TempDir(), peers[i].ID), RaftBind: raftAddrs[i], Peers: peers, ClusterCA: ca,
 			Timing: cluster.FastTiming, HTTPAddr: httpAddrs[i], OperatorToken: testToken,
 			HeartbeatTTL: time.Hour, ReconcileInterval: 50 * time.Millisecond,
 			Logger: quietLogger(), RaftLogOutput: io.Discard,

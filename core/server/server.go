@@ -28,6 +28,7 @@ import (
 	"potluck/core/cluster"
 	"potluck/core/fsm"
 	"potluck/core/metrics"
+	"potluck/core/pki"
 	"potluck/core/reconcile"
 	"potluck/core/ui"
 	"potluck/internal/jsonhttp"
@@ -42,7 +43,11 @@ type Config struct {
 	Peers         []cluster.Peer // identical list on every node; empty = single node
 	// JoinURL: instead of bootstrapping, ask the group at this API URL to add
 	// this node as a voter (first start only; later starts use the data dir).
-	JoinURL           string
+	JoinURL string
+	// ClusterCA is the CA raft's mutual TLS trusts (see core/pki): every
+	// core node of a group holds the same one. Required with Peers or
+	// JoinURL; a one-node group without it creates its own under DataDir.
+	ClusterCA         *pki.CA
 	Timing            cluster.Timing
 	SnapshotThreshold uint64
 
@@ -179,9 +184,13 @@ func (s *Server) openStores() error {
 		return err
 	}
 	s.Blobs = store
+	raftTLS, err := s.raftTLS()
+	if err != nil {
+		return err
+	}
 	node, err := cluster.Open(cluster.Config{
 		ID: cfg.NodeID, DataDir: filepath.Join(cfg.DataDir, "raft"), RaftBind: cfg.RaftBind, RaftAdvertise: cfg.RaftAdvertise,
-		Peers: cfg.Peers, Join: cfg.JoinURL != "", Timing: cfg.Timing, SnapshotThreshold: cfg.SnapshotThreshold, Logger: s.log, RaftLogOutput: cfg.RaftLogOutput,
+		Peers: cfg.Peers, Join: cfg.JoinURL != "", TLS: raftTLS, Timing: cfg.Timing, SnapshotThreshold: cfg.SnapshotThreshold, Logger: s.log, RaftLogOutput: cfg.RaftLogOutput,
 	})
 	if err != nil {
 		return err
@@ -189,6 +198,35 @@ func (s *Server) openStores() error {
 	s.Node = node
 	s.Metrics = metrics.New(s.gauges)
 	return nil
+}
+
+// raftTLS issues this node its certificate from the cluster CA and returns
+// raft's mutual TLS. A one-node group may run on a CA of its own (created in
+// the data dir); a group of several must share one, or its members could
+// not tell each other from an attacker.
+func (s *Server) raftTLS() (*cluster.TLS, error) {
+	ca := s.cfg.ClusterCA
+	if ca == nil {
+		if len(s.cfg.Peers) > 1 || s.cfg.JoinURL != "" {
+			return nil, errors.New("raft between core nodes needs the cluster CA: create it once with `potluck-core ca init --out DIR`, copy DIR to every core node and pass --cluster-ca DIR")
+		}
+		var err error
+		if ca, err = pki.LoadOrCreate(filepath.Join(s.cfg.DataDir, "cluster-ca"), s.cfg.NodeID); err != nil {
+			return nil, err
+		}
+	}
+	var hosts []string
+	for _, addr := range []string{s.cfg.RaftAdvertise, s.cfg.RaftBind} {
+		if h, _, err := net.SplitHostPort(addr); err == nil && h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	cert, err := ca.IssueNode(s.cfg.NodeID, hosts...)
+	if err != nil {
+		return nil, err
+	}
+	server, client := ca.MutualTLS(cert)
+	return &cluster.TLS{Server: server, Client: client}, nil
 }
 
 // openMesh brings up this node's tunnel when a mesh is configured; the agent

@@ -10,12 +10,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"potluck/core/cluster"
+	"potluck/core/pki"
 )
 
 // A Start that fails part way releases what it opened: the API port, the
 // raft port and raft.db (bolt's file lock would make the next Open wait
 // forever), so a corrected config starts on the same ports and data dir.
 func TestFailedStartReleasesWhatItOpened(t *testing.T) {
+	ca, err := pki.NewCA("test")
+	require.NoError(t, err)
 	notPEM := filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(notPEM, []byte("not a certificate"), 0o600))
 	cases := []struct {
@@ -28,8 +31,11 @@ func TestFailedStartReleasesWhatItOpened(t *testing.T) {
 			c.TLSCertFile, c.TLSKeyFile = filepath.Join(t.TempDir(), "no.crt"), filepath.Join(t.TempDir(), "no.key")
 		}, "TLS certificate"},
 		{"joining mesh node without a tunnel address", func(c *Config) {
-			c.JoinURL, c.Mesh = "http://127.0.0.1:1", &MeshConfig{}
+			c.JoinURL, c.Mesh, c.ClusterCA = "http://127.0.0.1:1", &MeshConfig{}, ca
 		}, "needs an explicit tunnel address"},
+		{"joining node without the cluster CA", func(c *Config) {
+			c.JoinURL = "http://127.0.0.1:1"
+		}, "needs the cluster CA"},
 		{"mesh key file that is a directory", func(c *Config) {
 			c.Mesh = &MeshConfig{KeyFile: t.TempDir()}
 		}, "mesh key"},

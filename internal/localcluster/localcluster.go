@@ -33,6 +33,7 @@ import (
 	"potluck/back"
 	"potluck/back/engine"
 	"potluck/core/cluster"
+	"potluck/core/pki"
 	"potluck/core/server"
 	"potluck/front"
 	"potluck/internal/freeport"
@@ -134,6 +135,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("core%d", i+1), Addr: addr})
 	}
+	ca, err := pki.NewCA("localcluster")
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: %w", err)
+	}
 	for i := range cfg.Cores {
 		key, err := meshnet.GeneratePrivateKey()
 		if err != nil {
@@ -148,7 +153,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 		c.coreCfgs = append(c.coreCfgs, server.Config{
-			NodeID: peers[i].ID, DataDir: filepath.Join(cfg.Dir, peers[i].ID), RaftBind: peers[i].Addr, Peers: peers,
+			NodeID: peers[i].ID, DataDir: filepath.Join(cfg.Dir, peers[i].ID), RaftBind: peers[i].Addr, Peers: peers, ClusterCA: ca,
 			Timing: cluster.FastTiming, HTTPAddr: httpAddr, OperatorToken: cfg.OperatorToken,
 			HeartbeatTTL: cfg.HeartbeatTTL, ReconcileInterval: 200 * time.Millisecond,
 			Mesh:   &server.MeshConfig{PrivateKey: &key, ListenPort: port},
@@ -162,7 +167,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	err := poll(ctx, 20*time.Second, 100*time.Millisecond, func() bool {
+	err = poll(ctx, 20*time.Second, 100*time.Millisecond, func() bool {
 		var st struct{ Leader string }
 		code, _ := c.API(ctx, http.MethodGet, "/v1/status", nil, &st)
 		return code == 200 && st.Leader != ""
