@@ -67,6 +67,9 @@ type Config struct {
 	ReconcileInterval time.Duration
 	MaxUploadBytes    int64
 	ReadyOnRegister   bool // no tunnel probe (development without a mesh)
+	// BlobGCSettle is how long a node's state must have been current (see
+	// cluster.Node.Current) before it removes blobs no app uses; 0 = 30 s.
+	BlobGCSettle time.Duration
 
 	Mesh *MeshConfig // nil = no mesh, no agent API
 
@@ -466,6 +469,7 @@ func (s *Server) postJSON(ctx context.Context, url string, body any) error {
 func (s *Server) replicateLoop(ctx context.Context) {
 	rep := &blobs.Replicator{Store: s.Blobs, Client: &http.Client{Transport: s.transport}, Token: s.cfg.OperatorToken, Limit: s.maxUpload(), Log: s.log}
 	var index uint64
+	var currentSince time.Time
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		st := s.Node.FSM.Wait(wctx, index)
@@ -478,17 +482,7 @@ func (s *Server) replicateLoop(ctx context.Context) {
 			}
 		}
 		missing := false
-		keep := map[string]bool{}
-		for _, a := range st.SortedApps() {
-			if a.Digest != "" {
-				keep[a.Digest] = true
-			}
-		}
-		if removed, err := s.Blobs.Collect(keep, 10*time.Minute, time.Now()); err != nil {
-			s.log.Warn("blob cleanup", "err", err)
-		} else if len(removed) > 0 {
-			s.log.Info("removed blobs no app uses", "digests", removed)
-		}
+		s.collectBlobs(st, &currentSince)
 		for _, a := range st.SortedApps() {
 			if a.Digest == "" || s.Blobs.Has(a.Digest) {
 				continue
@@ -507,6 +501,43 @@ func (s *Server) replicateLoop(ctx context.Context) {
 			case <-time.After(time.Second):
 			}
 		}
+	}
+}
+
+// collectBlobs removes blobs no app of st uses (after ten minutes unused),
+// but only while this node's state is known to hold every committed write,
+// and has for BlobGCSettle: a node alone or catching up after a restart
+// holds an empty or old state, and deleting what it does not know of would
+// lose images that apps use.
+func (s *Server) collectBlobs(st *fsm.State, currentSince *time.Time) {
+	if !s.Node.Current() {
+		if !currentSince.IsZero() {
+			s.log.Info("state not known to be current; blob cleanup paused")
+		}
+		*currentSince = time.Time{}
+		return
+	}
+	now := time.Now()
+	if currentSince.IsZero() {
+		*currentSince = now
+	}
+	settle := s.cfg.BlobGCSettle
+	if settle == 0 {
+		settle = 30 * time.Second
+	}
+	if now.Sub(*currentSince) < settle {
+		return
+	}
+	keep := map[string]bool{}
+	for _, a := range st.SortedApps() {
+		if a.Digest != "" {
+			keep[a.Digest] = true
+		}
+	}
+	if removed, err := s.Blobs.Collect(keep, 10*time.Minute, now); err != nil {
+		s.log.Warn("blob cleanup", "err", err)
+	} else if len(removed) > 0 {
+		s.log.Info("removed blobs no app uses", "digests", removed)
 	}
 }
 
