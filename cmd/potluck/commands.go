@@ -171,21 +171,21 @@ func cmdHostsRm(c *cmdCtx) error {
 
 type tokensCreate struct {
 	description string
-	ttl         time.Duration
+	ttl         cli.Duration
 }
 
 func (t *tokensCreate) register(fs *cli.FlagSet) {
 	fs.StringVar(&t.description, "description", "", "what the token is for, e.g. \"alice laptop\"")
-	fs.DurationVar(&t.ttl, "ttl", 0, "expire after this long, e.g. 24h (0 = never)")
+	fs.Var(&t.ttl, "ttl", "expire after this long, e.g. 24h or 7d (default: never)")
 }
 
 func (tc *tokensCreate) run(c *cmdCtx) error {
 	if tc.ttl < 0 {
 		return cli.Usagef("--ttl must not be negative")
 	}
-	t, err := c.client.CreateToken(c.ctx, tc.description, tc.ttl)
+	t, err := c.client.CreateToken(c.ctx, tc.description, time.Duration(tc.ttl))
 	if err != nil {
-		return err
+		return inFlagTerms(err, tokenFlags)
 	}
 	if c.g.json {
 		return printJSON(c.env.Stdout, t)
@@ -238,7 +238,7 @@ type appsPush struct {
 
 func (a *appsPush) register(fs *cli.FlagSet) {
 	fs.StringVar(&a.name, "name", "", "app name (1-63 of a-z 0-9 -; required)")
-	fs.IntVar(&a.port, "port", 0, "port the container listens on, e.g. 8080")
+	fs.IntVar(&a.port, "port", 0, "port the container listens on, e.g. 8080 (default: the image's EXPOSE, when it declares one TCP port)")
 }
 
 func (a *appsPush) run(c *cmdCtx) error {
@@ -261,6 +261,18 @@ func (a *appsPush) run(c *cmdCtx) error {
 	if fi.IsDir() {
 		return fmt.Errorf("%s is a directory; give the tarball of `docker save IMAGE -o FILE`", c.args[0])
 	}
+	if port == 0 {
+		// Not a readable image: the core's validation says what is wrong.
+		ports, _ := exposedPorts(c.args[0])
+		switch len(ports) {
+		case 0: // deploy will need --port
+		case 1:
+			port = ports[0]
+			fmt.Fprintf(c.env.Stderr, "using container port %d from the image's EXPOSE\n", port)
+		default:
+			fmt.Fprintf(c.env.Stderr, "the image exposes %s; pass --port here or at deploy to say which serves HTTP\n", joinInts(ports))
+		}
+	}
 	var bar *progressBar
 	var progress apiclient.Progress
 	if c.env.stderrIsTTY && !c.g.json {
@@ -273,7 +285,7 @@ func (a *appsPush) run(c *cmdCtx) error {
 		bar.done()
 	}
 	if err != nil {
-		return err
+		return inFlagTerms(err, pushFlags)
 	}
 	if c.g.json {
 		return printJSON(c.env.Stdout, app)
@@ -348,7 +360,7 @@ func (d *deploy) register(fs *cli.FlagSet) {
 	fs.IntVar(&d.fronts, "fronts", 1, "number of Fronts (1-64)")
 	fs.IntVar(&d.backs, "backs", 1, "number of Backs, one instance each (1-256)")
 	fs.StringVar(&d.domain, "domain", "", "domain the Fronts serve it on (required)")
-	fs.Float64Var(&d.cpus, "cpus", 0, "CPUs per instance, e.g. 0.5 (default 0.5)")
+	fs.Float64Var(&d.cpus, "cpus", 0.5, "CPUs per instance, e.g. 0.25 or 2")
 	fs.StringVar(&d.memory, "memory", "", "memory per instance, e.g. 256MiB or 1GiB (default 256MiB)")
 	fs.StringVar(&d.disk, "disk", "", "disk per instance, e.g. 100MiB (default: the image size)")
 	fs.IntVar(&d.port, "port", 0, "container port (default: the app's)")
@@ -370,12 +382,15 @@ func (d *deploy) run(c *cmdCtx) error {
 	if req.Name == "" {
 		req.Name = req.App
 	}
-	if req.CPUs < 0 {
-		return cli.Usagef("--cpus must be positive, e.g. 0.5")
+	if req.CPUs < minCPUs {
+		return cli.Usagef("--cpus %g: at least %g, e.g. 0.5", req.CPUs, minCPUs)
 	}
 	var err error
 	if req.MemoryMB, err = sizeFlag("memory", d.memory); err != nil {
 		return err
+	}
+	if req.MemoryMB != 0 && req.MemoryMB < minMemoryMiB {
+		return cli.Usagef("--memory %s: at least %dMiB (the Docker Engine's minimum)", d.memory, minMemoryMiB)
 	}
 	if req.DiskMB, err = sizeFlag("disk", d.disk); err != nil {
 		return err
@@ -392,13 +407,28 @@ func (d *deploy) run(c *cmdCtx) error {
 	}
 	in, err := c.client.CreateInstallation(c.ctx, req)
 	if err != nil {
-		return err
+		return inFlagTerms(err, deployFlags)
 	}
 	if c.g.json {
 		return printJSON(c.env.Stdout, in)
 	}
 	fmt.Fprintf(c.env.Stdout, "installation %s created: %s on %d back(s) behind %d front(s), %s\n\n", in.Name, in.App, in.Backs, in.Fronts, in.URL)
 	return instanceTable(c.env.Stdout, in.Instances)
+}
+
+// The smallest instance the core accepts: Docker refuses less than 6 MiB of
+// memory, and a hundredth of a CPU is the scheduler's granularity.
+const (
+	minMemoryMiB = 6
+	minCPUs      = 0.01
+)
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
 }
 
 // sizeFlag parses the value s of the size flag --name; "" is 0 (the
@@ -519,7 +549,7 @@ func (s *instScale) run(c *cmdCtx) error {
 	}
 	in, err := c.client.ScaleInstallation(c.ctx, c.args[0], fronts, backs)
 	if err != nil {
-		return err
+		return inFlagTerms(err, scaleFlags)
 	}
 	return printInstallation(c, in)
 }

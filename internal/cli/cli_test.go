@@ -239,3 +239,33 @@ func TestLoggerAndLists(t *testing.T) {
 	require.NoError(t, r.Set("L=c"))
 	require.Equal(t, Repeated{"K=a,b", "L=c"}, r)
 }
+
+func TestDurationWithDays(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"24h", 24 * time.Hour, false},
+		{"1d", 24 * time.Hour, false},
+		{"7d", 7 * 24 * time.Hour, false},
+		{"1d12h", 36 * time.Hour, false},
+		{"90s", 90 * time.Second, false},
+		{"d", 0, true},
+		{"xd", 0, true},
+		{"1day", 0, true},
+		{"-1d", 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			var d Duration
+			err := d.Set(tc.in)
+			if tc.err {
+				require.ErrorContains(t, err, "want a duration such as")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, time.Duration(d))
+		})
+	}
+}

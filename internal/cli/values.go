@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"potluck/internal/human"
 )
@@ -78,4 +79,32 @@ func (o *OptionalInt) Ptr() *int {
 	}
 	v := o.Value
 	return &v
+}
+
+// Duration is a duration flag that also takes days ("7d", "1d12h"), which
+// token lifetimes are usually counted in; otherwise as time.ParseDuration.
+type Duration time.Duration
+
+func (d *Duration) String() string { return time.Duration(*d).String() }
+
+// Set parses a duration with an optional leading days part.
+func (d *Duration) Set(v string) error {
+	s := strings.TrimSpace(v)
+	var days int64
+	if i := strings.IndexByte(s, 'd'); i > 0 {
+		n, err := strconv.ParseInt(s[:i], 10, 64)
+		if err != nil || n < 0 || n > 100_000 {
+			return fmt.Errorf("%q: want a duration such as 90s, 24h or 7d", v)
+		}
+		days, s = n, s[i+1:]
+	}
+	var rest time.Duration
+	if s != "" {
+		var err error
+		if rest, err = time.ParseDuration(s); err != nil {
+			return fmt.Errorf("%q: want a duration such as 90s, 24h or 7d", v)
+		}
+	}
+	*d = Duration(time.Duration(days)*24*time.Hour + rest)
+	return nil
 }
