@@ -185,3 +185,16 @@ func TestStripTagsLeavesNoNameToApply(t *testing.T) {
 }
 
 func newGzip(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
+
+// BenchmarkInspectGzipLayer measures counting a gzip layer: the cost of the
+// bomb check per byte unpacked (SetBytes counts unpacked bytes).
+func BenchmarkInspectGzipLayer(b *testing.B) {
+	const size = 256 << 20
+	archive := blobstest.Archive(b, blobstest.Image{Layers: [][]byte{blobstest.GzipLayer(b, size)}})
+	b.SetBytes(size)
+	for b.Loop() {
+		if _, err := Inspect(bytes.NewReader(archive), 1<<40); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
