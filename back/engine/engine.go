@@ -273,6 +273,7 @@ func (e *Engine) Run(ctx context.Context, s Spec) (Container, error) {
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{nw.Name: {}}},
 	})
 	if err != nil {
+		e.removeNetworkIfUnused(context.WithoutCancel(ctx), nw.Name) // made for nothing
 		return Container{}, fmt.Errorf("docker create %s: %w", ContainerName(s.Instance), err)
 	}
 	if _, err := e.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {

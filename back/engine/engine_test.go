@@ -147,6 +147,9 @@ func TestBadSpecsCreateNothing(t *testing.T) {
 			_, found, err := e.find(context.Background(), "bad-spec")
 			require.NoError(t, err)
 			require.False(t, found)
+			nets, err := e.Networks(context.Background(), "h")
+			require.NoError(t, err)
+			require.Empty(t, nets, "no network is left behind")
 		})
 	}
 	_, err := e.LoadImageAs(context.Background(), strings.NewReader("this is not a tarball"), "potluck-test-never:latest")
