@@ -128,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 	if !cfg.SkipHostFirewall {
 		if err := fw.Ensure(ctx); err != nil {
 			eng.Close()
-			return nil, fmt.Errorf("%w; the Back keeps containers away from the host with iptables and needs root for it (see docs/security.md)", err)
+			return nil, fmt.Errorf("%w; the Back keeps containers away from the host with iptables and needs root or CAP_NET_ADMIN and CAP_NET_RAW for it (see docs/security.md)", err)
 		}
 	}
 	if cfg.Agent.Measure == nil {
