@@ -54,7 +54,11 @@ type Config struct {
 	// ProbePort is the tunnel port where the core checks the host answers
 	// (GET /healthz) before it becomes Ready; 0 means DefaultProbePort.
 	ProbePort uint16
-	Logger    *slog.Logger
+	// Measure finds what the host really has; nil means MeasureLocal on
+	// DataDir. A Back measures its Docker Engine's machine instead. Start
+	// refuses a declaration beyond it and registers both.
+	Measure MeasureFunc
+	Logger  *slog.Logger
 }
 
 // DefaultProbePort is where the core probes a new host over the tunnel,
@@ -76,6 +80,8 @@ type Agent struct {
 	stats  counters
 	probe  *http.Server
 	cores  coreList
+	// measured is what the host had at start, registered with the core.
+	measured agentproto.Capacity
 
 	hintsMu sync.Mutex
 	hints   map[string]netip.AddrPort // endpoints saved by the last run, until first used
@@ -109,6 +115,17 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, hints: loadEndpoints(cfg.DataDir)}
 	saved, haveSaved := loadIdentity(cfg.DataDir, cfg.Name)
+	if cfg.Measure == nil {
+		cfg.Measure = MeasureLocal(cfg.DataDir)
+	}
+	measured, err := cfg.Measure(ctx, saved.HostID)
+	if err != nil {
+		return nil, fmt.Errorf("measuring the host: %w", err)
+	}
+	if err := checkDeclared(cfg, measured); err != nil {
+		return nil, err
+	}
+	a.measured = measured
 	id, err := a.register(ctx, key.Public(), haveSaved)
 	if err != nil {
 		if !haveSaved {
@@ -169,6 +186,9 @@ func (c Config) validate() error {
 	}
 	return nil
 }
+
+// Measured is what the host had when the agent started.
+func (a *Agent) Measured() agentproto.Capacity { return a.measured }
 
 // Node is the host's mesh node.
 func (a *Agent) Node() *meshnet.Node { return a.node }

@@ -99,15 +99,29 @@ func (h HeartbeatRequest) Check() error {
 	return nil
 }
 
-// RegisterRequest is the body of POST PathRegister.
+// RegisterRequest is the body of POST PathRegister. CPUs, MemoryMB and
+// DiskMB are what the lender declared (grants); Measured is what the agent
+// found the machine has. An agent refuses to start when a declaration
+// exceeds its measurement, and the core must never place beyond Measured
+// either (a modified agent can lie in both, but not past the core's cap).
 type RegisterRequest struct {
-	Name      string  `json:"name"`
-	Role      string  `json:"role"`
-	PublicKey string  `json:"public_key"` // WireGuard, base64
-	CPUs      float64 `json:"cpus"`
-	MemoryMB  int64   `json:"memory_mb"`
-	DiskMB    int64   `json:"disk_mb"`
-	Endpoint  string  `json:"endpoint,omitempty"` // Fronts: public host:port for WireGuard UDP
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	PublicKey string    `json:"public_key"` // WireGuard, base64
+	CPUs      float64   `json:"cpus"`
+	MemoryMB  int64     `json:"memory_mb"`
+	DiskMB    int64     `json:"disk_mb"`
+	Endpoint  string    `json:"endpoint,omitempty"` // Fronts: public host:port for WireGuard UDP
+	Measured  *Capacity `json:"measured,omitempty"` // absent from agents before this field
+}
+
+// Capacity is what a host has, as its agent measured it: CPUs and memory of
+// the machine (a Back's: of its Docker Engine's machine), and disk free for
+// Potluck (a Back's: under Docker's data root, counting its own images).
+type Capacity struct {
+	CPUs     float64 `json:"cpus"`
+	MemoryMB int64   `json:"memory_mb"`
+	DiskMB   int64   `json:"disk_mb"`
 }
 
 // Host is a registered host as the core describes it to agents.
@@ -169,6 +183,13 @@ type Instance struct {
 	Env           map[string]string `json:"env,omitempty"`
 	AllowedFrom   []string          `json:"allowed_from"` // tunnel addresses of the installation's Fronts
 	State         InstanceState     `json:"state"`
+	// ReadOnlyRoot runs the container with a read-only root filesystem and
+	// a writable tmpfs on /tmp (an installation option).
+	ReadOnlyRoot bool `json:"read_only_root,omitempty"`
+	// ImageUncompressedBytes is what the uploaded image unpacks to (the
+	// core counts it at upload); a Back refuses an image that would not
+	// fit before downloading it. 0: unknown (the Back counts it itself).
+	ImageUncompressedBytes int64 `json:"image_uncompressed_bytes,omitempty"`
 }
 
 // Backend is one upstream of a route: an instance on a Back.

@@ -7,6 +7,7 @@
 package back
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,7 +19,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,8 @@ import (
 	"potluck/agent"
 	"potluck/agentproto"
 	"potluck/back/engine"
+	"potluck/back/hostfw"
+	"potluck/back/imagetar"
 	"potluck/lb/metrics"
 	"potluck/meshnet"
 )
@@ -48,15 +51,34 @@ type Config struct {
 	Resync time.Duration
 	// ReadyTimeout bounds the wait for a new container to answer on its port.
 	ReadyTimeout time.Duration
-	Logger       *slog.Logger
+	// NetworkPool is where installation networks' subnets are carved from
+	// (default engine.DefaultNetworkPool), in /SubnetBits (default
+	// engine.DefaultSubnetBits). Backs sharing an engine share the pool.
+	NetworkPool netip.Prefix
+	SubnetBits  int
+	// PidsLimit bounds each container's processes (0: engine.DefaultPidsLimit).
+	PidsLimit int64
+	// SkipHostFirewall leaves the host firewall (package hostfw) to the
+	// operator: for an engine on another machine, or rules managed there.
+	// Without those rules containers reach the host's own services.
+	SkipHostFirewall bool
+	// DiskReserve is disk left free under Docker's data root when loading
+	// an image (default DefaultDiskReserve).
+	DiskReserve int64
+	Logger      *slog.Logger
 }
+
+// DefaultDiskReserve is what a Back leaves free on the engine's disk: the
+// lender's machine must keep working.
+const DefaultDiskReserve = 512 << 20
 
 // Back is a running Back agent.
 type Back struct {
-	cfg    Config
-	log    *slog.Logger
-	agent  *agent.Agent
-	engine *engine.Engine
+	cfg      Config
+	log      *slog.Logger
+	agent    *agent.Agent
+	engine   *engine.Engine
+	firewall *hostfw.Firewall
 
 	mu       sync.Mutex
 	desired  *agentproto.DesiredState
@@ -89,9 +111,28 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 	if !cfg.PublishIP.IsLoopback() {
 		return nil, fmt.Errorf("publish address %s is not a loopback address: containers are never exposed beyond the host", cfg.PublishIP)
 	}
+	if cfg.DiskReserve == 0 {
+		cfg.DiskReserve = DefaultDiskReserve
+	}
 	eng, err := engine.Connect(ctx, cfg.DockerHost, cfg.Logger)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.NetworkPool.IsValid() || cfg.SubnetBits != 0 {
+		if err := eng.UseNetworkPool(cmp.Or(cfg.NetworkPool, engine.DefaultNetworkPool), cmp.Or(cfg.SubnetBits, engine.DefaultSubnetBits)); err != nil {
+			eng.Close()
+			return nil, err
+		}
+	}
+	fw := &hostfw.Firewall{Interfaces: engine.BridgePrefix + "+"}
+	if !cfg.SkipHostFirewall {
+		if err := fw.Ensure(ctx); err != nil {
+			eng.Close()
+			return nil, fmt.Errorf("%w; the Back keeps containers away from the host with iptables and needs root or CAP_NET_ADMIN and CAP_NET_RAW for it (see docs/security.md)", err)
+		}
+	}
+	if cfg.Agent.Measure == nil {
+		cfg.Agent.Measure = measureEngine(eng, cfg.Agent.DataDir)
 	}
 	ag, err := agent.Start(ctx, cfg.Agent)
 	if err != nil {
@@ -99,7 +140,7 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 		return nil, err
 	}
 	return &Back{
-		cfg: cfg, log: cfg.Logger, agent: ag, engine: eng,
+		cfg: cfg, log: cfg.Logger, agent: ag, engine: eng, firewall: fw,
 		reports:  map[string]agentproto.InstanceReport{},
 		forwards: map[uint16]*meshnet.Forward{},
 		wake:     make(chan struct{}, 1),
@@ -242,7 +283,11 @@ func (b *Back) reconcile(ctx context.Context, d *agentproto.DesiredState) {
 		}
 		b.ensure(ctx, in, byInstance[in.ID])
 	}
-	b.removeUnusedImages(ctx, d.Instances)
+	host := b.agent.Identity().HostID
+	b.removeUnusedImages(ctx, host, d.Instances)
+	if err := b.engine.RemoveUnusedNetworks(ctx, host); err != nil {
+		b.log.Warn("could not remove unused installation networks", "err", err)
+	}
 }
 
 func wantsPort(ins []agentproto.Instance, port uint16) bool {
@@ -263,10 +308,18 @@ func (b *Back) ensure(ctx context.Context, in agentproto.Instance, existing engi
 			return
 		}
 		b.report(in.ID, agentproto.InstancePending, "starting container")
+		if !b.cfg.SkipHostFirewall {
+			// Cheap when present; back after a reboot or a firewall reload.
+			if err := b.firewall.Ensure(ctx); err != nil {
+				b.report(in.ID, agentproto.InstanceFailed, err.Error())
+				return
+			}
+		}
 		_, err = b.engine.Run(ctx, engine.Spec{
 			Host: b.agent.Identity().HostID, HostIP: b.cfg.PublishIP, Installation: in.Installation, Instance: in.ID, App: in.App, Image: image,
 			HostPort: uint16(in.Port), ContainerPort: uint16(in.ContainerPort),
 			CPUs: float64(in.MilliCPU) / 1000, MemoryBytes: in.MemoryMB << 20, Env: in.Env,
+			PidsLimit: b.cfg.PidsLimit, ReadOnlyRoot: in.ReadOnlyRoot,
 		})
 		if err != nil {
 			b.report(in.ID, agentproto.InstanceFailed, err.Error())
@@ -346,17 +399,33 @@ func (b *Back) waitAnswers(ctx context.Context, addr string, timeout time.Durati
 	}
 }
 
-// blobRepo is the repository uploaded images are tagged into on a Back,
-// by digest, so that two apps whose tarballs carry the same tag never run
-// each other's code, and so the loaded image is the cache.
+// blobRepo is the repository uploaded images are tagged into on a Back:
+// potluck-blob/<host>/<digest prefix>. Named by the tarball's digest, so two
+// apps never run each other's code and the loaded image is the cache; named
+// by host, so a Back cleans up its own images only, never those of another
+// Back sharing the engine. The tarball's own tags are never applied.
 const blobRepo = "potluck-blob/"
 
-func imageTag(digest string) string {
-	return blobRepo + strings.TrimPrefix(digest, "sha256:")[:24] + ":latest"
+// blobImage is the name the image of an uploaded tarball gets on host.
+func blobImage(host, digest string) string {
+	return blobRepo + hostKey(host) + "/" + strings.TrimPrefix(digest, "sha256:")[:24] + ":latest"
+}
+
+var refComponent = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
+
+// hostKey is host as a path component of an image name: the host ID when it
+// is one already (the core's are, e.g. "h-1f2e3d4c5b6a"), else its hash.
+func hostKey(host string) string {
+	if len(host) <= 40 && refComponent.MatchString(host) {
+		return host
+	}
+	sum := sha256.Sum256([]byte(host))
+	return "h" + hex.EncodeToString(sum[:8])
 }
 
 // ensureImage returns the image to run: an uploaded tarball fetched over
-// the tunnel (digest checked) and loaded, or a registry image pulled.
+// the tunnel (digest checked), checked to fit on the engine's disk and
+// loaded under Potluck's name only, or a registry image pulled.
 func (b *Back) ensureImage(ctx context.Context, in agentproto.Instance) (string, error) {
 	if in.Digest == "" {
 		if in.Image == "" {
@@ -372,11 +441,20 @@ func (b *Back) ensureImage(ctx context.Context, in agentproto.Instance) (string,
 		}
 		return in.Image, nil
 	}
-	tag := imageTag(in.Digest)
+	if !digestPattern.MatchString(in.Digest) {
+		return "", fmt.Errorf("core sent a bad image digest %q", in.Digest)
+	}
+	tag := blobImage(b.agent.Identity().HostID, in.Digest)
 	if ok, err := b.engine.HasImage(ctx, tag); err != nil {
 		return "", err
 	} else if ok {
 		return tag, nil
+	}
+	if in.ImageUncompressedBytes > 0 {
+		// Refuse before downloading when the core already says it will not fit.
+		if err := b.fitsOnDisk(ctx, in.ImageUncompressedBytes); err != nil {
+			return "", err
+		}
 	}
 	b.report(in.ID, agentproto.InstancePending, "fetching image")
 	path, err := b.fetchBlob(ctx, in)
@@ -384,39 +462,40 @@ func (b *Back) ensureImage(ctx context.Context, in agentproto.Instance) (string,
 		return "", err
 	}
 	defer os.Remove(path) // once loaded, the engine's copy is the cache
+	if err := b.checkUnpacked(ctx, path); err != nil {
+		return "", err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	refs, err := b.engine.LoadImage(ctx, f)
-	if err != nil {
-		return "", err
-	}
-	src := in.Image
-	if src == "" || !slices.Contains(refs, src) {
-		src = refs[0]
-	}
-	if err := b.engine.TagImage(ctx, src, tag); err != nil {
+	if _, err := b.engine.LoadImageAs(ctx, f, tag); err != nil {
 		return "", err
 	}
 	return tag, nil
 }
 
 // fetchBlob downloads an image tarball over the tunnel into the data
-// directory, checking its digest.
+// directory, checking its digest, and refuses to fill the data directory's
+// disk beyond the reserve.
 func (b *Back) fetchBlob(ctx context.Context, in agentproto.Instance) (string, error) {
 	dir := filepath.Join(b.cfg.Agent.DataDir, "blobs")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	hexDigest := strings.TrimPrefix(in.Digest, "sha256:")
+	room, err := diskFree(dir)
+	if err != nil {
+		return "", err
+	}
 	tmp, err := os.CreateTemp(dir, ".download-*")
 	if err != nil {
 		return "", err
 	}
 	h := sha256.New()
-	err = b.agent.Download(ctx, in.BlobPath, io.MultiWriter(tmp, h))
+	w := &cappedWriter{w: io.MultiWriter(tmp, h), left: room - b.cfg.DiskReserve}
+	err = b.agent.Download(ctx, in.BlobPath, w)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -432,15 +511,83 @@ func (b *Back) fetchBlob(ctx context.Context, in agentproto.Instance) (string, e
 	return tmp.Name(), nil
 }
 
-// removeUnusedImages drops uploaded images no instance here needs any more.
-func (b *Back) removeUnusedImages(ctx context.Context, ins []agentproto.Instance) {
+// ErrDiskFull means an image does not fit on this host's disk.
+var ErrDiskFull = errors.New("not enough free disk")
+
+// cappedWriter fails with ErrDiskFull once more than left bytes come.
+type cappedWriter struct {
+	w    io.Writer
+	left int64
+}
+
+func (c *cappedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > c.left {
+		return 0, fmt.Errorf("%w for the image download in the data directory", ErrDiskFull)
+	}
+	c.left -= int64(len(p))
+	return c.w.Write(p)
+}
+
+// checkUnpacked counts what the tarball at path unpacks to (streaming,
+// stopping at the free space) and refuses it when it would not leave the
+// reserve free under Docker's data root.
+func (b *Back) checkUnpacked(ctx context.Context, path string) error {
+	room, where, err := b.engineDiskFree(ctx)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = imagetar.Inspect(f, room-b.cfg.DiskReserve)
+	if errors.Is(err, imagetar.ErrUncompressedTooLarge) {
+		return fmt.Errorf("%w under %s: the image unpacks to more than the %d bytes free there beyond the %d reserved (%v)", ErrDiskFull, where, max(room-b.cfg.DiskReserve, 0), b.cfg.DiskReserve, err)
+	}
+	if err != nil {
+		return fmt.Errorf("image tarball: %w", err)
+	}
+	return nil
+}
+
+// fitsOnDisk refuses an image of need unpacked bytes that would not leave
+// the reserve free under Docker's data root.
+func (b *Back) fitsOnDisk(ctx context.Context, need int64) error {
+	room, where, err := b.engineDiskFree(ctx)
+	if err != nil {
+		return err
+	}
+	if need > room-b.cfg.DiskReserve {
+		return fmt.Errorf("%w under %s: the image unpacks to %d bytes, %d are free beyond the %d reserved", ErrDiskFull, where, need, max(room-b.cfg.DiskReserve, 0), b.cfg.DiskReserve)
+	}
+	return nil
+}
+
+// engineDiskFree is the free space under Docker's data root when it is on
+// this machine, else under the data directory.
+func (b *Back) engineDiskFree(ctx context.Context) (int64, string, error) {
+	facts, err := b.engine.Facts(ctx)
+	if err == nil && facts.RootDir != "" {
+		if free, err := diskFree(facts.RootDir); err == nil {
+			return free, facts.RootDir, nil
+		}
+	}
+	free, err := diskFree(b.cfg.Agent.DataDir)
+	return free, b.cfg.Agent.DataDir, err
+}
+
+// removeUnusedImages drops this host's uploaded images no instance here
+// needs any more; other Backs' images on a shared engine are not its to
+// remove.
+func (b *Back) removeUnusedImages(ctx context.Context, host string, ins []agentproto.Instance) {
 	keep := map[string]bool{}
 	for _, in := range ins {
 		if in.Digest != "" {
-			keep[imageTag(in.Digest)] = true
+			keep[blobImage(host, in.Digest)] = true
 		}
 	}
-	refs, err := b.engine.ImagesMatching(ctx, blobRepo+"*")
+	refs, err := b.engine.ImagesMatching(ctx, blobRepo+hostKey(host)+"/*")
 	if err != nil {
 		b.log.Warn("could not list images", "err", err)
 		return

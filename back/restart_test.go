@@ -39,7 +39,7 @@ func TestBackRestartedWithoutCoreKeepsAndAdoptsItsContainer(t *testing.T) {
 	defer eng.Close()
 	f, err := os.Open(tarball)
 	require.NoError(t, err)
-	_, err = eng.LoadImage(ctx, f)
+	_, err = eng.LoadImageAs(ctx, f, appimage.DefaultTag)
 	f.Close()
 	require.NoError(t, err)
 

@@ -1,17 +1,18 @@
 // Package engine runs Potluck instances as containers through the Docker
-// Engine API: images loaded from `docker save` tarballs or pulled, containers
-// published on 127.0.0.1 only, with cpu and memory limits and labels that tie
-// each container to its installation and instance so a restarted Back can
-// adopt them instead of starting duplicates.
+// Engine API: images loaded from untrusted `docker save` tarballs under
+// Potluck's own name only, or pulled; containers on a network of their
+// installation's own, published on 127.0.0.1 only, hardened (capabilities,
+// no-new-privileges, pids, log rotation, optionally a read-only root), with
+// cpu and memory limits and labels that tie each container to its
+// installation and instance so a restarted Back can adopt them instead of
+// starting duplicates.
 package engine
 
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"sort"
@@ -44,8 +45,10 @@ var ErrUnreachable = errors.New("docker engine unreachable")
 
 // Engine is a connection to one Docker Engine.
 type Engine struct {
-	cli *client.Client
-	log *slog.Logger
+	cli        *client.Client
+	log        *slog.Logger
+	pool       netip.Prefix // installation subnets are carved from it
+	subnetBits int
 }
 
 // Connect opens a client for host ("" means DOCKER_HOST or the default unix
@@ -74,7 +77,7 @@ func Connect(ctx context.Context, host string, log *slog.Logger) (*Engine, error
 		cli.Close()
 		return nil, fmt.Errorf("docker engine at %s speaks API %s; Potluck needs %s or newer (Docker 20.10+)", cli.DaemonHost(), ping.APIVersion, MinAPIVersion)
 	}
-	return &Engine{cli: cli, log: log}, nil
+	return &Engine{cli: cli, log: log, pool: DefaultNetworkPool, subnetBits: DefaultSubnetBits}, nil
 }
 
 // versionLess compares dotted API versions numerically ("1.9" < "1.41").
@@ -100,44 +103,6 @@ func (e *Engine) Close() error { return e.cli.Close() }
 
 // APIVersion is the negotiated Engine API version.
 func (e *Engine) APIVersion() string { return e.cli.ClientVersion() }
-
-// LoadImage loads a `docker save` tarball and returns the image references
-// (or IDs) it contained.
-func (e *Engine) LoadImage(ctx context.Context, tarball io.Reader) ([]string, error) {
-	res, err := e.cli.ImageLoad(ctx, tarball, client.ImageLoadWithQuiet(true))
-	if err != nil {
-		return nil, fmt.Errorf("docker load: %w", err)
-	}
-	defer res.Close()
-	var loaded []string
-	dec := json.NewDecoder(res)
-	for {
-		var msg struct {
-			Stream      string `json:"stream"`
-			Error       string `json:"error"`
-			ErrorDetail *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
-		if err := dec.Decode(&msg); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return nil, fmt.Errorf("docker load: reading engine reply: %w", err)
-		}
-		if msg.Error != "" {
-			return nil, fmt.Errorf("docker load: %s", msg.Error)
-		}
-		for _, prefix := range []string{"Loaded image: ", "Loaded image ID: "} {
-			if ref, ok := strings.CutPrefix(strings.TrimSpace(msg.Stream), prefix); ok {
-				loaded = append(loaded, ref)
-			}
-		}
-	}
-	if len(loaded) == 0 {
-		return nil, errors.New("docker load: the tarball held no image")
-	}
-	return loaded, nil
-}
 
 // PullImage pulls ref from its registry.
 func (e *Engine) PullImage(ctx context.Context, ref string) error {
@@ -189,7 +154,13 @@ type Spec struct {
 	ContainerPort uint16
 	CPUs          float64 // 0: no limit
 	MemoryBytes   int64   // 0: no limit
-	Env           map[string]string
+	// PidsLimit bounds the container's processes and threads; 0 means
+	// DefaultPidsLimit.
+	PidsLimit int64
+	// ReadOnlyRoot mounts the image's filesystem read-only, with a
+	// writable tmpfs on /tmp (volumes the image declares stay writable).
+	ReadOnlyRoot bool
+	Env          map[string]string
 }
 
 func (s Spec) validate() error {
@@ -202,8 +173,8 @@ func (s Spec) validate() error {
 		return errors.New("spec: image is required")
 	case s.HostPort == 0 || s.ContainerPort == 0:
 		return errors.New("spec: host and container ports are required")
-	case s.CPUs < 0 || s.MemoryBytes < 0:
-		return errors.New("spec: cpu and memory limits must not be negative")
+	case s.CPUs < 0 || s.MemoryBytes < 0 || s.PidsLimit < 0:
+		return errors.New("spec: cpu, memory and pids limits must not be negative")
 	case s.MemoryBytes > 0 && s.MemoryBytes < 6<<20:
 		return fmt.Errorf("spec: memory limit %d bytes is below Docker's minimum of 6 MiB", s.MemoryBytes)
 	}
@@ -225,6 +196,7 @@ type Container struct {
 	App          string
 	Image        string
 	HostPort     uint16
+	Network      string // the network it is attached to
 	State        string // created, running, exited, ...
 	Status       string // human text, e.g. "Up 3 minutes"
 }
@@ -241,6 +213,13 @@ func (e *Engine) Run(ctx context.Context, s Spec) (Container, error) {
 	}
 	if c, ok, err := e.find(ctx, s.Instance); err != nil {
 		return Container{}, err
+	} else if ok && c.Network != NetworkName(s.Host, s.Installation) {
+		// Made by a release before installation networks and hardening:
+		// adopting it would keep it on the shared bridge. Make it anew.
+		e.log.Info("recreating a container made by an earlier release", "instance", s.Instance, "network", c.Network)
+		if err := e.Remove(ctx, c.ID, 10*time.Second); err != nil {
+			return Container{}, err
+		}
 	} else if ok {
 		if !c.Running() {
 			if _, err := e.cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
@@ -260,6 +239,21 @@ func (e *Engine) Run(ctx context.Context, s Spec) (Container, error) {
 	}
 	sort.Strings(env)
 	env = append(env, "POTLUCK_INSTANCE="+s.Instance)
+	nw, err := e.EnsureNetwork(ctx, s.Host, s.Installation)
+	if err != nil {
+		return Container{}, err
+	}
+	hc := hardened(s)
+	hc.NetworkMode = container.NetworkMode(nw.Name)
+	hc.PortBindings = network.PortMap{ctrPort: {{
+		HostIP:   cmp.Or(s.HostIP, netip.MustParseAddr("127.0.0.1")),
+		HostPort: strconv.Itoa(int(s.HostPort)),
+	}}}
+	// The engine restarts crashed containers and brings them back after its
+	// own restart, even while the Back or the core is away.
+	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
+	hc.Resources.NanoCPUs = int64(s.CPUs * 1e9)
+	hc.Resources.Memory = s.MemoryBytes
 	res, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: ContainerName(s.Instance),
 		Config: &container.Config{
@@ -275,28 +269,19 @@ func (e *Engine) Run(ctx context.Context, s Spec) (Container, error) {
 				LabelPort:         strconv.Itoa(int(s.HostPort)),
 			},
 		},
-		HostConfig: &container.HostConfig{
-			PortBindings: network.PortMap{ctrPort: {{
-				HostIP:   cmp.Or(s.HostIP, netip.MustParseAddr("127.0.0.1")),
-				HostPort: strconv.Itoa(int(s.HostPort)),
-			}}},
-			// The engine restarts crashed containers and brings them back
-			// after its own restart, even while the Back or the core is away.
-			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
-			Resources: container.Resources{
-				NanoCPUs: int64(s.CPUs * 1e9),
-				Memory:   s.MemoryBytes,
-			},
-		},
+		HostConfig:       hc,
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{nw.Name: {}}},
 	})
 	if err != nil {
+		e.removeNetworkIfUnused(context.WithoutCancel(ctx), nw.Name) // made for nothing
 		return Container{}, fmt.Errorf("docker create %s: %w", ContainerName(s.Instance), err)
 	}
 	if _, err := e.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		// Do not leave a half-made instance behind.
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		e.cli.ContainerRemove(rmCtx, res.ID, client.ContainerRemoveOptions{Force: true})
+		e.cli.ContainerRemove(rmCtx, res.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		e.removeNetworkIfUnused(rmCtx, nw.Name)
 		return Container{}, fmt.Errorf("docker start %s: %w", ContainerName(s.Instance), err)
 	}
 	c, _, err := e.find(ctx, s.Instance)
@@ -340,7 +325,7 @@ func (e *Engine) list(ctx context.Context, f client.Filters) ([]Container, error
 		out = append(out, Container{
 			ID: s.ID, Name: name, Image: s.Image, State: string(s.State), Status: s.Status,
 			Host: s.Labels[LabelHost], Installation: s.Labels[LabelInstallation], Instance: s.Labels[LabelInstance],
-			App: s.Labels[LabelApp], HostPort: uint16(port),
+			App: s.Labels[LabelApp], HostPort: uint16(port), Network: s.HostConfig.NetworkMode,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Instance < out[j].Instance })
@@ -356,14 +341,25 @@ func (e *Engine) Stop(ctx context.Context, id string, grace time.Duration) error
 	return nil
 }
 
-// Remove stops (with grace) and removes a container. A container that is
-// gone already is not an error.
+// Remove stops (with grace) and removes a container with its anonymous
+// volumes, and its installation network once no container is left on it. A
+// container that is gone already is not an error.
 func (e *Engine) Remove(ctx context.Context, id string, grace time.Duration) error {
+	insp, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("docker inspect %s: %w", id, err)
+	}
 	if err := e.Stop(ctx, id, grace); err != nil {
 		return err
 	}
-	if _, err := e.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+	if _, err := e.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !isNotFound(err) {
 		return fmt.Errorf("docker rm %s: %w", id, err)
+	}
+	if l := insp.Container.Config.Labels; l[LabelManaged] == "true" && l[LabelHost] != "" && l[LabelInstallation] != "" {
+		return e.removeNetworkIfUnused(ctx, NetworkName(l[LabelHost], l[LabelInstallation]))
 	}
 	return nil
 }
@@ -376,19 +372,4 @@ func (e *Engine) TagImage(ctx context.Context, src, dst string) error {
 		return fmt.Errorf("docker tag %s %s: %w", src, dst, err)
 	}
 	return nil
-}
-
-// ImagesMatching lists the local image references matching a reference
-// pattern such as "potluck-blob/*".
-func (e *Engine) ImagesMatching(ctx context.Context, pattern string) ([]string, error) {
-	res, err := e.cli.ImageList(ctx, client.ImageListOptions{Filters: client.Filters{}.Add("reference", pattern)})
-	if err != nil {
-		return nil, fmt.Errorf("docker images %s: %w", pattern, err)
-	}
-	var refs []string
-	for _, img := range res.Items {
-		refs = append(refs, img.RepoTags...)
-	}
-	sort.Strings(refs)
-	return refs, nil
 }

@@ -47,9 +47,8 @@ func TestRunAdoptAndRemoveARealContainer(t *testing.T) {
 	f, err := os.Open(dockertest.SampleImage(t))
 	require.NoError(t, err)
 	defer f.Close()
-	refs, err := e.LoadImage(ctx, f)
+	_, err = e.LoadImageAs(ctx, f, appimage.DefaultTag)
 	require.NoError(t, err)
-	require.Contains(t, refs, appimage.DefaultTag)
 	has, err := e.HasImage(ctx, appimage.DefaultTag)
 	require.NoError(t, err)
 	require.True(t, has)
@@ -136,6 +135,7 @@ func TestBadSpecsCreateNothing(t *testing.T) {
 		{"no image", func(s *Spec) { s.Image = "" }, "image is required"},
 		{"no port", func(s *Spec) { s.HostPort = 0 }, "ports are required"},
 		{"negative cpu", func(s *Spec) { s.CPUs = -1 }, "must not be negative"},
+		{"negative pids", func(s *Spec) { s.PidsLimit = -1 }, "must not be negative"},
 		{"tiny memory", func(s *Spec) { s.MemoryBytes = 1024 }, "6 MiB"},
 		{"unknown image", func(s *Spec) { s.Image = "potluck-no-such-image:never" }, "docker create"},
 	} {
@@ -147,10 +147,16 @@ func TestBadSpecsCreateNothing(t *testing.T) {
 			_, found, err := e.find(context.Background(), "bad-spec")
 			require.NoError(t, err)
 			require.False(t, found)
+			nets, err := e.Networks(context.Background(), "h")
+			require.NoError(t, err)
+			require.Empty(t, nets, "no network is left behind")
 		})
 	}
-	_, err := e.LoadImage(context.Background(), strings.NewReader("this is not a tarball"))
+	_, err := e.LoadImageAs(context.Background(), strings.NewReader("this is not a tarball"), "potluck-test-never:latest")
 	require.Error(t, err)
+	has, err := e.HasImage(context.Background(), "potluck-test-never:latest")
+	require.NoError(t, err)
+	require.False(t, has)
 }
 
 func TestUnreachableEngineIsAClearError(t *testing.T) {

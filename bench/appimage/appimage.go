@@ -1,6 +1,7 @@
-// Package appimage builds the sample app (bench/app) into a Docker image
-// FROM scratch, offline, through the Engine API, and writes its `docker
-// save` tarball: what tests, the demo and the benchmarks deploy.
+// Package appimage builds the sample app (bench/app) and the probe test app
+// (bench/appimage/probe) into Docker images FROM scratch, offline, through
+// the Engine API, and writes their `docker save` tarballs: what tests, the
+// demo and the benchmarks deploy.
 package appimage
 
 import (
@@ -23,12 +24,30 @@ import (
 // DefaultTag names the sample image.
 const DefaultTag = "potluck-sample-app:latest"
 
-const appPackage = "potluck/bench/app"
+// ProbeTag names the probe image.
+const ProbeTag = "potluck-probe:latest"
+
+const (
+	appPackage   = "potluck/bench/app"
+	probePackage = "potluck/bench/appimage/probe"
+)
 
 // Build compiles the sample app statically, builds the image tagged tag with
 // the app's Dockerfile, and writes `docker save` output to out.
 func Build(ctx context.Context, tag, out string) error {
-	dir, err := goList(ctx, appPackage)
+	return BuildPackage(ctx, appPackage, tag, out)
+}
+
+// BuildProbe builds the probe image (see bench/appimage/probe) the same way.
+func BuildProbe(ctx context.Context, tag, out string) error {
+	return BuildPackage(ctx, probePackage, tag, out)
+}
+
+// BuildPackage compiles a main package statically as "app", builds an image
+// tagged tag with the Dockerfile in the package's directory, and writes
+// `docker save` output to out.
+func BuildPackage(ctx context.Context, pkg, tag, out string) error {
+	dir, err := goList(ctx, pkg)
 	if err != nil {
 		return err
 	}
@@ -42,7 +61,7 @@ func Build(ctx context.Context, tag, out string) error {
 	}
 	defer os.RemoveAll(tmp)
 	bin := filepath.Join(tmp, "app")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, appPackage)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("app image: go build: %w\n%s", err, b)

@@ -5,25 +5,29 @@
 package blobs
 
 import (
-	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"potluck/back/imagetar"
 )
 
 // ErrTooLarge means the upload exceeded the size limit.
 var ErrTooLarge = errors.New("image tarball is larger than the size limit")
+
+// ErrUncompressedTooLarge means the image's layers unpack to more than the
+// Store's MaxUncompressed (a decompression bomb, or simply too big an image).
+// Its message names the limit and the file where the count passed it.
+var ErrUncompressedTooLarge = imagetar.ErrUncompressedTooLarge
 
 // InvalidError means the body is not a usable `docker save` tarball.
 type InvalidError struct{ Reason string }
@@ -33,13 +37,22 @@ func (e *InvalidError) Error() string { return "not a docker save tarball: " + e
 // Info describes a stored blob.
 type Info struct {
 	Digest string // sha256:<hex>
-	Size   int64
-	Image  string // first repo tag in manifest.json, or the config digest
+	Size   int64  // of the tarball
+	// Uncompressed is what the image unpacks to on a Back (layers
+	// decompressed, sparse files written out): what placement must find
+	// free on a host's disk.
+	Uncompressed int64
+	// Image is the first repo tag in manifest.json, or the config digest:
+	// for people to read. A Back never applies the tarball's tags.
+	Image string
 }
 
 // Store is a directory of blobs named by their hex sha256.
 type Store struct {
 	dir string
+	// MaxUncompressed bounds what an image may unpack to; 0 means
+	// DefaultMaxUncompressed. Set it before the first Put.
+	MaxUncompressed int64
 }
 
 // Open creates the directory if needed.
@@ -104,9 +117,17 @@ func (s *Store) Remove(digest string) error {
 	return nil
 }
 
-// Put streams r to disk while hashing it and checking that it is a complete
-// tar archive with a manifest.json, as `docker save` writes. At most limit
-// bytes are accepted. want, if not empty, is the digest the content must have.
+// DefaultMaxUncompressed is what an image may unpack to when the Store is
+// not told otherwise: far above a real web app's image, far below a disk.
+const DefaultMaxUncompressed int64 = 8 << 30
+
+// Put streams r to disk while hashing it and checking that it is one image
+// as `docker save` writes it (imagetar.Inspect): a manifest.json naming its
+// config and layers, each layer counted as what it unpacks to. At most limit
+// bytes are accepted, and an image that unpacks to more than the Store's
+// MaxUncompressed is refused (ErrUncompressedTooLarge) as soon as the count
+// passes it, without unpacking the rest. want, if not empty, is the digest
+// the content must have.
 func (s *Store) Put(r io.Reader, limit int64, want string) (Info, error) {
 	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "upload-*")
 	if err != nil {
@@ -118,7 +139,7 @@ func (s *Store) Put(r io.Reader, limit int64, want string) (Info, error) {
 	hash := sha256.New()
 	counted := &limitReader{r: r, left: limit}
 	body := io.TeeReader(counted, io.MultiWriter(tmp, hash))
-	image, terr := checkTar(body)
+	sum, terr := imagetar.Inspect(body, s.maxUncompressed())
 	if terr == nil {
 		// Keep the end-of-archive padding so the digest covers the whole body.
 		_, terr = io.Copy(io.Discard, body)
@@ -127,25 +148,39 @@ func (s *Store) Put(r io.Reader, limit int64, want string) (Info, error) {
 		return Info{}, ErrTooLarge
 	}
 	if terr != nil {
-		var inv *InvalidError
-		if errors.As(terr, &inv) {
+		var fe *imagetar.FormatError
+		switch {
+		case errors.Is(terr, imagetar.ErrUncompressedTooLarge):
 			return Info{}, terr
+		case errors.As(terr, &fe):
+			return Info{}, &InvalidError{Reason: fe.Reason}
 		}
 		return Info{}, fmt.Errorf("read upload: %w", terr)
 	}
 	if err := tmp.Sync(); err != nil {
 		return Info{}, fmt.Errorf("blobs: %w", err)
 	}
-	sum := hex.EncodeToString(hash.Sum(nil))
-	digest := "sha256:" + sum
+	hexSum := hex.EncodeToString(hash.Sum(nil))
+	digest := "sha256:" + hexSum
 	if want != "" && want != digest {
 		return Info{}, fmt.Errorf("blob digest mismatch: got %s, want %s", digest, want)
 	}
 	size := limit - counted.left
-	if err := os.Rename(tmp.Name(), s.path(sum)); err != nil {
+	if err := os.Rename(tmp.Name(), s.path(hexSum)); err != nil {
 		return Info{}, fmt.Errorf("blobs: %w", err)
 	}
-	return Info{Digest: digest, Size: size, Image: image}, nil
+	image := sum.ConfigDigest
+	if len(sum.RepoTags) > 0 {
+		image = sum.RepoTags[0]
+	}
+	return Info{Digest: digest, Size: size, Uncompressed: sum.Uncompressed, Image: image}, nil
+}
+
+func (s *Store) maxUncompressed() int64 {
+	if s.MaxUncompressed > 0 {
+		return s.MaxUncompressed
+	}
+	return DefaultMaxUncompressed
 }
 
 // limitReader reads at most left bytes and records whether more was offered.
@@ -171,70 +206,6 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.left -= int64(n)
 	return n, err
-}
-
-// checkTar reads the whole archive and returns the image name from
-// manifest.json.
-func checkTar(r io.Reader) (string, error) {
-	tr := tar.NewReader(r)
-	entries := 0
-	image := ""
-	found := false
-	for entries < 1_000_000 {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			if errors.Is(err, ErrTooLarge) {
-				return "", err
-			}
-			return "", &InvalidError{Reason: err.Error()}
-		}
-		entries++
-		if path.Clean(hdr.Name) == "manifest.json" {
-			found = true
-			data, err := io.ReadAll(io.LimitReader(tr, 1<<20))
-			if err != nil {
-				return "", &InvalidError{Reason: "manifest.json: " + err.Error()}
-			}
-			image, err = imageFromManifest(data)
-			if err != nil {
-				return "", &InvalidError{Reason: "manifest.json: " + err.Error()}
-			}
-		}
-		if _, err := io.Copy(io.Discard, tr); err != nil {
-			if errors.Is(err, ErrTooLarge) {
-				return "", err
-			}
-			return "", &InvalidError{Reason: fmt.Sprintf("entry %q: %v", hdr.Name, err)}
-		}
-	}
-	if entries == 0 {
-		return "", &InvalidError{Reason: "archive is empty"}
-	}
-	if !found {
-		return "", &InvalidError{Reason: "no manifest.json in the archive"}
-	}
-	return image, nil
-}
-
-func imageFromManifest(data []byte) (string, error) {
-	var m []struct {
-		Config   string
-		RepoTags []string
-	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return "", err
-	}
-	if len(m) == 0 {
-		return "", errors.New("lists no image")
-	}
-	if len(m[0].RepoTags) > 0 {
-		return m[0].RepoTags[0], nil
-	}
-	cfg := strings.TrimSuffix(path.Base(m[0].Config), ".json")
-	return "sha256:" + cfg, nil
 }
 
 // Replicator fetches missing blobs from peer core nodes.

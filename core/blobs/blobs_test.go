@@ -1,7 +1,6 @@
 package blobs
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,50 +10,43 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-)
 
-func saveTar(t *testing.T, manifest string, layer int) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{"layer.tar", bytes.Repeat([]byte{1}, layer)}, {"manifest.json", []byte(manifest)}} {
-		require.NoError(t, tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data))}))
-		_, err := tw.Write(f.data)
-		require.NoError(t, err)
-	}
-	require.NoError(t, tw.Close())
-	return buf.Bytes()
-}
+	"potluck/core/blobs/blobstest"
+)
 
 func TestPut(t *testing.T) {
 	s, err := Open(t.TempDir())
 	require.NoError(t, err)
-	good := saveTar(t, `[{"Config":"blobs/sha256/cfg","RepoTags":["hello:1"]}]`, 1000)
+	s.MaxUncompressed = 4 << 20
+	good := blobstest.DockerSaveTar(t, "hello:1", 1000)
 	sum := sha256.Sum256(good)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
-	untagged := saveTar(t, `[{"Config":"blobs/sha256/0123abcd","RepoTags":null}]`, 10)
+	untaggedLayer := blobstest.Layer(t, 10)
+	untagged := blobstest.Archive(t, blobstest.Image{Layers: [][]byte{untaggedLayer}})
+	// 64 MiB of zeros in a ~64 KiB upload.
+	bomb := blobstest.Archive(t, blobstest.Image{RepoTags: []string{"bomb:1"}, Layers: [][]byte{blobstest.GzipLayer(t, 64<<20)}})
+	require.Less(t, len(bomb), 1<<20)
 
 	cases := []struct {
-		name      string
-		body      []byte
-		limit     int64
-		want      string
-		image     string
-		wantErr   error
-		invalid   bool
-		errSubstr string
+		name         string
+		body         []byte
+		limit        int64
+		want         string
+		image        string
+		uncompressed int64 // at least
+		wantErr      error
+		invalid      bool
+		errSubstr    string
 	}{
-		{name: "docker save tarball", body: good, limit: 1 << 20, image: "hello:1"},
-		{name: "expected digest", body: good, limit: 1 << 20, want: digest, image: "hello:1"},
-		{name: "untagged image uses the config digest", body: untagged, limit: 1 << 20, image: "sha256:0123abcd"},
+		{name: "docker save tarball", body: good, limit: 1 << 20, image: "hello:1", uncompressed: 1000 + 512},
+		{name: "expected digest", body: good, limit: 1 << 20, want: digest, image: "hello:1", uncompressed: 1000 + 512},
+		{name: "untagged image uses the config digest", body: untagged, limit: 1 << 20, image: blobstest.ConfigDigest(t, untaggedLayer)},
 		{name: "too large", body: good, limit: 600, wantErr: ErrTooLarge},
+		{name: "decompression bomb", body: bomb, limit: 1 << 20, wantErr: ErrUncompressedTooLarge, errSubstr: "4194304 bytes"},
 		{name: "truncated", body: good[:700], limit: 1 << 20, invalid: true},
 		{name: "not a tar", body: bytes.Repeat([]byte("text "), 300), limit: 1 << 20, invalid: true},
 		{name: "empty", body: nil, limit: 1 << 20, invalid: true},
-		{name: "bad manifest", body: saveTar(t, `{`, 1), limit: 1 << 20, invalid: true},
+		{name: "two images", body: blobstest.Archive(t, blobstest.Image{Layers: [][]byte{untaggedLayer}, Images: 2}), limit: 1 << 20, invalid: true, errSubstr: "2 images"},
 		{name: "digest mismatch", body: untagged, limit: 1 << 20, want: digest, errSubstr: "digest mismatch"},
 	}
 	for _, tc := range cases {
@@ -63,15 +55,18 @@ func TestPut(t *testing.T) {
 			switch {
 			case tc.wantErr != nil:
 				require.ErrorIs(t, err, tc.wantErr)
+				require.ErrorContains(t, err, tc.errSubstr)
 			case tc.invalid:
 				var inv *InvalidError
 				require.True(t, errors.As(err, &inv), "got %v", err)
+				require.ErrorContains(t, err, tc.errSubstr)
 			case tc.errSubstr != "":
 				require.ErrorContains(t, err, tc.errSubstr)
 			default:
 				require.NoError(t, err)
 				require.Equal(t, tc.image, info.Image)
 				require.Equal(t, int64(len(tc.body)), info.Size)
+				require.GreaterOrEqual(t, info.Uncompressed, tc.uncompressed)
 				f, _, err := s.Open(info.Digest)
 				require.NoError(t, err)
 				data, err := io.ReadAll(f)
@@ -86,14 +81,26 @@ func TestPut(t *testing.T) {
 	require.False(t, s.Has(digest))
 	_, err = ParseDigest("sha256:../../etc/passwd")
 	require.Error(t, err)
+	list, err := s.List()
+	require.NoError(t, err)
+	for _, b := range list {
+		require.NotEqual(t, "sha256:"+hex.EncodeToString(func() []byte { s := sha256.Sum256(bomb); return s[:] }()), b.Digest, "a refused bomb is not kept")
+	}
+}
+
+// The default limit applies to a Store nobody configured.
+func TestPutHasADefaultUncompressedLimit(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	require.Equal(t, DefaultMaxUncompressed, s.maxUncompressed())
 }
 
 func TestCollectRemovesOnlyOldUnreferencedBlobs(t *testing.T) {
 	s, err := Open(t.TempDir())
 	require.NoError(t, err)
-	a, err := s.Put(bytes.NewReader(saveTar(t, `[{"RepoTags":["a:1"]}]`, 10)), 1<<20, "")
+	a, err := s.Put(bytes.NewReader(blobstest.DockerSaveTar(t, "a:1", 10)), 1<<20, "")
 	require.NoError(t, err)
-	b, err := s.Put(bytes.NewReader(saveTar(t, `[{"RepoTags":["b:1"]}]`, 20)), 1<<20, "")
+	b, err := s.Put(bytes.NewReader(blobstest.DockerSaveTar(t, "b:1", 20)), 1<<20, "")
 	require.NoError(t, err)
 	now := time.Now()
 	removed, err := s.Collect(map[string]bool{a.Digest: true}, time.Hour, now)

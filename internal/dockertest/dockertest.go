@@ -63,3 +63,32 @@ func SampleImage(t testing.TB) string {
 	}
 	return sample.path
 }
+
+var probe struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// ProbeImage builds the probe test image (tag appimage.ProbeTag, see
+// bench/appimage/probe) once per test binary and returns the path of its
+// `docker save` tarball; the image is also tagged in the engine.
+func ProbeImage(t testing.TB) string {
+	t.Helper()
+	Require(t)
+	probe.once.Do(func() {
+		dir, err := os.MkdirTemp("", "potluck-probe-*")
+		if err != nil {
+			probe.err = err
+			return
+		}
+		probe.path = filepath.Join(dir, "probe-image.tar")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		probe.err = appimage.BuildProbe(ctx, appimage.ProbeTag, probe.path)
+	})
+	if probe.err != nil {
+		t.Fatalf("building the probe image: %v", probe.err)
+	}
+	return probe.path
+}

@@ -1,0 +1,54 @@
+package back
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"golang.org/x/sys/unix"
+
+	"potluck/agentproto"
+	"potluck/back/engine"
+)
+
+// diskFree is the space an unprivileged writer may still use on the
+// filesystem holding path.
+func diskFree(path string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, fmt.Errorf("free disk of %s: %w", path, err)
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}
+
+var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// measureEngine measures what a Back has: the CPUs and memory of its Docker
+// Engine's machine (where containers run) and the disk free under Docker's
+// data root plus what this host's own images already take there (they are
+// Potluck's to reuse, so a Back restarted with a full cache is not refused).
+func measureEngine(eng *engine.Engine, dataDir string) func(ctx context.Context, hostID string) (agentproto.Capacity, error) {
+	return func(ctx context.Context, hostID string) (agentproto.Capacity, error) {
+		facts, err := eng.Facts(ctx)
+		if err != nil {
+			return agentproto.Capacity{}, err
+		}
+		free, err := diskFree(facts.RootDir)
+		if err != nil {
+			// An engine on another machine: its disk is not ours to see.
+			if free, err = diskFree(dataDir); err != nil {
+				return agentproto.Capacity{}, err
+			}
+		}
+		if hostID != "" {
+			sizes, err := eng.ImageSizes(ctx, blobRepo+hostKey(hostID)+"/*")
+			if err != nil {
+				return agentproto.Capacity{}, err
+			}
+			for _, n := range sizes {
+				free += n
+			}
+		}
+		return agentproto.Capacity{CPUs: float64(facts.CPUs), MemoryMB: facts.MemoryBytes >> 20, DiskMB: free >> 20}, nil
+	}
+}

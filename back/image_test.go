@@ -1,0 +1,227 @@
+package back
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"potluck/agent"
+	"potluck/agentproto"
+	"potluck/back/engine"
+	"potluck/bench/appimage"
+	"potluck/core/blobs/blobstest"
+	"potluck/internal/dockertest"
+)
+
+func connectEngine(t *testing.T) *engine.Engine {
+	t.Helper()
+	dockertest.Require(t)
+	eng, err := engine.Connect(context.Background(), "", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { eng.Close() })
+	return eng
+}
+
+// retag copies a docker save tarball with manifest.json's RepoTags set to
+// tags: what an attacker uploads.
+func retag(t *testing.T, path string, tags []string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var out bytes.Buffer
+	tr, tw := tar.NewReader(f), tar.NewWriter(&out)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		data, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		if hdr.Name == "manifest.json" {
+			var m []map[string]any
+			require.NoError(t, json.Unmarshal(data, &m))
+			m[0]["RepoTags"] = tags
+			data, err = json.Marshal(m)
+			require.NoError(t, err)
+			hdr.Size = int64(len(data))
+		}
+		require.NoError(t, tw.WriteHeader(hdr))
+		_, err = tw.Write(data)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	return out.Bytes()
+}
+
+func tagForTest(t *testing.T, eng *engine.Engine, src, ref string) {
+	t.Helper()
+	require.NoError(t, eng.TagImage(context.Background(), src, ref))
+	t.Cleanup(func() { eng.RemoveImage(context.Background(), ref) })
+}
+
+// An uploaded tarball whose RepoTags name a lender's own image and another
+// app's Potluck image re-points neither: only Potluck's digest-derived name
+// for this host is tagged, and it names the image the manifest describes.
+func TestUntrustedTarballCannotRepointTags(t *testing.T) {
+	eng := connectEngine(t)
+	ctx := context.Background()
+	f, err := os.Open(dockertest.SampleImage(t))
+	require.NoError(t, err)
+	sampleID, err := eng.LoadImageAs(ctx, f, appimage.DefaultTag)
+	f.Close()
+	require.NoError(t, err)
+
+	n := time.Now().UnixNano()
+	lender := fmt.Sprintf("potluck-test-lender-%d:latest", n)
+	otherApp := blobImage(fmt.Sprintf("h-other-%d", n), testDigest(n, 0))
+	tagForTest(t, eng, sampleID, lender)
+	tagForTest(t, eng, sampleID, otherApp)
+
+	attack := retag(t, dockertest.ProbeImage(t), []string{lender, otherApp, "potluck-test-extra:latest"})
+	mine := blobImage(fmt.Sprintf("h-me-%d", n), testDigest(n, 1))
+	t.Cleanup(func() { eng.RemoveImage(context.Background(), mine) })
+	probeID, err := eng.LoadImageAs(ctx, bytes.NewReader(attack), mine)
+	require.NoError(t, err)
+	require.NotEqual(t, sampleID, probeID)
+
+	for ref, want := range map[string]string{lender: sampleID, otherApp: sampleID, mine: probeID} {
+		id, err := eng.ImageID(ctx, ref)
+		require.NoError(t, err)
+		require.Equal(t, want, id, "%s", ref)
+	}
+	has, err := eng.HasImage(ctx, "potluck-test-extra:latest")
+	require.NoError(t, err)
+	require.False(t, has, "no name from the tarball was applied")
+
+	// A manifest that names another config than the one the engine loads
+	// is refused, and nothing is named.
+	forged := forgeConfigName(t, attack)
+	_, err = eng.LoadImageAs(ctx, bytes.NewReader(forged), mine+"-forged")
+	require.Error(t, err)
+	has, err = eng.HasImage(ctx, mine+"-forged")
+	require.NoError(t, err)
+	require.False(t, has)
+}
+
+// forgeConfigName renames the config file and the manifest's reference to
+// it to a digest the content does not have.
+func forgeConfigName(t *testing.T, archive []byte) []byte {
+	t.Helper()
+	const fake = "0000000000000000000000000000000000000000000000000000000000000001"
+	var cfg string
+	tr := tar.NewReader(bytes.NewReader(archive))
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	type entry struct {
+		hdr  *tar.Header
+		data []byte
+	}
+	var entries []entry
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		data, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		if hdr.Name == "manifest.json" {
+			var m []map[string]any
+			require.NoError(t, json.Unmarshal(data, &m))
+			cfg = m[0]["Config"].(string)
+			m[0]["Config"] = filepath.Join(filepath.Dir(cfg), fake+filepath.Ext(cfg))
+			data, _ = json.Marshal(m)
+			hdr.Size = int64(len(data))
+		}
+		entries = append(entries, entry{hdr, data})
+	}
+	require.NotEmpty(t, cfg)
+	for _, e := range entries {
+		if e.hdr.Name == cfg {
+			e.hdr.Name = filepath.Join(filepath.Dir(cfg), fake+filepath.Ext(cfg))
+		}
+		require.NoError(t, tw.WriteHeader(e.hdr))
+		_, err := tw.Write(e.data)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	return out.Bytes()
+}
+
+// A Back removes its own unused images only, never another Back's on the
+// same engine.
+func TestImageCleanupRemovesOnlyThisHostsImages(t *testing.T) {
+	eng := connectEngine(t)
+	ctx := context.Background()
+	f, err := os.Open(dockertest.SampleImage(t))
+	require.NoError(t, err)
+	sampleID, err := eng.LoadImageAs(ctx, f, appimage.DefaultTag)
+	f.Close()
+	require.NoError(t, err)
+	n := time.Now().UnixNano()
+	me, other := fmt.Sprintf("h-me-%d", n), fmt.Sprintf("h-other-%d", n)
+	used, unused := testDigest(n, 0), testDigest(n, 1)
+	for _, ref := range []string{blobImage(me, used), blobImage(me, unused), blobImage(other, unused)} {
+		tagForTest(t, eng, sampleID, ref)
+	}
+	b := &Back{engine: eng, log: slog.New(slog.DiscardHandler)}
+	b.removeUnusedImages(ctx, me, []agentproto.Instance{{ID: "i", Digest: used}})
+	for ref, want := range map[string]bool{blobImage(me, used): true, blobImage(me, unused): false, blobImage(other, unused): true} {
+		has, err := eng.HasImage(ctx, ref)
+		require.NoError(t, err)
+		require.Equal(t, want, has, "%s", ref)
+	}
+	has, err := eng.HasImage(ctx, appimage.DefaultTag)
+	require.NoError(t, err)
+	require.True(t, has, "untagging never deletes an image others name")
+}
+
+// A decompression bomb that would not leave the reserve free is refused
+// before it is loaded; an image the core says is too big, before download.
+func TestImagesThatDoNotFitOnDiskAreRefused(t *testing.T) {
+	eng := connectEngine(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	bomb := filepath.Join(dir, "bomb.tar")
+	require.NoError(t, os.WriteFile(bomb, blobstest.Archive(t, blobstest.Image{Layers: [][]byte{blobstest.GzipLayer(t, 128<<20)}}), 0o600))
+	small := filepath.Join(dir, "small.tar")
+	require.NoError(t, os.WriteFile(small, blobstest.DockerSaveTar(t, "small:1", 1000), 0o600))
+
+	b := &Back{engine: eng, log: slog.New(slog.DiscardHandler), cfg: Config{Agent: agent.Config{DataDir: dir}}}
+	free, where, err := b.engineDiskFree(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, where)
+	b.cfg.DiskReserve = free - 32<<20 // 32 MiB to spare
+
+	err = b.checkUnpacked(ctx, bomb)
+	require.ErrorIs(t, err, ErrDiskFull)
+	require.ErrorContains(t, err, where)
+	require.NoError(t, b.checkUnpacked(ctx, small))
+
+	require.ErrorIs(t, b.fitsOnDisk(ctx, 1<<40), ErrDiskFull)
+	require.NoError(t, b.fitsOnDisk(ctx, 1<<20))
+}
+
+func TestBlobImageNames(t *testing.T) {
+	d := "sha256:" + fmt.Sprintf("%064x", 42)
+	require.Equal(t, "potluck-blob/h-1f2e3d4c5b6a/000000000000000000000000:latest", blobImage("h-1f2e3d4c5b6a", d))
+	odd := blobImage("Host With Spaces", d)
+	require.Regexp(t, `^potluck-blob/h[0-9a-f]{16}/0{24}:latest$`, odd)
+	require.NotEqual(t, blobImage("a", d), blobImage("b", d))
+}
+
+// testDigest is a digest whose name prefix differs with k and n.
+func testDigest(n int64, k int) string { return fmt.Sprintf("sha256:%08x%016x%040x", k, n, 0) }
