@@ -31,6 +31,7 @@ import (
 	"potluck/core/cluster"
 	"potluck/core/fsm"
 	"potluck/core/metrics"
+	"potluck/internal/jsonhttp"
 )
 
 // Header names.
@@ -95,8 +96,8 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Client == nil {
-		// Forwarded blocking queries may wait up to fsm.MaxWait.
-		cfg.Client = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: fsm.MaxWait + time.Minute, IdleConnTimeout: 30 * time.Second}}
+		// Forwarded blocking queries may wait up to jsonhttp.MaxWait.
+		cfg.Client = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: jsonhttp.MaxWait + time.Minute, IdleConnTimeout: 30 * time.Second}}
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(nil)
@@ -474,11 +475,11 @@ func statusOf(err error) int {
 }
 
 // blockingState implements ?index=N&wait=D: wait until the state index
-// exceeds N (at most D, default 5m, max 10m: fsm.ParseBlockingQuery), then
+// exceeds N (at most D, default 5m, max 10m: jsonhttp.ParseBlockingQuery), then
 // return the state.
 func (s *Server) blockingState(w http.ResponseWriter, r *http.Request) (*fsm.State, bool) {
 	st := s.node.FSM.State()
-	n, wait, blocking, err := fsm.ParseBlockingQuery(r.URL.Query())
+	n, wait, blocking, err := jsonhttp.ParseBlockingQuery(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return nil, false

@@ -125,8 +125,8 @@ func Start(cfg Config) (*Server, error) {
 	if url == "" {
 		url = scheme + "://" + ln.Addr().String()
 	}
-	// Forwarded blocking queries may wait up to fsm.MaxWait for an answer.
-	transport := &http.Transport{TLSClientConfig: tlsClient, ResponseHeaderTimeout: fsm.MaxWait + time.Minute, IdleConnTimeout: 30 * time.Second}
+	// Forwarded blocking queries may wait up to jsonhttp.MaxWait for an answer.
+	transport := &http.Transport{TLSClientConfig: tlsClient, ResponseHeaderTimeout: jsonhttp.MaxWait + time.Minute, IdleConnTimeout: 30 * time.Second}
 	store, err := blobs.Open(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
 		ln.Close()
