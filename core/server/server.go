@@ -160,10 +160,10 @@ func Start(cfg Config) (*Server, error) {
 		}
 	}
 	s.Reconciler = reconcile.New(reconcile.Config{
-		Node: node, TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: log, Prober: prober,
+		Node: reconcile.ClusterNode(node), TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: log, Prober: prober,
 	})
 	s.API = api.New(api.Config{
-		Node: node, Blobs: store, Metrics: s.Metrics, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
+		Node: api.ClusterNode(node), Blobs: store, Metrics: s.Metrics, Logger: log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: transport},
 		Heartbeat: s.Reconciler.Heartbeat,
 	})
