@@ -18,7 +18,7 @@ import (
 const (
 	MaxHostCPUs     = 1024    // cpus
 	MaxHostMemoryMB = 1 << 24 // memory_mb: 16 TiB
-	MaxHostDiskMB   = 1 << 30 // disk_mb: 1 EiB
+	MaxHostDiskMB   = 1 << 30 // disk_mb: 1 PiB
 )
 
 // checkRegistration validates a host's registration, puts its public key in
