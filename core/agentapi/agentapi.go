@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -25,6 +24,10 @@ import (
 	"potluck/core/fsm"
 	"potluck/internal/jsonhttp"
 )
+
+// maxHeartbeatBytes bounds a heartbeat's body: MaxReportsPerHeartbeat
+// reports of MaxReportMessage bytes fit.
+const maxHeartbeatBytes = 1 << 20
 
 // Identify returns the WireGuard public key (base64) of the peer that sent r.
 type Identify func(r *http.Request) (publicKey string, ok bool)
@@ -63,7 +66,7 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("GET "+agentproto.PathBlobs+"{digest}", h.host(h.getBlob))
 	h.mux.HandleFunc("POST "+agentproto.PathHeartbeat, h.host(h.heartbeat))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such agent endpoint: "+r.Method+" "+r.URL.Path)
+		jsonhttp.WriteError(w, http.StatusNotFound, "no such agent endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return h
 }
@@ -77,18 +80,18 @@ func (h *Handler) host(next hostHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key, ok := h.cfg.Identify(r)
 		if !ok {
-			writeError(w, http.StatusForbidden, "caller is not a known tunnel peer")
+			jsonhttp.WriteError(w, http.StatusForbidden, "caller is not a known tunnel peer")
 			return
 		}
 		host := h.cfg.State.State().HostByKey(key)
 		if host == nil {
-			writeError(w, http.StatusForbidden, "no host is registered with this WireGuard key")
+			jsonhttp.WriteError(w, http.StatusForbidden, "no host is registered with this WireGuard key")
 			return
 		}
 		if host.Status == fsm.HostDecommissioned {
 			// 410, not 403: the agent must tell "removed for good" (stand
 			// down) from a core node that merely lags behind.
-			writeError(w, http.StatusGone, "host is decommissioned")
+			jsonhttp.WriteError(w, http.StatusGone, "host is decommissioned")
 			return
 		}
 		next(w, r, host)
@@ -97,9 +100,9 @@ func (h *Handler) host(next hostHandler) http.HandlerFunc {
 
 func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Host) {
 	st := h.cfg.State.State()
-	n, wait, blocking, err := fsm.ParseBlockingQuery(r.URL.Query())
+	n, wait, blocking, err := jsonhttp.ParseBlockingQuery(r.URL.Query())
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		jsonhttp.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if blocking {
@@ -113,7 +116,7 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 		return
 	}
 	w.Header().Set(agentproto.HeaderIndex, strconv.FormatUint(st.Index, 10))
-	writeJSON(w, http.StatusOK, Desired(st, cur))
+	jsonhttp.WriteJSON(w, http.StatusOK, Desired(st, cur))
 }
 
 // waitForChange answers a blocking query. An agent that is behind (the
@@ -240,7 +243,7 @@ func contains(list []string, s string) bool {
 func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, host *fsm.Host) {
 	digest := r.PathValue("digest")
 	if _, err := blobs.ParseDigest(digest); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		jsonhttp.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	// A host may download only images of instances placed on it.
@@ -249,12 +252,12 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, host *fsm.Host
 		allowed = allowed || in.Digest == digest
 	}
 	if !allowed {
-		writeError(w, http.StatusForbidden, "no instance on this host uses blob "+digest)
+		jsonhttp.WriteError(w, http.StatusForbidden, "no instance on this host uses blob "+digest)
 		return
 	}
 	f, size, err := h.cfg.Blobs.Open(digest)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "blob not replicated to this core node yet; retry or ask another core node")
+		jsonhttp.WriteError(w, http.StatusServiceUnavailable, "blob not replicated to this core node yet; retry or ask another core node")
 		return
 	}
 	defer f.Close()
@@ -265,14 +268,13 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, host *fsm.Host
 
 func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, host *fsm.Host) {
 	var req agentproto.HeartbeatRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		writeError(w, http.StatusBadRequest, "malformed heartbeat: "+err.Error())
+	// An empty body is a heartbeat that reports no instances.
+	if err := jsonhttp.Decode(w, r, &req, maxHeartbeatBytes); err != nil && !errors.Is(err, jsonhttp.ErrEmptyBody) {
+		jsonhttp.WriteError(w, jsonhttp.StatusOf(err), "heartbeat: "+jsonhttp.MessageOf(err))
 		return
 	}
 	if err := req.Check(); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		jsonhttp.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if err := h.cfg.Heartbeat(r.Context(), host.ID, req.Instances); err != nil {
@@ -288,7 +290,7 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, host *fsm.Ho
 		case fsm.CodeConflict:
 			code = http.StatusConflict
 		}
-		writeError(w, code, fmt.Sprintf("heartbeat not recorded: %v", err))
+		jsonhttp.WriteError(w, code, fmt.Sprintf("heartbeat not recorded: %v", err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -296,12 +298,8 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, host *fsm.Ho
 
 // writeGone tells the agent of a decommissioned host to stand down.
 func writeGone(w http.ResponseWriter) {
-	writeError(w, http.StatusGone, "this host was decommissioned: stop every instance and leave the mesh")
+	jsonhttp.WriteError(w, http.StatusGone, "this host was decommissioned: stop every instance and leave the mesh")
 }
-
-func writeError(w http.ResponseWriter, code int, msg string) { jsonhttp.WriteError(w, code, msg) }
-
-func writeJSON(w http.ResponseWriter, code int, v any) { jsonhttp.WriteJSON(w, code, v) }
 
 // wireHost is a host as the protocol describes it to agents.
 func wireHost(h *fsm.Host) *agentproto.Host {

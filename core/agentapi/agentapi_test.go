@@ -2,14 +2,20 @@ package agentapi
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"potluck/agentproto"
 	"potluck/core/fsm"
 	"potluck/core/fsm/fsmtest"
+	"potluck/internal/jsonhttp"
 )
 
 func TestBlockingStateWakesOnlyForThisHost(t *testing.T) {
@@ -53,4 +59,56 @@ func TestBlockingStateWakesOnlyForThisHost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.Equal(t, related, h.waitForChange(ctx, f.State(), start, "back").Index)
+}
+
+func TestHeartbeatBody(t *testing.T) {
+	f := fsm.New()
+	require.NoError(t, fsmtest.Apply(t, f, &fsm.Command{Type: fsm.CmdCreateToken, Token: &fsm.JoinToken{ID: "t", Hash: "h"}}).Err)
+	require.NoError(t, fsmtest.Apply(t, f, &fsm.Command{Type: fsm.CmdRegisterHost, Host: &fsm.Host{
+		ID: "back", Name: "back", Role: fsm.RoleBack, PublicKey: "key-back", TunnelAddr: netip.AddrFrom4([4]byte{100, 64, 1, 1}),
+		TokenID: "t", Status: fsm.HostReady, Capacity: fsm.Resources{MilliCPU: 1000, MemoryMB: 1000, DiskMB: 1000},
+	}}).Err)
+	var got [][]agentproto.InstanceReport
+	h := New(Config{
+		State:    f,
+		Identify: func(*http.Request) (string, bool) { return "key-back", true },
+		Heartbeat: func(_ context.Context, hostID string, reports []agentproto.InstanceReport) error {
+			require.Equal(t, "back", hostID)
+			got = append(got, reports)
+			return nil
+		},
+	})
+	tests := []struct {
+		name    string
+		body    string
+		status  int
+		message string
+		reports int
+	}{
+		{"empty body reports nothing", "", http.StatusNoContent, "", 0},
+		{"one report", `{"instances":[{"id":"i1","state":"running"}]}`, http.StatusNoContent, "", 1},
+		{"unknown field", `{"instances":[],"load":1}`, http.StatusBadRequest, `heartbeat: malformed JSON body: json: unknown field "load"`, -1},
+		{"not JSON", `instances`, http.StatusBadRequest, "heartbeat: malformed JSON body", -1},
+		{"state an agent may not report", `{"instances":[{"id":"i1","state":"lost"}]}`, http.StatusBadRequest, "state must be pending, running or failed", -1},
+		{"too large", `{"instances":[{"id":"` + strings.Repeat("i", maxHeartbeatBytes) + `"}]}`, http.StatusRequestEntityTooLarge, "heartbeat: body larger than", -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got = nil
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, agentproto.PathHeartbeat, strings.NewReader(tc.body)))
+			require.Equal(t, tc.status, rec.Code, rec.Body.String())
+			if tc.message != "" {
+				var e jsonhttp.ErrorBody
+				require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e))
+				require.Contains(t, e.Error, tc.message)
+			}
+			if tc.reports >= 0 {
+				require.Len(t, got, 1)
+				require.Len(t, got[0], tc.reports)
+			} else {
+				require.Empty(t, got)
+			}
+		})
+	}
 }

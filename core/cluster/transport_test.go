@@ -31,6 +31,7 @@ func openLeader(t *testing.T, ca *pki.CA) *Node {
 	require.NoError(t, err)
 	t.Cleanup(func() { n.Close() })
 	require.Eventually(t, n.IsLeader, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, n.CatchUp(), "the leader's first entries are in before the test counts them")
 	return n
 }
 

@@ -3,13 +3,9 @@ package fsm
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"strconv"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -71,35 +67,6 @@ func (f *FSM) Wait(ctx context.Context, index uint64) *State {
 		}
 	}
 	return f.State()
-}
-
-// Blocking queries (?index=N&wait=D) wait DefaultWait unless D says
-// otherwise, and never longer than MaxWait.
-const (
-	DefaultWait = 5 * time.Minute
-	MaxWait     = 10 * time.Minute
-)
-
-// ParseBlockingQuery reads ?index=N&wait=D for the public and agent APIs:
-// blocking is false without index; wait is D capped at MaxWait, or
-// DefaultWait. The error is worded for the API's caller.
-func ParseBlockingQuery(q url.Values) (index uint64, wait time.Duration, blocking bool, err error) {
-	idx := q.Get("index")
-	if idx == "" {
-		return 0, 0, false, nil
-	}
-	if index, err = strconv.ParseUint(idx, 10, 64); err != nil {
-		return 0, 0, false, errors.New("index must be a non-negative integer")
-	}
-	wait = DefaultWait
-	if ws := q.Get("wait"); ws != "" {
-		d, err := time.ParseDuration(ws)
-		if err != nil || d <= 0 {
-			return 0, 0, false, errors.New("wait must be a positive duration such as 30s")
-		}
-		wait = min(d, MaxWait)
-	}
-	return index, wait, true, nil
 }
 
 // Apply decodes and applies one log entry. A command that fails validation

@@ -2,7 +2,7 @@
 // hosts over the tunnel before they become Ready, tracks host heartbeats in
 // memory, marks hosts that missed them for the TTL as down, and commits plans
 // that move their instances to other Backs and replace their Fronts. Every
-// decision goes through raft (cluster.Node.Decide); followers do nothing.
+// decision goes through raft (Node.Decide); followers do nothing.
 package reconcile
 
 import (
@@ -26,14 +26,40 @@ const DefaultTTL = 30 * time.Second
 // instances while their replacements fail to start before it leaves anyway.
 const DefaultDrainTimeout = 2 * time.Minute
 
+// Probing pending hosts: each probe gets probeTimeout, and at most
+// maxProbes run at once, so unreachable hosts delay a round by about one
+// timeout.
+const (
+	probeTimeout = 3 * time.Second
+	maxProbes    = 8
+)
+
 // Prober checks that a host answers over the tunnel.
 type Prober interface {
 	Probe(ctx context.Context, h *fsm.Host) error
 }
 
+// Node is what the reconciler needs of its core node. ClusterNode adapts
+// the raft node; tests use a node in memory.
+type Node interface {
+	IsLeader() bool
+	// State is the replicated state as this node applied it.
+	State() *fsm.State
+	// Decide builds a command from the leader's state and commits it; see
+	// cluster.Node.Decide. cluster.ErrNotLeader on a follower.
+	Decide(ctx context.Context, requestID string, build cluster.Builder) (fsm.Result, error)
+}
+
+// ClusterNode gives the reconciler a raft node.
+func ClusterNode(n *cluster.Node) Node { return clusterNode{n} }
+
+type clusterNode struct{ *cluster.Node }
+
+func (n clusterNode) State() *fsm.State { return n.FSM.State() }
+
 // Config configures a Reconciler.
 type Config struct {
-	Node *cluster.Node
+	Node Node
 	TTL  time.Duration // 0 = DefaultTTL
 	// DrainTimeout bounds how long a decommissioned host keeps its
 	// instances while their replacements start; 0 = DefaultDrainTimeout.
@@ -117,7 +143,7 @@ func (r *Reconciler) Tick(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 
-	st := node.FSM.State()
+	st := node.State()
 	// 1. Probe pending hosts, a few at a time, so unreachable ones do not
 	// delay the heartbeat checks below by more than one probe timeout.
 	var pending []*fsm.Host
@@ -129,14 +155,14 @@ func (r *Reconciler) Tick(ctx context.Context) error {
 	reachable := make([]bool, len(pending))
 	if r.cfg.Prober != nil {
 		var wg sync.WaitGroup
-		sem := make(chan struct{}, 8)
+		sem := make(chan struct{}, maxProbes)
 		for i, h := range pending {
 			wg.Add(1)
 			sem <- struct{}{}
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 				defer cancel()
 				if err := r.cfg.Prober.Probe(pctx, h); err != nil {
 					r.cfg.Logger.Info("host not reachable over the tunnel yet", "host", h.Name, "err", err)
@@ -218,7 +244,7 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []age
 	if !node.IsLeader() {
 		return cluster.ErrNotLeader
 	}
-	st := node.FSM.State()
+	st := node.State()
 	h := st.Hosts[hostID]
 	if h == nil {
 		return &fsm.Error{Code: fsm.CodeNotFound, Message: fmt.Sprintf("no host %q", hostID)}

@@ -171,8 +171,8 @@ func (s *Server) listen() error {
 	if s.url == "" {
 		s.url = scheme + "://" + ln.Addr().String()
 	}
-	// Forwarded blocking queries may wait up to fsm.MaxWait for an answer.
-	transport := &http.Transport{TLSClientConfig: tlsClient, ResponseHeaderTimeout: fsm.MaxWait + time.Minute, IdleConnTimeout: 30 * time.Second}
+	// Forwarded blocking queries may wait up to jsonhttp.MaxWait for an answer.
+	transport := &http.Transport{TLSClientConfig: tlsClient, ResponseHeaderTimeout: jsonhttp.MaxWait + time.Minute, IdleConnTimeout: 30 * time.Second}
 	s.transport = transport
 	s.client = &http.Client{Timeout: 30 * time.Second, Transport: transport}
 	return nil
@@ -256,10 +256,10 @@ func (s *Server) handler() (http.Handler, error) {
 		prober = s.mesh.prober
 	}
 	s.Reconciler = reconcile.New(reconcile.Config{
-		Node: s.Node, TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: s.log, Prober: prober,
+		Node: reconcile.ClusterNode(s.Node), TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: s.log, Prober: prober,
 	})
 	s.API = api.New(api.Config{
-		Node: s.Node, Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
+		Node: api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
 		Heartbeat: s.Reconciler.Heartbeat,
 	})

@@ -34,9 +34,11 @@ func TestErrorFrom(t *testing.T) {
 			wrapped := fmt.Errorf("calling: %w", e)
 			require.Equal(t, tc.status, StatusOf(wrapped))
 			require.Equal(t, tc.rejected, IsRejected(wrapped))
+			require.Equal(t, tc.message, MessageOf(wrapped))
 		})
 	}
 	require.Equal(t, 0, StatusOf(fmt.Errorf("plain")))
+	require.Equal(t, "plain", MessageOf(fmt.Errorf("plain")))
 }
 
 func TestDo(t *testing.T) {

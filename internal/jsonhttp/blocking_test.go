@@ -1,4 +1,4 @@
-package fsm
+package jsonhttp
 
 import (
 	"net/url"

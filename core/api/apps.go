@@ -1,0 +1,209 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"potluck/core/blobs"
+	"potluck/core/fsm"
+)
+
+// imagePattern is an image reference of at most 255 characters, such as
+// registry.example/team/app:1.2 or app@sha256:....
+var imagePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$`)
+
+type createAppRequest struct {
+	Name          string `json:"name"`
+	Image         string `json:"image"`
+	ContainerPort int    `json:"container_port"` // 0: give it per installation
+}
+
+func (req *createAppRequest) check() error {
+	var p problems
+	p.addErr(checkName("app", req.Name))
+	if !imagePattern.MatchString(req.Image) {
+		p.add("image must be an image reference such as registry.example/team/app:1.2")
+	}
+	if req.ContainerPort < 0 || req.ContainerPort > MaxPort {
+		p.add("container_port must be 1-%d", MaxPort)
+	}
+	return p.err()
+}
+
+// uploadPort reads ?container_port= of a tarball upload (0 when absent).
+func uploadPort(r *http.Request) (int, error) {
+	p := r.URL.Query().Get("container_port")
+	if p == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > MaxPort {
+		return 0, fmt.Errorf("container_port must be 1-%d", MaxPort)
+	}
+	return n, nil
+}
+
+// AppView is an app with the installations that use it.
+type AppView struct {
+	*fsm.App
+	UsedBy []string `json:"used_by"`
+}
+
+func appView(st *fsm.State, a *fsm.App) AppView {
+	used := st.AppInUse(a.Name)
+	if used == nil {
+		used = []string{}
+	}
+	return AppView{App: a, UsedBy: used}
+}
+
+func (s *Server) createImageApp(w http.ResponseWriter, r *http.Request) {
+	var req createAppRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if err := req.check(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		return &fsm.Command{Type: fsm.CmdCreateApp, App: &fsm.App{Name: req.Name, Image: req.Image, ContainerPort: req.ContainerPort}}, nil
+	})
+	if !s.writeResult(w, res, err) {
+		return
+	}
+	st := s.node.State()
+	writeJSON(w, http.StatusCreated, appView(st, st.Apps[res.Ref]))
+}
+
+// uploadApp stores a `docker save` tarball in the blob store, then commits
+// the app; a blob that no app ended up using is removed again.
+func (s *Server) uploadApp(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := checkName("app", name); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	port, err := uploadPort(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	// A retried upload is answered from the record before reading the body.
+	if rec, ok := s.node.Lookup(requestID(r)); ok && rec.Error == "" {
+		st := s.node.State()
+		if a := st.Apps[rec.Ref]; a != nil {
+			writeJSON(w, http.StatusCreated, appView(st, a))
+			return
+		}
+	}
+	if _, ok := s.node.State().Apps[name]; ok {
+		writeError(w, http.StatusConflict, fmt.Sprintf("app %q already exists; delete it first or pick another name", name))
+		return
+	}
+	if r.ContentLength > s.cfg.MaxUploadBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image tarball larger than the limit of %d bytes", s.cfg.MaxUploadBytes))
+		return
+	}
+	info, err := s.cfg.Blobs.Put(r.Body, s.cfg.MaxUploadBytes, "")
+	if err != nil {
+		var inv *blobs.InvalidError
+		switch {
+		case errors.Is(err, blobs.ErrTooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image tarball larger than the limit of %d bytes", s.cfg.MaxUploadBytes))
+		case errors.As(err, &inv):
+			writeError(w, http.StatusBadRequest, err.Error()+" (upload the output of `docker save IMAGE`)")
+		default:
+			writeError(w, http.StatusBadRequest, "reading the upload failed: "+err.Error())
+		}
+		return
+	}
+	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		return &fsm.Command{Type: fsm.CmdCreateApp, App: &fsm.App{Name: name, Image: info.Image, Digest: info.Digest, Size: info.Size, ContainerPort: port}}, nil
+	})
+	if err != nil || res.Err != nil {
+		s.removeUnusedBlob(info.Digest)
+	}
+	if !s.writeResult(w, res, err) {
+		return
+	}
+	st := s.node.State()
+	writeJSON(w, http.StatusCreated, appView(st, st.Apps[res.Ref]))
+}
+
+func (s *Server) removeUnusedBlob(digest string) {
+	for _, a := range s.node.State().Apps {
+		if a.Digest == digest {
+			return
+		}
+	}
+	if err := s.cfg.Blobs.Remove(digest); err != nil {
+		s.log.Warn("remove unused blob", "digest", digest, "err", err)
+	}
+}
+
+func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.blockingState(w, r)
+	if !ok {
+		return
+	}
+	out := []AppView{}
+	for _, a := range st.SortedApps() {
+		out = append(out, appView(st, a))
+	}
+	writeJSON(w, http.StatusOK, limitList(out, s.cfg.MaxList))
+}
+
+func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.blockingState(w, r)
+	if !ok {
+		return
+	}
+	a := st.Apps[r.PathValue("name")]
+	if a == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no app %q", r.PathValue("name")))
+		return
+	}
+	writeJSON(w, http.StatusOK, appView(st, a))
+}
+
+func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var digest string
+	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		if a := st.Apps[name]; a != nil {
+			digest = a.Digest
+		}
+		return &fsm.Command{Type: fsm.CmdDeleteApp, Name: name}, nil
+	})
+	if !s.writeResult(w, res, err) {
+		return
+	}
+	if digest != "" {
+		s.removeUnusedBlob(digest)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// getBlob serves an app's image tarball from this node's blob store (core
+// nodes replicate blobs from each other through it).
+func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) {
+	digest := r.PathValue("digest")
+	if _, err := blobs.ParseDigest(digest); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	f, size, err := s.cfg.Blobs.Open(digest)
+	if err != nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("blob %s is not on this node", digest))
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	http.ServeContent(w, r, "", time.Time{}, f)
+}

@@ -1,0 +1,206 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"potluck/agentproto"
+	"potluck/core/fsm"
+	"potluck/core/scheduler"
+	"potluck/meshnet"
+)
+
+// Bounds of the capacity a host may declare at registration.
+const (
+	MaxHostCPUs     = 1024    // cpus
+	MaxHostMemoryMB = 1 << 24 // memory_mb: 16 TiB
+	MaxHostDiskMB   = 1 << 30 // disk_mb: 1 PiB
+)
+
+// checkRegistration validates a host's registration, puts its public key in
+// canonical form, and returns its role.
+func checkRegistration(req *agentproto.RegisterRequest) (fsm.Role, error) {
+	var p problems
+	p.addErr(checkName("host", req.Name))
+	role := fsm.Role(req.Role)
+	if role != fsm.RoleFront && role != fsm.RoleBack {
+		p.add(`role must be "front" or "back"`)
+	}
+	if key, err := meshnet.ParsePublicKey(req.PublicKey); err != nil {
+		p.add("public_key must be a base64 WireGuard public key (32 bytes)")
+	} else {
+		req.PublicKey = key.String()
+	}
+	if req.CPUs <= 0 || req.CPUs > MaxHostCPUs || math.IsNaN(req.CPUs) {
+		p.add("cpus must be between 0 and %d (e.g. 2 or 0.5)", MaxHostCPUs)
+	}
+	if req.MemoryMB <= 0 || req.MemoryMB > MaxHostMemoryMB {
+		p.add("memory_mb must be positive")
+	}
+	if req.DiskMB <= 0 || req.DiskMB > MaxHostDiskMB {
+		p.add("disk_mb must be positive")
+	}
+	if role == fsm.RoleFront {
+		if _, err := netip.ParseAddrPort(req.Endpoint); err != nil {
+			if host, port, err2 := net.SplitHostPort(req.Endpoint); err2 != nil || host == "" || port == "" {
+				p.add("endpoint must be the Front's public host:port for WireGuard (UDP)")
+			}
+		}
+	}
+	return role, p.err()
+}
+
+// RegistrationView answers POST /v1/hosts: agentproto.Registration with
+// the host's full record and free capacity (a superset an agent decodes).
+type RegistrationView struct {
+	Host         HostView              `json:"host"`
+	TunnelAddr   string                `json:"tunnel_address"`
+	TunnelPrefix string                `json:"tunnel_prefix"`
+	CorePeers    []agentproto.CorePeer `json:"core_peers"`
+}
+
+// HostView is a host with its free capacity.
+type HostView struct {
+	*fsm.Host
+	Free      fsm.Resources `json:"free"`
+	Instances int           `json:"instances"`
+}
+
+func hostView(st *fsm.State, h *fsm.Host) HostView {
+	return HostView{Host: h, Free: h.Capacity.Sub(st.Used(h.ID)), Instances: len(st.InstancesOn(h.ID))}
+}
+
+// CorePeers lists the core nodes that hosts must peer with.
+func CorePeers(st *fsm.State) []agentproto.CorePeer {
+	out := []agentproto.CorePeer{}
+	for _, c := range st.SortedCoreNodes() {
+		if c.PublicKey == "" || !c.TunnelAddr.IsValid() {
+			continue
+		}
+		out = append(out, agentproto.CorePeer{
+			ID: c.ID, PublicKey: c.PublicKey, Endpoint: c.MeshEndpoint, TunnelAddr: c.TunnelAddr.String(),
+			AgentURL: fmt.Sprintf("http://%s", netip.AddrPortFrom(c.TunnelAddr, c.AgentPort)),
+		})
+	}
+	return out
+}
+
+func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
+	var req agentproto.RegisterRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	role, err := checkRegistration(&req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	tokenID, _ := r.Context().Value(joinTokenKey).(string)
+	if tokenID == "" {
+		tokenID = "operator"
+	}
+	// An agent that restarts registers again with the same name and key: give
+	// it its existing registration.
+	if h := s.node.State().HostByName(req.Name); h != nil && h.PublicKey == req.PublicKey && h.Status != fsm.HostDecommissioned {
+		s.writeRegistration(w, http.StatusOK, h.ID)
+		return
+	}
+	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		if h := st.HostByName(req.Name); h != nil && h.Status != fsm.HostDecommissioned {
+			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("host name %q is already registered with another public key; pick another name or decommission the old host", req.Name)}
+		}
+		if h := st.HostByKey(req.PublicKey); h != nil {
+			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("this public key is already registered as host %q; generate a new key pair", h.Name)}
+		}
+		status := fsm.HostPending
+		if s.cfg.ReadyOnRegister {
+			status = fsm.HostReady
+		}
+		h := &fsm.Host{
+			ID: newID("h"), Name: req.Name, Role: role, PublicKey: req.PublicKey, // the FSM assigns TunnelAddr
+			Capacity: fsm.Resources{MilliCPU: int64(math.Round(req.CPUs * 1000)), MemoryMB: req.MemoryMB, DiskMB: req.DiskMB},
+			Status:   status, TokenID: tokenID,
+		}
+		if role == fsm.RoleFront {
+			h.Endpoint = req.Endpoint
+		}
+		return &fsm.Command{Type: fsm.CmdRegisterHost, Host: h}, nil
+	})
+	if !s.writeResult(w, res, err) {
+		return
+	}
+	s.writeRegistration(w, http.StatusCreated, res.Ref)
+}
+
+func (s *Server) writeRegistration(w http.ResponseWriter, code int, hostID string) {
+	st := s.node.State()
+	h := st.Hosts[hostID]
+	if h == nil {
+		writeError(w, http.StatusNotFound, "host disappeared")
+		return
+	}
+	writeJSON(w, code, RegistrationView{
+		Host: hostView(st, h), TunnelAddr: h.TunnelAddr.String(), TunnelPrefix: s.cfg.TunnelPrefix.String(), CorePeers: CorePeers(st),
+	})
+}
+
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.blockingState(w, r)
+	if !ok {
+		return
+	}
+	out := []HostView{}
+	for _, h := range st.SortedHosts() {
+		out = append(out, hostView(st, h))
+	}
+	writeJSON(w, http.StatusOK, limitList(out, s.cfg.MaxList))
+}
+
+// findHost finds a host by id or by name.
+func findHost(st *fsm.State, ref string) *fsm.Host {
+	if h, ok := st.Hosts[ref]; ok {
+		return h
+	}
+	return st.HostByName(ref)
+}
+
+func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.blockingState(w, r)
+	if !ok {
+		return
+	}
+	h := findHost(st, r.PathValue("id"))
+	if h == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no host %q", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, http.StatusOK, hostView(st, h))
+}
+
+func (s *Server) decommissionHost(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("id")
+	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		h := findHost(st, ref)
+		if h == nil {
+			return nil, &fsm.Error{Code: fsm.CodeNotFound, Message: fmt.Sprintf("no host %q", ref)}
+		}
+		if h.Status == fsm.HostDecommissioned || h.Status == fsm.HostDraining {
+			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("host %q is already %s", h.Name, h.Status)}
+		}
+		plan, err := scheduler.PlanDecommission(st, []string{h.ID}, scheduler.NewInstanceID)
+		if err != nil {
+			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("cannot drain host %q: %v", h.Name, err)}
+		}
+		return &fsm.Command{Type: fsm.CmdPlan, Plan: plan, Name: h.ID}, nil
+	})
+	if !s.writeResult(w, res, err) {
+		return
+	}
+	st := s.node.State()
+	h := findHost(st, ref)
+	writeJSON(w, http.StatusOK, hostView(st, h))
+}

@@ -1,0 +1,299 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"regexp"
+	"time"
+
+	"potluck/core/fsm"
+	"potluck/core/scheduler"
+)
+
+// Bounds and defaults of an installation (per instance for cpus and
+// memory_mb).
+const (
+	MaxFronts       = 64  // fronts: 1..MaxFronts
+	MaxBacks        = 256 // backs: 1..MaxBacks
+	MaxDomainLength = 253 // the longest DNS name
+
+	DefaultCPUs = 0.5
+	MinCPUs     = 0.01
+	MaxCPUs     = 256
+
+	DefaultMemoryMB = 256
+	MinMemoryMB     = 6 // Docker refuses less
+	MaxMemoryMB     = 1 << 22
+
+	MaxEnvVars  = 128  // env variables
+	MaxEnvValue = 4096 // bytes of one env value
+)
+
+var (
+	domainPattern = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	envKeyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+)
+
+type createInstallationRequest struct {
+	Name          string            `json:"name"`
+	App           string            `json:"app"`
+	Fronts        int               `json:"fronts"`
+	Backs         int               `json:"backs"`
+	Domain        string            `json:"domain"`
+	CPUs          float64           `json:"cpus"`      // 0 = DefaultCPUs
+	MemoryMB      int64             `json:"memory_mb"` // 0 = DefaultMemoryMB
+	DiskMB        int64             `json:"disk_mb"`   // 0 = the image's size
+	Env           map[string]string `json:"env"`
+	ContainerPort int               `json:"container_port"` // 0 = the app's
+}
+
+// check fills in the defaults and validates the request.
+func (req *createInstallationRequest) check() error {
+	var p problems
+	p.addErr(checkName("installation", req.Name))
+	if req.Fronts < 1 || req.Fronts > MaxFronts {
+		p.add("fronts must be between 1 and %d", MaxFronts)
+	}
+	if req.Backs < 1 || req.Backs > MaxBacks {
+		p.add("backs must be between 1 and %d", MaxBacks)
+	}
+	if len(req.Domain) > MaxDomainLength || !domainPattern.MatchString(req.Domain) {
+		p.add("domain must be a lowercase DNS name such as hello.example.com")
+	}
+	if req.CPUs == 0 {
+		req.CPUs = DefaultCPUs
+	}
+	if req.CPUs < MinCPUs || req.CPUs > MaxCPUs || math.IsNaN(req.CPUs) {
+		p.add("cpus must be between %g and %d (default %g)", MinCPUs, MaxCPUs, DefaultCPUs)
+	}
+	if req.MemoryMB == 0 {
+		req.MemoryMB = DefaultMemoryMB
+	}
+	if req.MemoryMB < MinMemoryMB || req.MemoryMB > MaxMemoryMB {
+		p.add("memory_mb must be at least %d (default %d)", MinMemoryMB, DefaultMemoryMB)
+	}
+	if req.DiskMB < 0 {
+		p.add("disk_mb must not be negative")
+	}
+	if req.ContainerPort < 0 || req.ContainerPort > MaxPort {
+		p.add("container_port must be 1-%d", MaxPort)
+	}
+	if len(req.Env) > MaxEnvVars {
+		p.add("at most %d env variables", MaxEnvVars)
+	}
+	for k, v := range req.Env {
+		if !envKeyPattern.MatchString(k) || len(v) > MaxEnvValue {
+			p.add("env %q: names are letters, digits and _, values at most %d bytes", k, MaxEnvValue)
+			break
+		}
+	}
+	return p.err()
+}
+
+type scaleRequest struct {
+	Fronts *int `json:"fronts"` // nil: unchanged
+	Backs  *int `json:"backs"`  // nil: unchanged
+}
+
+func (req *scaleRequest) check() error {
+	if req.Fronts == nil && req.Backs == nil {
+		return errors.New("give fronts, backs or both")
+	}
+	if req.Fronts != nil && (*req.Fronts < 1 || *req.Fronts > MaxFronts) {
+		return fmt.Errorf("fronts must be between 1 and %d", MaxFronts)
+	}
+	if req.Backs != nil && (*req.Backs < 1 || *req.Backs > MaxBacks) {
+		return fmt.Errorf("backs must be between 1 and %d (delete the installation to stop it)", MaxBacks)
+	}
+	return nil
+}
+
+// InstanceView is an instance with where it runs.
+type InstanceView struct {
+	*fsm.Instance
+	App        string `json:"app"`
+	HostName   string `json:"host_name"`
+	TunnelAddr string `json:"tunnel_address"`
+}
+
+// FrontView is a Front serving an installation.
+type FrontView struct {
+	ID       string         `json:"id"`
+	Name     string         `json:"name"`
+	Endpoint string         `json:"endpoint"`
+	Status   fsm.HostStatus `json:"status"`
+}
+
+// InstallationView is an installation with its instances and Fronts.
+type InstallationView struct {
+	*fsm.Installation
+	URL           string         `json:"url"`
+	InstanceViews []InstanceView `json:"instances"`
+	FrontViews    []FrontView    `json:"front_details"`
+}
+
+func instanceView(st *fsm.State, in *fsm.Instance) InstanceView {
+	v := InstanceView{Instance: in}
+	if inst := st.Installations[in.Installation]; inst != nil {
+		v.App = inst.App
+	}
+	if h := st.Hosts[in.HostID]; h != nil {
+		v.HostName, v.TunnelAddr = h.Name, h.TunnelAddr.String()
+	}
+	return v
+}
+
+func installationView(st *fsm.State, inst *fsm.Installation) InstallationView {
+	v := InstallationView{Installation: inst, URL: "http://" + inst.Domain + "/", InstanceViews: []InstanceView{}, FrontViews: []FrontView{}}
+	for _, in := range st.InstancesOf(inst.Name) {
+		v.InstanceViews = append(v.InstanceViews, instanceView(st, in))
+	}
+	for _, id := range inst.FrontHosts {
+		if h := st.Hosts[id]; h != nil {
+			v.FrontViews = append(v.FrontViews, FrontView{ID: h.ID, Name: h.Name, Endpoint: h.Endpoint, Status: h.Status})
+		}
+	}
+	return v
+}
+
+func (s *Server) createInstallation(w http.ResponseWriter, r *http.Request) {
+	var req createInstallationRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if err := req.check(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		app := st.Apps[req.App]
+		if app == nil {
+			return nil, &fsm.Error{Code: fsm.CodeInvalid, Message: fmt.Sprintf("unknown app %q; upload it or register an image first", req.App)}
+		}
+		if _, ok := st.Installations[req.Name]; ok {
+			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("installation %q already exists", req.Name)}
+		}
+		port := req.ContainerPort
+		if port == 0 {
+			port = app.ContainerPort
+		}
+		if port == 0 {
+			return nil, &fsm.Error{Code: fsm.CodeInvalid, Message: "container_port is required: the app does not declare one"}
+		}
+		disk := req.DiskMB
+		if disk == 0 {
+			disk = max(1, (app.Size+(1<<20)-1)>>20)
+		}
+		inst := &fsm.Installation{
+			Name: req.Name, App: req.App, Fronts: req.Fronts, Backs: req.Backs, Domain: req.Domain,
+			PerInstance: fsm.Resources{MilliCPU: int64(math.Round(req.CPUs * 1000)), MemoryMB: req.MemoryMB, DiskMB: disk},
+			Env:         req.Env, ContainerPort: port,
+		}
+		fronts, instances, err := scheduler.PlanInstallation(st, inst, scheduler.NewInstanceID)
+		if err != nil {
+			return nil, err
+		}
+		inst.FrontHosts = fronts
+		return &fsm.Command{Type: fsm.CmdCreateInstallation, Installation: inst, Instances: instances}, nil
+	})
+	if !s.writeResult(w, res, err) {
+		return
+	}
+	st := s.node.State()
+	inst := st.Installations[res.Ref]
+	if inst == nil {
+		writeError(w, http.StatusNotFound, "installation was deleted meanwhile")
+		return
+	}
+	writeJSON(w, http.StatusCreated, installationView(st, inst))
+}
+
+func (s *Server) listInstallations(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.blockingState(w, r)
+	if !ok {
+		return
+	}
+	out := []InstallationView{}
+	for _, inst := range st.SortedInstallations() {
+		out = append(out, installationView(st, inst))
+	}
+	writeJSON(w, http.StatusOK, limitList(out, s.cfg.MaxList))
+}
+
+func (s *Server) getInstallation(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.blockingState(w, r)
+	if !ok {
+		return
+	}
+	inst := st.Installations[r.PathValue("name")]
+	if inst == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no installation %q", r.PathValue("name")))
+		return
+	}
+	writeJSON(w, http.StatusOK, installationView(st, inst))
+}
+
+func (s *Server) scaleInstallation(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var req scaleRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if err := req.check(); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		inst := st.Installations[name]
+		if inst == nil {
+			return nil, &fsm.Error{Code: fsm.CodeNotFound, Message: fmt.Sprintf("no installation %q", name)}
+		}
+		fronts, backs := inst.Fronts, inst.Backs
+		if req.Fronts != nil {
+			fronts = *req.Fronts
+		}
+		if req.Backs != nil {
+			backs = *req.Backs
+		}
+		plan, err := scheduler.PlanScale(st, name, fronts, backs, scheduler.NewInstanceID)
+		if err != nil {
+			return nil, err
+		}
+		return &fsm.Command{Type: fsm.CmdPlan, Plan: plan, Name: name}, nil
+	})
+	if !s.writeResult(w, res, err) {
+		return
+	}
+	st := s.node.State()
+	if inst := st.Installations[name]; inst != nil {
+		writeJSON(w, http.StatusOK, installationView(st, inst))
+		return
+	}
+	writeError(w, http.StatusNotFound, "installation was deleted meanwhile")
+}
+
+func (s *Server) deleteInstallation(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		return &fsm.Command{Type: fsm.CmdDeleteInstallation, Name: name}, nil
+	})
+	if !s.writeResult(w, res, err) {
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// listContainers lists every instance of every installation.
+func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.blockingState(w, r)
+	if !ok {
+		return
+	}
+	out := []InstanceView{}
+	for _, in := range st.SortedInstances() {
+		out = append(out, instanceView(st, in))
+	}
+	writeJSON(w, http.StatusOK, limitList(out, s.cfg.MaxList))
+}

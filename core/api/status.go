@@ -1,0 +1,77 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/hashicorp/raft"
+)
+
+// NodeView is one core node in /v1/status.
+type NodeView struct {
+	ID          string `json:"id"`
+	RaftAddress string `json:"raft_address"`
+	APIURL      string `json:"api_url,omitempty"`
+	TunnelAddr  string `json:"tunnel_address,omitempty"`
+	Leader      bool   `json:"leader"`
+	Voter       bool   `json:"voter"`
+}
+
+// StatusView is the body of GET /v1/status.
+type StatusView struct {
+	Node          string         `json:"node"`
+	RaftState     string         `json:"raft_state"`
+	Leader        string         `json:"leader"`
+	Health        string         `json:"health"` // ok | no_leader
+	AppliedIndex  uint64         `json:"applied_index"`
+	LastLogIndex  uint64         `json:"last_log_index"`
+	StateIndex    uint64         `json:"state_index"`
+	Nodes         []NodeView     `json:"nodes"`
+	Hosts         map[string]int `json:"hosts"` // count by status
+	Apps          int            `json:"apps"`
+	Installations int            `json:"installations"`
+	Instances     int            `json:"instances"`
+}
+
+// Health values of StatusView.
+const (
+	HealthOK       = "ok"
+	HealthNoLeader = "no_leader"
+)
+
+// getStatus answers from this node alone: it is how an operator finds out
+// which node leads, so it must not be forwarded.
+func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
+	st := s.node.State()
+	leader := s.node.Leader()
+	rs := s.node.RaftStatus()
+	v := StatusView{
+		Node: s.node.ID(), RaftState: rs.State, Leader: leader,
+		Health: HealthOK, AppliedIndex: rs.AppliedIndex, LastLogIndex: rs.LastLogIndex,
+		StateIndex: st.Index, Hosts: map[string]int{}, Apps: len(st.Apps),
+		Installations: len(st.Installations), Instances: len(st.Instances),
+	}
+	if leader == "" {
+		v.Health = HealthNoLeader
+	}
+	servers, err := s.node.Servers()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	for _, srv := range servers {
+		nv := NodeView{ID: string(srv.ID), RaftAddress: string(srv.Address), Leader: string(srv.ID) == leader, Voter: srv.Suffrage == raft.Voter}
+		if c, ok := st.CoreNodes[nv.ID]; ok {
+			nv.APIURL = c.APIURL
+			if c.TunnelAddr.IsValid() {
+				nv.TunnelAddr = c.TunnelAddr.String()
+			}
+		}
+		v.Nodes = append(v.Nodes, nv)
+	}
+	for _, h := range st.Hosts {
+		v.Hosts[string(h.Status)]++
+	}
+	w.Header().Set(HeaderIndex, strconv.FormatUint(st.Index, 10))
+	writeJSON(w, http.StatusOK, v)
+}

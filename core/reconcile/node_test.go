@@ -1,0 +1,107 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+
+	"potluck/core/cluster"
+	"potluck/core/fsm"
+)
+
+// memNode is a core node in memory: the real FSM, with raft's log replaced
+// by a counter and leadership set by the test. Decide follows
+// cluster.Node.Decide.
+type memNode struct {
+	fsm *fsm.FSM
+	now func() time.Time
+
+	mu     sync.Mutex // serialises applies, like raft's log
+	index  uint64
+	leader bool
+}
+
+var _ Node = (*memNode)(nil)
+
+func newMemNode(now func() time.Time) *memNode {
+	return &memNode{fsm: fsm.New(), now: now, leader: true}
+}
+
+func (n *memNode) applyLocked(c *fsm.Command) fsm.Result {
+	if c.Time.IsZero() {
+		c.Time = n.now().UTC()
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // commands are plain data
+	}
+	n.index++
+	return n.fsm.Apply(&raft.Log{Index: n.index, Data: data}).(fsm.Result)
+}
+
+// must applies c and fails the test when the FSM rejects it.
+func (n *memNode) must(t *testing.T, c *fsm.Command) fsm.Result {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	res := n.applyLocked(c)
+	require.NoError(t, res.Err)
+	return res
+}
+
+func (n *memNode) setLeader(leads bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.leader = leads
+}
+
+func (n *memNode) IsLeader() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.leader
+}
+
+func (n *memNode) State() *fsm.State { return n.fsm.State() }
+
+func (n *memNode) Decide(ctx context.Context, requestID string, build cluster.Builder) (fsm.Result, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.leader {
+		return fsm.Result{}, cluster.ErrNotLeader
+	}
+	if rec, ok := n.fsm.Lookup(requestID); ok {
+		return fsm.Result{Index: rec.Index, Ref: rec.Ref, Replayed: true}, nil
+	}
+	now := n.now().UTC()
+	c, err := build(n.fsm.State(), now)
+	if err != nil || c == nil {
+		return fsm.Result{Err: err}, nil
+	}
+	c.RequestID, c.Time = requestID, now
+	return n.applyLocked(c), nil
+}
+
+// clock is a fake clock that moves only when the test says so.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
