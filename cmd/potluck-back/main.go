@@ -17,6 +17,7 @@ import (
 
 	"potluck/agent"
 	"potluck/back"
+	"potluck/back/engine"
 	"potluck/internal/cli"
 )
 
@@ -48,6 +49,12 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	publishIP := fs.String("publish-ip", "127.0.0.1", "loopback address containers are published on (Backs sharing a machine each need their own, e.g. 127.0.0.2)")
 	heartbeat := fs.Duration("heartbeat", 5*time.Second, "how often to report state to the core")
 	metricsAddr := fs.String("metrics", "127.0.0.1:9190", "address of /metrics, /status and /healthz (empty: off)")
+	networkPool := fs.String("network-pool", engine.DefaultNetworkPool.String(), "prefix the installations' Docker networks are carved from (keep it inside 198.18.0.0/15 unless it clashes with something)")
+	subnetBits := fs.Int("subnet-bits", engine.DefaultSubnetBits, "prefix length of one installation's network on this host (28: 13 containers)")
+	pidsLimit := fs.Int64("pids-limit", engine.DefaultPidsLimit, "most processes one container may run")
+	diskReserve := cli.Size(back.DefaultDiskReserve)
+	fs.Var(&diskReserve, "disk-reserve", "disk left free under Docker's data root when loading images, e.g. 512MiB")
+	hostFirewall := fs.Bool("host-firewall", true, "install the iptables rules that keep containers away from this host and its LAN (false: the operator manages them; see docs/security.md)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := fs.Parse(args, env); err != nil {
@@ -64,6 +71,16 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	if err != nil {
 		return &cli.UsageError{Err: fmt.Errorf("--publish-ip: %w", err)}
 	}
+	pool, err := netip.ParsePrefix(*networkPool)
+	if err != nil {
+		return &cli.UsageError{Err: fmt.Errorf("--network-pool: %w", err)}
+	}
+	if *subnetBits < pool.Bits() || *subnetBits > 29 {
+		return cli.Usagef("--subnet-bits %d: between the pool's /%d and /29", *subnetBits, pool.Bits())
+	}
+	if *pidsLimit < 16 {
+		return cli.Usagef("--pids-limit %d: at least 16", *pidsLimit)
+	}
 	joinToken, err := cli.Secret(*token, *tokenFile, "join-token-file")
 	if err != nil {
 		return err
@@ -76,6 +93,8 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 			MemoryMB: int64(memory) >> 20, DiskMB: int64(disk) >> 20, DataDir: *dataDir, MeshPort: uint16(*meshPort),
 		},
 		DockerHost: *dockerHost, PublishIP: pubIP, Heartbeat: *heartbeat, Logger: log,
+		NetworkPool: pool, SubnetBits: *subnetBits, PidsLimit: *pidsLimit, DiskReserve: int64(diskReserve),
+		SkipHostFirewall: !*hostFirewall,
 	})
 	if err != nil {
 		return err
