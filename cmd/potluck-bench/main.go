@@ -63,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLoad(ctx, args[1:], stdout, stderr)
 	case "geo", "simulate":
 		return runGeo(ctx, args[1:], stdout, stderr)
+	case "autoscale":
+		return runAutoscale(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return flag.ErrHelp
