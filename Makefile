@@ -6,7 +6,7 @@ PKGS      := ./...
 # Tests that need root (network namespaces) run in CI; see .ci/run.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: demo demo-check demo-stop app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table clean deps
+.PHONY: demo demo-check demo-stop app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -65,6 +65,11 @@ bench-table: ## the paper's Table 1 method against your targets: BENCH_TABLE_FLA
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(BIN)/potluck-bench ./cmd/potluck-bench
 	$(BIN)/potluck-bench table $(BENCH_TABLE_FLAGS)
+
+bench-autoscale: ## autoscaling simulation: the seed's table, reactive-only vs combined vs HPA-style on 8 load profiles, ~1 min (BENCH_AUTOSCALE_FLAGS="--regime potluck --sweep interval")
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/potluck-bench ./cmd/potluck-bench
+	$(BIN)/potluck-bench autoscale $(BENCH_AUTOSCALE_FLAGS)
 
 demo: ## start a local cluster (3 core, 1 Front, 2 Backs), deploy the sample app, print how to use it
 	bash scripts/demo.sh
