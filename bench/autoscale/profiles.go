@@ -33,40 +33,42 @@ func bump(t, center, width float64) float64 {
 	return math.Exp(-d * d / 2)
 }
 
-// shapes are synthetic stand-ins for the seed's WorldCup98 windows (which
+// shapes returns the synthetic stand-ins for the seed's WorldCup98 windows (which
 // the paper does not give), with the lengths its totals imply (section 3.7
 // of the brief). Peaks are Gaussian bumps: a match's audience arriving and
 // leaving over tens of minutes.
-var shapes = []shape{
-	{name: "Single peak", minutes: 400, at: func(t float64) float64 {
-		return 1 + 5*bump(t, 220, 25)
-	}},
-	{name: "Double peak", minutes: 705, at: func(t float64) float64 {
-		return 1 + 4.5*bump(t, 250, 30) + 4*bump(t, 460, 30)
-	}},
-	{name: "Double peak No. 2", minutes: 505, at: func(t float64) float64 {
-		return 1 + 6*bump(t, 200, 18) + 6*bump(t, 320, 18)
-	}},
-	{name: "Small double peak", minutes: 800, at: func(t float64) float64 {
-		return 1 + 0.8*bump(t, 300, 40) + 0.8*bump(t, 520, 40)
-	}},
-	{name: "One day", minutes: 1437, at: func(t float64) float64 {
-		// Trough at 04:00, broad daytime high, an evening match at 20:00.
-		day := (1 - math.Cos(2*math.Pi*(t-240)/1440)) / 2
-		return 0.6 + 1.2*day + 3.5*bump(t, 1200, 40)
-	}},
-	{name: "Normal high-load mode", steady: true, minutes: 2720, at: func(t float64) float64 {
-		return 7 * (1 + 0.05*math.Sin(2*math.Pi*t/720))
-	}},
-	{name: "Normal low-load mode", steady: true, minutes: 2990, at: func(t float64) float64 {
-		return 0.5 * (1 + 0.1*math.Sin(2*math.Pi*t/1440))
-	}},
+func shapes() []shape {
+	return []shape{
+		{name: "Single peak", minutes: 400, at: func(t float64) float64 {
+			return 1 + 5*bump(t, 220, 25)
+		}},
+		{name: "Double peak", minutes: 705, at: func(t float64) float64 {
+			return 1 + 4.5*bump(t, 250, 30) + 4*bump(t, 460, 30)
+		}},
+		{name: "Double peak No. 2", minutes: 505, at: func(t float64) float64 {
+			return 1 + 6*bump(t, 200, 18) + 6*bump(t, 320, 18)
+		}},
+		{name: "Small double peak", minutes: 800, at: func(t float64) float64 {
+			return 1 + 0.8*bump(t, 300, 40) + 0.8*bump(t, 520, 40)
+		}},
+		{name: "One day", minutes: 1437, at: func(t float64) float64 {
+			// Trough at 04:00, broad daytime high, an evening match at 20:00.
+			day := (1 - math.Cos(2*math.Pi*(t-240)/1440)) / 2
+			return 0.6 + 1.2*day + 3.5*bump(t, 1200, 40)
+		}},
+		{name: "Normal high-load mode", steady: true, minutes: 2720, at: func(t float64) float64 {
+			return 7 * (1 + 0.05*math.Sin(2*math.Pi*t/720))
+		}},
+		{name: "Normal low-load mode", steady: true, minutes: 2990, at: func(t float64) float64 {
+			return 0.5 * (1 + 0.1*math.Sin(2*math.Pi*t/1440))
+		}},
+	}
 }
 
 // ProfileNames lists the profiles in table order.
 func ProfileNames() []string {
 	names := []string{"All data"}
-	for _, s := range shapes {
+	for _, s := range shapes() {
 		names = append(names, s.name)
 	}
 	return names
@@ -80,7 +82,7 @@ func Profiles(seed uint64, noise float64) []Profile {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed004))
 	var out []Profile
 	var all []float64
-	for _, s := range shapes {
+	for _, s := range shapes() {
 		p := Profile{Name: s.name, Steady: s.steady, Load: make([]float64, s.minutes)}
 		for i := range p.Load {
 			m := BaseLoad * s.at(float64(i)) * math.Exp(noise*rng.NormFloat64()-noise*noise/2)
