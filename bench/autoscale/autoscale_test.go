@@ -160,20 +160,23 @@ func TestSeedGoal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("simulates 8 profiles × 5 seeds × 3 policies")
 	}
-	for _, m := range []Model{DefaultModel(), PotluckModel()} {
-		cfg := DefaultConfig()
-		cfg.Model = m
-		rep, err := Run(cfg)
-		require.NoError(t, err)
-		for _, r := range rep.Rows {
-			if r.Steady {
-				require.GreaterOrEqual(t, r.Gain(), 0.0, r.Profile)
-			} else {
-				require.Greater(t, r.Gain(), 0.0, r.Profile)
+	for name, m := range map[string]Model{"seed": DefaultModel(), "potluck": PotluckModel()} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := DefaultConfig()
+			cfg.Model = m
+			rep, err := Run(cfg)
+			require.NoError(t, err)
+			for _, r := range rep.Rows {
+				if r.Steady {
+					require.GreaterOrEqual(t, r.Gain(), 0.0, r.Profile)
+				} else {
+					require.Greater(t, r.Gain(), 0.0, r.Profile)
+				}
 			}
-		}
-		mean, _ := rep.MeanGain()
-		require.GreaterOrEqual(t, mean, 0.109)
+			mean, _ := rep.MeanGain()
+			require.GreaterOrEqual(t, mean, 0.109)
+		})
 	}
 }
 
