@@ -15,7 +15,7 @@ GOBUILD   := $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 1
 
-.PHONY: demo demo-check demo-stop app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table clean deps
+.PHONY: demo demo-check demo-stop app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -75,6 +75,11 @@ bench-table: ## the paper's Table 1 method against your targets: BENCH_TABLE_FLA
 	@mkdir -p $(BIN)
 	$(GOBUILD) -o $(BIN)/potluck-bench ./cmd/potluck-bench
 	$(BIN)/potluck-bench table $(BENCH_TABLE_FLAGS)
+
+bench-autoscale: ## autoscaling simulation: the seed's table, reactive-only vs combined vs HPA-style on 8 load profiles, ~1 min (BENCH_AUTOSCALE_FLAGS="--regime potluck --sweep interval")
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/potluck-bench ./cmd/potluck-bench
+	$(BIN)/potluck-bench autoscale $(BENCH_AUTOSCALE_FLAGS)
 
 demo: ## start a local cluster (3 core, 1 Front, 2 Backs), deploy the sample app, print how to use it
 	bash scripts/demo.sh

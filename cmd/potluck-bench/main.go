@@ -48,7 +48,7 @@ func main() {
 
 func run(ctx context.Context, args []string, env cli.Env) error {
 	if len(args) == 0 {
-		return cli.Usagef("no command: table, load or geo (see potluck-bench --help)")
+		return cli.Usagef("no command: table, load, geo or autoscale (see potluck-bench --help)")
 	}
 	switch args[0] {
 	case "table":
@@ -57,6 +57,8 @@ func run(ctx context.Context, args []string, env cli.Env) error {
 		return runLoad(ctx, args[1:], env)
 	case "geo", "simulate":
 		return runGeo(ctx, args[1:], env)
+	case "autoscale":
+		return runAutoscale(ctx, args[1:], env)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(env.Stdout, usage)
 		return flag.ErrHelp
