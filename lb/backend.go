@@ -10,11 +10,11 @@ import (
 	"potluck/lb/metrics"
 )
 
-// backend is one upstream server of one route: its health, its connection
+// backendState is one Backend of one route as served: its health, its connection
 // pool and its counters. It survives reloads while its spec is unchanged.
-type backend struct {
+type backendState struct {
 	spec   Backend
-	health *health.Peer
+	health *health.State
 	client *fasthttp.HostClient
 	pipe   *pipeClient // nil unless Options.PipelineBackends > 0
 	dial   Dialer
@@ -34,10 +34,10 @@ type backendMetrics struct {
 	latency    metrics.Histogram
 }
 
-func newBackend(spec Backend, o *Options) *backend {
-	b := &backend{
+func newBackendState(spec Backend, o *Options) *backendState {
+	b := &backendState{
 		spec:   spec,
-		health: health.NewPeer(healthParams(spec)),
+		health: health.NewState(healthParams(spec)),
 		dial:   o.Dialer,
 	}
 	b.client = &fasthttp.HostClient{
@@ -78,7 +78,7 @@ func healthParams(s Backend) health.Params {
 	return p
 }
 
-func (b *backend) weight() int { return weightOf(b.spec) }
+func (b *backendState) weight() int { return weightOf(b.spec) }
 
 func weightOf(s Backend) int {
 	if s.Weight <= 0 {
@@ -88,13 +88,13 @@ func weightOf(s Backend) int {
 }
 
 // sameSpec reports whether b can be kept as is for spec.
-func (b *backend) sameSpec(spec Backend) bool {
+func (b *backendState) sameSpec(spec Backend) bool {
 	return b.spec.Addr == spec.Addr && b.weight() == weightOf(spec) &&
 		b.health.Params() == healthParams(spec)
 }
 
 // drain closes the pool once in-flight requests are done, bounded by limit.
-func (b *backend) drain(limit time.Duration) {
+func (b *backendState) drain(limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for b.inflight.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -102,7 +102,7 @@ func (b *backend) drain(limit time.Duration) {
 	b.closeIdle()
 }
 
-func (b *backend) closeIdle() {
+func (b *backendState) closeIdle() {
 	b.client.CloseIdleConnections()
 	if b.pipe != nil {
 		b.pipe.closeAll()

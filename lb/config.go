@@ -43,7 +43,7 @@ type Backend struct {
 	FailTimeout time.Duration
 }
 
-// Route sends requests for some Host names to a group of backends.
+// Route sends requests for some Host names to a set of backends.
 type Route struct {
 	// Name labels metrics and logs; defaults to the first host or "default".
 	Name string

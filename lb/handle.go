@@ -65,63 +65,63 @@ const (
 func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	t := p.table.Load()
-	g := t.lookup(ctx.Host())
-	if g == nil {
+	rt := t.lookup(ctx.Host())
+	if rt == nil {
 		p.m.unknownHost.Inc()
 		ctx.SetConnectionClose()
 		p.fail(ctx, fasthttp.StatusNotFound, msgNoRoute)
 		p.accessLog(ctx, "", nil, start)
 		return
 	}
-	g.m.requests.Inc()
+	rt.m.requests.Inc()
 	req := &ctx.Request
 	if p.opts.MaxBodySize >= 0 && int64(req.Header.ContentLength()) > p.opts.MaxBodySize {
 		ctx.SetConnectionClose()
 		p.fail(ctx, fasthttp.StatusRequestEntityTooLarge, msgTooLarge)
-		p.finish(ctx, g, nil, start)
+		p.finish(ctx, rt, nil, start)
 		return
 	}
 	p.prepareHeader(ctx, &req.Header)
 	if isUpgrade(&req.Header) {
-		g.m.upgrades.Inc()
+		rt.m.upgrades.Inc()
 		if req.IsBodyStream() {
 			// An upgrade request's body (rare) is sent with its head.
 			cl := req.Header.ContentLength()
 			if cl < 0 || cl > p.opts.RetryBuffer || p.bufferBody(req, cl) != nil {
 				ctx.SetConnectionClose()
 				p.fail(ctx, fasthttp.StatusBadRequest, msgBadBody)
-				p.finish(ctx, g, nil, start)
+				p.finish(ctx, rt, nil, start)
 				return
 			}
 		}
-		b := p.upgrade(ctx, g)
-		p.finish(ctx, g, b, start)
+		b := p.upgrade(ctx, rt)
+		p.finish(ctx, rt, b, start)
 		return
 	}
-	b := p.forward(ctx, g)
-	p.finish(ctx, g, b, start)
+	b := p.forward(ctx, rt)
+	p.finish(ctx, rt, b, start)
 }
 
-func (p *Proxy) finish(ctx *fasthttp.RequestCtx, g *group, b *backend, start time.Time) {
+func (p *Proxy) finish(ctx *fasthttp.RequestCtx, rt *routeState, b *backendState, start time.Time) {
 	code := ctx.Response.StatusCode()
 	if c := code / 100; c >= 1 && c <= 5 {
-		g.m.status[c].Inc()
+		rt.m.status[c].Inc()
 	} else {
-		g.m.status[0].Inc()
+		rt.m.status[0].Inc()
 	}
 	if n := responseBytes(&ctx.Response); n > 0 {
-		g.m.bytesOut.Add(uint64(n))
+		rt.m.bytesOut.Add(uint64(n))
 		if b != nil {
 			b.m.bytesOut.Add(uint64(n))
 		}
 	}
-	g.m.latency.Observe(time.Since(start))
+	rt.m.latency.Observe(time.Since(start))
 	if p.opts.AccessLog {
-		p.accessLog(ctx, g.name, b, start)
+		p.accessLog(ctx, rt.name, b, start)
 	}
 }
 
-func (p *Proxy) accessLog(ctx *fasthttp.RequestCtx, route string, b *backend, start time.Time) {
+func (p *Proxy) accessLog(ctx *fasthttp.RequestCtx, route string, b *backendState, start time.Time) {
 	if !p.opts.AccessLog {
 		return
 	}
@@ -159,7 +159,7 @@ func (p *Proxy) fail(ctx *fasthttp.RequestCtx, code int, msg string) {
 }
 
 // forward runs the attempt loop and returns the backend that answered.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState {
 	req := &ctx.Request
 	up := req
 	var body *bodyReader
@@ -183,19 +183,19 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 			up.SetBodyStream(body, cl)
 		}
 	}
-	g.m.bytesIn.Add(uint64(max(req.Header.ContentLength(), 0)))
+	rt.m.bytesIn.Add(uint64(max(req.Header.ContentLength(), 0)))
 
 	var tr tried
 	var last outcome
-	var lastB *backend
+	var lastB *backendState
 	now := p.opts.Clock.Now()
 	for attempt := 0; ; attempt++ {
-		idx, probe := g.pick(&tr, now)
+		idx, probe := rt.pick(&tr, now)
 		if idx < 0 {
 			break
 		}
 		tr.add(idx)
-		b := g.backends[idx]
+		b := rt.backends[idx]
 		if probe {
 			b.m.probes.Inc()
 		}
@@ -225,7 +225,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 			return b
 		}
 		if o == outcomeOK {
-			p.succeeded(g, b)
+			p.succeeded(rt, b)
 			if body != nil {
 				b.m.bytesIn.Add(uint64(body.n))
 			} else {
@@ -236,14 +236,14 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 		}
 		now = p.opts.Clock.Now()
 		if o != outcomeBusy {
-			p.failed(g, b, o, err, now)
+			p.failed(rt, b, o, err, now)
 		}
 		last, lastB = o, b
 		sent := o != outcomeConnect && o != outcomeConnTimeout && o != outcomeBusy
-		retry := !g.single &&
+		retry := !rt.single &&
 			!(sent && nonIdempotent(&req.Header)) &&
 			!(sent && body != nil) &&
-			tr.n < len(g.backends)
+			tr.n < len(rt.backends)
 		if !retry {
 			break
 		}
@@ -262,39 +262,39 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
 	if last == outcomeStatus {
 		cleanResponseHeader(&ctx.Response.Header) // pass the backend's own error through
 	} else {
-		p.answerUnserved(ctx, g, last, lastB)
+		p.answerUnserved(ctx, rt, last, lastB)
 	}
 	return lastB
 }
 
 // succeeded records an attempt b answered.
-func (p *Proxy) succeeded(g *group, b *backend) {
+func (p *Proxy) succeeded(rt *routeState, b *backendState) {
 	if b.health.Succeed() {
 		b.m.recoveries.Inc()
-		p.log.Info("backend recovered", "route", g.name, "backend", b.spec.Addr)
+		p.log.Info("backend recovered", "route", rt.name, "backend", b.spec.Addr)
 	}
 }
 
 // failed records a failed attempt on b; it may take b out for fail_timeout.
-func (p *Proxy) failed(g *group, b *backend, o outcome, err error, now time.Duration) {
+func (p *Proxy) failed(rt *routeState, b *backendState, o outcome, err error, now time.Duration) {
 	b.m.failures.Inc()
-	if !g.single && countsAgainstHealth(err) && b.health.Fail(now) {
+	if !rt.single && countsAgainstHealth(err) && b.health.Fail(now) {
 		b.m.markDowns.Inc()
-		p.log.Warn("backend marked down", "route", g.name, "backend", b.spec.Addr,
+		p.log.Warn("backend marked down", "route", rt.name, "backend", b.spec.Addr,
 			"reason", describe(o), "err", err, "for", b.health.Params().FailTimeout)
 	} else {
-		p.log.Debug("backend attempt failed", "route", g.name, "backend", b.spec.Addr, "err", err)
+		p.log.Debug("backend attempt failed", "route", rt.name, "backend", b.spec.Addr, "err", err)
 	}
 }
 
 // answerUnserved answers a request no backend served: lastB is the last one
 // tried (nil when none was live) and last how its attempt ended.
-func (p *Proxy) answerUnserved(ctx *fasthttp.RequestCtx, g *group, last outcome, lastB *backend) {
-	g.m.errors.Inc()
+func (p *Proxy) answerUnserved(ctx *fasthttp.RequestCtx, rt *routeState, last outcome, lastB *backendState) {
+	rt.m.errors.Inc()
 	switch {
 	case lastB == nil:
-		g.m.noLive.Inc()
-		p.log.Warn("no live backend", "route", g.name)
+		rt.m.noLive.Inc()
+		p.log.Warn("no live backend", "route", rt.name)
 		p.fail(ctx, fasthttp.StatusBadGateway, msgNoLive)
 	case last == outcomeTimeout || last == outcomeConnTimeout:
 		p.fail(ctx, fasthttp.StatusGatewayTimeout, msgTimeout)

@@ -42,7 +42,7 @@ type proxyMetrics struct {
 func New(o Options) *Proxy {
 	o = o.withDefaults()
 	p := &Proxy{opts: o, log: o.Logger, open: map[net.Conn]struct{}{}}
-	p.table.Store(&table{byHost: map[string]*group{}})
+	p.table.Store(&table{byHost: map[string]*routeState{}})
 	p.server = &fasthttp.Server{
 		Handler:                      p.handle,
 		Name:                         "",
@@ -81,42 +81,42 @@ func (p *Proxy) Update(routes []Route) error {
 	p.update.Lock()
 	defer p.update.Unlock()
 	old := p.table.Load()
-	reuse := map[string]*backend{}
-	for _, g := range old.groups {
-		for _, b := range g.backends {
-			reuse[g.name+"\x00"+b.spec.Addr] = b
+	reuse := map[string]*backendState{}
+	for _, rt := range old.routes {
+		for _, b := range rt.backends {
+			reuse[rt.name+"\x00"+b.spec.Addr] = b
 		}
 	}
-	nt := &table{byHost: map[string]*group{}}
+	nt := &table{byHost: map[string]*routeState{}}
 	for _, r := range routes {
-		g := &group{name: r.name(), hosts: lowerAll(r.Hosts)}
+		rt := &routeState{name: r.name(), hosts: lowerAll(r.Hosts)}
 		weights := make([]int, 0, len(r.Backends))
 		for _, spec := range r.Backends {
-			key := g.name + "\x00" + spec.Addr
+			key := rt.name + "\x00" + spec.Addr
 			b, ok := reuse[key]
 			if ok && b.sameSpec(spec) {
 				delete(reuse, key)
 			} else {
-				b = newBackend(spec, &p.opts)
+				b = newBackendState(spec, &p.opts)
 			}
-			g.backends = append(g.backends, b)
+			rt.backends = append(rt.backends, b)
 			weights = append(weights, b.weight())
 		}
-		g.schedule = smoothWRR(weights)
-		g.single = len(g.backends) == 1
-		if prev := old.find(g.name); prev != nil {
-			g.m = prev.m // route counters survive reloads
-			g.next.Store(prev.next.Load())
+		rt.schedule = smoothWRR(weights)
+		rt.single = len(rt.backends) == 1
+		if prev := old.find(rt.name); prev != nil {
+			rt.m = prev.m // route counters survive reloads
+			rt.next.Store(prev.next.Load())
 		} else {
-			g.m = &routeMetrics{}
+			rt.m = &routeMetrics{}
 		}
-		for _, h := range g.hosts {
-			nt.byHost[h] = g
+		for _, h := range rt.hosts {
+			nt.byHost[h] = rt
 		}
 		if r.Default {
-			nt.def = g
+			nt.def = rt
 		}
-		nt.groups = append(nt.groups, g)
+		nt.routes = append(nt.routes, rt)
 	}
 	p.table.Store(nt)
 	p.m.reloads.Inc()
@@ -124,7 +124,7 @@ func (p *Proxy) Update(routes []Route) error {
 	for _, b := range reuse {
 		go b.drain(drainLimit)
 	}
-	p.log.Info("routing table updated", "routes", len(nt.groups), "removed_backends", len(reuse))
+	p.log.Info("routing table updated", "routes", len(nt.routes), "removed_backends", len(reuse))
 	return nil
 }
 
@@ -155,8 +155,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	t := p.table.Load()
-	for _, g := range t.groups {
-		for _, b := range g.backends {
+	for _, rt := range t.routes {
+		for _, b := range rt.backends {
 			b.closeIdle()
 		}
 	}
@@ -169,20 +169,20 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // Handler returns the proxy's fasthttp handler, for embedding in another server.
 func (p *Proxy) Handler() fasthttp.RequestHandler { return p.handle }
 
-func (t *table) find(name string) *group {
-	for _, g := range t.groups {
-		if g.name == name {
-			return g
+func (t *table) find(name string) *routeState {
+	for _, rt := range t.routes {
+		if rt.name == name {
+			return rt
 		}
 	}
 	return nil
 }
 
 // lookup finds the route for a Host header value without allocating.
-func (t *table) lookup(host []byte) *group {
+func (t *table) lookup(host []byte) *routeState {
 	host = stripPort(host)
-	if g, ok := t.byHost[string(host)]; ok {
-		return g
+	if rt, ok := t.byHost[string(host)]; ok {
+		return rt
 	}
 	if hasUpper(host) && len(host) <= 255 {
 		var buf [255]byte
@@ -193,8 +193,8 @@ func (t *table) lookup(host []byte) *group {
 			}
 			lower[i] = c
 		}
-		if g, ok := t.byHost[string(lower)]; ok {
-			return g
+		if rt, ok := t.byHost[string(lower)]; ok {
+			return rt
 		}
 	}
 	return t.def

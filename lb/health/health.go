@@ -1,7 +1,7 @@
 // Package health reproduces NGINX's passive health accounting for one
-// upstream peer (ngx_http_upstream_round_robin.c): the fails / accessed /
-// checked triple, fail_timeout exclusion and the single probe request that
-// may bring a peer back.
+// backend (an upstream peer in ngx_http_upstream_round_robin.c): the fails /
+// accessed / checked triple, fail_timeout exclusion and the single probe
+// request that may bring a backend back.
 package health
 
 import (
@@ -26,18 +26,18 @@ func NewMonotonicClock() *MonotonicClock { return &MonotonicClock{origin: time.N
 func (c *MonotonicClock) Now() time.Duration { return time.Since(c.origin) }
 
 // Params are NGINX's per-server max_fails and fail_timeout.
-// MaxFails 0 disables accounting: the peer is never skipped.
+// MaxFails 0 disables accounting: the backend is never skipped.
 type Params struct {
 	MaxFails    int
 	FailTimeout time.Duration
 }
 
-// Peer is the health state of one backend. Safe for concurrent use; the
+// State is the health state of one backend. Safe for concurrent use; the
 // common healthy case costs one atomic load.
-type Peer struct {
+type State struct {
 	params Params
 
-	// failing mirrors fails > 0 so healthy peers are chosen without locking.
+	// failing mirrors fails > 0 so healthy backends are chosen without locking.
 	failing atomic.Bool
 
 	mu       sync.Mutex
@@ -46,75 +46,75 @@ type Peer struct {
 	checked  time.Duration // time of the last failure or of the last probe's start
 }
 
-// NewPeer returns a healthy peer.
-func NewPeer(p Params) *Peer { return &Peer{params: p} }
+// NewState returns a healthy backend.
+func NewState(p Params) *State { return &State{params: p} }
 
-// Params returns the peer's parameters.
-func (p *Peer) Params() Params { return p.params }
+// Params returns the backend's parameters.
+func (s *State) Params() Params { return s.params }
 
-// Acquire is NGINX's selection test. It reports whether the peer may take a
+// Acquire is NGINX's selection test. It reports whether the backend may take a
 // request at now and whether that request is the probe that ends a
-// fail_timeout window. Choosing a peer whose window has expired moves
+// fail_timeout window. Choosing a backend whose window has expired moves
 // `checked` to now, so every other caller keeps skipping it until the probe
 // finishes or another fail_timeout passes.
-func (p *Peer) Acquire(now time.Duration) (ok, probe bool) {
-	if !p.failing.Load() {
+func (s *State) Acquire(now time.Duration) (ok, probe bool) {
+	if !s.failing.Load() {
 		return true, false
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.params.MaxFails > 0 && p.fails >= p.params.MaxFails && now-p.checked <= p.params.FailTimeout {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.params.MaxFails > 0 && s.fails >= s.params.MaxFails && now-s.checked <= s.params.FailTimeout {
 		return false, false
 	}
-	if now-p.checked > p.params.FailTimeout {
-		p.checked = now
-		probe = p.params.MaxFails > 0 && p.fails >= p.params.MaxFails
+	if now-s.checked > s.params.FailTimeout {
+		s.checked = now
+		probe = s.params.MaxFails > 0 && s.fails >= s.params.MaxFails
 	}
 	return true, probe
 }
 
 // Fail records an unsuccessful attempt. It reports whether this failure takes
-// the peer out (fails reached max_fails), which is also true when a probe fails.
-func (p *Peer) Fail(now time.Duration) (markedDown bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.fails++
-	p.accessed = now
-	p.checked = now
-	p.failing.Store(true)
-	return p.params.MaxFails > 0 && p.fails >= p.params.MaxFails
+// the backend out (fails reached max_fails), which is also true when a probe fails.
+func (s *State) Fail(now time.Duration) (markedDown bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fails++
+	s.accessed = now
+	s.checked = now
+	s.failing.Store(true)
+	return s.params.MaxFails > 0 && s.fails >= s.params.MaxFails
 }
 
 // Succeed records a successful attempt. As in NGINX the failure count is
-// cleared only when the peer was chosen after the last failure's window
-// (accessed < checked). It reports whether the peer was down and is now live.
-func (p *Peer) Succeed() (recovered bool) {
-	if !p.failing.Load() {
+// cleared only when the backend was chosen after the last failure's window
+// (accessed < checked). It reports whether the backend was down and is now live.
+func (s *State) Succeed() (recovered bool) {
+	if !s.failing.Load() {
 		return false
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.accessed < p.checked {
-		recovered = p.params.MaxFails > 0 && p.fails >= p.params.MaxFails
-		p.fails = 0
-		p.failing.Store(false)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.accessed < s.checked {
+		recovered = s.params.MaxFails > 0 && s.fails >= s.params.MaxFails
+		s.fails = 0
+		s.failing.Store(false)
 	}
 	return recovered
 }
 
-// Down reports whether the peer is currently excluded from selection.
-func (p *Peer) Down(now time.Duration) bool {
-	if !p.failing.Load() {
+// Down reports whether the backend is currently excluded from selection.
+func (s *State) Down(now time.Duration) bool {
+	if !s.failing.Load() {
 		return false
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.params.MaxFails > 0 && p.fails >= p.params.MaxFails && now-p.checked <= p.params.FailTimeout
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.params.MaxFails > 0 && s.fails >= s.params.MaxFails && now-s.checked <= s.params.FailTimeout
 }
 
 // Fails returns the current failure count.
-func (p *Peer) Fails() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.fails
+func (s *State) Fails() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fails
 }

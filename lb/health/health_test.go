@@ -15,14 +15,14 @@ type step struct {
 	probe  bool   // acquire: this request is the probe
 }
 
-func TestPeerFollowsNginx(t *testing.T) {
+func TestStateFollowsNginx(t *testing.T) {
 	s := time.Second
 	cases := []struct {
 		name   string
 		params Params
 		steps  []step
 	}{
-		{"healthy peer is always chosen", Params{1, 20 * s}, []step{
+		{"healthy backend is always chosen", Params{1, 20 * s}, []step{
 			{0, "acquire", true, false}, {1 * s, "ok", false, false}, {2 * s, "acquire", true, false},
 		}},
 		{"one failure takes it out for fail_timeout", Params{1, 20 * s}, []step{
@@ -74,7 +74,7 @@ func TestPeerFollowsNginx(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := NewPeer(tc.params)
+			p := NewState(tc.params)
 			for i, st := range tc.steps {
 				switch st.op {
 				case "acquire":
@@ -92,7 +92,7 @@ func TestPeerFollowsNginx(t *testing.T) {
 }
 
 func TestDownReportsExclusion(t *testing.T) {
-	p := NewPeer(Params{MaxFails: 1, FailTimeout: 20 * time.Second})
+	p := NewState(Params{MaxFails: 1, FailTimeout: 20 * time.Second})
 	require.False(t, p.Down(0))
 	p.Fail(time.Second)
 	require.True(t, p.Down(2*time.Second))
