@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Dialer opens a connection to a backend. Its signature matches
@@ -50,7 +52,7 @@ func dialWithTimeout(dial Dialer, addr string, t Timeouts) func(string) (net.Con
 			timeout := errors.Is(err, context.DeadlineExceeded) || isTimeout(err)
 			return nil, &dialError{addr: addr, timeout: timeout, err: err}
 		}
-		return newDeadlineConn(c, t.Send, t.Read), nil
+		return newBackendConn(c, t.Send, t.Read), nil
 	}
 }
 
@@ -59,23 +61,69 @@ func isTimeout(err error) bool {
 	return errors.As(err, &te) && te.Timeout()
 }
 
-// deadlineConn gives every Read and Write its own deadline, like NGINX's
-// proxy_read_timeout / proxy_send_timeout ("between two successive
-// operations"), instead of one deadline for a whole streamed body. To keep
-// the hot path cheap a deadline is only pushed forward once less than 15/16
-// of the timeout remains, so the effective limit is between 15/16 and 1 of
-// the configured value. fasthttp's own deadline calls are ignored.
-type deadlineConn struct {
+// backendConn is a connection to a backend. It gives every Read and Write
+// its own deadline, like NGINX's proxy_read_timeout / proxy_send_timeout
+// ("between two successive operations"), instead of one deadline for a whole
+// streamed body. To keep the hot path cheap a deadline is only pushed forward
+// once less than 15/16 of the timeout remains, so the effective limit is
+// between 15/16 and 1 of the configured value. fasthttp's own deadline calls
+// are ignored.
+//
+// It also keeps the accounting of the current exchange (one request and its
+// response), so that a failed attempt can tell a backend's fault from a
+// local error (nothing was written and the socket reported nothing) and from
+// a pooled connection that died while idle (reused, and closed before any
+// byte of the response). fasthttp calls LocalAddr exactly once per exchange,
+// right after taking the connection from its pool (Response.ParseNetConn):
+// that call starts the exchange, and the address it returns carries the
+// connection so the attempt can find it again from Response.LocalAddr.
+type backendConn struct {
 	net.Conn
 	send, read           time.Duration
 	sendUntil, readUntil time.Time
+	addr                 connAddr
+
+	exchanges  int   // exchanges started on this connection; > 1 means reused
+	wrote, got int64 // bytes written and read in the current exchange
+	ioErr      error // the first read or write error of the current exchange
 }
 
-func newDeadlineConn(c net.Conn, send, read time.Duration) *deadlineConn {
-	return &deadlineConn{Conn: c, send: send, read: read}
+// connAddr is the local address of a backendConn, pointing back to it.
+type connAddr struct {
+	net.Addr
+	conn *backendConn
 }
 
-func (c *deadlineConn) Read(b []byte) (int, error) {
+func newBackendConn(c net.Conn, send, read time.Duration) *backendConn {
+	bc := &backendConn{Conn: c, send: send, read: read}
+	bc.addr = connAddr{Addr: c.LocalAddr(), conn: bc}
+	return bc
+}
+
+// LocalAddr starts a new exchange (see backendConn).
+func (c *backendConn) LocalAddr() net.Addr {
+	c.exchanges++
+	c.wrote, c.got, c.ioErr = 0, 0, nil
+	return &c.addr
+}
+
+// connOf returns the connection an attempt used, from the address fasthttp
+// recorded in the response, or nil when it got none (a dial error).
+func connOf(resp *fasthttp.Response) *backendConn {
+	if a, ok := resp.LocalAddr().(*connAddr); ok {
+		return a.conn
+	}
+	return nil
+}
+
+// localFailure reports an attempt that failed although nothing reached the
+// connection and the connection reported no error: fasthttp refused to send
+// the request. That is never the backend's fault.
+func (c *backendConn) localFailure() bool {
+	return c.wrote == 0 && c.ioErr == nil
+}
+
+func (c *backendConn) Read(b []byte) (int, error) {
 	if c.read > 0 {
 		now := time.Now()
 		if c.readUntil.Sub(now) < c.read-c.read/16 {
@@ -85,10 +133,15 @@ func (c *deadlineConn) Read(b []byte) (int, error) {
 			}
 		}
 	}
-	return c.Conn.Read(b) // a deadline error keeps its Timeout() method, which fasthttp checks
+	n, err := c.Conn.Read(b) // a deadline error keeps its Timeout() method, which fasthttp checks
+	c.got += int64(n)
+	if err != nil && c.ioErr == nil {
+		c.ioErr = err
+	}
+	return n, err
 }
 
-func (c *deadlineConn) Write(b []byte) (int, error) {
+func (c *backendConn) Write(b []byte) (int, error) {
 	if c.send > 0 {
 		now := time.Now()
 		if c.sendUntil.Sub(now) < c.send-c.send/16 {
@@ -98,10 +151,15 @@ func (c *deadlineConn) Write(b []byte) (int, error) {
 			}
 		}
 	}
-	return c.Conn.Write(b)
+	n, err := c.Conn.Write(b)
+	c.wrote += int64(n)
+	if err != nil && c.ioErr == nil {
+		c.ioErr = err
+	}
+	return n, err
 }
 
-// SetDeadline and friends are owned by deadlineConn.
-func (c *deadlineConn) SetDeadline(time.Time) error      { return nil }
-func (c *deadlineConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *deadlineConn) SetWriteDeadline(time.Time) error { return nil }
+// SetDeadline and friends are owned by backendConn.
+func (c *backendConn) SetDeadline(time.Time) error      { return nil }
+func (c *backendConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *backendConn) SetWriteDeadline(time.Time) error { return nil }

@@ -24,6 +24,7 @@ const (
 	outcomeError               // send/read error or bad response header
 	outcomeStatus              // a status counted as failure by Options.FailOn
 	outcomeBusy                // local connection limit reached: not the backend's fault
+	outcomeLocal               // the proxy could not send the request: not the backend's fault
 )
 
 func classify(err error) outcome {
@@ -81,7 +82,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 		p.finish(ctx, rt, nil, start)
 		return
 	}
-	p.prepareHeader(ctx, &req.Header)
+	p.prepareHeader(ctx, rt, &req.Header)
 	if isUpgrade(&req.Header) {
 		rt.m.upgrades.Inc()
 		if req.IsBodyStream() {
@@ -180,10 +181,15 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 			up = fasthttp.AcquireRequest()
 			defer fasthttp.ReleaseRequest(up)
 			req.Header.CopyTo(&up.Header)
+			up.UseHostHeader = true
 			up.SetBodyStream(body, cl)
 		}
 	}
 	rt.m.bytesIn.Add(uint64(max(req.Header.ContentLength(), 0)))
+
+	// A request without Host (HTTP/1.0) to a route without names goes to
+	// each backend with the backend's address, like NGINX's $proxy_host.
+	noHost := len(up.Header.Host()) == 0
 
 	var tr tried
 	var last outcome
@@ -196,6 +202,9 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 		}
 		tr.add(idx)
 		b := rt.backends[idx]
+		if noHost {
+			up.Header.SetHost(b.spec.Addr)
+		}
 		if probe {
 			b.m.probes.Inc()
 		}
@@ -213,6 +222,11 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 		o := classify(err)
 		if o == outcomeOK && p.failStatus(ctx.Response.StatusCode()) {
 			o = outcomeStatus
+		}
+		if o == outcomeError {
+			if c := connOf(&ctx.Response); c != nil && c.localFailure() {
+				o = outcomeLocal
+			}
 		}
 		if body != nil && body.clientErr != nil {
 			// The client's body broke, not the backend.
@@ -235,6 +249,12 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 			return b
 		}
 		now = p.opts.Clock.Now()
+		if o == outcomeLocal {
+			// Another backend would get the same request: stop here.
+			p.log.Error("request could not be sent to the backend", "route", rt.name, "backend", b.spec.Addr, "err", err)
+			last, lastB = o, b
+			break
+		}
 		if o != outcomeBusy {
 			p.failed(rt, b, o, err, now)
 		}
@@ -397,7 +417,7 @@ func removeConnectionListed(conn []byte, del func(string)) {
 }
 
 // prepareHeader turns the client's request header into the backend's.
-func (p *Proxy) prepareHeader(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader) {
+func (p *Proxy) prepareHeader(ctx *fasthttp.RequestCtx, rt *routeState, h *fasthttp.RequestHeader) {
 	upgrade := isUpgrade(h)
 	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 && !bytes.EqualFold(conn, []byte("keep-alive")) && !bytes.EqualFold(conn, []byte("close")) {
 		removeConnectionListed(conn, h.Del)
@@ -433,7 +453,26 @@ func (p *Proxy) prepareHeader(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeade
 	}
 	h.SetBytesV("X-Real-IP", ip)
 	h.Set(fasthttp.HeaderXForwardedProto, p.opts.Scheme)
-	h.SetBytesV(fasthttp.HeaderXForwardedHost, h.Host())
+	if uri := h.RequestURI(); len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
+		// Absolute form (RFC 9112 §3.2.2): the host in the request line
+		// routed the request and is the one passed on; the backend gets
+		// the origin form, in plain HTTP.
+		u := ctx.Request.URI()
+		h.SetHostBytes(u.Host())
+		h.SetRequestURIBytes(u.RequestURI())
+		u.SetScheme("http")
+	}
+	if host := h.Host(); len(host) > 0 {
+		h.SetBytesV(fasthttp.HeaderXForwardedHost, host)
+	} else if len(rt.hosts) > 0 {
+		// No Host (HTTP/1.0): the route's name, like NGINX's $host
+		// falling back to the server name. Without one, forward sets the
+		// backend's address.
+		h.SetHost(rt.hosts[0])
+	}
+	// The Host header is the one sent: fasthttp would otherwise replace
+	// it with the URI's host, which is empty for a request without Host.
+	ctx.Request.UseHostHeader = true
 }
 
 func remoteIP(ctx *fasthttp.RequestCtx, dst []byte) []byte {

@@ -41,6 +41,7 @@ func TestNginxSemanticsPipelined(t *testing.T) {
 		{"ExpectContinue", TestExpectContinue},
 		{"HotReloadUnderLoadDropsNothing", TestHotReloadUnderLoadDropsNothing},
 		{"AdminMetricsAndStatus", TestAdminMetricsAndStatus},
+		{"LocalErrorsNeverCountAgainstBackends", TestLocalErrorsNeverCountAgainstBackends},
 	}
 	for _, conns := range []int{1, 2} {
 		for _, tc := range tests {

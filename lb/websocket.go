@@ -21,6 +21,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 	var tr tried
 	var lastB *backendState
 	last := outcomeOK
+	noHost := len(ctx.Request.Header.Host()) == 0
 	now := p.opts.Clock.Now()
 	for {
 		idx, _ := rt.pick(&tr, now)
@@ -29,6 +30,9 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 		}
 		tr.add(idx)
 		b := rt.backends[idx]
+		if noHost {
+			ctx.Request.Header.SetHost(b.spec.Addr)
+		}
 		b.m.requests.Inc()
 		t0 := time.Now()
 		conn, br, head, err := p.handshake(ctx, b)
