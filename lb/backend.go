@@ -45,18 +45,17 @@ func newBackendState(spec Backend, o *Options) *backendState {
 		Dial:                dialWithTimeout(o.Dialer, spec.Addr, o.Timeouts),
 		MaxConns:            o.MaxConnsPerBackend,
 		MaxIdleConnDuration: o.IdleConnTimeout,
-		// The balancer retries, on another backend. The only same-backend
-		// re-send is for a pooled connection found closed (see stale).
-		MaxIdemponentCallAttempts: 2,
-		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
-			return false, stale(err) && !nonIdempotent(&req.Header)
-		},
-		NoDefaultUserAgentHeader: true,
-		DisablePathNormalizing:   true,
-		StreamResponseBody:       true,
-		ReadBufferSize:           16 << 10,
-		WriteBufferSize:          16 << 10,
-		ConnPoolStrategy:         fasthttp.LIFO,
+		// The balancer retries, on another backend; the only same-backend
+		// re-send, for a pooled connection found closed, is Proxy.send's,
+		// which can tell a reused connection from a fresh one.
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		NoDefaultUserAgentHeader:  true,
+		DisablePathNormalizing:    true,
+		StreamResponseBody:        true,
+		ReadBufferSize:            16 << 10,
+		WriteBufferSize:           16 << 10,
+		ConnPoolStrategy:          fasthttp.LIFO,
 	}
 	if o.PipelineBackends > 0 {
 		b.pipe = newPipeClient(spec.Addr, b.client.Dial, o.PipelineBackends, o.PipelineDepth, o.IdleConnTimeout)

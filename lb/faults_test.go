@@ -1,8 +1,15 @@
 package lb
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -55,4 +62,103 @@ func TestLocalErrorsNeverCountAgainstBackends(t *testing.T) {
 			}
 		})
 	}
+}
+
+// restartable is a real HTTP backend on a fixed loopback address that can be
+// stopped and started again, like a container restarted behind a Back.
+type restartable struct {
+	addr string
+	hits atomic.Int64
+	srv  *http.Server
+}
+
+func startRestartable(t *testing.T) *restartable {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	r := &restartable{addr: ln.Addr().String()}
+	r.serve(t, ln, "a1")
+	return r
+}
+
+func (r *restartable) serve(t *testing.T, ln net.Listener, name string) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		r.hits.Add(1)
+		time.Sleep(20 * time.Millisecond) // keeps concurrent requests on separate connections
+		_, _ = io.WriteString(w, name)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	r.srv = srv
+}
+
+// restart closes the server and every connection to it, then serves again
+// on the same address.
+func (r *restartable) restart(t *testing.T) {
+	t.Helper()
+	require.NoError(t, r.srv.Close())
+	ln, err := net.Listen("tcp", r.addr)
+	require.NoError(t, err)
+	r.serve(t, ln, "a2")
+}
+
+// TestRestartedBackendIsNotMarkedDown: when a backend restarts, the proxy's
+// pooled keep-alive connections to it all die while idle. Using one is not
+// the backend's failure: the request is sent again on a fresh connection.
+// Before, fasthttp's one re-send took the next pooled connection, dead too,
+// and the backend was marked down for fail_timeout although it answered.
+func TestRestartedBackendIsNotMarkedDown(t *testing.T) {
+	for _, pipeline := range []int{0, 1} {
+		t.Run(fmt.Sprintf("pipeline=%d", pipeline), func(t *testing.T) {
+			a := startRestartable(t)
+			b := startBackend(t, "b", nil)
+			p := startProxy(t, Options{PipelineBackends: pipeline}, []Route{route("app.test", a.addr, b.addr)})
+			var wg sync.WaitGroup
+			for range 8 { // several requests at once: several pooled connections to a
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					require.Equal(t, 200, (<-goGet(p.url, "app.test")).code)
+				}()
+			}
+			wg.Wait()
+			require.Positive(t, a.hits.Load())
+
+			a.restart(t)
+			a.hits.Store(0)
+			cl := newClient()
+			got := map[string]int{}
+			for range 8 {
+				code, body, _ := do(t, cl, "GET", p.url, "app.test", nil)
+				require.Equal(t, 200, code)
+				got[body]++
+			}
+			require.Equal(t, map[string]int{"a2": 4, "b": 4}, got, "the restarted backend stays in the rotation")
+			st := p.Status().Routes[0].Backends[0]
+			require.Equal(t, "live", st.State)
+			require.Zero(t, st.Failures)
+		})
+	}
+}
+
+// TestResetOnFreshConnectionTriedOnce: a backend that resets a brand-new
+// connection after reading the request gets the request once, then the next
+// backend does (NGINX's behaviour). Before, the reset looked like a stale
+// pooled connection and fasthttp sent the request to it a second time.
+func TestResetOnFreshConnectionTriedOnce(t *testing.T) {
+	var accepted atomic.Int64
+	bad := rawBackend(t, func(c net.Conn) {
+		accepted.Add(1)
+		_, _ = http.ReadRequest(bufio.NewReader(c))
+		_ = c.(*net.TCPConn).SetLinger(0) // the close sends a reset
+	})
+	good := startBackend(t, "good", nil)
+	p := startProxy(t, Options{}, []Route{route("app.test", bad, good.addr)})
+	code, body, _ := do(t, newClient(), "GET", p.url, "app.test", nil)
+	require.Equal(t, 200, code)
+	require.Equal(t, "good", body)
+	require.Equal(t, int64(1), accepted.Load(), "the resetting backend got the request once")
+	st := p.Status().Routes[0].Backends[0]
+	require.Equal(t, uint64(1), st.Failures)
+	require.Equal(t, "down", st.State)
 }

@@ -25,6 +25,7 @@ const (
 	outcomeStatus              // a status counted as failure by Options.FailOn
 	outcomeBusy                // local connection limit reached: not the backend's fault
 	outcomeLocal               // the proxy could not send the request: not the backend's fault
+	outcomeIdleClosed          // a pooled connection the backend had closed, and the request could not be re-sent
 )
 
 func classify(err error) outcome {
@@ -211,22 +212,11 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 		b.inflight.Add(1)
 		b.m.requests.Inc()
 		t0 := time.Now()
-		var err error
-		if b.pipe != nil && body == nil {
-			err = b.pipe.Do(up, &ctx.Response)
-		} else {
-			err = b.client.Do(up, &ctx.Response)
-		}
+		o, err := p.send(b, up, &ctx.Response, body)
 		b.m.latency.Observe(time.Since(t0))
 		b.inflight.Add(-1)
-		o := classify(err)
 		if o == outcomeOK && p.failStatus(ctx.Response.StatusCode()) {
 			o = outcomeStatus
-		}
-		if o == outcomeError {
-			if c := connOf(&ctx.Response); c != nil && c.localFailure() {
-				o = outcomeLocal
-			}
 		}
 		if body != nil && body.clientErr != nil {
 			// The client's body broke, not the backend.
@@ -255,8 +245,10 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 			last, lastB = o, b
 			break
 		}
-		if o != outcomeBusy {
+		if o != outcomeBusy && o != outcomeIdleClosed {
 			p.failed(rt, b, o, err, now)
+		} else {
+			p.log.Debug("backend attempt failed, not counted", "route", rt.name, "backend", b.spec.Addr, "err", err)
 		}
 		last, lastB = o, b
 		sent := o != outcomeConnect && o != outcomeConnTimeout && o != outcomeBusy
@@ -285,6 +277,66 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 		p.answerUnserved(ctx, rt, last, lastB)
 	}
 	return lastB
+}
+
+// maxIdleResends bounds how often one attempt is re-sent because the pooled
+// connection it used had been closed by the backend while idle. The first
+// re-send empties the idle pool, so it normally gets a fresh connection; a
+// second covers a connection released by another request in between.
+const maxIdleResends = 2
+
+// send makes one attempt on b and classifies it. A pooled keep-alive
+// connection that the backend closed while it sat idle (a restarted
+// container closes all of them) is not b's failure: the request is sent
+// again, on a fresh connection, when that is safe (nothing of it was
+// written, or its method is idempotent, and its body can be sent again).
+// NGINX likewise gives a failed cached connection an extra try.
+func (p *Proxy) send(b *backendState, up *fasthttp.Request, resp *fasthttp.Response, body *bodyReader) (outcome, error) {
+	for resends := 0; ; resends++ {
+		var err error
+		if b.pipe != nil && body == nil {
+			err = b.pipe.Do(up, resp)
+		} else {
+			err = b.client.Do(up, resp)
+		}
+		o := classify(err)
+		if o != outcomeError {
+			return o, err
+		}
+		c := connOf(resp)
+		if c != nil && c.localFailure() {
+			return outcomeLocal, err
+		}
+		written, idle := idleClosed(err, c)
+		if !idle {
+			return outcomeError, err
+		}
+		if resends == maxIdleResends {
+			return outcomeError, err // a fresh connection failed the same way: b's fault
+		}
+		if (written && nonIdempotent(&up.Header)) || (body != nil && body.n > 0) {
+			return outcomeIdleClosed, err
+		}
+		b.client.CloseIdleConnections() // they sat idle at least as long
+		if body != nil {
+			up.SetBodyStream(body, up.Header.ContentLength())
+		}
+	}
+}
+
+// idleClosed reports whether an attempt failed because its connection had
+// been closed by the backend while idle in the pool: the connection was
+// reused and the backend closed or reset it before sending any byte of the
+// response. written tells whether any of the request was written.
+func idleClosed(err error, c *backendConn) (written, idle bool) {
+	var pe *pipeError
+	if errors.As(err, &pe) {
+		return true, pe.brk.idle.Load()
+	}
+	if c == nil || c.exchanges < 2 || c.got > 0 {
+		return false, false
+	}
+	return c.wrote > 0, stale(err) || stale(c.ioErr)
 }
 
 // succeeded records an attempt b answered.
@@ -328,7 +380,7 @@ func (p *Proxy) answerUnserved(ctx *fasthttp.RequestCtx, rt *routeState, last ou
 func countsAgainstHealth(err error) bool {
 	var pe *pipeError
 	if err != nil && errors.As(err, &pe) {
-		return pe.firstReport()
+		return !pe.brk.idle.Load() && pe.firstReport()
 	}
 	return true
 }
@@ -528,11 +580,8 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 	return h.ConnectionUpgrade() && len(h.Peek(fasthttp.HeaderUpgrade)) > 0
 }
 
-// stale reports errors from a pooled keep-alive connection the backend had
-// already closed; fasthttp may re-send idempotent requests once on a fresh
-// connection to the same backend (NGINX likewise gives cached connections a
-// free extra try).
+// stale reports the errors of a connection the backend closed or reset.
 func stale(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }
