@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -87,10 +88,20 @@ type Options struct {
 	Timeouts Timeouts
 	// MaxBodySize is the largest request body accepted (413 beyond); -1 = unlimited.
 	MaxBodySize int64
-	// RetryBuffer is the largest request body held in memory so that it can be
-	// re-sent to the next backend; larger bodies are streamed and not retried
-	// once sent.
+	// RetryBuffer is the largest request body held in memory so that it can
+	// be re-sent to the next backend; larger bodies are held in a temporary
+	// file (or streamed, with StreamRequestBodies).
 	RetryBuffer int
+	// StreamRequestBodies streams bodies larger than RetryBuffer (and chunked
+	// ones) to the backend as they arrive, instead of holding them whole
+	// first (NGINX's proxy_request_buffering off): nothing touches the disk
+	// and the backend sees the upload at once, but such a request is not
+	// retried on another backend once some of its body was sent.
+	StreamRequestBodies bool
+	// TempDir holds request bodies larger than RetryBuffer while they are
+	// proxied (NGINX's client_body_temp_path); "" means os.TempDir(). The
+	// files are unlinked as soon as they are created.
+	TempDir string
 	// FailOn adds response kinds counted as failures.
 	FailOn FailureKinds
 	// MaxConnsPerBackend bounds open connections (busy plus idle keep-alive)
@@ -142,6 +153,9 @@ func (o Options) withDefaults() Options {
 	if o.RetryBuffer <= 0 {
 		o.RetryBuffer = DefaultRetryBuffer
 	}
+	if o.TempDir == "" {
+		o.TempDir = os.TempDir()
+	}
 	if o.MaxConnsPerBackend <= 0 {
 		o.MaxConnsPerBackend = DefaultMaxConns
 	}
@@ -184,7 +198,7 @@ func ValidateRoutes(routes []Route) error {
 			}
 		}
 		for j, h := range r.Hosts {
-			h = strings.ToLower(strings.TrimSpace(h))
+			h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
 			if h == "" || strings.ContainsAny(h, " /:\t") {
 				errs = append(errs, fmt.Errorf("%s.hosts[%d]: %q is not a host name (no port, scheme or path)", at, j, r.Hosts[j]))
 				continue

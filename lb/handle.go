@@ -62,6 +62,9 @@ const (
 	msgTimeout  = "504 Gateway Timeout: the backend did not answer in time\n"
 	msgTooLarge = "413 Request Entity Too Large: the request body exceeds the limit\n"
 	msgBadBody  = "400 Bad Request: the request body could not be read\n"
+
+	msgBodyTimeout = "408 Request Timeout: the request body did not arrive in time\n"
+	msgHoldFailed  = "500 Internal Server Error: the request body could not be held for the backend\n"
 )
 
 func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
@@ -89,7 +92,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 		if req.IsBodyStream() {
 			// An upgrade request's body (rare) is sent with its head.
 			cl := req.Header.ContentLength()
-			if cl < 0 || cl > p.opts.RetryBuffer || p.bufferBody(req, cl) != nil {
+			if cl < 0 || cl > p.opts.RetryBuffer || p.bufferBody(req, cl) != nil { // the upgrade's head and body leave together
 				ctx.SetConnectionClose()
 				p.fail(ctx, fasthttp.StatusBadRequest, msgBadBody)
 				p.finish(ctx, rt, nil, start)
@@ -164,41 +167,59 @@ func (p *Proxy) fail(ctx *fasthttp.RequestCtx, code int, msg string) {
 func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState {
 	req := &ctx.Request
 	up := req
-	var body *bodyReader
+	var ub upBody
 	if req.IsBodyStream() {
 		cl := req.Header.ContentLength()
-		if cl >= 0 && cl <= p.opts.RetryBuffer {
-			// Small body: keep it so a retry can re-send it, as NGINX's
-			// proxy_request_buffering does.
+		switch {
+		case cl >= 0 && cl <= p.opts.RetryBuffer:
 			if err := p.bufferBody(req, cl); err != nil {
-				ctx.SetConnectionClose()
-				p.fail(ctx, fasthttp.StatusBadRequest, msgBadBody)
+				p.failBody(ctx, err)
 				return nil
 			}
-		} else {
-			// Large or chunked body: stream it through a separate request so
-			// it is never held in memory; it cannot be re-sent.
-			body = &bodyReader{r: req.BodyStream(), limit: p.opts.MaxBodySize}
+		case !p.opts.StreamRequestBodies:
+			// Held whole before the first attempt, so that any attempt can
+			// send it again (NGINX's proxy_request_buffering on).
+			f, n, err := p.holdBody(req)
+			if err != nil {
+				p.failBody(ctx, err)
+				return nil
+			}
+			if f != nil {
+				defer f.Close()
+				ub.file, ub.size = f, n
+				up = fasthttp.AcquireRequest()
+				defer fasthttp.ReleaseRequest(up)
+				req.Header.CopyTo(&up.Header)
+				up.UseHostHeader = true
+				up.Header.SetContentLength(int(n)) // a chunked body leaves with its length
+			}
+		default:
+			// Streamed through a separate request so that it is never held;
+			// it cannot be sent again once some of it has been.
+			ub.stream = &bodyReader{r: req.BodyStream(), limit: p.opts.MaxBodySize}
 			up = fasthttp.AcquireRequest()
 			defer fasthttp.ReleaseRequest(up)
 			req.Header.CopyTo(&up.Header)
 			up.UseHostHeader = true
-			up.SetBodyStream(body, cl)
 		}
 	}
-	rt.m.bytesIn.Add(uint64(max(req.Header.ContentLength(), 0)))
+	rt.m.bytesIn.Add(uint64(max(up.Header.ContentLength(), 0)))
 
 	// A request without Host (HTTP/1.0) to a route without names goes to
 	// each backend with the backend's address, like NGINX's $proxy_host.
 	noHost := len(up.Header.Host()) == 0
 
+	x := p.acquireRelay()
 	var tr tried
 	var last outcome
 	var lastB *backendState
+	var lastResp *fasthttp.Response // the response of an attempt whose status counts as a failure
+	exhausted := false              // the loop ended for want of a live, untried backend
 	now := p.opts.Clock.Now()
-	for attempt := 0; ; attempt++ {
+	for {
 		idx, probe := rt.pick(&tr, now)
 		if idx < 0 {
+			exhausted = true
 			break
 		}
 		tr.add(idx)
@@ -209,33 +230,35 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 		if probe {
 			b.m.probes.Inc()
 		}
+		if !ub.rewind(up) {
+			break // cannot happen: a streamed body is not retried once sent
+		}
+		resp := &x.resp
+		if b.pipe != nil && ub.inMemory() {
+			resp = &ctx.Response // pipelined responses are read whole
+		}
 		b.inflight.Add(1)
 		b.m.requests.Inc()
 		t0 := time.Now()
-		o, err := p.send(b, up, &ctx.Response, body)
+		o, err := p.send(b, up, resp, &ub)
 		b.m.latency.Observe(time.Since(t0))
 		b.inflight.Add(-1)
-		if o == outcomeOK && p.failStatus(ctx.Response.StatusCode()) {
+		if o == outcomeOK && p.failStatus(resp.StatusCode()) {
 			o = outcomeStatus
 		}
-		if body != nil && body.clientErr != nil {
+		if ub.stream != nil && ub.stream.clientErr != nil {
 			// The client's body broke, not the backend.
-			ctx.SetConnectionClose()
-			if errors.Is(body.clientErr, errBodyTooLarge) {
-				p.fail(ctx, fasthttp.StatusRequestEntityTooLarge, msgTooLarge)
-			} else {
-				p.fail(ctx, fasthttp.StatusBadRequest, msgBadBody)
+			if resp == &x.resp {
+				_ = x.resp.CloseBodyStream()
 			}
+			x.release()
+			p.failBody(ctx, ub.stream.clientErr)
 			return b
 		}
 		if o == outcomeOK {
 			p.succeeded(rt, b)
-			if body != nil {
-				b.m.bytesIn.Add(uint64(body.n))
-			} else {
-				b.m.bytesIn.Add(uint64(max(up.Header.ContentLength(), 0)))
-			}
-			cleanResponseHeader(&ctx.Response.Header)
+			b.m.bytesIn.Add(uint64(ub.sent(up)))
+			p.respond(ctx, x, resp)
 			return b
 		}
 		now = p.opts.Clock.Now()
@@ -251,32 +274,49 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 			p.log.Debug("backend attempt failed, not counted", "route", rt.name, "backend", b.spec.Addr, "err", err)
 		}
 		last, lastB = o, b
+		lastResp = nil
+		if o == outcomeStatus {
+			lastResp = resp
+		}
 		sent := o != outcomeConnect && o != outcomeConnTimeout && o != outcomeBusy
 		retry := !rt.single &&
 			!(sent && nonIdempotent(&req.Header)) &&
-			!(sent && body != nil) &&
+			!(sent && ub.stream != nil) &&
 			tr.n < len(rt.backends)
 		if !retry {
 			break
 		}
 		if o == outcomeStatus {
-			_ = ctx.Response.CloseBodyStream()
-		}
-		if body != nil {
-			// Nothing of the streamed body was consumed by a failed connect.
-			up.SetBodyStream(body, up.Header.ContentLength())
+			_ = resp.CloseBodyStream()
 		}
 	}
-	if body != nil {
+	if ub.stream != nil {
 		// Do not drain the rest of a large upload from the client.
 		ctx.SetConnectionClose()
 	}
-	if last == outcomeStatus {
-		cleanResponseHeader(&ctx.Response.Header) // pass the backend's own error through
-	} else {
+	switch {
+	case exhausted && tr.n < len(rt.backends):
+		// Backends were left untried because they are down: NGINX's "no
+		// live upstreams", a 502 whatever the last attempt's error was.
+		p.answerUnserved(ctx, rt, outcomeOK, nil)
+	case lastResp != nil:
+		p.respond(ctx, x, lastResp) // pass the backend's own error through
+		return lastB
+	default:
 		p.answerUnserved(ctx, rt, last, lastB)
 	}
+	x.release()
 	return lastB
+}
+
+// respond passes an attempt's response on to the client.
+func (p *Proxy) respond(ctx *fasthttp.RequestCtx, x *relay, resp *fasthttp.Response) {
+	if resp == &x.resp {
+		x.passOn(ctx)
+	} else {
+		x.release()
+	}
+	cleanResponseHeader(&ctx.Response.Header)
 }
 
 // maxIdleResends bounds how often one attempt is re-sent because the pooled
@@ -291,10 +331,10 @@ const maxIdleResends = 2
 // again, on a fresh connection, when that is safe (nothing of it was
 // written, or its method is idempotent, and its body can be sent again).
 // NGINX likewise gives a failed cached connection an extra try.
-func (p *Proxy) send(b *backendState, up *fasthttp.Request, resp *fasthttp.Response, body *bodyReader) (outcome, error) {
+func (p *Proxy) send(b *backendState, up *fasthttp.Request, resp *fasthttp.Response, ub *upBody) (outcome, error) {
 	for resends := 0; ; resends++ {
 		var err error
-		if b.pipe != nil && body == nil {
+		if b.pipe != nil && ub.inMemory() {
 			err = b.pipe.Do(up, resp)
 		} else {
 			err = b.client.Do(up, resp)
@@ -314,13 +354,10 @@ func (p *Proxy) send(b *backendState, up *fasthttp.Request, resp *fasthttp.Respo
 		if resends == maxIdleResends {
 			return outcomeError, err // a fresh connection failed the same way: b's fault
 		}
-		if (written && nonIdempotent(&up.Header)) || (body != nil && body.n > 0) {
+		if written && nonIdempotent(&up.Header) || !ub.rewind(up) {
 			return outcomeIdleClosed, err
 		}
 		b.client.CloseIdleConnections() // they sat idle at least as long
-		if body != nil {
-			up.SetBodyStream(body, up.Header.ContentLength())
-		}
 	}
 }
 
@@ -408,43 +445,6 @@ func describe(o outcome) string {
 	default:
 		return "send/read error or invalid response"
 	}
-}
-
-// bufferBody reads a small streamed body into memory so it can be re-sent.
-func (p *Proxy) bufferBody(req *fasthttp.Request, n int) error {
-	bp := p.bufs.Get().(*[]byte)
-	defer p.bufs.Put(bp)
-	buf := (*bp)[:n]
-	if _, err := io.ReadFull(req.BodyStream(), buf); err != nil {
-		return err
-	}
-	req.SetBody(buf) // copies, and releases the stream
-	return nil
-}
-
-var errBodyTooLarge = errors.New("request body exceeds the limit")
-
-// bodyReader passes a streamed client body to the backend, enforcing the
-// size limit and remembering client-side errors so they are not blamed on
-// the backend.
-type bodyReader struct {
-	r         io.Reader
-	limit     int64
-	n         int64
-	clientErr error
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	b.n += int64(n)
-	if b.limit >= 0 && b.n > b.limit {
-		b.clientErr = errBodyTooLarge
-		return n, errBodyTooLarge
-	}
-	if err != nil && err != io.EOF {
-		b.clientErr = err
-	}
-	return n, err
 }
 
 // hopByHop are removed in both directions (RFC 9110 §7.6.1 and the usual

@@ -24,6 +24,7 @@ type Proxy struct {
 	update sync.Mutex // serialises Update
 	server *fasthttp.Server
 	bufs   sync.Pool // *[]byte request bodies kept for retries
+	relays sync.Pool // *relay
 
 	tunnels   sync.WaitGroup // hijacked (WebSocket) connections
 	tunnelsMu sync.Mutex
@@ -67,6 +68,7 @@ func New(o Options) *Proxy {
 		},
 	}
 	p.bufs.New = func() any { b := make([]byte, 0, o.RetryBuffer); return &b }
+	p.relays.New = func() any { return &relay{pool: &p.relays} }
 	return p
 }
 
@@ -181,6 +183,9 @@ func (t *table) find(name string) *routeState {
 // lookup finds the route for a Host header value without allocating.
 func (t *table) lookup(host []byte) *routeState {
 	host = stripPort(host)
+	if n := len(host); n > 1 && host[n-1] == '.' {
+		host = host[:n-1] // the absolute form app.test. names app.test, as in NGINX
+	}
 	if rt, ok := t.byHost[string(host)]; ok {
 		return rt
 	}

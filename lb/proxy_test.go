@@ -110,11 +110,14 @@ func TestStreamedUploadKeepsHeapSmall(t *testing.T) {
 		}
 		fmt.Fprintf(w, "%d %s", n, hex.EncodeToString(h.Sum(nil)))
 	})
-	p := startProxy(t, Options{MaxBodySize: -1}, []Route{route("app.test", b.addr)})
 	want := sha256.New()
 	_, _ = io.Copy(want, &patternReader{left: size})
-	for _, chunked := range []bool{false, true} {
-		t.Run("chunked="+strconv.FormatBool(chunked), func(t *testing.T) {
+	for _, tc := range []struct{ stream, chunked bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
+		// Held in a temporary file (the default) or streamed.
+		p := startProxy(t, Options{MaxBodySize: -1, StreamRequestBodies: tc.stream, TempDir: t.TempDir()},
+			[]Route{route("app.test", b.addr)})
+		chunked := tc.chunked
+		t.Run(fmt.Sprintf("stream=%t/chunked=%t", tc.stream, chunked), func(t *testing.T) {
 			runtime.GC()
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)

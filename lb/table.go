@@ -23,7 +23,7 @@ type routeMetrics struct {
 func lowerAll(hosts []string) []string {
 	out := make([]string, len(hosts))
 	for i, h := range hosts {
-		out[i] = strings.ToLower(strings.TrimSpace(h))
+		out[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
 	}
 	return out
 }

@@ -22,15 +22,19 @@ import (
 // File is the YAML document as written by the operator. Durations and sizes
 // are strings so that errors can name the field they came from.
 type File struct {
-	Listen      []string     `yaml:"listen"`
-	Admin       *string      `yaml:"admin"`
-	AccessLog   bool         `yaml:"access_log"`
-	MaxBodySize string       `yaml:"max_body_size"`
-	Scheme      string       `yaml:"scheme"`
-	Timeouts    FileTimeouts `yaml:"timeouts"`
-	Health      FileHealth   `yaml:"health"`
-	Pool        FilePool     `yaml:"backend_pool"`
-	Routes      []FileRoute  `yaml:"routes"`
+	Listen      []string `yaml:"listen"`
+	Admin       *string  `yaml:"admin"`
+	AccessLog   bool     `yaml:"access_log"`
+	MaxBodySize string   `yaml:"max_body_size"`
+	// RequestBuffering holds request bodies whole before they are sent
+	// (default true); false streams them (lb.Options.StreamRequestBodies).
+	RequestBuffering *bool        `yaml:"request_buffering"`
+	TempDir          string       `yaml:"temp_dir"`
+	Scheme           string       `yaml:"scheme"`
+	Timeouts         FileTimeouts `yaml:"timeouts"`
+	Health           FileHealth   `yaml:"health"`
+	Pool             FilePool     `yaml:"backend_pool"`
+	Routes           []FileRoute  `yaml:"routes"`
 }
 
 // FileTimeouts are the backend timeouts.
@@ -168,6 +172,15 @@ func (f *File) validate() (*Config, error) {
 			bad("max_body_size", "%v", err)
 		}
 		o.MaxBodySize = n
+	}
+	if f.RequestBuffering != nil {
+		o.StreamRequestBodies = !*f.RequestBuffering
+	}
+	if f.TempDir != "" {
+		if st, err := os.Stat(f.TempDir); err != nil || !st.IsDir() {
+			bad("temp_dir", "%q is not a directory", f.TempDir)
+		}
+		o.TempDir = f.TempDir
 	}
 	o.Timeouts.Connect = dur("timeouts.connect", f.Timeouts.Connect, lb.DefaultConnectTimeout)
 	o.Timeouts.Send = dur("timeouts.send", f.Timeouts.Send, lb.DefaultSendTimeout)
