@@ -25,6 +25,10 @@ const (
 	DefaultIdleConnTime   = 30 * time.Second
 	DefaultMaxConns       = 1024
 	DefaultClientIdle     = 75 * time.Second // keepalive_timeout 75s
+	DefaultClientHeader   = 60 * time.Second // client_header_timeout 60s
+	DefaultClientBody     = 60 * time.Second // client_body_timeout 60s
+	DefaultClientSend     = 60 * time.Second // send_timeout 60s
+	DefaultMaxClientConns = 10000
 	DefaultPipelineDepth  = 64
 
 	// DisableHealth as Backend.MaxFails never marks the backend down.
@@ -122,8 +126,21 @@ type Options struct {
 	// PipelineDepth bounds the requests in flight on one pipelined
 	// connection; 0 means DefaultPipelineDepth.
 	PipelineDepth int
-	// ClientIdleTimeout closes idle client keep-alive connections.
+	// ClientIdleTimeout closes a client keep-alive connection when no
+	// request starts within it (NGINX's keepalive_timeout).
 	ClientIdleTimeout time.Duration
+	// ClientHeaderTimeout bounds reading a whole request header, however
+	// slowly its lines come (client_header_timeout); 408 and close.
+	ClientHeaderTimeout time.Duration
+	// ClientBodyTimeout bounds each read of a request body, between two
+	// successive reads, not the whole body (client_body_timeout); 408.
+	ClientBodyTimeout time.Duration
+	// ClientSendTimeout bounds each write of a response to the client
+	// (send_timeout); the connection is closed when it passes.
+	ClientSendTimeout time.Duration
+	// MaxClientConns bounds open client connections, idle keep-alive ones
+	// included; beyond it a new connection gets 503 and is closed.
+	MaxClientConns int
 	// Scheme is sent as X-Forwarded-Proto; default "http".
 	Scheme string
 	// AccessLog logs one line per request at Info level.
@@ -167,6 +184,18 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ClientIdleTimeout <= 0 {
 		o.ClientIdleTimeout = DefaultClientIdle
+	}
+	if o.ClientHeaderTimeout <= 0 {
+		o.ClientHeaderTimeout = DefaultClientHeader
+	}
+	if o.ClientBodyTimeout <= 0 {
+		o.ClientBodyTimeout = DefaultClientBody
+	}
+	if o.ClientSendTimeout <= 0 {
+		o.ClientSendTimeout = DefaultClientSend
+	}
+	if o.MaxClientConns <= 0 {
+		o.MaxClientConns = DefaultMaxClientConns
 	}
 	if o.Scheme == "" {
 		o.Scheme = "http"

@@ -63,8 +63,11 @@ const (
 	msgTooLarge = "413 Request Entity Too Large: the request body exceeds the limit\n"
 	msgBadBody  = "400 Bad Request: the request body could not be read\n"
 
-	msgBodyTimeout = "408 Request Timeout: the request body did not arrive in time\n"
-	msgHoldFailed  = "500 Internal Server Error: the request body could not be held for the backend\n"
+	msgLengthAndChunked = "400 Bad Request: Content-Length and Transfer-Encoding together\n"
+
+	msgBodyTimeout   = "408 Request Timeout: the request body did not arrive in time\n"
+	msgClientTimeout = "408 Request Timeout: the request did not arrive in time\n"
+	msgHoldFailed    = "500 Internal Server Error: the request body could not be held for the backend\n"
 )
 
 func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
@@ -80,9 +83,16 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	}
 	rt.m.requests.Inc()
 	req := &ctx.Request
-	if p.opts.MaxBodySize >= 0 && int64(req.Header.ContentLength()) > p.opts.MaxBodySize {
+	if declaredOversize(&req.Header) ||
+		p.opts.MaxBodySize >= 0 && int64(req.Header.ContentLength()) > p.opts.MaxBodySize {
 		ctx.SetConnectionClose()
 		p.fail(ctx, fasthttp.StatusRequestEntityTooLarge, msgTooLarge)
+		p.finish(ctx, rt, nil, start)
+		return
+	}
+	if lengthAndChunked(&req.Header) {
+		ctx.SetConnectionClose()
+		p.fail(ctx, fasthttp.StatusBadRequest, msgLengthAndChunked)
 		p.finish(ctx, rt, nil, start)
 		return
 	}
@@ -157,7 +167,11 @@ func responseBytes(r *fasthttp.Response) int {
 }
 
 func (p *Proxy) fail(ctx *fasthttp.RequestCtx, code int, msg string) {
+	closeConn := ctx.Response.ConnectionClose() // Reset would forget it
 	ctx.Response.Reset()
+	if closeConn {
+		ctx.SetConnectionClose()
+	}
 	ctx.SetStatusCode(code)
 	ctx.SetContentType("text/plain; charset=utf-8")
 	ctx.SetBodyString(msg)

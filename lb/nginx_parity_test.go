@@ -268,6 +268,29 @@ func TestNginxParity(t *testing.T) {
 			want: observed{Status: 200, Body: "app"},
 		},
 		{
+			name: "Content-Length with Transfer-Encoding: 400, connection closed",
+			setup: func(t *testing.T) (parityRoutes, func(*testing.T, string) any) {
+				app := startBackend(t, "app", nil)
+				def := startBackend(t, "default", nil)
+				return parityRoutes{app: []string{app.addr}, def: def.addr}, func(t *testing.T, addr string) any {
+					c, err := net.Dial("tcp", addr)
+					require.NoError(t, err)
+					defer c.Close()
+					require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+					_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 3\r\n"+
+						"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+					require.NoError(t, err)
+					br := bufio.NewReader(c)
+					resp, err := http.ReadResponse(br, nil)
+					require.NoError(t, err)
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_, err = br.ReadByte()
+					return []any{resp.StatusCode, err == io.EOF, app.hits.Load()}
+				}
+			},
+			want: []any{400, true, int64(0)},
+		},
+		{
 			name: "HTTP/1.0 without Host is served by the default site",
 			setup: func(t *testing.T) (parityRoutes, func(*testing.T, string) any) {
 				app := startBackend(t, "app", nil)

@@ -53,15 +53,22 @@ func New(o Options) *Proxy {
 		StreamRequestBody:            true,
 		MaxRequestBodySize:           o.RetryBuffer, // pre-read size; the limit is enforced here
 		DisablePreParseMultipartForm: true,
-		IdleTimeout:                  o.ClientIdleTimeout,
-		ReadBufferSize:               16 << 10, // also the largest request header
-		CloseOnShutdown:              true,
-		ExpectHandler:                p.expect,
-		Logger:                       fasthttpLogger{p.log},
+		// The client timeouts are clientConn's; fasthttp's deadline calls,
+		// made with these settings, tell it the phase of the exchange.
+		IdleTimeout:     o.ClientIdleTimeout,
+		Concurrency:     o.MaxClientConns,
+		ReadBufferSize:  16 << 10, // also the largest request header
+		CloseOnShutdown: true,
+		ExpectHandler:   p.expect,
+		Logger:          fasthttpLogger{p.log},
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			var tooBig *fasthttp.ErrSmallBuffer
 			if errors.As(err, &tooBig) {
 				ctx.Error("431 Request Header Fields Too Large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
+				return
+			}
+			if errors.Is(err, fasthttp.ErrTimeout) || isTimeout(err) {
+				ctx.Error(msgClientTimeout, fasthttp.StatusRequestTimeout)
 				return
 			}
 			ctx.Error("400 Bad Request: malformed request\n", fasthttp.StatusBadRequest)
@@ -69,6 +76,7 @@ func New(o Options) *Proxy {
 	}
 	p.bufs.New = func() any { b := make([]byte, 0, o.RetryBuffer); return &b }
 	p.relays.New = func() any { return &relay{pool: &p.relays} }
+	p.server.HeaderReceived = p.headerReceived
 	return p
 }
 
@@ -133,7 +141,7 @@ func (p *Proxy) Update(routes []Route) error {
 // Serve accepts connections on ln until Shutdown. It may be called for
 // several listeners.
 func (p *Proxy) Serve(ln net.Listener) error {
-	err := p.server.Serve(ln)
+	err := p.server.Serve(clientListener{Listener: ln, t: &p.opts})
 	if err != nil {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	}
