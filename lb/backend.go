@@ -19,8 +19,9 @@ type backendState struct {
 	pipe   *pipeClient // nil unless Options.PipelineBackends > 0
 	dial   Dialer
 
-	inflight atomic.Int64
-	m        backendMetrics
+	inflight  atomic.Int64
+	downSince atomic.Int64 // clock reading when it last went down
+	m         backendMetrics
 }
 
 type backendMetrics struct {

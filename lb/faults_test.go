@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -161,4 +163,104 @@ func TestResetOnFreshConnectionTriedOnce(t *testing.T) {
 	st := p.Status().Routes[0].Backends[0]
 	require.Equal(t, uint64(1), st.Failures)
 	require.Equal(t, "down", st.State)
+}
+
+// TestHealthTransitionsLoggedOnce: a backend that fails every request in
+// flight to it is marked down once, logged once, with the count; a failed
+// probe and the recovery are one line each. Before, every failed attempt
+// after the first logged "backend marked down" again (370 lines for one
+// Back killed under load) and counted another mark-down.
+func TestHealthTransitionsLoggedOnce(t *testing.T) {
+	release := make(chan struct{})
+	var inFlight atomic.Int64
+	var broken atomic.Bool
+	broken.Store(true)
+	a := rawBackend(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			if broken.Load() { // hold the request, then reset
+				inFlight.Add(1)
+				<-release
+				_ = c.(*net.TCPConn).SetLinger(0)
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+		}
+	})
+	b := startBackend(t, "b", nil)
+	logs := &lockedBuffer{}
+	clock := &fakeClock{}
+	p := startProxy(t, Options{Clock: clock, Logger: slog.New(slog.NewTextHandler(logs, nil))},
+		[]Route{route("app.test", a, b.addr)})
+	count := func(msg string) int { return strings.Count(logs.String(), `msg="`+msg+`"`) }
+
+	var results []<-chan result
+	for range 8 {
+		results = append(results, goGet(p.url, "app.test"))
+	}
+	require.Eventually(t, func() bool { return inFlight.Load() == 4 }, 10*time.Second, 5*time.Millisecond,
+		"half the requests wait on a")
+	close(release) // all four fail at once
+	for _, r := range results {
+		require.Equal(t, result{200, "b"}, <-r, "retried on b")
+	}
+	st := p.Status().Routes[0].Backends[0]
+	require.Equal(t, uint64(4), st.Failures)
+	require.Equal(t, uint64(1), st.MarkDowns, "one transition")
+	require.Equal(t, 1, count("backend marked down"))
+	require.Contains(t, logs.String(), "failures=1")
+
+	clock.Advance(21 * time.Second) // the probe fails: still down, no warning
+	code, body, _ := do(t, newClient(), "GET", p.url, "app.test", nil)
+	require.Equal(t, 200, code)
+	require.Equal(t, "b", body)
+	require.Equal(t, 1, count("backend marked down"))
+	require.Equal(t, uint64(2), p.Status().Routes[0].Backends[0].MarkDowns, "taken out again")
+
+	broken.Store(false)
+	clock.Advance(21 * time.Second) // the probe succeeds
+	got := map[string]int{}
+	for range 4 {
+		_, body, _ := do(t, newClient(), "GET", p.url, "app.test", nil)
+		got[body]++
+	}
+	require.Equal(t, map[string]int{"a": 2, "b": 2}, got)
+	require.Equal(t, 1, count("backend recovered"))
+	require.Contains(t, logs.String(), "failures_while_down=5")
+}
+
+// TestNoLiveBackendLoggedOncePerOutage: while every backend of a route is
+// out, the 502s are counted and the outage is logged once, and once more
+// when the route serves again. Before, every such request logged a warning.
+func TestNoLiveBackendLoggedOncePerOutage(t *testing.T) {
+	dead1, dead2 := deadAddr(t), deadAddr(t)
+	logs := &lockedBuffer{}
+	clock := &fakeClock{}
+	p := startProxy(t, Options{Clock: clock, Logger: slog.New(slog.NewTextHandler(logs, nil))},
+		[]Route{route("app.test", dead1, dead2)})
+	cl := newClient()
+	for range 5 {
+		code, _, _ := do(t, cl, "GET", p.url, "app.test", nil)
+		require.Equal(t, 502, code)
+	}
+	require.Equal(t, uint64(4), p.Status().Routes[0].NoLive)
+	require.Equal(t, 1, strings.Count(logs.String(), "no live backend"))
+
+	ln, err := net.Listen("tcp", dead1)
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "back") }),
+		ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	clock.Advance(21 * time.Second)
+	for range 3 {
+		code, body, _ := do(t, cl, "GET", p.url, "app.test", nil)
+		require.Equal(t, 200, code)
+		require.Equal(t, "back", body)
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), "route has a live backend again"))
+	require.Contains(t, logs.String(), "answered_no_live_backend=4")
 }

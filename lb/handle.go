@@ -390,34 +390,13 @@ func idleClosed(err error, c *backendConn) (written, idle bool) {
 	return c.wrote > 0, stale(err) || stale(c.ioErr)
 }
 
-// succeeded records an attempt b answered.
-func (p *Proxy) succeeded(rt *routeState, b *backendState) {
-	if b.health.Succeed() {
-		b.m.recoveries.Inc()
-		p.log.Info("backend recovered", "route", rt.name, "backend", b.spec.Addr)
-	}
-}
-
-// failed records a failed attempt on b; it may take b out for fail_timeout.
-func (p *Proxy) failed(rt *routeState, b *backendState, o outcome, err error, now time.Duration) {
-	b.m.failures.Inc()
-	if !rt.single && countsAgainstHealth(err) && b.health.Fail(now) {
-		b.m.markDowns.Inc()
-		p.log.Warn("backend marked down", "route", rt.name, "backend", b.spec.Addr,
-			"reason", describe(o), "err", err, "for", b.health.Params().FailTimeout)
-	} else {
-		p.log.Debug("backend attempt failed", "route", rt.name, "backend", b.spec.Addr, "err", err)
-	}
-}
-
 // answerUnserved answers a request no backend served: lastB is the last one
 // tried (nil when none was live) and last how its attempt ended.
 func (p *Proxy) answerUnserved(ctx *fasthttp.RequestCtx, rt *routeState, last outcome, lastB *backendState) {
 	rt.m.errors.Inc()
 	switch {
 	case lastB == nil:
-		rt.m.noLive.Inc()
-		p.log.Warn("no live backend", "route", rt.name)
+		p.noLiveBackend(rt)
 		p.fail(ctx, fasthttp.StatusBadGateway, msgNoLive)
 	case last == outcomeTimeout || last == outcomeConnTimeout:
 		p.fail(ctx, fasthttp.StatusGatewayTimeout, msgTimeout)

@@ -18,6 +18,11 @@ type routeMetrics struct {
 	bytesIn  metrics.Counter
 	bytesOut metrics.Counter
 	latency  metrics.Histogram
+
+	// outage is set while every backend is out (logged once), and
+	// outageMark is noLive when it began.
+	outage     atomic.Bool
+	outageMark atomic.Uint64
 }
 
 func lowerAll(hosts []string) []string {

@@ -44,7 +44,34 @@ type State struct {
 	fails    int
 	accessed time.Duration // time of the last failure
 	checked  time.Duration // time of the last failure or of the last probe's start
+	probing  bool          // a probe was handed out and has not reported yet
 }
+
+// Change is what a recorded attempt did to the state, so that callers log
+// and count transitions, not attempts.
+type Change uint8
+
+const (
+	// NoChange: still live, or still down (a request sent before the
+	// backend went down failed too).
+	NoChange Change = iota
+	// WentDown: fails reached max_fails; the backend is out for fail_timeout.
+	WentDown
+	// ProbeFailed: the probe after a fail_timeout failed; out for another.
+	ProbeFailed
+	// Recovered: the backend was down and is live again.
+	Recovered
+)
+
+// Event is the outcome of recording an attempt.
+type Event struct {
+	Change Change
+	// Fails counts the failures since the backend was last healthy, the
+	// one recorded included; on Recovered, those that kept it down.
+	Fails int
+}
+
+func (s *State) down() bool { return s.params.MaxFails > 0 && s.fails >= s.params.MaxFails }
 
 // NewState returns a healthy backend.
 func NewState(p Params) *State { return &State{params: p} }
@@ -63,43 +90,98 @@ func (s *State) Acquire(now time.Duration) (ok, probe bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.params.MaxFails > 0 && s.fails >= s.params.MaxFails && now-s.checked <= s.params.FailTimeout {
+	if s.down() && now-s.checked <= s.params.FailTimeout {
 		return false, false
 	}
 	if now-s.checked > s.params.FailTimeout {
 		s.checked = now
-		probe = s.params.MaxFails > 0 && s.fails >= s.params.MaxFails
+		probe = s.down()
+		s.probing = s.probing || probe
 	}
 	return true, probe
 }
 
-// Fail records an unsuccessful attempt. It reports whether this failure takes
-// the backend out (fails reached max_fails), which is also true when a probe fails.
-func (s *State) Fail(now time.Duration) (markedDown bool) {
+// Fail records an unsuccessful attempt. WentDown when it takes a live
+// backend out (fails reached max_fails), ProbeFailed when it ends the
+// probe of a down one, NoChange otherwise; every failure restarts the
+// fail_timeout window, as in NGINX.
+func (s *State) Fail(now time.Duration) Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	wasDown := s.down()
 	s.fails++
 	s.accessed = now
 	s.checked = now
 	s.failing.Store(true)
-	return s.params.MaxFails > 0 && s.fails >= s.params.MaxFails
+	ev := Event{Fails: s.fails}
+	switch {
+	case !wasDown && s.down():
+		ev.Change = WentDown
+	case wasDown && s.probing:
+		ev.Change = ProbeFailed
+		s.probing = false
+	}
+	return ev
 }
 
 // Succeed records a successful attempt. As in NGINX the failure count is
 // cleared only when the backend was chosen after the last failure's window
-// (accessed < checked). It reports whether the backend was down and is now live.
-func (s *State) Succeed() (recovered bool) {
+// (accessed < checked). Recovered when the backend was down and is live
+// again.
+func (s *State) Succeed() Event {
 	if !s.failing.Load() {
-		return false
+		return Event{}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var ev Event
 	if s.accessed < s.checked {
-		recovered = s.params.MaxFails > 0 && s.fails >= s.params.MaxFails
+		if s.down() {
+			ev = Event{Change: Recovered, Fails: s.fails}
+		}
 		s.fails = 0
+		s.probing = false
 		s.failing.Store(false)
 	}
-	return recovered
+	return ev
+}
+
+// TakeOut takes the backend out for fail_timeout at once, as if it had
+// failed max_fails times (the caller knows it is unreachable). WentDown
+// unless it was down already. A backend with accounting off (max_fails 0)
+// is never out.
+func (s *State) TakeOut(now time.Duration) Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.params.MaxFails == 0 {
+		return Event{}
+	}
+	wasDown := s.down()
+	s.fails = max(s.fails+1, s.params.MaxFails)
+	s.accessed = now
+	s.checked = now
+	s.probing = false
+	s.failing.Store(true)
+	ev := Event{Fails: s.fails}
+	if !wasDown {
+		ev.Change = WentDown
+	}
+	return ev
+}
+
+// Restore makes the backend live at once (the caller knows it is reachable
+// again). Recovered if it was down.
+func (s *State) Restore() Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ev Event
+	if s.down() {
+		ev = Event{Change: Recovered, Fails: s.fails}
+	}
+	s.fails = 0
+	s.probing = false
+	s.failing.Store(false)
+	return ev
 }
 
 // Down reports whether the backend is currently excluded from selection.
@@ -109,7 +191,7 @@ func (s *State) Down(now time.Duration) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.params.MaxFails > 0 && s.fails >= s.params.MaxFails && now-s.checked <= s.params.FailTimeout
+	return s.down() && now-s.checked <= s.params.FailTimeout
 }
 
 // Fails returns the current failure count.
