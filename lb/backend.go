@@ -1,6 +1,10 @@
 package lb
 
 import (
+	"context"
+	"net"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,11 +17,21 @@ import (
 // backendState is one Backend of one route as served: its health, its connection
 // pool and its counters. It survives reloads while its spec is unchanged.
 type backendState struct {
-	spec   Backend
-	health *health.State
-	client *fasthttp.HostClient
-	pipe   *pipeClient // nil unless Options.PipelineBackends > 0
-	dial   Dialer
+	spec     Backend
+	host     string // spec.Addr without the port, for BackendUnreachable
+	health   *health.State
+	client   *fasthttp.HostClient
+	pipe     *pipeClient // nil unless Options.PipelineBackends > 0
+	dial     Dialer
+	timeouts Timeouts
+
+	// conns are the open connections, pooled, pipelined or tunnelled, so
+	// that BackendUnreachable can close them; dialCtx bounds dials under
+	// way, and is cancelled and replaced by BackendUnreachable.
+	connsMu     sync.Mutex
+	conns       map[*backendConn]struct{}
+	dialCtx     context.Context
+	cancelDials context.CancelFunc
 
 	inflight  atomic.Int64
 	downSince atomic.Int64 // clock reading when it last went down
@@ -37,13 +51,20 @@ type backendMetrics struct {
 
 func newBackendState(spec Backend, o *Options) *backendState {
 	b := &backendState{
-		spec:   spec,
-		health: health.NewState(healthParams(spec)),
-		dial:   o.Dialer,
+		spec:     spec,
+		health:   health.NewState(healthParams(spec)),
+		dial:     o.Dialer,
+		timeouts: o.Timeouts,
+		conns:    map[*backendConn]struct{}{},
 	}
+	b.host = spec.Addr
+	if h, _, err := net.SplitHostPort(spec.Addr); err == nil {
+		b.host = h
+	}
+	b.dialCtx, b.cancelDials = context.WithCancel(context.Background())
 	b.client = &fasthttp.HostClient{
 		Addr:                spec.Addr,
-		Dial:                dialWithTimeout(o.Dialer, spec.Addr, o.Timeouts),
+		Dial:                func(string) (net.Conn, error) { return b.connect(true) },
 		MaxConns:            o.MaxConnsPerBackend,
 		MaxIdleConnDuration: o.IdleConnTimeout,
 		// The balancer retries, on another backend; the only same-backend
@@ -107,4 +128,38 @@ func (b *backendState) closeIdle() {
 	if b.pipe != nil {
 		b.pipe.closeAll()
 	}
+}
+
+// forget drops a closed connection from b's set.
+func (b *backendState) forget(c *backendConn) {
+	b.connsMu.Lock()
+	delete(b.conns, c)
+	b.connsMu.Unlock()
+}
+
+// abort closes every open connection to b and cancels the dials under way,
+// so that requests in flight fail now; it returns how many connections it
+// closed.
+func (b *backendState) abort() int {
+	// Idle pooled connections leave the pool, so that none is reused
+	// once the backend is reachable again.
+	b.client.CloseIdleConnections()
+	b.connsMu.Lock()
+	b.cancelDials()
+	b.dialCtx, b.cancelDials = context.WithCancel(context.Background())
+	conns := make([]*backendConn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.connsMu.Unlock()
+	for _, c := range conns {
+		c.aborted.Store(true)
+		_ = c.Conn.Close() // its user's Close forgets it
+	}
+	return len(conns)
+}
+
+// matches reports whether addr names b: its host:port, or its host alone.
+func (b *backendState) matches(addr string) bool {
+	return addr == b.spec.Addr || addr == b.host || strings.Trim(addr, "[]") == b.host
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -40,20 +41,42 @@ type dialError struct {
 func (e *dialError) Error() string { return fmt.Sprintf("connect to %s: %v", e.addr, e.err) }
 func (e *dialError) Unwrap() error { return e.err }
 
-// dialWithTimeout adapts a Dialer to fasthttp's context-less Dial, bounding it
-// by the connect timeout and wrapping the connection with per-operation
-// send/read deadlines.
-func dialWithTimeout(dial Dialer, addr string, t Timeouts) func(string) (net.Conn, error) {
-	return func(string) (net.Conn, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), t.Connect)
-		defer cancel()
-		c, err := dial(ctx, "tcp", addr)
-		if err != nil {
-			timeout := errors.Is(err, context.DeadlineExceeded) || isTimeout(err)
-			return nil, &dialError{addr: addr, timeout: timeout, err: err}
+// errUnreachable fails a dial that was under way when the backend was
+// reported unreachable.
+var errUnreachable = errors.New("the backend was reported unreachable")
+
+// connect opens a connection to b, bounded by the connect timeout and by
+// b's dial context, which BackendUnreachable cancels. perOp gives the
+// connection per-operation send/read deadlines (the pool, pipelining); a
+// tunnel's connection keeps plain deadlines, set by its user.
+func (b *backendState) connect(perOp bool) (*backendConn, error) {
+	b.connsMu.Lock()
+	parent := b.dialCtx
+	b.connsMu.Unlock()
+	ctx, cancel := context.WithTimeout(parent, b.timeouts.Connect)
+	defer cancel()
+	c, err := b.dial(ctx, "tcp", b.spec.Addr)
+	if err != nil {
+		timeout := errors.Is(err, context.DeadlineExceeded) || isTimeout(err)
+		if parent.Err() != nil {
+			timeout, err = false, errUnreachable
 		}
-		return newBackendConn(c, t.Send, t.Read), nil
+		return nil, &dialError{addr: b.spec.Addr, timeout: timeout, err: err}
 	}
+	bc := &backendConn{Conn: c, owner: b}
+	if perOp {
+		bc.send, bc.read, bc.perOp = b.timeouts.Send, b.timeouts.Read, true
+	}
+	bc.addr = connAddr{Addr: c.LocalAddr(), conn: bc}
+	b.connsMu.Lock()
+	if parent.Err() != nil { // reported unreachable while we dialled
+		b.connsMu.Unlock()
+		_ = c.Close()
+		return nil, &dialError{addr: b.spec.Addr, err: errUnreachable}
+	}
+	b.conns[bc] = struct{}{}
+	b.connsMu.Unlock()
+	return bc, nil
 }
 
 func isTimeout(err error) bool {
@@ -79,9 +102,12 @@ func isTimeout(err error) bool {
 // connection so the attempt can find it again from Response.LocalAddr.
 type backendConn struct {
 	net.Conn
+	owner                *backendState
+	perOp                bool // per-operation deadlines; otherwise the caller's own
 	send, read           time.Duration
 	sendUntil, readUntil time.Time
 	addr                 connAddr
+	aborted              atomic.Bool // closed by BackendUnreachable
 
 	exchanges  int   // exchanges started on this connection; > 1 means reused
 	wrote, got int64 // bytes written and read in the current exchange
@@ -92,12 +118,6 @@ type backendConn struct {
 type connAddr struct {
 	net.Addr
 	conn *backendConn
-}
-
-func newBackendConn(c net.Conn, send, read time.Duration) *backendConn {
-	bc := &backendConn{Conn: c, send: send, read: read}
-	bc.addr = connAddr{Addr: c.LocalAddr(), conn: bc}
-	return bc
 }
 
 // LocalAddr starts a new exchange (see backendConn).
@@ -159,7 +179,31 @@ func (c *backendConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// SetDeadline and friends are owned by backendConn.
-func (c *backendConn) SetDeadline(time.Time) error      { return nil }
-func (c *backendConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *backendConn) SetWriteDeadline(time.Time) error { return nil }
+// Close forgets the connection and closes it.
+func (c *backendConn) Close() error {
+	c.owner.forget(c)
+	return c.Conn.Close()
+}
+
+// SetDeadline and friends are backendConn's own with per-operation
+// deadlines, fasthttp's calls are ignored then.
+func (c *backendConn) SetDeadline(t time.Time) error {
+	if c.perOp {
+		return nil
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *backendConn) SetReadDeadline(t time.Time) error {
+	if c.perOp {
+		return nil
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *backendConn) SetWriteDeadline(t time.Time) error {
+	if c.perOp {
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
+}

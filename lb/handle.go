@@ -358,6 +358,9 @@ func (p *Proxy) send(b *backendState, up *fasthttp.Request, resp *fasthttp.Respo
 			return o, err
 		}
 		c := connOf(resp)
+		if c != nil && c.aborted.Load() {
+			return outcomeError, err // BackendUnreachable cut it: move on
+		}
 		if c != nil && c.localFailure() {
 			return outcomeLocal, err
 		}

@@ -109,6 +109,11 @@ func (pc *pipeClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 		if sent || !errors.Is(err, errPipeClosed) {
 			return err
 		}
+		if c.bc != nil && c.bc.aborted.Load() {
+			// Closed by BackendUnreachable before req was written: like a
+			// connect error, any method moves on to the next backend.
+			return &dialError{addr: pc.addr, err: errUnreachable}
+		}
 		// The connection was closed before anything of req was written
 		// (idle close or a break): nothing was sent, try a fresh one.
 	}
@@ -326,7 +331,7 @@ func (c *pipeConn) reader(idle time.Duration) {
 		if err != nil {
 			// The request at the head gets its own error (timeout, bad
 			// header...); it and those behind it share one break.
-			if answered && c.bc != nil && c.bc.got == mark && stale(err) {
+			if answered && c.bc != nil && c.bc.got == mark && stale(err) && !c.bc.aborted.Load() {
 				c.brk.idle.Store(true)
 			}
 			w.err = &pipeError{err: err, brk: c.brk}

@@ -3,7 +3,6 @@ package lb
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"strconv"
@@ -57,11 +56,9 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 // handshake dials b, writes the request head and reads the response head.
 // A connect failure is a *dialError.
 func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, b *backendState) (net.Conn, *bufio.Reader, []byte, error) {
-	dctx, cancel := context.WithTimeout(context.Background(), p.opts.Timeouts.Connect)
-	conn, err := b.dial(dctx, "tcp", b.spec.Addr)
-	cancel()
+	conn, err := b.connect(false)
 	if err != nil {
-		return nil, nil, nil, &dialError{addr: b.spec.Addr, timeout: dctx.Err() != nil || isTimeout(err), err: err}
+		return nil, nil, nil, err
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(p.opts.Timeouts.Send))
 	_ = conn.SetReadDeadline(time.Now().Add(p.opts.Timeouts.Read))
