@@ -64,6 +64,7 @@ const (
 	msgBadBody  = "400 Bad Request: the request body could not be read\n"
 
 	msgLengthAndChunked = "400 Bad Request: Content-Length and Transfer-Encoding together\n"
+	msgBadHost          = "400 Bad Request: invalid host name\n"
 
 	msgBodyTimeout   = "408 Request Timeout: the request body did not arrive in time\n"
 	msgClientTimeout = "408 Request Timeout: the request did not arrive in time\n"
@@ -73,7 +74,15 @@ const (
 func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	t := p.table.Load()
-	rt := t.lookup(ctx.Host())
+	host := ctx.Host()
+	if bytes.Contains(host, []byte("..")) {
+		// No name has an empty label; NGINX refuses such a Host too.
+		ctx.SetConnectionClose()
+		p.fail(ctx, fasthttp.StatusBadRequest, msgBadHost)
+		p.accessLog(ctx, "", nil, start)
+		return
+	}
+	rt := t.lookup(host)
 	if rt == nil {
 		p.m.unknownHost.Inc()
 		ctx.SetConnectionClose()

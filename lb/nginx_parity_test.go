@@ -268,6 +268,18 @@ func TestNginxParity(t *testing.T) {
 			want: observed{Status: 200, Body: "app"},
 		},
 		{
+			name: "Host with an empty label is refused",
+			setup: func(t *testing.T) (parityRoutes, func(*testing.T, string) any) {
+				app := startBackend(t, "app", nil)
+				def := startBackend(t, "default", nil)
+				return parityRoutes{app: []string{app.addr}, def: def.addr}, func(t *testing.T, addr string) any {
+					return []any{observe(t, addr, "GET / HTTP/1.1\r\nHost: app.test..\r\n\r\n", nil).Status,
+						app.hits.Load() + def.hits.Load()}
+				}
+			},
+			want: []any{400, int64(0)},
+		},
+		{
 			name: "Content-Length with Transfer-Encoding: 400, connection closed",
 			setup: func(t *testing.T) (parityRoutes, func(*testing.T, string) any) {
 				app := startBackend(t, "app", nil)
