@@ -26,6 +26,10 @@ type Proxy struct {
 	bufs   sync.Pool // *[]byte request bodies kept for retries
 	relays sync.Pool // *relay
 
+	// draining holds the *backendState removed by Update that still have
+	// requests in flight, so that BackendUnreachable reaches them too.
+	draining sync.Map
+
 	tunnels   sync.WaitGroup // hijacked (WebSocket) connections
 	tunnelsMu sync.Mutex
 	open      map[net.Conn]struct{}
@@ -132,7 +136,11 @@ func (p *Proxy) Update(routes []Route) error {
 	p.m.reloads.Inc()
 	drainLimit := p.opts.Timeouts.Read + p.opts.Timeouts.Send
 	for _, b := range reuse {
-		go b.drain(drainLimit)
+		p.draining.Store(b, struct{}{})
+		go func() {
+			b.drain(drainLimit)
+			p.draining.Delete(b)
+		}()
 	}
 	p.log.Info("routing table updated", "routes", len(nt.routes), "removed_backends", len(reuse))
 	return nil

@@ -40,6 +40,12 @@ func (p *Proxy) BackendUnreachable(addr string) int {
 			aborted += b.abort()
 		}
 	}
+	p.draining.Range(func(k, _ any) bool {
+		if b := k.(*backendState); b.matches(addr) {
+			aborted += b.abort() // removed from the table: nothing to mark
+		}
+		return true
+	})
 	if wentDown > 0 || aborted > 0 {
 		p.log.Warn("backend unreachable: marked down, its connections closed", "addr", addr,
 			"backends", matched, "marked_down", wentDown, "connections_closed", aborted)

@@ -129,3 +129,24 @@ func TestBackendUnreachableMatchesHostOrAddr(t *testing.T) {
 		require.Equal(t, tc.want, p.BackendReachable(tc.addr), tc.addr)
 	}
 }
+
+// TestBackendUnreachableReachesDrainingBackends: a backend removed from the
+// table finishes its requests in flight; if it vanishes meanwhile, they fail
+// fast too instead of waiting for the read timeout.
+func TestBackendUnreachableReachesDrainingBackends(t *testing.T) {
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	started := make(chan struct{}, 1)
+	a := startBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-stop // stops answering
+	})
+	b := startBackend(t, "b", nil)
+	p := startProxy(t, Options{}, []Route{route("app.test", a.addr)})
+	res := goGet(p.url, "app.test")
+	<-started
+	require.NoError(t, p.Update([]Route{route("app.test", b.addr)}))
+	require.Equal(t, 0, p.BackendUnreachable(a.addr), "no longer in the table")
+	r := <-res
+	require.Equal(t, 502, r.code, "failed at once, not after 60 s")
+}
