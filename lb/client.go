@@ -14,7 +14,7 @@ import (
 // clientListener wraps each accepted connection in a clientConn.
 type clientListener struct {
 	net.Listener
-	t *Options
+	o *Options
 }
 
 func (l clientListener) Accept() (net.Conn, error) {
@@ -22,12 +22,10 @@ func (l clientListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cc := &clientConn{Conn: c, o: l.t, phase: phaseHeader}
-	if err := c.SetReadDeadline(time.Now().Add(l.t.ClientHeaderTimeout)); err != nil {
-		_ = c.Close()
-		return nil, err
-	}
-	return cc, nil
+	// An error here (the client already gone) must not reach fasthttp's
+	// accept loop, which would stop serving: the first read will fail.
+	_ = c.SetReadDeadline(time.Now().Add(l.o.ClientHeaderTimeout))
+	return &clientConn{Conn: c, o: l.o, phase: phaseHeader}, nil
 }
 
 type clientPhase uint8

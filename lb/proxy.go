@@ -149,7 +149,7 @@ func (p *Proxy) Update(routes []Route) error {
 // Serve accepts connections on ln until Shutdown. It may be called for
 // several listeners.
 func (p *Proxy) Serve(ln net.Listener) error {
-	err := p.server.Serve(clientListener{Listener: ln, t: &p.opts})
+	err := p.server.Serve(clientListener{Listener: ln, o: &p.opts})
 	if err != nil {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	}
