@@ -85,8 +85,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	rt := t.lookup(host)
 	if rt == nil {
 		p.m.unknownHost.Inc()
-		ctx.SetConnectionClose()
-		p.fail(ctx, fasthttp.StatusNotFound, msgNoRoute)
+		p.fail(ctx, fasthttp.StatusNotFound, msgNoRoute) // keep-alive, as NGINX
 		p.accessLog(ctx, "", nil, start)
 		return
 	}
