@@ -46,10 +46,10 @@ func (p *Proxy) Status() Status {
 	t := p.table.Load()
 	now := p.opts.Clock.Now()
 	st := Status{UnknownHost: p.m.unknownHost.Load(), Reloads: p.m.reloads.Load(), OpenTunnels: p.m.activeTun.Load()}
-	for _, g := range t.groups {
-		rs := RouteStatus{Name: g.name, Hosts: g.hosts, Default: t.def == g, Requests: g.m.requests.Load(),
-			Errors: g.m.errors.Load(), NoLive: g.m.noLive.Load()}
-		for _, b := range g.backends {
+	for _, rt := range t.routes {
+		rs := RouteStatus{Name: rt.name, Hosts: rt.hosts, Default: t.def == rt, Requests: rt.m.requests.Load(),
+			Errors: rt.m.errors.Load(), NoLive: rt.m.noLive.Load()}
+		for _, b := range rt.backends {
 			state := "live"
 			if b.health.Down(now) {
 				state = "down"
@@ -90,21 +90,21 @@ func (p *Proxy) WriteMetrics(w *metrics.Writer) error {
 	w.Counter("potluck_lb_reloads_total", "Routing table updates applied.", "", p.m.reloads.Load())
 	w.Gauge("potluck_lb_open_tunnels", "Open WebSocket/Upgrade tunnels.", "", float64(p.m.activeTun.Load()))
 	classes := [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
-	for _, g := range t.groups {
-		rl := metrics.Labels("route", g.name)
-		w.Counter("potluck_lb_route_requests_total", "Requests received per route.", rl, g.m.requests.Load())
+	for _, rt := range t.routes {
+		rl := metrics.Labels("route", rt.name)
+		w.Counter("potluck_lb_route_requests_total", "Requests received per route.", rl, rt.m.requests.Load())
 		for c, name := range classes {
 			w.Counter("potluck_lb_route_responses_total", "Responses sent per route and status class.",
-				metrics.Labels("route", g.name, "class", name), g.m.status[c].Load())
+				metrics.Labels("route", rt.name, "class", name), rt.m.status[c].Load())
 		}
-		w.Counter("potluck_lb_route_proxy_errors_total", "502/504 responses made by the proxy.", rl, g.m.errors.Load())
-		w.Counter("potluck_lb_route_no_live_backend_total", "Requests answered 502 because no backend was live.", rl, g.m.noLive.Load())
-		w.Counter("potluck_lb_route_upgrades_total", "Upgrade (WebSocket) requests.", rl, g.m.upgrades.Load())
-		w.Counter("potluck_lb_route_bytes_in_total", "Request body bytes received from clients (declared length).", rl, g.m.bytesIn.Load())
-		w.Counter("potluck_lb_route_bytes_out_total", "Response body bytes sent to clients (declared length).", rl, g.m.bytesOut.Load())
-		w.Histogram("potluck_lb_route_duration_seconds", "Time to the response header per route.", rl, &g.m.latency)
-		for _, b := range g.backends {
-			bl := metrics.Labels("route", g.name, "backend", b.spec.Addr)
+		w.Counter("potluck_lb_route_proxy_errors_total", "502/504 responses made by the proxy.", rl, rt.m.errors.Load())
+		w.Counter("potluck_lb_route_no_live_backend_total", "Requests answered 502 because no backend was live.", rl, rt.m.noLive.Load())
+		w.Counter("potluck_lb_route_upgrades_total", "Upgrade (WebSocket) requests.", rl, rt.m.upgrades.Load())
+		w.Counter("potluck_lb_route_bytes_in_total", "Request body bytes received from clients (declared length).", rl, rt.m.bytesIn.Load())
+		w.Counter("potluck_lb_route_bytes_out_total", "Response body bytes sent to clients (declared length).", rl, rt.m.bytesOut.Load())
+		w.Histogram("potluck_lb_route_duration_seconds", "Time to the response header per route.", rl, &rt.m.latency)
+		for _, b := range rt.backends {
+			bl := metrics.Labels("route", rt.name, "backend", b.spec.Addr)
 			w.Counter("potluck_lb_backend_requests_total", "Attempts sent to a backend.", bl, b.m.requests.Load())
 			w.Counter("potluck_lb_backend_failures_total", "Unsuccessful attempts (connect/send/read error, timeout, bad header, or a configured status).", bl, b.m.failures.Load())
 			w.Counter("potluck_lb_backend_mark_downs_total", "Times the backend was taken out for fail_timeout.", bl, b.m.markDowns.Load())

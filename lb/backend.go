@@ -1,6 +1,10 @@
 package lb
 
 import (
+	"context"
+	"net"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -10,17 +14,28 @@ import (
 	"potluck/lb/metrics"
 )
 
-// backend is one upstream server of one route: its health, its connection
+// backendState is one Backend of one route as served: its health, its connection
 // pool and its counters. It survives reloads while its spec is unchanged.
-type backend struct {
-	spec   Backend
-	health *health.Peer
-	client *fasthttp.HostClient
-	pipe   *pipeClient // nil unless Options.PipelineBackends > 0
-	dial   Dialer
+type backendState struct {
+	spec     Backend
+	host     string // spec.Addr without the port, for BackendUnreachable
+	health   *health.State
+	client   *fasthttp.HostClient
+	pipe     *pipeClient // nil unless Options.PipelineBackends > 0
+	dial     Dialer
+	timeouts Timeouts
 
-	inflight atomic.Int64
-	m        backendMetrics
+	// conns are the open connections, pooled, pipelined or tunnelled, so
+	// that BackendUnreachable can close them; dialCtx bounds dials under
+	// way, and is cancelled and replaced by BackendUnreachable.
+	connsMu     sync.Mutex
+	conns       map[*backendConn]struct{}
+	dialCtx     context.Context
+	cancelDials context.CancelFunc
+
+	inflight  atomic.Int64
+	downSince atomic.Int64 // clock reading when it last went down
+	m         backendMetrics
 }
 
 type backendMetrics struct {
@@ -34,29 +49,35 @@ type backendMetrics struct {
 	latency    metrics.Histogram
 }
 
-func newBackend(spec Backend, o *Options) *backend {
-	b := &backend{
-		spec:   spec,
-		health: health.NewPeer(healthParams(spec)),
-		dial:   o.Dialer,
+func newBackendState(spec Backend, o *Options) *backendState {
+	b := &backendState{
+		spec:     spec,
+		health:   health.NewState(healthParams(spec)),
+		dial:     o.Dialer,
+		timeouts: o.Timeouts,
+		conns:    map[*backendConn]struct{}{},
 	}
+	b.host = spec.Addr
+	if h, _, err := net.SplitHostPort(spec.Addr); err == nil {
+		b.host = h
+	}
+	b.dialCtx, b.cancelDials = context.WithCancel(context.Background())
 	b.client = &fasthttp.HostClient{
 		Addr:                spec.Addr,
-		Dial:                dialWithTimeout(o.Dialer, spec.Addr, o.Timeouts),
+		Dial:                func(string) (net.Conn, error) { return b.connect(true) },
 		MaxConns:            o.MaxConnsPerBackend,
 		MaxIdleConnDuration: o.IdleConnTimeout,
-		// The balancer retries, on another backend. The only same-backend
-		// re-send is for a pooled connection found closed (see stale).
-		MaxIdemponentCallAttempts: 2,
-		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
-			return false, stale(err) && !nonIdempotent(&req.Header)
-		},
-		NoDefaultUserAgentHeader: true,
-		DisablePathNormalizing:   true,
-		StreamResponseBody:       true,
-		ReadBufferSize:           16 << 10,
-		WriteBufferSize:          16 << 10,
-		ConnPoolStrategy:         fasthttp.LIFO,
+		// The balancer retries, on another backend; the only same-backend
+		// re-send, for a pooled connection found closed, is Proxy.send's,
+		// which can tell a reused connection from a fresh one.
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		NoDefaultUserAgentHeader:  true,
+		DisablePathNormalizing:    true,
+		StreamResponseBody:        true,
+		ReadBufferSize:            16 << 10,
+		WriteBufferSize:           16 << 10,
+		ConnPoolStrategy:          fasthttp.LIFO,
 	}
 	if o.PipelineBackends > 0 {
 		b.pipe = newPipeClient(spec.Addr, b.client.Dial, o.PipelineBackends, o.PipelineDepth, o.IdleConnTimeout)
@@ -78,7 +99,7 @@ func healthParams(s Backend) health.Params {
 	return p
 }
 
-func (b *backend) weight() int { return weightOf(b.spec) }
+func (b *backendState) weight() int { return weightOf(b.spec) }
 
 func weightOf(s Backend) int {
 	if s.Weight <= 0 {
@@ -88,13 +109,13 @@ func weightOf(s Backend) int {
 }
 
 // sameSpec reports whether b can be kept as is for spec.
-func (b *backend) sameSpec(spec Backend) bool {
+func (b *backendState) sameSpec(spec Backend) bool {
 	return b.spec.Addr == spec.Addr && b.weight() == weightOf(spec) &&
 		b.health.Params() == healthParams(spec)
 }
 
 // drain closes the pool once in-flight requests are done, bounded by limit.
-func (b *backend) drain(limit time.Duration) {
+func (b *backendState) drain(limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for b.inflight.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -102,9 +123,43 @@ func (b *backend) drain(limit time.Duration) {
 	b.closeIdle()
 }
 
-func (b *backend) closeIdle() {
+func (b *backendState) closeIdle() {
 	b.client.CloseIdleConnections()
 	if b.pipe != nil {
 		b.pipe.closeAll()
 	}
+}
+
+// forget drops a closed connection from b's set.
+func (b *backendState) forget(c *backendConn) {
+	b.connsMu.Lock()
+	delete(b.conns, c)
+	b.connsMu.Unlock()
+}
+
+// abort closes every open connection to b and cancels the dials under way,
+// so that requests in flight fail now; it returns how many connections it
+// closed.
+func (b *backendState) abort() int {
+	// Idle pooled connections leave the pool, so that none is reused
+	// once the backend is reachable again.
+	b.client.CloseIdleConnections()
+	b.connsMu.Lock()
+	b.cancelDials()
+	b.dialCtx, b.cancelDials = context.WithCancel(context.Background())
+	conns := make([]*backendConn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.connsMu.Unlock()
+	for _, c := range conns {
+		c.aborted.Store(true)
+		_ = c.Conn.Close() // its user's Close forgets it
+	}
+	return len(conns)
+}
+
+// matches reports whether addr names b: its host:port, or its host alone.
+func (b *backendState) matches(addr string) bool {
+	return addr == b.spec.Addr || addr == b.host || strings.Trim(addr, "[]") == b.host
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -24,6 +25,10 @@ const (
 	DefaultIdleConnTime   = 30 * time.Second
 	DefaultMaxConns       = 1024
 	DefaultClientIdle     = 75 * time.Second // keepalive_timeout 75s
+	DefaultClientHeader   = 60 * time.Second // client_header_timeout 60s
+	DefaultClientBody     = 60 * time.Second // client_body_timeout 60s
+	DefaultClientSend     = 60 * time.Second // send_timeout 60s
+	DefaultMaxClientConns = 10000
 	DefaultPipelineDepth  = 64
 
 	// DisableHealth as Backend.MaxFails never marks the backend down.
@@ -43,7 +48,7 @@ type Backend struct {
 	FailTimeout time.Duration
 }
 
-// Route sends requests for some Host names to a group of backends.
+// Route sends requests for some Host names to a set of backends.
 type Route struct {
 	// Name labels metrics and logs; defaults to the first host or "default".
 	Name string
@@ -87,10 +92,20 @@ type Options struct {
 	Timeouts Timeouts
 	// MaxBodySize is the largest request body accepted (413 beyond); -1 = unlimited.
 	MaxBodySize int64
-	// RetryBuffer is the largest request body held in memory so that it can be
-	// re-sent to the next backend; larger bodies are streamed and not retried
-	// once sent.
+	// RetryBuffer is the largest request body held in memory so that it can
+	// be re-sent to the next backend; larger bodies are held in a temporary
+	// file (or streamed, with StreamRequestBodies).
 	RetryBuffer int
+	// StreamRequestBodies streams bodies larger than RetryBuffer (and chunked
+	// ones) to the backend as they arrive, instead of holding them whole
+	// first (NGINX's proxy_request_buffering off): nothing touches the disk
+	// and the backend sees the upload at once, but such a request is not
+	// retried on another backend once some of its body was sent.
+	StreamRequestBodies bool
+	// TempDir holds request bodies larger than RetryBuffer while they are
+	// proxied (NGINX's client_body_temp_path); "" means os.TempDir(). The
+	// files are unlinked as soon as they are created.
+	TempDir string
 	// FailOn adds response kinds counted as failures.
 	FailOn FailureKinds
 	// MaxConnsPerBackend bounds open connections (busy plus idle keep-alive)
@@ -111,8 +126,21 @@ type Options struct {
 	// PipelineDepth bounds the requests in flight on one pipelined
 	// connection; 0 means DefaultPipelineDepth.
 	PipelineDepth int
-	// ClientIdleTimeout closes idle client keep-alive connections.
+	// ClientIdleTimeout closes a client keep-alive connection when no
+	// request starts within it (NGINX's keepalive_timeout).
 	ClientIdleTimeout time.Duration
+	// ClientHeaderTimeout bounds reading a whole request header, however
+	// slowly its lines come (client_header_timeout); 408 and close.
+	ClientHeaderTimeout time.Duration
+	// ClientBodyTimeout bounds each read of a request body, between two
+	// successive reads, not the whole body (client_body_timeout); 408.
+	ClientBodyTimeout time.Duration
+	// ClientSendTimeout bounds each write of a response to the client
+	// (send_timeout); the connection is closed when it passes.
+	ClientSendTimeout time.Duration
+	// MaxClientConns bounds open client connections, idle keep-alive ones
+	// included; beyond it a new connection gets 503 and is closed.
+	MaxClientConns int
 	// Scheme is sent as X-Forwarded-Proto; default "http".
 	Scheme string
 	// AccessLog logs one line per request at Info level.
@@ -142,6 +170,9 @@ func (o Options) withDefaults() Options {
 	if o.RetryBuffer <= 0 {
 		o.RetryBuffer = DefaultRetryBuffer
 	}
+	if o.TempDir == "" {
+		o.TempDir = os.TempDir()
+	}
 	if o.MaxConnsPerBackend <= 0 {
 		o.MaxConnsPerBackend = DefaultMaxConns
 	}
@@ -153,6 +184,18 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ClientIdleTimeout <= 0 {
 		o.ClientIdleTimeout = DefaultClientIdle
+	}
+	if o.ClientHeaderTimeout <= 0 {
+		o.ClientHeaderTimeout = DefaultClientHeader
+	}
+	if o.ClientBodyTimeout <= 0 {
+		o.ClientBodyTimeout = DefaultClientBody
+	}
+	if o.ClientSendTimeout <= 0 {
+		o.ClientSendTimeout = DefaultClientSend
+	}
+	if o.MaxClientConns <= 0 {
+		o.MaxClientConns = DefaultMaxClientConns
 	}
 	if o.Scheme == "" {
 		o.Scheme = "http"
@@ -184,7 +227,7 @@ func ValidateRoutes(routes []Route) error {
 			}
 		}
 		for j, h := range r.Hosts {
-			h = strings.ToLower(strings.TrimSpace(h))
+			h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
 			if h == "" || strings.ContainsAny(h, " /:\t") {
 				errs = append(errs, fmt.Errorf("%s.hosts[%d]: %q is not a host name (no port, scheme or path)", at, j, r.Hosts[j]))
 				continue

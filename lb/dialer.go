@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Dialer opens a connection to a backend. Its signature matches
@@ -38,20 +41,42 @@ type dialError struct {
 func (e *dialError) Error() string { return fmt.Sprintf("connect to %s: %v", e.addr, e.err) }
 func (e *dialError) Unwrap() error { return e.err }
 
-// dialWithTimeout adapts a Dialer to fasthttp's context-less Dial, bounding it
-// by the connect timeout and wrapping the connection with per-operation
-// send/read deadlines.
-func dialWithTimeout(dial Dialer, addr string, t Timeouts) func(string) (net.Conn, error) {
-	return func(string) (net.Conn, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), t.Connect)
-		defer cancel()
-		c, err := dial(ctx, "tcp", addr)
-		if err != nil {
-			timeout := errors.Is(err, context.DeadlineExceeded) || isTimeout(err)
-			return nil, &dialError{addr: addr, timeout: timeout, err: err}
+// errUnreachable fails a dial that was under way when the backend was
+// reported unreachable.
+var errUnreachable = errors.New("the backend was reported unreachable")
+
+// connect opens a connection to b, bounded by the connect timeout and by
+// b's dial context, which BackendUnreachable cancels. perOp gives the
+// connection per-operation send/read deadlines (the pool, pipelining); a
+// tunnel's connection keeps plain deadlines, set by its user.
+func (b *backendState) connect(perOp bool) (*backendConn, error) {
+	b.connsMu.Lock()
+	parent := b.dialCtx
+	b.connsMu.Unlock()
+	ctx, cancel := context.WithTimeout(parent, b.timeouts.Connect)
+	defer cancel()
+	c, err := b.dial(ctx, "tcp", b.spec.Addr)
+	if err != nil {
+		timeout := errors.Is(err, context.DeadlineExceeded) || isTimeout(err)
+		if parent.Err() != nil {
+			timeout, err = false, errUnreachable
 		}
-		return newDeadlineConn(c, t.Send, t.Read), nil
+		return nil, &dialError{addr: b.spec.Addr, timeout: timeout, err: err}
 	}
+	bc := &backendConn{Conn: c, owner: b}
+	if perOp {
+		bc.send, bc.read, bc.perOp = b.timeouts.Send, b.timeouts.Read, true
+	}
+	bc.addr = connAddr{Addr: c.LocalAddr(), conn: bc}
+	b.connsMu.Lock()
+	if parent.Err() != nil { // reported unreachable while we dialled
+		b.connsMu.Unlock()
+		_ = c.Close()
+		return nil, &dialError{addr: b.spec.Addr, err: errUnreachable}
+	}
+	b.conns[bc] = struct{}{}
+	b.connsMu.Unlock()
+	return bc, nil
 }
 
 func isTimeout(err error) bool {
@@ -59,23 +84,66 @@ func isTimeout(err error) bool {
 	return errors.As(err, &te) && te.Timeout()
 }
 
-// deadlineConn gives every Read and Write its own deadline, like NGINX's
-// proxy_read_timeout / proxy_send_timeout ("between two successive
-// operations"), instead of one deadline for a whole streamed body. To keep
-// the hot path cheap a deadline is only pushed forward once less than 15/16
-// of the timeout remains, so the effective limit is between 15/16 and 1 of
-// the configured value. fasthttp's own deadline calls are ignored.
-type deadlineConn struct {
+// backendConn is a connection to a backend. It gives every Read and Write
+// its own deadline, like NGINX's proxy_read_timeout / proxy_send_timeout
+// ("between two successive operations"), instead of one deadline for a whole
+// streamed body. To keep the hot path cheap a deadline is only pushed forward
+// once less than 15/16 of the timeout remains, so the effective limit is
+// between 15/16 and 1 of the configured value. fasthttp's own deadline calls
+// are ignored.
+//
+// It also keeps the accounting of the current exchange (one request and its
+// response), so that a failed attempt can tell a backend's fault from a
+// local error (nothing was written and the socket reported nothing) and from
+// a pooled connection that died while idle (reused, and closed before any
+// byte of the response). fasthttp calls LocalAddr exactly once per exchange,
+// right after taking the connection from its pool (Response.ParseNetConn):
+// that call starts the exchange, and the address it returns carries the
+// connection so the attempt can find it again from Response.LocalAddr.
+type backendConn struct {
 	net.Conn
+	owner                *backendState
+	perOp                bool // per-operation deadlines; otherwise the caller's own
 	send, read           time.Duration
 	sendUntil, readUntil time.Time
+	addr                 connAddr
+	aborted              atomic.Bool // closed by BackendUnreachable
+
+	exchanges  int   // exchanges started on this connection; > 1 means reused
+	wrote, got int64 // bytes written and read in the current exchange
+	ioErr      error // the first read or write error of the current exchange
 }
 
-func newDeadlineConn(c net.Conn, send, read time.Duration) *deadlineConn {
-	return &deadlineConn{Conn: c, send: send, read: read}
+// connAddr is the local address of a backendConn, pointing back to it.
+type connAddr struct {
+	net.Addr
+	conn *backendConn
 }
 
-func (c *deadlineConn) Read(b []byte) (int, error) {
+// LocalAddr starts a new exchange (see backendConn).
+func (c *backendConn) LocalAddr() net.Addr {
+	c.exchanges++
+	c.wrote, c.got, c.ioErr = 0, 0, nil
+	return &c.addr
+}
+
+// connOf returns the connection an attempt used, from the address fasthttp
+// recorded in the response, or nil when it got none (a dial error).
+func connOf(resp *fasthttp.Response) *backendConn {
+	if a, ok := resp.LocalAddr().(*connAddr); ok {
+		return a.conn
+	}
+	return nil
+}
+
+// localFailure reports an attempt that failed although nothing reached the
+// connection and the connection reported no error: fasthttp refused to send
+// the request. That is never the backend's fault.
+func (c *backendConn) localFailure() bool {
+	return c.wrote == 0 && c.ioErr == nil
+}
+
+func (c *backendConn) Read(b []byte) (int, error) {
 	if c.read > 0 {
 		now := time.Now()
 		if c.readUntil.Sub(now) < c.read-c.read/16 {
@@ -85,10 +153,15 @@ func (c *deadlineConn) Read(b []byte) (int, error) {
 			}
 		}
 	}
-	return c.Conn.Read(b) // a deadline error keeps its Timeout() method, which fasthttp checks
+	n, err := c.Conn.Read(b) // a deadline error keeps its Timeout() method, which fasthttp checks
+	c.got += int64(n)
+	if err != nil && c.ioErr == nil {
+		c.ioErr = err
+	}
+	return n, err
 }
 
-func (c *deadlineConn) Write(b []byte) (int, error) {
+func (c *backendConn) Write(b []byte) (int, error) {
 	if c.send > 0 {
 		now := time.Now()
 		if c.sendUntil.Sub(now) < c.send-c.send/16 {
@@ -98,10 +171,39 @@ func (c *deadlineConn) Write(b []byte) (int, error) {
 			}
 		}
 	}
-	return c.Conn.Write(b)
+	n, err := c.Conn.Write(b)
+	c.wrote += int64(n)
+	if err != nil && c.ioErr == nil {
+		c.ioErr = err
+	}
+	return n, err
 }
 
-// SetDeadline and friends are owned by deadlineConn.
-func (c *deadlineConn) SetDeadline(time.Time) error      { return nil }
-func (c *deadlineConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *deadlineConn) SetWriteDeadline(time.Time) error { return nil }
+// Close forgets the connection and closes it.
+func (c *backendConn) Close() error {
+	c.owner.forget(c)
+	return c.Conn.Close()
+}
+
+// SetDeadline and friends are backendConn's own with per-operation
+// deadlines, fasthttp's calls are ignored then.
+func (c *backendConn) SetDeadline(t time.Time) error {
+	if c.perOp {
+		return nil
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *backendConn) SetReadDeadline(t time.Time) error {
+	if c.perOp {
+		return nil
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *backendConn) SetWriteDeadline(t time.Time) error {
+	if c.perOp {
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
+}

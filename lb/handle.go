@@ -24,6 +24,8 @@ const (
 	outcomeError               // send/read error or bad response header
 	outcomeStatus              // a status counted as failure by Options.FailOn
 	outcomeBusy                // local connection limit reached: not the backend's fault
+	outcomeLocal               // the proxy could not send the request: not the backend's fault
+	outcomeIdleClosed          // a pooled connection the backend had closed, and the request could not be re-sent
 )
 
 func classify(err error) outcome {
@@ -60,68 +62,89 @@ const (
 	msgTimeout  = "504 Gateway Timeout: the backend did not answer in time\n"
 	msgTooLarge = "413 Request Entity Too Large: the request body exceeds the limit\n"
 	msgBadBody  = "400 Bad Request: the request body could not be read\n"
+
+	msgLengthAndChunked = "400 Bad Request: Content-Length and Transfer-Encoding together\n"
+	msgBadHost          = "400 Bad Request: invalid host name\n"
+
+	msgBodyTimeout   = "408 Request Timeout: the request body did not arrive in time\n"
+	msgClientTimeout = "408 Request Timeout: the request did not arrive in time\n"
+	msgHoldFailed    = "500 Internal Server Error: the request body could not be held for the backend\n"
 )
 
 func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	t := p.table.Load()
-	g := t.lookup(ctx.Host())
-	if g == nil {
-		p.m.unknownHost.Inc()
+	host := ctx.Host()
+	if bytes.Contains(host, []byte("..")) {
+		// No name has an empty label; NGINX refuses such a Host too.
 		ctx.SetConnectionClose()
-		p.fail(ctx, fasthttp.StatusNotFound, msgNoRoute)
+		p.fail(ctx, fasthttp.StatusBadRequest, msgBadHost)
 		p.accessLog(ctx, "", nil, start)
 		return
 	}
-	g.m.requests.Inc()
-	req := &ctx.Request
-	if p.opts.MaxBodySize >= 0 && int64(req.Header.ContentLength()) > p.opts.MaxBodySize {
-		ctx.SetConnectionClose()
-		p.fail(ctx, fasthttp.StatusRequestEntityTooLarge, msgTooLarge)
-		p.finish(ctx, g, nil, start)
+	rt := t.lookup(host)
+	if rt == nil {
+		p.m.unknownHost.Inc()
+		p.fail(ctx, fasthttp.StatusNotFound, msgNoRoute) // keep-alive, as NGINX
+		p.accessLog(ctx, "", nil, start)
 		return
 	}
-	p.prepareHeader(ctx, &req.Header)
+	rt.m.requests.Inc()
+	req := &ctx.Request
+	if declaredOversize(&req.Header) ||
+		p.opts.MaxBodySize >= 0 && int64(req.Header.ContentLength()) > p.opts.MaxBodySize {
+		ctx.SetConnectionClose()
+		p.fail(ctx, fasthttp.StatusRequestEntityTooLarge, msgTooLarge)
+		p.finish(ctx, rt, nil, start)
+		return
+	}
+	if lengthAndChunked(&req.Header) {
+		ctx.SetConnectionClose()
+		p.fail(ctx, fasthttp.StatusBadRequest, msgLengthAndChunked)
+		p.finish(ctx, rt, nil, start)
+		return
+	}
+	p.prepareHeader(ctx, rt, &req.Header)
 	if isUpgrade(&req.Header) {
-		g.m.upgrades.Inc()
+		rt.m.upgrades.Inc()
 		if req.IsBodyStream() {
 			// An upgrade request's body (rare) is sent with its head.
 			cl := req.Header.ContentLength()
-			if cl < 0 || cl > p.opts.RetryBuffer || p.bufferBody(req, cl) != nil {
+			if cl < 0 || cl > p.opts.RetryBuffer || p.bufferBody(req, cl) != nil { // the upgrade's head and body leave together
 				ctx.SetConnectionClose()
 				p.fail(ctx, fasthttp.StatusBadRequest, msgBadBody)
-				p.finish(ctx, g, nil, start)
+				p.finish(ctx, rt, nil, start)
 				return
 			}
 		}
-		b := p.upgrade(ctx, g)
-		p.finish(ctx, g, b, start)
+		b := p.upgrade(ctx, rt)
+		p.finish(ctx, rt, b, start)
 		return
 	}
-	b := p.forward(ctx, g)
-	p.finish(ctx, g, b, start)
+	b := p.forward(ctx, rt)
+	p.finish(ctx, rt, b, start)
 }
 
-func (p *Proxy) finish(ctx *fasthttp.RequestCtx, g *group, b *backend, start time.Time) {
+func (p *Proxy) finish(ctx *fasthttp.RequestCtx, rt *routeState, b *backendState, start time.Time) {
 	code := ctx.Response.StatusCode()
 	if c := code / 100; c >= 1 && c <= 5 {
-		g.m.status[c].Inc()
+		rt.m.status[c].Inc()
 	} else {
-		g.m.status[0].Inc()
+		rt.m.status[0].Inc()
 	}
 	if n := responseBytes(&ctx.Response); n > 0 {
-		g.m.bytesOut.Add(uint64(n))
+		rt.m.bytesOut.Add(uint64(n))
 		if b != nil {
 			b.m.bytesOut.Add(uint64(n))
 		}
 	}
-	g.m.latency.Observe(time.Since(start))
+	rt.m.latency.Observe(time.Since(start))
 	if p.opts.AccessLog {
-		p.accessLog(ctx, g.name, b, start)
+		p.accessLog(ctx, rt.name, b, start)
 	}
 }
 
-func (p *Proxy) accessLog(ctx *fasthttp.RequestCtx, route string, b *backend, start time.Time) {
+func (p *Proxy) accessLog(ctx *fasthttp.RequestCtx, route string, b *backendState, start time.Time) {
 	if !p.opts.AccessLog {
 		return
 	}
@@ -152,149 +175,239 @@ func responseBytes(r *fasthttp.Response) int {
 }
 
 func (p *Proxy) fail(ctx *fasthttp.RequestCtx, code int, msg string) {
+	closeConn := ctx.Response.ConnectionClose() // Reset would forget it
 	ctx.Response.Reset()
+	if closeConn {
+		ctx.SetConnectionClose()
+	}
 	ctx.SetStatusCode(code)
 	ctx.SetContentType("text/plain; charset=utf-8")
 	ctx.SetBodyString(msg)
 }
 
 // forward runs the attempt loop and returns the backend that answered.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, g *group) *backend {
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState {
 	req := &ctx.Request
 	up := req
-	var body *bodyReader
+	var ub upBody
 	if req.IsBodyStream() {
 		cl := req.Header.ContentLength()
-		if cl >= 0 && cl <= p.opts.RetryBuffer {
-			// Small body: keep it so a retry can re-send it, as NGINX's
-			// proxy_request_buffering does.
+		switch {
+		case cl >= 0 && cl <= p.opts.RetryBuffer:
 			if err := p.bufferBody(req, cl); err != nil {
-				ctx.SetConnectionClose()
-				p.fail(ctx, fasthttp.StatusBadRequest, msgBadBody)
+				p.failBody(ctx, err)
 				return nil
 			}
-		} else {
-			// Large or chunked body: stream it through a separate request so
-			// it is never held in memory; it cannot be re-sent.
-			body = &bodyReader{r: req.BodyStream(), limit: p.opts.MaxBodySize}
+		case !p.opts.StreamRequestBodies:
+			// Held whole before the first attempt, so that any attempt can
+			// send it again (NGINX's proxy_request_buffering on).
+			f, n, err := p.holdBody(req)
+			if err != nil {
+				p.failBody(ctx, err)
+				return nil
+			}
+			if f != nil {
+				defer f.Close()
+				ub.file, ub.size = f, n
+				up = fasthttp.AcquireRequest()
+				defer fasthttp.ReleaseRequest(up)
+				req.Header.CopyTo(&up.Header)
+				up.UseHostHeader = true
+				up.Header.SetContentLength(int(n)) // a chunked body leaves with its length
+			}
+		default:
+			// Streamed through a separate request so that it is never held;
+			// it cannot be sent again once some of it has been.
+			ub.stream = &bodyReader{r: req.BodyStream(), limit: p.opts.MaxBodySize}
 			up = fasthttp.AcquireRequest()
 			defer fasthttp.ReleaseRequest(up)
 			req.Header.CopyTo(&up.Header)
-			up.SetBodyStream(body, cl)
+			up.UseHostHeader = true
 		}
 	}
-	g.m.bytesIn.Add(uint64(max(req.Header.ContentLength(), 0)))
+	rt.m.bytesIn.Add(uint64(max(up.Header.ContentLength(), 0)))
 
+	// A request without Host (HTTP/1.0) to a route without names goes to
+	// each backend with the backend's address, like NGINX's $proxy_host.
+	noHost := len(up.Header.Host()) == 0
+
+	x := p.acquireRelay()
 	var tr tried
 	var last outcome
-	var lastB *backend
+	var lastB *backendState
+	var lastResp *fasthttp.Response // the response of an attempt whose status counts as a failure
+	exhausted := false              // the loop ended for want of a live, untried backend
 	now := p.opts.Clock.Now()
-	for attempt := 0; ; attempt++ {
-		idx, probe := g.pick(&tr, now)
+	for {
+		idx, probe := rt.pick(&tr, now)
 		if idx < 0 {
+			exhausted = true
 			break
 		}
 		tr.add(idx)
-		b := g.backends[idx]
+		b := rt.backends[idx]
+		if noHost {
+			up.Header.SetHost(b.spec.Addr)
+		}
 		if probe {
 			b.m.probes.Inc()
+		}
+		if !ub.rewind(up) {
+			break // cannot happen: a streamed body is not retried once sent
+		}
+		resp := &x.resp
+		if b.pipe != nil && ub.inMemory() {
+			resp = &ctx.Response // pipelined responses are read whole
 		}
 		b.inflight.Add(1)
 		b.m.requests.Inc()
 		t0 := time.Now()
-		var err error
-		if b.pipe != nil && body == nil {
-			err = b.pipe.Do(up, &ctx.Response)
-		} else {
-			err = b.client.Do(up, &ctx.Response)
-		}
+		o, err := p.send(b, up, resp, &ub)
 		b.m.latency.Observe(time.Since(t0))
 		b.inflight.Add(-1)
-		o := classify(err)
-		if o == outcomeOK && p.failStatus(ctx.Response.StatusCode()) {
+		if o == outcomeOK && p.failStatus(resp.StatusCode()) {
 			o = outcomeStatus
 		}
-		if body != nil && body.clientErr != nil {
+		if ub.stream != nil && ub.stream.clientErr != nil {
 			// The client's body broke, not the backend.
-			ctx.SetConnectionClose()
-			if errors.Is(body.clientErr, errBodyTooLarge) {
-				p.fail(ctx, fasthttp.StatusRequestEntityTooLarge, msgTooLarge)
-			} else {
-				p.fail(ctx, fasthttp.StatusBadRequest, msgBadBody)
+			if resp == &x.resp {
+				_ = x.resp.CloseBodyStream()
 			}
+			x.release()
+			p.failBody(ctx, ub.stream.clientErr)
 			return b
 		}
 		if o == outcomeOK {
-			p.succeeded(g, b)
-			if body != nil {
-				b.m.bytesIn.Add(uint64(body.n))
-			} else {
-				b.m.bytesIn.Add(uint64(max(up.Header.ContentLength(), 0)))
-			}
-			cleanResponseHeader(&ctx.Response.Header)
+			p.succeeded(rt, b)
+			b.m.bytesIn.Add(uint64(ub.sent(up)))
+			p.respond(ctx, x, resp)
 			return b
 		}
 		now = p.opts.Clock.Now()
-		if o != outcomeBusy {
-			p.failed(g, b, o, err, now)
+		if o == outcomeLocal {
+			// Another backend would get the same request: stop here.
+			p.log.Error("request could not be sent to the backend", "route", rt.name, "backend", b.spec.Addr, "err", err)
+			last, lastB = o, b
+			break
+		}
+		if o != outcomeBusy && o != outcomeIdleClosed {
+			p.failed(rt, b, o, err, now)
+		} else {
+			p.log.Debug("backend attempt failed, not counted", "route", rt.name, "backend", b.spec.Addr, "err", err)
 		}
 		last, lastB = o, b
+		lastResp = nil
+		if o == outcomeStatus {
+			lastResp = resp
+		}
 		sent := o != outcomeConnect && o != outcomeConnTimeout && o != outcomeBusy
-		retry := !g.single &&
+		retry := !rt.single &&
 			!(sent && nonIdempotent(&req.Header)) &&
-			!(sent && body != nil) &&
-			tr.n < len(g.backends)
+			!(sent && ub.stream != nil) &&
+			tr.n < len(rt.backends)
 		if !retry {
 			break
 		}
 		if o == outcomeStatus {
-			_ = ctx.Response.CloseBodyStream()
-		}
-		if body != nil {
-			// Nothing of the streamed body was consumed by a failed connect.
-			up.SetBodyStream(body, up.Header.ContentLength())
+			_ = resp.CloseBodyStream()
 		}
 	}
-	if body != nil {
+	if ub.stream != nil {
 		// Do not drain the rest of a large upload from the client.
 		ctx.SetConnectionClose()
 	}
-	if last == outcomeStatus {
-		cleanResponseHeader(&ctx.Response.Header) // pass the backend's own error through
-	} else {
-		p.answerUnserved(ctx, g, last, lastB)
+	switch {
+	case exhausted && tr.n < len(rt.backends):
+		// Backends were left untried because they are down: NGINX's "no
+		// live upstreams", a 502 whatever the last attempt's error was.
+		p.answerUnserved(ctx, rt, outcomeOK, nil)
+	case lastResp != nil:
+		p.respond(ctx, x, lastResp) // pass the backend's own error through
+		return lastB
+	default:
+		p.answerUnserved(ctx, rt, last, lastB)
 	}
+	x.release()
 	return lastB
 }
 
-// succeeded records an attempt b answered.
-func (p *Proxy) succeeded(g *group, b *backend) {
-	if b.health.Succeed() {
-		b.m.recoveries.Inc()
-		p.log.Info("backend recovered", "route", g.name, "backend", b.spec.Addr)
+// respond passes an attempt's response on to the client.
+func (p *Proxy) respond(ctx *fasthttp.RequestCtx, x *relay, resp *fasthttp.Response) {
+	if resp == &x.resp {
+		x.passOn(ctx)
+	} else {
+		x.release()
+	}
+	cleanResponseHeader(&ctx.Response.Header)
+}
+
+// maxIdleResends bounds how often one attempt is re-sent because the pooled
+// connection it used had been closed by the backend while idle. The first
+// re-send empties the idle pool, so it normally gets a fresh connection; a
+// second covers a connection released by another request in between.
+const maxIdleResends = 2
+
+// send makes one attempt on b and classifies it. A pooled keep-alive
+// connection that the backend closed while it sat idle (a restarted
+// container closes all of them) is not b's failure: the request is sent
+// again, on a fresh connection, when that is safe (nothing of it was
+// written, or its method is idempotent, and its body can be sent again).
+// NGINX likewise gives a failed cached connection an extra try.
+func (p *Proxy) send(b *backendState, up *fasthttp.Request, resp *fasthttp.Response, ub *upBody) (outcome, error) {
+	for resends := 0; ; resends++ {
+		var err error
+		if b.pipe != nil && ub.inMemory() {
+			err = b.pipe.Do(up, resp)
+		} else {
+			err = b.client.Do(up, resp)
+		}
+		o := classify(err)
+		if o != outcomeError {
+			return o, err
+		}
+		c := connOf(resp)
+		if c != nil && c.aborted.Load() {
+			return outcomeError, err // BackendUnreachable cut it: move on
+		}
+		if c != nil && c.localFailure() {
+			return outcomeLocal, err
+		}
+		written, idle := idleClosed(err, c)
+		if !idle {
+			return outcomeError, err
+		}
+		if resends == maxIdleResends {
+			return outcomeError, err // a fresh connection failed the same way: b's fault
+		}
+		if written && nonIdempotent(&up.Header) || !ub.rewind(up) {
+			return outcomeIdleClosed, err
+		}
+		b.client.CloseIdleConnections() // they sat idle at least as long
 	}
 }
 
-// failed records a failed attempt on b; it may take b out for fail_timeout.
-func (p *Proxy) failed(g *group, b *backend, o outcome, err error, now time.Duration) {
-	b.m.failures.Inc()
-	if !g.single && countsAgainstHealth(err) && b.health.Fail(now) {
-		b.m.markDowns.Inc()
-		p.log.Warn("backend marked down", "route", g.name, "backend", b.spec.Addr,
-			"reason", describe(o), "err", err, "for", b.health.Params().FailTimeout)
-	} else {
-		p.log.Debug("backend attempt failed", "route", g.name, "backend", b.spec.Addr, "err", err)
+// idleClosed reports whether an attempt failed because its connection had
+// been closed by the backend while idle in the pool: the connection was
+// reused and the backend closed or reset it before sending any byte of the
+// response. written tells whether any of the request was written.
+func idleClosed(err error, c *backendConn) (written, idle bool) {
+	var pe *pipeError
+	if errors.As(err, &pe) {
+		return true, pe.brk.idle.Load()
 	}
+	if c == nil || c.exchanges < 2 || c.got > 0 {
+		return false, false
+	}
+	return c.wrote > 0, stale(err) || stale(c.ioErr)
 }
 
 // answerUnserved answers a request no backend served: lastB is the last one
 // tried (nil when none was live) and last how its attempt ended.
-func (p *Proxy) answerUnserved(ctx *fasthttp.RequestCtx, g *group, last outcome, lastB *backend) {
-	g.m.errors.Inc()
+func (p *Proxy) answerUnserved(ctx *fasthttp.RequestCtx, rt *routeState, last outcome, lastB *backendState) {
+	rt.m.errors.Inc()
 	switch {
 	case lastB == nil:
-		g.m.noLive.Inc()
-		p.log.Warn("no live backend", "route", g.name)
+		p.noLiveBackend(rt)
 		p.fail(ctx, fasthttp.StatusBadGateway, msgNoLive)
 	case last == outcomeTimeout || last == outcomeConnTimeout:
 		p.fail(ctx, fasthttp.StatusGatewayTimeout, msgTimeout)
@@ -308,7 +421,7 @@ func (p *Proxy) answerUnserved(ctx *fasthttp.RequestCtx, g *group, last outcome,
 func countsAgainstHealth(err error) bool {
 	var pe *pipeError
 	if err != nil && errors.As(err, &pe) {
-		return pe.firstReport()
+		return !pe.brk.idle.Load() && pe.firstReport()
 	}
 	return true
 }
@@ -338,43 +451,6 @@ func describe(o outcome) string {
 	}
 }
 
-// bufferBody reads a small streamed body into memory so it can be re-sent.
-func (p *Proxy) bufferBody(req *fasthttp.Request, n int) error {
-	bp := p.bufs.Get().(*[]byte)
-	defer p.bufs.Put(bp)
-	buf := (*bp)[:n]
-	if _, err := io.ReadFull(req.BodyStream(), buf); err != nil {
-		return err
-	}
-	req.SetBody(buf) // copies, and releases the stream
-	return nil
-}
-
-var errBodyTooLarge = errors.New("request body exceeds the limit")
-
-// bodyReader passes a streamed client body to the backend, enforcing the
-// size limit and remembering client-side errors so they are not blamed on
-// the backend.
-type bodyReader struct {
-	r         io.Reader
-	limit     int64
-	n         int64
-	clientErr error
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	b.n += int64(n)
-	if b.limit >= 0 && b.n > b.limit {
-		b.clientErr = errBodyTooLarge
-		return n, errBodyTooLarge
-	}
-	if err != nil && err != io.EOF {
-		b.clientErr = err
-	}
-	return n, err
-}
-
 // hopByHop are removed in both directions (RFC 9110 §7.6.1 and the usual
 // proxy list), together with any header the Connection header names.
 var hopByHop = [...]string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade"}
@@ -397,7 +473,7 @@ func removeConnectionListed(conn []byte, del func(string)) {
 }
 
 // prepareHeader turns the client's request header into the backend's.
-func (p *Proxy) prepareHeader(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader) {
+func (p *Proxy) prepareHeader(ctx *fasthttp.RequestCtx, rt *routeState, h *fasthttp.RequestHeader) {
 	upgrade := isUpgrade(h)
 	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 && !bytes.EqualFold(conn, []byte("keep-alive")) && !bytes.EqualFold(conn, []byte("close")) {
 		removeConnectionListed(conn, h.Del)
@@ -433,7 +509,26 @@ func (p *Proxy) prepareHeader(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeade
 	}
 	h.SetBytesV("X-Real-IP", ip)
 	h.Set(fasthttp.HeaderXForwardedProto, p.opts.Scheme)
-	h.SetBytesV(fasthttp.HeaderXForwardedHost, h.Host())
+	if uri := h.RequestURI(); len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
+		// Absolute form (RFC 9112 §3.2.2): the host in the request line
+		// routed the request and is the one passed on; the backend gets
+		// the origin form, in plain HTTP.
+		u := ctx.Request.URI()
+		h.SetHostBytes(u.Host())
+		h.SetRequestURIBytes(u.RequestURI())
+		u.SetScheme("http")
+	}
+	if host := h.Host(); len(host) > 0 {
+		h.SetBytesV(fasthttp.HeaderXForwardedHost, host)
+	} else if len(rt.hosts) > 0 {
+		// No Host (HTTP/1.0): the route's name, like NGINX's $host
+		// falling back to the server name. Without one, forward sets the
+		// backend's address.
+		h.SetHost(rt.hosts[0])
+	}
+	// The Host header is the one sent: fasthttp would otherwise replace
+	// it with the URI's host, which is empty for a request without Host.
+	ctx.Request.UseHostHeader = true
 }
 
 func remoteIP(ctx *fasthttp.RequestCtx, dst []byte) []byte {
@@ -489,11 +584,8 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 	return h.ConnectionUpgrade() && len(h.Peek(fasthttp.HeaderUpgrade)) > 0
 }
 
-// stale reports errors from a pooled keep-alive connection the backend had
-// already closed; fasthttp may re-send idempotent requests once on a fresh
-// connection to the same backend (NGINX likewise gives cached connections a
-// free extra try).
+// stale reports the errors of a connection the backend closed or reset.
 func stale(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return err != nil && (errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }

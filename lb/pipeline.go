@@ -53,6 +53,7 @@ type pipeConn struct {
 	writerDone chan struct{}
 	once       sync.Once
 	brk        *pipeBreak
+	bc         *backendConn // nil if the dialer returned another type; read by the reader only
 }
 
 type pipeWork struct {
@@ -64,7 +65,12 @@ type pipeWork struct {
 }
 
 // pipeBreak is shared by the requests failed by one broken connection.
-type pipeBreak struct{ counted atomic.Bool }
+type pipeBreak struct {
+	counted atomic.Bool
+	// idle: the backend closed the connection while it was idle (it had
+	// answered before and sent nothing since), which is not its failure.
+	idle atomic.Bool
+}
 
 // pipeError fails a request that was queued on a connection that broke
 // before its response arrived: it was sent and nothing was received.
@@ -102,6 +108,11 @@ func (pc *pipeClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 		err, sent := c.send(pc, req, resp)
 		if sent || !errors.Is(err, errPipeClosed) {
 			return err
+		}
+		if c.bc != nil && c.bc.aborted.Load() {
+			// Closed by BackendUnreachable before req was written: like a
+			// connect error, any method moves on to the next backend.
+			return &dialError{addr: pc.addr, err: errUnreachable}
 		}
 		// The connection was closed before anything of req was written
 		// (idle close or a break): nothing was sent, try a fresh one.
@@ -161,6 +172,7 @@ func (pc *pipeClient) conn(s *pipeSlot) (*pipeConn, error) {
 		writerDone: make(chan struct{}),
 		brk:        &pipeBreak{},
 	}
+	c.bc, _ = nc.(*backendConn)
 	s.c.Store(c)
 	go c.writer()
 	go c.reader(pc.idle)
@@ -272,6 +284,8 @@ func (c *pipeConn) writer() {
 // reader reads responses in order and hands each to its request.
 func (c *pipeConn) reader(idle time.Duration) {
 	var timer *time.Timer
+	answered := false // a response was read on this connection
+	var mark int64    // bytes received up to the end of the last response
 	for {
 		var w *pipeWork
 		select {
@@ -317,11 +331,18 @@ func (c *pipeConn) reader(idle time.Duration) {
 		if err != nil {
 			// The request at the head gets its own error (timeout, bad
 			// header...); it and those behind it share one break.
+			if answered && c.bc != nil && c.bc.got == mark && stale(err) && !c.bc.aborted.Load() {
+				c.brk.idle.Store(true)
+			}
 			w.err = &pipeError{err: err, brk: c.brk}
 			w.done <- struct{}{}
 			c.fail()
 			c.drain(c.brk)
 			return
+		}
+		answered = true
+		if c.bc != nil {
+			mark = c.bc.got - int64(c.br.Buffered())
 		}
 		w.done <- struct{}{}
 	}

@@ -41,6 +41,7 @@ func TestNginxSemanticsPipelined(t *testing.T) {
 		{"ExpectContinue", TestExpectContinue},
 		{"HotReloadUnderLoadDropsNothing", TestHotReloadUnderLoadDropsNothing},
 		{"AdminMetricsAndStatus", TestAdminMetricsAndStatus},
+		{"LocalErrorsNeverCountAgainstBackends", TestLocalErrorsNeverCountAgainstBackends},
 	}
 	for _, conns := range []int{1, 2} {
 		for _, tc := range tests {
@@ -119,8 +120,8 @@ func TestPipelinedConnectionBreak(t *testing.T) {
 				[]Route{{Hosts: []string{"app.test"}, Backends: []Backend{{Addr: bad, MaxFails: 3}, {Addr: good.addr}}}})
 			// n requests at once: the ones sent to the bad backend share
 			// its single connection.
-			g := p.table.Load().groups[0]
-			require.Equal(t, bad, g.backends[0].spec.Addr)
+			rt := p.table.Load().routes[0]
+			require.Equal(t, bad, rt.backends[0].spec.Addr)
 			cl := newClient()
 			codes := make(chan int, n)
 			var wg sync.WaitGroup

@@ -24,6 +24,11 @@ type Proxy struct {
 	update sync.Mutex // serialises Update
 	server *fasthttp.Server
 	bufs   sync.Pool // *[]byte request bodies kept for retries
+	relays sync.Pool // *relay
+
+	// draining holds the *backendState removed by Update that still have
+	// requests in flight, so that BackendUnreachable reaches them too.
+	draining sync.Map
 
 	tunnels   sync.WaitGroup // hijacked (WebSocket) connections
 	tunnelsMu sync.Mutex
@@ -42,7 +47,7 @@ type proxyMetrics struct {
 func New(o Options) *Proxy {
 	o = o.withDefaults()
 	p := &Proxy{opts: o, log: o.Logger, open: map[net.Conn]struct{}{}}
-	p.table.Store(&table{byHost: map[string]*group{}})
+	p.table.Store(&table{byHost: map[string]*routeState{}})
 	p.server = &fasthttp.Server{
 		Handler:                      p.handle,
 		Name:                         "",
@@ -52,21 +57,30 @@ func New(o Options) *Proxy {
 		StreamRequestBody:            true,
 		MaxRequestBodySize:           o.RetryBuffer, // pre-read size; the limit is enforced here
 		DisablePreParseMultipartForm: true,
-		IdleTimeout:                  o.ClientIdleTimeout,
-		ReadBufferSize:               16 << 10, // also the largest request header
-		CloseOnShutdown:              true,
-		ExpectHandler:                p.expect,
-		Logger:                       fasthttpLogger{p.log},
+		// The client timeouts are clientConn's; fasthttp's deadline calls,
+		// made with these settings, tell it the phase of the exchange.
+		IdleTimeout:     o.ClientIdleTimeout,
+		Concurrency:     o.MaxClientConns,
+		ReadBufferSize:  16 << 10, // also the largest request header
+		CloseOnShutdown: true,
+		ExpectHandler:   p.expect,
+		Logger:          fasthttpLogger{p.log},
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			var tooBig *fasthttp.ErrSmallBuffer
 			if errors.As(err, &tooBig) {
 				ctx.Error("431 Request Header Fields Too Large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
 				return
 			}
+			if errors.Is(err, fasthttp.ErrTimeout) || isTimeout(err) {
+				ctx.Error(msgClientTimeout, fasthttp.StatusRequestTimeout)
+				return
+			}
 			ctx.Error("400 Bad Request: malformed request\n", fasthttp.StatusBadRequest)
 		},
 	}
 	p.bufs.New = func() any { b := make([]byte, 0, o.RetryBuffer); return &b }
+	p.relays.New = func() any { return &relay{pool: &p.relays} }
+	p.server.HeaderReceived = p.headerReceived
 	return p
 }
 
@@ -81,57 +95,61 @@ func (p *Proxy) Update(routes []Route) error {
 	p.update.Lock()
 	defer p.update.Unlock()
 	old := p.table.Load()
-	reuse := map[string]*backend{}
-	for _, g := range old.groups {
-		for _, b := range g.backends {
-			reuse[g.name+"\x00"+b.spec.Addr] = b
+	reuse := map[string]*backendState{}
+	for _, rt := range old.routes {
+		for _, b := range rt.backends {
+			reuse[rt.name+"\x00"+b.spec.Addr] = b
 		}
 	}
-	nt := &table{byHost: map[string]*group{}}
+	nt := &table{byHost: map[string]*routeState{}}
 	for _, r := range routes {
-		g := &group{name: r.name(), hosts: lowerAll(r.Hosts)}
+		rt := &routeState{name: r.name(), hosts: lowerAll(r.Hosts)}
 		weights := make([]int, 0, len(r.Backends))
 		for _, spec := range r.Backends {
-			key := g.name + "\x00" + spec.Addr
+			key := rt.name + "\x00" + spec.Addr
 			b, ok := reuse[key]
 			if ok && b.sameSpec(spec) {
 				delete(reuse, key)
 			} else {
-				b = newBackend(spec, &p.opts)
+				b = newBackendState(spec, &p.opts)
 			}
-			g.backends = append(g.backends, b)
+			rt.backends = append(rt.backends, b)
 			weights = append(weights, b.weight())
 		}
-		g.schedule = smoothWRR(weights)
-		g.single = len(g.backends) == 1
-		if prev := old.find(g.name); prev != nil {
-			g.m = prev.m // route counters survive reloads
-			g.next.Store(prev.next.Load())
+		rt.schedule = smoothWRR(weights)
+		rt.single = len(rt.backends) == 1
+		if prev := old.find(rt.name); prev != nil {
+			rt.m = prev.m // route counters survive reloads
+			rt.next.Store(prev.next.Load())
 		} else {
-			g.m = &routeMetrics{}
+			rt.m = &routeMetrics{}
 		}
-		for _, h := range g.hosts {
-			nt.byHost[h] = g
+		for _, h := range rt.hosts {
+			nt.byHost[h] = rt
 		}
 		if r.Default {
-			nt.def = g
+			nt.def = rt
 		}
-		nt.groups = append(nt.groups, g)
+		nt.routes = append(nt.routes, rt)
 	}
 	p.table.Store(nt)
 	p.m.reloads.Inc()
 	drainLimit := p.opts.Timeouts.Read + p.opts.Timeouts.Send
 	for _, b := range reuse {
-		go b.drain(drainLimit)
+		p.draining.Store(b, struct{}{})
+		go func() {
+			b.drain(drainLimit)
+			p.draining.Delete(b)
+		}()
 	}
-	p.log.Info("routing table updated", "routes", len(nt.groups), "removed_backends", len(reuse))
+	p.log.Info("routing table updated", "routes", len(nt.routes), "removed_backends", len(reuse))
 	return nil
 }
 
 // Serve accepts connections on ln until Shutdown. It may be called for
 // several listeners.
 func (p *Proxy) Serve(ln net.Listener) error {
-	err := p.server.Serve(ln)
+	err := p.server.Serve(clientListener{Listener: ln, o: &p.opts})
 	if err != nil {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	}
@@ -155,8 +173,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	t := p.table.Load()
-	for _, g := range t.groups {
-		for _, b := range g.backends {
+	for _, rt := range t.routes {
+		for _, b := range rt.backends {
 			b.closeIdle()
 		}
 	}
@@ -169,20 +187,23 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // Handler returns the proxy's fasthttp handler, for embedding in another server.
 func (p *Proxy) Handler() fasthttp.RequestHandler { return p.handle }
 
-func (t *table) find(name string) *group {
-	for _, g := range t.groups {
-		if g.name == name {
-			return g
+func (t *table) find(name string) *routeState {
+	for _, rt := range t.routes {
+		if rt.name == name {
+			return rt
 		}
 	}
 	return nil
 }
 
 // lookup finds the route for a Host header value without allocating.
-func (t *table) lookup(host []byte) *group {
+func (t *table) lookup(host []byte) *routeState {
 	host = stripPort(host)
-	if g, ok := t.byHost[string(host)]; ok {
-		return g
+	if n := len(host); n > 1 && host[n-1] == '.' {
+		host = host[:n-1] // the absolute form app.test. names app.test, as in NGINX
+	}
+	if rt, ok := t.byHost[string(host)]; ok {
+		return rt
 	}
 	if hasUpper(host) && len(host) <= 255 {
 		var buf [255]byte
@@ -193,8 +214,8 @@ func (t *table) lookup(host []byte) *group {
 			}
 			lower[i] = c
 		}
-		if g, ok := t.byHost[string(lower)]; ok {
-			return g
+		if rt, ok := t.byHost[string(lower)]; ok {
+			return rt
 		}
 	}
 	return t.def

@@ -18,28 +18,34 @@ type routeMetrics struct {
 	bytesIn  metrics.Counter
 	bytesOut metrics.Counter
 	latency  metrics.Histogram
+
+	// outage is set while every backend is out (logged once), and
+	// outageMark is noLive when it began.
+	outage     atomic.Bool
+	outageMark atomic.Uint64
 }
 
 func lowerAll(hosts []string) []string {
 	out := make([]string, len(hosts))
 	for i, h := range hosts {
-		out[i] = strings.ToLower(strings.TrimSpace(h))
+		out[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
 	}
 	return out
 }
 
 // table is an immutable routing table; the proxy swaps whole tables.
 type table struct {
-	byHost map[string]*group
-	def    *group
-	groups []*group
+	byHost map[string]*routeState
+	def    *routeState
+	routes []*routeState
 }
 
-// group is one route's backends and its round-robin position.
-type group struct {
+// routeState is one Route as served: its backends, its round-robin position
+// and its counters.
+type routeState struct {
 	name     string
 	hosts    []string
-	backends []*backend
+	backends []*backendState
 	// schedule is one period of NGINX's smooth weighted round robin, as
 	// backend indexes; with equal weights it is 0,1,2,...
 	schedule []uint16
@@ -98,24 +104,24 @@ func (t *tried) add(i int) {
 
 // pick returns the next backend for a request, skipping tried ones and those
 // health excludes, or -1 when none is left ("no live upstreams").
-func (g *group) pick(t *tried, now time.Duration) (idx int, probe bool) {
-	if g.single {
+func (rt *routeState) pick(t *tried, now time.Duration) (idx int, probe bool) {
+	if rt.single {
 		if t.has(0) {
 			return -1, false
 		}
 		return 0, false // a single backend is never marked down
 	}
-	n := uint64(len(g.schedule))
-	start := g.next.Add(1) - 1
+	n := uint64(len(rt.schedule))
+	start := rt.next.Add(1) - 1
 	for k := uint64(0); k < n; k++ {
-		i := int(g.schedule[(start+k)%n])
+		i := int(rt.schedule[(start+k)%n])
 		if t.has(i) {
 			continue
 		}
-		if ok, probe := g.backends[i].health.Acquire(now); ok {
+		if ok, probe := rt.backends[i].health.Acquire(now); ok {
 			if k > 0 {
 				// Keep the rotation moving past the skipped slots.
-				g.next.Add(k)
+				rt.next.Add(k)
 			}
 			return i, probe
 		}

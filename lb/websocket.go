@@ -3,7 +3,6 @@ package lb
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"strconv"
@@ -17,47 +16,49 @@ import (
 // same health rules, sends the request head, reads the response head and then
 // hijacks the client connection and splices bytes both ways. The tunnel is
 // not tied to the routing table, so reloads never cut it.
-func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, g *group) *backend {
+func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, rt *routeState) *backendState {
 	var tr tried
-	var lastB *backend
+	var lastB *backendState
 	last := outcomeOK
+	noHost := len(ctx.Request.Header.Host()) == 0
 	now := p.opts.Clock.Now()
 	for {
-		idx, _ := g.pick(&tr, now)
+		idx, _ := rt.pick(&tr, now)
 		if idx < 0 {
 			break
 		}
 		tr.add(idx)
-		b := g.backends[idx]
+		b := rt.backends[idx]
+		if noHost {
+			ctx.Request.Header.SetHost(b.spec.Addr)
+		}
 		b.m.requests.Inc()
 		t0 := time.Now()
 		conn, br, head, err := p.handshake(ctx, b)
 		b.m.latency.Observe(time.Since(t0))
 		o := classify(err)
 		if o == outcomeOK {
-			p.succeeded(g, b)
+			p.succeeded(rt, b)
 			p.splice(ctx, conn, br, head)
 			return b
 		}
 		now = p.opts.Clock.Now()
-		p.failed(g, b, o, err, now)
+		p.failed(rt, b, o, err, now)
 		last, lastB = o, b
-		if g.single {
+		if rt.single {
 			break
 		}
 	}
-	p.answerUnserved(ctx, g, last, lastB)
+	p.answerUnserved(ctx, rt, last, lastB)
 	return lastB
 }
 
 // handshake dials b, writes the request head and reads the response head.
 // A connect failure is a *dialError.
-func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, b *backend) (net.Conn, *bufio.Reader, []byte, error) {
-	dctx, cancel := context.WithTimeout(context.Background(), p.opts.Timeouts.Connect)
-	conn, err := b.dial(dctx, "tcp", b.spec.Addr)
-	cancel()
+func (p *Proxy) handshake(ctx *fasthttp.RequestCtx, b *backendState) (net.Conn, *bufio.Reader, []byte, error) {
+	conn, err := b.connect(false)
 	if err != nil {
-		return nil, nil, nil, &dialError{addr: b.spec.Addr, timeout: dctx.Err() != nil || isTimeout(err), err: err}
+		return nil, nil, nil, err
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(p.opts.Timeouts.Send))
 	_ = conn.SetReadDeadline(time.Now().Add(p.opts.Timeouts.Read))

@@ -2,8 +2,9 @@
 # Installs what Potluck's tests need on a Debian machine, idempotently.
 # Usage: scripts/install-deps.sh [--bench] [--docker]
 #   always:   Go modules (go mod download), iproute2 + iptables (network-namespace NAT tests),
-#             chromium (the web UI test drives a headless Chromium)
-#   --bench:  nginx and wrk (make bench-nginx)
+#             chromium (the web UI test drives a headless Chromium),
+#             nginx (lb's TestNginxParity runs each scenario through a real NGINX too)
+#   --bench:  wrk (make bench-nginx)
 #   --docker: a running Docker Engine (scripts/docker-up.sh installs docker.io and starts dockerd)
 set -euo pipefail
 
@@ -27,7 +28,8 @@ need() { command -v "$1" >/dev/null 2>&1 || pkgs+=("$2"); }
 need ip iproute2
 need iptables iptables
 need chromium chromium
-if [ $want_bench = 1 ]; then need nginx nginx; need wrk wrk; fi
+[ -x /usr/sbin/nginx ] || need nginx nginx
+if [ $want_bench = 1 ]; then need wrk wrk; fi
 
 if [ ${#pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -22,23 +22,32 @@ import (
 // File is the YAML document as written by the operator. Durations and sizes
 // are strings so that errors can name the field they came from.
 type File struct {
-	Listen      []string     `yaml:"listen"`
-	Admin       *string      `yaml:"admin"`
-	AccessLog   bool         `yaml:"access_log"`
-	MaxBodySize string       `yaml:"max_body_size"`
-	Scheme      string       `yaml:"scheme"`
-	Timeouts    FileTimeouts `yaml:"timeouts"`
-	Health      FileHealth   `yaml:"health"`
-	Pool        FilePool     `yaml:"backend_pool"`
-	Routes      []FileRoute  `yaml:"routes"`
+	Listen      []string `yaml:"listen"`
+	Admin       *string  `yaml:"admin"`
+	AccessLog   bool     `yaml:"access_log"`
+	MaxBodySize string   `yaml:"max_body_size"`
+	// RequestBuffering holds request bodies whole before they are sent
+	// (default true); false streams them (lb.Options.StreamRequestBodies).
+	RequestBuffering *bool  `yaml:"request_buffering"`
+	TempDir          string `yaml:"temp_dir"`
+	Scheme           string `yaml:"scheme"`
+	// MaxClientConns bounds open client connections (lb.Options.MaxClientConns).
+	MaxClientConns int          `yaml:"max_client_conns"`
+	Timeouts       FileTimeouts `yaml:"timeouts"`
+	Health         FileHealth   `yaml:"health"`
+	Pool           FilePool     `yaml:"backend_pool"`
+	Routes         []FileRoute  `yaml:"routes"`
 }
 
-// FileTimeouts are the backend timeouts.
+// FileTimeouts are the backend and client timeouts.
 type FileTimeouts struct {
-	Connect    string `yaml:"connect"`
-	Send       string `yaml:"send"`
-	Read       string `yaml:"read"`
-	ClientIdle string `yaml:"client_idle"`
+	Connect      string `yaml:"connect"`
+	Send         string `yaml:"send"`
+	Read         string `yaml:"read"`
+	ClientIdle   string `yaml:"client_idle"`
+	ClientHeader string `yaml:"client_header"`
+	ClientBody   string `yaml:"client_body"`
+	ClientSend   string `yaml:"client_send"`
 }
 
 // FileHealth holds defaults for every backend and the extra failure kinds.
@@ -169,10 +178,29 @@ func (f *File) validate() (*Config, error) {
 		}
 		o.MaxBodySize = n
 	}
+	if f.RequestBuffering != nil {
+		o.StreamRequestBodies = !*f.RequestBuffering
+	}
+	if f.TempDir != "" {
+		if st, err := os.Stat(f.TempDir); err != nil || !st.IsDir() {
+			bad("temp_dir", "%q is not a directory", f.TempDir)
+		}
+		o.TempDir = f.TempDir
+	}
 	o.Timeouts.Connect = dur("timeouts.connect", f.Timeouts.Connect, lb.DefaultConnectTimeout)
 	o.Timeouts.Send = dur("timeouts.send", f.Timeouts.Send, lb.DefaultSendTimeout)
 	o.Timeouts.Read = dur("timeouts.read", f.Timeouts.Read, lb.DefaultReadTimeout)
 	o.ClientIdleTimeout = dur("timeouts.client_idle", f.Timeouts.ClientIdle, lb.DefaultClientIdle)
+	o.ClientHeaderTimeout = dur("timeouts.client_header", f.Timeouts.ClientHeader, lb.DefaultClientHeader)
+	o.ClientBodyTimeout = dur("timeouts.client_body", f.Timeouts.ClientBody, lb.DefaultClientBody)
+	o.ClientSendTimeout = dur("timeouts.client_send", f.Timeouts.ClientSend, lb.DefaultClientSend)
+	if f.MaxClientConns < 0 {
+		bad("max_client_conns", "%d is negative (0 = default %d)", f.MaxClientConns, lb.DefaultMaxClientConns)
+	}
+	o.MaxClientConns = f.MaxClientConns
+	if o.MaxClientConns == 0 {
+		o.MaxClientConns = lb.DefaultMaxClientConns
+	}
 	o.IdleConnTimeout = dur("backend_pool.idle_timeout", f.Pool.IdleTimeout, lb.DefaultIdleConnTime)
 	if f.Pool.MaxConns < 0 {
 		bad("backend_pool.max_conns", "%d is negative", f.Pool.MaxConns)

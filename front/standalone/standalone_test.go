@@ -33,7 +33,10 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 		{"bad duration", "routes: [{default: true, backends: [{addr: 'a:1', fail_timeout: '20'}]}]\n",
 			`routes[0].backends[0].fail_timeout: "20" is not a positive duration`},
 		{"bad timeout", "timeouts: {read: soon}\nroutes: [{default: true, backends: [a:1]}]\n", `timeouts.read: "soon"`},
+		{"bad client timeout", "timeouts: {client_header: 0s}\nroutes: [{default: true, backends: [a:1]}]\n", `timeouts.client_header: "0s"`},
+		{"negative max_client_conns", "max_client_conns: -1\nroutes: [{default: true, backends: [a:1]}]\n", "max_client_conns: -1 is negative"},
 		{"bad size", "max_body_size: lots\nroutes: [{default: true, backends: [a:1]}]\n", `max_body_size: "lots" is not a size`},
+		{"bad temp_dir", "temp_dir: /nonexistent/potluck\nroutes: [{default: true, backends: [a:1]}]\n", `temp_dir: "/nonexistent/potluck" is not a directory`},
 		{"bad fail_on", "health: {fail_on: [4xx]}\nroutes: [{default: true, backends: [a:1]}]\n", `health.fail_on[0]: "4xx"`},
 		{"negative max_fails", "routes: [{default: true, backends: [{addr: 'a:1', max_fails: -1}]}]\n", "routes[0].backends[0].max_fails"},
 		{"backend without port", "routes: [{hosts: [x], backends: [a]}]\n", `routes[0].backends[0].addr: "a" is not host:port`},
@@ -82,6 +85,16 @@ func TestDocumentedExamplesParse(t *testing.T) {
 	require.Equal(t, int64(1<<20), full.Options.MaxBodySize)
 	require.Equal(t, 5*time.Second, full.Options.Timeouts.Connect)
 	require.Equal(t, 64<<10, full.Options.RetryBuffer)
+	require.False(t, full.Options.StreamRequestBodies, "request bodies are held by default, as in NGINX")
+	require.Equal(t, 60*time.Second, full.Options.ClientHeaderTimeout)
+	require.Equal(t, 60*time.Second, full.Options.ClientBodyTimeout)
+	require.Equal(t, 60*time.Second, full.Options.ClientSendTimeout)
+	require.Equal(t, 75*time.Second, full.Options.ClientIdleTimeout)
+	require.Equal(t, 10000, full.Options.MaxClientConns)
+
+	streamed, err := Parse([]byte("request_buffering: false\nroutes: [{default: true, backends: [a:1]}]\n"))
+	require.NoError(t, err)
+	require.True(t, streamed.Options.StreamRequestBodies)
 }
 
 func TestMaxFailsZeroDisablesHealth(t *testing.T) {

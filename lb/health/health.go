@@ -1,7 +1,7 @@
 // Package health reproduces NGINX's passive health accounting for one
-// upstream peer (ngx_http_upstream_round_robin.c): the fails / accessed /
-// checked triple, fail_timeout exclusion and the single probe request that
-// may bring a peer back.
+// backend (an upstream peer in ngx_http_upstream_round_robin.c): the fails /
+// accessed / checked triple, fail_timeout exclusion and the single probe
+// request that may bring a backend back.
 package health
 
 import (
@@ -26,95 +26,177 @@ func NewMonotonicClock() *MonotonicClock { return &MonotonicClock{origin: time.N
 func (c *MonotonicClock) Now() time.Duration { return time.Since(c.origin) }
 
 // Params are NGINX's per-server max_fails and fail_timeout.
-// MaxFails 0 disables accounting: the peer is never skipped.
+// MaxFails 0 disables accounting: the backend is never skipped.
 type Params struct {
 	MaxFails    int
 	FailTimeout time.Duration
 }
 
-// Peer is the health state of one backend. Safe for concurrent use; the
+// State is the health state of one backend. Safe for concurrent use; the
 // common healthy case costs one atomic load.
-type Peer struct {
+type State struct {
 	params Params
 
-	// failing mirrors fails > 0 so healthy peers are chosen without locking.
+	// failing mirrors fails > 0 so healthy backends are chosen without locking.
 	failing atomic.Bool
 
 	mu       sync.Mutex
 	fails    int
 	accessed time.Duration // time of the last failure
 	checked  time.Duration // time of the last failure or of the last probe's start
+	probing  bool          // a probe was handed out and has not reported yet
 }
 
-// NewPeer returns a healthy peer.
-func NewPeer(p Params) *Peer { return &Peer{params: p} }
+// Change is what a recorded attempt did to the state, so that callers log
+// and count transitions, not attempts.
+type Change uint8
 
-// Params returns the peer's parameters.
-func (p *Peer) Params() Params { return p.params }
+const (
+	// NoChange: still live, or still down (a request sent before the
+	// backend went down failed too).
+	NoChange Change = iota
+	// WentDown: fails reached max_fails; the backend is out for fail_timeout.
+	WentDown
+	// ProbeFailed: the probe after a fail_timeout failed; out for another.
+	ProbeFailed
+	// Recovered: the backend was down and is live again.
+	Recovered
+)
 
-// Acquire is NGINX's selection test. It reports whether the peer may take a
+// Event is the outcome of recording an attempt.
+type Event struct {
+	Change Change
+	// Fails counts the failures since the backend was last healthy, the
+	// one recorded included; on Recovered, those that kept it down.
+	Fails int
+}
+
+func (s *State) down() bool { return s.params.MaxFails > 0 && s.fails >= s.params.MaxFails }
+
+// NewState returns a healthy backend.
+func NewState(p Params) *State { return &State{params: p} }
+
+// Params returns the backend's parameters.
+func (s *State) Params() Params { return s.params }
+
+// Acquire is NGINX's selection test. It reports whether the backend may take a
 // request at now and whether that request is the probe that ends a
-// fail_timeout window. Choosing a peer whose window has expired moves
+// fail_timeout window. Choosing a backend whose window has expired moves
 // `checked` to now, so every other caller keeps skipping it until the probe
 // finishes or another fail_timeout passes.
-func (p *Peer) Acquire(now time.Duration) (ok, probe bool) {
-	if !p.failing.Load() {
+func (s *State) Acquire(now time.Duration) (ok, probe bool) {
+	if !s.failing.Load() {
 		return true, false
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.params.MaxFails > 0 && p.fails >= p.params.MaxFails && now-p.checked <= p.params.FailTimeout {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down() && now-s.checked <= s.params.FailTimeout {
 		return false, false
 	}
-	if now-p.checked > p.params.FailTimeout {
-		p.checked = now
-		probe = p.params.MaxFails > 0 && p.fails >= p.params.MaxFails
+	if now-s.checked > s.params.FailTimeout {
+		s.checked = now
+		probe = s.down()
+		s.probing = s.probing || probe
 	}
 	return true, probe
 }
 
-// Fail records an unsuccessful attempt. It reports whether this failure takes
-// the peer out (fails reached max_fails), which is also true when a probe fails.
-func (p *Peer) Fail(now time.Duration) (markedDown bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.fails++
-	p.accessed = now
-	p.checked = now
-	p.failing.Store(true)
-	return p.params.MaxFails > 0 && p.fails >= p.params.MaxFails
+// Fail records an unsuccessful attempt. WentDown when it takes a live
+// backend out (fails reached max_fails), ProbeFailed when it ends the
+// probe of a down one, NoChange otherwise; every failure restarts the
+// fail_timeout window, as in NGINX.
+func (s *State) Fail(now time.Duration) Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wasDown := s.down()
+	s.fails++
+	s.accessed = now
+	s.checked = now
+	s.failing.Store(true)
+	ev := Event{Fails: s.fails}
+	switch {
+	case !wasDown && s.down():
+		ev.Change = WentDown
+	case wasDown && s.probing:
+		ev.Change = ProbeFailed
+		s.probing = false
+	}
+	return ev
 }
 
 // Succeed records a successful attempt. As in NGINX the failure count is
-// cleared only when the peer was chosen after the last failure's window
-// (accessed < checked). It reports whether the peer was down and is now live.
-func (p *Peer) Succeed() (recovered bool) {
-	if !p.failing.Load() {
-		return false
+// cleared only when the backend was chosen after the last failure's window
+// (accessed < checked). Recovered when the backend was down and is live
+// again.
+func (s *State) Succeed() Event {
+	if !s.failing.Load() {
+		return Event{}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.accessed < p.checked {
-		recovered = p.params.MaxFails > 0 && p.fails >= p.params.MaxFails
-		p.fails = 0
-		p.failing.Store(false)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ev Event
+	if s.accessed < s.checked {
+		if s.down() {
+			ev = Event{Change: Recovered, Fails: s.fails}
+		}
+		s.fails = 0
+		s.probing = false
+		s.failing.Store(false)
 	}
-	return recovered
+	return ev
 }
 
-// Down reports whether the peer is currently excluded from selection.
-func (p *Peer) Down(now time.Duration) bool {
-	if !p.failing.Load() {
+// TakeOut takes the backend out for fail_timeout at once, as if it had
+// failed max_fails times (the caller knows it is unreachable). WentDown
+// unless it was down already. A backend with accounting off (max_fails 0)
+// is never out.
+func (s *State) TakeOut(now time.Duration) Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.params.MaxFails == 0 {
+		return Event{}
+	}
+	wasDown := s.down()
+	s.fails = max(s.fails+1, s.params.MaxFails)
+	s.accessed = now
+	s.checked = now
+	s.probing = false
+	s.failing.Store(true)
+	ev := Event{Fails: s.fails}
+	if !wasDown {
+		ev.Change = WentDown
+	}
+	return ev
+}
+
+// Restore makes the backend live at once (the caller knows it is reachable
+// again). Recovered if it was down.
+func (s *State) Restore() Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ev Event
+	if s.down() {
+		ev = Event{Change: Recovered, Fails: s.fails}
+	}
+	s.fails = 0
+	s.probing = false
+	s.failing.Store(false)
+	return ev
+}
+
+// Down reports whether the backend is currently excluded from selection.
+func (s *State) Down(now time.Duration) bool {
+	if !s.failing.Load() {
 		return false
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.params.MaxFails > 0 && p.fails >= p.params.MaxFails && now-p.checked <= p.params.FailTimeout
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.down() && now-s.checked <= s.params.FailTimeout
 }
 
 // Fails returns the current failure count.
-func (p *Peer) Fails() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.fails
+func (s *State) Fails() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fails
 }
