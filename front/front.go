@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"sync"
 	"time"
 
 	"potluck/agent"
@@ -32,10 +34,11 @@ type Config struct {
 
 // Front is a running Front agent.
 type Front struct {
-	cfg   Config
-	log   *slog.Logger
-	agent *agent.Agent
-	proxy *lb.Proxy
+	cfg      Config
+	log      *slog.Logger
+	agent    *agent.Agent
+	proxy    *lb.Proxy
+	liveness *livenessWatch
 }
 
 // Start registers (or restores the saved identity), brings up the mesh node
@@ -58,7 +61,11 @@ func Start(ctx context.Context, cfg Config) (*Front, error) {
 	if opts.Logger == nil {
 		opts.Logger = cfg.Logger
 	}
-	return &Front{cfg: cfg, log: cfg.Logger, agent: ag, proxy: lb.New(opts)}, nil
+	f := &Front{cfg: cfg, log: cfg.Logger, agent: ag, proxy: lb.New(opts)}
+	f.liveness = &livenessWatch{node: ag.Node(), log: cfg.Logger,
+		gone: func(h netip.Addr) { f.proxy.BackendUnreachable(h.String()) },
+		back: func(h netip.Addr) { f.proxy.BackendReachable(h.String()) }}
+	return f, nil
 }
 
 // Agent is the host agent underneath.
@@ -75,14 +82,12 @@ func (f *Front) Serve(ln net.Listener) error { return f.proxy.Serve(ln) }
 func (f *Front) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f.agent.Heartbeats(ctx, f.cfg.Heartbeat, nil)
-	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { f.agent.Heartbeats(ctx, f.cfg.Heartbeat, nil) })
+	wg.Go(func() { f.liveness.run(ctx) })
 	err := f.agent.Follow(ctx, f.apply)
 	stop()
-	<-done
+	wg.Wait()
 	return err
 }
 
@@ -91,6 +96,7 @@ func (f *Front) apply(_ context.Context, d *agentproto.DesiredState) error {
 	if err := f.proxy.Update(routes); err != nil {
 		return fmt.Errorf("routes refused, the previous ones keep serving: %w", err)
 	}
+	f.liveness.setHosts(backHosts(routes))
 	f.log.Info("routes updated", "index", d.Index, "routes", len(routes))
 	return nil
 }
@@ -112,6 +118,23 @@ func Routes(in []agentproto.Route) []lb.Route {
 		}
 		if len(running) > 0 {
 			out = append(out, lb.Route{Name: r.Installation, Hosts: []string{r.Domain}, Backends: running})
+		}
+	}
+	return out
+}
+
+// backHosts are the tunnel addresses of the Backs the routes use.
+func backHosts(routes []lb.Route) []netip.Addr {
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	for _, r := range routes {
+		for _, b := range r.Backends {
+			ap, err := netip.ParseAddrPort(b.Addr)
+			if err != nil || seen[ap.Addr()] {
+				continue
+			}
+			seen[ap.Addr()] = true
+			out = append(out, ap.Addr())
 		}
 	}
 	return out

@@ -227,3 +227,127 @@ func TestFrontRestartReachesNATedBackAtOnce(t *testing.T) {
 		"the restarted Front must reach the Back through its saved endpoint, not wait for the Back's probe")
 	t.Logf("serving again %v after the restart", time.Since(restarted).Round(time.Millisecond))
 }
+
+// Issue 17: a Back that vanishes (kill -9 of the process or loss of the
+// machine) must not hold requests for the 60 s read timeout: the mesh
+// notices it is silent, the proxy fails its in-flight requests over, and
+// idempotent ones are answered by the other instance.
+func TestBackLossFailsOverInFlightRequests(t *testing.T) {
+	dir := t.TempDir()
+	frontKey, err := meshnet.LoadOrCreatePrivateKey(filepath.Join(dir, "wg.key"))
+	require.NoError(t, err)
+	frontPort := freeUDPPort(t)
+	frontAddr := netip.MustParseAddr("100.64.1.1")
+
+	type back struct {
+		key  meshnet.PrivateKey
+		addr netip.Addr
+		node *meshnet.Node
+	}
+	startBack := func(addr string, handler http.HandlerFunc) back {
+		key, err := meshnet.GeneratePrivateKey()
+		require.NoError(t, err)
+		n, err := meshnet.New(meshnet.Config{PrivateKey: key, Address: netip.MustParseAddr(addr)})
+		require.NoError(t, err)
+		t.Cleanup(func() { n.Close() })
+		require.NoError(t, n.UpsertPeer(meshnet.Peer{PublicKey: frontKey.Public(), Address: frontAddr,
+			Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), frontPort), Hub: true}))
+		ln, err := n.Listen(5000)
+		require.NoError(t, err)
+		srv := &http.Server{Handler: handler}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return back{key: key, addr: netip.MustParseAddr(addr), node: n}
+	}
+	// back1 holds every request (as a Back does whose machine is about to
+	// vanish); back2 answers at once.
+	release := make(chan struct{})
+	defer close(release)
+	b1 := startBack("100.64.1.2", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	b2 := startBack("100.64.1.3", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "back2") })
+
+	coreKey, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	writeJSONFile(t, filepath.Join(dir, "identity.json"), agent.Identity{
+		HostID: "h-front1", Name: "front1", Role: "front", TunnelAddr: frontAddr,
+		CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
+	})
+	writeJSONFile(t, filepath.Join(dir, "desired.json"), agentproto.DesiredState{
+		Index: 3,
+		Peers: []agentproto.Peer{
+			{Name: "back1", Role: "back", PublicKey: b1.key.Public().String(), TunnelAddr: b1.addr.String()},
+			{Name: "back2", Role: "back", PublicKey: b2.key.Public().String(), TunnelAddr: b2.addr.String()},
+		},
+		Routes: []agentproto.Route{{Installation: "hello", Domain: "hello.test", Backends: []agentproto.Backend{
+			{InstanceID: "i-1", Address: "100.64.1.2:5000", State: agentproto.InstanceRunning},
+			{InstanceID: "i-2", Address: "100.64.1.3:5000", State: agentproto.InstanceRunning}}}},
+	})
+	f, err := Start(context.Background(), Config{Agent: agent.Config{
+		CoreURLs: []string{"http://127.0.0.1:1"}, Name: "front1", CPUs: 1, MemoryMB: 256, DiskMB: 1024,
+		Endpoint: fmt.Sprintf("127.0.0.1:%d", frontPort), MeshPort: frontPort, DataDir: dir,
+	}})
+	require.NoError(t, err)
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go f.Serve(plain)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		f.Shutdown(sctx)
+	}()
+	client := &http.Client{Timeout: 20 * time.Second}
+	get := func() (int, string, error) { return getWith(client, plain.Addr().String()) }
+	warm := &http.Client{Timeout: time.Second} // back1 holds what it gets
+	// Both Backs must be reachable before the test starts.
+	require.Eventually(t, func() bool { code, _, _ := getWith(warm, plain.Addr().String()); return code == 200 }, 20*time.Second, 100*time.Millisecond)
+
+
+	// Requests in flight, some of them to back1.
+	type result struct {
+		code int
+		body string
+		err  error
+		took time.Duration
+	}
+	results := make(chan result, 8)
+	for range 8 {
+		go func() {
+			start := time.Now()
+			code, body, err := get()
+			results <- result{code, body, err, time.Since(start)}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	require.NoError(t, b1.node.Close()) // back1's machine is gone
+	lost := time.Now()
+	for range 8 {
+		r := <-results
+		require.NoError(t, r.err)
+		require.Equal(t, 200, r.code, "an idempotent request in flight to the lost Back must be answered by the other")
+		require.Equal(t, "back2", r.body)
+		require.Less(t, time.Since(lost), 10*time.Second, "a request waited for the read timeout")
+	}
+	t.Logf("every request answered %v after the Back vanished", time.Since(lost).Round(10*time.Millisecond))
+}
+
+func getWith(c *http.Client, addr string) (int, string, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	req.Host = "hello.test"
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
