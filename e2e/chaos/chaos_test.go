@@ -104,7 +104,9 @@ func TestLinearizable(t *testing.T) {
 			}
 		})
 	}
-	t.Cleanup(c.stop) // runs before part.close: nothing depends on the order
+	// On any failure: SIGKILL ends paused nodes too, and part.close drops
+	// the partition rules.
+	t.Cleanup(c.stop)
 	require.NoError(t, c.start())
 	ctx := context.Background()
 	if err := c.waitHealthy(ctx, 30*time.Second); err != nil {
@@ -118,7 +120,6 @@ func TestLinearizable(t *testing.T) {
 		nem.kinds = slices.DeleteFunc(nem.kinds, func(k string) bool { return !slices.Contains(set.faults, k) })
 		require.NotEmpty(t, nem.kinds, "CHAOS_FAULTS names no available fault (kill, pause, partition)")
 	}
-	t.Cleanup(func() { nem.healAll() })
 
 	runCtx, cancel := context.WithTimeout(ctx, set.duration)
 	defer cancel()

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -49,9 +50,21 @@ func TestPausedLeaderAnswersNoStaleRead(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, c.waitHealthy(ctx, 30*time.Second))
 	rng := rand.New(rand.NewPCG(1, 2))
-	readers := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
-
 	const rounds, reads = 5, 20
+	// Reads go over connections opened before the pause: on SIGCONT their
+	// handlers wake at once, as a leader's clients' would after a GC pause.
+	readers := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: reads}}
+	get := func(n *node, path string) string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.httpAddr+path, nil)
+		req.Header.Set("Authorization", "Bearer "+operatorToken)
+		resp, err := readers.Do(req)
+		if err != nil {
+			return "no answer"
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return fmt.Sprint(resp.StatusCode)
+	}
 	var stale []string
 	for round := range rounds {
 		require.NoError(t, c.waitHealthy(ctx, 30*time.Second))
@@ -62,6 +75,11 @@ func TestPausedLeaderAnswersNoStaleRead(t *testing.T) {
 
 		old := c.node(c.leader(ctx))
 		require.NotNil(t, old, "no leader")
+		var warm sync.WaitGroup
+		for range reads {
+			warm.Go(func() { get(old, "/v1/status") })
+		}
+		warm.Wait()
 		require.NoError(t, old.signal(syscall.SIGSTOP))
 		var others []*node
 		for _, n := range c.nodes {
@@ -83,14 +101,7 @@ func TestPausedLeaderAnswersNoStaleRead(t *testing.T) {
 		answers := map[string]int{}
 		for range reads {
 			wg.Go(func() {
-				req, _ := http.NewRequest(http.MethodGet, "http://"+old.httpAddr+"/v1/apps/"+name, nil)
-				req.Header.Set("Authorization", "Bearer "+operatorToken)
-				resp, err := readers.Do(req)
-				key := "no answer"
-				if err == nil {
-					resp.Body.Close()
-					key = fmt.Sprint(resp.StatusCode)
-				}
+				key := get(old, "/v1/apps/"+name)
 				mu.Lock()
 				answers[key]++
 				mu.Unlock()
