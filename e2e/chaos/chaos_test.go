@@ -31,7 +31,7 @@ type settings struct {
 }
 
 func loadSettings(t *testing.T) settings {
-	s := settings{duration: 25 * time.Second, seed: uint64(time.Now().UnixNano()), clients: 5,
+	s := settings{duration: 25 * time.Second, seed: uint64(time.Now().UnixNano()), clients: 10,
 		names: []string{"chaos-a", "chaos-b", "chaos-c", "chaos-d", "chaos-e"}}
 	if v := os.Getenv("CHAOS_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -126,7 +126,7 @@ func TestLinearizable(t *testing.T) {
 	var wg sync.WaitGroup
 	seq := &seqGen{}
 	for i := range set.clients {
-		w := &workload{h: h, client: newAPIClient(c.nodes, 2*time.Second, 5*time.Second), names: set.names, seq: seq}
+		w := &workload{h: h, client: newAPIClient(c.nodes, time.Second, 5*time.Second), names: set.names, seq: seq}
 		wg.Go(func() { w.run(runCtx, set.seed+uint64(i)+1, 1_000_000) })
 	}
 	wg.Go(func() { nem.run(runCtx) })
@@ -163,7 +163,7 @@ func TestLinearizable(t *testing.T) {
 	t.Log(line)
 	if res == porcupine.Illegal {
 		t.Errorf("%s\n%s\nhistory began at %s (node logs are in UTC wall time)\n%s",
-			line, explain(ops, info), h.start.UTC().Format("15:04:05.000"), c.logTails(15))
+			line, explain(ops, info, nem.list()), h.start.UTC().Format("15:04:05.000"), c.logTails(15))
 	}
 	if res == porcupine.Unknown {
 		t.Logf("the checker could not decide within %v; the history is too large for this run's settings", checkTimeout)

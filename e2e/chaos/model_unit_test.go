@@ -78,3 +78,19 @@ func TestAppModel(t *testing.T) {
 		})
 	}
 }
+
+// On a violation the test prints which answer fits nowhere.
+func TestExplainNamesTheStaleRead(t *testing.T) {
+	history := []porcupine.Operation{
+		{ClientId: 0, Input: appInput{Kind: opCreate, Name: "a", Image: "i1"}, Call: 0, Output: appOutput{Status: 201}, Return: 10},
+		{ClientId: 0, Input: appInput{Kind: opDelete, Name: "a"}, Call: 20, Output: appOutput{Status: 204}, Return: 30},
+		{ClientId: 1, Input: appInput{Kind: opGet, Name: "a"}, Call: 40, Output: appOutput{Status: 200, Image: "i1"}, Return: 50,
+			Metadata: opMeta{Attempts: []string{"core3:200"}}},
+	}
+	res, info := porcupine.CheckOperationsVerbose(appModel, history, 10*time.Second)
+	require.Equal(t, porcupine.Illegal, res)
+	got := explain(history, info, []fault{{Kind: "pause", Node: "core3", At: 35, Healed: 45}})
+	require.Contains(t, got, "a: 2 of 3 operations linearize")
+	require.Contains(t, got, "get(a) -> i1")
+	require.Contains(t, got, "[core3:200]  answering node: pause")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -117,6 +118,9 @@ func (n *nemesis) inject(ctx context.Context, kind string) {
 		note(n.part.isolate(nd))
 		sleepCtx(hold, n.dur(1500, 4000))
 		f.Majority = n.majorityLeader(hold, nd)
+		if f.Majority == nd.id {
+			errs = append(errs, "the others still follow the isolated node: did the partition cut anything?")
+		}
 		note(n.part.heal())
 	}
 	f.Healed = time.Duration(n.h.now())
@@ -161,6 +165,12 @@ func (n *nemesis) healAll() error {
 		return fmt.Errorf("healing: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+func (n *nemesis) list() []fault {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.faults)
 }
 
 func (n *nemesis) report() (string, int) {
