@@ -15,7 +15,7 @@ GOBUILD   := $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 1
 
-.PHONY: demo demo-check demo-stop app-image help build test test-short lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale clean deps
+.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ test: lint ## everything CI runs: lint, all tests with the race detector, then m
 
 test-short: ## quick tests only (no slow recovery or namespace tests)
 	$(GO) test -short -count=1 $(PKGS)
+
+# make chaos: how long the clients run while the nemesis injects faults.
+CHAOS_DURATION ?= 3m
+
+chaos: ## linearizability under faults: 3 potluck-core processes, kill -9 / SIGSTOP / partitions (root: iptables) for CHAOS_DURATION=3m; prints operations, faults and the verdict
+	CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -race -count=1 -v -timeout 60m -run '^TestLinearizable$$' ./e2e/chaos/
 
 lint: fmt vet ## gofmt check and go vet
 
