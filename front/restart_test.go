@@ -311,7 +311,6 @@ func TestBackLossFailsOverInFlightRequests(t *testing.T) {
 	// Both Backs must be reachable before the test starts.
 	require.Eventually(t, func() bool { code, _, _ := getWith(warm, plain.Addr().String()); return code == 200 }, 20*time.Second, 100*time.Millisecond)
 
-
 	// Requests in flight, some of them to back1.
 	type result struct {
 		code int
