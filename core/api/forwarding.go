@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"time"
-
-	"potluck/core/cluster"
 )
 
 // requestIDPattern is what a client may send as X-Request-Id.
@@ -85,29 +83,37 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// consistentRead answers a read from the leader's state, so a read after an
-// acknowledged write sees it: a follower forwards the request, the leader
-// first makes sure it applied everything committed before its term. With
-// ?stale the node answers from its own copy (may lag; works without a
-// leader). A forwarded read that reaches a non-leader is answered locally
-// rather than bounced again.
+// consistentRead answers a read from the leader's state, linearizably: a
+// follower forwards the request, and the leader answers only after a raft
+// barrier started after the read arrived (cluster.Node.ReadBarrier) proves
+// it still leads and has applied everything committed. With ?stale the node
+// answers from its own copy (may lag; works without a leader). A forwarded
+// read that reaches a node that no longer leads gets 503, never its state.
 func (s *Server) consistentRead(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Has("stale") || r.Header.Get(HeaderForwarded) != "" {
+		if r.URL.Query().Has("stale") {
 			next(w, r)
 			return
 		}
-		if s.node.IsLeader() {
-			if err := s.node.CatchUp(); err != nil && !errors.Is(err, cluster.ErrNotLeader) {
-				writeError(w, http.StatusServiceUnavailable, err.Error()+"; retry, or add ?stale")
+		if !s.node.IsLeader() {
+			if r.Header.Get(HeaderForwarded) != "" {
+				// Forwarded here as to the leader, but this node no longer
+				// leads: its state may be old. The client retries.
+				w.Header().Set("Retry-After", "1")
+				writeError(w, http.StatusServiceUnavailable, "leadership changed while the read was forwarded; retry, or add ?stale")
 				return
 			}
-			next(w, r)
+			if s.forward(w, r) {
+				return
+			}
+			// This node became the leader while the read waited for one.
+		}
+		if err := s.node.ReadBarrier(); err != nil {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "cannot confirm this node's state is current: "+err.Error()+"; retry, or add ?stale")
 			return
 		}
-		if !s.forward(w, r) {
-			next(w, r)
-		}
+		next(w, r)
 	}
 }
 

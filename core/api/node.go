@@ -29,6 +29,10 @@ type Node interface {
 	// CatchUp makes sure the leader applied everything committed before its
 	// term (a raft barrier); cluster.ErrNotLeader on a follower.
 	CatchUp() error
+	// ReadBarrier confirms, after the call, that this node still leads and
+	// has applied everything committed: what a linearizable read needs.
+	// cluster.ErrNotLeader on a follower or a deposed leader.
+	ReadBarrier() error
 	// Decide builds a command from the leader's state and commits it; see
 	// cluster.Node.Decide. cluster.ErrNotLeader on a follower.
 	Decide(ctx context.Context, requestID string, build cluster.Builder) (fsm.Result, error)

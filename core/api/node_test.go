@@ -122,6 +122,8 @@ func (n *memNode) CatchUp() error {
 	return n.catchUpErr
 }
 
+func (n *memNode) ReadBarrier() error { return n.CatchUp() }
+
 func (n *memNode) Decide(ctx context.Context, requestID string, build cluster.Builder) (fsm.Result, error) {
 	if !n.IsLeader() {
 		return fsm.Result{}, cluster.ErrNotLeader

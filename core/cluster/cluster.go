@@ -113,6 +113,7 @@ type Node struct {
 
 	decideMu    sync.Mutex // serialises leader decisions (see Decide)
 	barrierTerm uint64     // term in which this leader last passed a barrier; under decideMu
+	fence       readFence  // batches leadership confirmations of reads
 }
 
 // Open starts a raft node, restoring state from DataDir, and bootstraps the
