@@ -10,10 +10,13 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -259,4 +262,19 @@ func (ca *CA) MutualTLS(cert tls.Certificate) (server, client *tls.Config) {
 		VerifyConnection:   verify(x509.ExtKeyUsageServerAuth),
 	}
 	return server, client
+}
+
+// NodeToken is the bearer token core nodes present to each other's public
+// API: HMAC-SHA256 of a fixed label keyed by the CA's private key, so every
+// node holding the cluster CA derives the same token and nothing else can.
+// It does not depend on the operator token, so rotating that one never
+// cuts the nodes off from each other.
+func (ca *CA) NodeToken() (string, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return "", fmt.Errorf("pki: node token: %w", err)
+	}
+	mac := hmac.New(sha256.New, der)
+	mac.Write([]byte("potluck core node api token v1"))
+	return "node." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)), nil
 }

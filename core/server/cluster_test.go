@@ -173,7 +173,7 @@ func TestFollowerForwardsWritesWithLoopGuard(t *testing.T) {
 		done <- call(t, "GET", fmt.Sprintf("%s/v1/apps?stale&index=%d&wait=10s", c.nodes[f].URL(), idx), testToken, nil, nil)
 	}()
 	time.Sleep(100 * time.Millisecond)
-	r = c.call(c.leader(), "POST", "/v1/apps", map[string]any{"name": "later", "image": "example/later:1"})
+	r = c.call(c.leader(), "POST", "/v1/apps", map[string]any{"name": "later", "image": "example/later:1", "container_port": 8080})
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 	got := <-done
 	require.Equal(t, http.StatusOK, got.code, got.String())
@@ -215,7 +215,7 @@ func TestNodeRestartedFromSnapshotAndLogHasSameState(t *testing.T) {
 
 func TestSingleNodeRestartKeepsState(t *testing.T) {
 	c := newTestCluster(t, 1, func(_ int, cfg *Config) { cfg.Peers = nil })
-	r := c.call(0, "POST", "/v1/apps", map[string]any{"name": "keep", "image": "x/keep:1"})
+	r := c.call(0, "POST", "/v1/apps", map[string]any{"name": "keep", "image": "x/keep:1", "container_port": 8080})
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 	c.stop(0)
 	c.start(0)
@@ -387,7 +387,7 @@ func TestOneNodeFirstThenOthersJoin(t *testing.T) {
 
 	// The group survives the loss of the first node.
 	c.stop(0)
-	r := c.writeWithRetry("POST", "/v1/apps", map[string]any{"name": "after", "image": "x/after:1"}, "after-1", 1)
+	r := c.writeWithRetry("POST", "/v1/apps", map[string]any{"name": "after", "image": "x/after:1", "container_port": 8080}, "after-1", 1)
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 
 	// And the dead node can be removed from it.
