@@ -218,3 +218,23 @@ func TestBodyDeadline(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistrationKeepsMeasured: what the agent measured is stored on the
+// host and caps what the scheduler may place there.
+func TestRegistrationKeepsMeasured(t *testing.T) {
+	f := newFixture(t)
+	tok := f.joinToken(`{}`)
+	body := `{"name":"b1","role":"back","public_key":"` + testKey(1) + `","cpus":4,"memory_mb":4096,"disk_mb":10000,"measured":{"cpus":8,"memory_mb":4096,"disk_mb":20000}}`
+	rec := f.do(request{method: "POST", path: "/v1/hosts", token: tok.Token, body: body})
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	var h HostView
+	f.call("GET", "/v1/hosts/b1", "", http.StatusOK, &h)
+	require.Equal(t, &fsm.Resources{MilliCPU: 8000, MemoryMB: 4096, DiskMB: 20000}, h.Measured)
+	require.Equal(t, fsm.Resources{MilliCPU: 4000, MemoryMB: 4096, DiskMB: 10000}, h.Free, "free: the smaller of declared and measured")
+
+	// A host whose agent measured less than it declared earlier (an older
+	// registration, edited state) is placed by the measurement.
+	st := f.node.State().Clone()
+	st.Hosts[h.ID].Measured = &fsm.Resources{MilliCPU: 1000, MemoryMB: 1024, DiskMB: 500}
+	require.Equal(t, fsm.Resources{MilliCPU: 1000, MemoryMB: 1024, DiskMB: 500}, hostView(st, st.Hosts[h.ID]).Free)
+}
