@@ -470,9 +470,16 @@ func (s *Server) selfRegister(ctx context.Context) error {
 }
 
 // postJSON calls another node's (or this node's) API with the node token.
+// A node of an older release knows no node token: during a rolling upgrade
+// a 401 is retried once with the operator token from the configuration.
 func (s *Server) postJSON(ctx context.Context, url string, body any) error {
 	req := jsonhttp.Request{Method: http.MethodPost, URL: url, Token: s.nodeToken, Body: body}
-	if err := jsonhttp.Do(ctx, s.client, req, nil, 1<<20); err != nil {
+	err := jsonhttp.Do(ctx, s.client, req, nil, 1<<20)
+	if jsonhttp.StatusOf(err) == http.StatusUnauthorized {
+		req.Token = s.cfg.OperatorToken
+		err = jsonhttp.Do(ctx, s.client, req, nil, 1<<20)
+	}
+	if err != nil {
 		return fmt.Errorf("POST %s: %w", url, err)
 	}
 	return nil
@@ -481,7 +488,7 @@ func (s *Server) postJSON(ctx context.Context, url string, body any) error {
 // replicateLoop fetches every app blob the state refers to and this node
 // lacks, from the other core nodes.
 func (s *Server) replicateLoop(ctx context.Context) {
-	rep := &blobs.Replicator{Store: s.Blobs, Client: &http.Client{Transport: s.transport}, Token: s.nodeToken, Limit: s.maxUpload(), Log: s.log}
+	rep := &blobs.Replicator{Store: s.Blobs, Client: &http.Client{Transport: s.transport}, Token: s.nodeToken, FallbackToken: s.cfg.OperatorToken, Limit: s.maxUpload(), Log: s.log}
 	var index uint64
 	var currentSince time.Time
 	for ctx.Err() == nil {
