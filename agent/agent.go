@@ -31,13 +31,16 @@ import (
 // Config describes a host agent.
 type Config struct {
 	// CoreURLs are the core nodes' public API base URLs, for registration.
-	CoreURLs  []string
-	JoinToken string
-	Name      string
-	Role      string // agentproto.RoleFront or agentproto.RoleBack
-	CPUs      float64
-	MemoryMB  int64
-	DiskMB    int64
+	CoreURLs []string
+	// CoreCAFile is a PEM file of the CA that signed the core API's TLS
+	// certificate (https core URLs from a private CA); empty: system roots.
+	CoreCAFile string
+	JoinToken  string
+	Name       string
+	Role       string // agentproto.RoleFront or agentproto.RoleBack
+	CPUs       float64
+	MemoryMB   int64
+	DiskMB     int64
 	// Endpoint is a Front's public WireGuard host:port; MeshPort must match it.
 	Endpoint string
 	DataDir  string
@@ -77,9 +80,11 @@ type Agent struct {
 	log    *slog.Logger
 	node   *meshnet.Node
 	client *http.Client
-	stats  counters
-	probe  *http.Server
-	cores  coreList
+	// coreAPI calls the core's public API (registration).
+	coreAPI *http.Client
+	stats   counters
+	probe   *http.Server
+	cores   coreList
 	// measured is what the host had at start, registered with the core.
 	measured agentproto.Capacity
 
@@ -113,7 +118,11 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, hints: loadEndpoints(cfg.DataDir)}
+	coreAPI, err := coreAPIClient(cfg.CoreCAFile)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, hints: loadEndpoints(cfg.DataDir), coreAPI: coreAPI}
 	saved, haveSaved := loadIdentity(cfg.DataDir, cfg.Name)
 	if cfg.Measure == nil {
 		cfg.Measure = MeasureLocal(cfg.DataDir)

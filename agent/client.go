@@ -2,12 +2,15 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"time"
 
 	"potluck/agentproto"
@@ -17,6 +20,29 @@ import (
 
 // agentDialTimeout bounds a tunnel dial to a core node's agent API.
 const agentDialTimeout = 2 * time.Second
+
+// coreAPIClient calls the core's public API, over HTTPS trusting the CA in
+// caFile when one is given (a core certificate from a private CA), with
+// timeouts on every step but the answer (registration is small and quick).
+func coreAPIClient(caFile string) (*http.Client, error) {
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		data, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("core CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("core CA %s holds no PEM certificate", caFile)
+		}
+		tlsConf.RootCAs = pool
+	}
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		Proxy:           http.ProxyFromEnvironment,
+		DialContext:     (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		TLSClientConfig: tlsConf, TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 30 * time.Second,
+	}}, nil
+}
 
 // tunnelClient reaches the core nodes' agent API through the mesh.
 func (a *Agent) tunnelClient() *http.Client {

@@ -34,7 +34,7 @@ func (a *Agent) register(ctx context.Context, pub meshnet.PublicKey, once bool) 
 		for _, base := range a.cfg.CoreURLs {
 			var reg agentproto.Registration
 			req := jsonhttp.Request{Method: http.MethodPost, URL: strings.TrimRight(base, "/") + agentproto.PathRegister, Token: a.cfg.JoinToken, Header: hdr, Body: body}
-			err := jsonhttp.Do(ctx, http.DefaultClient, req, &reg, maxReply)
+			err := jsonhttp.Do(ctx, a.coreAPI, req, &reg, maxReply)
 			if err == nil {
 				addr, perr := netip.ParseAddr(reg.TunnelAddr)
 				if perr != nil {

@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +19,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +62,31 @@ type Option func(*Client)
 // transport with no overall timeout, since uploads and blocking queries are
 // long; use contexts for deadlines).
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithRootCAs makes the client trust the core API's certificate when it
+// chains to pool (a private CA; see LoadCAFile) instead of the system roots.
+func WithRootCAs(pool *x509.CertPool) Option {
+	return func(c *Client) {
+		c.http = &http.Client{Transport: &http.Transport{
+			Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: true,
+		}}
+	}
+}
+
+// LoadCAFile reads a PEM bundle of CA certificates (the --ca of the CLI,
+// --core-ca of the agents).
+func LoadCAFile(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
 
 // WithRetries sets how often a failed write is retried with the same
 // request id (default 3, pause 500ms).
@@ -238,18 +266,67 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	return &s, err
 }
 
-// ---- join tokens ----
+// ---- tokens ----
+
+// Token scopes (TokenRequest.Scope).
+const (
+	ScopeJoin     = "join"
+	ScopeAppOwner = "app-owner"
+	ScopeReadOnly = "read-only"
+)
+
+// TokenRequest asks for a join or scoped token.
+type TokenRequest struct {
+	Description string
+	TTL         time.Duration // 0: no expiry
+	Scope       string        // "" or ScopeJoin, ScopeAppOwner, ScopeReadOnly
+	// Apps and Installations an app-owner token may read and change.
+	Apps, Installations []string
+}
 
 // CreateToken creates a join token; ttl 0 means no expiry. The secret is in
 // the answer's Token field only.
 func (c *Client) CreateToken(ctx context.Context, description string, ttl time.Duration) (*Token, error) {
-	req := map[string]string{"description": description}
-	if ttl > 0 {
-		req["ttl"] = ttl.String()
+	return c.CreateScopedToken(ctx, TokenRequest{Description: description, TTL: ttl})
+}
+
+// CreateScopedToken creates a join, app-owner or read-only token. The
+// secret is in the answer's Token field only.
+func (c *Client) CreateScopedToken(ctx context.Context, r TokenRequest) (*Token, error) {
+	req := map[string]any{"description": r.Description}
+	if r.TTL > 0 {
+		req["ttl"] = r.TTL.String()
+	}
+	if r.Scope != "" {
+		req["scope"] = r.Scope
+	}
+	if len(r.Apps) > 0 {
+		req["apps"] = r.Apps
+	}
+	if len(r.Installations) > 0 {
+		req["installations"] = r.Installations
 	}
 	var t Token
 	_, err := c.do(ctx, http.MethodPost, "/v1/tokens", nil, req, &t)
 	return &t, err
+}
+
+// Rotation answers an operator-token rotation.
+type Rotation struct {
+	Token         string     `json:"token,omitempty"` // the new operator token, shown once
+	PreviousUntil *time.Time `json:"previous_valid_until,omitempty"`
+}
+
+// RotateOperatorToken replaces the operator token; the old one keeps
+// working for grace (negative: the server's default, an hour).
+func (c *Client) RotateOperatorToken(ctx context.Context, grace time.Duration) (*Rotation, error) {
+	req := map[string]string{}
+	if grace >= 0 {
+		req["grace"] = grace.String()
+	}
+	var r Rotation
+	_, err := c.do(ctx, http.MethodPost, "/v1/tokens/operator/rotate", nil, req, &r)
+	return &r, err
 }
 
 // Tokens lists join tokens (without secrets).

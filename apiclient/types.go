@@ -40,12 +40,15 @@ type Status struct {
 
 // Token is a join token; Token (the secret) is set only when created.
 type Token struct {
-	ID          string     `json:"id"`
-	Description string     `json:"description,omitempty"`
-	CreatedAt   time.Time  `json:"created_at"`
-	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
-	Revoked     bool       `json:"revoked"`
-	Token       string     `json:"token,omitempty"`
+	ID            string     `json:"id"`
+	Scope         string     `json:"scope,omitempty"` // join, app-owner or read-only
+	Apps          []string   `json:"apps,omitempty"`
+	Installations []string   `json:"installations,omitempty"`
+	Description   string     `json:"description,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
+	Revoked       bool       `json:"revoked"`
+	Token         string     `json:"token,omitempty"`
 }
 
 // Host is a registered Front or Back.
@@ -63,6 +66,9 @@ type Host struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 	Free         Resources `json:"free"`
 	Instances    int       `json:"instances"`
+	// Measured is what the host's agent measured (nil for older agents);
+	// the core places no more than the smaller of it and Capacity.
+	Measured *Resources `json:"measured,omitempty"`
 }
 
 // RegisterHostRequest is the body of POST /v1/hosts.
@@ -92,6 +98,9 @@ type App struct {
 	ContainerPort int       `json:"container_port,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	UsedBy        []string  `json:"used_by"`
+	// UncompressedSize is what an uploaded image unpacks to (counted at
+	// upload; each instance reserves at least this much disk).
+	UncompressedSize int64 `json:"uncompressed_size,omitempty"`
 }
 
 // CreateInstallationRequest is the body of POST /v1/installations. Zero

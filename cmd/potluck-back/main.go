@@ -36,6 +36,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	var cores cli.StringList
 	fs.Var(&cores, "core", "core node public API URL, e.g. http://127.0.0.1:8400 (repeat or comma-separate for several)")
 	token := fs.String("join-token", "", "join token from the operator (potluck tokens create); prefer --join-token-file")
+	coreCA := fs.String("core-ca", "", "PEM file of the CA that signed the core API's TLS certificate (https --core URLs with a private CA; default: system roots)")
 	tokenFile := fs.String("join-token-file", "", "file holding the join token (wins over --join-token; keeps it out of the process list)")
 	name := fs.String("name", hostname(), "host name, unique in the cluster")
 	cpus := fs.Float64("cpus", 1, "CPUs granted to Potluck (e.g. 2 or 0.5)")
@@ -89,7 +90,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	defer stop()
 	b, err := back.Start(ctx, back.Config{
 		Agent: agent.Config{
-			CoreURLs: cores, JoinToken: joinToken, Name: *name, CPUs: *cpus,
+			CoreURLs: cores, CoreCAFile: *coreCA, JoinToken: joinToken, Name: *name, CPUs: *cpus,
 			MemoryMB: int64(memory) >> 20, DiskMB: int64(disk) >> 20, DataDir: *dataDir, MeshPort: uint16(*meshPort),
 		},
 		DockerHost: *dockerHost, PublishIP: pubIP, Heartbeat: *heartbeat, Logger: log,

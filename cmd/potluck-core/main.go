@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"potluck/core/api"
+	"potluck/core/blobs"
 	"potluck/core/cluster"
 	"potluck/core/pki"
 	"potluck/core/reconcile"
@@ -28,7 +30,8 @@ type options struct {
 	httpAddr, advertiseURL                          string
 	operatorToken, operatorTokenFile                string
 	heartbeatTTL, reconcileInterval                 time.Duration
-	maxUploadMB                                     int64
+	maxUploadMB, maxImageUnpackedMB                 int64
+	bodyTimeout                                     time.Duration
 	mesh                                            bool
 	meshKeyFile, meshEndpoint, tunnelAddress        string
 	meshPort, agentPort, probePort                  uint
@@ -60,6 +63,8 @@ func newFlags(o *options) *cli.FlagSet {
 	fs.DurationVar(&o.heartbeatTTL, "heartbeat-ttl", reconcile.DefaultTTL, "a host that sends no heartbeat for this long is down and its instances are rescheduled")
 	fs.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Second, "how often the leader checks heartbeats, probes new hosts and repairs placements")
 	fs.Int64Var(&o.maxUploadMB, "max-upload-mb", 2048, "largest image tarball accepted, in MiB")
+	fs.Int64Var(&o.maxImageUnpackedMB, "max-image-unpacked", blobs.DefaultMaxUncompressed>>20, "largest size an uploaded image may unpack to on a Back, in MiB (its layers counted at upload; a larger one is refused with 413)")
+	fs.DurationVar(&o.bodyTimeout, "body-timeout", api.DefaultBodyIdleTimeout, "longest wait for the next bytes of a request body on the public API (a client that stalls longer is cut off)")
 	fs.BoolVar(&o.mesh, "mesh", true, "run a WireGuard mesh node and the agent API (false: development without agents; hosts are Ready at registration)")
 	fs.StringVar(&o.meshKeyFile, "mesh-key-file", "", "WireGuard private key file, created with mode 0600 if missing (default: <data-dir>/mesh.key)")
 	fs.UintVar(&o.meshPort, "mesh-port", 51820, "WireGuard UDP listen port")
@@ -102,6 +107,9 @@ func run(args []string, env cli.Env) error {
 	if token == "" {
 		return cli.Usagef("an operator token is required: --operator-token-file or POTLUCK_OPERATOR_TOKEN (see docs/operations.md)")
 	}
+	if o.maxImageUnpackedMB <= 0 || o.bodyTimeout <= 0 {
+		return cli.Usagef("--max-image-unpacked and --body-timeout must be positive")
+	}
 	peers, err := cluster.ParsePeers(o.peers)
 	if err != nil {
 		return &cli.UsageError{Err: fmt.Errorf("--peers: %w", err)}
@@ -114,6 +122,7 @@ func run(args []string, env cli.Env) error {
 		HTTPAddr: o.httpAddr, AdvertiseURL: o.advertiseURL, OperatorToken: token,
 		TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, TLSCAFile: o.tlsCA,
 		HeartbeatTTL: o.heartbeatTTL, ReconcileInterval: o.reconcileInterval, MaxUploadBytes: o.maxUploadMB << 20,
+		MaxImageUnpacked: o.maxImageUnpackedMB << 20, BodyIdleTimeout: o.bodyTimeout,
 		Logger: logger,
 	}
 	if o.clusterCA != "" {

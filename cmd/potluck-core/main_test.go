@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -96,6 +99,8 @@ func TestUsageErrors(t *testing.T) {
 		{"join without a cluster CA", []string{"--operator-token", "0123456789abcdef", "--join", "http://127.0.0.1:1"}, nil, "--cluster-ca is required"},
 		{"ca without init", []string{"ca"}, nil, "potluck-core ca init"},
 		{"ca init without --out", []string{"ca", "init"}, nil, "--out is required"},
+		{"ca issue-api without --host", []string{"ca", "issue-api", "--ca", "x", "--out", "y"}, nil, "--ca, --host and --out are required"},
+		{"image limit", []string{"--operator-token", "0123456789abcdef", "--max-image-unpacked", "0"}, nil, "--max-image-unpacked and --body-timeout must be positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env, out, _ := testEnv(tc.vars)
@@ -139,4 +144,28 @@ func TestCAInit(t *testing.T) {
 	_, err := pki.Load(dir)
 	require.NoError(t, err)
 	require.ErrorContains(t, run([]string{"ca", "init", "--out", dir}, env), "already exists")
+}
+
+func TestCAIssueAPI(t *testing.T) {
+	caDir, out := filepath.Join(t.TempDir(), "api-ca"), filepath.Join(t.TempDir(), "api")
+	var stdout, errb bytes.Buffer
+	env := cli.Env{Lookup: cli.MapLookup(nil), Stdout: &stdout, Stderr: &errb}
+	require.NoError(t, run([]string{"ca", "init", "--out", caDir, "--name", "api"}, env))
+	require.NoError(t, run([]string{"ca", "issue-api", "--ca", caDir, "--host", "core1.example, 127.0.0.1", "--out", out}, env))
+	require.Contains(t, stdout.String(), "API certificate for core1.example, 127.0.0.1 written to")
+	cert, err := tls.LoadX509KeyPair(filepath.Join(out, "api.crt"), filepath.Join(out, "api.key"))
+	require.NoError(t, err)
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	caPEM, err := os.ReadFile(filepath.Join(out, "ca.crt"))
+	require.NoError(t, err)
+	require.True(t, roots.AppendCertsFromPEM(caPEM))
+	for _, name := range []string{"core1.example", "127.0.0.1"} {
+		_, err = leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: roots})
+		require.NoError(t, err, name)
+	}
+	info, err := os.Stat(filepath.Join(out, "api.key"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 }

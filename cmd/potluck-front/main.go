@@ -40,6 +40,7 @@ type flags struct {
 	cores                  cli.StringList
 	joinToken, name        string
 	joinTokenFile          string
+	coreCA                 string
 	endpoint, dataDir      string
 	meshPort               uint
 	listen, admin          string
@@ -67,6 +68,7 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 	fs.DurationVar(&f.watchInterval, "watch-interval", 2*time.Second, "standalone: how often to check the config file for changes; 0 = reload on SIGHUP only")
 	fs.Var(&f.cores, "core", "cluster: core node public API URL, e.g. http://10.0.0.5:8400 (repeat or comma-separate)")
 	fs.StringVar(&f.joinToken, "join-token", "", "cluster: join token from the operator (potluck tokens create); prefer --join-token-file")
+	fs.StringVar(&f.coreCA, "core-ca", "", "cluster: PEM file of the CA that signed the core API's TLS certificate (https --core URLs with a private CA; default: system roots)")
 	fs.StringVar(&f.joinTokenFile, "join-token-file", "", "cluster: file holding the join token (wins over --join-token; keeps it out of the process list)")
 	fs.StringVar(&f.name, "name", hostname(), "cluster: host name, unique in the cluster")
 	fs.StringVar(&f.endpoint, "endpoint", "", "cluster: this Front's public WireGuard address host:port, reachable by Backs (UDP, --mesh-port)")
@@ -164,7 +166,7 @@ func runStandalone(ctx context.Context, f *flags, log *slog.Logger, stdout, stde
 func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 	fr, err := front.Start(ctx, front.Config{
 		Agent: agent.Config{
-			CoreURLs: f.cores, JoinToken: f.joinToken, Name: f.name, CPUs: f.cpus,
+			CoreURLs: f.cores, CoreCAFile: f.coreCA, JoinToken: f.joinToken, Name: f.name, CPUs: f.cpus,
 			MemoryMB: int64(f.memory) >> 20, DiskMB: int64(f.disk) >> 20,
 			Endpoint: f.endpoint, DataDir: f.dataDir, MeshPort: uint16(f.meshPort),
 		},

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -32,6 +34,7 @@ type env struct {
 // globals are the flags every command accepts.
 type globals struct {
 	addr, token, config string
+	ca                  string // PEM CA bundle the core API's certificate chains to
 	json                bool
 	timeout             time.Duration
 }
@@ -39,6 +42,7 @@ type globals struct {
 func (g *globals) register(fs *cli.FlagSet) {
 	fs.StringVar(&g.addr, "addr", "", "core API address (config file: addr; default "+defaultAddr+")")
 	fs.StringVar(&g.token, "token", "", "operator token (config file: token); prefer the environment or the config file")
+	fs.StringVar(&g.ca, "ca", "", "PEM file of the CA that signed the core API's TLS certificate (config file: ca; default: the system roots)")
 	fs.StringVar(&g.config, "config", "", "config file (default $XDG_CONFIG_HOME/potluck/config, else ~/.config/potluck/config)")
 	fs.BoolVar(&g.json, "json", false, "print JSON instead of a table")
 	fs.DurationVar(&g.timeout, "timeout", 0, "give up after this long (0 = no limit)")
@@ -190,7 +194,13 @@ func dispatch(ctx context.Context, args []string, e env) error {
 	if err := g.resolve(e); err != nil {
 		return err
 	}
-	client, err := apiclient.New(g.addr, g.token, apiclient.WithHTTPClient(httpClient()))
+	var roots *x509.CertPool
+	if g.ca != "" {
+		if roots, err = apiclient.LoadCAFile(g.ca); err != nil {
+			return cli.Usagef("--ca: %w", err)
+		}
+	}
+	client, err := apiclient.New(g.addr, g.token, apiclient.WithHTTPClient(httpClient(roots)))
 	if err != nil {
 		return &cli.UsageError{Err: err}
 	}
@@ -275,6 +285,7 @@ func (g *globals) resolve(e env) error {
 	}
 	g.addr = pick(g.addr, "addr", defaultAddr)
 	g.token = pick(g.token, "token", "")
+	g.ca = pick(g.ca, "ca", "")
 	if g.token == "" {
 		return cli.Usagef("no token: pass --token, set POTLUCK_TOKEN, or put token = ... in %s", displayPath(path))
 	}
@@ -288,7 +299,8 @@ func displayPath(p string) string {
 	return p
 }
 
-// readConfig reads "key = value" lines (# comments) with keys addr and token.
+// readConfig reads "key = value" lines (# comments) with keys addr, token
+// and ca.
 func readConfig(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -306,8 +318,8 @@ func readConfig(path string) (map[string]string, error) {
 		}
 		k, v, ok := strings.Cut(s, "=")
 		k, v = strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"'`)
-		if !ok || (k != "addr" && k != "token") {
-			return nil, fmt.Errorf("config file %s line %d: want addr = URL or token = TOKEN", path, line)
+		if !ok || (k != "addr" && k != "token" && k != "ca") {
+			return nil, fmt.Errorf("config file %s line %d: want addr = URL, token = TOKEN or ca = PEM FILE", path, line)
 		}
 		out[k] = v
 	}
@@ -328,9 +340,9 @@ func printUsage(w io.Writer, cmds []command, group string) {
 		fmt.Fprintf(w, "  %-40s %s\n", strings.TrimSpace(c.path+" "+c.args), c.short)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Every command takes --addr, --token, --config, --json and --timeout; see potluck COMMAND --help.")
-	fmt.Fprintln(w, "Address and token come from the flags, POTLUCK_ADDR / POTLUCK_TOKEN, or the config file")
-	fmt.Fprintln(w, "(~/.config/potluck/config, lines `addr = http://core:8400` and `token = ...`).")
+	fmt.Fprintln(w, "Every command takes --addr, --token, --ca, --config, --json and --timeout; see potluck COMMAND --help.")
+	fmt.Fprintln(w, "Address, token and CA come from the flags, POTLUCK_ADDR / POTLUCK_TOKEN / POTLUCK_CA, or the config file")
+	fmt.Fprintln(w, "(~/.config/potluck/config, lines `addr = https://core:8400`, `token = ...` and `ca = /path/ca.pem`).")
 	fmt.Fprintln(w, "Every flag has a POTLUCK_* environment twin (the flag wins); potluck --version prints the build.")
 }
 
@@ -344,8 +356,9 @@ func printJSON(w io.Writer, v any) error {
 // httpClient bounds each phase of a call except the body: an unreachable or
 // hung core fails in seconds, while uploads may take as long as they need
 // and a watch's blocking query (at most 5 minutes) has room to answer.
-func httpClient() *http.Client {
+func httpClient(roots *x509.CertPool) *http.Client {
 	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, // nil roots: the system's
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   10 * time.Second,

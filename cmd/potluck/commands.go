@@ -24,9 +24,10 @@ func commands() []command {
 		{path: "hosts show", args: "HOST", nargs: 1, short: "show one host (id or name)", cmd: action(cmdHostsShow)},
 		{path: "hosts rm", args: "HOST", nargs: 1, short: "decommission a host: drain its instances to other hosts, then revoke its key", cmd: action(cmdHostsRm)},
 
-		{path: "tokens create", short: "create a join token for a new host (the secret is printed once)", cmd: &tokensCreate{}},
-		{path: "tokens ls", short: "list join tokens (no secrets)", cmd: action(cmdTokensLs)},
-		{path: "tokens revoke", args: "ID", nargs: 1, short: "revoke a join token", cmd: action(cmdTokensRevoke)},
+		{path: "tokens create", short: "create a join token for a new host, or an app-owner or read-only token (the secret is printed once)", cmd: &tokensCreate{}},
+		{path: "tokens ls", short: "list join and scoped tokens (no secrets)", cmd: action(cmdTokensLs)},
+		{path: "tokens revoke", args: "ID", nargs: 1, short: "revoke a join or scoped token", cmd: action(cmdTokensRevoke)},
+		{path: "tokens rotate-operator", short: "replace the operator token; the old one keeps working for --grace (the new one is printed once)", cmd: &tokensRotate{}},
 
 		{path: "apps push", args: "FILE", nargs: 1, short: "upload a `docker save` tarball as an app", cmd: &appsPush{}},
 		{path: "apps ls", short: "list apps", cmd: action(cmdAppsLs)},
@@ -142,11 +143,20 @@ func cmdHostsShow(c *cmdCtx) error {
 		{"name", h.Name}, {"id", h.ID}, {"role", h.Role}, {"status", h.Status},
 		{"tunnel address", h.TunnelAddr}, {"endpoint", or(h.Endpoint, "-")},
 		{"public key", h.PublicKey},
-		{"capacity", fmt.Sprintf("%s cpu, %s memory, %s disk", cpus(h.Capacity.MilliCPU), mib(h.Capacity.MemoryMB), mib(h.Capacity.DiskMB))},
+		{"capacity (declared)", fmt.Sprintf("%s cpu, %s memory, %s disk", cpus(h.Capacity.MilliCPU), mib(h.Capacity.MemoryMB), mib(h.Capacity.DiskMB))},
+		{"measured", measured(h.Measured)},
 		{"free", fmt.Sprintf("%s cpu, %s memory, %s disk", cpus(h.Free.MilliCPU), mib(h.Free.MemoryMB), mib(h.Free.DiskMB))},
 		{"instances", strconv.Itoa(h.Instances)}, {"join token", or(h.TokenID, "-")},
 		{"registered", h.RegisteredAt.Format(time.RFC3339)},
 	})
+}
+
+// measured shows what a host's agent measured ("-" for older agents).
+func measured(m *apiclient.Resources) string {
+	if m == nil {
+		return "- (agent too old to measure; placement uses the declaration)"
+	}
+	return fmt.Sprintf("%s cpu, %s memory, %s disk", cpus(m.MilliCPU), mib(m.MemoryMB), mib(m.DiskMB))
 }
 
 func cmdHostsRm(c *cmdCtx) error {
@@ -170,20 +180,49 @@ func cmdHostsRm(c *cmdCtx) error {
 // ---- tokens ----
 
 type tokensCreate struct {
-	description string
-	ttl         cli.Duration
+	description         string
+	ttl                 cli.Duration
+	scope               string
+	apps, installations string
 }
 
 func (t *tokensCreate) register(fs *cli.FlagSet) {
 	fs.StringVar(&t.description, "description", "", "what the token is for, e.g. \"alice laptop\"")
 	fs.Var(&t.ttl, "ttl", "expire after this long, e.g. 24h or 7d (default: never)")
+	fs.StringVar(&t.scope, "scope", "join", "join (registers a host), app-owner (reads and changes the apps and installations named) or read-only (reads everything)")
+	fs.StringVar(&t.apps, "apps", "", "app-owner: comma-separated apps it owns, with their installations (e.g. shop,blog)")
+	fs.StringVar(&t.installations, "installations", "", "app-owner: comma-separated further installations it owns")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (tc *tokensCreate) run(c *cmdCtx) error {
 	if tc.ttl < 0 {
 		return cli.Usagef("--ttl must not be negative")
 	}
-	t, err := c.client.CreateToken(c.ctx, tc.description, time.Duration(tc.ttl))
+	req := apiclient.TokenRequest{Description: tc.description, TTL: time.Duration(tc.ttl), Scope: tc.scope,
+		Apps: splitList(tc.apps), Installations: splitList(tc.installations)}
+	switch tc.scope {
+	case apiclient.ScopeJoin, apiclient.ScopeReadOnly:
+		if len(req.Apps)+len(req.Installations) > 0 {
+			return cli.Usagef("--apps and --installations go with --scope app-owner")
+		}
+	case apiclient.ScopeAppOwner:
+		if len(req.Apps)+len(req.Installations) == 0 {
+			return cli.Usagef("--scope app-owner needs --apps, --installations or both")
+		}
+	default:
+		return cli.Usagef("--scope must be join, app-owner or read-only")
+	}
+	t, err := c.client.CreateScopedToken(c.ctx, req)
 	if err != nil {
 		return inFlagTerms(err, tokenFlags)
 	}
@@ -194,7 +233,57 @@ func (tc *tokensCreate) run(c *cmdCtx) error {
 	if t.ExpiresAt != nil {
 		exp = t.ExpiresAt.Format(time.RFC3339)
 	}
-	fmt.Fprintf(c.env.Stdout, "join token %s created (expires: %s); it is shown only now:\n%s\n", t.ID, exp, t.Token)
+	kind := "join token"
+	switch t.Scope {
+	case apiclient.ScopeAppOwner:
+		kind = "app-owner token for " + tokenNames(t)
+	case apiclient.ScopeReadOnly:
+		kind = "read-only token"
+	}
+	fmt.Fprintf(c.env.Stdout, "%s %s created (expires: %s); it is shown only now:\n%s\n", kind, t.ID, exp, t.Token)
+	return nil
+}
+
+// tokenNames is what an app-owner token owns, e.g. "apps shop,blog".
+func tokenNames(t *apiclient.Token) string {
+	var parts []string
+	if len(t.Apps) > 0 {
+		parts = append(parts, "apps "+strings.Join(t.Apps, ","))
+	}
+	if len(t.Installations) > 0 {
+		parts = append(parts, "installations "+strings.Join(t.Installations, ","))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, "; ")
+}
+
+type tokensRotate struct {
+	grace cli.Duration
+}
+
+func (t *tokensRotate) register(fs *cli.FlagSet) {
+	t.grace = cli.Duration(time.Hour)
+	fs.Var(&t.grace, "grace", "how long the old operator token keeps working, e.g. 1h or 0s (default 1h)")
+}
+
+func (tr *tokensRotate) run(c *cmdCtx) error {
+	if tr.grace < 0 {
+		return cli.Usagef("--grace must not be negative")
+	}
+	rot, err := c.client.RotateOperatorToken(c.ctx, time.Duration(tr.grace))
+	if err != nil {
+		return inFlagTerms(err, map[string]string{"grace": "--grace"})
+	}
+	if c.g.json {
+		return printJSON(c.env.Stdout, rot)
+	}
+	until := "now"
+	if rot.PreviousUntil != nil {
+		until = rot.PreviousUntil.Format(time.RFC3339)
+	}
+	fmt.Fprintf(c.env.Stdout, "operator token rotated; the old one works until %s. The new one is shown only now:\n%s\n", until, rot.Token)
 	return nil
 }
 
@@ -212,9 +301,9 @@ func cmdTokensLs(c *cmdCtx) error {
 		if t.ExpiresAt != nil {
 			exp = t.ExpiresAt.Format(time.RFC3339)
 		}
-		rows = append(rows, []string{t.ID, or(t.Description, "-"), t.CreatedAt.Format(time.RFC3339), exp, strconv.FormatBool(t.Revoked)})
+		rows = append(rows, []string{t.ID, or(t.Scope, apiclient.ScopeJoin), tokenNames(&t), or(t.Description, "-"), t.CreatedAt.Format(time.RFC3339), exp, strconv.FormatBool(t.Revoked)})
 	}
-	return table(c.env.Stdout, []string{"ID", "DESCRIPTION", "CREATED", "EXPIRES", "REVOKED"}, rows)
+	return table(c.env.Stdout, []string{"ID", "SCOPE", "OWNS", "DESCRIPTION", "CREATED", "EXPIRES", "REVOKED"}, rows)
 }
 
 func cmdTokensRevoke(c *cmdCtx) error {
@@ -225,7 +314,7 @@ func cmdTokensRevoke(c *cmdCtx) error {
 	if c.g.json {
 		return printJSON(c.env.Stdout, t)
 	}
-	fmt.Fprintf(c.env.Stdout, "join token %s revoked\n", t.ID)
+	fmt.Fprintf(c.env.Stdout, "%s token %s revoked\n", or(t.Scope, apiclient.ScopeJoin), t.ID)
 	return nil
 }
 

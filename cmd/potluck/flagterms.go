@@ -18,7 +18,7 @@ var (
 	}
 	pushFlags  = map[string]string{"name": "--name", "container_port": "--port"}
 	scaleFlags = map[string]string{"fronts": "--fronts", "backs": "--backs"}
-	tokenFlags = map[string]string{"description": "--description", "ttl": "--ttl", "ttl_seconds": "--ttl"}
+	tokenFlags = map[string]string{"description": "--description", "ttl": "--ttl", "ttl_seconds": "--ttl", "scope": "--scope"}
 )
 
 // inFlagTerms rewrites the message of a 400 answer so that it names the

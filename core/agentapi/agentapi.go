@@ -223,6 +223,7 @@ func Desired(st *fsm.State, host *fsm.Host) agentproto.DesiredState {
 				ai.Image, ai.Digest = app.Image, app.Digest
 				if app.Digest != "" {
 					ai.BlobPath = agentproto.PathBlobs + app.Digest
+					ai.ImageUncompressedBytes = app.UncompressedSize
 				}
 			}
 			d.Instances = append(d.Instances, ai)

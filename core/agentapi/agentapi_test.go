@@ -112,3 +112,23 @@ func TestHeartbeatBody(t *testing.T) {
 		})
 	}
 }
+
+// TestDesiredCarriesUnpackedSize: a Back learns what an uploaded image
+// unpacks to before it downloads it, so it can refuse one that would not fit.
+func TestDesiredCarriesUnpackedSize(t *testing.T) {
+	st := fsm.NewState()
+	back := &fsm.Host{ID: "b", Name: "b", Role: fsm.RoleBack, Status: fsm.HostReady}
+	st.Hosts["b"] = back
+	st.Apps["up"] = &fsm.App{Name: "up", Image: "potluck-blob/up", Digest: "sha256:" + strings.Repeat("a", 64), UncompressedSize: 300 << 20}
+	st.Apps["ref"] = &fsm.App{Name: "ref", Image: "nginx:1"}
+	for _, app := range []string{"up", "ref"} {
+		st.Installations[app] = &fsm.Installation{Name: app, App: app, Backs: 1}
+		st.Instances["i-"+app] = &fsm.Instance{ID: "i-" + app, Installation: app, HostID: "b", Port: 5000}
+	}
+	d := Desired(st, back)
+	got := map[string]int64{}
+	for _, in := range d.Instances {
+		got[in.App] = in.ImageUncompressedBytes
+	}
+	require.Equal(t, map[string]int64{"up": 300 << 20, "ref": 0}, got)
+}

@@ -20,6 +20,7 @@ import (
 	"potluck/core/blobs"
 	"potluck/core/metrics"
 	"potluck/internal/jsonhttp"
+	"potluck/internal/ratelimit"
 )
 
 // Header names.
@@ -62,15 +63,28 @@ type Config struct {
 	Client     *http.Client  // for forwarding; nil = a default with timeouts
 	// Now is the clock join tokens expire by; nil = time.Now.
 	Now func() time.Time
+
+	// NodeToken is the credential core nodes use between themselves (see
+	// core/server); it passes everything the operator token does and does
+	// not change when the operator token is rotated. Empty: none.
+	NodeToken string
+	// BodyIdleTimeout bounds the wait for each read of a request body;
+	// 0 = DefaultBodyIdleTimeout.
+	BodyIdleTimeout time.Duration
+	// FailedAuth limits failed tokens per client address (zero: the
+	// ratelimit defaults; its Now defaults to Now above).
+	FailedAuth ratelimit.Config
 }
 
 // Server is the public API handler.
 type Server struct {
-	cfg   Config
-	node  Node
-	log   *slog.Logger
-	mux   *http.ServeMux
-	proxy *http.Client
+	cfg     Config
+	node    Node
+	log     *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler // mux behind GuardBody
+	proxy   *http.Client
+	limiter *ratelimit.Limiter
 }
 
 // New builds the API handler.
@@ -103,7 +117,11 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, mux: http.NewServeMux(), proxy: cfg.Client}
+	if cfg.FailedAuth.Now == nil {
+		cfg.FailedAuth.Now = cfg.Now
+	}
+	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, mux: http.NewServeMux(), proxy: cfg.Client, limiter: ratelimit.New(cfg.FailedAuth)}
+	s.handler = GuardBody(s.mux, cfg.BodyIdleTimeout)
 	s.routes()
 	return s
 }
@@ -118,6 +136,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/tokens", op(s.listTokens))
 	s.mux.HandleFunc("POST /v1/tokens", w(s.createToken))
 	s.mux.HandleFunc("DELETE /v1/tokens/{id}", w(s.revokeToken))
+	s.mux.HandleFunc("POST /v1/tokens/operator/rotate", w(s.rotateOperatorToken))
 
 	s.mux.HandleFunc("POST /v1/hosts", s.auth(authJoin, s.leaderOnly(s.registerHost)))
 	s.mux.HandleFunc("GET /v1/hosts", op(s.listHosts))
@@ -126,7 +145,7 @@ func (s *Server) routes() {
 
 	s.mux.HandleFunc("GET /v1/apps", op(s.listApps))
 	s.mux.HandleFunc("POST /v1/apps", w(s.createImageApp))
-	s.mux.HandleFunc("POST /v1/apps/{name}/tarball", w(s.uploadApp))
+	s.mux.HandleFunc(patternUpload, w(s.uploadApp))
 	s.mux.HandleFunc("GET /v1/apps/{name}", op(s.getApp))
 	s.mux.HandleFunc("DELETE /v1/apps/{name}", w(s.deleteApp))
 	s.mux.HandleFunc("GET /v1/blobs/{digest}", local(s.getBlob))
@@ -142,7 +161,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/cluster/voters", w(s.addVoter))
 	s.mux.HandleFunc("DELETE /v1/cluster/voters/{id}", w(s.removeVoter))
 
-	// Core-to-core calls (operator token): a node registering itself and
+	// Core-to-core calls (node token, or the operator's): a node registering itself and
 	// heartbeats that a follower received from an agent.
 	s.mux.HandleFunc("POST /v1/internal/core-nodes", w(s.upsertCoreNode))
 	s.mux.HandleFunc("POST /v1/internal/heartbeat", w(s.internalHeartbeat))
@@ -157,7 +176,7 @@ func (s *Server) routes() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-	s.mux.ServeHTTP(rec, r)
+	s.handler.ServeHTTP(rec, r)
 	s.cfg.Metrics.Observe(r.Pattern, r.Method, rec.code, time.Since(start))
 }
 

@@ -16,10 +16,14 @@ import (
 // registry.example/team/app:1.2 or app@sha256:....
 var imagePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$`)
 
+// patternUpload is the route of tarball uploads (its body limit is
+// MaxUploadBytes, not MaxBodyBytes).
+const patternUpload = "POST /v1/apps/{name}/tarball"
+
 type createAppRequest struct {
 	Name          string `json:"name"`
 	Image         string `json:"image"`
-	ContainerPort int    `json:"container_port"` // 0: give it per installation
+	ContainerPort int    `json:"container_port"`
 }
 
 func (req *createAppRequest) check() error {
@@ -28,7 +32,9 @@ func (req *createAppRequest) check() error {
 	if !imagePattern.MatchString(req.Image) {
 		p.add("image must be an image reference such as registry.example/team/app:1.2")
 	}
-	if req.ContainerPort < 0 || req.ContainerPort > MaxPort {
+	// An image app names its port: nothing reads it from an image it
+	// never sees (an upload's port may come from its EXPOSE instead).
+	if req.ContainerPort < 1 || req.ContainerPort > MaxPort {
 		p.add("container_port must be 1-%d", MaxPort)
 	}
 	return p.err()
@@ -115,6 +121,8 @@ func (s *Server) uploadApp(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.Is(err, blobs.ErrTooLarge):
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image tarball larger than the limit of %d bytes", s.cfg.MaxUploadBytes))
+		case errors.Is(err, blobs.ErrUncompressedTooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, err.Error())
 		case errors.As(err, &inv):
 			writeError(w, http.StatusBadRequest, err.Error()+" (upload the output of `docker save IMAGE`)")
 		default:
@@ -123,7 +131,9 @@ func (s *Server) uploadApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
-		return &fsm.Command{Type: fsm.CmdCreateApp, App: &fsm.App{Name: name, Image: info.Image, Digest: info.Digest, Size: info.Size, ContainerPort: port}}, nil
+		return &fsm.Command{Type: fsm.CmdCreateApp, App: &fsm.App{
+			Name: name, Image: info.Image, Digest: info.Digest, Size: info.Size, UncompressedSize: info.Uncompressed, ContainerPort: port,
+		}}, nil
 	})
 	if err != nil || res.Err != nil {
 		s.removeUnusedBlob(info.Digest)

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -13,6 +15,13 @@ import (
 
 // requestIDPattern is what a client may send as X-Request-Id.
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// Headers a forwarding core node adds: the client address it saw, vouched
+// for by its node token (see clientAddr).
+const (
+	HeaderClientAddr = "X-Potluck-Client-Addr"
+	HeaderNodeAuth   = "X-Potluck-Node-Auth"
+)
 
 // leaderPoll is how often leaderURL looks for a leader.
 const leaderPoll = 50 * time.Millisecond
@@ -32,6 +41,16 @@ func (s *Server) leaderOnly(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		w.Header().Set(HeaderRequestID, id)
+		// The size limit is checked here, so a follower refuses an
+		// oversized body itself instead of streaming it to the leader.
+		if limit := s.bodyLimit(r); r.ContentLength > limit {
+			msg := fmt.Sprintf("body larger than %d bytes", limit)
+			if r.Pattern == patternUpload {
+				msg = fmt.Sprintf("image tarball larger than the limit of %d bytes", limit)
+			}
+			writeError(w, http.StatusRequestEntityTooLarge, msg)
+			return
+		}
 		if s.node.IsLeader() {
 			next(w, r)
 			return
@@ -49,12 +68,33 @@ func (s *Server) leaderOnly(next http.HandlerFunc) http.HandlerFunc {
 // forwardUnknown sends a request whose token this node does not know to the
 // leader: a follower that lags (or just restarted and has not replayed its
 // log yet) may not have a token that the leader already accepts. The leader
-// gives the definite answer. It returns false when this node must answer.
+// gives the definite answer. Only a small body is worth that: it is read
+// here first (within the body deadline and MaxBodyBytes), so a slow or
+// oversized request without a valid token never reaches the leader. It
+// returns false when this node must answer.
 func (s *Server) forwardUnknown(w http.ResponseWriter, r *http.Request) bool {
 	if s.node.IsLeader() || r.Header.Get(HeaderForwarded) != "" {
 		return false
 	}
+	if r.ContentLength != 0 {
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			return false
+		}
+		data, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
+		if err != nil || int64(len(data)) > s.cfg.MaxBodyBytes {
+			return false
+		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(data)), int64(len(data))
+	}
 	return s.forward(w, r)
+}
+
+// bodyLimit is the largest body r's route accepts.
+func (s *Server) bodyLimit(r *http.Request) int64 {
+	if r.Pattern == patternUpload {
+		return s.cfg.MaxUploadBytes
+	}
+	return s.cfg.MaxBodyBytes
 }
 
 // forward proxies r (body streamed) to the leader. It returns false, having
@@ -68,11 +108,28 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, http.StatusServiceUnavailable, err.Error()+"; retry with the same X-Request-Id")
 		return true
 	}
+	// A body of unknown length is cut at the route's limit while streaming.
+	r.Body = http.MaxBytesReader(w, r.Body, s.bodyLimit(r))
+	client := s.clientAddr(r)
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = target.Host
 			pr.Out.Header.Set(HeaderForwarded, s.node.ID())
+			// The leader counts failed tokens against the client, not
+			// against this node; the node token vouches for the address.
+			pr.Out.Header.Del(HeaderClientAddr)
+			pr.Out.Header.Del(HeaderNodeAuth)
+			if s.cfg.NodeToken != "" {
+				pr.Out.Header.Set(HeaderClientAddr, client)
+				pr.Out.Header.Set(HeaderNodeAuth, s.cfg.NodeToken)
+			}
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusUnauthorized {
+				s.limiter.Fail(client)
+			}
+			return nil
 		},
 		Transport: s.proxy.Transport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

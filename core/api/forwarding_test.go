@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -65,6 +66,7 @@ func TestFollowerForwards(t *testing.T) {
 	leader.joinToken(`{"description":"made on the leader"}`)
 	onlyLeaderKnows := leader.joinToken(`{}`)
 	follower := newFollower(t, leader.url)
+	big := `{"description":"` + strings.Repeat("a", DefaultMaxBodyBytes) + `"}`
 
 	tests := []struct {
 		name      string
@@ -86,6 +88,8 @@ func TestFollowerForwards(t *testing.T) {
 		// own, possibly old state (e2e/chaos found such stale reads).
 		{"a forwarded read is refused by a non-leader", request{method: "GET", path: "/v1/tokens", token: operatorToken, header: map[string]string{HeaderForwarded: "core3"}}, 503, false,
 			"leadership changed while the read was forwarded; retry, or add ?stale"},
+		{"an oversized write is refused here", request{method: "POST", path: "/v1/tokens", token: operatorToken, body: big}, 413, false, "body larger than 1048576 bytes"},
+		{"an unknown token with a large body is refused here", request{method: "POST", path: "/v1/hosts", token: "ffffffff.unknown", body: big}, 401, false, "join token is unknown, revoked or expired"},
 		{"a forwarded unknown token is refused here", request{method: "GET", path: "/v1/hosts", token: onlyLeaderKnows.Token, header: map[string]string{HeaderForwarded: "core3"}}, 401, false, "token is not valid for this call (operator token required)"},
 	}
 	for _, tc := range tests {

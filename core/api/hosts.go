@@ -44,6 +44,24 @@ func checkRegistration(req *agentproto.RegisterRequest) (fsm.Role, error) {
 	if req.DiskMB <= 0 || req.DiskMB > MaxHostDiskMB {
 		p.add("disk_mb must be positive")
 	}
+	if m := req.Measured; m != nil {
+		switch {
+		case m.CPUs <= 0 || m.CPUs > MaxHostCPUs || math.IsNaN(m.CPUs), m.MemoryMB <= 0 || m.MemoryMB > MaxHostMemoryMB, m.DiskMB < 0 || m.DiskMB > MaxHostDiskMB:
+			p.add("measured capacity out of range (cpus 0-%d, memory_mb and disk_mb positive)", MaxHostCPUs)
+		default:
+			// An agent refuses to declare more than it measured; a request
+			// that does anyway did not come from an honest agent.
+			if req.CPUs > m.CPUs {
+				p.add("cpus %g is more than the %g the host measured", req.CPUs, m.CPUs)
+			}
+			if req.MemoryMB > m.MemoryMB {
+				p.add("memory_mb %d is more than the %d the host measured", req.MemoryMB, m.MemoryMB)
+			}
+			if req.DiskMB > m.DiskMB {
+				p.add("disk_mb %d is more than the %d free the host measured", req.DiskMB, m.DiskMB)
+			}
+		}
+	}
 	if role == fsm.RoleFront {
 		if _, err := netip.ParseAddrPort(req.Endpoint); err != nil {
 			if host, port, err2 := net.SplitHostPort(req.Endpoint); err2 != nil || host == "" || port == "" {
@@ -63,7 +81,9 @@ type RegistrationView struct {
 	CorePeers    []agentproto.CorePeer `json:"core_peers"`
 }
 
-// HostView is a host with its free capacity.
+// HostView is a host with its free capacity: what the scheduler may still
+// place there (declared capacity capped by the measured one, less what its
+// instances reserve).
 type HostView struct {
 	*fsm.Host
 	Free      fsm.Resources `json:"free"`
@@ -71,7 +91,7 @@ type HostView struct {
 }
 
 func hostView(st *fsm.State, h *fsm.Host) HostView {
-	return HostView{Host: h, Free: h.Capacity.Sub(st.Used(h.ID)), Instances: len(st.InstancesOn(h.ID))}
+	return HostView{Host: h, Free: h.Schedulable().Sub(st.Reserved(h.ID)), Instances: len(st.InstancesOn(h.ID))}
 }
 
 // CorePeers lists the core nodes that hosts must peer with.
@@ -99,17 +119,27 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	tokenID, _ := r.Context().Value(joinTokenKey).(string)
-	if tokenID == "" {
-		tokenID = "operator"
+	tokenID := fsm.OperatorTokenID // the operator and core nodes may register hosts too
+	if c := callerOf(r); c != nil && c.kind == callerJoin {
+		tokenID = c.tokenID
 	}
 	// An agent that restarts registers again with the same name and key: give
-	// it its existing registration.
+	// it its existing registration (the same role only: a role is not
+	// changed by registering again).
 	if h := s.node.State().HostByName(req.Name); h != nil && h.PublicKey == req.PublicKey && h.Status != fsm.HostDecommissioned {
+		if h.Role != role {
+			writeError(w, http.StatusConflict, fmt.Sprintf("host %q is registered as a %s; its role cannot change by registering again: decommission it and register a new host", h.Name, h.Role))
+			return
+		}
 		s.writeRegistration(w, http.StatusOK, h.ID)
 		return
 	}
 	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		// Every mesh member's key is unique; a host holding a core node's
+		// key would break every node's peer list.
+		if c := st.CoreNodeByKey(req.PublicKey); c != nil {
+			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("this public key is core node %s's; every mesh member needs its own key pair", c.ID)}
+		}
 		if h := st.HostByName(req.Name); h != nil && h.Status != fsm.HostDecommissioned {
 			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("host name %q is already registered with another public key; pick another name or decommission the old host", req.Name)}
 		}
@@ -124,6 +154,9 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 			ID: newID("h"), Name: req.Name, Role: role, PublicKey: req.PublicKey, // the FSM assigns TunnelAddr
 			Capacity: fsm.Resources{MilliCPU: int64(math.Round(req.CPUs * 1000)), MemoryMB: req.MemoryMB, DiskMB: req.DiskMB},
 			Status:   status, TokenID: tokenID,
+		}
+		if m := req.Measured; m != nil {
+			h.Measured = &fsm.Resources{MilliCPU: int64(math.Round(m.CPUs * 1000)), MemoryMB: m.MemoryMB, DiskMB: m.DiskMB}
 		}
 		if role == fsm.RoleFront {
 			h.Endpoint = req.Endpoint

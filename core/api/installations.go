@@ -88,6 +88,10 @@ func (req *createInstallationRequest) check() error {
 			p.add("env %q: names are letters, digits and _, values at most %d bytes", k, MaxEnvValue)
 			break
 		}
+		if err := checkEnvValue(k, v); err != nil {
+			p.addErr(err)
+			break
+		}
 	}
 	return p.err()
 }

@@ -86,7 +86,7 @@ func (s *Server) blockingState(w http.ResponseWriter, r *http.Request) (*fsm.Sta
 		st = s.node.Wait(ctx, n)
 	}
 	w.Header().Set(HeaderIndex, strconv.FormatUint(st.Index, 10))
-	return st, true
+	return scopeState(callerOf(r), st), true
 }
 
 // newID returns a random id with a prefix, e.g. "h-1f2e3d4c5b6a".

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // namePattern is a DNS label: the names of hosts, apps and installations.
@@ -16,6 +18,32 @@ const MaxPort = 65535
 func checkName(what, name string) error {
 	if !namePattern.MatchString(name) {
 		return fmt.Errorf("%s name %q: use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit", what, name)
+	}
+	return nil
+}
+
+// checkText refuses control characters (terminal escapes among them) and
+// invalid UTF-8 in free text that people read in terminals and pages.
+func checkText(what, text string) error {
+	if !utf8.ValidString(text) {
+		return fmt.Errorf("%s must be UTF-8 text", what)
+	}
+	for _, r := range text {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%s must not contain control characters (found %U)", what, r)
+		}
+	}
+	return nil
+}
+
+// checkEnvValue refuses what Docker refuses in an environment value (NUL)
+// and what would not survive JSON unchanged (invalid UTF-8).
+func checkEnvValue(name, value string) error {
+	if strings.ContainsRune(value, 0) {
+		return fmt.Errorf("env %q: values must not contain NUL characters", name)
+	}
+	if !utf8.ValidString(value) {
+		return fmt.Errorf("env %q: values must be UTF-8 text", name)
 	}
 	return nil
 }

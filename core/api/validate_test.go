@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"potluck/core/fsm"
 )
 
 func installationBody(extra string) string {
@@ -18,6 +20,7 @@ func TestValidationErrors(t *testing.T) {
 	f.cluster()
 	f.call(http.MethodPost, "/v1/installations", installationBody(""), http.StatusCreated, nil)
 	join := f.joinToken(`{}`)
+	f.node.must(t, &fsm.Command{Type: fsm.CmdUpsertCoreNode, CoreNode: &fsm.CoreNode{ID: "core1", APIURL: "http://127.0.0.1:8400", PublicKey: testKey(7)}})
 
 	env := func(n int) string {
 		var kv []string
@@ -47,6 +50,14 @@ func TestValidationErrors(t *testing.T) {
 		{"token description too long", "POST", "/v1/tokens", `{"description":"` + strings.Repeat("d", MaxTokenDescription+1) + `"}`, 400, "description longer than 256 characters"},
 		{"token ttl not a duration", "POST", "/v1/tokens", `{"ttl":"tomorrow"}`, 400, "ttl must be a positive duration such as 24h"},
 		{"token ttl negative", "POST", "/v1/tokens", `{"ttl":"-1h"}`, 400, "ttl must be a positive duration such as 24h"},
+		{"token description with a terminal escape", "POST", "/v1/tokens", `{"description":"lender \u001b[2J"}`, 400, "description must not contain control characters (found U+001B)"},
+		{"token description with a newline", "POST", "/v1/tokens", `{"description":"a\nb"}`, 400, "description must not contain control characters (found U+000A)"},
+		{"token scope", "POST", "/v1/tokens", `{"scope":"admin"}`, 400, `scope must be "join", "app-owner" or "read-only"`},
+		{"app-owner token of nothing", "POST", "/v1/tokens", `{"scope":"app-owner"}`, 400, "an app-owner token names at least one app or installation (apps, installations)"},
+		{"app-owner token app name", "POST", "/v1/tokens", `{"scope":"app-owner","apps":["Web"]}`, 400, `app name "Web": use 1-63...`},
+		{"join token with apps", "POST", "/v1/tokens", `{"apps":["web"]}`, 400, "apps and installations belong to app-owner tokens (scope app-owner)"},
+		{"read-only token with apps", "POST", "/v1/tokens", `{"scope":"read-only","installations":["shop"]}`, 400, "a read-only token reads everything: it names no apps or installations"},
+		{"rotation grace", "POST", "/v1/tokens/operator/rotate", `{"grace":"-1h"}`, 400, "grace must be a duration between 0s and 720h0m0s, such as 1h"},
 		{"revoke unknown token", "DELETE", "/v1/tokens/nope", "", 404, "..."},
 
 		// hosts
@@ -58,14 +69,21 @@ func TestValidationErrors(t *testing.T) {
 		{"front without endpoint", "POST", "/v1/hosts", `{"name":"f9","role":"front","public_key":"` + testKey(9) + `","cpus":1,"memory_mb":1,"disk_mb":1}`, 400, "endpoint must be the Front's public host:port for WireGuard (UDP)"},
 		{"host name taken by another key", "POST", "/v1/hosts", registerBody("b1", "back", 9), 409, `host name "b1" is already registered with another public key; pick another name or decommission the old host`},
 		{"host key taken by another name", "POST", "/v1/hosts", registerBody("b9", "back", 2), 409, `this public key is already registered as host "b1"; generate a new key pair`},
+		{"same key and name, another role", "POST", "/v1/hosts", registerBody("b1", "front", 2), 409, `host "b1" is registered as a back; its role cannot change by registering again: decommission it and register a new host`},
+		{"a core node's key", "POST", "/v1/hosts", registerBody("b8", "back", 7), 409, "this public key is core node core1's; every mesh member needs its own key pair"},
+		{"declared above measured", "POST", "/v1/hosts", `{"name":"b9","role":"back","public_key":"` + testKey(9) + `","cpus":1024,"memory_mb":4096,"disk_mb":100,"measured":{"cpus":8,"memory_mb":2048,"disk_mb":100}}`, 400,
+			"cpus 1024 is more than the 8 the host measured; memory_mb 4096 is more than the 2048 the host measured"},
+		{"measured out of range", "POST", "/v1/hosts", `{"name":"b9","role":"back","public_key":"` + testKey(9) + `","cpus":1,"memory_mb":1,"disk_mb":1,"measured":{"cpus":0,"memory_mb":1,"disk_mb":1}}`, 400, "measured capacity out of range (cpus 0-1024, memory_mb and disk_mb positive)"},
 		{"unknown host", "GET", "/v1/hosts/nope", "", 404, `no host "nope"`},
 		{"decommission unknown host", "POST", "/v1/hosts/nope/decommission", "", 404, `no host "nope"`},
 
 		// apps
 		{"app name", "POST", "/v1/apps", `{"name":"-web","image":"x:1"}`, 400, `app name "-web": use 1-63...`},
-		{"app image", "POST", "/v1/apps", `{"name":"api","image":"no spaces:1"}`, 400, "image must be an image reference such as registry.example/team/app:1.2"},
+		{"app image", "POST", "/v1/apps", `{"name":"api","image":"no spaces:1","container_port":80}`, 400, "image must be an image reference such as registry.example/team/app:1.2"},
 		{"app container port", "POST", "/v1/apps", `{"name":"api","image":"x:1","container_port":65536}`, 400, "container_port must be 1-65535"},
-		{"app exists", "POST", "/v1/apps", `{"name":"web","image":"x:1"}`, 409, "..."},
+		{"image app without a port", "POST", "/v1/apps", `{"name":"api","image":"x:1"}`, 400, "container_port must be 1-65535"},
+		{"image app on port 0", "POST", "/v1/apps", `{"name":"api","image":"x:1","container_port":0}`, 400, "container_port must be 1-65535"},
+		{"app exists", "POST", "/v1/apps", `{"name":"web","image":"x:1","container_port":80}`, 409, "..."},
 		{"upload name", "POST", "/v1/apps/Web/tarball", "", 400, `app name "Web": use 1-63...`},
 		{"upload port", "POST", "/v1/apps/api/tarball?container_port=0", "", 400, "container_port must be 1-65535"},
 		{"upload over an existing app", "POST", "/v1/apps/web/tarball", "tar", 409, `app "web" already exists; delete it first or pick another name`},
@@ -84,6 +102,7 @@ func TestValidationErrors(t *testing.T) {
 		{"installation env count", "POST", "/v1/installations", installationBody(env(MaxEnvVars + 1)), 400, "at most 128 env variables"},
 		{"installation env name", "POST", "/v1/installations", installationBody(`,"env":{"1X":"v"}`), 400, `env "1X": names are letters, digits and _, values at most 4096 bytes`},
 		{"installation env value", "POST", "/v1/installations", installationBody(`,"env":{"X":"` + strings.Repeat("v", MaxEnvValue+1) + `"}`), 400, `env "X": names are letters, digits and _, values at most 4096 bytes`},
+		{"installation env value with NUL", "POST", "/v1/installations", installationBody(`,"env":{"X":"a\u0000b"}`), 400, `env "X": values must not contain NUL characters`},
 		{"installation problems joined", "POST", "/v1/installations", `{"name":"x","app":"web","fronts":0,"backs":0,"domain":"x.example"}`, 400, "fronts must be between 1 and 64; backs must be between 1 and 256"},
 		{"installation of unknown app", "POST", "/v1/installations", `{"name":"x","app":"nope","fronts":1,"backs":1,"domain":"x.example"}`, 400, `unknown app "nope"; upload it or register an image first`},
 		{"installation exists", "POST", "/v1/installations", installationBody(""), 409, `installation "shop" already exists`},

@@ -212,9 +212,12 @@ func (l *limitReader) Read(p []byte) (int, error) {
 type Replicator struct {
 	Store  *Store
 	Client *http.Client
-	Token  string // operator token for the peers' /v1/blobs endpoint
-	Limit  int64
-	Log    *slog.Logger
+	Token  string // core nodes' node token for the peers' /v1/blobs endpoint
+	// FallbackToken is tried when a peer refuses Token (401): a peer of an
+	// older release, during a rolling upgrade, knows the operator token only.
+	FallbackToken string
+	Limit         int64
+	Log           *slog.Logger
 }
 
 // Fetch copies one blob from the first peer that has it. peers are API base
@@ -235,18 +238,31 @@ func (r *Replicator) Fetch(ctx context.Context, digest string, peers []string) e
 }
 
 func (r *Replicator) fetchFrom(ctx context.Context, base, digest string) error {
+	err := r.fetchWith(ctx, base, digest, r.Token)
+	if errors.Is(err, errUnauthorized) && r.FallbackToken != "" {
+		err = r.fetchWith(ctx, base, digest, r.FallbackToken)
+	}
+	return err
+}
+
+var errUnauthorized = errors.New("HTTP 401")
+
+func (r *Replicator) fetchWith(ctx context.Context, base, digest, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/v1/blobs/"+digest, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+r.Token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := r.Client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("%s: %w", base, errUnauthorized)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: HTTP %d", base, resp.StatusCode)
 	}

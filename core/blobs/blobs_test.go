@@ -2,10 +2,13 @@ package blobs
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -111,4 +114,37 @@ func TestCollectRemovesOnlyOldUnreferencedBlobs(t *testing.T) {
 	require.Equal(t, []string{b.Digest}, removed)
 	require.True(t, s.Has(a.Digest))
 	require.False(t, s.Has(b.Digest))
+}
+
+// TestReplicatorFallsBackToTheOperatorToken: a peer of an older release
+// knows no node token; replication retries with the operator token.
+func TestReplicatorFallsBackToTheOperatorToken(t *testing.T) {
+	tarball := blobstest.DockerSaveTar(t, "old:1", 4096)
+	sum := sha256.Sum256(tarball)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	peer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer operator" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write(tarball)
+	}))
+	t.Cleanup(peer.Close)
+	for _, tc := range []struct {
+		name, fallback string
+		ok             bool
+	}{{"without a fallback", "", false}, {"with the operator token as fallback", "operator", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			store, err := Open(t.TempDir())
+			require.NoError(t, err)
+			rep := &Replicator{Store: store, Client: peer.Client(), Token: "node.x", FallbackToken: tc.fallback, Limit: 1 << 20}
+			err = rep.Fetch(context.Background(), digest, []string{peer.URL})
+			if !tc.ok {
+				require.ErrorContains(t, err, "HTTP 401")
+				return
+			}
+			require.NoError(t, err)
+			require.True(t, store.Has(digest))
+		})
+	}
 }

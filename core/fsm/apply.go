@@ -11,6 +11,8 @@ func (s *State) apply(c *Command) (ref string, err error) {
 	switch c.Type {
 	case CmdSetOperatorToken:
 		return s.setOperatorToken(c)
+	case CmdRotateOperatorToken:
+		return s.rotateOperatorToken(c)
 	case CmdUpsertCoreNode:
 		return s.upsertCoreNode(c)
 	case CmdRemoveCoreNode:
@@ -41,6 +43,27 @@ func (s *State) setOperatorToken(c *Command) (string, error) {
 	}
 	if c.OperatorTokenHash == "" {
 		return "", errf(CodeInvalid, "operator token hash is empty")
+	}
+	s.OperatorTokenHash = c.OperatorTokenHash
+	return "", nil
+}
+
+// rotateOperatorToken installs a new operator token; the old one keeps
+// working for the command's grace.
+func (s *State) rotateOperatorToken(c *Command) (string, error) {
+	if c.OperatorTokenHash == "" {
+		return "", errf(CodeInvalid, "operator token hash is empty")
+	}
+	if c.Grace < 0 {
+		return "", errf(CodeInvalid, "grace must not be negative")
+	}
+	if c.OperatorTokenHash == s.OperatorTokenHash {
+		return "", errf(CodeConflict, "the new operator token is the current one")
+	}
+	until := c.Time.Add(c.Grace)
+	s.PreviousOperatorTokenHash, s.PreviousOperatorUntil = s.OperatorTokenHash, &until
+	if c.Grace == 0 {
+		s.PreviousOperatorTokenHash, s.PreviousOperatorUntil = "", nil
 	}
 	s.OperatorTokenHash = c.OperatorTokenHash
 	return "", nil
@@ -82,6 +105,18 @@ func (s *State) createToken(c *Command) (string, error) {
 	if t == nil || t.ID == "" || t.Hash == "" {
 		return "", errf(CodeInvalid, "token without id or hash")
 	}
+	switch t.Scope {
+	case "", ScopeJoin, ScopeReadOnly:
+		if len(t.Apps)+len(t.Installations) > 0 {
+			return "", errf(CodeInvalid, "only app-owner tokens name apps or installations")
+		}
+	case ScopeAppOwner:
+		if len(t.Apps)+len(t.Installations) == 0 {
+			return "", errf(CodeInvalid, "an app-owner token names at least one app or installation")
+		}
+	default:
+		return "", errf(CodeInvalid, "unknown token scope %q", t.Scope)
+	}
 	if _, ok := s.Tokens[t.ID]; ok {
 		return "", errf(CodeConflict, "token %s exists", t.ID)
 	}
@@ -108,9 +143,14 @@ func (s *State) registerHost(c *Command) (string, error) {
 	if h.Role != RoleFront && h.Role != RoleBack {
 		return "", errf(CodeInvalid, "role must be front or back")
 	}
-	tok, ok := s.Tokens[h.TokenID]
-	if !ok || tok.Revoked || (tok.ExpiresAt != nil && !c.Time.Before(*tok.ExpiresAt)) {
-		return "", errf(CodeInvalid, "join token is not valid")
+	if h.TokenID != OperatorTokenID {
+		tok, ok := s.Tokens[h.TokenID]
+		if !ok || !tok.Usable(c.Time) || tok.ScopeOrJoin() != ScopeJoin {
+			return "", errf(CodeInvalid, "join token is not valid")
+		}
+	}
+	if o := s.CoreNodeByKey(h.PublicKey); o != nil {
+		return "", errf(CodeConflict, "public key is core node %s's", o.ID)
 	}
 	if o := s.HostByName(h.Name); o != nil && o.Status != HostDecommissioned {
 		return "", errf(CodeConflict, "host name %q is registered with another key", h.Name)

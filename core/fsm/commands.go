@@ -7,17 +7,18 @@ type CommandType string
 
 // Command types.
 const (
-	CmdSetOperatorToken   CommandType = "set_operator_token"
-	CmdUpsertCoreNode     CommandType = "upsert_core_node"
-	CmdRemoveCoreNode     CommandType = "remove_core_node"
-	CmdCreateToken        CommandType = "create_token"
-	CmdRevokeToken        CommandType = "revoke_token"
-	CmdRegisterHost       CommandType = "register_host"
-	CmdCreateApp          CommandType = "create_app"
-	CmdDeleteApp          CommandType = "delete_app"
-	CmdCreateInstallation CommandType = "create_installation"
-	CmdDeleteInstallation CommandType = "delete_installation"
-	CmdPlan               CommandType = "plan"
+	CmdSetOperatorToken    CommandType = "set_operator_token"
+	CmdRotateOperatorToken CommandType = "rotate_operator_token"
+	CmdUpsertCoreNode      CommandType = "upsert_core_node"
+	CmdRemoveCoreNode      CommandType = "remove_core_node"
+	CmdCreateToken         CommandType = "create_token"
+	CmdRevokeToken         CommandType = "revoke_token"
+	CmdRegisterHost        CommandType = "register_host"
+	CmdCreateApp           CommandType = "create_app"
+	CmdDeleteApp           CommandType = "delete_app"
+	CmdCreateInstallation  CommandType = "create_installation"
+	CmdDeleteInstallation  CommandType = "delete_installation"
+	CmdPlan                CommandType = "plan"
 )
 
 // Command is one replicated write. The leader fills Time, ids and every
@@ -36,6 +37,8 @@ type Command struct {
 	Instances         []*Instance   `json:"instances,omitempty"`
 	Name              string        `json:"name,omitempty"` // object to delete or revoke
 	Plan              *Plan         `json:"plan,omitempty"`
+	// Grace: how long the replaced operator token keeps working (rotation).
+	Grace time.Duration `json:"grace,omitempty"`
 }
 
 // HostStatusChange sets a host's status.

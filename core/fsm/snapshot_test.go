@@ -41,6 +41,10 @@ func goldenLog() []goldenEntry {
 			ID: "tok-lenders", Hash: "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", Description: "lenders of the first round", ExpiresAt: &expires}}},
 		{cmd: &fsm.Command{Type: fsm.CmdCreateToken, Token: &fsm.JoinToken{ID: "tok-old", Hash: "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"}}},
 		{cmd: &fsm.Command{Type: fsm.CmdRevokeToken, RequestID: "req-revoke", Name: "tok-old"}},
+		{cmd: &fsm.Command{Type: fsm.CmdCreateToken, RequestID: "req-owner", Token: &fsm.JoinToken{ID: "tok-owner", Scope: fsm.ScopeAppOwner,
+			Hash: "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce", Apps: []string{"blog"}, Installations: []string{"site"}}}},
+		{cmd: &fsm.Command{Type: fsm.CmdRotateOperatorToken, RequestID: "req-rotate", Grace: time.Hour,
+			OperatorTokenHash: "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b"}},
 		{cmd: &fsm.Command{Type: fsm.CmdUpsertCoreNode, RequestID: "req-core", CoreNode: &fsm.CoreNode{
 			ID: "core1", APIURL: "https://127.0.0.1:8400", RaftAddr: "127.0.0.1:8300", PublicKey: "Tm9kZUtleU5vZGVLZXlOb2RlS2V5Tm9kZUtleU5vZGU=",
 			MeshEndpoint: "127.0.0.1:51820", TunnelAddr: netip.MustParseAddr("100.64.0.1"), AgentPort: 7070}}},
@@ -54,6 +58,8 @@ func goldenLog() []goldenEntry {
 				Status: fsm.HostReady, Capacity: fsm.Resources{MilliCPU: 4000, MemoryMB: 8192, DiskMB: 20000}}
 			if role == fsm.RoleFront {
 				h.Endpoint = fmt.Sprintf("127.0.0.1:%d", 8080+i)
+			} else {
+				h.Measured = &fsm.Resources{MilliCPU: 8000, MemoryMB: 16384, DiskMB: 10000}
 			}
 			log = append(log, goldenEntry{cmd: &fsm.Command{Type: fsm.CmdRegisterHost, RequestID: "req-" + id, Host: h}})
 			if status != fsm.HostReady {
@@ -65,7 +71,7 @@ func goldenLog() []goldenEntry {
 	log = append(log,
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCreateApp, RequestID: "req-app-web", App: &fsm.App{Name: "web", Image: "nginx:1.27", ContainerPort: 80}}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCreateApp, RequestID: "req-app-blog", App: &fsm.App{Name: "blog", Image: "blog:2",
-			Digest: "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", Size: 52428800, ContainerPort: 8080}}},
+			Digest: "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", Size: 52428800, ContainerPort: 8080, UncompressedSize: 157286400}}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCreateApp, RequestID: "req-app-again", App: &fsm.App{Name: "web", Image: "nginx:1.28"}}, reject: fsm.CodeConflict},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCreateInstallation, RequestID: "req-site", Installation: &fsm.Installation{
 			Name: "site", App: "web", Fronts: 1, Backs: 2, Domain: "site.example.com", PerInstance: per, ContainerPort: 80,

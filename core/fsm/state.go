@@ -84,9 +84,22 @@ type Host struct {
 	Capacity     Resources  `json:"capacity"`
 	Endpoint     string     `json:"endpoint,omitempty"` // public host:port of a Front
 	Status       HostStatus `json:"status"`
-	TokenID      string     `json:"token_id"` // join token used to register
+	TokenID      string     `json:"token_id"` // join token used to register, or OperatorTokenID
 	RegisteredAt time.Time  `json:"registered_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
+	// Measured is what the host's agent measured the machine has (nil from
+	// agents that predate it). Placement uses Schedulable, never more.
+	Measured *Resources `json:"measured,omitempty"`
+}
+
+// Schedulable is what the scheduler may place on h: its declared capacity,
+// capped by what its agent measured (declared alone for older agents).
+func (h *Host) Schedulable() Resources {
+	c := h.Capacity
+	if m := h.Measured; m != nil {
+		c = Resources{min(c.MilliCPU, m.MilliCPU), min(c.MemoryMB, m.MemoryMB), min(c.DiskMB, m.DiskMB)}
+	}
+	return c
 }
 
 // CoreNode is one member of the raft group as seen by hosts and peers: where
@@ -110,6 +123,9 @@ type App struct {
 	Size          int64     `json:"size,omitempty"`
 	ContainerPort int       `json:"container_port,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
+	// UncompressedSize is what an uploaded image unpacks to on a Back
+	// (counted at upload); 0 for image references and older uploads.
+	UncompressedSize int64 `json:"uncompressed_size,omitempty"`
 }
 
 // Installation is a running app: N Fronts route Domain to M Back instances.
@@ -139,7 +155,25 @@ type Instance struct {
 	UpdatedAt    time.Time     `json:"updated_at"`
 }
 
-// JoinToken lets a host register. Only the sha256 of the secret is stored.
+// TokenScope is what a token (other than the operator's) may do.
+type TokenScope string
+
+// Token scopes. A join token registers hosts; an app-owner token reads and
+// changes only its named apps and installations (and may create
+// installations of its apps); a read-only token may only read.
+const (
+	ScopeJoin     TokenScope = "join"
+	ScopeAppOwner TokenScope = "app-owner"
+	ScopeReadOnly TokenScope = "read-only"
+)
+
+// OperatorTokenID is the TokenID of a host registered with the operator
+// token (or by a core node) instead of a join token.
+const OperatorTokenID = "operator"
+
+// JoinToken is a token other than the operator's: a join token, or a
+// scoped one for app owners and readers. Only the sha256 of the secret is
+// stored.
 type JoinToken struct {
 	ID          string     `json:"id"`
 	Hash        string     `json:"hash"` // hex sha256 of the secret
@@ -147,6 +181,23 @@ type JoinToken struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	Revoked     bool       `json:"revoked"`
+	// Scope is empty for join tokens (and every token made before scopes).
+	Scope         TokenScope `json:"scope,omitempty"`
+	Apps          []string   `json:"apps,omitempty"`          // app-owner: the apps it owns
+	Installations []string   `json:"installations,omitempty"` // app-owner: further installations it owns
+}
+
+// ScopeOrJoin is the token's scope, ScopeJoin when none is stored.
+func (t *JoinToken) ScopeOrJoin() TokenScope {
+	if t.Scope == "" {
+		return ScopeJoin
+	}
+	return t.Scope
+}
+
+// Usable reports whether the token is neither revoked nor expired at now.
+func (t *JoinToken) Usable(now time.Time) bool {
+	return !t.Revoked && (t.ExpiresAt == nil || now.Before(*t.ExpiresAt))
 }
 
 // RequestRecord remembers the outcome of an applied request id so a retried
@@ -165,14 +216,18 @@ const MaxRequestRecords = 8192
 // State is the whole replicated state. It is serialised as JSON for snapshots;
 // encoding/json writes map keys sorted, so snapshots are byte-identical too.
 type State struct {
-	Index             uint64                   `json:"index"`
-	OperatorTokenHash string                   `json:"operator_token_hash,omitempty"`
-	Hosts             map[string]*Host         `json:"hosts"`
-	CoreNodes         map[string]*CoreNode     `json:"core_nodes"`
-	Apps              map[string]*App          `json:"apps"`
-	Installations     map[string]*Installation `json:"installations"`
-	Instances         map[string]*Instance     `json:"instances"`
-	Tokens            map[string]*JoinToken    `json:"tokens"`
+	Index             uint64 `json:"index"`
+	OperatorTokenHash string `json:"operator_token_hash,omitempty"`
+	// PreviousOperatorTokenHash keeps working until PreviousOperatorUntil
+	// after a rotation, so clients move to the new token without downtime.
+	PreviousOperatorTokenHash string                   `json:"previous_operator_token_hash,omitempty"`
+	PreviousOperatorUntil     *time.Time               `json:"previous_operator_until,omitempty"`
+	Hosts                     map[string]*Host         `json:"hosts"`
+	CoreNodes                 map[string]*CoreNode     `json:"core_nodes"`
+	Apps                      map[string]*App          `json:"apps"`
+	Installations             map[string]*Installation `json:"installations"`
+	Instances                 map[string]*Instance     `json:"instances"`
+	Tokens                    map[string]*JoinToken    `json:"tokens"`
 	// Addresses hands out hosts' tunnel addresses, next-fit: an address
 	// freed by a decommissioned host is not reused until the range wraps,
 	// so no stale peer entry meets a new host at its old address. Nil until
@@ -279,6 +334,16 @@ func (s *State) HostByKey(key string) *Host {
 	return nil
 }
 
+// CoreNodeByKey finds a core node by WireGuard public key.
+func (s *State) CoreNodeByKey(key string) *CoreNode {
+	for _, id := range sortedKeys(s.CoreNodes) {
+		if c := s.CoreNodes[id]; c.PublicKey != "" && c.PublicKey == key {
+			return c
+		}
+	}
+	return nil
+}
+
 // SortedHosts returns hosts ordered by id.
 func (s *State) SortedHosts() []*Host {
 	out := make([]*Host, 0, len(s.Hosts))
@@ -353,6 +418,28 @@ func (s *State) InstancesOn(hostID string) []*Instance {
 		}
 	}
 	return out
+}
+
+// Need is what one instance of inst reserves on a Back for placement: its
+// declared resources, with at least the disk its image unpacks to.
+func (s *State) Need(inst *Installation) Resources {
+	need := inst.PerInstance
+	if a := s.Apps[inst.App]; a != nil && a.UncompressedSize > 0 {
+		need.DiskMB = max(need.DiskMB, (a.UncompressedSize+(1<<20)-1)>>20)
+	}
+	return need
+}
+
+// Reserved is what the instances on a host reserve for placement (Need of
+// each), where Used counts declared resources only.
+func (s *State) Reserved(hostID string) Resources {
+	var used Resources
+	for _, in := range s.InstancesOn(hostID) {
+		if inst := s.Installations[in.Installation]; inst != nil {
+			used = used.Add(s.Need(inst))
+		}
+	}
+	return used
 }
 
 // Used returns what the instances on a host reserve.

@@ -10,10 +10,13 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -259,4 +262,69 @@ func (ca *CA) MutualTLS(cert tls.Certificate) (server, client *tls.Config) {
 		VerifyConnection:   verify(x509.ExtKeyUsageServerAuth),
 	}
 	return server, client
+}
+
+// NodeToken is the bearer token core nodes present to each other's public
+// API: HMAC-SHA256 of a fixed label keyed by the CA's private key, so every
+// node holding the cluster CA derives the same token and nothing else can.
+// It does not depend on the operator token, so rotating that one never
+// cuts the nodes off from each other.
+func (ca *CA) NodeToken() (string, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return "", fmt.Errorf("pki: node token: %w", err)
+	}
+	mac := hmac.New(sha256.New, der)
+	mac.Write([]byte("potluck core node api token v1"))
+	return "node." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)), nil
+}
+
+// APILifetime is how long IssueAPI's certificates live by default.
+const APILifetime = 2 * 365 * 24 * time.Hour
+
+// IssueAPI issues a TLS server certificate for a core node's public API,
+// valid for hosts (DNS names or IPs, at least one) over lifetime, and
+// returns it as PEM (the certificate, then this CA's) with its PEM key.
+// Agents and the CLI verify it with this CA's certificate (--core-ca,
+// --ca). A CA of its own for the API (a second `ca init`) keeps the
+// cluster CA's key on core nodes only; either works.
+func (ca *CA) IssueAPI(hosts []string, lifetime time.Duration) (certPEM, keyPEM []byte, err error) {
+	if len(hosts) == 0 {
+		return nil, nil, errors.New("pki: an API certificate needs at least one host name or IP")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: generate API key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"potluck"}, OrganizationalUnit: []string{"core api"}},
+		NotBefore:    now.Add(-clockSkew),
+		NotAfter:     now.Add(lifetime),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: issue API certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	certPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})...)
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
+}
+
+// CertPEM is the CA's certificate as PEM (what clients trust).
+func (ca *CA) CertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
 }

@@ -108,3 +108,23 @@ func TestMutualTLS(t *testing.T) {
 	require.Error(t, handshake(member, outsider), "a client of another CA is refused")
 	require.Error(t, handshake(outsider, member), "a server of another CA is refused")
 }
+
+func TestNodeToken(t *testing.T) {
+	ca, err := NewCA("test")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, ca.Save(dir))
+	copied, err := Load(dir)
+	require.NoError(t, err)
+	a, err := ca.NodeToken()
+	require.NoError(t, err)
+	b, err := copied.NodeToken()
+	require.NoError(t, err)
+	require.Equal(t, a, b, "every node holding the CA derives the same token")
+	require.Regexp(t, `^node\.[A-Za-z0-9_-]{43}$`, a)
+	other, err := NewCA("test")
+	require.NoError(t, err)
+	c, err := other.NodeToken()
+	require.NoError(t, err)
+	require.NotEqual(t, a, c, "another CA, another token")
+}

@@ -1,7 +1,9 @@
 // Package scheduler decides where instances and Fronts go. It runs on the
 // leader only and is pure: it reads a state snapshot and returns decisions
 // (instances with hosts and ports, Front lists, plans) that the caller commits
-// through raft. Backs are chosen by declared free capacity (most free first),
+// through raft. Backs are chosen by free capacity (most free first; a host's
+// capacity is what it declared, capped by what its agent measured, and an
+// instance's disk is at least what its image unpacks to),
 // one instance of an installation per Back, on the lowest free port in
 // 5000–6000; Fronts by fewest installations served.
 package scheduler
@@ -49,7 +51,7 @@ func NewPlanner(st *fsm.State, newID IDFunc) *Planner {
 		frontLoad: map[string]int{},
 	}
 	for _, h := range st.SortedHosts() {
-		p.free[h.ID] = h.Capacity.Sub(st.Used(h.ID))
+		p.free[h.ID] = h.Schedulable().Sub(st.Reserved(h.ID))
 		p.ports[h.ID] = st.UsedPorts(h.ID)
 	}
 	for _, in := range st.SortedInstances() {
@@ -179,7 +181,7 @@ func describe(r fsm.Resources) string {
 func PlanInstallation(st *fsm.State, inst *fsm.Installation, newID IDFunc) (fronts []string, instances []*fsm.Instance, err error) {
 	p := NewPlanner(st, newID)
 	var missing []string
-	instances, err = p.PlaceBacks(inst.Name, inst.PerInstance, inst.Backs)
+	instances, err = p.PlaceBacks(inst.Name, st.Need(inst), inst.Backs)
 	if err != nil {
 		missing = append(missing, err.Error())
 	}
@@ -207,10 +209,10 @@ func PlanScale(st *fsm.State, name string, fronts, backs int, newID IDFunc) (*fs
 		sort.SliceStable(cur, func(i, j int) bool { return removalRank(cur[i]) > removalRank(cur[j]) })
 		for _, in := range cur[:len(cur)-backs] {
 			plan.Remove = append(plan.Remove, in.ID)
-			p.Release(in, inst.PerInstance)
+			p.Release(in, st.Need(inst))
 		}
 	}
-	add, err := p.PlaceBacks(name, inst.PerInstance, backs-len(cur))
+	add, err := p.PlaceBacks(name, st.Need(inst), backs-len(cur))
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +276,7 @@ func PlanDecommission(st *fsm.State, hostIDs []string, newID IDFunc) (*fsm.Plan,
 			continue
 		}
 		inst := st.Installations[in.Installation]
-		add, err := p.PlaceBacks(in.Installation, inst.PerInstance, 1)
+		add, err := p.PlaceBacks(in.Installation, st.Need(inst), 1)
 		if err != nil {
 			return nil, fmt.Errorf("cannot move instance %s of %q: %w", in.ID, in.Installation, err)
 		}
@@ -362,11 +364,12 @@ func PlanRepair(st *fsm.State, down []string, newID IDFunc) *fsm.Plan {
 			continue
 		}
 		inst := view.Installations[in.Installation]
-		p.Release(in, inst.PerInstance)
-		add, err := p.PlaceBacks(in.Installation, inst.PerInstance, 1)
+		need := view.Need(inst)
+		p.Release(in, need)
+		add, err := p.PlaceBacks(in.Installation, need, 1)
 		if err != nil {
 			p.mark(in.Installation, in.HostID) // stays where it is, lost
-			p.free[in.HostID] = p.free[in.HostID].Sub(inst.PerInstance)
+			p.free[in.HostID] = p.free[in.HostID].Sub(need)
 			p.ports[in.HostID][in.Port] = true
 			if in.State != fsm.InstanceLost {
 				plan.Update = append(plan.Update, fsm.InstanceUpdate{ID: in.ID, State: fsm.InstanceLost, Message: "host is not ready; waiting for capacity"})

@@ -70,7 +70,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 		{"not enough capacity", "POST", "/v1/installations", testToken, validInst(map[string]any{"cpus": 4}), 409, "not enough capacity"},
 		{"too many backs", "POST", "/v1/installations", testToken, validInst(map[string]any{"backs": 2}), 409, "1 more needed"},
 		{"too many fronts", "POST", "/v1/installations", testToken, validInst(map[string]any{"fronts": 2}), 409, "not enough fronts"},
-		{"duplicate app", "POST", "/v1/apps", testToken, map[string]any{"name": "web", "image": "x/web:2"}, 409, `app "web" already exists`},
+		{"duplicate app", "POST", "/v1/apps", testToken, map[string]any{"name": "web", "image": "x/web:2", "container_port": 8080}, 409, `app "web" already exists`},
 		{"bad app name", "POST", "/v1/apps", testToken, map[string]any{"name": "Web App", "image": "x/web:2"}, 400, "app name"},
 		{"delete app in use", "DELETE", "/v1/apps/web", testToken, nil, 409, "used by installations [site]"},
 		{"scale to zero", "POST", "/v1/installations/site/scale", testToken, map[string]any{"backs": 0}, 400, "backs must be"},

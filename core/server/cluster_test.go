@@ -142,14 +142,14 @@ func TestThreeNodeClusterLeaderKilledAndRestarted(t *testing.T) {
 func TestFollowerForwardsWritesWithLoopGuard(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	f := c.follower()
-	r := call(t, "POST", c.nodes[f].URL()+"/v1/apps", testToken, map[string]any{"name": "fwd", "image": "example/fwd:1"}, map[string]string{"X-Request-Id": "fwd-1"})
+	r := call(t, "POST", c.nodes[f].URL()+"/v1/apps", testToken, map[string]any{"name": "fwd", "image": "example/fwd:1", "container_port": 8080}, map[string]string{"X-Request-Id": "fwd-1"})
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 	require.Equal(t, "fwd-1", r.header.Get("X-Request-Id"))
 	c.waitConverged()
 	require.Contains(t, c.nodes[f].Node.FSM.State().Apps, "fwd")
 
 	// A request that was already forwarded once is not forwarded again.
-	r = call(t, "POST", c.nodes[f].URL()+"/v1/apps", testToken, map[string]any{"name": "loop", "image": "example/loop:1"},
+	r = call(t, "POST", c.nodes[f].URL()+"/v1/apps", testToken, map[string]any{"name": "loop", "image": "example/loop:1", "container_port": 8080},
 		map[string]string{"X-Potluck-Forwarded-By": "core9"})
 	require.Equal(t, http.StatusServiceUnavailable, r.code, r.String())
 	require.Contains(t, string(r.body), "not the leader")
@@ -159,7 +159,7 @@ func TestFollowerForwardsWritesWithLoopGuard(t *testing.T) {
 	// sees it (reads are answered from the leader's state by default).
 	for i := range 10 {
 		name := fmt.Sprintf("ryw%d", i)
-		r = c.call(c.leader(), "POST", "/v1/apps", map[string]any{"name": name, "image": "example/x:1"})
+		r = c.call(c.leader(), "POST", "/v1/apps", map[string]any{"name": name, "image": "example/x:1", "container_port": 8080})
 		require.Equal(t, http.StatusCreated, r.code, r.String())
 		r = c.call(f, "GET", "/v1/apps/"+name, nil)
 		require.Equal(t, http.StatusOK, r.code, r.String())
@@ -173,7 +173,7 @@ func TestFollowerForwardsWritesWithLoopGuard(t *testing.T) {
 		done <- call(t, "GET", fmt.Sprintf("%s/v1/apps?stale&index=%d&wait=10s", c.nodes[f].URL(), idx), testToken, nil, nil)
 	}()
 	time.Sleep(100 * time.Millisecond)
-	r = c.call(c.leader(), "POST", "/v1/apps", map[string]any{"name": "later", "image": "example/later:1"})
+	r = c.call(c.leader(), "POST", "/v1/apps", map[string]any{"name": "later", "image": "example/later:1", "container_port": 8080})
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 	got := <-done
 	require.Equal(t, http.StatusOK, got.code, got.String())
@@ -215,7 +215,7 @@ func TestNodeRestartedFromSnapshotAndLogHasSameState(t *testing.T) {
 
 func TestSingleNodeRestartKeepsState(t *testing.T) {
 	c := newTestCluster(t, 1, func(_ int, cfg *Config) { cfg.Peers = nil })
-	r := c.call(0, "POST", "/v1/apps", map[string]any{"name": "keep", "image": "x/keep:1"})
+	r := c.call(0, "POST", "/v1/apps", map[string]any{"name": "keep", "image": "x/keep:1", "container_port": 8080})
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 	c.stop(0)
 	c.start(0)
@@ -387,7 +387,7 @@ func TestOneNodeFirstThenOthersJoin(t *testing.T) {
 
 	// The group survives the loss of the first node.
 	c.stop(0)
-	r := c.writeWithRetry("POST", "/v1/apps", map[string]any{"name": "after", "image": "x/after:1"}, "after-1", 1)
+	r := c.writeWithRetry("POST", "/v1/apps", map[string]any{"name": "after", "image": "x/after:1", "container_port": 8080}, "after-1", 1)
 	require.Equal(t, http.StatusCreated, r.code, r.String())
 
 	// And the dead node can be removed from it.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
@@ -140,10 +141,42 @@ func (m *meshRuntime) close() {
 	_ = m.node.Close()
 }
 
-// desiredPeers: every host that is not decommissioned (or was decommissioned
-// less than the grace ago), and the other core nodes. inGrace reports whether
-// a decommissioned host is still kept, so the caller re-checks soon.
-func (m *meshRuntime) desiredPeers(st *fsm.State, now time.Time) (out []meshnet.Peer, inGrace bool) {
+// desiredPeers: the other core nodes, and every host that is not
+// decommissioned (or was decommissioned less than the grace ago). inGrace
+// reports whether a decommissioned host is still kept, so the caller
+// re-checks soon. A peer that cannot be configured (a key or address
+// already taken, this node's own, unparsable) is left out and named in
+// skipped, so one bad registration never stops the rest of the mesh.
+// Core nodes come first: a host can never take a core node's place.
+func (m *meshRuntime) desiredPeers(st *fsm.State, now time.Time) (out []meshnet.Peer, skipped []string, inGrace bool) {
+	keys := map[meshnet.PublicKey]string{m.node.PublicKey(): "this core node"}
+	addrs := map[netip.Addr]string{m.cfg.TunnelAddr: "this core node"}
+	add := func(who, key string, addr netip.Addr, endpoint string) {
+		k, err := meshnet.ParsePublicKey(key)
+		switch {
+		case err != nil:
+			skipped = append(skipped, fmt.Sprintf("%s: public key: %v", who, err))
+		case !addr.IsValid():
+			skipped = append(skipped, who+": no tunnel address")
+		case keys[k] != "":
+			skipped = append(skipped, fmt.Sprintf("%s: public key already used by %s", who, keys[k]))
+		case addrs[addr] != "":
+			skipped = append(skipped, fmt.Sprintf("%s: tunnel address %s already used by %s", who, addr, addrs[addr]))
+		default:
+			keys[k], addrs[addr] = who, who
+			p := meshnet.Peer{PublicKey: k, Address: addr}
+			if ep, err := netip.ParseAddrPort(endpoint); err == nil {
+				p.Endpoint = ep
+			}
+			out = append(out, p)
+		}
+	}
+	for _, c := range st.SortedCoreNodes() {
+		if c.ID == m.s.cfg.NodeID || c.PublicKey == "" || !c.TunnelAddr.IsValid() {
+			continue
+		}
+		add("core node "+c.ID, c.PublicKey, c.TunnelAddr, c.MeshEndpoint)
+	}
 	for _, h := range st.SortedHosts() {
 		if h.Status == fsm.HostDecommissioned {
 			if now.Sub(h.UpdatedAt) >= m.cfg.DecommissionGrace {
@@ -151,44 +184,33 @@ func (m *meshRuntime) desiredPeers(st *fsm.State, now time.Time) (out []meshnet.
 			}
 			inGrace = true
 		}
-		k, err := meshnet.ParsePublicKey(h.PublicKey)
-		if err != nil {
-			continue
-		}
-		p := meshnet.Peer{PublicKey: k, Address: h.TunnelAddr}
+		endpoint := ""
 		if h.Role == fsm.RoleFront {
-			if ep, err := netip.ParseAddrPort(h.Endpoint); err == nil {
-				p.Endpoint = ep
-			}
+			endpoint = h.Endpoint
 		}
-		out = append(out, p)
-	}
-	for _, c := range st.SortedCoreNodes() {
-		if c.ID == m.s.cfg.NodeID || c.PublicKey == "" || !c.TunnelAddr.IsValid() {
-			continue
-		}
-		k, err := meshnet.ParsePublicKey(c.PublicKey)
-		if err != nil {
-			continue
-		}
-		p := meshnet.Peer{PublicKey: k, Address: c.TunnelAddr}
-		if ep, err := netip.ParseAddrPort(c.MeshEndpoint); err == nil {
-			p.Endpoint = ep
-		}
-		out = append(out, p)
+		add(fmt.Sprintf("host %s (%s)", h.Name, h.ID), h.PublicKey, h.TunnelAddr, endpoint)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Address.Less(out[j].Address) })
-	return out, inGrace
+	return out, skipped, inGrace
 }
 
 func (m *meshRuntime) syncPeersLoop(ctx context.Context) {
 	var index uint64
+	var reported string // the skipped peers last logged, so each change is logged once
 	wait := 30 * time.Second
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		st := m.s.Node.FSM.Wait(wctx, index)
 		cancel()
-		peers, inGrace := m.desiredPeers(st, time.Now())
+		peers, skipped, inGrace := m.desiredPeers(st, time.Now())
+		if now := strings.Join(skipped, "; "); now != reported {
+			if now != "" {
+				m.s.log.Warn("mesh peers skipped", "peers", skipped)
+			} else {
+				m.s.log.Info("mesh peers: none skipped any more")
+			}
+			reported = now
+		}
 		wait = 30 * time.Second
 		if inGrace {
 			wait = time.Second // drop the host soon after its grace ends

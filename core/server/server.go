@@ -61,12 +61,21 @@ type Config struct {
 	TLSKeyFile  string
 	TLSCAFile   string
 
-	OperatorToken string // set in the state at bootstrap; also used between core nodes
+	// OperatorToken is set in the state at bootstrap (later rotations live
+	// in the state; this one is not needed after bootstrap). Core nodes
+	// call each other with a node token derived from the cluster CA.
+	OperatorToken string
 
 	HeartbeatTTL      time.Duration
 	ReconcileInterval time.Duration
 	MaxUploadBytes    int64
-	ReadyOnRegister   bool // no tunnel probe (development without a mesh)
+	// MaxImageUnpacked bounds what an uploaded image may unpack to on a
+	// Back (decompression bombs); 0 = blobs.DefaultMaxUncompressed.
+	MaxImageUnpacked int64
+	// BodyIdleTimeout bounds the wait for each read of a request body on
+	// the public listener; 0 = api.DefaultBodyIdleTimeout.
+	BodyIdleTimeout time.Duration
+	ReadyOnRegister bool // no tunnel probe (development without a mesh)
 	// BlobGCSettle is how long a node's state must have been current (see
 	// cluster.Node.Current) before it removes blobs no app uses; 0 = 30 s.
 	BlobGCSettle time.Duration
@@ -90,6 +99,7 @@ type Server struct {
 	httpSrv   *http.Server
 	listener  net.Listener
 	url       string
+	nodeToken string // node-to-node credential (pki.CA.NodeToken)
 	client    *http.Client
 	transport *http.Transport // to other core nodes (forwarding, blobs, internal calls)
 	log       *slog.Logger
@@ -186,6 +196,7 @@ func (s *Server) openStores() error {
 	if err != nil {
 		return err
 	}
+	store.MaxUncompressed = cfg.MaxImageUnpacked
 	s.Blobs = store
 	raftTLS, err := s.raftTLS()
 	if err != nil {
@@ -228,6 +239,9 @@ func (s *Server) raftTLS() (*cluster.TLS, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.nodeToken, err = ca.NodeToken(); err != nil {
+		return nil, err
+	}
 	server, client := ca.MutualTLS(cert)
 	return &cluster.TLS{Server: server, Client: client}, nil
 }
@@ -261,14 +275,14 @@ func (s *Server) handler() (http.Handler, error) {
 	s.API = api.New(api.Config{
 		Node: api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
-		Heartbeat: s.Reconciler.Heartbeat,
+		Heartbeat: s.Reconciler.Heartbeat, NodeToken: s.nodeToken, BodyIdleTimeout: cfg.BodyIdleTimeout,
 	})
 	webUI, err := ui.New(ui.Config{API: s.API, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != ""})
 	if err != nil {
 		return nil, err
 	}
 	root := http.NewServeMux()
-	root.Handle(ui.Prefix, webUI)
+	root.Handle(ui.Prefix, api.GuardBody(webUI, cfg.BodyIdleTimeout))
 	root.Handle("/", s.API)
 	return root, nil
 }
@@ -455,10 +469,17 @@ func (s *Server) selfRegister(ctx context.Context) error {
 	return s.postJSON(ctx, s.url+"/v1/internal/core-nodes", want)
 }
 
-// postJSON calls another node's (or this node's) API as the operator.
+// postJSON calls another node's (or this node's) API with the node token.
+// A node of an older release knows no node token: during a rolling upgrade
+// a 401 is retried once with the operator token from the configuration.
 func (s *Server) postJSON(ctx context.Context, url string, body any) error {
-	req := jsonhttp.Request{Method: http.MethodPost, URL: url, Token: s.cfg.OperatorToken, Body: body}
-	if err := jsonhttp.Do(ctx, s.client, req, nil, 1<<20); err != nil {
+	req := jsonhttp.Request{Method: http.MethodPost, URL: url, Token: s.nodeToken, Body: body}
+	err := jsonhttp.Do(ctx, s.client, req, nil, 1<<20)
+	if jsonhttp.StatusOf(err) == http.StatusUnauthorized {
+		req.Token = s.cfg.OperatorToken
+		err = jsonhttp.Do(ctx, s.client, req, nil, 1<<20)
+	}
+	if err != nil {
 		return fmt.Errorf("POST %s: %w", url, err)
 	}
 	return nil
@@ -467,7 +488,7 @@ func (s *Server) postJSON(ctx context.Context, url string, body any) error {
 // replicateLoop fetches every app blob the state refers to and this node
 // lacks, from the other core nodes.
 func (s *Server) replicateLoop(ctx context.Context) {
-	rep := &blobs.Replicator{Store: s.Blobs, Client: &http.Client{Transport: s.transport}, Token: s.cfg.OperatorToken, Limit: s.maxUpload(), Log: s.log}
+	rep := &blobs.Replicator{Store: s.Blobs, Client: &http.Client{Transport: s.transport}, Token: s.nodeToken, FallbackToken: s.cfg.OperatorToken, Limit: s.maxUpload(), Log: s.log}
 	var index uint64
 	var currentSince time.Time
 	for ctx.Err() == nil {

@@ -4,9 +4,10 @@
 // Add, List | Containers: List.
 //
 // The UI is a client of the public API: every page calls the API handler
-// in-process with the logged-in operator's token, so auth, validation,
+// in-process with the logged-in user's token, so auth, scopes, validation,
 // forwarding to the leader, request ids and limits are exactly the API's.
-// Login exchanges the operator token for a random session id in an
+// Login exchanges a token (the operator's, or an app-owner or read-only
+// token; failed logins are rate limited per address) for a random session id in an
 // HttpOnly, SameSite=Strict cookie; every form carries a per-session CSRF
 // token; POSTs from other sites are refused.
 package ui
@@ -21,15 +22,18 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
-	"potluck/internal/human"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"potluck/internal/human"
+
 	"potluck/apiclient"
+	"potluck/internal/ratelimit"
 )
 
 //go:embed templates/*.html static/*
@@ -52,6 +56,9 @@ type Config struct {
 	MaxSessions    int           // 0 = 1000
 	// Secure marks the session cookie Secure (set when the API is HTTPS).
 	Secure bool
+	// FailedLogins limits failed logins per client address (zero: the
+	// ratelimit defaults).
+	FailedLogins ratelimit.Config
 }
 
 // Handler is the UI's http.Handler.
@@ -62,6 +69,7 @@ type Handler struct {
 	pages    map[string]*template.Template
 	sessions *sessions
 	apiHTTP  *http.Client
+	logins   *ratelimit.Limiter
 }
 
 // New builds the UI handler.
@@ -86,7 +94,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger.With("component", "ui"), mux: http.NewServeMux(),
 		sessions: newSessions(cfg.SessionTTL, cfg.MaxSessions),
-		apiHTTP:  &http.Client{Transport: handlerTransport{cfg.API}}}
+		apiHTTP:  &http.Client{Transport: handlerTransport{cfg.API}}, logins: ratelimit.New(cfg.FailedLogins)}
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -166,7 +174,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cross-site request refused", http.StatusForbidden)
 		return
 	}
-	h.mux.ServeHTTP(w, r)
+	// The API, called in-process, counts failed tokens against the
+	// browser's address, not against the UI.
+	h.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), remoteAddrKey{}, r.RemoteAddr)))
 }
 
 // sameOrigin is a second line of defence besides the CSRF token: browsers
@@ -245,19 +255,34 @@ func (h *Handler) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxFormBytes)
-	token := strings.TrimSpace(r.PostFormValue("token"))
-	if token == "" {
-		h.render(w, r, http.StatusBadRequest, "login", &page{Title: "Log in", Error: "Enter the operator token."})
+	client := clientHost(r.RemoteAddr)
+	if ok, wait := h.logins.Allow(client); !ok {
+		secs := ratelimit.RetryAfterSeconds(wait)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		h.render(w, r, http.StatusTooManyRequests, "login", &page{Title: "Log in", Error: fmt.Sprintf("Too many failed logins from this address: try again in %d s.", secs)})
 		return
 	}
-	client, err := apiclient.New("http://core.invalid", token, apiclient.WithHTTPClient(h.apiHTTP), apiclient.WithRetries(0, 0))
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	if token == "" {
+		h.render(w, r, http.StatusBadRequest, "login", &page{Title: "Log in", Error: "Enter the operator token, or an app-owner or read-only token."})
+		return
+	}
+	api, err := apiclient.New("http://core.invalid", token, apiclient.WithHTTPClient(h.apiHTTP), apiclient.WithRetries(0, 0))
 	if err == nil {
-		_, err = client.Status(r.Context()) // operator token required
+		_, err = api.Status(r.Context()) // any token but a join token
 	}
 	if err != nil {
 		code, msg := http.StatusBadGateway, "The core did not answer: "+err.Error()
-		if apiclient.StatusOf(err) == http.StatusUnauthorized {
-			code, msg = http.StatusUnauthorized, "Wrong token: the UI needs the operator token."
+		switch apiclient.StatusOf(err) {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			h.logins.Fail(client)
+			code, msg = http.StatusUnauthorized, "Wrong token: the UI needs the operator token, or an app-owner or read-only token."
+		case http.StatusTooManyRequests: // the API's own count got there first
+			h.logins.Fail(client)
+			_, wait := h.logins.Allow(client)
+			secs := ratelimit.RetryAfterSeconds(wait)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			code, msg = http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins from this address: try again in %d s.", secs)
 		}
 		h.log.Info("ui login failed", "remote", r.RemoteAddr, "status", apiclient.StatusOf(err))
 		h.render(w, r, code, "login", &page{Title: "Log in", Error: msg})
@@ -382,6 +407,19 @@ func liveQuery(r *http.Request) (fragment bool, q *apiclient.Query) {
 // buffered.
 type handlerTransport struct{ h http.Handler }
 
+// remoteAddrKey holds the browser's address in a request's context, for
+// the API calls made on its behalf.
+type remoteAddrKey struct{}
+
+// clientHost is the IP of a remote address (the address itself when it has
+// no port).
+func clientHost(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
 func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := req.Clone(req.Context())
 	if r.Body == nil {
@@ -394,6 +432,9 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.ContentLength = -1
 	}
 	r.RemoteAddr = "127.0.0.1:0"
+	if addr, ok := req.Context().Value(remoteAddrKey{}).(string); ok {
+		r.RemoteAddr = addr
+	}
 	r.RequestURI = r.URL.RequestURI()
 	rec := &recorder{header: http.Header{}, code: http.StatusOK}
 	t.h.ServeHTTP(rec, r)
