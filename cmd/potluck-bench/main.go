@@ -61,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runTable(ctx, args[1:], stdout, stderr)
 	case "load":
 		return runLoad(ctx, args[1:], stdout, stderr)
+	case "placement":
+		return runPlacement(ctx, args[1:], stdout, stderr)
 	case "geo", "simulate":
 		return runGeo(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
