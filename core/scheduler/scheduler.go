@@ -195,10 +195,11 @@ func (p *Planner) PlaceBacks(inst *fsm.Installation, count int) ([]*fsm.Instance
 	for len(out) < count {
 		h := p.best(inst, policy)
 		if h == nil {
-			for _, in := range out { // all or nothing
+			err := p.shortage(inst, count, len(out)) // before the rollback: it explains this step
+			for _, in := range out {                 // all or nothing
 				p.Release(in, inst.PerInstance)
 			}
-			return nil, p.shortage(inst, count, len(out))
+			return nil, err
 		}
 		port := p.freePort(h.ID)
 		in := &fsm.Instance{ID: p.newID(), Installation: inst.Name, HostID: h.ID, Port: port, State: fsm.InstancePending}
