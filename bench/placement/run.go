@@ -61,16 +61,19 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Summary is the headline: the second policy (pack) against spread.
+// Summary is the headline: the second policy (pack) against spread, both
+// as relative changes, medians over seeds. Per seed, denials are summed and
+// free-Back shares averaged over every fleet size and load, so no load level
+// is picked after the fact.
 type Summary struct {
-	// DenialChange is the median over seeds of (pack's denials / spread's
-	// denials − 1) × 100, denials summed over every fleet size and load.
+	// DenialChange is (pack's denials / spread's − 1) × 100.
 	DenialChange float64
-	// FreeHostsGain is the median over seeds of the mean over fleet sizes
-	// and loads of (pack's − spread's share of Backs left free), in
-	// percentage points of the fleet: spread leaves almost no Back free, so
-	// a ratio to it would be meaningless.
-	FreeHostsGain float64
+	// FreeHostsChange is (pack's mean share of free Backs / spread's − 1)
+	// × 100.
+	FreeHostsChange float64
+	// FreeHostsPoints is pack's minus spread's mean share of free Backs, in
+	// percentage points of the fleet (for reading the relative change).
+	FreeHostsPoints float64
 }
 
 type key struct {
@@ -157,30 +160,35 @@ func Run(cfg Config, w io.Writer) (Summary, error) {
 	}
 
 	base, alt := cfg.Policies[0].Name, cfg.Policies[1].Name
-	var denial, gain []float64
+	var denial, rel, points []float64
 	for seed := 1; seed <= cfg.Seeds; seed++ {
 		var dBase, dAlt int
-		var g float64
+		var fBase, fAlt float64
 		for _, n := range cfg.Hosts {
 			for _, load := range cfg.Loads {
 				b, a := results[key{seed, n, load, base}], results[key{seed, n, load, alt}]
 				dBase += b.Denied
 				dAlt += a.Denied
-				g += 100 * (a.FreeHosts - b.FreeHosts)
+				fBase += b.FreeHosts
+				fAlt += a.FreeHosts
 			}
 		}
+		cells := float64(len(cfg.Hosts) * len(cfg.Loads))
 		if dBase > 0 {
 			denial = append(denial, 100*(float64(dAlt)/float64(dBase)-1))
 		}
-		gain = append(gain, g/float64(len(cfg.Hosts)*len(cfg.Loads)))
+		if fBase > 0 {
+			rel = append(rel, 100*(fAlt/fBase-1))
+		}
+		points = append(points, 100*(fAlt-fBase)/cells)
 	}
-	sum := Summary{DenialChange: median(denial), FreeHostsGain: median(gain)}
-	fmt.Fprintf(w, "(%s vs %s: denials summed over fleet sizes and loads per seed, free hosts in points of the fleet averaged over them; medians over %d seeds)\n",
-		alt, base, cfg.Seeds)
+	sum := Summary{DenialChange: median(denial), FreeHostsChange: median(rel), FreeHostsPoints: median(points)}
+	fmt.Fprintf(w, "%s vs %s over every fleet size and load, medians over %d seeds: denials %+.1f %%, free Backs %+.1f %% (%+.1f points of the fleet)\n",
+		alt, base, cfg.Seeds, sum.DenialChange, sum.FreeHostsChange, sum.FreeHostsPoints)
 	return sum, nil
 }
 
 // Line is the summary's last line.
 func (s Summary) Line() string {
-	return fmt.Sprintf("placement: denials %+.1f %% and free hosts %+.1f %% vs spread", s.DenialChange, s.FreeHostsGain)
+	return fmt.Sprintf("placement: denials %+.1f %% and free hosts %+.1f %% vs spread", s.DenialChange, s.FreeHostsChange)
 }
