@@ -18,11 +18,14 @@ func TestSimulateIsDeterministicAndChecksEveryPlacement(t *testing.T) {
 	reqs := MakeRequests(300, fleet, 0.8, rng)
 	for _, p := range Policies {
 		t.Run(p.Name, func(t *testing.T) {
-			a, err := Simulate(fleet, reqs, p, 0.25)
+			a, err := Simulate(fleet, reqs, p, Options{Warmup: 0.25})
 			require.NoError(t, err)
-			b, err := Simulate(fleet, reqs, p, 0.25)
+			b, err := Simulate(fleet, reqs, p, Options{Warmup: 0.25})
 			require.NoError(t, err)
 			require.Equal(t, a, b)
+			viaFSM, err := Simulate(fleet, reqs, p, Options{Warmup: 0.25, ThroughFSM: true})
+			require.NoError(t, err)
+			require.Equal(t, a, viaFSM, "editing the state gives what the FSM gives")
 			require.Equal(t, 225, a.Requests)
 			require.Positive(t, a.Reserved)
 			require.LessOrEqual(t, a.FreeHosts, 1.0)

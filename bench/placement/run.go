@@ -18,6 +18,7 @@ type Config struct {
 	RequestsPerHost int       // requests per stream = RequestsPerHost × hosts
 	Warmup          float64   // share of the stream before metrics count
 	Parallel        int       // simulations run at once
+	ThroughFSM      bool      // commit through the real FSM (see Options)
 	Policies        []Policy
 }
 
@@ -117,7 +118,7 @@ func Run(cfg Config, w io.Writer) (Summary, error) {
 		go func() {
 			defer wg.Done()
 			for j := range work {
-				r, err := Simulate(j.fleet, j.reqs, j.pol, cfg.Warmup)
+				r, err := Simulate(j.fleet, j.reqs, j.pol, Options{Warmup: cfg.Warmup, ThroughFSM: cfg.ThroughFSM})
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("seed %d, %d hosts, load %.2f, %s: %w", j.k.seed, j.k.hosts, j.k.load, j.k.policy, err)

@@ -23,6 +23,7 @@ func runPlacement(_ context.Context, args []string, stdout, stderr io.Writer) er
 	fs.IntVar(&def.RequestsPerHost, "requests-per-host", def.RequestsPerHost, "requests per stream, per host of the fleet")
 	fs.Float64Var(&def.Warmup, "warmup", def.Warmup, "share of each stream replayed before metrics count")
 	fs.IntVar(&def.Parallel, "parallel", def.Parallel, "simulations run at once")
+	fs.BoolVar(&def.ThroughFSM, "fsm", def.ThroughFSM, "commit every decision through the real FSM, whose Apply re-checks every invariant (about 3x slower)")
 	cli.SetUsage(fs, `potluck-bench placement replays streams of installation requests (Poisson
 arrivals, exponential lifetimes, mixed sizes, requirements and spread
 constraints) over simulated heterogeneous fleets through the real scheduler
