@@ -277,3 +277,27 @@ func TestScoreTerms(t *testing.T) {
 		})
 	}
 }
+
+// Scaling in under pack removes the instance whose Back it would leave
+// empty; under spread it goes by id as before.
+func TestScaleInUnderPackFreesBacks(t *testing.T) {
+	for _, tc := range []struct {
+		policy string
+		remove []string
+	}{
+		{PolicySpread, []string{"w1"}},
+		{PolicyPack, []string{"w2"}},
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			st := smallState([]hostSpec{{id: "a", cpu: 4000, mem: 8192}, {id: "b", cpu: 4000, mem: 8192}},
+				map[string]fsm.Resources{"a": {MilliCPU: 100, MemoryMB: 100}})
+			st.Installations["web"] = &fsm.Installation{Name: "web", Backs: 2, Fronts: 1, FrontHosts: []string{"f"},
+				PerInstance: fsm.Resources{MilliCPU: 500, MemoryMB: 512}, Placement: &fsm.Placement{Policy: tc.policy}}
+			st.Instances["w1"] = &fsm.Instance{ID: "w1", Installation: "web", HostID: "a", Port: fsm.MinPort + 1, State: fsm.InstanceRunning}
+			st.Instances["w2"] = &fsm.Instance{ID: "w2", Installation: "web", HostID: "b", Port: fsm.MinPort, State: fsm.InstanceRunning}
+			plan, err := PlanScale(st, "web", 1, 1, seqIDs())
+			require.NoError(t, err)
+			require.Equal(t, tc.remove, plan.Remove)
+		})
+	}
+}

@@ -338,7 +338,8 @@ func PlanInstallation(st *fsm.State, inst *fsm.Installation, newID IDFunc, opts 
 }
 
 // PlanScale changes the number of Fronts and Backs of an installation. Scaling
-// down removes lost, failed and pending instances first, then by id.
+// down removes lost, failed and pending instances first, then (under pack)
+// those on the Backs with fewest instances, then by id.
 func PlanScale(st *fsm.State, name string, fronts, backs int, newID IDFunc, opts ...Option) (*fsm.Plan, error) {
 	inst, ok := st.Installations[name]
 	if !ok {
@@ -348,7 +349,14 @@ func PlanScale(st *fsm.State, name string, fronts, backs int, newID IDFunc, opts
 	plan := &fsm.Plan{}
 	cur := st.InstancesOf(name)
 	if backs < len(cur) {
-		sort.SliceStable(cur, func(i, j int) bool { return removalRank(cur[i]) > removalRank(cur[j]) })
+		pack := p.policyOf(inst) == PolicyPack
+		sort.SliceStable(cur, func(i, j int) bool {
+			if ri, rj := removalRank(cur[i]), removalRank(cur[j]); ri != rj {
+				return ri > rj
+			}
+			// Packing empties the least used Backs first, so they can be freed.
+			return pack && p.onHost[cur[i].HostID] < p.onHost[cur[j].HostID]
+		})
 		for _, in := range cur[:len(cur)-backs] {
 			plan.Remove = append(plan.Remove, in.ID)
 			p.Release(in, inst.PerInstance)
