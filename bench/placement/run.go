@@ -26,8 +26,8 @@ type Config struct {
 // run.
 func DefaultConfig() Config {
 	return Config{
-		Seeds: 5, Hosts: []int{20, 60, 200}, Loads: []float64{0.5, 0.7, 0.85, 0.95},
-		RequestsPerHost: 30, Warmup: 0.25, Parallel: 2, Policies: Policies,
+		Seeds: 5, Hosts: []int{20, 50, 100}, Loads: []float64{0.5, 0.7, 0.85, 0.95},
+		RequestsPerHost: 25, Warmup: 0.25, Parallel: 2, Policies: Policies,
 	}
 }
 

@@ -18,16 +18,22 @@ type Policy struct {
 	Scheduler string // scheduler.PolicySpread or scheduler.PolicyPack
 	// Forecast feeds the scheduler each Back's real load (the instances'
 	// Use) instead of their reservations, standing in for the forecast the
-	// autoscaling metrics will give.
+	// autoscaling metrics will give; it turns the headroom term on.
 	Forecast bool
+	// Headroom, when not 0, sets the headroom term's share explicitly.
+	Headroom float64
 }
 
 // Policies compared by default: today's spread, pack as the leader runs it
-// (forecast from reservations) and pack fed with the load.
+// (forecast from reservations, so no headroom term), pack fed with the load,
+// and pack with the headroom term on reservations.
 var Policies = []Policy{
 	{Name: "spread", Scheduler: scheduler.PolicySpread},
 	{Name: "pack", Scheduler: scheduler.PolicyPack},
 	{Name: "pack+forecast", Scheduler: scheduler.PolicyPack, Forecast: true},
+	// Ablation: headroom kept on reservations (the forecast the leader has
+	// today), showing what that term costs when nothing measures load.
+	{Name: "pack+headroom", Scheduler: scheduler.PolicyPack, Headroom: scheduler.DefaultHeadroom},
 }
 
 // Large is the reference instance for fragmentation: free capacity on a Back
@@ -93,6 +99,9 @@ func Simulate(fleet []Host, reqs []Request, pol Policy, o Options) (Result, erro
 	opts := []scheduler.Option{scheduler.WithPolicy(pol.Scheduler)}
 	if pol.Forecast {
 		opts = append(opts, scheduler.WithDemand(loadDemand{s}))
+	}
+	if pol.Headroom != 0 {
+		opts = append(opts, scheduler.WithHeadroom(pol.Headroom))
 	}
 	start := int(warmup * float64(len(reqs)))
 	var deps departures

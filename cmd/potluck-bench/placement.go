@@ -18,7 +18,7 @@ func runPlacement(_ context.Context, args []string, stdout, stderr io.Writer) er
 	def := placement.DefaultConfig()
 	var hosts, loads cli.StringList
 	fs.IntVar(&def.Seeds, "seeds", def.Seeds, "request streams per fleet size and load (results are medians over them)")
-	fs.Var(&hosts, "hosts", "fleet sizes, comma-separated (default 20,60,200)")
+	fs.Var(&hosts, "hosts", "fleet sizes, comma-separated (default 20,50,100)")
 	fs.Var(&loads, "loads", "offered CPU loads as shares of the fleet's CPU, comma-separated (default 0.5,0.7,0.85,0.95)")
 	fs.IntVar(&def.RequestsPerHost, "requests-per-host", def.RequestsPerHost, "requests per stream, per host of the fleet")
 	fs.Float64Var(&def.Warmup, "warmup", def.Warmup, "share of each stream replayed before metrics count")

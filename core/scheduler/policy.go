@@ -31,8 +31,8 @@ const (
 	// over every empty one.
 	EmptyHostPenalty = 1.0
 	// DefaultHeadroom is the share of each resource kept for forecast load
-	// above what is reserved: a Back whose forecast load after placement
-	// exceeds 1-Headroom of its capacity is penalised.
+	// when a Demand forecast is given: a Back whose forecast load after
+	// placement exceeds 1-Headroom of its capacity is penalised.
 	DefaultHeadroom = 0.10
 	// HotPenalty is the penalty for a Back whose forecast load would reach
 	// its whole capacity; it grows linearly from 0 at 1-Headroom.
@@ -58,12 +58,25 @@ func (ReservedDemand) Load(_ *fsm.Host, reserved fsm.Resources) fsm.Resources { 
 // Option tunes a plan.
 type Option func(*Planner)
 
-// WithDemand makes PolicyPack use d's forecast instead of reservations.
-func WithDemand(d Demand) Option { return func(p *Planner) { p.demand = d } }
+// WithDemand makes PolicyPack use d's forecast instead of reservations, and
+// turns on the headroom term (DefaultHeadroom unless WithHeadroom says
+// otherwise).
+func WithDemand(d Demand) Option {
+	return func(p *Planner) {
+		p.demand = d
+		if !p.headroomSet {
+			p.headroom = DefaultHeadroom
+		}
+	}
+}
 
-// WithHeadroom sets the share of capacity kept for forecast load
-// (DefaultHeadroom unless set; 0 disables the headroom term).
-func WithHeadroom(h float64) Option { return func(p *Planner) { p.headroom = h } }
+// WithHeadroom sets the share of capacity kept for forecast load; 0 turns
+// the headroom term off. Without it the term is on only with WithDemand:
+// when the forecast is the reservations it would only keep Backs from filling
+// up, since a reservation is a hard limit that load never exceeds.
+func WithHeadroom(h float64) Option {
+	return func(p *Planner) { p.headroom, p.headroomSet = h, true }
+}
 
 // WithPolicy overrides the cluster's default policy (installations that name
 // their own still win).
@@ -89,7 +102,9 @@ type Candidate struct {
 // The first term packs, the second keeps whole Backs free while a used one
 // fits (and among empty Backs prefers the one the instance fills most, so
 // large Backs stay whole for large requests), the third steers instances
-// away from Backs whose forecast load leaves no headroom.
+// away from Backs whose forecast load leaves no headroom. headroom 0 drops
+// the third term (the leader's default while the forecast is the
+// reservations).
 func Score(c Candidate, need fsm.Resources, headroom float64) float64 {
 	capacity := c.Host.Capacity
 	reserved := capacity.Sub(c.Free).Add(need)

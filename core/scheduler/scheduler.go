@@ -37,11 +37,12 @@ func NewInstanceID() string {
 // (O(hosts + instances)), and each placement then looks at the ready Backs
 // only.
 type Planner struct {
-	st       *fsm.State
-	newID    IDFunc
-	policy   string // overrides the cluster's default when set
-	demand   Demand
-	headroom float64
+	st          *fsm.State
+	newID       IDFunc
+	policy      string // overrides the cluster's default when set
+	demand      Demand
+	headroom    float64
+	headroomSet bool
 
 	backs     []*fsm.Host // ready Backs, by id
 	free      map[string]fsm.Resources
@@ -56,7 +57,7 @@ type Planner struct {
 // NewPlanner starts planning on st (which it never modifies).
 func NewPlanner(st *fsm.State, newID IDFunc, opts ...Option) *Planner {
 	p := &Planner{
-		st: st, newID: newID, demand: ReservedDemand{}, headroom: DefaultHeadroom,
+		st: st, newID: newID, demand: ReservedDemand{},
 		free:      make(map[string]fsm.Resources, len(st.Hosts)),
 		ports:     make(map[string]map[int]bool, len(st.Hosts)),
 		count:     make(map[string]map[string]int, len(st.Installations)),
