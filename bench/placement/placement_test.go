@@ -2,6 +2,8 @@ package placement
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -70,7 +72,7 @@ func TestRunPrintsTableAndSummary(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Seeds, cfg.Hosts, cfg.Loads, cfg.RequestsPerHost = 2, []int{10}, []float64{0.9}, 20
 	var out bytes.Buffer
-	sum, err := Run(cfg, &out)
+	sum, err := Run(context.Background(), cfg, &out)
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	require.Contains(t, lines[0], "denied %")
@@ -86,4 +88,11 @@ func TestConfigValidate(t *testing.T) {
 	require.ErrorContains(t, err, "load 3.00 outside")
 	require.ErrorContains(t, err, "warm-up 1.00 outside")
 	require.NoError(t, DefaultConfig().Validate())
+}
+
+func TestRunStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Run(ctx, DefaultConfig(), io.Discard)
+	require.ErrorIs(t, err, context.Canceled)
 }

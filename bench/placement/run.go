@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -84,8 +85,8 @@ type key struct {
 }
 
 // Run simulates the sweep, prints a table of medians over seeds per fleet
-// size, load and policy, and returns the headline.
-func Run(cfg Config, w io.Writer) (Summary, error) {
+// size, load and policy, and returns the headline. It stops between simulations when ctx ends.
+func Run(ctx context.Context, cfg Config, w io.Writer) (Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return Summary{}, err
 	}
@@ -129,12 +130,18 @@ func Run(cfg Config, w io.Writer) (Summary, error) {
 		}()
 	}
 	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
 		work <- j
 	}
 	close(work)
 	wg.Wait()
 	if firstErr != nil {
 		return Summary{}, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return Summary{}, fmt.Errorf("placement simulation stopped: %w", err)
 	}
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -12,7 +12,7 @@ import (
 )
 
 // runPlacement is `potluck-bench placement`: the placement simulator.
-func runPlacement(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runPlacement(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("potluck-bench placement", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	def := placement.DefaultConfig()
@@ -56,7 +56,7 @@ The workload is documented in docs/benchmarks.md.`,
 			def.Loads = append(def.Loads, x)
 		}
 	}
-	sum, err := placement.Run(def, stdout)
+	sum, err := placement.Run(ctx, def, stdout)
 	if err != nil {
 		return err
 	}
