@@ -145,21 +145,22 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Summary, error) {
 	}
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "hosts\tload\tpolicy\treserved %%\tdenied %%\tfree hosts %%\tfragmented %%\thot hosts %%\t\n")
+	fmt.Fprintf(tw, "hosts\tload\tpolicy\treserved %%\tdenied %%\timpossible %%\tfree hosts %%\tfragmented %%\thot hosts %%\t\n")
 	for _, n := range cfg.Hosts {
 		for _, load := range cfg.Loads {
 			for _, p := range cfg.Policies {
-				var res, den, free, frag, hot []float64
+				var res, den, imp, free, frag, hot []float64
 				for seed := 1; seed <= cfg.Seeds; seed++ {
 					r := results[key{seed, n, load, p.Name}]
 					res = append(res, 100*r.Reserved)
 					den = append(den, 100*r.DenialRate())
+					imp = append(imp, 100*r.ImpossibleRate())
 					free = append(free, 100*r.FreeHosts)
 					frag = append(frag, 100*r.Fragmentation)
 					hot = append(hot, 100*r.Hot)
 				}
-				fmt.Fprintf(tw, "%d\t%.2f\t%s\t%.1f\t%.2f\t%.1f\t%.1f\t%.1f\t\n", n, load, p.Name,
-					median(res), median(den), median(free), median(frag), median(hot))
+				fmt.Fprintf(tw, "%d\t%.2f\t%s\t%.1f\t%.2f\t%.2f\t%.1f\t%.1f\t%.1f\t\n", n, load, p.Name,
+					median(res), median(den), median(imp), median(free), median(frag), median(hot))
 			}
 		}
 	}

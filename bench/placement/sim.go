@@ -49,10 +49,19 @@ type Result struct {
 	Policy        string
 	Requests      int     // requests arrived after the warm-up
 	Denied        int     // of those, refused for lack of a fitting Back
+	Impossible    int     // of those, refused even by the empty fleet
 	FreeHosts     float64 // share of Backs with no instance
 	Fragmentation float64 // share of free CPU on Backs too small for Large
 	Hot           float64 // share of Backs whose real CPU use exceeds HotShare
 	Reserved      float64 // share of the fleet's CPU reserved (the carried load)
+}
+
+// ImpossibleRate is Impossible / Requests.
+func (r Result) ImpossibleRate() float64 {
+	if r.Requests == 0 {
+		return 0
+	}
+	return float64(r.Impossible) / float64(r.Requests)
 }
 
 // DenialRate is Denied / Requests.
@@ -134,6 +143,9 @@ func Simulate(fleet []Host, reqs []Request, pol Policy, o Options) (Result, erro
 			}
 			if measuring {
 				s.res.Denied++
+				if _, _, err := scheduler.PlanInstallation(s.empty, inst, newID, opts...); err != nil {
+					s.res.Impossible++
+				}
 			}
 			continue
 		}
@@ -165,6 +177,7 @@ type simHost struct {
 type sim struct {
 	fsm      *fsm.FSM   // when committing through the FSM
 	st       *fsm.State // otherwise
+	empty    *fsm.State // the fleet with nothing placed
 	index    uint64
 	hosts    map[string]*simHost
 	order    []*simHost
@@ -237,9 +250,14 @@ func (s *sim) boot(fleet []Host) error {
 		s.order = append(s.order, sh)
 		s.fleetCPU += float64(h.Class.Capacity.MilliCPU)
 	}
+	s.empty = fsm.NewState()
 	for _, c := range cmds {
 		if err := s.apply(c); err != nil {
 			return fmt.Errorf("boot: %w", err)
+		}
+		if c.Type == fsm.CmdRegisterHost {
+			h := *c.Host
+			s.empty.Hosts[h.ID] = &h
 		}
 	}
 	return nil
