@@ -4,10 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"potluck/meshnet"
 	"sort"
 	"time"
-
-	"potluck/meshnet"
 )
 
 // Code classifies an Apply error so the API can pick the HTTP status.
