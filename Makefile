@@ -15,7 +15,7 @@ GOBUILD   := $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 1
 
-.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale clean deps
+.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale bench-placement clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -76,6 +76,11 @@ bench-geo: app-image ## the paper's Table 1 on simulated geography: local cluste
 	@mkdir -p $(BIN)
 	$(GOBUILD) -o $(BIN)/potluck-bench ./cmd/potluck-bench
 	$(BIN)/potluck-bench geo --image $(BIN)/app-image.tar $(BENCH_GEO_FLAGS)
+
+bench-placement: ## placement policies simulated through the real scheduler: denials, free Backs, fragmentation for spread vs pack (~5 min; BENCH_PLACEMENT_FLAGS="--seeds 2 --hosts 50" for a quick look)
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/potluck-bench ./cmd/potluck-bench
+	$(BIN)/potluck-bench placement $(BENCH_PLACEMENT_FLAGS)
 
 bench-table: ## the paper's Table 1 method against your targets: BENCH_TABLE_FLAGS="--target NAME=URL[,host=HOST] ..."
 	@mkdir -p $(BIN)

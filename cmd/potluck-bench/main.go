@@ -55,6 +55,8 @@ func run(ctx context.Context, args []string, env cli.Env) error {
 		return runTable(ctx, args[1:], env)
 	case "load":
 		return runLoad(ctx, args[1:], env)
+	case "placement":
+		return runPlacement(ctx, args[1:], env)
 	case "geo", "simulate":
 		return runGeo(ctx, args[1:], env)
 	case "autoscale":

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -33,8 +34,22 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.deleteInstallation(c)
 	case CmdPlan:
 		return s.applyPlan(c)
+	case CmdSetPlacementPolicy:
+		return s.setPlacementPolicy(c)
 	}
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
+}
+
+// PlacementPolicies are the policies the scheduler knows (its PolicySpread
+// and PolicyPack); "" means the default, spread.
+var PlacementPolicies = []string{"spread", "pack"}
+
+func (s *State) setPlacementPolicy(c *Command) (string, error) {
+	if c.Name != "" && !slices.Contains(PlacementPolicies, c.Name) {
+		return "", errf(CodeInvalid, "placement policy %q: use spread or pack", c.Name)
+	}
+	s.PlacementPolicy = c.Name
+	return c.Name, nil
 }
 
 func (s *State) setOperatorToken(c *Command) (string, error) {

@@ -19,6 +19,8 @@ const (
 	CmdCreateInstallation  CommandType = "create_installation"
 	CmdDeleteInstallation  CommandType = "delete_installation"
 	CmdPlan                CommandType = "plan"
+	// CmdSetPlacementPolicy sets State.PlacementPolicy to Name.
+	CmdSetPlacementPolicy CommandType = "set_placement_policy"
 )
 
 // Command is one replicated write. The leader fills Time, ids and every

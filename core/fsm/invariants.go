@@ -8,14 +8,15 @@ const (
 
 // checkInvariants rejects a state where a port is used twice on a host, a
 // port is out of range, a host is over its declared capacity, or an
-// installation has two instances on one host.
+// installation has more instances on one host than its placement allows.
 func (s *State) checkInvariants() error {
 	type hostPort struct {
 		host string
 		port int
 	}
 	ports := map[hostPort]string{}
-	perHost := map[string]bool{}
+	perHost := map[string]int{}
+	used := map[string]Resources{} // one pass, not Used per host: O(instances), not O(hosts × instances)
 	for _, in := range s.SortedInstances() {
 		if in.Port < MinPort || in.Port > MaxPort {
 			return errf(CodeInvalid, "instance %s: port %d outside %d-%d", in.ID, in.Port, MinPort, MaxPort)
@@ -25,16 +26,18 @@ func (s *State) checkInvariants() error {
 		}
 		ports[hostPort{in.HostID, in.Port}] = in.ID
 		key := in.Installation + "\x00" + in.HostID
-		if perHost[key] {
-			return errf(CodeConflict, "installation %q has two instances on host %s", in.Installation, in.HostID)
+		perHost[key]++
+		if limit := s.Installations[in.Installation].PerHostLimit(); perHost[key] > limit {
+			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed)", in.Installation, perHost[key], in.HostID, limit)
 		}
-		perHost[key] = true
-		if _, ok := s.Installations[in.Installation]; !ok {
+		inst, ok := s.Installations[in.Installation]
+		if !ok {
 			return errf(CodeNotFound, "instance %s: no installation %q", in.ID, in.Installation)
 		}
+		used[in.HostID] = used[in.HostID].Add(inst.PerInstance)
 	}
 	for _, h := range s.SortedHosts() {
-		if !h.Capacity.Fits(s.Used(h.ID)) {
+		if !h.Capacity.Fits(used[h.ID]) {
 			return errf(CodeConflict, "host %s would exceed its declared capacity", h.Name)
 		}
 	}

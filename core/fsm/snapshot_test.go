@@ -60,6 +60,8 @@ func goldenLog() []goldenEntry {
 				h.Endpoint = fmt.Sprintf("127.0.0.1:%d", 8080+i)
 			} else {
 				h.Measured = &fsm.Resources{MilliCPU: 8000, MemoryMB: 16384, DiskMB: 10000}
+				h.Arch, h.Storage, h.Region, h.Lender = "amd64", "ssd", "eu-west", fmt.Sprintf("lender-%d", i%2)
+				h.Labels = map[string]string{"rack": fmt.Sprintf("r%d", i)}
 			}
 			log = append(log, goldenEntry{cmd: &fsm.Command{Type: fsm.CmdRegisterHost, RequestID: "req-" + id, Host: h}})
 			if status != fsm.HostReady {
@@ -83,6 +85,8 @@ func goldenLog() []goldenEntry {
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCreateInstallation, RequestID: "req-blog", Installation: &fsm.Installation{
 			Name: "blog", App: "blog", Fronts: 2, Backs: 2, Domain: "blog.example.com", PerInstance: per, ContainerPort: 8080,
 			Env: map[string]string{"DB": "sqlite"}, FrontHosts: []string{"front-2", "front-1"},
+			Placement: &fsm.Placement{Policy: "pack", Requires: map[string]string{"arch": "amd64"},
+				Spread: []fsm.SpreadConstraint{{By: "lender", Max: 1}}, MaxPerHost: 2},
 		}, Instances: []*fsm.Instance{
 			{ID: "inst-3", Installation: "blog", HostID: "back-1", Port: 5001},
 			{ID: "inst-4", Installation: "blog", HostID: "back-3", Port: 5000},
@@ -93,6 +97,8 @@ func goldenLog() []goldenEntry {
 			{ID: "inst-3", State: fsm.InstanceLost, Message: "container vanished"},
 		}}}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdPlan, RequestID: "req-hosts", Plan: &fsm.Plan{Hosts: changes}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, RequestID: "req-policy", Name: "pack"}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, Name: "first-fit"}, reject: fsm.CodeInvalid},
 	)
 	return log
 }

@@ -90,6 +90,17 @@ type Host struct {
 	// Measured is what the host's agent measured the machine has (nil from
 	// agents that predate it). Placement uses Schedulable, never more.
 	Measured *Resources `json:"measured,omitempty"`
+
+	// Features that installations can require (Placement.Requires) or
+	// spread over (Placement.Spread). Empty means unknown: a requirement on
+	// it is not met, and for spreading all unknown hosts count as one group.
+	// Maps here are replaced whole, never modified in place, so Clone may
+	// share them.
+	Arch    string            `json:"arch,omitempty"`    // CPU architecture, GOARCH names: amd64, arm64
+	Storage string            `json:"storage,omitempty"` // storage type: ssd, hdd, nvme
+	Region  string            `json:"region,omitempty"`
+	Lender  string            `json:"lender,omitempty"` // who lends the host
+	Labels  map[string]string `json:"labels,omitempty"` // set by the operator
 }
 
 // Schedulable is what the scheduler may place on h: its declared capacity,
@@ -141,6 +152,41 @@ type Installation struct {
 	FrontHosts    []string          `json:"front_hosts"` // host ids, sorted
 	CreatedAt     time.Time         `json:"created_at"`
 	UpdatedAt     time.Time         `json:"updated_at"`
+	// Placement says where the instances may go; nil places them by the
+	// cluster's policy with no requirement, one per Back.
+	Placement *Placement `json:"placement,omitempty"`
+}
+
+// Placement is an installation's requirements, constraints and policy.
+// It is replaced whole, never modified in place, so Clone may share it.
+type Placement struct {
+	// Policy overrides State.PlacementPolicy for this installation
+	// (scheduler.PolicySpread, scheduler.PolicyPack); empty inherits it.
+	Policy string `json:"policy,omitempty"`
+	// Requires lists host features an instance needs, e.g. arch=amd64,
+	// storage=ssd; other keys name Host.Labels. All must match exactly.
+	Requires map[string]string `json:"requires,omitempty"`
+	// Spread caps how many instances share one value of a host feature,
+	// e.g. at most 1 per lender, at most 2 per region.
+	Spread []SpreadConstraint `json:"spread,omitempty"`
+	// MaxPerHost is how many instances may share one Back; 0 or 1 keeps
+	// the default of one per Back.
+	MaxPerHost int `json:"max_per_host,omitempty"`
+}
+
+// SpreadConstraint: at most Max instances per distinct value of the host
+// feature By (lender, region, arch, storage or a label key).
+type SpreadConstraint struct {
+	By  string `json:"by"`
+	Max int    `json:"max"`
+}
+
+// PerHostLimit is how many instances of the installation may share a Back.
+func (in *Installation) PerHostLimit() int {
+	if in == nil || in.Placement == nil || in.Placement.MaxPerHost < 1 {
+		return 1
+	}
+	return in.Placement.MaxPerHost
 }
 
 // Instance is one container of an installation placed on a Back.
@@ -235,6 +281,9 @@ type State struct {
 	Addresses    *meshnet.Allocator       `json:"addresses,omitempty"`
 	Requests     map[string]RequestRecord `json:"requests"`
 	RequestOrder []string                 `json:"request_order"`
+	// PlacementPolicy is the cluster's placement policy for installations
+	// that name none; empty means scheduler.PolicySpread.
+	PlacementPolicy string `json:"placement_policy,omitempty"`
 }
 
 // NewState returns an empty state.

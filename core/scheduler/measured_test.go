@@ -39,7 +39,7 @@ func TestPlacesByMeasuredAndUnpackedSize(t *testing.T) {
 				name := fmt.Sprintf("site%d", i)
 				inst := &fsm.Installation{Name: name, App: "web", PerInstance: tc.per}
 				st.Installations[name] = inst
-				if _, err := p.PlaceBacks(name, st.Need(inst), 1); err != nil {
+				if _, err := p.PlaceBacks(inst, 1); err != nil {
 					break
 				}
 				placed++

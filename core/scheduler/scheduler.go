@@ -1,11 +1,13 @@
 // Package scheduler decides where instances and Fronts go. It runs on the
 // leader only and is pure: it reads a state snapshot and returns decisions
 // (instances with hosts and ports, Front lists, plans) that the caller commits
-// through raft. Backs are chosen by free capacity (most free first; a host's
-// capacity is what it declared, capped by what its agent measured, and an
-// instance's disk is at least what its image unpacks to),
-// one instance of an installation per Back, on the lowest free port in
-// 5000–6000; Fronts by fewest installations served.
+// through raft. Backs must meet the installation's requirements and spread
+// constraints and fit its reservation (a host's capacity is what it declared,
+// capped by what its agent measured; an instance's disk is at least what its
+// image unpacks to); among them the placement policy picks one (spread: most
+// free capacity first; pack: the lowest Score, see policy.go), at most Placement.MaxPerHost (default 1) instances of an
+// installation per Back, on the lowest free port in 5000–6000. Fronts go by
+// fewest installations served.
 package scheduler
 
 import (
@@ -30,34 +32,71 @@ func NewInstanceID() string {
 	return "i-" + hex.EncodeToString(b[:])
 }
 
-// Planner tracks free capacity and ports while several placements are made
-// for one command, so decisions within a command never collide.
+// Planner tracks free capacity, ports and instance counts while several
+// placements are made for one command, so decisions within a command never
+// collide. It is built in one pass over the state's hosts and instances
+// (O(hosts + instances)), and each placement then looks at the ready Backs
+// only.
 type Planner struct {
-	st        *fsm.State
-	newID     IDFunc
+	st          *fsm.State
+	newID       IDFunc
+	policy      string // overrides the cluster's default when set
+	demand      Demand
+	headroom    float64
+	headroomSet bool
+
+	backs     []*fsm.Host // ready Backs, by id
 	free      map[string]fsm.Resources
-	ports     map[string]map[int]bool
-	on        map[string]map[string]bool // installation -> host ids in use
+	ports     map[string]map[int]bool   // nil until the host's first port
+	count     map[string]map[string]int // installation -> host id -> instances
+	onHost    map[string]int            // host id -> instances of any installation
+	delta     map[string]fsm.Resources  // reservations this plan added (or released) per host
 	frontLoad map[string]int
+	fronts    []*fsm.Host // ready Fronts, by id
 }
 
 // NewPlanner starts planning on st (which it never modifies).
-func NewPlanner(st *fsm.State, newID IDFunc) *Planner {
+func NewPlanner(st *fsm.State, newID IDFunc, opts ...Option) *Planner {
 	p := &Planner{
-		st: st, newID: newID,
-		free:      map[string]fsm.Resources{},
-		ports:     map[string]map[int]bool{},
-		on:        map[string]map[string]bool{},
+		st: st, newID: newID, demand: ReservedDemand{},
+		free:      make(map[string]fsm.Resources, len(st.Hosts)),
+		ports:     make(map[string]map[int]bool, len(st.Hosts)),
+		count:     make(map[string]map[string]int, len(st.Installations)),
+		onHost:    make(map[string]int, len(st.Hosts)),
+		delta:     map[string]fsm.Resources{},
 		frontLoad: map[string]int{},
 	}
-	for _, h := range st.SortedHosts() {
-		p.free[h.ID] = h.Schedulable().Sub(st.Reserved(h.ID))
-		p.ports[h.ID] = st.UsedPorts(h.ID)
+	for _, o := range opts {
+		o(p)
 	}
-	for _, in := range st.SortedInstances() {
-		p.mark(in.Installation, in.HostID)
+	for id, h := range st.Hosts {
+		p.free[id] = h.Schedulable()
+		if h.Status != fsm.HostReady {
+			continue
+		}
+		switch h.Role {
+		case fsm.RoleBack:
+			p.backs = append(p.backs, h)
+		case fsm.RoleFront:
+			p.fronts = append(p.fronts, h)
+		}
 	}
-	for _, inst := range st.SortedInstallations() {
+	sort.Slice(p.backs, func(i, j int) bool { return p.backs[i].ID < p.backs[j].ID })
+	sort.Slice(p.fronts, func(i, j int) bool { return p.fronts[i].ID < p.fronts[j].ID })
+	// Sums and sets only, so map order does not change the outcome.
+	for _, in := range st.Instances {
+		if _, ok := st.Hosts[in.HostID]; !ok {
+			continue
+		}
+		var need fsm.Resources
+		if inst := st.Installations[in.Installation]; inst != nil {
+			need = st.Need(inst)
+		}
+		p.free[in.HostID] = p.free[in.HostID].Sub(need)
+		p.takePort(in.HostID, in.Port)
+		p.mark(in.Installation, in.HostID, 1)
+	}
+	for _, inst := range st.Installations {
 		for _, f := range inst.FrontHosts {
 			p.frontLoad[f]++
 		}
@@ -65,65 +104,167 @@ func NewPlanner(st *fsm.State, newID IDFunc) *Planner {
 	return p
 }
 
-func (p *Planner) mark(installation, host string) {
-	if p.on[installation] == nil {
-		p.on[installation] = map[string]bool{}
+func (p *Planner) mark(installation, host string, n int) {
+	if p.count[installation] == nil {
+		p.count[installation] = map[string]int{}
 	}
-	p.on[installation][host] = true
+	p.count[installation][host] += n
+	if p.count[installation][host] <= 0 {
+		delete(p.count[installation], host)
+	}
+	p.onHost[host] += n
+}
+
+func (p *Planner) takePort(host string, port int) {
+	if p.ports[host] == nil {
+		p.ports[host] = map[int]bool{}
+	}
+	p.ports[host][port] = true
 }
 
 // Release accounts for an instance that the plan removes.
 func (p *Planner) Release(in *fsm.Instance, need fsm.Resources) {
 	p.free[in.HostID] = p.free[in.HostID].Add(need)
+	p.delta[in.HostID] = p.delta[in.HostID].Sub(need)
 	delete(p.ports[in.HostID], in.Port)
-	delete(p.on[in.Installation], in.HostID)
+	p.mark(in.Installation, in.HostID, -1)
 }
 
-// PlaceBacks places count new instances of an installation. Either all are
-// placed or none, with an error (code conflict) saying what is missing.
-func (p *Planner) PlaceBacks(installation string, need fsm.Resources, count int) ([]*fsm.Instance, error) {
+// hold undoes Release: the instance stays where it is.
+func (p *Planner) hold(in *fsm.Instance, need fsm.Resources) {
+	p.free[in.HostID] = p.free[in.HostID].Sub(need)
+	p.delta[in.HostID] = p.delta[in.HostID].Add(need)
+	p.takePort(in.HostID, in.Port)
+	p.mark(in.Installation, in.HostID, 1)
+}
+
+// spreadFull reports the first spread constraint of inst that h's feature
+// value has reached, as "lender=a (1 of max 1)".
+func (p *Planner) spreadFull(inst *fsm.Installation, h *fsm.Host) string {
+	if inst.Placement == nil {
+		return ""
+	}
+	for _, c := range inst.Placement.Spread {
+		v := Feature(h, c.By)
+		n := 0
+		for other, k := range p.count[inst.Name] {
+			if oh := p.st.Hosts[other]; oh != nil && Feature(oh, c.By) == v {
+				n += k
+			}
+		}
+		if n >= c.Max {
+			return fmt.Sprintf("%s=%q (%d of max %d)", c.By, v, n, c.Max)
+		}
+	}
+	return ""
+}
+
+// why a ready Back cannot take an instance; "" when it can.
+func (p *Planner) unfit(inst *fsm.Installation, h *fsm.Host) (reason, detail string) {
+	if ok, missing := meets(h, inst.Placement); !ok {
+		return "lacking " + missing, h.Name
+	}
+	if n := p.count[inst.Name][h.ID]; n >= inst.PerHostLimit() {
+		return "already running it", h.Name
+	}
+	if full := p.spreadFull(inst, h); full != "" {
+		return "spread limit reached", h.Name + " " + full
+	}
+	if free := p.free[h.ID]; !free.Fits(p.st.Need(inst)) {
+		return "too small", fmt.Sprintf("%s (free %s)", h.Name, describe(free))
+	}
+	if p.freePort(h.ID) == 0 {
+		return "no free port", h.Name
+	}
+	return "", ""
+}
+
+// PlaceBacks places count new instances of inst, one at a time, each on the
+// best Back by the installation's policy. Either all are placed or none, with
+// an error (code conflict) saying what is missing.
+func (p *Planner) PlaceBacks(inst *fsm.Installation, count int) ([]*fsm.Instance, error) {
 	if count <= 0 {
 		return nil, nil
 	}
-	var fit []*fsm.Host
-	var short []string
-	ready := 0
-	for _, h := range p.st.SortedHosts() {
-		if h.Role != fsm.RoleBack || h.Status != fsm.HostReady || p.on[installation][h.ID] {
-			continue
-		}
-		ready++
-		free := p.free[h.ID]
-		if !free.Fits(need) {
-			short = append(short, fmt.Sprintf("%s (free %s)", h.Name, describe(free)))
-			continue
-		}
-		if p.freePort(h.ID) == 0 {
-			short = append(short, fmt.Sprintf("%s (no free port)", h.Name))
-			continue
-		}
-		fit = append(fit, h)
+	if err := ValidatePlacement(inst.Placement); err != nil {
+		return nil, err
 	}
-	if len(fit) < count {
-		msg := fmt.Sprintf("not enough capacity: %d back(s) with %s free needed, %d fit (%d more needed; ready backs considered: %d)",
-			count, describe(need), len(fit), count-len(fit), ready)
-		if len(short) > 0 {
-			msg += "; too small: " + strings.Join(short, ", ")
-		}
-		return nil, &fsm.Error{Code: fsm.CodeConflict, Message: msg}
+	policy := p.policyOf(inst)
+	if err := ValidatePolicy(policy); err != nil {
+		return nil, err
 	}
-	sort.SliceStable(fit, func(i, j int) bool { return moreFree(p.free[fit[i].ID], p.free[fit[j].ID]) })
-	out := make([]*fsm.Instance, 0, count)
-	for _, h := range fit[:count] {
+	var out []*fsm.Instance
+	for len(out) < count {
+		h := p.best(inst, policy)
+		if h == nil {
+			err := p.shortage(inst, count, len(out)) // before the rollback: it explains this step
+			for _, in := range out {                 // all or nothing
+				p.Release(in, p.st.Need(inst))
+			}
+			return nil, err
+		}
 		port := p.freePort(h.ID)
-		p.ports[h.ID][port] = true
-		p.free[h.ID] = p.free[h.ID].Sub(need)
-		p.mark(installation, h.ID)
-		out = append(out, &fsm.Instance{
-			ID: p.newID(), Installation: installation, HostID: h.ID, Port: port, State: fsm.InstancePending,
-		})
+		in := &fsm.Instance{ID: p.newID(), Installation: inst.Name, HostID: h.ID, Port: port, State: fsm.InstancePending}
+		p.hold(in, p.st.Need(inst))
+		out = append(out, in)
 	}
 	return out, nil
+}
+
+// best returns the ready Back that policy ranks first for one more instance
+// of inst, or nil when none can take it. Ties go to the lowest host id.
+func (p *Planner) best(inst *fsm.Installation, policy string) *fsm.Host {
+	var pick *fsm.Host
+	bestScore := 0.0
+	for _, h := range p.backs {
+		if r, _ := p.unfit(inst, h); r != "" {
+			continue
+		}
+		switch policy {
+		case PolicyPack:
+			s := Score(p.candidate(h), p.st.Need(inst), p.headroom)
+			if pick == nil || s < bestScore {
+				pick, bestScore = h, s
+			}
+		default:
+			if pick == nil || moreFree(p.free[h.ID], p.free[pick.ID]) {
+				pick = h
+			}
+		}
+	}
+	return pick
+}
+
+func (p *Planner) candidate(h *fsm.Host) Candidate {
+	reservedBefore := h.Capacity.Sub(p.free[h.ID]).Sub(p.delta[h.ID])
+	return Candidate{
+		Host: h, Free: p.free[h.ID], Instances: p.onHost[h.ID],
+		Load: p.demand.Load(h, reservedBefore).Add(p.delta[h.ID]),
+	}
+}
+
+// shortage explains why only placed of count instances fit.
+func (p *Planner) shortage(inst *fsm.Installation, count, placed int) error {
+	reasons := map[string][]string{}
+	var order []string
+	for _, h := range p.backs {
+		if r, d := p.unfit(inst, h); r != "" {
+			if reasons[r] == nil {
+				order = append(order, r)
+			}
+			reasons[r] = append(reasons[r], d)
+		}
+	}
+	msg := fmt.Sprintf("not enough capacity: %d back(s) with %s free needed, %d fit (%d more needed; ready backs considered: %d)",
+		count, describe(p.st.Need(inst)), placed, count-placed, len(p.backs))
+	for _, r := range order {
+		list := reasons[r]
+		if len(list) > 8 {
+			list = append(list[:8:8], fmt.Sprintf("and %d more", len(list)-8))
+		}
+		msg += "; " + r + ": " + strings.Join(list, ", ")
+	}
+	return &fsm.Error{Code: fsm.CodeConflict, Message: msg}
 }
 
 // PickFronts returns count ready Fronts not in keep, fewest installations first.
@@ -136,8 +277,8 @@ func (p *Planner) PickFronts(count int, keep []string) ([]string, error) {
 		skip[k] = true
 	}
 	var cand []*fsm.Host
-	for _, h := range p.st.SortedHosts() {
-		if h.Role == fsm.RoleFront && h.Status == fsm.HostReady && !skip[h.ID] {
+	for _, h := range p.fronts {
+		if !skip[h.ID] {
 			cand = append(cand, h)
 		}
 	}
@@ -178,10 +319,13 @@ func describe(r fsm.Resources) string {
 }
 
 // PlanInstallation chooses Fronts and Backs for a new installation.
-func PlanInstallation(st *fsm.State, inst *fsm.Installation, newID IDFunc) (fronts []string, instances []*fsm.Instance, err error) {
-	p := NewPlanner(st, newID)
+func PlanInstallation(st *fsm.State, inst *fsm.Installation, newID IDFunc, opts ...Option) (fronts []string, instances []*fsm.Instance, err error) {
+	if err := ValidatePlacement(inst.Placement); err != nil {
+		return nil, nil, err
+	}
+	p := NewPlanner(st, newID, opts...)
 	var missing []string
-	instances, err = p.PlaceBacks(inst.Name, st.Need(inst), inst.Backs)
+	instances, err = p.PlaceBacks(inst, inst.Backs)
 	if err != nil {
 		missing = append(missing, err.Error())
 	}
@@ -196,23 +340,31 @@ func PlanInstallation(st *fsm.State, inst *fsm.Installation, newID IDFunc) (fron
 }
 
 // PlanScale changes the number of Fronts and Backs of an installation. Scaling
-// down removes lost, failed and pending instances first, then by id.
-func PlanScale(st *fsm.State, name string, fronts, backs int, newID IDFunc) (*fsm.Plan, error) {
+// down removes lost, failed and pending instances first, then (under pack)
+// those on the Backs with fewest instances, then by id.
+func PlanScale(st *fsm.State, name string, fronts, backs int, newID IDFunc, opts ...Option) (*fsm.Plan, error) {
 	inst, ok := st.Installations[name]
 	if !ok {
 		return nil, &fsm.Error{Code: fsm.CodeNotFound, Message: fmt.Sprintf("no installation %q", name)}
 	}
-	p := NewPlanner(st, newID)
+	p := NewPlanner(st, newID, opts...)
 	plan := &fsm.Plan{}
 	cur := st.InstancesOf(name)
 	if backs < len(cur) {
-		sort.SliceStable(cur, func(i, j int) bool { return removalRank(cur[i]) > removalRank(cur[j]) })
+		pack := p.policyOf(inst) == PolicyPack
+		sort.SliceStable(cur, func(i, j int) bool {
+			if ri, rj := removalRank(cur[i]), removalRank(cur[j]); ri != rj {
+				return ri > rj
+			}
+			// Packing empties the least used Backs first, so they can be freed.
+			return pack && p.onHost[cur[i].HostID] < p.onHost[cur[j].HostID]
+		})
 		for _, in := range cur[:len(cur)-backs] {
 			plan.Remove = append(plan.Remove, in.ID)
 			p.Release(in, st.Need(inst))
 		}
 	}
-	add, err := p.PlaceBacks(name, st.Need(inst), backs-len(cur))
+	add, err := p.PlaceBacks(inst, backs-len(cur))
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +411,7 @@ func adjustFronts(st *fsm.State, p *Planner, cur []string, want int, drop map[st
 // front gets another Front. Hosts with no instance are decommissioned at once;
 // the others are Draining until PlanDrained finishes them. If anything
 // cannot be placed the whole plan fails.
-func PlanDecommission(st *fsm.State, hostIDs []string, newID IDFunc) (*fsm.Plan, error) {
+func PlanDecommission(st *fsm.State, hostIDs []string, newID IDFunc, opts ...Option) (*fsm.Plan, error) {
 	gone := map[string]bool{}
 	plan := &fsm.Plan{}
 	for _, id := range hostIDs {
@@ -270,13 +422,20 @@ func PlanDecommission(st *fsm.State, hostIDs []string, newID IDFunc) (*fsm.Plan,
 		}
 		plan.Hosts = append(plan.Hosts, fsm.HostStatusChange{HostID: id, Status: status})
 	}
-	p := NewPlanner(markStatus(st, hostIDs, fsm.HostDraining), newID)
+	p := NewPlanner(markStatus(st, hostIDs, fsm.HostDraining), newID, opts...)
+	var moving []*fsm.Instance
 	for _, in := range st.SortedInstances() {
-		if !gone[in.HostID] {
-			continue
+		if gone[in.HostID] {
+			// It keeps running until its replacement does, but on a draining
+			// host that takes no new work; released here so that spread
+			// constraints count the replacement instead of it.
+			p.Release(in, st.Need(st.Installations[in.Installation]))
+			moving = append(moving, in)
 		}
+	}
+	for _, in := range moving {
 		inst := st.Installations[in.Installation]
-		add, err := p.PlaceBacks(in.Installation, st.Need(inst), 1)
+		add, err := p.PlaceBacks(inst, 1)
 		if err != nil {
 			return nil, fmt.Errorf("cannot move instance %s of %q: %w", in.ID, in.Installation, err)
 		}
@@ -345,13 +504,13 @@ func runningElsewhere(st *fsm.State, installation string) int {
 // decommissioned) where capacity exists, marks the rest lost, and replaces
 // Fronts that are not ready where a spare Front exists. down lists hosts that
 // this same plan marks down. It returns an empty plan when nothing is to do.
-func PlanRepair(st *fsm.State, down []string, newID IDFunc) *fsm.Plan {
+func PlanRepair(st *fsm.State, down []string, newID IDFunc, opts ...Option) *fsm.Plan {
 	plan := &fsm.Plan{}
 	for _, id := range down {
 		plan.Hosts = append(plan.Hosts, fsm.HostStatusChange{HostID: id, Status: fsm.HostDown})
 	}
 	view := markStatus(st, down, fsm.HostDown)
-	p := NewPlanner(view, newID)
+	p := NewPlanner(view, newID, opts...)
 	for _, in := range view.SortedInstances() {
 		h := view.Hosts[in.HostID]
 		if h != nil && h.Status == fsm.HostDraining {
@@ -364,13 +523,10 @@ func PlanRepair(st *fsm.State, down []string, newID IDFunc) *fsm.Plan {
 			continue
 		}
 		inst := view.Installations[in.Installation]
-		need := view.Need(inst)
-		p.Release(in, need)
-		add, err := p.PlaceBacks(in.Installation, need, 1)
+		p.Release(in, p.st.Need(inst))
+		add, err := p.PlaceBacks(inst, 1)
 		if err != nil {
-			p.mark(in.Installation, in.HostID) // stays where it is, lost
-			p.free[in.HostID] = p.free[in.HostID].Sub(need)
-			p.ports[in.HostID][in.Port] = true
+			p.hold(in, p.st.Need(inst)) // stays where it is, lost
 			if in.State != fsm.InstanceLost {
 				plan.Update = append(plan.Update, fsm.InstanceUpdate{ID: in.ID, State: fsm.InstanceLost, Message: "host is not ready; waiting for capacity"})
 			}

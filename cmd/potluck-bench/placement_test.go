@@ -1,0 +1,39 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"regexp"
+	"strings"
+	"testing"
+
+	"potluck/internal/cli"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestPlacementCommand(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{name: "small sweep", args: []string{"placement", "--seeds", "2", "--hosts", "10", "--loads", "0.9", "--requests-per-host", "15"}},
+		{name: "through the FSM", args: []string{"placement", "--seeds", "1", "--hosts", "8", "--loads", "0.9", "--requests-per-host", "10", "--fsm"}},
+		{name: "bad fleet size", args: []string{"placement", "--hosts", "ten"}, err: `--hosts "ten"`},
+		{name: "bad load", args: []string{"placement", "--loads", "5"}, err: "load 5.00 outside"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), tc.args, cli.Env{Lookup: cli.MapLookup(nil), Stdout: &out, Stderr: io.Discard})
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			require.Regexp(t, regexp.MustCompile(`^placement: denials [+-]\d+\.\d % and free hosts [+-]\d+\.\d % vs spread$`), lines[len(lines)-1])
+		})
+	}
+}
