@@ -15,7 +15,6 @@ import (
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
-	"golang.zx2c4.com/wireguard/tun/netstack"
 )
 
 // Defaults for Config fields left zero.
@@ -55,6 +54,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// ProbeInterval is how often hub peers are actively probed.
 	ProbeInterval time.Duration
+
+	// dataPath lets benchmarks compare the data path with older designs.
+	dataPath dataPath
 }
 
 // Peer is another node as this node sees it.
@@ -90,7 +92,7 @@ type Node struct {
 	publicKey  PublicKey
 	listenPort uint16
 	dev        *device.Device
-	tnet       *netstack.Net
+	ipstack    ipStack
 
 	mu        sync.Mutex // guards the fields below and serialises device changes
 	closed    bool
@@ -137,10 +139,10 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Bind == nil {
-		cfg.Bind = conn.NewDefaultBind()
+		cfg.Bind = newUDPBind()
 	}
 
-	tdev, tnet, err := netstack.CreateNetTUN([]netip.Addr{cfg.Address}, nil, cfg.MTU)
+	tdev, ipstack, err := newIPStack(cfg.Address, cfg.MTU, cfg.dataPath)
 	if err != nil {
 		return nil, fmt.Errorf("meshnet: create netstack: %w", err)
 	}
@@ -151,7 +153,7 @@ func New(cfg Config) (*Node, error) {
 		log:       log,
 		publicKey: cfg.PrivateKey.Public(),
 		dev:       dev,
-		tnet:      tnet,
+		ipstack:   ipstack,
 		peers:     make(map[PublicKey]Peer),
 		byAddress: make(map[netip.Addr]PublicKey),
 		closers:   make(map[closer]struct{}),
@@ -525,7 +527,7 @@ func (n *Node) DialContext(ctx context.Context, network, address string) (net.Co
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.DialTimeout)
 		defer cancel()
 	}
-	c, err := n.tnet.DialContext(ctx, network, address)
+	c, err := n.ipstack.dial(ctx, network, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 	if err != nil {
 		return nil, fmt.Errorf("meshnet: dial %s: %w", address, err)
 	}
@@ -552,7 +554,7 @@ func (n *Node) checkRoute(a netip.Addr) error {
 // Listen accepts TCP connections on port of the node's tunnel address. The
 // listener closes with the node.
 func (n *Node) Listen(port uint16) (net.Listener, error) {
-	ln, err := n.tnet.ListenTCPAddrPort(netip.AddrPortFrom(n.cfg.Address, port))
+	ln, err := n.ipstack.listenTCP(netip.AddrPortFrom(n.cfg.Address, port))
 	if err != nil {
 		return nil, fmt.Errorf("meshnet: listen on %s:%d: %w", n.cfg.Address, port, err)
 	}
