@@ -17,10 +17,11 @@ const (
 	// WireGuard and the stack; conn.IdealBatchSize, what StdNetBind uses
 	// for recvmmsg and sendmmsg.
 	tunBatch = 128
-	// tunQueueLen bounds the packets the stack may queue for WireGuard.
-	// Beyond it packets are dropped, as a full NIC ring would, and TCP
-	// retransmits. With offload one entry is up to gsoMaxSize bytes.
-	tunQueueLen = 1024
+	// tunQueueLen and tunQueueBytes bound what the stack may queue for
+	// WireGuard. Beyond them packets are dropped, as by a full NIC ring, and
+	// TCP retransmits. With offload one packet is up to gsoMaxSize bytes.
+	tunQueueLen   = 1024
+	tunQueueBytes = 8 << 20
 	// gsoMaxSize is the largest TCP segment the stack hands to the link when
 	// offload is on; the link cuts it into MTU-sized packets for WireGuard.
 	// It keeps the IP total length field (16 bits) valid.
@@ -46,6 +47,7 @@ type tunLink struct {
 
 	mu         sync.Mutex // guards queue, closed and dispatcher
 	queue      []*stack.PacketBuffer
+	queued     int // bytes in queue
 	closed     bool
 	dispatcher stack.NetworkDispatcher
 	ready      chan struct{} // capacity 1: a packet was queued or the link closed
@@ -95,10 +97,11 @@ func (l *tunLink) writePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	}
 	n := 0
 	for _, pkt := range pkts.AsSlice() {
-		if len(l.queue) >= tunQueueLen {
+		if len(l.queue) >= tunQueueLen || l.queued+pkt.Size() > tunQueueBytes {
 			break
 		}
 		l.queue = append(l.queue, pkt.IncRef())
+		l.queued += pkt.Size()
 		n++
 	}
 	l.mu.Unlock()
@@ -216,6 +219,7 @@ func (l *tunLink) take() error {
 			// Swap the slices: the writers append to the reader's old,
 			// emptied one.
 			l.taken, l.queue = l.queue, l.taken[:0]
+			l.queued = 0
 			l.next, l.sent = 0, 0
 			l.mu.Unlock()
 			return nil
