@@ -47,11 +47,12 @@ func (p dataPath) String() string {
 	return fmt.Sprintf("dataPath(%d)", int(p))
 }
 
-// TCP buffer limits of the tuned stack. The stack grows a connection's
-// receive buffer toward the maximum only while the application keeps up and
-// the bandwidth-delay product needs it (receive buffer moderation), so idle
-// and slow connections stay small. 8 MiB holds 400 MB/s at a 20 ms round
-// trip; gVisor's default maximum of 4 MiB would cap such a path at half that.
+// TCP buffer limits of the tuned stack. gVisor grows a connection's send
+// buffer with its congestion window and, with receive buffer moderation on,
+// its receive buffer with what the application reads per round trip, both
+// from 1 MiB up to these maxima; idle and slow connections stay small.
+// 8 MiB carries 400 MB/s at a 20 ms round trip; gVisor's default maximum of
+// 4 MiB would cap such a path at half that.
 const (
 	tcpReceiveBufferMax = 8 << 20
 	tcpSendBufferMax    = 8 << 20

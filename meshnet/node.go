@@ -43,7 +43,11 @@ type Config struct {
 	// ListenPort is the UDP port WireGuard listens on; 0 picks a free one
 	// (read it back with Node.ListenPort).
 	ListenPort uint16
-	// MTU of the tunnel interface; 0 means DefaultMTU.
+	// MTU of the tunnel interface; 0 means DefaultMTU, which fits a
+	// 1500-byte Internet path. A larger MTU saves CPU per byte but is safe
+	// only where every hop carries the larger UDP datagrams whole (one host,
+	// a jumbo-frame LAN); elsewhere they are IP-fragmented. Give all nodes
+	// of a mesh the same MTU.
 	MTU int
 	// Bind carries WireGuard's UDP packets; nil means real UDP sockets.
 	// Tests and benchmarks pass a WANBind here.
