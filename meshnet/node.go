@@ -19,7 +19,12 @@ import (
 
 // Defaults for Config fields left zero.
 const (
-	DefaultMTU           = device.DefaultMTU // 1420: room for WireGuard over IPv6 on a 1500-byte path
+	DefaultMTU = device.DefaultMTU // 1420: room for WireGuard over IPv6 on a 1500-byte path
+	// maxMTU keeps a tunnel packet plus WireGuard's 32 bytes of header and
+	// tag within the largest UDP payload over IPv4 (65,507 bytes). Above it
+	// full-sized packets cannot be sent: with MTU 65,535 a stream through
+	// wireguard-go's own netstack stalled (TestBulkTransferIntact covers maxMTU).
+	maxMTU               = 65507 - device.MessageTransportSize
 	DefaultDialTimeout   = 5 * time.Second
 	DefaultProbeInterval = 5 * time.Second
 	// HubKeepalive is the persistent keepalive toward hubs; 25 s keeps a
@@ -124,8 +129,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
 	}
-	if cfg.MTU < 576 || cfg.MTU > 65535 {
-		return nil, fmt.Errorf("meshnet: config: MTU %d out of range 576..65535", cfg.MTU)
+	if cfg.MTU < 576 || cfg.MTU > maxMTU {
+		return nil, fmt.Errorf("meshnet: config: MTU %d out of range 576..%d", cfg.MTU, maxMTU)
 	}
 	if cfg.Address.Is6() && cfg.MTU < 1280 {
 		return nil, fmt.Errorf("meshnet: config: MTU %d below IPv6's minimum 1280", cfg.MTU)

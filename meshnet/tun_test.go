@@ -124,7 +124,7 @@ func TestTUNLinkCloseEndsRead(t *testing.T) {
 }
 
 // Bulk data crosses the tunnel intact both ways at once, on every data path
-// and over IPv6 tunnel addresses: segmentation, coalescing and the skipped
+// over IPv6 tunnel addresses and at the largest MTU New accepts: segmentation, coalescing and the skipped
 // receive checksum must not cost a byte.
 func TestBulkTransferIntact(t *testing.T) {
 	for _, tc := range []struct {
@@ -135,6 +135,8 @@ func TestBulkTransferIntact(t *testing.T) {
 		{"offload", "100.64.0.1", "100.64.0.2", nodeOpts{}},
 		{"offload ipv6", "fd00::1", "fd00::2", nodeOpts{}},
 		{"offload mtu 9000", "100.64.0.1", "100.64.0.2", nodeOpts{mtu: 9000}},
+		{"offload largest mtu", "100.64.0.1", "100.64.0.2", nodeOpts{mtu: maxMTU}},
+		{"stock largest mtu", "100.64.0.1", "100.64.0.2", nodeOpts{mtu: maxMTU, path: pathStock}},
 		{"offload lossy", "100.64.0.1", "100.64.0.2", nodeOpts{wan: &WANConfig{Loss: 0.01, Seed: 3}}},
 		{"batched", "100.64.0.1", "100.64.0.2", nodeOpts{path: pathBatched}},
 		{"stock", "100.64.0.1", "100.64.0.2", nodeOpts{path: pathStock}},
@@ -142,34 +144,7 @@ func TestBulkTransferIntact(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := newNode(t, tc.a, tc.opts), newNode(t, tc.b, tc.opts)
 			link(t, a, b)
-			ln, err := b.Listen(7)
-			require.NoError(t, err)
-			go func() { // echo
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(60 * time.Second))
-				io.Copy(c, c)
-			}()
-
-			c, err := a.DialContext(ctxTimeout(t, 10*time.Second), "tcp", netip.AddrPortFrom(b.Address(), 7).String())
-			require.NoError(t, err)
-			defer c.Close()
-			require.NoError(t, c.SetDeadline(time.Now().Add(60*time.Second)))
-			sent := make([]byte, 4<<20)
-			rand.Read(sent)
-			writeErr := make(chan error, 1)
-			go func() {
-				_, err := c.Write(sent)
-				writeErr <- err
-			}()
-			got := make([]byte, len(sent))
-			_, err = io.ReadFull(c, got)
-			require.NoError(t, err)
-			require.NoError(t, <-writeErr)
-			require.True(t, bytes.Equal(sent, got), "echoed data differs")
+			bulk(t, a, b)
 		})
 	}
 }
@@ -191,4 +166,37 @@ func TestTUNLinkReadAfterClose(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("Read blocked on a closed link")
 	}
+}
+
+// bulk echoes 4 MiB from a through b and checks every byte.
+func bulk(t *testing.T, a, b *Node) {
+	t.Helper()
+	ln, err := b.Listen(7)
+	require.NoError(t, err)
+	go func() { // echo
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		io.Copy(c, c)
+	}()
+
+	c, err := a.DialContext(ctxTimeout(t, 10*time.Second), "tcp", netip.AddrPortFrom(b.Address(), 7).String())
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(60*time.Second)))
+	sent := make([]byte, 4<<20)
+	rand.Read(sent)
+	writeErr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(sent)
+		writeErr <- err
+	}()
+	got := make([]byte, len(sent))
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.NoError(t, <-writeErr)
+	require.True(t, bytes.Equal(sent, got), "echoed data differs")
 }
