@@ -238,7 +238,14 @@ func (l *tunLink) take() error {
 func (l *tunLink) emit(pkt *stack.PacketBuffer, bufs [][]byte, sizes []int, offset int) (bool, int) {
 	gso := pkt.GSOOptions
 	if gso.Type != stack.GSOTCPv4 && gso.Type != stack.GSOTCPv6 {
-		sizes[0] = flatten(pkt, bufs[0][offset:])
+		sizes[0] = 0 // WireGuard skips it: never a truncated packet
+		if pkt.Size() <= len(bufs[0])-offset {
+			sizes[0] = flatten(pkt, bufs[0][offset:])
+		}
+		return true, 1
+	}
+	if pkt.Size() > len(l.scratch) {
+		sizes[0] = 0 // the stack keeps segments within GSOMaxSize; never happens
 		return true, 1
 	}
 	size := flatten(pkt, l.scratch)
