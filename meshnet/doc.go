@@ -13,5 +13,9 @@
 // back quickly after the hub restarts. Allocator hands out tunnel addresses, and
 // WANBind simulates delay, jitter and loss for tests and benchmarks.
 //
+// Packets move between WireGuard and the node's stack through tunLink, a
+// batched link with TCP segmentation and receive offload; docs/meshnet.md
+// ("The data path") explains it.
+//
 // The package imports nothing of Potluck's core, front or back.
 package meshnet

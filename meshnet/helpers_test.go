@@ -20,6 +20,8 @@ type nodeOpts struct {
 	wan   *WANConfig
 	probe time.Duration
 	dial  time.Duration
+	mtu   int
+	path  dataPath
 }
 
 // newNode starts a real node on loopback UDP and closes it with the test.
@@ -30,7 +32,7 @@ func newNode(t testing.TB, addr string, o nodeOpts) *Node {
 		o.key, err = GeneratePrivateKey()
 		require.NoError(t, err)
 	}
-	cfg := Config{PrivateKey: o.key, Address: netip.MustParseAddr(addr), ListenPort: o.port, ProbeInterval: o.probe, DialTimeout: o.dial}
+	cfg := Config{PrivateKey: o.key, Address: netip.MustParseAddr(addr), ListenPort: o.port, ProbeInterval: o.probe, DialTimeout: o.dial, MTU: o.mtu, dataPath: o.path}
 	if o.wan != nil {
 		b, err := NewWANBind(nil, *o.wan)
 		require.NoError(t, err)

@@ -2,9 +2,10 @@ package meshnet
 
 import (
 	"net/netip"
-	"potluck/internal/freeport"
 	"testing"
 	"time"
+
+	"potluck/internal/freeport"
 
 	"github.com/stretchr/testify/require"
 )

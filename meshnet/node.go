@@ -15,12 +15,16 @@ import (
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
-	"golang.zx2c4.com/wireguard/tun/netstack"
 )
 
 // Defaults for Config fields left zero.
 const (
-	DefaultMTU           = device.DefaultMTU // 1420: room for WireGuard over IPv6 on a 1500-byte path
+	DefaultMTU = device.DefaultMTU // 1420: room for WireGuard over IPv6 on a 1500-byte path
+	// maxMTU keeps a tunnel packet plus WireGuard's 32 bytes of header and
+	// tag within the largest UDP payload over IPv4 (65,507 bytes). Above it
+	// full-sized packets cannot be sent: with MTU 65,535 a stream through
+	// wireguard-go's own netstack stalled (TestBulkTransferIntact covers maxMTU).
+	maxMTU               = 65507 - device.MessageTransportSize
 	DefaultDialTimeout   = 5 * time.Second
 	DefaultProbeInterval = 5 * time.Second
 	// HubKeepalive is the persistent keepalive toward hubs; 25 s keeps a
@@ -44,7 +48,11 @@ type Config struct {
 	// ListenPort is the UDP port WireGuard listens on; 0 picks a free one
 	// (read it back with Node.ListenPort).
 	ListenPort uint16
-	// MTU of the tunnel interface; 0 means DefaultMTU.
+	// MTU of the tunnel interface; 0 means DefaultMTU, which fits a
+	// 1500-byte Internet path. A larger MTU saves CPU per byte but is safe
+	// only where every hop carries the larger UDP datagrams whole (one host,
+	// a jumbo-frame LAN); elsewhere they are IP-fragmented. Give all nodes
+	// of a mesh the same MTU.
 	MTU int
 	// Bind carries WireGuard's UDP packets; nil means real UDP sockets.
 	// Tests and benchmarks pass a WANBind here.
@@ -55,6 +63,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// ProbeInterval is how often hub peers are actively probed.
 	ProbeInterval time.Duration
+
+	// dataPath lets benchmarks compare the data path with older designs.
+	dataPath dataPath
 }
 
 // Peer is another node as this node sees it.
@@ -90,7 +101,7 @@ type Node struct {
 	publicKey  PublicKey
 	listenPort uint16
 	dev        *device.Device
-	tnet       *netstack.Net
+	ipstack    ipStack
 
 	mu        sync.Mutex // guards the fields below and serialises device changes
 	closed    bool
@@ -118,8 +129,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
 	}
-	if cfg.MTU < 576 || cfg.MTU > 65535 {
-		return nil, fmt.Errorf("meshnet: config: MTU %d out of range 576..65535", cfg.MTU)
+	if cfg.MTU < 576 || cfg.MTU > maxMTU {
+		return nil, fmt.Errorf("meshnet: config: MTU %d out of range 576..%d", cfg.MTU, maxMTU)
 	}
 	if cfg.Address.Is6() && cfg.MTU < 1280 {
 		return nil, fmt.Errorf("meshnet: config: MTU %d below IPv6's minimum 1280", cfg.MTU)
@@ -137,10 +148,10 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Bind == nil {
-		cfg.Bind = conn.NewDefaultBind()
+		cfg.Bind = newUDPBind()
 	}
 
-	tdev, tnet, err := netstack.CreateNetTUN([]netip.Addr{cfg.Address}, nil, cfg.MTU)
+	tdev, ipstack, err := newIPStack(cfg.Address, cfg.MTU, cfg.dataPath)
 	if err != nil {
 		return nil, fmt.Errorf("meshnet: create netstack: %w", err)
 	}
@@ -151,7 +162,7 @@ func New(cfg Config) (*Node, error) {
 		log:       log,
 		publicKey: cfg.PrivateKey.Public(),
 		dev:       dev,
-		tnet:      tnet,
+		ipstack:   ipstack,
 		peers:     make(map[PublicKey]Peer),
 		byAddress: make(map[netip.Addr]PublicKey),
 		closers:   make(map[closer]struct{}),
@@ -525,7 +536,7 @@ func (n *Node) DialContext(ctx context.Context, network, address string) (net.Co
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.DialTimeout)
 		defer cancel()
 	}
-	c, err := n.tnet.DialContext(ctx, network, address)
+	c, err := n.ipstack.dial(ctx, network, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 	if err != nil {
 		return nil, fmt.Errorf("meshnet: dial %s: %w", address, err)
 	}
@@ -552,7 +563,7 @@ func (n *Node) checkRoute(a netip.Addr) error {
 // Listen accepts TCP connections on port of the node's tunnel address. The
 // listener closes with the node.
 func (n *Node) Listen(port uint16) (net.Listener, error) {
-	ln, err := n.tnet.ListenTCPAddrPort(netip.AddrPortFrom(n.cfg.Address, port))
+	ln, err := n.ipstack.listenTCP(netip.AddrPortFrom(n.cfg.Address, port))
 	if err != nil {
 		return nil, fmt.Errorf("meshnet: listen on %s:%d: %w", n.cfg.Address, port, err)
 	}

@@ -197,6 +197,7 @@ func TestBadConfigs(t *testing.T) {
 		{"no address", Config{PrivateKey: key}, "not a usable tunnel address"},
 		{"unspecified address", Config{PrivateKey: key, Address: netip.IPv4Unspecified()}, "not a usable tunnel address"},
 		{"tiny MTU", Config{PrivateKey: key, Address: addr, MTU: 100}, "MTU 100"},
+		{"MTU beyond one UDP datagram", Config{PrivateKey: key, Address: addr, MTU: 65476}, "MTU 65476 out of range 576..65475"},
 		{"IPv6 small MTU", Config{PrivateKey: key, Address: netip.MustParseAddr("fd00::1"), MTU: 1200}, "1280"},
 		{"negative timeout", Config{PrivateKey: key, Address: addr, DialTimeout: -1}, "negative"},
 	} {

@@ -104,7 +104,7 @@ func (n *Node) hubs() []Peer {
 func (n *Node) probe(ctx context.Context, hub netip.Addr) bool {
 	ctx, cancel := context.WithTimeout(ctx, max(n.cfg.ProbeInterval/2, time.Second))
 	defer cancel()
-	c, err := n.tnet.DialContextTCPAddrPort(ctx, netip.AddrPortFrom(hub, probePort))
+	c, err := n.ipstack.dial(ctx, "tcp", netip.AddrPortFrom(hub, probePort))
 	if err == nil {
 		c.Close()
 		return true

@@ -67,7 +67,7 @@ func NewWANBind(inner conn.Bind, cfg WANConfig) (*WANBind, error) {
 		cfg.QueueLen = 16384
 	}
 	if inner == nil {
-		inner = conn.NewDefaultBind()
+		inner = newUDPBind()
 	}
 	return &WANBind{Bind: inner, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}, nil
 }
