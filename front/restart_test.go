@@ -35,6 +35,44 @@ func writeJSONFile(t *testing.T, path string, v any) {
 	require.NoError(t, os.WriteFile(path, b, 0o600))
 }
 
+// writeSavedFront writes what an earlier run of front1 left in dir: its
+// identity (one core node, which never answers) and the desired state d.
+func writeSavedFront(t *testing.T, dir string, frontAddr netip.Addr, d agentproto.DesiredState) {
+	t.Helper()
+	coreKey, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	writeJSONFile(t, filepath.Join(dir, "identity.json"), agent.Identity{
+		HostID: "h-front1", Name: "front1", Role: "front", TunnelAddr: frontAddr,
+		CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
+	})
+	writeJSONFile(t, filepath.Join(dir, "desired.json"), d)
+}
+
+// runFront starts front1 from dir with no core reachable (127.0.0.1:1
+// refuses at once), serves plain HTTP on a free port and follows; stop
+// shuts it down gracefully.
+func runFront(t *testing.T, dir string, meshPort uint16) (f *Front, addr string, stop func()) {
+	t.Helper()
+	f, err := Start(context.Background(), Config{Agent: agent.Config{
+		CoreURLs: []string{"http://127.0.0.1:1"}, Name: "front1", CPUs: 1, MemoryMB: 256, DiskMB: 1024,
+		Endpoint: fmt.Sprintf("127.0.0.1:%d", meshPort), MeshPort: meshPort, DataDir: dir,
+	}})
+	require.NoError(t, err)
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go f.Serve(plain)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	return f, plain.Addr().String(), func() {
+		cancel()
+		<-done
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		f.Shutdown(sctx)
+	}
+}
+
 // A Front that restarts while no core node answers serves the routes it saved
 // last, reaching its Back over the mesh.
 func TestFrontRestartedWithoutCoreServesLastGoodRoutes(t *testing.T) {
@@ -60,51 +98,20 @@ func TestFrontRestartedWithoutCoreServesLastGoodRoutes(t *testing.T) {
 	defer app.Close()
 
 	// What the previous run saved: its identity and its last desired state.
-	coreKey, err := meshnet.GeneratePrivateKey()
-	require.NoError(t, err)
-	writeJSONFile(t, filepath.Join(dir, "identity.json"), agent.Identity{
-		HostID: "h-front1", Name: "front1", Role: "front", TunnelAddr: frontAddr,
-		CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
-	})
-	writeJSONFile(t, filepath.Join(dir, "desired.json"), agentproto.DesiredState{
+	writeSavedFront(t, dir, frontAddr, agentproto.DesiredState{
 		Index: 42,
 		Peers: []agentproto.Peer{{Name: "back1", Role: "back", PublicKey: backKey.Public().String(), TunnelAddr: "100.64.1.2"}},
 		Routes: []agentproto.Route{{Installation: "hello", Domain: "hello.test", Backends: []agentproto.Backend{
 			{InstanceID: "i-1", Address: "100.64.1.2:5000", State: agentproto.InstanceRunning}}}},
 	})
-
-	// No core answers: 127.0.0.1:1 refuses at once.
-	f, err := Start(context.Background(), Config{Agent: agent.Config{
-		CoreURLs: []string{"http://127.0.0.1:1"}, Name: "front1", CPUs: 1, MemoryMB: 256, DiskMB: 1024,
-		Endpoint: fmt.Sprintf("127.0.0.1:%d", frontPort), MeshPort: frontPort, DataDir: dir,
-	}})
-	require.NoError(t, err)
-	plain, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go f.Serve(plain)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); f.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		f.Shutdown(sctx)
-	}()
+	f, addr, stop := runFront(t, dir, frontPort)
+	defer stop()
 
 	var body string
 	require.Eventually(t, func() bool {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+plain.Addr().String()+"/", nil)
-		req.Host = "hello.test"
-		resp, err := (&http.Client{Timeout: 3 * time.Second}).Do(req)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		body = string(b)
-		return resp.StatusCode == 200
+		code, b, err := getWith(&http.Client{Timeout: 3 * time.Second}, addr)
+		body = b
+		return err == nil && code == 200
 	}, 20*time.Second, 100*time.Millisecond)
 	require.Equal(t, "served from the last known routes", body)
 
@@ -151,13 +158,7 @@ func TestFrontRestartReachesNATedBackAtOnce(t *testing.T) {
 	go app.Serve(ln)
 	defer app.Close()
 
-	coreKey, err := meshnet.GeneratePrivateKey()
-	require.NoError(t, err)
-	writeJSONFile(t, filepath.Join(dir, "identity.json"), agent.Identity{
-		HostID: "h-front1", Name: "front1", Role: "front", TunnelAddr: frontAddr,
-		CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
-	})
-	writeJSONFile(t, filepath.Join(dir, "desired.json"), agentproto.DesiredState{
+	writeSavedFront(t, dir, frontAddr, agentproto.DesiredState{
 		Index: 7,
 		Peers: []agentproto.Peer{{Name: "back1", Role: "back", PublicKey: backKey.Public().String(), TunnelAddr: "100.64.1.2"}},
 		Routes: []agentproto.Route{{Installation: "hello", Domain: "hello.test", Backends: []agentproto.Backend{
@@ -165,38 +166,18 @@ func TestFrontRestartReachesNATedBackAtOnce(t *testing.T) {
 	})
 
 	var current *Front
-	start := func() (addr string, stop func()) {
-		f, err := Start(context.Background(), Config{Agent: agent.Config{
-			CoreURLs: []string{"http://127.0.0.1:1"}, Name: "front1", CPUs: 1, MemoryMB: 256, DiskMB: 1024,
-			Endpoint: fmt.Sprintf("127.0.0.1:%d", frontPort), MeshPort: frontPort, DataDir: dir,
-		}})
-		require.NoError(t, err)
+	start := func() (string, func()) {
+		f, addr, shutdown := runFront(t, dir, frontPort)
 		current = f
-		plain, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		go f.Serve(plain)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); f.Run(ctx) }()
-		return plain.Addr().String(), func() {
+		return addr, func() {
 			// A crash as the Back sees it: the Front's sessions vanish.
 			require.NoError(t, f.Agent().Close())
-			cancel()
-			<-done
-			sctx, c := context.WithTimeout(context.Background(), time.Second)
-			defer c()
-			f.Shutdown(sctx)
+			shutdown()
 		}
 	}
 	get := func(addr string) bool {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
-		req.Host = "hello.test"
-		resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
+		code, _, err := getWith(&http.Client{Timeout: 2 * time.Second}, addr)
+		return err == nil && code == 200
 	}
 
 	addr, stop := start()
@@ -271,13 +252,7 @@ func TestBackLossFailsOverInFlightRequests(t *testing.T) {
 	})
 	b2 := startBack("100.64.1.3", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "back2") })
 
-	coreKey, err := meshnet.GeneratePrivateKey()
-	require.NoError(t, err)
-	writeJSONFile(t, filepath.Join(dir, "identity.json"), agent.Identity{
-		HostID: "h-front1", Name: "front1", Role: "front", TunnelAddr: frontAddr,
-		CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
-	})
-	writeJSONFile(t, filepath.Join(dir, "desired.json"), agentproto.DesiredState{
+	writeSavedFront(t, dir, frontAddr, agentproto.DesiredState{
 		Index: 3,
 		Peers: []agentproto.Peer{
 			{Name: "back1", Role: "back", PublicKey: b1.key.Public().String(), TunnelAddr: b1.addr.String()},
@@ -287,29 +262,13 @@ func TestBackLossFailsOverInFlightRequests(t *testing.T) {
 			{InstanceID: "i-1", Address: "100.64.1.2:5000", State: agentproto.InstanceRunning},
 			{InstanceID: "i-2", Address: "100.64.1.3:5000", State: agentproto.InstanceRunning}}}},
 	})
-	f, err := Start(context.Background(), Config{Agent: agent.Config{
-		CoreURLs: []string{"http://127.0.0.1:1"}, Name: "front1", CPUs: 1, MemoryMB: 256, DiskMB: 1024,
-		Endpoint: fmt.Sprintf("127.0.0.1:%d", frontPort), MeshPort: frontPort, DataDir: dir,
-	}})
-	require.NoError(t, err)
-	plain, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go f.Serve(plain)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); f.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		f.Shutdown(sctx)
-	}()
+	_, addr, stop := runFront(t, dir, frontPort)
+	defer stop()
 	client := &http.Client{Timeout: 20 * time.Second}
-	get := func() (int, string, error) { return getWith(client, plain.Addr().String()) }
+	get := func() (int, string, error) { return getWith(client, addr) }
 	warm := &http.Client{Timeout: time.Second} // back1 holds what it gets
 	// Both Backs must be reachable before the test starts.
-	require.Eventually(t, func() bool { code, _, _ := getWith(warm, plain.Addr().String()); return code == 200 }, 20*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { code, _, _ := getWith(warm, addr); return code == 200 }, 20*time.Second, 100*time.Millisecond)
 
 	// Requests in flight, some of them to back1.
 	type result struct {

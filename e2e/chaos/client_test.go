@@ -154,7 +154,7 @@ func (c *apiClient) attemptOn(ctx context.Context, n *node, in appInput, request
 		}
 	case opCreate:
 		method = http.MethodPost
-		b, _ := json.Marshal(map[string]any{"name": in.Name, "image": in.Image})
+		b, _ := json.Marshal(map[string]any{"name": in.Name, "image": in.Image, "container_port": 8080})
 		body = bytes.NewReader(b)
 	case opDelete:
 		method = http.MethodDelete
