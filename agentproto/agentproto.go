@@ -45,13 +45,16 @@ const (
 type InstanceState string
 
 // Instance states. Pending: placed, not yet reported running by its Back.
-// Lost: its Back is down and no other Back had room yet (the core's to
-// decide; an agent never reports it).
+// Lost: its Back is down and no other Back had room yet. Draining: a newer
+// release replaced it; Fronts stop routing to it and its Back keeps it
+// running until the core removes it. Lost and draining are the core's to
+// decide; an agent never reports them.
 const (
-	InstancePending InstanceState = "pending"
-	InstanceRunning InstanceState = "running"
-	InstanceFailed  InstanceState = "failed"
-	InstanceLost    InstanceState = "lost"
+	InstancePending  InstanceState = "pending"
+	InstanceRunning  InstanceState = "running"
+	InstanceFailed   InstanceState = "failed"
+	InstanceLost     InstanceState = "lost"
+	InstanceDraining InstanceState = "draining"
 )
 
 // MaxReportMessage is the longest Message an agent may report.

@@ -31,6 +31,14 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.deleteInstallation(c)
 	case CmdPlan:
 		return s.applyPlan(c)
+	case CmdPushAppVersion:
+		return s.pushAppVersion(c)
+	case CmdDeployRelease:
+		return s.deployRelease(c)
+	case CmdPromoteRelease:
+		return s.promoteRelease(c)
+	case CmdFailRelease:
+		return s.failRelease(c)
 	}
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
 }
@@ -145,6 +153,9 @@ func (s *State) createApp(c *Command) (string, error) {
 	}
 	cp := *a
 	cp.CreatedAt = c.Time
+	cp.Version = 1
+	v, _ := cp.At(0)
+	cp.Versions = []AppVersion{v}
 	s.Apps[a.Name] = &cp
 	return a.Name, nil
 }
@@ -180,6 +191,12 @@ func (s *State) createInstallation(c *Command) (string, error) {
 	cp.FrontHosts = append([]string(nil), in.FrontHosts...)
 	sort.Strings(cp.FrontHosts)
 	cp.CreatedAt, cp.UpdatedAt = c.Time, c.Time
+	cp.Release = 1
+	if cp.AppVersion == 0 {
+		cp.AppVersion = s.Apps[in.App].CurrentVersion()
+	}
+	r1, _ := cp.ReleaseByVersion(1)
+	cp.Releases = []*Release{r1}
 	s.Installations[in.Name] = &cp
 	if err := s.checkFronts(&cp); err != nil {
 		return "", err
@@ -299,6 +316,9 @@ func (s *State) addInstances(list []*Instance, installation string, now time.Tim
 		cp := *in
 		if cp.State == "" {
 			cp.State = InstancePending
+		}
+		if inst := s.Installations[in.Installation]; cp.Release == 0 && inst != nil && inst.Release != 0 {
+			cp.Release = inst.Release // scale and repair place the live release
 		}
 		cp.CreatedAt, cp.UpdatedAt = now, now
 		s.Instances[in.ID] = &cp

@@ -18,6 +18,10 @@ const (
 	CmdCreateInstallation CommandType = "create_installation"
 	CmdDeleteInstallation CommandType = "delete_installation"
 	CmdPlan               CommandType = "plan"
+	CmdPushAppVersion     CommandType = "push_app_version"
+	CmdDeployRelease      CommandType = "deploy_release"
+	CmdPromoteRelease     CommandType = "promote_release"
+	CmdFailRelease        CommandType = "fail_release"
 )
 
 // Command is one replicated write. The leader fills Time, ids and every
@@ -36,6 +40,9 @@ type Command struct {
 	Instances         []*Instance   `json:"instances,omitempty"`
 	Name              string        `json:"name,omitempty"` // object to delete or revoke
 	Plan              *Plan         `json:"plan,omitempty"`
+	// Release: the release to deploy (with Name and Instances), or the
+	// version to promote or fail (with Name; Message says why it failed).
+	Release *Release `json:"release,omitempty"`
 }
 
 // HostStatusChange sets a host's status.

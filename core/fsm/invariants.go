@@ -1,5 +1,7 @@
 package fsm
 
+import "strconv"
+
 // Port range for instances on a Back.
 const (
 	MinPort = 5000
@@ -24,9 +26,15 @@ func (s *State) checkInvariants() error {
 			return errf(CodeConflict, "port %d on host %s used by %s and %s", in.Port, in.HostID, other, in.ID)
 		}
 		ports[hostPort{in.HostID, in.Port}] = in.ID
-		key := in.Installation + "\x00" + in.HostID
+		// A new release starts beside the one it replaces, so the rule is
+		// one instance per release of an installation per host.
+		release := 0
+		if r := s.InstanceRelease(in); r != nil {
+			release = r.Version
+		}
+		key := in.Installation + "\x00" + strconv.Itoa(release) + "\x00" + in.HostID
 		if perHost[key] {
-			return errf(CodeConflict, "installation %q has two instances on host %s", in.Installation, in.HostID)
+			return errf(CodeConflict, "installation %q has two instances of release %d on host %s", in.Installation, release, in.HostID)
 		}
 		perHost[key] = true
 		if _, ok := s.Installations[in.Installation]; !ok {

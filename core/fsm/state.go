@@ -49,6 +49,9 @@ const (
 	InstanceRunning = agentproto.InstanceRunning
 	InstanceFailed  = agentproto.InstanceFailed
 	InstanceLost    = agentproto.InstanceLost
+	// InstanceDraining: replaced by a newer release; Fronts no longer route
+	// to it and the leader removes it once in-flight requests had time.
+	InstanceDraining = agentproto.InstanceDraining
 )
 
 // Resources are declared capacities or requirements. CPU is in milli-CPUs so
@@ -110,6 +113,11 @@ type App struct {
 	Size          int64     `json:"size,omitempty"`
 	ContainerPort int       `json:"container_port,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
+	// Version is the newest version's number (0 for apps from before
+	// versions: their only version, 1); the fields above describe it.
+	Version int `json:"version,omitempty"`
+	// Versions are the versions kept, oldest first, the newest included.
+	Versions []AppVersion `json:"versions,omitempty"`
 }
 
 // Installation is a running app: N Fronts route Domain to M Back instances.
@@ -125,6 +133,15 @@ type Installation struct {
 	FrontHosts    []string          `json:"front_hosts"` // host ids, sorted
 	CreatedAt     time.Time         `json:"created_at"`
 	UpdatedAt     time.Time         `json:"updated_at"`
+	// The live release: App, PerInstance, Env, ContainerPort above and
+	// AppVersion, Health here are its settings. 0 for installations from
+	// before releases (their only release, 1).
+	Release    int          `json:"release,omitempty"`
+	AppVersion int          `json:"app_version,omitempty"`
+	Health     *HealthCheck `json:"health,omitempty"`
+	// Releases are the releases remembered, oldest first (at most
+	// MaxReleases); empty for installations from before releases.
+	Releases []*Release `json:"releases,omitempty"`
 }
 
 // Instance is one container of an installation placed on a Back.
@@ -137,6 +154,9 @@ type Instance struct {
 	Message      string        `json:"message,omitempty"`
 	CreatedAt    time.Time     `json:"created_at"`
 	UpdatedAt    time.Time     `json:"updated_at"`
+	// Release is the installation's release this instance runs (0 from
+	// before releases: the live one).
+	Release int `json:"release,omitempty"`
 }
 
 // JoinToken lets a host register. Only the sha256 of the secret is stored.
@@ -220,12 +240,21 @@ func (s *State) Clone() *State {
 	c.Apps = make(map[string]*App, len(s.Apps))
 	for k, v := range s.Apps {
 		cp := *v
+		cp.Versions = append([]AppVersion(nil), v.Versions...)
 		c.Apps[k] = &cp
 	}
 	c.Installations = make(map[string]*Installation, len(s.Installations))
 	for k, v := range s.Installations {
 		cp := *v
 		cp.FrontHosts = append([]string(nil), v.FrontHosts...)
+		cp.Releases = make([]*Release, 0, len(v.Releases))
+		for _, r := range v.Releases {
+			rc := *r
+			cp.Releases = append(cp.Releases, &rc)
+		}
+		if len(v.Releases) == 0 {
+			cp.Releases = nil
+		}
 		c.Installations[k] = &cp
 	}
 	c.Instances = make(map[string]*Instance, len(s.Instances))
@@ -359,8 +388,8 @@ func (s *State) InstancesOn(hostID string) []*Instance {
 func (s *State) Used(hostID string) Resources {
 	var used Resources
 	for _, in := range s.InstancesOn(hostID) {
-		if inst := s.Installations[in.Installation]; inst != nil {
-			used = used.Add(inst.PerInstance)
+		if r := s.InstanceRelease(in); r != nil {
+			used = used.Add(r.PerInstance)
 		}
 	}
 	return used

@@ -484,15 +484,17 @@ func (s *Server) replicateLoop(ctx context.Context) {
 		missing := false
 		s.collectBlobs(st, &currentSince)
 		for _, a := range st.SortedApps() {
-			if a.Digest == "" || s.Blobs.Has(a.Digest) {
-				continue
+			for _, digest := range a.Digests() { // every version kept: a rollback may need it
+				if s.Blobs.Has(digest) {
+					continue
+				}
+				if err := rep.Fetch(ctx, digest, peers); err != nil {
+					missing = true
+					s.log.Warn("blob replication", "app", a.Name, "err", err)
+					continue
+				}
+				s.log.Info("replicated blob", "app", a.Name, "digest", digest)
 			}
-			if err := rep.Fetch(ctx, a.Digest, peers); err != nil {
-				missing = true
-				s.log.Warn("blob replication", "app", a.Name, "err", err)
-				continue
-			}
-			s.log.Info("replicated blob", "app", a.Name, "digest", a.Digest)
 		}
 		if missing {
 			index = 0 // retry on the next round even without a state change
@@ -530,8 +532,8 @@ func (s *Server) collectBlobs(st *fsm.State, currentSince *time.Time) {
 	}
 	keep := map[string]bool{}
 	for _, a := range st.SortedApps() {
-		if a.Digest != "" {
-			keep[a.Digest] = true
+		for _, digest := range a.Digests() {
+			keep[digest] = true
 		}
 	}
 	if removed, err := s.Blobs.Collect(keep, 10*time.Minute, now); err != nil {
