@@ -14,6 +14,7 @@ package agentproto
 import (
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // Paths and headers of the protocol.
@@ -193,6 +194,61 @@ type Instance struct {
 	// core counts it at upload); a Back refuses an image that would not
 	// fit before downloading it. 0: unknown (the Back counts it itself).
 	ImageUncompressedBytes int64 `json:"image_uncompressed_bytes,omitempty"`
+	// Release is the installation's release the instance runs.
+	Release int `json:"release,omitempty"`
+	// Health is how the Back checks the instance (nil: the defaults).
+	Health *HealthCheck `json:"health,omitempty"`
+}
+
+// HealthCheck is how a Back checks an instance: GET Path every Interval,
+// healthy when answered below 500 within Timeout; Unhealthy failures in a
+// row make a running instance unhealthy (reported failed, Fronts stop
+// routing to it), Healthy successes in a row healthy again. A starting
+// instance has Grace to answer. Zero fields take the defaults below.
+type HealthCheck struct {
+	Path      string        `json:"path,omitempty"`
+	Interval  time.Duration `json:"interval,omitempty"`
+	Timeout   time.Duration `json:"timeout,omitempty"`
+	Healthy   int           `json:"healthy_threshold,omitempty"`
+	Unhealthy int           `json:"unhealthy_threshold,omitempty"`
+	Grace     time.Duration `json:"grace,omitempty"`
+}
+
+// Health check defaults.
+const (
+	DefaultHealthPath     = "/"
+	DefaultHealthInterval = 10 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
+	DefaultHealthyCount   = 1
+	DefaultUnhealthyCount = 3
+	DefaultHealthGrace    = 60 * time.Second
+)
+
+// WithDefaults returns h (nil allowed) with its zero fields set.
+func (h *HealthCheck) WithDefaults() HealthCheck {
+	var c HealthCheck
+	if h != nil {
+		c = *h
+	}
+	if c.Path == "" {
+		c.Path = DefaultHealthPath
+	}
+	if c.Interval <= 0 {
+		c.Interval = DefaultHealthInterval
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultHealthTimeout
+	}
+	if c.Healthy <= 0 {
+		c.Healthy = DefaultHealthyCount
+	}
+	if c.Unhealthy <= 0 {
+		c.Unhealthy = DefaultUnhealthyCount
+	}
+	if c.Grace <= 0 {
+		c.Grace = DefaultHealthGrace
+	}
+	return c
 }
 
 // Backend is one upstream of a route: an instance on a Back.

@@ -136,6 +136,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/installations/{name}", op(s.getInstallation))
 	s.mux.HandleFunc("POST /v1/installations/{name}/scale", w(s.scaleInstallation))
 	s.mux.HandleFunc("DELETE /v1/installations/{name}", w(s.deleteInstallation))
+	s.mux.HandleFunc("GET /v1/installations/{name}/releases", op(s.listReleases))
+	s.mux.HandleFunc("POST /v1/installations/{name}/releases", w(s.deploy))
+	s.mux.HandleFunc("POST /v1/installations/{name}/rollback", w(s.rollback))
 
 	s.mux.HandleFunc("GET /v1/containers", op(s.listContainers))
 

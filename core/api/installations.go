@@ -47,6 +47,7 @@ type createInstallationRequest struct {
 	DiskMB        int64             `json:"disk_mb"`   // 0 = the image's size
 	Env           map[string]string `json:"env"`
 	ContainerPort int               `json:"container_port"` // 0 = the app's
+	Health        *healthRequest    `json:"health"`         // nil = the defaults
 }
 
 // check fills in the defaults and validates the request.
@@ -88,6 +89,9 @@ func (req *createInstallationRequest) check() error {
 			p.add("env %q: names are letters, digits and _, values at most %d bytes", k, MaxEnvValue)
 			break
 		}
+	}
+	if _, err := req.Health.check(); err != nil {
+		p.addErr(err)
 	}
 	return p.err()
 }
@@ -191,6 +195,7 @@ func (s *Server) createInstallation(w http.ResponseWriter, r *http.Request) {
 			PerInstance: fsm.Resources{MilliCPU: int64(math.Round(req.CPUs * 1000)), MemoryMB: req.MemoryMB, DiskMB: disk},
 			Env:         req.Env, ContainerPort: port,
 		}
+		inst.Health, _ = req.Health.check()
 		fronts, instances, err := scheduler.PlanInstallation(st, inst, scheduler.NewInstanceID)
 		if err != nil {
 			return nil, err
@@ -249,6 +254,9 @@ func (s *Server) scaleInstallation(w http.ResponseWriter, r *http.Request) {
 		inst := st.Installations[name]
 		if inst == nil {
 			return nil, &fsm.Error{Code: fsm.CodeNotFound, Message: fmt.Sprintf("no installation %q", name)}
+		}
+		if why := rolloutBusy(st, inst); why != "" {
+			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: why}
 		}
 		fronts, backs := inst.Fronts, inst.Backs
 		if req.Fronts != nil {

@@ -70,6 +70,11 @@ func (p *Planner) mark(installation, host string) {
 	p.on[installation][host] = true
 }
 
+// Beside lets the next placements of installation share Backs with its
+// current instances: a new release starts next to the one it replaces (one
+// instance per release per Back still holds among the new placements).
+func (p *Planner) Beside(installation string) { delete(p.on, installation) }
+
 // Release accounts for an instance that the plan removes.
 func (p *Planner) Release(in *fsm.Instance, need fsm.Resources) {
 	p.free[in.HostID] = p.free[in.HostID].Add(need)

@@ -7,11 +7,12 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"potluck/internal/human"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"potluck/internal/human"
 
 	"potluck/apiclient"
 )

@@ -23,11 +23,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"potluck/internal/human"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"potluck/internal/human"
 
 	"potluck/apiclient"
 )
