@@ -425,6 +425,29 @@ func (c *Client) ScaleInstallation(ctx context.Context, name string, fronts, bac
 	return &in, err
 }
 
+// Deploy creates a new release of an installation and starts rolling it
+// out; the answer comes at once (202), the rollout goes on in the core.
+func (c *Client) Deploy(ctx context.Context, name string, req DeployRequest) (*Installation, error) {
+	var in Installation
+	_, err := c.do(ctx, http.MethodPost, "/v1/installations/"+url.PathEscape(name)+"/releases", nil, req, &in)
+	return &in, err
+}
+
+// Rollback creates a release with the settings of release version (0: the
+// one live before the current one) and rolls it out.
+func (c *Client) Rollback(ctx context.Context, name string, version int) (*Installation, error) {
+	var in Installation
+	_, err := c.do(ctx, http.MethodPost, "/v1/installations/"+url.PathEscape(name)+"/rollback", nil, map[string]int{"version": version}, &in)
+	return &in, err
+}
+
+// Releases lists an installation's releases, newest first.
+func (c *Client) Releases(ctx context.Context, name string) ([]Release, error) {
+	var rs []Release
+	_, err := c.do(ctx, http.MethodGet, "/v1/installations/"+url.PathEscape(name)+"/releases", nil, nil, &rs)
+	return rs, err
+}
+
 // DeleteInstallation removes an installation and its instances.
 func (c *Client) DeleteInstallation(ctx context.Context, name string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/installations/"+url.PathEscape(name), nil, nil, nil)

@@ -33,7 +33,9 @@ func commands() []command {
 		{path: "apps show", args: "APP", nargs: 1, short: "show one app", cmd: action(cmdAppsShow)},
 		{path: "apps rm", args: "APP", nargs: 1, short: "delete an app no installation uses", cmd: action(cmdAppsRm)},
 
-		{path: "deploy", short: "create an installation: run an app on Backs behind Fronts", cmd: &deploy{}},
+		{path: "deploy", short: "run an app on Backs behind Fronts, or roll out a new release of an installation; waits until it serves", cmd: &deploy{}},
+		{path: "releases", args: "NAME", nargs: 1, short: "list an installation's releases, newest first", cmd: action(cmdReleases)},
+		{path: "rollback", args: "NAME [VERSION]", nargs: 1, optional: 1, short: "roll out the settings of an earlier release (default: the one live before)", cmd: &rollback{}},
 
 		{path: "installations ls", short: "list installations with their instances", cmd: action(cmdInstLs)},
 		{path: "installations show", args: "NAME", nargs: 1, short: "show one installation: Fronts, instances and their state", cmd: &instShow{}},
@@ -290,7 +292,14 @@ func (a *appsPush) run(c *cmdCtx) error {
 	if c.g.json {
 		return printJSON(c.env.Stdout, app)
 	}
-	fmt.Fprintf(c.env.Stdout, "pushed %s: image %s, %s, %s, in %s\n", app.Name, app.Image, human.Bytes(app.Size), app.Digest, time.Since(start).Round(time.Millisecond))
+	version := ""
+	if app.Version > 1 {
+		version = fmt.Sprintf(" version %d", app.Version)
+	}
+	fmt.Fprintf(c.env.Stdout, "pushed %s%s: image %s, %s, %s, in %s\n", app.Name, version, app.Image, human.Bytes(app.Size), app.Digest, time.Since(start).Round(time.Millisecond))
+	if app.Version > 1 && len(app.UsedBy) > 0 {
+		fmt.Fprintf(c.env.Stdout, "roll it out with: potluck deploy --name %s\n", app.UsedBy[0])
+	}
 	return nil
 }
 
@@ -344,77 +353,6 @@ func cmdAppsRm(c *cmdCtx) error {
 }
 
 // ---- deploy and installations ----
-
-type deploy struct {
-	app, name, domain string
-	fronts, backs     int
-	cpus              float64
-	memory, disk      string
-	port              int
-	env               cli.Repeated
-}
-
-func (d *deploy) register(fs *cli.FlagSet) {
-	fs.StringVar(&d.app, "app", "", "app to run (required)")
-	fs.StringVar(&d.name, "name", "", "installation name (default: the app name)")
-	fs.IntVar(&d.fronts, "fronts", 1, "number of Fronts (1-64)")
-	fs.IntVar(&d.backs, "backs", 1, "number of Backs, one instance each (1-256)")
-	fs.StringVar(&d.domain, "domain", "", "domain the Fronts serve it on (required)")
-	fs.Float64Var(&d.cpus, "cpus", 0.5, "CPUs per instance, e.g. 0.25 or 2")
-	fs.StringVar(&d.memory, "memory", "", "memory per instance, e.g. 256MiB or 1GiB (default 256MiB)")
-	fs.StringVar(&d.disk, "disk", "", "disk per instance, e.g. 100MiB (default: the image size)")
-	fs.IntVar(&d.port, "port", 0, "container port (default: the app's)")
-	fs.Var(&d.env, "env", "environment variable K=V for the container (repeatable)")
-}
-
-func (d *deploy) run(c *cmdCtx) error {
-	req := apiclient.CreateInstallationRequest{
-		App: d.app, Name: d.name, Domain: d.domain,
-		Fronts: d.fronts, Backs: d.backs, CPUs: d.cpus,
-		ContainerPort: d.port,
-	}
-	if req.App == "" {
-		return cli.Usagef("deploy needs --app")
-	}
-	if req.Domain == "" {
-		return cli.Usagef("deploy needs --domain")
-	}
-	if req.Name == "" {
-		req.Name = req.App
-	}
-	if req.CPUs < minCPUs {
-		return cli.Usagef("--cpus %g: at least %g, e.g. 0.5", req.CPUs, minCPUs)
-	}
-	var err error
-	if req.MemoryMB, err = sizeFlag("memory", d.memory); err != nil {
-		return err
-	}
-	if req.MemoryMB != 0 && req.MemoryMB < minMemoryMiB {
-		return cli.Usagef("--memory %s: at least %dMiB (the Docker Engine's minimum)", d.memory, minMemoryMiB)
-	}
-	if req.DiskMB, err = sizeFlag("disk", d.disk); err != nil {
-		return err
-	}
-	if len(d.env) > 0 {
-		req.Env = map[string]string{}
-		for _, kv := range d.env {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return cli.Usagef("--env %q: want KEY=VALUE", kv)
-			}
-			req.Env[k] = v
-		}
-	}
-	in, err := c.client.CreateInstallation(c.ctx, req)
-	if err != nil {
-		return inFlagTerms(err, deployFlags)
-	}
-	if c.g.json {
-		return printJSON(c.env.Stdout, in)
-	}
-	fmt.Fprintf(c.env.Stdout, "installation %s created: %s on %d back(s) behind %d front(s), %s\n\n", in.Name, in.App, in.Backs, in.Fronts, in.URL)
-	return instanceTable(c.env.Stdout, in.Instances)
-}
 
 // The smallest instance the core accepts: Docker refuses less than 6 MiB of
 // memory, and a hundredth of a CPU is the scheduler's granularity.
