@@ -114,13 +114,18 @@ func TestRollingUpdate(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		// Nothing listens on 9999 in the sample app.
 		require.Equal(t, 202, s.api(http.MethodPost, "/v1/installations/roll/releases", map[string]any{
-			"container_port": 9999, "health": map[string]any{"grace": "5s"},
+			"container_port": 9999,
 		}, nil))
+		start := time.Now()
 		require.Eventually(t, func() bool {
 			return s.released("roll").status(3) != "deploying "
 		}, 120*time.Second, 250*time.Millisecond)
+		t.Logf("release 3 failed %.1fs after the deploy", time.Since(start).Seconds())
 		v := s.released("roll")
+		// The image exposes 8080: the Back says so at once instead of
+		// waiting out the whole grace.
 		require.Contains(t, v.status(3), "failed instance")
+		require.Contains(t, v.status(3), "the image exposes 8080, not 9999: is the container port (--port) right?")
 		require.Equal(t, 2, v.Release)
 		time.Sleep(time.Second)
 		ok, fail, failures := load.finish()

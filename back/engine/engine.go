@@ -366,6 +366,19 @@ func (e *Engine) Remove(ctx context.Context, id string, grace time.Duration) err
 
 func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
 
+// Exited reports whether container id has stopped, with its exit code.
+func (e *Engine) Exited(ctx context.Context, id string) (bool, int, error) {
+	insp, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return false, 0, fmt.Errorf("docker inspect %s: %w", id, err)
+	}
+	st := insp.Container.State
+	if st == nil || st.Running || st.Restarting {
+		return false, 0, nil
+	}
+	return true, st.ExitCode, nil
+}
+
 // TagImage gives image src the additional reference dst.
 func (e *Engine) TagImage(ctx context.Context, src, dst string) error {
 	if _, err := e.cli.ImageTag(ctx, client.ImageTagOptions{Source: src, Target: dst}); err != nil {
