@@ -1,7 +1,8 @@
 // Package reconcile is the leader's control loop: it probes newly registered
 // hosts over the tunnel before they become Ready, tracks host heartbeats in
-// memory, marks hosts that missed them for the TTL as down, and commits plans
-// that move their instances to other Backs and replace their Fronts. Every
+// memory, marks hosts that missed them for the TTL as down, commits plans
+// that move their instances to other Backs and replace their Fronts, and
+// drives release rollouts (promote, fail, remove drained instances). Every
 // decision goes through raft (Node.Decide); followers do nothing.
 package reconcile
 
