@@ -33,6 +33,13 @@ const (
 	// DefaultProbePort is the tunnel port where the core checks a new host
 	// answers (GET /healthz) before it becomes ready.
 	DefaultProbePort = 7401
+	// PathLogs (+ instance id) is served by a Back on its probe port to
+	// core nodes only: the instance's container log as text lines, each
+	// starting with its RFC 3339 timestamp. Query: follow=true, since=RFC
+	// 3339 time, tail=N (at most MaxLogTail).
+	PathLogs = "/v1/logs/"
+	// MaxLogTail bounds tail= of a log request.
+	MaxLogTail = 10000
 )
 
 // Roles of mesh members.

@@ -140,14 +140,16 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 		eng.Close()
 		return nil, err
 	}
-	return &Back{
+	b := &Back{
 		cfg: cfg, log: cfg.Logger, agent: ag, engine: eng, firewall: fw,
 		reports:  map[string]agentproto.InstanceReport{},
 		forwards: map[uint16]*meshnet.Forward{},
 		health:   map[string]*health{},
 		wake:     make(chan struct{}, 1),
 		checker:  newChecker(),
-	}, nil
+	}
+	ag.HandleFromCores("GET "+agentproto.PathLogs+"{instance}", http.HandlerFunc(b.serveLogs))
+	return b, nil
 }
 
 // Agent is the host agent underneath (identity, mesh node).

@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"potluck/apiclient"
 	"potluck/internal/dockertest"
+	"potluck/internal/localcluster"
 )
 
 type releaseView struct {
@@ -107,6 +111,27 @@ func TestRollingUpdate(t *testing.T) {
 			require.Equal(t, 200, code)
 			require.False(t, oldIDs[inst], "served by %s of release 1", inst)
 		}
+	})
+
+	t.Run("logs of every instance come through the core from the Backs", func(t *testing.T) {
+		client, err := apiclient.New(s.c.CoreURLs()[0], localcluster.DefaultOperatorToken)
+		require.NoError(t, err)
+		var buf bytes.Buffer
+		require.NoError(t, client.Logs(t.Context(), "roll", apiclient.LogQuery{Tail: 5}, &buf))
+		v := s.released("roll")
+		for _, in := range v.Instances {
+			require.Contains(t, buf.String(), in.ID+" 20", "a line of %s with its timestamp:\n%s", in.ID, buf.String())
+		}
+		require.Contains(t, buf.String(), "serving")
+
+		// Following: the stream stays open until the client stops it, with
+		// the chosen instance's lines only.
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		var follow bytes.Buffer
+		require.NoError(t, client.Logs(ctx, "roll", apiclient.LogQuery{Follow: true, Instance: v.Instances[0].ID, Tail: 1}, &follow))
+		require.Contains(t, follow.String(), v.Instances[0].ID+" ")
+		require.NotContains(t, follow.String(), v.Instances[1].ID)
 	})
 
 	t.Run("a release that never gets healthy fails; the live one keeps serving", func(t *testing.T) {

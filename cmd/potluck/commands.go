@@ -34,6 +34,7 @@ func commands() []command {
 		{path: "apps rm", args: "APP", nargs: 1, short: "delete an app no installation uses", cmd: action(cmdAppsRm)},
 
 		{path: "deploy", short: "run an app on Backs behind Fronts, or roll out a new release of an installation; waits until it serves", cmd: &deploy{}},
+		{path: "logs", args: "NAME", nargs: 1, short: "print an installation's container logs (-f to follow)", cmd: &logsCmd{}},
 		{path: "releases", args: "NAME", nargs: 1, short: "list an installation's releases, newest first", cmd: action(cmdReleases)},
 		{path: "rollback", args: "NAME [VERSION]", nargs: 1, optional: 1, short: "roll out the settings of an earlier release (default: the one live before)", cmd: &rollback{}},
 

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -261,7 +262,7 @@ func (s *Server) handler() (http.Handler, error) {
 	s.API = api.New(api.Config{
 		Node: api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
-		Heartbeat: s.Reconciler.Heartbeat,
+		Heartbeat: s.Reconciler.Heartbeat, Logs: s.instanceLogs,
 	})
 	webUI, err := ui.New(ui.Config{API: s.API, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != ""})
 	if err != nil {
@@ -602,4 +603,12 @@ func tunnelAddrFor(id string, peers []cluster.Peer) netip.Addr {
 		}
 	}
 	return netip.AddrFrom4([4]byte{100, 64, 0, 1})
+}
+
+// instanceLogs reaches a Back's logs through this node's mesh.
+func (s *Server) instanceLogs(ctx context.Context, h *fsm.Host, instance string, q url.Values) (io.ReadCloser, error) {
+	if s.mesh == nil {
+		return nil, errors.New("this core node runs without a mesh")
+	}
+	return s.mesh.logs(ctx, h, instance, q)
 }
