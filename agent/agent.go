@@ -40,7 +40,10 @@ type Config struct {
 	DiskMB    int64
 	// Endpoint is a Front's public WireGuard host:port; MeshPort must match it.
 	Endpoint string
-	DataDir  string
+	// PublicURL is where a Front serves the public (registered with the
+	// core at every start, shown to app owners).
+	PublicURL string
+	DataDir   string
 	// MeshPort is the UDP port of the host's mesh node; 0 picks one.
 	MeshPort uint16
 	// Bind carries the mesh's UDP (nil: real sockets); benchmarks pass a WANBind.

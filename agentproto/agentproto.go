@@ -123,6 +123,9 @@ type RegisterRequest struct {
 	MemoryMB  int64     `json:"memory_mb"`
 	DiskMB    int64     `json:"disk_mb"`
 	Endpoint  string    `json:"endpoint,omitempty"` // Fronts: public host:port for WireGuard UDP
+	// PublicURL is where a Front serves the public, http(s)://host[:port]
+	// (what app owners point DNS at); empty: not given.
+	PublicURL string `json:"public_url,omitempty"`
 	Measured  *Capacity `json:"measured,omitempty"` // absent from agents before this field
 }
 

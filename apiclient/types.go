@@ -57,6 +57,7 @@ type Host struct {
 	TunnelAddr   string    `json:"tunnel_address"`
 	Capacity     Resources `json:"capacity"`
 	Endpoint     string    `json:"endpoint,omitempty"`
+	PublicURL    string    `json:"public_url,omitempty"` // a Front's address for clients
 	Status       string    `json:"status"`
 	TokenID      string    `json:"token_id"`
 	RegisteredAt time.Time `json:"registered_at"`
@@ -188,10 +189,11 @@ type Instance struct {
 
 // Front is a Front host serving an installation.
 type Front struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Endpoint string `json:"endpoint"`
-	Status   string `json:"status"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Endpoint  string `json:"endpoint"`             // WireGuard (UDP), for Backs
+	PublicURL string `json:"public_url,omitempty"` // where clients reach it
+	Status    string `json:"status"`
 }
 
 // Installation is an app placed on Fronts and Backs.

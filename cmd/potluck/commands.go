@@ -458,7 +458,11 @@ func printInstallation(c *cmdCtx, in *apiclient.Installation) error {
 	w := c.env.Stdout
 	var fronts []string
 	for _, f := range in.FrontDetails {
-		fronts = append(fronts, fmt.Sprintf("%s (%s, %s)", f.Name, or(f.Endpoint, "-"), f.Status))
+		if f.PublicURL == "" {
+			fronts = append(fronts, fmt.Sprintf("%s (%s, no public URL registered)", f.Name, f.Status))
+		} else {
+			fronts = append(fronts, fmt.Sprintf("%s %s (%s)", f.Name, f.PublicURL, f.Status))
+		}
 	}
 	var env []string
 	for k, v := range in.Env {
@@ -467,6 +471,16 @@ func printInstallation(c *cmdCtx, in *apiclient.Installation) error {
 	sort.Strings(env)
 	fmt.Fprintf(w, "installation %s: app %s, %s\n", in.Name, in.App, in.URL)
 	fmt.Fprintf(w, "fronts %d: %s\n", in.Fronts, or(strings.Join(fronts, ", "), "-"))
+	if len(in.FrontDetails) > 0 {
+		fmt.Fprintf(w, "DNS: point %s at the Fronts' addresses above\n", in.Domain)
+	}
+	if in.Release > 0 {
+		fmt.Fprintf(w, "release %d (%s v%d)", in.Release, in.App, max(in.AppVersion, 1))
+		if d := deployingRelease(in); d != nil {
+			fmt.Fprintf(w, "; release %d rolling out", d.Version)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "backs %d, %d running; per instance %s cpu, %s memory, %s disk; container port %d\n",
 		in.Backs, running(in.Instances), cpus(in.PerInstance.MilliCPU), mib(in.PerInstance.MemoryMB), mib(in.PerInstance.DiskMB), in.ContainerPort)
 	fmt.Fprintf(w, "env: %s\n\n", or(strings.Join(env, " "), "-"))

@@ -367,3 +367,13 @@ func (r *rollback) run(c *cmdCtx) error {
 	d := &deploy{wait: r.wait}
 	return d.waitRelease(c, name, rel.Version)
 }
+
+// deployingRelease is the release rolling out, if any.
+func deployingRelease(in *apiclient.Installation) *apiclient.Release {
+	for i := range in.Releases {
+		if in.Releases[i].Status == "deploying" {
+			return &in.Releases[i]
+		}
+	}
+	return nil
+}

@@ -44,6 +44,13 @@ func checkRegistration(req *agentproto.RegisterRequest) (fsm.Role, error) {
 	if req.DiskMB <= 0 || req.DiskMB > MaxHostDiskMB {
 		p.add("disk_mb must be positive")
 	}
+	if req.PublicURL != "" {
+		if role != fsm.RoleFront {
+			p.add("public_url is for Fronts only")
+		} else if err := checkPublicURL(req.PublicURL); err != nil {
+			p.addErr(err)
+		}
+	}
 	if role == fsm.RoleFront {
 		if _, err := netip.ParseAddrPort(req.Endpoint); err != nil {
 			if host, port, err2 := net.SplitHostPort(req.Endpoint); err2 != nil || host == "" || port == "" {
@@ -106,6 +113,9 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 	// An agent that restarts registers again with the same name and key: give
 	// it its existing registration.
 	if h := s.node.State().HostByName(req.Name); h != nil && h.PublicKey == req.PublicKey && h.Status != fsm.HostDecommissioned {
+		if h.Role == fsm.RoleFront && req.PublicURL != h.PublicURL && !s.setPublicURL(w, r, h.ID, req.PublicURL) {
+			return
+		}
 		s.writeRegistration(w, http.StatusOK, h.ID)
 		return
 	}
@@ -126,7 +136,7 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 			Status:   status, TokenID: tokenID,
 		}
 		if role == fsm.RoleFront {
-			h.Endpoint = req.Endpoint
+			h.Endpoint, h.PublicURL = req.Endpoint, req.PublicURL
 		}
 		return &fsm.Command{Type: fsm.CmdRegisterHost, Host: h}, nil
 	})

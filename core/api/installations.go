@@ -124,10 +124,11 @@ type InstanceView struct {
 
 // FrontView is a Front serving an installation.
 type FrontView struct {
-	ID       string         `json:"id"`
-	Name     string         `json:"name"`
-	Endpoint string         `json:"endpoint"`
-	Status   fsm.HostStatus `json:"status"`
+	ID        string         `json:"id"`
+	Name      string         `json:"name"`
+	Endpoint  string         `json:"endpoint"`             // WireGuard (UDP), for Backs
+	PublicURL string         `json:"public_url,omitempty"` // where clients reach it: point DNS here
+	Status    fsm.HostStatus `json:"status"`
 }
 
 // InstallationView is an installation with its instances and Fronts.
@@ -156,7 +157,7 @@ func installationView(st *fsm.State, inst *fsm.Installation) InstallationView {
 	}
 	for _, id := range inst.FrontHosts {
 		if h := st.Hosts[id]; h != nil {
-			v.FrontViews = append(v.FrontViews, FrontView{ID: h.ID, Name: h.Name, Endpoint: h.Endpoint, Status: h.Status})
+			v.FrontViews = append(v.FrontViews, FrontView{ID: h.ID, Name: h.Name, Endpoint: h.Endpoint, PublicURL: h.PublicURL, Status: h.Status})
 		}
 	}
 	return v

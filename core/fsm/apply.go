@@ -39,6 +39,8 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.promoteRelease(c)
 	case CmdFailRelease:
 		return s.failRelease(c)
+	case CmdSetHostPublicURL:
+		return s.setHostPublicURL(c)
 	}
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
 }
@@ -324,4 +326,21 @@ func (s *State) addInstances(list []*Instance, installation string, now time.Tim
 		s.Instances[in.ID] = &cp
 	}
 	return nil
+}
+
+// setHostPublicURL records where a Front now serves the public (its agent
+// registers again at every start, with its current --public-url).
+func (s *State) setHostPublicURL(c *Command) (string, error) {
+	if c.Host == nil {
+		return "", errf(CodeInvalid, "no host given")
+	}
+	h, ok := s.Hosts[c.Host.ID]
+	if !ok {
+		return "", errf(CodeNotFound, "no host %q", c.Host.ID)
+	}
+	if h.Role != RoleFront {
+		return "", errf(CodeInvalid, "host %q is not a front", h.Name)
+	}
+	h.PublicURL, h.UpdatedAt = c.Host.PublicURL, c.Time
+	return h.ID, nil
 }

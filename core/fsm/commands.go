@@ -22,6 +22,7 @@ const (
 	CmdDeployRelease      CommandType = "deploy_release"
 	CmdPromoteRelease     CommandType = "promote_release"
 	CmdFailRelease        CommandType = "fail_release"
+	CmdSetHostPublicURL   CommandType = "set_host_public_url"
 )
 
 // Command is one replicated write. The leader fills Time, ids and every

@@ -54,6 +54,7 @@ func goldenLog() []goldenEntry {
 				Status: fsm.HostReady, Capacity: fsm.Resources{MilliCPU: 4000, MemoryMB: 8192, DiskMB: 20000}}
 			if role == fsm.RoleFront {
 				h.Endpoint = fmt.Sprintf("127.0.0.1:%d", 8080+i)
+				h.PublicURL = fmt.Sprintf("https://front%d.example.net", i+1)
 			}
 			log = append(log, goldenEntry{cmd: &fsm.Command{Type: fsm.CmdRegisterHost, RequestID: "req-" + id, Host: h}})
 			if status != fsm.HostReady {

@@ -79,13 +79,16 @@ func (r Resources) Fits(need Resources) bool {
 
 // Host is a registered Front or Back.
 type Host struct {
-	ID           string     `json:"id"`
-	Name         string     `json:"name"`
-	Role         Role       `json:"role"`
-	PublicKey    string     `json:"public_key"` // WireGuard key, base64
-	TunnelAddr   netip.Addr `json:"tunnel_address"`
-	Capacity     Resources  `json:"capacity"`
-	Endpoint     string     `json:"endpoint,omitempty"` // public host:port of a Front
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Role       Role       `json:"role"`
+	PublicKey  string     `json:"public_key"` // WireGuard key, base64
+	TunnelAddr netip.Addr `json:"tunnel_address"`
+	Capacity   Resources  `json:"capacity"`
+	Endpoint   string     `json:"endpoint,omitempty"` // public host:port of a Front (WireGuard, UDP)
+	// PublicURL is where a Front serves the public (http(s)://host[:port]):
+	// the address app owners point their DNS at.
+	PublicURL    string     `json:"public_url,omitempty"`
 	Status       HostStatus `json:"status"`
 	TokenID      string     `json:"token_id"` // join token used to register
 	RegisteredAt time.Time  `json:"registered_at"`
