@@ -89,3 +89,38 @@ func TestRollout(t *testing.T) {
 		require.Contains(t, r2.Message, "not healthy within 5m0s (new-b1 running, new-b2 pending)")
 	})
 }
+
+// TestRepairKeepsReleases: when a Back dies after a rollout, its instance
+// of the live release is replaced by one of the same release, and its
+// draining instance of the old release is not replaced at all (on the old
+// code: a replacement of the live release for each, one instance too many).
+func TestRepairKeepsReleases(t *testing.T) {
+	f := newFixture(t, nil)
+	f.host("f1", fsm.RoleFront, fsm.HostReady)
+	f.host("b1", fsm.RoleBack, fsm.HostReady)
+	f.host("b2", fsm.RoleBack, fsm.HostReady)
+	f.host("b3", fsm.RoleBack, fsm.HostReady)
+	f.install("shop", "f1", "b1", "b2")
+	f.tick()
+	f.deployRelease2()
+	f.report("b1", agentproto.InstanceReport{ID: "new-b1", State: agentproto.InstanceRunning})
+	f.report("b2", agentproto.InstanceReport{ID: "new-b2", State: agentproto.InstanceRunning})
+	f.tick()
+	require.Equal(t, 2, f.node.State().Installations["shop"].Release)
+
+	f.clock.Advance(ttl + time.Second)
+	f.beat("f1", "b1", "b3")
+	f.tick()
+	st := f.node.State()
+	require.Equal(t, fsm.HostDown, st.Hosts["b2"].Status)
+	byRelease := map[int]int{}
+	for _, in := range st.InstancesOf("shop") {
+		if in.State != fsm.InstanceDraining {
+			byRelease[in.Release]++
+		}
+		if in.HostID == "b3" {
+			require.Equal(t, 2, in.Release, "the replacement runs the live release")
+		}
+	}
+	require.Equal(t, map[int]int{2: 2}, byRelease, "two instances of release 2, none new of release 1")
+}

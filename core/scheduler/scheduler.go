@@ -366,17 +366,25 @@ func PlanRepair(st *fsm.State, down []string, newID IDFunc) *fsm.Plan {
 			}
 			continue
 		}
-		inst := view.Installations[in.Installation]
-		p.Release(in, inst.PerInstance)
-		add, err := p.PlaceBacks(in.Installation, inst.PerInstance, 1)
+		if in.State == fsm.InstanceDraining {
+			continue // replaced by a newer release already; the rollout removes it
+		}
+		// The replacement runs the same release (a rollout's new instances
+		// included), with that release's resources.
+		need := view.InstanceRelease(in).PerInstance
+		p.Release(in, need)
+		add, err := p.PlaceBacks(in.Installation, need, 1)
 		if err != nil {
 			p.mark(in.Installation, in.HostID) // stays where it is, lost
-			p.free[in.HostID] = p.free[in.HostID].Sub(inst.PerInstance)
+			p.free[in.HostID] = p.free[in.HostID].Sub(need)
 			p.ports[in.HostID][in.Port] = true
 			if in.State != fsm.InstanceLost {
 				plan.Update = append(plan.Update, fsm.InstanceUpdate{ID: in.ID, State: fsm.InstanceLost, Message: "host is not ready; waiting for capacity"})
 			}
 			continue
+		}
+		for _, a := range add {
+			a.Release = in.Release
 		}
 		plan.Remove = append(plan.Remove, in.ID)
 		plan.Add = append(plan.Add, add...)
