@@ -315,7 +315,7 @@ func appRows(as []apiclient.App) [][]string {
 		if a.ContainerPort != 0 {
 			port = strconv.Itoa(a.ContainerPort)
 		}
-		rows = append(rows, []string{a.Name, a.Image, or(digest, "-"), human.Bytes(a.Size), port, or(strings.Join(a.UsedBy, ","), "-"), age(a.CreatedAt)})
+		rows = append(rows, []string{a.Name, "v" + strconv.Itoa(max(a.Version, 1)), a.Image, or(digest, "-"), human.Bytes(a.Size), port, or(strings.Join(a.UsedBy, ","), "-"), age(a.CreatedAt)})
 	}
 	return rows
 }
@@ -328,7 +328,7 @@ func cmdAppsLs(c *cmdCtx) error {
 	if c.g.json {
 		return printJSON(c.env.Stdout, as)
 	}
-	return table(c.env.Stdout, []string{"NAME", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows(as))
+	return table(c.env.Stdout, []string{"NAME", "VERSION", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows(as))
 }
 
 func cmdAppsShow(c *cmdCtx) error {
@@ -339,7 +339,19 @@ func cmdAppsShow(c *cmdCtx) error {
 	if c.g.json {
 		return printJSON(c.env.Stdout, a)
 	}
-	return table(c.env.Stdout, []string{"NAME", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows([]apiclient.App{*a}))
+	if err := table(c.env.Stdout, []string{"NAME", "VERSION", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows([]apiclient.App{*a})); err != nil {
+		return err
+	}
+	if len(a.Versions) < 2 {
+		return nil
+	}
+	fmt.Fprintln(c.env.Stdout, "\nversions kept:")
+	var rows [][]string
+	for i := len(a.Versions) - 1; i >= 0; i-- {
+		v := a.Versions[i]
+		rows = append(rows, []string{"v" + strconv.Itoa(v.Version), v.Image, or(short(v.Digest, 19), "-"), human.Bytes(v.Size), age(v.CreatedAt)})
+	}
+	return table(c.env.Stdout, []string{"VERSION", "IMAGE", "DIGEST", "SIZE", "PUSHED"}, rows)
 }
 
 func cmdAppsRm(c *cmdCtx) error {
@@ -527,4 +539,11 @@ func cmdContainersLs(c *cmdCtx) error {
 		return printJSON(c.env.Stdout, is)
 	}
 	return instanceTable(c.env.Stdout, is)
+}
+
+func short(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

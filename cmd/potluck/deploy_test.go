@@ -96,6 +96,17 @@ func TestDeployWaits(t *testing.T) {
 	require.Contains(t, r.stdout, "failed")
 	require.Contains(t, r.stdout, "9999")
 
+	// A second push is version 2; apps show lists the versions kept.
+	r = potluck(t, vars, false, "apps", "push", tarball, "--name", "hello", "--port", "8080")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "pushed hello version 2")
+	require.Contains(t, r.stdout, "roll it out with: potluck deploy --name hello")
+	r = potluck(t, vars, false, "apps", "show", "hello")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "versions kept:")
+	require.Contains(t, r.stdout, "v2")
+	require.Contains(t, r.stdout, "v1")
+
 	// Logs: this core has no mesh to reach Backs with; each instance says so.
 	r = potluck(t, vars, false, "logs", "hello", "--tail", "5")
 	require.Equal(t, 0, r.code, r.stderr)
