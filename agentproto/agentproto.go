@@ -116,16 +116,16 @@ func (h HeartbeatRequest) Check() error {
 // exceeds its measurement, and the core must never place beyond Measured
 // either (a modified agent can lie in both, but not past the core's cap).
 type RegisterRequest struct {
-	Name      string    `json:"name"`
-	Role      string    `json:"role"`
-	PublicKey string    `json:"public_key"` // WireGuard, base64
-	CPUs      float64   `json:"cpus"`
-	MemoryMB  int64     `json:"memory_mb"`
-	DiskMB    int64     `json:"disk_mb"`
-	Endpoint  string    `json:"endpoint,omitempty"` // Fronts: public host:port for WireGuard UDP
+	Name      string  `json:"name"`
+	Role      string  `json:"role"`
+	PublicKey string  `json:"public_key"` // WireGuard, base64
+	CPUs      float64 `json:"cpus"`
+	MemoryMB  int64   `json:"memory_mb"`
+	DiskMB    int64   `json:"disk_mb"`
+	Endpoint  string  `json:"endpoint,omitempty"` // Fronts: public host:port for WireGuard UDP
 	// PublicURL is where a Front serves the public, http(s)://host[:port]
 	// (what app owners point DNS at); empty: not given.
-	PublicURL string `json:"public_url,omitempty"`
+	PublicURL string    `json:"public_url,omitempty"`
 	Measured  *Capacity `json:"measured,omitempty"` // absent from agents before this field
 }
 
