@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"potluck/agent"
 	"potluck/agentproto"
@@ -232,6 +233,9 @@ func (b *Back) snapshotReports() []agentproto.InstanceReport {
 }
 
 func (b *Back) report(id string, state agentproto.InstanceState, msg string) {
+	// The core refuses a whole heartbeat with a longer message, which
+	// would take the host down after the TTL for one chatty error.
+	msg = truncate(msg, agentproto.MaxReportMessage)
 	b.mu.Lock()
 	prev, had := b.reports[id]
 	b.reports[id] = agentproto.InstanceReport{ID: id, State: state, Message: msg}
@@ -239,6 +243,19 @@ func (b *Back) report(id string, state agentproto.InstanceState, msg string) {
 	if !had || prev.State != state || prev.Message != msg {
 		b.log.Info("instance state", "instance", id, "state", state, "message", msg)
 	}
+}
+
+// truncate cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = " …"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // reconcile makes the engine and the forwards match d.

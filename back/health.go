@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"potluck/agentproto"
+	"potluck/back/engine"
 )
 
 // health is what the Back knows of one started instance's health checks.
@@ -82,12 +83,12 @@ func (b *Back) startupCheck(ctx context.Context, in agentproto.Instance, contain
 		if containerID != "" && time.Since(lastExitCheck) >= time.Second {
 			lastExitCheck = time.Now()
 			if exited, code, err := b.engine.Exited(ctx, containerID); err == nil && exited {
-				return fmt.Errorf("the container exited with code %d before answering on port %d", code, in.ContainerPort)
+				return fmt.Errorf("the container exited with code %d before answering on port %d%s", code, in.ContainerPort, b.lastOutput(in.ID))
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("app does not answer GET %s on port %d within %s: %v%s", hc.Path, in.ContainerPort, grace, last, mismatch)
+			return fmt.Errorf("app does not answer GET %s on port %d within %s: %v%s%s", hc.Path, in.ContainerPort, grace, last, mismatch, b.lastOutput(in.ID))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -184,4 +185,35 @@ func (b *Back) runCheck(ctx context.Context, id string, h *health) {
 	if state != "" {
 		b.report(id, state, msg)
 	}
+}
+
+// lastOutput is "; last output: ..." with the container's last log lines
+// (timestamps dropped), or "" when it printed nothing: why an app did not
+// start is usually there, and the container may be gone when the owner
+// looks (a failed release's instances are removed).
+func (b *Back) lastOutput(instance string) string {
+	if b.engine == nil || b.agent == nil {
+		return "" // no container to ask (a check of a bare address)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rc, err := b.engine.Logs(ctx, b.agent.Identity().HostID, instance, engine.LogOptions{Tail: 3})
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	data, _ := io.ReadAll(io.LimitReader(rc, 2048))
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if _, text, ok := strings.Cut(l, " "); ok { // drop the timestamp
+			l = text
+		}
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return "; last output: " + strings.Join(lines, " | ")
 }

@@ -6,9 +6,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -63,4 +65,17 @@ func TestMonitorReportsUnhealthyAndRecovered(t *testing.T) {
 	dead := agentproto.Instance{ID: "i-2", Port: 1, ContainerPort: 8080, Health: &agentproto.HealthCheck{Path: "/healthz", Timeout: 100 * time.Millisecond}}
 	err = b.startupCheck(t.Context(), dead, "", "", 500*time.Millisecond)
 	require.ErrorContains(t, err, "app does not answer GET /healthz on port 8080 within 500ms")
+}
+
+// TestReportsFitTheProtocol: a long error (Docker's can be) is cut to what
+// the core accepts, on a UTF-8 boundary; a longer one made the core refuse
+// the whole heartbeat.
+func TestReportsFitTheProtocol(t *testing.T) {
+	b := &Back{log: slog.New(slog.DiscardHandler), reports: map[string]agentproto.InstanceReport{}}
+	b.report("i-1", agentproto.InstanceFailed, strings.Repeat("é", agentproto.MaxReportMessage))
+	reps := b.snapshotReports()
+	require.NoError(t, agentproto.HeartbeatRequest{Instances: reps}.Check())
+	require.LessOrEqual(t, len(reps[0].Message), agentproto.MaxReportMessage)
+	require.True(t, utf8.ValidString(reps[0].Message))
+	require.True(t, strings.HasSuffix(reps[0].Message, " …"))
 }

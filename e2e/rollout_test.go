@@ -158,4 +158,20 @@ func TestRollingUpdate(t *testing.T) {
 		require.Zero(t, fail, "failed requests while release 3 failed: %v", failures)
 		require.Len(t, v.Instances, 2)
 	})
+
+	t.Run("a release whose app exits fails at once with its last output", func(t *testing.T) {
+		start := time.Now()
+		require.Equal(t, 202, s.api(http.MethodPost, "/v1/installations/roll/releases", map[string]any{
+			"env": map[string]string{"APP_LISTEN": ":99999"},
+		}, nil))
+		require.Eventually(t, func() bool {
+			return s.released("roll").status(4) != "deploying "
+		}, 120*time.Second, 250*time.Millisecond)
+		v := s.released("roll")
+		t.Logf("release 4 failed %.1fs after the deploy: %s", time.Since(start).Seconds(), v.status(4))
+		require.Contains(t, v.status(4), "the container exited with code 1 before answering on port 8080")
+		require.Contains(t, v.status(4), "; last output: ")
+		require.Contains(t, v.status(4), "app: listen tcp: address 99999: invalid port")
+		require.Equal(t, 2, v.Release)
+	})
 }

@@ -420,14 +420,16 @@ func (l *logStream) Close() error {
 	return l.PipeReader.Close()
 }
 
-// Exited reports whether container id has stopped, with its exit code.
+// Exited reports whether container id has stopped, with its exit code; a
+// container the engine is restarting after a crash (the restart policy)
+// counts as exited.
 func (e *Engine) Exited(ctx context.Context, id string) (bool, int, error) {
 	insp, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return false, 0, fmt.Errorf("docker inspect %s: %w", id, err)
 	}
 	st := insp.Container.State
-	if st == nil || st.Running || st.Restarting {
+	if st == nil || (st.Running && !st.Restarting) {
 		return false, 0, nil
 	}
 	return true, st.ExitCode, nil
