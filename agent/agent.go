@@ -43,7 +43,10 @@ type Config struct {
 	DiskMB     int64
 	// Endpoint is a Front's public WireGuard host:port; MeshPort must match it.
 	Endpoint string
-	DataDir  string
+	// PublicURL is where a Front serves the public (registered with the
+	// core at every start, shown to app owners).
+	PublicURL string
+	DataDir   string
 	// MeshPort is the UDP port of the host's mesh node; 0 picks one.
 	MeshPort uint16
 	// Bind carries the mesh's UDP (nil: real sockets); benchmarks pass a WANBind.
@@ -84,7 +87,10 @@ type Agent struct {
 	coreAPI *http.Client
 	stats   counters
 	probe   *http.Server
-	cores   coreList
+	// probeMux serves the tunnel port the core probes; agents add the
+	// calls only core nodes may make (HandleFromCores).
+	probeMux *http.ServeMux
+	cores    coreList
 	// measured is what the host had at start, registered with the core.
 	measured agentproto.Capacity
 
@@ -218,11 +224,38 @@ func (a *Agent) serveProbe() error {
 	if err != nil {
 		return fmt.Errorf("probe port: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
-	a.probe = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	a.probeMux = http.NewServeMux()
+	a.probeMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	a.probe = &http.Server{Handler: a.probeMux, ReadHeaderTimeout: 5 * time.Second}
 	go a.probe.Serve(ln)
 	return nil
+}
+
+// HandleFromCores serves pattern on the probe port (the host's tunnel
+// address) to core nodes only. WireGuard's cryptokey routing makes a tunnel
+// source address authentic, so a caller whose address is a core node's is
+// that core node; anyone else gets 403.
+func (a *Agent) HandleFromCores(pattern string, h http.Handler) {
+	a.probeMux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.fromCore(r.RemoteAddr) {
+			http.Error(w, "only core nodes may call this", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+}
+
+func (a *Agent) fromCore(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	for _, c := range a.cores.list() {
+		if addr, err := netip.ParseAddr(c.TunnelAddr); err == nil && addr == ap.Addr().Unmap() {
+			return true
+		}
+	}
+	return false
 }
 
 // coreList is the core nodes this host follows, in failover order, and the

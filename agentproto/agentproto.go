@@ -14,6 +14,7 @@ package agentproto
 import (
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // Paths and headers of the protocol.
@@ -32,6 +33,13 @@ const (
 	// DefaultProbePort is the tunnel port where the core checks a new host
 	// answers (GET /healthz) before it becomes ready.
 	DefaultProbePort = 7401
+	// PathLogs (+ instance id) is served by a Back on its probe port to
+	// core nodes only: the instance's container log as text lines, each
+	// starting with its RFC 3339 timestamp. Query: follow=true, since=RFC
+	// 3339 time, tail=N (at most MaxLogTail).
+	PathLogs = "/v1/logs/"
+	// MaxLogTail bounds tail= of a log request.
+	MaxLogTail = 10000
 )
 
 // Roles of mesh members.
@@ -45,13 +53,16 @@ const (
 type InstanceState string
 
 // Instance states. Pending: placed, not yet reported running by its Back.
-// Lost: its Back is down and no other Back had room yet (the core's to
-// decide; an agent never reports it).
+// Lost: its Back is down and no other Back had room yet. Draining: a newer
+// release replaced it; Fronts stop routing to it and its Back keeps it
+// running until the core removes it. Lost and draining are the core's to
+// decide; an agent never reports them.
 const (
-	InstancePending InstanceState = "pending"
-	InstanceRunning InstanceState = "running"
-	InstanceFailed  InstanceState = "failed"
-	InstanceLost    InstanceState = "lost"
+	InstancePending  InstanceState = "pending"
+	InstanceRunning  InstanceState = "running"
+	InstanceFailed   InstanceState = "failed"
+	InstanceLost     InstanceState = "lost"
+	InstanceDraining InstanceState = "draining"
 )
 
 // MaxReportMessage is the longest Message an agent may report.
@@ -105,13 +116,16 @@ func (h HeartbeatRequest) Check() error {
 // exceeds its measurement, and the core must never place beyond Measured
 // either (a modified agent can lie in both, but not past the core's cap).
 type RegisterRequest struct {
-	Name      string    `json:"name"`
-	Role      string    `json:"role"`
-	PublicKey string    `json:"public_key"` // WireGuard, base64
-	CPUs      float64   `json:"cpus"`
-	MemoryMB  int64     `json:"memory_mb"`
-	DiskMB    int64     `json:"disk_mb"`
-	Endpoint  string    `json:"endpoint,omitempty"` // Fronts: public host:port for WireGuard UDP
+	Name      string  `json:"name"`
+	Role      string  `json:"role"`
+	PublicKey string  `json:"public_key"` // WireGuard, base64
+	CPUs      float64 `json:"cpus"`
+	MemoryMB  int64   `json:"memory_mb"`
+	DiskMB    int64   `json:"disk_mb"`
+	Endpoint  string  `json:"endpoint,omitempty"` // Fronts: public host:port for WireGuard UDP
+	// PublicURL is where a Front serves the public, http(s)://host[:port]
+	// (what app owners point DNS at); empty: not given.
+	PublicURL string    `json:"public_url,omitempty"`
 	Measured  *Capacity `json:"measured,omitempty"` // absent from agents before this field
 }
 
@@ -190,6 +204,61 @@ type Instance struct {
 	// core counts it at upload); a Back refuses an image that would not
 	// fit before downloading it. 0: unknown (the Back counts it itself).
 	ImageUncompressedBytes int64 `json:"image_uncompressed_bytes,omitempty"`
+	// Release is the installation's release the instance runs.
+	Release int `json:"release,omitempty"`
+	// Health is how the Back checks the instance (nil: the defaults).
+	Health *HealthCheck `json:"health,omitempty"`
+}
+
+// HealthCheck is how a Back checks an instance: GET Path every Interval,
+// healthy when answered below 500 within Timeout; Unhealthy failures in a
+// row make a running instance unhealthy (reported failed, Fronts stop
+// routing to it), Healthy successes in a row healthy again. A starting
+// instance has Grace to answer. Zero fields take the defaults below.
+type HealthCheck struct {
+	Path      string        `json:"path,omitempty"`
+	Interval  time.Duration `json:"interval,omitempty"`
+	Timeout   time.Duration `json:"timeout,omitempty"`
+	Healthy   int           `json:"healthy_threshold,omitempty"`
+	Unhealthy int           `json:"unhealthy_threshold,omitempty"`
+	Grace     time.Duration `json:"grace,omitempty"`
+}
+
+// Health check defaults.
+const (
+	DefaultHealthPath     = "/"
+	DefaultHealthInterval = 10 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
+	DefaultHealthyCount   = 1
+	DefaultUnhealthyCount = 3
+	DefaultHealthGrace    = 60 * time.Second
+)
+
+// WithDefaults returns h (nil allowed) with its zero fields set.
+func (h *HealthCheck) WithDefaults() HealthCheck {
+	var c HealthCheck
+	if h != nil {
+		c = *h
+	}
+	if c.Path == "" {
+		c.Path = DefaultHealthPath
+	}
+	if c.Interval <= 0 {
+		c.Interval = DefaultHealthInterval
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultHealthTimeout
+	}
+	if c.Healthy <= 0 {
+		c.Healthy = DefaultHealthyCount
+	}
+	if c.Unhealthy <= 0 {
+		c.Unhealthy = DefaultUnhealthyCount
+	}
+	if c.Grace <= 0 {
+		c.Grace = DefaultHealthGrace
+	}
+	return c
 }
 
 // Backend is one upstream of a route: an instance on a Back.

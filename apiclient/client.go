@@ -502,6 +502,86 @@ func (c *Client) ScaleInstallation(ctx context.Context, name string, fronts, bac
 	return &in, err
 }
 
+// Deploy creates a new release of an installation and starts rolling it
+// out; the answer comes at once (202), the rollout goes on in the core.
+func (c *Client) Deploy(ctx context.Context, name string, req DeployRequest) (*Installation, error) {
+	var in Installation
+	_, err := c.do(ctx, http.MethodPost, "/v1/installations/"+url.PathEscape(name)+"/releases", nil, req, &in)
+	return &in, err
+}
+
+// Rollback creates a release with the settings of release version (0: the
+// one live before the current one) and rolls it out.
+func (c *Client) Rollback(ctx context.Context, name string, version int) (*Installation, error) {
+	var in Installation
+	_, err := c.do(ctx, http.MethodPost, "/v1/installations/"+url.PathEscape(name)+"/rollback", nil, map[string]int{"version": version}, &in)
+	return &in, err
+}
+
+// Releases lists an installation's releases, newest first.
+func (c *Client) Releases(ctx context.Context, name string) ([]Release, error) {
+	var rs []Release
+	_, err := c.do(ctx, http.MethodGet, "/v1/installations/"+url.PathEscape(name)+"/releases", nil, nil, &rs)
+	return rs, err
+}
+
+// LogQuery selects log lines: Follow streams new lines as they come;
+// Instance picks one instance (default all); Since is a duration such as
+// "10m" or an RFC 3339 time; Tail is the last lines per instance (0: the
+// server's default of 100, or all since Since).
+type LogQuery struct {
+	Follow   bool
+	Instance string
+	Since    string
+	Tail     int
+}
+
+// Logs streams an installation's log lines ("INSTANCE TIMESTAMP TEXT") to
+// w until they end (or, following, until ctx ends).
+func (c *Client) Logs(ctx context.Context, name string, q LogQuery, w io.Writer) error {
+	u := *c.base
+	u.Path += "/v1/installations/" + url.PathEscape(name) + "/logs"
+	v := url.Values{}
+	if q.Follow {
+		v.Set("follow", "true")
+	}
+	if q.Instance != "" {
+		v.Set("instance", q.Instance)
+	}
+	if q.Since != "" {
+		v.Set("since", q.Since)
+	}
+	if q.Tail > 0 {
+		v.Set("tail", strconv.Itoa(q.Tail))
+	}
+	u.RawQuery = v.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("apiclient: %w", err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("GET logs at %s: %w", c.base.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+		return jsonhttp.ErrorFrom(resp.StatusCode, data)
+	}
+	_, err = io.Copy(w, resp.Body)
+	if ctx.Err() != nil {
+		return nil // the caller stopped following
+	}
+	return err
+}
+
 // DeleteInstallation removes an installation and its instances.
 func (c *Client) DeleteInstallation(ctx context.Context, name string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/installations/"+url.PathEscape(name), nil, nil, nil)

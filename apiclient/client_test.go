@@ -149,7 +149,7 @@ func TestErrorsCarryStatusAndMessage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.call()
 			require.Error(t, err)
-			require.Equal(t, tc.status, apiclient.StatusOf(err))
+			require.Equal(t, tc.status, apiclient.StatusOf(err), err.Error())
 			require.Contains(t, err.Error(), tc.msg)
 		})
 	}

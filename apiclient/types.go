@@ -60,6 +60,7 @@ type Host struct {
 	TunnelAddr   string    `json:"tunnel_address"`
 	Capacity     Resources `json:"capacity"`
 	Endpoint     string    `json:"endpoint,omitempty"`
+	PublicURL    string    `json:"public_url,omitempty"` // a Front's address for clients
 	Status       string    `json:"status"`
 	TokenID      string    `json:"token_id"`
 	RegisteredAt time.Time `json:"registered_at"`
@@ -91,7 +92,20 @@ type Registration struct {
 
 // App is an uploaded tarball (Digest set) or an image reference.
 type App struct {
-	Name          string    `json:"name"`
+	Name          string       `json:"name"`
+	Image         string       `json:"image,omitempty"`
+	Digest        string       `json:"digest,omitempty"`
+	Size          int64        `json:"size,omitempty"`
+	ContainerPort int          `json:"container_port,omitempty"`
+	CreatedAt     time.Time    `json:"created_at"`
+	UsedBy        []string     `json:"used_by"`
+	Version       int          `json:"version,omitempty"`  // the newest version
+	Versions      []AppVersion `json:"versions,omitempty"` // oldest first
+}
+
+// AppVersion is one pushed version of an app.
+type AppVersion struct {
+	Version       int       `json:"version"`
 	Image         string    `json:"image,omitempty"`
 	Digest        string    `json:"digest,omitempty"`
 	Size          int64     `json:"size,omitempty"`
@@ -101,6 +115,54 @@ type App struct {
 	// UncompressedSize is what an uploaded image unpacks to (counted at
 	// upload; each instance reserves at least this much disk).
 	UncompressedSize int64 `json:"uncompressed_size,omitempty"`
+}
+
+// HealthCheck is an installation's health check as the API takes it:
+// durations as strings such as "10s"; zero fields for the defaults.
+type HealthCheck struct {
+	Path      string `json:"path,omitempty"`
+	Interval  string `json:"interval,omitempty"`
+	Timeout   string `json:"timeout,omitempty"`
+	Healthy   int    `json:"healthy_threshold,omitempty"`
+	Unhealthy int    `json:"unhealthy_threshold,omitempty"`
+	Grace     string `json:"grace,omitempty"`
+}
+
+// DeployRequest is the body of POST /v1/installations/NAME/releases: a new
+// release from the live one; zero fields keep its settings, Env (when not
+// nil) replaces its environment.
+type DeployRequest struct {
+	App           string            `json:"app,omitempty"`
+	AppVersion    int               `json:"app_version,omitempty"`
+	CPUs          float64           `json:"cpus,omitempty"`
+	MemoryMB      int64             `json:"memory_mb,omitempty"`
+	DiskMB        int64             `json:"disk_mb,omitempty"`
+	Env           map[string]string `json:"env,omitempty"`
+	ContainerPort int               `json:"container_port,omitempty"`
+	Health        *HealthCheck      `json:"health,omitempty"`
+	Description   string            `json:"description,omitempty"`
+}
+
+// Release is one release of an installation. Health durations are in
+// nanoseconds here (as the core stores them).
+type Release struct {
+	Version       int               `json:"version"`
+	App           string            `json:"app"`
+	AppVersion    int               `json:"app_version,omitempty"`
+	PerInstance   Resources         `json:"per_instance"`
+	Env           map[string]string `json:"env,omitempty"`
+	ContainerPort int               `json:"container_port"`
+	Health        *struct {
+		Path string `json:"path,omitempty"`
+	} `json:"health,omitempty"`
+	Status      string    `json:"status"`
+	Message     string    `json:"message,omitempty"`
+	Description string    `json:"description,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	Live        bool      `json:"live"`
+	Instances   int       `json:"instances"`
+	Running     int       `json:"running"`
 }
 
 // CreateInstallationRequest is the body of POST /v1/installations. Zero
@@ -116,6 +178,7 @@ type CreateInstallationRequest struct {
 	DiskMB        int64             `json:"disk_mb,omitempty"`
 	Env           map[string]string `json:"env,omitempty"`
 	ContainerPort int               `json:"container_port,omitempty"`
+	Health        *HealthCheck      `json:"health,omitempty"`
 }
 
 // Instance is one container of an installation.
@@ -131,14 +194,16 @@ type Instance struct {
 	TunnelAddr   string    `json:"tunnel_address"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
+	Release      int       `json:"release,omitempty"`
 }
 
 // Front is a Front host serving an installation.
 type Front struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Endpoint string `json:"endpoint"`
-	Status   string `json:"status"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Endpoint  string `json:"endpoint"`             // WireGuard (UDP), for Backs
+	PublicURL string `json:"public_url,omitempty"` // where clients reach it
+	Status    string `json:"status"`
 }
 
 // Installation is an app placed on Fronts and Backs.
@@ -154,6 +219,9 @@ type Installation struct {
 	FrontHosts    []string          `json:"front_hosts"`
 	CreatedAt     time.Time         `json:"created_at"`
 	UpdatedAt     time.Time         `json:"updated_at"`
+	Release       int               `json:"release,omitempty"` // the live release
+	AppVersion    int               `json:"app_version,omitempty"`
+	Releases      []Release         `json:"releases,omitempty"` // oldest first
 	URL           string            `json:"url"`
 	Instances     []Instance        `json:"instances"`
 	FrontDetails  []Front           `json:"front_details"`

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"potluck/agent"
 	"potluck/agentproto"
@@ -84,6 +85,7 @@ type Back struct {
 	desired  *agentproto.DesiredState
 	reports  map[string]agentproto.InstanceReport
 	forwards map[uint16]*meshnet.Forward // by port; parked with an empty allow-list when unused
+	health   map[string]*health          // by instance: started instances under continuous checks
 	checker  *http.Client                // asks instances whether they answer
 	wake     chan struct{}
 }
@@ -139,13 +141,16 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 		eng.Close()
 		return nil, err
 	}
-	return &Back{
+	b := &Back{
 		cfg: cfg, log: cfg.Logger, agent: ag, engine: eng, firewall: fw,
 		reports:  map[string]agentproto.InstanceReport{},
 		forwards: map[uint16]*meshnet.Forward{},
+		health:   map[string]*health{},
 		wake:     make(chan struct{}, 1),
-		checker:  &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
-	}, nil
+		checker:  newChecker(),
+	}
+	ag.HandleFromCores("GET "+agentproto.PathLogs+"{instance}", http.HandlerFunc(b.serveLogs))
+	return b, nil
 }
 
 // Agent is the host agent underneath (identity, mesh node).
@@ -162,6 +167,7 @@ func (b *Back) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { b.agent.Heartbeats(loopCtx, b.cfg.Heartbeat, b.snapshotReports) })
 	wg.Go(func() { b.converge(loopCtx) })
+	wg.Go(func() { b.monitor(loopCtx) })
 	err := b.agent.Follow(ctx, func(ctx context.Context, d *agentproto.DesiredState) error {
 		b.mu.Lock()
 		b.desired = d
@@ -227,6 +233,9 @@ func (b *Back) snapshotReports() []agentproto.InstanceReport {
 }
 
 func (b *Back) report(id string, state agentproto.InstanceState, msg string) {
+	// The core refuses a whole heartbeat with a longer message, which
+	// would take the host down after the TTL for one chatty error.
+	msg = truncate(msg, agentproto.MaxReportMessage)
 	b.mu.Lock()
 	prev, had := b.reports[id]
 	b.reports[id] = agentproto.InstanceReport{ID: id, State: state, Message: msg}
@@ -234,6 +243,19 @@ func (b *Back) report(id string, state agentproto.InstanceState, msg string) {
 	if !had || prev.State != state || prev.Message != msg {
 		b.log.Info("instance state", "instance", id, "state", state, "message", msg)
 	}
+}
+
+// truncate cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = " …"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // reconcile makes the engine and the forwards match d.
@@ -271,6 +293,11 @@ func (b *Back) reconcile(ctx context.Context, d *agentproto.DesiredState) {
 			delete(b.reports, id)
 		}
 	}
+	for id := range b.health {
+		if _, ok := want[id]; !ok {
+			delete(b.health, id)
+		}
+	}
 	b.mu.Unlock()
 
 	byInstance := map[string]engine.Container{}
@@ -299,10 +326,17 @@ func wantsPort(ins []agentproto.Instance, port uint16) bool {
 	return false
 }
 
-// ensure brings one instance to running and exposes it.
+// ensure brings one instance to running and exposes it. A new (or
+// restarted) container must pass its health check within the grace; once it
+// has, the monitor checks it from then on and reports its changes.
 func (b *Back) ensure(ctx context.Context, in agentproto.Instance, existing engine.Container) {
+	containerID, image := existing.ID, existing.Image
+	started := false
 	if existing.ID == "" || !existing.Running() {
-		image, err := b.ensureImage(ctx, in)
+		b.unwatch(in.ID)
+		started = true
+		var err error
+		image, err = b.ensureImage(ctx, in)
 		if err != nil {
 			b.report(in.ID, agentproto.InstanceFailed, err.Error())
 			return
@@ -315,7 +349,7 @@ func (b *Back) ensure(ctx context.Context, in agentproto.Instance, existing engi
 				return
 			}
 		}
-		_, err = b.engine.Run(ctx, engine.Spec{
+		c, err := b.engine.Run(ctx, engine.Spec{
 			Host: b.agent.Identity().HostID, HostIP: b.cfg.PublishIP, Installation: in.Installation, Instance: in.ID, App: in.App, Image: image,
 			HostPort: uint16(in.Port), ContainerPort: uint16(in.ContainerPort),
 			CPUs: float64(in.MilliCPU) / 1000, MemoryBytes: in.MemoryMB << 20, Env: in.Env,
@@ -325,25 +359,30 @@ func (b *Back) ensure(ctx context.Context, in agentproto.Instance, existing engi
 			b.report(in.ID, agentproto.InstanceFailed, err.Error())
 			return
 		}
+		containerID = c.ID
 	}
 	if err := b.expose(in); err != nil {
 		b.report(in.ID, agentproto.InstanceFailed, err.Error())
 		return
 	}
-	if err := b.waitAnswers(ctx, b.target(in.Port), b.readyTimeout(existing)); err != nil {
-		b.report(in.ID, agentproto.InstanceFailed, "app does not answer on its port: "+err.Error())
+	if !started && b.watched(in.ID) {
+		return // the monitor has it
+	}
+	grace := b.cfg.ReadyTimeout
+	if in.Health != nil && in.Health.Grace > 0 {
+		grace = in.Health.Grace
+	}
+	if !started {
+		// Adopted after a restart of the agent: it ran before, so it
+		// answers now or it is not healthy.
+		grace, image = min(grace, 3*time.Second), ""
+	}
+	if err := b.startupCheck(ctx, in, containerID, image, grace); err != nil {
+		b.report(in.ID, agentproto.InstanceFailed, err.Error())
 		return
 	}
 	b.report(in.ID, agentproto.InstanceRunning, "")
-}
-
-// readyTimeout is short for a container that was already running (a
-// resync), long for one just started.
-func (b *Back) readyTimeout(existing engine.Container) time.Duration {
-	if existing.Running() {
-		return 3 * time.Second
-	}
-	return b.cfg.ReadyTimeout
+	b.watch(in)
 }
 
 // expose forwards tunnel:PORT to 127.0.0.1:PORT for the installation's Fronts.
@@ -374,29 +413,6 @@ func (b *Back) expose(in agentproto.Instance) error {
 // target is where an instance's container listens on this host.
 func (b *Back) target(port int) string {
 	return netip.AddrPortFrom(b.cfg.PublishIP, uint16(port)).String()
-}
-
-// waitAnswers waits until an HTTP request to addr gets any answer.
-func (b *Back) waitAnswers(ctx context.Context, addr string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	url := "http://" + addr + "/"
-	var last error
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := b.checker.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-			resp.Body.Close()
-			return nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("no answer within %s: %w", timeout, last)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // blobRepo is the repository uploaded images are tagged into on a Back:

@@ -34,11 +34,12 @@ type Config struct {
 
 // Front is a running Front agent.
 type Front struct {
-	cfg      Config
-	log      *slog.Logger
-	agent    *agent.Agent
-	proxy    *lb.Proxy
-	liveness *livenessWatch
+	cfg         Config
+	log         *slog.Logger
+	agent       *agent.Agent
+	proxy       *lb.Proxy
+	liveness    *livenessWatch
+	unavailable *unavailable
 }
 
 // Start registers (or restores the saved identity), brings up the mesh node
@@ -56,12 +57,13 @@ func Start(ctx context.Context, cfg Config) (*Front, error) {
 	if err != nil {
 		return nil, err
 	}
+	u := newUnavailable(cfg.Logger)
 	opts := cfg.Proxy
-	opts.Dialer = ag.Node().DialContext
+	opts.Dialer = u.dialer(ag.Node().DialContext)
 	if opts.Logger == nil {
 		opts.Logger = cfg.Logger
 	}
-	f := &Front{cfg: cfg, log: cfg.Logger, agent: ag, proxy: lb.New(opts)}
+	f := &Front{cfg: cfg, log: cfg.Logger, agent: ag, proxy: lb.New(opts), unavailable: u}
 	f.liveness = &livenessWatch{node: ag.Node(), log: cfg.Logger,
 		gone: func(h netip.Addr) { f.proxy.BackendUnreachable(h.String()) },
 		back: func(h netip.Addr) { f.proxy.BackendReachable(h.String()) }}
@@ -103,10 +105,13 @@ func (f *Front) apply(_ context.Context, d *agentproto.DesiredState) error {
 
 // Routes turns the core's routes into proxy routes: one route per
 // installation, named after it, for its domain, over the Backs whose instance
-// the Back reported running. Instances still starting are left out, so the
+// the Back reported running (healthy). Instances still starting, failed
+// (unhealthy) or draining after a newer release are left out, so the
 // passive health check does not mark them down for fail_timeout before they
-// ever served; an installation with nothing running yet has no route (404)
-// until one runs. Health uses NGINX's defaults: max_fails=1, fail_timeout=20s.
+// ever served, and clients never reach one the Back found unhealthy. An
+// installation with no instance ready keeps its route, to UnavailableAddr:
+// its clients get 503 with Retry-After, not the 404 of an unknown site.
+// Health uses NGINX's defaults: max_fails=1, fail_timeout=20s.
 func Routes(in []agentproto.Route) []lb.Route {
 	out := make([]lb.Route, 0, len(in))
 	for _, r := range in {
@@ -116,9 +121,10 @@ func Routes(in []agentproto.Route) []lb.Route {
 				running = append(running, lb.Backend{Addr: b.Address})
 			}
 		}
-		if len(running) > 0 {
-			out = append(out, lb.Route{Name: r.Installation, Hosts: []string{r.Domain}, Backends: running})
+		if len(running) == 0 {
+			running = []lb.Backend{{Addr: UnavailableAddr}}
 		}
+		out = append(out, lb.Route{Name: r.Installation, Hosts: []string{r.Domain}, Backends: running})
 	}
 	return out
 }
@@ -150,5 +156,5 @@ func (f *Front) AdminHandler() http.Handler {
 // Shutdown drains the proxy and brings the mesh down.
 func (f *Front) Shutdown(ctx context.Context) error {
 	err := f.proxy.Shutdown(ctx)
-	return errors.Join(err, f.agent.Close())
+	return errors.Join(err, f.unavailable.close(), f.agent.Close())
 }

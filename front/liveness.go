@@ -96,6 +96,14 @@ func (w *livenessWatch) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		// When every Back is silent at once the fault is more likely here (a
+		// starved process, the Front's own network) than in all of them;
+		// failing them all over would turn it into an outage. Such a round
+		// counts for nothing.
+		anyAlive := false
+		for _, a := range alive {
+			anyAlive = anyAlive || a
+		}
 		seen := make(map[netip.Addr]bool, len(hosts))
 		for i, h := range hosts {
 			seen[h] = true
@@ -107,6 +115,9 @@ func (w *livenessWatch) run(ctx context.Context) {
 					w.log.Info("Back answers on the mesh again", "back", h.String())
 					w.back(h)
 				}
+				continue
+			}
+			if !anyAlive && len(hosts) > 1 {
 				continue
 			}
 			if failures[h]++; failures[h] >= livenessFailures {

@@ -93,7 +93,7 @@ CORES="$API,http://127.0.0.1:${API_PORTS[1]},http://127.0.0.1:${API_PORTS[2]}"
 
 say "starting 1 Front and 2 Backs"
 start front1 "$BIN/potluck-front" --core "$CORES" --join-token-file "$DEMO/join.token" --name front1 --data-dir "$DEMO/front1" \
-  --listen "$FRONT_HTTP" --admin "$FRONT_ADMIN" --mesh-port "$FRONT_MESH" --endpoint "127.0.0.1:$FRONT_MESH"
+  --listen "$FRONT_HTTP" --admin "$FRONT_ADMIN" --mesh-port "$FRONT_MESH" --endpoint "127.0.0.1:$FRONT_MESH" --public-url "http://$FRONT_HTTP"
 for n in 1 2; do
   start "back$n" "$BIN/potluck-back" --core "$CORES" --join-token-file "$DEMO/join.token" --name "back$n" --data-dir "$DEMO/back$n" \
     --cpus 1 --memory 512MiB --disk 2GiB --publish-ip "${BACK_IP_BASE}$((n + 1))" --metrics "127.0.0.1:$((BASE + 790 + n))"

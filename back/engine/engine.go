@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"sort"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
@@ -365,6 +367,73 @@ func (e *Engine) Remove(ctx context.Context, id string, grace time.Duration) err
 }
 
 func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
+
+// LogOptions select a container's log lines.
+type LogOptions struct {
+	Follow bool
+	Since  time.Time // zero: from the start of what the engine keeps
+	Tail   int       // last N lines; 0: all
+}
+
+// ErrNoContainer means the host runs no container for an instance.
+var ErrNoContainer = errors.New("no container for this instance on this host")
+
+// Logs streams the stdout and stderr of host's container for instance,
+// each line prefixed with its RFC 3339 timestamp. Docker's json-file driver
+// keeps them, rotated (see Spec's limits), until the container is removed.
+func (e *Engine) Logs(ctx context.Context, host, instance string, o LogOptions) (io.ReadCloser, error) {
+	c, ok, err := e.find(ctx, instance)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || c.Host != host {
+		return nil, ErrNoContainer
+	}
+	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Timestamps: true, Follow: o.Follow}
+	if !o.Since.IsZero() {
+		opts.Since = strconv.FormatInt(o.Since.Unix(), 10)
+	}
+	if o.Tail > 0 {
+		opts.Tail = strconv.Itoa(o.Tail)
+	}
+	rc, err := e.cli.ContainerLogs(ctx, c.ID, opts)
+	if err != nil {
+		return nil, fmt.Errorf("docker logs %s: %w", c.Name, err)
+	}
+	// Without a TTY the engine multiplexes stdout and stderr in frames.
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := stdcopy.StdCopy(pw, pw, rc)
+		rc.Close()
+		pw.CloseWithError(err)
+	}()
+	return &logStream{PipeReader: pr, src: rc}, nil
+}
+
+type logStream struct {
+	*io.PipeReader
+	src io.Closer
+}
+
+func (l *logStream) Close() error {
+	l.src.Close()
+	return l.PipeReader.Close()
+}
+
+// Exited reports whether container id has stopped, with its exit code; a
+// container the engine is restarting after a crash (the restart policy)
+// counts as exited.
+func (e *Engine) Exited(ctx context.Context, id string) (bool, int, error) {
+	insp, err := e.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return false, 0, fmt.Errorf("docker inspect %s: %w", id, err)
+	}
+	st := insp.Container.State
+	if st == nil || (st.Running && !st.Restarting) {
+		return false, 0, nil
+	}
+	return true, st.ExitCode, nil
+}
 
 // TagImage gives image src the additional reference dst.
 func (e *Engine) TagImage(ctx context.Context, src, dst string) error {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/moby/moby/client"
@@ -143,4 +145,28 @@ func (e *Engine) Facts(ctx context.Context) (Facts, error) {
 		return Facts{}, fmt.Errorf("docker info: %w", err)
 	}
 	return Facts{CPUs: res.Info.NCPU, MemoryBytes: res.Info.MemTotal, RootDir: res.Info.DockerRootDir}, nil
+}
+
+// ExposedTCPPorts returns the TCP ports image ref declares with EXPOSE
+// (none: it declares nothing, which says nothing about where it listens).
+func (e *Engine) ExposedTCPPorts(ctx context.Context, ref string) ([]uint16, error) {
+	res, err := e.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("docker image inspect %s: %w", ref, err)
+	}
+	var out []uint16
+	if res.Config == nil {
+		return nil, nil
+	}
+	for p := range res.Config.ExposedPorts {
+		num, proto, _ := strings.Cut(p, "/")
+		if proto != "" && proto != "tcp" {
+			continue
+		}
+		if n, err := strconv.ParseUint(num, 10, 16); err == nil {
+			out = append(out, uint16(n))
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }

@@ -47,8 +47,10 @@ func rowName(method string, n int) string {
 
 func seconds(v float64) string { return strconv.FormatFloat(v, 'f', 5, 64) }
 
-// WriteMarkdown writes the table in the paper's layout: one row per method
-// and count, one column per target (then the paper's), mean seconds per run.
+// WriteMarkdown writes the table in the paper's layout: a block of rows per
+// method (GET, then POST), one row per count, one column per target (then
+// the paper's); a cell is the mean seconds per run ± the standard deviation
+// [min, max] (the paper published means only).
 func WriteMarkdown(w io.Writer, r *Result, o Options) error {
 	var b strings.Builder
 	cols := []string{"measurement"}
@@ -64,12 +66,12 @@ func WriteMarkdown(w io.Writer, r *Result, o Options) error {
 	}
 	b.WriteString("| " + strings.Join(cols, " | ") + " |\n")
 	b.WriteString("|" + strings.Repeat("---|", len(cols)) + "\n")
-	for _, n := range r.Counts {
-		for _, m := range r.Methods {
+	for _, m := range r.Methods {
+		for _, n := range r.Counts {
 			row := []string{rowName(m, n)}
 			for _, t := range r.Targets {
 				if c, ok := r.Cell(t.Name, m, n); ok {
-					row = append(row, seconds(c.Mean))
+					row = append(row, fmt.Sprintf("%s ± %s [%s, %s]", seconds(c.Mean), seconds(c.Stddev), seconds(c.Min), seconds(c.Max)))
 				} else {
 					row = append(row, "")
 				}
@@ -84,7 +86,11 @@ func WriteMarkdown(w io.Writer, r *Result, o Options) error {
 			b.WriteString("| " + strings.Join(row, " | ") + " |\n")
 		}
 	}
-	fmt.Fprintf(&b, "\nSeconds per run of N sequential requests, mean of %d runs.\n", r.Runs)
+	fmt.Fprintf(&b, "\nSeconds per run of N sequential requests: mean ± standard deviation [min, max] of %d runs", r.Runs)
+	if o.Paper {
+		b.WriteString(" (the paper's columns: means of 15 runs)")
+	}
+	b.WriteString(".\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Target is one system to measure.
@@ -33,6 +34,9 @@ func ParseTarget(s string) (Target, error) {
 	name, rest, ok := strings.Cut(s, "=")
 	if !ok || name == "" || rest == "" {
 		return Target{}, fmt.Errorf("target %q: want name=URL[,host=HOST]", s)
+	}
+	if strings.ContainsFunc(name, unicode.IsSpace) {
+		return Target{}, fmt.Errorf("target name %q has a space: use one word such as %q (spaces separate targets in POTLUCK_TARGET)", name, strings.Join(strings.Fields(name), "-"))
 	}
 	t := Target{Name: name}
 	parts := strings.Split(rest, ",")
@@ -96,6 +100,15 @@ func (c *Config) withDefaults() error {
 		if n < 1 || n > 10000 {
 			return fmt.Errorf("table: request count %d outside 1..10000", n)
 		}
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Targets {
+		if seen[t.Name] {
+			// Cells are found by target name: a second target of the same
+			// name would print the first one's numbers.
+			return fmt.Errorf("table: target name %q given twice; give each target its own name", t.Name)
+		}
+		seen[t.Name] = true
 	}
 	if c.Runs < 1 || c.Runs > 1000 {
 		return fmt.Errorf("table: runs %d outside 1..1000", c.Runs)

@@ -150,6 +150,7 @@ func TestConfigBounds(t *testing.T) {
 		{Targets: []Target{{Name: "x", URL: "http://127.0.0.1:1"}}, Counts: []int{0}},
 		{Targets: []Target{{Name: "x", URL: "http://127.0.0.1:1"}}, Runs: 100000},
 		{Targets: []Target{{Name: "x", URL: "http://127.0.0.1:1"}}, Methods: []string{"DELETE"}},
+		{Targets: []Target{{Name: "x", URL: "http://127.0.0.1:1"}, {Name: "x", URL: "http://127.0.0.1:2"}}},
 	} {
 		_, err := Run(context.Background(), cfg)
 		require.Error(t, err)
@@ -177,12 +178,16 @@ func TestFormats(t *testing.T) {
 		{format: "markdown", paper: true, check: func(t *testing.T, out string) {
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			require.Equal(t, "| measurement | local | paper: GKE (3 nodes) | paper: Front in europe-west3 | paper: Front in asia-east1 |", lines[0])
-			require.Equal(t, "| GET, 1 request | 0.00200 | 0.18705 | 0.35105 | 0.65478 |", lines[2])
-			require.Equal(t, "| POST, 25 requests | 0.05000 | 5.30200 | 10.03058 | 16.40684 |", lines[7])
+			// A GET block, then a POST block, as in the paper.
+			require.Equal(t, "| GET, 1 request | 0.00200 ± 0.00141 [0.00100, 0.00300] | 0.18705 | 0.35105 | 0.65478 |", lines[2])
+			require.True(t, strings.HasPrefix(lines[3], "| GET, 10 requests |"), lines[3])
+			require.True(t, strings.HasPrefix(lines[4], "| GET, 25 requests |"), lines[4])
+			require.True(t, strings.HasPrefix(lines[5], "| POST, 1 request |"), lines[5])
+			require.Equal(t, "| POST, 25 requests | 0.05000 ± 0.03536 [0.02500, 0.07500] | 5.30200 | 10.03058 | 16.40684 |", lines[7])
 		}},
 		{format: "markdown", check: func(t *testing.T, out string) {
 			require.NotContains(t, out, "paper")
-			require.Contains(t, out, "| GET, 10 requests | 0.02000 |")
+			require.Contains(t, out, "| GET, 10 requests | 0.02000 ± ")
 		}},
 		{format: "csv", paper: true, check: func(t *testing.T, out string) {
 			rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()

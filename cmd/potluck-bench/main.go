@@ -85,7 +85,14 @@ func (l *targetList) String() string {
 }
 
 func (l *targetList) Set(v string) error {
-	for _, f := range strings.Fields(v) {
+	fields := strings.Fields(v)
+	for i, f := range fields {
+		if !strings.Contains(f, "=") && i+1 < len(fields) {
+			// "my site=http://..." split at the space: say what happened.
+			return fmt.Errorf("target name %q has a space: use one word such as %q (spaces separate targets)", f+" "+strings.SplitN(fields[i+1], "=", 2)[0], f+"-"+strings.SplitN(fields[i+1], "=", 2)[0])
+		}
+	}
+	for _, f := range fields {
 		t, err := table.ParseTarget(f)
 		if err != nil {
 			return err
@@ -146,6 +153,9 @@ func (f *tableFlags) config(stderr io.Writer) (table.Config, *slog.Logger, error
 	log, err := cli.Logger(stderr, f.logLevel, f.logForm)
 	if err != nil {
 		return table.Config{}, nil, err
+	}
+	if f.runs < 1 {
+		return table.Config{}, nil, cli.Usagef("--runs %d: at least 1 (the paper used 15)", f.runs)
 	}
 	cfg := table.Config{Runs: f.runs, Methods: f.methods, Timeout: f.timeout, Warmup: f.warmup}
 	if f.warmup == 0 {

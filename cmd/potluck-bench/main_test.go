@@ -45,7 +45,7 @@ func TestCommands(t *testing.T) {
 		{name: "table markdown", args: []string{"table", "--target", target, "--runs", "2", "--counts", "1,3"}, check: func(t *testing.T, out string) {
 			require.Contains(t, out, "| measurement | local | paper: GKE (3 nodes)")
 			require.Contains(t, out, "| POST, 3 requests |")
-			require.Contains(t, out, "mean of 2 runs")
+			require.Contains(t, out, "[min, max] of 2 runs")
 		}},
 		{name: "table csv, two targets, no paper", args: []string{"table", "--target", target, "--target", "again=" + s.URL + "/,host=hello.test", "--runs", "1", "--counts", "1", "--format", "csv", "--paper=false"}, check: func(t *testing.T, out string) {
 			rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
@@ -144,6 +144,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"bad variable", []string{"load", "--url", "http://127.0.0.1:1/"}, map[string]string{"POTLUCK_CONCURRENCY": "lots"}, `POTLUCK_CONCURRENCY="lots" (the environment twin of --concurrency)`},
 		{"missing url", []string{"load"}, nil, "--url is required"},
 		{"bad counts", []string{"table", "--target", "a=http://127.0.0.1:1/", "--counts", "x"}, nil, "--counts"},
+		{"zero runs", []string{"table", "--target", "a=http://127.0.0.1:1/", "--runs", "0"}, nil, "--runs 0: at least 1"},
+		{"name with a space", []string{"table", "--target", "my site=http://127.0.0.1:1/"}, nil, `target name "my site" has a space: use one word such as "my-site"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env, out, _ := testEnv(tc.vars)

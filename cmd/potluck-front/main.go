@@ -18,8 +18,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +44,7 @@ type flags struct {
 	joinTokenFile          string
 	coreCA                 string
 	endpoint, dataDir      string
+	publicURL              string
 	meshPort               uint
 	listen, admin          string
 	cpus                   float64
@@ -72,6 +75,7 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 	fs.StringVar(&f.joinTokenFile, "join-token-file", "", "cluster: file holding the join token (wins over --join-token; keeps it out of the process list)")
 	fs.StringVar(&f.name, "name", hostname(), "cluster: host name, unique in the cluster")
 	fs.StringVar(&f.endpoint, "endpoint", "", "cluster: this Front's public WireGuard address host:port, reachable by Backs (UDP, --mesh-port)")
+	fs.StringVar(&f.publicURL, "public-url", "", "cluster: where clients reach this Front, http(s)://host[:port], shown to app owners for their DNS (default: http:// + the --endpoint host + the --listen port)")
 	fs.UintVar(&f.meshPort, "mesh-port", 51820, "cluster: WireGuard UDP listen port")
 	fs.StringVar(&f.listen, "listen", ":80", "cluster: client HTTP listen address")
 	fs.StringVar(&f.admin, "admin", "127.0.0.1:9080", "cluster: /metrics, /status and /healthz listen address (empty: off)")
@@ -101,6 +105,13 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 		errs = append(errs, errors.New("--endpoint is required in a cluster: the public host:port Backs send WireGuard packets to"))
 	case f.meshPort > 65535:
 		errs = append(errs, fmt.Errorf("--mesh-port %d is not a port", f.meshPort))
+	}
+	if len(f.cores) > 0 && f.endpoint != "" {
+		if u, err := publicURL(f.publicURL, f.endpoint, f.listen); err != nil {
+			errs = append(errs, err)
+		} else {
+			f.publicURL = u
+		}
 	}
 	if _, err := cli.Logger(io.Discard, f.logLevel, f.logFormat); err != nil {
 		errs = append(errs, err)
@@ -168,7 +179,7 @@ func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 		Agent: agent.Config{
 			CoreURLs: f.cores, CoreCAFile: f.coreCA, JoinToken: f.joinToken, Name: f.name, CPUs: f.cpus,
 			MemoryMB: int64(f.memory) >> 20, DiskMB: int64(f.disk) >> 20,
-			Endpoint: f.endpoint, DataDir: f.dataDir, MeshPort: uint16(f.meshPort),
+			Endpoint: f.endpoint, PublicURL: f.publicURL, DataDir: f.dataDir, MeshPort: uint16(f.meshPort),
 		},
 		Proxy: lb.Options{
 			Timeouts:    lb.Timeouts{Connect: f.connectT, Read: f.readT, Send: f.sendT},
@@ -227,4 +238,32 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], cli.OS()))
+}
+
+// publicURL is the Front's public URL: given (checked), or made of the
+// --endpoint host (the machine's public address) and the --listen port.
+func publicURL(given, endpoint, listen string) (string, error) {
+	if given != "" {
+		u, err := url.Parse(given)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return "", fmt.Errorf("--public-url %q: want http(s)://host[:port], e.g. http://203.0.113.9", given)
+		}
+		return strings.TrimSuffix(given, "/"), nil
+	}
+	host, _, err := net.SplitHostPort(endpoint)
+	if err != nil {
+		return "", fmt.Errorf("--endpoint %q: want host:port", endpoint)
+	}
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("--listen %q: want [host]:port", listen)
+	}
+	u := "http://" + net.JoinHostPort(host, port)
+	if port == "80" {
+		u = "http://" + host
+		if strings.Contains(host, ":") {
+			u = "http://[" + host + "]"
+		}
+	}
+	return u, nil
 }

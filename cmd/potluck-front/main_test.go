@@ -181,3 +181,22 @@ func TestVersion(t *testing.T) {
 		require.Regexp(t, `^potluck-front \S+, commit \S+, go1\.\S+ \w+/\w+\n$`, out.String())
 	}
 }
+
+func TestPublicURL(t *testing.T) {
+	tests := []struct{ given, endpoint, listen, want, err string }{
+		{"", "203.0.113.9:51820", ":80", "http://203.0.113.9", ""},
+		{"", "203.0.113.9:51820", "0.0.0.0:8080", "http://203.0.113.9:8080", ""},
+		{"", "[2001:db8::1]:51820", ":80", "http://[2001:db8::1]", ""},
+		{"https://edge.example.net/", "203.0.113.9:51820", ":80", "https://edge.example.net", ""},
+		{"edge.example.net", "203.0.113.9:51820", ":80", "", "want http(s)://host[:port]"},
+	}
+	for _, tc := range tests {
+		got, err := publicURL(tc.given, tc.endpoint, tc.listen)
+		if tc.err != "" {
+			require.ErrorContains(t, err, tc.err)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got)
+	}
+}

@@ -50,11 +50,12 @@ func (g *globals) register(fs *cli.FlagSet) {
 
 // command is one leaf command such as "apps push".
 type command struct {
-	path  string // "apps push"
-	args  string // positional arguments for the usage line
-	short string
-	nargs int    // exact number of positional arguments
-	cmd   runner // the command's flags and action
+	path     string // "apps push"
+	args     string // positional arguments for the usage line
+	short    string
+	nargs    int    // number of positional arguments
+	optional int    // how many more may follow
+	cmd      runner // the command's flags and action
 }
 
 // runner is a command's own flags and its action. The flags are fields of
@@ -185,7 +186,7 @@ func dispatch(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return cli.Usagef("%s: %w", cmd.path, err)
 	}
-	if len(pos) != cmd.nargs {
+	if len(pos) < cmd.nargs || len(pos) > cmd.nargs+cmd.optional {
 		if cmd.nargs == 0 {
 			return cli.Usagef("%s takes no arguments, got %q", cmd.path, strings.Join(pos, " "))
 		}

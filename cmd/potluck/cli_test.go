@@ -94,7 +94,7 @@ func TestCLIAgainstRealCore(t *testing.T) {
 		{name: "apps push", vars: envVars, args: []string{"apps", "push", tarball, "--name", "hello", "--port", "8080"}, stdout: []string{"pushed hello: image hello:1", "sha256:"}, jsonLen: -1},
 		{name: "apps ls", vars: envVars, args: []string{"apps", "ls"}, stdout: []string{"hello", "hello:1", "8080", "KiB"}, jsonLen: -1},
 		{name: "apps ls json", vars: envVars, args: []string{"apps", "ls", "--json"}, jsonLen: 1},
-		{name: "deploy", vars: envVars, args: []string{"deploy", "--app", "hello", "--fronts", "1", "--backs", "2", "--domain", "hello.example.com", "--cpus", "0.5", "--memory", "512MiB", "--env", "GREETING=hi", "--env", "MODE=test"},
+		{name: "deploy", vars: envVars, args: []string{"deploy", "--app", "hello", "--fronts", "1", "--backs", "2", "--domain", "hello.example.com", "--cpus", "0.5", "--memory", "512MiB", "--env", "GREETING=hi", "--env", "MODE=test", "--detach"},
 			stdout: []string{"installation hello created", "http://hello.example.com/", "pending"}, jsonLen: -1},
 		{name: "installations ls", vars: envVars, args: []string{"installations", "ls"}, stdout: []string{"hello.example.com", "0/2", "0.5 cpu, 512MiB"}, jsonLen: -1},
 		{name: "installations show", vars: envVars, args: []string{"installations", "show", "hello"}, stdout: []string{"GREETING=hi MODE=test", "f1 (", "backs 2"}, jsonLen: -1},
@@ -107,6 +107,14 @@ func TestCLIAgainstRealCore(t *testing.T) {
 			args: []string{"installations", "show", "hello"}, stdout: []string{"backs 3"}, jsonLen: -1},
 		{name: "json by variable", vars: with(envVars, map[string]string{"POTLUCK_JSON": "true"}), args: []string{"apps", "ls"}, jsonLen: 1},
 		{name: "app in use", vars: envVars, args: []string{"apps", "rm", "hello"}, code: 1, stderr: "(HTTP 409)", jsonLen: -1},
+		{name: "a release keeps the domain", vars: envVars, args: []string{"deploy", "--name", "hello", "--domain", "other.example.com"}, code: 2, stderr: "a release cannot change the domain", jsonLen: -1},
+		{name: "a release keeps the counts", vars: envVars, args: []string{"deploy", "--name", "hello", "--backs", "1"}, code: 2, stderr: "potluck installations scale hello", jsonLen: -1},
+		{name: "deploy a release", vars: envVars, args: []string{"deploy", "--name", "hello", "--env", "GREETING=v2", "--health-path", "/healthz", "--detach"},
+			stdout: []string{"installation hello: release 2 (hello v1) rolling out beside release 1"}, jsonLen: -1},
+		{name: "releases", vars: envVars, args: []string{"releases", "hello"}, stdout: []string{"v2", "deploying", "GREETING=v2", "v1", "live", "GREETING=hi MODE=test"}, jsonLen: -1},
+		{name: "one rollout at a time", vars: envVars, args: []string{"rollback", "hello"}, code: 1, stderr: "release 2 of \"hello\" is still rolling out", jsonLen: -1},
+		{name: "rollback version", vars: envVars, args: []string{"rollback", "hello", "latest"}, code: 2, stderr: "VERSION is a release number", jsonLen: -1},
+		{name: "rollback too many arguments", vars: envVars, args: []string{"rollback", "hello", "1", "2"}, code: 2, stderr: "usage: potluck rollback NAME [VERSION]", jsonLen: -1},
 		{name: "no capacity", vars: envVars, args: []string{"deploy", "--app", "hello", "--name", "big", "--backs", "3", "--domain", "big.example.com", "--memory", "1GiB"}, code: 1, stderr: "not enough capacity", jsonLen: -1},
 		{name: "installations rm", vars: envVars, args: []string{"installations", "rm", "hello"}, stdout: []string{"installation hello deleted"}, jsonLen: -1},
 		{name: "containers empty", vars: envVars, args: []string{"containers", "ls", "--json"}, jsonLen: 0},
@@ -308,7 +316,7 @@ func TestCLIOnFollower(t *testing.T) {
 		want string
 	}{
 		{[]string{"apps", "push", tarball, "--name", "hello", "--port", "8080"}, "pushed hello"},
-		{[]string{"deploy", "--app", "hello", "--domain", "hello.example.com", "--memory", "0.5GiB"}, "installation hello created"},
+		{[]string{"deploy", "--app", "hello", "--domain", "hello.example.com", "--memory", "0.5GiB", "--detach"}, "installation hello created"},
 		{[]string{"--json", "installations", "show", "hello"}, `"memory_mb": 512`},
 		{[]string{"--addr", f.URL, "status"}, "Follower"},
 	}

@@ -34,7 +34,10 @@ func commands() []command {
 		{path: "apps show", args: "APP", nargs: 1, short: "show one app", cmd: action(cmdAppsShow)},
 		{path: "apps rm", args: "APP", nargs: 1, short: "delete an app no installation uses", cmd: action(cmdAppsRm)},
 
-		{path: "deploy", short: "create an installation: run an app on Backs behind Fronts", cmd: &deploy{}},
+		{path: "deploy", short: "run an app on Backs behind Fronts, or roll out a new release of an installation; waits until it serves", cmd: &deploy{}},
+		{path: "logs", args: "NAME", nargs: 1, short: "print an installation's container logs (-f to follow)", cmd: &logsCmd{}},
+		{path: "releases", args: "NAME", nargs: 1, short: "list an installation's releases, newest first", cmd: action(cmdReleases)},
+		{path: "rollback", args: "NAME [VERSION]", nargs: 1, optional: 1, short: "roll out the settings of an earlier release (default: the one live before)", cmd: &rollback{}},
 
 		{path: "installations ls", short: "list installations with their instances", cmd: action(cmdInstLs)},
 		{path: "installations show", args: "NAME", nargs: 1, short: "show one installation: Fronts, instances and their state", cmd: &instShow{}},
@@ -379,7 +382,14 @@ func (a *appsPush) run(c *cmdCtx) error {
 	if c.g.json {
 		return printJSON(c.env.Stdout, app)
 	}
-	fmt.Fprintf(c.env.Stdout, "pushed %s: image %s, %s, %s, in %s\n", app.Name, app.Image, human.Bytes(app.Size), app.Digest, time.Since(start).Round(time.Millisecond))
+	version := ""
+	if app.Version > 1 {
+		version = fmt.Sprintf(" version %d", app.Version)
+	}
+	fmt.Fprintf(c.env.Stdout, "pushed %s%s: image %s, %s, %s, in %s\n", app.Name, version, app.Image, human.Bytes(app.Size), app.Digest, time.Since(start).Round(time.Millisecond))
+	if app.Version > 1 && len(app.UsedBy) > 0 {
+		fmt.Fprintf(c.env.Stdout, "roll it out with: potluck deploy --name %s\n", app.UsedBy[0])
+	}
 	return nil
 }
 
@@ -394,7 +404,7 @@ func appRows(as []apiclient.App) [][]string {
 		if a.ContainerPort != 0 {
 			port = strconv.Itoa(a.ContainerPort)
 		}
-		rows = append(rows, []string{a.Name, a.Image, or(digest, "-"), human.Bytes(a.Size), port, or(strings.Join(a.UsedBy, ","), "-"), age(a.CreatedAt)})
+		rows = append(rows, []string{a.Name, "v" + strconv.Itoa(max(a.Version, 1)), a.Image, or(digest, "-"), human.Bytes(a.Size), port, or(strings.Join(a.UsedBy, ","), "-"), age(a.CreatedAt)})
 	}
 	return rows
 }
@@ -407,7 +417,7 @@ func cmdAppsLs(c *cmdCtx) error {
 	if c.g.json {
 		return printJSON(c.env.Stdout, as)
 	}
-	return table(c.env.Stdout, []string{"NAME", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows(as))
+	return table(c.env.Stdout, []string{"NAME", "VERSION", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows(as))
 }
 
 func cmdAppsShow(c *cmdCtx) error {
@@ -418,7 +428,19 @@ func cmdAppsShow(c *cmdCtx) error {
 	if c.g.json {
 		return printJSON(c.env.Stdout, a)
 	}
-	return table(c.env.Stdout, []string{"NAME", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows([]apiclient.App{*a}))
+	if err := table(c.env.Stdout, []string{"NAME", "VERSION", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows([]apiclient.App{*a})); err != nil {
+		return err
+	}
+	if len(a.Versions) < 2 {
+		return nil
+	}
+	fmt.Fprintln(c.env.Stdout, "\nversions kept:")
+	var rows [][]string
+	for i := len(a.Versions) - 1; i >= 0; i-- {
+		v := a.Versions[i]
+		rows = append(rows, []string{"v" + strconv.Itoa(v.Version), v.Image, or(short(v.Digest, 19), "-"), human.Bytes(v.Size), age(v.CreatedAt)})
+	}
+	return table(c.env.Stdout, []string{"VERSION", "IMAGE", "DIGEST", "SIZE", "PUSHED"}, rows)
 }
 
 func cmdAppsRm(c *cmdCtx) error {
@@ -433,77 +455,6 @@ func cmdAppsRm(c *cmdCtx) error {
 }
 
 // ---- deploy and installations ----
-
-type deploy struct {
-	app, name, domain string
-	fronts, backs     int
-	cpus              float64
-	memory, disk      string
-	port              int
-	env               cli.Repeated
-}
-
-func (d *deploy) register(fs *cli.FlagSet) {
-	fs.StringVar(&d.app, "app", "", "app to run (required)")
-	fs.StringVar(&d.name, "name", "", "installation name (default: the app name)")
-	fs.IntVar(&d.fronts, "fronts", 1, "number of Fronts (1-64)")
-	fs.IntVar(&d.backs, "backs", 1, "number of Backs, one instance each (1-256)")
-	fs.StringVar(&d.domain, "domain", "", "domain the Fronts serve it on (required)")
-	fs.Float64Var(&d.cpus, "cpus", 0.5, "CPUs per instance, e.g. 0.25 or 2")
-	fs.StringVar(&d.memory, "memory", "", "memory per instance, e.g. 256MiB or 1GiB (default 256MiB)")
-	fs.StringVar(&d.disk, "disk", "", "disk per instance, e.g. 100MiB (default: the image size)")
-	fs.IntVar(&d.port, "port", 0, "container port (default: the app's)")
-	fs.Var(&d.env, "env", "environment variable K=V for the container (repeatable)")
-}
-
-func (d *deploy) run(c *cmdCtx) error {
-	req := apiclient.CreateInstallationRequest{
-		App: d.app, Name: d.name, Domain: d.domain,
-		Fronts: d.fronts, Backs: d.backs, CPUs: d.cpus,
-		ContainerPort: d.port,
-	}
-	if req.App == "" {
-		return cli.Usagef("deploy needs --app")
-	}
-	if req.Domain == "" {
-		return cli.Usagef("deploy needs --domain")
-	}
-	if req.Name == "" {
-		req.Name = req.App
-	}
-	if req.CPUs < minCPUs {
-		return cli.Usagef("--cpus %g: at least %g, e.g. 0.5", req.CPUs, minCPUs)
-	}
-	var err error
-	if req.MemoryMB, err = sizeFlag("memory", d.memory); err != nil {
-		return err
-	}
-	if req.MemoryMB != 0 && req.MemoryMB < minMemoryMiB {
-		return cli.Usagef("--memory %s: at least %dMiB (the Docker Engine's minimum)", d.memory, minMemoryMiB)
-	}
-	if req.DiskMB, err = sizeFlag("disk", d.disk); err != nil {
-		return err
-	}
-	if len(d.env) > 0 {
-		req.Env = map[string]string{}
-		for _, kv := range d.env {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return cli.Usagef("--env %q: want KEY=VALUE", kv)
-			}
-			req.Env[k] = v
-		}
-	}
-	in, err := c.client.CreateInstallation(c.ctx, req)
-	if err != nil {
-		return inFlagTerms(err, deployFlags)
-	}
-	if c.g.json {
-		return printJSON(c.env.Stdout, in)
-	}
-	fmt.Fprintf(c.env.Stdout, "installation %s created: %s on %d back(s) behind %d front(s), %s\n\n", in.Name, in.App, in.Backs, in.Fronts, in.URL)
-	return instanceTable(c.env.Stdout, in.Instances)
-}
 
 // The smallest instance the core accepts: Docker refuses less than 6 MiB of
 // memory, and a hundredth of a CPU is the scheduler's granularity.
@@ -608,7 +559,11 @@ func printInstallation(c *cmdCtx, in *apiclient.Installation) error {
 	w := c.env.Stdout
 	var fronts []string
 	for _, f := range in.FrontDetails {
-		fronts = append(fronts, fmt.Sprintf("%s (%s, %s)", f.Name, or(f.Endpoint, "-"), f.Status))
+		if f.PublicURL == "" {
+			fronts = append(fronts, fmt.Sprintf("%s (%s, no public URL registered)", f.Name, f.Status))
+		} else {
+			fronts = append(fronts, fmt.Sprintf("%s %s (%s)", f.Name, f.PublicURL, f.Status))
+		}
 	}
 	var env []string
 	for k, v := range in.Env {
@@ -617,6 +572,16 @@ func printInstallation(c *cmdCtx, in *apiclient.Installation) error {
 	sort.Strings(env)
 	fmt.Fprintf(w, "installation %s: app %s, %s\n", in.Name, in.App, in.URL)
 	fmt.Fprintf(w, "fronts %d: %s\n", in.Fronts, or(strings.Join(fronts, ", "), "-"))
+	if len(in.FrontDetails) > 0 {
+		fmt.Fprintf(w, "DNS: point %s at the Fronts' addresses above\n", in.Domain)
+	}
+	if in.Release > 0 {
+		fmt.Fprintf(w, "release %d (%s v%d)", in.Release, in.App, max(in.AppVersion, 1))
+		if d := deployingRelease(in); d != nil {
+			fmt.Fprintf(w, "; release %d rolling out", d.Version)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "backs %d, %d running; per instance %s cpu, %s memory, %s disk; container port %d\n",
 		in.Backs, running(in.Instances), cpus(in.PerInstance.MilliCPU), mib(in.PerInstance.MemoryMB), mib(in.PerInstance.DiskMB), in.ContainerPort)
 	fmt.Fprintf(w, "env: %s\n\n", or(strings.Join(env, " "), "-"))
@@ -663,4 +628,11 @@ func cmdContainersLs(c *cmdCtx) error {
 		return printJSON(c.env.Stdout, is)
 	}
 	return instanceTable(c.env.Stdout, is)
+}
+
+func short(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

@@ -209,21 +209,25 @@ func Desired(st *fsm.State, host *fsm.Host) agentproto.DesiredState {
 			}
 		}
 		sort.Strings(allowed)
-		app := st.Apps[inst.App]
 		for _, in := range instances {
 			if in.HostID != host.ID {
 				continue
 			}
+			// Each instance runs its own release's settings: during a
+			// rollout a Back may hold both the old and the new.
+			rel := st.InstanceRelease(in)
 			ai := agentproto.Instance{
-				ID: in.ID, Installation: inst.Name, App: inst.App, Port: in.Port, ContainerPort: inst.ContainerPort,
-				MilliCPU: inst.PerInstance.MilliCPU, MemoryMB: inst.PerInstance.MemoryMB, Env: inst.Env,
-				AllowedFrom: allowed, State: in.State,
+				ID: in.ID, Installation: inst.Name, App: rel.App, Port: in.Port, ContainerPort: rel.ContainerPort,
+				MilliCPU: rel.PerInstance.MilliCPU, MemoryMB: rel.PerInstance.MemoryMB, Env: rel.Env,
+				AllowedFrom: allowed, State: in.State, Release: rel.Version, Health: wireHealth(rel.Health),
 			}
-			if app != nil {
-				ai.Image, ai.Digest = app.Image, app.Digest
-				if app.Digest != "" {
-					ai.BlobPath = agentproto.PathBlobs + app.Digest
-					ai.ImageUncompressedBytes = app.UncompressedSize
+			if app := st.Apps[rel.App]; app != nil {
+				if v, ok := app.At(rel.AppVersion); ok {
+					ai.Image, ai.Digest = v.Image, v.Digest
+					if v.Digest != "" {
+						ai.BlobPath = agentproto.PathBlobs + v.Digest
+						ai.ImageUncompressedBytes = v.UncompressedSize
+					}
 				}
 			}
 			d.Instances = append(d.Instances, ai)
@@ -305,4 +309,12 @@ func writeGone(w http.ResponseWriter) {
 // wireHost is a host as the protocol describes it to agents.
 func wireHost(h *fsm.Host) *agentproto.Host {
 	return &agentproto.Host{ID: h.ID, Name: h.Name, Role: string(h.Role), PublicKey: h.PublicKey, TunnelAddr: h.TunnelAddr, Endpoint: h.Endpoint, Status: string(h.Status)}
+}
+
+// wireHealth is a release's health check as the protocol carries it.
+func wireHealth(h *fsm.HealthCheck) *agentproto.HealthCheck {
+	if h == nil {
+		return nil
+	}
+	return &agentproto.HealthCheck{Path: h.Path, Interval: h.Interval, Timeout: h.Timeout, Healthy: h.Healthy, Unhealthy: h.Unhealthy, Grace: h.Grace}
 }

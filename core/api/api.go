@@ -59,6 +59,7 @@ type Config struct {
 	AgentPort       uint16 // agent API port on core tunnel addresses
 
 	Heartbeat  HeartbeatFunc // the leader's reconciler
+	Logs       LogSource     // reaches Backs' logs over the mesh; nil: no logs
 	LeaderHold time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
 	Client     *http.Client  // for forwarding; nil = a default with timeouts
 	// Now is the clock join tokens expire by; nil = time.Now.
@@ -155,6 +156,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/installations/{name}", op(s.getInstallation))
 	s.mux.HandleFunc("POST /v1/installations/{name}/scale", w(s.scaleInstallation))
 	s.mux.HandleFunc("DELETE /v1/installations/{name}", w(s.deleteInstallation))
+	s.mux.HandleFunc("GET /v1/installations/{name}/releases", op(s.listReleases))
+	s.mux.HandleFunc("POST /v1/installations/{name}/releases", w(s.deploy))
+	s.mux.HandleFunc("POST /v1/installations/{name}/rollback", w(s.rollback))
+	s.mux.HandleFunc("GET /v1/installations/{name}/logs", local(s.getLogs))
 
 	s.mux.HandleFunc("GET /v1/containers", op(s.listContainers))
 

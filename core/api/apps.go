@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -77,13 +78,35 @@ func (s *Server) createImageApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
-		return &fsm.Command{Type: fsm.CmdCreateApp, App: &fsm.App{Name: req.Name, Image: req.Image, ContainerPort: req.ContainerPort}}, nil
+		return createOrPush(st, &fsm.App{Name: req.Name, Image: req.Image, ContainerPort: req.ContainerPort}), nil
 	})
 	if !s.writeResult(w, res, err) {
 		return
 	}
+	s.writeApp(w, res.Ref)
+}
+
+// createOrPush creates an app, or adds a version to the app of that name.
+func createOrPush(st *fsm.State, a *fsm.App) *fsm.Command {
+	if _, ok := st.Apps[a.Name]; ok {
+		return &fsm.Command{Type: fsm.CmdPushAppVersion, App: a}
+	}
+	return &fsm.Command{Type: fsm.CmdCreateApp, App: a}
+}
+
+// writeApp answers 201 for a new app, 200 for a new version of one.
+func (s *Server) writeApp(w http.ResponseWriter, name string) {
 	st := s.node.State()
-	writeJSON(w, http.StatusCreated, appView(st, st.Apps[res.Ref]))
+	a := st.Apps[name]
+	if a == nil {
+		writeError(w, http.StatusNotFound, "app was deleted meanwhile")
+		return
+	}
+	code := http.StatusCreated
+	if a.CurrentVersion() > 1 {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, appView(st, a))
 }
 
 // uploadApp stores a `docker save` tarball in the blob store, then commits
@@ -103,13 +126,9 @@ func (s *Server) uploadApp(w http.ResponseWriter, r *http.Request) {
 	if rec, ok := s.node.Lookup(requestID(r)); ok && rec.Error == "" {
 		st := s.node.State()
 		if a := st.Apps[rec.Ref]; a != nil {
-			writeJSON(w, http.StatusCreated, appView(st, a))
+			s.writeApp(w, a.Name)
 			return
 		}
-	}
-	if _, ok := s.node.State().Apps[name]; ok {
-		writeError(w, http.StatusConflict, fmt.Sprintf("app %q already exists; delete it first or pick another name", name))
-		return
 	}
 	if r.ContentLength > s.cfg.MaxUploadBytes {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image tarball larger than the limit of %d bytes", s.cfg.MaxUploadBytes))
@@ -131,9 +150,7 @@ func (s *Server) uploadApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
-		return &fsm.Command{Type: fsm.CmdCreateApp, App: &fsm.App{
-			Name: name, Image: info.Image, Digest: info.Digest, Size: info.Size, UncompressedSize: info.Uncompressed, ContainerPort: port,
-		}}, nil
+		return createOrPush(st, &fsm.App{Name: name, Image: info.Image, Digest: info.Digest, Size: info.Size, UncompressedSize: info.Uncompressed, ContainerPort: port}), nil
 	})
 	if err != nil || res.Err != nil {
 		s.removeUnusedBlob(info.Digest)
@@ -141,13 +158,12 @@ func (s *Server) uploadApp(w http.ResponseWriter, r *http.Request) {
 	if !s.writeResult(w, res, err) {
 		return
 	}
-	st := s.node.State()
-	writeJSON(w, http.StatusCreated, appView(st, st.Apps[res.Ref]))
+	s.writeApp(w, res.Ref)
 }
 
 func (s *Server) removeUnusedBlob(digest string) {
 	for _, a := range s.node.State().Apps {
-		if a.Digest == digest {
+		if slices.Contains(a.Digests(), digest) {
 			return
 		}
 	}
@@ -183,17 +199,17 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	var digest string
+	var digests []string
 	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
 		if a := st.Apps[name]; a != nil {
-			digest = a.Digest
+			digests = a.Digests()
 		}
 		return &fsm.Command{Type: fsm.CmdDeleteApp, Name: name}, nil
 	})
 	if !s.writeResult(w, res, err) {
 		return
 	}
-	if digest != "" {
+	for _, digest := range digests {
 		s.removeUnusedBlob(digest)
 	}
 	w.WriteHeader(http.StatusNoContent)

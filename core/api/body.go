@@ -35,8 +35,27 @@ func GuardBody(next http.Handler, idle time.Duration) http.Handler {
 		}
 		body := &deadlineBody{ReadCloser: r.Body, rc: rc, idle: idle}
 		r.Body = body
-		next.ServeHTTP(&closeUnread{ResponseWriter: w, body: body}, r)
+		cw := &closeUnread{ResponseWriter: w, body: body}
+		next.ServeHTTP(cw, r)
+		if cw.started && !body.finished() {
+			linger(body, rc)
+		}
 	})
+}
+
+// Lingering close, as NGINX does it: a client still sending a body the
+// answer refused (413, 401) would get a reset instead of that answer if the
+// connection closed with its bytes unread. So up to lingerBytes more are
+// read and dropped, for at most lingerTime, before the close.
+const (
+	lingerBytes = 8 << 20
+	lingerTime  = 2 * time.Second
+)
+
+func linger(body *deadlineBody, rc *http.ResponseController) {
+	_ = rc.Flush() // the answer goes out before the wait
+	_ = rc.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.Copy(io.Discard, io.LimitReader(body.ReadCloser, lingerBytes))
 }
 
 // deadlineBody moves the read deadline forward after each read, and clears

@@ -62,6 +62,13 @@ func checkRegistration(req *agentproto.RegisterRequest) (fsm.Role, error) {
 			}
 		}
 	}
+	if req.PublicURL != "" {
+		if role != fsm.RoleFront {
+			p.add("public_url is for Fronts only")
+		} else if err := checkPublicURL(req.PublicURL); err != nil {
+			p.addErr(err)
+		}
+	}
 	if role == fsm.RoleFront {
 		if _, err := netip.ParseAddrPort(req.Endpoint); err != nil {
 			if host, port, err2 := net.SplitHostPort(req.Endpoint); err2 != nil || host == "" || port == "" {
@@ -131,6 +138,9 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusConflict, fmt.Sprintf("host %q is registered as a %s; its role cannot change by registering again: decommission it and register a new host", h.Name, h.Role))
 			return
 		}
+		if h.Role == fsm.RoleFront && req.PublicURL != h.PublicURL && !s.setPublicURL(w, r, h.ID, req.PublicURL) {
+			return
+		}
 		s.writeRegistration(w, http.StatusOK, h.ID)
 		return
 	}
@@ -159,7 +169,7 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 			h.Measured = &fsm.Resources{MilliCPU: int64(math.Round(m.CPUs * 1000)), MemoryMB: m.MemoryMB, DiskMB: m.DiskMB}
 		}
 		if role == fsm.RoleFront {
-			h.Endpoint = req.Endpoint
+			h.Endpoint, h.PublicURL = req.Endpoint, req.PublicURL
 		}
 		return &fsm.Command{Type: fsm.CmdRegisterHost, Host: h}, nil
 	})

@@ -47,6 +47,7 @@ type createInstallationRequest struct {
 	DiskMB        int64             `json:"disk_mb"`   // 0 = the image's size
 	Env           map[string]string `json:"env"`
 	ContainerPort int               `json:"container_port"` // 0 = the app's
+	Health        *healthRequest    `json:"health"`         // nil = the defaults
 }
 
 // check fills in the defaults and validates the request.
@@ -93,6 +94,9 @@ func (req *createInstallationRequest) check() error {
 			break
 		}
 	}
+	if _, err := req.Health.check(); err != nil {
+		p.addErr(err)
+	}
 	return p.err()
 }
 
@@ -124,10 +128,11 @@ type InstanceView struct {
 
 // FrontView is a Front serving an installation.
 type FrontView struct {
-	ID       string         `json:"id"`
-	Name     string         `json:"name"`
-	Endpoint string         `json:"endpoint"`
-	Status   fsm.HostStatus `json:"status"`
+	ID        string         `json:"id"`
+	Name      string         `json:"name"`
+	Endpoint  string         `json:"endpoint"`             // WireGuard (UDP), for Backs
+	PublicURL string         `json:"public_url,omitempty"` // where clients reach it: point DNS here
+	Status    fsm.HostStatus `json:"status"`
 }
 
 // InstallationView is an installation with its instances and Fronts.
@@ -156,7 +161,7 @@ func installationView(st *fsm.State, inst *fsm.Installation) InstallationView {
 	}
 	for _, id := range inst.FrontHosts {
 		if h := st.Hosts[id]; h != nil {
-			v.FrontViews = append(v.FrontViews, FrontView{ID: h.ID, Name: h.Name, Endpoint: h.Endpoint, Status: h.Status})
+			v.FrontViews = append(v.FrontViews, FrontView{ID: h.ID, Name: h.Name, Endpoint: h.Endpoint, PublicURL: h.PublicURL, Status: h.Status})
 		}
 	}
 	return v
@@ -195,6 +200,7 @@ func (s *Server) createInstallation(w http.ResponseWriter, r *http.Request) {
 			PerInstance: fsm.Resources{MilliCPU: int64(math.Round(req.CPUs * 1000)), MemoryMB: req.MemoryMB, DiskMB: disk},
 			Env:         req.Env, ContainerPort: port,
 		}
+		inst.Health, _ = req.Health.check()
 		fronts, instances, err := scheduler.PlanInstallation(st, inst, scheduler.NewInstanceID)
 		if err != nil {
 			return nil, err
@@ -253,6 +259,9 @@ func (s *Server) scaleInstallation(w http.ResponseWriter, r *http.Request) {
 		inst := st.Installations[name]
 		if inst == nil {
 			return nil, &fsm.Error{Code: fsm.CodeNotFound, Message: fmt.Sprintf("no installation %q", name)}
+		}
+		if why := rolloutBusy(st, inst); why != "" {
+			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: why}
 		}
 		fronts, backs := inst.Fronts, inst.Backs
 		if req.Fronts != nil {

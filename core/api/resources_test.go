@@ -156,12 +156,24 @@ func TestUploadApp(t *testing.T) {
 	require.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
 	require.Equal(t, "image tarball larger than the limit of 65536 bytes", errorOf(t, rec))
 
+	// Pushing to an existing name adds a version; both blobs are kept.
+	rec = upload("hello", blobstest.DockerSaveTar(t, "hello:2", 2048), nil)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	v2 := decodeAs[AppView](t, rec)
+	require.Equal(t, 2, v2.Version)
+	require.Equal(t, "hello:2", v2.Image)
+	require.Len(t, v2.Versions, 2)
+	require.Equal(t, app.Digest, v2.Versions[0].Digest)
+	require.True(t, f.blobs.Has(app.Digest))
+	require.True(t, f.blobs.Has(v2.Digest))
+
 	// The blob is served to other core nodes, and removed with its app.
 	rec = f.do(request{method: "GET", path: "/v1/blobs/" + app.Digest, token: operatorToken})
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.True(t, bytes.Equal(tarball, rec.Body.Bytes()))
 	f.call("DELETE", "/v1/apps/hello", "", http.StatusNoContent, nil)
 	require.False(t, f.blobs.Has(app.Digest))
+	require.False(t, f.blobs.Has(v2.Digest))
 }
 
 func TestStatus(t *testing.T) {

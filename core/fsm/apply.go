@@ -36,6 +36,16 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.applyPlan(c)
 	case CmdSetPlacementPolicy:
 		return s.setPlacementPolicy(c)
+	case CmdPushAppVersion:
+		return s.pushAppVersion(c)
+	case CmdDeployRelease:
+		return s.deployRelease(c)
+	case CmdPromoteRelease:
+		return s.promoteRelease(c)
+	case CmdFailRelease:
+		return s.failRelease(c)
+	case CmdSetHostPublicURL:
+		return s.setHostPublicURL(c)
 	}
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
 }
@@ -200,6 +210,9 @@ func (s *State) createApp(c *Command) (string, error) {
 	}
 	cp := *a
 	cp.CreatedAt = c.Time
+	cp.Version = 1
+	v, _ := cp.At(0)
+	cp.Versions = []AppVersion{v}
 	s.Apps[a.Name] = &cp
 	return a.Name, nil
 }
@@ -235,6 +248,12 @@ func (s *State) createInstallation(c *Command) (string, error) {
 	cp.FrontHosts = append([]string(nil), in.FrontHosts...)
 	sort.Strings(cp.FrontHosts)
 	cp.CreatedAt, cp.UpdatedAt = c.Time, c.Time
+	cp.Release = 1
+	if cp.AppVersion == 0 {
+		cp.AppVersion = s.Apps[in.App].CurrentVersion()
+	}
+	r1, _ := cp.ReleaseByVersion(1)
+	cp.Releases = []*Release{r1}
 	s.Installations[in.Name] = &cp
 	if err := s.checkFronts(&cp); err != nil {
 		return "", err
@@ -355,8 +374,28 @@ func (s *State) addInstances(list []*Instance, installation string, now time.Tim
 		if cp.State == "" {
 			cp.State = InstancePending
 		}
+		if inst := s.Installations[in.Installation]; cp.Release == 0 && inst != nil && inst.Release != 0 {
+			cp.Release = inst.Release // scale and repair place the live release
+		}
 		cp.CreatedAt, cp.UpdatedAt = now, now
 		s.Instances[in.ID] = &cp
 	}
 	return nil
+}
+
+// setHostPublicURL records where a Front now serves the public (its agent
+// registers again at every start, with its current --public-url).
+func (s *State) setHostPublicURL(c *Command) (string, error) {
+	if c.Host == nil {
+		return "", errf(CodeInvalid, "no host given")
+	}
+	h, ok := s.Hosts[c.Host.ID]
+	if !ok {
+		return "", errf(CodeNotFound, "no host %q", c.Host.ID)
+	}
+	if h.Role != RoleFront {
+		return "", errf(CodeInvalid, "host %q is not a front", h.Name)
+	}
+	h.PublicURL, h.UpdatedAt = c.Host.PublicURL, c.Time
+	return h.ID, nil
 }

@@ -21,6 +21,11 @@ const (
 	CmdPlan                CommandType = "plan"
 	// CmdSetPlacementPolicy sets State.PlacementPolicy to Name.
 	CmdSetPlacementPolicy CommandType = "set_placement_policy"
+	CmdPushAppVersion     CommandType = "push_app_version"
+	CmdDeployRelease      CommandType = "deploy_release"
+	CmdPromoteRelease     CommandType = "promote_release"
+	CmdFailRelease        CommandType = "fail_release"
+	CmdSetHostPublicURL   CommandType = "set_host_public_url"
 )
 
 // Command is one replicated write. The leader fills Time, ids and every
@@ -41,6 +46,9 @@ type Command struct {
 	Plan              *Plan         `json:"plan,omitempty"`
 	// Grace: how long the replaced operator token keeps working (rotation).
 	Grace time.Duration `json:"grace,omitempty"`
+	// Release: the release to deploy (with Name and Instances), or the
+	// version to promote or fail (with Name; Message says why it failed).
+	Release *Release `json:"release,omitempty"`
 }
 
 // HostStatusChange sets a host's status.

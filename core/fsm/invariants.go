@@ -1,5 +1,7 @@
 package fsm
 
+import "strconv"
+
 // Port range for instances on a Back.
 const (
 	MinPort = 5000
@@ -25,16 +27,23 @@ func (s *State) checkInvariants() error {
 			return errf(CodeConflict, "port %d on host %s used by %s and %s", in.Port, in.HostID, other, in.ID)
 		}
 		ports[hostPort{in.HostID, in.Port}] = in.ID
-		key := in.Installation + "\x00" + in.HostID
+		// A new release starts beside the one it replaces, so the limit
+		// counts the instances of one release of an installation per host.
+		release := 0
+		if r := s.InstanceRelease(in); r != nil {
+			release = r.Version
+		}
+		key := in.Installation + "\x00" + strconv.Itoa(release) + "\x00" + in.HostID
 		perHost[key]++
 		if limit := s.Installations[in.Installation].PerHostLimit(); perHost[key] > limit {
-			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed)", in.Installation, perHost[key], in.HostID, limit)
+			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, perHost[key], in.HostID, limit, release)
 		}
-		inst, ok := s.Installations[in.Installation]
-		if !ok {
+		if _, ok := s.Installations[in.Installation]; !ok {
 			return errf(CodeNotFound, "instance %s: no installation %q", in.ID, in.Installation)
 		}
-		used[in.HostID] = used[in.HostID].Add(inst.PerInstance)
+		if r := s.InstanceRelease(in); r != nil {
+			used[in.HostID] = used[in.HostID].Add(r.PerInstance)
+		}
 	}
 	for _, h := range s.SortedHosts() {
 		if !h.Capacity.Fits(used[h.ID]) {

@@ -58,6 +58,7 @@ func goldenLog() []goldenEntry {
 				Status: fsm.HostReady, Capacity: fsm.Resources{MilliCPU: 4000, MemoryMB: 8192, DiskMB: 20000}}
 			if role == fsm.RoleFront {
 				h.Endpoint = fmt.Sprintf("127.0.0.1:%d", 8080+i)
+				h.PublicURL = fmt.Sprintf("https://front%d.example.net", i+1)
 			} else {
 				h.Measured = &fsm.Resources{MilliCPU: 8000, MemoryMB: 16384, DiskMB: 10000}
 				h.Arch, h.Storage, h.Region, h.Lender = "amd64", "ssd", "eu-west", fmt.Sprintf("lender-%d", i%2)
@@ -96,6 +97,27 @@ func goldenLog() []goldenEntry {
 			{ID: "inst-2", State: fsm.InstanceFailed, Message: "exit status 1"},
 			{ID: "inst-3", State: fsm.InstanceLost, Message: "container vanished"},
 		}}}},
+		// Releases: blog gets a second app version and a second release
+		// that goes live (its old instances drain); site's second release
+		// fails.
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdPushAppVersion, RequestID: "req-blog-v2", App: &fsm.App{Name: "blog", Image: "blog:3",
+			Digest: "sha256:486ea46224d1bb4fb680f34f7c9ad96a8f24ec88be73ea8e5a6c65260e9cb8a7", Size: 53477376, ContainerPort: 8080, UncompressedSize: 160432128}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdDeployRelease, RequestID: "req-blog-r2", Name: "blog", Release: &fsm.Release{
+			Version: 2, App: "blog", AppVersion: 2, PerInstance: per, Env: map[string]string{"DB": "postgres"}, ContainerPort: 8080,
+			Description: "blog:3 with postgres",
+			Health:      &fsm.HealthCheck{Path: "/healthz", Interval: 5 * time.Second, Timeout: 2 * time.Second, Healthy: 2, Unhealthy: 3, Grace: 10 * time.Second},
+		}, Instances: []*fsm.Instance{
+			{ID: "inst-5", Installation: "blog", HostID: "back-1", Port: 5002, Release: 2},
+			{ID: "inst-6", Installation: "blog", HostID: "back-3", Port: 5001, Release: 2},
+		}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdPromoteRelease, RequestID: "req-blog-r2-live", Name: "blog", Release: &fsm.Release{Version: 2}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdDeployRelease, RequestID: "req-site-r2", Name: "site", Release: &fsm.Release{
+			Version: 2, App: "web", AppVersion: 1, PerInstance: per, ContainerPort: 8081,
+		}, Instances: []*fsm.Instance{
+			{ID: "inst-7", Installation: "site", HostID: "back-1", Port: 5003, Release: 2},
+			{ID: "inst-8", Installation: "site", HostID: "back-2", Port: 5001, Release: 2},
+		}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdFailRelease, RequestID: "req-site-r2-failed", Name: "site", Release: &fsm.Release{Version: 2, Message: "instance inst-7: app does not answer on port 8081"}}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdPlan, RequestID: "req-hosts", Plan: &fsm.Plan{Hosts: changes}}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, RequestID: "req-policy", Name: "pack"}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, Name: "first-fit"}, reject: fsm.CodeInvalid},

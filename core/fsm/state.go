@@ -49,6 +49,9 @@ const (
 	InstanceRunning = agentproto.InstanceRunning
 	InstanceFailed  = agentproto.InstanceFailed
 	InstanceLost    = agentproto.InstanceLost
+	// InstanceDraining: replaced by a newer release; Fronts no longer route
+	// to it and the leader removes it once in-flight requests had time.
+	InstanceDraining = agentproto.InstanceDraining
 )
 
 // Resources are declared capacities or requirements. CPU is in milli-CPUs so
@@ -76,13 +79,16 @@ func (r Resources) Fits(need Resources) bool {
 
 // Host is a registered Front or Back.
 type Host struct {
-	ID           string     `json:"id"`
-	Name         string     `json:"name"`
-	Role         Role       `json:"role"`
-	PublicKey    string     `json:"public_key"` // WireGuard key, base64
-	TunnelAddr   netip.Addr `json:"tunnel_address"`
-	Capacity     Resources  `json:"capacity"`
-	Endpoint     string     `json:"endpoint,omitempty"` // public host:port of a Front
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Role       Role       `json:"role"`
+	PublicKey  string     `json:"public_key"` // WireGuard key, base64
+	TunnelAddr netip.Addr `json:"tunnel_address"`
+	Capacity   Resources  `json:"capacity"`
+	Endpoint   string     `json:"endpoint,omitempty"` // public host:port of a Front (WireGuard, UDP)
+	// PublicURL is where a Front serves the public (http(s)://host[:port]):
+	// the address app owners point their DNS at.
+	PublicURL    string     `json:"public_url,omitempty"`
 	Status       HostStatus `json:"status"`
 	TokenID      string     `json:"token_id"` // join token used to register, or OperatorTokenID
 	RegisteredAt time.Time  `json:"registered_at"`
@@ -137,6 +143,11 @@ type App struct {
 	// UncompressedSize is what an uploaded image unpacks to on a Back
 	// (counted at upload); 0 for image references and older uploads.
 	UncompressedSize int64 `json:"uncompressed_size,omitempty"`
+	// Version is the newest version's number (0 for apps from before
+	// versions: their only version, 1); the fields above describe it.
+	Version int `json:"version,omitempty"`
+	// Versions are the versions kept, oldest first, the newest included.
+	Versions []AppVersion `json:"versions,omitempty"`
 }
 
 // Installation is a running app: N Fronts route Domain to M Back instances.
@@ -152,6 +163,15 @@ type Installation struct {
 	FrontHosts    []string          `json:"front_hosts"` // host ids, sorted
 	CreatedAt     time.Time         `json:"created_at"`
 	UpdatedAt     time.Time         `json:"updated_at"`
+	// The live release: App, PerInstance, Env, ContainerPort above and
+	// AppVersion, Health here are its settings. 0 for installations from
+	// before releases (their only release, 1).
+	Release    int          `json:"release,omitempty"`
+	AppVersion int          `json:"app_version,omitempty"`
+	Health     *HealthCheck `json:"health,omitempty"`
+	// Releases are the releases remembered, oldest first (at most
+	// MaxReleases); empty for installations from before releases.
+	Releases []*Release `json:"releases,omitempty"`
 	// Placement says where the instances may go; nil places them by the
 	// cluster's policy with no requirement, one per Back.
 	Placement *Placement `json:"placement,omitempty"`
@@ -199,6 +219,9 @@ type Instance struct {
 	Message      string        `json:"message,omitempty"`
 	CreatedAt    time.Time     `json:"created_at"`
 	UpdatedAt    time.Time     `json:"updated_at"`
+	// Release is the installation's release this instance runs (0 from
+	// before releases: the live one).
+	Release int `json:"release,omitempty"`
 }
 
 // TokenScope is what a token (other than the operator's) may do.
@@ -324,12 +347,21 @@ func (s *State) Clone() *State {
 	c.Apps = make(map[string]*App, len(s.Apps))
 	for k, v := range s.Apps {
 		cp := *v
+		cp.Versions = append([]AppVersion(nil), v.Versions...)
 		c.Apps[k] = &cp
 	}
 	c.Installations = make(map[string]*Installation, len(s.Installations))
 	for k, v := range s.Installations {
 		cp := *v
 		cp.FrontHosts = append([]string(nil), v.FrontHosts...)
+		cp.Releases = make([]*Release, 0, len(v.Releases))
+		for _, r := range v.Releases {
+			rc := *r
+			cp.Releases = append(cp.Releases, &rc)
+		}
+		if len(v.Releases) == 0 {
+			cp.Releases = nil
+		}
 		c.Installations[k] = &cp
 	}
 	c.Instances = make(map[string]*Instance, len(s.Instances))
@@ -472,21 +504,39 @@ func (s *State) InstancesOn(hostID string) []*Instance {
 // Need is what one instance of inst reserves on a Back for placement: its
 // declared resources, with at least the disk its image unpacks to.
 func (s *State) Need(inst *Installation) Resources {
-	need := inst.PerInstance
-	if a := s.Apps[inst.App]; a != nil && a.UncompressedSize > 0 {
-		need.DiskMB = max(need.DiskMB, (a.UncompressedSize+(1<<20)-1)>>20)
-	}
-	return need
+	return s.releaseNeed(inst.App, inst.AppVersion, inst.PerInstance)
 }
 
-// Reserved is what the instances on a host reserve for placement (Need of
-// each), where Used counts declared resources only.
+// InstanceNeed is what one placed instance reserves: its release's
+// resources, with disk at least what that release's image unpacks to.
+func (s *State) InstanceNeed(in *Instance) Resources {
+	r := s.InstanceRelease(in)
+	if r == nil {
+		return Resources{}
+	}
+	return s.releaseNeed(r.App, r.AppVersion, r.PerInstance)
+}
+
+// ReleaseNeed is what one instance of release r reserves.
+func (s *State) ReleaseNeed(r *Release) Resources {
+	return s.releaseNeed(r.App, r.AppVersion, r.PerInstance)
+}
+
+func (s *State) releaseNeed(app string, version int, per Resources) Resources {
+	if a := s.Apps[app]; a != nil {
+		if v, ok := a.At(version); ok && v.UncompressedSize > 0 {
+			per.DiskMB = max(per.DiskMB, (v.UncompressedSize+(1<<20)-1)>>20)
+		}
+	}
+	return per
+}
+
+// Reserved is what the instances on a host reserve for placement
+// (InstanceNeed of each), where Used counts declared resources only.
 func (s *State) Reserved(hostID string) Resources {
 	var used Resources
 	for _, in := range s.InstancesOn(hostID) {
-		if inst := s.Installations[in.Installation]; inst != nil {
-			used = used.Add(s.Need(inst))
-		}
+		used = used.Add(s.InstanceNeed(in))
 	}
 	return used
 }
@@ -495,8 +545,8 @@ func (s *State) Reserved(hostID string) Resources {
 func (s *State) Used(hostID string) Resources {
 	var used Resources
 	for _, in := range s.InstancesOn(hostID) {
-		if inst := s.Installations[in.Installation]; inst != nil {
-			used = used.Add(inst.PerInstance)
+		if r := s.InstanceRelease(in); r != nil {
+			used = used.Add(r.PerInstance)
 		}
 	}
 	return used

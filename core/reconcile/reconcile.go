@@ -1,7 +1,8 @@
 // Package reconcile is the leader's control loop: it probes newly registered
 // hosts over the tunnel before they become Ready, tracks host heartbeats in
-// memory, marks hosts that missed them for the TTL as down, and commits plans
-// that move their instances to other Backs and replace their Fronts. Every
+// memory, marks hosts that missed them for the TTL as down, commits plans
+// that move their instances to other Backs and replace their Fronts, and
+// drives release rollouts (promote, fail, remove drained instances). Every
 // decision goes through raft (Node.Decide); followers do nothing.
 package reconcile
 
@@ -65,9 +66,14 @@ type Config struct {
 	// instances while their replacements start; 0 = DefaultDrainTimeout.
 	DrainTimeout time.Duration
 	Interval     time.Duration // 0 = 1s
-	Prober       Prober        // nil: pending hosts are made Ready without a probe
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// RolloutTimeout bounds a release's start (0: DefaultRolloutTimeout);
+	// DrainTime is how long replaced instances keep running unrouted (0:
+	// DefaultDrainTime).
+	RolloutTimeout time.Duration
+	DrainTime      time.Duration
+	Prober         Prober // nil: pending hosts are made Ready without a probe
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 // Reconciler runs on every core node and acts while that node leads.
@@ -88,6 +94,12 @@ func New(cfg Config) *Reconciler {
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = time.Second
+	}
+	if cfg.RolloutTimeout == 0 {
+		cfg.RolloutTimeout = DefaultRolloutTimeout
+	}
+	if cfg.DrainTime == 0 {
+		cfg.DrainTime = DefaultDrainTime
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -234,7 +246,10 @@ func (r *Reconciler) Tick(ctx context.Context) error {
 	if res.Err != nil {
 		return fmt.Errorf("drain rejected: %w", res.Err)
 	}
-	return nil
+
+	// 5. Rollouts: promote healthy releases, fail broken ones, remove
+	// drained instances.
+	return r.rollouts(ctx)
 }
 
 // Heartbeat records a heartbeat of a host on the leader, brings a down host
@@ -272,8 +287,8 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []age
 		sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
 		for _, u := range sorted {
 			in := st.Instances[u.ID]
-			if in == nil || in.HostID != hostID || in.State == fsm.InstanceLost {
-				continue // not this host's, or already moved away
+			if in == nil || in.HostID != hostID || in.State == fsm.InstanceLost || in.State == fsm.InstanceDraining {
+				continue // not this host's, moved away, or replaced by a newer release
 			}
 			if in.State != u.State || in.Message != u.Message {
 				plan.Update = append(plan.Update, fsm.InstanceUpdate{ID: u.ID, State: u.State, Message: u.Message})

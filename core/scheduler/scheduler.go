@@ -88,11 +88,7 @@ func NewPlanner(st *fsm.State, newID IDFunc, opts ...Option) *Planner {
 		if _, ok := st.Hosts[in.HostID]; !ok {
 			continue
 		}
-		var need fsm.Resources
-		if inst := st.Installations[in.Installation]; inst != nil {
-			need = st.Need(inst)
-		}
-		p.free[in.HostID] = p.free[in.HostID].Sub(need)
+		p.free[in.HostID] = p.free[in.HostID].Sub(st.InstanceNeed(in))
 		p.takePort(in.HostID, in.Port)
 		p.mark(in.Installation, in.HostID, 1)
 	}
@@ -121,6 +117,11 @@ func (p *Planner) takePort(host string, port int) {
 	}
 	p.ports[host][port] = true
 }
+
+// Beside lets the next placements of installation share Backs with its
+// current instances: a new release starts next to the one it replaces (one
+// instance per release per Back still holds among the new placements).
+func (p *Planner) Beside(installation string) { delete(p.count, installation) }
 
 // Release accounts for an instance that the plan removes.
 func (p *Planner) Release(in *fsm.Instance, need fsm.Resources) {
@@ -160,7 +161,7 @@ func (p *Planner) spreadFull(inst *fsm.Installation, h *fsm.Host) string {
 }
 
 // why a ready Back cannot take an instance; "" when it can.
-func (p *Planner) unfit(inst *fsm.Installation, h *fsm.Host) (reason, detail string) {
+func (p *Planner) unfit(inst *fsm.Installation, need fsm.Resources, h *fsm.Host) (reason, detail string) {
 	if ok, missing := meets(h, inst.Placement); !ok {
 		return "lacking " + missing, h.Name
 	}
@@ -170,7 +171,7 @@ func (p *Planner) unfit(inst *fsm.Installation, h *fsm.Host) (reason, detail str
 	if full := p.spreadFull(inst, h); full != "" {
 		return "spread limit reached", h.Name + " " + full
 	}
-	if free := p.free[h.ID]; !free.Fits(p.st.Need(inst)) {
+	if free := p.free[h.ID]; !free.Fits(need) {
 		return "too small", fmt.Sprintf("%s (free %s)", h.Name, describe(free))
 	}
 	if p.freePort(h.ID) == 0 {
@@ -183,6 +184,12 @@ func (p *Planner) unfit(inst *fsm.Installation, h *fsm.Host) (reason, detail str
 // best Back by the installation's policy. Either all are placed or none, with
 // an error (code conflict) saying what is missing.
 func (p *Planner) PlaceBacks(inst *fsm.Installation, count int) ([]*fsm.Instance, error) {
+	return p.PlaceBacksNeeding(inst, p.st.Need(inst), count)
+}
+
+// PlaceBacksNeeding places count instances that each reserve need (a
+// release's, which may differ from the live one's).
+func (p *Planner) PlaceBacksNeeding(inst *fsm.Installation, need fsm.Resources, count int) ([]*fsm.Instance, error) {
 	if count <= 0 {
 		return nil, nil
 	}
@@ -195,17 +202,17 @@ func (p *Planner) PlaceBacks(inst *fsm.Installation, count int) ([]*fsm.Instance
 	}
 	var out []*fsm.Instance
 	for len(out) < count {
-		h := p.best(inst, policy)
+		h := p.best(inst, need, policy)
 		if h == nil {
-			err := p.shortage(inst, count, len(out)) // before the rollback: it explains this step
+			err := p.shortage(inst, need, count, len(out)) // before the rollback: it explains this step
 			for _, in := range out {                 // all or nothing
-				p.Release(in, p.st.Need(inst))
+				p.Release(in, need)
 			}
 			return nil, err
 		}
 		port := p.freePort(h.ID)
 		in := &fsm.Instance{ID: p.newID(), Installation: inst.Name, HostID: h.ID, Port: port, State: fsm.InstancePending}
-		p.hold(in, p.st.Need(inst))
+		p.hold(in, need)
 		out = append(out, in)
 	}
 	return out, nil
@@ -213,16 +220,16 @@ func (p *Planner) PlaceBacks(inst *fsm.Installation, count int) ([]*fsm.Instance
 
 // best returns the ready Back that policy ranks first for one more instance
 // of inst, or nil when none can take it. Ties go to the lowest host id.
-func (p *Planner) best(inst *fsm.Installation, policy string) *fsm.Host {
+func (p *Planner) best(inst *fsm.Installation, need fsm.Resources, policy string) *fsm.Host {
 	var pick *fsm.Host
 	bestScore := 0.0
 	for _, h := range p.backs {
-		if r, _ := p.unfit(inst, h); r != "" {
+		if r, _ := p.unfit(inst, need, h); r != "" {
 			continue
 		}
 		switch policy {
 		case PolicyPack:
-			s := Score(p.candidate(h), p.st.Need(inst), p.headroom)
+			s := Score(p.candidate(h), need, p.headroom)
 			if pick == nil || s < bestScore {
 				pick, bestScore = h, s
 			}
@@ -244,11 +251,11 @@ func (p *Planner) candidate(h *fsm.Host) Candidate {
 }
 
 // shortage explains why only placed of count instances fit.
-func (p *Planner) shortage(inst *fsm.Installation, count, placed int) error {
+func (p *Planner) shortage(inst *fsm.Installation, need fsm.Resources, count, placed int) error {
 	reasons := map[string][]string{}
 	var order []string
 	for _, h := range p.backs {
-		if r, d := p.unfit(inst, h); r != "" {
+		if r, d := p.unfit(inst, need, h); r != "" {
 			if reasons[r] == nil {
 				order = append(order, r)
 			}
@@ -256,7 +263,7 @@ func (p *Planner) shortage(inst *fsm.Installation, count, placed int) error {
 		}
 	}
 	msg := fmt.Sprintf("not enough capacity: %d back(s) with %s free needed, %d fit (%d more needed; ready backs considered: %d)",
-		count, describe(p.st.Need(inst)), placed, count-placed, len(p.backs))
+		count, describe(need), placed, count-placed, len(p.backs))
 	for _, r := range order {
 		list := reasons[r]
 		if len(list) > 8 {
@@ -522,15 +529,24 @@ func PlanRepair(st *fsm.State, down []string, newID IDFunc, opts ...Option) *fsm
 			}
 			continue
 		}
+		if in.State == fsm.InstanceDraining {
+			continue // replaced by a newer release already; the rollout removes it
+		}
+		// The replacement runs the same release (a rollout's new instances
+		// included), with that release's resources.
 		inst := view.Installations[in.Installation]
-		p.Release(in, p.st.Need(inst))
-		add, err := p.PlaceBacks(inst, 1)
+		need := view.InstanceNeed(in)
+		p.Release(in, need)
+		add, err := p.PlaceBacksNeeding(inst, need, 1)
 		if err != nil {
-			p.hold(in, p.st.Need(inst)) // stays where it is, lost
+			p.hold(in, need) // stays where it is, lost
 			if in.State != fsm.InstanceLost {
 				plan.Update = append(plan.Update, fsm.InstanceUpdate{ID: in.ID, State: fsm.InstanceLost, Message: "host is not ready; waiting for capacity"})
 			}
 			continue
+		}
+		for _, a := range add {
+			a.Release = in.Release
 		}
 		plan.Remove = append(plan.Remove, in.ID)
 		plan.Add = append(plan.Add, add...)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -264,4 +266,36 @@ func (s *Server) deliverHeartbeat(ctx context.Context, hostID string, reports []
 		return s.Reconciler.Heartbeat(ctx, hostID, reports)
 	}
 	return s.postJSON(ctx, s.url+"/v1/internal/heartbeat", map[string]any{"host_id": hostID, "instances": reports})
+}
+
+// logs opens an instance's log on its Back: GET agentproto.PathLogs on the
+// Back's probe port through the mesh (the Back serves it to core nodes only).
+func (m *meshRuntime) logs(ctx context.Context, h *fsm.Host, instance string, q url.Values) (io.ReadCloser, error) {
+	if m.node == nil {
+		return nil, errors.New("this core node has no mesh")
+	}
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return m.node.DialContext(ctx, network, addr)
+		},
+		ResponseHeaderTimeout: 10 * time.Second,
+		DisableKeepAlives:     true,
+	}}
+	u := fmt.Sprintf("http://%s%s%s?%s", netip.AddrPortFrom(h.TunnelAddr, m.cfg.ProbePort), agentproto.PathLogs, url.PathEscape(instance), q.Encode())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		resp.Body.Close()
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	return resp.Body, nil
 }

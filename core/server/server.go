@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -275,7 +276,7 @@ func (s *Server) handler() (http.Handler, error) {
 	s.API = api.New(api.Config{
 		Node: api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
-		Heartbeat: s.Reconciler.Heartbeat, NodeToken: s.nodeToken, BodyIdleTimeout: cfg.BodyIdleTimeout,
+		Heartbeat: s.Reconciler.Heartbeat, Logs: s.instanceLogs, NodeToken: s.nodeToken, BodyIdleTimeout: cfg.BodyIdleTimeout,
 	})
 	webUI, err := ui.New(ui.Config{API: s.API, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != ""})
 	if err != nil {
@@ -505,15 +506,17 @@ func (s *Server) replicateLoop(ctx context.Context) {
 		missing := false
 		s.collectBlobs(st, &currentSince)
 		for _, a := range st.SortedApps() {
-			if a.Digest == "" || s.Blobs.Has(a.Digest) {
-				continue
+			for _, digest := range a.Digests() { // every version kept: a rollback may need it
+				if s.Blobs.Has(digest) {
+					continue
+				}
+				if err := rep.Fetch(ctx, digest, peers); err != nil {
+					missing = true
+					s.log.Warn("blob replication", "app", a.Name, "err", err)
+					continue
+				}
+				s.log.Info("replicated blob", "app", a.Name, "digest", digest)
 			}
-			if err := rep.Fetch(ctx, a.Digest, peers); err != nil {
-				missing = true
-				s.log.Warn("blob replication", "app", a.Name, "err", err)
-				continue
-			}
-			s.log.Info("replicated blob", "app", a.Name, "digest", a.Digest)
 		}
 		if missing {
 			index = 0 // retry on the next round even without a state change
@@ -551,8 +554,8 @@ func (s *Server) collectBlobs(st *fsm.State, currentSince *time.Time) {
 	}
 	keep := map[string]bool{}
 	for _, a := range st.SortedApps() {
-		if a.Digest != "" {
-			keep[a.Digest] = true
+		for _, digest := range a.Digests() {
+			keep[digest] = true
 		}
 	}
 	if removed, err := s.Blobs.Collect(keep, 10*time.Minute, now); err != nil {
@@ -621,4 +624,12 @@ func tunnelAddrFor(id string, peers []cluster.Peer) netip.Addr {
 		}
 	}
 	return netip.AddrFrom4([4]byte{100, 64, 0, 1})
+}
+
+// instanceLogs reaches a Back's logs through this node's mesh.
+func (s *Server) instanceLogs(ctx context.Context, h *fsm.Host, instance string, q url.Values) (io.ReadCloser, error) {
+	if s.mesh == nil {
+		return nil, errors.New("this core node runs without a mesh")
+	}
+	return s.mesh.logs(ctx, h, instance, q)
 }

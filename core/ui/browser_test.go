@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
+	"potluck/apiclient"
 	"potluck/apiclient/apitest"
 	"potluck/bench/appimage"
 	"potluck/internal/dockertest"
@@ -188,6 +190,106 @@ func TestUIInChromium(t *testing.T) {
 func reportRunning(ctx context.Context, t *testing.T, base, hostID, instanceID string) {
 	t.Helper()
 	body := fmt.Sprintf(`{"host_id": %q, "instances": [{"id": %q, "state": "running"}]}`, hostID, instanceID)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/heartbeat", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+apitest.Token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+}
+
+// TestUIOnAPhone: at 390 px wide no page is wider than the screen; the
+// installation page shows instances, releases with a rollback, events and
+// logs; the name field's pattern works under Chromium's v-flag; an unknown
+// page is a real 404 page; Main counts pending and failed instances.
+func TestUIOnAPhone(t *testing.T) {
+	browserPath := chromiumPath(t)
+	core := apitest.Start(t)
+	core.RegisterHost(t, "front-1", "front", 1, 512)
+	back := core.RegisterHost(t, "back-1", "back", 2, 2048)
+	core.RegisterHost(t, "back-2", "back", 2, 2048)
+	ctx0, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tar := apitest.DockerSaveTar(t, "hello:1", 10_000)
+	_, err := core.Client.UploadApp(ctx0, "hello", 8080, bytes.NewReader(tar), int64(len(tar)), nil)
+	require.NoError(t, err)
+	inst, err := core.Client.CreateInstallation(ctx0, apiclient.CreateInstallationRequest{
+		Name: "hello", App: "hello", Fronts: 1, Backs: 2, Domain: "a-rather-long-domain-name.hello.example.com", MemoryMB: 64,
+		Env: map[string]string{"GREETING": "a fairly long environment value that would widen a table"},
+	})
+	require.NoError(t, err)
+	for _, in := range inst.Instances {
+		if in.HostID == back.ID {
+			reportState(ctx0, t, core.URL, in.HostID, in.ID, "failed")
+		}
+	}
+	_, err = core.Client.Deploy(ctx0, "hello", apiclient.DeployRequest{Env: map[string]string{"GREETING": "two"}})
+	require.NoError(t, err)
+
+	ctx := chromium(t, browserPath)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(core.URL+"/ui/login"),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("#token"), apitest.Token),
+		chromedp.Click(chromedp.CSS("#login")),
+		chromedp.WaitVisible(chromedp.CSS(".cards")),
+	))
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		require.NoError(t, err)
+		return v
+	}
+	require.Contains(t, text("#pending-count"), "3", "1 of release 1 and 2 of release 2")
+	require.Contains(t, text("#failed-count"), "1")
+	require.Contains(t, text("main"), "Instances failed or lost in: hello")
+
+	for _, path := range []string{"/ui/", "/ui/apps", "/ui/hosts", "/ui/installations", "/ui/installations/hello", "/ui/containers", "/ui/apps/new", "/ui/installations/new"} {
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(core.URL+path), chromedp.WaitVisible(chromedp.CSS("main"))), path)
+		width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+		require.NoError(t, err)
+		require.LessOrEqual(t, width, 390, "%s is %d px wide on a 390 px screen", path, width)
+	}
+
+	// The installation page (still open from the loop above).
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(core.URL+"/ui/installations/hello"), chromedp.WaitVisible(chromedp.CSS("#releases"))))
+	page := text("main")
+	for _, want := range []string{"Instances", "Releases", "v2", "deploying", "v1", "live", "GREETING=two", "Recent events", "release 2 deploying", "Logs", "[potluck] logs unavailable from back-1"} {
+		require.Contains(t, page, want)
+	}
+
+	// The name pattern is valid under the v-flag: a bad name is caught by
+	// the browser before it is sent.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(core.URL+"/ui/apps/new"),
+		chromedp.WaitVisible(chromedp.CSS("#name")),
+		chromedp.SendKeys(chromedp.CSS("#name"), "Bad_Name"),
+	))
+	mismatch, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('#name').validity.patternMismatch`))
+	require.NoError(t, err)
+	require.True(t, mismatch, "pattern ignored: Chromium found it invalid under the v flag")
+	valid, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(e => { e.value = 'good-name-2'; return e.checkValidity() })(document.querySelector('#name'))`))
+	require.NoError(t, err)
+	require.True(t, valid)
+
+	// A real 404 page, in the UI's layout.
+	resp, err := http.Get(core.URL + "/ui/nothing-here")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "not logged in: the login page")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(core.URL+"/ui/nothing-here"), chromedp.WaitVisible(chromedp.CSS("main"))))
+	title, err := chromedp.Run(ctx, chromedp.Title())
+	require.NoError(t, err)
+	require.Contains(t, title, "Not found")
+	require.Contains(t, text("main"), "There is no such page.")
+}
+
+// reportState sends a Back's heartbeat the way a follower relays one.
+func reportState(ctx context.Context, t *testing.T, base, hostID, instanceID, state string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"host_id": %q, "instances": [{"id": %q, "state": %q, "message": "exited with code 1"}]}`, hostID, instanceID, state)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/heartbeat", strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+apitest.Token)

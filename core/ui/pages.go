@@ -31,6 +31,10 @@ func listCtx(r *http.Request, q *apiclient.Query) (context.Context, context.Canc
 type mainData struct {
 	Status *apiclient.Status
 	Hosts  []string
+	// Instances by state (pending, failed, lost, draining, running), and
+	// the installations with a failed or lost instance.
+	States  map[string]int
+	Trouble []string
 }
 
 func (h *Handler) mainPage(w http.ResponseWriter, r *http.Request, rq *request) {
@@ -47,6 +51,17 @@ func (h *Handler) mainPage(w http.ResponseWriter, r *http.Request, rq *request) 
 	for _, k := range []string{"ready", "pending", "down", "decommissioned"} {
 		if n := st.Hosts[k]; n > 0 {
 			d.Hosts = append(d.Hosts, fmt.Sprintf("%d %s", n, k))
+		}
+	}
+	d.States = map[string]int{}
+	if cs, _, err := rq.client.Containers(ctx, nil); err == nil {
+		trouble := map[string]bool{}
+		for _, c := range cs {
+			d.States[c.State]++
+			if (c.State == "failed" || c.State == "lost") && !trouble[c.Installation] {
+				trouble[c.Installation] = true
+				d.Trouble = append(d.Trouble, c.Installation)
+			}
 		}
 	}
 	p.Data, p.Index = d, st.StateIndex

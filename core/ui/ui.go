@@ -128,7 +128,7 @@ func (h *Handler) parseTemplates() error {
 		return fmt.Errorf("ui: templates: %w", err)
 	}
 	h.pages = map[string]*template.Template{}
-	for _, p := range []string{"login", "main", "apps", "app_new", "hosts", "installations", "installation_new", "containers"} {
+	for _, p := range []string{"login", "main", "apps", "app_new", "hosts", "installations", "installation_new", "containers", "installation", "notfound"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "templates/"+p+".html")
 		if err != nil {
 			return fmt.Errorf("ui: template %s: %w", p, err)
@@ -157,10 +157,14 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /ui/installations", h.authed(h.createInstallation))
 	h.mux.HandleFunc("POST /ui/installations/{name}/scale", h.authed(h.scaleInstallation))
 	h.mux.HandleFunc("POST /ui/installations/{name}/delete", h.authed(h.deleteInstallation))
+	h.mux.HandleFunc("GET /ui/installations/{name}", h.authed(h.installationPage))
+	h.mux.HandleFunc("POST /ui/installations/{name}/rollback", h.authed(h.rollback))
 	h.mux.HandleFunc("GET /ui/containers", h.authed(h.containersPage))
-	h.mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "no such page", http.StatusNotFound)
-	})
+	h.mux.HandleFunc("/ui/", h.authed(func(w http.ResponseWriter, r *http.Request, rq *request) {
+		// The path is not echoed: a crafted link must not put its text on a
+		// Potluck page.
+		h.notFound(w, r, rq, "There is no such page.")
+	}))
 }
 
 // ServeHTTP sets the security headers and refuses cross-site POSTs.

@@ -165,7 +165,7 @@ func TestUIOverHTTP(t *testing.T) {
 		{"not a tarball", [][2]string{{"csrf", csrf}, {"name", "junk"}}, []byte("junk"), http.StatusBadRequest, "Upload failed"},
 		{"no file", [][2]string{{"csrf", csrf}, {"name", "x"}}, nil, http.StatusBadRequest, "Choose a tarball"},
 		{"ok", [][2]string{{"csrf", csrf}, {"name", "hello"}, {"port", "8080"}}, tarball, http.StatusSeeOther, ""},
-		{"duplicate", [][2]string{{"csrf", csrf}, {"name", "hello"}}, tarball, http.StatusConflict, "already exists"},
+		{"again: a second version", [][2]string{{"csrf", csrf}, {"name", "hello"}, {"port", "8080"}}, tarball, http.StatusSeeOther, ""},
 	}
 	for _, u := range uploads {
 		t.Run("upload "+u.name, func(t *testing.T) {

@@ -1,0 +1,32 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"potluck/core/fsm"
+)
+
+// MaxPublicURL bounds a Front's public URL.
+const MaxPublicURL = 256
+
+// checkPublicURL accepts http(s)://host[:port] with nothing after it.
+func checkPublicURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || len(s) > MaxPublicURL || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return errors.New("public_url must be the Front's public address as http(s)://host[:port], e.g. http://203.0.113.9")
+	}
+	return nil
+}
+
+// setPublicURL records a Front's new public URL (it registered again with
+// another one); false when it answered an error.
+func (s *Server) setPublicURL(w http.ResponseWriter, r *http.Request, hostID, publicURL string) bool {
+	res, err := s.node.Decide(r.Context(), "", func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		return &fsm.Command{Type: fsm.CmdSetHostPublicURL, Host: &fsm.Host{ID: hostID, PublicURL: publicURL}}, nil
+	})
+	return s.writeResult(w, res, err)
+}

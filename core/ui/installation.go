@@ -1,0 +1,157 @@
+package ui
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"potluck/apiclient"
+)
+
+// MaxLogBytes bounds the log text an installation page shows.
+const MaxLogBytes = 256 << 10
+
+// installationDetail is an installation's page: its instances, releases,
+// recent events and the tail of its logs.
+type installationDetail struct {
+	Inst     *apiclient.Installation
+	Releases []apiclient.Release
+	Events   []event
+	Logs     string
+	LogsErr  string
+	Instance string // the instance whose logs are shown; "" for all
+}
+
+// event is a change the state records: a release's or an instance's last
+// transition (the core keeps no separate event log).
+type event struct {
+	At   time.Time
+	What string
+	Kind string // badge class
+	Note string
+}
+
+func (h *Handler) installationPage(w http.ResponseWriter, r *http.Request, rq *request) {
+	name := r.PathValue("name")
+	p := h.newPage(r, rq, "Installation "+name, "installations")
+	fragment, q := liveQuery(r)
+	ctx, cancel := listCtx(r, q)
+	defer cancel()
+	in, meta, err := rq.client.Installation(ctx, name, q)
+	if err != nil {
+		if apiclient.StatusOf(err) == http.StatusNotFound && !fragment {
+			h.notFound(w, r, rq, fmt.Sprintf("There is no installation %q (any more).", name))
+			return
+		}
+		if fragment {
+			http.Error(w, err.Error(), apiStatus(err))
+			return
+		}
+		p.Error = err.Error()
+		h.render(w, r, apiStatus(err), "installation", p)
+		return
+	}
+	d := &installationDetail{Inst: in, Instance: r.URL.Query().Get("instance")}
+	d.Releases = append(d.Releases, in.Releases...)
+	sort.Slice(d.Releases, func(i, j int) bool { return d.Releases[i].Version > d.Releases[j].Version })
+	d.Events = events(in)
+	if !fragment {
+		var buf bytes.Buffer
+		lctx, lcancel := timeout(r)
+		err := rq.client.Logs(lctx, name, apiclient.LogQuery{Instance: d.Instance, Tail: 50}, &limitedBuffer{buf: &buf, left: MaxLogBytes})
+		lcancel()
+		d.Logs = buf.String()
+		if err != nil {
+			d.LogsErr = err.Error()
+		}
+	}
+	p.Data, p.Index, p.Live = d, meta.Index, "/ui/installations/"+name+"?fragment=1"
+	if fragment {
+		h.execute(w, r, http.StatusOK, "installation", "table", p)
+		return
+	}
+	h.render(w, r, http.StatusOK, "installation", p)
+}
+
+func events(in *apiclient.Installation) []event {
+	var out []event
+	for _, rel := range in.Releases {
+		note := rel.Message
+		if note == "" {
+			note = rel.Description
+		}
+		out = append(out, event{At: rel.UpdatedAt, What: fmt.Sprintf("release %d %s", rel.Version, rel.Status), Kind: releaseBadge(rel.Status), Note: note})
+	}
+	for _, i := range in.Instances {
+		out = append(out, event{At: i.UpdatedAt, What: fmt.Sprintf("instance %s on %s %s", i.ID, i.HostName, i.State), Kind: i.State, Note: i.Message})
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].At.After(out[b].At) })
+	if len(out) > 30 {
+		out = out[:30]
+	}
+	return out
+}
+
+func releaseBadge(status string) string {
+	switch status {
+	case "live":
+		return "running"
+	case "deploying":
+		return "pending"
+	case "failed":
+		return "failed"
+	}
+	return ""
+}
+
+// limitedBuffer keeps the first left bytes and drops the rest.
+type limitedBuffer struct {
+	buf  *bytes.Buffer
+	left int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	n := min(len(p), l.left)
+	l.buf.Write(p[:n])
+	l.left -= n
+	return len(p), nil
+}
+
+func (h *Handler) rollback(w http.ResponseWriter, r *http.Request, rq *request) {
+	name := r.PathValue("name")
+	back := "/ui/installations/" + name
+	version := 0
+	if s := strings.TrimSpace(r.PostFormValue("version")); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			h.redirectErr(w, r, rq, back, "Rollback: the release is a number such as 2.")
+			return
+		}
+		version = v
+	}
+	ctx, cancel := timeout(r)
+	defer cancel()
+	in, err := rq.client.Rollback(ctx, name, version)
+	if err != nil {
+		h.redirectErr(w, r, rq, back, "Rollback of "+name+" failed: "+err.Error())
+		return
+	}
+	latest := 0
+	for _, rel := range in.Releases {
+		latest = max(latest, rel.Version)
+	}
+	h.redirect(w, r, rq, back, fmt.Sprintf("Release %d rolling out with the settings of release %d; the live release serves until it is healthy.", latest, max(version, 0)))
+}
+
+// notFound answers a page that does not exist with the UI's own layout.
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request, rq *request, msg string) {
+	p := &page{Title: "Not found", Error: msg}
+	if rq != nil {
+		p.CSRF = rq.se.csrf
+	}
+	h.render(w, r, http.StatusNotFound, "notfound", p)
+}
