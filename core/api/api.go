@@ -57,6 +57,12 @@ type Config struct {
 	ReadyOnRegister bool
 	AgentPort       uint16 // agent API port on core tunnel addresses
 
+	// OperatorTokenHash is HashToken of the operator token this node was
+	// started with: accepted while the state holds no operator token yet
+	// (see isOperator), so a node that has not caught up still answers its
+	// operator's status and ?stale reads.
+	OperatorTokenHash string
+
 	Heartbeat  HeartbeatFunc // the leader's reconciler
 	LeaderHold time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
 	Client     *http.Client  // for forwarding; nil = a default with timeouts

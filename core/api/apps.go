@@ -165,7 +165,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 	}
 	a := st.Apps[r.PathValue("name")]
 	if a == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no app %q", r.PathValue("name")))
+		s.notFound(w, fmt.Sprintf("no app %q", r.PathValue("name")))
 		return
 	}
 	writeJSON(w, http.StatusOK, appView(st, a))

@@ -84,7 +84,7 @@ func joinTokenID(st *fsm.State, tok string, now time.Time) (string, bool) {
 }
 
 // auth admits a request whose bearer token this node knows for kind. A
-// token it does not know goes to the leader (forwardUnknown), which decides.
+// token it does not know goes to the leader, which decides (unknownToken).
 func (s *Server) auth(kind authKind, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok := bearer(r)
@@ -93,7 +93,7 @@ func (s *Server) auth(kind authKind, next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		st := s.node.State()
-		if isOperator(st, tok) {
+		if s.isOperator(st, tok) {
 			next(w, r)
 			return
 		}
@@ -102,15 +102,9 @@ func (s *Server) auth(kind authKind, next http.HandlerFunc) http.HandlerFunc {
 				next(w, r.WithContext(context.WithValue(r.Context(), joinTokenKey, id)))
 				return
 			}
-			if s.forwardUnknown(w, r) {
-				return
-			}
-			writeError(w, http.StatusUnauthorized, "join token is unknown, revoked or expired")
+			s.unknownToken(w, r, "join token is unknown, revoked or expired")
 			return
 		}
-		if s.forwardUnknown(w, r) {
-			return
-		}
-		writeError(w, http.StatusUnauthorized, "token is not valid for this call (operator token required)")
+		s.unknownToken(w, r, "token is not valid for this call (operator token required)")
 	}
 }

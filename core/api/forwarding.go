@@ -48,17 +48,6 @@ func (s *Server) leaderOnly(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// forwardUnknown sends a request whose token this node does not know to the
-// leader: a follower that lags (or just restarted and has not replayed its
-// log yet) may not have a token that the leader already accepts. The leader
-// gives the definite answer. It returns false when this node must answer.
-func (s *Server) forwardUnknown(w http.ResponseWriter, r *http.Request) bool {
-	if s.node.IsLeader() || r.Header.Get(HeaderForwarded) != "" {
-		return false
-	}
-	return s.forward(w, r)
-}
-
 // forward proxies r (body streamed) to the leader. It returns false, having
 // written nothing, when this node is the leader itself.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request) bool {

@@ -175,7 +175,7 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 	}
 	h := findHost(st, r.PathValue("id"))
 	if h == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no host %q", r.PathValue("id")))
+		s.notFound(w, fmt.Sprintf("no host %q", r.PathValue("id")))
 		return
 	}
 	writeJSON(w, http.StatusOK, hostView(st, h))

@@ -229,7 +229,7 @@ func (s *Server) getInstallation(w http.ResponseWriter, r *http.Request) {
 	}
 	inst := st.Installations[r.PathValue("name")]
 	if inst == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no installation %q", r.PathValue("name")))
+		s.notFound(w, fmt.Sprintf("no installation %q", r.PathValue("name")))
 		return
 	}
 	writeJSON(w, http.StatusOK, installationView(st, inst))

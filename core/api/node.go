@@ -33,6 +33,11 @@ type Node interface {
 	// cluster.Node.Decide. cluster.ErrNotLeader on a follower.
 	Decide(ctx context.Context, requestID string, build cluster.Builder) (fsm.Result, error)
 
+	// Current reports whether this node's state is known to hold every
+	// committed write (cluster.Node.Current); a node that is not current
+	// answers 503 rather than "not found".
+	Current() bool
+
 	// RaftStatus is this node's view of the raft log, for /v1/status.
 	RaftStatus() RaftStatus
 	// Servers lists the members of the raft group.

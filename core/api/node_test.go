@@ -29,6 +29,7 @@ type memNode struct {
 	leader     string // the leader's id; this node leads when it is id
 	servers    []raft.Server
 	catchUpErr error
+	lagging    bool // a follower that has not caught up (Current is false)
 	decides    int           // Decide calls that reached the builder
 	waiting    chan struct{} // if set, Wait sends on it before it blocks
 }
@@ -143,6 +144,12 @@ func (n *memNode) Decide(ctx context.Context, requestID string, build cluster.Bu
 	}
 	c.RequestID, c.Time = requestID, now
 	return n.applyLocked(c), nil
+}
+
+func (n *memNode) Current() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.leader == n.id || (n.leader != "" && !n.lagging)
 }
 
 func (n *memNode) RaftStatus() RaftStatus {

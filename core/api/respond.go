@@ -14,7 +14,11 @@ import (
 // writeJSON answers indented JSON: people read this API with curl.
 func writeJSON(w http.ResponseWriter, code int, v any) { jsonhttp.WriteIndented(w, code, v) }
 
+// writeError answers {"error": msg}; a 503 says when to retry.
 func writeError(w http.ResponseWriter, code int, msg string) {
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
 	jsonhttp.WriteIndented(w, code, jsonhttp.ErrorBody{Error: msg})
 }
 

@@ -261,7 +261,7 @@ func (s *Server) handler() (http.Handler, error) {
 	s.API = api.New(api.Config{
 		Node: api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
-		Heartbeat: s.Reconciler.Heartbeat,
+		Heartbeat: s.Reconciler.Heartbeat, OperatorTokenHash: api.HashToken(cfg.OperatorToken),
 	})
 	webUI, err := ui.New(ui.Config{API: s.API, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != ""})
 	if err != nil {
