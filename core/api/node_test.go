@@ -29,7 +29,7 @@ type memNode struct {
 	leader     string // the leader's id; this node leads when it is id
 	servers    []raft.Server
 	catchUpErr error
-	lagging    bool // a follower that has not caught up (Current is false)
+	lagging    bool          // a follower that has not caught up (Current is false)
 	decides    int           // Decide calls that reached the builder
 	waiting    chan struct{} // if set, Wait sends on it before it blocks
 }
