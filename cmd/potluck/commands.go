@@ -20,27 +20,27 @@ func commands() []command {
 	return []command{
 		{path: "status", short: "show the core cluster: nodes, leader, counts", cmd: action(cmdStatus)},
 
-		{path: "hosts ls", short: "list hosts with status and free capacity", cmd: action(cmdHostsLs)},
+		{path: "hosts ls", short: "list hosts with status and free capacity", cmd: &listCmd{list: cmdHostsLs}},
 		{path: "hosts show", args: "HOST", nargs: 1, short: "show one host (id or name)", cmd: action(cmdHostsShow)},
 		{path: "hosts rm", args: "HOST", nargs: 1, short: "decommission a host: drain its instances to other hosts, then revoke its key", cmd: action(cmdHostsRm)},
 
 		{path: "tokens create", short: "create a join token for a new host (the secret is printed once)", cmd: &tokensCreate{}},
-		{path: "tokens ls", short: "list join tokens (no secrets)", cmd: action(cmdTokensLs)},
+		{path: "tokens ls", short: "list join tokens (no secrets)", cmd: &listCmd{list: cmdTokensLs}},
 		{path: "tokens revoke", args: "ID", nargs: 1, short: "revoke a join token", cmd: action(cmdTokensRevoke)},
 
 		{path: "apps push", args: "FILE", nargs: 1, short: "upload a `docker save` tarball as an app", cmd: &appsPush{}},
-		{path: "apps ls", short: "list apps", cmd: action(cmdAppsLs)},
+		{path: "apps ls", short: "list apps", cmd: &listCmd{list: cmdAppsLs}},
 		{path: "apps show", args: "APP", nargs: 1, short: "show one app", cmd: action(cmdAppsShow)},
 		{path: "apps rm", args: "APP", nargs: 1, short: "delete an app no installation uses", cmd: action(cmdAppsRm)},
 
 		{path: "deploy", short: "create an installation: run an app on Backs behind Fronts", cmd: &deploy{}},
 
-		{path: "installations ls", short: "list installations with their instances", cmd: action(cmdInstLs)},
+		{path: "installations ls", short: "list installations with their instances", cmd: &listCmd{list: cmdInstLs}},
 		{path: "installations show", args: "NAME", nargs: 1, short: "show one installation: Fronts, instances and their state", cmd: &instShow{}},
 		{path: "installations scale", args: "NAME", nargs: 1, short: "change the number of Fronts and/or Backs", cmd: &instScale{}},
 		{path: "installations rm", args: "NAME", nargs: 1, short: "delete an installation (stops its containers)", cmd: action(cmdInstRm)},
 
-		{path: "containers ls", short: "list every container (instance) with host, port and state", cmd: action(cmdContainersLs)},
+		{path: "containers ls", short: "list every container (instance) with host, port and state", cmd: &listCmd{list: cmdContainersLs}},
 	}
 }
 
@@ -119,15 +119,15 @@ func hostRows(hs []apiclient.Host) [][]string {
 
 var hostHeader = []string{"NAME", "ID", "ROLE", "STATUS", "TUNNEL", "CPU FREE/TOTAL", "MEMORY FREE/TOTAL", "INSTANCES", "AGE"}
 
-func cmdHostsLs(c *cmdCtx) error {
-	hs, _, err := c.client.Hosts(c.ctx, nil)
+func cmdHostsLs(c *cmdCtx, q *apiclient.Query) (apiclient.Meta, error) {
+	hs, meta, err := c.client.Hosts(c.ctx, q)
 	if err != nil {
-		return err
+		return meta, err
 	}
 	if c.g.json {
-		return printJSON(c.env.Stdout, hs)
+		return meta, printJSON(c.env.Stdout, hs)
 	}
-	return table(c.env.Stdout, hostHeader, hostRows(hs))
+	return meta, table(c.env.Stdout, hostHeader, hostRows(hs))
 }
 
 func cmdHostsShow(c *cmdCtx) error {
@@ -198,13 +198,13 @@ func (tc *tokensCreate) run(c *cmdCtx) error {
 	return nil
 }
 
-func cmdTokensLs(c *cmdCtx) error {
-	ts, err := c.client.Tokens(c.ctx)
+func cmdTokensLs(c *cmdCtx, q *apiclient.Query) (apiclient.Meta, error) {
+	ts, meta, err := c.client.Tokens(c.ctx, q)
 	if err != nil {
-		return err
+		return meta, err
 	}
 	if c.g.json {
-		return printJSON(c.env.Stdout, ts)
+		return meta, printJSON(c.env.Stdout, ts)
 	}
 	var rows [][]string
 	for _, t := range ts {
@@ -214,7 +214,7 @@ func cmdTokensLs(c *cmdCtx) error {
 		}
 		rows = append(rows, []string{t.ID, or(t.Description, "-"), t.CreatedAt.Format(time.RFC3339), exp, strconv.FormatBool(t.Revoked)})
 	}
-	return table(c.env.Stdout, []string{"ID", "DESCRIPTION", "CREATED", "EXPIRES", "REVOKED"}, rows)
+	return meta, table(c.env.Stdout, []string{"ID", "DESCRIPTION", "CREATED", "EXPIRES", "REVOKED"}, rows)
 }
 
 func cmdTokensRevoke(c *cmdCtx) error {
@@ -310,15 +310,15 @@ func appRows(as []apiclient.App) [][]string {
 	return rows
 }
 
-func cmdAppsLs(c *cmdCtx) error {
-	as, _, err := c.client.Apps(c.ctx, nil)
+func cmdAppsLs(c *cmdCtx, q *apiclient.Query) (apiclient.Meta, error) {
+	as, meta, err := c.client.Apps(c.ctx, q)
 	if err != nil {
-		return err
+		return meta, err
 	}
 	if c.g.json {
-		return printJSON(c.env.Stdout, as)
+		return meta, printJSON(c.env.Stdout, as)
 	}
-	return table(c.env.Stdout, []string{"NAME", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows(as))
+	return meta, table(c.env.Stdout, []string{"NAME", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows(as))
 }
 
 func cmdAppsShow(c *cmdCtx) error {
@@ -462,13 +462,13 @@ func running(is []apiclient.Instance) int {
 	return n
 }
 
-func cmdInstLs(c *cmdCtx) error {
-	is, _, err := c.client.Installations(c.ctx, nil)
+func cmdInstLs(c *cmdCtx, q *apiclient.Query) (apiclient.Meta, error) {
+	is, meta, err := c.client.Installations(c.ctx, q)
 	if err != nil {
-		return err
+		return meta, err
 	}
 	if c.g.json {
-		return printJSON(c.env.Stdout, is)
+		return meta, printJSON(c.env.Stdout, is)
 	}
 	var rows [][]string
 	for _, in := range is {
@@ -476,7 +476,7 @@ func cmdInstLs(c *cmdCtx) error {
 			fmt.Sprintf("%d/%d", running(in.Instances), len(in.Instances)),
 			cpus(in.PerInstance.MilliCPU) + " cpu, " + mib(in.PerInstance.MemoryMB), age(in.CreatedAt)})
 	}
-	return table(c.env.Stdout, []string{"NAME", "APP", "DOMAIN", "FRONTS", "BACKS", "RUNNING", "PER INSTANCE", "AGE"}, rows)
+	return meta, table(c.env.Stdout, []string{"NAME", "APP", "DOMAIN", "FRONTS", "BACKS", "RUNNING", "PER INSTANCE", "AGE"}, rows)
 }
 
 type instShow struct{ watch bool }
@@ -565,13 +565,43 @@ func cmdInstRm(c *cmdCtx) error {
 	return nil
 }
 
-func cmdContainersLs(c *cmdCtx) error {
-	is, _, err := c.client.Containers(c.ctx, nil)
+func cmdContainersLs(c *cmdCtx, q *apiclient.Query) (apiclient.Meta, error) {
+	is, meta, err := c.client.Containers(c.ctx, q)
+	if err != nil {
+		return meta, err
+	}
+	if c.g.json {
+		return meta, printJSON(c.env.Stdout, is)
+	}
+	return meta, instanceTable(c.env.Stdout, is)
+}
+
+// ---- lists ----
+
+// listCmd is an `ls` command: every item (the client follows the API's
+// pages), or with --limit at most that many and, when more remain, the
+// --cursor that continues the list.
+type listCmd struct {
+	limit  int
+	cursor string
+	list   func(c *cmdCtx, q *apiclient.Query) (apiclient.Meta, error)
+}
+
+func (l *listCmd) register(fs *cli.FlagSet) {
+	fs.IntVar(&l.limit, "limit", 0, "list at most this many (0 = all); says how to continue when more remain")
+	fs.StringVar(&l.cursor, "cursor", "", "continue a list cut by --limit where it ended")
+}
+
+func (l *listCmd) run(c *cmdCtx) error {
+	if l.limit < 0 {
+		return cli.Usagef("--limit %d: give a number of items, or 0 for all", l.limit)
+	}
+	meta, err := l.list(c, &apiclient.Query{Limit: l.limit, Cursor: l.cursor})
 	if err != nil {
 		return err
 	}
-	if c.g.json {
-		return printJSON(c.env.Stdout, is)
+	if meta.Next != "" {
+		fmt.Fprintf(c.env.Stderr, "more remain: add --cursor %s\n", meta.Next)
 	}
-	return instanceTable(c.env.Stdout, is)
+	return nil
 }

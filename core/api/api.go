@@ -33,7 +33,7 @@ const (
 const (
 	DefaultMaxBodyBytes   = 1 << 20         // JSON bodies
 	DefaultMaxUploadBytes = 2 << 30         // image tarballs
-	DefaultMaxList        = 1000            // items per list response
+	DefaultMaxList        = 1000            // most items per list page (?limit)
 	DefaultLeaderHold     = 5 * time.Second // how long a request waits for a leader
 )
 
@@ -49,7 +49,7 @@ type Config struct {
 
 	MaxBodyBytes   int64 // JSON bodies; 0 = DefaultMaxBodyBytes
 	MaxUploadBytes int64 // image tarballs; 0 = DefaultMaxUploadBytes
-	MaxList        int   // items per list response; 0 = DefaultMaxList
+	MaxList        int   // most items per list page; 0 = DefaultMaxList
 
 	TunnelPrefix netip.Prefix // 100.64.0.0/10
 	// ReadyOnRegister makes hosts Ready at registration (no mesh to probe

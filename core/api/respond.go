@@ -97,10 +97,3 @@ func (s *Server) blockingState(w http.ResponseWriter, r *http.Request) (*fsm.Sta
 func newID(prefix string) string { return prefix + "-" + randomHex(6) }
 
 func requestID(r *http.Request) string { return r.Header.Get(HeaderRequestID) }
-
-func limitList[T any](items []T, max int) []T {
-	if len(items) > max {
-		return items[:max]
-	}
-	return items
-}
