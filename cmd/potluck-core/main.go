@@ -25,7 +25,7 @@ type options struct {
 	join                                            string
 	tlsCert, tlsKey, tlsCA                          string
 	clusterCA                                       string
-	httpAddr, advertiseURL                          string
+	httpAddr, advertiseURL, metricsListen           string
 	operatorToken, operatorTokenFile                string
 	heartbeatTTL, reconcileInterval                 time.Duration
 	maxUploadMB                                     int64
@@ -50,6 +50,7 @@ func newFlags(o *options) *cli.FlagSet {
 	fs.StringVar(&o.peers, "peers", "", "bootstrap voters, identical on every node: id=host:port,id=host:port (empty: a one-node group)")
 	fs.StringVar(&o.join, "join", "", "instead of --peers: API URL of a running core node; on first start this node asks the group to add it as a voter (needs --tunnel-address with the mesh)")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8400", "public API listen address")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve GET /metrics without a token on this address, e.g. 127.0.0.1:8402 (keep it on loopback or a private network; empty: off; the public API serves /metrics to the operator token)")
 	fs.StringVar(&o.advertiseURL, "advertise-url", "", "public API URL other core nodes use to reach this node (default: http://<--http>)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for the public API (with --tls-key the API is HTTPS only)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
@@ -111,7 +112,7 @@ func run(args []string, env cli.Env) error {
 	}
 	cfg := server.Config{
 		NodeID: o.nodeID, DataDir: o.dataDir, RaftBind: o.raftBind, RaftAdvertise: o.raftAdvertise, Peers: peers, JoinURL: o.join,
-		HTTPAddr: o.httpAddr, AdvertiseURL: o.advertiseURL, OperatorToken: token,
+		HTTPAddr: o.httpAddr, AdvertiseURL: o.advertiseURL, MetricsAddr: o.metricsListen, OperatorToken: token,
 		TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, TLSCAFile: o.tlsCA,
 		HeartbeatTTL: o.heartbeatTTL, ReconcileInterval: o.reconcileInterval, MaxUploadBytes: o.maxUploadMB << 20,
 		Logger: logger,

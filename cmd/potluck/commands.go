@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"potluck/internal/human"
+	"potluck/internal/version"
 
 	"potluck/apiclient"
 	"potluck/internal/cli"
@@ -90,9 +91,22 @@ func cmdStatus(c *cmdCtx) error {
 		if n.Leader {
 			role = "leader"
 		}
-		rows = append(rows, []string{n.ID, role, n.RaftAddress, or(n.APIURL, "-"), or(n.TunnelAddr, "-")})
+		rows = append(rows, []string{n.ID, role, n.RaftAddress, or(n.APIURL, "-"), or(n.TunnelAddr, "-"), buildOf(n.Build)})
 	}
-	return table(w, []string{"NODE", "ROLE", "RAFT", "API", "TUNNEL"}, rows)
+	return table(w, []string{"NODE", "ROLE", "RAFT", "API", "TUNNEL", "VERSION"}, rows)
+}
+
+// buildOf is a node's version for the status table: release, short commit
+// and Go version; "-" for a node that has not published it.
+func buildOf(b *version.Info) string {
+	if b == nil {
+		return "-"
+	}
+	s := b.Version
+	if c := b.Commit; c != "" && !strings.Contains(s, c[:min(7, len(c))]) {
+		s += " (" + c[:min(12, len(c))] + ")"
+	}
+	return s + " " + b.GoVersion
 }
 
 func sortedKeys(m map[string]int) []string {

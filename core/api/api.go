@@ -153,7 +153,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/internal/core-nodes", w(s.upsertCoreNode))
 	s.mux.HandleFunc("POST /v1/internal/heartbeat", w(s.internalHeartbeat))
 
-	s.mux.Handle("GET /metrics", s.cfg.Metrics)
+	// Metrics need the operator token here, on the public listener; the
+	// core's --metrics-listen serves them without one, on loopback.
+	s.mux.HandleFunc("GET /metrics", local(s.cfg.Metrics.ServeHTTP))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})

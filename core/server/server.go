@@ -32,6 +32,7 @@ import (
 	"potluck/core/reconcile"
 	"potluck/core/ui"
 	"potluck/internal/jsonhttp"
+	"potluck/internal/version"
 )
 
 // Config is everything one core node needs.
@@ -51,7 +52,11 @@ type Config struct {
 	Timing            cluster.Timing
 	SnapshotThreshold uint64
 
-	HTTPAddr     string // public API listen address
+	HTTPAddr string // public API listen address
+	// MetricsAddr, if set, serves GET /metrics without a token (for a
+	// Prometheus on the same machine or a private network); the public API
+	// serves them to the operator token only.
+	MetricsAddr  string
 	AdvertiseURL string // how other core nodes reach this API; default http(s)://<listen address>
 
 	// TLS for the public API. With a certificate and key the API is HTTPS
@@ -89,6 +94,8 @@ type Server struct {
 
 	httpSrv   *http.Server
 	listener  net.Listener
+	metricsLn net.Listener // --metrics-listen; nil when off
+	metrics   *http.Server
 	url       string
 	client    *http.Client
 	transport *http.Transport // to other core nodes (forwarding, blobs, internal calls)
@@ -154,6 +161,11 @@ func (s *Server) listen() error {
 		return fmt.Errorf("server: listen %s: %w", cfg.HTTPAddr, err)
 	}
 	s.listener = ln
+	if cfg.MetricsAddr != "" {
+		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("server: metrics listen %s: %w", cfg.MetricsAddr, err)
+		}
+	}
 	tlsClient, err := clientTLS(cfg)
 	if err != nil {
 		return err
@@ -285,6 +297,16 @@ func (s *Server) serve(handler http.Handler) error {
 			s.log.Error("api server", "err", err)
 		}
 	})
+	if s.metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.Metrics)
+		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		s.goRun(func() {
+			if err := s.metrics.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics server", "err", err)
+			}
+		})
+	}
 	s.goRun(func() { s.Reconciler.Run(ctx) })
 	s.goRun(func() { s.selfRegisterLoop(ctx) })
 	if s.cfg.JoinURL != "" {
@@ -305,6 +327,14 @@ func (s *Server) goRun(f func()) {
 	}()
 }
 
+// MetricsURL is the URL of the token-free /metrics listener; "" when off.
+func (s *Server) MetricsURL() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return "http://" + s.metricsLn.Addr().String() + "/metrics"
+}
+
 // URL is this node's API base URL.
 func (s *Server) URL() string { return s.url }
 
@@ -322,6 +352,11 @@ func (s *Server) Close() error {
 		}
 	} else if s.listener != nil {
 		_ = s.listener.Close() // not served yet: Shutdown would not close it
+	}
+	if s.metrics != nil {
+		_ = s.metrics.Close()
+	} else if s.metricsLn != nil {
+		_ = s.metricsLn.Close()
 	}
 	if s.mesh != nil {
 		s.mesh.close()
@@ -396,7 +431,7 @@ func (s *Server) selfRegisterLoop(ctx context.Context) {
 }
 
 func (s *Server) selfRecord() fsm.CoreNode {
-	rec := fsm.CoreNode{ID: s.cfg.NodeID, APIURL: s.url, RaftAddr: s.Node.RaftAddr()}
+	rec := fsm.CoreNode{ID: s.cfg.NodeID, APIURL: s.url, RaftAddr: s.Node.RaftAddr(), Build: version.Get()}
 	if s.mesh != nil {
 		rec.PublicKey = s.mesh.publicKey()
 		rec.MeshEndpoint = s.mesh.cfg.PublicEndpoint
