@@ -488,3 +488,29 @@ func (c *Client) DeleteInstallation(ctx context.Context, name string) error {
 func (c *Client) Containers(ctx context.Context, q *Query) ([]Instance, Meta, error) {
 	return list[Instance](ctx, c, "/v1/containers", q)
 }
+
+// ---- cluster membership ----
+
+// Members lists the core nodes of the raft group, as the node asked knows
+// them (answered without a leader too).
+func (c *Client) Members(ctx context.Context) ([]Node, error) {
+	var ns []Node
+	_, err := c.do(ctx, http.MethodGet, "/v1/cluster/members", nil, nil, &ns)
+	return ns, err
+}
+
+// AddMember adds a core node as a voter: id is its --id, raftAddr the raft
+// address it advertises. The node must be running with an empty data
+// directory and --join (see docs/operations.md, Membership).
+func (c *Client) AddMember(ctx context.Context, id, raftAddr string) (*Status, error) {
+	var s Status
+	_, err := c.do(ctx, http.MethodPost, "/v1/cluster/voters", nil, map[string]string{"id": id, "raft_address": raftAddr}, &s)
+	return &s, err
+}
+
+// RemoveMember removes a core node from the raft group; the removed node
+// stops serving (410) and its potluck-core exits.
+func (c *Client) RemoveMember(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/cluster/voters/"+url.PathEscape(id), nil, nil, nil)
+	return err
+}

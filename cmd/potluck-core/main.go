@@ -155,7 +155,11 @@ func run(args []string, env cli.Env) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	<-ctx.Done()
-	logger.Info("shutting down")
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case <-srv.Removed():
+		logger.Warn("this node was removed from the cluster; exiting (see docs/operations.md, Membership)")
+	}
 	return srv.Close()
 }

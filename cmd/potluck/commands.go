@@ -21,6 +21,10 @@ func commands() []command {
 	return []command{
 		{path: "status", short: "show the core cluster: nodes, leader, counts", cmd: action(cmdStatus)},
 
+		{path: "cluster members", short: "list the core nodes of the raft group with role and version", cmd: action(cmdClusterMembers)},
+		{path: "cluster add", args: "ID RAFT_ADDRESS", nargs: 2, short: "add a core node (started with an empty --data-dir and --join) as a voter", cmd: action(cmdClusterAdd)},
+		{path: "cluster remove", args: "ID", nargs: 1, short: "remove a core node from the raft group; it stops serving and exits", cmd: action(cmdClusterRemove)},
+
 		{path: "hosts ls", short: "list hosts with status and free capacity", cmd: &listCmd{list: cmdHostsLs}},
 		{path: "hosts show", args: "HOST", nargs: 1, short: "show one host (id or name)", cmd: action(cmdHostsShow)},
 		{path: "hosts rm", args: "HOST", nargs: 1, short: "decommission a host: drain its instances to other hosts, then revoke its key", cmd: action(cmdHostsRm)},
@@ -85,15 +89,58 @@ func cmdStatus(c *cmdCtx) error {
 		hosts = append(hosts, fmt.Sprintf("%d %s", st.Hosts[k], k))
 	}
 	fmt.Fprintf(w, "hosts: %s; apps: %d; installations: %d; instances: %d\n\n", or(strings.Join(hosts, ", "), "none"), st.Apps, st.Installations, st.Instances)
+	return memberTable(w, st.Nodes)
+}
+
+func memberTable(w io.Writer, nodes []apiclient.Node) error {
 	var rows [][]string
-	for _, n := range st.Nodes {
+	for _, n := range nodes {
 		role := "follower"
 		if n.Leader {
 			role = "leader"
 		}
+		if !n.Voter {
+			role += " (non-voter)"
+		}
 		rows = append(rows, []string{n.ID, role, n.RaftAddress, or(n.APIURL, "-"), or(n.TunnelAddr, "-"), buildOf(n.Build)})
 	}
 	return table(w, []string{"NODE", "ROLE", "RAFT", "API", "TUNNEL", "VERSION"}, rows)
+}
+
+// ---- cluster ----
+
+func cmdClusterMembers(c *cmdCtx) error {
+	ns, err := c.client.Members(c.ctx)
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.Stdout, ns)
+	}
+	return memberTable(c.env.Stdout, ns)
+}
+
+func cmdClusterAdd(c *cmdCtx) error {
+	st, err := c.client.AddMember(c.ctx, c.args[0], c.args[1])
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.Stdout, st.Nodes)
+	}
+	fmt.Fprintf(c.env.Stdout, "core node %s added as a voter at %s\n", c.args[0], c.args[1])
+	return memberTable(c.env.Stdout, st.Nodes)
+}
+
+func cmdClusterRemove(c *cmdCtx) error {
+	if err := c.client.RemoveMember(c.ctx, c.args[0]); err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.Stdout, map[string]string{"removed": c.args[0]})
+	}
+	fmt.Fprintf(c.env.Stdout, "core node %s removed from the raft group; it stops serving and exits\n", c.args[0])
+	return nil
 }
 
 // buildOf is a node's version for the status table: release, short commit

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"potluck/agentproto"
@@ -63,6 +64,11 @@ type Config struct {
 	// operator's status and ?stale reads.
 	OperatorTokenHash string
 
+	// OnRemoved runs once when this node learns it was removed from the
+	// raft group (the leader tells it, or it removed itself); the core node
+	// stops serving. Nil: the API alone answers 410 from then on.
+	OnRemoved func()
+
 	Heartbeat  HeartbeatFunc // the leader's reconciler
 	LeaderHold time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
 	Client     *http.Client  // for forwarding; nil = a default with timeouts
@@ -77,6 +83,9 @@ type Server struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 	proxy *http.Client
+	// removed is set once this node was removed from the raft group: it
+	// then answers 410 to everything (see members.go).
+	removed atomic.Bool
 }
 
 // New builds the API handler.
@@ -145,6 +154,7 @@ func (s *Server) routes() {
 
 	s.mux.HandleFunc("GET /v1/containers", op(s.listContainers))
 
+	s.mux.HandleFunc("GET /v1/cluster/members", local(s.listMembers))
 	s.mux.HandleFunc("POST /v1/cluster/voters", w(s.addVoter))
 	s.mux.HandleFunc("DELETE /v1/cluster/voters/{id}", w(s.removeVoter))
 
@@ -152,6 +162,7 @@ func (s *Server) routes() {
 	// heartbeats that a follower received from an agent.
 	s.mux.HandleFunc("POST /v1/internal/core-nodes", w(s.upsertCoreNode))
 	s.mux.HandleFunc("POST /v1/internal/heartbeat", w(s.internalHeartbeat))
+	s.mux.HandleFunc("POST /v1/internal/removed", local(s.internalRemoved))
 
 	// Metrics need the operator token here, on the public listener; the
 	// core's --metrics-listen serves them without one, on loopback.
@@ -161,11 +172,16 @@ func (s *Server) routes() {
 	})
 }
 
-// ServeHTTP counts and times every request.
+// ServeHTTP counts and times every request. A node removed from the
+// cluster answers every request 410.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-	s.mux.ServeHTTP(rec, r)
+	if s.removed.Load() {
+		writeError(rec, http.StatusGone, s.removedMessage())
+	} else {
+		s.mux.ServeHTTP(rec, r)
+	}
 	s.cfg.Metrics.Observe(r.Pattern, r.Method, rec.code, time.Since(start))
 }
 

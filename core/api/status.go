@@ -5,8 +5,6 @@ import (
 	"strconv"
 
 	"potluck/internal/version"
-
-	"github.com/hashicorp/raft"
 )
 
 // NodeView is one core node in /v1/status.
@@ -60,25 +58,12 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	if leader == "" {
 		v.Health = HealthNoLeader
 	}
-	servers, err := s.node.Servers()
+	nodes, err := s.members(st)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	for _, srv := range servers {
-		nv := NodeView{ID: string(srv.ID), RaftAddress: string(srv.Address), Leader: string(srv.ID) == leader, Voter: srv.Suffrage == raft.Voter}
-		if c, ok := st.CoreNodes[nv.ID]; ok {
-			nv.APIURL = c.APIURL
-			if c.Build != (version.Info{}) {
-				b := c.Build
-				nv.Build = &b
-			}
-			if c.TunnelAddr.IsValid() {
-				nv.TunnelAddr = c.TunnelAddr.String()
-			}
-		}
-		v.Nodes = append(v.Nodes, nv)
-	}
+	v.Nodes = nodes
 	for _, h := range st.Hosts {
 		v.Hosts[string(h.Status)]++
 	}

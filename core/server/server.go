@@ -101,8 +101,9 @@ type Server struct {
 	transport *http.Transport // to other core nodes (forwarding, blobs, internal calls)
 	log       *slog.Logger
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	removed chan struct{} // closed when this node was removed from the group
 }
 
 // Start opens the raft node and starts serving. Each step opens one part;
@@ -115,12 +116,15 @@ func Start(cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID)}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), removed: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
 		}
 	}()
+	if err := checkNotRemoved(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -273,7 +277,7 @@ func (s *Server) handler() (http.Handler, error) {
 	s.API = api.New(api.Config{
 		Node: api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
-		Heartbeat: s.Reconciler.Heartbeat, OperatorTokenHash: api.HashToken(cfg.OperatorToken),
+		Heartbeat: s.Reconciler.Heartbeat, OperatorTokenHash: api.HashToken(cfg.OperatorToken), OnRemoved: s.onRemoved,
 	})
 	webUI, err := ui.New(ui.Config{API: s.API, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != ""})
 	if err != nil {
