@@ -42,7 +42,7 @@ func main() {
 }
 
 func newFlags(o *options) *cli.FlagSet {
-	fs := cli.NewFlagSet("potluck-core", "Usage: potluck-core [flags]\n\nRuns one Potluck control-plane node.", "See docs/operations.md for one- and three-node setups.")
+	fs := cli.NewFlagSet("potluck-core", "Usage: potluck-core [flags]\n       potluck-core ca init --out DIR\n       potluck-core snapshot save|restore --addr URL --token-file F FILE\n\nRuns one Potluck control-plane node.", "See docs/operations.md for one- and three-node setups.")
 	fs.StringVar(&o.nodeID, "id", "core1", "raft server id of this node (stable across restarts)")
 	fs.StringVar(&o.dataDir, "data-dir", "potluck-core-data", "directory for raft.db, snapshots, blobs and the mesh key")
 	fs.StringVar(&o.raftBind, "raft-bind", "127.0.0.1:8401", "TCP address raft listens on")
@@ -77,6 +77,9 @@ func newFlags(o *options) *cli.FlagSet {
 func run(args []string, env cli.Env) error {
 	if len(args) > 0 && args[0] == "ca" {
 		return runCA(args[1:], env)
+	}
+	if len(args) > 0 && args[0] == "snapshot" {
+		return runSnapshot(args[1:], env)
 	}
 	var o options
 	fs := newFlags(&o)

@@ -155,6 +155,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/containers", op(s.listContainers))
 
 	s.mux.HandleFunc("GET /v1/cluster/members", local(s.listMembers))
+	s.mux.HandleFunc("GET /v1/cluster/snapshot", w(s.saveSnapshot))
+	s.mux.HandleFunc("POST /v1/cluster/snapshot", w(s.restoreSnapshot))
 	s.mux.HandleFunc("POST /v1/cluster/voters", w(s.addVoter))
 	s.mux.HandleFunc("DELETE /v1/cluster/voters/{id}", w(s.removeVoter))
 

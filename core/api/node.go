@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"io"
 
 	"github.com/hashicorp/raft"
 
@@ -43,6 +44,11 @@ type Node interface {
 	// Servers lists the members of the raft group.
 	Servers() ([]raft.Server, error)
 	AddVoter(id, addr string) error
+	// WriteBackup writes the state after a barrier (leader only);
+	// RestoreBackup replaces the state with one (leader only). See
+	// cluster.Node.
+	WriteBackup(w io.Writer) (cluster.BackupHeader, error)
+	RestoreBackup(r io.Reader, limit int64) (cluster.BackupHeader, error)
 	RemoveServer(id string) error
 }
 

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -144,6 +146,24 @@ func (n *memNode) Decide(ctx context.Context, requestID string, build cluster.Bu
 	}
 	c.RequestID, c.Time = requestID, now
 	return n.applyLocked(c), nil
+}
+
+func (n *memNode) WriteBackup(w io.Writer) (cluster.BackupHeader, error) {
+	if err := n.CatchUp(); err != nil {
+		return cluster.BackupHeader{}, err
+	}
+	return cluster.EncodeBackup(w, n.fsm.State(), n.id, n.now())
+}
+
+func (n *memNode) RestoreBackup(r io.Reader, limit int64) (cluster.BackupHeader, error) {
+	if !n.IsLeader() {
+		return cluster.BackupHeader{}, cluster.ErrNotLeader
+	}
+	h, body, err := cluster.ReadBackup(r, limit)
+	if err != nil {
+		return cluster.BackupHeader{}, err
+	}
+	return h, n.fsm.Restore(io.NopCloser(bytes.NewReader(body)))
 }
 
 func (n *memNode) Current() bool {

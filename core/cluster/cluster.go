@@ -188,6 +188,11 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("cluster: check state: %w", err)
 	}
+	if err := recoverFromPeersJSON(cfg, rc, logs, store, snaps, trans); err != nil {
+		trans.Close()
+		store.Close()
+		return nil, err
+	}
 	if !hasState && cfg.Join {
 		cfg.Logger.Info("empty data dir: waiting to be added to an existing group", "node", cfg.ID)
 	}
