@@ -141,8 +141,21 @@ func (n *Node) RestoreBackup(r io.Reader, limit int64) (BackupHeader, error) {
 	}
 	n.decideMu.Lock()
 	defer n.decideMu.Unlock()
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(body))}
-	if err := n.Raft.Restore(meta, bytes.NewReader(body), n.cfg.ApplyTimeout); err != nil {
+	// The state's index must not go back (blocking queries and watchers
+	// wait for it to pass what they saw), and should be the raft index the
+	// restore gets: raft places it at max(its last index, meta.Index)+1.
+	target := max(h.Index, n.Raft.LastIndex()+1)
+	st := fsm.NewState()
+	if err := json.Unmarshal(body, st); err != nil {
+		return BackupHeader{}, fmt.Errorf("decode snapshot: %w", err)
+	}
+	st.Index = target
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(st); err != nil {
+		return BackupHeader{}, fmt.Errorf("encode snapshot: %w", err)
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: target - 1, Size: int64(buf.Len())}
+	if err := n.Raft.Restore(meta, &buf, n.cfg.ApplyTimeout); err != nil {
 		return BackupHeader{}, &RestoreError{Err: err}
 	}
 	n.log.Warn("replicated state replaced by a snapshot", "snapshot_index", h.Index, "written_by", h.Node, "created", h.Created)

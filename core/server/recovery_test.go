@@ -32,12 +32,14 @@ func TestSnapshotRestoredIntoAFreshCluster(t *testing.T) {
 	}
 
 	fresh := newTestCluster(t, 3, nil)
+	before := fresh.nodes[fresh.leader()].Node.FSM.State().Index
 	r = call(t, "POST", fresh.nodes[fresh.follower()].URL()+"/v1/cluster/snapshot", testToken, snap, map[string]string{"X-Request-Id": "restore-1"})
 	require.Equal(t, http.StatusOK, r.code, r.String())
 	fresh.waitSettled()
 	fresh.waitConverged()
 	for i, n := range fresh.nodes {
 		st := n.Node.FSM.State()
+		require.Greater(t, st.Index, before, "node %d: the state index does not go back", i)
 		require.Len(t, st.Apps, 5, "node %d", i)
 		require.Len(t, st.Tokens, 1, "node %d", i)
 	}

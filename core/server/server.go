@@ -417,20 +417,40 @@ func (s *Server) joinLoop(ctx context.Context) {
 	}
 }
 
+// Pauses of selfRegisterLoop while registration is pending (no leader yet,
+// the operator token not replicated yet): short at first, so a new cluster
+// settles fast, then longer, so a node without a leader stays quiet.
+const (
+	selfRegisterRetryMin = 50 * time.Millisecond
+	selfRegisterRetryMax = time.Second
+	// selfRegisterRecheck re-checks a registered node's record without a
+	// state change: a safety net, not a poll.
+	selfRegisterRecheck = time.Minute
+)
+
 // selfRegisterLoop sets the operator token at bootstrap (leader) and keeps
-// this node's CoreNode record current.
+// this node's CoreNode record current. Once registered it waits for the
+// state to change (its record replaced by a restore, say) rather than
+// polling: an idle cluster does no work here.
 func (s *Server) selfRegisterLoop(ctx context.Context) {
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if err := s.selfRegister(ctx); err != nil && ctx.Err() == nil {
-			s.log.Debug("self registration pending", "err", err)
+	retry := selfRegisterRetryMin
+	var index uint64
+	for ctx.Err() == nil {
+		if err := s.selfRegister(ctx); err != nil {
+			if ctx.Err() == nil {
+				s.log.Debug("self registration pending", "err", err, "retry_in", retry)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(retry):
+			}
+			retry = min(2*retry, selfRegisterRetryMax)
+			continue
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+		retry = selfRegisterRetryMin
+		wctx, cancel := context.WithTimeout(ctx, selfRegisterRecheck)
+		index = s.Node.FSM.Wait(wctx, index).Index
+		cancel()
 	}
 }
 
