@@ -29,7 +29,19 @@ type procNode struct {
 	id, dataDir, raft, http string
 	cmd                     *exec.Cmd
 	exited                  chan error
+	reaped                  bool // the test received from exited
 	log                     *bytes.Buffer
+}
+
+// wait returns whether the process exited within timeout, and how.
+func (nd *procNode) wait(timeout time.Duration) (exited bool, err error) {
+	select {
+	case err := <-nd.exited:
+		nd.reaped = true
+		return true, err
+	case <-time.After(timeout):
+		return false, nil
+	}
 }
 
 // procCluster runs real potluck-core processes on loopback.
@@ -91,7 +103,7 @@ func newProcCluster(t *testing.T, bin string, n int) *procCluster {
 	c.peers = strings.Join(peers, ",")
 	t.Cleanup(func() {
 		for _, nd := range c.nodes {
-			if nd.cmd != nil && nd.cmd.ProcessState == nil {
+			if nd.cmd != nil && !nd.reaped {
 				_ = nd.cmd.Process.Kill()
 				<-nd.exited
 			}
@@ -118,7 +130,7 @@ func (c *procCluster) start(i int, bin string) {
 		"--mesh=false", "--fast-raft", "--log-level", "warn")
 	nd.cmd.Stdout, nd.cmd.Stderr = nd.log, nd.log
 	require.NoError(c.t, nd.cmd.Start())
-	nd.exited = make(chan error, 1)
+	nd.exited, nd.reaped = make(chan error, 1), false
 	go func() { nd.exited <- nd.cmd.Wait() }()
 }
 
@@ -126,12 +138,9 @@ func (c *procCluster) start(i int, bin string) {
 func (c *procCluster) stop(i int) {
 	nd := c.nodes[i]
 	require.NoError(c.t, nd.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-nd.exited:
-		require.NoError(c.t, err, "%s exits cleanly on SIGTERM", nd.id)
-	case <-time.After(20 * time.Second):
-		c.t.Fatalf("%s did not stop", nd.id)
-	}
+	ok, err := nd.wait(20 * time.Second)
+	require.True(c.t, ok, "%s did not stop", nd.id)
+	require.NoError(c.t, err, "%s exits cleanly on SIGTERM", nd.id)
 }
 
 func (c *procCluster) do(i int, method, path string, body any) (int, []byte) {
@@ -264,4 +273,31 @@ func TestRollingUpgrade(t *testing.T) {
 			require.NoError(t, ctx.Err(), "app %s on %s", name, c.nodes[i].id)
 		}
 	}
+}
+
+// TestRemovedNodeProcessExits: `DELETE /v1/cluster/voters/ID` (what `potluck
+// cluster remove` sends) makes the removed node's potluck-core exit with
+// status 0 and say why, and its data directory refuses to start again.
+func TestRemovedNodeProcessExits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs three processes")
+	}
+	bin := buildCore(t, "v1.0.0-test")
+	c := newProcCluster(t, bin, 3)
+	c.waitVersions(0, map[string]string{"core1": "v1.0.0-test", "core2": "v1.0.0-test", "core3": "v1.0.0-test"})
+	l := c.leader()
+	gone := (l + 1) % len(c.nodes)
+	code, body := c.do(l, "DELETE", "/v1/cluster/voters/"+c.nodes[gone].id, nil)
+	require.Equal(t, http.StatusNoContent, code, "%s", body)
+	ok, err := c.nodes[gone].wait(20 * time.Second)
+	require.True(t, ok, "the removed node did not exit")
+	require.NoError(t, err, "exit status 0")
+	require.Contains(t, c.nodes[gone].log.String(), "this node was removed from the cluster; exiting")
+
+	c.start(gone, bin)
+	ok, err = c.nodes[gone].wait(20 * time.Second)
+	require.True(t, ok, "a removed node's data directory started again")
+	require.Error(t, err)
+	require.Contains(t, c.nodes[gone].log.String(), "was removed from its cluster")
+	c.write(l, "after-removal")
 }
