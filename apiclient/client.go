@@ -31,10 +31,16 @@ import (
 const (
 	HeaderRequestID = "X-Request-Id"
 	HeaderIndex     = "X-Potluck-Index"
+	// HeaderNextCursor is the cursor of a list's next page; absent on the last.
+	HeaderNextCursor = "X-Potluck-Next-Cursor"
 )
 
-// maxResponseBytes bounds what the client reads from one answer (lists are
-// at most 1000 items, far below this).
+// maxPages bounds how many pages a list call follows (1000 items each at
+// most), so a server that kept answering a next cursor cannot loop a client.
+const maxPages = 10000
+
+// maxResponseBytes bounds what the client reads from one answer (a list
+// page is at most 1000 items, far below this).
 const maxResponseBytes = 64 << 20
 
 // Error is an answer of the API with a status of 400 or more: the one error
@@ -126,6 +132,9 @@ func NewRequestID() string {
 type Meta struct {
 	Index     uint64 // X-Potluck-Index: the state index the answer reflects
 	RequestID string // X-Request-Id echoed on writes
+	// Next is the cursor of the next page of a list when more remain (a list
+	// call with Query.Limit stops there); "" when the list is complete.
+	Next string
 }
 
 // Query holds the blocking-query parameters of a read.
@@ -133,6 +142,12 @@ type Query struct {
 	Index uint64        // wait until the state index is above this
 	Wait  time.Duration // at most this long (server default 5m)
 	Stale bool          // answer from the node's own copy
+	// Limit: a list returns at most this many items and, when more remain,
+	// Meta.Next to continue from (Query.Cursor). 0 = every item: the call
+	// follows the API's pages (docs/api.md, Lists) until the last.
+	Limit int
+	// Cursor continues a list after the page that gave it as Meta.Next.
+	Cursor string
 }
 
 func (q *Query) values() url.Values {
@@ -149,8 +164,52 @@ func (q *Query) values() url.Values {
 	if q.Stale {
 		v.Set("stale", "")
 	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
 	return v
 }
+
+// list reads a paged list: pages of at most q.Limit items (the API's
+// maximum without one), following the next cursor until q.Limit items or
+// the last page. A blocking query (q.Index) applies to the first page; the
+// Meta returned is the first page's, with the Next of the last page read.
+func list[T any](ctx context.Context, c *Client, path string, q *Query) ([]T, Meta, error) {
+	v := q.values()
+	want := 0
+	if q != nil {
+		want = q.Limit
+	}
+	var out []T
+	var first Meta
+	for page := 0; page < maxPages; page++ {
+		size := maxPageSize
+		if want > 0 {
+			size = min(size, want-len(out))
+		}
+		v.Set("limit", strconv.Itoa(size))
+		var items []T
+		m, err := c.do(ctx, http.MethodGet, path, v, nil, &items)
+		if err != nil {
+			return out, m, err
+		}
+		if page == 0 {
+			first = m
+			v.Del("index") // later pages must not wait
+			v.Del("wait")
+		}
+		out = append(out, items...)
+		first.Next = m.Next
+		if m.Next == "" || (want > 0 && len(out) >= want) {
+			return out, first, nil
+		}
+		v.Set("cursor", m.Next)
+	}
+	return out, first, fmt.Errorf("GET %s: more than %d pages", path, maxPages)
+}
+
+// maxPageSize is the API's largest page (docs/api.md, Lists).
+const maxPageSize = 1000
 
 // do sends one request and decodes a JSON answer into out (when non-nil).
 // body is re-sent on retries, so it must be a []byte (JSON) or nil.
@@ -240,7 +299,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		return Meta{}, fmt.Errorf("%s %s at %s: %w", method, path, c.base.Redacted(), err)
 	}
 	defer resp.Body.Close()
-	meta := Meta{RequestID: resp.Header.Get(HeaderRequestID)}
+	meta := Meta{RequestID: resp.Header.Get(HeaderRequestID), Next: resp.Header.Get(HeaderNextCursor)}
 	meta.Index, _ = strconv.ParseUint(resp.Header.Get(HeaderIndex), 10, 64)
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
@@ -329,11 +388,9 @@ func (c *Client) RotateOperatorToken(ctx context.Context, grace time.Duration) (
 	return &r, err
 }
 
-// Tokens lists join tokens (without secrets).
-func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
-	var ts []Token
-	_, err := c.do(ctx, http.MethodGet, "/v1/tokens", nil, nil, &ts)
-	return ts, err
+// Tokens lists join tokens (without secrets); q may be nil (all of them).
+func (c *Client) Tokens(ctx context.Context, q *Query) ([]Token, Meta, error) {
+	return list[Token](ctx, c, "/v1/tokens", q)
 }
 
 // RevokeToken revokes a join token by id.
@@ -347,9 +404,7 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (*Token, error) {
 
 // Hosts lists hosts; q may be nil or a blocking query.
 func (c *Client) Hosts(ctx context.Context, q *Query) ([]Host, Meta, error) {
-	var hs []Host
-	m, err := c.do(ctx, http.MethodGet, "/v1/hosts", q.values(), nil, &hs)
-	return hs, m, err
+	return list[Host](ctx, c, "/v1/hosts", q)
 }
 
 // Host shows one host by id or name.
@@ -446,9 +501,7 @@ func (c *Client) CreateImageApp(ctx context.Context, name, image string, contain
 
 // Apps lists apps.
 func (c *Client) Apps(ctx context.Context, q *Query) ([]App, Meta, error) {
-	var as []App
-	m, err := c.do(ctx, http.MethodGet, "/v1/apps", q.values(), nil, &as)
-	return as, m, err
+	return list[App](ctx, c, "/v1/apps", q)
 }
 
 // App shows one app.
@@ -475,9 +528,7 @@ func (c *Client) CreateInstallation(ctx context.Context, req CreateInstallationR
 
 // Installations lists installations with their instances.
 func (c *Client) Installations(ctx context.Context, q *Query) ([]Installation, Meta, error) {
-	var is []Installation
-	m, err := c.do(ctx, http.MethodGet, "/v1/installations", q.values(), nil, &is)
-	return is, m, err
+	return list[Installation](ctx, c, "/v1/installations", q)
 }
 
 // Installation shows one installation; q may be nil or a blocking query
@@ -592,7 +643,31 @@ func (c *Client) DeleteInstallation(ctx context.Context, name string) error {
 
 // Containers lists every instance with host, port and state.
 func (c *Client) Containers(ctx context.Context, q *Query) ([]Instance, Meta, error) {
-	var is []Instance
-	m, err := c.do(ctx, http.MethodGet, "/v1/containers", q.values(), nil, &is)
-	return is, m, err
+	return list[Instance](ctx, c, "/v1/containers", q)
+}
+
+// ---- cluster membership ----
+
+// Members lists the core nodes of the raft group, as the node asked knows
+// them (answered without a leader too).
+func (c *Client) Members(ctx context.Context) ([]Node, error) {
+	var ns []Node
+	_, err := c.do(ctx, http.MethodGet, "/v1/cluster/members", nil, nil, &ns)
+	return ns, err
+}
+
+// AddMember adds a core node as a voter: id is its --id, raftAddr the raft
+// address it advertises. The node must be running with an empty data
+// directory and --join (see docs/operations.md, Membership).
+func (c *Client) AddMember(ctx context.Context, id, raftAddr string) (*Status, error) {
+	var s Status
+	_, err := c.do(ctx, http.MethodPost, "/v1/cluster/voters", nil, map[string]string{"id": id, "raft_address": raftAddr}, &s)
+	return &s, err
+}
+
+// RemoveMember removes a core node from the raft group; the removed node
+// stops serving (410) and its potluck-core exits.
+func (c *Client) RemoveMember(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/cluster/voters/"+url.PathEscape(id), nil, nil, nil)
+	return err
 }

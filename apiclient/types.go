@@ -1,6 +1,10 @@
 package apiclient
 
-import "time"
+import (
+	"time"
+
+	"potluck/internal/version"
+)
 
 // These types mirror the JSON of docs/api.md. They are declared here rather
 // than imported from the core so that the client has no core dependency.
@@ -20,11 +24,15 @@ type Node struct {
 	TunnelAddr  string `json:"tunnel_address,omitempty"`
 	Leader      bool   `json:"leader"`
 	Voter       bool   `json:"voter"`
+	// Build is the node's binary as it last published it; nil for a node
+	// that has not (yet).
+	Build *version.Info `json:"build,omitempty"`
 }
 
 // Status is the answer of GET /v1/status.
 type Status struct {
 	Node          string         `json:"node"`
+	Build         version.Info   `json:"build"` // of the node that answered
 	RaftState     string         `json:"raft_state"`
 	Leader        string         `json:"leader"`
 	Health        string         `json:"health"`

@@ -27,7 +27,7 @@ type options struct {
 	join                                            string
 	tlsCert, tlsKey, tlsCA                          string
 	clusterCA                                       string
-	httpAddr, advertiseURL                          string
+	httpAddr, advertiseURL, metricsListen           string
 	operatorToken, operatorTokenFile                string
 	heartbeatTTL, reconcileInterval                 time.Duration
 	maxUploadMB, maxImageUnpackedMB                 int64
@@ -45,7 +45,7 @@ func main() {
 }
 
 func newFlags(o *options) *cli.FlagSet {
-	fs := cli.NewFlagSet("potluck-core", "Usage: potluck-core [flags]\n\nRuns one Potluck control-plane node.", "See docs/operations.md for one- and three-node setups.")
+	fs := cli.NewFlagSet("potluck-core", "Usage: potluck-core [flags]\n       potluck-core ca init --out DIR\n       potluck-core snapshot save|restore --addr URL --token-file F FILE\n\nRuns one Potluck control-plane node.", "See docs/operations.md for one- and three-node setups.")
 	fs.StringVar(&o.nodeID, "id", "core1", "raft server id of this node (stable across restarts)")
 	fs.StringVar(&o.dataDir, "data-dir", "potluck-core-data", "directory for raft.db, snapshots, blobs and the mesh key")
 	fs.StringVar(&o.raftBind, "raft-bind", "127.0.0.1:8401", "TCP address raft listens on")
@@ -53,6 +53,7 @@ func newFlags(o *options) *cli.FlagSet {
 	fs.StringVar(&o.peers, "peers", "", "bootstrap voters, identical on every node: id=host:port,id=host:port (empty: a one-node group)")
 	fs.StringVar(&o.join, "join", "", "instead of --peers: API URL of a running core node; on first start this node asks the group to add it as a voter (needs --tunnel-address with the mesh)")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8400", "public API listen address")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve GET /metrics without a token on this address, e.g. 127.0.0.1:8402 (keep it on loopback or a private network; empty: off; the public API serves /metrics to the operator token)")
 	fs.StringVar(&o.advertiseURL, "advertise-url", "", "public API URL other core nodes use to reach this node (default: http://<--http>)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for the public API (with --tls-key the API is HTTPS only)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
@@ -81,6 +82,9 @@ func newFlags(o *options) *cli.FlagSet {
 func run(args []string, env cli.Env) error {
 	if len(args) > 0 && args[0] == "ca" {
 		return runCA(args[1:], env)
+	}
+	if len(args) > 0 && args[0] == "snapshot" {
+		return runSnapshot(args[1:], env)
 	}
 	var o options
 	fs := newFlags(&o)
@@ -119,7 +123,7 @@ func run(args []string, env cli.Env) error {
 	}
 	cfg := server.Config{
 		NodeID: o.nodeID, DataDir: o.dataDir, RaftBind: o.raftBind, RaftAdvertise: o.raftAdvertise, Peers: peers, JoinURL: o.join,
-		HTTPAddr: o.httpAddr, AdvertiseURL: o.advertiseURL, OperatorToken: token,
+		HTTPAddr: o.httpAddr, AdvertiseURL: o.advertiseURL, MetricsAddr: o.metricsListen, OperatorToken: token,
 		TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, TLSCAFile: o.tlsCA,
 		HeartbeatTTL: o.heartbeatTTL, ReconcileInterval: o.reconcileInterval, MaxUploadBytes: o.maxUploadMB << 20,
 		MaxImageUnpacked: o.maxImageUnpackedMB << 20, BodyIdleTimeout: o.bodyTimeout,
@@ -163,7 +167,11 @@ func run(args []string, env cli.Env) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	<-ctx.Done()
-	logger.Info("shutting down")
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case <-srv.Removed():
+		logger.Warn("this node was removed from the cluster; exiting (see docs/operations.md, Membership)")
+	}
 	return srv.Close()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"potluck/internal/human"
+	"potluck/internal/version"
 
 	"potluck/apiclient"
 	"potluck/internal/cli"
@@ -20,17 +21,21 @@ func commands() []command {
 	return []command{
 		{path: "status", short: "show the core cluster: nodes, leader, counts", cmd: action(cmdStatus)},
 
-		{path: "hosts ls", short: "list hosts with status and free capacity", cmd: action(cmdHostsLs)},
+		{path: "cluster members", short: "list the core nodes of the raft group with role and version", cmd: action(cmdClusterMembers)},
+		{path: "cluster add", args: "ID RAFT_ADDRESS", nargs: 2, short: "add a core node (started with an empty --data-dir and --join) as a voter", cmd: action(cmdClusterAdd)},
+		{path: "cluster remove", args: "ID", nargs: 1, short: "remove a core node from the raft group; it stops serving and exits", cmd: action(cmdClusterRemove)},
+
+		{path: "hosts ls", short: "list hosts with status and free capacity", cmd: &listCmd{list: cmdHostsLs}},
 		{path: "hosts show", args: "HOST", nargs: 1, short: "show one host (id or name)", cmd: action(cmdHostsShow)},
 		{path: "hosts rm", args: "HOST", nargs: 1, short: "decommission a host: drain its instances to other hosts, then revoke its key", cmd: action(cmdHostsRm)},
 
 		{path: "tokens create", short: "create a join token for a new host, or an app-owner or read-only token (the secret is printed once)", cmd: &tokensCreate{}},
-		{path: "tokens ls", short: "list join and scoped tokens (no secrets)", cmd: action(cmdTokensLs)},
+		{path: "tokens ls", short: "list join and scoped tokens (no secrets)", cmd: &listCmd{list: cmdTokensLs}},
 		{path: "tokens revoke", args: "ID", nargs: 1, short: "revoke a join or scoped token", cmd: action(cmdTokensRevoke)},
 		{path: "tokens rotate-operator", short: "replace the operator token; the old one keeps working for --grace (the new one is printed once)", cmd: &tokensRotate{}},
 
 		{path: "apps push", args: "FILE", nargs: 1, short: "upload a `docker save` tarball as an app", cmd: &appsPush{}},
-		{path: "apps ls", short: "list apps", cmd: action(cmdAppsLs)},
+		{path: "apps ls", short: "list apps", cmd: &listCmd{list: cmdAppsLs}},
 		{path: "apps show", args: "APP", nargs: 1, short: "show one app", cmd: action(cmdAppsShow)},
 		{path: "apps rm", args: "APP", nargs: 1, short: "delete an app no installation uses", cmd: action(cmdAppsRm)},
 
@@ -39,12 +44,12 @@ func commands() []command {
 		{path: "releases", args: "NAME", nargs: 1, short: "list an installation's releases, newest first", cmd: action(cmdReleases)},
 		{path: "rollback", args: "NAME [VERSION]", nargs: 1, optional: 1, short: "roll out the settings of an earlier release (default: the one live before)", cmd: &rollback{}},
 
-		{path: "installations ls", short: "list installations with their instances", cmd: action(cmdInstLs)},
+		{path: "installations ls", short: "list installations with their instances", cmd: &listCmd{list: cmdInstLs}},
 		{path: "installations show", args: "NAME", nargs: 1, short: "show one installation: Fronts, instances and their state", cmd: &instShow{}},
 		{path: "installations scale", args: "NAME", nargs: 1, short: "change the number of Fronts and/or Backs", cmd: &instScale{}},
 		{path: "installations rm", args: "NAME", nargs: 1, short: "delete an installation (stops its containers)", cmd: action(cmdInstRm)},
 
-		{path: "containers ls", short: "list every container (instance) with host, port and state", cmd: action(cmdContainersLs)},
+		{path: "containers ls", short: "list every container (instance) with host, port and state", cmd: &listCmd{list: cmdContainersLs}},
 	}
 }
 
@@ -88,15 +93,71 @@ func cmdStatus(c *cmdCtx) error {
 		hosts = append(hosts, fmt.Sprintf("%d %s", st.Hosts[k], k))
 	}
 	fmt.Fprintf(w, "hosts: %s; apps: %d; installations: %d; instances: %d\n\n", or(strings.Join(hosts, ", "), "none"), st.Apps, st.Installations, st.Instances)
+	return memberTable(w, st.Nodes)
+}
+
+func memberTable(w io.Writer, nodes []apiclient.Node) error {
 	var rows [][]string
-	for _, n := range st.Nodes {
+	for _, n := range nodes {
 		role := "follower"
 		if n.Leader {
 			role = "leader"
 		}
-		rows = append(rows, []string{n.ID, role, n.RaftAddress, or(n.APIURL, "-"), or(n.TunnelAddr, "-")})
+		if !n.Voter {
+			role += " (non-voter)"
+		}
+		rows = append(rows, []string{n.ID, role, n.RaftAddress, or(n.APIURL, "-"), or(n.TunnelAddr, "-"), buildOf(n.Build)})
 	}
-	return table(w, []string{"NODE", "ROLE", "RAFT", "API", "TUNNEL"}, rows)
+	return table(w, []string{"NODE", "ROLE", "RAFT", "API", "TUNNEL", "VERSION"}, rows)
+}
+
+// ---- cluster ----
+
+func cmdClusterMembers(c *cmdCtx) error {
+	ns, err := c.client.Members(c.ctx)
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.Stdout, ns)
+	}
+	return memberTable(c.env.Stdout, ns)
+}
+
+func cmdClusterAdd(c *cmdCtx) error {
+	st, err := c.client.AddMember(c.ctx, c.args[0], c.args[1])
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.Stdout, st.Nodes)
+	}
+	fmt.Fprintf(c.env.Stdout, "core node %s added as a voter at %s\n", c.args[0], c.args[1])
+	return memberTable(c.env.Stdout, st.Nodes)
+}
+
+func cmdClusterRemove(c *cmdCtx) error {
+	if err := c.client.RemoveMember(c.ctx, c.args[0]); err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.Stdout, map[string]string{"removed": c.args[0]})
+	}
+	fmt.Fprintf(c.env.Stdout, "core node %s removed from the raft group; it stops serving and exits\n", c.args[0])
+	return nil
+}
+
+// buildOf is a node's version for the status table: release, short commit
+// and Go version; "-" for a node that has not published it.
+func buildOf(b *version.Info) string {
+	if b == nil {
+		return "-"
+	}
+	s := b.Version
+	if c := b.Commit; c != "" && !strings.Contains(s, c[:min(7, len(c))]) {
+		s += " (" + c[:min(12, len(c))] + ")"
+	}
+	return s + " " + b.GoVersion
 }
 
 func sortedKeys(m map[string]int) []string {
@@ -123,15 +184,15 @@ func hostRows(hs []apiclient.Host) [][]string {
 
 var hostHeader = []string{"NAME", "ID", "ROLE", "STATUS", "TUNNEL", "CPU FREE/TOTAL", "MEMORY FREE/TOTAL", "INSTANCES", "AGE"}
 
-func cmdHostsLs(c *cmdCtx) error {
-	hs, _, err := c.client.Hosts(c.ctx, nil)
+func cmdHostsLs(c *cmdCtx, q *apiclient.Query) (apiclient.Meta, error) {
+	hs, meta, err := c.client.Hosts(c.ctx, q)
 	if err != nil {
-		return err
+		return meta, err
 	}
 	if c.g.json {
-		return printJSON(c.env.Stdout, hs)
+		return meta, printJSON(c.env.Stdout, hs)
 	}
-	return table(c.env.Stdout, hostHeader, hostRows(hs))
+	return meta, table(c.env.Stdout, hostHeader, hostRows(hs))
 }
 
 func cmdHostsShow(c *cmdCtx) error {
@@ -290,13 +351,13 @@ func (tr *tokensRotate) run(c *cmdCtx) error {
 	return nil
 }
 
-func cmdTokensLs(c *cmdCtx) error {
-	ts, err := c.client.Tokens(c.ctx)
+func cmdTokensLs(c *cmdCtx, q *apiclient.Query) (apiclient.Meta, error) {
+	ts, meta, err := c.client.Tokens(c.ctx, q)
 	if err != nil {
-		return err
+		return meta, err
 	}
 	if c.g.json {
-		return printJSON(c.env.Stdout, ts)
+		return meta, printJSON(c.env.Stdout, ts)
 	}
 	var rows [][]string
 	for _, t := range ts {
@@ -306,7 +367,7 @@ func cmdTokensLs(c *cmdCtx) error {
 		}
 		rows = append(rows, []string{t.ID, or(t.Scope, apiclient.ScopeJoin), tokenNames(&t), or(t.Description, "-"), t.CreatedAt.Format(time.RFC3339), exp, strconv.FormatBool(t.Revoked)})
 	}
-	return table(c.env.Stdout, []string{"ID", "SCOPE", "OWNS", "DESCRIPTION", "CREATED", "EXPIRES", "REVOKED"}, rows)
+	return meta, table(c.env.Stdout, []string{"ID", "SCOPE", "OWNS", "DESCRIPTION", "CREATED", "EXPIRES", "REVOKED"}, rows)
 }
 
 func cmdTokensRevoke(c *cmdCtx) error {
@@ -409,15 +470,15 @@ func appRows(as []apiclient.App) [][]string {
 	return rows
 }
 
-func cmdAppsLs(c *cmdCtx) error {
-	as, _, err := c.client.Apps(c.ctx, nil)
+func cmdAppsLs(c *cmdCtx, q *apiclient.Query) (apiclient.Meta, error) {
+	as, meta, err := c.client.Apps(c.ctx, q)
 	if err != nil {
-		return err
+		return meta, err
 	}
 	if c.g.json {
-		return printJSON(c.env.Stdout, as)
+		return meta, printJSON(c.env.Stdout, as)
 	}
-	return table(c.env.Stdout, []string{"NAME", "VERSION", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows(as))
+	return meta, table(c.env.Stdout, []string{"NAME", "VERSION", "IMAGE", "DIGEST", "SIZE", "PORT", "USED BY", "AGE"}, appRows(as))
 }
 
 func cmdAppsShow(c *cmdCtx) error {
@@ -502,13 +563,13 @@ func running(is []apiclient.Instance) int {
 	return n
 }
 
-func cmdInstLs(c *cmdCtx) error {
-	is, _, err := c.client.Installations(c.ctx, nil)
+func cmdInstLs(c *cmdCtx, q *apiclient.Query) (apiclient.Meta, error) {
+	is, meta, err := c.client.Installations(c.ctx, q)
 	if err != nil {
-		return err
+		return meta, err
 	}
 	if c.g.json {
-		return printJSON(c.env.Stdout, is)
+		return meta, printJSON(c.env.Stdout, is)
 	}
 	var rows [][]string
 	for _, in := range is {
@@ -516,7 +577,7 @@ func cmdInstLs(c *cmdCtx) error {
 			fmt.Sprintf("%d/%d", running(in.Instances), len(in.Instances)),
 			cpus(in.PerInstance.MilliCPU) + " cpu, " + mib(in.PerInstance.MemoryMB), age(in.CreatedAt)})
 	}
-	return table(c.env.Stdout, []string{"NAME", "APP", "DOMAIN", "FRONTS", "BACKS", "RUNNING", "PER INSTANCE", "AGE"}, rows)
+	return meta, table(c.env.Stdout, []string{"NAME", "APP", "DOMAIN", "FRONTS", "BACKS", "RUNNING", "PER INSTANCE", "AGE"}, rows)
 }
 
 type instShow struct{ watch bool }
@@ -619,15 +680,45 @@ func cmdInstRm(c *cmdCtx) error {
 	return nil
 }
 
-func cmdContainersLs(c *cmdCtx) error {
-	is, _, err := c.client.Containers(c.ctx, nil)
+func cmdContainersLs(c *cmdCtx, q *apiclient.Query) (apiclient.Meta, error) {
+	is, meta, err := c.client.Containers(c.ctx, q)
+	if err != nil {
+		return meta, err
+	}
+	if c.g.json {
+		return meta, printJSON(c.env.Stdout, is)
+	}
+	return meta, instanceTable(c.env.Stdout, is)
+}
+
+// ---- lists ----
+
+// listCmd is an `ls` command: every item (the client follows the API's
+// pages), or with --limit at most that many and, when more remain, the
+// --cursor that continues the list.
+type listCmd struct {
+	limit  int
+	cursor string
+	list   func(c *cmdCtx, q *apiclient.Query) (apiclient.Meta, error)
+}
+
+func (l *listCmd) register(fs *cli.FlagSet) {
+	fs.IntVar(&l.limit, "limit", 0, "list at most this many (0 = all); says how to continue when more remain")
+	fs.StringVar(&l.cursor, "cursor", "", "continue a list cut by --limit where it ended")
+}
+
+func (l *listCmd) run(c *cmdCtx) error {
+	if l.limit < 0 {
+		return cli.Usagef("--limit %d: give a number of items, or 0 for all", l.limit)
+	}
+	meta, err := l.list(c, &apiclient.Query{Limit: l.limit, Cursor: l.cursor})
 	if err != nil {
 		return err
 	}
-	if c.g.json {
-		return printJSON(c.env.Stdout, is)
+	if meta.Next != "" {
+		fmt.Fprintf(c.env.Stderr, "more remain: add --cursor %s\n", meta.Next)
 	}
-	return instanceTable(c.env.Stdout, is)
+	return nil
 }
 
 func short(s string, n int) string {

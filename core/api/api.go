@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"potluck/agentproto"
@@ -34,7 +35,7 @@ const (
 const (
 	DefaultMaxBodyBytes   = 1 << 20         // JSON bodies
 	DefaultMaxUploadBytes = 2 << 30         // image tarballs
-	DefaultMaxList        = 1000            // items per list response
+	DefaultMaxList        = 1000            // most items per list page (?limit)
 	DefaultLeaderHold     = 5 * time.Second // how long a request waits for a leader
 )
 
@@ -50,13 +51,24 @@ type Config struct {
 
 	MaxBodyBytes   int64 // JSON bodies; 0 = DefaultMaxBodyBytes
 	MaxUploadBytes int64 // image tarballs; 0 = DefaultMaxUploadBytes
-	MaxList        int   // items per list response; 0 = DefaultMaxList
+	MaxList        int   // most items per list page; 0 = DefaultMaxList
 
 	TunnelPrefix netip.Prefix // 100.64.0.0/10
 	// ReadyOnRegister makes hosts Ready at registration (no mesh to probe
 	// them over, development and API tests). Otherwise they start Pending.
 	ReadyOnRegister bool
 	AgentPort       uint16 // agent API port on core tunnel addresses
+
+	// OperatorTokenHash is HashToken of the operator token this node was
+	// started with: accepted while the state holds no operator token yet
+	// (see isOperator), so a node that has not caught up still answers its
+	// operator's status and ?stale reads.
+	OperatorTokenHash string
+
+	// OnRemoved runs once when this node learns it was removed from the
+	// raft group (the leader tells it, or it removed itself); the core node
+	// stops serving. Nil: the API alone answers 410 from then on.
+	OnRemoved func()
 
 	Heartbeat  HeartbeatFunc // the leader's reconciler
 	Logs       LogSource     // reaches Backs' logs over the mesh; nil: no logs
@@ -86,6 +98,9 @@ type Server struct {
 	handler http.Handler // mux behind GuardBody
 	proxy   *http.Client
 	limiter *ratelimit.Limiter
+	// removed is set once this node was removed from the raft group: it
+	// then answers 410 to everything (see members.go).
+	removed atomic.Bool
 }
 
 // New builds the API handler.
@@ -163,6 +178,9 @@ func (s *Server) routes() {
 
 	s.mux.HandleFunc("GET /v1/containers", op(s.listContainers))
 
+	s.mux.HandleFunc("GET /v1/cluster/members", local(s.listMembers))
+	s.mux.HandleFunc("GET /v1/cluster/snapshot", w(s.saveSnapshot))
+	s.mux.HandleFunc("POST /v1/cluster/snapshot", w(s.restoreSnapshot))
 	s.mux.HandleFunc("POST /v1/cluster/voters", w(s.addVoter))
 	s.mux.HandleFunc("DELETE /v1/cluster/voters/{id}", w(s.removeVoter))
 
@@ -170,18 +188,26 @@ func (s *Server) routes() {
 	// heartbeats that a follower received from an agent.
 	s.mux.HandleFunc("POST /v1/internal/core-nodes", w(s.upsertCoreNode))
 	s.mux.HandleFunc("POST /v1/internal/heartbeat", w(s.internalHeartbeat))
+	s.mux.HandleFunc("POST /v1/internal/removed", local(s.internalRemoved))
 
-	s.mux.Handle("GET /metrics", s.cfg.Metrics)
+	// Metrics need the operator token here, on the public listener; the
+	// core's --metrics-listen serves them without one, on loopback.
+	s.mux.HandleFunc("GET /metrics", local(s.cfg.Metrics.ServeHTTP))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})
 }
 
-// ServeHTTP counts and times every request.
+// ServeHTTP counts and times every request. A node removed from the
+// cluster answers every request 410.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-	s.handler.ServeHTTP(rec, r)
+	if s.removed.Load() {
+		writeError(rec, http.StatusGone, s.removedMessage())
+	} else {
+		s.handler.ServeHTTP(rec, r)
+	}
 	s.cfg.Metrics.Observe(r.Pattern, r.Method, rec.code, time.Since(start))
 }
 

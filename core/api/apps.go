@@ -177,11 +177,8 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := []AppView{}
-	for _, a := range st.SortedApps() {
-		out = append(out, appView(st, a))
-	}
-	writeJSON(w, http.StatusOK, limitList(out, s.cfg.MaxList))
+	writePage(s, w, r, st.SortedApps(), func(a *fsm.App) string { return a.Name },
+		func(a *fsm.App) AppView { return appView(st, a) })
 }
 
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +188,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 	}
 	a := st.Apps[r.PathValue("name")]
 	if a == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no app %q", r.PathValue("name")))
+		s.notFound(w, fmt.Sprintf("no app %q", r.PathValue("name")))
 		return
 	}
 	writeJSON(w, http.StatusOK, appView(st, a))

@@ -139,7 +139,7 @@ func (s *Server) identify(st *fsm.State, tok string) *caller {
 		return &caller{kind: callerNode}
 	}
 	now := s.cfg.Now()
-	if isOperator(st, tok, now) {
+	if isOperator(st, tok, now) || s.isStartupOperator(st, tok) {
 		return &caller{kind: callerOperator}
 	}
 	t, ok := lookupToken(st, tok, now)
@@ -188,17 +188,16 @@ func (s *Server) auth(kind authKind, next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		c := s.identify(s.node.State(), tok)
-		if c == nil || (c.kind == callerJoin && kind != authJoin) {
-			if c == nil && s.forwardUnknown(w, r) {
-				return
-			}
-			s.limiter.Fail(client)
-			s.log.Debug("token refused", "remote", client, "path", r.URL.Path)
+		if c == nil {
+			refusal := "token is not valid for this call (operator token required)"
 			if kind == authJoin {
-				writeError(w, http.StatusUnauthorized, "join token is unknown, revoked or expired")
-			} else {
-				writeError(w, http.StatusUnauthorized, "token is not valid for this call (operator token required)")
+				refusal = "join token is unknown, revoked or expired"
 			}
+			s.unknownToken(w, r, client, refusal)
+			return
+		}
+		if c.kind == callerJoin && kind != authJoin {
+			s.refuseToken(w, r, client, "token is not valid for this call (operator token required)")
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), callerKey, c))

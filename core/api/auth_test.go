@@ -41,7 +41,9 @@ func TestAuth(t *testing.T) {
 		{"join token id with a wrong secret", request{method: "POST", path: "/v1/hosts", token: valid.ID + ".forged", body: registerBody("b4", "back", 4)}, 401, join},
 		{"join token of unknown id", request{method: "POST", path: "/v1/hosts", token: "ffffffff.secret", body: registerBody("b5", "back", 5)}, 401, join},
 		{"not shaped like a join token", request{method: "POST", path: "/v1/hosts", token: "no-dot", body: registerBody("b6", "back", 6)}, 401, join},
-		{"metrics are public (scraped without a token)", request{method: "GET", path: "/metrics"}, 200, ""},
+		{"metrics need the operator token on the public listener", request{method: "GET", path: "/metrics"}, 401, missing},
+		{"metrics for the operator", request{method: "GET", path: "/metrics", token: operatorToken}, 200, ""},
+		{"metrics not for a join token", request{method: "GET", path: "/metrics", token: valid.Token}, 401, operator},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

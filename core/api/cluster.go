@@ -89,6 +89,10 @@ func (s *Server) removeVoter(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
+	var apiURL string
+	if rec, ok := s.node.State().CoreNodes[id]; ok {
+		apiURL = rec.APIURL
+	}
 	// Hosts stop peering with it once its record is gone.
 	if _, ok := s.node.State().CoreNodes[id]; ok && s.node.IsLeader() {
 		res, err := s.node.Decide(r.Context(), "", func(st *fsm.State, now time.Time) (*fsm.Command, error) {
@@ -106,6 +110,7 @@ func (s *Server) removeVoter(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("removed raft member", "id", id)
 	w.WriteHeader(http.StatusNoContent)
+	s.tellRemoved(r.Context(), id, apiURL, bearer(r))
 }
 
 // upsertCoreNode records where a core node's API and mesh endpoint are

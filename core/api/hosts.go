@@ -196,11 +196,8 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := []HostView{}
-	for _, h := range st.SortedHosts() {
-		out = append(out, hostView(st, h))
-	}
-	writeJSON(w, http.StatusOK, limitList(out, s.cfg.MaxList))
+	writePage(s, w, r, st.SortedHosts(), func(h *fsm.Host) string { return h.ID },
+		func(h *fsm.Host) HostView { return hostView(st, h) })
 }
 
 // findHost finds a host by id or by name.
@@ -218,7 +215,7 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 	}
 	h := findHost(st, r.PathValue("id"))
 	if h == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no host %q", r.PathValue("id")))
+		s.notFound(w, fmt.Sprintf("no host %q", r.PathValue("id")))
 		return
 	}
 	writeJSON(w, http.StatusOK, hostView(st, h))

@@ -225,11 +225,8 @@ func (s *Server) listInstallations(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := []InstallationView{}
-	for _, inst := range st.SortedInstallations() {
-		out = append(out, installationView(st, inst))
-	}
-	writeJSON(w, http.StatusOK, limitList(out, s.cfg.MaxList))
+	writePage(s, w, r, st.SortedInstallations(), func(in *fsm.Installation) string { return in.Name },
+		func(in *fsm.Installation) InstallationView { return installationView(st, in) })
 }
 
 func (s *Server) getInstallation(w http.ResponseWriter, r *http.Request) {
@@ -239,7 +236,7 @@ func (s *Server) getInstallation(w http.ResponseWriter, r *http.Request) {
 	}
 	inst := st.Installations[r.PathValue("name")]
 	if inst == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no installation %q", r.PathValue("name")))
+		s.notFound(w, fmt.Sprintf("no installation %q", r.PathValue("name")))
 		return
 	}
 	writeJSON(w, http.StatusOK, installationView(st, inst))
@@ -304,9 +301,6 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := []InstanceView{}
-	for _, in := range st.SortedInstances() {
-		out = append(out, instanceView(st, in))
-	}
-	writeJSON(w, http.StatusOK, limitList(out, s.cfg.MaxList))
+	writePage(s, w, r, st.SortedInstances(), func(in *fsm.Instance) string { return in.ID },
+		func(in *fsm.Instance) InstanceView { return instanceView(st, in) })
 }

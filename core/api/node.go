@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"io"
 
 	"github.com/hashicorp/raft"
 
@@ -37,11 +38,21 @@ type Node interface {
 	// cluster.Node.Decide. cluster.ErrNotLeader on a follower.
 	Decide(ctx context.Context, requestID string, build cluster.Builder) (fsm.Result, error)
 
+	// Current reports whether this node's state is known to hold every
+	// committed write (cluster.Node.Current); a node that is not current
+	// answers 503 rather than "not found".
+	Current() bool
+
 	// RaftStatus is this node's view of the raft log, for /v1/status.
 	RaftStatus() RaftStatus
 	// Servers lists the members of the raft group.
 	Servers() ([]raft.Server, error)
 	AddVoter(id, addr string) error
+	// WriteBackup writes the state after a barrier (leader only);
+	// RestoreBackup replaces the state with one (leader only). See
+	// cluster.Node.
+	WriteBackup(w io.Writer) (cluster.BackupHeader, error)
+	RestoreBackup(r io.Reader, limit int64) (cluster.BackupHeader, error)
 	RemoveServer(id string) error
 }
 

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -29,6 +31,7 @@ type memNode struct {
 	leader     string // the leader's id; this node leads when it is id
 	servers    []raft.Server
 	catchUpErr error
+	lagging    bool          // a follower that has not caught up (Current is false)
 	decides    int           // Decide calls that reached the builder
 	waiting    chan struct{} // if set, Wait sends on it before it blocks
 }
@@ -145,6 +148,30 @@ func (n *memNode) Decide(ctx context.Context, requestID string, build cluster.Bu
 	}
 	c.RequestID, c.Time = requestID, now
 	return n.applyLocked(c), nil
+}
+
+func (n *memNode) WriteBackup(w io.Writer) (cluster.BackupHeader, error) {
+	if err := n.CatchUp(); err != nil {
+		return cluster.BackupHeader{}, err
+	}
+	return cluster.EncodeBackup(w, n.fsm.State(), n.id, n.now())
+}
+
+func (n *memNode) RestoreBackup(r io.Reader, limit int64) (cluster.BackupHeader, error) {
+	if !n.IsLeader() {
+		return cluster.BackupHeader{}, cluster.ErrNotLeader
+	}
+	h, body, err := cluster.ReadBackup(r, limit)
+	if err != nil {
+		return cluster.BackupHeader{}, err
+	}
+	return h, n.fsm.Restore(io.NopCloser(bytes.NewReader(body)))
+}
+
+func (n *memNode) Current() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.leader == n.id || (n.leader != "" && !n.lagging)
 }
 
 func (n *memNode) RaftStatus() RaftStatus {

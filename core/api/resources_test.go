@@ -119,16 +119,6 @@ func TestInstallations(t *testing.T) {
 	require.Empty(t, containers)
 }
 
-func TestListsAreCut(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.MaxList = 2 })
-	for range 3 {
-		f.joinToken(`{}`)
-	}
-	var list []TokenView
-	f.call("GET", "/v1/tokens", "", http.StatusOK, &list)
-	require.Len(t, list, 2)
-}
-
 func TestUploadApp(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.MaxUploadBytes = 64 << 10 })
 	tarball := blobstest.DockerSaveTar(t, "hello:1", 1024)

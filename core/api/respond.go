@@ -14,7 +14,11 @@ import (
 // writeJSON answers indented JSON: people read this API with curl.
 func writeJSON(w http.ResponseWriter, code int, v any) { jsonhttp.WriteIndented(w, code, v) }
 
+// writeError answers {"error": msg}; a 503 says when to retry.
 func writeError(w http.ResponseWriter, code int, msg string) {
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
 	jsonhttp.WriteIndented(w, code, jsonhttp.ErrorBody{Error: msg})
 }
 
@@ -93,10 +97,3 @@ func (s *Server) blockingState(w http.ResponseWriter, r *http.Request) (*fsm.Sta
 func newID(prefix string) string { return prefix + "-" + randomHex(6) }
 
 func requestID(r *http.Request) string { return r.Header.Get(HeaderRequestID) }
-
-func limitList[T any](items []T, max int) []T {
-	if len(items) > max {
-		return items[:max]
-	}
-	return items
-}

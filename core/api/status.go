@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/hashicorp/raft"
+	"potluck/internal/version"
 )
 
 // NodeView is one core node in /v1/status.
@@ -15,11 +15,15 @@ type NodeView struct {
 	TunnelAddr  string `json:"tunnel_address,omitempty"`
 	Leader      bool   `json:"leader"`
 	Voter       bool   `json:"voter"`
+	// Build is the node's binary as it last published it (absent until it
+	// has, or when it runs a version that does not).
+	Build *version.Info `json:"build,omitempty"`
 }
 
 // StatusView is the body of GET /v1/status.
 type StatusView struct {
 	Node          string         `json:"node"`
+	Build         version.Info   `json:"build"` // of the node answering
 	RaftState     string         `json:"raft_state"`
 	Leader        string         `json:"leader"`
 	Health        string         `json:"health"` // ok | no_leader
@@ -46,7 +50,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	leader := s.node.Leader()
 	rs := s.node.RaftStatus()
 	v := StatusView{
-		Node: s.node.ID(), RaftState: rs.State, Leader: leader,
+		Node: s.node.ID(), Build: version.Get(), RaftState: rs.State, Leader: leader,
 		Health: HealthOK, AppliedIndex: rs.AppliedIndex, LastLogIndex: rs.LastLogIndex,
 		StateIndex: st.Index, Hosts: map[string]int{}, Apps: len(st.Apps),
 		Installations: len(st.Installations), Instances: len(st.Instances),
@@ -54,21 +58,12 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	if leader == "" {
 		v.Health = HealthNoLeader
 	}
-	servers, err := s.node.Servers()
+	nodes, err := s.members(st)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	for _, srv := range servers {
-		nv := NodeView{ID: string(srv.ID), RaftAddress: string(srv.Address), Leader: string(srv.ID) == leader, Voter: srv.Suffrage == raft.Voter}
-		if c, ok := st.CoreNodes[nv.ID]; ok {
-			nv.APIURL = c.APIURL
-			if c.TunnelAddr.IsValid() {
-				nv.TunnelAddr = c.TunnelAddr.String()
-			}
-		}
-		v.Nodes = append(v.Nodes, nv)
-	}
+	v.Nodes = nodes
 	for _, h := range st.Hosts {
 		v.Hosts[string(h.Status)]++
 	}

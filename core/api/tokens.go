@@ -133,11 +133,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := []TokenView{}
-	for _, t := range st.SortedTokens() {
-		out = append(out, tokenView(t))
-	}
-	writeJSON(w, http.StatusOK, limitList(out, s.cfg.MaxList))
+	writePage(s, w, r, st.SortedTokens(), func(t *fsm.JoinToken) string { return t.ID }, tokenView)
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {

@@ -61,8 +61,8 @@ func ParsePeers(s string) ([]Peer, error) {
 	return out, nil
 }
 
-// Timing holds raft timeouts; zero values keep hashicorp/raft's defaults.
-// Tests use short ones.
+// Timing holds raft timeouts; zero values keep hashicorp/raft's defaults,
+// except CommitTimeout (DefaultCommitTimeout). Tests use short ones.
 type Timing struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -70,12 +70,21 @@ type Timing struct {
 	CommitTimeout      time.Duration
 }
 
+// DefaultCommitTimeout is how long an idle leader waits before it sends
+// each follower an AppendEntries (besides raft's heartbeats, every
+// HeartbeatTimeout/10). raft's default of 50 ms made that the largest part
+// of an idle leader's work: 200 ms takes its idle CPU from 2.9 % to 1.9 %
+// of a core (docs/operations.md, Idle cost). The price: a follower learns
+// that the last write committed up to 2 x 200 ms later (?stale reads on it
+// lag that much; writes and default reads, on the leader, do not).
+const DefaultCommitTimeout = 200 * time.Millisecond
+
 // FastTiming is for tests and local clusters on one machine.
 var FastTiming = Timing{
 	HeartbeatTimeout:   500 * time.Millisecond,
 	ElectionTimeout:    500 * time.Millisecond,
 	LeaderLeaseTimeout: 250 * time.Millisecond,
-	CommitTimeout:      50 * time.Millisecond,
+	CommitTimeout:      DefaultCommitTimeout,
 }
 
 // Config configures one raft node.
@@ -140,10 +149,13 @@ func Open(cfg Config) (*Node, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft/" + cfg.ID, Level: hclog.Warn, Output: cfg.RaftLogOutput})
+	rc.CommitTimeout = DefaultCommitTimeout
 	if t := cfg.Timing; t.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = t.HeartbeatTimeout
 		rc.ElectionTimeout = t.ElectionTimeout
 		rc.LeaderLeaseTimeout = t.LeaderLeaseTimeout
+	}
+	if t := cfg.Timing; t.CommitTimeout > 0 {
 		rc.CommitTimeout = t.CommitTimeout
 	}
 	if cfg.SnapshotThreshold > 0 {
@@ -188,6 +200,11 @@ func Open(cfg Config) (*Node, error) {
 		trans.Close()
 		store.Close()
 		return nil, fmt.Errorf("cluster: check state: %w", err)
+	}
+	if err := recoverFromPeersJSON(cfg, rc, logs, store, snaps, trans); err != nil {
+		trans.Close()
+		store.Close()
+		return nil, err
 	}
 	if !hasState && cfg.Join {
 		cfg.Logger.Info("empty data dir: waiting to be added to an existing group", "node", cfg.ID)

@@ -17,6 +17,7 @@ import (
 
 	"potluck/core/fsm"
 	"potluck/core/fsm/fsmtest"
+	"potluck/internal/version"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/snapshot-v1.json from goldenLog")
@@ -47,7 +48,8 @@ func goldenLog() []goldenEntry {
 			OperatorTokenHash: "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b"}},
 		{cmd: &fsm.Command{Type: fsm.CmdUpsertCoreNode, RequestID: "req-core", CoreNode: &fsm.CoreNode{
 			ID: "core1", APIURL: "https://127.0.0.1:8400", RaftAddr: "127.0.0.1:8300", PublicKey: "Tm9kZUtleU5vZGVLZXlOb2RlS2V5Tm9kZUtleU5vZGU=",
-			MeshEndpoint: "127.0.0.1:51820", TunnelAddr: netip.MustParseAddr("100.64.0.1"), AgentPort: 7070}}},
+			MeshEndpoint: "127.0.0.1:51820", TunnelAddr: netip.MustParseAddr("100.64.0.1"), AgentPort: 7070,
+			Build: version.Info{Version: "v0.3.0", Commit: "0123456789abcdef0123456789abcdef01234567", Modified: true, Time: "2026-03-01T12:00:00Z", GoVersion: "go1.26.0", Platform: "linux/amd64"}}}},
 	}
 	statuses := []fsm.HostStatus{fsm.HostReady, fsm.HostPending, fsm.HostDown, fsm.HostDraining, fsm.HostDecommissioned}
 	var changes []fsm.HostStatusChange

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"potluck/agentproto"
+	"potluck/internal/version"
 	"potluck/meshnet"
 )
 
@@ -129,7 +130,10 @@ type CoreNode struct {
 	MeshEndpoint string     `json:"mesh_endpoint,omitempty"` // UDP host:port
 	TunnelAddr   netip.Addr `json:"tunnel_address"`
 	AgentPort    uint16     `json:"agent_port,omitempty"`
-	UpdatedAt    time.Time  `json:"updated_at"`
+	// Build is the node's binary (version, commit, Go), as it published it
+	// at its last start: how a rolling upgrade is followed.
+	Build     version.Info `json:"build,omitzero"`
+	UpdatedAt time.Time    `json:"updated_at"`
 }
 
 // App is an uploaded image tarball (Digest set) or an image reference.

@@ -205,7 +205,7 @@ func (p *Planner) PlaceBacksNeeding(inst *fsm.Installation, need fsm.Resources, 
 		h := p.best(inst, need, policy)
 		if h == nil {
 			err := p.shortage(inst, need, count, len(out)) // before the rollback: it explains this step
-			for _, in := range out {                 // all or nothing
+			for _, in := range out {                       // all or nothing
 				p.Release(in, need)
 			}
 			return nil, err

@@ -231,6 +231,8 @@ func TestSingleNodeRestartKeepsState(t *testing.T) {
 	require.Len(t, st.Nodes, 1)
 
 	r = call(t, "GET", c.nodes[0].URL()+"/metrics", "", nil, nil)
+	require.Equal(t, http.StatusUnauthorized, r.code, "the public listener's metrics need the operator token")
+	r = call(t, "GET", c.nodes[0].URL()+"/metrics", testToken, nil, nil)
 	require.Equal(t, http.StatusOK, r.code)
 	for _, want := range []string{
 		`potluck_core_raft_state{state="Leader"} 1`,

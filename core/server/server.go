@@ -33,6 +33,7 @@ import (
 	"potluck/core/reconcile"
 	"potluck/core/ui"
 	"potluck/internal/jsonhttp"
+	"potluck/internal/version"
 )
 
 // Config is everything one core node needs.
@@ -52,7 +53,11 @@ type Config struct {
 	Timing            cluster.Timing
 	SnapshotThreshold uint64
 
-	HTTPAddr     string // public API listen address
+	HTTPAddr string // public API listen address
+	// MetricsAddr, if set, serves GET /metrics without a token (for a
+	// Prometheus on the same machine or a private network); the public API
+	// serves them to the operator token only.
+	MetricsAddr  string
 	AdvertiseURL string // how other core nodes reach this API; default http(s)://<listen address>
 
 	// TLS for the public API. With a certificate and key the API is HTTPS
@@ -99,14 +104,17 @@ type Server struct {
 
 	httpSrv   *http.Server
 	listener  net.Listener
+	metricsLn net.Listener // --metrics-listen; nil when off
+	metrics   *http.Server
 	url       string
 	nodeToken string // node-to-node credential (pki.CA.NodeToken)
 	client    *http.Client
 	transport *http.Transport // to other core nodes (forwarding, blobs, internal calls)
 	log       *slog.Logger
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	removed chan struct{} // closed when this node was removed from the group
 }
 
 // Start opens the raft node and starts serving. Each step opens one part;
@@ -119,12 +127,15 @@ func Start(cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID)}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), removed: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
 		}
 	}()
+	if err := checkNotRemoved(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -165,6 +176,11 @@ func (s *Server) listen() error {
 		return fmt.Errorf("server: listen %s: %w", cfg.HTTPAddr, err)
 	}
 	s.listener = ln
+	if cfg.MetricsAddr != "" {
+		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("server: metrics listen %s: %w", cfg.MetricsAddr, err)
+		}
+	}
 	tlsClient, err := clientTLS(cfg)
 	if err != nil {
 		return err
@@ -277,6 +293,7 @@ func (s *Server) handler() (http.Handler, error) {
 		Node: api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
 		Heartbeat: s.Reconciler.Heartbeat, Logs: s.instanceLogs, NodeToken: s.nodeToken, BodyIdleTimeout: cfg.BodyIdleTimeout,
+		OperatorTokenHash: api.HashToken(cfg.OperatorToken), OnRemoved: s.onRemoved,
 	})
 	webUI, err := ui.New(ui.Config{API: s.API, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != ""})
 	if err != nil {
@@ -300,6 +317,16 @@ func (s *Server) serve(handler http.Handler) error {
 			s.log.Error("api server", "err", err)
 		}
 	})
+	if s.metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.Metrics)
+		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		s.goRun(func() {
+			if err := s.metrics.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics server", "err", err)
+			}
+		})
+	}
 	s.goRun(func() { s.Reconciler.Run(ctx) })
 	s.goRun(func() { s.selfRegisterLoop(ctx) })
 	if s.cfg.JoinURL != "" {
@@ -320,6 +347,14 @@ func (s *Server) goRun(f func()) {
 	}()
 }
 
+// MetricsURL is the URL of the token-free /metrics listener; "" when off.
+func (s *Server) MetricsURL() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return "http://" + s.metricsLn.Addr().String() + "/metrics"
+}
+
 // URL is this node's API base URL.
 func (s *Server) URL() string { return s.url }
 
@@ -337,6 +372,11 @@ func (s *Server) Close() error {
 		}
 	} else if s.listener != nil {
 		_ = s.listener.Close() // not served yet: Shutdown would not close it
+	}
+	if s.metrics != nil {
+		_ = s.metrics.Close()
+	} else if s.metricsLn != nil {
+		_ = s.metricsLn.Close()
 	}
 	if s.mesh != nil {
 		s.mesh.close()
@@ -393,25 +433,45 @@ func (s *Server) joinLoop(ctx context.Context) {
 	}
 }
 
+// Pauses of selfRegisterLoop while registration is pending (no leader yet,
+// the operator token not replicated yet): short at first, so a new cluster
+// settles fast, then longer, so a node without a leader stays quiet.
+const (
+	selfRegisterRetryMin = 50 * time.Millisecond
+	selfRegisterRetryMax = time.Second
+	// selfRegisterRecheck re-checks a registered node's record without a
+	// state change: a safety net, not a poll.
+	selfRegisterRecheck = time.Minute
+)
+
 // selfRegisterLoop sets the operator token at bootstrap (leader) and keeps
-// this node's CoreNode record current.
+// this node's CoreNode record current. Once registered it waits for the
+// state to change (its record replaced by a restore, say) rather than
+// polling: an idle cluster does no work here.
 func (s *Server) selfRegisterLoop(ctx context.Context) {
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if err := s.selfRegister(ctx); err != nil && ctx.Err() == nil {
-			s.log.Debug("self registration pending", "err", err)
+	retry := selfRegisterRetryMin
+	var index uint64
+	for ctx.Err() == nil {
+		if err := s.selfRegister(ctx); err != nil {
+			if ctx.Err() == nil {
+				s.log.Debug("self registration pending", "err", err, "retry_in", retry)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(retry):
+			}
+			retry = min(2*retry, selfRegisterRetryMax)
+			continue
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+		retry = selfRegisterRetryMin
+		wctx, cancel := context.WithTimeout(ctx, selfRegisterRecheck)
+		index = s.Node.FSM.Wait(wctx, index).Index
+		cancel()
 	}
 }
 
 func (s *Server) selfRecord() fsm.CoreNode {
-	rec := fsm.CoreNode{ID: s.cfg.NodeID, APIURL: s.url, RaftAddr: s.Node.RaftAddr()}
+	rec := fsm.CoreNode{ID: s.cfg.NodeID, APIURL: s.url, RaftAddr: s.Node.RaftAddr(), Build: version.Get()}
 	if s.mesh != nil {
 		rec.PublicKey = s.mesh.publicKey()
 		rec.MeshEndpoint = s.mesh.cfg.PublicEndpoint

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -91,6 +92,13 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, p *page, name str
 		return
 	}
 	p.Data, p.Index, p.Live = data, meta.Index, live+"?fragment=1"
+	if cursor := r.URL.Query().Get("cursor"); cursor != "" {
+		p.Live += "&cursor=" + url.QueryEscape(cursor)
+		p.First = live
+	}
+	if meta.Next != "" {
+		p.Next = live + "?cursor=" + url.QueryEscape(meta.Next)
+	}
 	if fragment {
 		h.execute(w, r, http.StatusOK, name, "table", p)
 		return

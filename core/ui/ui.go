@@ -317,6 +317,8 @@ type page struct {
 	Error  string
 	Index  uint64 // state index of Data, for live refresh
 	Live   string // URL of the live fragment
+	Next   string // URL of a list's next page; "" on the last
+	First  string // URL of a list's first page, on the pages after it
 	Data   any
 	Form   map[string]string
 }
@@ -389,19 +391,25 @@ func (h *Handler) redirectErr(w http.ResponseWriter, r *http.Request, rq *reques
 // until the state changes (a blocking query on the API), at most 60s.
 func liveQuery(r *http.Request) (fragment bool, q *apiclient.Query) {
 	v := r.URL.Query()
+	q = &apiclient.Query{Limit: PageSize, Cursor: v.Get("cursor")}
 	if v.Get("fragment") == "" {
-		return false, nil
+		return false, q
 	}
 	idx, err := strconv.ParseUint(v.Get("index"), 10, 64)
 	if err != nil || idx == 0 {
-		return true, nil
+		return true, q
 	}
 	wait, err := time.ParseDuration(v.Get("wait"))
 	if err != nil || wait <= 0 || wait > time.Minute {
 		wait = 30 * time.Second
 	}
-	return true, &apiclient.Query{Index: idx, Wait: wait}
+	q.Index, q.Wait = idx, wait
+	return true, q
 }
+
+// PageSize is how many items a list page of the UI shows; a "Next page"
+// link continues from where it ended.
+const PageSize = 100
 
 // ---- in-process transport ----
 

@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -144,7 +145,7 @@ func TestUIOverHTTP(t *testing.T) {
 
 	main := b.get("/ui/")
 	require.Equal(t, http.StatusOK, main.code)
-	for _, want := range []string{"Main", "Apps:", "Hosts:", "Installations:", "Containers:", "core1", "hosts ready"} {
+	for _, want := range []string{"Main", "Apps:", "Hosts:", "Installations:", "Containers:", "core1", "hosts ready", "<th>Version</th>", runtime.Version()} {
 		require.Contains(t, main.body, want)
 	}
 	csrf := csrfOf(t, main.body)
