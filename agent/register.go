@@ -35,6 +35,12 @@ func (a *Agent) register(ctx context.Context, pub meshnet.PublicKey, once bool) 
 			var reg agentproto.Registration
 			req := jsonhttp.Request{Method: http.MethodPost, URL: strings.TrimRight(base, "/") + agentproto.PathRegister, Token: a.cfg.JoinToken, Header: hdr, Body: body}
 			err := jsonhttp.Do(ctx, a.coreAPI, req, &reg, maxReply)
+			if err == nil && len(reg.CorePeers) == 0 {
+				// Registered (a retry with the same request id returns it),
+				// but no core node has published its mesh address yet: a
+				// core still starting. Retry like any other not-yet.
+				err = errors.New("the core returned no core node with a mesh address yet (is the core's mesh configured?)")
+			}
 			if err == nil {
 				addr, perr := netip.ParseAddr(reg.TunnelAddr)
 				if perr != nil {

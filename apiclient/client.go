@@ -656,6 +656,20 @@ func (c *Client) Members(ctx context.Context) ([]Node, error) {
 	return ns, err
 }
 
+// PlacementPolicy is the cluster's placement policy (spread or pack).
+func (c *Client) PlacementPolicy(ctx context.Context) (string, error) {
+	var v struct{ Policy string }
+	_, err := c.do(ctx, http.MethodGet, "/v1/cluster/placement", nil, nil, &v)
+	return v.Policy, err
+}
+
+// SetPlacementPolicy sets the cluster's placement policy.
+func (c *Client) SetPlacementPolicy(ctx context.Context, policy string) (string, error) {
+	var v struct{ Policy string }
+	_, err := c.do(ctx, http.MethodPut, "/v1/cluster/placement", nil, map[string]string{"policy": policy}, &v)
+	return v.Policy, err
+}
+
 // AddMember adds a core node as a voter: id is its --id, raftAddr the raft
 // address it advertises. The node must be running with an empty data
 // directory and --join (see docs/operations.md, Membership).

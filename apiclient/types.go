@@ -187,6 +187,21 @@ type CreateInstallationRequest struct {
 	Env           map[string]string `json:"env,omitempty"`
 	ContainerPort int               `json:"container_port,omitempty"`
 	Health        *HealthCheck      `json:"health,omitempty"`
+	Placement     *Placement        `json:"placement,omitempty"`
+}
+
+// Placement is where an installation's instances may go (docs/api.md).
+type Placement struct {
+	Policy     string            `json:"policy,omitempty"`   // spread or pack; "" = the cluster's
+	Requires   map[string]string `json:"requires,omitempty"` // arch=amd64, storage=ssd, label=value
+	Spread     []Spread          `json:"spread,omitempty"`
+	MaxPerHost int               `json:"max_per_host,omitempty"`
+}
+
+// Spread: at most Max instances per value of the host feature By.
+type Spread struct {
+	By  string `json:"by"`
+	Max int    `json:"max"`
 }
 
 // Instance is one container of an installation.

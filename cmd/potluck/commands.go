@@ -24,6 +24,7 @@ func commands() []command {
 		{path: "cluster members", short: "list the core nodes of the raft group with role and version", cmd: action(cmdClusterMembers)},
 		{path: "cluster add", args: "ID RAFT_ADDRESS", nargs: 2, short: "add a core node (started with an empty --data-dir and --join) as a voter", cmd: action(cmdClusterAdd)},
 		{path: "cluster remove", args: "ID", nargs: 1, short: "remove a core node from the raft group; it stops serving and exits", cmd: action(cmdClusterRemove)},
+		{path: "cluster placement", args: "[spread|pack]", optional: 1, short: "show or set the placement policy of installations that name none", cmd: action(cmdClusterPlacement)},
 
 		{path: "hosts ls", short: "list hosts with status and free capacity", cmd: &listCmd{list: cmdHostsLs}},
 		{path: "hosts show", args: "HOST", nargs: 1, short: "show one host (id or name)", cmd: action(cmdHostsShow)},
@@ -122,6 +123,30 @@ func cmdClusterMembers(c *cmdCtx) error {
 		return printJSON(c.env.Stdout, ns)
 	}
 	return memberTable(c.env.Stdout, ns)
+}
+
+func cmdClusterPlacement(c *cmdCtx) error {
+	var policy string
+	var err error
+	switch len(c.args) {
+	case 0:
+		policy, err = c.client.PlacementPolicy(c.ctx)
+	case 1:
+		if c.args[0] != "spread" && c.args[0] != "pack" {
+			return cli.Usagef("cluster placement %q: the policies are spread and pack", c.args[0])
+		}
+		policy, err = c.client.SetPlacementPolicy(c.ctx, c.args[0])
+	default:
+		return cli.Usagef("usage: potluck cluster placement [spread|pack]")
+	}
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.Stdout, map[string]string{"policy": policy})
+	}
+	fmt.Fprintf(c.env.Stdout, "placement policy: %s\n", policy)
+	return nil
 }
 
 func cmdClusterAdd(c *cmdCtx) error {

@@ -27,6 +27,52 @@ type deploy struct {
 	health            healthFlags
 	detach            bool
 	wait              time.Duration
+	placement         placementFlags
+}
+
+// placementFlags are an installation's placement as flags.
+type placementFlags struct {
+	policy     string
+	requires   cli.StringList
+	spread     cli.StringList
+	maxPerHost int
+}
+
+func (p *placementFlags) register(fs *cli.FlagSet) {
+	fs.StringVar(&p.policy, "policy", "", "placement policy: spread (most free Back first) or pack (keep whole Backs free); default: the cluster's")
+	fs.Var(&p.requires, "requires", "host features an instance needs, e.g. arch=amd64,storage=ssd (repeatable)")
+	fs.Var(&p.spread, "spread", "at most N instances per value of a host feature, e.g. lender=1,region=2 (repeatable)")
+	fs.IntVar(&p.maxPerHost, "max-per-host", 0, "instances that may share one Back (default 1)")
+}
+
+// request is the placement to send, or nil when no flag asks for one.
+func (p *placementFlags) request() (*apiclient.Placement, error) {
+	if p.policy == "" && len(p.requires) == 0 && len(p.spread) == 0 && p.maxPerHost == 0 {
+		return nil, nil
+	}
+	out := &apiclient.Placement{Policy: p.policy, MaxPerHost: p.maxPerHost}
+	for _, kv := range p.requires {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || v == "" {
+			return nil, cli.Usagef("--requires %q: want FEATURE=VALUE, e.g. arch=amd64", kv)
+		}
+		if out.Requires == nil {
+			out.Requires = map[string]string{}
+		}
+		out.Requires[k] = v
+	}
+	for _, kv := range p.spread {
+		k, v, ok := strings.Cut(kv, "=")
+		n, err := strconv.Atoi(v)
+		if !ok || k == "" || err != nil || n < 1 {
+			return nil, cli.Usagef("--spread %q: want FEATURE=MAX, e.g. lender=1", kv)
+		}
+		out.Spread = append(out.Spread, apiclient.Spread{By: k, Max: n})
+	}
+	if p.maxPerHost < 0 {
+		return nil, cli.Usagef("--max-per-host must be at least 1")
+	}
+	return out, nil
 }
 
 // healthFlags are an installation's health check as flags.
@@ -72,6 +118,7 @@ func (d *deploy) register(fs *cli.FlagSet) {
 	fs.IntVar(&d.port, "port", 0, "container port (default: the app's)")
 	fs.Var(&d.env, "env", "environment variable K=V for the container (repeatable; for a release, replaces the whole environment)")
 	d.health.register(fs)
+	d.placement.register(fs)
 	fs.BoolVar(&d.detach, "detach", false, "return once the core accepted it, without waiting for the instances")
 	fs.DurationVar(&d.wait, "wait", 10*time.Minute, "how long to wait for the instances before giving up (exit 1)")
 }
@@ -157,6 +204,11 @@ func (d *deploy) create(c *cmdCtx, name string, memory, disk int64, env map[stri
 		App: d.app, Name: name, Domain: d.domain, Fronts: d.fronts, Backs: d.backs, CPUs: d.cpus,
 		MemoryMB: memory, DiskMB: disk, Env: env, ContainerPort: d.port, Health: d.health.request(),
 	}
+	placement, err := d.placement.request()
+	if err != nil {
+		return err
+	}
+	req.Placement = placement
 	if req.App == "" {
 		return cli.Usagef("deploy needs --app")
 	}

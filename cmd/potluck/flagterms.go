@@ -15,6 +15,7 @@ var (
 	deployFlags = map[string]string{
 		"app": "--app", "name": "--name", "domain": "--domain", "fronts": "--fronts", "backs": "--backs",
 		"cpus": "--cpus", "memory_mb": "--memory", "disk_mb": "--disk", "container_port": "--port", "env": "--env",
+		"placement": "placement (--policy, --requires, --spread, --max-per-host)",
 	}
 	pushFlags  = map[string]string{"name": "--name", "container_port": "--port"}
 	scaleFlags = map[string]string{"fronts": "--fronts", "backs": "--backs"}

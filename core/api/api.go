@@ -183,6 +183,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/cluster/snapshot", w(s.restoreSnapshot))
 	s.mux.HandleFunc("POST /v1/cluster/voters", w(s.addVoter))
 	s.mux.HandleFunc("DELETE /v1/cluster/voters/{id}", w(s.removeVoter))
+	s.mux.HandleFunc("GET /v1/cluster/placement", op(s.getPlacementPolicy))
+	s.mux.HandleFunc("PUT /v1/cluster/placement", w(s.setPlacementPolicy))
 
 	// Core-to-core calls (node token, or the operator's): a node registering itself and
 	// heartbeats that a follower received from an agent.

@@ -48,6 +48,10 @@ type createInstallationRequest struct {
 	Env           map[string]string `json:"env"`
 	ContainerPort int               `json:"container_port"` // 0 = the app's
 	Health        *healthRequest    `json:"health"`         // nil = the defaults
+	// Placement: requirements (arch=amd64, labels), spread constraints,
+	// instances per Back and the policy (spread, pack); nil = the
+	// cluster's policy, one instance per Back.
+	Placement *fsm.Placement `json:"placement"`
 }
 
 // check fills in the defaults and validates the request.
@@ -96,6 +100,9 @@ func (req *createInstallationRequest) check() error {
 	}
 	if _, err := req.Health.check(); err != nil {
 		p.addErr(err)
+	}
+	if err := scheduler.ValidatePlacement(req.Placement); err != nil {
+		p.add("placement: %v", err)
 	}
 	return p.err()
 }
@@ -198,7 +205,7 @@ func (s *Server) createInstallation(w http.ResponseWriter, r *http.Request) {
 		inst := &fsm.Installation{
 			Name: req.Name, App: req.App, Fronts: req.Fronts, Backs: req.Backs, Domain: req.Domain,
 			PerInstance: fsm.Resources{MilliCPU: int64(math.Round(req.CPUs * 1000)), MemoryMB: req.MemoryMB, DiskMB: disk},
-			Env:         req.Env, ContainerPort: port,
+			Env:         req.Env, ContainerPort: port, Placement: req.Placement,
 		}
 		inst.Health, _ = req.Health.check()
 		fronts, instances, err := scheduler.PlanInstallation(st, inst, scheduler.NewInstanceID)

@@ -246,3 +246,32 @@ func decodeAs[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &v), rec.Body.String())
 	return v
 }
+
+func TestPlacement(t *testing.T) {
+	f := newFixture(t)
+	f.cluster()
+	var pol PlacementPolicyView
+	f.call("GET", "/v1/cluster/placement", "", http.StatusOK, &pol)
+	require.Equal(t, "spread", pol.Policy, "the default")
+	f.call("PUT", "/v1/cluster/placement", `{"policy":"pack"}`, http.StatusOK, &pol)
+	require.Equal(t, "pack", pol.Policy)
+	f.call("GET", "/v1/cluster/placement", "", http.StatusOK, &pol)
+	require.Equal(t, "pack", pol.Policy)
+	rec := f.do(request{method: "PUT", path: "/v1/cluster/placement", token: operatorToken, body: `{"policy":"first-fit"}`})
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	require.Contains(t, rec.Body.String(), "policy must be spread or pack")
+
+	// An installation's placement is checked and kept; a requirement no
+	// Back meets is refused with the reason.
+	rec = f.do(request{method: "POST", path: "/v1/installations", token: operatorToken,
+		body: installationBody(`,"placement":{"spread":[{"by":"","max":1}]}`)})
+	require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+	require.Contains(t, rec.Body.String(), "placement:")
+	rec = f.do(request{method: "POST", path: "/v1/installations", token: operatorToken,
+		body: installationBody(`,"placement":{"requires":{"arch":"riscv64"}}`)})
+	require.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
+	require.Contains(t, rec.Body.String(), "arch")
+	var inst InstallationView
+	f.call("POST", "/v1/installations", installationBody(`,"placement":{"policy":"spread","max_per_host":2}`), http.StatusCreated, &inst)
+	require.Equal(t, 2, inst.Placement.MaxPerHost)
+}
