@@ -281,6 +281,37 @@ func (c *cluster) killContainer(ctx context.Context, i int) (string, error) {
 	return name, nil
 }
 
+// instanceOn returns the id of the installation's instance on Back i.
+func (c *cluster) instanceOn(ctx context.Context, i int) (string, error) {
+	inst, _, err := c.api.Installation(ctx, appName, nil)
+	if err != nil {
+		return "", fmt.Errorf("installation: %w", err)
+	}
+	for _, in := range inst.Instances {
+		if in.HostName == backName(i) {
+			return in.ID, nil
+		}
+	}
+	return "", fmt.Errorf("no instance on %s", backName(i))
+}
+
+// containerStarted is when the named container last started.
+func containerStarted(ctx context.Context, name string) (time.Time, error) {
+	out, err := docker(ctx, "inspect", "--format", "{{.State.Running}} {{.State.StartedAt}}", name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	running, at, _ := strings.Cut(strings.TrimSpace(out), " ")
+	if running != "true" {
+		return time.Time{}, fmt.Errorf("container %s is not running", name)
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("container %s: start time %q: %w", name, at, err)
+	}
+	return t, nil
+}
+
 // waitListening waits until something accepts on addr: the restarted
 // Front's listener.
 func waitListening(ctx context.Context, addr string, timeout time.Duration) error {

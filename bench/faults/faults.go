@@ -276,15 +276,25 @@ func (r *runner) scenario(ctx context.Context, name string) (Window, error) {
 	if err := sleep(ctx, r.cfg.LeadIn); err != nil {
 		return w, err
 	}
+	var killed string // the container killed
 	switch name {
 	case ScenarioContainer:
-		ct, err := r.c.killContainer(ctx, 0)
-		if err != nil {
+		var err error
+		if w.Affected, err = r.c.instanceOn(ctx, 0); err != nil {
 			return w, err
 		}
-		event("docker kill %s (%s's instance)", ct, backName(0))
+		w.FaultAt = r.load.Now()
+		if killed, err = r.c.killContainer(ctx, 0); err != nil {
+			return w, err
+		}
+		event("docker kill %s (%s's instance)", killed, backName(0))
 	case ScenarioBack:
 		b := r.c.backs[numBacks-1]
+		var err error
+		if w.Affected, err = r.c.instanceOn(ctx, numBacks-1); err != nil {
+			return w, err
+		}
+		w.FaultAt = r.load.Now()
 		if err := b.kill(syscall.SIGKILL, 10*time.Second); err != nil {
 			return w, err
 		}
@@ -299,6 +309,7 @@ func (r *runner) scenario(ctx context.Context, name string) (Window, error) {
 	case ScenarioFront:
 		f := r.c.front
 		w.DownFrom = r.load.Now()
+		w.FaultAt = w.DownFrom
 		if err := f.kill(syscall.SIGKILL, 10*time.Second); err != nil {
 			return w, err
 		}
@@ -322,6 +333,14 @@ func (r *runner) scenario(ctx context.Context, name string) (Window, error) {
 		return w, ctx.Err()
 	}
 	w.To = r.load.Now()
+	if killed != "" {
+		if at, err := containerStarted(ctx, killed); err != nil {
+			r.log.Warn("the killed container", "err", err)
+		} else if off := r.load.Offset(at); off > w.FaultAt {
+			event("%s running again (restarted by Docker or the Back)", killed)
+			w.Events[len(w.Events)-1].At = off
+		}
+	}
 	if w.Recovered {
 		event("whole: %v of only successes from both instances", healthWindow)
 	}

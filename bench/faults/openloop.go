@@ -105,6 +105,9 @@ func StartLoad(cfg LoadConfig) (*Load, error) {
 	return l, nil
 }
 
+// Offset converts a wall-clock time to an offset from the start of the load.
+func (l *Load) Offset(t time.Time) time.Duration { return t.Sub(l.start) }
+
 // Now is the offset from the start of the load.
 func (l *Load) Now() time.Duration { return time.Since(l.start) }
 

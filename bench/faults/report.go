@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
@@ -27,6 +28,10 @@ type Window struct {
 	// the scenario does not kill the Front).
 	DownFrom, DownTo time.Duration
 	Events           []Event
+	// Affected is the instance the fault took away ("" if none), and
+	// FaultAt when.
+	Affected string
+	FaultAt  time.Duration
 	// Recovered: the cluster was whole again (both instances answering,
 	// no failures) before the window closed.
 	Recovered bool
@@ -51,12 +56,15 @@ type Stats struct {
 	// FirstOKAfterUp is the time from the Front's listener being back to
 	// the first success sent after it.
 	FirstOKAfterUp time.Duration
-	Window         Window
+	// AffectedBack is the time from the fault to the first success from
+	// the affected instance sent after it (-1: none in the window).
+	AffectedBack time.Duration
+	Window       Window
 }
 
 // Summarize computes a window's statistics from the whole run's samples.
 func Summarize(samples []Sample, w Window) Stats {
-	st := Stats{Name: w.Name, Kinds: map[string]int{}, Window: w, Down: w.DownTo - w.DownFrom, FirstOKAfterUp: -1}
+	st := Stats{Name: w.Name, Kinds: map[string]int{}, Window: w, Down: w.DownTo - w.DownFrom, FirstOKAfterUp: -1, AffectedBack: -1}
 	var lat []time.Duration
 	var okEnds []time.Duration
 	for _, s := range samples {
@@ -69,6 +77,9 @@ func Summarize(samples []Sample, w Window) Stats {
 		case s.OK:
 			st.OK++
 			okEnds = append(okEnds, s.End)
+			if w.Affected != "" && s.Instance == w.Affected && s.Sent >= w.FaultAt && (st.AffectedBack < 0 || s.End-w.FaultAt < st.AffectedBack) {
+				st.AffectedBack = s.End - w.FaultAt
+			}
 			if st.Down > 0 && s.Sent >= w.DownTo && (st.FirstOKAfterUp < 0 || s.End-w.DownTo < st.FirstOKAfterUp) {
 				st.FirstOKAfterUp = s.End - w.DownTo
 			}
@@ -145,13 +156,14 @@ func WriteText(w io.Writer, r Result) error {
 			down = fmt.Sprintf("%d in %.2f s", s.FrontDown, s.Down.Seconds())
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%.2f s\t\n", s.Name, s.Requests, s.OK, s.Failed, down,
-			ms(s.P50), ms(s.P99), ms(s.Max), s.LongestGap.Seconds())
+			millis(s.P50), millis(s.P99), millis(s.Max), s.LongestGap.Seconds())
 	}
 	tw.Flush()
 	fmt.Fprintln(&b)
 	for _, s := range r.Scenarios {
 		fmt.Fprintf(&b, "%s:\n", s.Name)
-		for _, e := range s.Window.Events {
+		events := slices.SortedStableFunc(slices.Values(s.Window.Events), func(a, b Event) int { return cmp.Compare(a.At, b.At) })
+		for _, e := range events {
 			fmt.Fprintf(&b, "  %+7.2f s  %s\n", (e.At - s.Window.From).Seconds(), e.What)
 		}
 		if !s.Window.Recovered {
@@ -163,6 +175,13 @@ func WriteText(w io.Writer, r Result) error {
 				kinds = append(kinds, fmt.Sprintf("%s ×%d", k, s.Kinds[k]))
 			}
 			fmt.Fprintf(&b, "  failed: %s\n", strings.Join(kinds, ", "))
+		}
+		if s.Window.Affected != "" {
+			back := "never in the window"
+			if s.AffectedBack >= 0 {
+				back = fmt.Sprintf("%.2f s after the fault", s.AffectedBack.Seconds())
+			}
+			fmt.Fprintf(&b, "  the affected instance %s answered through the Front again %s\n", s.Window.Affected, back)
 		}
 		if s.Down > 0 {
 			first := "none"
@@ -185,7 +204,7 @@ func WriteText(w io.Writer, r Result) error {
 	return err
 }
 
-// ms formats a latency in milliseconds.
-func ms(d time.Duration) string {
+// millis formats a latency in milliseconds.
+func millis(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 }
