@@ -260,25 +260,23 @@ func (c *cluster) hostIDs() []string {
 	return ids
 }
 
-// killContainer runs `docker kill` on the instance container of Back i.
-func (c *cluster) killContainer(ctx context.Context, i int) (string, error) {
+// containerOf returns the id and name of Back i's running instance
+// container (looked up by this run's host label only).
+func (c *cluster) containerOf(ctx context.Context, i int) (id, name string, err error) {
 	ids := c.hostIDs()
 	if len(ids) <= i {
-		return "", fmt.Errorf("%s has no host id yet", backName(i))
+		return "", "", fmt.Errorf("%s has no host id yet", backName(i))
 	}
 	out, err := docker(ctx, "ps", "--filter", "label=io.potluck.managed=true", "--filter", "label=io.potluck.host="+ids[i],
 		"--format", "{{.ID}} {{.Names}}")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	id, name, ok := strings.Cut(strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]), " ")
 	if !ok {
-		return "", fmt.Errorf("no running container of %s", backName(i))
+		return "", "", fmt.Errorf("no running container of %s", backName(i))
 	}
-	if _, err := docker(ctx, "kill", id); err != nil {
-		return "", err
-	}
-	return name, nil
+	return id, name, nil
 }
 
 // instanceOn returns the id of the installation's instance on Back i.

@@ -169,11 +169,18 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return Result{}, fmt.Errorf("faults: %w", err)
 	}
 	defer func() {
-		if cfg.Keep || err != nil {
+		switch {
+		case cfg.Keep:
 			log.Info("run directory kept", "dir", dir)
-			return
+		case err != nil && ctx.Err() == nil:
+			// A failed run keeps the nodes' logs and state to read, not
+			// the binaries and the image.
+			os.RemoveAll(filepath.Join(dir, "bin"))
+			os.Remove(filepath.Join(dir, "app-image.tar"))
+			log.Info("run failed; logs kept", "dir", dir)
+		default:
+			os.RemoveAll(dir)
 		}
-		os.RemoveAll(dir)
 	}()
 
 	var bins binaries
@@ -283,8 +290,12 @@ func (r *runner) scenario(ctx context.Context, name string) (Window, error) {
 		if w.Affected, err = r.c.instanceOn(ctx, 0); err != nil {
 			return w, err
 		}
+		var id string
+		if id, killed, err = r.c.containerOf(ctx, 0); err != nil {
+			return w, err
+		}
 		w.FaultAt = r.load.Now()
-		if killed, err = r.c.killContainer(ctx, 0); err != nil {
+		if _, err := docker(ctx, "kill", id); err != nil {
 			return w, err
 		}
 		event("docker kill %s (%s's instance)", killed, backName(0))

@@ -38,7 +38,7 @@ the end, also after Ctrl-C.`, `Example (the short run in docs/benchmarks.md):
 	fs.StringVar(&scenarios, "scenarios", "baseline,container,back,front", "scenarios to run, in order, comma-separated: baseline, container, back, front")
 	fs.StringVar(&cfg.Image, "image", "", "the sample app's `docker save` tarball (default: build it now, as make app-image does)")
 	fs.StringVar(&cfg.BinDir, "bin-dir", "", "directory holding potluck-core, potluck-front and potluck-back (default: go build them into the run directory)")
-	fs.BoolVar(&cfg.Keep, "keep", false, "keep the run directory (nodes' state and logs); it is kept anyway when the run fails")
+	fs.BoolVar(&cfg.Keep, "keep", false, "keep the run directory (nodes' state and logs); a failed run keeps them anyway, an interrupted one does not")
 	fs.StringVar(&logLevel, "log-level", "info", "progress log level on stderr: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "progress log format: text or json")
 	if err := fs.Parse(args, env); err != nil {
