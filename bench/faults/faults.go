@@ -67,8 +67,8 @@ type Config struct {
 	// BinDir holds potluck-core, potluck-front and potluck-back ("": build
 	// them into the run directory).
 	BinDir string
-	// Keep leaves the run directory (nodes' state and logs) in place; it
-	// is also kept when the run fails.
+	// Keep leaves the run directory (nodes' state and logs) in place; a
+	// failed run keeps its logs anyway, an interrupted one does not.
 	Keep   bool
 	Logger *slog.Logger
 }
