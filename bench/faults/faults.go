@@ -294,10 +294,12 @@ func (r *runner) scenario(ctx context.Context, name string) (Window, error) {
 		if id, killed, err = r.c.containerOf(ctx, 0); err != nil {
 			return w, err
 		}
-		w.FaultAt = r.load.Now()
 		if _, err := docker(ctx, "kill", id); err != nil {
 			return w, err
 		}
+		// From here the container is dead: docker kill returns once the
+		// signal is delivered, and SIGKILL cannot be caught.
+		w.FaultAt = r.load.Now()
 		event("docker kill %s (%s's instance)", killed, backName(0))
 	case ScenarioBack:
 		b := r.c.backs[numBacks-1]
@@ -305,10 +307,10 @@ func (r *runner) scenario(ctx context.Context, name string) (Window, error) {
 		if w.Affected, err = r.c.instanceOn(ctx, numBacks-1); err != nil {
 			return w, err
 		}
-		w.FaultAt = r.load.Now()
 		if err := b.kill(syscall.SIGKILL, 10*time.Second); err != nil {
 			return w, err
 		}
+		w.FaultAt = r.load.Now() // kill returns once the process has exited
 		event("kill -9 %s", b.name)
 		if err := sleep(ctx, r.cfg.BackDown); err != nil {
 			return w, err
