@@ -27,19 +27,23 @@ const (
 	ScenarioContainer = "container"
 	ScenarioBack      = "back"
 	ScenarioFront     = "front"
+	// ScenarioFrontNoCore restarts the Front while every core node is down:
+	// it must serve from its saved routes and learned endpoints alone.
+	ScenarioFrontNoCore = "front-no-core"
 )
 
 // scenarioTitles name the known scenarios in the report.
 var scenarioTitles = map[string]string{
-	ScenarioBaseline:  "baseline (no fault)",
-	ScenarioContainer: "docker kill of one instance's container",
-	ScenarioBack:      "kill -9 of one potluck-back, then restart",
-	ScenarioFront:     "kill -9 of the potluck-front, identical restart",
+	ScenarioBaseline:    "baseline (no fault)",
+	ScenarioContainer:   "docker kill of one instance's container",
+	ScenarioBack:        "kill -9 of one potluck-back, then restart",
+	ScenarioFront:       "kill -9 of the potluck-front, identical restart",
+	ScenarioFrontNoCore: "kill -9 of the potluck-front with every core node down",
 }
 
 // DefaultScenarios is every scenario, in order.
 func DefaultScenarios() []string {
-	return []string{ScenarioBaseline, ScenarioContainer, ScenarioBack, ScenarioFront}
+	return []string{ScenarioBaseline, ScenarioContainer, ScenarioBack, ScenarioFront, ScenarioFrontNoCore}
 }
 
 // Config says how to load the cluster and what to break.
@@ -263,6 +267,9 @@ func waitWhole(ctx context.Context, load *Load, timeout time.Duration) error {
 	})
 }
 
+// maxCoreDown bounds how long front-no-core keeps the core down.
+const maxCoreDown = 15 * time.Second
+
 // runner runs scenarios against one cluster under one load.
 type runner struct {
 	cfg  Config
@@ -319,7 +326,18 @@ func (r *runner) scenario(ctx context.Context, name string) (Window, error) {
 			return w, err
 		}
 		event("%s restarted", b.name)
-	case ScenarioFront:
+	case ScenarioFront, ScenarioFrontNoCore:
+		if name == ScenarioFrontNoCore {
+			for _, p := range r.c.cores {
+				if err := p.kill(syscall.SIGKILL, 10*time.Second); err != nil {
+					return w, err
+				}
+			}
+			event("kill -9 of all %d core nodes", len(r.c.cores))
+			if err := sleep(ctx, time.Second); err != nil {
+				return w, err
+			}
+		}
 		f := r.c.front
 		w.DownFrom = r.load.Now()
 		w.FaultAt = w.DownFrom
@@ -336,6 +354,19 @@ func (r *runner) scenario(ctx context.Context, name string) (Window, error) {
 		}
 		w.DownTo = r.load.Now()
 		event("%s's listener accepts again", f.name)
+	}
+	if name == ScenarioFrontNoCore {
+		// Back well before the core's heartbeat TTL (30 s) runs out, so no
+		// instance is rescheduled: this scenario is about the Front.
+		if err := sleep(ctx, min(w.From+r.cfg.Scenario, w.FaultAt+maxCoreDown)-r.load.Now()); err != nil {
+			return w, err
+		}
+		for _, p := range r.c.cores {
+			if err := p.start(); err != nil {
+				return w, err
+			}
+		}
+		event("core nodes restarted")
 	}
 	if err := sleep(ctx, w.From+r.cfg.Scenario-r.load.Now()); err != nil {
 		return w, err

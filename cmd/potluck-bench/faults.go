@@ -15,7 +15,8 @@ loopback (3 potluck-core, 1 potluck-front, 2 potluck-back, the sample app on 2
 instances in Docker), sends open-loop keep-alive GETs through the Front at a
 fixed rate, and in turn: docker-kills one instance's container, kill -9s one
 potluck-back and restarts it, kill -9s the potluck-front and restarts it
-identically. Each scenario's window lasts --scenario-seconds and then until
+identically, then does the same with every core node killed first (they
+come back at the end of the window). Each scenario's window lasts --scenario-seconds and then until
 both instances answer again. Per scenario it prints ok and failed requests,
 latency from each request's scheduled start (p50, p99, max) and the longest
 gap without a success. Requests lost while the Front process itself is down
@@ -35,7 +36,7 @@ the end, also after Ctrl-C.`, `Example (the short run in docs/benchmarks.md):
 	fs.DurationVar(&cfg.BackDown, "back-down", 5*time.Second, "how long the killed potluck-back stays down before its restart")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "bound on one request from when it is sent")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 1000, "most requests in flight; a request due while all are busy waits, and its latency shows it")
-	fs.StringVar(&scenarios, "scenarios", "baseline,container,back,front", "scenarios to run, in order, comma-separated: baseline, container, back, front")
+	fs.StringVar(&scenarios, "scenarios", "baseline,container,back,front,front-no-core", "scenarios to run, in order, comma-separated: baseline, container, back, front, front-no-core (the Front restarted while every core node is down)")
 	fs.StringVar(&cfg.Image, "image", "", "the sample app's `docker save` tarball (default: build it now, as make app-image does)")
 	fs.StringVar(&cfg.BinDir, "bin-dir", "", "directory holding potluck-core, potluck-front and potluck-back (default: go build them into the run directory)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the run directory (nodes' state and logs); a failed run keeps them anyway, an interrupted one does not")
