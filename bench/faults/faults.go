@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -135,7 +134,8 @@ func (c *Config) withDefaults() error {
 	return nil
 }
 
-// ParseScenarios reads a comma-separated scenario list.
+// ParseScenarios reads a comma-separated scenario list; a scenario may
+// repeat (each run is its own window).
 func ParseScenarios(s string) ([]string, error) {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
@@ -145,9 +145,6 @@ func ParseScenarios(s string) ([]string, error) {
 		}
 		if _, ok := scenarioTitles[f]; !ok {
 			return nil, fmt.Errorf("unknown scenario %q (known: %s)", f, strings.Join(DefaultScenarios(), ", "))
-		}
-		if slices.Contains(out, f) {
-			return nil, fmt.Errorf("scenario %q given twice", f)
 		}
 		out = append(out, f)
 	}

@@ -116,10 +116,10 @@ func TestConfigAndScenarios(t *testing.T) {
 			require.NoError(t, err)
 		})
 	}
-	got, err := ParseScenarios(" back, front ,")
+	got, err := ParseScenarios(" back, front ,front")
 	require.NoError(t, err)
-	require.Equal(t, []string{ScenarioBack, ScenarioFront}, got)
-	for _, bad := range []string{"", "back,back", "back,disk"} {
+	require.Equal(t, []string{ScenarioBack, ScenarioFront, ScenarioFront}, got)
+	for _, bad := range []string{"", ",", "back,disk"} {
 		_, err := ParseScenarios(bad)
 		require.Error(t, err, bad)
 	}
