@@ -223,7 +223,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	budget := time.Duration(len(cfg.Scenarios))*(cfg.Scenario+cfg.Settle+cfg.BackDown) + 3*time.Minute
 	load, err := StartLoad(LoadConfig{
 		URL: "http://" + c.frontAddr + "/", Host: Domain, Rate: cfg.Rate, Timeout: cfg.Timeout,
-		MaxInFlight: cfg.MaxInFlight, MaxRequests: int(cfg.Rate*budget.Seconds()) + 1,
+		MaxInFlight: cfg.MaxInFlight, MaxRequests: min(int(cfg.Rate*budget.Seconds())+1, maxSamples),
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("faults: %w", err)
@@ -252,6 +252,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	return res, nil
 }
+
+// maxSamples bounds the samples one run keeps (about 100 bytes each).
+const maxSamples = 5_000_000
 
 // healthWindow is how long the load must see only successes, from both
 // instances, for the cluster to count as whole.
