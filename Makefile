@@ -15,7 +15,7 @@ GOBUILD   := $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 1
 
-.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale bench-placement clean deps
+.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale bench-placement bench-faults clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -91,6 +91,11 @@ bench-autoscale: ## autoscaling simulation: the seed's table, reactive-only vs c
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(BIN)/potluck-bench ./cmd/potluck-bench
 	$(BIN)/potluck-bench autoscale $(BENCH_AUTOSCALE_FLAGS)
+
+bench-faults: app-image ## the data plane under faults: a demo cluster under open-loop load while a container, a Back and the Front are killed in turn, ~4 min (BENCH_FAULTS_FLAGS="--rate 100 --scenario-seconds 20")
+	@mkdir -p $(BIN)
+	$(GOBUILD) -o $(BIN)/potluck-bench ./cmd/potluck-bench
+	$(BIN)/potluck-bench faults --image $(BIN)/app-image.tar $(BENCH_FAULTS_FLAGS)
 
 demo: ## start a local cluster (3 core, 1 Front, 2 Backs), deploy the sample app, print how to use it
 	bash scripts/demo.sh

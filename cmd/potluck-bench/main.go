@@ -61,6 +61,8 @@ func run(ctx context.Context, args []string, env cli.Env) error {
 		return runGeo(ctx, args[1:], env)
 	case "autoscale":
 		return runAutoscale(ctx, args[1:], env)
+	case "faults":
+		return runFaults(ctx, args[1:], env)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(env.Stdout, usage)
 		return flag.ErrHelp
