@@ -35,6 +35,9 @@ Usage:
   potluck-bench table --target NAME=URL[,host=HOST] ...   the paper's Table 1 method
   potluck-bench load  --url URL [--concurrency C] [--duration D | --count N]
   potluck-bench geo   [--scenario NAME=CLIENT_RTT/MESH_RTT ...]   simulated geography (needs Docker)
+  potluck-bench placement [--seeds N] [--hosts 20,50] [--loads 0.7,0.95]   spread vs pack placement (simulated)
+  potluck-bench autoscale [--regime seed|potluck] [--sweep NAME]   the autoscaler on the seed's load profiles (simulated)
+  potluck-bench faults [--rate R] [--scenario-seconds S]   a real cluster under load while parts are killed (needs Docker)
 
 Run "potluck-bench COMMAND --help" for a command's flags.`
 
@@ -48,7 +51,7 @@ func main() {
 
 func run(ctx context.Context, args []string, env cli.Env) error {
 	if len(args) == 0 {
-		return cli.Usagef("no command: table, load, geo or autoscale (see potluck-bench --help)")
+		return cli.Usagef("no command: table, load, geo, placement, autoscale or faults (see potluck-bench --help)")
 	}
 	switch args[0] {
 	case "table":
