@@ -31,8 +31,14 @@ build: ## build every binary into bin/
 deps: ## install what the tests need (idempotent; root on Debian)
 	bash scripts/install-deps.sh --docker
 
+# Whole-system suites (real processes, containers, faults) run after the
+# rest, one package at a time: on a 2-core machine, sharing it with other
+# packages' tests starves their timing.
+SYSTEM_PKGS := ./e2e/...
+
 test: lint ## everything CI runs: lint, all tests with the race detector, then make demo as a user runs it
-	$(GO) test $(TESTFLAGS) $(PKGS)
+	$(GO) test $(TESTFLAGS) $$($(GO) list $(PKGS) | grep -v '/e2e')
+	$(GO) test $(TESTFLAGS) -p 1 $(SYSTEM_PKGS)
 	bash scripts/demo-check.sh
 
 test-short: ## quick tests only (no slow recovery or namespace tests)

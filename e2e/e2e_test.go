@@ -147,7 +147,7 @@ func TestWholeSystem(t *testing.T) {
 		require.Zero(t, fail, "failed GETs while a container was down: %v", failures)
 		require.Greater(t, ok, 20)
 		// The Back notices and starts it again.
-		require.Eventually(t, func() bool { return len(s.runningOn("hello")) == 2 }, 30*time.Second, 250*time.Millisecond)
+		require.Eventually(t, func() bool { return len(s.runningOn("hello")) == 2 }, 60*time.Second, 250*time.Millisecond)
 	})
 
 	// Which Backs hold the instances now; the third is the spare.
@@ -236,6 +236,21 @@ func TestWholeSystem(t *testing.T) {
 
 	t.Run("deleting the installation removes containers, ports and tunnels", func(t *testing.T) {
 		require.Equal(t, 204, s.api(http.MethodDelete, "/v1/installations/hello", nil, nil))
+		// Routes go first (503 while the instances drain), and the
+		// containers keep running meanwhile: requests in flight finish.
+		var last string
+		require.Eventually(t, func() bool {
+			code, inst, body, err := s.get(domain)
+			last = fmt.Sprintf("%d %s %q %v", code, inst, body, err)
+			return err == nil && code != 200
+		}, 10*time.Second, 100*time.Millisecond, "the Front still routes to a deleted installation's instances: %s", &last)
+		running := 0
+		for _, h := range s.hosts() {
+			cs, err := eng.List(context.Background(), h.ID)
+			require.NoError(t, err)
+			running += len(cs)
+		}
+		require.Positive(t, running, "the containers stopped before the routes went")
 		// Only this system's hosts: other tests share the Docker Engine.
 		require.Eventually(t, func() bool {
 			for _, h := range s.hosts() {
@@ -245,7 +260,7 @@ func TestWholeSystem(t *testing.T) {
 				}
 			}
 			return true
-		}, 30*time.Second, 250*time.Millisecond, "containers left behind")
+		}, 45*time.Second, 250*time.Millisecond, "containers left behind")
 		require.Eventually(t, func() bool {
 			code, _, _, err := s.get(domain)
 			return err == nil && code == 404

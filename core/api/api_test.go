@@ -148,3 +148,17 @@ func TestCorePeersListsMeshReadyCoreNodes(t *testing.T) {
 	require.Equal(t, "core2", peers[0].ID)
 	require.Equal(t, "http://100.64.0.2:7400", peers[0].AgentURL)
 }
+
+// drained does what the leader's reconciler does once a deleting
+// installation's instances have drained: deletes it.
+func (f *fixture) drained() {
+	f.t.Helper()
+	for _, inst := range f.node.State().SortedInstallations() {
+		if inst.Deleting {
+			f.node.mu.Lock()
+			res := f.node.applyLocked(&fsm.Command{Type: fsm.CmdDeleteInstallation, Name: inst.Name})
+			f.node.mu.Unlock()
+			require.NoError(f.t, res.Err)
+		}
+	}
+}

@@ -294,7 +294,8 @@ func (s *Server) scaleInstallation(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deleteInstallation(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
-		return &fsm.Command{Type: fsm.CmdDeleteInstallation, Name: name}, nil
+		// Routes go at once, instances drain, the leader deletes it after.
+		return &fsm.Command{Type: fsm.CmdRetireInstallation, Name: name}, nil
 	})
 	if !s.writeResult(w, res, err) {
 		return

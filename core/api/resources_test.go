@@ -114,6 +114,14 @@ func TestInstallations(t *testing.T) {
 	require.NotEqual(t, containers[0].HostName, containers[1].HostName, "spread over both Backs")
 
 	f.call("DELETE", "/v1/installations/shop", "", http.StatusNoContent, nil)
+	f.call("GET", "/v1/installations/shop", "", http.StatusOK, &inst)
+	require.True(t, inst.Deleting, "routes go at once, the instances drain first")
+	for _, in := range inst.InstanceViews {
+		require.Equal(t, fsm.InstanceDraining, in.State)
+	}
+	rec = f.do(request{method: "POST", path: "/v1/installations/shop/scale", token: operatorToken, body: `{"backs":3}`})
+	require.Equal(t, http.StatusConflict, rec.Code, "a deleting installation does not scale: %s", rec.Body.String())
+	f.drained()
 	f.call("DELETE", "/v1/apps/web", "", http.StatusNoContent, nil)
 	f.call("GET", "/v1/containers", "", http.StatusOK, &containers)
 	require.Empty(t, containers)

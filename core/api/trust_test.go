@@ -83,6 +83,7 @@ func TestScopedTokens(t *testing.T) {
 		})
 	}
 
+	f.drained()
 	// Lists show an app owner what it owns only.
 	var apps []AppView
 	require.NoError(t, jsonOf(f.do(request{method: "GET", path: "/v1/apps", token: owner}), &apps))

@@ -32,6 +32,8 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.createInstallation(c)
 	case CmdDeleteInstallation:
 		return s.deleteInstallation(c)
+	case CmdRetireInstallation:
+		return s.retireInstallation(c)
 	case CmdPlan:
 		return s.applyPlan(c)
 	case CmdSetPlacementPolicy:
@@ -275,6 +277,40 @@ func (s *State) deleteInstallation(c *Command) (string, error) {
 	return c.Name, nil
 }
 
+// retireInstallation marks an installation deleting and drains its
+// instances: Fronts stop routing to them at once, Backs keep them running
+// for the drain so requests in flight finish, then the leader deletes it
+// (reconcile). Retiring a deleting installation again changes nothing.
+func (s *State) retireInstallation(c *Command) (string, error) {
+	inst, ok := s.Installations[c.Name]
+	if !ok {
+		return "", errf(CodeNotFound, "no installation %q", c.Name)
+	}
+	if inst.Deleting {
+		return c.Name, nil
+	}
+	cp := *inst
+	cp.Deleting, cp.UpdatedAt = true, c.Time
+	s.Installations[c.Name] = &cp
+	for _, in := range s.InstancesOf(c.Name) {
+		if in.State == InstanceDraining {
+			continue
+		}
+		d := *in
+		d.State, d.Message, d.UpdatedAt = InstanceDraining, "installation deleted", c.Time
+		s.Instances[in.ID] = &d
+	}
+	return c.Name, nil
+}
+
+// refuseIfDeleting is the error of a change to an installation being deleted.
+func refuseIfDeleting(inst *Installation) error {
+	if inst != nil && inst.Deleting {
+		return errf(CodeConflict, "installation %q is being deleted", inst.Name)
+	}
+	return nil
+}
+
 // applyPlan applies a batch of scheduling decisions in a fixed order: host
 // statuses, removals, additions, instance updates, installation resizes; then
 // the invariants over the result.
@@ -341,6 +377,9 @@ func (s *State) resizeInstallations(updates []InstallationUpdate, now time.Time)
 		inst, ok := s.Installations[u.Name]
 		if !ok {
 			return errf(CodeNotFound, "no installation %q", u.Name)
+		}
+		if err := refuseIfDeleting(inst); err != nil && inst.Backs != u.Backs {
+			return err
 		}
 		inst.Fronts, inst.Backs = u.Fronts, u.Backs
 		inst.FrontHosts = append([]string(nil), u.FrontHosts...)

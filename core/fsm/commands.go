@@ -18,6 +18,9 @@ const (
 	CmdDeleteApp           CommandType = "delete_app"
 	CmdCreateInstallation  CommandType = "create_installation"
 	CmdDeleteInstallation  CommandType = "delete_installation"
+	// CmdRetireInstallation starts a deletion: routes go at once, the
+	// instances drain, and the leader deletes the installation after.
+	CmdRetireInstallation CommandType = "retire_installation"
 	CmdPlan                CommandType = "plan"
 	// CmdSetPlacementPolicy sets State.PlacementPolicy to Name.
 	CmdSetPlacementPolicy CommandType = "set_placement_policy"

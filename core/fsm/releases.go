@@ -222,6 +222,9 @@ func (s *State) deployRelease(c *Command) (string, error) {
 	if !ok {
 		return "", errf(CodeNotFound, "no installation %q", c.Name)
 	}
+	if err := refuseIfDeleting(inst); err != nil {
+		return "", err
+	}
 	r := c.Release
 	if r == nil {
 		return "", errf(CodeInvalid, "deploy without a release")

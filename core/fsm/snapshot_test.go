@@ -122,6 +122,7 @@ func goldenLog() []goldenEntry {
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdFailRelease, RequestID: "req-site-r2-failed", Name: "site", Release: &fsm.Release{Version: 2, Message: "instance inst-7: app does not answer on port 8081"}}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdPlan, RequestID: "req-hosts", Plan: &fsm.Plan{Hosts: changes}}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, RequestID: "req-policy", Name: "pack"}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdRetireInstallation, RequestID: "req-retire", Name: "site"}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, Name: "first-fit"}, reject: fsm.CodeInvalid},
 	)
 	return log

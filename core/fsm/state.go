@@ -179,6 +179,9 @@ type Installation struct {
 	// Placement says where the instances may go; nil places them by the
 	// cluster's policy with no requirement, one per Back.
 	Placement *Placement `json:"placement,omitempty"`
+	// Deleting: routes are gone and the instances drain; the leader
+	// deletes the installation when they have (CmdRetireInstallation).
+	Deleting bool `json:"deleting,omitempty"`
 }
 
 // Placement is an installation's requirements, constraints and policy.

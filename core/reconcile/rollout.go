@@ -27,17 +27,26 @@ type rolloutStep struct {
 
 // planRollouts decides, for every installation: promote a deploying release
 // whose instances all run, fail one whose instance failed or that ran out of
-// time, and remove drained instances.
+// time, remove drained instances, and delete a deleting installation once
+// all its instances drained.
 func planRollouts(st *fsm.State, now time.Time, timeout, drain time.Duration) []rolloutStep {
 	var steps []rolloutStep
 	var drained []string
 	for _, inst := range st.SortedInstallations() {
 		instances := st.InstancesOf(inst.Name)
+		var done []string
 		for _, in := range instances {
 			if in.State == fsm.InstanceDraining && now.Sub(in.UpdatedAt) >= drain {
-				drained = append(drained, in.ID)
+				done = append(done, in.ID)
 			}
 		}
+		if inst.Deleting {
+			if len(done) == len(instances) { // the delete removes them
+				steps = append(steps, rolloutStep{&fsm.Command{Type: fsm.CmdDeleteInstallation, Name: inst.Name}, "deleted installation drained; removed"})
+			}
+			continue
+		}
+		drained = append(drained, done...)
 		d := inst.Deploying()
 		if d == nil {
 			continue
@@ -105,11 +114,13 @@ func (r *Reconciler) rollouts(ctx context.Context) error {
 		if done == nil || i >= 64 {
 			return nil
 		}
-		c := done.cmd
-		if c.Release != nil {
+		switch c := done.cmd; {
+		case c.Release != nil:
 			r.cfg.Logger.Info(done.log, "installation", c.Name, "release", c.Release.Version, "message", c.Release.Message)
-		} else {
+		case c.Plan != nil:
 			r.cfg.Logger.Info(done.log, "instances", c.Plan.Remove)
+		default:
+			r.cfg.Logger.Info(done.log, "installation", c.Name)
 		}
 	}
 }

@@ -124,3 +124,26 @@ func TestRepairKeepsReleases(t *testing.T) {
 	}
 	require.Equal(t, map[int]int{2: 2}, byRelease, "two instances of release 2, none new of release 1")
 }
+
+// Issue 17: a deleted installation leaves the Fronts' routes at once, its
+// instances keep running for the drain (requests in flight finish), and only
+// then does the leader delete it.
+func TestDeletedInstallationDrainsFirst(t *testing.T) {
+	f := newFixture(t, nil)
+	f.host("f1", fsm.RoleFront, fsm.HostReady)
+	f.host("b1", fsm.RoleBack, fsm.HostReady)
+	f.install("shop", "f1", "b1")
+	f.tick()
+	f.node.must(f.t, &fsm.Command{Type: fsm.CmdRetireInstallation, Name: "shop"})
+	st := f.node.State()
+	require.True(t, st.Installations["shop"].Deleting)
+	require.Equal(t, []string{"b1:draining"}, f.placement("shop"), "not routed, still running")
+
+	f.clock.Advance(DefaultDrainTime - time.Second)
+	f.tick()
+	require.NotNil(t, f.node.State().Installations["shop"], "kept while its instances drain")
+	f.clock.Advance(2 * time.Second)
+	f.tick()
+	require.Nil(t, f.node.State().Installations["shop"], "deleted once drained")
+	require.Empty(t, f.node.State().InstancesOf("shop"))
+}
