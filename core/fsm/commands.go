@@ -21,7 +21,7 @@ const (
 	// CmdRetireInstallation starts a deletion: routes go at once, the
 	// instances drain, and the leader deletes the installation after.
 	CmdRetireInstallation CommandType = "retire_installation"
-	CmdPlan                CommandType = "plan"
+	CmdPlan               CommandType = "plan"
 	// CmdSetPlacementPolicy sets State.PlacementPolicy to Name.
 	CmdSetPlacementPolicy CommandType = "set_placement_policy"
 	CmdPushAppVersion     CommandType = "push_app_version"
