@@ -14,12 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"potluck/agentproto"
-	"potluck/internal/freeport"
-
 	"github.com/stretchr/testify/require"
 
 	"potluck/agent"
+	"potluck/agentproto"
+	"potluck/internal/freeport"
 	"potluck/meshnet"
 )
 

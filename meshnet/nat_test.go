@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"potluck/internal/freeport"
-
 	"github.com/stretchr/testify/require"
+
+	"potluck/internal/freeport"
 )
 
 func freeUDPPort(t testing.TB) uint16 {

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"potluck/internal/freeport"
-
 	"github.com/stretchr/testify/require"
 
 	"potluck/apiclient"
@@ -24,6 +22,7 @@ import (
 	"potluck/core/cluster"
 	"potluck/core/pki"
 	"potluck/core/server"
+	"potluck/internal/freeport"
 )
 
 // Token is the operator token of cores started by Start.

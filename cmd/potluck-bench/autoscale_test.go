@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"potluck/internal/cli"
-
 	"github.com/stretchr/testify/require"
+
+	"potluck/internal/cli"
 )
 
 func TestAutoscaleCommand(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"potluck/internal/cli"
-
 	"github.com/stretchr/testify/require"
+
+	"potluck/internal/cli"
 )
 
 func TestPlacementCommand(t *testing.T) {

@@ -10,11 +10,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"potluck/internal/human"
-	"potluck/internal/version"
-
 	"potluck/apiclient"
 	"potluck/internal/cli"
+	"potluck/internal/human"
+	"potluck/internal/version"
 )
 
 func commands() []command {

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"potluck/core/blobs/blobstest"
-
 	"github.com/stretchr/testify/require"
+
+	"potluck/core/blobs/blobstest"
 )
 
 func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"potluck/core/blobs/blobstest"
-
 	"github.com/stretchr/testify/require"
+
+	"potluck/core/blobs/blobstest"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 (its own CA) and its key.

@@ -13,9 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"potluck/internal/human"
-
 	"potluck/apiclient"
+	"potluck/internal/human"
 )
 
 // listCtx is the context for a list call: blocking queries may wait up to

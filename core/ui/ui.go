@@ -30,9 +30,8 @@ import (
 	"strings"
 	"time"
 
-	"potluck/internal/human"
-
 	"potluck/apiclient"
+	"potluck/internal/human"
 	"potluck/internal/ratelimit"
 )
 
