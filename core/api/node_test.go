@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"slices"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"potluck/core/cluster"
 	"potluck/core/fsm"
+	"potluck/core/fsm/fsmtest"
 )
 
 // memNode is a core node in memory: the real FSM, with raft's log replaced
@@ -53,15 +53,8 @@ func (n *memNode) apply(c *fsm.Command) fsm.Result {
 }
 
 func (n *memNode) applyLocked(c *fsm.Command) fsm.Result {
-	if c.Time.IsZero() {
-		c.Time = n.now().UTC()
-	}
-	data, err := json.Marshal(c)
-	if err != nil {
-		panic(err) // commands are plain data
-	}
 	n.index++
-	return n.fsm.Apply(&raft.Log{Index: n.index, Data: data}).(fsm.Result)
+	return fsmtest.ApplyAt(n.fsm, n.index, n.now().UTC(), c)
 }
 
 // must applies c and fails the test when the FSM rejects it.

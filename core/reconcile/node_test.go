@@ -2,16 +2,15 @@ package reconcile
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
 	"potluck/core/cluster"
 	"potluck/core/fsm"
+	"potluck/core/fsm/fsmtest"
 )
 
 // memNode is a core node in memory: the real FSM, with raft's log replaced
@@ -33,15 +32,8 @@ func newMemNode(now func() time.Time) *memNode {
 }
 
 func (n *memNode) applyLocked(c *fsm.Command) fsm.Result {
-	if c.Time.IsZero() {
-		c.Time = n.now().UTC()
-	}
-	data, err := json.Marshal(c)
-	if err != nil {
-		panic(err) // commands are plain data
-	}
 	n.index++
-	return n.fsm.Apply(&raft.Log{Index: n.index, Data: data}).(fsm.Result)
+	return fsmtest.ApplyAt(n.fsm, n.index, n.now().UTC(), c)
 }
 
 // must applies c and fails the test when the FSM rejects it.

@@ -22,6 +22,20 @@ func TimeAt(index uint64) time.Time {
 	return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(index) * time.Second)
 }
 
+// ApplyAt applies cmd to f as the raft log entry at index, stamped with now
+// when it has no time (and without a testing.T, for fakes of a core node
+// that serialise their own applies).
+func ApplyAt(f *fsm.FSM, index uint64, now time.Time, cmd *fsm.Command) fsm.Result {
+	if cmd.Time.IsZero() {
+		cmd.Time = now
+	}
+	data, err := json.Marshal(cmd)
+	if err != nil {
+		panic(err) // commands are plain data
+	}
+	return f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(fsm.Result)
+}
+
 // Apply applies cmd as the log entry after f's current index, the way raft
 // hands a committed entry to the FSM, and returns the FSM's Result. A command
 // with a zero Time gets TimeAt(index); cmd itself is not modified.
