@@ -235,9 +235,11 @@ func TestWholeSystem(t *testing.T) {
 	})
 
 	t.Run("deleting the installation removes containers, ports and tunnels", func(t *testing.T) {
-		require.Equal(t, 204, s.api(http.MethodDelete, "/v1/installations/hello", nil, nil))
-		// Routes go first (503 while the instances drain), and the
-		// containers keep running meanwhile: requests in flight finish.
+		// DELETE answers once the installation is gone; meanwhile the routes
+		// go first (503 while the instances drain) and the containers keep
+		// running: requests in flight finish.
+		deleted := make(chan int, 1)
+		go func() { deleted <- s.api(http.MethodDelete, "/v1/installations/hello", nil, nil) }()
 		var last string
 		require.Eventually(t, func() bool {
 			code, inst, body, err := s.get(domain)
@@ -251,6 +253,12 @@ func TestWholeSystem(t *testing.T) {
 			running += len(cs)
 		}
 		require.Positive(t, running, "the containers stopped before the routes went")
+		select {
+		case code := <-deleted:
+			require.Equal(t, 204, code)
+		case <-time.After(60 * time.Second):
+			t.Fatal("DELETE did not answer once the installation drained")
+		}
 		// Only this system's hosts: other tests share the Docker Engine.
 		require.Eventually(t, func() bool {
 			for _, h := range s.hosts() {

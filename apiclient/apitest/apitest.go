@@ -59,7 +59,7 @@ func StartCluster(t testing.TB, n int) []*Core {
 		s, err := server.Start(server.Config{
 			NodeID: peers[i].ID, DataDir: filepath.Join(t.TempDir(), peers[i].ID), RaftBind: peers[i].Addr,
 			Peers: peers, ClusterCA: ca, Timing: cluster.FastTiming, HTTPAddr: httpAddrs[i], OperatorToken: Token,
-			HeartbeatTTL: time.Hour, ReconcileInterval: 100 * time.Millisecond, ReadyOnRegister: true,
+			HeartbeatTTL: time.Hour, ReconcileInterval: 100 * time.Millisecond, DrainTime: 200 * time.Millisecond, ReadyOnRegister: true,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
 		})
 		require.NoError(t, err)

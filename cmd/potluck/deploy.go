@@ -132,6 +132,9 @@ func (d *deploy) set(name string) bool {
 }
 
 func (d *deploy) run(c *cmdCtx) error {
+	if _, err := d.placement.request(); err != nil {
+		return err // bad placement flags, before anything is sent
+	}
 	name := d.name
 	if name == "" {
 		name = d.app

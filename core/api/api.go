@@ -73,6 +73,10 @@ type Config struct {
 	Heartbeat  HeartbeatFunc // the leader's reconciler
 	Logs       LogSource     // reaches Backs' logs over the mesh; nil: no logs
 	LeaderHold time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
+	// DeleteWait is how long DELETE /v1/installations/{name} waits for the
+	// drained installation to be gone before it answers 202 instead of
+	// 204; 0 answers at once (204) once the deletion has started.
+	DeleteWait time.Duration
 	Client     *http.Client  // for forwarding; nil = a default with timeouts
 	// Now is the clock join tokens expire by; nil = time.Now.
 	Now func() time.Time

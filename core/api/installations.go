@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -300,7 +301,25 @@ func (s *Server) deleteInstallation(w http.ResponseWriter, r *http.Request) {
 	if !s.writeResult(w, res, err) {
 		return
 	}
+	if s.cfg.DeleteWait > 0 && !s.waitGone(r.Context(), name, s.cfg.DeleteWait) {
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "deleting", "message": "its instances are draining; it goes when they have"})
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// waitGone waits, at most max, until the installation name is no more.
+func (s *Server) waitGone(ctx context.Context, name string, max time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	st := s.node.State()
+	for st.Installations[name] != nil {
+		if ctx.Err() != nil {
+			return false
+		}
+		st = s.node.Wait(ctx, st.Index)
+	}
+	return true
 }
 
 // listContainers lists every instance of every installation.

@@ -78,7 +78,7 @@ func newTestCluster(t *testing.T, n int, tweak func(i int, c *Config)) *testClus
 		cfg := Config{
 			NodeID: peers[i].ID, DataDir: filepath.Join(t.TempDir(), peers[i].ID), RaftBind: raftAddrs[i], Peers: peers, ClusterCA: ca,
 			Timing: cluster.FastTiming, HTTPAddr: httpAddrs[i], OperatorToken: testToken,
-			HeartbeatTTL: time.Hour, ReconcileInterval: 50 * time.Millisecond,
+			HeartbeatTTL: time.Hour, ReconcileInterval: 50 * time.Millisecond, DrainTime: 200 * time.Millisecond,
 			Logger: quietLogger(), RaftLogOutput: io.Discard,
 		}
 		if tweak != nil {

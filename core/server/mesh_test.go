@@ -224,7 +224,13 @@ func TestMeshHostsAreProbedAndUseTheAgentAPIOverTheTunnel(t *testing.T) {
 	r = <-done
 	require.Equal(t, http.StatusOK, r.code, r.String())
 	r.json(t, &fs)
-	require.Empty(t, fs.Routes)
+	// It woke at the deletion's first step: the instance drains, unrouted.
+	require.Len(t, fs.Routes, 1)
+	require.Equal(t, agentproto.InstanceDraining, fs.Routes[0].Backends[0].State)
+	c.waitConverged()
+	r = front.get(t, "/v1/agent/state")
+	r.json(t, &fs)
+	require.Empty(t, fs.Routes, "gone once drained (DELETE answered then)")
 
 	// A decommissioned host is told to stand down (410 Gone), also on a
 	// blocking query that was waiting when it happened; after the grace the

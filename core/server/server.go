@@ -74,6 +74,10 @@ type Config struct {
 
 	HeartbeatTTL      time.Duration
 	ReconcileInterval time.Duration
+	// DrainTime is how long instances that lost their routes (replaced by a
+	// release, or of a deleted installation) keep running so requests in
+	// flight finish; 0 = reconcile.DefaultDrainTime.
+	DrainTime time.Duration
 	MaxUploadBytes    int64
 	// MaxImageUnpacked bounds what an uploaded image may unpack to on a
 	// Back (decompression bombs); 0 = blobs.DefaultMaxUncompressed.
@@ -288,8 +292,14 @@ func (s *Server) handler() (http.Handler, error) {
 	}
 	s.Reconciler = reconcile.New(reconcile.Config{
 		Node: reconcile.ClusterNode(s.Node), TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: s.log, Prober: prober,
+		DrainTime: cfg.DrainTime,
 	})
+	drain := cfg.DrainTime
+	if drain == 0 {
+		drain = reconcile.DefaultDrainTime
+	}
 	s.API = api.New(api.Config{
+		DeleteWait: drain + 15*time.Second,
 		Node: api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
 		Heartbeat: s.Reconciler.Heartbeat, Logs: s.instanceLogs, NodeToken: s.nodeToken, BodyIdleTimeout: cfg.BodyIdleTimeout,

@@ -155,7 +155,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.coreCfgs = append(c.coreCfgs, server.Config{
 			NodeID: peers[i].ID, DataDir: filepath.Join(cfg.Dir, peers[i].ID), RaftBind: peers[i].Addr, Peers: peers, ClusterCA: ca,
 			Timing: cluster.FastTiming, HTTPAddr: httpAddr, OperatorToken: cfg.OperatorToken,
-			HeartbeatTTL: cfg.HeartbeatTTL, ReconcileInterval: 200 * time.Millisecond,
+			HeartbeatTTL: cfg.HeartbeatTTL, ReconcileInterval: 200 * time.Millisecond, DrainTime: 3 * time.Second,
 			Mesh:   &server.MeshConfig{PrivateKey: &key, ListenPort: port},
 			Logger: cfg.Logger.With("node", peers[i].ID), RaftLogOutput: io.Discard,
 		})
