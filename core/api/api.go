@@ -77,7 +77,7 @@ type Config struct {
 	// drained installation to be gone before it answers 202 instead of
 	// 204; 0 answers at once (204) once the deletion has started.
 	DeleteWait time.Duration
-	Client     *http.Client  // for forwarding; nil = a default with timeouts
+	Client     *http.Client // for forwarding; nil = a default with timeouts
 	// Now is the clock join tokens expire by; nil = time.Now.
 	Now func() time.Time
 

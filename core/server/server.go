@@ -77,8 +77,8 @@ type Config struct {
 	// DrainTime is how long instances that lost their routes (replaced by a
 	// release, or of a deleted installation) keep running so requests in
 	// flight finish; 0 = reconcile.DefaultDrainTime.
-	DrainTime time.Duration
-	MaxUploadBytes    int64
+	DrainTime      time.Duration
+	MaxUploadBytes int64
 	// MaxImageUnpacked bounds what an uploaded image may unpack to on a
 	// Back (decompression bombs); 0 = blobs.DefaultMaxUncompressed.
 	MaxImageUnpacked int64
@@ -300,7 +300,7 @@ func (s *Server) handler() (http.Handler, error) {
 	}
 	s.API = api.New(api.Config{
 		DeleteWait: drain + 15*time.Second,
-		Node: api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
+		Node:       api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
 		Heartbeat: s.Reconciler.Heartbeat, Logs: s.instanceLogs, NodeToken: s.nodeToken, BodyIdleTimeout: cfg.BodyIdleTimeout,
 		OperatorTokenHash: api.HashToken(cfg.OperatorToken), OnRemoved: s.onRemoved,
