@@ -181,7 +181,7 @@ func (c *apiClient) attemptOn(ctx context.Context, n *node, in appInput, request
 	note := fmt.Sprint(resp.StatusCode)
 	definite := map[opKind][]int{
 		opGet:    {http.StatusOK, http.StatusNotFound},
-		opCreate: {http.StatusCreated, http.StatusConflict},
+		opCreate: {http.StatusCreated, http.StatusOK},
 		opDelete: {http.StatusNoContent, http.StatusNotFound},
 	}[in.Kind]
 	for _, code := range definite {

@@ -68,19 +68,17 @@ var appModel = porcupine.Model{
 			}
 			return out.Status == http.StatusOK && out.Image == st, st
 		case opCreate:
+			// POST /v1/apps creates the app (201) or, for a name taken,
+			// adds a version that becomes its image (200): either way the
+			// name now holds this image. A create whose outcome is unknown
+			// was applied here, or never (it linearizes after the rest).
 			if out.Unknown {
-				// Applied here (the name was free: it now holds this image;
-				// it was taken: a 409 that changed nothing). A create that
-				// was never applied linearizes after everything else.
-				if st == "" {
-					return true, in.Image
-				}
-				return true, st
+				return true, in.Image
 			}
 			if st == "" {
 				return out.Status == http.StatusCreated, in.Image
 			}
-			return out.Status == http.StatusConflict, st
+			return out.Status == http.StatusOK, in.Image
 		case opDelete:
 			if out.Unknown {
 				return true, ""

@@ -44,8 +44,14 @@ func TestAppModel(t *testing.T) {
 		{"an unknown create may have been applied", []porcupine.Operation{
 			op(0, 0, end, create("a", "i1"), appOutput{Unknown: true}),
 			op(1, 20, 30, get, appOutput{Status: 200, Image: "i1"}),
-			op(1, 40, 50, create("a", "i2"), appOutput{Status: 409}),
+			op(1, 40, 50, create("a", "i2"), appOutput{Status: 200}),
+			op(1, 60, 70, get, appOutput{Status: 200, Image: "i2"}),
 		}, true},
+		{"a create on a taken name makes a new version", []porcupine.Operation{
+			op(0, 0, 10, create("a", "i1"), appOutput{Status: 201}),
+			op(1, 20, 30, create("a", "i2"), appOutput{Status: 200}),
+			op(1, 40, 50, get, appOutput{Status: 200, Image: "i1"}),
+		}, false},
 		{"an unknown create may have been lost", []porcupine.Operation{
 			op(0, 0, end, create("a", "i1"), appOutput{Unknown: true}),
 			op(1, 20, 30, get, appOutput{Status: 404}),
