@@ -75,6 +75,10 @@ func (w *livenessWatch) run(ctx context.Context) {
 	failures := map[netip.Addr]int{}
 	down := map[netip.Addr]bool{}
 	lastRx := map[netip.Addr]uint64{}
+	// Only a Back that answered since it is watched can vanish: one that
+	// never did (its session to this Front not up yet, as at a start) has
+	// no requests of ours in flight, and the proxy's own health handles it.
+	answered := map[netip.Addr]bool{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -109,6 +113,7 @@ func (w *livenessWatch) run(ctx context.Context) {
 			seen[h] = true
 			lastRx[h] = rx[h]
 			if alive[i] {
+				answered[h] = true
 				failures[h] = 0
 				if down[h] {
 					delete(down, h)
@@ -117,7 +122,7 @@ func (w *livenessWatch) run(ctx context.Context) {
 				}
 				continue
 			}
-			if !anyAlive && len(hosts) > 1 {
+			if !answered[h] || (!anyAlive && len(hosts) > 1) {
 				continue
 			}
 			if failures[h]++; failures[h] >= livenessFailures {
@@ -133,6 +138,7 @@ func (w *livenessWatch) run(ctx context.Context) {
 				delete(failures, h)
 				delete(down, h)
 				delete(lastRx, h)
+				delete(answered, h)
 			}
 		}
 	}

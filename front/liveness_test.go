@@ -86,3 +86,32 @@ func TestLivenessWatchNoticesAVanishedBack(t *testing.T) {
 	case <-time.After(time.Second):
 	}
 }
+
+// A Back that never answered since it is watched (its session to this
+// Front not up yet, as right after a start) is not declared gone: the
+// demo once lost a Back for fail_timeout that way.
+func TestLivenessWatchIgnoresBacksThatNeverAnswered(t *testing.T) {
+	frontKey, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	front, err := meshnet.New(meshnet.Config{PrivateKey: frontKey, Address: netip.MustParseAddr("100.64.1.1")})
+	require.NoError(t, err)
+	defer front.Close()
+	ghost, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	// A peer with no endpoint that never sends a packet: dials to it hang.
+	require.NoError(t, front.UpsertPeer(meshnet.Peer{PublicKey: ghost.Public(), Address: netip.MustParseAddr("100.64.1.9")}))
+
+	events := make(chan string, 4)
+	w := &livenessWatch{node: front, log: slog.New(slog.DiscardHandler),
+		gone: func(h netip.Addr) { events <- "gone " + h.String() },
+		back: func(h netip.Addr) { events <- "back " + h.String() }}
+	w.setHosts([]netip.Addr{netip.MustParseAddr("100.64.1.9")})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.run(ctx)
+	select {
+	case e := <-events:
+		t.Fatalf("unexpected %q for a Back that never answered", e)
+	case <-time.After(2 * time.Second):
+	}
+}
