@@ -18,6 +18,7 @@ import (
 
 	"potluck/core/blobs"
 	"potluck/core/fsm"
+	"potluck/internal/fakeclock"
 	"potluck/internal/jsonhttp"
 )
 
@@ -29,7 +30,7 @@ type fixture struct {
 	node  *memNode
 	api   *Server
 	blobs *blobs.Store
-	clock *clock
+	clock *fakeclock.Clock
 }
 
 func newFixture(t *testing.T, tweak ...func(*Config)) *fixture {

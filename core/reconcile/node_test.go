@@ -11,6 +11,7 @@ import (
 	"potluck/core/cluster"
 	"potluck/core/fsm"
 	"potluck/core/fsm/fsmtest"
+	"potluck/internal/fakeclock"
 )
 
 // memNode is a core node in memory: the real FSM, with raft's log replaced
@@ -78,22 +79,7 @@ func (n *memNode) Decide(ctx context.Context, requestID string, build cluster.Bu
 	return n.applyLocked(c), nil
 }
 
-// clock is a fake clock that moves only when the test says so.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newClock is the fake clock tests start from.
+func newClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }

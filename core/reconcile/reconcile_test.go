@@ -16,6 +16,7 @@ import (
 	"potluck/core/cluster"
 	"potluck/core/fsm"
 	"potluck/core/scheduler"
+	"potluck/internal/fakeclock"
 )
 
 const (
@@ -26,7 +27,7 @@ const (
 type fixture struct {
 	t     *testing.T
 	node  *memNode
-	clock *clock
+	clock *fakeclock.Clock
 	rec   *Reconciler
 	ctx   context.Context
 }

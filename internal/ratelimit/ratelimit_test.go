@@ -2,32 +2,16 @@ package ratelimit
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"potluck/internal/fakeclock"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestBucket(t *testing.T) {
-	clk := &clock{t: time.Unix(1000, 0)}
+	clk := fakeclock.New(time.Unix(1000, 0))
 	l := New(Config{Rate: 0.5, Burst: 3, Now: clk.Now})
 	ok, _ := l.Allow("a")
 	require.True(t, ok, "an unknown key may try")
@@ -60,7 +44,7 @@ func TestBucket(t *testing.T) {
 }
 
 func TestKeysBounded(t *testing.T) {
-	clk := &clock{t: time.Unix(1000, 0)}
+	clk := fakeclock.New(time.Unix(1000, 0))
 	l := New(Config{Rate: 1, Burst: 2, MaxKeys: 100, Now: clk.Now})
 	for i := range 1000 {
 		l.Fail(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
