@@ -219,13 +219,18 @@ func (s *Server) createInstallation(w http.ResponseWriter, r *http.Request) {
 	if !s.writeResult(w, res, err) {
 		return
 	}
+	s.writeInstallation(w, http.StatusCreated, res.Ref)
+}
+
+// writeInstallation answers with the installation a write just changed.
+func (s *Server) writeInstallation(w http.ResponseWriter, code int, name string) {
 	st := s.node.State()
-	inst := st.Installations[res.Ref]
+	inst := st.Installations[name]
 	if inst == nil {
 		writeError(w, http.StatusNotFound, "installation was deleted meanwhile")
 		return
 	}
-	writeJSON(w, http.StatusCreated, installationView(st, inst))
+	writeJSON(w, code, installationView(st, inst))
 }
 
 func (s *Server) listInstallations(w http.ResponseWriter, r *http.Request) {
@@ -284,12 +289,7 @@ func (s *Server) scaleInstallation(w http.ResponseWriter, r *http.Request) {
 	if !s.writeResult(w, res, err) {
 		return
 	}
-	st := s.node.State()
-	if inst := st.Installations[name]; inst != nil {
-		writeJSON(w, http.StatusOK, installationView(st, inst))
-		return
-	}
-	writeError(w, http.StatusNotFound, "installation was deleted meanwhile")
+	s.writeInstallation(w, http.StatusOK, name)
 }
 
 func (s *Server) deleteInstallation(w http.ResponseWriter, r *http.Request) {

@@ -327,13 +327,7 @@ func (s *Server) newRelease(w http.ResponseWriter, r *http.Request, name string,
 	if !s.writeResult(w, res, err) {
 		return
 	}
-	st := s.node.State()
-	inst := st.Installations[name]
-	if inst == nil {
-		writeError(w, http.StatusNotFound, "installation was deleted meanwhile")
-		return
-	}
-	writeJSON(w, http.StatusAccepted, installationView(st, inst))
+	s.writeInstallation(w, http.StatusAccepted, name)
 }
 
 // rolloutBusy says why an installation cannot be scaled now, or "".
