@@ -86,19 +86,7 @@ func (req *createInstallationRequest) check() error {
 	if req.ContainerPort < 0 || req.ContainerPort > MaxPort {
 		p.add("container_port must be 1-%d", MaxPort)
 	}
-	if len(req.Env) > MaxEnvVars {
-		p.add("at most %d env variables", MaxEnvVars)
-	}
-	for k, v := range req.Env {
-		if !envKeyPattern.MatchString(k) || len(v) > MaxEnvValue {
-			p.add("env %q: names are letters, digits and _, values at most %d bytes", k, MaxEnvValue)
-			break
-		}
-		if err := checkEnvValue(k, v); err != nil {
-			p.addErr(err)
-			break
-		}
-	}
+	p.addErr(checkEnv(req.Env))
 	if _, err := req.Health.check(); err != nil {
 		p.addErr(err)
 	}

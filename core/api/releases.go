@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -113,24 +112,6 @@ func (req *deployRequest) check() error {
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
-
-// checkEnv validates env variables.
-func checkEnv(env map[string]string) error {
-	if len(env) > MaxEnvVars {
-		return fmt.Errorf("at most %d env variables", MaxEnvVars)
-	}
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if v := env[k]; !envKeyPattern.MatchString(k) || len(v) > MaxEnvValue || strings.ContainsRune(v, 0) {
-			return fmt.Errorf("env %q: names are letters, digits and _, values at most %d bytes without NUL", k, MaxEnvValue)
-		}
-	}
-	return nil
-}
 
 type rollbackRequest struct {
 	Version int `json:"version"` // 0: the release live before the current one

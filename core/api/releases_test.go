@@ -54,6 +54,8 @@ func TestReleases(t *testing.T) {
 	}{
 		{"unknown installation", "/v1/installations/nope/releases", `{}`, 404, `no installation "nope"`},
 		{"bad health path", "/v1/installations/shop/releases", `{"health":{"path":"healthz"}}`, 400, "health path must start with / and be at most 256 bytes without spaces"},
+		{"env name", "/v1/installations/shop/releases", `{"env":{"1X":"v"}}`, 400, `env "1X": names are letters, digits and _, values at most 4096 bytes`},
+		{"env value with NUL", "/v1/installations/shop/releases", `{"env":{"X":"a\u0000b"}}`, 400, `env "X": values must not contain NUL characters`},
 		{"bad health interval", "/v1/installations/shop/releases", `{"health":{"interval":"1ms"}}`, 400, "health interval must be a duration from 1s to 5m0s"},
 		{"unknown app version", "/v1/installations/shop/releases", `{"app_version":7}`, 409, `release 3 of "shop" is still rolling out; wait for it to finish`},
 		{"rollback to a release never made", "/v1/installations/shop/rollback", `{"version":-1}`, 400, "version must be a release number"},

@@ -3,7 +3,9 @@ package api
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -31,6 +33,24 @@ func checkText(what, text string) error {
 	for _, r := range text {
 		if unicode.IsControl(r) {
 			return fmt.Errorf("%s must not contain control characters (found %U)", what, r)
+		}
+	}
+	return nil
+}
+
+// checkEnv validates env variables: the first bad one (in name order) is
+// named.
+func checkEnv(env map[string]string) error {
+	if len(env) > MaxEnvVars {
+		return fmt.Errorf("at most %d env variables", MaxEnvVars)
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		v := env[k]
+		if !envKeyPattern.MatchString(k) || len(v) > MaxEnvValue {
+			return fmt.Errorf("env %q: names are letters, digits and _, values at most %d bytes", k, MaxEnvValue)
+		}
+		if err := checkEnvValue(k, v); err != nil {
+			return err
 		}
 	}
 	return nil
