@@ -46,6 +46,7 @@ func TestReleases(t *testing.T) {
 	require.Equal(t, 3, d.Version)
 	require.Equal(t, map[string]string{"V": "1"}, d.Env)
 	require.Equal(t, "rollback to release 1", d.Description)
+	f.node.must(t, &fsm.Command{Type: fsm.CmdPromoteRelease, Name: "shop", Release: &fsm.Release{Version: 3}})
 
 	tests := []struct {
 		name, path, body string
@@ -57,7 +58,7 @@ func TestReleases(t *testing.T) {
 		{"env name", "/v1/installations/shop/releases", `{"env":{"1X":"v"}}`, 400, `env "1X": names are letters, digits and _, values at most 4096 bytes`},
 		{"env value with NUL", "/v1/installations/shop/releases", `{"env":{"X":"a\u0000b"}}`, 400, `env "X": values must not contain NUL characters`},
 		{"bad health interval", "/v1/installations/shop/releases", `{"health":{"interval":"1ms"}}`, 400, "health interval must be a duration from 1s to 5m0s"},
-		{"unknown app version", "/v1/installations/shop/releases", `{"app_version":7}`, 409, `release 3 of "shop" is still rolling out; wait for it to finish`},
+		{"unknown app version", "/v1/installations/shop/releases", `{"app_version":7}`, 404, `app "web" has no version 7`},
 		{"rollback to a release never made", "/v1/installations/shop/rollback", `{"version":-1}`, 400, "version must be a release number"},
 	}
 	for _, tc := range tests {
