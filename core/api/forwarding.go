@@ -156,7 +156,6 @@ func (s *Server) consistentRead(next http.HandlerFunc) http.HandlerFunc {
 			if r.Header.Get(HeaderForwarded) != "" {
 				// Forwarded here as to the leader, but this node no longer
 				// leads: its state may be old. The client retries.
-				w.Header().Set("Retry-After", "1")
 				writeError(w, http.StatusServiceUnavailable, "leadership changed while the read was forwarded; retry, or add ?stale")
 				return
 			}
@@ -166,7 +165,6 @@ func (s *Server) consistentRead(next http.HandlerFunc) http.HandlerFunc {
 			// This node became the leader while the read waited for one.
 		}
 		if err := s.node.ReadBarrier(); err != nil {
-			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, "cannot confirm this node's state is current: "+err.Error()+"; retry, or add ?stale")
 			return
 		}

@@ -99,6 +99,9 @@ func TestFollowerForwards(t *testing.T) {
 			if tc.error != "" {
 				require.Equal(t, tc.error, errorOf(t, rec))
 			}
+			if tc.status == http.StatusServiceUnavailable {
+				require.Equal(t, "1", rec.Header().Get("Retry-After"), "every 503 says when to retry")
+			}
 			seen := leader.arrivals()
 			if !tc.forwarded {
 				require.Empty(t, seen)
@@ -156,6 +159,7 @@ func TestForwardingFailures(t *testing.T) {
 		rec := f.do(request{method: "GET", path: "/v1/hosts", token: operatorToken})
 		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 		require.Equal(t, "cannot confirm this node's state is current: raft barrier: timed out enqueuing operation; retry, or add ?stale", errorOf(t, rec))
+		require.Equal(t, "1", rec.Header().Get("Retry-After"))
 		rec = f.do(request{method: "GET", path: "/v1/hosts?stale", token: operatorToken})
 		require.Equal(t, http.StatusOK, rec.Code)
 	})
