@@ -71,11 +71,9 @@ func (s *Server) leaderOnly(next http.HandlerFunc) http.HandlerFunc {
 // gives the definite answer. Only a small body is worth that: it is read
 // here first (within the body deadline and MaxBodyBytes), so a slow or
 // oversized request without a valid token never reaches the leader. It
-// returns false when this node must answer.
+// returns false when this node must answer. unknownToken, its caller,
+// keeps it from the leader and from forwarded requests.
 func (s *Server) forwardUnknown(w http.ResponseWriter, r *http.Request) bool {
-	if s.node.IsLeader() || r.Header.Get(HeaderForwarded) != "" {
-		return false
-	}
 	if r.ContentLength != 0 {
 		if r.ContentLength > s.cfg.MaxBodyBytes {
 			return false
