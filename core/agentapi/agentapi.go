@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"potluck/agentproto"
+	"potluck/core/api"
 	"potluck/core/blobs"
 	"potluck/core/fsm"
 	"potluck/internal/jsonhttp"
@@ -287,13 +288,8 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, host *fsm.Ho
 		if st := jsonhttp.StatusOf(err); st >= 400 && st < 500 {
 			code = st // the leader's verdict, relayed by a follower
 		}
-		switch fsm.CodeOf(err) {
-		case fsm.CodeInvalid:
-			code = http.StatusBadRequest
-		case fsm.CodeNotFound:
-			code = http.StatusNotFound
-		case fsm.CodeConflict:
-			code = http.StatusConflict
+		if st, ok := api.RejectionStatus(err); ok {
+			code = st // the verdict of this node, the leader
 		}
 		jsonhttp.WriteError(w, code, fmt.Sprintf("heartbeat not recorded: %v", err))
 		return

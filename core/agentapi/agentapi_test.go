@@ -3,6 +3,8 @@ package agentapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -61,13 +63,20 @@ func TestBlockingStateWakesOnlyForThisHost(t *testing.T) {
 	require.Equal(t, related, h.waitForChange(ctx, f.State(), start, "back").Index)
 }
 
-func TestHeartbeatBody(t *testing.T) {
+// oneBack is a state holding one ready Back, "back", with key "key-back".
+func oneBack(t *testing.T) *fsm.FSM {
+	t.Helper()
 	f := fsm.New()
 	require.NoError(t, fsmtest.Apply(t, f, &fsm.Command{Type: fsm.CmdCreateToken, Token: &fsm.JoinToken{ID: "t", Hash: "h"}}).Err)
 	require.NoError(t, fsmtest.Apply(t, f, &fsm.Command{Type: fsm.CmdRegisterHost, Host: &fsm.Host{
 		ID: "back", Name: "back", Role: fsm.RoleBack, PublicKey: "key-back", TunnelAddr: netip.AddrFrom4([4]byte{100, 64, 1, 1}),
 		TokenID: "t", Status: fsm.HostReady, Capacity: fsm.Resources{MilliCPU: 1000, MemoryMB: 1000, DiskMB: 1000},
 	}}).Err)
+	return f
+}
+
+func TestHeartbeatBody(t *testing.T) {
+	f := oneBack(t)
 	var got [][]agentproto.InstanceReport
 	h := New(Config{
 		State:    f,
@@ -131,4 +140,37 @@ func TestDesiredCarriesUnpackedSize(t *testing.T) {
 		got[in.App] = in.ImageUncompressedBytes
 	}
 	require.Equal(t, map[string]int64{"up": 300 << 20, "ref": 0}, got)
+}
+
+// TestHeartbeatRefusals: a heartbeat the leader refuses is answered with its
+// verdict (this node's, or relayed by a follower); anything else is worth a
+// retry (503).
+func TestHeartbeatRefusals(t *testing.T) {
+	f := oneBack(t)
+	var verdict error
+	h := New(Config{
+		State:     f,
+		Identify:  func(*http.Request) (string, bool) { return "key-back", true },
+		Heartbeat: func(context.Context, string, []agentproto.InstanceReport) error { return verdict },
+	})
+	tests := []struct {
+		name   string
+		err    error
+		status int
+	}{
+		{"invalid report", &fsm.Error{Code: fsm.CodeInvalid, Message: "bad state"}, http.StatusBadRequest},
+		{"unknown host", &fsm.Error{Code: fsm.CodeNotFound, Message: `no host "back"`}, http.StatusNotFound},
+		{"decommissioned", &fsm.Error{Code: fsm.CodeConflict, Message: "host is decommissioned"}, http.StatusConflict},
+		{"relayed by a follower", fmt.Errorf("forwarding: %w", &jsonhttp.Error{Status: http.StatusConflict, Message: "host is decommissioned"}), http.StatusConflict},
+		{"the leader unreachable", &jsonhttp.Error{Status: http.StatusBadGateway, Message: "forwarding failed"}, http.StatusServiceUnavailable},
+		{"no leader", errors.New("not the leader"), http.StatusServiceUnavailable},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			verdict = tc.err
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, agentproto.PathHeartbeat, strings.NewReader(`{"instances":[]}`)))
+			require.Equal(t, tc.status, rec.Code, rec.Body.String())
+		})
+	}
 }

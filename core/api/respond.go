@@ -52,15 +52,25 @@ func (s *Server) writeResult(w http.ResponseWriter, res fsm.Result, err error) b
 	return true
 }
 
-// statusOf is the HTTP status of a rejected command.
-func statusOf(err error) int {
+// RejectionStatus is the HTTP status of a command the FSM (or a leader's
+// builder) rejected with an fsm.Code; false for any other error. The agent
+// API answers heartbeats by it too.
+func RejectionStatus(err error) (int, bool) {
 	switch fsm.CodeOf(err) {
 	case fsm.CodeInvalid:
-		return http.StatusBadRequest
+		return http.StatusBadRequest, true
 	case fsm.CodeNotFound:
-		return http.StatusNotFound
+		return http.StatusNotFound, true
 	case fsm.CodeConflict:
-		return http.StatusConflict
+		return http.StatusConflict, true
+	}
+	return 0, false
+}
+
+// statusOf is the HTTP status of a rejected command.
+func statusOf(err error) int {
+	if code, ok := RejectionStatus(err); ok {
+		return code
 	}
 	return http.StatusInternalServerError
 }
@@ -68,8 +78,8 @@ func statusOf(err error) int {
 // statusOrUnavailable is statusOf for a rejection, 503 for anything else
 // (no leader, raft trouble: worth a retry).
 func statusOrUnavailable(err error) int {
-	if fsm.CodeOf(err) != "" {
-		return statusOf(err)
+	if code, ok := RejectionStatus(err); ok {
+		return code
 	}
 	return http.StatusServiceUnavailable
 }
