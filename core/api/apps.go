@@ -130,10 +130,8 @@ func (s *Server) uploadApp(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if r.ContentLength > s.cfg.MaxUploadBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image tarball larger than the limit of %d bytes", s.cfg.MaxUploadBytes))
-		return
-	}
+	// leaderOnly refused a declared length over the limit; a chunked body
+	// is cut at it by Put.
 	info, err := s.cfg.Blobs.Put(r.Body, s.cfg.MaxUploadBytes, "")
 	if err != nil {
 		var inv *blobs.InvalidError
