@@ -92,10 +92,14 @@ func hostName(st *fsm.State, id string) string {
 	return id
 }
 
+// maxRolloutSteps bounds the commands one round commits; the next round
+// goes on where it stopped.
+const maxRolloutSteps = 64
+
 // rollouts commits the rollout decisions, one command each, every one
 // re-decided on the leader's current state.
 func (r *Reconciler) rollouts(ctx context.Context) error {
-	for i := 0; ; i++ {
+	for range maxRolloutSteps {
 		var done *rolloutStep
 		res, err := r.cfg.Node.Decide(ctx, "", func(st *fsm.State, now time.Time) (*fsm.Command, error) {
 			steps := planRollouts(st, now, r.cfg.RolloutTimeout, r.cfg.DrainTime)
@@ -111,7 +115,7 @@ func (r *Reconciler) rollouts(ctx context.Context) error {
 		if res.Err != nil {
 			return fmt.Errorf("rollout rejected: %w", res.Err)
 		}
-		if done == nil || i >= 64 {
+		if done == nil {
 			return nil
 		}
 		switch c := done.cmd; {
@@ -123,4 +127,5 @@ func (r *Reconciler) rollouts(ctx context.Context) error {
 			r.cfg.Logger.Info(done.log, "installation", c.Name)
 		}
 	}
+	return nil
 }

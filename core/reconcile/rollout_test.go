@@ -1,6 +1,10 @@
 package reconcile
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,4 +150,64 @@ func TestDeletedInstallationDrainsFirst(t *testing.T) {
 	f.tick()
 	require.Nil(t, f.node.State().Installations["shop"], "deleted once drained")
 	require.Empty(t, f.node.State().InstancesOf("shop"))
+}
+
+// TestEveryRolloutStepIsLogged: a round commits at most maxRolloutSteps
+// rollout commands and logs each one it commits (the old loop committed one
+// more than it logged); the next round goes on.
+func TestEveryRolloutStepIsLogged(t *testing.T) {
+	f := newFixture(t, nil)
+	logged := &countHandler{msg: "deleted installation drained; removed"}
+	f.rec = New(Config{Node: f.node, TTL: ttl, DrainTimeout: drain, Logger: slog.New(logged), Now: f.clock.Now})
+	f.host("f1", fsm.RoleFront, fsm.HostReady)
+	f.node.must(t, &fsm.Command{Type: fsm.CmdRegisterHost, Host: &fsm.Host{
+		ID: "big", Name: "big", Role: fsm.RoleBack, PublicKey: "key-big", TokenID: "t", Status: fsm.HostReady,
+		Capacity: fsm.Resources{MilliCPU: 100_000, MemoryMB: 100_000, DiskMB: 100_000},
+	}})
+	const total = maxRolloutSteps + 6
+	for i := range total {
+		name := fmt.Sprintf("shop%d", i)
+		f.node.must(t, &fsm.Command{Type: fsm.CmdCreateInstallation,
+			Installation: &fsm.Installation{Name: name, App: "web", Fronts: 1, Backs: 1, Domain: name + ".example", ContainerPort: 8080,
+				PerInstance: fsm.Resources{MilliCPU: 100, MemoryMB: 64, DiskMB: 10}, FrontHosts: []string{"f1"}},
+			Instances: []*fsm.Instance{{ID: name + "-0", Installation: name, HostID: "big", Port: fsm.MinPort + i, State: fsm.InstanceRunning}}})
+		f.node.must(t, &fsm.Command{Type: fsm.CmdRetireInstallation, Name: name})
+	}
+	f.clock.Advance(DefaultDrainTime)
+	f.beat("f1", "big")
+
+	f.tick()
+	deleted := total - len(f.node.State().Installations)
+	require.Equal(t, maxRolloutSteps, deleted, "a round is bounded")
+	require.Equal(t, deleted, logged.count(), "every deletion committed is logged")
+	f.tick()
+	require.Empty(t, f.node.State().Installations)
+	require.Equal(t, total, logged.count())
+}
+
+// countHandler counts the records logged with one message.
+type countHandler struct {
+	msg string
+	mu  sync.Mutex
+	n   int
+}
+
+func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.mu.Lock()
+		h.n++
+		h.mu.Unlock()
+	}
+	return nil
+}
+
+func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *countHandler) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
 }
