@@ -300,12 +300,16 @@ func (s *Server) usedByOwned(c *caller, app string) bool {
 // peekJSON decodes r's JSON body (at most MaxBodyBytes) into v loosely and
 // puts the body back for the handler; false when it cannot be read.
 func (s *Server) peekJSON(r *http.Request, v any) bool {
+	data, ok := s.bufferBody(r)
+	return ok && json.Unmarshal(data, v) == nil
+}
+
+// bufferBody reads r's body into memory and puts what it read back in its
+// place; false when the body is larger than MaxBodyBytes or cannot be read.
+func (s *Server) bufferBody(r *http.Request) ([]byte, bool) {
 	data, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
 	r.Body = io.NopCloser(bytes.NewReader(data))
-	if err != nil || int64(len(data)) > s.cfg.MaxBodyBytes {
-		return false
-	}
-	return json.Unmarshal(data, v) == nil
+	return data, err == nil && int64(len(data)) <= s.cfg.MaxBodyBytes
 }
 
 func names(m map[string]bool) string {

@@ -1,11 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -78,11 +76,11 @@ func (s *Server) forwardUnknown(w http.ResponseWriter, r *http.Request) bool {
 		if r.ContentLength > s.cfg.MaxBodyBytes {
 			return false
 		}
-		data, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
-		if err != nil || int64(len(data)) > s.cfg.MaxBodyBytes {
+		data, ok := s.bufferBody(r)
+		if !ok {
 			return false
 		}
-		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(data)), int64(len(data))
+		r.ContentLength = int64(len(data))
 	}
 	return s.forward(w, r)
 }
