@@ -102,6 +102,8 @@ type Server struct {
 	handler http.Handler // mux behind GuardBody
 	proxy   *http.Client
 	limiter *ratelimit.Limiter
+	// nodeTokenHash is HashToken(cfg.NodeToken), "" without a node token.
+	nodeTokenHash string
 	// removed is set once this node was removed from the raft group: it
 	// then answers 410 to everything (see members.go).
 	removed atomic.Bool
@@ -141,6 +143,9 @@ func New(cfg Config) *Server {
 		cfg.FailedAuth.Now = cfg.Now
 	}
 	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, mux: http.NewServeMux(), proxy: cfg.Client, limiter: ratelimit.New(cfg.FailedAuth)}
+	if cfg.NodeToken != "" {
+		s.nodeTokenHash = HashToken(cfg.NodeToken)
+	}
 	s.handler = GuardBody(s.mux, cfg.BodyIdleTimeout)
 	s.routes()
 	return s

@@ -135,7 +135,7 @@ func lookupToken(st *fsm.State, tok string, now time.Time) (*fsm.JoinToken, bool
 // identify returns who tok belongs to, or nil when this node knows no such
 // token.
 func (s *Server) identify(st *fsm.State, tok string) *caller {
-	if s.cfg.NodeToken != "" && equalHash(HashToken(tok), HashToken(s.cfg.NodeToken)) {
+	if s.isNodeToken(tok) {
 		return &caller{kind: callerNode}
 	}
 	now := s.cfg.Now()
@@ -159,6 +159,12 @@ func (s *Server) identify(st *fsm.State, tok string) *caller {
 		return nil
 	}
 	return c
+}
+
+// isNodeToken reports whether tok is the node token core nodes use between
+// themselves (never, when this node has none).
+func (s *Server) isNodeToken(tok string) bool {
+	return s.nodeTokenHash != "" && equalHash(HashToken(tok), s.nodeTokenHash)
 }
 
 func set(names []string) map[string]bool {
@@ -361,8 +367,7 @@ func scopeState(c *caller, st *fsm.State) *fsm.State {
 // or, on a request forwarded by another core node (proven by the node
 // token), the client address that node saw.
 func (s *Server) clientAddr(r *http.Request) string {
-	if fwd := r.Header.Get(HeaderClientAddr); fwd != "" && s.cfg.NodeToken != "" &&
-		equalHash(HashToken(r.Header.Get(HeaderNodeAuth)), HashToken(s.cfg.NodeToken)) {
+	if fwd := r.Header.Get(HeaderClientAddr); fwd != "" && s.isNodeToken(r.Header.Get(HeaderNodeAuth)) {
 		return fwd
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -239,3 +239,33 @@ func TestRegistrationKeepsMeasured(t *testing.T) {
 	st.Hosts[h.ID].Measured = &fsm.Resources{MilliCPU: 1000, MemoryMB: 1024, DiskMB: 500}
 	require.Equal(t, fsm.Resources{MilliCPU: 1000, MemoryMB: 1024, DiskMB: 500}, hostView(st, st.Hosts[h.ID]).Free)
 }
+
+// TestClientAddrOfForwardedRequests: failed tokens count against the client
+// address a forwarding core node names only when its node token vouches
+// for it; otherwise against the address the request came from.
+func TestClientAddrOfForwardedRequests(t *testing.T) {
+	const nodeToken = "node.secret-for-tests"
+	tests := []struct {
+		name   string
+		config string // the receiving node's node token
+		header map[string]string
+		want   string
+	}{
+		{"vouched for", nodeToken, map[string]string{HeaderClientAddr: "198.51.100.7", HeaderNodeAuth: nodeToken}, "198.51.100.7"},
+		{"wrong node token", nodeToken, map[string]string{HeaderClientAddr: "198.51.100.7", HeaderNodeAuth: "node.guess"}, "192.0.2.1"},
+		{"no node token sent", nodeToken, map[string]string{HeaderClientAddr: "198.51.100.7"}, "192.0.2.1"},
+		{"this node has no node token", "", map[string]string{HeaderClientAddr: "198.51.100.7", HeaderNodeAuth: ""}, "192.0.2.1"},
+		{"not forwarded", nodeToken, nil, "192.0.2.1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(c *Config) { c.NodeToken = tc.config })
+			r := httptest.NewRequest("GET", "/v1/hosts", nil)
+			r.RemoteAddr = "192.0.2.1:1000"
+			for k, v := range tc.header {
+				r.Header.Set(k, v)
+			}
+			require.Equal(t, tc.want, f.api.clientAddr(r))
+		})
+	}
+}
