@@ -94,19 +94,24 @@ func createOrPush(st *fsm.State, a *fsm.App) *fsm.Command {
 	return &fsm.Command{Type: fsm.CmdCreateApp, App: a}
 }
 
-// writeApp answers 201 for a new app, 200 for a new version of one.
-func (s *Server) writeApp(w http.ResponseWriter, name string) {
-	st := s.node.State()
-	a := st.Apps[name]
-	if a == nil {
-		writeError(w, http.StatusNotFound, "app was deleted meanwhile")
-		return
-	}
+// writeApp answers the committed write named by ref: 201 when it created
+// the app, 200 when it added a version. The status comes from the write's
+// record, never from the app's state now: a retry after others pushed
+// versions or deleted the app gets the answer of its own write. The body
+// is the app as it is now, or just its name and the version made when it
+// is gone.
+func (s *Server) writeApp(w http.ResponseWriter, ref string) {
+	name, version := fsm.ParseAppVersionRef(ref)
 	code := http.StatusCreated
-	if a.CurrentVersion() > 1 {
+	if version > 1 {
 		code = http.StatusOK
 	}
-	writeJSON(w, code, appView(st, a))
+	st := s.node.State()
+	if a := st.Apps[name]; a != nil {
+		writeJSON(w, code, appView(st, a))
+		return
+	}
+	writeJSON(w, code, map[string]any{"name": name, "version": version})
 }
 
 // uploadApp stores a `docker save` tarball in the blob store, then commits
@@ -124,11 +129,8 @@ func (s *Server) uploadApp(w http.ResponseWriter, r *http.Request) {
 	}
 	// A retried upload is answered from the record before reading the body.
 	if rec, ok := s.node.Lookup(requestID(r)); ok && rec.Error == "" {
-		st := s.node.State()
-		if a := st.Apps[rec.Ref]; a != nil {
-			s.writeApp(w, a.Name)
-			return
-		}
+		s.writeApp(w, rec.Ref)
+		return
 	}
 	// leaderOnly refused a declared length over the limit; a chunked body
 	// is cut at it by Put.

@@ -283,3 +283,26 @@ func TestPlacement(t *testing.T) {
 	f.call("POST", "/v1/installations", installationBody(`,"placement":{"policy":"spread","max_per_host":2}`), http.StatusCreated, &inst)
 	require.Equal(t, 2, inst.Placement.MaxPerHost)
 }
+
+// A retried create is answered with its own outcome (201: it created the
+// app), not with the app's state at the retry: other clients may have
+// added versions or deleted the app meanwhile. e2e/chaos found retried
+// creates answered 200 and 404 this way.
+func TestRetriedCreateAnswersItsOwnOutcome(t *testing.T) {
+	f := newFixture(t)
+	create := func(id, image string) *httptest.ResponseRecorder {
+		return f.do(request{method: "POST", path: "/v1/apps", token: operatorToken,
+			body: `{"name":"site","image":"` + image + `","container_port":80}`, header: map[string]string{HeaderRequestID: id}})
+	}
+	require.Equal(t, http.StatusCreated, create("first", "x/site:1").Code)
+	require.Equal(t, http.StatusOK, create("second", "x/site:2").Code, "a create on a taken name adds a version")
+
+	rec := create("first", "x/site:1")
+	require.Equal(t, http.StatusCreated, rec.Code, "the retry of the create that made the app: %s", rec.Body.String())
+	require.Equal(t, http.StatusOK, create("second", "x/site:2").Code)
+
+	f.call("DELETE", "/v1/apps/site", "", http.StatusNoContent, nil)
+	rec = create("first", "x/site:1")
+	require.Equal(t, http.StatusCreated, rec.Code, "the app is gone, the write still happened: %s", rec.Body.String())
+	require.Contains(t, rec.Body.String(), `"version": 1`)
+}

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -197,7 +198,23 @@ func (s *State) pushAppVersion(c *Command) (string, error) {
 		}
 	}
 	s.Apps[a.Name] = &next
-	return a.Name, nil
+	return AppVersionRef(a.Name, next.Version), nil
+}
+
+// AppVersionRef is the ref of a write that made version v of app: the
+// request record keeps which version a create (1) or push (2 and up) made,
+// so a retried write is answered with its own outcome, not with the
+// app's state at the time of the retry.
+func AppVersionRef(app string, v int) string { return app + "@" + strconv.Itoa(v) }
+
+// ParseAppVersionRef splits a ref of AppVersionRef; a bare app name (a
+// create, or a record from before versions) is version 1.
+func ParseAppVersionRef(ref string) (app string, v int) {
+	name, ver, ok := strings.Cut(ref, "@")
+	if n, err := strconv.Atoi(ver); ok && err == nil && n > 0 {
+		return name, n
+	}
+	return ref, 1
 }
 
 // appVersionRemembered reports whether a release of any installation names
