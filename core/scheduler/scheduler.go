@@ -123,7 +123,9 @@ func (p *Planner) takePort(host string, port int) {
 // instance per release per Back still holds among the new placements).
 func (p *Planner) Beside(installation string) { delete(p.count, installation) }
 
-// Release accounts for an instance that the plan removes.
+// Release accounts for an instance that the plan removes. need is what it
+// reserves: State.InstanceNeed for an instance of the state (what NewPlanner
+// subtracted), the placement's need for one this plan placed.
 func (p *Planner) Release(in *fsm.Instance, need fsm.Resources) {
 	p.free[in.HostID] = p.free[in.HostID].Add(need)
 	p.delta[in.HostID] = p.delta[in.HostID].Sub(need)
@@ -368,7 +370,7 @@ func PlanScale(st *fsm.State, name string, fronts, backs int, newID IDFunc, opts
 		})
 		for _, in := range cur[:len(cur)-backs] {
 			plan.Remove = append(plan.Remove, in.ID)
-			p.Release(in, st.Need(inst))
+			p.Release(in, st.InstanceNeed(in))
 		}
 	}
 	add, err := p.PlaceBacks(inst, backs-len(cur))
@@ -436,7 +438,7 @@ func PlanDecommission(st *fsm.State, hostIDs []string, newID IDFunc, opts ...Opt
 			// It keeps running until its replacement does, but on a draining
 			// host that takes no new work; released here so that spread
 			// constraints count the replacement instead of it.
-			p.Release(in, st.Need(st.Installations[in.Installation]))
+			p.Release(in, st.InstanceNeed(in))
 			moving = append(moving, in)
 		}
 	}
