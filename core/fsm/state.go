@@ -201,6 +201,14 @@ type Placement struct {
 	MaxPerHost int `json:"max_per_host,omitempty"`
 }
 
+// Placement policies: the names State.PlacementPolicy and Placement.Policy
+// may hold ("" inherits). What they do is the scheduler's (its PolicySpread
+// and PolicyPack are these).
+const (
+	PolicySpread = "spread"
+	PolicyPack   = "pack"
+)
+
 // SpreadConstraint: at most Max instances per distinct value of the host
 // feature By (lender, region, arch, storage or a label key).
 type SpreadConstraint struct {
