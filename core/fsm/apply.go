@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"slices"
 	"sort"
 	"time"
 )
@@ -52,12 +51,10 @@ func (s *State) apply(c *Command) (ref string, err error) {
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
 }
 
-// PlacementPolicies are the policies the scheduler knows (its PolicySpread
-// and PolicyPack); "" means the default, spread.
-var PlacementPolicies = []string{"spread", "pack"}
-
 func (s *State) setPlacementPolicy(c *Command) (string, error) {
-	if c.Name != "" && !slices.Contains(PlacementPolicies, c.Name) {
+	switch c.Name {
+	case "", PolicySpread, PolicyPack:
+	default:
 		return "", errf(CodeInvalid, "placement policy %q: use spread or pack", c.Name)
 	}
 	s.PlacementPolicy = c.Name

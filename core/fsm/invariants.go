@@ -27,23 +27,19 @@ func (s *State) checkInvariants() error {
 			return errf(CodeConflict, "port %d on host %s used by %s and %s", in.Port, in.HostID, other, in.ID)
 		}
 		ports[hostPort{in.HostID, in.Port}] = in.ID
-		// A new release starts beside the one it replaces, so the limit
-		// counts the instances of one release of an installation per host.
-		release := 0
-		if r := s.InstanceRelease(in); r != nil {
-			release = r.Version
-		}
-		key := in.Installation + "\x00" + strconv.Itoa(release) + "\x00" + in.HostID
-		perHost[key]++
-		if limit := s.Installations[in.Installation].PerHostLimit(); perHost[key] > limit {
-			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, perHost[key], in.HostID, limit, release)
-		}
-		if _, ok := s.Installations[in.Installation]; !ok {
+		inst, ok := s.Installations[in.Installation]
+		if !ok {
 			return errf(CodeNotFound, "instance %s: no installation %q", in.ID, in.Installation)
 		}
-		if r := s.InstanceRelease(in); r != nil {
-			used[in.HostID] = used[in.HostID].Add(r.PerInstance)
+		r := s.InstanceRelease(in) // never nil: its installation exists
+		// A new release starts beside the one it replaces, so the limit
+		// counts the instances of one release of an installation per host.
+		key := in.Installation + "\x00" + strconv.Itoa(r.Version) + "\x00" + in.HostID
+		perHost[key]++
+		if limit := inst.PerHostLimit(); perHost[key] > limit {
+			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, perHost[key], in.HostID, limit, r.Version)
 		}
+		used[in.HostID] = used[in.HostID].Add(r.PerInstance)
 	}
 	for _, h := range s.SortedHosts() {
 		if !h.Capacity.Fits(used[h.ID]) {

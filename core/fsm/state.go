@@ -201,6 +201,14 @@ type Placement struct {
 	MaxPerHost int `json:"max_per_host,omitempty"`
 }
 
+// Placement policies: the names State.PlacementPolicy and Placement.Policy
+// may hold ("" inherits). What they do is the scheduler's (its PolicySpread
+// and PolicyPack are these).
+const (
+	PolicySpread = "spread"
+	PolicyPack   = "pack"
+)
+
 // SpreadConstraint: at most Max instances per distinct value of the host
 // feature By (lender, region, arch, storage or a label key).
 type SpreadConstraint struct {
@@ -517,11 +525,10 @@ func (s *State) Need(inst *Installation) Resources {
 // InstanceNeed is what one placed instance reserves: its release's
 // resources, with disk at least what that release's image unpacks to.
 func (s *State) InstanceNeed(in *Instance) Resources {
-	r := s.InstanceRelease(in)
-	if r == nil {
-		return Resources{}
+	if r := s.InstanceRelease(in); r != nil {
+		return s.ReleaseNeed(r)
 	}
-	return s.releaseNeed(r.App, r.AppVersion, r.PerInstance)
+	return Resources{}
 }
 
 // ReleaseNeed is what one instance of release r reserves.
@@ -548,7 +555,9 @@ func (s *State) Reserved(hostID string) Resources {
 	return used
 }
 
-// Used returns what the instances on a host reserve.
+// Used is what the instances on a host declare (their releases'
+// PerInstance, no image disk): what checkInvariants keeps within the host's
+// declared capacity. Placement goes by Reserved.
 func (s *State) Used(hostID string) Resources {
 	var used Resources
 	for _, in := range s.InstancesOn(hostID) {

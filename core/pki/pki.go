@@ -107,7 +107,7 @@ func (ca *CA) Save(dir string) error {
 	if err := writeFile(filepath.Join(dir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(dir, CertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw}), 0o644)
+	return writeFile(filepath.Join(dir, CertFile), ca.CertPEM(), 0o644)
 }
 
 func writeFile(path string, data []byte, mode os.FileMode) error {
@@ -193,20 +193,34 @@ func LoadOrCreate(dir, name string) (*CA, error) {
 // IssueNode issues a certificate for core node id, valid as TLS client and
 // server, with hosts (DNS names or IPs) as extra subject alternative names.
 func (ca *CA) IssueNode(id string, hosts ...string) (tls.Certificate, error) {
+	der, key, err := ca.issue("node", &x509.Certificate{
+		Subject:     pkix.Name{CommonName: id, Organization: []string{"potluck"}, OrganizationalUnit: []string{"core"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    []string{id},
+	}, hosts, nodeLifetime)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// issue signs, for a fresh P-256 key, a certificate of tmpl (subject and
+// usages) valid from now (backdated by clockSkew) over lifetime, with hosts
+// (DNS names or IPs) added as subject alternative names. what names the
+// certificate in errors.
+func (ca *CA) issue(what string, tmpl *x509.Certificate, hosts []string, lifetime time.Duration) ([]byte, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("pki: generate node key: %w", err)
+		return nil, nil, fmt.Errorf("pki: generate %s key: %w", what, err)
 	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: id, Organization: []string{"potluck"}, OrganizationalUnit: []string{"core"}},
-		NotBefore:    now.Add(-clockSkew),
-		NotAfter:     now.Add(nodeLifetime),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     []string{id},
-	}
+	tmpl.SerialNumber = serial()
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-clockSkew), now.Add(lifetime)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
@@ -216,13 +230,9 @@ func (ca *CA) IssueNode(id string, hosts ...string) (tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("pki: issue node certificate: %w", err)
+		return nil, nil, fmt.Errorf("pki: issue %s certificate: %w", what, err)
 	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
+	return der, key, nil
 }
 
 // MutualTLS returns the server and client configurations of a node holding
@@ -292,35 +302,18 @@ func (ca *CA) IssueAPI(hosts []string, lifetime time.Duration) (certPEM, keyPEM 
 	if len(hosts) == 0 {
 		return nil, nil, errors.New("pki: an API certificate needs at least one host name or IP")
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, key, err := ca.issue("API", &x509.Certificate{
+		Subject:     pkix.Name{CommonName: hosts[0], Organization: []string{"potluck"}, OrganizationalUnit: []string{"core api"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, hosts, lifetime)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pki: generate API key: %w", err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"potluck"}, OrganizationalUnit: []string{"core api"}},
-		NotBefore:    now.Add(-clockSkew),
-		NotAfter:     now.Add(lifetime),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pki: issue API certificate: %w", err)
+		return nil, nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return nil, nil, err
 	}
-	certPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})...)
+	certPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca.CertPEM()...)
 	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 

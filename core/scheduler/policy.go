@@ -15,13 +15,13 @@ const (
 	// declared capacity (cpu, then memory, then disk): load is spread
 	// evenly, and every Back ends up partly used. Today's behaviour and the
 	// default.
-	PolicySpread = "spread"
+	PolicySpread = fsm.PolicySpread
 	// PolicyPack is demand-aware packing: among the Backs that can run the
 	// instance it picks the lowest Score, which prefers the tightest fit on
 	// the dominant resource, avoids opening an empty Back while a used one
 	// fits, and keeps headroom for each Back's forecast load. Whole Backs
 	// stay free for large requests and for their lenders.
-	PolicyPack = "pack"
+	PolicyPack = fsm.PolicyPack
 )
 
 // Score weights of PolicyPack (see Score).

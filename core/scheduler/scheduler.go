@@ -123,15 +123,17 @@ func (p *Planner) takePort(host string, port int) {
 // instance per release per Back still holds among the new placements).
 func (p *Planner) Beside(installation string) { delete(p.count, installation) }
 
-// Release accounts for an instance that the plan removes.
-func (p *Planner) Release(in *fsm.Instance, need fsm.Resources) {
+// release accounts for an instance that the plan removes. need is what it
+// reserves: State.InstanceNeed for an instance of the state (what NewPlanner
+// subtracted), the placement's need for one this plan placed.
+func (p *Planner) release(in *fsm.Instance, need fsm.Resources) {
 	p.free[in.HostID] = p.free[in.HostID].Add(need)
 	p.delta[in.HostID] = p.delta[in.HostID].Sub(need)
 	delete(p.ports[in.HostID], in.Port)
 	p.mark(in.Installation, in.HostID, -1)
 }
 
-// hold undoes Release: the instance stays where it is.
+// hold undoes release: the instance stays where it is.
 func (p *Planner) hold(in *fsm.Instance, need fsm.Resources) {
 	p.free[in.HostID] = p.free[in.HostID].Sub(need)
 	p.delta[in.HostID] = p.delta[in.HostID].Add(need)
@@ -206,7 +208,7 @@ func (p *Planner) PlaceBacksNeeding(inst *fsm.Installation, need fsm.Resources, 
 		if h == nil {
 			err := p.shortage(inst, need, count, len(out)) // before the rollback: it explains this step
 			for _, in := range out {                       // all or nothing
-				p.Release(in, need)
+				p.release(in, need)
 			}
 			return nil, err
 		}
@@ -368,7 +370,7 @@ func PlanScale(st *fsm.State, name string, fronts, backs int, newID IDFunc, opts
 		})
 		for _, in := range cur[:len(cur)-backs] {
 			plan.Remove = append(plan.Remove, in.ID)
-			p.Release(in, st.Need(inst))
+			p.release(in, st.InstanceNeed(in))
 		}
 	}
 	add, err := p.PlaceBacks(inst, backs-len(cur))
@@ -436,7 +438,7 @@ func PlanDecommission(st *fsm.State, hostIDs []string, newID IDFunc, opts ...Opt
 			// It keeps running until its replacement does, but on a draining
 			// host that takes no new work; released here so that spread
 			// constraints count the replacement instead of it.
-			p.Release(in, st.Need(st.Installations[in.Installation]))
+			p.release(in, st.InstanceNeed(in))
 			moving = append(moving, in)
 		}
 	}
@@ -536,7 +538,7 @@ func PlanRepair(st *fsm.State, down []string, newID IDFunc, opts ...Option) *fsm
 		// included), with that release's resources.
 		inst := view.Installations[in.Installation]
 		need := view.InstanceNeed(in)
-		p.Release(in, need)
+		p.release(in, need)
 		add, err := p.PlaceBacksNeeding(inst, need, 1)
 		if err != nil {
 			p.hold(in, need) // stays where it is, lost

@@ -635,11 +635,13 @@ func (s *Server) collectBlobs(st *fsm.State, currentSince *time.Time) {
 	}
 }
 
+// maxUpload is the largest image the API accepts, so the replicator takes
+// every blob an upload can have stored.
 func (s *Server) maxUpload() int64 {
 	if s.cfg.MaxUploadBytes > 0 {
 		return s.cfg.MaxUploadBytes
 	}
-	return 2 << 30
+	return api.DefaultMaxUploadBytes
 }
 
 func (s *Server) agentPort() uint16 {

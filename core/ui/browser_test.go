@@ -161,7 +161,7 @@ func TestUIInChromium(t *testing.T) {
 	defer cancel()
 	inst, _, err := core.Client.Installation(ictx, "hello", nil)
 	require.NoError(t, err)
-	reportRunning(ictx, t, core.URL, inst.Instances[0].HostID, inst.Instances[0].ID)
+	reportState(ictx, t, core.URL, inst.Instances[0].HostID, inst.Instances[0].ID, "running", "")
 	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(css("#inst-hello .badge.running"))))
 	require.Contains(t, text("main"), "1/2 running")
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -183,20 +183,6 @@ func TestUIInChromium(t *testing.T) {
 	require.Greater(t, len(png), 10_000)
 	require.Equal(t, "\x89PNG", string(png[:4]))
 	t.Logf("screenshot: %s (%d bytes)", shot, len(png))
-}
-
-// reportRunning sends a Back's heartbeat the way a follower relays one
-// (POST /v1/internal/heartbeat, operator token): the instance is running.
-func reportRunning(ctx context.Context, t *testing.T, base, hostID, instanceID string) {
-	t.Helper()
-	body := fmt.Sprintf(`{"host_id": %q, "instances": [{"id": %q, "state": "running"}]}`, hostID, instanceID)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/heartbeat", strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+apitest.Token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusNoContent, resp.StatusCode)
 }
 
 // TestUIOnAPhone: at 390 px wide no page is wider than the screen; the
@@ -221,7 +207,7 @@ func TestUIOnAPhone(t *testing.T) {
 	require.NoError(t, err)
 	for _, in := range inst.Instances {
 		if in.HostID == back.ID {
-			reportState(ctx0, t, core.URL, in.HostID, in.ID, "failed")
+			reportState(ctx0, t, core.URL, in.HostID, in.ID, "failed", "exited with code 1")
 		}
 	}
 	_, err = core.Client.Deploy(ctx0, "hello", apiclient.DeployRequest{Env: map[string]string{"GREETING": "two"}})
@@ -286,10 +272,11 @@ func TestUIOnAPhone(t *testing.T) {
 	require.Contains(t, text("main"), "There is no such page.")
 }
 
-// reportState sends a Back's heartbeat the way a follower relays one.
-func reportState(ctx context.Context, t *testing.T, base, hostID, instanceID, state string) {
+// reportState sends a Back's heartbeat the way a follower relays one
+// (POST /v1/internal/heartbeat, operator token): the instance is in state.
+func reportState(ctx context.Context, t *testing.T, base, hostID, instanceID, state, message string) {
 	t.Helper()
-	body := fmt.Sprintf(`{"host_id": %q, "instances": [{"id": %q, "state": %q, "message": "exited with code 1"}]}`, hostID, instanceID, state)
+	body := fmt.Sprintf(`{"host_id": %q, "instances": [{"id": %q, "state": %q, "message": %q}]}`, hostID, instanceID, state, message)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/heartbeat", strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+apitest.Token)

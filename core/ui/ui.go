@@ -260,9 +260,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxFormBytes)
 	client := clientHost(r.RemoteAddr)
 	if ok, wait := h.logins.Allow(client); !ok {
-		secs := ratelimit.RetryAfterSeconds(wait)
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		h.render(w, r, http.StatusTooManyRequests, "login", &page{Title: "Log in", Error: fmt.Sprintf("Too many failed logins from this address: try again in %d s.", secs)})
+		code, msg := tooManyLogins(w, wait)
+		h.render(w, r, code, "login", &page{Title: "Log in", Error: msg})
 		return
 	}
 	token := strings.TrimSpace(r.PostFormValue("token"))
@@ -283,9 +282,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		case http.StatusTooManyRequests: // the API's own count got there first
 			h.logins.Fail(client)
 			_, wait := h.logins.Allow(client)
-			secs := ratelimit.RetryAfterSeconds(wait)
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			code, msg = http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins from this address: try again in %d s.", secs)
+			code, msg = tooManyLogins(w, wait)
 		}
 		h.log.Info("ui login failed", "remote", r.RemoteAddr, "status", apiclient.StatusOf(err))
 		h.render(w, r, code, "login", &page{Title: "Log in", Error: msg})
@@ -296,6 +293,14 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		SameSite: http.SameSiteStrictMode, MaxAge: int(h.cfg.SessionTTL.Seconds())})
 	h.log.Info("ui login", "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+}
+
+// tooManyLogins sets Retry-After to wait and returns the status and message
+// of a login refused by the failed-login limit.
+func tooManyLogins(w http.ResponseWriter, wait time.Duration) (int, string) {
+	secs := ratelimit.RetryAfterSeconds(wait)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins from this address: try again in %d s.", secs)
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, rq *request) {

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -41,16 +40,14 @@ func Archive(t testing.TB, img Image) []byte {
 		_, err := tw.Write(data)
 		require.NoError(t, err)
 	}
-	var layerNames, diffIDs []string
+	var layerNames []string
 	for _, l := range img.Layers {
 		sum := sha256.Sum256(l)
 		name := hex.EncodeToString(sum[:]) + "/layer.tar"
 		add(name, l)
 		layerNames = append(layerNames, name)
-		diffIDs = append(diffIDs, "sha256:"+hex.EncodeToString(sum[:]))
 	}
-	cfg, err := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs}})
-	require.NoError(t, err)
+	cfg := imageConfig(t, img.Layers)
 	cfgSum := sha256.Sum256(cfg)
 	cfgName := hex.EncodeToString(cfgSum[:]) + ".json"
 	add(cfgName, cfg)
@@ -73,6 +70,14 @@ func Archive(t testing.TB, img Image) []byte {
 // layers.
 func ConfigDigest(t testing.TB, layers ...[]byte) string {
 	t.Helper()
+	sum := sha256.Sum256(imageConfig(t, layers))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// imageConfig is the image config Archive writes for layers (their
+// sha256s as the diff ids); its sha256 is the image ID.
+func imageConfig(t testing.TB, layers [][]byte) []byte {
+	t.Helper()
 	var diffIDs []string
 	for _, l := range layers {
 		sum := sha256.Sum256(l)
@@ -80,15 +85,21 @@ func ConfigDigest(t testing.TB, layers ...[]byte) string {
 	}
 	cfg, err := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs}})
 	require.NoError(t, err)
-	sum := sha256.Sum256(cfg)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return cfg
 }
 
 // Layer is a plain tar layer holding one file of size bytes of 'x'.
 func Layer(t testing.TB, size int) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	writeLayer(t, &buf, size, 'x')
+	tw := tar.NewWriter(&buf)
+	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "data", Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg}))
+	chunk := bytes.Repeat([]byte{'x'}, 64<<10)
+	for left := size; left > 0; left -= len(chunk) {
+		_, err := tw.Write(chunk[:min(left, len(chunk))])
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
 	return buf.Bytes()
 }
 
@@ -123,17 +134,6 @@ func gzipOf(t testing.TB, data []byte) []byte {
 	require.NoError(t, err)
 	require.NoError(t, zw.Close())
 	return buf.Bytes()
-}
-
-func writeLayer(t testing.TB, w io.Writer, size int, fill byte) {
-	tw := tar.NewWriter(w)
-	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "data", Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg}))
-	chunk := bytes.Repeat([]byte{fill}, 64<<10)
-	for left := size; left > 0; left -= len(chunk) {
-		_, err := tw.Write(chunk[:min(left, len(chunk))])
-		require.NoError(t, err)
-	}
-	require.NoError(t, tw.Close())
 }
 
 // DockerSaveTar builds a small archive shaped like `docker save` output

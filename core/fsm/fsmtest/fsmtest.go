@@ -33,7 +33,11 @@ func ApplyAt(f *fsm.FSM, index uint64, now time.Time, cmd *fsm.Command) fsm.Resu
 	if err != nil {
 		panic(err) // commands are plain data
 	}
-	return f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(fsm.Result)
+	res, ok := f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(fsm.Result)
+	if !ok {
+		panic("FSM.Apply must return an fsm.Result")
+	}
+	return res
 }
 
 // Apply applies cmd as the log entry after f's current index, the way raft
@@ -42,15 +46,8 @@ func ApplyAt(f *fsm.FSM, index uint64, now time.Time, cmd *fsm.Command) fsm.Resu
 func Apply(t testing.TB, f *fsm.FSM, cmd *fsm.Command) fsm.Result {
 	t.Helper()
 	index := f.State().Index + 1
-	c := *cmd
-	if c.Time.IsZero() {
-		c.Time = TimeAt(index)
-	}
-	data, err := json.Marshal(&c)
-	require.NoError(t, err)
-	res, ok := f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(fsm.Result)
-	require.True(t, ok, "FSM.Apply must return an fsm.Result")
-	return res
+	c := *cmd // ApplyAt stamps the copy
+	return ApplyAt(f, index, TimeAt(index), &c)
 }
 
 // Sink is an in-memory raft.SnapshotSink.
