@@ -16,7 +16,7 @@ import (
 )
 
 // testLink is a tunLink with its real stack, closed with the test.
-func testLink(t *testing.T, addr string, path dataPath) *tunLink {
+func testLink(t testing.TB, addr string, path dataPath) *tunLink {
 	t.Helper()
 	dev, _, err := newIPStack(netip.MustParseAddr(addr), DefaultMTU, path)
 	require.NoError(t, err)
