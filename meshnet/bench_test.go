@@ -194,7 +194,7 @@ func cpuTime(b *testing.B) time.Duration {
 // (8 segments a round, so segments are cut across Reads as in a stream).
 func BenchmarkTUNLinkRead(b *testing.B) {
 	const segments = 8
-	l := testLink(b, "100.64.0.1", pathOffload)
+	l := testLink(b, "100.64.0.1")
 	src, dst := netip.MustParseAddr("100.64.0.1"), netip.MustParseAddr("100.64.0.2")
 	payload := make([]byte, gsoMaxSize-header.IPv4MinimumSize-32)
 	pkts := make([]*stack.PacketBuffer, segments)

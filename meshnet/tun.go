@@ -125,10 +125,8 @@ func (l *tunLink) wake() {
 // with different signatures.
 type linkEndpoint tunLink
 
-func (e *linkEndpoint) link() *tunLink { return (*tunLink)(e) }
-
 func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
-	return e.link().writePackets(pkts)
+	return (*tunLink)(e).writePackets(pkts)
 }
 
 func (e *linkEndpoint) MTU() uint32                             { return e.mtu }
