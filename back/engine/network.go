@@ -115,19 +115,14 @@ func (e *Engine) createNetwork(ctx context.Context, name, host, installation str
 }
 
 func (e *Engine) findNetwork(ctx context.Context, name string) (Network, bool, error) {
-	res, err := e.cli.NetworkList(ctx, client.NetworkListOptions{Filters: client.Filters{}.Add("name", name).Add("label", LabelManaged+"=true")})
+	nets, err := e.networks(ctx, client.Filters{}.Add("name", name).Add("label", LabelManaged+"=true"))
 	if err != nil {
-		return Network{}, false, fmt.Errorf("docker network ls: %w", err)
+		return Network{}, false, err
 	}
-	for _, n := range res.Items {
-		if n.Name != name { // the name filter matches substrings
-			continue
+	for _, n := range nets {
+		if n.Name == name { // the name filter matches substrings
+			return n, true, nil
 		}
-		out := Network{ID: n.ID, Name: n.Name}
-		if len(n.IPAM.Config) > 0 {
-			out.Subnet, out.Gateway = n.IPAM.Config[0].Subnet, n.IPAM.Config[0].Gateway
-		}
-		return out, true, nil
 	}
 	return Network{}, false, nil
 }
@@ -204,10 +199,10 @@ func (e *Engine) removeNetworkIfUnused(ctx context.Context, name string) error {
 
 // Networks lists host's installation networks ("" for every host's).
 func (e *Engine) Networks(ctx context.Context, host string) ([]Network, error) {
-	f := client.Filters{}.Add("label", LabelManaged+"=true")
-	if host != "" {
-		f = f.Add("label", LabelHost+"="+host)
-	}
+	return e.networks(ctx, managedBy(host))
+}
+
+func (e *Engine) networks(ctx context.Context, f client.Filters) ([]Network, error) {
 	res, err := e.cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 	if err != nil {
 		return nil, fmt.Errorf("docker network ls: %w", err)
