@@ -209,9 +209,9 @@ func TestSubnetArithmetic(t *testing.T) {
 	require.True(t, overlapsAny(netip.MustParsePrefix("198.18.0.16/28"), []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}))
 	require.False(t, overlapsAny(netip.MustParsePrefix("198.18.0.16/28"), []netip.Prefix{netip.MustParsePrefix("198.18.0.0/28")}))
 	require.Len(t, bridgeName(NetworkName("h-1f2e3d4c5b6a", strings.Repeat("x", 63))), 15)
-	require.Error(t, validatePool(netip.MustParsePrefix("198.18.0.0/15"), 30))
-	require.Error(t, validatePool(netip.MustParsePrefix("198.18.0.0/24"), 20))
-	require.NoError(t, validatePool(netip.MustParsePrefix("198.18.0.0/24"), 29))
+	require.Error(t, ValidateNetworkPool(netip.MustParsePrefix("198.18.0.0/15"), 30))
+	require.Error(t, ValidateNetworkPool(netip.MustParsePrefix("198.18.0.0/24"), 20))
+	require.NoError(t, ValidateNetworkPool(netip.MustParsePrefix("198.18.0.0/24"), 29))
 }
 
 // A container an earlier release left on Docker's default bridge is not

@@ -233,8 +233,9 @@ func (e *Engine) RemoveUnusedNetworks(ctx context.Context, host string) error {
 	return errors.Join(errs...)
 }
 
-// validatePool checks a pool and subnet size for UseNetworkPool.
-func validatePool(pool netip.Prefix, bits int) error {
+// ValidateNetworkPool checks a pool and subnet size for UseNetworkPool; a
+// command line calls it to refuse bad flags before it connects.
+func ValidateNetworkPool(pool netip.Prefix, bits int) error {
 	switch {
 	case !pool.IsValid() || !pool.Addr().Is4():
 		return fmt.Errorf("network pool %s: want an IPv4 prefix, e.g. %s", pool, DefaultNetworkPool)
@@ -247,7 +248,7 @@ func validatePool(pool netip.Prefix, bits int) error {
 // UseNetworkPool sets the prefix installation subnets are carved from and
 // their size (default DefaultNetworkPool in /DefaultSubnetBits).
 func (e *Engine) UseNetworkPool(pool netip.Prefix, bits int) error {
-	if err := validatePool(pool, bits); err != nil {
+	if err := ValidateNetworkPool(pool, bits); err != nil {
 		return err
 	}
 	e.pool, e.subnetBits = pool.Masked(), bits
