@@ -33,6 +33,57 @@ func connectEngine(t *testing.T) *engine.Engine {
 	return eng
 }
 
+// tarEntry is one file of a tar archive, read whole.
+type tarEntry struct {
+	hdr  *tar.Header
+	data []byte
+}
+
+func readTarEntries(t *testing.T, r io.Reader) []tarEntry {
+	t.Helper()
+	var entries []tarEntry
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return entries
+		}
+		require.NoError(t, err)
+		data, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		entries = append(entries, tarEntry{hdr, data})
+	}
+}
+
+func writeTarEntries(t *testing.T, entries []tarEntry) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	for _, e := range entries {
+		require.NoError(t, tw.WriteHeader(e.hdr))
+		_, err := tw.Write(e.data)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	return out.Bytes()
+}
+
+// editManifest rewrites the first image of the archive's manifest.json.
+func editManifest(t *testing.T, entries []tarEntry, edit func(image map[string]any)) {
+	t.Helper()
+	for i, e := range entries {
+		if e.hdr.Name != "manifest.json" {
+			continue
+		}
+		var m []map[string]any
+		require.NoError(t, json.Unmarshal(e.data, &m))
+		edit(m[0])
+		data, err := json.Marshal(m)
+		require.NoError(t, err)
+		entries[i].data, entries[i].hdr.Size = data, int64(len(data))
+	}
+}
+
 // retag copies a docker save tarball with manifest.json's RepoTags set to
 // tags: what an attacker uploads.
 func retag(t *testing.T, path string, tags []string) []byte {
@@ -40,30 +91,9 @@ func retag(t *testing.T, path string, tags []string) []byte {
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
-	var out bytes.Buffer
-	tr, tw := tar.NewReader(f), tar.NewWriter(&out)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		data, err := io.ReadAll(tr)
-		require.NoError(t, err)
-		if hdr.Name == "manifest.json" {
-			var m []map[string]any
-			require.NoError(t, json.Unmarshal(data, &m))
-			m[0]["RepoTags"] = tags
-			data, err = json.Marshal(m)
-			require.NoError(t, err)
-			hdr.Size = int64(len(data))
-		}
-		require.NoError(t, tw.WriteHeader(hdr))
-		_, err = tw.Write(data)
-		require.NoError(t, err)
-	}
-	require.NoError(t, tw.Close())
-	return out.Bytes()
+	entries := readTarEntries(t, f)
+	editManifest(t, entries, func(image map[string]any) { image["RepoTags"] = tags })
+	return writeTarEntries(t, entries)
 }
 
 func tagForTest(t *testing.T, eng *engine.Engine, src, ref string) {
@@ -121,44 +151,20 @@ func TestUntrustedTarballCannotRepointTags(t *testing.T) {
 func forgeConfigName(t *testing.T, archive []byte) []byte {
 	t.Helper()
 	const fake = "0000000000000000000000000000000000000000000000000000000000000001"
-	var cfg string
-	tr := tar.NewReader(bytes.NewReader(archive))
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	type entry struct {
-		hdr  *tar.Header
-		data []byte
-	}
-	var entries []entry
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		data, err := io.ReadAll(tr)
-		require.NoError(t, err)
-		if hdr.Name == "manifest.json" {
-			var m []map[string]any
-			require.NoError(t, json.Unmarshal(data, &m))
-			cfg = m[0]["Config"].(string)
-			m[0]["Config"] = filepath.Join(filepath.Dir(cfg), fake+filepath.Ext(cfg))
-			data, _ = json.Marshal(m)
-			hdr.Size = int64(len(data))
-		}
-		entries = append(entries, entry{hdr, data})
-	}
+	entries := readTarEntries(t, bytes.NewReader(archive))
+	var cfg, forged string
+	editManifest(t, entries, func(image map[string]any) {
+		cfg = image["Config"].(string)
+		forged = filepath.Join(filepath.Dir(cfg), fake+filepath.Ext(cfg))
+		image["Config"] = forged
+	})
 	require.NotEmpty(t, cfg)
 	for _, e := range entries {
 		if e.hdr.Name == cfg {
-			e.hdr.Name = filepath.Join(filepath.Dir(cfg), fake+filepath.Ext(cfg))
+			e.hdr.Name = forged
 		}
-		require.NoError(t, tw.WriteHeader(e.hdr))
-		_, err := tw.Write(e.data)
-		require.NoError(t, err)
 	}
-	require.NoError(t, tw.Close())
-	return out.Bytes()
+	return writeTarEntries(t, entries)
 }
 
 // A Back removes its own unused images only, never another Back's on the
