@@ -140,7 +140,7 @@ func TestUntrustedTarballCannotRepointTags(t *testing.T) {
 	// is refused, and nothing is named.
 	forged := forgeConfigName(t, attack)
 	_, err = eng.LoadImageAs(ctx, bytes.NewReader(forged), mine+"-forged")
-	require.Error(t, err)
+	require.ErrorContains(t, err, "not the image sha256:0000000000000000000000000000000000000000000000000000000000000001 the tarball's manifest names")
 	has, err = eng.HasImage(ctx, mine+"-forged")
 	require.NoError(t, err)
 	require.False(t, has)
