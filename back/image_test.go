@@ -33,6 +33,18 @@ func connectEngine(t *testing.T) *engine.Engine {
 	return eng
 }
 
+// loadSample loads the sample app's image as appimage.DefaultTag and
+// returns its ID.
+func loadSample(t *testing.T, eng *engine.Engine) string {
+	t.Helper()
+	f, err := os.Open(dockertest.SampleImage(t))
+	require.NoError(t, err)
+	defer f.Close()
+	id, err := eng.LoadImageAs(context.Background(), f, appimage.DefaultTag)
+	require.NoError(t, err)
+	return id
+}
+
 // tarEntry is one file of a tar archive, read whole.
 type tarEntry struct {
 	hdr  *tar.Header
@@ -108,11 +120,7 @@ func tagForTest(t *testing.T, eng *engine.Engine, src, ref string) {
 func TestUntrustedTarballCannotRepointTags(t *testing.T) {
 	eng := connectEngine(t)
 	ctx := context.Background()
-	f, err := os.Open(dockertest.SampleImage(t))
-	require.NoError(t, err)
-	sampleID, err := eng.LoadImageAs(ctx, f, appimage.DefaultTag)
-	f.Close()
-	require.NoError(t, err)
+	sampleID := loadSample(t, eng)
 
 	n := time.Now().UnixNano()
 	lender := fmt.Sprintf("potluck-test-lender-%d:latest", n)
@@ -172,11 +180,7 @@ func forgeConfigName(t *testing.T, archive []byte) []byte {
 func TestImageCleanupRemovesOnlyThisHostsImages(t *testing.T) {
 	eng := connectEngine(t)
 	ctx := context.Background()
-	f, err := os.Open(dockertest.SampleImage(t))
-	require.NoError(t, err)
-	sampleID, err := eng.LoadImageAs(ctx, f, appimage.DefaultTag)
-	f.Close()
-	require.NoError(t, err)
+	sampleID := loadSample(t, eng)
 	n := time.Now().UnixNano()
 	me, other := fmt.Sprintf("h-me-%d", n), fmt.Sprintf("h-other-%d", n)
 	used, unused := testDigest(n, 0), testDigest(n, 1)
