@@ -105,7 +105,7 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 60 * time.Second
 	}
-	cfg.Agent.Role = "back"
+	cfg.Agent.Role = agentproto.RoleBack
 	cfg.Agent.Logger = cfg.Logger
 	if !cfg.PublishIP.IsValid() {
 		cfg.PublishIP = netip.MustParseAddr("127.0.0.1")
@@ -178,7 +178,7 @@ func (b *Back) Run(ctx context.Context) error {
 	stop()
 	wg.Wait()
 	if errors.Is(err, agent.ErrDecommissioned) {
-		b.reconcile(context.WithoutCancel(ctx), &agentproto.DesiredState{})
+		b.reconcile(context.WithoutCancel(ctx), agentproto.Empty())
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"potluck/agent"
 	"potluck/agentproto"
 	"potluck/back/engine"
 )
@@ -27,7 +28,7 @@ var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // Engine's machine (where containers run) and the disk free under Docker's
 // data root plus what this host's own images already take there (they are
 // Potluck's to reuse, so a Back restarted with a full cache is not refused).
-func measureEngine(eng *engine.Engine, dataDir string) func(ctx context.Context, hostID string) (agentproto.Capacity, error) {
+func measureEngine(eng *engine.Engine, dataDir string) agent.MeasureFunc {
 	return func(ctx context.Context, hostID string) (agentproto.Capacity, error) {
 		facts, err := eng.Facts(ctx)
 		if err != nil {
