@@ -241,7 +241,7 @@ func (e *Engine) Run(ctx context.Context, s Spec) (Container, error) {
 	}
 	sort.Strings(env)
 	env = append(env, "POTLUCK_INSTANCE="+s.Instance)
-	nw, err := e.EnsureNetwork(ctx, s.Host, s.Installation)
+	nw, err := e.ensureNetwork(ctx, s.Host, s.Installation)
 	if err != nil {
 		return Container{}, err
 	}

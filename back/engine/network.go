@@ -51,12 +51,12 @@ type Network struct {
 	Gateway netip.Addr
 }
 
-// EnsureNetwork returns the host's network for installation, creating it
+// ensureNetwork returns the host's network for installation, creating it
 // when missing. A new network takes the first free subnet of the pool,
 // starting from a place derived from its name, so Backs and other tenants
 // sharing the engine rarely race for the same one; the engine refuses an
 // overlapping subnet, which makes it the arbiter when they do.
-func (e *Engine) EnsureNetwork(ctx context.Context, host, installation string) (Network, error) {
+func (e *Engine) ensureNetwork(ctx context.Context, host, installation string) (Network, error) {
 	name := NetworkName(host, installation)
 	if n, ok, err := e.findNetwork(ctx, name); err != nil || ok {
 		return n, err
