@@ -501,7 +501,7 @@ func (b *Back) fetchBlob(ctx context.Context, in agentproto.Instance) (string, e
 		return "", err
 	}
 	hexDigest := strings.TrimPrefix(in.Digest, "sha256:")
-	room, err := diskFree(dir)
+	room, err := agent.DiskFree(dir)
 	if err != nil {
 		return "", err
 	}
@@ -585,11 +585,11 @@ func (b *Back) fitsOnDisk(ctx context.Context, need int64) error {
 func (b *Back) engineDiskFree(ctx context.Context) (int64, string, error) {
 	facts, err := b.engine.Facts(ctx)
 	if err == nil && facts.RootDir != "" {
-		if free, err := diskFree(facts.RootDir); err == nil {
+		if free, err := agent.DiskFree(facts.RootDir); err == nil {
 			return free, facts.RootDir, nil
 		}
 	}
-	free, err := diskFree(b.cfg.Agent.DataDir)
+	free, err := agent.DiskFree(b.cfg.Agent.DataDir)
 	return free, b.cfg.Agent.DataDir, err
 }
 
