@@ -599,7 +599,9 @@ func (b *Back) engineDiskFree(ctx context.Context) (int64, string, error) {
 func (b *Back) removeUnusedImages(ctx context.Context, host string, ins []agentproto.Instance) {
 	keep := map[string]bool{}
 	for _, in := range ins {
-		if in.Digest != "" {
+		// A malformed digest names no image here (ensureImage refuses it)
+		// and is too short for blobImage.
+		if digestPattern.MatchString(in.Digest) {
 			keep[blobImage(host, in.Digest)] = true
 		}
 	}

@@ -188,7 +188,9 @@ func TestImageCleanupRemovesOnlyThisHostsImages(t *testing.T) {
 		tagForTest(t, eng, sampleID, ref)
 	}
 	b := &Back{engine: eng, log: slog.New(slog.DiscardHandler)}
-	b.removeUnusedImages(ctx, me, []agentproto.Instance{{ID: "i", Digest: used}})
+	// A malformed digest from the core (ensureImage refuses to run it) is
+	// no image to keep, not a panic.
+	b.removeUnusedImages(ctx, me, []agentproto.Instance{{ID: "i", Digest: used}, {ID: "bad", Digest: "sha256:abc"}})
 	for ref, want := range map[string]bool{blobImage(me, used): true, blobImage(me, unused): false, blobImage(other, unused): true} {
 		has, err := eng.HasImage(ctx, ref)
 		require.NoError(t, err)
