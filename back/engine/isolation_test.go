@@ -238,3 +238,25 @@ func TestContainerOnTheDefaultBridgeIsRecreated(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, c.ID, again.ID, "a current container is adopted")
 }
+
+// A network left without containers (a Back stopped between removing a
+// container and its network) goes at the next RemoveUnusedNetworks; a
+// network in use stays.
+func TestRemoveUnusedNetworks(t *testing.T) {
+	e := connect(t)
+	ctx := context.Background()
+	host := fmt.Sprintf("h-gc-%d", time.Now().UnixNano())
+	runProbe(t, e, Spec{Host: host, Installation: "used", Instance: host + "-1"})
+	_, err := e.ensureNetwork(ctx, host, "left")
+	require.NoError(t, err)
+	t.Cleanup(func() { e.removeNetworkIfUnused(context.Background(), NetworkName(host, "left")) })
+	nets, err := e.Networks(ctx, host)
+	require.NoError(t, err)
+	require.Len(t, nets, 2)
+
+	require.NoError(t, e.RemoveUnusedNetworks(ctx, host))
+	nets, err = e.Networks(ctx, host)
+	require.NoError(t, err)
+	require.Len(t, nets, 1)
+	require.Equal(t, NetworkName(host, "used"), nets[0].Name)
+}
