@@ -180,20 +180,25 @@ func (e *Engine) removeNetworkIfUnused(ctx context.Context, name string) error {
 	if err != nil || !ok {
 		return err
 	}
+	return e.removeIfUnused(ctx, n)
+}
+
+// removeIfUnused removes network n unless a container is attached to it.
+func (e *Engine) removeIfUnused(ctx context.Context, n Network) error {
 	insp, err := e.cli.NetworkInspect(ctx, n.ID, client.NetworkInspectOptions{})
 	if err != nil {
 		if isNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("docker network inspect %s: %w", name, err)
+		return fmt.Errorf("docker network inspect %s: %w", n.Name, err)
 	}
 	if len(insp.Network.Containers) > 0 {
 		return nil
 	}
 	if _, err := e.cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
-		return fmt.Errorf("docker network rm %s: %w", name, err)
+		return fmt.Errorf("docker network rm %s: %w", n.Name, err)
 	}
-	e.log.Info("installation network removed", "network", name)
+	e.log.Info("installation network removed", "network", n.Name)
 	return nil
 }
 
@@ -228,7 +233,7 @@ func (e *Engine) RemoveUnusedNetworks(ctx context.Context, host string) error {
 	}
 	var errs []error
 	for _, n := range nets {
-		errs = append(errs, e.removeNetworkIfUnused(ctx, n.Name))
+		errs = append(errs, e.removeIfUnused(ctx, n))
 	}
 	return errors.Join(errs...)
 }
