@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -289,21 +290,9 @@ func (c *coreList) list() []agentproto.CorePeer {
 func (c *coreList) replace(cores []agentproto.CorePeer) (Identity, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	changed := !equalCores(cores, c.id.CorePeers)
+	changed := !slices.Equal(cores, c.id.CorePeers)
 	c.id.CorePeers = cores
 	return c.id, changed
-}
-
-func equalCores(a, b []agentproto.CorePeer) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (c *coreList) agentURL() string {

@@ -15,10 +15,20 @@ import (
 	"potluck/meshnet"
 )
 
-// fakeCore answers POST /v1/hosts with the given statuses in turn, then 201.
-func fakeCore(t *testing.T, statuses ...int) (url string, ids func() []string) {
+// registration is a core's answer to POST /v1/hosts: host h-1 with one core
+// node (a fresh key) as its hub.
+func registration(t *testing.T) agentproto.Registration {
 	coreKey, err := meshnet.GeneratePrivateKey()
 	require.NoError(t, err)
+	return agentproto.Registration{
+		Host: agentproto.Host{ID: "h-1", Name: "back1"}, TunnelAddr: "100.64.1.9",
+		CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
+	}
+}
+
+// fakeCore answers POST /v1/hosts with the given statuses in turn, then 201.
+func fakeCore(t *testing.T, statuses ...int) (url string, ids func() []string) {
+	reg := registration(t)
 	var mu sync.Mutex
 	var seen []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -33,10 +43,7 @@ func fakeCore(t *testing.T, statuses ...int) (url string, ids func() []string) {
 			return
 		}
 		w.WriteHeader(http.StatusCreated)
-		json.NewEncoder(w).Encode(agentproto.Registration{
-			Host: agentproto.Host{ID: "h-1", Name: "back1"}, TunnelAddr: "100.64.1.9",
-			CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
-		})
+		json.NewEncoder(w).Encode(reg)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), seen...) }

@@ -28,12 +28,22 @@ func MeasureLocal(dataDir string) MeasureFunc {
 		if err != nil {
 			return agentproto.Capacity{}, err
 		}
-		var st unix.Statfs_t
-		if err := unix.Statfs(dataDir, &st); err != nil {
+		free, err := DiskFree(dataDir)
+		if err != nil {
 			return agentproto.Capacity{}, fmt.Errorf("measure disk: %w", err)
 		}
-		return agentproto.Capacity{CPUs: float64(runtime.NumCPU()), MemoryMB: mem >> 20, DiskMB: int64(st.Bavail) * st.Bsize >> 20}, nil
+		return agentproto.Capacity{CPUs: float64(runtime.NumCPU()), MemoryMB: mem >> 20, DiskMB: free >> 20}, nil
 	}
+}
+
+// DiskFree is the space an unprivileged writer may still use on the
+// filesystem holding path.
+func DiskFree(path string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, fmt.Errorf("free disk of %s: %w", path, err)
+	}
+	return int64(st.Bavail) * st.Bsize, nil
 }
 
 // memTotal reads MemTotal from a meminfo file, in bytes.

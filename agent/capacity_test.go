@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"potluck/agentproto"
-	"potluck/meshnet"
 )
 
 // A host declaring more than it has is refused before it registers, with
@@ -45,8 +44,7 @@ func TestStartRefusesToDeclareMoreThanTheHostHas(t *testing.T) {
 
 // The registration carries the measurement next to the declaration.
 func TestRegistrationReportsDeclaredAndMeasured(t *testing.T) {
-	coreKey, err := meshnet.GeneratePrivateKey()
-	require.NoError(t, err)
+	reg := registration(t)
 	got := make(chan agentproto.RegisterRequest, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req agentproto.RegisterRequest
@@ -57,10 +55,7 @@ func TestRegistrationReportsDeclaredAndMeasured(t *testing.T) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
-		json.NewEncoder(w).Encode(agentproto.Registration{
-			Host: agentproto.Host{ID: "h-1", Name: "back1"}, TunnelAddr: "100.64.1.9",
-			CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
-		})
+		json.NewEncoder(w).Encode(reg)
 	}))
 	defer srv.Close()
 	measured := agentproto.Capacity{CPUs: 8, MemoryMB: 16384, DiskMB: 100000}

@@ -105,7 +105,7 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 60 * time.Second
 	}
-	cfg.Agent.Role = "back"
+	cfg.Agent.Role = agentproto.RoleBack
 	cfg.Agent.Logger = cfg.Logger
 	if !cfg.PublishIP.IsValid() {
 		cfg.PublishIP = netip.MustParseAddr("127.0.0.1")
@@ -178,7 +178,7 @@ func (b *Back) Run(ctx context.Context) error {
 	stop()
 	wg.Wait()
 	if errors.Is(err, agent.ErrDecommissioned) {
-		b.reconcile(context.WithoutCancel(ctx), &agentproto.DesiredState{})
+		b.reconcile(context.WithoutCancel(ctx), agentproto.Empty())
 	}
 	return err
 }
@@ -501,7 +501,7 @@ func (b *Back) fetchBlob(ctx context.Context, in agentproto.Instance) (string, e
 		return "", err
 	}
 	hexDigest := strings.TrimPrefix(in.Digest, "sha256:")
-	room, err := diskFree(dir)
+	room, err := agent.DiskFree(dir)
 	if err != nil {
 		return "", err
 	}
@@ -585,11 +585,11 @@ func (b *Back) fitsOnDisk(ctx context.Context, need int64) error {
 func (b *Back) engineDiskFree(ctx context.Context) (int64, string, error) {
 	facts, err := b.engine.Facts(ctx)
 	if err == nil && facts.RootDir != "" {
-		if free, err := diskFree(facts.RootDir); err == nil {
+		if free, err := agent.DiskFree(facts.RootDir); err == nil {
 			return free, facts.RootDir, nil
 		}
 	}
-	free, err := diskFree(b.cfg.Agent.DataDir)
+	free, err := agent.DiskFree(b.cfg.Agent.DataDir)
 	return free, b.cfg.Agent.DataDir, err
 }
 
@@ -599,7 +599,9 @@ func (b *Back) engineDiskFree(ctx context.Context) (int64, string, error) {
 func (b *Back) removeUnusedImages(ctx context.Context, host string, ins []agentproto.Instance) {
 	keep := map[string]bool{}
 	for _, in := range ins {
-		if in.Digest != "" {
+		// A malformed digest names no image here (ensureImage refuses it)
+		// and is too short for blobImage.
+		if digestPattern.MatchString(in.Digest) {
 			keep[blobImage(host, in.Digest)] = true
 		}
 	}

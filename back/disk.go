@@ -2,24 +2,12 @@ package back
 
 import (
 	"context"
-	"fmt"
 	"regexp"
 
-	"golang.org/x/sys/unix"
-
+	"potluck/agent"
 	"potluck/agentproto"
 	"potluck/back/engine"
 )
-
-// diskFree is the space an unprivileged writer may still use on the
-// filesystem holding path.
-func diskFree(path string) (int64, error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return 0, fmt.Errorf("free disk of %s: %w", path, err)
-	}
-	return int64(st.Bavail) * st.Bsize, nil
-}
 
 var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
@@ -27,16 +15,16 @@ var digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 // Engine's machine (where containers run) and the disk free under Docker's
 // data root plus what this host's own images already take there (they are
 // Potluck's to reuse, so a Back restarted with a full cache is not refused).
-func measureEngine(eng *engine.Engine, dataDir string) func(ctx context.Context, hostID string) (agentproto.Capacity, error) {
+func measureEngine(eng *engine.Engine, dataDir string) agent.MeasureFunc {
 	return func(ctx context.Context, hostID string) (agentproto.Capacity, error) {
 		facts, err := eng.Facts(ctx)
 		if err != nil {
 			return agentproto.Capacity{}, err
 		}
-		free, err := diskFree(facts.RootDir)
+		free, err := agent.DiskFree(facts.RootDir)
 		if err != nil {
 			// An engine on another machine: its disk is not ours to see.
-			if free, err = diskFree(dataDir); err != nil {
+			if free, err = agent.DiskFree(dataDir); err != nil {
 				return agentproto.Capacity{}, err
 			}
 		}

@@ -33,6 +33,69 @@ func connectEngine(t *testing.T) *engine.Engine {
 	return eng
 }
 
+// loadSample loads the sample app's image as appimage.DefaultTag and
+// returns its ID.
+func loadSample(t *testing.T, eng *engine.Engine) string {
+	t.Helper()
+	f, err := os.Open(dockertest.SampleImage(t))
+	require.NoError(t, err)
+	defer f.Close()
+	id, err := eng.LoadImageAs(context.Background(), f, appimage.DefaultTag)
+	require.NoError(t, err)
+	return id
+}
+
+// tarEntry is one file of a tar archive, read whole.
+type tarEntry struct {
+	hdr  *tar.Header
+	data []byte
+}
+
+func readTarEntries(t *testing.T, r io.Reader) []tarEntry {
+	t.Helper()
+	var entries []tarEntry
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return entries
+		}
+		require.NoError(t, err)
+		data, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		entries = append(entries, tarEntry{hdr, data})
+	}
+}
+
+func writeTarEntries(t *testing.T, entries []tarEntry) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	for _, e := range entries {
+		require.NoError(t, tw.WriteHeader(e.hdr))
+		_, err := tw.Write(e.data)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tw.Close())
+	return out.Bytes()
+}
+
+// editManifest rewrites the first image of the archive's manifest.json.
+func editManifest(t *testing.T, entries []tarEntry, edit func(image map[string]any)) {
+	t.Helper()
+	for i, e := range entries {
+		if e.hdr.Name != "manifest.json" {
+			continue
+		}
+		var m []map[string]any
+		require.NoError(t, json.Unmarshal(e.data, &m))
+		edit(m[0])
+		data, err := json.Marshal(m)
+		require.NoError(t, err)
+		entries[i].data, entries[i].hdr.Size = data, int64(len(data))
+	}
+}
+
 // retag copies a docker save tarball with manifest.json's RepoTags set to
 // tags: what an attacker uploads.
 func retag(t *testing.T, path string, tags []string) []byte {
@@ -40,30 +103,9 @@ func retag(t *testing.T, path string, tags []string) []byte {
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
-	var out bytes.Buffer
-	tr, tw := tar.NewReader(f), tar.NewWriter(&out)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		data, err := io.ReadAll(tr)
-		require.NoError(t, err)
-		if hdr.Name == "manifest.json" {
-			var m []map[string]any
-			require.NoError(t, json.Unmarshal(data, &m))
-			m[0]["RepoTags"] = tags
-			data, err = json.Marshal(m)
-			require.NoError(t, err)
-			hdr.Size = int64(len(data))
-		}
-		require.NoError(t, tw.WriteHeader(hdr))
-		_, err = tw.Write(data)
-		require.NoError(t, err)
-	}
-	require.NoError(t, tw.Close())
-	return out.Bytes()
+	entries := readTarEntries(t, f)
+	editManifest(t, entries, func(image map[string]any) { image["RepoTags"] = tags })
+	return writeTarEntries(t, entries)
 }
 
 func tagForTest(t *testing.T, eng *engine.Engine, src, ref string) {
@@ -78,11 +120,7 @@ func tagForTest(t *testing.T, eng *engine.Engine, src, ref string) {
 func TestUntrustedTarballCannotRepointTags(t *testing.T) {
 	eng := connectEngine(t)
 	ctx := context.Background()
-	f, err := os.Open(dockertest.SampleImage(t))
-	require.NoError(t, err)
-	sampleID, err := eng.LoadImageAs(ctx, f, appimage.DefaultTag)
-	f.Close()
-	require.NoError(t, err)
+	sampleID := loadSample(t, eng)
 
 	n := time.Now().UnixNano()
 	lender := fmt.Sprintf("potluck-test-lender-%d:latest", n)
@@ -110,7 +148,7 @@ func TestUntrustedTarballCannotRepointTags(t *testing.T) {
 	// is refused, and nothing is named.
 	forged := forgeConfigName(t, attack)
 	_, err = eng.LoadImageAs(ctx, bytes.NewReader(forged), mine+"-forged")
-	require.Error(t, err)
+	require.ErrorContains(t, err, "not the image sha256:0000000000000000000000000000000000000000000000000000000000000001 the tarball's manifest names")
 	has, err = eng.HasImage(ctx, mine+"-forged")
 	require.NoError(t, err)
 	require.False(t, has)
@@ -121,44 +159,20 @@ func TestUntrustedTarballCannotRepointTags(t *testing.T) {
 func forgeConfigName(t *testing.T, archive []byte) []byte {
 	t.Helper()
 	const fake = "0000000000000000000000000000000000000000000000000000000000000001"
-	var cfg string
-	tr := tar.NewReader(bytes.NewReader(archive))
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	type entry struct {
-		hdr  *tar.Header
-		data []byte
-	}
-	var entries []entry
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		data, err := io.ReadAll(tr)
-		require.NoError(t, err)
-		if hdr.Name == "manifest.json" {
-			var m []map[string]any
-			require.NoError(t, json.Unmarshal(data, &m))
-			cfg = m[0]["Config"].(string)
-			m[0]["Config"] = filepath.Join(filepath.Dir(cfg), fake+filepath.Ext(cfg))
-			data, _ = json.Marshal(m)
-			hdr.Size = int64(len(data))
-		}
-		entries = append(entries, entry{hdr, data})
-	}
+	entries := readTarEntries(t, bytes.NewReader(archive))
+	var cfg, forged string
+	editManifest(t, entries, func(image map[string]any) {
+		cfg = image["Config"].(string)
+		forged = filepath.Join(filepath.Dir(cfg), fake+filepath.Ext(cfg))
+		image["Config"] = forged
+	})
 	require.NotEmpty(t, cfg)
 	for _, e := range entries {
 		if e.hdr.Name == cfg {
-			e.hdr.Name = filepath.Join(filepath.Dir(cfg), fake+filepath.Ext(cfg))
+			e.hdr.Name = forged
 		}
-		require.NoError(t, tw.WriteHeader(e.hdr))
-		_, err := tw.Write(e.data)
-		require.NoError(t, err)
 	}
-	require.NoError(t, tw.Close())
-	return out.Bytes()
+	return writeTarEntries(t, entries)
 }
 
 // A Back removes its own unused images only, never another Back's on the
@@ -166,11 +180,7 @@ func forgeConfigName(t *testing.T, archive []byte) []byte {
 func TestImageCleanupRemovesOnlyThisHostsImages(t *testing.T) {
 	eng := connectEngine(t)
 	ctx := context.Background()
-	f, err := os.Open(dockertest.SampleImage(t))
-	require.NoError(t, err)
-	sampleID, err := eng.LoadImageAs(ctx, f, appimage.DefaultTag)
-	f.Close()
-	require.NoError(t, err)
+	sampleID := loadSample(t, eng)
 	n := time.Now().UnixNano()
 	me, other := fmt.Sprintf("h-me-%d", n), fmt.Sprintf("h-other-%d", n)
 	used, unused := testDigest(n, 0), testDigest(n, 1)
@@ -178,7 +188,9 @@ func TestImageCleanupRemovesOnlyThisHostsImages(t *testing.T) {
 		tagForTest(t, eng, sampleID, ref)
 	}
 	b := &Back{engine: eng, log: slog.New(slog.DiscardHandler)}
-	b.removeUnusedImages(ctx, me, []agentproto.Instance{{ID: "i", Digest: used}})
+	// A malformed digest from the core (ensureImage refuses to run it) is
+	// no image to keep, not a panic.
+	b.removeUnusedImages(ctx, me, []agentproto.Instance{{ID: "i", Digest: used}, {ID: "bad", Digest: "sha256:abc"}})
 	for ref, want := range map[string]bool{blobImage(me, used): true, blobImage(me, unused): false, blobImage(other, unused): true} {
 		has, err := eng.HasImage(ctx, ref)
 		require.NoError(t, err)

@@ -18,7 +18,6 @@ import (
 	"potluck/agentproto"
 	"potluck/back/engine"
 	"potluck/bench/appimage"
-	"potluck/internal/dockertest"
 	"potluck/meshnet"
 )
 
@@ -31,17 +30,9 @@ func writeJSONFile(t *testing.T, path string, v any) {
 // A Back restarted while no core node answers adopts the container its last
 // run started (no duplicate, no removal) and keeps exposing it to its Front.
 func TestBackRestartedWithoutCoreKeepsAndAdoptsItsContainer(t *testing.T) {
-	dockertest.Require(t)
-	tarball := dockertest.SampleImage(t)
 	ctx := context.Background()
-	eng, err := engine.Connect(ctx, "", nil)
-	require.NoError(t, err)
-	defer eng.Close()
-	f, err := os.Open(tarball)
-	require.NoError(t, err)
-	_, err = eng.LoadImageAs(ctx, f, appimage.DefaultTag)
-	f.Close()
-	require.NoError(t, err)
+	eng := connectEngine(t)
+	loadSample(t, eng)
 
 	hostID := fmt.Sprintf("h-restart-%d", time.Now().UnixNano())
 	instance := fmt.Sprintf("i-restart-%d", time.Now().UnixNano())

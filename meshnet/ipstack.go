@@ -35,18 +35,6 @@ const (
 	pathStock
 )
 
-func (p dataPath) String() string {
-	switch p {
-	case pathOffload:
-		return "offload"
-	case pathBatched:
-		return "batched"
-	case pathStock:
-		return "stock"
-	}
-	return fmt.Sprintf("dataPath(%d)", int(p))
-}
-
 // TCP buffer limits of the tuned stack. gVisor grows a connection's send
 // buffer with its congestion window and, with receive buffer moderation on,
 // its receive buffer with what the application reads per round trip, both

@@ -18,7 +18,7 @@ const testSeq = 4_000_000_000 // near the wrap, so sequence arithmetic wraps
 
 // gsoPacket builds what gVisor's TCP hands a link with segmentation offload:
 // one large segment, TCP checksum left to the link.
-func gsoPacket(t *testing.T, src, dst netip.Addr, payload []byte, flags header.TCPFlags, mss uint16) *stack.PacketBuffer {
+func gsoPacket(t testing.TB, src, dst netip.Addr, payload []byte, flags header.TCPFlags, mss uint16) *stack.PacketBuffer {
 	t.Helper()
 	opts := []byte{header.TCPOptionNOP, header.TCPOptionNOP, header.TCPOptionTS, 10, 0, 0, 0, 1, 0, 0, 0, 2}
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{ReserveHeaderBytes: 100, Payload: buffer.MakeWithData(payload)})

@@ -54,9 +54,10 @@ type tunLink struct {
 
 	readMu  sync.Mutex // guards the reader's state below; WireGuard has one reader
 	taken   []*stack.PacketBuffer
-	next    int    // index in taken of the packet being cut
-	sent    int    // payload bytes of taken[next] already cut into packets
-	scratch []byte // the flattened packet being cut
+	next    int          // index in taken of the packet being cut
+	sent    int          // payload bytes of taken[next] already cut into packets
+	scratch []byte       // the flattened packet being cut
+	cut     tcpSegmenter // cuts scratch; set when sent is 0
 
 	gros sync.Pool // of *gro.GRO; one per concurrent Write (one per peer)
 }
@@ -124,10 +125,8 @@ func (l *tunLink) wake() {
 // with different signatures.
 type linkEndpoint tunLink
 
-func (e *linkEndpoint) link() *tunLink { return (*tunLink)(e) }
-
 func (e *linkEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
-	return e.link().writePackets(pkts)
+	return (*tunLink)(e).writePackets(pkts)
 }
 
 func (e *linkEndpoint) MTU() uint32                             { return e.mtu }
@@ -244,21 +243,24 @@ func (l *tunLink) emit(pkt *stack.PacketBuffer, bufs [][]byte, sizes []int, offs
 		}
 		return true, 1
 	}
-	if pkt.Size() > len(l.scratch) {
-		sizes[0] = 0 // the stack keeps segments within GSOMaxSize; never happens
-		return true, 1
+	if l.sent == 0 {
+		// A segment cut across Reads is flattened by the first only.
+		if pkt.Size() > len(l.scratch) {
+			sizes[0] = 0 // the stack keeps segments within GSOMaxSize; never happens
+			return true, 1
+		}
+		size := flatten(pkt, l.scratch)
+		l.cut = newTCPSegmenter(l.scratch[:size], len(pkt.NetworkHeader().Slice()), len(pkt.TransportHeader().Slice()), int(gso.MSS), gso.Type == stack.GSOTCPv6)
 	}
-	size := flatten(pkt, l.scratch)
-	s := newTCPSegmenter(l.scratch[:size], len(pkt.NetworkHeader().Slice()), len(pkt.TransportHeader().Slice()), int(gso.MSS), gso.Type == stack.GSOTCPv6)
 	n := 0
 	for n < len(bufs) {
-		k, last := s.segment(l.sent, bufs[n][offset:])
+		k, last := l.cut.segment(l.sent, bufs[n][offset:])
 		sizes[n] = k
 		n++
 		if last {
 			return true, n
 		}
-		l.sent += s.mss
+		l.sent += l.cut.mss
 	}
 	return false, n
 }

@@ -15,10 +15,11 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// testLink is a tunLink with its real stack, closed with the test.
-func testLink(t *testing.T, addr string, path dataPath) *tunLink {
+// testLink is a tunLink as nodes run it (offload on) with its real stack,
+// closed with the test.
+func testLink(t testing.TB, addr string) *tunLink {
 	t.Helper()
-	dev, _, err := newIPStack(netip.MustParseAddr(addr), DefaultMTU, path)
+	dev, _, err := newIPStack(netip.MustParseAddr(addr), DefaultMTU, pathOffload)
 	require.NoError(t, err)
 	l := dev.(*tunLink)
 	t.Cleanup(func() { l.Close() })
@@ -63,7 +64,7 @@ func readAll(t *testing.T, l *tunLink, batch, want int) [][]byte {
 // A segment larger than the reader's batch is cut across Reads, in order,
 // and what was queued behind it follows.
 func TestTUNLinkCutsSegmentsAcrossReads(t *testing.T) {
-	l := testLink(t, "100.64.0.1", pathOffload)
+	l := testLink(t, "100.64.0.1")
 	src, dst := netip.MustParseAddr("100.64.0.1"), netip.MustParseAddr("100.64.0.2")
 	payload := make([]byte, 20*1368+7)
 	rand.Read(payload)
@@ -80,7 +81,7 @@ func TestTUNLinkCutsSegmentsAcrossReads(t *testing.T) {
 // The link drops rather than blocks when WireGuard falls behind: a TCP
 // sender must never wait inside the stack for the encryption goroutine.
 func TestTUNLinkQueueIsBounded(t *testing.T) {
-	l := testLink(t, "100.64.0.1", pathOffload)
+	l := testLink(t, "100.64.0.1")
 	src, dst := netip.MustParseAddr("100.64.0.1"), netip.MustParseAddr("100.64.0.2")
 	pkts := make([]*stack.PacketBuffer, tunQueueLen+10)
 	for i := range pkts {
@@ -90,7 +91,7 @@ func TestTUNLinkQueueIsBounded(t *testing.T) {
 	require.Zero(t, writeToLink(t, l, gsoPacket(t, src, dst, nil, header.TCPFlagAck, 1368)), "full queue")
 
 	big := make([]byte, gsoMaxSize-100)
-	l2 := testLink(t, "100.64.0.3", pathOffload)
+	l2 := testLink(t, "100.64.0.3")
 	var n int
 	for range tunQueueBytes/len(big) + 2 {
 		n += writeToLink(t, l2, gsoPacket(t, src, dst, big, header.TCPFlagAck, 1368))
@@ -151,7 +152,7 @@ func TestBulkTransferIntact(t *testing.T) {
 
 // Read on a closed link with nothing queued says so at once.
 func TestTUNLinkReadAfterClose(t *testing.T) {
-	l := testLink(t, "100.64.0.1", pathOffload)
+	l := testLink(t, "100.64.0.1")
 	require.NoError(t, l.Close())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -241,7 +241,7 @@ func (e *Engine) Run(ctx context.Context, s Spec) (Container, error) {
 	}
 	sort.Strings(env)
 	env = append(env, "POTLUCK_INSTANCE="+s.Instance)
-	nw, err := e.EnsureNetwork(ctx, s.Host, s.Installation)
+	nw, err := e.ensureNetwork(ctx, s.Host, s.Installation)
 	if err != nil {
 		return Container{}, err
 	}
@@ -305,11 +305,16 @@ func (e *Engine) find(ctx context.Context, instance string) (Container, bool, er
 // List returns the Potluck-managed containers of host ("" for every
 // host's), running or not.
 func (e *Engine) List(ctx context.Context, host string) ([]Container, error) {
+	return e.list(ctx, managedBy(host))
+}
+
+// managedBy selects what Potluck made for host ("" for every host's).
+func managedBy(host string) client.Filters {
 	f := client.Filters{}.Add("label", LabelManaged+"=true")
 	if host != "" {
 		f = f.Add("label", LabelHost+"="+host)
 	}
-	return e.list(ctx, f)
+	return f
 }
 
 func (e *Engine) list(ctx context.Context, f client.Filters) ([]Container, error) {

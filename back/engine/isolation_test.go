@@ -209,9 +209,9 @@ func TestSubnetArithmetic(t *testing.T) {
 	require.True(t, overlapsAny(netip.MustParsePrefix("198.18.0.16/28"), []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")}))
 	require.False(t, overlapsAny(netip.MustParsePrefix("198.18.0.16/28"), []netip.Prefix{netip.MustParsePrefix("198.18.0.0/28")}))
 	require.Len(t, bridgeName(NetworkName("h-1f2e3d4c5b6a", strings.Repeat("x", 63))), 15)
-	require.Error(t, validatePool(netip.MustParsePrefix("198.18.0.0/15"), 30))
-	require.Error(t, validatePool(netip.MustParsePrefix("198.18.0.0/24"), 20))
-	require.NoError(t, validatePool(netip.MustParsePrefix("198.18.0.0/24"), 29))
+	require.Error(t, ValidateNetworkPool(netip.MustParsePrefix("198.18.0.0/15"), 30))
+	require.Error(t, ValidateNetworkPool(netip.MustParsePrefix("198.18.0.0/24"), 20))
+	require.NoError(t, ValidateNetworkPool(netip.MustParsePrefix("198.18.0.0/24"), 29))
 }
 
 // A container an earlier release left on Docker's default bridge is not
@@ -237,4 +237,26 @@ func TestContainerOnTheDefaultBridgeIsRecreated(t *testing.T) {
 	again, err := e.Run(ctx, Spec{Host: host, Installation: "old", Instance: instance, Image: appimage.ProbeTag, ContainerPort: 8080, HostPort: c.HostPort})
 	require.NoError(t, err)
 	require.Equal(t, c.ID, again.ID, "a current container is adopted")
+}
+
+// A network left without containers (a Back stopped between removing a
+// container and its network) goes at the next RemoveUnusedNetworks; a
+// network in use stays.
+func TestRemoveUnusedNetworks(t *testing.T) {
+	e := connect(t)
+	ctx := context.Background()
+	host := fmt.Sprintf("h-gc-%d", time.Now().UnixNano())
+	runProbe(t, e, Spec{Host: host, Installation: "used", Instance: host + "-1"})
+	_, err := e.ensureNetwork(ctx, host, "left")
+	require.NoError(t, err)
+	t.Cleanup(func() { e.removeNetworkIfUnused(context.Background(), NetworkName(host, "left")) })
+	nets, err := e.Networks(ctx, host)
+	require.NoError(t, err)
+	require.Len(t, nets, 2)
+
+	require.NoError(t, e.RemoveUnusedNetworks(ctx, host))
+	nets, err = e.Networks(ctx, host)
+	require.NoError(t, err)
+	require.Len(t, nets, 1)
+	require.Equal(t, NetworkName(host, "used"), nets[0].Name)
 }

@@ -51,12 +51,12 @@ type Network struct {
 	Gateway netip.Addr
 }
 
-// EnsureNetwork returns the host's network for installation, creating it
+// ensureNetwork returns the host's network for installation, creating it
 // when missing. A new network takes the first free subnet of the pool,
 // starting from a place derived from its name, so Backs and other tenants
 // sharing the engine rarely race for the same one; the engine refuses an
 // overlapping subnet, which makes it the arbiter when they do.
-func (e *Engine) EnsureNetwork(ctx context.Context, host, installation string) (Network, error) {
+func (e *Engine) ensureNetwork(ctx context.Context, host, installation string) (Network, error) {
 	name := NetworkName(host, installation)
 	if n, ok, err := e.findNetwork(ctx, name); err != nil || ok {
 		return n, err
@@ -115,19 +115,14 @@ func (e *Engine) createNetwork(ctx context.Context, name, host, installation str
 }
 
 func (e *Engine) findNetwork(ctx context.Context, name string) (Network, bool, error) {
-	res, err := e.cli.NetworkList(ctx, client.NetworkListOptions{Filters: client.Filters{}.Add("name", name).Add("label", LabelManaged+"=true")})
+	nets, err := e.networks(ctx, client.Filters{}.Add("name", name).Add("label", LabelManaged+"=true"))
 	if err != nil {
-		return Network{}, false, fmt.Errorf("docker network ls: %w", err)
+		return Network{}, false, err
 	}
-	for _, n := range res.Items {
-		if n.Name != name { // the name filter matches substrings
-			continue
+	for _, n := range nets {
+		if n.Name == name { // the name filter matches substrings
+			return n, true, nil
 		}
-		out := Network{ID: n.ID, Name: n.Name}
-		if len(n.IPAM.Config) > 0 {
-			out.Subnet, out.Gateway = n.IPAM.Config[0].Subnet, n.IPAM.Config[0].Gateway
-		}
-		return out, true, nil
 	}
 	return Network{}, false, nil
 }
@@ -185,29 +180,34 @@ func (e *Engine) removeNetworkIfUnused(ctx context.Context, name string) error {
 	if err != nil || !ok {
 		return err
 	}
+	return e.removeIfUnused(ctx, n)
+}
+
+// removeIfUnused removes network n unless a container is attached to it.
+func (e *Engine) removeIfUnused(ctx context.Context, n Network) error {
 	insp, err := e.cli.NetworkInspect(ctx, n.ID, client.NetworkInspectOptions{})
 	if err != nil {
 		if isNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("docker network inspect %s: %w", name, err)
+		return fmt.Errorf("docker network inspect %s: %w", n.Name, err)
 	}
 	if len(insp.Network.Containers) > 0 {
 		return nil
 	}
 	if _, err := e.cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil && !isNotFound(err) {
-		return fmt.Errorf("docker network rm %s: %w", name, err)
+		return fmt.Errorf("docker network rm %s: %w", n.Name, err)
 	}
-	e.log.Info("installation network removed", "network", name)
+	e.log.Info("installation network removed", "network", n.Name)
 	return nil
 }
 
 // Networks lists host's installation networks ("" for every host's).
 func (e *Engine) Networks(ctx context.Context, host string) ([]Network, error) {
-	f := client.Filters{}.Add("label", LabelManaged+"=true")
-	if host != "" {
-		f = f.Add("label", LabelHost+"="+host)
-	}
+	return e.networks(ctx, managedBy(host))
+}
+
+func (e *Engine) networks(ctx context.Context, f client.Filters) ([]Network, error) {
 	res, err := e.cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 	if err != nil {
 		return nil, fmt.Errorf("docker network ls: %w", err)
@@ -233,13 +233,14 @@ func (e *Engine) RemoveUnusedNetworks(ctx context.Context, host string) error {
 	}
 	var errs []error
 	for _, n := range nets {
-		errs = append(errs, e.removeNetworkIfUnused(ctx, n.Name))
+		errs = append(errs, e.removeIfUnused(ctx, n))
 	}
 	return errors.Join(errs...)
 }
 
-// validatePool checks a pool and subnet size for UseNetworkPool.
-func validatePool(pool netip.Prefix, bits int) error {
+// ValidateNetworkPool checks a pool and subnet size for UseNetworkPool; a
+// command line calls it to refuse bad flags before it connects.
+func ValidateNetworkPool(pool netip.Prefix, bits int) error {
 	switch {
 	case !pool.IsValid() || !pool.Addr().Is4():
 		return fmt.Errorf("network pool %s: want an IPv4 prefix, e.g. %s", pool, DefaultNetworkPool)
@@ -252,7 +253,7 @@ func validatePool(pool netip.Prefix, bits int) error {
 // UseNetworkPool sets the prefix installation subnets are carved from and
 // their size (default DefaultNetworkPool in /DefaultSubnetBits).
 func (e *Engine) UseNetworkPool(pool netip.Prefix, bits int) error {
-	if err := validatePool(pool, bits); err != nil {
+	if err := ValidateNetworkPool(pool, bits); err != nil {
 		return err
 	}
 	e.pool, e.subnetBits = pool.Masked(), bits

@@ -35,18 +35,18 @@ const (
 // Build compiles the sample app statically, builds the image tagged tag with
 // the app's Dockerfile, and writes `docker save` output to out.
 func Build(ctx context.Context, tag, out string) error {
-	return BuildPackage(ctx, appPackage, tag, out)
+	return buildPackage(ctx, appPackage, tag, out)
 }
 
 // BuildProbe builds the probe image (see bench/appimage/probe) the same way.
 func BuildProbe(ctx context.Context, tag, out string) error {
-	return BuildPackage(ctx, probePackage, tag, out)
+	return buildPackage(ctx, probePackage, tag, out)
 }
 
-// BuildPackage compiles a main package statically as "app", builds an image
+// buildPackage compiles a main package statically as "app", builds an image
 // tagged tag with the Dockerfile in the package's directory, and writes
 // `docker save` output to out.
-func BuildPackage(ctx context.Context, pkg, tag, out string) error {
+func buildPackage(ctx context.Context, pkg, tag, out string) error {
 	dir, err := goList(ctx, pkg)
 	if err != nil {
 		return err

@@ -76,8 +76,8 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	if err != nil {
 		return &cli.UsageError{Err: fmt.Errorf("--network-pool: %w", err)}
 	}
-	if *subnetBits < pool.Bits() || *subnetBits > 29 {
-		return cli.Usagef("--subnet-bits %d: between the pool's /%d and /29", *subnetBits, pool.Bits())
+	if err := engine.ValidateNetworkPool(pool, *subnetBits); err != nil {
+		return &cli.UsageError{Err: fmt.Errorf("--network-pool, --subnet-bits: %w", err)}
 	}
 	if *pidsLimit < 16 {
 		return cli.Usagef("--pids-limit %d: at least 16", *pidsLimit)

@@ -40,6 +40,8 @@ func TestBinaryHelpAndErrors(t *testing.T) {
 		{name: "bad duration from env", env: []string{"POTLUCK_HEARTBEAT=1d"}, code: 2, stderr: "want a duration"},
 		{name: "stray argument", args: []string{"run"}, code: 2, stderr: "unexpected arguments"},
 		{name: "missing token file", args: []string{"--join-token-file", tokenFile, "--docker-host", "unix:///nonexistent.sock"}, code: 1, stderr: "--join-token-file: open"},
+		{name: "subnets too small", args: []string{"--subnet-bits", "30"}, code: 2, stderr: "--subnet-bits: network pool 198.18.0.0/15: subnets of /30 do not fit"},
+		{name: "IPv6 network pool", args: []string{"--network-pool", "fd00::/48", "--docker-host", "unix:///nonexistent.sock"}, code: 2, stderr: "want an IPv4 prefix"},
 		{name: "public publish address", args: []string{"--publish-ip", "0.0.0.0", "--docker-host", "unix:///nonexistent.sock"}, code: 1, stderr: "loopback"},
 		{name: "no docker engine", args: []string{"--docker-host", "unix:///nonexistent.sock"}, code: 1, stderr: "docker engine unreachable"},
 	} {
