@@ -301,3 +301,27 @@ func TestScaleInUnderPackFreesBacks(t *testing.T) {
 		})
 	}
 }
+
+// Decommissioning a host in the middle of a rollout moves each instance as
+// it is: a deploying release's instance is replaced by one of that release,
+// with that release's resources, and a draining one (on its way out) gets no
+// replacement — as PlanRepair does for a host that went down.
+func TestDecommissionMovesInstancesWithTheirRelease(t *testing.T) {
+	st := smallState([]hostSpec{
+		{id: "a1", cpu: 4000, mem: 8192},
+		{id: "b1", cpu: 4000, mem: 8192},
+	}, nil)
+	v1 := fsm.Resources{MilliCPU: 500, MemoryMB: 256}
+	v2 := fsm.Resources{MilliCPU: 1500, MemoryMB: 512}
+	st.Installations["web"] = &fsm.Installation{Name: "web", Backs: 1, PerInstance: v1, Release: 1, Releases: []*fsm.Release{
+		{Version: 1, PerInstance: v1, Status: fsm.ReleaseLive},
+		{Version: 2, PerInstance: v2, Status: fsm.ReleaseDeploying},
+	}}
+	st.Instances["old"] = &fsm.Instance{ID: "old", Installation: "web", HostID: "a1", Port: fsm.MinPort, State: fsm.InstanceDraining, Release: 1}
+	st.Instances["new"] = &fsm.Instance{ID: "new", Installation: "web", HostID: "a1", Port: fsm.MinPort + 1, State: fsm.InstancePending, Release: 2}
+	plan, err := PlanDecommission(st, []string{"a1"}, seqIDs())
+	require.NoError(t, err)
+	require.Len(t, plan.Add, 1, "one replacement: the draining instance is not moved")
+	require.Equal(t, 2, plan.Add[0].Release, "the deploying release's instance is replaced by one of that release")
+	require.Equal(t, "b1", plan.Add[0].HostID)
+}

@@ -434,7 +434,9 @@ func PlanDecommission(st *fsm.State, hostIDs []string, newID IDFunc, opts ...Opt
 	p := NewPlanner(markStatus(st, hostIDs, fsm.HostDraining), newID, opts...)
 	var moving []*fsm.Instance
 	for _, in := range st.SortedInstances() {
-		if gone[in.HostID] {
+		// A draining instance (replaced by a newer release, or of a
+		// deleted installation) is on its way out: it gets no replacement.
+		if gone[in.HostID] && in.State != fsm.InstanceDraining {
 			// It keeps running until its replacement does, but on a draining
 			// host that takes no new work; released here so that spread
 			// constraints count the replacement instead of it.
@@ -443,10 +445,15 @@ func PlanDecommission(st *fsm.State, hostIDs []string, newID IDFunc, opts ...Opt
 		}
 	}
 	for _, in := range moving {
+		// The replacement runs the same release (a rollout's new instances
+		// included), with that release's resources, as in PlanRepair.
 		inst := st.Installations[in.Installation]
-		add, err := p.PlaceBacks(inst, 1)
+		add, err := p.PlaceBacksNeeding(inst, st.InstanceNeed(in), 1)
 		if err != nil {
 			return nil, fmt.Errorf("cannot move instance %s of %q: %w", in.ID, in.Installation, err)
+		}
+		for _, a := range add {
+			a.Release = in.Release
 		}
 		plan.Add = append(plan.Add, add...)
 	}
