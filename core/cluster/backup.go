@@ -41,9 +41,10 @@ type BackupHeader struct {
 }
 
 // WriteBackup writes the state as the leader holds it after applying every
-// committed write (a barrier), so the backup holds each acknowledged write.
+// committed write, confirmed by a barrier started after the call (a leader
+// deposed while paused fails it), so the backup holds each acknowledged write.
 func (n *Node) WriteBackup(w io.Writer) (BackupHeader, error) {
-	if err := n.CatchUp(); err != nil {
+	if err := n.ReadBarrier(); err != nil {
 		return BackupHeader{}, err
 	}
 	return EncodeBackup(w, n.FSM.State(), n.cfg.ID, n.cfg.Now())

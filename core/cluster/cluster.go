@@ -418,13 +418,14 @@ func (n *Node) Decide(ctx context.Context, requestID string, build Builder) (fsm
 
 // Current reports whether this node's state is known to hold every committed
 // write, so that it may act on what its state lacks (delete a blob no app
-// uses, say): a leader that passed its barrier in this term, or a follower in
+// uses, say): a leader that passes a barrier started now (ReadBarrier: a
+// leader deposed while paused fails it), or a follower in
 // recent contact with a leader that has applied everything it knows to be
 // committed. A node alone, restarted and not yet caught up, is not current:
 // its state may miss what the others committed while it was away.
 func (n *Node) Current() bool {
 	if n.IsLeader() {
-		return n.CatchUp() == nil
+		return n.ReadBarrier() == nil
 	}
 	if addr, _ := n.Raft.LeaderWithID(); addr == "" {
 		return false

@@ -56,4 +56,9 @@ func TestCurrent(t *testing.T) {
 	defer leader.Close()
 	require.Eventually(t, leader.IsLeader, 10*time.Second, 10*time.Millisecond)
 	require.True(t, leader.Current(), "a leader is current once it passed its barrier")
+	// Each call confirms anew (a barrier started then), not once per term:
+	// a leader deposed while paused must not pass on an old barrier.
+	before := leader.Raft.LastIndex()
+	require.True(t, leader.Current())
+	require.Greater(t, leader.Raft.LastIndex(), before, "Current on a leader took no fresh barrier")
 }
