@@ -1,9 +1,12 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -64,6 +67,24 @@ func TestDegradedNodeAnswersHonestly(t *testing.T) {
 			code: http.StatusServiceUnavailable,
 		},
 		{
+			name: "missing installation's releases on a lagging follower's stale read",
+			setup: func(n *memNode) {
+				n.setLeader("core2")
+				n.lagging = true
+			},
+			req:  request{method: "GET", path: "/v1/installations/shop/releases?stale", token: operatorToken},
+			code: http.StatusServiceUnavailable,
+		},
+		{
+			name: "missing installation's logs on a lagging follower",
+			setup: func(n *memNode) {
+				n.setLeader("core2")
+				n.lagging = true
+			},
+			req:  request{method: "GET", path: "/v1/installations/shop/logs", token: operatorToken},
+			code: http.StatusServiceUnavailable,
+		},
+		{
 			name: "missing app on a current follower's stale read",
 			setup: func(n *memNode) {
 				n.setLeader("core2")
@@ -80,6 +101,10 @@ func TestDegradedNodeAnswersHonestly(t *testing.T) {
 			f := &fixture{t: t, node: node, clock: clk, api: New(Config{
 				Node: node, Logger: slog.New(slog.DiscardHandler), Now: clk.Now, OperatorTokenHash: HashToken(operatorToken),
 				LeaderHold: time.Hour, // a request that waited for a leader would not come back
+				// Never reached: the installation is looked up first.
+				Logs: func(context.Context, *fsm.Host, string, url.Values) (io.ReadCloser, error) {
+					return nil, errors.New("no logs here")
+				},
 			})}
 			rec := f.do(tc.req)
 			require.Equal(t, tc.code, rec.Code, rec.Body.String())

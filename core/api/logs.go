@@ -69,7 +69,7 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 	st := s.node.State()
 	inst := st.Installations[name]
 	if inst == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no installation %q", name))
+		s.notFound(w, fmt.Sprintf("no installation %q", name))
 		return
 	}
 	var targets []*fsm.Instance
@@ -79,7 +79,7 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if id := q.Get("instance"); id != "" && len(targets) == 0 {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("installation %q has no instance %q", name, id))
+		s.notFound(w, fmt.Sprintf("installation %q has no instance %q", name, id))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), maxLogFollow)

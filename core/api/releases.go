@@ -156,7 +156,7 @@ func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) {
 	}
 	inst := st.Installations[r.PathValue("name")]
 	if inst == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no installation %q", r.PathValue("name")))
+		s.notFound(w, fmt.Sprintf("no installation %q", r.PathValue("name")))
 		return
 	}
 	writeJSON(w, http.StatusOK, releaseViews(st, inst))
