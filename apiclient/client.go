@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -68,17 +67,6 @@ type Option func(*Client)
 // transport with no overall timeout, since uploads and blocking queries are
 // long; use contexts for deadlines).
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
-
-// WithRootCAs makes the client trust the core API's certificate when it
-// chains to pool (a private CA; see LoadCAFile) instead of the system roots.
-func WithRootCAs(pool *x509.CertPool) Option {
-	return func(c *Client) {
-		c.http = &http.Client{Transport: &http.Transport{
-			Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: true,
-		}}
-	}
-}
 
 // LoadCAFile reads a PEM bundle of CA certificates (the --ca of the CLI,
 // --core-ca of the agents).
