@@ -20,7 +20,6 @@ import (
 
 	"potluck/apiclient"
 	"potluck/apiclient/apitest"
-	"potluck/core/fsm"
 )
 
 // lossyProxy sits between the client and a real core: for the first write
@@ -226,11 +225,7 @@ func TestListsFollowPages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const total = 1152
-	for i := range total {
-		res, err := core.Server.Node.Apply(ctx, &fsm.Command{Type: fsm.CmdCreateToken, Token: &fsm.JoinToken{ID: fmt.Sprintf("t%05d", i), Hash: fmt.Sprint(i)}})
-		require.NoError(t, err)
-		require.NoError(t, res.Err)
-	}
+	core.CreateTokens(t, total)
 	all, meta, err := core.Client.Tokens(ctx, nil)
 	require.NoError(t, err)
 	require.Len(t, all, total)

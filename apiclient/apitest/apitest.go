@@ -20,6 +20,7 @@ import (
 	"potluck/apiclient"
 	"potluck/core/blobs/blobstest"
 	"potluck/core/cluster"
+	"potluck/core/fsm"
 	"potluck/core/pki"
 	"potluck/core/server"
 	"potluck/internal/freeport"
@@ -128,6 +129,19 @@ func (c *Core) RegisterHost(t testing.TB, name, role string, cpus float64, memor
 	reg, err := joiner.RegisterHost(ctx, req)
 	require.NoError(t, err)
 	return reg.Host
+}
+
+// CreateTokens writes n join tokens with ids t00000, t00001, … straight
+// through raft (n API calls would be slow), for tests of long lists.
+func (c *Core) CreateTokens(t testing.TB, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range n {
+		res, err := c.Server.Node.Apply(ctx, &fsm.Command{Type: fsm.CmdCreateToken, Token: &fsm.JoinToken{ID: fmt.Sprintf("t%05d", i), Hash: fmt.Sprint(i)}})
+		require.NoError(t, err)
+		require.NoError(t, res.Err)
+	}
 }
 
 // DockerSaveTar builds a small archive shaped like `docker save` output
