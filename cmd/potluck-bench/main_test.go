@@ -139,11 +139,13 @@ func TestUsageErrorsExit2(t *testing.T) {
 		want string
 	}{
 		{"no command", nil, nil, "no command"},
-		{"unknown command", []string{"bench"}, nil, "unknown command"},
+		{"unknown command", []string{"bench"}, nil, `unknown command "bench": table, load, geo, placement, autoscale or faults`},
 		{"unknown flag", []string{"load", "--colour"}, nil, "flag provided but not defined: -colour"},
 		{"bad variable", []string{"load", "--url", "http://127.0.0.1:1/"}, map[string]string{"POTLUCK_CONCURRENCY": "lots"}, `POTLUCK_CONCURRENCY="lots" (the environment twin of --concurrency)`},
 		{"missing url", []string{"load"}, nil, "--url is required"},
 		{"bad counts", []string{"table", "--target", "a=http://127.0.0.1:1/", "--counts", "x"}, nil, "--counts"},
+		{"bad fleet size", []string{"placement", "--hosts", "ten"}, nil, `--hosts "ten"`},
+		{"bad load", []string{"placement", "--loads", "most"}, nil, `--loads "most"`},
 		{"zero runs", []string{"table", "--target", "a=http://127.0.0.1:1/", "--runs", "0"}, nil, "--runs 0: at least 1"},
 		{"name with a space", []string{"table", "--target", "my site=http://127.0.0.1:1/"}, nil, `target name "my site" has a space: use one word such as "my-site"`},
 	} {
