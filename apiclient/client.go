@@ -257,12 +257,33 @@ func retryable(ctx context.Context, err error) bool {
 }
 
 func (c *Client) send(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string, size int64, reqID string, out any) (Meta, error) {
+	resp, meta, err := c.open(ctx, method, path, query, body, contentType, size, reqID)
+	if err != nil {
+		return meta, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return meta, fmt.Errorf("%s %s: reading answer: %w", method, path, err)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return meta, fmt.Errorf("%s %s: decoding answer: %w", method, path, err)
+		}
+	}
+	return meta, nil
+}
+
+// open sends one request and returns the answer for the caller to read and
+// close; an answer of status 400 or more is read here and returned as an
+// *Error.
+func (c *Client) open(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string, size int64, reqID string) (*http.Response, Meta, error) {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return Meta{}, fmt.Errorf("apiclient: %w", err)
+		return nil, Meta{}, fmt.Errorf("apiclient: %w", err)
 	}
 	if size >= 0 && body != nil {
 		req.ContentLength = size
@@ -284,24 +305,19 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return Meta{}, fmt.Errorf("%s %s at %s: %w", method, path, c.base.Redacted(), err)
+		return nil, Meta{}, fmt.Errorf("%s %s at %s: %w", method, path, c.base.Redacted(), err)
 	}
-	defer resp.Body.Close()
 	meta := Meta{RequestID: resp.Header.Get(HeaderRequestID), Next: resp.Header.Get(HeaderNextCursor)}
 	meta.Index, _ = strconv.ParseUint(resp.Header.Get(HeaderIndex), 10, 64)
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return meta, fmt.Errorf("%s %s: reading answer: %w", method, path, err)
-	}
 	if resp.StatusCode >= 400 {
-		return meta, jsonhttp.ErrorFrom(resp.StatusCode, data)
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return meta, fmt.Errorf("%s %s: decoding answer: %w", method, path, err)
+		defer resp.Body.Close()
+		data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+		if err != nil {
+			return nil, meta, fmt.Errorf("%s %s: reading answer: %w", method, path, err)
 		}
+		return nil, meta, jsonhttp.ErrorFrom(resp.StatusCode, data)
 	}
-	return meta, nil
+	return resp, meta, nil
 }
 
 // ---- status ----
@@ -578,8 +594,6 @@ type LogQuery struct {
 // Logs streams an installation's log lines ("INSTANCE TIMESTAMP TEXT") to
 // w until they end (or, following, until ctx ends).
 func (c *Client) Logs(ctx context.Context, name string, q LogQuery, w io.Writer) error {
-	u := *c.base
-	u.Path += "/v1/installations/" + url.PathEscape(name) + "/logs"
 	v := url.Values{}
 	if q.Follow {
 		v.Set("follow", "true")
@@ -593,27 +607,11 @@ func (c *Client) Logs(ctx context.Context, name string, q LogQuery, w io.Writer)
 	if q.Tail > 0 {
 		v.Set("tail", strconv.Itoa(q.Tail))
 	}
-	u.RawQuery = v.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	resp, _, err := c.open(ctx, http.MethodGet, "/v1/installations/"+url.PathEscape(name)+"/logs", v, nil, "", -1, "")
 	if err != nil {
-		return fmt.Errorf("apiclient: %w", err)
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("GET logs at %s: %w", c.base.Redacted(), err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-		return jsonhttp.ErrorFrom(resp.StatusCode, data)
-	}
 	_, err = io.Copy(w, resp.Body)
 	if ctx.Err() != nil {
 		return nil // the caller stopped following
