@@ -28,7 +28,7 @@ func potluck(t *testing.T, vars map[string]string, tty bool, args ...string) res
 	e, out, errb := cli.BufferEnv(vars)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code := run(ctx, args, env{Env: e, stdin: strings.NewReader(""), stderrIsTTY: tty})
+	code := run(ctx, args, env{Env: e, stderrIsTTY: tty})
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
