@@ -574,8 +574,8 @@ func (c *Client) Rollback(ctx context.Context, name string, version int) (*Insta
 }
 
 // Releases lists an installation's releases, newest first.
-func (c *Client) Releases(ctx context.Context, name string) ([]Release, error) {
-	var rs []Release
+func (c *Client) Releases(ctx context.Context, name string) ([]ListedRelease, error) {
+	var rs []ListedRelease
 	_, err := c.do(ctx, http.MethodGet, "/v1/installations/"+url.PathEscape(name)+"/releases", nil, nil, &rs)
 	return rs, err
 }

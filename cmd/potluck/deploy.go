@@ -373,7 +373,7 @@ func cmdReleases(c *cmdCtx) error {
 			env = append(env, k+"="+v)
 		}
 		sort.Strings(env)
-		rows = append(rows, []string{"v" + strconv.Itoa(r.Version), status, releaseApp(r),
+		rows = append(rows, []string{"v" + strconv.Itoa(r.Version), status, releaseApp(r.Release),
 			cpus(r.PerInstance.MilliCPU) + " cpu, " + mib(r.PerInstance.MemoryMB), strconv.Itoa(r.ContainerPort),
 			fmt.Sprintf("%d/%d", r.Running, r.Instances), or(strings.Join(env, " "), "-"), or(or(r.Message, r.Description), "-"), age(r.CreatedAt)})
 	}
