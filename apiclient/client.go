@@ -438,6 +438,24 @@ func (c *Client) DecommissionHost(ctx context.Context, idOrName string) (*Host, 
 // and the total (-1 when unknown).
 type Progress func(sent, total int64)
 
+// UploadAppFile uploads the `docker save` tarball at path as UploadApp
+// does; a file can rewind, so a lost connection is retried.
+func (c *Client) UploadAppFile(ctx context.Context, name string, containerPort int, path string, progress Progress) (*App, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("%s is a directory; give the tarball of `docker save IMAGE -o FILE`", path)
+	}
+	return c.UploadApp(ctx, name, containerPort, f, fi.Size(), progress)
+}
+
 // UploadApp streams a `docker save` tarball as app name. size is the body
 // length (-1 if unknown); containerPort 0 leaves the port unset. A body
 // that is an io.Seeker (a file) is retried like other writes, rewound, with

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -416,18 +415,6 @@ func (a *appsPush) run(c *cmdCtx) error {
 	if port < 0 || port > 65535 {
 		return cli.Usagef("--port must be 1-65535")
 	}
-	f, err := os.Open(c.args[0])
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		return fmt.Errorf("%s is a directory; give the tarball of `docker save IMAGE -o FILE`", c.args[0])
-	}
 	if port == 0 {
 		// Not a readable image: the core's validation says what is wrong.
 		ports, _ := exposedPorts(c.args[0])
@@ -447,7 +434,7 @@ func (a *appsPush) run(c *cmdCtx) error {
 		progress = bar.update
 	}
 	start := time.Now()
-	app, err := c.client.UploadApp(c.ctx, name, port, f, fi.Size(), progress)
+	app, err := c.client.UploadAppFile(c.ctx, name, port, c.args[0], progress)
 	if bar != nil {
 		bar.done()
 	}
