@@ -15,7 +15,7 @@ GOBUILD   := $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 1
 
-.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale bench-placement bench-faults clean deps
+.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale bench-placement bench-faults bench-bin clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -75,6 +75,12 @@ app-image: ## build the sample app image (FROM scratch, offline) and its docker 
 	bash scripts/docker-up.sh
 	$(GO) run ./bench/appimage/build -o $(BIN)/app-image.tar -tag $(APP_IMAGE)
 
+# bench-bin builds bin/potluck-bench, stamped like make build, for the
+# bench-* targets that run it.
+bench-bin:
+	@mkdir -p $(BIN)
+	$(GOBUILD) -o $(BIN)/potluck-bench ./cmd/potluck-bench
+
 bench-nginx: ## lb vs NGINX: req/s, p50, p99 of nginx, potluck-front, potluck-front with pipelined backends and a bare fasthttp proxy on the same backends (wrk -c64, 3 rounds)
 	bash scripts/install-deps.sh --bench
 	@mkdir -p $(BIN)
@@ -82,29 +88,19 @@ bench-nginx: ## lb vs NGINX: req/s, p50, p99 of nginx, potluck-front, potluck-fr
 	$(GOBUILD) -o $(BIN)/nginxcmp ./bench/nginxcmp
 	$(BIN)/nginxcmp --front $(BIN)/potluck-front $(BENCH_NGINX_FLAGS)
 
-bench-geo: app-image ## the paper's Table 1 on simulated geography: local clusters with WAN delay, Docker, ~15 min (BENCH_GEO_FLAGS="--runs 2" for a quick look)
-	@mkdir -p $(BIN)
-	$(GOBUILD) -o $(BIN)/potluck-bench ./cmd/potluck-bench
+bench-geo: app-image bench-bin ## the paper's Table 1 on simulated geography: local clusters with WAN delay, Docker, ~15 min (BENCH_GEO_FLAGS="--runs 2" for a quick look)
 	$(BIN)/potluck-bench geo --image $(BIN)/app-image.tar $(BENCH_GEO_FLAGS)
 
-bench-placement: ## placement policies simulated through the real scheduler: denials, free Backs, fragmentation for spread vs pack (~5 min; BENCH_PLACEMENT_FLAGS="--seeds 2 --hosts 50" for a quick look)
-	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/potluck-bench ./cmd/potluck-bench
+bench-placement: bench-bin ## placement policies simulated through the real scheduler: denials, free Backs, fragmentation for spread vs pack (~5 min; BENCH_PLACEMENT_FLAGS="--seeds 2 --hosts 50" for a quick look)
 	$(BIN)/potluck-bench placement $(BENCH_PLACEMENT_FLAGS)
 
-bench-table: ## the paper's Table 1 method against your targets: BENCH_TABLE_FLAGS="--target NAME=URL[,host=HOST] ..."
-	@mkdir -p $(BIN)
-	$(GOBUILD) -o $(BIN)/potluck-bench ./cmd/potluck-bench
+bench-table: bench-bin ## the paper's Table 1 method against your targets: BENCH_TABLE_FLAGS="--target NAME=URL[,host=HOST] ..."
 	$(BIN)/potluck-bench table $(BENCH_TABLE_FLAGS)
 
-bench-autoscale: ## autoscaling simulation: the seed's table, reactive-only vs combined vs HPA-style on 8 load profiles, ~1 min (BENCH_AUTOSCALE_FLAGS="--regime potluck --sweep interval")
-	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/potluck-bench ./cmd/potluck-bench
+bench-autoscale: bench-bin ## autoscaling simulation: the seed's table, reactive-only vs combined vs HPA-style on 8 load profiles, ~1 min (BENCH_AUTOSCALE_FLAGS="--regime potluck --sweep interval")
 	$(BIN)/potluck-bench autoscale $(BENCH_AUTOSCALE_FLAGS)
 
-bench-faults: app-image ## the data plane under faults: a demo cluster under open-loop load while a container, a Back and the Front are killed in turn, ~4 min (BENCH_FAULTS_FLAGS="--rate 100 --scenario-seconds 20")
-	@mkdir -p $(BIN)
-	$(GOBUILD) -o $(BIN)/potluck-bench ./cmd/potluck-bench
+bench-faults: app-image bench-bin ## the data plane under faults: a demo cluster under open-loop load while a container, a Back and the Front are killed in turn, ~4 min (BENCH_FAULTS_FLAGS="--rate 100 --scenario-seconds 20")
 	$(BIN)/potluck-bench faults --image $(BIN)/app-image.tar $(BENCH_FAULTS_FLAGS)
 
 demo: ## start a local cluster (3 core, 1 Front, 2 Backs), deploy the sample app, print how to use it

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -68,17 +67,6 @@ type Option func(*Client)
 // transport with no overall timeout, since uploads and blocking queries are
 // long; use contexts for deadlines).
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
-
-// WithRootCAs makes the client trust the core API's certificate when it
-// chains to pool (a private CA; see LoadCAFile) instead of the system roots.
-func WithRootCAs(pool *x509.CertPool) Option {
-	return func(c *Client) {
-		c.http = &http.Client{Transport: &http.Transport{
-			Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: 90 * time.Second, ForceAttemptHTTP2: true,
-		}}
-	}
-}
 
 // LoadCAFile reads a PEM bundle of CA certificates (the --ca of the CLI,
 // --core-ca of the agents).
@@ -269,12 +257,33 @@ func retryable(ctx context.Context, err error) bool {
 }
 
 func (c *Client) send(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string, size int64, reqID string, out any) (Meta, error) {
+	resp, meta, err := c.open(ctx, method, path, query, body, contentType, size, reqID)
+	if err != nil {
+		return meta, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return meta, fmt.Errorf("%s %s: reading answer: %w", method, path, err)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return meta, fmt.Errorf("%s %s: decoding answer: %w", method, path, err)
+		}
+	}
+	return meta, nil
+}
+
+// open sends one request and returns the answer for the caller to read and
+// close; an answer of status 400 or more is read here and returned as an
+// *Error.
+func (c *Client) open(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string, size int64, reqID string) (*http.Response, Meta, error) {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return Meta{}, fmt.Errorf("apiclient: %w", err)
+		return nil, Meta{}, fmt.Errorf("apiclient: %w", err)
 	}
 	if size >= 0 && body != nil {
 		req.ContentLength = size
@@ -296,24 +305,19 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return Meta{}, fmt.Errorf("%s %s at %s: %w", method, path, c.base.Redacted(), err)
+		return nil, Meta{}, fmt.Errorf("%s %s at %s: %w", method, path, c.base.Redacted(), err)
 	}
-	defer resp.Body.Close()
 	meta := Meta{RequestID: resp.Header.Get(HeaderRequestID), Next: resp.Header.Get(HeaderNextCursor)}
 	meta.Index, _ = strconv.ParseUint(resp.Header.Get(HeaderIndex), 10, 64)
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return meta, fmt.Errorf("%s %s: reading answer: %w", method, path, err)
-	}
 	if resp.StatusCode >= 400 {
-		return meta, jsonhttp.ErrorFrom(resp.StatusCode, data)
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return meta, fmt.Errorf("%s %s: decoding answer: %w", method, path, err)
+		defer resp.Body.Close()
+		data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+		if err != nil {
+			return nil, meta, fmt.Errorf("%s %s: reading answer: %w", method, path, err)
 		}
+		return nil, meta, jsonhttp.ErrorFrom(resp.StatusCode, data)
 	}
-	return meta, nil
+	return resp, meta, nil
 }
 
 // ---- status ----
@@ -433,6 +437,24 @@ func (c *Client) DecommissionHost(ctx context.Context, idOrName string) (*Host, 
 // Progress is called while an upload is sent with the bytes sent so far
 // and the total (-1 when unknown).
 type Progress func(sent, total int64)
+
+// UploadAppFile uploads the `docker save` tarball at path as UploadApp
+// does; a file can rewind, so a lost connection is retried.
+func (c *Client) UploadAppFile(ctx context.Context, name string, containerPort int, path string, progress Progress) (*App, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("%s is a directory; give the tarball of `docker save IMAGE -o FILE`", path)
+	}
+	return c.UploadApp(ctx, name, containerPort, f, fi.Size(), progress)
+}
 
 // UploadApp streams a `docker save` tarball as app name. size is the body
 // length (-1 if unknown); containerPort 0 leaves the port unset. A body
@@ -570,8 +592,8 @@ func (c *Client) Rollback(ctx context.Context, name string, version int) (*Insta
 }
 
 // Releases lists an installation's releases, newest first.
-func (c *Client) Releases(ctx context.Context, name string) ([]Release, error) {
-	var rs []Release
+func (c *Client) Releases(ctx context.Context, name string) ([]ListedRelease, error) {
+	var rs []ListedRelease
 	_, err := c.do(ctx, http.MethodGet, "/v1/installations/"+url.PathEscape(name)+"/releases", nil, nil, &rs)
 	return rs, err
 }
@@ -590,8 +612,6 @@ type LogQuery struct {
 // Logs streams an installation's log lines ("INSTANCE TIMESTAMP TEXT") to
 // w until they end (or, following, until ctx ends).
 func (c *Client) Logs(ctx context.Context, name string, q LogQuery, w io.Writer) error {
-	u := *c.base
-	u.Path += "/v1/installations/" + url.PathEscape(name) + "/logs"
 	v := url.Values{}
 	if q.Follow {
 		v.Set("follow", "true")
@@ -605,27 +625,11 @@ func (c *Client) Logs(ctx context.Context, name string, q LogQuery, w io.Writer)
 	if q.Tail > 0 {
 		v.Set("tail", strconv.Itoa(q.Tail))
 	}
-	u.RawQuery = v.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	resp, _, err := c.open(ctx, http.MethodGet, "/v1/installations/"+url.PathEscape(name)+"/logs", v, nil, "", -1, "")
 	if err != nil {
-		return fmt.Errorf("apiclient: %w", err)
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("GET logs at %s: %w", c.base.Redacted(), err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-		return jsonhttp.ErrorFrom(resp.StatusCode, data)
-	}
 	_, err = io.Copy(w, resp.Body)
 	if ctx.Err() != nil {
 		return nil // the caller stopped following

@@ -20,7 +20,6 @@ import (
 
 	"potluck/apiclient"
 	"potluck/apiclient/apitest"
-	"potluck/core/fsm"
 )
 
 // lossyProxy sits between the client and a real core: for the first write
@@ -82,14 +81,11 @@ func TestRetriedUploadFromFileIsStoredOnce(t *testing.T) {
 	c, lp := lossyClient(t, core)
 	path := filepath.Join(t.TempDir(), "app.tar")
 	require.NoError(t, os.WriteFile(path, apitest.DockerSaveTar(t, "hello:1", 4096), 0o600))
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	fi, err := f.Stat()
+	fi, err := os.Stat(path)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	app, err := c.UploadApp(ctx, "hello", 8080, f, fi.Size(), nil)
+	app, err := c.UploadAppFile(ctx, "hello", 8080, path, nil)
 	require.NoError(t, err)
 	require.Equal(t, fi.Size(), app.Size, "the whole file was sent again")
 	lp.mu.Lock()
@@ -226,11 +222,7 @@ func TestListsFollowPages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const total = 1152
-	for i := range total {
-		res, err := core.Server.Node.Apply(ctx, &fsm.Command{Type: fsm.CmdCreateToken, Token: &fsm.JoinToken{ID: fmt.Sprintf("t%05d", i), Hash: fmt.Sprint(i)}})
-		require.NoError(t, err)
-		require.NoError(t, res.Err)
-	}
+	core.CreateTokens(t, total)
 	all, meta, err := core.Client.Tokens(ctx, nil)
 	require.NoError(t, err)
 	require.Len(t, all, total)

@@ -119,7 +119,6 @@ type AppVersion struct {
 	Size          int64     `json:"size,omitempty"`
 	ContainerPort int       `json:"container_port,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
-	UsedBy        []string  `json:"used_by"`
 	// UncompressedSize is what an uploaded image unpacks to (counted at
 	// upload; each instance reserves at least this much disk).
 	UncompressedSize int64 `json:"uncompressed_size,omitempty"`
@@ -151,8 +150,8 @@ type DeployRequest struct {
 	Description   string            `json:"description,omitempty"`
 }
 
-// Release is one release of an installation. Health durations are in
-// nanoseconds here (as the core stores them).
+// Release is one release of an installation as the core stores it (the
+// installation's Releases). Health durations are in nanoseconds here.
 type Release struct {
 	Version       int               `json:"version"`
 	App           string            `json:"app"`
@@ -168,9 +167,15 @@ type Release struct {
 	Description string    `json:"description,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
-	Live        bool      `json:"live"`
-	Instances   int       `json:"instances"`
-	Running     int       `json:"running"`
+}
+
+// ListedRelease is a release as Client.Releases lists it: with whether it
+// is the live one and how many of its instances exist and run.
+type ListedRelease struct {
+	Release
+	Live      bool `json:"live"`
+	Instances int  `json:"instances"`
+	Running   int  `json:"running"`
 }
 
 // CreateInstallationRequest is the body of POST /v1/installations. Zero

@@ -5,12 +5,15 @@
 package apitest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,6 +23,7 @@ import (
 	"potluck/apiclient"
 	"potluck/core/blobs/blobstest"
 	"potluck/core/cluster"
+	"potluck/core/fsm"
 	"potluck/core/pki"
 	"potluck/core/server"
 	"potluck/internal/freeport"
@@ -128,6 +132,56 @@ func (c *Core) RegisterHost(t testing.TB, name, role string, cpus float64, memor
 	reg, err := joiner.RegisterHost(ctx, req)
 	require.NoError(t, err)
 	return reg.Host
+}
+
+// CreateTokens writes n join tokens with ids t00000, t00001, … straight
+// through raft (n API calls would be slow), for tests of long lists.
+func (c *Core) CreateTokens(t testing.TB, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range n {
+		res, err := c.Server.Node.Apply(ctx, &fsm.Command{Type: fsm.CmdCreateToken, Token: &fsm.JoinToken{ID: fmt.Sprintf("t%05d", i), Hash: fmt.Sprint(i)}})
+		require.NoError(t, err)
+		require.NoError(t, res.Err)
+	}
+}
+
+// ReportInstances sends the heartbeat a follower relays for a Back (POST
+// /v1/internal/heartbeat with the operator token): each instance in states
+// is in that state, with message. It returns an error rather than failing
+// t, so that a goroutine playing the Back may call it.
+func (c *Core) ReportInstances(ctx context.Context, hostID, message string, states map[string]string) error {
+	type report struct {
+		ID      string `json:"id"`
+		State   string `json:"state"`
+		Message string `json:"message,omitempty"`
+	}
+	hb := struct {
+		HostID    string   `json:"host_id"`
+		Instances []report `json:"instances"`
+	}{HostID: hostID}
+	for id, st := range states {
+		hb.Instances = append(hb.Instances, report{ID: id, State: st, Message: message})
+	}
+	body, err := json.Marshal(hb)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL+"/v1/internal/heartbeat", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("heartbeat: HTTP %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // DockerSaveTar builds a small archive shaped like `docker save` output

@@ -203,19 +203,10 @@ func startCluster(ctx context.Context, dir string, bins binaries, log *slog.Logg
 // deploy pushes the app tarball and installs it on the Front and both
 // Backs, waiting until both instances run.
 func (c *cluster) deploy(ctx context.Context, tarball, name, domain string) error {
-	f, err := os.Open(tarball)
-	if err != nil {
-		return fmt.Errorf("app image: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("app image: %w", err)
-	}
-	if _, err := c.api.UploadApp(ctx, name, 8080, f, st.Size(), nil); err != nil {
+	if _, err := c.api.UploadAppFile(ctx, name, 8080, tarball, nil); err != nil {
 		return fmt.Errorf("pushing the app: %w", err)
 	}
-	_, err = c.api.CreateInstallation(ctx, apiclient.CreateInstallationRequest{
+	_, err := c.api.CreateInstallation(ctx, apiclient.CreateInstallationRequest{
 		Name: name, App: name, Fronts: 1, Backs: numBacks, Domain: domain,
 		CPUs: 0.25, MemoryMB: 64, DiskMB: 64, ContainerPort: 8080,
 	})

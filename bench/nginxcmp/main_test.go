@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -100,8 +99,8 @@ func TestSettings(t *testing.T) {
 		{name: "unknown flag", args: []string{"--bogus"}, want: "flag provided but not defined"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out bytes.Buffer
-			s, err := parseSettings(tc.args, cli.Env{Lookup: cli.MapLookup(tc.vars), Stdout: &out})
+			env, out, _ := cli.BufferEnv(tc.vars)
+			s, err := parseSettings(tc.args, env)
 			if tc.want != "" {
 				require.ErrorContains(t, err, tc.want)
 				require.Equal(t, 2, cli.ExitCode(err))
@@ -112,8 +111,8 @@ func TestSettings(t *testing.T) {
 			require.Empty(t, out.String())
 		})
 	}
-	var out bytes.Buffer
-	_, err := parseSettings([]string{"--help"}, cli.Env{Lookup: cli.MapLookup(nil), Stdout: &out})
+	env, out, _ := cli.BufferEnv(nil)
+	_, err := parseSettings([]string{"--help"}, env)
 	require.Equal(t, 0, cli.ExitCode(err))
 	require.Contains(t, out.String(), "--front-gomaxprocs  [POTLUCK_FRONT_GOMAXPROCS]")
 }

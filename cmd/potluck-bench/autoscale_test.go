@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -27,8 +26,8 @@ func TestAutoscaleCommand(t *testing.T) {
 		{name: "bad seeds", args: []string{"--seeds", "0"}, err: "--seeds 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			err := run(context.Background(), append([]string{"autoscale"}, tc.args...), cli.Env{Lookup: cli.MapLookup(nil), Stdout: &out, Stderr: &errOut})
+			env, out, _ := cli.BufferEnv(nil)
+			err := run(context.Background(), append([]string{"autoscale"}, tc.args...), env)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				return

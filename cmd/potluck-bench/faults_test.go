@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -25,8 +23,8 @@ func TestFaultsCommandFlags(t *testing.T) {
 		{name: "bad log level", args: []string{"faults", "--log-level", "loud"}, err: "loud"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out bytes.Buffer
-			err := run(context.Background(), tc.args, cli.Env{Lookup: cli.MapLookup(nil), Stdout: &out, Stderr: io.Discard})
+			env, out, _ := cli.BufferEnv(nil)
+			err := run(context.Background(), tc.args, env)
 			require.ErrorContains(t, err, tc.err)
 			require.Empty(t, out.String())
 		})

@@ -1,8 +1,11 @@
 // Command potluck-bench measures Potluck the way the paper did and more:
 //
-//	potluck-bench table  the paper's Table 1 method against named targets
-//	potluck-bench load   closed-loop load: req/s and latency percentiles
-//	potluck-bench geo    the paper's geography simulated on local clusters
+//	potluck-bench table      the paper's Table 1 method against named targets
+//	potluck-bench load       closed-loop load: req/s and latency percentiles
+//	potluck-bench geo        the paper's geography simulated on local clusters
+//	potluck-bench placement  spread vs pack placement, simulated
+//	potluck-bench autoscale  the autoscaler on the seed's load profiles, simulated
+//	potluck-bench faults     a real cluster under load while parts are killed
 //
 // Every flag has a POTLUCK_* environment twin; see each subcommand's --help.
 package main
@@ -51,7 +54,7 @@ func main() {
 
 func run(ctx context.Context, args []string, env cli.Env) error {
 	if len(args) == 0 {
-		return cli.Usagef("no command: table, load, geo, placement, autoscale or faults (see potluck-bench --help)")
+		return cli.Usagef("no command: %s (see potluck-bench --help)", commandNames)
 	}
 	switch args[0] {
 	case "table":
@@ -73,8 +76,26 @@ func run(ctx context.Context, args []string, env cli.Env) error {
 		fmt.Fprintln(env.Stdout, "potluck-bench", version.Get())
 		return cli.ErrVersion
 	}
-	return cli.Usagef("unknown command %q: table, load or geo (see potluck-bench --help)", args[0])
+	return cli.Usagef("unknown command %q: %s (see potluck-bench --help)", args[0], commandNames)
 }
+
+// commandNames are run's commands, for the usage errors.
+const commandNames = "table, load, geo, placement, autoscale or faults"
+
+// numbers parses the comma-separated numbers of a list flag such as --counts.
+func numbers[T int | float64](flagName string, list []string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for _, s := range list {
+		n, err := parse(s)
+		if err != nil {
+			return nil, cli.Usagef("--%s %q: %w", flagName, s, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func parseFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }
 
 // targetList is a repeatable --target; values are not split on commas
 // (",host=" belongs to a target) but on whitespace, so the environment twin
@@ -166,12 +187,8 @@ func (f *tableFlags) config(stderr io.Writer) (table.Config, *slog.Logger, error
 	if f.warmup == 0 {
 		cfg.Warmup = -1
 	}
-	for _, c := range f.counts {
-		n, err := strconv.Atoi(c)
-		if err != nil {
-			return table.Config{}, nil, &cli.UsageError{Err: fmt.Errorf("--counts %q: %w", c, err)}
-		}
-		cfg.Counts = append(cfg.Counts, n)
+	if cfg.Counts, err = numbers("counts", f.counts, strconv.Atoi); err != nil {
+		return table.Config{}, nil, err
 	}
 	switch f.format {
 	case "markdown", "md", "csv", "json":

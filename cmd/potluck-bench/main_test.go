@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -90,7 +89,7 @@ func TestCommands(t *testing.T) {
 		{name: "unknown command", args: []string{"bench"}, err: "unknown command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env, out, errOut := testEnv(nil)
+			env, out, errOut := cli.BufferEnv(nil)
 			err := run(context.Background(), tc.args, env)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
@@ -100,11 +99,6 @@ func TestCommands(t *testing.T) {
 			tc.check(t, out.String())
 		})
 	}
-}
-
-func testEnv(vars map[string]string) (cli.Env, *bytes.Buffer, *bytes.Buffer) {
-	var out, errb bytes.Buffer
-	return cli.Env{Lookup: cli.MapLookup(vars), Stdout: &out, Stderr: &errb}, &out, &errb
 }
 
 func TestHelpListsEnvironmentTwins(t *testing.T) {
@@ -119,7 +113,7 @@ func TestHelpListsEnvironmentTwins(t *testing.T) {
 		{args: []string{"help"}, want: []string{"potluck-bench table"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			env, out, errOut := testEnv(nil)
+			env, out, errOut := cli.BufferEnv(nil)
 			err := run(context.Background(), tc.args, env)
 			require.ErrorIs(t, err, flag.ErrHelp)
 			require.Equal(t, 0, cli.ExitCode(err))
@@ -139,16 +133,18 @@ func TestUsageErrorsExit2(t *testing.T) {
 		want string
 	}{
 		{"no command", nil, nil, "no command"},
-		{"unknown command", []string{"bench"}, nil, "unknown command"},
+		{"unknown command", []string{"bench"}, nil, `unknown command "bench": table, load, geo, placement, autoscale or faults`},
 		{"unknown flag", []string{"load", "--colour"}, nil, "flag provided but not defined: -colour"},
 		{"bad variable", []string{"load", "--url", "http://127.0.0.1:1/"}, map[string]string{"POTLUCK_CONCURRENCY": "lots"}, `POTLUCK_CONCURRENCY="lots" (the environment twin of --concurrency)`},
 		{"missing url", []string{"load"}, nil, "--url is required"},
 		{"bad counts", []string{"table", "--target", "a=http://127.0.0.1:1/", "--counts", "x"}, nil, "--counts"},
+		{"bad fleet size", []string{"placement", "--hosts", "ten"}, nil, `--hosts "ten"`},
+		{"bad load", []string{"placement", "--loads", "most"}, nil, `--loads "most"`},
 		{"zero runs", []string{"table", "--target", "a=http://127.0.0.1:1/", "--runs", "0"}, nil, "--runs 0: at least 1"},
 		{"name with a space", []string{"table", "--target", "my site=http://127.0.0.1:1/"}, nil, `target name "my site" has a space: use one word such as "my-site"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env, out, _ := testEnv(tc.vars)
+			env, out, _ := cli.BufferEnv(tc.vars)
 			err := run(context.Background(), tc.args, env)
 			require.ErrorContains(t, err, tc.want)
 			require.Equal(t, 2, cli.ExitCode(err))
@@ -159,7 +155,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"--version"}, {"load", "--version"}} {
-		env, out, errOut := testEnv(nil)
+		env, out, errOut := cli.BufferEnv(nil)
 		err := run(context.Background(), args, env)
 		require.ErrorIs(t, err, cli.ErrVersion)
 		require.Equal(t, 0, cli.ExitCode(err))
@@ -170,7 +166,7 @@ func TestVersion(t *testing.T) {
 
 func TestShortFlagsWinOverEnvironment(t *testing.T) {
 	s := app(t)
-	env, out, _ := testEnv(map[string]string{"POTLUCK_COUNT": "100"})
+	env, out, _ := cli.BufferEnv(map[string]string{"POTLUCK_COUNT": "100"})
 	require.NoError(t, run(context.Background(), []string{"load", "--url", s.URL + "/", "--host", "hello.test", "-n", "3"}, env))
 	require.Contains(t, out.String(), "requests  3 in")
 	require.Equal(t, []string{"--concurrency", "4", "--count=5", "--url", "x", "--", "-c"}, expandShort([]string{"-c", "4", "-n=5", "--url", "x", "--", "-c"}, map[string]string{"c": "concurrency", "n": "count"}))
@@ -178,7 +174,7 @@ func TestShortFlagsWinOverEnvironment(t *testing.T) {
 
 func TestTargetsFromEnvironment(t *testing.T) {
 	s := app(t)
-	env, out, _ := testEnv(map[string]string{
+	env, out, _ := cli.BufferEnv(map[string]string{
 		"POTLUCK_TARGET": "a=" + s.URL + "/,host=hello.test b=" + s.URL + "/,host=hello.test",
 		"POTLUCK_RUNS":   "1", "POTLUCK_COUNTS": "1",
 	})

@@ -32,24 +32,15 @@ The workload is documented in docs/benchmarks.md.`, `Example:
 	if err := fs.Parse(args, env); err != nil {
 		return err
 	}
+	var err error
 	if len(hosts) > 0 {
-		def.Hosts = nil
-		for _, h := range hosts {
-			n, err := strconv.Atoi(h)
-			if err != nil {
-				return fmt.Errorf("--hosts %q: %w", h, err)
-			}
-			def.Hosts = append(def.Hosts, n)
+		if def.Hosts, err = numbers("hosts", hosts, strconv.Atoi); err != nil {
+			return err
 		}
 	}
 	if len(loads) > 0 {
-		def.Loads = nil
-		for _, l := range loads {
-			x, err := strconv.ParseFloat(l, 64)
-			if err != nil {
-				return fmt.Errorf("--loads %q: %w", l, err)
-			}
-			def.Loads = append(def.Loads, x)
+		if def.Loads, err = numbers("loads", loads, parseFloat); err != nil {
+			return err
 		}
 	}
 	sum, err := placement.Run(ctx, def, stdout)

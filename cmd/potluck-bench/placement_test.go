@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,8 +23,8 @@ func TestPlacementCommand(t *testing.T) {
 		{name: "bad load", args: []string{"placement", "--loads", "5"}, err: "load 5.00 outside"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out bytes.Buffer
-			err := run(context.Background(), tc.args, cli.Env{Lookup: cli.MapLookup(nil), Stdout: &out, Stderr: io.Discard})
+			env, out, _ := cli.BufferEnv(nil)
+			err := run(context.Background(), tc.args, env)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				return

@@ -50,22 +50,17 @@ func runCA(args []string, env cli.Env) error {
 // runIssueAPI writes api.crt (the certificate, then the CA's) and api.key
 // (mode 0600) for a core node's public API, plus ca.crt for clients.
 func runIssueAPI(args []string, env cli.Env) error {
-	var caDir, hosts, out string
+	var caDir, out string
+	var names cli.StringList
 	var lifetime time.Duration
 	fs := cli.NewFlagSet("potluck-core ca issue-api", "Usage: potluck-core ca issue-api --ca DIR --host NAME_OR_IP[,...] --out DIR\n\nIssues a TLS certificate for a core node's public API (--tls-cert, --tls-key) from the CA in DIR.",
 		"Agents verify it with --core-ca DIR/ca.crt, the CLI with --ca DIR/ca.crt. See docs/operations.md.")
 	fs.StringVar(&caDir, "ca", "", "CA directory (from `potluck-core ca init`; a CA of its own for the API is best)")
-	fs.StringVar(&hosts, "host", "", "comma-separated DNS names and IPs agents and the CLI use to reach this core node")
+	fs.Var(&names, "host", "comma-separated DNS names and IPs agents and the CLI use to reach this core node")
 	fs.StringVar(&out, "out", "", "directory to write api.crt, api.key and ca.crt into")
 	fs.DurationVar(&lifetime, "lifetime", pki.APILifetime, "how long the certificate is valid")
 	if err := fs.Parse(args, env); err != nil {
 		return err
-	}
-	var names []string
-	for _, h := range strings.Split(hosts, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			names = append(names, h)
-		}
 	}
 	if caDir == "" || out == "" || len(names) == 0 || lifetime <= 0 {
 		return cli.Usagef("--ca, --host and --out are required, --lifetime positive")

@@ -18,14 +18,9 @@ import (
 	"potluck/internal/cli"
 )
 
-func testEnv(vars map[string]string) (cli.Env, *bytes.Buffer, *bytes.Buffer) {
-	var out, errb bytes.Buffer
-	return cli.Env{Lookup: cli.MapLookup(vars), Stdout: &out, Stderr: &errb}, &out, &errb
-}
-
 func TestHelpDocumentsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
-		env, out, errb := testEnv(nil)
+		env, out, errb := cli.BufferEnv(nil)
 		err := run(args, env)
 		require.ErrorIs(t, err, flag.ErrHelp)
 		require.Equal(t, 0, cli.Exit(env.Stderr, "potluck-core", err))
@@ -69,7 +64,7 @@ func TestEnvironmentSetsFlagsButFlagsWin(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var o options
-			env, _, _ := testEnv(tc.vars)
+			env, _, _ := cli.BufferEnv(tc.vars)
 			require.NoError(t, newFlags(&o).Parse(tc.args, env))
 			tc.check(t, o)
 		})
@@ -103,7 +98,7 @@ func TestUsageErrors(t *testing.T) {
 		{"image limit", []string{"--operator-token", "0123456789abcdef", "--max-image-unpacked", "0"}, nil, "--max-image-unpacked and --body-timeout must be positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env, out, _ := testEnv(tc.vars)
+			env, out, _ := cli.BufferEnv(tc.vars)
 			err := run(tc.args, env)
 			require.ErrorContains(t, err, tc.want)
 			var stderr bytes.Buffer
@@ -137,8 +132,7 @@ func TestBinaryVersion(t *testing.T) {
 
 func TestCAInit(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "ca")
-	var out, errb bytes.Buffer
-	env := cli.Env{Lookup: cli.MapLookup(nil), Stdout: &out, Stderr: &errb}
+	env, out, _ := cli.BufferEnv(nil)
 	require.NoError(t, run([]string{"ca", "init", "--out", dir}, env))
 	require.Contains(t, out.String(), "cluster CA written to")
 	_, err := pki.Load(dir)
@@ -148,8 +142,7 @@ func TestCAInit(t *testing.T) {
 
 func TestCAIssueAPI(t *testing.T) {
 	caDir, out := filepath.Join(t.TempDir(), "api-ca"), filepath.Join(t.TempDir(), "api")
-	var stdout, errb bytes.Buffer
-	env := cli.Env{Lookup: cli.MapLookup(nil), Stdout: &stdout, Stderr: &errb}
+	env, stdout, _ := cli.BufferEnv(nil)
 	require.NoError(t, run([]string{"ca", "init", "--out", caDir, "--name", "api"}, env))
 	require.NoError(t, run([]string{"ca", "issue-api", "--ca", caDir, "--host", "core1.example, 127.0.0.1", "--out", out}, env))
 	require.Contains(t, stdout.String(), "API certificate for core1.example, 127.0.0.1 written to")

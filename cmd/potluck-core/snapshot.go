@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"potluck/apiclient"
 	"potluck/core/api"
 	"potluck/core/cluster"
 	"potluck/internal/cli"
@@ -76,13 +76,9 @@ func runSnapshot(args []string, env cli.Env) error {
 func snapshotClient(caFile string) (*http.Client, error) {
 	conf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pool, err := apiclient.LoadCAFile(caFile)
 		if err != nil {
 			return nil, fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca: %s holds no PEM certificate", caFile)
 		}
 		conf.RootCAs = pool
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"potluck/apiclient/apitest"
+	"potluck/internal/cli"
 )
 
 // TestSnapshotSaveAndRestoreCommands: `potluck-core snapshot save` against
@@ -26,13 +27,13 @@ func TestSnapshotSaveAndRestoreCommands(t *testing.T) {
 	require.NoError(t, os.WriteFile(tokenFile, []byte(apitest.Token+"\n"), 0o600))
 	file := filepath.Join(dir, "cluster.snap")
 
-	env, out, _ := testEnv(nil)
+	env, out, _ := cli.BufferEnv(nil)
 	require.NoError(t, run([]string{"snapshot", "save", "--addr", from.URL, "--token-file", tokenFile, file}, env))
 	require.Contains(t, out.String(), "saved to "+file)
 	require.FileExists(t, file)
 	require.NoFileExists(t, file+".tmp")
 
-	env, out, _ = testEnv(map[string]string{"POTLUCK_TOKEN_FILE": tokenFile})
+	env, out, _ = cli.BufferEnv(map[string]string{"POTLUCK_TOKEN_FILE": tokenFile})
 	require.NoError(t, run([]string{"snapshot", "restore", "--addr", to.URL, file}, env))
 	require.Contains(t, out.String(), "cluster state replaced")
 	app, err := to.Client.App(ctx, "web")
@@ -43,7 +44,7 @@ func TestSnapshotSaveAndRestoreCommands(t *testing.T) {
 	data, err := os.ReadFile(file)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(damaged, data[:len(data)-5], 0o600))
-	env, _, _ = testEnv(nil)
+	env, _, _ = cli.BufferEnv(nil)
 	err = run([]string{"snapshot", "restore", "--addr", to.URL, "--token-file", tokenFile, damaged}, env)
 	require.ErrorContains(t, err, "cut short")
 
@@ -52,7 +53,7 @@ func TestSnapshotSaveAndRestoreCommands(t *testing.T) {
 	require.NoFileExists(t, filepath.Join(dir, "x.snap"))
 
 	for _, args := range [][]string{{"snapshot"}, {"snapshot", "take"}, {"snapshot", "save", "--token", "x"}, {"snapshot", "save", file}} {
-		env, _, _ := testEnv(nil)
+		env, _, _ := cli.BufferEnv(nil)
 		require.Error(t, run(args, env), "%v", args)
 	}
 }

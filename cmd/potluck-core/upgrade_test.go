@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"potluck/apiclient"
 	"potluck/core/api"
 )
 
@@ -27,6 +26,7 @@ const upgradeToken = "operator-token-upgrade-0123456789"
 // procNode is one potluck-core process of a test cluster.
 type procNode struct {
 	id, dataDir, raft, http string
+	api                     *apiclient.Client // to this node, retrying writes as clients do
 	cmd                     *exec.Cmd
 	exited                  chan error
 	reaped                  bool // the test received from exited
@@ -50,7 +50,6 @@ type procCluster struct {
 	dir     string
 	nodes   []*procNode
 	peers   string
-	client  *http.Client
 	tokFile string
 }
 
@@ -89,7 +88,7 @@ func freePorts(t *testing.T, n int) []string {
 func newProcCluster(t *testing.T, bin string, n int) *procCluster {
 	t.Helper()
 	dir := t.TempDir()
-	c := &procCluster{t: t, dir: dir, client: &http.Client{Timeout: 10 * time.Second}, tokFile: filepath.Join(dir, "token")}
+	c := &procCluster{t: t, dir: dir, tokFile: filepath.Join(dir, "token")}
 	require.NoError(t, os.WriteFile(c.tokFile, []byte(upgradeToken+"\n"), 0o600))
 	out, err := exec.Command(bin, "ca", "init", "--out", filepath.Join(dir, "ca")).CombinedOutput()
 	require.NoError(t, err, "%s", out)
@@ -97,6 +96,11 @@ func newProcCluster(t *testing.T, bin string, n int) *procCluster {
 	var peers []string
 	for i := range n {
 		nd := &procNode{id: fmt.Sprintf("core%d", i+1), dataDir: filepath.Join(dir, fmt.Sprintf("core%d", i+1)), raft: addrs[2*i], http: addrs[2*i+1]}
+		// Writes are retried with the same request id through elections
+		// (503) and restarts (lost connections) for up to 30 s.
+		nd.api, err = apiclient.New("http://"+nd.http, upgradeToken, apiclient.WithRetries(60, 500*time.Millisecond),
+			apiclient.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
+		require.NoError(t, err)
 		c.nodes = append(c.nodes, nd)
 		peers = append(peers, nd.id+"="+nd.raft)
 	}
@@ -143,32 +147,12 @@ func (c *procCluster) stop(i int) {
 	require.NoError(c.t, err, "%s exits cleanly on SIGTERM", nd.id)
 }
 
-func (c *procCluster) do(i int, method, path string, body any) (int, []byte) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		require.NoError(c.t, err)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, "http://"+c.nodes[i].http+path, rd)
-	require.NoError(c.t, err)
-	req.Header.Set("Authorization", "Bearer "+upgradeToken)
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return 0, []byte(err.Error())
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, data
-}
-
-func (c *procCluster) status(i int) (api.StatusView, bool) {
-	code, body := c.do(i, "GET", "/v1/status", nil)
-	var st api.StatusView
-	if code != http.StatusOK || json.Unmarshal(body, &st) != nil {
-		return st, false
-	}
-	return st, true
+// status is node i's GET /v1/status; false when it does not answer 200.
+func (c *procCluster) status(i int) (*apiclient.Status, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.nodes[i].api.Status(ctx)
+	return st, err == nil
 }
 
 // waitVersions waits until node i reports a healthy group in which every
@@ -208,18 +192,34 @@ func (c *procCluster) leader() int {
 // with the same request id, as clients do.
 func (c *procCluster) write(i int, name string) {
 	c.t.Helper()
-	body, _ := json.Marshal(map[string]any{"name": name, "image": "registry.example/" + name + ":1", "container_port": 8080})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := c.nodes[i].api.CreateImageApp(ctx, name, "registry.example/"+name+":1", 8080)
+	require.NoError(c.t, err, "write %s through %s", name, c.nodes[i].id)
+}
+
+// holdsApps waits until node i's own copy of the state (a stale read) has
+// every app of names.
+func (c *procCluster) holdsApps(i int, names ...string) {
+	c.t.Helper()
 	require.Eventually(c.t, func() bool {
-		req, _ := http.NewRequest("POST", "http://"+c.nodes[i].http+"/v1/apps", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+upgradeToken)
-		req.Header.Set("X-Request-Id", "create-"+name)
-		resp, err := c.client.Do(req)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		apps, _, err := c.nodes[i].api.Apps(ctx, &apiclient.Query{Stale: true})
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusCreated
-	}, 30*time.Second, 200*time.Millisecond, "write %s through %s", name, c.nodes[i].id)
+		have := map[string]bool{}
+		for _, a := range apps {
+			have[a.Name] = true
+		}
+		for _, n := range names {
+			if !have[n] {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond, "apps %v on %s", names, c.nodes[i].id)
 }
 
 // TestRollingUpgrade follows docs/operations.md's rolling upgrade on three
@@ -260,18 +260,8 @@ func TestRollingUpgrade(t *testing.T) {
 		require.True(t, ok)
 		require.Equal(t, newRel, st.Build.Version, "node %d answers with its own build", i)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, name := range []string{"before", "step0", "step1", "step2"} {
-		for i := range c.nodes {
-			for ctx.Err() == nil {
-				if code, _ := c.do(i, "GET", "/v1/apps/"+name+"?stale", nil); code == http.StatusOK {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			require.NoError(t, ctx.Err(), "app %s on %s", name, c.nodes[i].id)
-		}
+	for i := range c.nodes {
+		c.holdsApps(i, "before", "step0", "step1", "step2")
 	}
 }
 
@@ -287,8 +277,9 @@ func TestRemovedNodeProcessExits(t *testing.T) {
 	c.waitVersions(0, map[string]string{"core1": "v1.0.0-test", "core2": "v1.0.0-test", "core3": "v1.0.0-test"})
 	l := c.leader()
 	gone := (l + 1) % len(c.nodes)
-	code, body := c.do(l, "DELETE", "/v1/cluster/voters/"+c.nodes[gone].id, nil)
-	require.Equal(t, http.StatusNoContent, code, "%s", body)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, c.nodes[l].api.RemoveMember(ctx, c.nodes[gone].id))
 	ok, err := c.nodes[gone].wait(20 * time.Second)
 	require.True(t, ok, "the removed node did not exit")
 	require.NoError(t, err, "exit status 0")

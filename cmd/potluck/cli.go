@@ -27,7 +27,6 @@ const defaultAddr = "http://127.0.0.1:8400"
 // env is the process the CLI runs in; tests supply their own.
 type env struct {
 	cli.Env
-	stdin       io.Reader
 	stderrIsTTY bool
 }
 

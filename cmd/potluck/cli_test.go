@@ -25,13 +25,10 @@ type result struct {
 // potluck runs the CLI in-process with the given environment variables.
 func potluck(t *testing.T, vars map[string]string, tty bool, args ...string) result {
 	t.Helper()
-	var out, errb bytes.Buffer
+	e, out, errb := cli.BufferEnv(vars)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	code := run(ctx, args, env{
-		Env:   cli.Env{Lookup: cli.MapLookup(vars), Stdout: &out, Stderr: &errb},
-		stdin: strings.NewReader(""), stderrIsTTY: tty,
-	})
+	code := run(ctx, args, env{Env: e, stderrIsTTY: tty})
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 

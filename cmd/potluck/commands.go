@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -271,25 +270,15 @@ type tokensCreate struct {
 	description         string
 	ttl                 cli.Duration
 	scope               string
-	apps, installations string
+	apps, installations cli.StringList
 }
 
 func (t *tokensCreate) register(fs *cli.FlagSet) {
 	fs.StringVar(&t.description, "description", "", "what the token is for, e.g. \"alice laptop\"")
 	fs.Var(&t.ttl, "ttl", "expire after this long, e.g. 24h or 7d (default: never)")
 	fs.StringVar(&t.scope, "scope", "join", "join (registers a host), app-owner (reads and changes the apps and installations named) or read-only (reads everything)")
-	fs.StringVar(&t.apps, "apps", "", "app-owner: comma-separated apps it owns, with their installations (e.g. shop,blog)")
-	fs.StringVar(&t.installations, "installations", "", "app-owner: comma-separated further installations it owns")
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
+	fs.Var(&t.apps, "apps", "app-owner: comma-separated apps it owns, with their installations (e.g. shop,blog)")
+	fs.Var(&t.installations, "installations", "app-owner: comma-separated further installations it owns")
 }
 
 func (tc *tokensCreate) run(c *cmdCtx) error {
@@ -297,7 +286,7 @@ func (tc *tokensCreate) run(c *cmdCtx) error {
 		return cli.Usagef("--ttl must not be negative")
 	}
 	req := apiclient.TokenRequest{Description: tc.description, TTL: time.Duration(tc.ttl), Scope: tc.scope,
-		Apps: splitList(tc.apps), Installations: splitList(tc.installations)}
+		Apps: tc.apps, Installations: tc.installations}
 	switch tc.scope {
 	case apiclient.ScopeJoin, apiclient.ScopeReadOnly:
 		if len(req.Apps)+len(req.Installations) > 0 {
@@ -426,18 +415,6 @@ func (a *appsPush) run(c *cmdCtx) error {
 	if port < 0 || port > 65535 {
 		return cli.Usagef("--port must be 1-65535")
 	}
-	f, err := os.Open(c.args[0])
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if fi.IsDir() {
-		return fmt.Errorf("%s is a directory; give the tarball of `docker save IMAGE -o FILE`", c.args[0])
-	}
 	if port == 0 {
 		// Not a readable image: the core's validation says what is wrong.
 		ports, _ := exposedPorts(c.args[0])
@@ -457,7 +434,7 @@ func (a *appsPush) run(c *cmdCtx) error {
 		progress = bar.update
 	}
 	start := time.Now()
-	app, err := c.client.UploadApp(c.ctx, name, port, f, fi.Size(), progress)
+	app, err := c.client.UploadAppFile(c.ctx, name, port, c.args[0], progress)
 	if bar != nil {
 		bar.done()
 	}
@@ -481,15 +458,11 @@ func (a *appsPush) run(c *cmdCtx) error {
 func appRows(as []apiclient.App) [][]string {
 	var rows [][]string
 	for _, a := range as {
-		digest := a.Digest
-		if len(digest) > 19 {
-			digest = digest[:19]
-		}
 		port := "-"
 		if a.ContainerPort != 0 {
 			port = strconv.Itoa(a.ContainerPort)
 		}
-		rows = append(rows, []string{a.Name, "v" + strconv.Itoa(max(a.Version, 1)), a.Image, or(digest, "-"), human.Bytes(a.Size), port, or(strings.Join(a.UsedBy, ","), "-"), age(a.CreatedAt)})
+		rows = append(rows, []string{a.Name, "v" + strconv.Itoa(max(a.Version, 1)), a.Image, or(short(a.Digest, 19), "-"), human.Bytes(a.Size), port, or(strings.Join(a.UsedBy, ","), "-"), age(a.CreatedAt)})
 	}
 	return rows
 }

@@ -132,7 +132,8 @@ func (d *deploy) set(name string) bool {
 }
 
 func (d *deploy) run(c *cmdCtx) error {
-	if _, err := d.placement.request(); err != nil {
+	placement, err := d.placement.request()
+	if err != nil {
 		return err // bad placement flags, before anything is sent
 	}
 	name := d.name
@@ -169,7 +170,10 @@ func (d *deploy) run(c *cmdCtx) error {
 	}
 	cur, _, err := c.client.Installation(c.ctx, name, nil)
 	if apiclient.StatusOf(err) == 404 {
-		return d.create(c, name, memory, disk, env)
+		return d.create(c, apiclient.CreateInstallationRequest{
+			App: d.app, Name: name, Domain: d.domain, Fronts: d.fronts, Backs: d.backs, CPUs: d.cpus,
+			MemoryMB: memory, DiskMB: disk, Env: env, ContainerPort: d.port, Health: d.health.request(), Placement: placement,
+		})
 	}
 	if err != nil {
 		return err
@@ -202,16 +206,7 @@ func (d *deploy) run(c *cmdCtx) error {
 	return d.waitRelease(c, name, rel.Version)
 }
 
-func (d *deploy) create(c *cmdCtx, name string, memory, disk int64, env map[string]string) error {
-	req := apiclient.CreateInstallationRequest{
-		App: d.app, Name: name, Domain: d.domain, Fronts: d.fronts, Backs: d.backs, CPUs: d.cpus,
-		MemoryMB: memory, DiskMB: disk, Env: env, ContainerPort: d.port, Health: d.health.request(),
-	}
-	placement, err := d.placement.request()
-	if err != nil {
-		return err
-	}
-	req.Placement = placement
+func (d *deploy) create(c *cmdCtx, req apiclient.CreateInstallationRequest) error {
 	if req.App == "" {
 		return cli.Usagef("deploy needs --app")
 	}
@@ -235,7 +230,7 @@ func (d *deploy) create(c *cmdCtx, name string, memory, disk int64, env map[stri
 		fmt.Fprintln(c.env.Stdout)
 		return instanceTable(c.env.Stdout, in.Instances)
 	}
-	return d.waitCreated(c, name)
+	return d.waitCreated(c, req.Name)
 }
 
 // waitCreated follows a new installation until every instance runs, or
@@ -378,7 +373,7 @@ func cmdReleases(c *cmdCtx) error {
 			env = append(env, k+"="+v)
 		}
 		sort.Strings(env)
-		rows = append(rows, []string{"v" + strconv.Itoa(r.Version), status, releaseApp(r),
+		rows = append(rows, []string{"v" + strconv.Itoa(r.Version), status, releaseApp(r.Release),
 			cpus(r.PerInstance.MilliCPU) + " cpu, " + mib(r.PerInstance.MemoryMB), strconv.Itoa(r.ContainerPort),
 			fmt.Sprintf("%d/%d", r.Running, r.Instances), or(strings.Join(env, " "), "-"), or(or(r.Message, r.Description), "-"), age(r.CreatedAt)})
 	}

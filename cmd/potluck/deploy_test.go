@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,24 +11,6 @@ import (
 
 	"potluck/apiclient/apitest"
 )
-
-// report sends a Back's heartbeat as a follower relays one: the states of
-// instances on host.
-func report(t *testing.T, core *apitest.Core, host string, states map[string]string) {
-	t.Helper()
-	var list []string
-	for id, st := range states {
-		list = append(list, fmt.Sprintf(`{"id": %q, "state": %q, "message": "from the test"}`, id, st))
-	}
-	body := fmt.Sprintf(`{"host_id": %q, "instances": [%s]}`, host, strings.Join(list, ","))
-	req, err := http.NewRequest(http.MethodPost, core.URL+"/v1/internal/heartbeat", strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+apitest.Token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusNoContent, resp.StatusCode)
-}
 
 // TestDeployWaits: deploy waits for the instances, printing their progress,
 // exits 0 once they run and 1 with the reason when one fails; the same for
@@ -64,7 +43,9 @@ func TestDeployWaits(t *testing.T) {
 						}
 					}
 					for host, s := range states {
-						report(t, core, host, s)
+						if err := core.ReportInstances(ctx, host, "from the test", s); err != nil {
+							t.Errorf("playing the Back: %v", err)
+						}
 					}
 					if len(states) > 0 {
 						return

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"potluck/apiclient/apitest"
-	"potluck/core/fsm"
 )
 
 // TestTokensLsListsAll: `potluck tokens ls` shows all 1152 join tokens (the
@@ -18,14 +14,8 @@ import (
 // (issue 11, finding 4).
 func TestTokensLsListsAll(t *testing.T) {
 	core := apitest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	const total = 1152
-	for i := range total {
-		res, err := core.Server.Node.Apply(ctx, &fsm.Command{Type: fsm.CmdCreateToken, Token: &fsm.JoinToken{ID: fmt.Sprintf("t%05d", i), Hash: fmt.Sprint(i)}})
-		require.NoError(t, err)
-		require.NoError(t, res.Err)
-	}
+	core.CreateTokens(t, total)
 	vars := map[string]string{"POTLUCK_ADDR": core.URL, "POTLUCK_TOKEN": apitest.Token}
 
 	r := potluck(t, vars, false, "tokens", "ls")

@@ -14,7 +14,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], env{Env: cli.OS(), stdin: os.Stdin, stderrIsTTY: isTerminal(os.Stderr)})
+	code := run(ctx, os.Args[1:], env{Env: cli.OS(), stderrIsTTY: isTerminal(os.Stderr)})
 	stop()
 	os.Exit(code)
 }

@@ -1,9 +1,10 @@
 // Package autoscale decides how many instances of which size an installation
 // should run. It is pure decision code: no raft, no HTTP, no clock reads; the
 // caller passes the time, the commanded state and the metric history, and
-// gets back a Decision carrying a human-readable reason. The leader records
-// every decision as an event; bench/autoscale replays load profiles through
-// the same code.
+// gets back a Decision carrying a human-readable reason, meant for the
+// event log. bench/autoscale replays load profiles through this code; the
+// leader does not run it yet (docs/autoscaling.md, "Wiring it into the
+// leader").
 //
 // Policies: Reactive (the seed's six rules), Proactive (a forecast over the
 // last 125 one-minute points, 15 minutes ahead, priced per option), Combined

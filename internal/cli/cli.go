@@ -6,6 +6,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,6 +34,13 @@ func OS() Env { return Env{Lookup: os.LookupEnv, Stdout: os.Stdout, Stderr: os.S
 // MapLookup looks variables up in m, for tests.
 func MapLookup(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// BufferEnv is an Env for tests: the variables of vars, stdout and stderr
+// into the buffers returned.
+func BufferEnv(vars map[string]string) (Env, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return Env{Lookup: MapLookup(vars), Stdout: &out, Stderr: &errb}, &out, &errb
 }
 
 // Getenv is lookup's value, or "" when the variable is not set.

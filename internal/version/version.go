@@ -40,38 +40,34 @@ func Get() Info {
 // toolchain's build info (nil when the binary carries none); the toolchain's
 // VCS stamp wins over rev.
 func FromBuildInfo(rel, rev string, bi *debug.BuildInfo) Info {
-	info := Info{Version: rel, Commit: rev, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	info := Info{Version: rel, Commit: rev, GoVersion: runtime.Version()}
 	goos, goarch := runtime.GOOS, runtime.GOARCH
-	if bi == nil {
-		if info.Version == "" {
-			info.Version = "devel"
+	if bi != nil {
+		if bi.GoVersion != "" {
+			info.GoVersion = bi.GoVersion
 		}
-		return info
-	}
-	if bi.GoVersion != "" {
-		info.GoVersion = bi.GoVersion
-	}
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			info.Commit = s.Value
-		case "vcs.modified":
-			info.Modified = s.Value == "true"
-		case "vcs.time":
-			info.Time = s.Value
-		case "GOOS":
-			goos = s.Value
-		case "GOARCH":
-			goarch = s.Value
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				info.Commit = s.Value
+			case "vcs.modified":
+				info.Modified = s.Value == "true"
+			case "vcs.time":
+				info.Time = s.Value
+			case "GOOS":
+				goos = s.Value
+			case "GOARCH":
+				goarch = s.Value
+			}
 		}
-	}
-	info.Platform = goos + "/" + goarch
-	if info.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		info.Version = bi.Main.Version
+		if info.Version == "" && bi.Main.Version != "(devel)" {
+			info.Version = bi.Main.Version
+		}
 	}
 	if info.Version == "" {
 		info.Version = "devel"
 	}
+	info.Platform = goos + "/" + goarch
 	return info
 }
 
