@@ -83,8 +83,11 @@ func (c *clientConn) Read(b []byte) (int, error) {
 
 func (c *clientConn) Write(b []byte) (int, error) {
 	if c.phase == phaseHeader || c.phase == phaseBody {
+		// sendUntil is kept from the last response: only slide sets the
+		// write deadline, so it still is the socket's, and a keep-alive
+		// connection answering often sets it once per 1/16 of the timeout,
+		// not once per response.
 		c.phase = phaseRespond
-		c.sendUntil = time.Time{}
 	}
 	if c.phase == phaseRespond {
 		if err := slide(&c.sendUntil, c.o.ClientSendTimeout, c.Conn.SetWriteDeadline); err != nil {
