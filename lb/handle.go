@@ -398,7 +398,7 @@ func idleClosed(err error, c *backendConn) (written, idle bool) {
 	if c == nil || c.exchanges < 2 || c.got > 0 {
 		return false, false
 	}
-	return c.wrote > 0, stale(err) || stale(c.ioErr)
+	return c.wrote > 0, stale(err) || stale(c.ioErr())
 }
 
 // answerUnserved answers a request no backend served: lastB is the last one
