@@ -269,10 +269,8 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 			o = outcomeStatus
 		}
 		if ub.stream != nil && ub.stream.clientErr != nil {
-			// The client's body broke, not the backend.
-			if resp == &x.resp {
-				_ = x.resp.CloseBodyStream()
-			}
+			// The client's body broke, not the backend. (A streamed body
+			// never goes pipelined: resp is x's, and release closes it.)
 			x.release()
 			p.failBody(ctx, ub.stream.clientErr)
 			return b
