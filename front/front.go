@@ -25,7 +25,8 @@ import (
 // Config describes a Front.
 type Config struct {
 	Agent agent.Config
-	// Proxy options; the Dialer is always the mesh node's.
+	// Proxy options; the Dialer is always the mesh node's (UnavailableAddr
+	// answered in process).
 	Proxy lb.Options
 	// Heartbeat is how often the Front reports itself alive.
 	Heartbeat time.Duration

@@ -68,17 +68,23 @@ func (w *livenessWatch) watched() []netip.Addr {
 	return out
 }
 
+// backWatch is what the watch knows of one Back between rounds.
+type backWatch struct {
+	lastRx uint64 // bytes received from it, at the last round
+	// answered: it answered since it is watched. Only such a Back can
+	// vanish: one that never did (its session to this Front not up yet, as
+	// at a start) has no requests of ours in flight, and the proxy's own
+	// health handles it.
+	answered bool
+	silent   int  // rounds in a row it did not answer
+	down     bool // reported gone
+}
+
 // run probes until ctx ends.
 func (w *livenessWatch) run(ctx context.Context) {
 	t := time.NewTicker(livenessInterval)
 	defer t.Stop()
-	failures := map[netip.Addr]int{}
-	down := map[netip.Addr]bool{}
-	lastRx := map[netip.Addr]uint64{}
-	// Only a Back that answered since it is watched can vanish: one that
-	// never did (its session to this Front not up yet, as at a start) has
-	// no requests of ours in flight, and the proxy's own health handles it.
-	answered := map[netip.Addr]bool{}
+	backs := map[netip.Addr]*backWatch{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -86,11 +92,19 @@ func (w *livenessWatch) run(ctx context.Context) {
 		case <-t.C:
 		}
 		hosts := w.watched()
+		// A Back no longer watched is forgotten; a new one starts afresh.
+		current := make(map[netip.Addr]*backWatch, len(hosts))
+		for _, h := range hosts {
+			if current[h] = backs[h]; current[h] == nil {
+				current[h] = &backWatch{}
+			}
+		}
+		backs = current
 		rx := w.rxByAddr()
 		alive := make([]bool, len(hosts))
 		var wg sync.WaitGroup
 		for i, h := range hosts {
-			if rx[h] > lastRx[h] {
+			if rx[h] > backs[h].lastRx {
 				alive[i] = true // it talks: no probe needed
 				continue
 			}
@@ -108,37 +122,27 @@ func (w *livenessWatch) run(ctx context.Context) {
 		for _, a := range alive {
 			anyAlive = anyAlive || a
 		}
-		seen := make(map[netip.Addr]bool, len(hosts))
 		for i, h := range hosts {
-			seen[h] = true
-			lastRx[h] = rx[h]
+			b := backs[h]
+			b.lastRx = rx[h]
 			if alive[i] {
-				answered[h] = true
-				failures[h] = 0
-				if down[h] {
-					delete(down, h)
+				b.answered, b.silent = true, 0
+				if b.down {
+					b.down = false
 					w.log.Info("Back answers on the mesh again", "back", h.String())
 					w.back(h)
 				}
 				continue
 			}
-			if !answered[h] || (!anyAlive && len(hosts) > 1) {
+			if !b.answered || (!anyAlive && len(hosts) > 1) {
 				continue
 			}
-			if failures[h]++; failures[h] >= livenessFailures {
-				if !down[h] {
-					down[h] = true
-					w.log.Warn("Back silent on the mesh; failing its requests over", "back", h.String(), "silent_rounds", failures[h])
+			if b.silent++; b.silent >= livenessFailures {
+				if !b.down {
+					b.down = true
+					w.log.Warn("Back silent on the mesh; failing its requests over", "back", h.String(), "silent_rounds", b.silent)
 				}
 				w.gone(h)
-			}
-		}
-		for h := range failures {
-			if !seen[h] {
-				delete(failures, h)
-				delete(down, h)
-				delete(lastRx, h)
-				delete(answered, h)
 			}
 		}
 	}

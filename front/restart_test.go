@@ -34,27 +34,78 @@ func writeJSONFile(t *testing.T, path string, v any) {
 	require.NoError(t, os.WriteFile(path, b, 0o600))
 }
 
-// writeSavedFront writes what an earlier run of front1 left in dir: its
+// savedFront is what front1's runs share: its data directory, mesh key
+// (kept in dir) and UDP port, and its tunnel address.
+type savedFront struct {
+	dir  string
+	key  meshnet.PublicKey
+	port uint16
+	addr netip.Addr
+}
+
+func newSavedFront(t *testing.T) savedFront {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := meshnet.LoadOrCreatePrivateKey(filepath.Join(dir, "wg.key"))
+	require.NoError(t, err)
+	return savedFront{dir: dir, key: key.Public(), port: freeUDPPort(t), addr: netip.MustParseAddr("100.64.1.1")}
+}
+
+// testBack is a Back: a real mesh node serving an app on its tunnel port
+// 5000.
+type testBack struct {
+	key  meshnet.PrivateKey
+	addr netip.Addr
+	node *meshnet.Node
+}
+
+// startBack starts a Back at addr (cfg's key and address are set here). It
+// is behind NAT, so it initiates to the Front (a hub). It stops when the
+// test ends.
+func startBack(t *testing.T, fr savedFront, addr string, cfg meshnet.Config, app http.HandlerFunc) testBack {
+	t.Helper()
+	key, err := meshnet.GeneratePrivateKey()
+	require.NoError(t, err)
+	cfg.PrivateKey, cfg.Address = key, netip.MustParseAddr(addr)
+	n, err := meshnet.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { n.Close() })
+	require.NoError(t, n.UpsertPeer(meshnet.Peer{PublicKey: fr.key, Address: fr.addr,
+		Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), fr.port), Hub: true}))
+	ln, err := n.Listen(5000)
+	require.NoError(t, err)
+	srv := &http.Server{Handler: app}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return testBack{key: key, addr: cfg.Address, node: n}
+}
+
+// peer is b as the core lists it to the Front.
+func (b testBack) peer(name string) agentproto.Peer {
+	return agentproto.Peer{Name: name, Role: "back", PublicKey: b.key.Public().String(), TunnelAddr: b.addr.String()}
+}
+
+// writeSavedFront writes what an earlier run of front1 left in fr.dir: its
 // identity (one core node, which never answers) and the desired state d.
-func writeSavedFront(t *testing.T, dir string, frontAddr netip.Addr, d agentproto.DesiredState) {
+func writeSavedFront(t *testing.T, fr savedFront, d agentproto.DesiredState) {
 	t.Helper()
 	coreKey, err := meshnet.GeneratePrivateKey()
 	require.NoError(t, err)
-	writeJSONFile(t, filepath.Join(dir, "identity.json"), agent.Identity{
-		HostID: "h-front1", Name: "front1", Role: "front", TunnelAddr: frontAddr,
+	writeJSONFile(t, filepath.Join(fr.dir, "identity.json"), agent.Identity{
+		HostID: "h-front1", Name: "front1", Role: "front", TunnelAddr: fr.addr,
 		CorePeers: []agentproto.CorePeer{{ID: "core1", PublicKey: coreKey.Public().String(), Endpoint: "127.0.0.1:9", TunnelAddr: "100.64.0.1", AgentURL: "http://100.64.0.1:7400"}},
 	})
-	writeJSONFile(t, filepath.Join(dir, "desired.json"), d)
+	writeJSONFile(t, filepath.Join(fr.dir, "desired.json"), d)
 }
 
-// runFront starts front1 from dir with no core reachable (127.0.0.1:1
+// runFront starts front1 from fr with no core reachable (127.0.0.1:1
 // refuses at once), serves plain HTTP on a free port and follows; stop
 // shuts it down gracefully.
-func runFront(t *testing.T, dir string, meshPort uint16) (f *Front, addr string, stop func()) {
+func runFront(t *testing.T, fr savedFront) (f *Front, addr string, stop func()) {
 	t.Helper()
 	f, err := Start(context.Background(), Config{Agent: agent.Config{
 		CoreURLs: []string{"http://127.0.0.1:1"}, Name: "front1", CPUs: 1, MemoryMB: 256, DiskMB: 1024,
-		Endpoint: fmt.Sprintf("127.0.0.1:%d", meshPort), MeshPort: meshPort, DataDir: dir,
+		Endpoint: fmt.Sprintf("127.0.0.1:%d", fr.port), MeshPort: fr.port, DataDir: fr.dir,
 	}})
 	require.NoError(t, err)
 	plain, err := net.Listen("tcp", "127.0.0.1:0")
@@ -75,35 +126,19 @@ func runFront(t *testing.T, dir string, meshPort uint16) (f *Front, addr string,
 // A Front that restarts while no core node answers serves the routes it saved
 // last, reaching its Back over the mesh.
 func TestFrontRestartedWithoutCoreServesLastGoodRoutes(t *testing.T) {
-	dir := t.TempDir()
-	frontKey, err := meshnet.LoadOrCreatePrivateKey(filepath.Join(dir, "wg.key"))
-	require.NoError(t, err)
-	frontPort := freeUDPPort(t)
-	frontAddr := netip.MustParseAddr("100.64.1.1")
-
-	// The Back: a real mesh node serving the app on its tunnel port 5000. It
-	// is behind NAT, so it initiates to the Front (a hub).
-	backKey, err := meshnet.GeneratePrivateKey()
-	require.NoError(t, err)
-	backNode, err := meshnet.New(meshnet.Config{PrivateKey: backKey, Address: netip.MustParseAddr("100.64.1.2")})
-	require.NoError(t, err)
-	defer backNode.Close()
-	require.NoError(t, backNode.UpsertPeer(meshnet.Peer{PublicKey: frontKey.Public(), Address: frontAddr,
-		Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), frontPort), Hub: true}))
-	ln, err := backNode.Listen(5000)
-	require.NoError(t, err)
-	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served from the last known routes") })}
-	go app.Serve(ln)
-	defer app.Close()
+	fr := newSavedFront(t)
+	back := startBack(t, fr, "100.64.1.2", meshnet.Config{}, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "served from the last known routes")
+	})
 
 	// What the previous run saved: its identity and its last desired state.
-	writeSavedFront(t, dir, frontAddr, agentproto.DesiredState{
+	writeSavedFront(t, fr, agentproto.DesiredState{
 		Index: 42,
-		Peers: []agentproto.Peer{{Name: "back1", Role: "back", PublicKey: backKey.Public().String(), TunnelAddr: "100.64.1.2"}},
+		Peers: []agentproto.Peer{back.peer("back1")},
 		Routes: []agentproto.Route{{Installation: "hello", Domain: "hello.test", Backends: []agentproto.Backend{
 			{InstanceID: "i-1", Address: "100.64.1.2:5000", State: agentproto.InstanceRunning}}}},
 	})
-	f, addr, stop := runFront(t, dir, frontPort)
+	f, addr, stop := runFront(t, fr)
 	defer stop()
 
 	var body string
@@ -138,35 +173,21 @@ func TestFrontRestartedWithoutCoreServesLastGoodRoutes(t *testing.T) {
 // Back's probe is slowed to a minute, so only the restored endpoint can
 // explain a quick recovery).
 func TestFrontRestartReachesNATedBackAtOnce(t *testing.T) {
-	dir := t.TempDir()
-	frontKey, err := meshnet.LoadOrCreatePrivateKey(filepath.Join(dir, "wg.key"))
-	require.NoError(t, err)
-	frontPort := freeUDPPort(t)
-	frontAddr := netip.MustParseAddr("100.64.1.1")
+	fr := newSavedFront(t)
+	back := startBack(t, fr, "100.64.1.2", meshnet.Config{ProbeInterval: time.Minute}, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})
 
-	backKey, err := meshnet.GeneratePrivateKey()
-	require.NoError(t, err)
-	backNode, err := meshnet.New(meshnet.Config{PrivateKey: backKey, Address: netip.MustParseAddr("100.64.1.2"), ProbeInterval: time.Minute})
-	require.NoError(t, err)
-	defer backNode.Close()
-	require.NoError(t, backNode.UpsertPeer(meshnet.Peer{PublicKey: frontKey.Public(), Address: frontAddr,
-		Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), frontPort), Hub: true}))
-	ln, err := backNode.Listen(5000)
-	require.NoError(t, err)
-	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
-	go app.Serve(ln)
-	defer app.Close()
-
-	writeSavedFront(t, dir, frontAddr, agentproto.DesiredState{
+	writeSavedFront(t, fr, agentproto.DesiredState{
 		Index: 7,
-		Peers: []agentproto.Peer{{Name: "back1", Role: "back", PublicKey: backKey.Public().String(), TunnelAddr: "100.64.1.2"}},
+		Peers: []agentproto.Peer{back.peer("back1")},
 		Routes: []agentproto.Route{{Installation: "hello", Domain: "hello.test", Backends: []agentproto.Backend{
 			{InstanceID: "i-1", Address: "100.64.1.2:5000", State: agentproto.InstanceRunning}}}},
 	})
 
 	var current *Front
 	start := func() (string, func()) {
-		f, addr, shutdown := runFront(t, dir, frontPort)
+		f, addr, shutdown := runFront(t, fr)
 		current = f
 		return addr, func() {
 			// A crash as the Back sees it: the Front's sessions vanish.
@@ -184,7 +205,7 @@ func TestFrontRestartReachesNATedBackAtOnce(t *testing.T) {
 	// The learned endpoint reaches the disk while the Front runs (not only
 	// at a clean exit, which a kill -9 never has).
 	require.Eventually(t, func() bool {
-		_, err := os.Stat(filepath.Join(dir, "endpoints.json"))
+		_, err := os.Stat(filepath.Join(fr.dir, "endpoints.json"))
 		return err == nil
 	}, 15*time.Second, 100*time.Millisecond)
 	stop()
@@ -213,55 +234,27 @@ func TestFrontRestartReachesNATedBackAtOnce(t *testing.T) {
 // notices it is silent, the proxy fails its in-flight requests over, and
 // idempotent ones are answered by the other instance.
 func TestBackLossFailsOverInFlightRequests(t *testing.T) {
-	dir := t.TempDir()
-	frontKey, err := meshnet.LoadOrCreatePrivateKey(filepath.Join(dir, "wg.key"))
-	require.NoError(t, err)
-	frontPort := freeUDPPort(t)
-	frontAddr := netip.MustParseAddr("100.64.1.1")
-
-	type back struct {
-		key  meshnet.PrivateKey
-		addr netip.Addr
-		node *meshnet.Node
-	}
-	startBack := func(addr string, handler http.HandlerFunc) back {
-		key, err := meshnet.GeneratePrivateKey()
-		require.NoError(t, err)
-		n, err := meshnet.New(meshnet.Config{PrivateKey: key, Address: netip.MustParseAddr(addr)})
-		require.NoError(t, err)
-		t.Cleanup(func() { n.Close() })
-		require.NoError(t, n.UpsertPeer(meshnet.Peer{PublicKey: frontKey.Public(), Address: frontAddr,
-			Endpoint: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), frontPort), Hub: true}))
-		ln, err := n.Listen(5000)
-		require.NoError(t, err)
-		srv := &http.Server{Handler: handler}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
-		return back{key: key, addr: netip.MustParseAddr(addr), node: n}
-	}
+	fr := newSavedFront(t)
 	// back1 holds every request (as a Back does whose machine is about to
 	// vanish); back2 answers at once.
 	release := make(chan struct{})
 	defer close(release)
-	b1 := startBack("100.64.1.2", func(w http.ResponseWriter, r *http.Request) {
+	b1 := startBack(t, fr, "100.64.1.2", meshnet.Config{}, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
 	})
-	b2 := startBack("100.64.1.3", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "back2") })
+	b2 := startBack(t, fr, "100.64.1.3", meshnet.Config{}, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "back2") })
 
-	writeSavedFront(t, dir, frontAddr, agentproto.DesiredState{
+	writeSavedFront(t, fr, agentproto.DesiredState{
 		Index: 3,
-		Peers: []agentproto.Peer{
-			{Name: "back1", Role: "back", PublicKey: b1.key.Public().String(), TunnelAddr: b1.addr.String()},
-			{Name: "back2", Role: "back", PublicKey: b2.key.Public().String(), TunnelAddr: b2.addr.String()},
-		},
+		Peers: []agentproto.Peer{b1.peer("back1"), b2.peer("back2")},
 		Routes: []agentproto.Route{{Installation: "hello", Domain: "hello.test", Backends: []agentproto.Backend{
 			{InstanceID: "i-1", Address: "100.64.1.2:5000", State: agentproto.InstanceRunning},
 			{InstanceID: "i-2", Address: "100.64.1.3:5000", State: agentproto.InstanceRunning}}}},
 	})
-	_, addr, stop := runFront(t, dir, frontPort)
+	_, addr, stop := runFront(t, fr)
 	defer stop()
 	client := &http.Client{Timeout: 20 * time.Second}
 	get := func() (int, string, error) { return getWith(client, addr) }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -94,4 +96,18 @@ func TestHeldBodyOverLimitIs413(t *testing.T) {
 	left, err := os.ReadDir(tmp)
 	require.NoError(t, err)
 	require.Empty(t, left)
+}
+
+// TestBodyThatCannotBeHeldIs500: when a body larger than RetryBuffer cannot
+// be written to TempDir (missing, full), the proxy answers 500, its own
+// fault, and no backend is tried or blamed.
+func TestBodyThatCannotBeHeldIs500(t *testing.T) {
+	b := startBackend(t, "b", nil)
+	p := startProxy(t, Options{RetryBuffer: 4, TempDir: filepath.Join(t.TempDir(), "missing")},
+		[]Route{route("app.test", b.addr)})
+	code, body, _ := do(t, newClient(), "PUT", p.url, "app.test", strings.NewReader(strings.Repeat("x", 100)))
+	require.Equal(t, 500, code)
+	require.Equal(t, msgHoldFailed, body)
+	require.Zero(t, b.hits.Load())
+	require.Zero(t, p.Status().Routes[0].Backends[0].Failures)
 }

@@ -83,8 +83,11 @@ func (c *clientConn) Read(b []byte) (int, error) {
 
 func (c *clientConn) Write(b []byte) (int, error) {
 	if c.phase == phaseHeader || c.phase == phaseBody {
+		// sendUntil is kept from the last response: only slide sets the
+		// write deadline, so it still is the socket's, and a keep-alive
+		// connection answering often sets it once per 1/16 of the timeout,
+		// not once per response.
 		c.phase = phaseRespond
-		c.sendUntil = time.Time{}
 	}
 	if c.phase == phaseRespond {
 		if err := slide(&c.sendUntil, c.o.ClientSendTimeout, c.Conn.SetWriteDeadline); err != nil {
@@ -138,7 +141,9 @@ func (c *clientConn) SetDeadline(t time.Time) error {
 
 // oversizeMark marks a request whose declared body is over MaxBodySize. Its
 // name has a space, which no header read from a client can have, so it
-// cannot be forged; it goes away with the request.
+// cannot be forged; it goes away with the request. Such a request is also
+// marked Connection: close (it is answered so), which is a flag: only then
+// does declaredOversize scan the header for the mark, not for every request.
 const oversizeMark = "Potluck oversize"
 
 // headerReceived is fasthttp's Server.HeaderReceived. Asking for a read
@@ -152,13 +157,14 @@ func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig
 		!bytes.EqualFold(h.Peek(fasthttp.HeaderExpect), []byte("100-continue")) { // p.expect answers those
 		h.SetContentLength(0)
 		h.Set(oversizeMark, "1")
+		h.SetConnectionClose()
 	}
 	return fasthttp.RequestConfig{ReadTimeout: p.opts.ClientBodyTimeout}
 }
 
 // declaredOversize reports a request headerReceived marked.
 func declaredOversize(h *fasthttp.RequestHeader) bool {
-	return h.ContentLength() == 0 && len(h.Peek(oversizeMark)) > 0
+	return h.ConnectionClose() && h.ContentLength() == 0 && len(h.Peek(oversizeMark)) > 0
 }
 
 // lengthAndChunked reports a request that declared both a Content-Length and

@@ -42,6 +42,18 @@ func readUntilClosed(t *testing.T, c net.Conn, limit time.Duration) string {
 	return string(got)
 }
 
+// sendRaw opens a connection to addr and writes raw on it; the connection
+// is closed when the test ends.
+func sendRaw(t *testing.T, addr, raw string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	_, err = io.WriteString(c, raw)
+	require.NoError(t, err)
+	return c
+}
+
 // TestClientHeaderTimeoutIsTotal: a client sending its header one line at a
 // time, each line well within the timeout, is cut when the whole header
 // has taken longer than client_header_timeout. Before, nothing bounded it.
@@ -100,22 +112,16 @@ func TestClientBodyTimeout(t *testing.T) {
 		p := startProxy(t, o, []Route{route("app.test", b.addr)})
 
 		// Content-Length: 10 and no body.
-		c, err := net.Dial("tcp", p.addr)
-		require.NoError(t, err)
-		_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 10\r\n\r\n")
-		require.NoError(t, err)
+		c := sendRaw(t, p.addr, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 10\r\n\r\n")
 		require.Contains(t, readUntilClosed(t, c, 10*time.Second), "408 Request Timeout")
 		c.Close()
 
 		// Ten bytes, one every 100 ms: a second in all, more than the
 		// timeout, but each read within it.
-		c, err = net.Dial("tcp", p.addr)
-		require.NoError(t, err)
-		_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 10\r\n\r\n")
-		require.NoError(t, err)
+		c = sendRaw(t, p.addr, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 10\r\n\r\n")
 		for range 10 {
 			time.Sleep(100 * time.Millisecond)
-			_, err = io.WriteString(c, "y")
+			_, err := io.WriteString(c, "y")
 			require.NoError(t, err)
 		}
 		require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
@@ -140,11 +146,7 @@ func TestClientSendTimeout(t *testing.T) {
 		finished <- err
 	})
 	p := startProxy(t, clientLimits(), []Route{route("app.test", b.addr)})
-	c, err := net.Dial("tcp", p.addr)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
-	require.NoError(t, err)
+	c := sendRaw(t, p.addr, "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
 	// Read nothing: the proxy's writes block, and send_timeout cuts the
 	// connection; the backend's copy then fails too.
 	select {
@@ -162,11 +164,7 @@ func TestClientSendTimeout(t *testing.T) {
 func TestClientIdleTimeout(t *testing.T) {
 	b := startBackend(t, "b", nil)
 	p := startProxy(t, clientLimits(), []Route{route("app.test", b.addr)})
-	c, err := net.Dial("tcp", p.addr)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
-	require.NoError(t, err)
+	c := sendRaw(t, p.addr, "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
 	got := readUntilClosed(t, c, 10*time.Second)
 	require.True(t, strings.HasPrefix(got, "HTTP/1.1 200 OK"), got)
 	require.True(t, strings.HasSuffix(got, "\r\n\r\nb"), "one response, then the close: %q", got)
@@ -199,11 +197,7 @@ func TestMaxClientConns(t *testing.T) {
 func TestDeclaredOversizeIs413AtOnce(t *testing.T) {
 	b := startBackend(t, "b", nil)
 	p := startProxy(t, Options{MaxBodySize: 1000}, []Route{route("app.test", b.addr)})
-	c, err := net.Dial("tcp", p.addr)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5000\r\n\r\n")
-	require.NoError(t, err)
+	c := sendRaw(t, p.addr, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5000\r\n\r\n")
 	got := readUntilClosed(t, c, 10*time.Second)
 	require.True(t, strings.HasPrefix(got, "HTTP/1.1 413"), got)
 	require.Contains(t, got, msgTooLarge)
@@ -217,12 +211,8 @@ func TestDeclaredOversizeIs413AtOnce(t *testing.T) {
 func TestLengthAndChunkedIsRefusedAndClosed(t *testing.T) {
 	b := startBackend(t, "b", nil)
 	p := startProxy(t, Options{}, []Route{route("app.test", b.addr)})
-	c, err := net.Dial("tcp", p.addr)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"+
+	c := sendRaw(t, p.addr, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"+
 		"5\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n")
-	require.NoError(t, err)
 	got := readUntilClosed(t, c, 10*time.Second)
 	require.True(t, strings.HasPrefix(got, "HTTP/1.1 400"), got)
 	require.Contains(t, got, "Connection: close")

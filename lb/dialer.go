@@ -111,7 +111,9 @@ type backendConn struct {
 
 	exchanges  int   // exchanges started on this connection; > 1 means reused
 	wrote, got int64 // bytes written and read in the current exchange
-	ioErr      error // the first read or write error of the current exchange
+	// The first write and read errors of the current exchange, apart: a
+	// pipelined connection or a tunnel writes and reads from two goroutines.
+	writeErr, readErr error
 }
 
 // connAddr is the local address of a backendConn, pointing back to it.
@@ -123,8 +125,17 @@ type connAddr struct {
 // LocalAddr starts a new exchange (see backendConn).
 func (c *backendConn) LocalAddr() net.Addr {
 	c.exchanges++
-	c.wrote, c.got, c.ioErr = 0, 0, nil
+	c.wrote, c.got, c.writeErr, c.readErr = 0, 0, nil, nil
 	return &c.addr
+}
+
+// ioErr is the first read or write error of the current exchange, which
+// writes its request before it reads.
+func (c *backendConn) ioErr() error {
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	return c.readErr
 }
 
 // connOf returns the connection an attempt used, from the address fasthttp
@@ -140,7 +151,7 @@ func connOf(resp *fasthttp.Response) *backendConn {
 // connection and the connection reported no error: fasthttp refused to send
 // the request. That is never the backend's fault.
 func (c *backendConn) localFailure() bool {
-	return c.wrote == 0 && c.ioErr == nil
+	return c.wrote == 0 && c.ioErr() == nil
 }
 
 func (c *backendConn) Read(b []byte) (int, error) {
@@ -155,8 +166,8 @@ func (c *backendConn) Read(b []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(b) // a deadline error keeps its Timeout() method, which fasthttp checks
 	c.got += int64(n)
-	if err != nil && c.ioErr == nil {
-		c.ioErr = err
+	if err != nil && c.readErr == nil {
+		c.readErr = err
 	}
 	return n, err
 }
@@ -173,8 +184,8 @@ func (c *backendConn) Write(b []byte) (int, error) {
 	}
 	n, err := c.Conn.Write(b)
 	c.wrote += int64(n)
-	if err != nil && c.ioErr == nil {
-		c.ioErr = err
+	if err != nil && c.writeErr == nil {
+		c.writeErr = err
 	}
 	return n, err
 }

@@ -269,10 +269,8 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 			o = outcomeStatus
 		}
 		if ub.stream != nil && ub.stream.clientErr != nil {
-			// The client's body broke, not the backend.
-			if resp == &x.resp {
-				_ = x.resp.CloseBodyStream()
-			}
+			// The client's body broke, not the backend. (A streamed body
+			// never goes pipelined: resp is x's, and release closes it.)
 			x.release()
 			p.failBody(ctx, ub.stream.clientErr)
 			return b
@@ -398,7 +396,7 @@ func idleClosed(err error, c *backendConn) (written, idle bool) {
 	if c == nil || c.exchanges < 2 || c.got > 0 {
 		return false, false
 	}
-	return c.wrote > 0, stale(err) || stale(c.ioErr)
+	return c.wrote > 0, stale(err) || stale(c.ioErr())
 }
 
 // answerUnserved answers a request no backend served: lastB is the last one

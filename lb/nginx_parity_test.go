@@ -22,7 +22,7 @@ import (
 // The parity tests run one scenario through lb and through a real NGINX on
 // the same backends and require the same observable result. The NGINX half
 // is skipped, saying so, only when no nginx binary is installed
-// (scripts/install-deps.sh --bench installs it).
+// (scripts/install-deps.sh installs it, as CI runs it).
 
 // nginxBinary returns the nginx binary or skips the test.
 func nginxBinary(t *testing.T) string {
@@ -32,7 +32,7 @@ func nginxBinary(t *testing.T) string {
 			return bin
 		}
 	}
-	t.Skip("nginx is not installed (apt-get install nginx, or scripts/install-deps.sh --bench): the NGINX half of the parity test is skipped")
+	t.Skip("nginx is not installed (apt-get install nginx, or scripts/install-deps.sh): the NGINX half of the parity test is skipped")
 	return ""
 }
 

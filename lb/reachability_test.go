@@ -106,9 +106,22 @@ func TestBackendUnreachableCancelsDials(t *testing.T) {
 	good := startBackend(t, "good", nil)
 	p := startProxy(t, Options{Timeouts: Timeouts{Connect: time.Minute}}, []Route{route("app.test", silent, good.addr)})
 	res := goGet(p.url, "app.test") // the rotation starts with silent
-	time.Sleep(100 * time.Millisecond)
-	require.Equal(t, 1, p.BackendUnreachable(silent))
-	require.Equal(t, result{200, "good"}, <-res)
+	inflight := &p.table.Load().routes[0].backends[0].inflight
+	require.Eventually(t, func() bool { return inflight.Load() == 1 }, 10*time.Second, time.Millisecond)
+	// The attempt is on silent, its dial started or about to: reported
+	// until the request moves on (a report that came just before the dial
+	// began would not cancel it), long before the connect timeout.
+	var got result
+	require.Eventually(t, func() bool {
+		require.Equal(t, 1, p.BackendUnreachable(silent))
+		select {
+		case got = <-res:
+			return true
+		default:
+			return false
+		}
+	}, 20*time.Second, 50*time.Millisecond)
+	require.Equal(t, result{200, "good"}, got)
 }
 
 // TestBackendUnreachableMatchesHostOrAddr: a bare host names every backend

@@ -134,16 +134,10 @@ func (s *State) Succeed() Event {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var ev Event
 	if s.accessed < s.checked {
-		if s.down() {
-			ev = Event{Change: Recovered, Fails: s.fails}
-		}
-		s.fails = 0
-		s.probing = false
-		s.failing.Store(false)
+		return s.clear()
 	}
-	return ev
+	return Event{}
 }
 
 // TakeOut takes the backend out for fail_timeout at once, as if it had
@@ -174,6 +168,12 @@ func (s *State) TakeOut(now time.Duration) Event {
 func (s *State) Restore() Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.clear()
+}
+
+// clear forgets the failures: Recovered if the backend was down. s.mu is
+// held.
+func (s *State) clear() Event {
 	var ev Event
 	if s.down() {
 		ev = Event{Change: Recovered, Fails: s.fails}
