@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +17,7 @@ import (
 
 	"potluck/apiclient"
 	"potluck/core/api"
+	"potluck/internal/freeport"
 )
 
 const upgradeToken = "operator-token-upgrade-0123456789"
@@ -66,23 +65,9 @@ func buildCore(t *testing.T, release string) string {
 // all are chosen.
 func freePorts(t *testing.T, n int) []string {
 	t.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-	}()
-	var out []string
-	for attempt := 0; attempt < 1000 && len(out) < n; attempt++ {
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000)))
-		if err != nil {
-			continue
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	require.Len(t, out, n)
-	return out
+	addrs, err := freeport.TCPs(n)
+	require.NoError(t, err)
+	return addrs
 }
 
 func newProcCluster(t *testing.T, bin string, n int) *procCluster {

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -21,6 +19,7 @@ import (
 	"potluck/core/cluster"
 	"potluck/core/fsm"
 	"potluck/core/pki"
+	"potluck/internal/freeport"
 )
 
 const testToken = "operator-token-for-tests-0123456789"
@@ -39,24 +38,9 @@ type testCluster struct {
 // restarted on the same ports); all are held until all are chosen.
 func reserveAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-	}()
-	var out []string
-	for attempt := 0; attempt < 1000 && len(out) < n; attempt++ {
-		port := 20000 + mrand.IntN(12000)
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	require.Len(t, out, n, "no free ports")
-	return out
+	addrs, err := freeport.TCPs(n)
+	require.NoError(t, err)
+	return addrs
 }
 
 func quietLogger() *slog.Logger {

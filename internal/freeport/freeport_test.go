@@ -19,3 +19,17 @@ func TestPortsAreFreeOnLoopback(t *testing.T) {
 	require.NoError(t, err, "the UDP port can be bound")
 	c.Close()
 }
+
+func TestTCPsAreDistinctAndFree(t *testing.T) {
+	addrs, err := TCPs(20)
+	require.NoError(t, err)
+	require.Len(t, addrs, 20)
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		require.False(t, seen[a], "%s twice", a)
+		seen[a] = true
+		ln, err := net.Listen("tcp", a)
+		require.NoError(t, err, "returned port is free")
+		ln.Close()
+	}
+}
