@@ -19,14 +19,9 @@ import (
 	"potluck/internal/freeport"
 )
 
-func testEnv(vars map[string]string) (cli.Env, *bytes.Buffer, *bytes.Buffer) {
-	var out, errb bytes.Buffer
-	return cli.Env{Lookup: cli.MapLookup(vars), Stdout: &out, Stderr: &errb}, &out, &errb
-}
-
 func TestHelpDocumentsEveryFlagWithItsEnv(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}} {
-		env, out, errb := testEnv(nil)
+		env, out, errb := cli.BufferEnv(nil)
 		require.Equal(t, 0, run(context.Background(), args, env))
 		require.Empty(t, errb.String(), "help goes to stdout")
 		for _, f := range []string{"config", "check", "watch-interval", "core", "join-token", "join-token-file", "endpoint",
@@ -74,7 +69,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env, _, _ := testEnv(tc.vars)
+			env, _, _ := cli.BufferEnv(tc.vars)
 			f, err := parseFlags(tc.args, env)
 			require.NoError(t, err)
 			tc.check(t, f)
@@ -97,7 +92,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"bad log level", []string{"--config", "x.yaml", "--log-level", "loud"}, nil, "log level"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			env, out, errb := testEnv(tc.vars)
+			env, out, errb := cli.BufferEnv(tc.vars)
 			require.Equal(t, 2, run(context.Background(), tc.args, env))
 			require.Empty(t, out.String())
 			require.Equal(t, 1, strings.Count(errb.String(), "\n"), errb.String())
@@ -113,10 +108,10 @@ func TestEnvAndCheck(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	require.NoError(t, os.WriteFile(good, []byte("routes: [{default: true, backends: [127.0.0.1:9]}]\n"), 0o600))
 	require.NoError(t, os.WriteFile(bad, []byte("routes: [{default: true, backends: [{addr: '127.0.0.1:9', weight: -2}]}]\n"), 0o600))
-	env, out, errOut := testEnv(map[string]string{"POTLUCK_CONFIG": good, "POTLUCK_CHECK": "true"})
+	env, out, errOut := cli.BufferEnv(map[string]string{"POTLUCK_CONFIG": good, "POTLUCK_CHECK": "true"})
 	require.Equal(t, 0, run(context.Background(), nil, env), errOut.String())
 	require.Contains(t, out.String(), "OK (1 listeners, 1 routes)")
-	env, _, errOut = testEnv(map[string]string{"POTLUCK_CONFIG": bad, "POTLUCK_CHECK": "true"})
+	env, _, errOut = cli.BufferEnv(map[string]string{"POTLUCK_CONFIG": bad, "POTLUCK_CHECK": "true"})
 	require.Equal(t, 1, run(context.Background(), nil, env))
 	require.Contains(t, errOut.String(), "routes[0].backends[0].weight")
 }
@@ -175,7 +170,7 @@ func TestServesAndDrainsOnStop(t *testing.T) {
 func TestVersion(t *testing.T) {
 	// --version wins over anything else on the line and over bad variables.
 	for _, args := range [][]string{{"--version"}, {"--config", "missing.yaml", "--version"}} {
-		env, out, errb := testEnv(map[string]string{"POTLUCK_READ_TIMEOUT": "bogus"})
+		env, out, errb := cli.BufferEnv(map[string]string{"POTLUCK_READ_TIMEOUT": "bogus"})
 		require.Equal(t, 0, run(context.Background(), args, env))
 		require.Empty(t, errb.String())
 		require.Regexp(t, `^potluck-front \S+, commit \S+, go1\.\S+ \w+/\w+\n$`, out.String())

@@ -110,6 +110,10 @@ func New(cfg Config) *Reconciler {
 	return &Reconciler{cfg: cfg, lastSeen: map[string]time.Time{}}
 }
 
+// DrainTime is how long instances without routes keep running before the
+// reconciler removes them (Config.DrainTime or its default).
+func (r *Reconciler) DrainTime() time.Duration { return r.cfg.DrainTime }
+
 // Run ticks until ctx ends.
 func (r *Reconciler) Run(ctx context.Context) {
 	t := time.NewTicker(r.cfg.Interval)

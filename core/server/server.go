@@ -294,12 +294,8 @@ func (s *Server) handler() (http.Handler, error) {
 		Node: reconcile.ClusterNode(s.Node), TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: s.log, Prober: prober,
 		DrainTime: cfg.DrainTime,
 	})
-	drain := cfg.DrainTime
-	if drain == 0 {
-		drain = reconcile.DefaultDrainTime
-	}
 	s.API = api.New(api.Config{
-		DeleteWait: drain + 15*time.Second,
+		DeleteWait: s.Reconciler.DrainTime() + 15*time.Second,
 		Node:       api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
 		Heartbeat: s.Reconciler.Heartbeat, Logs: s.instanceLogs, NodeToken: s.nodeToken, BodyIdleTimeout: cfg.BodyIdleTimeout,
