@@ -3,7 +3,6 @@ package ui_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -161,7 +160,7 @@ func TestUIInChromium(t *testing.T) {
 	defer cancel()
 	inst, _, err := core.Client.Installation(ictx, "hello", nil)
 	require.NoError(t, err)
-	reportState(ictx, t, core.URL, inst.Instances[0].HostID, inst.Instances[0].ID, "running", "")
+	require.NoError(t, core.ReportInstances(ictx, inst.Instances[0].HostID, "", map[string]string{inst.Instances[0].ID: "running"}))
 	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(css("#inst-hello .badge.running"))))
 	require.Contains(t, text("main"), "1/2 running")
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -207,7 +206,7 @@ func TestUIOnAPhone(t *testing.T) {
 	require.NoError(t, err)
 	for _, in := range inst.Instances {
 		if in.HostID == back.ID {
-			reportState(ctx0, t, core.URL, in.HostID, in.ID, "failed", "exited with code 1")
+			require.NoError(t, core.ReportInstances(ctx0, in.HostID, "exited with code 1", map[string]string{in.ID: "failed"}))
 		}
 	}
 	_, err = core.Client.Deploy(ctx0, "hello", apiclient.DeployRequest{Env: map[string]string{"GREETING": "two"}})
@@ -270,18 +269,4 @@ func TestUIOnAPhone(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, title, "Not found")
 	require.Contains(t, text("main"), "There is no such page.")
-}
-
-// reportState sends a Back's heartbeat the way a follower relays one
-// (POST /v1/internal/heartbeat, operator token): the instance is in state.
-func reportState(ctx context.Context, t *testing.T, base, hostID, instanceID, state, message string) {
-	t.Helper()
-	body := fmt.Sprintf(`{"host_id": %q, "instances": [{"id": %q, "state": %q, "message": %q}]}`, hostID, instanceID, state, message)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/internal/heartbeat", strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+apitest.Token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusNoContent, resp.StatusCode)
 }
