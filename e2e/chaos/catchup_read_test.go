@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,23 +39,8 @@ func TestNewLeaderAnswersNoReadBeforeCatchingUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster of processes")
 	}
-	base, err := os.MkdirTemp("", "potluck-catchup-")
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("kept the run's directory (binary, node data and logs): %s", base)
-			return
-		}
-		os.RemoveAll(base)
-	})
-	bin, err := buildCore(base)
-	require.NoError(t, err)
-	c, err := newCluster(bin, base, 3, nil)
-	require.NoError(t, err)
-	t.Cleanup(c.stop)
-	require.NoError(t, c.start())
+	c := startCluster(t, "potluck-catchup-", nil)
 	ctx := context.Background()
-	require.NoError(t, c.waitHealthy(ctx, 30*time.Second))
 	rng := rand.New(rand.NewPCG(5, 6))
 	all := newAPIClient(c.nodes, 2*time.Second, 15*time.Second)
 
@@ -101,7 +85,7 @@ func TestNewLeaderAnswersNoReadBeforeCatchingUp(t *testing.T) {
 			}
 		}
 		restarted.kill()
-		require.NoError(t, restarted.start(bin))
+		require.NoError(t, restarted.start(c.bin))
 		// Take the leader away as soon as the restarted node answers: it is
 		// then replaying the log it has (its own ?stale copy may still
 		// show the app), and an election follows.
@@ -150,7 +134,7 @@ func TestNewLeaderAnswersNoReadBeforeCatchingUp(t *testing.T) {
 			stale = append(stale, fmt.Sprintf("round %d: %s (new leader %q) answered %d of %d reads with the app deleted before its restart (200)",
 				round, restarted.id, newLeader, n, reads))
 		}
-		require.NoError(t, leader.start(bin))
+		require.NoError(t, leader.start(c.bin))
 	}
 	if len(stale) > 0 {
 		t.Errorf("reads answered from a state that is not caught up (consistentRead answers locally, without CatchUp, when this node becomes the leader while it forwards, and for every forwarded read):\n%s\n%s",

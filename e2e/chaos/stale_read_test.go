@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -32,23 +31,8 @@ func TestPausedLeaderAnswersNoStaleRead(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster of processes")
 	}
-	base, err := os.MkdirTemp("", "potluck-stale-")
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("kept the run's directory (binary, node data and logs): %s", base)
-			return
-		}
-		os.RemoveAll(base)
-	})
-	bin, err := buildCore(base)
-	require.NoError(t, err)
-	c, err := newCluster(bin, base, 3, nil)
-	require.NoError(t, err)
-	t.Cleanup(c.stop)
-	require.NoError(t, c.start())
+	c := startCluster(t, "potluck-stale-", nil)
 	ctx := context.Background()
-	require.NoError(t, c.waitHealthy(ctx, 30*time.Second))
 	rng := rand.New(rand.NewPCG(1, 2))
 	const rounds, reads = 5, 20
 	// Reads go over connections opened before the pause: on SIGCONT their
