@@ -24,9 +24,10 @@ import (
 // Each round: pause the leader, wait for a new one, delete an app through
 // it (acknowledged), then send reads to the paused node and continue it.
 // Every read must answer 404 (the app is gone) or fail (5xx, no answer);
-// 200 is a stale read. It fails on the core as of this commit: a leader
-// serves a read without confirming it still leads (no raft VerifyLeader /
-// read index; CatchUp's barrier runs once per term).
+// 200 is a stale read. It failed on the core that found it: a leader served
+// a read without confirming it still led (no raft VerifyLeader / read index;
+// CatchUp's barrier ran once per term); default reads now wait for a read
+// fence (core/cluster/readfence.go).
 func TestPausedLeaderAnswersNoStaleRead(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster of processes")
