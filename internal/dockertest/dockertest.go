@@ -36,38 +36,22 @@ func Require(t testing.TB) {
 	t.Skip(msg)
 }
 
-var sample struct {
+// builtImage is an image's `docker save` tarball, built once per test binary.
+type builtImage struct {
 	once sync.Once
 	path string
 	err  error
 }
+
+var sample, probe builtImage
 
 // SampleImage returns the path of the sample app's `docker save` tarball
 // (tag appimage.DefaultTag), built once per test binary.
 func SampleImage(t testing.TB) string {
 	t.Helper()
-	Require(t)
-	sample.once.Do(func() {
-		dir, err := os.MkdirTemp("", "potluck-sample-*")
-		if err != nil {
-			sample.err = err
-			return
-		}
-		sample.path = filepath.Join(dir, "app-image.tar")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		sample.err = appimage.Build(ctx, appimage.DefaultTag, sample.path)
+	return sample.get(t, "sample", func(ctx context.Context, out string) error {
+		return appimage.Build(ctx, appimage.DefaultTag, out)
 	})
-	if sample.err != nil {
-		t.Fatalf("building the sample image: %v", sample.err)
-	}
-	return sample.path
-}
-
-var probe struct {
-	once sync.Once
-	path string
-	err  error
 }
 
 // ProbeImage builds the probe test image (tag appimage.ProbeTag, see
@@ -75,20 +59,28 @@ var probe struct {
 // `docker save` tarball; the image is also tagged in the engine.
 func ProbeImage(t testing.TB) string {
 	t.Helper()
+	return probe.get(t, "probe", func(ctx context.Context, out string) error {
+		return appimage.BuildProbe(ctx, appimage.ProbeTag, out)
+	})
+}
+
+// get builds the image the first time and returns its tarball's path.
+func (b *builtImage) get(t testing.TB, name string, build func(ctx context.Context, out string) error) string {
+	t.Helper()
 	Require(t)
-	probe.once.Do(func() {
-		dir, err := os.MkdirTemp("", "potluck-probe-*")
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "potluck-"+name+"-*")
 		if err != nil {
-			probe.err = err
+			b.err = err
 			return
 		}
-		probe.path = filepath.Join(dir, "probe-image.tar")
+		b.path = filepath.Join(dir, name+"-image.tar")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		probe.err = appimage.BuildProbe(ctx, appimage.ProbeTag, probe.path)
+		b.err = build(ctx, b.path)
 	})
-	if probe.err != nil {
-		t.Fatalf("building the probe image: %v", probe.err)
+	if b.err != nil {
+		t.Fatalf("building the %s image: %v", name, b.err)
 	}
-	return probe.path
+	return b.path
 }
