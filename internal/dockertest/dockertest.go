@@ -5,9 +5,11 @@ package dockertest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,6 +43,9 @@ type builtImage struct {
 	once sync.Once
 	path string
 	err  error
+	// lock is held on the tarball's directory for as long as the test binary
+	// runs (see tarballDir).
+	lock *os.File
 }
 
 var sample, probe builtImage
@@ -69,11 +74,12 @@ func (b *builtImage) get(t testing.TB, name string, build func(ctx context.Conte
 	t.Helper()
 	Require(t)
 	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "potluck-"+name+"-*")
+		dir, lock, err := tarballDir("potluck-" + name + "-")
 		if err != nil {
 			b.err = err
 			return
 		}
+		b.lock = lock
 		b.path = filepath.Join(dir, name+"-image.tar")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -83,4 +89,55 @@ func (b *builtImage) get(t testing.TB, name string, build func(ctx context.Conte
 		t.Fatalf("building the %s image: %v", name, b.err)
 	}
 	return b.path
+}
+
+// A tarball outlives the test that asked for it (others in the binary reuse
+// it) and a test binary has no hook after its last test, so each directory
+// holds a lock file that its test binary keeps locked while it runs; the
+// next binary to build an image removes the directories whose lock is free
+// (their binary ended). A lock file younger than staleAfter is left alone:
+// its binary may not have locked it yet.
+const (
+	lockFile   = ".lock"
+	staleAfter = time.Minute
+)
+
+// tarballDir makes a directory for this test binary's tarball, locked while
+// the binary runs, after removing those (same prefix) of binaries that ended.
+func tarballDir(prefix string) (string, *os.File, error) {
+	olds, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*"))
+	for _, old := range olds {
+		removeIfEnded(old)
+	}
+	dir, err := os.MkdirTemp("", prefix+"*")
+	if err != nil {
+		return "", nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return "", nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+	return dir, f, nil
+}
+
+// removeIfEnded removes dir when its lock is free and old enough: the test
+// binary that made it has ended. Directories without a lock file are left
+// alone (being made, or not made by tarballDir).
+func removeIfEnded(dir string) {
+	f, err := os.Open(filepath.Join(dir, lockFile))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || time.Since(fi.ModTime()) < staleAfter {
+		return
+	}
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		return // its test binary still runs
+	}
+	os.RemoveAll(dir)
 }
