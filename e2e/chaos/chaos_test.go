@@ -147,6 +147,15 @@ func TestLinearizable(t *testing.T) {
 	if res == porcupine.Unknown {
 		t.Logf("the checker could not decide within %v; the history is too large for this run's settings", checkTimeout)
 	}
+	// Without faults that took, the run checked the API in calm weather.
+	if nFaults == 0 {
+		t.Errorf("no fault was injected in %v of operations", set.duration)
+	}
+	for _, f := range nem.list() {
+		if f.Err != "" {
+			t.Errorf("a fault was not injected or healed as meant: %s", f)
+		}
+	}
 }
 
 // finalReads reads every name on every node after the faults are healed:
