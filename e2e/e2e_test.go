@@ -29,11 +29,14 @@ type instanceView struct {
 	HostName string `json:"host_name"`
 	Port     int    `json:"port"`
 	State    string `json:"state"`
+	Release  int    `json:"release"`
 }
 
 type installationView struct {
 	Name      string         `json:"name"`
+	Release   int            `json:"release"`
 	Instances []instanceView `json:"instances"`
+	Releases  []releaseView  `json:"releases"`
 }
 
 type hostView struct {

@@ -20,23 +20,8 @@ type releaseView struct {
 	Message string `json:"message"`
 }
 
-type releasedInstallation struct {
-	Release   int `json:"release"`
-	Instances []struct {
-		ID      string `json:"id"`
-		State   string `json:"state"`
-		Release int    `json:"release"`
-	} `json:"instances"`
-	Releases []releaseView `json:"releases"`
-}
-
-func (s *system) released(name string) releasedInstallation {
-	var v releasedInstallation
-	require.Equal(s.t, 200, s.api(http.MethodGet, "/v1/installations/"+name, nil, &v))
-	return v
-}
-
-func (v releasedInstallation) status(version int) string {
+// status is release version's status and message ("" for no such release).
+func (v installationView) status(version int) string {
 	for _, r := range v.Releases {
 		if r.Version == version {
 			return r.Status + " " + r.Message
@@ -52,8 +37,7 @@ func TestRollingUpdate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: a minute or two with Docker")
 	}
-	dockertest.Require(t)
-	tarball := dockertest.SampleImage(t)
+	tarball := dockertest.SampleImage(t) // skips without a Docker Engine
 
 	s := newSystem(t, 1, 10*time.Second)
 	s.startFront()
@@ -76,7 +60,7 @@ func TestRollingUpdate(t *testing.T) {
 		return err == nil && code == 200
 	}, 30*time.Second, 50*time.Millisecond, "the Front never served the installation")
 	oldIDs := map[string]bool{}
-	for _, in := range s.released("roll").Instances {
+	for _, in := range s.installation("roll").Instances {
 		oldIDs[in.ID] = true
 	}
 
@@ -88,7 +72,7 @@ func TestRollingUpdate(t *testing.T) {
 			"env": map[string]string{"RELEASE": "2"},
 		}, nil))
 		require.Eventually(t, func() bool {
-			v := s.released("roll")
+			v := s.installation("roll")
 			if v.Release != 2 || len(v.Instances) != 2 {
 				return false
 			}
@@ -98,7 +82,7 @@ func TestRollingUpdate(t *testing.T) {
 				}
 			}
 			return true
-		}, 120*time.Second, 250*time.Millisecond, "release 2 never replaced release 1: %+v", s.released("roll"))
+		}, 120*time.Second, 250*time.Millisecond, "release 2 never replaced release 1: %+v", s.installation("roll"))
 		t.Logf("release 2 live and release 1 drained and removed %.1fs after the deploy", time.Since(start).Seconds())
 		time.Sleep(time.Second)
 		ok, fail, failures := load.finish()
@@ -118,7 +102,7 @@ func TestRollingUpdate(t *testing.T) {
 		require.NoError(t, err)
 		var buf bytes.Buffer
 		require.NoError(t, client.Logs(t.Context(), "roll", apiclient.LogQuery{Tail: 5}, &buf))
-		v := s.released("roll")
+		v := s.installation("roll")
 		for _, in := range v.Instances {
 			require.Contains(t, buf.String(), in.ID+" 20", "a line of %s with its timestamp:\n%s", in.ID, buf.String())
 		}
@@ -143,10 +127,10 @@ func TestRollingUpdate(t *testing.T) {
 		}, nil))
 		start := time.Now()
 		require.Eventually(t, func() bool {
-			return s.released("roll").status(3) != "deploying "
+			return s.installation("roll").status(3) != "deploying "
 		}, 120*time.Second, 250*time.Millisecond)
 		t.Logf("release 3 failed %.1fs after the deploy", time.Since(start).Seconds())
-		v := s.released("roll")
+		v := s.installation("roll")
 		// The image exposes 8080: the Back says so at once instead of
 		// waiting out the whole grace.
 		require.Contains(t, v.status(3), "failed instance")
@@ -165,9 +149,9 @@ func TestRollingUpdate(t *testing.T) {
 			"env": map[string]string{"APP_LISTEN": ":99999"},
 		}, nil))
 		require.Eventually(t, func() bool {
-			return s.released("roll").status(4) != "deploying "
+			return s.installation("roll").status(4) != "deploying "
 		}, 120*time.Second, 250*time.Millisecond)
-		v := s.released("roll")
+		v := s.installation("roll")
 		t.Logf("release 4 failed %.1fs after the deploy: %s", time.Since(start).Seconds(), v.status(4))
 		require.Contains(t, v.status(4), "the container exited with code 1 before answering on port 8080")
 		require.Contains(t, v.status(4), "; last output: ")
