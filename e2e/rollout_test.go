@@ -14,14 +14,9 @@ import (
 	"potluck/internal/localcluster"
 )
 
-type releaseView struct {
-	Version int    `json:"version"`
-	Status  string `json:"status"`
-	Message string `json:"message"`
-}
-
-// status is release version's status and message ("" for no such release).
-func (v installationView) status(version int) string {
+// releaseStatus is the status and message of the installation's release
+// version ("" for no such release).
+func releaseStatus(v apiclient.Installation, version int) string {
 	for _, r := range v.Releases {
 		if r.Version == version {
 			return r.Status + " " + r.Message
@@ -127,18 +122,18 @@ func TestRollingUpdate(t *testing.T) {
 		}, nil))
 		start := time.Now()
 		require.Eventually(t, func() bool {
-			return s.installation("roll").status(3) != "deploying "
+			return releaseStatus(s.installation("roll"), 3) != "deploying "
 		}, 120*time.Second, 250*time.Millisecond)
 		t.Logf("release 3 failed %.1fs after the deploy", time.Since(start).Seconds())
 		v := s.installation("roll")
 		// The image exposes 8080: the Back says so at once instead of
 		// waiting out the whole grace.
-		require.Contains(t, v.status(3), "failed instance")
-		require.Contains(t, v.status(3), "the image exposes 8080, not 9999: is the container port (--port) right?")
+		require.Contains(t, releaseStatus(v, 3), "failed instance")
+		require.Contains(t, releaseStatus(v, 3), "the image exposes 8080, not 9999: is the container port (--port) right?")
 		require.Equal(t, 2, v.Release)
 		time.Sleep(time.Second)
 		ok, fail, failures := load.finish()
-		t.Logf("client loop: %d requests ok, %d failed; release 3: %s", ok, fail, v.status(3))
+		t.Logf("client loop: %d requests ok, %d failed; release 3: %s", ok, fail, releaseStatus(v, 3))
 		require.Zero(t, fail, "failed requests while release 3 failed: %v", failures)
 		require.Len(t, v.Instances, 2)
 	})
@@ -149,13 +144,13 @@ func TestRollingUpdate(t *testing.T) {
 			"env": map[string]string{"APP_LISTEN": ":99999"},
 		}, nil))
 		require.Eventually(t, func() bool {
-			return s.installation("roll").status(4) != "deploying "
+			return releaseStatus(s.installation("roll"), 4) != "deploying "
 		}, 120*time.Second, 250*time.Millisecond)
 		v := s.installation("roll")
-		t.Logf("release 4 failed %.1fs after the deploy: %s", time.Since(start).Seconds(), v.status(4))
-		require.Contains(t, v.status(4), "the container exited with code 1 before answering on port 8080")
-		require.Contains(t, v.status(4), "; last output: ")
-		require.Contains(t, v.status(4), "app: listen tcp: address 99999: invalid port")
+		t.Logf("release 4 failed %.1fs after the deploy: %s", time.Since(start).Seconds(), releaseStatus(v, 4))
+		require.Contains(t, releaseStatus(v, 4), "the container exited with code 1 before answering on port 8080")
+		require.Contains(t, releaseStatus(v, 4), "; last output: ")
+		require.Contains(t, releaseStatus(v, 4), "app: listen tcp: address 99999: invalid port")
 		require.Equal(t, 2, v.Release)
 	})
 }
