@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"potluck/apiclient"
@@ -216,12 +217,11 @@ func TestWholeSystem(t *testing.T) {
 		// running: requests in flight finish.
 		deleted := make(chan int, 1)
 		go func() { deleted <- s.api(http.MethodDelete, "/v1/installations/hello", nil, nil) }()
-		var last string
-		require.Eventually(t, func() bool {
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
 			code, inst, body, err := s.get(domain)
-			last = fmt.Sprintf("%d %s %q %v", code, inst, body, err)
-			return err == nil && code != 200
-		}, 10*time.Second, 100*time.Millisecond, "the Front still routes to a deleted installation's instances: %s", &last)
+			require.NoError(c, err)
+			require.NotEqual(c, 200, code, "the Front still routes to a deleted installation's instances: %s %q", inst, body)
+		}, 10*time.Second, 100*time.Millisecond)
 		running := 0
 		for _, h := range s.hosts() {
 			cs, err := eng.List(context.Background(), h.ID)
