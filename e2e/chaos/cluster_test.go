@@ -270,10 +270,8 @@ func (c *cluster) node(id string) *node {
 var statusClient = &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
 
 type nodeStatus struct {
-	Node         string `json:"node"`
-	Leader       string `json:"leader"`
-	Health       string `json:"health"`
-	AppliedIndex uint64 `json:"applied_index"`
+	Leader string `json:"leader"`
+	Health string `json:"health"`
 }
 
 func (n *node) status(ctx context.Context) (nodeStatus, error) {
