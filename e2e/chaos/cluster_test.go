@@ -33,11 +33,11 @@ func buildCore(dir string) (string, error) {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
 	bin := filepath.Join(dir, "potluck-core")
-	cmd := exec.Command(goBin, "build", "-o", bin, "potluck/cmd/potluck-core")
+	args := []string{"build", "-o", bin}
 	if os.Getenv("CHAOS_RACE") != "" {
-		cmd.Args = append(cmd.Args[:2], append([]string{"-race"}, cmd.Args[2:]...)...)
+		args = append(args, "-race")
 	}
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := exec.Command(goBin, append(args, "potluck/cmd/potluck-core")...).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build potluck-core: %w: %s", err, out)
 	}
 	return bin, nil
