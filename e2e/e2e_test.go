@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"potluck/apiclient"
 	"potluck/back/engine"
 	"potluck/internal/dockertest"
 	"potluck/internal/localcluster"
@@ -23,51 +25,26 @@ import (
 
 const domain = "hello.e2e.test"
 
-type instanceView struct {
-	ID       string `json:"id"`
-	HostID   string `json:"host_id"`
-	HostName string `json:"host_name"`
-	Port     int    `json:"port"`
-	State    string `json:"state"`
-}
+// installation, hosts and runningOn read the cluster's state through
+// localcluster, failing the test when no core node answers.
 
-type installationView struct {
-	Name      string         `json:"name"`
-	Instances []instanceView `json:"instances"`
-}
-
-type hostView struct {
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Status string `json:"status"`
-}
-
-func (s *system) installation(name string) installationView {
-	var v installationView
-	require.Equal(s.t, 200, s.api(http.MethodGet, "/v1/installations/"+name, nil, &v))
+func (s *system) installation(name string) apiclient.Installation {
+	v, err := s.c.Installation(context.Background(), name)
+	require.NoError(s.t, err)
 	return v
 }
 
-func (s *system) hosts() map[string]hostView {
-	var list []hostView
-	require.Equal(s.t, 200, s.api(http.MethodGet, "/v1/hosts", nil, &list))
-	out := map[string]hostView{}
-	for _, h := range list {
-		out[h.Name] = h
-	}
-	return out
+func (s *system) hosts() map[string]apiclient.Host {
+	hs, err := s.c.Hosts(context.Background())
+	require.NoError(s.t, err)
+	return hs
 }
 
-// runningOn returns the host names of the installation's running instances.
+// runningOn returns the sorted host names of the installation's running instances.
 func (s *system) runningOn(name string) []string {
-	var hosts []string
-	for _, in := range s.installation(name).Instances {
-		if in.State == "running" {
-			hosts = append(hosts, in.HostName)
-		}
-	}
-	slices.Sort(hosts)
-	return hosts
+	on, err := s.c.RunningOn(context.Background(), name)
+	require.NoError(s.t, err)
+	return on
 }
 
 func TestWholeSystem(t *testing.T) {
@@ -240,12 +217,11 @@ func TestWholeSystem(t *testing.T) {
 		// running: requests in flight finish.
 		deleted := make(chan int, 1)
 		go func() { deleted <- s.api(http.MethodDelete, "/v1/installations/hello", nil, nil) }()
-		var last string
-		require.Eventually(t, func() bool {
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
 			code, inst, body, err := s.get(domain)
-			last = fmt.Sprintf("%d %s %q %v", code, inst, body, err)
-			return err == nil && code != 200
-		}, 10*time.Second, 100*time.Millisecond, "the Front still routes to a deleted installation's instances: %s", &last)
+			require.NoError(c, err)
+			require.NotEqual(c, 200, code, "the Front still routes to a deleted installation's instances: %s %q", inst, body)
+		}, 10*time.Second, 100*time.Millisecond)
 		running := 0
 		for _, h := range s.hosts() {
 			cs, err := eng.List(context.Background(), h.ID)
@@ -284,7 +260,7 @@ func TestWholeSystem(t *testing.T) {
 				}, 15*time.Second, 100*time.Millisecond, "%s keeps tunnels: %v", b.Name, b.Back.Agent().Node().Peers())
 			}
 		}
-		var containers []instanceView
+		var containers []apiclient.Instance
 		require.Equal(t, 200, s.api(http.MethodGet, "/v1/containers", nil, &containers))
 		require.Empty(t, containers, "ports and instances are freed")
 	})

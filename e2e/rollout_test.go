@@ -14,29 +14,9 @@ import (
 	"potluck/internal/localcluster"
 )
 
-type releaseView struct {
-	Version int    `json:"version"`
-	Status  string `json:"status"`
-	Message string `json:"message"`
-}
-
-type releasedInstallation struct {
-	Release   int `json:"release"`
-	Instances []struct {
-		ID      string `json:"id"`
-		State   string `json:"state"`
-		Release int    `json:"release"`
-	} `json:"instances"`
-	Releases []releaseView `json:"releases"`
-}
-
-func (s *system) released(name string) releasedInstallation {
-	var v releasedInstallation
-	require.Equal(s.t, 200, s.api(http.MethodGet, "/v1/installations/"+name, nil, &v))
-	return v
-}
-
-func (v releasedInstallation) status(version int) string {
+// releaseStatus is the status and message of the installation's release
+// version ("" for no such release).
+func releaseStatus(v apiclient.Installation, version int) string {
 	for _, r := range v.Releases {
 		if r.Version == version {
 			return r.Status + " " + r.Message
@@ -52,8 +32,7 @@ func TestRollingUpdate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: a minute or two with Docker")
 	}
-	dockertest.Require(t)
-	tarball := dockertest.SampleImage(t)
+	tarball := dockertest.SampleImage(t) // skips without a Docker Engine
 
 	s := newSystem(t, 1, 10*time.Second)
 	s.startFront()
@@ -76,7 +55,7 @@ func TestRollingUpdate(t *testing.T) {
 		return err == nil && code == 200
 	}, 30*time.Second, 50*time.Millisecond, "the Front never served the installation")
 	oldIDs := map[string]bool{}
-	for _, in := range s.released("roll").Instances {
+	for _, in := range s.installation("roll").Instances {
 		oldIDs[in.ID] = true
 	}
 
@@ -88,7 +67,7 @@ func TestRollingUpdate(t *testing.T) {
 			"env": map[string]string{"RELEASE": "2"},
 		}, nil))
 		require.Eventually(t, func() bool {
-			v := s.released("roll")
+			v := s.installation("roll")
 			if v.Release != 2 || len(v.Instances) != 2 {
 				return false
 			}
@@ -98,7 +77,7 @@ func TestRollingUpdate(t *testing.T) {
 				}
 			}
 			return true
-		}, 120*time.Second, 250*time.Millisecond, "release 2 never replaced release 1: %+v", s.released("roll"))
+		}, 120*time.Second, 250*time.Millisecond, "release 2 never replaced release 1: %+v", s.installation("roll"))
 		t.Logf("release 2 live and release 1 drained and removed %.1fs after the deploy", time.Since(start).Seconds())
 		time.Sleep(time.Second)
 		ok, fail, failures := load.finish()
@@ -118,7 +97,7 @@ func TestRollingUpdate(t *testing.T) {
 		require.NoError(t, err)
 		var buf bytes.Buffer
 		require.NoError(t, client.Logs(t.Context(), "roll", apiclient.LogQuery{Tail: 5}, &buf))
-		v := s.released("roll")
+		v := s.installation("roll")
 		for _, in := range v.Instances {
 			require.Contains(t, buf.String(), in.ID+" 20", "a line of %s with its timestamp:\n%s", in.ID, buf.String())
 		}
@@ -143,18 +122,18 @@ func TestRollingUpdate(t *testing.T) {
 		}, nil))
 		start := time.Now()
 		require.Eventually(t, func() bool {
-			return s.released("roll").status(3) != "deploying "
+			return releaseStatus(s.installation("roll"), 3) != "deploying "
 		}, 120*time.Second, 250*time.Millisecond)
 		t.Logf("release 3 failed %.1fs after the deploy", time.Since(start).Seconds())
-		v := s.released("roll")
+		v := s.installation("roll")
 		// The image exposes 8080: the Back says so at once instead of
 		// waiting out the whole grace.
-		require.Contains(t, v.status(3), "failed instance")
-		require.Contains(t, v.status(3), "the image exposes 8080, not 9999: is the container port (--port) right?")
+		require.Contains(t, releaseStatus(v, 3), "failed instance")
+		require.Contains(t, releaseStatus(v, 3), "the image exposes 8080, not 9999: is the container port (--port) right?")
 		require.Equal(t, 2, v.Release)
 		time.Sleep(time.Second)
 		ok, fail, failures := load.finish()
-		t.Logf("client loop: %d requests ok, %d failed; release 3: %s", ok, fail, v.status(3))
+		t.Logf("client loop: %d requests ok, %d failed; release 3: %s", ok, fail, releaseStatus(v, 3))
 		require.Zero(t, fail, "failed requests while release 3 failed: %v", failures)
 		require.Len(t, v.Instances, 2)
 	})
@@ -165,13 +144,13 @@ func TestRollingUpdate(t *testing.T) {
 			"env": map[string]string{"APP_LISTEN": ":99999"},
 		}, nil))
 		require.Eventually(t, func() bool {
-			return s.released("roll").status(4) != "deploying "
+			return releaseStatus(s.installation("roll"), 4) != "deploying "
 		}, 120*time.Second, 250*time.Millisecond)
-		v := s.released("roll")
-		t.Logf("release 4 failed %.1fs after the deploy: %s", time.Since(start).Seconds(), v.status(4))
-		require.Contains(t, v.status(4), "the container exited with code 1 before answering on port 8080")
-		require.Contains(t, v.status(4), "; last output: ")
-		require.Contains(t, v.status(4), "app: listen tcp: address 99999: invalid port")
+		v := s.installation("roll")
+		t.Logf("release 4 failed %.1fs after the deploy: %s", time.Since(start).Seconds(), releaseStatus(v, 4))
+		require.Contains(t, releaseStatus(v, 4), "the container exited with code 1 before answering on port 8080")
+		require.Contains(t, releaseStatus(v, 4), "; last output: ")
+		require.Contains(t, releaseStatus(v, 4), "app: listen tcp: address 99999: invalid port")
 		require.Equal(t, 2, v.Release)
 	})
 }

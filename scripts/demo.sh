@@ -56,10 +56,12 @@ say "building"
 make -s build
 [ -x "$BIN/potluck-core" ] && [ -x "$BIN/potluck-front" ] && [ -x "$BIN/potluck-back" ] || die "binaries missing after make build"
 
-[ -f "$DEMO/operator.token" ] || (head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 > "$DEMO/operator.token")
+[ -f "$DEMO/operator.token" ] || (umask 077; head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40 > "$DEMO/operator.token")
 chmod 600 "$DEMO/operator.token"
 TOKEN=$(cat "$DEMO/operator.token")
-api() { curl -fsS --max-time 30 -H "Authorization: Bearer $TOKEN" "$@"; }
+# curl reads the header from stdin (-H @-): on its command line the token
+# would show in /proc/PID/cmdline to every local user.
+api() { curl -fsS --max-time 30 -H @- "$@" <<<"Authorization: Bearer $TOKEN"; }
 
 start() { # name, then the command
   local name=$1; shift
@@ -77,7 +79,7 @@ for i in 0 1 2; do
     --operator-token-file "$DEMO/operator.token" --cluster-ca "$DEMO/cluster-ca" --mesh-port "${MESH_PORTS[$i]}" --fast-raft
 done
 for _ in $(seq 1 100); do
-  curl -fsS --max-time 2 "$API/v1/status" -H "Authorization: Bearer $TOKEN" 2>/dev/null | grep -Eq '"leader": *"core' && break
+  curl -fsS --max-time 2 "$API/v1/status" -H @- <<<"Authorization: Bearer $TOKEN" 2>/dev/null | grep -Eq '"leader": *"core' && break
   sleep 0.3
 done
 api "$API/v1/status" >/dev/null || die "the core did not elect a leader; see $DEMO/core*.log"

@@ -62,23 +62,8 @@ func TestLinearizable(t *testing.T) {
 		t.Skip("starts a 3-node cluster of processes and runs faults for CHAOS_DURATION")
 	}
 	set := loadSettings(t)
-	base, err := os.MkdirTemp("", "potluck-chaos-")
-	require.NoError(t, err)
-	// Nodes may run as other uids: they must reach their own directories.
-	require.NoError(t, os.Chmod(base, 0o755))
-	keep := false
-	t.Cleanup(func() {
-		if keep || t.Failed() {
-			t.Logf("kept the run's directory (binary, node data and logs): %s", base)
-			return
-		}
-		os.RemoveAll(base)
-	})
 	t.Logf("chaos: seed %d (CHAOS_SEED), %v of operations (CHAOS_DURATION), %d clients on %d names",
 		set.seed, set.duration, set.clients, len(set.names))
-
-	bin, err := buildCore(base)
-	require.NoError(t, err)
 
 	// One uid per node lets iptables tell their traffic apart (partitioner).
 	var uids []int
@@ -87,31 +72,23 @@ func TestLinearizable(t *testing.T) {
 		first := 40000 + 3*(os.Getpid()%8000)
 		uids = []int{first, first + 1, first + 2}
 	}
-	c, err := newCluster(bin, base, 3, uids)
-	require.NoError(t, err)
+	c := startCluster(t, "potluck-chaos-", uids)
 	var part *partitioner
+	err := fmt.Errorf("partitions need root and iptables (euid %d, iptables: %v)", os.Geteuid(), iptErr)
 	if uids != nil {
 		part, err = newPartitioner(c.nodes)
-	} else {
-		err = fmt.Errorf("partitions need root and iptables (euid %d, iptables: %v)", os.Geteuid(), iptErr)
 	}
 	if err != nil {
 		t.Logf("chaos: partition fault disabled: %v", err)
 	} else {
+		// Also on any failure: the partition rules go.
 		t.Cleanup(func() {
 			if err := part.close(); err != nil {
 				t.Errorf("removing the iptables chain %s: %v", part.chain, err)
 			}
 		})
 	}
-	// On any failure: SIGKILL ends paused nodes too, and part.close drops
-	// the partition rules.
-	t.Cleanup(c.stop)
-	require.NoError(t, c.start())
 	ctx := context.Background()
-	if err := c.waitHealthy(ctx, 30*time.Second); err != nil {
-		t.Fatalf("the cluster never became healthy: %v\n%s", err, c.logTails(20))
-	}
 
 	h := newHistory()
 	logf := func(s string) { t.Log(s) }
@@ -151,8 +128,8 @@ func TestLinearizable(t *testing.T) {
 	line := fmt.Sprintf("chaos: verdict %s: %d operations in the history, %d faults, %v of operations, checked in %v",
 		verdict, len(ops), nFaults, set.duration, took)
 	if res != porcupine.Ok {
-		keep = true
-		path := filepath.Join(base, "linearizability.html")
+		c.keep = true
+		path := filepath.Join(c.dir, "linearizability.html")
 		info.AddAnnotations(faultAnnotations(nem))
 		if err := porcupine.VisualizePath(appModel, info, path); err != nil {
 			t.Logf("writing the visualization: %v", err)
@@ -169,6 +146,15 @@ func TestLinearizable(t *testing.T) {
 	}
 	if res == porcupine.Unknown {
 		t.Logf("the checker could not decide within %v; the history is too large for this run's settings", checkTimeout)
+	}
+	// Without faults that took, the run checked the API in calm weather.
+	if nFaults == 0 {
+		t.Errorf("no fault was injected in %v of operations", set.duration)
+	}
+	for _, f := range nem.list() {
+		if f.Err != "" {
+			t.Errorf("a fault was not injected or healed as meant: %s", f)
+		}
 	}
 }
 

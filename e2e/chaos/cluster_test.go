@@ -14,7 +14,10 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"potluck/internal/freeport"
 )
@@ -30,11 +33,11 @@ func buildCore(dir string) (string, error) {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
 	bin := filepath.Join(dir, "potluck-core")
-	cmd := exec.Command(goBin, "build", "-o", bin, "potluck/cmd/potluck-core")
+	args := []string{"build", "-o", bin}
 	if os.Getenv("CHAOS_RACE") != "" {
-		cmd.Args = append(cmd.Args[:2], append([]string{"-race"}, cmd.Args[2:]...)...)
+		args = append(args, "-race")
 	}
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := exec.Command(goBin, append(args, "potluck/cmd/potluck-core")...).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build potluck-core: %w: %s", err, out)
 	}
 	return bin, nil
@@ -60,14 +63,48 @@ type node struct {
 // cluster is three nodes bootstrapped together.
 type cluster struct {
 	bin   string
+	dir   string // the run's directory: binary, node data and logs
 	nodes []*node
+	// keep leaves dir in place after a test that passed (startCluster).
+	keep bool
+}
+
+// startCluster builds potluck-core from this tree and starts a healthy
+// 3-node cluster in a fresh directory named after prefix; uids as for
+// newCluster. The nodes are killed when the test ends, and the directory is
+// removed unless the test failed or c.keep was set.
+func startCluster(t *testing.T, prefix string, uids []int) *cluster {
+	t.Helper()
+	base, err := os.MkdirTemp("", prefix)
+	require.NoError(t, err)
+	// Nodes may run as other uids: they must reach their own directories.
+	require.NoError(t, os.Chmod(base, 0o755))
+	var c *cluster
+	t.Cleanup(func() {
+		if t.Failed() || (c != nil && c.keep) {
+			t.Logf("kept the run's directory (binary, node data and logs): %s", base)
+			return
+		}
+		os.RemoveAll(base)
+	})
+	bin, err := buildCore(base)
+	require.NoError(t, err)
+	c, err = newCluster(bin, base, 3, uids)
+	require.NoError(t, err)
+	// On any failure: SIGKILL ends paused nodes too.
+	t.Cleanup(c.stop)
+	require.NoError(t, c.start())
+	if err := c.waitHealthy(context.Background(), 30*time.Second); err != nil {
+		t.Fatalf("the cluster never became healthy: %v\n%s", err, c.logTails(20))
+	}
+	return c
 }
 
 // newCluster prepares n nodes under base: ports from freeport, a cluster CA,
 // the operator token file. uids[i] != 0 runs node i under that uid (root
 // only), its files owned by it.
 func newCluster(bin, base string, n int, uids []int) (*cluster, error) {
-	c := &cluster{bin: bin}
+	c := &cluster{bin: bin, dir: base}
 	var peers []string
 	for i := range n {
 		httpAddr, err := freeport.TCP()
@@ -233,10 +270,8 @@ func (c *cluster) node(id string) *node {
 var statusClient = &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
 
 type nodeStatus struct {
-	Node         string `json:"node"`
-	Leader       string `json:"leader"`
-	Health       string `json:"health"`
-	AppliedIndex uint64 `json:"applied_index"`
+	Leader string `json:"leader"`
+	Health string `json:"health"`
 }
 
 func (n *node) status(ctx context.Context) (nodeStatus, error) {

@@ -5,9 +5,11 @@ package dockertest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,38 +38,25 @@ func Require(t testing.TB) {
 	t.Skip(msg)
 }
 
-var sample struct {
+// builtImage is an image's `docker save` tarball, built once per test binary.
+type builtImage struct {
 	once sync.Once
 	path string
 	err  error
+	// lock is held on the tarball's directory for as long as the test binary
+	// runs (see tarballDir).
+	lock *os.File
 }
+
+var sample, probe builtImage
 
 // SampleImage returns the path of the sample app's `docker save` tarball
 // (tag appimage.DefaultTag), built once per test binary.
 func SampleImage(t testing.TB) string {
 	t.Helper()
-	Require(t)
-	sample.once.Do(func() {
-		dir, err := os.MkdirTemp("", "potluck-sample-*")
-		if err != nil {
-			sample.err = err
-			return
-		}
-		sample.path = filepath.Join(dir, "app-image.tar")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		sample.err = appimage.Build(ctx, appimage.DefaultTag, sample.path)
+	return sample.get(t, "sample", func(ctx context.Context, out string) error {
+		return appimage.Build(ctx, appimage.DefaultTag, out)
 	})
-	if sample.err != nil {
-		t.Fatalf("building the sample image: %v", sample.err)
-	}
-	return sample.path
-}
-
-var probe struct {
-	once sync.Once
-	path string
-	err  error
 }
 
 // ProbeImage builds the probe test image (tag appimage.ProbeTag, see
@@ -75,20 +64,80 @@ var probe struct {
 // `docker save` tarball; the image is also tagged in the engine.
 func ProbeImage(t testing.TB) string {
 	t.Helper()
+	return probe.get(t, "probe", func(ctx context.Context, out string) error {
+		return appimage.BuildProbe(ctx, appimage.ProbeTag, out)
+	})
+}
+
+// get builds the image the first time and returns its tarball's path.
+func (b *builtImage) get(t testing.TB, name string, build func(ctx context.Context, out string) error) string {
+	t.Helper()
 	Require(t)
-	probe.once.Do(func() {
-		dir, err := os.MkdirTemp("", "potluck-probe-*")
+	b.once.Do(func() {
+		dir, lock, err := tarballDir("potluck-" + name + "-")
 		if err != nil {
-			probe.err = err
+			b.err = err
 			return
 		}
-		probe.path = filepath.Join(dir, "probe-image.tar")
+		b.lock = lock
+		b.path = filepath.Join(dir, name+"-image.tar")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		probe.err = appimage.BuildProbe(ctx, appimage.ProbeTag, probe.path)
+		b.err = build(ctx, b.path)
 	})
-	if probe.err != nil {
-		t.Fatalf("building the probe image: %v", probe.err)
+	if b.err != nil {
+		t.Fatalf("building the %s image: %v", name, b.err)
 	}
-	return probe.path
+	return b.path
+}
+
+// A tarball outlives the test that asked for it (others in the binary reuse
+// it) and a test binary has no hook after its last test, so each directory
+// holds a lock file that its test binary keeps locked while it runs; the
+// next binary to build an image removes the directories whose lock is free
+// (their binary ended). A lock file younger than staleAfter is left alone:
+// its binary may not have locked it yet.
+const (
+	lockFile   = ".lock"
+	staleAfter = time.Minute
+)
+
+// tarballDir makes a directory for this test binary's tarball, locked while
+// the binary runs, after removing those (same prefix) of binaries that ended.
+func tarballDir(prefix string) (string, *os.File, error) {
+	olds, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*"))
+	for _, old := range olds {
+		removeIfEnded(old)
+	}
+	dir, err := os.MkdirTemp("", prefix+"*")
+	if err != nil {
+		return "", nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return "", nil, fmt.Errorf("locking %s: %w", f.Name(), err)
+	}
+	return dir, f, nil
+}
+
+// removeIfEnded removes dir when its lock is free and old enough: the test
+// binary that made it has ended. Directories without a lock file are left
+// alone (being made, or not made by tarballDir).
+func removeIfEnded(dir string) {
+	f, err := os.Open(filepath.Join(dir, lockFile))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || time.Since(fi.ModTime()) < staleAfter {
+		return
+	}
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		return // its test binary still runs
+	}
+	os.RemoveAll(dir)
 }
