@@ -10,25 +10,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestRetriedCreateAnswersItsOwnOutcome pins the open anomaly
-// TestLinearizable reports since apps have versions (docs/api.md,
-// Consistency). Seen in chaos runs: a create retried with the same
-// X-Request-Id across a leader kill answered 404, then 200, as if applied
-// twice; and two concurrent creates on a free name both answered 200 (a
-// version added), none 201: as far as the logs tell, one of them, sent to a
-// node cut off by a partition, was forwarded to the leader as the partition
-// healed and applied there while its client gave up on that node; the
-// client's retry on the leader got 200, the other create having added
-// version 2 meanwhile.
-//
-// The mechanism needs no fault: a retried create that was applied is
-// answered from the app's state at the time of the retry, not from the
-// request's outcome. core/api/apps.go's writeApp looks the app up by name
-// in the current state and answers 404 when it was deleted since and 200
-// when its current version is above 1, whatever the request did; the FSM's
-// record of the request (fsm.RequestRecord, what Decide replays) keeps only
-// the name (Ref). The chaos check cannot place such an answer anywhere in
-// the history: the create was applied while the name was free.
+// TestRetriedCreateAnswersItsOwnOutcome pins the cause of an anomaly
+// TestLinearizable reported once apps had versions (docs/api.md,
+// Consistency): a create retried with the same X-Request-Id across a leader
+// kill answered 404, then 200, as if applied twice. It was applied once; the
+// answers were read off the app's state at the time of the retry (404 when
+// deleted since, 200 when its version was above 1) instead of the record
+// of what the request did. The FSM's request record now keeps the version
+// the write made (fsm.AppVersionRef) and core/api's writeApp answers from it.
 //
 // Each retry must get the answer of the request it repeats: 201, the app
 // created.
