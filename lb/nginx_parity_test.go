@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"potluck/internal/testenv"
 )
 
 // The parity tests run one scenario through lb and through a real NGINX on
@@ -24,7 +26,8 @@ import (
 // is skipped, saying so, only when no nginx binary is installed
 // (scripts/install-deps.sh installs it, as CI runs it).
 
-// nginxBinary returns the nginx binary or skips the test.
+// nginxBinary returns the nginx binary; without one the test skips, or
+// fails in CI (testenv.Missing).
 func nginxBinary(t *testing.T) string {
 	t.Helper()
 	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
@@ -32,7 +35,7 @@ func nginxBinary(t *testing.T) string {
 			return bin
 		}
 	}
-	t.Skip("nginx is not installed (apt-get install nginx, or scripts/install-deps.sh): the NGINX half of the parity test is skipped")
+	testenv.Missing(t, "nginx is not installed (apt-get install nginx, or scripts/install-deps.sh)")
 	return ""
 }
 

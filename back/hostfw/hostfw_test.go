@@ -8,19 +8,21 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"potluck/internal/testenv"
 )
 
 // Ensure is idempotent: a second call adds nothing, and every rule is there.
 // (What the rules achieve is proven by back/engine's TestInstallationsAreIsolated.)
 func TestEnsureIsIdempotent(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for iptables")
+		testenv.Missing(t, "needs root for iptables")
 	}
 	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("no iptables")
+		testenv.Missing(t, "no iptables")
 	}
 	if err := exec.Command("iptables", "-w", "5", "-S", "DOCKER-USER").Run(); err != nil {
-		t.Skip("no DOCKER-USER chain: dockerd is not running here")
+		testenv.Missing(t, "no DOCKER-USER chain: dockerd is not running here")
 	}
 	f := &Firewall{Interfaces: "pl-+"}
 	ctx := context.Background()

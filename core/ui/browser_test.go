@@ -18,6 +18,7 @@ import (
 	"potluck/apiclient/apitest"
 	"potluck/bench/appimage"
 	"potluck/internal/dockertest"
+	"potluck/internal/testenv"
 )
 
 const chromiumBin = "/usr/bin/chromium"
@@ -31,10 +32,7 @@ func chromiumPath(t *testing.T) string {
 	}
 	p, err := exec.LookPath("chromium")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chromium is missing (run scripts/install-deps.sh): %v", err)
-		}
-		t.Skip("chromium is not installed (scripts/install-deps.sh installs it)")
+		testenv.Missing(t, "chromium is not installed (scripts/install-deps.sh installs it)")
 	}
 	return p
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"potluck/bench/appimage"
+	"potluck/internal/testenv"
 )
 
 // Require fails (CI) or skips (elsewhere) unless a Docker Engine answers.
@@ -31,11 +32,7 @@ func Require(t testing.TB) {
 	if err == nil {
 		return
 	}
-	msg := "no Docker Engine answers (" + err.Error() + "); run scripts/docker-up.sh as root"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testenv.Missing(t, "no Docker Engine answers ("+err.Error()+"); run scripts/docker-up.sh as root")
 }
 
 // builtImage is an image's `docker save` tarball, built once per test binary.
