@@ -104,6 +104,9 @@ func (p *Proxy) holdBody(req *fasthttp.Request) (*os.File, int64, error) {
 		_ = f.Close()
 		return nil, 0, err
 	}
+	if p.holdFailing.Load() && p.holdFailing.CompareAndSwap(true, false) {
+		p.log.Info("request bodies are held on disk again", "temp_dir", p.opts.TempDir)
+	}
 	return f, size, nil
 }
 
@@ -146,7 +149,9 @@ func (p *Proxy) failBody(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, errBodyTooLarge):
 		p.fail(ctx, fasthttp.StatusRequestEntityTooLarge, msgTooLarge)
 	case errors.As(err, &he):
-		p.log.Error("request body could not be held", "err", err)
+		if p.holdFailing.CompareAndSwap(false, true) {
+			p.log.Error("request bodies cannot be held on disk; answering 500 until they can", "err", err)
+		}
 		p.fail(ctx, fasthttp.StatusInternalServerError, msgHoldFailed)
 	case isTimeout(err):
 		p.fail(ctx, fasthttp.StatusRequestTimeout, msgBodyTimeout)

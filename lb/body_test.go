@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -110,4 +111,26 @@ func TestBodyThatCannotBeHeldIs500(t *testing.T) {
 	require.Equal(t, msgHoldFailed, body)
 	require.Zero(t, b.hits.Load())
 	require.Zero(t, p.Status().Routes[0].Backends[0].Failures)
+}
+
+// The disk failing is logged once when it starts and once when it ends, not
+// for every request answered 500 meanwhile.
+func TestBodyHoldFailureIsLoggedPerTransition(t *testing.T) {
+	b := startBackend(t, "b", nil)
+	dir := filepath.Join(t.TempDir(), "missing")
+	var logs lockedBuffer
+	p := startProxy(t, Options{RetryBuffer: 4, TempDir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		[]Route{route("app.test", b.addr)})
+	put := func() int {
+		code, _, _ := do(t, newClient(), "PUT", p.url, "app.test", strings.NewReader(strings.Repeat("x", 100)))
+		return code
+	}
+	for range 3 {
+		require.Equal(t, 500, put())
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), "cannot be held"), logs.String())
+	require.NoError(t, os.Mkdir(dir, 0o700))
+	require.Equal(t, 200, put())
+	require.Equal(t, 200, put())
+	require.Equal(t, 1, strings.Count(logs.String(), "held on disk again"), logs.String())
 }

@@ -35,6 +35,10 @@ type Proxy struct {
 	open      map[net.Conn]struct{}
 
 	m proxyMetrics
+	// holdFailing is set while request bodies cannot be held on disk
+	// (TempDir full or gone): logged when it starts and when it ends, not
+	// for every request answered 500 meanwhile.
+	holdFailing atomic.Bool
 }
 
 type proxyMetrics struct {
