@@ -265,6 +265,10 @@ type coreList struct {
 	mu      sync.Mutex
 	id      Identity
 	current int // index into id.CorePeers of the core node in use
+	// moved closes when another core node takes the current one's place,
+	// so a blocking query held by a node the heartbeats found dead ends
+	// at once instead of waiting out its timeout on a silent tunnel.
+	moved chan struct{}
 }
 
 func (c *coreList) set(id Identity) {
@@ -296,9 +300,19 @@ func (c *coreList) replace(cores []agentproto.CorePeer) (Identity, bool) {
 }
 
 func (c *coreList) agentURL() string {
+	url, _ := c.inUse()
+	return url
+}
+
+// inUse is the agent API URL of the core node in use and a channel that
+// closes when another node takes its place.
+func (c *coreList) inUse() (url string, moved <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.id.CorePeers[c.current%len(c.id.CorePeers)].AgentURL
+	if c.moved == nil {
+		c.moved = make(chan struct{})
+	}
+	return c.id.CorePeers[c.current%len(c.id.CorePeers)].AgentURL, c.moved
 }
 
 func (c *coreList) count() int {
@@ -309,6 +323,10 @@ func (c *coreList) count() int {
 
 func (c *coreList) next() {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.current++
-	c.mu.Unlock()
+	if c.moved != nil {
+		close(c.moved)
+		c.moved = nil
+	}
 }

@@ -56,6 +56,9 @@ func (a *Agent) Follow(ctx context.Context, apply Apply) error {
 			a.applyState(ctx, empty, apply) // drops every tunnel but the core nodes'
 			return ErrDecommissioned
 		}
+		if errors.Is(err, errCoreMoved) {
+			continue // the heartbeats found the node dead and moved on
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -121,12 +124,33 @@ func (a *Agent) refreshCores(d *agentproto.DesiredState) {
 	}
 }
 
+// errCoreMoved ends a blocking query whose core node was given up (by the
+// heartbeats) while it waited.
+var errCoreMoved = errors.New("the core node in use was given up")
+
+// fetchState asks the core node in use for the desired state after index.
+// A node that dies mid-query never answers and, over the tunnel, never
+// resets the connection either: the query ends when the heartbeats give the
+// node up, or at the latest PollWait+15 s.
 func (a *Agent) fetchState(ctx context.Context, index uint64) (*agentproto.DesiredState, error) {
-	url := fmt.Sprintf("%s%s?index=%d&wait=%s", a.cores.agentURL(), agentproto.PathState, index, a.cfg.PollWait)
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.PollWait+15*time.Second)
+	base, moved := a.cores.inUse()
+	url := fmt.Sprintf("%s%s?index=%d&wait=%s", base, agentproto.PathState, index, a.cfg.PollWait)
+	ctx, cancel := context.WithTimeoutCause(ctx, a.cfg.PollWait+15*time.Second, errors.New("no answer within the poll wait"))
 	defer cancel()
+	ctx, cancelMoved := context.WithCancelCause(ctx)
+	defer cancelMoved(nil)
+	go func() {
+		select {
+		case <-moved:
+			cancelMoved(errCoreMoved)
+		case <-ctx.Done():
+		}
+	}()
 	var d agentproto.DesiredState
 	if err := jsonhttp.Do(ctx, a.client, jsonhttp.Request{Method: http.MethodGet, URL: url}, &d, maxReply); err != nil {
+		if errors.Is(context.Cause(ctx), errCoreMoved) {
+			return nil, errCoreMoved
+		}
 		return nil, err
 	}
 	return &d, nil

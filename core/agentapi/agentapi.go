@@ -110,6 +110,12 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
 		st = h.waitForChange(ctx, st, n, host.ID)
+		if r.Context().Err() != nil {
+			// The node is stopping (or the agent left): send the agent on
+			// to another node rather than answer "nothing new".
+			jsonhttp.WriteError(w, http.StatusServiceUnavailable, "this core node is shutting down; ask another")
+			return
+		}
 	}
 	cur := st.Hosts[host.ID]
 	if cur == nil || cur.Status == fsm.HostDecommissioned {

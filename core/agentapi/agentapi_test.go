@@ -174,3 +174,26 @@ func TestHeartbeatRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestBlockingStateEndsWithTheNode: a core node that stops answers the
+// blocking queries it holds with 503, so each agent asks another node at
+// once instead of learning "nothing new" and asking this one again.
+func TestBlockingStateEndsWithTheNode(t *testing.T) {
+	h := New(Config{State: oneBack(t), Identify: func(*http.Request) (string, bool) { return "key-back", true }})
+	stopping, stop := context.WithCancel(context.Background())
+	index := h.cfg.State.State().Index
+	answered := make(chan int, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequestWithContext(stopping, http.MethodGet, fmt.Sprintf("%s?index=%d&wait=5m", agentproto.PathState, index), nil)
+		h.ServeHTTP(rec, req)
+		answered <- rec.Code
+	}()
+	select {
+	case code := <-answered:
+		t.Fatalf("answered %d before anything changed", code)
+	case <-time.After(100 * time.Millisecond):
+	}
+	stop()
+	require.Equal(t, http.StatusServiceUnavailable, <-answered)
+}

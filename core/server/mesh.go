@@ -44,6 +44,10 @@ const (
 	DefaultProbePort = 7401
 )
 
+// meshFlushGrace is how long a stopping node keeps its tunnel up after the
+// agent API's last answer.
+const meshFlushGrace = 100 * time.Millisecond
+
 type meshRuntime struct {
 	s      *Server
 	cfg    MeshConfig
@@ -110,7 +114,13 @@ func (m *meshRuntime) start(ctx context.Context) error {
 		Identify:  m.identify,
 		Heartbeat: m.s.deliverHeartbeat,
 	})
-	m.agent = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	m.agent = &http.Server{
+		Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		// Requests end with the node: a blocking query answers 503 at
+		// once, so its agent asks another node instead of waiting on one
+		// that is gone.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+	}
 	m.s.goRun(func() {
 		if err := m.agent.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.s.log.Warn("agent API", "err", err)
@@ -139,6 +149,9 @@ func (m *meshRuntime) close() {
 		if err := m.agent.Shutdown(ctx); err != nil {
 			_ = m.agent.Close()
 		}
+		// The last answers and FINs are queued in the tunnel's TCP stack;
+		// let them leave before the device goes.
+		time.Sleep(meshFlushGrace)
 	}
 	_ = m.node.Close()
 }
