@@ -22,6 +22,7 @@ type nodeOpts struct {
 	dial  time.Duration
 	mtu   int
 	path  dataPath
+	alive time.Duration // TCPKeepalive
 }
 
 // newNode starts a real node on loopback UDP and closes it with the test.
@@ -32,7 +33,7 @@ func newNode(t testing.TB, addr string, o nodeOpts) *Node {
 		o.key, err = GeneratePrivateKey()
 		require.NoError(t, err)
 	}
-	cfg := Config{PrivateKey: o.key, Address: netip.MustParseAddr(addr), ListenPort: o.port, ProbeInterval: o.probe, DialTimeout: o.dial, MTU: o.mtu, dataPath: o.path}
+	cfg := Config{PrivateKey: o.key, Address: netip.MustParseAddr(addr), ListenPort: o.port, ProbeInterval: o.probe, DialTimeout: o.dial, MTU: o.mtu, TCPKeepalive: o.alive, dataPath: o.path}
 	if o.wan != nil {
 		b, err := NewWANBind(nil, *o.wan)
 		require.NoError(t, err)

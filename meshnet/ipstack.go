@@ -2,9 +2,11 @@ package meshnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 	"golang.zx2c4.com/wireguard/tun/netstack"
@@ -17,6 +19,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
 )
 
 // dataPath selects how packets move between WireGuard and the node's TCP/IP
@@ -54,7 +57,7 @@ type ipStack interface {
 
 // newIPStack creates the TUN device WireGuard reads and writes and the stack
 // behind it, with addr as the only local address.
-func newIPStack(addr netip.Addr, mtu int, path dataPath) (tun.Device, ipStack, error) {
+func newIPStack(addr netip.Addr, mtu int, keepalive time.Duration, path dataPath) (tun.Device, ipStack, error) {
 	if path == pathStock {
 		dev, tnet, err := netstack.CreateNetTUN([]netip.Addr{addr}, nil, mtu)
 		if err != nil {
@@ -101,14 +104,17 @@ func newIPStack(addr netip.Addr, mtu int, path dataPath) (tun.Device, ipStack, e
 		return nil, nil, fmt.Errorf("add address %s: %s", addr, err)
 	}
 	s.AddRoute(tcpip.Route{Destination: empty, NIC: nicID})
-	return link, userStack{s}, nil
+	return link, userStack{s: s, keepalive: keepalive}, nil
 }
 
 // nicID is the one NIC of a node's stack.
 const nicID tcpip.NICID = 1
 
 // userStack is a gVisor stack behind a tunLink.
-type userStack struct{ s *stack.Stack }
+type userStack struct {
+	s         *stack.Stack
+	keepalive time.Duration // idle time before a dialed connection is probed
+}
 
 func fullAddr(ap netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumber) {
 	proto := ipv4.ProtocolNumber
@@ -122,11 +128,7 @@ func (u userStack) dial(ctx context.Context, network string, to netip.AddrPort) 
 	fa, proto := fullAddr(to)
 	switch network {
 	case "tcp", "tcp4", "tcp6":
-		c, err := gonet.DialContextTCP(ctx, u.s, fa, proto)
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
+		return u.dialTCP(ctx, fa, proto)
 	case "udp", "udp4", "udp6":
 		c, err := gonet.DialUDP(u.s, nil, &fa, proto)
 		if err != nil {
@@ -135,6 +137,50 @@ func (u userStack) dial(ctx context.Context, network string, to netip.AddrPort) 
 		return c, nil
 	}
 	return nil, fmt.Errorf("network %q: only tcp and udp", network)
+}
+
+// dialTCP is gonet.DialContextTCP with keepalive probes switched on.
+func (u userStack) dialTCP(ctx context.Context, to tcpip.FullAddress, proto tcpip.NetworkProtocolNumber) (net.Conn, error) {
+	var wq waiter.Queue
+	ep, tcpErr := u.s.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
+	if tcpErr != nil {
+		return nil, errors.New(tcpErr.String())
+	}
+	entry, writable := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+	tcpErr = ep.Connect(to)
+	if _, started := tcpErr.(*tcpip.ErrConnectStarted); started {
+		select {
+		case <-ctx.Done():
+			ep.Close()
+			return nil, ctx.Err()
+		case <-writable:
+		}
+		tcpErr = ep.LastError()
+	}
+	if tcpErr != nil {
+		ep.Close()
+		return nil, &net.OpError{Op: "connect", Net: "tcp", Addr: &net.TCPAddr{IP: net.IP(to.Addr.AsSlice()), Port: int(to.Port)}, Err: errors.New(tcpErr.String())}
+	}
+	// Set once connected: gVisor arms the timer only on an established
+	// connection.
+	if err := setKeepalive(ep, u.keepalive); err != nil {
+		ep.Close()
+		return nil, err
+	}
+	return gonet.NewTCPConn(&wq, ep), nil
+}
+
+func setKeepalive(ep tcpip.Endpoint, idle time.Duration) error {
+	ep.SocketOptions().SetKeepAlive(true)
+	idleOpt, intervalOpt := tcpip.KeepaliveIdleOption(idle), tcpip.KeepaliveIntervalOption(idle/2)
+	for _, err := range []tcpip.Error{ep.SetSockOpt(&idleOpt), ep.SetSockOpt(&intervalOpt), ep.SetSockOptInt(tcpip.KeepaliveCountOption, 3)} {
+		if err != nil {
+			return fmt.Errorf("TCP keepalive: %s", err)
+		}
+	}
+	return nil
 }
 
 func (u userStack) listenTCP(at netip.AddrPort) (net.Listener, error) {

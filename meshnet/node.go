@@ -30,6 +30,10 @@ const (
 	// HubKeepalive is the persistent keepalive toward hubs; 25 s keeps a
 	// NAT's UDP mapping alive with margin (Linux conntrack idles out at 30 s).
 	HubKeepalive = 25 * time.Second
+	// DefaultTCPKeepalive: a connection to a peer that died ends within
+	// 10 s + 3 × 5 s of silence; one to a peer that restarted, at the first
+	// probe (the new stack resets it).
+	DefaultTCPKeepalive = 10 * time.Second
 )
 
 // ErrClosed is returned by every operation on a closed Node.
@@ -63,6 +67,12 @@ type Config struct {
 	DialTimeout time.Duration
 	// ProbeInterval is how often hub peers are actively probed.
 	ProbeInterval time.Duration
+	// TCPKeepalive is how long a TCP connection dialed over the tunnel
+	// may be silent before it is probed; probes follow every half of it
+	// and three unanswered ones end the connection. A peer that dies never
+	// resets its connections, so without probes a read from it would wait
+	// for its own timeout. 0 means DefaultTCPKeepalive.
+	TCPKeepalive time.Duration
 
 	// dataPath lets benchmarks compare the data path with older designs.
 	dataPath dataPath
@@ -151,7 +161,10 @@ func New(cfg Config) (*Node, error) {
 		cfg.Bind = newUDPBind()
 	}
 
-	tdev, ipstack, err := newIPStack(cfg.Address, cfg.MTU, cfg.dataPath)
+	if cfg.TCPKeepalive <= 0 {
+		cfg.TCPKeepalive = DefaultTCPKeepalive
+	}
+	tdev, ipstack, err := newIPStack(cfg.Address, cfg.MTU, cfg.TCPKeepalive, cfg.dataPath)
 	if err != nil {
 		return nil, fmt.Errorf("meshnet: create netstack: %w", err)
 	}

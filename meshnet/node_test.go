@@ -2,6 +2,7 @@ package meshnet
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -275,4 +276,49 @@ func mustKey(t testing.TB) PrivateKey {
 	k, err := GeneratePrivateKey()
 	require.NoError(t, err)
 	return k
+}
+
+// TestKeepaliveEndsAConnectionToADeadPeer: a peer that dies sends no FIN and
+// no reset; the probes end the connection instead of a read waiting for ever.
+func TestKeepaliveEndsAConnectionToADeadPeer(t *testing.T) {
+	tests := []struct {
+		name    string
+		restart bool // the peer comes back at once, with a fresh stack
+	}{
+		{"peer gone", false},
+		{"peer restarted", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newNode(t, "100.64.0.1", nodeOpts{alive: 500 * time.Millisecond})
+			key := mustKey(t)
+			b := newNode(t, "100.64.0.2", nodeOpts{key: key})
+			link(t, a, b)
+			ln, err := b.Listen(80)
+			require.NoError(t, err)
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					defer c.Close()
+				}
+			}()
+			c, err := a.DialContext(context.Background(), "tcp", "100.64.0.2:80")
+			require.NoError(t, err)
+			defer c.Close()
+			port := b.ListenPort()
+			require.NoError(t, b.Close())
+			if tc.restart {
+				b = newNode(t, "100.64.0.2", nodeOpts{key: key, port: port})
+				require.NoError(t, b.UpsertPeer(peerOf(a)))
+			}
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+			_, err = c.Read(make([]byte, 1))
+			var ne net.Error
+			require.Error(t, err)
+			require.False(t, errors.As(err, &ne) && ne.Timeout(), "the read waited out its deadline: %v", err)
+		})
+	}
 }

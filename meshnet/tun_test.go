@@ -19,7 +19,7 @@ import (
 // closed with the test.
 func testLink(t testing.TB, addr string) *tunLink {
 	t.Helper()
-	dev, _, err := newIPStack(netip.MustParseAddr(addr), DefaultMTU, pathOffload)
+	dev, _, err := newIPStack(netip.MustParseAddr(addr), DefaultMTU, DefaultTCPKeepalive, pathOffload)
 	require.NoError(t, err)
 	l := dev.(*tunLink)
 	t.Cleanup(func() { l.Close() })
@@ -103,7 +103,7 @@ func TestTUNLinkQueueIsBounded(t *testing.T) {
 // WireGuard's reader goroutine learns the device is gone.
 func TestTUNLinkCloseEndsRead(t *testing.T) {
 	requireNoLeak(t)
-	dev, _, err := newIPStack(netip.MustParseAddr("100.64.0.1"), DefaultMTU, pathOffload)
+	dev, _, err := newIPStack(netip.MustParseAddr("100.64.0.1"), DefaultMTU, DefaultTCPKeepalive, pathOffload)
 	require.NoError(t, err)
 	l := dev.(*tunLink)
 	done := make(chan error, 1)
