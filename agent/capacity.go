@@ -20,8 +20,8 @@ import (
 type MeasureFunc func(ctx context.Context, hostID string) (agentproto.Capacity, error)
 
 // MeasureLocal measures the machine the agent runs on: its CPUs (those the
-// process may use), its memory (/proc/meminfo's MemTotal) and the disk free
-// under dataDir.
+// process may use), its memory (/proc/meminfo's MemTotal), the disk free
+// under dataDir, its architecture and the storage type under dataDir.
 func MeasureLocal(dataDir string) MeasureFunc {
 	return func(context.Context, string) (agentproto.Capacity, error) {
 		mem, err := memTotal("/proc/meminfo")
@@ -32,7 +32,10 @@ func MeasureLocal(dataDir string) MeasureFunc {
 		if err != nil {
 			return agentproto.Capacity{}, fmt.Errorf("measure disk: %w", err)
 		}
-		return agentproto.Capacity{CPUs: float64(runtime.NumCPU()), MemoryMB: mem >> 20, DiskMB: free >> 20}, nil
+		return agentproto.Capacity{
+			CPUs: float64(runtime.NumCPU()), MemoryMB: mem >> 20, DiskMB: free >> 20,
+			Arch: runtime.GOARCH, Storage: StorageType(dataDir),
+		}, nil
 	}
 }
 

@@ -136,6 +136,11 @@ type Capacity struct {
 	CPUs     float64 `json:"cpus"`
 	MemoryMB int64   `json:"memory_mb"`
 	DiskMB   int64   `json:"disk_mb"`
+	// Arch is the CPU architecture in Go's names (amd64, arm64); Storage
+	// is "ssd" or "hdd" for the disk Potluck uses. Empty: unknown (and
+	// from agents before these fields). Installations can require both.
+	Arch    string `json:"arch,omitempty"`
+	Storage string `json:"storage,omitempty"`
 }
 
 // Host is a registered host as the core describes it to agents.

@@ -78,6 +78,14 @@ type Host struct {
 	// Measured is what the host's agent measured (nil for older agents);
 	// the core places no more than the smaller of it and Capacity.
 	Measured *Resources `json:"measured,omitempty"`
+	// Features installations can require or spread over: Arch and Storage
+	// as the agent measured them, Region, Lender and Labels as the
+	// operator set them. Empty: unknown.
+	Arch    string            `json:"arch,omitempty"`
+	Storage string            `json:"storage,omitempty"`
+	Region  string            `json:"region,omitempty"`
+	Lender  string            `json:"lender,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
 }
 
 // RegisterHostRequest is the body of POST /v1/hosts.

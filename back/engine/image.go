@@ -136,6 +136,7 @@ type Facts struct {
 	CPUs        int
 	MemoryBytes int64
 	RootDir     string // Docker's data root, where images and containers live
+	Arch        string // the machine's architecture as uname -m says it (x86_64)
 }
 
 // Facts asks the engine about its machine.
@@ -144,7 +145,7 @@ func (e *Engine) Facts(ctx context.Context) (Facts, error) {
 	if err != nil {
 		return Facts{}, fmt.Errorf("docker info: %w", err)
 	}
-	return Facts{CPUs: res.Info.NCPU, MemoryBytes: res.Info.MemTotal, RootDir: res.Info.DockerRootDir}, nil
+	return Facts{CPUs: res.Info.NCPU, MemoryBytes: res.Info.MemTotal, RootDir: res.Info.DockerRootDir, Arch: res.Info.Architecture}, nil
 }
 
 // ExposedTCPPorts returns the TCP ports image ref declares with EXPOSE

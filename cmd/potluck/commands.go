@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -232,6 +234,7 @@ func cmdHostsShow(c *cmdCtx) error {
 		{"public key", h.PublicKey},
 		{"capacity (declared)", fmt.Sprintf("%s cpu, %s memory, %s disk", cpus(h.Capacity.MilliCPU), mib(h.Capacity.MemoryMB), mib(h.Capacity.DiskMB))},
 		{"measured", measured(h.Measured)},
+		{"features", features(h)},
 		{"free", fmt.Sprintf("%s cpu, %s memory, %s disk", cpus(h.Free.MilliCPU), mib(h.Free.MemoryMB), mib(h.Free.DiskMB))},
 		{"instances", strconv.Itoa(h.Instances)}, {"join token", or(h.TokenID, "-")},
 		{"registered", h.RegisteredAt.Format(time.RFC3339)},
@@ -244,6 +247,16 @@ func measured(m *apiclient.Resources) string {
 		return "- (agent too old to measure; placement uses the declaration)"
 	}
 	return fmt.Sprintf("%s cpu, %s memory, %s disk", cpus(m.MilliCPU), mib(m.MemoryMB), mib(m.DiskMB))
+}
+
+// features lists what installations can require of a host (--requires),
+// "-" for what is unknown.
+func features(h *apiclient.Host) string {
+	parts := []string{"arch=" + or(h.Arch, "-"), "storage=" + or(h.Storage, "-"), "region=" + or(h.Region, "-"), "lender=" + or(h.Lender, "-")}
+	for _, k := range slices.Sorted(maps.Keys(h.Labels)) {
+		parts = append(parts, k+"="+h.Labels[k])
+	}
+	return strings.Join(parts, " ")
 }
 
 func cmdHostsRm(c *cmdCtx) error {

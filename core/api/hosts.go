@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"time"
 
 	"potluck/agentproto"
@@ -20,6 +21,9 @@ const (
 	MaxHostMemoryMB = 1 << 24 // memory_mb: 16 TiB
 	MaxHostDiskMB   = 1 << 30 // disk_mb: 1 PiB
 )
+
+// featurePattern is what a measured host feature (arch, storage) may be.
+var featurePattern = regexp.MustCompile(`^[a-z0-9_]{1,16}$`)
 
 // checkRegistration validates a host's registration, puts its public key in
 // canonical form, and returns its role.
@@ -48,6 +52,8 @@ func checkRegistration(req *agentproto.RegisterRequest) (fsm.Role, error) {
 		switch {
 		case m.CPUs <= 0 || m.CPUs > MaxHostCPUs || math.IsNaN(m.CPUs), m.MemoryMB <= 0 || m.MemoryMB > MaxHostMemoryMB, m.DiskMB < 0 || m.DiskMB > MaxHostDiskMB:
 			p.add("measured capacity out of range (cpus 0-%d, memory_mb and disk_mb positive)", MaxHostCPUs)
+		case m.Arch != "" && !featurePattern.MatchString(m.Arch), m.Storage != "" && !featurePattern.MatchString(m.Storage):
+			p.add("measured arch and storage must be short lower-case names (amd64, ssd)")
 		default:
 			// An agent refuses to declare more than it measured; a request
 			// that does anyway did not come from an honest agent.
@@ -167,6 +173,7 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 		}
 		if m := req.Measured; m != nil {
 			h.Measured = &fsm.Resources{MilliCPU: int64(math.Round(m.CPUs * 1000)), MemoryMB: m.MemoryMB, DiskMB: m.DiskMB}
+			h.Arch, h.Storage = m.Arch, m.Storage
 		}
 		if role == fsm.RoleFront {
 			h.Endpoint, h.PublicURL = req.Endpoint, req.PublicURL

@@ -225,12 +225,14 @@ func TestBodyDeadline(t *testing.T) {
 func TestRegistrationKeepsMeasured(t *testing.T) {
 	f := newFixture(t)
 	tok := f.joinToken(`{}`)
-	body := `{"name":"b1","role":"back","public_key":"` + testKey(1) + `","cpus":4,"memory_mb":4096,"disk_mb":10000,"measured":{"cpus":8,"memory_mb":4096,"disk_mb":20000}}`
+	body := `{"name":"b1","role":"back","public_key":"` + testKey(1) + `","cpus":4,"memory_mb":4096,"disk_mb":10000,"measured":{"cpus":8,"memory_mb":4096,"disk_mb":20000,"arch":"arm64","storage":"ssd"}}`
 	rec := f.do(request{method: "POST", path: "/v1/hosts", token: tok.Token, body: body})
 	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
 	var h HostView
 	f.call("GET", "/v1/hosts/b1", "", http.StatusOK, &h)
 	require.Equal(t, &fsm.Resources{MilliCPU: 8000, MemoryMB: 4096, DiskMB: 20000}, h.Measured)
+	require.Equal(t, "arm64", h.Arch, "the measured architecture is the feature --requires arch= matches")
+	require.Equal(t, "ssd", h.Storage)
 	require.Equal(t, fsm.Resources{MilliCPU: 4000, MemoryMB: 4096, DiskMB: 10000}, h.Free, "free: the smaller of declared and measured")
 
 	// A host whose agent measured less than it declared earlier (an older
@@ -238,6 +240,19 @@ func TestRegistrationKeepsMeasured(t *testing.T) {
 	st := f.node.State().Clone()
 	st.Hosts[h.ID].Measured = &fsm.Resources{MilliCPU: 1000, MemoryMB: 1024, DiskMB: 500}
 	require.Equal(t, fsm.Resources{MilliCPU: 1000, MemoryMB: 1024, DiskMB: 500}, hostView(st, st.Hosts[h.ID]).Free)
+}
+
+// TestRegistrationRefusesOddFeatures: measured features are short names,
+// never free text that would end up in tables and placement constraints.
+func TestRegistrationRefusesOddFeatures(t *testing.T) {
+	f := newFixture(t)
+	tok := f.joinToken(`{}`)
+	for i, measured := range []string{`"arch":"AMD64"`, `"storage":"ssd; drop"`, `"arch":"` + strings.Repeat("a", 17) + `"`} {
+		body := fmt.Sprintf(`{"name":"b%d","role":"back","public_key":"%s","cpus":1,"memory_mb":64,"disk_mb":100,"measured":{"cpus":1,"memory_mb":64,"disk_mb":100,%s}}`, i, testKey(byte(10+i)), measured)
+		rec := f.do(request{method: "POST", path: "/v1/hosts", token: tok.Token, body: body})
+		require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+		require.Contains(t, rec.Body.String(), "measured arch and storage must be short lower-case names")
+	}
 }
 
 // TestClientAddrOfForwardedRequests: failed tokens count against the client
