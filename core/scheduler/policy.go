@@ -91,7 +91,8 @@ type Candidate struct {
 }
 
 // Score is PolicyPack's rank of a candidate for an instance needing need;
-// lower is better. With u the dominant share of the capacity reserved after
+// lower is better. With u the dominant share of the capacity (the smaller of declared and
+// measured, as for fitting) reserved after
 // placement (max over cpu, memory and disk of reserved/capacity) and f the
 // same share of the forecast load after placement:
 //
@@ -106,7 +107,7 @@ type Candidate struct {
 // the third term (the leader's default while the forecast is the
 // reservations).
 func Score(c Candidate, need fsm.Resources, headroom float64) float64 {
-	capacity := c.Host.Capacity
+	capacity := c.Host.Schedulable() // what Free is a part of
 	reserved := capacity.Sub(c.Free).Add(need)
 	s := 1 - dominantShare(reserved, capacity)
 	if c.Instances == 0 {

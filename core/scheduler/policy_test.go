@@ -263,6 +263,7 @@ func TestScoreTerms(t *testing.T) {
 	h := &fsm.Host{Capacity: fsm.Resources{MilliCPU: 4000, MemoryMB: 4000, DiskMB: 4000}}
 	need := fsm.Resources{MilliCPU: 1000, MemoryMB: 500}
 	half := fsm.Resources{MilliCPU: 2000, MemoryMB: 1000}
+	measuredHalf := &fsm.Host{Capacity: h.Capacity, Measured: &fsm.Resources{MilliCPU: 2000, MemoryMB: 4000, DiskMB: 4000}}
 	for _, tc := range []struct {
 		name string
 		c    Candidate
@@ -271,6 +272,9 @@ func TestScoreTerms(t *testing.T) {
 		{"empty host: waste plus the empty penalty", Candidate{Host: h, Free: h.Capacity}, 0.75 + EmptyHostPenalty},
 		{"half used: the waste only", Candidate{Host: h, Free: h.Capacity.Sub(half), Load: half, Instances: 1}, 0.25},
 		{"forecast at capacity: full hot penalty", Candidate{Host: h, Free: h.Capacity.Sub(half), Load: fsm.Resources{MilliCPU: 3000}, Instances: 1}, 0.25 + HotPenalty},
+		// Declared 4000 but measured 2000: shares are of the 2000 placement
+		// may use, not of the declaration.
+		{"measured below declared", Candidate{Host: measuredHalf, Free: measuredHalf.Schedulable()}, 0.5 + EmptyHostPenalty},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.InDelta(t, tc.want, Score(tc.c, need, DefaultHeadroom), 1e-9)

@@ -245,7 +245,7 @@ func (p *Planner) best(inst *fsm.Installation, need fsm.Resources, policy string
 }
 
 func (p *Planner) candidate(h *fsm.Host) Candidate {
-	reservedBefore := h.Capacity.Sub(p.free[h.ID]).Sub(p.delta[h.ID])
+	reservedBefore := h.Schedulable().Sub(p.free[h.ID]).Sub(p.delta[h.ID])
 	return Candidate{
 		Host: h, Free: p.free[h.ID], Instances: p.onHost[h.ID],
 		Load: p.demand.Load(h, reservedBefore).Add(p.delta[h.ID]),
