@@ -91,10 +91,10 @@ type Candidate struct {
 }
 
 // Score is PolicyPack's rank of a candidate for an instance needing need;
-// lower is better. With u the dominant share of the capacity (the smaller of declared and
-// measured, as for fitting) reserved after
-// placement (max over cpu, memory and disk of reserved/capacity) and f the
-// same share of the forecast load after placement:
+// lower is better. With u the dominant share of the capacity (the smaller
+// of declared and measured, as for fitting) reserved after placement (max
+// over cpu, memory and disk of reserved/capacity) and f the same share of
+// the forecast load after placement:
 //
 //	score = (1 - u)                                      fit waste: best fit on the dominant resource
 //	      + EmptyHostPenalty      if the Back has no instance yet
