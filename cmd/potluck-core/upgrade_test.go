@@ -61,6 +61,35 @@ func buildCore(t *testing.T, release string) string {
 	return bin
 }
 
+// upgradeFrom is the commit TestRollingUpgrade upgrades from: an earlier
+// state of main (raft over TLS, the release before this session's work).
+const upgradeFrom = "8267742b64b60f9c4910e4098fcf7629063dfc35"
+
+// buildCoreAt builds potluck-core as it was at commit, with a release string
+// of its own. A checkout without that commit (a shallow clone) gets this
+// commit's build under the old release string instead, and says so: the
+// procedure is still followed, only the versions do not differ in code.
+func buildCoreAt(t *testing.T, commit, release string) string {
+	t.Helper()
+	if err := exec.Command("git", "cat-file", "-e", commit+"^{commit}").Run(); err != nil {
+		t.Logf("commit %s is not in this checkout (shallow clone?): upgrading from this commit's build as %s", commit, release)
+		return buildCore(t, release)
+	}
+	src, tarball := t.TempDir(), filepath.Join(t.TempDir(), "src.tar")
+	archive := exec.Command("git", "archive", "--format=tar", "-o", tarball, commit)
+	archive.Dir = "../.." // the repository's root: from here git would archive this directory alone
+	out, err := archive.CombinedOutput()
+	require.NoError(t, err, "git archive %s: %s", commit, out)
+	out, err = exec.Command("tar", "-xf", tarball, "-C", src).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	bin := filepath.Join(t.TempDir(), "potluck-core-"+release)
+	build := exec.Command("go", "build", "-ldflags", "-X potluck/internal/version.release="+release, "-o", bin, "./cmd/potluck-core")
+	build.Dir = src
+	out, err = build.CombinedOutput()
+	require.NoError(t, err, "build potluck-core at %s: %s", commit, out)
+	return bin
+}
+
 // freePorts returns n loopback ports below the ephemeral range, held until
 // all are chosen.
 func freePorts(t *testing.T, n int) []string {
@@ -208,8 +237,8 @@ func (c *procCluster) holdsApps(i int, names ...string) {
 }
 
 // TestRollingUpgrade follows docs/operations.md's rolling upgrade on three
-// real processes: two builds of this commit with different release strings
-// (-ldflags), the old one running; each follower, then the leader, is
+// real processes: potluck-core built at an earlier commit (upgradeFrom)
+// running, then this commit's build; each follower, then the leader, is
 // stopped with SIGTERM and started on the new binary with the same data
 // directory; after each step `GET /v1/status` shows which node runs which
 // version and the cluster takes a write; at the end every node runs the new
@@ -219,7 +248,7 @@ func TestRollingUpgrade(t *testing.T) {
 		t.Skip("builds two binaries and runs three processes")
 	}
 	const oldRel, newRel = "v1.0.0-old", "v1.1.0-new"
-	oldBin, newBin := buildCore(t, oldRel), buildCore(t, newRel)
+	oldBin, newBin := buildCoreAt(t, upgradeFrom, oldRel), buildCore(t, newRel)
 	c := newProcCluster(t, oldBin, 3)
 	want := map[string]string{"core1": oldRel, "core2": oldRel, "core3": oldRel}
 	c.waitVersions(0, want)
