@@ -432,6 +432,21 @@ func (c *Client) DecommissionHost(ctx context.Context, idOrName string) (*Host, 
 	return &h, err
 }
 
+// HostPatch changes what the operator sets on a host (PATCH
+// /v1/hosts/{id}, a JSON merge patch): a nil Lender is kept, a label set to
+// nil is removed.
+type HostPatch struct {
+	Lender *string            `json:"lender,omitempty"`
+	Labels map[string]*string `json:"labels,omitempty"`
+}
+
+// PatchHost sets a host's lender and labels.
+func (c *Client) PatchHost(ctx context.Context, idOrName string, patch HostPatch) (*Host, error) {
+	var h Host
+	_, err := c.do(ctx, http.MethodPatch, "/v1/hosts/"+url.PathEscape(idOrName), nil, patch, &h)
+	return &h, err
+}
+
 // ---- apps ----
 
 // Progress is called while an upload is sent with the bytes sent so far

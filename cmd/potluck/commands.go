@@ -28,6 +28,7 @@ func commands() []command {
 
 		{path: "hosts ls", short: "list hosts with status and free capacity", cmd: &listCmd{list: cmdHostsLs}},
 		{path: "hosts show", args: "HOST", nargs: 1, short: "show one host (id or name)", cmd: action(cmdHostsShow)},
+		{path: "hosts label", args: "HOST", nargs: 1, short: "set who lends a host and its labels, which --requires and --spread can name", cmd: &hostsLabel{}},
 		{path: "hosts rm", args: "HOST", nargs: 1, short: "decommission a host: drain its instances to other hosts, then revoke its key", cmd: action(cmdHostsRm)},
 
 		{path: "tokens create", short: "create a join token for a new host, or an app-owner or read-only token (the secret is printed once)", cmd: &tokensCreate{}},
@@ -257,6 +258,46 @@ func features(h *apiclient.Host) string {
 		parts = append(parts, k+"="+h.Labels[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+type hostsLabel struct {
+	lender         cli.OptionalString
+	label, unlabel cli.Repeated
+}
+
+func (h *hostsLabel) register(fs *cli.FlagSet) {
+	fs.Var(&h.lender, "lender", "who lends the host (--lender '' clears it)")
+	fs.Var(&h.label, "label", "set a label, KEY=VALUE (repeatable)")
+	fs.Var(&h.unlabel, "unlabel", "remove the label KEY (repeatable)")
+}
+
+func (h *hostsLabel) run(c *cmdCtx) error {
+	patch := apiclient.HostPatch{Lender: h.lender.Ptr(), Labels: map[string]*string{}}
+	for _, kv := range h.label {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || v == "" {
+			return cli.Usagef("--label %q: give KEY=VALUE, e.g. --label gpu=a100", kv)
+		}
+		patch.Labels[k] = &v
+	}
+	for _, k := range h.unlabel {
+		if _, set := patch.Labels[k]; set {
+			return cli.Usagef("--label and --unlabel both name %q", k)
+		}
+		patch.Labels[k] = nil
+	}
+	if patch.Lender == nil && len(patch.Labels) == 0 {
+		return cli.Usagef("hosts label needs --lender, --label or --unlabel")
+	}
+	host, err := c.client.PatchHost(c.ctx, c.args[0], patch)
+	if err != nil {
+		return err
+	}
+	if c.g.json {
+		return printJSON(c.env.Stdout, host)
+	}
+	fmt.Fprintf(c.env.Stdout, "host %s: %s\n", host.Name, features(host))
+	return nil
 }
 
 func cmdHostsRm(c *cmdCtx) error {

@@ -166,6 +166,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/hosts", s.auth(authJoin, s.leaderOnly(s.registerHost)))
 	s.mux.HandleFunc("GET /v1/hosts", op(s.listHosts))
 	s.mux.HandleFunc("GET /v1/hosts/{id}", op(s.getHost))
+	s.mux.HandleFunc("PATCH /v1/hosts/{id}", w(s.patchHost))
 	s.mux.HandleFunc("POST /v1/hosts/{id}/decommission", w(s.decommissionHost))
 
 	s.mux.HandleFunc("GET /v1/apps", op(s.listApps))

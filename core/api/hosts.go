@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -223,6 +224,56 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 	h := findHost(st, r.PathValue("id"))
 	if h == nil {
 		s.notFound(w, fmt.Sprintf("no host %q", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, http.StatusOK, hostView(st, h))
+}
+
+// HostPatch is the body of PATCH /v1/hosts/{id}: a JSON merge patch
+// (RFC 7396) of what the operator sets on a host. An absent field is kept;
+// a label set to null is removed.
+type HostPatch struct {
+	Lender *string            `json:"lender"`
+	Labels map[string]*string `json:"labels"`
+}
+
+// patchHost sets who lends a host and its labels, the features placement
+// constraints (requires, spread) name besides the measured ones.
+func (s *Server) patchHost(w http.ResponseWriter, r *http.Request) {
+	ref := r.PathValue("id")
+	var patch HostPatch
+	if !s.decode(w, r, &patch) {
+		return
+	}
+	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		h := findHost(st, ref)
+		if h == nil {
+			return nil, &fsm.Error{Code: fsm.CodeNotFound, Message: fmt.Sprintf("no host %q", ref)}
+		}
+		lender := h.Lender
+		if patch.Lender != nil {
+			lender = *patch.Lender
+		}
+		labels := maps.Clone(h.Labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		for k, v := range patch.Labels {
+			if v == nil {
+				delete(labels, k)
+			} else {
+				labels[k] = *v
+			}
+		}
+		return &fsm.Command{Type: fsm.CmdSetHostLabels, Host: &fsm.Host{ID: h.ID, Lender: lender, Labels: labels}}, nil
+	})
+	if !s.writeResult(w, res, err) {
+		return
+	}
+	st := s.node.State()
+	h := st.Hosts[res.Ref]
+	if h == nil {
+		s.notFound(w, fmt.Sprintf("no host %q", ref))
 		return
 	}
 	writeJSON(w, http.StatusOK, hostView(st, h))

@@ -47,6 +47,8 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.failRelease(c)
 	case CmdSetHostPublicURL:
 		return s.setHostPublicURL(c)
+	case CmdSetHostLabels:
+		return s.setHostLabels(c)
 	}
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
 }

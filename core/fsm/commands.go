@@ -29,6 +29,9 @@ const (
 	CmdPromoteRelease     CommandType = "promote_release"
 	CmdFailRelease        CommandType = "fail_release"
 	CmdSetHostPublicURL   CommandType = "set_host_public_url"
+	// CmdSetHostLabels sets a host's operator-set features: Host.Lender and
+	// Host.Labels (replaced whole) of Command.Host.
+	CmdSetHostLabels CommandType = "set_host_labels"
 )
 
 // Command is one replicated write. The leader fills Time, ids and every

@@ -81,6 +81,35 @@ func (o *OptionalInt) Ptr() *int {
 	return &v
 }
 
+// OptionalString is a string flag that knows whether it was given, so an
+// empty value ("--lender ”") can clear what an absent flag keeps.
+type OptionalString struct {
+	Value string
+	Given bool
+}
+
+func (o *OptionalString) String() string {
+	if o == nil {
+		return ""
+	}
+	return o.Value
+}
+
+// Set takes v as it is.
+func (o *OptionalString) Set(v string) error {
+	o.Value, o.Given = v, true
+	return nil
+}
+
+// Ptr is the value, or nil when the flag was not given.
+func (o *OptionalString) Ptr() *string {
+	if !o.Given {
+		return nil
+	}
+	v := o.Value
+	return &v
+}
+
 // Duration is a duration flag that also takes days ("7d", "1d12h"), which
 // token lifetimes are usually counted in; otherwise as time.ParseDuration.
 type Duration time.Duration
