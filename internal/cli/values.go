@@ -82,7 +82,7 @@ func (o *OptionalInt) Ptr() *int {
 }
 
 // OptionalString is a string flag that knows whether it was given, so an
-// empty value ("--lender ”") can clear what an absent flag keeps.
+// empty value (--lender "") can clear what an absent flag keeps.
 type OptionalString struct {
 	Value string
 	Given bool
