@@ -127,13 +127,16 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Cluster{cfg: cfg, Loopback: byte(1 + time.Now().UnixNano()%250)}
+	// Raft and API ports outside the ephemeral range: a port picked from it
+	// can be taken by one of the test's own outgoing connections before the
+	// node binds it (seen in CI: "address already in use").
+	addrs, err := freeport.TCPs(2 * cfg.Cores)
+	if err != nil {
+		return nil, err
+	}
 	var peers []cluster.Peer
 	for i := range cfg.Cores {
-		addr, err := freeport.TCP()
-		if err != nil {
-			return nil, err
-		}
-		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("core%d", i+1), Addr: addr})
+		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("core%d", i+1), Addr: addrs[i]})
 	}
 	ca, err := pki.NewCA("localcluster")
 	if err != nil {
@@ -144,10 +147,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		if err != nil {
 			return nil, fmt.Errorf("localcluster: %w", err)
 		}
-		httpAddr, err := freeport.TCP()
-		if err != nil {
-			return nil, err
-		}
+		httpAddr := addrs[cfg.Cores+i]
 		port, err := freeport.UDP()
 		if err != nil {
 			return nil, err
