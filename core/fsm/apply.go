@@ -47,6 +47,10 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.failRelease(c)
 	case CmdSetHostPublicURL:
 		return s.setHostPublicURL(c)
+	case CmdCreateUISession:
+		return s.createUISession(c)
+	case CmdDeleteUISession:
+		return s.deleteUISession(c)
 	}
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
 }

@@ -124,6 +124,15 @@ func goldenLog() []goldenEntry {
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, RequestID: "req-policy", Name: "pack"}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdRetireInstallation, RequestID: "req-retire", Name: "site"}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, Name: "first-fit"}, reject: fsm.CodeInvalid},
+		// Web UI sessions: one of the operator's, one of an app owner's
+		// that logged out again.
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCreateUISession, UISession: &fsm.UISession{
+			Hash: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", Sealed: []byte("sealed-operator-token"),
+			TokenID: fsm.OperatorTokenID, ExpiresAt: expires}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCreateUISession, UISession: &fsm.UISession{
+			Hash: "d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35", Sealed: []byte("sealed-owner-token"),
+			TokenID: "tok-owner", ExpiresAt: expires}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdDeleteUISession, RequestID: "req-logout", Name: "d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35"}},
 	)
 	return log
 }
