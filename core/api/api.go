@@ -187,6 +187,12 @@ func (s *Server) routes() {
 
 	s.mux.HandleFunc("GET /v1/containers", op(s.listContainers))
 
+	// Web UI sessions: opened with any token but a join token; looked up
+	// and ended with the session id itself (uisessions.go).
+	s.mux.HandleFunc("POST /v1/ui/sessions", s.auth(authUser, s.leaderOnly(s.createUISession)))
+	s.mux.HandleFunc("GET /v1/ui/sessions/current", s.consistentRead(s.getUISession))
+	s.mux.HandleFunc("DELETE /v1/ui/sessions/current", s.leaderOnly(s.deleteUISession))
+
 	s.mux.HandleFunc("GET /v1/cluster/members", local(s.listMembers))
 	s.mux.HandleFunc("GET /v1/cluster/snapshot", w(s.saveSnapshot))
 	s.mux.HandleFunc("POST /v1/cluster/snapshot", w(s.restoreSnapshot))
