@@ -70,9 +70,12 @@ type Config struct {
 	// stops serving. Nil: the API alone answers 410 from then on.
 	OnRemoved func()
 
-	Heartbeat  HeartbeatFunc // the leader's reconciler
-	Logs       LogSource     // reaches Backs' logs over the mesh; nil: no logs
-	LeaderHold time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
+	Heartbeat HeartbeatFunc // the leader's reconciler
+	// LastHeartbeat says when a host last heartbeated to this node while it
+	// leads (the leader's reconciler); nil: hosts are shown without it.
+	LastHeartbeat func(hostID string) (time.Time, bool)
+	Logs          LogSource     // reaches Backs' logs over the mesh; nil: no logs
+	LeaderHold    time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
 	// DeleteWait is how long DELETE /v1/installations/{name} waits for the
 	// drained installation to be gone before it answers 202 instead of
 	// 204; 0 answers at once (204) once the deletion has started.
