@@ -78,6 +78,16 @@ type Host struct {
 	// Measured is what the host's agent measured (nil for older agents);
 	// the core places no more than the smaller of it and Capacity.
 	Measured *Resources `json:"measured,omitempty"`
+	// Features installations can require or spread over; empty when
+	// unknown.
+	Arch    string            `json:"arch,omitempty"`
+	Storage string            `json:"storage,omitempty"`
+	Region  string            `json:"region,omitempty"`
+	Lender  string            `json:"lender,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	// LastHeartbeat is when the host last heartbeated to the leader (nil
+	// when the leader has not heard from it since it was elected).
+	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
 }
 
 // RegisterHostRequest is the body of POST /v1/hosts.

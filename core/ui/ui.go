@@ -131,7 +131,7 @@ func (h *Handler) parseTemplates() error {
 		return fmt.Errorf("ui: templates: %w", err)
 	}
 	h.pages = map[string]*template.Template{}
-	for _, p := range []string{"login", "main", "apps", "app_new", "hosts", "installations", "installation_new", "containers", "installation", "notfound"} {
+	for _, p := range []string{"login", "main", "apps", "app_new", "hosts", "installations", "installation_new", "containers", "installation", "notfound", "app", "host"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "templates/"+p+".html")
 		if err != nil {
 			return fmt.Errorf("ui: template %s: %w", p, err)
@@ -153,8 +153,10 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("GET /ui/apps/new", h.authed(h.appNewPage))
 	h.mux.HandleFunc("POST /ui/apps", h.authedStream(h.uploadApp))
 	h.mux.HandleFunc("POST /ui/apps/{name}/delete", h.authed(h.deleteApp))
+	h.mux.HandleFunc("GET /ui/apps/{name}", h.authed(h.appPage))
 	h.mux.HandleFunc("GET /ui/hosts", h.authed(h.hostsPage))
 	h.mux.HandleFunc("POST /ui/hosts/{id}/decommission", h.authed(h.decommissionHost))
+	h.mux.HandleFunc("GET /ui/hosts/{id}", h.authed(h.hostPage))
 	h.mux.HandleFunc("GET /ui/installations", h.authed(h.installationsPage))
 	h.mux.HandleFunc("GET /ui/installations/new", h.authed(h.installationNewPage))
 	h.mux.HandleFunc("POST /ui/installations", h.authed(h.createInstallation))
