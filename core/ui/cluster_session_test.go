@@ -114,3 +114,31 @@ func TestSessionsValidOnEveryCoreNode(t *testing.T) {
 		cc.cookies["potluck_session"] = id
 	}
 }
+
+// TestSessionWithoutALeader: with no leader the session cannot be
+// confirmed, so the node's own copy lets its holder read Main (which says
+// there is no leader) but change nothing.
+func TestSessionWithoutALeader(t *testing.T) {
+	cores := apitest.StartCluster(t, 3)
+	a := cores[0]
+	cc := &cookieClient{t: t, cookies: map[string]string{}, c: &http.Client{Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	require.Equal(t, http.StatusSeeOther, cc.do(http.MethodPost, a.URL, "/ui/login", url.Values{"token": {apitest.Token}}).code)
+	require.Eventually(t, func() bool { return len(a.Server.Node.FSM.State().UISessions) == 1 }, 10*time.Second, 10*time.Millisecond)
+	csrf := csrfOf(t, cc.do(http.MethodGet, a.URL, "/ui/", nil).body)
+
+	for _, c := range cores[1:] {
+		require.NoError(t, c.Server.Close())
+	}
+	require.Eventually(t, func() bool { return !a.Server.Node.IsLeader() && a.Server.Node.Leader() == "" }, 20*time.Second, 50*time.Millisecond)
+
+	p := cc.do(http.MethodGet, a.URL, "/ui/", nil)
+	require.Equal(t, http.StatusOK, p.code, p.body)
+	require.Contains(t, p.body, "leader <b>none</b>")
+	p = cc.do(http.MethodPost, a.URL, "/ui/installations/nope/delete", url.Values{"csrf": {csrf}})
+	require.Equal(t, http.StatusServiceUnavailable, p.code, p.body)
+	require.Contains(t, p.body, "no leader")
+	p = cc.do(http.MethodPost, a.URL, "/ui/logout", url.Values{"csrf": {csrf}})
+	require.Equal(t, http.StatusServiceUnavailable, p.code, "a logout that cannot be recorded is not pretended")
+	require.NotEmpty(t, cc.cookies["potluck_session"])
+}

@@ -53,6 +53,9 @@ type session struct {
 	id    string // the cookie's value; never logged
 	token string // opened from the sealed copy; never logged
 	csrf  string
+	// stale: found in this node's own copy of the state because no leader
+	// could confirm it (see get); such a session only reads.
+	stale bool
 }
 
 // flash is a one-time message after a redirect.
@@ -138,8 +141,12 @@ func (s *sessions) create(ctx context.Context, token string) (*session, error) {
 	return newSession(id, token), nil
 }
 
-// get finds the session with this id: errNoSession when the cluster has
-// none, another error when it cannot say (no leader, for one).
+// get finds the session with this id in the leader's state: errNoSession
+// when the cluster has none, another error when it cannot say. Without a
+// leader (503) this node's own copy answers instead, so that an operator
+// still sees Main's "no leader" status; the session is then marked stale
+// and refused for anything but reading, because a logout committed a moment
+// ago may not have reached this copy.
 func (s *sessions) get(ctx context.Context, id string) (*session, error) {
 	if id == "" || len(id) > 128 {
 		return nil, errNoSession
@@ -147,14 +154,23 @@ func (s *sessions) get(ctx context.Context, id string) (*session, error) {
 	var v struct {
 		Sealed []byte `json:"sealed"`
 	}
-	if err := s.call(ctx, http.MethodGet, "/v1/ui/sessions/current", "", id, nil, &v); err != nil {
+	stale := false
+	err := s.call(ctx, http.MethodGet, "/v1/ui/sessions/current", "", id, nil, &v)
+	if jsonhttp.StatusOf(err) == http.StatusServiceUnavailable {
+		if s.call(ctx, http.MethodGet, "/v1/ui/sessions/current?stale", "", id, nil, &v) == nil {
+			err, stale = nil, true
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	token, err := openToken(id, v.Sealed)
 	if err != nil {
 		return nil, errNoSession // not sealed under this id: not this browser's session
 	}
-	return newSession(id, token), nil
+	se := newSession(id, token)
+	se.stale = stale
+	return se, nil
 }
 
 // remove ends the session everywhere; one already gone is no error.

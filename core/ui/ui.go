@@ -252,6 +252,10 @@ func (h *Handler) session(next func(w http.ResponseWriter, r *http.Request, rq *
 			http.Error(w, "not logged in (or the session expired): log in again at /ui/login", http.StatusUnauthorized)
 			return
 		}
+		if se.stale && r.Method != http.MethodGet {
+			http.Error(w, "the cluster has no leader now, so nothing can be changed and the session cannot be confirmed; retry shortly", http.StatusServiceUnavailable)
+			return
+		}
 		if r.Method == http.MethodPost && !streamed {
 			r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxFormBytes)
 			if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") || !se.validCSRF(r.PostFormValue("csrf")) {
