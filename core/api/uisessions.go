@@ -73,7 +73,7 @@ func (s *Server) createUISession(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {
 		return &fsm.Command{Type: fsm.CmdCreateUISession, UISession: &fsm.UISession{
-			Hash: req.IDHash, Sealed: req.Sealed, TokenID: tokenID, ExpiresAt: now.Add(ttl)}}, nil
+			Hash: req.IDHash, Sealed: req.Sealed, TokenID: tokenID, TokenHash: HashToken(bearer(r)), ExpiresAt: now.Add(ttl)}}, nil
 	})
 	if !s.writeResult(w, res, err) {
 		return
@@ -117,10 +117,8 @@ func (s *Server) getUISession(w http.ResponseWriter, r *http.Request) {
 	st := s.node.State()
 	now := s.cfg.Now()
 	u := st.UISession(HashUISessionID(id), now)
-	if u != nil && u.TokenID != fsm.OperatorTokenID {
-		if t := st.Tokens[u.TokenID]; t == nil || !t.Usable(now) {
-			u = nil
-		}
+	if u != nil && !sessionTokenValid(st, u, now) {
+		u = nil
 	}
 	if u == nil {
 		if s.node.IsLeader() || s.node.Current() {
@@ -154,4 +152,18 @@ func (s *Server) deleteUISession(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("ui session ended")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// sessionTokenValid reports whether the token a session was opened with
+// still works: a scoped token not revoked or expired, or the operator token
+// (the current one, or the one a rotation replaced while its grace lasts).
+func sessionTokenValid(st *fsm.State, u *fsm.UISession, now time.Time) bool {
+	if u.TokenID != fsm.OperatorTokenID {
+		t := st.Tokens[u.TokenID]
+		return t != nil && t.Usable(now) && equalHash(u.TokenHash, t.Hash)
+	}
+	current := equalHash(u.TokenHash, st.OperatorTokenHash)
+	previous := st.PreviousOperatorTokenHash != "" && equalHash(u.TokenHash, st.PreviousOperatorTokenHash) &&
+		st.PreviousOperatorUntil != nil && now.Before(*st.PreviousOperatorUntil)
+	return current || previous
 }

@@ -115,3 +115,28 @@ func TestUISessionLookupsAreRateLimited(t *testing.T) {
 	}
 	require.Equal(t, http.StatusTooManyRequests, last)
 }
+
+// TestUISessionsEndWithARotatedOperatorToken: a session opened with the
+// operator token lasts while that token works: through a rotation's grace,
+// not after it; one opened with the new token goes on.
+func TestUISessionsEndWithARotatedOperatorToken(t *testing.T) {
+	f := newFixture(t)
+	sealed := base64.StdEncoding.EncodeToString([]byte("sealed token"))
+	open := func(token, id string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"id_hash":%q,"sealed":%q,"ttl":"12h"}`, HashUISessionID(id), sealed)
+		rec := f.do(request{method: http.MethodPost, path: "/v1/ui/sessions", token: token, body: body})
+		require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	}
+	lookup := func(id string) int {
+		return f.do(request{method: http.MethodGet, path: "/v1/ui/sessions/current", header: map[string]string{HeaderUISession: id}}).Code
+	}
+	open(operatorToken, "old-session")
+	var rot RotationView
+	f.call(http.MethodPost, "/v1/tokens/operator/rotate", `{"grace":"10m"}`, http.StatusOK, &rot)
+	open(rot.Token, "new-session")
+	require.Equal(t, http.StatusOK, lookup("old-session"), "during the grace")
+	f.clock.Advance(10 * time.Minute)
+	require.Equal(t, http.StatusNotFound, lookup("old-session"), "after it")
+	require.Equal(t, http.StatusOK, lookup("new-session"))
+}

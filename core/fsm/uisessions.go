@@ -42,7 +42,11 @@ type UISession struct {
 	Sealed []byte `json:"sealed"`
 	// TokenID is the scoped token the session was opened with, or
 	// OperatorTokenID: revoking that token ends its sessions.
-	TokenID   string    `json:"token_id"`
+	TokenID string `json:"token_id"`
+	// TokenHash is the hash of that token (as the state keeps tokens'), so
+	// that an operator session ends with the operator token it was opened
+	// with once a rotation's grace is over.
+	TokenHash string    `json:"token_hash"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
@@ -62,8 +66,8 @@ func (s *State) createUISession(c *Command) (string, error) {
 		return "", errf(CodeInvalid, "UI session needs the hex sha256 of its id")
 	case len(u.Sealed) == 0 || len(u.Sealed) > MaxUISessionSealed:
 		return "", errf(CodeInvalid, "UI session's sealed token must be 1-%d bytes", MaxUISessionSealed)
-	case u.TokenID == "":
-		return "", errf(CodeInvalid, "UI session without the id of its token")
+	case u.TokenID == "" || u.TokenHash == "":
+		return "", errf(CodeInvalid, "UI session without the id and hash of its token")
 	case !u.ExpiresAt.After(c.Time):
 		return "", errf(CodeInvalid, "UI session expires before it starts")
 	}

@@ -22,7 +22,7 @@ func TestUISessionCommands(t *testing.T) {
 	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	create := func(i int, now time.Time, ttl time.Duration) *fsm.Command {
 		return &fsm.Command{Type: fsm.CmdCreateUISession, Time: now, UISession: &fsm.UISession{
-			Hash: sessionHash(i), Sealed: []byte("sealed"), TokenID: fsm.OperatorTokenID, ExpiresAt: now.Add(ttl)}}
+			Hash: sessionHash(i), Sealed: []byte("sealed"), TokenID: fsm.OperatorTokenID, TokenHash: "h", ExpiresAt: now.Add(ttl)}}
 	}
 	tests := []struct {
 		name   string
@@ -31,15 +31,17 @@ func TestUISessionCommands(t *testing.T) {
 	}{
 		{"no session", &fsm.Command{Type: fsm.CmdCreateUISession, Time: at}, fsm.CodeInvalid},
 		{"hash not hex sha256", &fsm.Command{Type: fsm.CmdCreateUISession, Time: at, UISession: &fsm.UISession{
-			Hash: "the-session-id-itself", Sealed: []byte("x"), TokenID: "operator", ExpiresAt: at.Add(time.Hour)}}, fsm.CodeInvalid},
+			Hash: "the-session-id-itself", Sealed: []byte("x"), TokenID: "operator", TokenHash: "h", ExpiresAt: at.Add(time.Hour)}}, fsm.CodeInvalid},
 		{"upper-case hash", &fsm.Command{Type: fsm.CmdCreateUISession, Time: at, UISession: &fsm.UISession{
-			Hash: "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", Sealed: []byte("x"), TokenID: "operator", ExpiresAt: at.Add(time.Hour)}}, fsm.CodeInvalid},
+			Hash: "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", Sealed: []byte("x"), TokenID: "operator", TokenHash: "h", ExpiresAt: at.Add(time.Hour)}}, fsm.CodeInvalid},
 		{"nothing sealed", &fsm.Command{Type: fsm.CmdCreateUISession, Time: at, UISession: &fsm.UISession{
-			Hash: sessionHash(1), TokenID: "operator", ExpiresAt: at.Add(time.Hour)}}, fsm.CodeInvalid},
+			Hash: sessionHash(1), TokenID: "operator", TokenHash: "h", ExpiresAt: at.Add(time.Hour)}}, fsm.CodeInvalid},
 		{"sealed too large", &fsm.Command{Type: fsm.CmdCreateUISession, Time: at, UISession: &fsm.UISession{
-			Hash: sessionHash(1), Sealed: make([]byte, fsm.MaxUISessionSealed+1), TokenID: "operator", ExpiresAt: at.Add(time.Hour)}}, fsm.CodeInvalid},
+			Hash: sessionHash(1), Sealed: make([]byte, fsm.MaxUISessionSealed+1), TokenID: "operator", TokenHash: "h", ExpiresAt: at.Add(time.Hour)}}, fsm.CodeInvalid},
 		{"no token id", &fsm.Command{Type: fsm.CmdCreateUISession, Time: at, UISession: &fsm.UISession{
-			Hash: sessionHash(1), Sealed: []byte("x"), ExpiresAt: at.Add(time.Hour)}}, fsm.CodeInvalid},
+			Hash: sessionHash(1), Sealed: []byte("x"), TokenHash: "h", ExpiresAt: at.Add(time.Hour)}}, fsm.CodeInvalid},
+		{"no token hash", &fsm.Command{Type: fsm.CmdCreateUISession, Time: at, UISession: &fsm.UISession{
+			Hash: sessionHash(1), Sealed: []byte("x"), TokenID: "operator", ExpiresAt: at.Add(time.Hour)}}, fsm.CodeInvalid},
 		{"already expired", create(1, at, 0), fsm.CodeInvalid},
 		{"delete with a bad hash", &fsm.Command{Type: fsm.CmdDeleteUISession, Time: at, Name: "x"}, fsm.CodeInvalid},
 		{"delete of an unknown session", &fsm.Command{Type: fsm.CmdDeleteUISession, Time: at, Name: sessionHash(9)}, ""},
