@@ -75,19 +75,21 @@ type Host struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 	Free         Resources `json:"free"`
 	Instances    int       `json:"instances"`
+	// LastHeartbeat is when the host last heartbeated to the leader (nil
+	// when the leader has not heard from it since it was elected).
+	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
+
 	// Measured is what the host's agent measured (nil for older agents);
 	// the core places no more than the smaller of it and Capacity.
 	Measured *Resources `json:"measured,omitempty"`
-	// Features installations can require or spread over; empty when
-	// unknown.
+	// Features installations can require or spread over: Arch and Storage
+	// as the agent measured them, Region, Lender and Labels as the
+	// operator set them. Empty: unknown.
 	Arch    string            `json:"arch,omitempty"`
 	Storage string            `json:"storage,omitempty"`
 	Region  string            `json:"region,omitempty"`
 	Lender  string            `json:"lender,omitempty"`
 	Labels  map[string]string `json:"labels,omitempty"`
-	// LastHeartbeat is when the host last heartbeated to the leader (nil
-	// when the leader has not heard from it since it was elected).
-	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
 }
 
 // RegisterHostRequest is the body of POST /v1/hosts.
