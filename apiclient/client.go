@@ -278,8 +278,16 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 // close; an answer of status 400 or more is read here and returned as an
 // *Error.
 func (c *Client) open(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string, size int64, reqID string) (*http.Response, Meta, error) {
+	// path has its names escaped (url.PathEscape): it goes on the wire as
+	// it is, and Path gets its unescaped form. (Appending it to Path alone
+	// escaped it twice: the core saw "Bad%20Name" for "Bad Name".)
 	u := *c.base
-	u.Path += path
+	u.RawPath = strings.TrimSuffix(u.EscapedPath(), "/") + path
+	unescaped, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return nil, Meta{}, fmt.Errorf("apiclient: path %q: %w", path, err)
+	}
+	u.Path = unescaped
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {

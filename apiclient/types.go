@@ -75,6 +75,10 @@ type Host struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 	Free         Resources `json:"free"`
 	Instances    int       `json:"instances"`
+	// LastHeartbeat is when the host last heartbeated to the leader (nil
+	// when the leader has not heard from it since it was elected).
+	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
+
 	// Measured is what the host's agent measured (nil for older agents);
 	// the core places no more than the smaller of it and Capacity.
 	Measured *Resources `json:"measured,omitempty"`

@@ -70,9 +70,12 @@ type Config struct {
 	// stops serving. Nil: the API alone answers 410 from then on.
 	OnRemoved func()
 
-	Heartbeat  HeartbeatFunc // the leader's reconciler
-	Logs       LogSource     // reaches Backs' logs over the mesh; nil: no logs
-	LeaderHold time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
+	Heartbeat HeartbeatFunc // the leader's reconciler
+	// LastHeartbeat says when a host last heartbeated to this node while it
+	// leads (the leader's reconciler); nil: hosts are shown without it.
+	LastHeartbeat func(hostID string) (time.Time, bool)
+	Logs          LogSource     // reaches Backs' logs over the mesh; nil: no logs
+	LeaderHold    time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
 	// DeleteWait is how long DELETE /v1/installations/{name} waits for the
 	// drained installation to be gone before it answers 202 instead of
 	// 204; 0 answers at once (204) once the deletion has started.
@@ -187,6 +190,12 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/installations/{name}/logs", local(s.getLogs))
 
 	s.mux.HandleFunc("GET /v1/containers", op(s.listContainers))
+
+	// Web UI sessions: opened with any token but a join token; looked up
+	// and ended with the session id itself (uisessions.go).
+	s.mux.HandleFunc("POST /v1/ui/sessions", s.auth(authUser, s.leaderOnly(s.createUISession)))
+	s.mux.HandleFunc("GET /v1/ui/sessions/current", s.consistentRead(s.getUISession))
+	s.mux.HandleFunc("DELETE /v1/ui/sessions/current", s.leaderOnly(s.deleteUISession))
 
 	s.mux.HandleFunc("GET /v1/cluster/members", local(s.listMembers))
 	s.mux.HandleFunc("GET /v1/cluster/snapshot", w(s.saveSnapshot))

@@ -102,6 +102,9 @@ type HostView struct {
 	*fsm.Host
 	Free      fsm.Resources `json:"free"`
 	Instances int           `json:"instances"`
+	// LastHeartbeat is when the host last heartbeated to the leader, as the
+	// leader answering knows it (heartbeats.go); nil when it does not.
+	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
 }
 
 func hostView(st *fsm.State, h *fsm.Host) HostView {
@@ -205,7 +208,7 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writePage(s, w, r, st.SortedHosts(), func(h *fsm.Host) string { return h.ID },
-		func(h *fsm.Host) HostView { return hostView(st, h) })
+		func(h *fsm.Host) HostView { return s.withHeartbeat(hostView(st, h)) })
 }
 
 // findHost finds a host by id or by name.
@@ -226,7 +229,7 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, fmt.Sprintf("no host %q", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, http.StatusOK, hostView(st, h))
+	writeJSON(w, http.StatusOK, s.withHeartbeat(hostView(st, h)))
 }
 
 // HostPatch is the body of PATCH /v1/hosts/{id}: a JSON merge patch

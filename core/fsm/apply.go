@@ -21,6 +21,10 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.createToken(c)
 	case CmdRevokeToken:
 		return s.revokeToken(c)
+	case CmdCreateUISession:
+		return s.createUISession(c)
+	case CmdDeleteUISession:
+		return s.deleteUISession(c)
 	case CmdRegisterHost:
 		return s.registerHost(c)
 	case CmdCreateApp:

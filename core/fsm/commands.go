@@ -55,6 +55,8 @@ type Command struct {
 	// Release: the release to deploy (with Name and Instances), or the
 	// version to promote or fail (with Name; Message says why it failed).
 	Release *Release `json:"release,omitempty"`
+	// UISession: the web UI session to create (CmdCreateUISession).
+	UISession *UISession `json:"ui_session,omitempty"`
 }
 
 // HostStatusChange sets a host's status.

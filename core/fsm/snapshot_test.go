@@ -124,6 +124,15 @@ func goldenLog() []goldenEntry {
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, RequestID: "req-policy", Name: "pack"}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdRetireInstallation, RequestID: "req-retire", Name: "site"}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, Name: "first-fit"}, reject: fsm.CodeInvalid},
+		// Web UI sessions: one of the operator's, one of an app owner's
+		// that logged out again.
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCreateUISession, UISession: &fsm.UISession{
+			Hash: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", Sealed: []byte("sealed-operator-token"),
+			TokenID: fsm.OperatorTokenID, TokenHash: "6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b", ExpiresAt: expires}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCreateUISession, UISession: &fsm.UISession{
+			Hash: "d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35", Sealed: []byte("sealed-owner-token"),
+			TokenID: "tok-owner", TokenHash: "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce", ExpiresAt: expires}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdDeleteUISession, RequestID: "req-logout", Name: "d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35"}},
 	)
 	return log
 }

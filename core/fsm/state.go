@@ -322,6 +322,10 @@ type State struct {
 	// PlacementPolicy is the cluster's placement policy for installations
 	// that name none; empty means scheduler.PolicySpread.
 	PlacementPolicy string `json:"placement_policy,omitempty"`
+	// UISessions are the web UI's sessions by the hash of their id (see
+	// uisessions.go); nil until the first login. The map is replaced whole
+	// when it changes, so Clone shares it.
+	UISessions map[string]*UISession `json:"ui_sessions,omitempty"`
 }
 
 // NewState returns an empty state.

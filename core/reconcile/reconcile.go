@@ -78,9 +78,12 @@ type Config struct {
 
 // Reconciler runs on every core node and acts while that node leads.
 type Reconciler struct {
-	cfg       Config
-	mu        sync.Mutex
-	lastSeen  map[string]time.Time
+	cfg      Config
+	mu       sync.Mutex
+	lastSeen map[string]time.Time
+	// heard is when each host last heartbeated to this node since it
+	// became leader (lastSeen also holds the grace a new leader gives).
+	heard     map[string]time.Time
 	wasLeader bool
 }
 
@@ -107,7 +110,7 @@ func New(cfg Config) *Reconciler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Reconciler{cfg: cfg, lastSeen: map[string]time.Time{}}
+	return &Reconciler{cfg: cfg, lastSeen: map[string]time.Time{}, heard: map[string]time.Time{}}
 }
 
 // DrainTime is how long instances without routes keep running before the
@@ -155,6 +158,7 @@ func (r *Reconciler) Tick(ctx context.Context) error {
 	if !r.wasLeader {
 		// New leader: nobody heartbeated to us yet; give every host a TTL.
 		r.lastSeen = map[string]time.Time{}
+		r.heard = map[string]time.Time{}
 		r.wasLeader = true
 	}
 	r.mu.Unlock()
@@ -276,6 +280,7 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []age
 	}
 	r.mu.Lock()
 	r.lastSeen[hostID] = r.cfg.Now()
+	r.heard[hostID] = r.lastSeen[hostID]
 	r.mu.Unlock()
 
 	res, err := node.Decide(ctx, "", func(st *fsm.State, _ time.Time) (*fsm.Command, error) {
@@ -307,4 +312,17 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []age
 		return err
 	}
 	return res.Err
+}
+
+// LastHeartbeat returns when the host last heartbeated to this node while
+// it leads; false when it has not since this node became leader, or when
+// this node does not lead (the times are kept in memory by the leader only).
+func (r *Reconciler) LastHeartbeat(hostID string) (time.Time, bool) {
+	if !r.cfg.Node.IsLeader() {
+		return time.Time{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.heard[hostID]
+	return t, ok
 }

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -323,8 +324,10 @@ func moreFree(a, b fsm.Resources) bool {
 	return a.DiskMB > b.DiskMB
 }
 
+// describe says r in the units the CLI and the UI show and take: cpus as a
+// decimal (0.5 cpu, as --cpus), memory and disk in MiB.
 func describe(r fsm.Resources) string {
-	return fmt.Sprintf("%dm cpu, %d MB memory, %d MB disk", r.MilliCPU, r.MemoryMB, r.DiskMB)
+	return fmt.Sprintf("%s cpu, %d MiB memory, %d MiB disk", strconv.FormatFloat(float64(r.MilliCPU)/1000, 'f', -1, 64), r.MemoryMB, r.DiskMB)
 }
 
 // PlanInstallation chooses Fronts and Backs for a new installation.

@@ -298,7 +298,7 @@ func (s *Server) handler() (http.Handler, error) {
 		DeleteWait: s.Reconciler.DrainTime() + 15*time.Second,
 		Node:       api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
-		Heartbeat: s.Reconciler.Heartbeat, Logs: s.instanceLogs, NodeToken: s.nodeToken, BodyIdleTimeout: cfg.BodyIdleTimeout,
+		Heartbeat: s.Reconciler.Heartbeat, LastHeartbeat: s.Reconciler.LastHeartbeat, Logs: s.instanceLogs, NodeToken: s.nodeToken, BodyIdleTimeout: cfg.BodyIdleTimeout,
 		OperatorTokenHash: api.HashToken(cfg.OperatorToken), OnRemoved: s.onRemoved,
 	})
 	webUI, err := ui.New(ui.Config{API: s.API, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != ""})

@@ -32,7 +32,7 @@ func TestListPagesPage(t *testing.T) {
 	b := newBrowser(t, core.URL)
 	require.Equal(t, http.StatusSeeOther, b.post("/ui/login", url.Values{"token": {apitest.Token}}).code)
 
-	rows := regexp.MustCompile(`<td><b>(app\d{4})</b></td>`)
+	rows := regexp.MustCompile(`<td><b><a href="/ui/apps/app\d{4}">(app\d{4})</a></b></td>`)
 	next := regexp.MustCompile(`<a id="next-page" href="([^"]+)">`)
 	var seen []string
 	path := "/ui/apps"

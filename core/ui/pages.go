@@ -186,7 +186,7 @@ func (h *Handler) uploadApp(w http.ResponseWriter, r *http.Request, rq *request)
 			// The page's script sent it (for the progress bar): tell it
 			// where to go instead of redirecting the XHR itself, which
 			// would use up the notice.
-			h.sessions.setFlash(rq.id, flash{msg: msg})
+			h.setFlash(w, rq, flash{msg: msg})
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = io.WriteString(w, "/ui/apps")
 			return

@@ -1,51 +1,87 @@
 package ui
 
 import (
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-func TestSessions(t *testing.T) {
-	now := time.Unix(1_000_000, 0)
-	s := newSessions(time.Hour, 2)
-	s.now = func() time.Time { return now }
+// TestSessionSecrets: the token is sealed under the session id (only that
+// id opens it), the CSRF token and the notice's signature are derived from
+// the id, and all are compared in constant time (subtle, hmac.Equal).
+func TestSessionSecrets(t *testing.T) {
+	id, other := randomToken(), randomToken()
+	require.Len(t, id, 43, "256 random bits, base64url")
 
-	a, sa := s.create("token-a")
-	require.NotEqual(t, "token-a", a, "the session id is not the token")
-	require.Len(t, a, 43, "256 random bits, base64url")
-	require.Same(t, sa, s.get(a))
-	require.True(t, sa.validCSRF(sa.csrf))
+	sealed, err := sealToken(id, "operator-token")
+	require.NoError(t, err)
+	require.NotContains(t, string(sealed), "operator-token")
+	again, err := sealToken(id, "operator-token")
+	require.NoError(t, err)
+	require.NotEqual(t, sealed, again, "a fresh nonce each time")
+	tok, err := openToken(id, sealed)
+	require.NoError(t, err)
+	require.Equal(t, "operator-token", tok)
+	for name, bad := range map[string][]byte{"other id": sealed, "short": sealed[:5], "flipped": append(append([]byte(nil), sealed[:len(sealed)-1]...), sealed[len(sealed)-1]^1)} {
+		t.Run("open "+name, func(t *testing.T) {
+			key := id
+			if name == "other id" {
+				key = other
+			}
+			_, err := openToken(key, bad)
+			require.Error(t, err)
+		})
+	}
 
+	se := newSession(id, "operator-token")
+	require.Equal(t, se.csrf, newSession(id, "x").csrf, "every node derives the same CSRF token")
+	require.NotEqual(t, se.csrf, newSession(other, "operator-token").csrf)
 	tests := []struct {
 		name string
 		got  string
 		ok   bool
 	}{
-		{"right", sa.csrf, true},
+		{"right", se.csrf, true},
 		{"empty", "", false},
-		{"wrong", "x" + sa.csrf[1:], false},
-		{"prefix", sa.csrf[:10], false},
+		{"one character changed", otherFirst(se.csrf), false},
+		{"prefix", se.csrf[:10], false},
+		{"another session's", newSession(other, "t").csrf, false},
 	}
 	for _, tc := range tests {
 		t.Run("csrf "+tc.name, func(t *testing.T) {
-			require.Equal(t, tc.ok, sa.validCSRF(tc.got))
+			require.Equal(t, tc.ok, se.validCSRF(tc.got))
 		})
 	}
 
-	now = now.Add(time.Minute)
-	b, _ := s.create("token-b")
-	now = now.Add(time.Minute)
-	c, _ := s.create("token-c") // full: the oldest (a) goes
-	require.Nil(t, s.get(a))
-	require.NotNil(t, s.get(b))
-	require.NotNil(t, s.get(c))
+	v := se.flashValue(flash{msg: "App hello uploaded.", isErr: false})
+	f, ok := se.openFlash(v)
+	require.True(t, ok)
+	require.Equal(t, flash{msg: "App hello uploaded."}, f)
+	f, ok = se.openFlash(se.flashValue(flash{msg: "failed", isErr: true}))
+	require.True(t, ok)
+	require.True(t, f.isErr)
+	long, ok := se.openFlash(se.flashValue(flash{msg: strings.Repeat("x", 10_000)}))
+	require.True(t, ok)
+	require.Less(t, len(long.msg), maxFlash+10, "bounded, so the cookie stays small")
+	payload, _, _ := strings.Cut(v, ".")
+	for name, bad := range map[string]string{
+		"another session's": newSession(other, "t").flashValue(flash{msg: "evil"}),
+		"unsigned":          payload,
+		"bad signature":     payload + ".AAAA",
+		"empty":             "",
+	} {
+		t.Run("flash "+name, func(t *testing.T) {
+			_, ok := se.openFlash(bad)
+			require.False(t, ok)
+		})
+	}
+}
 
-	now = now.Add(time.Hour - 30*time.Second) // b expired, c not yet (created a minute later)
-	require.Nil(t, s.get(b))
-	require.NotNil(t, s.get(c))
-	s.remove(c)
-	require.Nil(t, s.get(c))
-	require.Nil(t, s.get(""))
+// otherFirst is s with its first character replaced by another one.
+func otherFirst(s string) string {
+	if s[0] == 'x' {
+		return "y" + s[1:]
+	}
+	return "x" + s[1:]
 }

@@ -8,8 +8,10 @@
 // forwarding to the leader, request ids and limits are exactly the API's.
 // Login exchanges a token (the operator's, or an app-owner or read-only
 // token; failed logins are rate limited per address) for a random session id in an
-// HttpOnly, SameSite=Strict cookie; every form carries a per-session CSRF
-// token; POSTs from other sites are refused.
+// HttpOnly, SameSite=Strict cookie; the session is kept by the cluster, so
+// it is valid on every core node until it expires or the user logs out on
+// any of them (session.go). Every form carries a per-session CSRF token;
+// POSTs from other sites are refused.
 package ui
 
 import (
@@ -32,6 +34,7 @@ import (
 
 	"potluck/apiclient"
 	"potluck/internal/human"
+	"potluck/internal/jsonhttp"
 	"potluck/internal/ratelimit"
 )
 
@@ -49,10 +52,11 @@ type Config struct {
 	// in-process.
 	API            http.Handler
 	Logger         *slog.Logger
-	MaxUploadBytes int64         // image uploads; 0 = 2 GiB (the API applies its own limit too)
-	MaxFormBytes   int64         // other forms; 0 = 64 KiB
-	SessionTTL     time.Duration // 0 = 12h
-	MaxSessions    int           // 0 = 1000
+	MaxUploadBytes int64 // image uploads; 0 = 2 GiB (the API applies its own limit too)
+	MaxFormBytes   int64 // other forms; 0 = 64 KiB
+	// SessionTTL is how long a login lasts; 0 = 12h, at most 7 days (the
+	// cluster keeps at most fsm.MaxUISessions sessions).
+	SessionTTL time.Duration
 	// Secure marks the session cookie Secure (set when the API is HTTPS).
 	Secure bool
 	// FailedLogins limits failed logins per client address (zero: the
@@ -88,12 +92,12 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 12 * time.Hour
 	}
-	if cfg.MaxSessions == 0 {
-		cfg.MaxSessions = 1000
+	if cfg.SessionTTL < time.Minute || cfg.SessionTTL > 7*24*time.Hour {
+		return nil, fmt.Errorf("ui: session TTL %s: between 1m and 168h", cfg.SessionTTL)
 	}
 	h := &Handler{cfg: cfg, log: cfg.Logger.With("component", "ui"), mux: http.NewServeMux(),
-		sessions: newSessions(cfg.SessionTTL, cfg.MaxSessions),
-		apiHTTP:  &http.Client{Transport: handlerTransport{cfg.API}}, logins: ratelimit.New(cfg.FailedLogins)}
+		apiHTTP: &http.Client{Transport: handlerTransport{cfg.API}}, logins: ratelimit.New(cfg.FailedLogins)}
+	h.sessions = &sessions{api: h.apiHTTP, ttl: cfg.SessionTTL}
 	if err := h.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -127,7 +131,7 @@ func (h *Handler) parseTemplates() error {
 		return fmt.Errorf("ui: templates: %w", err)
 	}
 	h.pages = map[string]*template.Template{}
-	for _, p := range []string{"login", "main", "apps", "app_new", "hosts", "installations", "installation_new", "containers", "installation", "notfound"} {
+	for _, p := range []string{"login", "main", "apps", "app_new", "hosts", "installations", "installation_new", "containers", "installation", "notfound", "app", "host"} {
 		t, err := template.Must(base.Clone()).ParseFS(assets, "templates/"+p+".html")
 		if err != nil {
 			return fmt.Errorf("ui: template %s: %w", p, err)
@@ -149,8 +153,10 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("GET /ui/apps/new", h.authed(h.appNewPage))
 	h.mux.HandleFunc("POST /ui/apps", h.authedStream(h.uploadApp))
 	h.mux.HandleFunc("POST /ui/apps/{name}/delete", h.authed(h.deleteApp))
+	h.mux.HandleFunc("GET /ui/apps/{name}", h.authed(h.appPage))
 	h.mux.HandleFunc("GET /ui/hosts", h.authed(h.hostsPage))
 	h.mux.HandleFunc("POST /ui/hosts/{id}/decommission", h.authed(h.decommissionHost))
+	h.mux.HandleFunc("GET /ui/hosts/{id}", h.authed(h.hostPage))
 	h.mux.HandleFunc("GET /ui/installations", h.authed(h.installationsPage))
 	h.mux.HandleFunc("GET /ui/installations/new", h.authed(h.installationNewPage))
 	h.mux.HandleFunc("POST /ui/installations", h.authed(h.createInstallation))
@@ -202,9 +208,9 @@ func sameOrigin(r *http.Request) bool {
 type ctxKey struct{}
 
 type request struct {
-	id     string
 	se     *session
 	client *apiclient.Client
+	flash  *flash // the notice this page shows, if any
 }
 
 // authed runs next for a logged-in browser, checks the CSRF token of
@@ -223,17 +229,31 @@ func (h *Handler) session(next func(w http.ResponseWriter, r *http.Request, rq *
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, _ := r.Cookie(cookieName)
 		var se *session
-		var id string
+		err := errNoSession
 		if c != nil {
-			id = c.Value
-			se = h.sessions.get(id)
+			ctx, cancel := timeout(r)
+			se, err = h.sessions.get(ctx, c.Value)
+			cancel()
+		}
+		if err != nil && !errors.Is(err, errNoSession) {
+			// The cluster cannot say now (no leader, for one): the
+			// session may well be valid, so it is kept.
+			http.Error(w, "cannot check the session now: "+jsonhttp.MessageOf(err)+"; retry shortly", apiStatus(err))
+			return
 		}
 		if se == nil {
+			if c != nil {
+				h.clearCookie(w, cookieName)
+			}
 			if r.Method == http.MethodGet && r.URL.Query().Get("fragment") == "" {
 				http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 				return
 			}
 			http.Error(w, "not logged in (or the session expired): log in again at /ui/login", http.StatusUnauthorized)
+			return
+		}
+		if se.stale && r.Method != http.MethodGet {
+			http.Error(w, "the cluster has no leader now, so nothing can be changed and the session cannot be confirmed; retry shortly", http.StatusServiceUnavailable)
 			return
 		}
 		if r.Method == http.MethodPost && !streamed {
@@ -248,7 +268,16 @@ func (h *Handler) session(next func(w http.ResponseWriter, r *http.Request, rq *
 			h.fail(w, r, err)
 			return
 		}
-		next(w, r, &request{id: id, se: se, client: client})
+		rq := &request{se: se, client: client}
+		if r.Method == http.MethodGet && r.URL.Query().Get("fragment") == "" {
+			if fc, _ := r.Cookie(flashCookie); fc != nil {
+				h.clearCookie(w, flashCookie)
+				if f, ok := se.openFlash(fc.Value); ok {
+					rq.flash = &f
+				}
+			}
+		}
+		next(w, r, rq)
 	}
 }
 
@@ -288,8 +317,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, code, "login", &page{Title: "Log in", Error: msg})
 		return
 	}
-	id, _ := h.sessions.create(token)
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: Prefix, HttpOnly: true, Secure: h.cfg.Secure,
+	se, err := h.sessions.create(r.Context(), token)
+	if err != nil {
+		h.render(w, r, apiStatus(err), "login", &page{Title: "Log in", Error: "The session could not be opened: " + jsonhttp.MessageOf(err)})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: se.id, Path: Prefix, HttpOnly: true, Secure: h.cfg.Secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(h.cfg.SessionTTL.Seconds())})
 	h.log.Info("ui login", "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
@@ -303,11 +336,32 @@ func tooManyLogins(w http.ResponseWriter, wait time.Duration) (int, string) {
 	return http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins from this address: try again in %d s.", secs)
 }
 
+// logout ends the session on every core node. If the cluster cannot
+// record that now, the user is told so and stays logged in, rather than
+// believing a session ended that still works elsewhere.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, rq *request) {
-	h.sessions.remove(rq.id)
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: Prefix, HttpOnly: true, Secure: h.cfg.Secure,
-		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	ctx, cancel := timeout(r)
+	defer cancel()
+	if err := h.sessions.remove(ctx, rq.se.id); err != nil {
+		h.redirectErr(w, r, rq, "/ui/", "Logging out failed, the session is still open: "+jsonhttp.MessageOf(err)+". Try again.")
+		return
+	}
+	h.clearCookie(w, cookieName)
+	h.log.Info("ui logout", "remote", r.RemoteAddr)
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+}
+
+func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: Prefix, HttpOnly: true, Secure: h.cfg.Secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+}
+
+// setFlash makes the next page of this session show f once. The notice
+// travels in a cookie signed with a key of the session, so any core node
+// shows it and nobody else can make the UI display their text.
+func (h *Handler) setFlash(w http.ResponseWriter, rq *request, f flash) {
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: rq.se.flashValue(f), Path: Prefix, HttpOnly: true, Secure: h.cfg.Secure,
+		SameSite: http.SameSiteStrictMode, MaxAge: 300})
 }
 
 // ---- rendering ----
@@ -329,13 +383,11 @@ type page struct {
 
 func (h *Handler) newPage(r *http.Request, rq *request, title, active string) *page {
 	p := &page{Title: title, Active: active, CSRF: rq.se.csrf, Form: map[string]string{}}
-	if r.Method == http.MethodGet && r.URL.Query().Get("fragment") == "" {
-		if f, ok := h.sessions.takeFlash(rq.id); ok {
-			if f.isErr {
-				p.Error = f.msg
-			} else {
-				p.Flash = f.msg
-			}
+	if f := rq.flash; f != nil {
+		if f.isErr {
+			p.Error = f.msg
+		} else {
+			p.Flash = f.msg
 		}
 	}
 	return p
@@ -377,17 +429,17 @@ func apiStatus(err error) int {
 }
 
 // redirect sends the browser to path (POST/redirect/GET) with a notice
-// that the next page of this session shows. The notice is kept in the
-// session, not in the URL, so that nobody can craft a link that makes the
-// UI display their text.
+// that the next page of this session shows. The notice is signed with the
+// session's key, not put in the URL, so that nobody can craft a link that
+// makes the UI display their text.
 func (h *Handler) redirect(w http.ResponseWriter, r *http.Request, rq *request, path, msg string) {
-	h.sessions.setFlash(rq.id, flash{msg: msg})
+	h.setFlash(w, rq, flash{msg: msg})
 	http.Redirect(w, r, path, http.StatusSeeOther)
 }
 
 // redirectErr is redirect with an error message instead of a notice.
 func (h *Handler) redirectErr(w http.ResponseWriter, r *http.Request, rq *request, path, msg string) {
-	h.sessions.setFlash(rq.id, flash{msg: msg, isErr: true})
+	h.setFlash(w, rq, flash{msg: msg, isErr: true})
 	http.Redirect(w, r, path, http.StatusSeeOther)
 }
 
