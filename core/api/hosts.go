@@ -69,6 +69,7 @@ func checkRegistration(req *agentproto.RegisterRequest) (fsm.Role, error) {
 			p.addErr(err)
 		}
 	}
+	p.addErr(checkRegion(req.Region))
 	if role == fsm.RoleFront {
 		if _, err := netip.ParseAddrPort(req.Endpoint); err != nil {
 			if host, port, err2 := net.SplitHostPort(req.Endpoint); err2 != nil || host == "" || port == "" {
@@ -141,6 +142,9 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 		if h.Role == fsm.RoleFront && req.PublicURL != h.PublicURL && !s.setPublicURL(w, r, h.ID, req.PublicURL) {
 			return
 		}
+		if req.Region != h.Region && !s.setRegion(w, r, h.ID, req.Region) {
+			return
+		}
 		s.writeRegistration(w, http.StatusOK, h.ID)
 		return
 	}
@@ -163,7 +167,7 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 		h := &fsm.Host{
 			ID: newID("h"), Name: req.Name, Role: role, PublicKey: req.PublicKey, // the FSM assigns TunnelAddr
 			Capacity: fsm.Resources{MilliCPU: int64(math.Round(req.CPUs * 1000)), MemoryMB: req.MemoryMB, DiskMB: req.DiskMB},
-			Status:   status, TokenID: tokenID,
+			Status:   status, TokenID: tokenID, Region: req.Region,
 		}
 		if m := req.Measured; m != nil {
 			h.Measured = &fsm.Resources{MilliCPU: int64(math.Round(m.CPUs * 1000)), MemoryMB: m.MemoryMB, DiskMB: m.DiskMB}

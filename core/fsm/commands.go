@@ -29,6 +29,8 @@ const (
 	CmdPromoteRelease     CommandType = "promote_release"
 	CmdFailRelease        CommandType = "fail_release"
 	CmdSetHostPublicURL   CommandType = "set_host_public_url"
+	// CmdSetHostRegion sets Host.Region (of Host.ID) to Host.Region.
+	CmdSetHostRegion CommandType = "set_host_region"
 )
 
 // Command is one replicated write. The leader fills Time, ids and every
