@@ -317,7 +317,17 @@ func TestConfigAndNameServers(t *testing.T) {
 		_, err := ParseNameServer(bad)
 		require.Error(t, err, bad)
 	}
+	// Regression: a name server given without the final dot made every
+	// answer with an SOA fail to pack, and the server stayed silent.
+	s, err := New(Config{Zones: []string{"apps.example.org"}, Source: StaticSource{fixture()}, NameServers: []NameServer{{Name: "NS1.apps.example.org"}}})
+	require.NoError(t, err)
+	for _, q := range []*dns.Msg{query("apps.example.org.", dns.TypeSOA), query("nope.apps.example.org.", dns.TypeA), query("apps.example.org.", dns.TypeNS)} {
+		_, err := s.Answer(q, netip.MustParseAddr("10.0.0.1"), true).Pack()
+		require.NoError(t, err, q.Question[0].String())
+	}
+
 	for _, cfg := range []Config{
+		{Source: StaticSource{fixture()}, Zones: []string{"apps.example.org"}, NameServers: []NameServer{{Name: "bad..name"}}},
 		{Zones: []string{"apps.example.org"}},
 		{Source: StaticSource{fixture()}},
 		{Source: StaticSource{fixture()}, Zones: []string{"."}},

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,6 +127,13 @@ func (c *Config) check() error {
 	}
 	if len(c.NameServers) == 0 {
 		c.NameServers = []NameServer{{Name: "ns1." + c.Zones[0]}}
+	}
+	c.NameServers = slices.Clone(c.NameServers)
+	for i, ns := range c.NameServers {
+		if _, ok := dns.IsDomainName(ns.Name); !ok || dns.CountLabel(ns.Name) == 0 {
+			return fmt.Errorf("dns: name server %q is not a host name", ns.Name)
+		}
+		c.NameServers[i].Name = dns.CanonicalName(ns.Name)
 	}
 	if c.Hostmaster == "" {
 		c.Hostmaster = "hostmaster." + c.Zones[0]
@@ -298,8 +306,14 @@ func (s *Server) serveDNS(w dns.ResponseWriter, req *dns.Msg) {
 	resp, domain, fronts := s.answer(req, client, udp)
 	buf, err := resp.Pack()
 	if err != nil {
-		s.log.Debug("dns: packing an answer", "err", err)
-		return
+		// A bug, not the client's fault: say so rather than stay silent.
+		s.log.Error("dns: packing an answer", "err", err, "question", req.Question)
+		fail := new(dns.Msg)
+		fail.SetRcode(req, dns.RcodeServerFailure)
+		if buf, err = fail.Pack(); err != nil {
+			return
+		}
+		resp = fail
 	}
 	// Counted before the write, so a client that has its answer sees it
 	// counted; a write that fails is rare and counted all the same.
