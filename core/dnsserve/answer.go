@@ -218,7 +218,7 @@ func setScope(resp *dns.Msg, opt *dns.OPT, scope int, rules bool) {
 // pick chooses the Fronts to answer for a service: the live ones (the core
 // holds them ready and the checks have not failed them) with an address of
 // the family asked for, nearest to the client first, equally near ones in
-// turn. When no Front is live by both, those the core holds ready are
+// turn, draining ones last. When no Front is live by both, those the core holds ready are
 // answered: this server's checks may be what fails. None at all: an empty
 // answer (NODATA).
 func (s *Server) pick(v *View, site *Site, qtype uint16, client netip.Addr) ([]dns.RR, []string) {
@@ -242,8 +242,15 @@ func (s *Server) pick(v *View, site *Site, qtype uint16, client netip.Addr) ([]d
 		live = ready
 	}
 	regions, _ := s.cfg.Rules.Match(client)
+	// Draining Fronts come after all others, then the nearest first.
+	near := func(f *Front) int {
+		if f.Draining {
+			return len(regions) + 1
+		}
+		return rank(regions, f.Region)
+	}
 	slices.SortStableFunc(live, func(a, b *Front) int {
-		if ra, rb := rank(regions, a.Region), rank(regions, b.Region); ra != rb {
+		if ra, rb := near(a), near(b); ra != rb {
 			return ra - rb
 		}
 		return strings.Compare(a.ID, b.ID)
@@ -252,7 +259,7 @@ func (s *Server) pick(v *View, site *Site, qtype uint16, client netip.Addr) ([]d
 	turn := int(s.rr.Add(1))
 	for i := 0; i < len(live); {
 		j := i + 1
-		for j < len(live) && rank(regions, live[j].Region) == rank(regions, live[i].Region) {
+		for j < len(live) && near(live[j]) == near(live[i]) {
 			j++
 		}
 		g := live[i:j]

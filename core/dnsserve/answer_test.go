@@ -3,12 +3,16 @@ package dnsserve
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
+
+	"potluck/core/fsm"
 )
 
 const zone = "apps.example.org."
@@ -237,6 +241,41 @@ func TestEquallyNearFrontsTakeTurns(t *testing.T) {
 		require.Equal(t, "192.0.2.99", resp.Answer[3].(*dns.A).A.String(), "the far Front stays last")
 	}
 	require.Equal(t, map[string]int{"192.0.2.1": 10, "192.0.2.2": 10, "192.0.2.3": 10}, firsts)
+}
+
+func TestDrainingFrontsComeLast(t *testing.T) {
+	v := fixture()
+	v.Fronts["f1"].Draining = true
+	s := newTestServer(t, v, nil)
+	resp := s.Answer(query("shop.apps.example.org.", dns.TypeA), netip.MustParseAddr("198.51.100.9"), true)
+	require.Equal(t, []string{"shop.apps.example.org. 10 A 192.0.2.2", "shop.apps.example.org. 10 A 192.0.2.1"}, rrStrings(resp.Answer),
+		"the eu client's eu Front is draining: the us Front first")
+}
+
+func TestViewOfState(t *testing.T) {
+	st := &fsm.State{Index: 9, Hosts: map[string]*fsm.Host{
+		"h1": {ID: "h1", Name: "front1", Role: fsm.RoleFront, Status: fsm.HostReady, Region: "eu", PublicURL: "http://192.0.2.1:8080", Endpoint: "192.0.2.1:51820"},
+		"h2": {ID: "h2", Name: "front2", Role: fsm.RoleFront, Status: fsm.HostDraining, PublicURL: "https://edge.example.net", Endpoint: "[2001:db8::2]:51820"},
+		"h3": {ID: "h3", Name: "front3", Role: fsm.RoleFront, Status: fsm.HostDown, Endpoint: "edge3.example.net:51820"},
+		"h4": {ID: "h4", Name: "front4", Role: fsm.RoleFront, Status: fsm.HostDecommissioned, Endpoint: "192.0.2.4:51820"},
+		"b1": {ID: "b1", Name: "back1", Role: fsm.RoleBack, Status: fsm.HostReady},
+	}, Installations: map[string]*fsm.Installation{
+		"shop": {Name: "shop", Domain: "Shop.Example.org", FrontHosts: []string{"h1", "h2"}},
+		"gone": {Name: "gone", Domain: "gone.example.org", FrontHosts: []string{"h1"}, Deleting: true},
+		"bare": {Name: "bare", FrontHosts: []string{"h1"}},
+	}}
+	v := ViewOf(st)
+	require.Equal(t, uint32(9), v.Serial)
+	require.Equal(t, []string{"shop.example.org."}, slices.Collect(maps.Keys(v.Sites)))
+	require.Equal(t, &Front{ID: "h1", Name: "front1", Region: "eu", Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, CheckURL: "http://192.0.2.1:8080", CoreUp: true}, v.Fronts["h1"])
+	require.Equal(t, &Front{ID: "h2", Name: "front2", Addrs: []netip.Addr{netip.MustParseAddr("2001:db8::2")}, CheckURL: "https://edge.example.net", CoreUp: true, Draining: true}, v.Fronts["h2"],
+		"a public URL by name: the endpoint's address")
+	require.Equal(t, &Front{ID: "h3", Name: "front3"}, v.Fronts["h3"], "no address known, and down")
+	require.Nil(t, v.Fronts["h4"])
+	require.Nil(t, v.Fronts["b1"])
+
+	src := &StateSource{State: func() *fsm.State { return st }}
+	require.Same(t, src.View(), src.View(), "rebuilt only when the state changes")
 }
 
 func TestTruncation(t *testing.T) {

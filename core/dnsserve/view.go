@@ -27,6 +27,10 @@ type Front struct {
 	// CoreUp is the core's view: the host is ready (or draining, still
 	// serving), so it sends heartbeats within the TTL.
 	CoreUp bool
+	// Draining: the operator is decommissioning the Front. It still
+	// serves, so it is answered, but after every other live Front, so
+	// clients move away before it goes.
+	Draining bool
 }
 
 // Site is an installation's domain and the Fronts that serve it.
@@ -110,7 +114,8 @@ func ViewOf(st *fsm.State) *View {
 		if h.Role != fsm.RoleFront || h.Status == fsm.HostDecommissioned {
 			continue
 		}
-		f := &Front{ID: h.ID, Name: h.Name, Region: h.Region, CoreUp: h.Status == fsm.HostReady || h.Status == fsm.HostDraining}
+		f := &Front{ID: h.ID, Name: h.Name, Region: h.Region, CoreUp: h.Status == fsm.HostReady || h.Status == fsm.HostDraining,
+			Draining: h.Status == fsm.HostDraining}
 		f.CheckURL, f.Addrs = publicAddrs(h.PublicURL, h.Endpoint)
 		fronts = append(fronts, f)
 	}
