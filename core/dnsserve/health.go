@@ -23,7 +23,9 @@ type CheckConfig struct {
 }
 
 // Check defaults: a Front that stops answering leaves the answers within
-// Fall × Interval + Timeout = 5 s.
+// Fall × Interval + Timeout = 5 s (the first failing check starts within an
+// interval of the death, the Fall-th Fall−1 intervals later, and each takes
+// at most Timeout).
 const (
 	DefaultCheckInterval = 2 * time.Second
 	DefaultCheckTimeout  = time.Second

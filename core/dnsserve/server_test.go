@@ -169,3 +169,37 @@ func TestChecksOfRealHTTP(t *testing.T) {
 	require.Equal(t, 2, answers())
 	require.EqualValues(t, 1, s.Stats().Front("f1").Up.Load())
 }
+
+// TestChecksOfASilentFront: a Front that accepts connections but never
+// answers (a frozen machine) fails each check at its timeout.
+func TestChecksOfASilentFront(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // read nothing, answer nothing
+		}
+	}()
+	v := NewView(1, []*Site{{Domain: "shop.apps.example.org", Fronts: []string{"f1", "f2"}}}, []*Front{
+		{ID: "f1", Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.1")}, CheckURL: "http://" + ln.Addr().String(), CoreUp: true},
+		{ID: "f2", Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.2")}, CoreUp: true},
+	})
+	s := newTestServer(t, v, func(c *Config) { c.Check = CheckConfig{Timeout: 200 * time.Millisecond, Fall: 2, Rise: 2} })
+	start := time.Now()
+	s.Observe(context.Background())
+	require.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond, "the check waited for its timeout")
+	resp := s.Answer(query("shop.apps.example.org.", dns.TypeA), netip.MustParseAddr("10.0.0.1"), true)
+	require.Equal(t, []string{"shop.apps.example.org. 10 A 192.0.2.2"}, rrStrings(resp.Answer), "its first check failed: out at once")
+	require.Error(t, s.check.lastErr("f1"))
+}
