@@ -285,7 +285,16 @@ func (s *Server) Observe(ctx context.Context) {
 	v := s.cfg.Source.View()
 	s.check.round(ctx, v)
 	for _, e := range s.stats.observe(v, s.alive) {
-		s.log.Info("dns: "+e, "serial", v.Serial)
+		switch {
+		case e.front != nil && e.up:
+			s.log.Info("dns: front back in the answers", "front", e.front.Name)
+		case e.front != nil:
+			s.log.Warn("dns: front left the answers", "front", e.front.Name, "core_up", e.front.CoreUp, "check_err", s.check.lastErr(e.front.ID))
+		case e.up:
+			s.log.Info("dns: service has a live front again", "domain", e.site.Domain, "installation", e.site.Installation)
+		default:
+			s.log.Warn("dns: service has no live front", "domain", e.site.Domain, "installation", e.site.Installation)
+		}
 	}
 }
 

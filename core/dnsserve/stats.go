@@ -84,7 +84,7 @@ func (s *Stats) Truncated() uint64 { return s.trunc.Load() }
 // or a state change: it counts each transition once (a first sighting of a
 // dead one counts as a down event, of a live one as nothing) and forgets
 // what left the View.
-func (s *Stats) observe(v *View, alive func(*Front) bool) (events []string) {
+func (s *Stats) observe(v *View, alive func(*Front) bool) (events []event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	frontAlive := map[string]bool{}
@@ -96,7 +96,7 @@ func (s *Stats) observe(v *View, alive func(*Front) bool) (events []string) {
 		}
 		a := alive(f)
 		frontAlive[id] = a
-		events = transition(&fs.seen, &fs.alive, a, &fs.Down, &fs.Up, "front "+f.Name, events)
+		events = transition(&fs.seen, &fs.alive, a, &fs.Down, &fs.Up, event{front: f}, events)
 	}
 	for id := range s.fronts {
 		if v.Fronts[id] == nil {
@@ -113,7 +113,7 @@ func (s *Stats) observe(v *View, alive func(*Front) bool) (events []string) {
 		for _, id := range site.Fronts {
 			a = a || frontAlive[id]
 		}
-		events = transition(&ss.seen, &ss.alive, a, &ss.Down, &ss.Up, "service "+site.Domain, events)
+		events = transition(&ss.seen, &ss.alive, a, &ss.Down, &ss.Up, event{site: site}, events)
 	}
 	for d := range s.sites {
 		if v.Sites[d] == nil {
@@ -123,14 +123,22 @@ func (s *Stats) observe(v *View, alive func(*Front) bool) (events []string) {
 	return events
 }
 
-func transition(seen, was *bool, now bool, down, up *atomic.Uint64, what string, events []string) []string {
+// event is a Front or a service going down or coming up.
+type event struct {
+	front *Front // or
+	site  *Site
+	up    bool
+}
+
+func transition(seen, was *bool, now bool, down, up *atomic.Uint64, e event, events []event) []event {
 	switch {
 	case !*seen && !now, *seen && *was && !now:
 		down.Add(1)
-		events = append(events, what+" down")
+		events = append(events, e)
 	case *seen && !*was && now:
 		up.Add(1)
-		events = append(events, what+" up")
+		e.up = true
+		events = append(events, e)
 	}
 	*seen, *was = true, now
 	return events
