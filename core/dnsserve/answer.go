@@ -37,6 +37,10 @@ func (s *Server) answer(req *dns.Msg, client netip.Addr, udp bool) (resp *dns.Ms
 		resp.Rcode = dns.RcodeBadVers
 		return resp, "", nil
 	}
+	if ecs := subnetOption(opt); ecs != nil && !validSubnet(ecs) {
+		resp.Rcode = dns.RcodeFormatError // RFC 7871 7.1.2
+		return resp, "", nil
+	}
 	q := req.Question[0]
 	name := dns.CanonicalName(q.Name)
 	zone := s.zoneOf(name)
@@ -184,6 +188,20 @@ func (s *Server) clientAddr(opt *dns.OPT, from netip.Addr) (netip.Addr, int) {
 		}
 	}
 	return from, -1
+}
+
+// validSubnet: a query's ECS option has scope 0 and no address bits past
+// its source prefix (RFC 7871 section 6).
+func validSubnet(e *dns.EDNS0_SUBNET) bool {
+	a, ok := netip.AddrFromSlice(e.Address)
+	if !ok || e.SourceScope != 0 {
+		return false
+	}
+	if e.Family == 1 {
+		a = a.Unmap()
+	}
+	p, err := a.Prefix(int(e.SourceNetmask))
+	return err == nil && p.Addr() == a
 }
 
 func subnetOption(opt *dns.OPT) *dns.EDNS0_SUBNET {

@@ -34,7 +34,7 @@ func fixture() *View {
 
 func newTestServer(t *testing.T, v *View, mod func(*Config)) *Server {
 	t.Helper()
-	rules, err := ParseRules(strings.NewReader("198.51.100.0/24 eu us\n203.0.113.0/24 us # the Americas\n"))
+	rules, err := ParseRules(strings.NewReader("198.51.100.0/24 eu us\n203.0.113.0/24 us # the Americas\n2001:db8:ff::/48 us\n"))
 	require.NoError(t, err)
 	cfg := Config{Zones: []string{"Apps.Example.org"}, Source: StaticSource{v}, Rules: rules,
 		NameServers: []NameServer{{Name: "ns1.apps.example.org.", Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.53")}}, {Name: "ns.other.net."}}}
@@ -150,6 +150,24 @@ func TestAnswer(t *testing.T) {
 		{name: "no question: FORMERR",
 			req:    func() *dns.Msg { m := query("shop.apps.example.org.", dns.TypeA); m.Question = nil; return m }(),
 			client: elsewhere, rcode: dns.RcodeFormatError},
+		{name: "ECS with a scope in the query: FORMERR",
+			req: func() *dns.Msg {
+				m := withECS(query("shop.apps.example.org.", dns.TypeA), "198.51.100.0/24")
+				subnetOption(m.IsEdns0()).SourceScope = 24
+				return m
+			}(), client: elsewhere, rcode: dns.RcodeFormatError},
+		{name: "ECS with address bits past its prefix: FORMERR",
+			req: func() *dns.Msg {
+				m := withECS(query("shop.apps.example.org.", dns.TypeA), "198.51.100.0/24")
+				subnetOption(m.IsEdns0()).Address = netip.MustParseAddr("198.51.100.7").AsSlice()
+				return m
+			}(), client: elsewhere, rcode: dns.RcodeFormatError},
+		{name: "ECS with prefix 0: the resolver's own address is used",
+			req: withECS(query("shop.apps.example.org.", dns.TypeA), "0.0.0.0/0"), client: us, rcode: dns.RcodeSuccess, aa: true,
+			answer: []string{"shop.apps.example.org. 10 A 192.0.2.2", "shop.apps.example.org. 10 A 192.0.2.1"}},
+		{name: "IPv6 ECS from an eu resolver: the client's rule (us) wins",
+			req: withECS(query("shop.apps.example.org.", dns.TypeA), "2001:db8:ff::/56"), client: eu, rcode: dns.RcodeSuccess, aa: true,
+			answer: []string{"shop.apps.example.org. 10 A 192.0.2.2", "shop.apps.example.org. 10 A 192.0.2.1"}},
 		{name: "EDNS version 1: BADVERS",
 			req: func() *dns.Msg {
 				m := query("shop.apps.example.org.", dns.TypeA)
