@@ -69,6 +69,7 @@ type Host struct {
 	Capacity     Resources `json:"capacity"`
 	Endpoint     string    `json:"endpoint,omitempty"`
 	PublicURL    string    `json:"public_url,omitempty"` // a Front's address for clients
+	Region       string    `json:"region,omitempty"`     // where the host is, as its operator declared
 	Status       string    `json:"status"`
 	TokenID      string    `json:"token_id"`
 	RegisteredAt time.Time `json:"registered_at"`

@@ -81,7 +81,7 @@ func TestCLIAgainstRealCore(t *testing.T) {
 		{name: "status via default config", vars: map[string]string{"HOME": "/nonexistent", "XDG_CONFIG_HOME": filepath.Dir(filepath.Dir(mustLink(t, configFile)))}, args: []string{"status"}, stdout: []string{"health ok"}, jsonLen: -1},
 		{name: "hosts ls", vars: envVars, args: []string{"hosts", "ls"}, stdout: []string{"NAME", "b1", "back", "ready", "2/2", "1024MiB/1024MiB"}, jsonLen: -1},
 		{name: "hosts ls json", vars: envVars, args: []string{"hosts", "ls", "--json"}, jsonLen: 4},
-		{name: "hosts show", vars: envVars, args: []string{"hosts", "show", "b2"}, stdout: []string{"role", "back", "tunnel address", "100.64.", "capacity (declared)", "measured"}, jsonLen: -1},
+		{name: "hosts show", vars: envVars, args: []string{"hosts", "show", "b2"}, stdout: []string{"role", "back", "tunnel address", "100.64.", "region", "capacity (declared)", "measured"}, jsonLen: -1},
 		{name: "tokens create", vars: envVars, args: []string{"tokens", "create", "--description", "alice laptop", "--ttl", "24h"}, stdout: []string{"join token", "shown only now"}, jsonLen: -1},
 		{name: "tokens create app-owner", vars: envVars, args: []string{"tokens", "create", "--scope", "app-owner", "--apps", "hello,blog", "--description", "team hello"},
 			stdout: []string{"app-owner token for apps hello,blog", "shown only now"}, jsonLen: -1},
