@@ -24,7 +24,7 @@ func (s *Server) answer(req *dns.Msg, client netip.Addr, udp bool) (resp *dns.Ms
 	resp.SetReply(req)
 	resp.RecursionAvailable = false
 	opt := req.IsEdns0()
-	defer func() { s.finish(req, resp, opt, udp) }()
+	defer func() { s.finish(resp, opt, udp) }()
 	if req.Opcode != dns.OpcodeQuery {
 		resp.Rcode = dns.RcodeNotImplemented
 		return resp, "", nil
@@ -99,7 +99,7 @@ func (s *Server) answer(req *dns.Msg, client netip.Addr, udp bool) (resp *dns.Ms
 
 // finish adds EDNS to the answer when the query had it and cuts a UDP
 // answer to what the client can take (TC set when anything was cut).
-func (s *Server) finish(req, resp *dns.Msg, opt *dns.OPT, udp bool) {
+func (s *Server) finish(resp *dns.Msg, opt *dns.OPT, udp bool) {
 	size := dns.MinMsgSize
 	if opt != nil {
 		size = min(max(int(opt.UDPSize()), dns.MinMsgSize), s.cfg.MaxUDPSize)
