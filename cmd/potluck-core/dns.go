@@ -18,6 +18,7 @@ type dnsOptions struct {
 	rules    string
 	interval time.Duration
 	timeout  time.Duration
+	rate     float64
 }
 
 func dnsFlags(fs *cli.FlagSet, o *dnsOptions) {
@@ -28,6 +29,7 @@ func dnsFlags(fs *cli.FlagSet, o *dnsOptions) {
 	fs.StringVar(&o.rules, "dns-rules", "", "file of client-subnet-to-region rules, one per line: CIDR REGION [REGION...] (nearest first)")
 	fs.DurationVar(&o.interval, "dns-check-interval", dnsserve.DefaultCheckInterval, "how often the DNS server checks each Front's public URL")
 	fs.DurationVar(&o.timeout, "dns-check-timeout", dnsserve.DefaultCheckTimeout, "how long one check of a Front may take")
+	fs.Float64Var(&o.rate, "dns-rate", dnsserve.DefaultRate, "UDP queries per second one client address may send (twice that at once); beyond it queries are dropped (0: no limit)")
 }
 
 // config is the DNS server's configuration ("" address: off).
@@ -44,6 +46,14 @@ func (o *dnsOptions) config() (string, dnsserve.Config, error) {
 	}
 	cfg.Zones, cfg.TTL = o.zones, o.ttl
 	cfg.Check.Interval, cfg.Check.Timeout = o.interval, o.timeout
+	switch {
+	case o.rate < 0:
+		return "", cfg, cli.Usagef("--dns-rate must not be negative (0: no limit)")
+	case o.rate == 0:
+		cfg.Rate = -1
+	default:
+		cfg.Rate, cfg.Burst = o.rate, 2*o.rate
+	}
 	for _, s := range o.ns {
 		ns, err := dnsserve.ParseNameServer(s)
 		if err != nil {

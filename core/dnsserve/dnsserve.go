@@ -43,11 +43,11 @@ const (
 	DefaultMaxTCPConns = 256
 	// DefaultTCPIdle closes a TCP connection idle this long.
 	DefaultTCPIdle = 5 * time.Second
-	// DefaultRate and DefaultBurst: UDP queries per second one client
-	// address may send, sustained and at once; past them its queries are
-	// dropped (the server is never an amplifier for spoofed sources).
-	DefaultRate  = 200
-	DefaultBurst = 400
+	// DefaultRate is how many UDP queries per second one client address
+	// may send (twice that at once, unless Burst says otherwise); past it
+	// its queries are dropped (the server is never an amplifier for
+	// spoofed sources).
+	DefaultRate = 200
 	// ioTimeout bounds each read and write on a connection.
 	ioTimeout = 2 * time.Second
 )
@@ -156,7 +156,7 @@ func (c *Config) check() error {
 		c.Rate = DefaultRate
 	}
 	if c.Burst <= 0 {
-		c.Burst = max(DefaultBurst, c.Rate)
+		c.Burst = max(2*c.Rate, 1)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
