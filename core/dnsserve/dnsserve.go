@@ -113,6 +113,7 @@ func (c *Config) check() error {
 	if len(c.Zones) == 0 {
 		return errors.New("dns: at least one zone is required")
 	}
+	c.Zones = slices.Clone(c.Zones) // canonicalised below: the caller's stay as given
 	for i, z := range c.Zones {
 		if _, ok := dns.IsDomainName(z); !ok || dns.CountLabel(z) == 0 {
 			return fmt.Errorf("dns: zone %q is not a domain name (e.g. apps.example.org)", z)

@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -364,7 +363,6 @@ func (s *Server) startDNS() error {
 		return nil
 	}
 	cfg := s.cfg.DNS
-	cfg.Zones = slices.Clone(cfg.Zones)
 	cfg.Source = &dnsserve.StateSource{State: s.Node.FSM.State}
 	cfg.Logger = s.log.With("part", "dns")
 	d, err := dnsserve.New(cfg)
