@@ -20,6 +20,8 @@ require (
 
 require github.com/anishathalye/porcupine v1.3.1
 
+require github.com/miekg/dns v1.1.73 // indirect
+
 require (
 	github.com/Microsoft/go-winio v0.6.2 // indirect
 	github.com/armon/go-metrics v0.4.1 // indirect

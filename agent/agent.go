@@ -47,7 +47,10 @@ type Config struct {
 	// PublicURL is where a Front serves the public (registered with the
 	// core at every start, shown to app owners).
 	PublicURL string
-	DataDir   string
+	// Region is where the host is, declared by its operator (registered
+	// at every start; empty: unknown).
+	Region  string
+	DataDir string
 	// MeshPort is the UDP port of the host's mesh node; 0 picks one.
 	MeshPort uint16
 	// Bind carries the mesh's UDP (nil: real sockets); benchmarks pass a WANBind.

@@ -127,6 +127,10 @@ type RegisterRequest struct {
 	// (what app owners point DNS at); empty: not given.
 	PublicURL string    `json:"public_url,omitempty"`
 	Measured  *Capacity `json:"measured,omitempty"` // absent from agents before this field
+	// Region is where the host is, as its operator declared it (e.g.
+	// eu-west): the DNS answers a Front's clients nearest first by it, and
+	// placement may spread by it. Empty: unknown.
+	Region string `json:"region,omitempty"`
 }
 
 // Capacity is what a host has, as its agent measured it: CPUs and memory of

@@ -69,6 +69,7 @@ type Host struct {
 	Capacity     Resources `json:"capacity"`
 	Endpoint     string    `json:"endpoint,omitempty"`
 	PublicURL    string    `json:"public_url,omitempty"` // a Front's address for clients
+	Region       string    `json:"region,omitempty"`     // where the host is, as its operator declared
 	Status       string    `json:"status"`
 	TokenID      string    `json:"token_id"`
 	RegisteredAt time.Time `json:"registered_at"`
@@ -83,11 +84,10 @@ type Host struct {
 	// the core places no more than the smaller of it and Capacity.
 	Measured *Resources `json:"measured,omitempty"`
 	// Features installations can require or spread over: Arch and Storage
-	// as the agent measured them, Region, Lender and Labels as the
-	// operator set them. Empty: unknown.
+	// as the agent measured them, Region as the host declared it, Lender
+	// and Labels as the operator set them. Empty: unknown.
 	Arch    string            `json:"arch,omitempty"`
 	Storage string            `json:"storage,omitempty"`
-	Region  string            `json:"region,omitempty"`
 	Lender  string            `json:"lender,omitempty"`
 	Labels  map[string]string `json:"labels,omitempty"`
 }

@@ -3,7 +3,8 @@
 # Usage: scripts/install-deps.sh [--bench] [--docker]
 #   always:   Go modules (go mod download), iproute2 + iptables (network-namespace NAT tests),
 #             chromium (the web UI test drives a headless Chromium),
-#             nginx (lb's TestNginxParity runs each scenario through a real NGINX too)
+#             nginx (lb's TestNginxParity runs each scenario through a real NGINX too),
+#             dig (bind9-dnsutils: core/dnsserve's resolver tests)
 #   --bench:  wrk (make bench-nginx)
 #   --docker: a running Docker Engine (scripts/docker-up.sh installs docker.io and starts dockerd)
 set -euo pipefail
@@ -28,6 +29,7 @@ need() { command -v "$1" >/dev/null 2>&1 || pkgs+=("$2"); }
 need ip iproute2
 need iptables iptables
 need chromium chromium
+need dig bind9-dnsutils   # core/dnsserve's tests query the DNS server with dig
 [ -x /usr/sbin/nginx ] || need nginx nginx
 if [ $want_bench = 1 ]; then need wrk wrk; fi
 

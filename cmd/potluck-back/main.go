@@ -44,6 +44,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	fs.Var(&memory, "memory", "memory granted, e.g. 512MiB")
 	disk := cli.Size(1 << 30)
 	fs.Var(&disk, "disk", "disk granted for images, e.g. 1GiB")
+	region := fs.String("region", "", "where this Back is, as the operator names regions (e.g. eu-west): placement may spread instances by it")
 	dataDir := fs.String("data-dir", "potluck-back-data", "directory for the WireGuard key (0600), identity, last desired state and image cache")
 	meshPort := fs.Uint("mesh-port", 0, "WireGuard UDP port (0 picks one; a Back behind NAT needs no fixed port)")
 	dockerHost := fs.String("docker-host", "", "Docker Engine address (default: DOCKER_HOST or unix:///var/run/docker.sock)")
@@ -92,6 +93,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 		Agent: agent.Config{
 			CoreURLs: cores, CoreCAFile: *coreCA, JoinToken: joinToken, Name: *name, CPUs: *cpus,
 			MemoryMB: int64(memory) >> 20, DiskMB: int64(disk) >> 20, DataDir: *dataDir, MeshPort: uint16(*meshPort),
+			Region: *region,
 		},
 		DockerHost: *dockerHost, PublishIP: pubIP, Heartbeat: *heartbeat, Logger: log,
 		NetworkPool: pool, SubnetBits: *subnetBits, PidsLimit: *pidsLimit, DiskReserve: int64(diskReserve),

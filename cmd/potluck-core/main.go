@@ -37,6 +37,7 @@ type options struct {
 	meshPort, agentPort, probePort                  uint
 	fastRaft                                        bool
 	logLevel, logFormat                             string
+	dns                                             dnsOptions
 }
 
 func main() {
@@ -73,6 +74,7 @@ func newFlags(o *options) *cli.FlagSet {
 	fs.StringVar(&o.tunnelAddress, "tunnel-address", "", "this node's tunnel address (default: 100.64.0.N, N = position of --id in the sorted --peers)")
 	fs.UintVar(&o.agentPort, "agent-port", server.DefaultAgentPort, "agent API TCP port on the tunnel address")
 	fs.UintVar(&o.probePort, "probe-port", server.DefaultProbePort, "port on a host's tunnel address the core probes (GET /healthz) before the host is Ready")
+	dnsFlags(fs, &o.dns)
 	fs.BoolVar(&o.fastRaft, "fast-raft", false, "short raft timeouts (all nodes on one machine; development only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
@@ -128,6 +130,9 @@ func run(args []string, env cli.Env) error {
 		HeartbeatTTL: o.heartbeatTTL, ReconcileInterval: o.reconcileInterval, MaxUploadBytes: o.maxUploadMB << 20,
 		MaxImageUnpacked: o.maxImageUnpackedMB << 20, BodyIdleTimeout: o.bodyTimeout,
 		Logger: logger,
+	}
+	if cfg.DNSAddr, cfg.DNS, err = o.dns.config(); err != nil {
+		return err
 	}
 	if o.clusterCA != "" {
 		ca, err := pki.Load(o.clusterCA)

@@ -96,6 +96,10 @@ func TestUsageErrors(t *testing.T) {
 		{"ca init without --out", []string{"ca", "init"}, nil, "--out is required"},
 		{"ca issue-api without --host", []string{"ca", "issue-api", "--ca", "x", "--out", "y"}, nil, "--ca, --host and --out are required"},
 		{"image limit", []string{"--operator-token", "0123456789abcdef", "--max-image-unpacked", "0"}, nil, "--max-image-unpacked and --body-timeout must be positive"},
+		{"dns without a zone", []string{"--operator-token", "0123456789abcdef", "--dns-listen", ":53"}, nil, "--dns-listen needs --dns-zone"},
+		{"dns zone without listen", []string{"--operator-token", "0123456789abcdef", "--dns-zone", "apps.example.org"}, nil, "need --dns-listen"},
+		{"dns negative rate", []string{"--operator-token", "0123456789abcdef", "--dns-listen", ":53", "--dns-zone", "apps.example.org", "--dns-ns", "ns1.example.org", "--dns-rate", "-1"}, nil, "--dns-rate"},
+		{"dns bad name server", []string{"--operator-token", "0123456789abcdef", "--dns-listen", ":53", "--dns-zone", "apps.example.org", "--dns-ns", "ns1.example.org=nope"}, nil, "--dns-ns"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env, out, _ := cli.BufferEnv(tc.vars)

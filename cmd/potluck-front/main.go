@@ -45,6 +45,7 @@ type flags struct {
 	coreCA                 string
 	endpoint, dataDir      string
 	publicURL              string
+	region                 string
 	meshPort               uint
 	listen, admin          string
 	cpus                   float64
@@ -75,6 +76,7 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 	fs.StringVar(&f.joinTokenFile, "join-token-file", "", "cluster: file holding the join token (wins over --join-token; keeps it out of the process list)")
 	fs.StringVar(&f.name, "name", hostname(), "cluster: host name, unique in the cluster")
 	fs.StringVar(&f.endpoint, "endpoint", "", "cluster: this Front's public WireGuard address host:port, reachable by Backs (UDP, --mesh-port)")
+	fs.StringVar(&f.region, "region", "", "cluster: where this Front is, as the operator names regions (e.g. eu-west): the core's DNS answers clients nearest first by it (docs/dns.md)")
 	fs.StringVar(&f.publicURL, "public-url", "", "cluster: where clients reach this Front, http(s)://host[:port], shown to app owners for their DNS (default: http:// + the --endpoint host + the --listen port)")
 	fs.UintVar(&f.meshPort, "mesh-port", 51820, "cluster: WireGuard UDP listen port")
 	fs.StringVar(&f.listen, "listen", ":80", "cluster: client HTTP listen address")
@@ -179,7 +181,7 @@ func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 		Agent: agent.Config{
 			CoreURLs: f.cores, CoreCAFile: f.coreCA, JoinToken: f.joinToken, Name: f.name, CPUs: f.cpus,
 			MemoryMB: int64(f.memory) >> 20, DiskMB: int64(f.disk) >> 20,
-			Endpoint: f.endpoint, PublicURL: f.publicURL, DataDir: f.dataDir, MeshPort: uint16(f.meshPort),
+			Endpoint: f.endpoint, PublicURL: f.publicURL, Region: f.region, DataDir: f.dataDir, MeshPort: uint16(f.meshPort),
 		},
 		Proxy: lb.Options{
 			Timeouts:    lb.Timeouts{Connect: f.connectT, Read: f.readT, Send: f.sendT},

@@ -232,6 +232,7 @@ func cmdHostsShow(c *cmdCtx) error {
 	return table(c.env.Stdout, []string{"FIELD", "VALUE"}, [][]string{
 		{"name", h.Name}, {"id", h.ID}, {"role", h.Role}, {"status", h.Status},
 		{"tunnel address", h.TunnelAddr}, {"endpoint", or(h.Endpoint, "-")},
+		{"public url", or(h.PublicURL, "-")}, {"region", or(h.Region, "-")},
 		{"public key", h.PublicKey},
 		{"capacity (declared)", fmt.Sprintf("%s cpu, %s memory, %s disk", cpus(h.Capacity.MilliCPU), mib(h.Capacity.MemoryMB), mib(h.Capacity.DiskMB))},
 		{"measured", measured(h.Measured)},

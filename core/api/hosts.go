@@ -76,6 +76,7 @@ func checkRegistration(req *agentproto.RegisterRequest) (fsm.Role, error) {
 			p.addErr(err)
 		}
 	}
+	p.addErr(checkRegion(req.Region))
 	if role == fsm.RoleFront {
 		if _, err := netip.ParseAddrPort(req.Endpoint); err != nil {
 			if host, port, err2 := net.SplitHostPort(req.Endpoint); err2 != nil || host == "" || port == "" {
@@ -151,6 +152,9 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 		if h.Role == fsm.RoleFront && req.PublicURL != h.PublicURL && !s.setPublicURL(w, r, h.ID, req.PublicURL) {
 			return
 		}
+		if req.Region != h.Region && !s.setRegion(w, r, h.ID, req.Region) {
+			return
+		}
 		s.writeRegistration(w, http.StatusOK, h.ID)
 		return
 	}
@@ -173,7 +177,7 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 		h := &fsm.Host{
 			ID: newID("h"), Name: req.Name, Role: role, PublicKey: req.PublicKey, // the FSM assigns TunnelAddr
 			Capacity: fsm.Resources{MilliCPU: int64(math.Round(req.CPUs * 1000)), MemoryMB: req.MemoryMB, DiskMB: req.DiskMB},
-			Status:   status, TokenID: tokenID,
+			Status:   status, TokenID: tokenID, Region: req.Region,
 		}
 		if m := req.Measured; m != nil {
 			h.Measured = &fsm.Resources{MilliCPU: int64(math.Round(m.CPUs * 1000)), MemoryMB: m.MemoryMB, DiskMB: m.DiskMB}
@@ -238,6 +242,8 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 type HostPatch struct {
 	Lender *string            `json:"lender"`
 	Labels map[string]*string `json:"labels"`
+	// Region is refused with a pointer to where it is set.
+	Region *string `json:"region"`
 }
 
 // patchHost sets who lends a host and its labels, the features placement
@@ -246,6 +252,10 @@ func (s *Server) patchHost(w http.ResponseWriter, r *http.Request) {
 	ref := r.PathValue("id")
 	var patch HostPatch
 	if !s.decode(w, r, &patch) {
+		return
+	}
+	if patch.Region != nil {
+		writeError(w, http.StatusBadRequest, "region is declared by the host's agent (potluck-front/potluck-back --region), not set here")
 		return
 	}
 	res, err := s.node.Decide(r.Context(), requestID(r), func(st *fsm.State, now time.Time) (*fsm.Command, error) {

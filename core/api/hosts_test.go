@@ -30,7 +30,8 @@ func TestPatchHostLabels(t *testing.T) {
 		{"bad key", `{"labels":{"Bad Key":"x"}}`, http.StatusBadRequest, "", map[string]string{"gpu": "a100", "rack": "r7"}, `label key "Bad Key"`},
 		{"separator in a value", `{"labels":{"gpu":"a,b"}}`, http.StatusBadRequest, "", map[string]string{"gpu": "a100", "rack": "r7"}, `label gpu value "a,b"`},
 		{"bad lender", `{"lender":"alice smith"}`, http.StatusBadRequest, "", map[string]string{"gpu": "a100", "rack": "r7"}, `lender "alice smith"`},
-		{"unknown field", `{"region":"eu"}`, http.StatusBadRequest, "", map[string]string{"gpu": "a100", "rack": "r7"}, "region"},
+		{"region is the agent's", `{"region":"eu"}`, http.StatusBadRequest, "", map[string]string{"gpu": "a100", "rack": "r7"}, "region is declared by the host's agent"},
+		{"unknown field", `{"zone":"z1"}`, http.StatusBadRequest, "", map[string]string{"gpu": "a100", "rack": "r7"}, "zone"},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {

@@ -2,8 +2,10 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"potluck/core/fsm"
@@ -27,6 +29,28 @@ func checkPublicURL(s string) error {
 func (s *Server) setPublicURL(w http.ResponseWriter, r *http.Request, hostID, publicURL string) bool {
 	res, err := s.node.Decide(r.Context(), "", func(st *fsm.State, now time.Time) (*fsm.Command, error) {
 		return &fsm.Command{Type: fsm.CmdSetHostPublicURL, Host: &fsm.Host{ID: hostID, PublicURL: publicURL}}, nil
+	})
+	return s.writeResult(w, res, err)
+}
+
+// MaxRegion bounds a host's region name.
+const MaxRegion = 63
+
+// checkRegion accepts an empty region or 1 to 63 of a-z, 0-9, '-', '_', '.'.
+func checkRegion(s string) error {
+	if len(s) > MaxRegion || strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) >= 0 {
+		return fmt.Errorf("region %q: use up to %d of a-z, 0-9, '-', '_', '.' (e.g. eu-west)", s, MaxRegion)
+	}
+	return nil
+}
+
+// setRegion records a host's new region (it registered again with another
+// one); false when it answered an error.
+func (s *Server) setRegion(w http.ResponseWriter, r *http.Request, hostID, region string) bool {
+	res, err := s.node.Decide(r.Context(), "", func(st *fsm.State, now time.Time) (*fsm.Command, error) {
+		return &fsm.Command{Type: fsm.CmdSetHostRegion, Host: &fsm.Host{ID: hostID, Region: region}}, nil
 	})
 	return s.writeResult(w, res, err)
 }

@@ -53,6 +53,8 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.setHostPublicURL(c)
 	case CmdSetHostLabels:
 		return s.setHostLabels(c)
+	case CmdSetHostRegion:
+		return s.setHostRegion(c)
 	}
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
 }
@@ -439,5 +441,19 @@ func (s *State) setHostPublicURL(c *Command) (string, error) {
 		return "", errf(CodeInvalid, "host %q is not a front", h.Name)
 	}
 	h.PublicURL, h.UpdatedAt = c.Host.PublicURL, c.Time
+	return h.ID, nil
+}
+
+// setHostRegion records where a host is (its agent registers again at
+// every start, with its current --region).
+func (s *State) setHostRegion(c *Command) (string, error) {
+	if c.Host == nil {
+		return "", errf(CodeInvalid, "no host given")
+	}
+	h, ok := s.Hosts[c.Host.ID]
+	if !ok {
+		return "", errf(CodeNotFound, "no host %q", c.Host.ID)
+	}
+	h.Region, h.UpdatedAt = c.Host.Region, c.Time
 	return h.ID, nil
 }

@@ -32,6 +32,8 @@ const (
 	// CmdSetHostLabels sets a host's operator-set features: Host.Lender and
 	// Host.Labels (replaced whole) of Command.Host.
 	CmdSetHostLabels CommandType = "set_host_labels"
+	// CmdSetHostRegion sets Host.Region (of Host.ID) to Host.Region.
+	CmdSetHostRegion CommandType = "set_host_region"
 )
 
 // Command is one replicated write. The leader fills Time, ids and every

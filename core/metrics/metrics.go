@@ -34,11 +34,20 @@ type Registry struct {
 	requests map[reqKey]*pm.Counter
 	latency  map[string]*pm.Histogram
 	gauges   func() []Gauge
+	more     []func(io.Writer) // other parts' metrics, written after these
 }
 
 // New returns an empty registry; gauges may be nil.
 func New(gauges func() []Gauge) *Registry {
 	return &Registry{requests: map[reqKey]*pm.Counter{}, latency: map[string]*pm.Histogram{}, gauges: gauges}
+}
+
+// Also adds a part's own metrics (Prometheus text, names of its own) to
+// every scrape, after the core's.
+func (r *Registry) Also(write func(io.Writer)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.more = append(r.more, write)
 }
 
 // Observe records one finished API request.
@@ -88,7 +97,13 @@ func (r *Registry) Write(w io.Writer) {
 	for route, h := range r.latency {
 		lat = append(lat, timed{route, h})
 	}
+	more := r.more
 	r.mu.Unlock()
+	defer func() {
+		for _, write := range more {
+			write(w)
+		}
+	}()
 	sort.Slice(reqs, func(i, j int) bool {
 		a, b := reqs[i], reqs[j]
 		if a.route != b.route {

@@ -27,6 +27,7 @@ import (
 	"potluck/core/api"
 	"potluck/core/blobs"
 	"potluck/core/cluster"
+	"potluck/core/dnsserve"
 	"potluck/core/fsm"
 	"potluck/core/metrics"
 	"potluck/core/pki"
@@ -92,6 +93,12 @@ type Config struct {
 
 	Mesh *MeshConfig // nil = no mesh, no agent API
 
+	// DNSAddr, if set, runs the adaptive DNS server (core/dnsserve) on this
+	// address, UDP and TCP, answering from this node's copy of the state;
+	// DNS configures it (its Source and Logger are filled in here).
+	DNSAddr string
+	DNS     dnsserve.Config
+
 	Logger        *slog.Logger
 	RaftLogOutput io.Writer
 }
@@ -104,6 +111,7 @@ type Server struct {
 	Blobs      *blobs.Store
 	Reconciler *reconcile.Reconciler
 	Metrics    *metrics.Registry
+	DNS        *dnsserve.Server // nil unless Config.DNSAddr is set
 	mesh       *meshRuntime
 
 	httpSrv   *http.Server
@@ -154,6 +162,9 @@ func Start(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	if err := s.serve(handler); err != nil {
+		return nil, err
+	}
+	if err := s.startDNS(); err != nil {
 		return nil, err
 	}
 	s.log.Info("core node started", "api", s.url, "raft", s.Node.RaftAddr())
@@ -345,6 +356,27 @@ func (s *Server) serve(handler http.Handler) error {
 	return nil
 }
 
+// startDNS starts the DNS server when one is configured; its statistics
+// join the node's metrics.
+func (s *Server) startDNS() error {
+	if s.cfg.DNSAddr == "" {
+		return nil
+	}
+	cfg := s.cfg.DNS
+	cfg.Source = &dnsserve.StateSource{State: s.Node.FSM.State}
+	cfg.Logger = s.log.With("part", "dns")
+	d, err := dnsserve.New(cfg)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := d.Start(s.cfg.DNSAddr); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.DNS = d
+	s.Metrics.Also(d.Stats().WriteMetrics)
+	return nil
+}
+
 func (s *Server) goRun(f func()) {
 	s.wg.Add(1)
 	go func() {
@@ -383,6 +415,9 @@ func (s *Server) Close() error {
 		_ = s.metrics.Close()
 	} else if s.metricsLn != nil {
 		_ = s.metricsLn.Close()
+	}
+	if s.DNS != nil {
+		_ = s.DNS.Close()
 	}
 	if s.mesh != nil {
 		s.mesh.close()

@@ -39,6 +39,7 @@ func TestFailedStartReleasesWhatItOpened(t *testing.T) {
 		{"mesh key file that is a directory", func(c *Config) {
 			c.Mesh = &MeshConfig{KeyFile: t.TempDir()}
 		}, "mesh key"},
+		{"DNS without a zone", func(c *Config) { c.DNSAddr = "127.0.0.1:0" }, "at least one zone"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

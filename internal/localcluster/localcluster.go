@@ -33,6 +33,7 @@ import (
 	"potluck/back"
 	"potluck/back/engine"
 	"potluck/core/cluster"
+	"potluck/core/dnsserve"
 	"potluck/core/pki"
 	"potluck/core/server"
 	"potluck/front"
@@ -59,6 +60,9 @@ type Config struct {
 	WAN func(role, name string) *meshnet.WANConfig
 	// Logger receives every node's logs with a "node" attribute (nil: none).
 	Logger *slog.Logger
+	// DNS, if set, runs the adaptive DNS server on every core node, on a
+	// free port of 127.0.0.1 (Core(i).DNS.Addr()).
+	DNS *dnsserve.Config
 }
 
 // Cluster is a running local Potluck.
@@ -159,6 +163,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			Mesh:   &server.MeshConfig{PrivateKey: &key, ListenPort: port},
 			Logger: cfg.Logger.With("node", peers[i].ID), RaftLogOutput: io.Discard,
 		})
+		if cfg.DNS != nil {
+			c.coreCfgs[i].DNSAddr, c.coreCfgs[i].DNS = "127.0.0.1:0", *cfg.DNS
+		}
 		c.cores = append(c.cores, nil)
 	}
 	for i := range cfg.Cores {
@@ -341,6 +348,19 @@ func (c *Cluster) bind(role, name string) (conn.Bind, error) {
 // StartFront starts a Front named name; it serves HTTP on a free port of
 // 127.0.0.1 (FrontHost.Addr).
 func (c *Cluster) StartFront(ctx context.Context, name string) (*FrontHost, error) {
+	return c.StartFrontWith(ctx, name, FrontOptions{})
+}
+
+// FrontOptions place a Front: the loopback address it serves on (default
+// 127.0.0.1; any of 127.0.0.0/8 tells Fronts apart in DNS answers) and the
+// region it declares. With PublicIP set it registers its public URL.
+type FrontOptions struct {
+	PublicIP netip.Addr
+	Region   string
+}
+
+// StartFrontWith starts a Front named name placed as o says.
+func (c *Cluster) StartFrontWith(ctx context.Context, name string, o FrontOptions) (*FrontHost, error) {
 	port, err := freeport.UDP()
 	if err != nil {
 		return nil, err
@@ -349,14 +369,21 @@ func (c *Cluster) StartFront(ctx context.Context, name string) (*FrontHost, erro
 	if err != nil {
 		return nil, err
 	}
-	cfg.MeshPort, cfg.Endpoint = port, fmt.Sprintf("127.0.0.1:%d", port)
-	f, err := front.Start(ctx, front.Config{Agent: cfg, Heartbeat: time.Second, Logger: c.cfg.Logger.With("node", name)})
+	ip := "127.0.0.1"
+	if o.PublicIP.IsValid() {
+		ip = o.PublicIP.String()
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return nil, fmt.Errorf("localcluster: front %s: %w", name, err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cfg.MeshPort, cfg.Endpoint, cfg.Region = port, fmt.Sprintf("127.0.0.1:%d", port), o.Region
+	if o.PublicIP.IsValid() {
+		cfg.PublicURL = "http://" + ln.Addr().String()
+	}
+	f, err := front.Start(ctx, front.Config{Agent: cfg, Heartbeat: time.Second, Logger: c.cfg.Logger.With("node", name)})
 	if err != nil {
-		f.Shutdown(ctx)
+		ln.Close()
 		return nil, fmt.Errorf("localcluster: front %s: %w", name, err)
 	}
 	go f.Serve(ln)
