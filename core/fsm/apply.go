@@ -47,6 +47,10 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.failRelease(c)
 	case CmdSetHostPublicURL:
 		return s.setHostPublicURL(c)
+	case CmdSetAutoscale:
+		return s.setAutoscale(c)
+	case CmdAutoscale:
+		return s.autoscale(c)
 	}
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
 }

@@ -29,6 +29,11 @@ const (
 	CmdPromoteRelease     CommandType = "promote_release"
 	CmdFailRelease        CommandType = "fail_release"
 	CmdSetHostPublicURL   CommandType = "set_host_public_url"
+	// CmdSetAutoscale sets Installation.Autoscale's settings (Name,
+	// Autoscale); CmdAutoscale is the autoscaler's operation (Name, Plan,
+	// AutoscaleEvent).
+	CmdSetAutoscale CommandType = "set_autoscale"
+	CmdAutoscale    CommandType = "autoscale"
 )
 
 // Command is one replicated write. The leader fills Time, ids and every
@@ -52,6 +57,9 @@ type Command struct {
 	// Release: the release to deploy (with Name and Instances), or the
 	// version to promote or fail (with Name; Message says why it failed).
 	Release *Release `json:"release,omitempty"`
+	// Autoscale and AutoscaleEvent: CmdSetAutoscale and CmdAutoscale.
+	Autoscale      *Autoscale      `json:"autoscale,omitempty"`
+	AutoscaleEvent *AutoscaleEvent `json:"autoscale_event,omitempty"`
 }
 
 // HostStatusChange sets a host's status.

@@ -125,6 +125,7 @@ func goldenLog() []goldenEntry {
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdRetireInstallation, RequestID: "req-retire", Name: "site"}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, Name: "first-fit"}, reject: fsm.CodeInvalid},
 	)
+	log = append(log, autoscaleGolden()...)
 	return log
 }
 
