@@ -13,7 +13,7 @@ const PathMetrics = "/v1/agent/metrics"
 
 // Limits of one report.
 const (
-	MaxMetricsRoutes    = 4096
+	MaxMetricsRoutes    = 2048
 	MaxMetricsInstances = 1024
 	MaxLatencyBuckets   = 64
 )

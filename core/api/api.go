@@ -71,6 +71,7 @@ type Config struct {
 	OnRemoved func()
 
 	Heartbeat  HeartbeatFunc // the leader's reconciler
+	Autoscaler Autoscaler    // metrics and autoscaling; nil: neither (501)
 	Logs       LogSource     // reaches Backs' logs over the mesh; nil: no logs
 	LeaderHold time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
 	// DeleteWait is how long DELETE /v1/installations/{name} waits for the
@@ -186,6 +187,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/installations/{name}/logs", local(s.getLogs))
 
 	s.mux.HandleFunc("GET /v1/containers", op(s.listContainers))
+	s.autoscaleRoutes(op, w)
 
 	s.mux.HandleFunc("GET /v1/cluster/members", local(s.listMembers))
 	s.mux.HandleFunc("GET /v1/cluster/snapshot", w(s.saveSnapshot))
