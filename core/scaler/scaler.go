@@ -42,7 +42,17 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock decisions are made by (nil: time.Now).
 	Now func() time.Time
+	// Settle is how long after an instance started running no decision is
+	// made (0: DefaultSettle or one step, whichever is longer). Its first
+	// seconds do not show the load it will carry: the Fronts' mesh session
+	// to a Back new to them may still be coming up (WireGuard retries a
+	// handshake after 5 s), and meanwhile requests wait, so every instance
+	// reads idle.
+	Settle time.Duration
 }
+
+// DefaultSettle is Config.Settle's floor.
+const DefaultSettle = 10 * time.Second
 
 // Decision is one decision as the API shows it.
 type Decision struct {
@@ -90,6 +100,9 @@ func New(cfg Config) *Scaler {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = max(DefaultSettle, cfg.Series.Step())
 	}
 	return &Scaler{cfg: cfg, ctrl: map[string]*controller{}, recent: map[string][]Decision{}}
 }
@@ -161,13 +174,17 @@ func (s *Scaler) decide(ctx context.Context, st *fsm.State, inst *fsm.Installati
 		return
 	}
 	cur := autoscale.State{Count: inst.Backs}
-	if why := busy(st, inst); why != "" {
+	inBounds := inst.Backs >= inst.Autoscale.Min && inst.Backs <= inst.Autoscale.Max
+	settle := s.cfg.Settle
+	if !inBounds {
+		settle = 0 // bounds the operator set apply at once
+	}
+	if why := busy(st, inst, now, settle); why != "" {
 		s.record(name, Decision{At: now, From: inst.Backs, To: inst.Backs, Source: string(autoscale.SourceHold), Reason: "held: " + why})
 		return
 	}
 	history := Samples(s.cfg.Series.Points(name))
 	lastStep := now.Truncate(s.cfg.Series.Step()).Add(-s.cfg.Series.Step())
-	inBounds := inst.Backs >= inst.Autoscale.Min && inst.Backs <= inst.Autoscale.Max
 	if inBounds && (len(history) == 0 || history[len(history)-1].At.Before(lastStep)) {
 		s.record(name, Decision{At: now, From: inst.Backs, To: inst.Backs, Source: string(autoscale.SourceHold),
 			Reason: "held: no metrics from the instances in the last step"})
@@ -204,7 +221,7 @@ func (s *Scaler) commit(ctx context.Context, name string, d Decision) error {
 		if inst.Backs != d.From {
 			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("the count changed to %d meanwhile", inst.Backs)}
 		}
-		if why := busy(st, inst); why != "" {
+		if why := busy(st, inst, now, 0); why != "" {
 			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: why}
 		}
 		plan, err := Plan(st, inst, d.To)
@@ -263,8 +280,10 @@ func Plan(st *fsm.State, inst *fsm.Installation, backs int) (*fsm.Plan, error) {
 	return plan, nil
 }
 
-// busy says why an installation must not be scaled now, or "".
-func busy(st *fsm.State, inst *fsm.Installation) string {
+// busy says why an installation must not be scaled now, or "": a rollout,
+// instances starting or draining, or one that started running less than
+// settle before now.
+func busy(st *fsm.State, inst *fsm.Installation, now time.Time, settle time.Duration) string {
 	if d := inst.Deploying(); d != nil {
 		return fmt.Sprintf("release %d is rolling out", d.Version)
 	}
@@ -274,6 +293,10 @@ func busy(st *fsm.State, inst *fsm.Installation) string {
 			return "instances are draining"
 		case fsm.InstancePending:
 			return "instances are starting"
+		case fsm.InstanceRunning:
+			if since := now.Sub(in.UpdatedAt); since < settle {
+				return fmt.Sprintf("instance %s started running %v ago; its load settles for %v", in.ID, since.Round(time.Second), settle)
+			}
 		}
 	}
 	return ""

@@ -131,7 +131,12 @@ func TestReactiveScalesOutAndDrainsIn(t *testing.T) {
 
 	f.setPolicy(fsm.Autoscale{Enabled: true, Policy: fsm.AutoscaleReactive, Min: 1, Max: 2, CPUTarget: 0.5, Interval: 2 * time.Minute})
 	f.s.Tick(context.Background())
-	require.Contains(t, f.s.Recent("site")[0].Reason, "no metrics")
+	require.Contains(t, f.s.Recent("site")[0].Reason, "started running 0s ago; its load settles for 1m0s", "a new instance's first step is not its load")
+	f.clock.Advance(time.Minute)
+	f.s.Tick(context.Background())
+	r := f.s.Recent("site")
+	require.Len(t, r, 1, "a repeated hold replaces the one before")
+	require.Contains(t, r[0].Reason, "no metrics")
 
 	d := f.minute(0.3)
 	require.Equal(t, 1, d.To, "30 %% is between the rules: %s", d.Reason)
@@ -148,6 +153,8 @@ func TestReactiveScalesOutAndDrainsIn(t *testing.T) {
 	require.False(t, d.Applied)
 	require.Contains(t, d.Reason, "starting", "no decision while new instances start")
 	f.setRunning()
+	f.s.Tick(context.Background())
+	require.Contains(t, f.s.Recent("site")[len(f.s.Recent("site"))-1].Reason, "settles")
 	d = f.minute(0.9)
 	require.Equal(t, 2, d.To, "at the maximum: %s", d.Reason)
 
