@@ -30,6 +30,7 @@ type chartLine struct {
 	Class  string // the line's colour (style.css)
 	Label  string
 	Points string // SVG polyline points
+	Last   string // its newest value, labelled
 }
 
 // charts draws an installation's metrics: requests and errors per second,
@@ -91,8 +92,9 @@ func newChart(title, unit string, labels []string, series ...[]float64) chart {
 			y := chartH - v/top*(chartH-4) - 2
 			fmt.Fprintf(&b, "%.1f,%.1f ", x, y)
 		}
-		c.Lines = append(c.Lines, chartLine{Class: fmt.Sprintf("l%d", i), Label: labels[i], Points: strings.TrimSpace(b.String())})
-		last = append(last, labels[i]+" "+num(s[n-1])+unit)
+		l := labels[i] + " " + num(s[n-1]) + unit
+		c.Lines = append(c.Lines, chartLine{Class: fmt.Sprintf("l%d", i), Label: labels[i], Points: strings.TrimSpace(b.String()), Last: l})
+		last = append(last, l)
 	}
 	c.Last = strings.Join(last, " · ")
 	return c
