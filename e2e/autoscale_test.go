@@ -131,7 +131,7 @@ func TestAutoscaleUnderLoad(t *testing.T) {
 
 	// A light probe runs throughout (cheap requests, well under the
 	// scale-in threshold); the burn load comes on top of it.
-	probe := s.startClients(site, "/", 1, 5000, 50*time.Millisecond)
+	probe := s.startClients(site, "/", 1, 3000, 100*time.Millisecond)
 	start := time.Now()
 	burn := s.startClients(site, "/burn?ms=5", 4, 40000, 0)
 	ok := assertEventually(t, 90*time.Second, func() bool { return s.installation("auto").Backs == hi && len(s.runningOn("auto")) == hi })
