@@ -75,6 +75,9 @@ type Scaler struct {
 	leading bool
 	ctrl    map[string]*controller
 	recent  map[string][]Decision
+	// failing is the error of an installation's last operation that
+	// could not be applied, logged when it first appears, not every step.
+	failing map[string]string
 }
 
 type controller struct {
@@ -104,7 +107,7 @@ func New(cfg Config) *Scaler {
 	if cfg.Settle == 0 {
 		cfg.Settle = max(DefaultSettle, cfg.Series.Step())
 	}
-	return &Scaler{cfg: cfg, ctrl: map[string]*controller{}, recent: map[string][]Decision{}}
+	return &Scaler{cfg: cfg, ctrl: map[string]*controller{}, recent: map[string][]Decision{}, failing: map[string]string{}}
 }
 
 // Run decides once a step until ctx ends.
@@ -135,7 +138,7 @@ func (s *Scaler) Tick(ctx context.Context) {
 	s.mu.Lock()
 	if !leader {
 		if s.leading {
-			s.ctrl, s.recent = map[string]*controller{}, map[string][]Decision{}
+			s.ctrl, s.recent, s.failing = map[string]*controller{}, map[string][]Decision{}, map[string]string{}
 			s.cfg.Series.Reset()
 		}
 		s.leading = false
@@ -153,6 +156,7 @@ func (s *Scaler) Tick(ctx context.Context) {
 		}
 		if st.Installations[name] == nil {
 			delete(s.recent, name)
+			delete(s.failing, name)
 		}
 	}
 	s.mu.Unlock()
@@ -202,9 +206,18 @@ func (s *Scaler) decide(ctx context.Context, st *fsm.State, inst *fsm.Installati
 		s.mu.Unlock()
 		dec.Reason = fmt.Sprintf("%s; not applied: %v", dec.Reason, err)
 		s.record(name, dec)
-		s.cfg.Logger.Warn("autoscale operation not applied", "installation", name, "from", dec.From, "to", dec.To, "err", err)
+		s.mu.Lock()
+		first := s.failing[name] != err.Error()
+		s.failing[name] = err.Error()
+		s.mu.Unlock()
+		if first {
+			s.cfg.Logger.Warn("autoscale operation not applied", "installation", name, "from", dec.From, "to", dec.To, "err", err)
+		}
 		return
 	}
+	s.mu.Lock()
+	delete(s.failing, name)
+	s.mu.Unlock()
 	dec.Applied = true
 	s.record(name, dec)
 	s.cfg.Logger.Info("autoscaled", "installation", name, "from", dec.From, "to", dec.To, "source", dec.Source, "reason", dec.Reason)

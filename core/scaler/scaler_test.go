@@ -208,3 +208,20 @@ func TestBoundsApplyAtOnceAndFollowersDoNothing(t *testing.T) {
 	f.s.Tick(context.Background())
 	require.Empty(t, f.s.Recent("site"), "a follower keeps nothing")
 }
+
+func TestAnOperationThatDoesNotFitIsRecordedNotApplied(t *testing.T) {
+	f := newFixture(t)
+	// Three Backs and one instance per Back: a fourth fits nowhere.
+	f.setPolicy(fsm.Autoscale{Enabled: true, Policy: fsm.AutoscaleReactive, Min: 3, Max: 4, CPUTarget: 0.5})
+	f.s.Tick(context.Background())
+	require.Equal(t, 3, f.node.State().Installations["site"].Backs, "bounds raised the count at once")
+	f.setRunning()
+	f.clock.Advance(time.Minute)
+	d := f.minute(0.9)
+	require.False(t, d.Applied)
+	require.Equal(t, 4, d.To)
+	require.Contains(t, d.Reason, "CPU 90 % > 50 %")
+	require.Contains(t, d.Reason, "not applied: not enough capacity")
+	require.Equal(t, 3, f.node.State().Installations["site"].Backs, "nothing changed")
+	require.Len(t, f.node.State().Installations["site"].Autoscale.Events, 1, "only the bounds operation is in the record")
+}
