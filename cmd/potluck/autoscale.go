@@ -119,3 +119,47 @@ func printAutoscale(c *cmdCtx, st *apiclient.AutoscaleStatus) error {
 	}
 	return nil
 }
+
+// metricsCmd prints an installation's metrics, one line a step.
+type metricsCmd struct{ last int }
+
+func (m *metricsCmd) register(fs *cli.FlagSet) {
+	fs.IntVar(&m.last, "last", 15, "how many of the latest points (at most 180 are kept)")
+}
+
+func (m *metricsCmd) run(c *cmdCtx) error {
+	if m.last < 1 {
+		return cli.Usagef("--last must be a number of points, at least 1")
+	}
+	ms, err := c.client.Metrics(c.ctx, c.args[0])
+	if err != nil {
+		return err
+	}
+	ps := ms.Points[max(0, len(ms.Points)-m.last):]
+	if c.g.json {
+		ms.Points = ps
+		return printJSON(c.env.Stdout, ms)
+	}
+	if len(ps) == 0 {
+		fmt.Fprintf(c.env.Stdout, "no metrics for %s yet: the leader keeps one point per %gs from what Fronts and Backs report\n", c.args[0], ms.StepSeconds)
+		return nil
+	}
+	step := ms.StepSeconds
+	if step <= 0 {
+		step = 60
+	}
+	var rows [][]string
+	for _, p := range ps {
+		rows = append(rows, []string{p.At.Local().Format(time.TimeOnly), fmt.Sprintf("%.1f", p.Requests/step), fmt.Sprintf("%.0f", p.Errors),
+			fmt.Sprintf("%.1f", p.P50MS), fmt.Sprintf("%.1f", p.P95MS), pctOr(p.CPU, p.Backs), pctOr(p.Memory, p.Backs), strconv.Itoa(p.Instances)})
+	}
+	return table(c.env.Stdout, []string{"AT", "REQ/S", "5XX", "P50 MS", "P95 MS", "CPU", "MEMORY", "INSTANCES"}, rows)
+}
+
+// pctOr shows a share as a percentage, or "-" when nothing was measured.
+func pctOr(v float64, measured bool) string {
+	if !measured {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", 100*v)
+}

@@ -42,6 +42,12 @@ func TestAutoscaleShowsAndSets(t *testing.T) {
 	r = potluck(t, vars, false, "autoscale", "hello", "--min", "4")
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "autoscale bounds 4..3")
+	r = potluck(t, vars, false, "metrics", "hello")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "no metrics for hello yet: the leader keeps one point per 60s from what Fronts and Backs report\n", r.stdout)
+	r = potluck(t, vars, false, "metrics", "hello", "--last", "0")
+	require.Equal(t, 2, r.code)
+
 	r = potluck(t, vars, false, "autoscale", "nope", "--min", "1")
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, `no installation "nope"`)
