@@ -79,3 +79,33 @@ func TestAutoscaleWithoutAnAutoscalerIs501(t *testing.T) {
 	f.call(http.MethodGet, "/v1/installations/shop/metrics", "", http.StatusNotImplemented, nil)
 	f.call(http.MethodPost, "/v1/internal/metrics", `{"host_id":"x","report":{}}`, http.StatusNotImplemented, nil)
 }
+
+func TestAutoscaleScopes(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Autoscaler = scaler.New(scaler.Config{Node: c.Node, Series: series.New(time.Minute, 0, c.Now), Now: c.Now})
+	})
+	f.cluster()
+	f.call(http.MethodPost, "/v1/installations", installationBody(""), http.StatusCreated, nil)
+	owner := f.scopedToken(`{"scope":"app-owner","installations":["shop"]}`)
+	other := f.scopedToken(`{"scope":"app-owner","installations":["news"]}`)
+	reader := f.scopedToken(`{"scope":"read-only"}`)
+	tests := []struct {
+		name   string
+		req    request
+		status int
+	}{
+		{"owner sets its autoscaling", request{method: "PUT", path: "/v1/installations/shop/autoscale", token: owner, body: `{"enabled":true,"max":2}`}, 200},
+		{"owner reads its metrics", request{method: "GET", path: "/v1/installations/shop/metrics", token: owner}, 200},
+		{"another owner cannot set it", request{method: "PUT", path: "/v1/installations/shop/autoscale", token: other, body: `{"enabled":false}`}, 403},
+		{"another owner cannot read its metrics", request{method: "GET", path: "/v1/installations/shop/metrics", token: other}, 403},
+		{"a reader reads it", request{method: "GET", path: "/v1/installations/shop/autoscale", token: reader}, 200},
+		{"a reader cannot set it", request{method: "PUT", path: "/v1/installations/shop/autoscale", token: reader, body: `{"enabled":false}`}, 403},
+		{"an owner cannot report metrics", request{method: "POST", path: "/v1/internal/metrics", token: owner, body: `{"host_id":"x","report":{}}`}, 403},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := f.do(tc.req)
+			require.Equal(t, tc.status, rec.Code, rec.Body.String())
+		})
+	}
+}
