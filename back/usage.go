@@ -14,10 +14,14 @@ import (
 // autoscaler compares them with its CPU target.
 type usage struct {
 	engine *engine.Engine
-	log    interface{ Warn(string, ...any) }
+	log    interface {
+		Warn(string, ...any)
+		Info(string, ...any)
+	}
 
-	mu   sync.Mutex
-	last map[string]engine.Usage // by container id: the previous reading
+	mu      sync.Mutex
+	last    map[string]engine.Usage // by container id: the previous reading
+	failing bool                    // the engine could not be asked (logged once)
 }
 
 // instanceUsage turns two readings of one container into its use over the
@@ -51,12 +55,19 @@ func (u *usage) report(ctx context.Context, hostID string, desired *agentproto.D
 		want[in.ID] = in
 	}
 	cs, err := u.engine.List(ctx, hostID)
-	if err != nil {
-		u.log.Warn("cannot list containers for metrics", "err", err)
-		return nil
-	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if err != nil {
+		if !u.failing {
+			u.log.Warn("cannot list containers for metrics; no metrics until the engine answers", "err", err)
+		}
+		u.failing = true
+		return nil
+	}
+	if u.failing {
+		u.log.Info("containers listed again; metrics resume")
+		u.failing = false
+	}
 	m := &agentproto.MetricsReport{Instances: []agentproto.InstanceMetrics{}}
 	next := map[string]engine.Usage{}
 	var interval time.Duration
