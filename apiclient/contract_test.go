@@ -29,6 +29,8 @@ func TestTypesReadWhatTheCoreWrites(t *testing.T) {
 		{apiclient.Installation{}, api.InstallationView{}},
 		{apiclient.ListedRelease{}, api.ReleaseView{}},
 		{apiclient.Instance{}, api.InstanceView{}},
+		{apiclient.AutoscaleStatus{}, api.AutoscaleView{}},
+		{apiclient.Metrics{}, api.MetricsView{}},
 	} {
 		client, core := reflect.TypeOf(tc.client), reflect.TypeOf(tc.core)
 		t.Run(client.Name(), func(t *testing.T) {

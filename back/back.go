@@ -47,6 +47,9 @@ type Config struct {
 	PublishIP netip.Addr
 	// Heartbeat is how often state is reported (the core's TTL is 30 s).
 	Heartbeat time.Duration
+	// MetricsInterval is how often the instances' CPU and memory are read
+	// from the engine and reported (default agent.DefaultMetricsInterval).
+	MetricsInterval time.Duration
 	// Resync is how often containers are checked against the desired state
 	// even when it does not change (crashed or stopped containers come back).
 	Resync time.Duration
@@ -168,6 +171,15 @@ func (b *Back) Run(ctx context.Context) error {
 	wg.Go(func() { b.agent.Heartbeats(loopCtx, b.cfg.Heartbeat, b.snapshotReports) })
 	wg.Go(func() { b.converge(loopCtx) })
 	wg.Go(func() { b.monitor(loopCtx) })
+	u := &usage{engine: b.engine, log: b.log, last: map[string]engine.Usage{}}
+	wg.Go(func() {
+		b.agent.ReportMetricsEvery(loopCtx, cmp.Or(b.cfg.MetricsInterval, agent.DefaultMetricsInterval), func(ctx context.Context) *agentproto.MetricsReport {
+			b.mu.Lock()
+			d := b.desired
+			b.mu.Unlock()
+			return u.report(ctx, b.agent.Identity().HostID, d)
+		})
+	})
 	err := b.agent.Follow(ctx, func(ctx context.Context, d *agentproto.DesiredState) error {
 		b.mu.Lock()
 		b.desired = d

@@ -6,6 +6,7 @@
 package front
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +31,10 @@ type Config struct {
 	Proxy lb.Options
 	// Heartbeat is how often the Front reports itself alive.
 	Heartbeat time.Duration
-	Logger    *slog.Logger
+	// MetricsInterval is how often it reports its installations' load to
+	// the core (default agent.DefaultMetricsInterval).
+	MetricsInterval time.Duration
+	Logger          *slog.Logger
 }
 
 // Front is a running Front agent.
@@ -41,6 +45,7 @@ type Front struct {
 	proxy       *lb.Proxy
 	liveness    *livenessWatch
 	unavailable *unavailable
+	usage       *usage
 }
 
 // Start registers (or restores the saved identity), brings up the mesh node
@@ -65,6 +70,7 @@ func Start(ctx context.Context, cfg Config) (*Front, error) {
 		opts.Logger = cfg.Logger
 	}
 	f := &Front{cfg: cfg, log: cfg.Logger, agent: ag, proxy: lb.New(opts), unavailable: u}
+	f.usage = newUsage(f.proxy)
 	f.liveness = &livenessWatch{node: ag.Node(), log: cfg.Logger,
 		gone: func(h netip.Addr) { f.proxy.BackendUnreachable(h.String()) },
 		back: func(h netip.Addr) { f.proxy.BackendReachable(h.String()) }}
@@ -88,6 +94,9 @@ func (f *Front) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { f.agent.Heartbeats(ctx, f.cfg.Heartbeat, nil) })
 	wg.Go(func() { f.liveness.run(ctx) })
+	wg.Go(func() {
+		f.agent.ReportMetricsEvery(ctx, cmp.Or(f.cfg.MetricsInterval, agent.DefaultMetricsInterval), f.usage.report)
+	})
 	err := f.agent.Follow(ctx, f.apply)
 	stop()
 	wg.Wait()

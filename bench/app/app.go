@@ -7,7 +7,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"sync"
+	"time"
 )
 
 // maxBody caps a POST body; the app is a sample, not a file store.
@@ -34,6 +36,7 @@ func newApp(instance string, limit int) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /items", a.list)
+	mux.HandleFunc("GET /burn", a.burn)
 	mux.HandleFunc("GET /{$}", a.hello)
 	mux.HandleFunc("POST /{$}", a.store)
 	return mux
@@ -42,6 +45,29 @@ func newApp(instance string, limit int) http.Handler {
 func (a *app) hello(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Instance", a.instance)
 	fmt.Fprintf(w, "Hello from %s\n", a.instance)
+}
+
+// maxBurn bounds GET /burn's busy time.
+const maxBurn = 100 * time.Millisecond
+
+// burn keeps a CPU busy for ?ms= milliseconds of wall time (at most
+// maxBurn) before answering: load that costs CPU, for the autoscaler's
+// tests and demos.
+func (a *app) burn(w http.ResponseWriter, r *http.Request) {
+	ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+	if err != nil || ms < 0 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "ms must be a number of milliseconds"})
+		return
+	}
+	d := min(time.Duration(ms)*time.Millisecond, maxBurn)
+	x := uint64(1)
+	for start := time.Now(); time.Since(start) < d; {
+		for range 1000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	w.Header().Set("X-Instance", a.instance)
+	fmt.Fprintf(w, "burnt %v on %s (%d)\n", d, a.instance, x%10)
 }
 
 func (a *app) store(w http.ResponseWriter, r *http.Request) {

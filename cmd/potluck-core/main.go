@@ -30,6 +30,7 @@ type options struct {
 	httpAddr, advertiseURL, metricsListen           string
 	operatorToken, operatorTokenFile                string
 	heartbeatTTL, reconcileInterval                 time.Duration
+	metricsStep                                     time.Duration
 	maxUploadMB, maxImageUnpackedMB                 int64
 	bodyTimeout                                     time.Duration
 	mesh                                            bool
@@ -64,6 +65,7 @@ func newFlags(o *options) *cli.FlagSet {
 	fs.StringVar(&o.operatorTokenFile, "operator-token-file", "", "file holding the operator token")
 	fs.DurationVar(&o.heartbeatTTL, "heartbeat-ttl", reconcile.DefaultTTL, "a host that sends no heartbeat for this long is down and its instances are rescheduled")
 	fs.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Second, "how often the leader checks heartbeats, probes new hosts and repairs placements")
+	fs.DurationVar(&o.metricsStep, "metrics-step", time.Minute, "length of one point of the installations' metrics and how often the autoscaler decides (the autoscaler's minute)")
 	fs.Int64Var(&o.maxUploadMB, "max-upload-mb", 2048, "largest image tarball accepted, in MiB")
 	fs.Int64Var(&o.maxImageUnpackedMB, "max-image-unpacked", blobs.DefaultMaxUncompressed>>20, "largest size an uploaded image may unpack to on a Back, in MiB (its layers counted at upload; a larger one is refused with 413)")
 	fs.DurationVar(&o.bodyTimeout, "body-timeout", api.DefaultBodyIdleTimeout, "longest wait for the next bytes of a request body on the public API (a client that stalls longer is cut off)")
@@ -127,7 +129,7 @@ func run(args []string, env cli.Env) error {
 		NodeID: o.nodeID, DataDir: o.dataDir, RaftBind: o.raftBind, RaftAdvertise: o.raftAdvertise, Peers: peers, JoinURL: o.join,
 		HTTPAddr: o.httpAddr, AdvertiseURL: o.advertiseURL, MetricsAddr: o.metricsListen, OperatorToken: token,
 		TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, TLSCAFile: o.tlsCA,
-		HeartbeatTTL: o.heartbeatTTL, ReconcileInterval: o.reconcileInterval, MaxUploadBytes: o.maxUploadMB << 20,
+		HeartbeatTTL: o.heartbeatTTL, ReconcileInterval: o.reconcileInterval, MetricsStep: o.metricsStep, MaxUploadBytes: o.maxUploadMB << 20,
 		MaxImageUnpacked: o.maxImageUnpackedMB << 20, BodyIdleTimeout: o.bodyTimeout,
 		Logger: logger,
 	}

@@ -46,6 +46,9 @@ func commands() []command {
 		{path: "releases", args: "NAME", nargs: 1, short: "list an installation's releases, newest first", cmd: action(cmdReleases)},
 		{path: "rollback", args: "NAME [VERSION]", nargs: 1, optional: 1, short: "roll out the settings of an earlier release (default: the one live before)", cmd: &rollback{}},
 
+		{path: "autoscale", args: "NAME", nargs: 1, short: "show or set an installation's autoscaling (--min --max --cpu-target --interval; --off)", cmd: &autoscaleCmd{}},
+		{path: "metrics", args: "NAME", nargs: 1, short: "print an installation's latest metrics: requests, 5xx, latency, CPU and memory per step", cmd: &metricsCmd{}},
+
 		{path: "installations ls", short: "list installations with their instances", cmd: &listCmd{list: cmdInstLs}},
 		{path: "installations show", args: "NAME", nargs: 1, short: "show one installation: Fronts, instances and their state", cmd: &instShow{}},
 		{path: "installations scale", args: "NAME", nargs: 1, short: "change the number of Fronts and/or Backs", cmd: &instScale{}},

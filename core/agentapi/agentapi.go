@@ -48,7 +48,10 @@ type Config struct {
 	Blobs     *blobs.Store
 	Identify  Identify
 	Heartbeat HeartbeatFunc
-	Logger    *slog.Logger
+	// Metrics delivers a metrics report to the leader; nil: reports are
+	// accepted and dropped.
+	Metrics MetricsFunc
+	Logger  *slog.Logger
 }
 
 // Handler serves the agent API.
@@ -66,6 +69,7 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("GET "+agentproto.PathState, h.host(h.getState))
 	h.mux.HandleFunc("GET "+agentproto.PathBlobs+"{digest}", h.host(h.getBlob))
 	h.mux.HandleFunc("POST "+agentproto.PathHeartbeat, h.host(h.heartbeat))
+	h.mux.HandleFunc("POST "+agentproto.PathMetrics, h.host(h.metrics))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		jsonhttp.WriteError(w, http.StatusNotFound, "no such agent endpoint: "+r.Method+" "+r.URL.Path)
 	})

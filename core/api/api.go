@@ -74,6 +74,7 @@ type Config struct {
 	// LastHeartbeat says when a host last heartbeated to this node while it
 	// leads (the leader's reconciler); nil: hosts are shown without it.
 	LastHeartbeat func(hostID string) (time.Time, bool)
+	Autoscaler    Autoscaler    // metrics and autoscaling; nil: neither (501)
 	Logs          LogSource     // reaches Backs' logs over the mesh; nil: no logs
 	LeaderHold    time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
 	// DeleteWait is how long DELETE /v1/installations/{name} waits for the
@@ -190,6 +191,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/installations/{name}/logs", local(s.getLogs))
 
 	s.mux.HandleFunc("GET /v1/containers", op(s.listContainers))
+	s.autoscaleRoutes(op, w)
 
 	// Web UI sessions: opened with any token but a join token; looked up
 	// and ended with the session id itself (uisessions.go).

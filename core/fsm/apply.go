@@ -55,6 +55,10 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.setHostLabels(c)
 	case CmdSetHostRegion:
 		return s.setHostRegion(c)
+	case CmdSetAutoscale:
+		return s.setAutoscale(c)
+	case CmdAutoscale:
+		return s.autoscale(c)
 	}
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
 }

@@ -34,6 +34,11 @@ const (
 	CmdSetHostLabels CommandType = "set_host_labels"
 	// CmdSetHostRegion sets Host.Region (of Host.ID) to Host.Region.
 	CmdSetHostRegion CommandType = "set_host_region"
+	// CmdSetAutoscale sets Installation.Autoscale's settings (Name,
+	// Autoscale); CmdAutoscale is the autoscaler's operation (Name, Plan,
+	// AutoscaleEvent).
+	CmdSetAutoscale CommandType = "set_autoscale"
+	CmdAutoscale    CommandType = "autoscale"
 )
 
 // Command is one replicated write. The leader fills Time, ids and every
@@ -59,6 +64,9 @@ type Command struct {
 	Release *Release `json:"release,omitempty"`
 	// UISession: the web UI session to create (CmdCreateUISession).
 	UISession *UISession `json:"ui_session,omitempty"`
+	// Autoscale and AutoscaleEvent: CmdSetAutoscale and CmdAutoscale.
+	Autoscale      *Autoscale      `json:"autoscale,omitempty"`
+	AutoscaleEvent *AutoscaleEvent `json:"autoscale_event,omitempty"`
 }
 
 // HostStatusChange sets a host's status.

@@ -134,6 +134,7 @@ func goldenLog() []goldenEntry {
 			TokenID: "tok-owner", TokenHash: "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce", ExpiresAt: expires}}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdDeleteUISession, RequestID: "req-logout", Name: "d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35"}},
 	)
+	log = append(log, autoscaleGolden()...)
 	return log
 }
 

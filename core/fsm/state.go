@@ -182,6 +182,8 @@ type Installation struct {
 	// Deleting: routes are gone and the instances drain; the leader
 	// deletes the installation when they have (CmdRetireInstallation).
 	Deleting bool `json:"deleting,omitempty"`
+	// Autoscale is its autoscaling policy; nil: never set (off).
+	Autoscale *Autoscale `json:"autoscale,omitempty"`
 }
 
 // Placement is an installation's requirements, constraints and policy.

@@ -17,6 +17,7 @@ import (
 
 	"potluck/agentproto"
 	"potluck/core/agentapi"
+	"potluck/core/api"
 	"potluck/core/fsm"
 	"potluck/meshnet"
 )
@@ -113,6 +114,7 @@ func (m *meshRuntime) start(ctx context.Context) error {
 		State: m.s.Node.FSM, Blobs: m.s.Blobs, Logger: m.s.log,
 		Identify:  m.identify,
 		Heartbeat: m.s.deliverHeartbeat,
+		Metrics:   m.s.deliverMetrics,
 	})
 	m.agent = &http.Server{
 		Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
@@ -279,6 +281,15 @@ func (s *Server) deliverHeartbeat(ctx context.Context, hostID string, reports []
 		return s.Reconciler.Heartbeat(ctx, hostID, reports)
 	}
 	return s.postJSON(ctx, s.url+"/v1/internal/heartbeat", map[string]any{"host_id": hostID, "instances": reports})
+}
+
+// deliverMetrics hands an agent's metrics report to the leader, like
+// deliverHeartbeat.
+func (s *Server) deliverMetrics(ctx context.Context, hostID string, m agentproto.MetricsReport) error {
+	if s.Node.IsLeader() {
+		return s.Scaler.Report(ctx, hostID, m)
+	}
+	return s.postJSON(ctx, s.url+"/v1/internal/metrics", api.MetricsRequest{HostID: hostID, Report: m})
 }
 
 // logs opens an instance's log on its Back: GET agentproto.PathLogs on the

@@ -32,6 +32,8 @@ import (
 	"potluck/core/metrics"
 	"potluck/core/pki"
 	"potluck/core/reconcile"
+	"potluck/core/scaler"
+	"potluck/core/series"
 	"potluck/core/ui"
 	"potluck/internal/jsonhttp"
 	"potluck/internal/version"
@@ -87,6 +89,10 @@ type Config struct {
 	// the public listener; 0 = api.DefaultBodyIdleTimeout.
 	BodyIdleTimeout time.Duration
 	ReadyOnRegister bool // no tunnel probe (development without a mesh)
+	// MetricsStep is the length of one point of the installations' time
+	// series and how often the autoscaler decides (0: series.DefaultStep,
+	// a minute; tests use a second).
+	MetricsStep time.Duration
 	// BlobGCSettle is how long a node's state must have been current (see
 	// cluster.Node.Current) before it removes blobs no app uses; 0 = 30 s.
 	BlobGCSettle time.Duration
@@ -110,6 +116,7 @@ type Server struct {
 	API        *api.Server
 	Blobs      *blobs.Store
 	Reconciler *reconcile.Reconciler
+	Scaler     *scaler.Scaler
 	Metrics    *metrics.Registry
 	DNS        *dnsserve.Server // nil unless Config.DNSAddr is set
 	mesh       *meshRuntime
@@ -177,6 +184,9 @@ func (cfg Config) validate() error {
 	}
 	if len(cfg.OperatorToken) < 16 {
 		return errors.New("server: operator token must be at least 16 characters")
+	}
+	if cfg.MetricsStep < 0 || (cfg.MetricsStep > 0 && cfg.MetricsStep < 100*time.Millisecond) || cfg.MetricsStep > time.Hour {
+		return fmt.Errorf("server: metrics step %v: must be within 100ms..1h", cfg.MetricsStep)
 	}
 	return nil
 }
@@ -305,7 +315,9 @@ func (s *Server) handler() (http.Handler, error) {
 		Node: reconcile.ClusterNode(s.Node), TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: s.log, Prober: prober,
 		DrainTime: cfg.DrainTime,
 	})
+	s.Scaler = scaler.New(scaler.Config{Node: reconcile.ClusterNode(s.Node), Series: series.New(cfg.MetricsStep, 0, nil), Logger: s.log})
 	s.API = api.New(api.Config{
+		Autoscaler: s.Scaler,
 		DeleteWait: s.Reconciler.DrainTime() + 15*time.Second,
 		Node:       api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
@@ -345,6 +357,7 @@ func (s *Server) serve(handler http.Handler) error {
 		})
 	}
 	s.goRun(func() { s.Reconciler.Run(ctx) })
+	s.goRun(func() { s.Scaler.Run(ctx) })
 	s.goRun(func() { s.selfRegisterLoop(ctx) })
 	if s.cfg.JoinURL != "" {
 		s.goRun(func() { s.joinLoop(ctx) })

@@ -24,10 +24,18 @@ type installationDetail struct {
 	Logs     string
 	LogsErr  string
 	Instance string // the instance whose logs are shown; "" for all
+	// Autoscale is the installation's autoscaling (nil: unavailable, see
+	// AutoscaleErr); Charts its metrics, drawn.
+	Autoscale    *apiclient.AutoscaleStatus
+	AutoscaleErr string
+	Charts       []chart
+	MetricsErr   string
+	StepSeconds  float64
+	Points       int
 }
 
 // event is a change the state records: a release's or an instance's last
-// transition (the core keeps no separate event log).
+// transition, or an autoscaling operation with its reason.
 type event struct {
 	At   time.Time
 	What string
@@ -58,8 +66,22 @@ func (h *Handler) installationPage(w http.ResponseWriter, r *http.Request, rq *r
 	d := &installationDetail{Inst: in, Instance: r.URL.Query().Get("instance")}
 	d.Releases = append(d.Releases, in.Releases...)
 	sort.Slice(d.Releases, func(i, j int) bool { return d.Releases[i].Version > d.Releases[j].Version })
-	d.Events = events(in)
+	actx, acancel := timeout(r)
+	if as, err := rq.client.Autoscale(actx, name); err == nil {
+		d.Autoscale = as
+	} else {
+		d.AutoscaleErr = err.Error()
+	}
+	acancel()
+	d.Events = events(in, d.Autoscale)
 	if !fragment {
+		mctx, mcancel := timeout(r)
+		if m, err := rq.client.Metrics(mctx, name); err == nil {
+			d.Charts, d.StepSeconds, d.Points = charts(m), m.StepSeconds, len(m.Points)
+		} else {
+			d.MetricsErr = err.Error()
+		}
+		mcancel()
 		var buf bytes.Buffer
 		lctx, lcancel := timeout(r)
 		err := rq.client.Logs(lctx, name, apiclient.LogQuery{Instance: d.Instance, Tail: 50}, &limitedBuffer{buf: &buf, left: MaxLogBytes})
@@ -77,8 +99,13 @@ func (h *Handler) installationPage(w http.ResponseWriter, r *http.Request, rq *r
 	h.render(w, r, http.StatusOK, "installation", p)
 }
 
-func events(in *apiclient.Installation) []event {
+func events(in *apiclient.Installation, as *apiclient.AutoscaleStatus) []event {
 	var out []event
+	if as != nil {
+		for _, e := range as.Events {
+			out = append(out, event{At: e.At, What: fmt.Sprintf("autoscaled %d → %d", e.From, e.To), Kind: "autoscale", Note: e.Source + ": " + e.Reason})
+		}
+	}
 	for _, rel := range in.Releases {
 		note := rel.Message
 		if note == "" {

@@ -24,6 +24,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -116,6 +117,8 @@ func (h *Handler) parseTemplates() error {
 			return s
 		},
 		"ago":     ago,
+		"list":    func(s ...string) []string { return s },
+		"pct":     func(f float64) string { return strconv.FormatFloat(math.Round(1000*f)/10, 'f', -1, 64) },
 		"running": running,
 		"envlist": func(m map[string]string) string {
 			var kv []string
@@ -164,6 +167,7 @@ func (h *Handler) routes() {
 	h.mux.HandleFunc("POST /ui/installations/{name}/delete", h.authed(h.deleteInstallation))
 	h.mux.HandleFunc("GET /ui/installations/{name}", h.authed(h.installationPage))
 	h.mux.HandleFunc("POST /ui/installations/{name}/rollback", h.authed(h.rollback))
+	h.mux.HandleFunc("POST /ui/installations/{name}/autoscale", h.authed(h.setAutoscale))
 	h.mux.HandleFunc("GET /ui/containers", h.authed(h.containersPage))
 	h.mux.HandleFunc("/ui/", h.authed(func(w http.ResponseWriter, r *http.Request, rq *request) {
 		// The path is not echoed: a crafted link must not put its text on a

@@ -58,6 +58,10 @@ type Config struct {
 	// WAN, if set, gives a node's mesh a simulated link: role is "core",
 	// "front" or "back". Nil result: real UDP sockets, no delay.
 	WAN func(role, name string) *meshnet.WANConfig
+	// MetricsStep is the cores' metrics step (0: a minute) and
+	// MetricsInterval how often Fronts and Backs report (0: the agents'
+	// default); autoscaling tests use a second and less.
+	MetricsStep, MetricsInterval time.Duration
 	// Logger receives every node's logs with a "node" attribute (nil: none).
 	Logger *slog.Logger
 	// DNS, if set, runs the adaptive DNS server on every core node, on a
@@ -159,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.coreCfgs = append(c.coreCfgs, server.Config{
 			NodeID: peers[i].ID, DataDir: filepath.Join(cfg.Dir, peers[i].ID), RaftBind: peers[i].Addr, Peers: peers, ClusterCA: ca,
 			Timing: cluster.FastTiming, HTTPAddr: httpAddr, OperatorToken: cfg.OperatorToken,
-			HeartbeatTTL: cfg.HeartbeatTTL, ReconcileInterval: 200 * time.Millisecond, DrainTime: 3 * time.Second,
+			HeartbeatTTL: cfg.HeartbeatTTL, ReconcileInterval: 200 * time.Millisecond, DrainTime: 3 * time.Second, MetricsStep: cfg.MetricsStep,
 			Mesh:   &server.MeshConfig{PrivateKey: &key, ListenPort: port},
 			Logger: cfg.Logger.With("node", peers[i].ID), RaftLogOutput: io.Discard,
 		})
@@ -381,7 +385,7 @@ func (c *Cluster) StartFrontWith(ctx context.Context, name string, o FrontOption
 	if o.PublicIP.IsValid() {
 		cfg.PublicURL = "http://" + ln.Addr().String()
 	}
-	f, err := front.Start(ctx, front.Config{Agent: cfg, Heartbeat: time.Second, Logger: c.cfg.Logger.With("node", name)})
+	f, err := front.Start(ctx, front.Config{Agent: cfg, Heartbeat: time.Second, MetricsInterval: c.cfg.MetricsInterval, Logger: c.cfg.Logger.With("node", name)})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("localcluster: front %s: %w", name, err)
@@ -414,7 +418,7 @@ func (c *Cluster) StartBack(ctx context.Context, name string, index int, dir str
 	cfg := back.Config{
 		Agent:     acfg,
 		PublishIP: netip.AddrFrom4([4]byte{127, 0, c.Loopback, byte(11 + index)}),
-		Heartbeat: time.Second, Resync: time.Second, Logger: c.cfg.Logger.With("node", name),
+		Heartbeat: time.Second, Resync: time.Second, MetricsInterval: c.cfg.MetricsInterval, Logger: c.cfg.Logger.With("node", name),
 	}
 	b, err := back.Start(ctx, cfg)
 	if err != nil {

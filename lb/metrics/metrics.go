@@ -146,3 +146,17 @@ func (pw *Writer) Histogram(name, help, labels string, h *Histogram) {
 	pw.printf("%s_sum%s %s\n", name, labels, strconv.FormatFloat(time.Duration(h.sumNS.Load()).Seconds(), 'g', -1, 64))
 	pw.printf("%s_count%s %d\n", name, labels, cum)
 }
+
+// BoundsSeconds are the histogram's bucket upper bounds, in seconds; a
+// snapshot has one count more (above the last bound).
+func BoundsSeconds() []float64 { return append([]float64(nil), latencyBuckets[:]...) }
+
+// Snapshot returns the count in each bucket (not cumulative; the last is
+// above the last bound) and the sum of all observations.
+func (h *Histogram) Snapshot() (counts []uint64, sum time.Duration) {
+	counts = make([]uint64, len(h.counts))
+	for i := range h.counts {
+		counts[i] = h.counts[i].Load()
+	}
+	return counts, time.Duration(h.sumNS.Load())
+}
