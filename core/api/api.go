@@ -20,6 +20,7 @@ import (
 	"potluck/agentproto"
 	"potluck/core/blobs"
 	"potluck/core/metrics"
+	"potluck/core/scheduler"
 	"potluck/internal/jsonhttp"
 	"potluck/internal/ratelimit"
 )
@@ -74,9 +75,12 @@ type Config struct {
 	// LastHeartbeat says when a host last heartbeated to this node while it
 	// leads (the leader's reconciler); nil: hosts are shown without it.
 	LastHeartbeat func(hostID string) (time.Time, bool)
-	Autoscaler    Autoscaler    // metrics and autoscaling; nil: neither (501)
-	Logs          LogSource     // reaches Backs' logs over the mesh; nil: no logs
-	LeaderHold    time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
+	Autoscaler    Autoscaler // metrics and autoscaling; nil: neither (501)
+	// Usage is what installations used lately (the leader's metrics), by
+	// which the pack policy forecasts each Back's load; nil: reservations.
+	Usage      scheduler.Usage
+	Logs       LogSource     // reaches Backs' logs over the mesh; nil: no logs
+	LeaderHold time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
 	// DeleteWait is how long DELETE /v1/installations/{name} waits for the
 	// drained installation to be gone before it answers 202 instead of
 	// 204; 0 answers at once (204) once the deletion has started.

@@ -302,7 +302,7 @@ func (s *Server) decommissionHost(w http.ResponseWriter, r *http.Request) {
 		if h.Status == fsm.HostDecommissioned || h.Status == fsm.HostDraining {
 			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("host %q is already %s", h.Name, h.Status)}
 		}
-		plan, err := scheduler.PlanDecommission(st, []string{h.ID}, scheduler.NewInstanceID)
+		plan, err := scheduler.PlanDecommission(st, []string{h.ID}, scheduler.NewInstanceID, scheduler.Measured(st, s.cfg.Usage)...)
 		if err != nil {
 			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("cannot drain host %q: %v", h.Name, err)}
 		}

@@ -197,7 +197,7 @@ func (s *Server) createInstallation(w http.ResponseWriter, r *http.Request) {
 			Env:         req.Env, ContainerPort: port, Placement: req.Placement,
 		}
 		inst.Health, _ = req.Health.check()
-		fronts, instances, err := scheduler.PlanInstallation(st, inst, scheduler.NewInstanceID)
+		fronts, instances, err := scheduler.PlanInstallation(st, inst, scheduler.NewInstanceID, scheduler.Measured(st, s.cfg.Usage)...)
 		if err != nil {
 			return nil, err
 		}
@@ -268,7 +268,7 @@ func (s *Server) scaleInstallation(w http.ResponseWriter, r *http.Request) {
 		if req.Backs != nil {
 			backs = *req.Backs
 		}
-		plan, err := scheduler.PlanScale(st, name, fronts, backs, scheduler.NewInstanceID)
+		plan, err := scheduler.PlanScale(st, name, fronts, backs, scheduler.NewInstanceID, scheduler.Measured(st, s.cfg.Usage)...)
 		if err != nil {
 			return nil, err
 		}

@@ -290,7 +290,7 @@ func (s *Server) newRelease(w http.ResponseWriter, r *http.Request, name string,
 			return nil, err
 		}
 		rel.Version = inst.LatestRelease() + 1
-		p := scheduler.NewPlanner(st, scheduler.NewInstanceID)
+		p := scheduler.NewPlanner(st, scheduler.NewInstanceID, scheduler.Measured(st, s.cfg.Usage)...)
 		p.Beside(name)
 		instances, err := p.PlaceBacksNeeding(inst, st.ReleaseNeed(rel), inst.Backs)
 		if err != nil {

@@ -72,8 +72,10 @@ type Config struct {
 	RolloutTimeout time.Duration
 	DrainTime      time.Duration
 	Prober         Prober // nil: pending hosts are made Ready without a probe
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// Usage forecasts Backs' load for repair placements (nil: reservations).
+	Usage  scheduler.Usage
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Reconciler runs on every core node and acts while that node leads.
@@ -227,7 +229,7 @@ func (r *Reconciler) Tick(ctx context.Context) error {
 			}
 		}
 		r.mu.Unlock()
-		plan := scheduler.PlanRepair(st, expired, scheduler.NewInstanceID)
+		plan := scheduler.PlanRepair(st, expired, scheduler.NewInstanceID, scheduler.Measured(st, r.cfg.Usage)...)
 		if plan.Empty() {
 			return nil, nil
 		}

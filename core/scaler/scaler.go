@@ -237,7 +237,7 @@ func (s *Scaler) commit(ctx context.Context, name string, d Decision) error {
 		if why := busy(st, inst, now, 0); why != "" {
 			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: why}
 		}
-		plan, err := Plan(st, inst, d.To)
+		plan, err := Plan(st, inst, d.To, s.cfg.Series)
 		if err != nil {
 			return nil, err
 		}
@@ -254,9 +254,10 @@ func (s *Scaler) commit(ctx context.Context, name string, d Decision) error {
 // a manual scale places them, or, to scale in, instances that serve
 // nothing (lost, failed, pending) removed first and running ones set
 // draining (they leave the routes now and stop after the drain time).
-func Plan(st *fsm.State, inst *fsm.Installation, backs int) (*fsm.Plan, error) {
+// usage ranks Backs for new instances under pack (nil: reservations).
+func Plan(st *fsm.State, inst *fsm.Installation, backs int, usage scheduler.Usage) (*fsm.Plan, error) {
 	if backs >= inst.Backs {
-		return scheduler.PlanScale(st, inst.Name, inst.Fronts, backs, scheduler.NewInstanceID)
+		return scheduler.PlanScale(st, inst.Name, inst.Fronts, backs, scheduler.NewInstanceID, scheduler.Measured(st, usage)...)
 	}
 	var live []*fsm.Instance
 	for _, in := range st.InstancesOf(inst.Name) {

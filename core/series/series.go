@@ -266,3 +266,33 @@ func equal(a, b []float64) bool {
 	}
 	return true
 }
+
+// ShareWindow is how many recent points Share looks at: the autoscaler's
+// forecast horizon (15 one-minute points).
+const ShareWindow = 15
+
+// Share is the placement forecast of an installation's use: the peak, over
+// its last ShareWindow points with Back reports, of its instances' mean CPU
+// and memory as shares of their limits; ok is false before any such point.
+// A peak, not a mean: placement must leave room for the busy minutes.
+func (s *Store) Share(name string) (cpu, memory float64, ok bool) {
+	if s == nil {
+		return 0, 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.inst[name]
+	if in == nil {
+		return 0, 0, false
+	}
+	s.close(in, s.now().Truncate(s.step))
+	for i, seen := len(in.points)-1, 0; i >= 0 && seen < ShareWindow; i-- {
+		p := in.points[i]
+		if !p.Backs {
+			continue
+		}
+		seen++
+		cpu, memory, ok = max(cpu, p.CPU), max(memory, p.Memory), true
+	}
+	return cpu, memory, ok
+}

@@ -84,3 +84,32 @@ func TestQuantile(t *testing.T) {
 		})
 	}
 }
+
+// TestShareIsTheRecentPeak: placement forecasts an installation's use by
+// the peak of its last ShareWindow points that Backs reported.
+func TestShareIsTheRecentPeak(t *testing.T) {
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := New(time.Minute, 0, c.now)
+	_, _, ok := s.Share("x")
+	require.False(t, ok, "nothing measured")
+	s.AddFront([]agentproto.RouteMetrics{{Installation: "x", Requests: 1}})
+	c.add(time.Minute)
+	_, _, ok = s.Share("x")
+	require.False(t, ok, "a point without Back reports says nothing of use")
+
+	// An old peak, then ShareWindow quieter minutes with one busier one.
+	s.AddBack([]agentproto.InstanceMetrics{{ID: "a", Installation: "x", CPU: 0.9, Memory: 0.9}})
+	c.add(time.Minute)
+	for i := range ShareWindow {
+		cpu, mem := 0.2, 0.3
+		if i == 5 {
+			cpu, mem = 0.6, 0.4
+		}
+		s.AddBack([]agentproto.InstanceMetrics{{ID: "a", Installation: "x", CPU: cpu, Memory: mem}})
+		c.add(time.Minute)
+	}
+	cpu, mem, ok := s.Share("x")
+	require.True(t, ok)
+	require.InDelta(t, 0.6, cpu, 1e-9, "the 0.9 minute is older than the window")
+	require.InDelta(t, 0.4, mem, 1e-9)
+}

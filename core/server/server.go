@@ -311,13 +311,14 @@ func (s *Server) handler() (http.Handler, error) {
 	if s.mesh != nil && !cfg.ReadyOnRegister {
 		prober = s.mesh.prober
 	}
+	metrics := series.New(cfg.MetricsStep, 0, nil)
 	s.Reconciler = reconcile.New(reconcile.Config{
 		Node: reconcile.ClusterNode(s.Node), TTL: cfg.HeartbeatTTL, Interval: cfg.ReconcileInterval, Logger: s.log, Prober: prober,
-		DrainTime: cfg.DrainTime,
+		DrainTime: cfg.DrainTime, Usage: metrics,
 	})
-	s.Scaler = scaler.New(scaler.Config{Node: reconcile.ClusterNode(s.Node), Series: series.New(cfg.MetricsStep, 0, nil), Logger: s.log})
+	s.Scaler = scaler.New(scaler.Config{Node: reconcile.ClusterNode(s.Node), Series: metrics, Logger: s.log})
 	s.API = api.New(api.Config{
-		Autoscaler: s.Scaler,
+		Autoscaler: s.Scaler, Usage: metrics,
 		DeleteWait: s.Reconciler.DrainTime() + 15*time.Second,
 		Node:       api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
