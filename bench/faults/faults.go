@@ -216,7 +216,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return Result{}, fmt.Errorf("faults: %w", err)
 	}
 	log.Info("deploying the sample app on 2 instances")
-	if err := c.Deploy(ctx, image, appName, Domain); err != nil {
+	if err := c.Deploy(ctx, image, appName, Domain, 0); err != nil {
 		return Result{}, fmt.Errorf("faults: %w", err)
 	}
 

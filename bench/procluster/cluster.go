@@ -68,6 +68,8 @@ type Config struct {
 	// FrontArgs and BackArgs are extra flags for the Front and every Back
 	// (e.g. --pprof).
 	FrontArgs, BackArgs []string
+	// BackCPUs is the CPUs every Back declares (default 1).
+	BackCPUs float64
 	// Name labels the cluster's CA and tokens (default "procluster").
 	Name   string
 	Logger *slog.Logger
@@ -207,7 +209,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.PublishIPs = append(c.PublishIPs, publish)
 		p := NewProc(name, bins.Back, filepath.Join(dir, name+".log"), append([]string{
 			"--core", coreList, "--join-token-file", joinFile, "--name", name, "--data-dir", bdir,
-			"--cpus", "1", "--memory", "512MiB", "--disk", "2GiB",
+			"--cpus", strconv.FormatFloat(cmp.Or(cfg.BackCPUs, 1), 'f', -1, 64), "--memory", "512MiB", "--disk", "2GiB",
 			"--publish-ip", publish, "--metrics", metrics}, cfg.BackArgs...)...)
 		c.Backs = append(c.Backs, p)
 		if err := p.Start(); err != nil {
@@ -235,14 +237,15 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 }
 
 // Deploy pushes the app tarball (its container listens on 8080) and installs
-// it on the Front and one instance on every Back, waiting until they all run.
-func (c *Cluster) Deploy(ctx context.Context, tarball, name, domain string) error {
+// it on the Front and one instance on every Back, each granted cpus CPUs (0:
+// a quarter, as make demo), waiting until they all run.
+func (c *Cluster) Deploy(ctx context.Context, tarball, name, domain string, cpus float64) error {
 	if _, err := c.API.UploadAppFile(ctx, name, 8080, tarball, nil); err != nil {
 		return fmt.Errorf("pushing the app: %w", err)
 	}
 	_, err := c.API.CreateInstallation(ctx, apiclient.CreateInstallationRequest{
 		Name: name, App: name, Fronts: 1, Backs: len(c.Backs), Domain: domain,
-		CPUs: 0.25, MemoryMB: 64, DiskMB: 64, ContainerPort: 8080,
+		CPUs: cmp.Or(cpus, 0.25), MemoryMB: 64, DiskMB: 64, ContainerPort: 8080,
 	})
 	if err != nil {
 		return fmt.Errorf("installing the app: %w", err)

@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+)
+
+// measured is one contender's run: wrk's figures and the CPU time spent per
+// request by the contender's processes, by the Backs among them (mesh
+// only), by docker-proxy and by the app's containers.
+type measured struct {
+	wrkResult
+	cpu, backs, dockerProxy, app time.Duration
+}
+
+// rounds loads every contender once per round for app a, rotating who goes
+// first so that drift in the machine's load hits all of them, after a short
+// warm-up of each, and prints a line per run.
+func (r *rig) rounds(ctx context.Context, a app) (map[string][]measured, error) {
+	out := r.cfg.Out
+	fmt.Fprintf(out, "\n## %s app (%s), wrk -t%d -c%d -d%s, %d rounds\n", a.name, a.domain, r.cfg.Threads, r.cfg.Connections, r.cfg.Duration, r.cfg.Rounds)
+	for _, name := range contenders {
+		if _, err := runWrk(ctx, r.cfg.Wrk, r.cfg.Threads, r.cfg.Connections, time.Second, "http://"+r.addrs[name]+"/", a.domain); err != nil {
+			return nil, fmt.Errorf("warm-up %s: %w", name, err)
+		}
+	}
+	fmt.Fprintf(out, "%-6s %-17s %9s %9s %9s %9s %9s %9s %9s %s\n", "round", "contender", "req/s", "p50", "p99",
+		"CPU/req", "(Backs)", "d-proxy", "app", "errors")
+	results := map[string][]measured{}
+	for round := range r.cfg.Rounds {
+		order := append(slices.Clone(contenders[round%len(contenders):]), contenders[:round%len(contenders)]...)
+		fmt.Fprintf(out, "# round %d at %s, load average %s\n", round+1, time.Now().UTC().Format("15:04:05"), loadAvg())
+		for _, name := range order {
+			m, err := r.measure(ctx, a, name)
+			if err != nil {
+				return nil, fmt.Errorf("%s round %d: %w", name, round+1, err)
+			}
+			results[name] = append(results[name], m)
+			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s %9s %9s %9s %9s %d\n", round+1, name, m.rps, short(m.p50), short(m.p99),
+				short(m.cpu), backsCol(name, m.backs), short(m.dockerProxy), short(m.app), m.errors)
+		}
+	}
+	return results, nil
+}
+
+func backsCol(name string, d time.Duration) string {
+	if name != meshName {
+		return "-"
+	}
+	return short(d).String()
+}
+
+// measure runs wrk against one contender and charges the CPU time the
+// processes spent meanwhile to the requests served.
+func (r *rig) measure(ctx context.Context, a app, name string) (measured, error) {
+	sets := [][]int{r.pids[name], r.backPIDs, r.proxies, a.appPIDs}
+	before := make([]int64, len(sets))
+	for i, s := range sets {
+		before[i] = cpuTicks(s...)
+	}
+	res, err := runWrk(ctx, r.cfg.Wrk, r.cfg.Threads, r.cfg.Connections, r.cfg.Duration, "http://"+r.addrs[name]+"/", a.domain)
+	if err != nil {
+		return measured{}, err
+	}
+	per := make([]time.Duration, len(sets))
+	for i, s := range sets {
+		per[i] = perRequest(cpuTicks(s...)-before[i], res.requests)
+	}
+	m := measured{wrkResult: res, cpu: per[0], backs: per[1], dockerProxy: per[2], app: per[3]}
+	if name != meshName {
+		m.backs = 0
+	}
+	return m, nil
+}
+
+func perRequest(ticks int64, n float64) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return time.Duration(float64(time.Duration(ticks)*tickDuration) / n)
+}
+
+// summary prints the medians and the ratios to NGINX, and returns the mesh
+// path's.
+func (r *rig) summary(a app, results map[string][]measured) Ratios {
+	out := r.cfg.Out
+	fmt.Fprintf(out, "median over %d rounds (%s app):\n", r.cfg.Rounds, a.name)
+	med := map[string]measured{}
+	for _, name := range contenders {
+		m := median(results[name])
+		med[name] = m
+		fmt.Fprintf(out, "  %-17s %9.0f req/s  p50 %-8s p99 %-8s CPU/req %-8s", name, m.rps, short(m.p50), short(m.p99), short(m.cpu))
+		if name == meshName {
+			fmt.Fprintf(out, " (Backs %s)", short(m.backs))
+		}
+		fmt.Fprintf(out, "  docker-proxy %s  app %s\n", short(m.dockerProxy), short(m.app))
+	}
+	n := med[nginxName]
+	var mesh Ratios
+	for _, name := range []string{meshName, standaloneName} {
+		m := med[name]
+		rt := Ratios{Throughput: m.rps / n.rps, P99: float64(m.p99) / float64(n.p99), CPU: float64(m.cpu) / float64(n.cpu)}
+		fmt.Fprintf(out, "ratio %s/nginx: throughput %.2fx, p50 %.2fx, p99 %.2fx, CPU/req %.2fx\n", name, rt.Throughput,
+			float64(m.p50)/float64(n.p50), rt.P99, rt.CPU)
+		if name == meshName {
+			mesh = rt
+		}
+	}
+	for name, ms := range results {
+		for _, m := range ms {
+			if m.errors > 0 {
+				fmt.Fprintf(out, "warning: %s had %d non-2xx or socket errors in a round\n", name, m.errors)
+			}
+		}
+	}
+	return mesh
+}
+
+// median takes each figure's median on its own.
+func median(ms []measured) measured {
+	pick := func(get func(measured) float64) float64 {
+		v := make([]float64, len(ms))
+		for i, m := range ms {
+			v[i] = get(m)
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	d := func(get func(measured) time.Duration) time.Duration {
+		return time.Duration(pick(func(m measured) float64 { return float64(get(m)) }))
+	}
+	var m measured
+	m.rps = pick(func(m measured) float64 { return m.rps })
+	m.p50 = d(func(m measured) time.Duration { return m.p50 })
+	m.p99 = d(func(m measured) time.Duration { return m.p99 })
+	m.cpu = d(func(m measured) time.Duration { return m.cpu })
+	m.backs = d(func(m measured) time.Duration { return m.backs })
+	m.dockerProxy = d(func(m measured) time.Duration { return m.dockerProxy })
+	m.app = d(func(m measured) time.Duration { return m.app })
+	return m
+}
+
+// short rounds a duration for the table.
+func short(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	default:
+		return d.Round(100 * time.Nanosecond)
+	}
+}
