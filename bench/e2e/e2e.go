@@ -48,9 +48,12 @@ type Config struct {
 	// ProfileDir, if set, gets CPU profiles of the Front and both Backs
 	// taken under the fast app's load through the mesh.
 	ProfileDir string
-	Keep       bool // keep the run directory
-	Logger     *slog.Logger
-	Out        io.Writer
+	// MeshPipeline > 0 adds the contender front-mesh-pipe: a second Front
+	// with --pipeline MeshPipeline (pipelined connections per instance).
+	MeshPipeline int
+	Keep         bool // keep the run directory
+	Logger       *slog.Logger
+	Out          io.Writer
 }
 
 func (c *Config) withDefaults() error {
@@ -92,10 +95,9 @@ func (c *Config) withDefaults() error {
 const (
 	nginxName      = "nginx"
 	meshName       = "front-mesh"
+	pipeName       = "front-mesh-pipe"
 	standaloneName = "front-standalone"
 )
-
-var contenders = []string{nginxName, meshName, standaloneName}
 
 // Domains the two apps are installed under.
 const (
@@ -103,11 +105,12 @@ const (
 	fastDomain   = "fast.bench-e2e.test"
 )
 
-// Result holds the medians that make the summary line.
+// Result holds the medians that make the summary lines.
 type Result struct {
 	// Sample and Fast are the mesh/NGINX ratios of median throughput and
-	// p99, for the sample app and the fast app.
-	Sample, Fast Ratios
+	// p99, for the sample app and the fast app; SamplePipe and FastPipe
+	// the same for front-mesh-pipe (zero without it).
+	Sample, Fast, SamplePipe, FastPipe Ratios
 }
 
 // Ratios are a contender's medians over NGINX's.
@@ -139,11 +142,21 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return Result{}, fmt.Errorf("bench-e2e: %w", err)
 	}
 
-	log.Info("starting 1 core node, 1 Front, 2 Backs", "dir", dir)
+	fronts := 1
+	if cfg.MeshPipeline > 0 {
+		fronts = 2
+	}
+	log.Info("starting the cluster", "cores", 1, "fronts", fronts, "backs", 2, "dir", dir)
 	c, err := procluster.Start(ctx, procluster.Config{
-		Dir: dir, Bins: bins, Cores: 1, Backs: 2, BackCPUs: 2, Name: "bench-e2e", Logger: log,
+		Dir: dir, Bins: bins, Cores: 1, Fronts: fronts, Backs: 2, BackCPUs: 2, Name: "bench-e2e", Logger: log,
 		FrontArgs: []string{"--pprof", "--max-body", "1GiB", "--log-level", "warn"},
-		BackArgs:  []string{"--pprof", "--log-level", "warn"},
+		FrontArgsOf: func(i int) []string {
+			if i == 1 {
+				return []string{"--pipeline", strconv.Itoa(cfg.MeshPipeline)}
+			}
+			return nil
+		},
+		BackArgs: []string{"--pprof", "--log-level", "warn"},
 	})
 	defer func() {
 		log.Info("stopping the cluster and removing its containers and networks")
@@ -176,8 +189,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	defer sa.stop()
 	r := &rig{
-		cfg:   cfg,
-		addrs: map[string]string{nginxName: ngxAddr, meshName: c.FrontAddr, standaloneName: saAddr},
+		cfg:        cfg,
+		contenders: []string{nginxName, meshName, standaloneName},
+		addrs:      map[string]string{nginxName: ngxAddr, meshName: c.FrontAddr, standaloneName: saAddr},
 		pids: map[string][]int{
 			nginxName: {ngx.pid()}, standaloneName: {sa.pid()},
 			meshName: {c.Front.PID(), c.Backs[0].PID(), c.Backs[1].PID()},
@@ -185,8 +199,13 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		backPIDs: []int{c.Backs[0].PID(), c.Backs[1].PID()},
 		proxies:  dockerProxies(c.PublishIPs),
 	}
+	if cfg.MeshPipeline > 0 {
+		r.contenders = []string{nginxName, meshName, pipeName, standaloneName}
+		r.addrs[pipeName] = c.FrontAddrs[1]
+		r.pids[pipeName] = []int{c.Fronts[1].PID(), c.Backs[0].PID(), c.Backs[1].PID()}
+	}
 	for _, a := range apps {
-		for _, name := range contenders {
+		for _, name := range r.contenders {
 			if err := waitAnswer(ctx, r.addrs[name], a.domain, time.Minute); err != nil {
 				return Result{}, fmt.Errorf("bench-e2e: %s does not serve %s (logs in %s): %w", name, a.domain, dir, err)
 			}
@@ -194,7 +213,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	printSetup(cfg, r)
 
-	summaries := map[string]Ratios{}
+	summaries := map[string]map[string]Ratios{}
 	for _, a := range apps {
 		results, err := r.rounds(ctx, a)
 		if err != nil {
@@ -212,8 +231,13 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			return Result{}, fmt.Errorf("bench-e2e: profile: %w", err)
 		}
 	}
-	res = Result{Sample: summaries["sample"], Fast: summaries["fast"]}
+	res = Result{Sample: summaries["sample"][meshName], Fast: summaries["fast"][meshName],
+		SamplePipe: summaries["sample"][pipeName], FastPipe: summaries["fast"][pipeName]}
 	fmt.Fprintf(cfg.Out, "\nload average at the end: %s\n", loadAvg())
+	if cfg.MeshPipeline > 0 {
+		fmt.Fprintf(cfg.Out, "bench-e2e fast app, pipelined: mesh/nginx throughput %.2fx, p99 %.2fx\n", res.FastPipe.Throughput, res.FastPipe.P99)
+		fmt.Fprintf(cfg.Out, "bench-e2e sample app, pipelined: mesh/nginx throughput %.2fx, p99 %.2fx\n", res.SamplePipe.Throughput, res.SamplePipe.P99)
+	}
 	fmt.Fprintf(cfg.Out, "bench-e2e fast app: mesh/nginx throughput %.2fx, p99 %.2fx\n", res.Fast.Throughput, res.Fast.P99)
 	fmt.Fprintf(cfg.Out, "bench-e2e: mesh/nginx throughput %.2fx, p99 %.2fx\n", res.Sample.Throughput, res.Sample.P99)
 	return res, nil
@@ -313,10 +337,11 @@ func waitAnswer(ctx context.Context, addr, domain string, limit time.Duration) e
 
 // rig is what the rounds measure: each contender's address and processes.
 type rig struct {
-	cfg      Config
-	addrs    map[string]string
-	pids     map[string][]int // CPU charged to the contender
-	backPIDs []int            // the part of the mesh path's CPU the Backs spend
-	proxies  []int            // docker-proxy processes of the containers
-	mu       sync.Mutex
+	cfg        Config
+	contenders []string // in the first round's order
+	addrs      map[string]string
+	pids       map[string][]int // CPU charged to the contender
+	backPIDs   []int            // the part of the mesh path's CPU the Backs spend
+	proxies    []int            // docker-proxy processes of the containers
+	mu         sync.Mutex
 }

@@ -22,7 +22,7 @@ type measured struct {
 func (r *rig) rounds(ctx context.Context, a app) (map[string][]measured, error) {
 	out := r.cfg.Out
 	fmt.Fprintf(out, "\n## %s app (%s), wrk -t%d -c%d -d%s, %d rounds\n", a.name, a.domain, r.cfg.Threads, r.cfg.Connections, r.cfg.Duration, r.cfg.Rounds)
-	for _, name := range contenders {
+	for _, name := range r.contenders {
 		if _, err := runWrk(ctx, r.cfg.Wrk, r.cfg.Threads, r.cfg.Connections, time.Second, "http://"+r.addrs[name]+"/", a.domain); err != nil {
 			return nil, fmt.Errorf("warm-up %s: %w", name, err)
 		}
@@ -31,7 +31,7 @@ func (r *rig) rounds(ctx context.Context, a app) (map[string][]measured, error) 
 		"CPU/req", "(Backs)", "d-proxy", "app", "errors")
 	results := map[string][]measured{}
 	for round := range r.cfg.Rounds {
-		order := append(slices.Clone(contenders[round%len(contenders):]), contenders[:round%len(contenders)]...)
+		order := rotate(r.contenders, round)
 		fmt.Fprintf(out, "# round %d at %s, load average %s\n", round+1, time.Now().UTC().Format("15:04:05"), loadAvg())
 		for _, name := range order {
 			m, err := r.measure(ctx, a, name)
@@ -46,8 +46,18 @@ func (r *rig) rounds(ctx context.Context, a app) (map[string][]measured, error) 
 	return results, nil
 }
 
+// rotate is list starting at its i-th element (modulo its length).
+func rotate(list []string, i int) []string {
+	i %= len(list)
+	return append(slices.Clone(list[i:]), list[:i]...)
+}
+
+// throughMesh reports whether a contender is a Front over the mesh, whose
+// CPU includes the Backs'.
+func throughMesh(name string) bool { return name == meshName || name == pipeName }
+
 func backsCol(name string, d time.Duration) string {
-	if name != meshName {
+	if !throughMesh(name) {
 		return "-"
 	}
 	return short(d).String()
@@ -70,7 +80,7 @@ func (r *rig) measure(ctx context.Context, a app, name string) (measured, error)
 		per[i] = perRequest(cpuTicks(s...)-before[i], res.requests)
 	}
 	m := measured{wrkResult: res, cpu: per[0], backs: per[1], dockerProxy: per[2], app: per[3]}
-	if name != meshName {
+	if !throughMesh(name) {
 		m.backs = 0
 	}
 	return m, nil
@@ -83,31 +93,29 @@ func perRequest(ticks int64, n float64) time.Duration {
 	return time.Duration(float64(time.Duration(ticks)*tickDuration) / n)
 }
 
-// summary prints the medians and the ratios to NGINX, and returns the mesh
-// path's.
-func (r *rig) summary(a app, results map[string][]measured) Ratios {
+// summary prints the medians and the ratios to NGINX, and returns the
+// Fronts' ratios by contender.
+func (r *rig) summary(a app, results map[string][]measured) map[string]Ratios {
 	out := r.cfg.Out
 	fmt.Fprintf(out, "median over %d rounds (%s app):\n", r.cfg.Rounds, a.name)
 	med := map[string]measured{}
-	for _, name := range contenders {
+	for _, name := range r.contenders {
 		m := median(results[name])
 		med[name] = m
 		fmt.Fprintf(out, "  %-17s %9.0f req/s  p50 %-8s p99 %-8s CPU/req %-8s", name, m.rps, short(m.p50), short(m.p99), short(m.cpu))
-		if name == meshName {
+		if throughMesh(name) {
 			fmt.Fprintf(out, " (Backs %s)", short(m.backs))
 		}
 		fmt.Fprintf(out, "  docker-proxy %s  app %s\n", short(m.dockerProxy), short(m.app))
 	}
 	n := med[nginxName]
-	var mesh Ratios
-	for _, name := range []string{meshName, standaloneName} {
+	ratios := map[string]Ratios{}
+	for _, name := range r.contenders[1:] {
 		m := med[name]
 		rt := Ratios{Throughput: m.rps / n.rps, P99: float64(m.p99) / float64(n.p99), CPU: float64(m.cpu) / float64(n.cpu)}
 		fmt.Fprintf(out, "ratio %s/nginx: throughput %.2fx, p50 %.2fx, p99 %.2fx, CPU/req %.2fx\n", name, rt.Throughput,
 			float64(m.p50)/float64(n.p50), rt.P99, rt.CPU)
-		if name == meshName {
-			mesh = rt
-		}
+		ratios[name] = rt
 	}
 	for name, ms := range results {
 		for _, m := range ms {
@@ -116,7 +124,7 @@ func (r *rig) summary(a app, results map[string][]measured) Ratios {
 			}
 		}
 	}
-	return mesh
+	return ratios
 }
 
 // median takes each figure's median on its own.

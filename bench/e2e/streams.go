@@ -26,15 +26,15 @@ func (r *rig) streams(ctx context.Context, a app) error {
 	out, n := r.cfg.Out, r.cfg.StreamBytes
 	fmt.Fprintf(out, "\n## single stream, %d MiB per request to the fast app, %d rounds\n", n>>20, r.cfg.Rounds)
 	fmt.Fprintf(out, "%-6s %-17s %12s %12s %14s %14s\n", "round", "path", "upload MB/s", "download MB/s", "up CPU/MiB", "down CPU/MiB")
-	targets := append([]string{loopbackName}, contenders...)
+	targets := append([]string{loopbackName}, r.contenders...)
 	addrs := map[string]string{loopbackName: a.upstreams[0]}
-	for _, name := range contenders {
+	for _, name := range r.contenders {
 		addrs[name] = r.addrs[name]
 	}
 	type figures struct{ up, down []float64 }
 	all := map[string]*figures{}
 	for round := range r.cfg.Rounds {
-		order := append(append([]string{}, targets[round%len(targets):]...), targets[:round%len(targets)]...)
+		order := rotate(targets, round)
 		for _, name := range order {
 			up, upCPU, err := r.transfer(ctx, name, addrs[name], a.domain, true)
 			if err != nil {

@@ -65,9 +65,13 @@ type Config struct {
 	// Cores is the number of core nodes (default 3); Backs the number of
 	// Backs (default 2).
 	Cores, Backs int
-	// FrontArgs and BackArgs are extra flags for the Front and every Back
-	// (e.g. --pprof).
+	// Fronts is the number of Fronts (default 1); an app is installed on
+	// all of them.
+	Fronts int
+	// FrontArgs and BackArgs are extra flags for every Front and every
+	// Back (e.g. --pprof); FrontArgsOf, if set, adds flags for Front i.
 	FrontArgs, BackArgs []string
+	FrontArgsOf         func(i int) []string
 	// BackCPUs is the CPUs every Back declares (default 1).
 	BackCPUs float64
 	// Name labels the cluster's CA and tokens (default "procluster").
@@ -82,13 +86,17 @@ type Cluster struct {
 	bins Binaries
 	log  *slog.Logger
 
-	API        *apiclient.Client
-	Cores      []*Proc
-	Front      *Proc
-	Backs      []*Proc
-	backDirs   []string
-	FrontAddr  string // the Front's client HTTP listener
-	FrontAdmin string // the Front's admin listener (/metrics, --pprof)
+	API   *apiclient.Client
+	Cores []*Proc
+	// Front, FrontAddr and FrontAdmin are the first Front's (Fronts[0]):
+	// its process, client HTTP listener and admin listener (/metrics,
+	// --pprof). FrontAddrs and FrontAdmins are every Front's.
+	Front                   *Proc
+	Fronts                  []*Proc
+	FrontAddr, FrontAdmin   string
+	FrontAddrs, FrontAdmins []string
+	Backs                   []*Proc
+	backDirs                []string
 	// BackMetrics are the Backs' admin listeners (/metrics, --pprof), and
 	// PublishIPs the loopback addresses their containers are published on.
 	BackMetrics []string
@@ -97,8 +105,11 @@ type Cluster struct {
 	closeOnce sync.Once
 }
 
-// FrontName is the Front's host name, as registered.
+// FrontName is the first Front's host name, as registered.
 const FrontName = "front1"
+
+// FrontNameOf is Front i's host name, as registered.
+func FrontNameOf(i int) string { return fmt.Sprintf("front%d", i+1) }
 
 // BackName is Back i's host name, as registered.
 func BackName(i int) string { return fmt.Sprintf("back%d", i+1) }
@@ -109,7 +120,7 @@ func (c *Cluster) Dir() string { return c.dir }
 // Start starts every node and waits until the core has a leader and the
 // Front and the Backs are ready. On error the caller still calls Close.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
-	cfg.Cores, cfg.Backs = cmp.Or(cfg.Cores, 3), cmp.Or(cfg.Backs, 2)
+	cfg.Cores, cfg.Backs, cfg.Fronts = cmp.Or(cfg.Cores, 3), cmp.Or(cfg.Backs, 2), cmp.Or(cfg.Fronts, 1)
 	cfg.Name = cmp.Or(cfg.Name, "procluster")
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -178,20 +189,28 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 
 	coreList := strings.Join(coreURLs, ",")
-	var err1, err2 error
-	c.FrontAddr, err1 = freeport.TCP()
-	c.FrontAdmin, err2 = freeport.TCP()
-	frontMesh, err3 := freeport.UDP()
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return c, err
+	for i := range cfg.Fronts {
+		addr, err1 := freeport.TCP()
+		admin, err2 := freeport.TCP()
+		mesh, err3 := freeport.UDP()
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return c, err
+		}
+		name := FrontNameOf(i)
+		args := append([]string{
+			"--core", coreList, "--join-token-file", joinFile, "--name", name, "--data-dir", filepath.Join(dir, name),
+			"--listen", addr, "--admin", admin, "--mesh-port", strconv.Itoa(int(mesh)),
+			"--endpoint", "127.0.0.1:" + strconv.Itoa(int(mesh))}, cfg.FrontArgs...)
+		if cfg.FrontArgsOf != nil {
+			args = append(args, cfg.FrontArgsOf(i)...)
+		}
+		p := NewProc(name, bins.Front, filepath.Join(dir, name+".log"), args...)
+		c.Fronts, c.FrontAddrs, c.FrontAdmins = append(c.Fronts, p), append(c.FrontAddrs, addr), append(c.FrontAdmins, admin)
+		if err := p.Start(); err != nil {
+			return c, err
+		}
 	}
-	c.Front = NewProc(FrontName, bins.Front, filepath.Join(dir, FrontName+".log"), append([]string{
-		"--core", coreList, "--join-token-file", joinFile, "--name", FrontName, "--data-dir", filepath.Join(dir, FrontName),
-		"--listen", c.FrontAddr, "--admin", c.FrontAdmin, "--mesh-port", strconv.Itoa(int(frontMesh)),
-		"--endpoint", "127.0.0.1:" + strconv.Itoa(int(frontMesh))}, cfg.FrontArgs...)...)
-	if err := c.Front.Start(); err != nil {
-		return c, err
-	}
+	c.Front, c.FrontAddr, c.FrontAdmin = c.Fronts[0], c.FrontAddrs[0], c.FrontAdmins[0]
 	// Backs publish containers on 127.0.X.2, .3, ... with X of this run's
 	// own: the core gives every Back the same port range, so a demo or
 	// another run on this machine must not hold the same addresses.
@@ -228,7 +247,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 				ready++
 			}
 		}
-		return ready == 1+cfg.Backs
+		return ready == cfg.Fronts+cfg.Backs
 	})
 	if err != nil {
 		return c, fmt.Errorf("the hosts did not become ready (logs in %s): %w", dir, err)
@@ -237,14 +256,14 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 }
 
 // Deploy pushes the app tarball (its container listens on 8080) and installs
-// it on the Front and one instance on every Back, each granted cpus CPUs (0:
+// it on every Front and one instance on every Back, each granted cpus CPUs (0:
 // a quarter, as make demo), waiting until they all run.
 func (c *Cluster) Deploy(ctx context.Context, tarball, name, domain string, cpus float64) error {
 	if _, err := c.API.UploadAppFile(ctx, name, 8080, tarball, nil); err != nil {
 		return fmt.Errorf("pushing the app: %w", err)
 	}
 	_, err := c.API.CreateInstallation(ctx, apiclient.CreateInstallationRequest{
-		Name: name, App: name, Fronts: 1, Backs: len(c.Backs), Domain: domain,
+		Name: name, App: name, Fronts: len(c.Fronts), Backs: len(c.Backs), Domain: domain,
 		CPUs: cmp.Or(cpus, 0.25), MemoryMB: 64, DiskMB: 64, ContainerPort: 8080,
 	})
 	if err != nil {
@@ -371,7 +390,9 @@ func (c *Cluster) Close() error {
 				})
 			}
 		}
-		stop(c.Front)
+		for _, f := range c.Fronts {
+			stop(f)
+		}
 		for _, b := range c.Backs {
 			stop(b)
 		}
