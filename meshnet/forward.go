@@ -66,11 +66,11 @@ func (n *Node) Forward(port uint16, target string, allowed []netip.Addr) (*Forwa
 		return nil, fmt.Errorf("meshnet: forward: %w", err)
 	}
 	f := &Forward{
-		node:   n,
-		ln:     ln,
-		port:   port,
-		log:    n.log.With("forward", port),
-		conns:  make(map[*forwardedConn]struct{}),
+		node:  n,
+		ln:    ln,
+		port:  port,
+		log:   n.log.With("forward", port),
+		conns: make(map[*forwardedConn]struct{}),
 	}
 	f.targets.Store(&[]string{target})
 	f.SetAllowed(allowed)
