@@ -1,11 +1,12 @@
 // Package e2e is `make bench-e2e`: the real data path against NGINX. It
-// starts a cluster of real processes (bench/procluster: a potluck-core, one
-// potluck-front, two potluck-backs) with two apps on both Backs, the sample
+// starts a cluster of real processes (bench/procluster: a potluck-core, two
+// potluck-fronts, two potluck-backs) with two apps on both Backs, the sample
 // app (as make demo deploys it) and a fasthttp app (bench/appimage/fast, so
 // the containers are not the ceiling), runs NGINX and a standalone
-// potluck-front in front of the same containers, and loads the three in
-// alternating order with wrk: req/s, p50, p99 and CPU per request of each,
-// per round and as medians with the ratios to NGINX. Then single-stream
+// potluck-front in front of the same containers, and loads them and the
+// Fronts (the second with --pipeline) in rotating order with wrk: req/s,
+// p50, p99 and CPU per request of each, per round and as medians with the
+// ratios to NGINX. Then the latency at one connection and single-stream
 // uploads and downloads through each path. All traffic stays on loopback;
 // every run is bounded in time.
 package e2e
@@ -220,6 +221,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			return Result{}, fmt.Errorf("bench-e2e: %s: %w", a.name, err)
 		}
 		summaries[a.name] = r.summary(a, results)
+	}
+	if err := r.oneConnection(ctx, apps[1]); err != nil {
+		return Result{}, fmt.Errorf("bench-e2e: one connection: %w", err)
 	}
 	if cfg.StreamBytes > 0 {
 		if err := r.streams(ctx, apps[1]); err != nil {

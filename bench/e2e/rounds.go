@@ -162,3 +162,31 @@ func short(d time.Duration) time.Duration {
 		return d.Round(100 * time.Nanosecond)
 	}
 }
+
+// oneConnection measures what a request costs in time with nothing else in
+// flight: wrk with one connection against every contender (fast app), in
+// rotating order, and what the mesh adds to the Front's p50.
+func (r *rig) oneConnection(ctx context.Context, a app) error {
+	out := r.cfg.Out
+	d := min(r.cfg.Duration, 2*time.Second)
+	fmt.Fprintf(out, "\n## one connection (%s app), wrk -t1 -c1 -d%s, %d rounds\n", a.name, d, r.cfg.Rounds)
+	fmt.Fprintf(out, "%-6s %-17s %9s %9s %9s\n", "round", "contender", "req/s", "p50", "p99")
+	results := map[string][]measured{}
+	for round := range r.cfg.Rounds {
+		for _, name := range rotate(r.contenders, round) {
+			res, err := runWrk(ctx, r.cfg.Wrk, 1, 1, d, "http://"+r.addrs[name]+"/", a.domain)
+			if err != nil {
+				return fmt.Errorf("%s round %d: %w", name, round+1, err)
+			}
+			results[name] = append(results[name], measured{wrkResult: res})
+			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s\n", round+1, name, res.rps, short(res.p50), short(res.p99))
+		}
+	}
+	fmt.Fprintf(out, "median p50:")
+	for _, name := range r.contenders {
+		fmt.Fprintf(out, "  %s %s", name, short(median(results[name]).p50))
+	}
+	added := median(results[meshName]).p50 - median(results[standaloneName]).p50
+	fmt.Fprintf(out, "\nadded by the mesh at one connection (front-mesh p50 - front-standalone p50): %s\n", short(added))
+	return nil
+}

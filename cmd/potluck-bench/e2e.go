@@ -21,9 +21,9 @@ mesh) joins unless --mesh-pipeline 0. For each app, wrk loads the
 contenders in turn, the order rotating every round: req/s, p50, p99
 and CPU time per request of each contender's processes (for the Front over
 the mesh: the Front and both Backs), of docker-proxy and of the containers,
-per round and as medians with the ratios to NGINX. Then single-stream uploads
-and downloads of --stream-size through each path and to a published port
-directly. The last line reads "bench-e2e: mesh/nginx throughput X.XXx, p99
+per round and as medians with the ratios to NGINX. Then the latency at one
+connection (wrk -c1) through each, and single-stream uploads and downloads
+of --stream-size through each path and to a published port directly. The last line reads "bench-e2e: mesh/nginx throughput X.XXx, p99
 Y.YYx" (sample app). Needs a Docker Engine (bash scripts/docker-up.sh), nginx
 and wrk (scripts/install-deps.sh --bench) and, without --bin-dir, the go tool
 and this repository. Everything the run starts is removed at the end.`, `Example (what make bench-e2e runs):
