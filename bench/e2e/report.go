@@ -15,7 +15,11 @@ func printSetup(cfg Config, r *rig) {
 	out := cfg.Out
 	fmt.Fprintf(out, "date: %s, %d CPUs, load average %s\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), loadAvg())
 	fmt.Fprintf(out, "tools: %s, %s\n", strings.TrimSpace(string(nv)), firstLine(string(wv)))
-	fmt.Fprintf(out, "cluster: 1 potluck-core, 1 potluck-front, 2 potluck-backs; each app on both Backs (sample app %g CPU, fast app %g CPU per container)\n", cfg.SampleCPUs, cfg.FastCPUs)
+	fronts := 1
+	if cfg.MeshPipeline > 0 {
+		fronts = 2
+	}
+	fmt.Fprintf(out, "cluster: 1 potluck-core, %d potluck-front, 2 potluck-backs; each app on both Backs (sample app %g CPU, fast app %g CPU per container)\n", fronts, cfg.SampleCPUs, cfg.FastCPUs)
 	fmt.Fprintf(out, "contenders: nginx and front-standalone proxy to the containers' published ports; front-mesh is the cluster's Front, through WireGuard to the Backs")
 	if cfg.MeshPipeline > 0 {
 		fmt.Fprintf(out, "; front-mesh-pipe a second Front with --pipeline %d", cfg.MeshPipeline)
