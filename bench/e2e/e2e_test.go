@@ -7,44 +7,21 @@ import (
 	"testing"
 	"time"
 
+	"potluck/bench/wrk"
+
 	"github.com/stretchr/testify/require"
 
 	"potluck/front/standalone"
 )
 
-const wrkSample = `Running 3s test @ http://127.0.0.1:40001/
-  2 threads and 64 connections
-  Latency Distribution
-     50%    1.46ms
-     75%    2.01ms
-     90%    3.10ms
-     99%  205.06ms
-  90000 requests in 3.00s, 12.00MB read
-  Socket errors: connect 0, read 2, write 0, timeout 1
-  Non-2xx or 3xx responses: 3
-Requests/sec:  30000.12
-`
-
-func TestParseWrk(t *testing.T) {
-	r, err := parseWrk(wrkSample)
-	require.NoError(t, err)
-	require.InDelta(t, 30000.12, r.rps, 0.001)
-	require.InDelta(t, 90000, r.requests, 0)
-	require.Equal(t, 1460*time.Microsecond, r.p50)
-	require.Equal(t, 205060*time.Microsecond, r.p99)
-	require.Equal(t, 6, r.errors, "non-2xx and socket errors both count")
-	_, err = parseWrk("unable to connect to 127.0.0.1:1 Connection refused")
-	require.ErrorContains(t, err, "no Requests/sec")
-}
-
 func TestMedianTakesEachFigureAlone(t *testing.T) {
 	m := median([]measured{
-		{wrkResult: wrkResult{rps: 3, p99: 9}, cpu: 1},
-		{wrkResult: wrkResult{rps: 1, p99: 7}, cpu: 3},
-		{wrkResult: wrkResult{rps: 2, p99: 8}, cpu: 2},
+		{Result: wrk.Result{RPS: 3, P99: 9}, cpu: 1},
+		{Result: wrk.Result{RPS: 1, P99: 7}, cpu: 3},
+		{Result: wrk.Result{RPS: 2, P99: 8}, cpu: 2},
 	})
-	require.InDelta(t, 2, m.rps, 0)
-	require.Equal(t, time.Duration(8), m.p99)
+	require.InDelta(t, 2, m.RPS, 0)
+	require.Equal(t, time.Duration(8), m.P99)
 	require.Equal(t, time.Duration(2), m.cpu)
 }
 

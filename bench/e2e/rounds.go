@@ -6,13 +6,15 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"potluck/bench/wrk"
 )
 
 // measured is one contender's run: wrk's figures and the CPU time spent per
 // request by the contender's processes, by the Backs among them (mesh
 // only), by docker-proxy and by the app's containers.
 type measured struct {
-	wrkResult
+	wrk.Result
 	cpu, backs, dockerProxy, app time.Duration
 }
 
@@ -23,7 +25,7 @@ func (r *rig) rounds(ctx context.Context, a app) (map[string][]measured, error) 
 	out := r.cfg.Out
 	fmt.Fprintf(out, "\n## %s app (%s), wrk -t%d -c%d -d%s, %d rounds\n", a.name, a.domain, r.cfg.Threads, r.cfg.Connections, r.cfg.Duration, r.cfg.Rounds)
 	for _, name := range r.contenders {
-		if _, err := runWrk(ctx, r.cfg.Wrk, r.cfg.Threads, r.cfg.Connections, time.Second, "http://"+r.addrs[name]+"/", a.domain); err != nil {
+		if _, err := r.wrk(ctx, r.cfg.Threads, r.cfg.Connections, time.Second, name, a); err != nil {
 			return nil, fmt.Errorf("warm-up %s: %w", name, err)
 		}
 	}
@@ -39,11 +41,16 @@ func (r *rig) rounds(ctx context.Context, a app) (map[string][]measured, error) 
 				return nil, fmt.Errorf("%s round %d: %w", name, round+1, err)
 			}
 			results[name] = append(results[name], m)
-			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s %9s %9s %9s %9s %d\n", round+1, name, m.rps, short(m.p50), short(m.p99),
-				short(m.cpu), backsCol(name, m.backs), short(m.dockerProxy), short(m.app), m.errors)
+			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s %9s %9s %9s %9s %d\n", round+1, name, m.RPS, short(m.P50), short(m.P99),
+				short(m.cpu), backsCol(name, m.backs), short(m.dockerProxy), short(m.app), m.Errors)
 		}
 	}
 	return results, nil
+}
+
+// wrk loads contender name for d with Host: a.domain.
+func (r *rig) wrk(ctx context.Context, threads, conns int, d time.Duration, name string, a app) (wrk.Result, error) {
+	return wrk.Run(ctx, wrk.Options{Bin: r.cfg.Wrk, Threads: threads, Conns: conns, Duration: d, URL: "http://" + r.addrs[name] + "/", Host: a.domain})
 }
 
 // rotate is list starting at its i-th element (modulo its length).
@@ -71,15 +78,15 @@ func (r *rig) measure(ctx context.Context, a app, name string) (measured, error)
 	for i, s := range sets {
 		before[i] = cpuTicks(s...)
 	}
-	res, err := runWrk(ctx, r.cfg.Wrk, r.cfg.Threads, r.cfg.Connections, r.cfg.Duration, "http://"+r.addrs[name]+"/", a.domain)
+	res, err := r.wrk(ctx, r.cfg.Threads, r.cfg.Connections, r.cfg.Duration, name, a)
 	if err != nil {
 		return measured{}, err
 	}
 	per := make([]time.Duration, len(sets))
 	for i, s := range sets {
-		per[i] = perRequest(cpuTicks(s...)-before[i], res.requests)
+		per[i] = perRequest(cpuTicks(s...)-before[i], res.Requests)
 	}
-	m := measured{wrkResult: res, cpu: per[0], backs: per[1], dockerProxy: per[2], app: per[3]}
+	m := measured{Result: res, cpu: per[0], backs: per[1], dockerProxy: per[2], app: per[3]}
 	if !throughMesh(name) {
 		m.backs = 0
 	}
@@ -102,7 +109,7 @@ func (r *rig) summary(a app, results map[string][]measured) map[string]Ratios {
 	for _, name := range r.contenders {
 		m := median(results[name])
 		med[name] = m
-		fmt.Fprintf(out, "  %-17s %9.0f req/s  p50 %-8s p99 %-8s CPU/req %-8s", name, m.rps, short(m.p50), short(m.p99), short(m.cpu))
+		fmt.Fprintf(out, "  %-17s %9.0f req/s  p50 %-8s p99 %-8s CPU/req %-8s", name, m.RPS, short(m.P50), short(m.P99), short(m.cpu))
 		if throughMesh(name) {
 			fmt.Fprintf(out, " (Backs %s)", short(m.backs))
 		}
@@ -112,15 +119,15 @@ func (r *rig) summary(a app, results map[string][]measured) map[string]Ratios {
 	ratios := map[string]Ratios{}
 	for _, name := range r.contenders[1:] {
 		m := med[name]
-		rt := Ratios{Throughput: m.rps / n.rps, P99: float64(m.p99) / float64(n.p99), CPU: float64(m.cpu) / float64(n.cpu)}
+		rt := Ratios{Throughput: m.RPS / n.RPS, P99: float64(m.P99) / float64(n.P99), CPU: float64(m.cpu) / float64(n.cpu)}
 		fmt.Fprintf(out, "ratio %s/nginx: throughput %.2fx, p50 %.2fx, p99 %.2fx, CPU/req %.2fx\n", name, rt.Throughput,
-			float64(m.p50)/float64(n.p50), rt.P99, rt.CPU)
+			float64(m.P50)/float64(n.P50), rt.P99, rt.CPU)
 		ratios[name] = rt
 	}
 	for name, ms := range results {
 		for _, m := range ms {
-			if m.errors > 0 {
-				fmt.Fprintf(out, "warning: %s had %d non-2xx or socket errors in a round\n", name, m.errors)
+			if m.Errors > 0 {
+				fmt.Fprintf(out, "warning: %s had %d non-2xx or socket errors in a round\n", name, m.Errors)
 			}
 		}
 	}
@@ -141,9 +148,9 @@ func median(ms []measured) measured {
 		return time.Duration(pick(func(m measured) float64 { return float64(get(m)) }))
 	}
 	var m measured
-	m.rps = pick(func(m measured) float64 { return m.rps })
-	m.p50 = d(func(m measured) time.Duration { return m.p50 })
-	m.p99 = d(func(m measured) time.Duration { return m.p99 })
+	m.RPS = pick(func(m measured) float64 { return m.RPS })
+	m.P50 = d(func(m measured) time.Duration { return m.P50 })
+	m.P99 = d(func(m measured) time.Duration { return m.P99 })
 	m.cpu = d(func(m measured) time.Duration { return m.cpu })
 	m.backs = d(func(m measured) time.Duration { return m.backs })
 	m.dockerProxy = d(func(m measured) time.Duration { return m.dockerProxy })
@@ -174,19 +181,19 @@ func (r *rig) oneConnection(ctx context.Context, a app) error {
 	results := map[string][]measured{}
 	for round := range r.cfg.Rounds {
 		for _, name := range rotate(r.contenders, round) {
-			res, err := runWrk(ctx, r.cfg.Wrk, 1, 1, d, "http://"+r.addrs[name]+"/", a.domain)
+			res, err := r.wrk(ctx, 1, 1, d, name, a)
 			if err != nil {
 				return fmt.Errorf("%s round %d: %w", name, round+1, err)
 			}
-			results[name] = append(results[name], measured{wrkResult: res})
-			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s\n", round+1, name, res.rps, short(res.p50), short(res.p99))
+			results[name] = append(results[name], measured{Result: res})
+			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s\n", round+1, name, res.RPS, short(res.P50), short(res.P99))
 		}
 	}
 	fmt.Fprintf(out, "median p50:")
 	for _, name := range r.contenders {
-		fmt.Fprintf(out, "  %s %s", name, short(median(results[name]).p50))
+		fmt.Fprintf(out, "  %s %s", name, short(median(results[name]).P50))
 	}
-	added := median(results[meshName]).p50 - median(results[standaloneName]).p50
+	added := median(results[meshName]).P50 - median(results[standaloneName]).P50
 	fmt.Fprintf(out, "\nadded by the mesh at one connection (front-mesh p50 - front-standalone p50): %s\n", short(added))
 	return nil
 }

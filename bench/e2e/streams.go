@@ -73,10 +73,10 @@ func medianOf(v []float64) float64 {
 	return median(func() []measured {
 		ms := make([]measured, len(v))
 		for i, x := range v {
-			ms[i].rps = x
+			ms[i].RPS = x
 		}
 		return ms
-	}()).rps
+	}()).RPS
 }
 
 // transfer uploads (POST /upload) or downloads (GET /download) StreamBytes
@@ -140,7 +140,7 @@ func (r *rig) profile(ctx context.Context, c *procluster.Cluster, a app) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(targets)+1)
 	wg.Go(func() {
-		_, err := runWrk(ctx, r.cfg.Wrk, r.cfg.Threads, r.cfg.Connections, r.cfg.Duration+2*time.Second, "http://"+r.addrs[meshName]+"/", a.domain)
+		_, err := r.wrk(ctx, r.cfg.Threads, r.cfg.Connections, r.cfg.Duration+2*time.Second, meshName, a)
 		errs <- err
 	})
 	time.Sleep(time.Second)
