@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -371,9 +372,10 @@ func WaitListening(ctx context.Context, addr string, timeout time.Duration) erro
 	})
 }
 
-// Close stops the Front and the Backs, removes the Backs' containers and
-// networks (only those labelled with this run's host ids), then stops the
-// core nodes. It runs once and does not depend on the caller's context, so
+// Close stops the Fronts and the Backs, removes the Backs' containers and
+// networks (only those labelled with this run's host ids) and untags the
+// images they loaded (named after those host ids), then stops the core
+// nodes. It runs once and does not depend on the caller's context, so
 // it also cleans up after Ctrl-C.
 func (c *Cluster) Close() error {
 	var errs []error
@@ -408,8 +410,13 @@ func (c *Cluster) Close() error {
 	return errors.Join(errs...)
 }
 
+// hostIDPattern is what the core's host ids look like; only such an id is
+// put into an image reference.
+var hostIDPattern = regexp.MustCompile(`^h-[0-9a-f]{6,40}$`)
+
 // removeHostResources removes the containers and networks a Back labelled
-// with its host id.
+// with its host id, and untags the images it loaded, which it named after
+// its host (potluck-blob/<host id>/...).
 func removeHostResources(ctx context.Context, hostID string) error {
 	label := "label=io.potluck.host=" + hostID
 	var errs []error
@@ -427,6 +434,17 @@ func removeHostResources(ctx context.Context, hostID string) error {
 	}
 	if ids := strings.Fields(out); len(ids) > 0 {
 		_, err := Docker(ctx, append([]string{"network", "rm"}, ids...)...)
+		errs = append(errs, err)
+	}
+	if !hostIDPattern.MatchString(hostID) {
+		return errors.Join(errs...)
+	}
+	out, err = Docker(ctx, "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=potluck-blob/"+hostID+"/*")
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if refs := strings.Fields(out); len(refs) > 0 {
+		_, err := Docker(ctx, append([]string{"rmi"}, refs...)...)
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

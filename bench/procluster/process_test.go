@@ -22,3 +22,18 @@ func TestProcKillAndRestart(t *testing.T) {
 	require.NoError(t, p.Stop(5*time.Second))
 	require.False(t, p.Running())
 }
+
+// Only a host id as the core makes them goes into an image reference that
+// cleanup removes.
+func TestHostIDPattern(t *testing.T) {
+	for id, ok := range map[string]bool{
+		"h-5d0cdc4cfb68": true,
+		"h-":             false,
+		"h-5D0CDC4CFB68": false,
+		"h-5d0c/../x":    false,
+		"*":              false,
+		"":               false,
+	} {
+		require.Equal(t, ok, hostIDPattern.MatchString(id), id)
+	}
+}
