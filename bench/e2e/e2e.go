@@ -197,8 +197,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			nginxName: {ngx.pid()}, standaloneName: {sa.pid()},
 			meshName: {c.Front.PID(), c.Backs[0].PID(), c.Backs[1].PID()},
 		},
-		backPIDs: []int{c.Backs[0].PID(), c.Backs[1].PID()},
-		proxies:  dockerProxies(c.PublishIPs),
+		backPIDs:    []int{c.Backs[0].PID(), c.Backs[1].PID()},
+		backMetrics: c.BackMetrics,
+		proxies:     dockerProxies(c.PublishIPs),
 	}
 	if cfg.MeshPipeline > 0 {
 		r.contenders = []string{nginxName, meshName, pipeName, standaloneName}
@@ -341,11 +342,12 @@ func waitAnswer(ctx context.Context, addr, domain string, limit time.Duration) e
 
 // rig is what the rounds measure: each contender's address and processes.
 type rig struct {
-	cfg        Config
-	contenders []string // in the first round's order
-	addrs      map[string]string
-	pids       map[string][]int // CPU charged to the contender
-	backPIDs   []int            // the part of the mesh path's CPU the Backs spend
-	proxies    []int            // docker-proxy processes of the containers
-	mu         sync.Mutex
+	cfg         Config
+	contenders  []string // in the first round's order
+	addrs       map[string]string
+	pids        map[string][]int // CPU charged to the contender
+	backPIDs    []int            // the part of the mesh path's CPU the Backs spend
+	backMetrics []string         // the Backs' /metrics listeners
+	proxies     []int            // docker-proxy processes of the containers
+	mu          sync.Mutex
 }

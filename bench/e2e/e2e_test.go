@@ -55,3 +55,18 @@ func TestNginxConfigServesEveryDomain(t *testing.T) {
 	}
 	require.NoDirExists(t, c.cmd.Args[2], "its directory goes with it")
 }
+
+func TestSumCounter(t *testing.T) {
+	text := `# HELP potluck_back_forward_accepted_total Tunnel connections relayed to an instance.
+# TYPE potluck_back_forward_accepted_total counter
+potluck_back_forward_accepted_total{port="5000"} 64
+potluck_back_forward_accepted_total{port="5001"} 3
+potluck_back_forward_accepted_totally 9
+potluck_back_forward_refused_total{port="5000"} 2
+`
+	n, err := sumCounter(strings.NewReader(text), "potluck_back_forward_accepted_total")
+	require.NoError(t, err)
+	require.InDelta(t, 67, n, 0)
+	_, err = sumCounter(strings.NewReader("potluck_back_forward_accepted_total{port=\"1\"} x\n"), "potluck_back_forward_accepted_total")
+	require.Error(t, err)
+}

@@ -25,7 +25,7 @@ func printSetup(cfg Config, r *rig) {
 		fmt.Fprintf(out, "; front-mesh-pipe a second Front with --pipeline %d", cfg.MeshPipeline)
 	}
 	fmt.Fprintln(out)
-	fmt.Fprintf(out, "CPU/req: the contender's processes (front-mesh: the Front and both Backs; Backs: their part); d-proxy: docker-proxy of the containers (%d processes); app: the containers\n", len(r.proxies))
+	fmt.Fprintf(out, "CPU/req: the contender's processes (front-mesh: the Front and both Backs; Backs: their part); d-proxy: docker-proxy of the containers (%d processes); app: the containers; conns: tunnel connections the Backs accepted during the run\n", len(r.proxies))
 }
 
 func firstLine(s string) string {

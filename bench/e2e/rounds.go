@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"potluck/bench/wrk"
@@ -16,6 +17,9 @@ import (
 type measured struct {
 	wrk.Result
 	cpu, backs, dockerProxy, app time.Duration
+	// meshConns is how many tunnel connections the Backs accepted during
+	// the run (mesh contenders): few means keep-alive reuse works.
+	meshConns float64
 }
 
 // rounds loads every contender once per round for app a, rotating who goes
@@ -29,8 +33,8 @@ func (r *rig) rounds(ctx context.Context, a app) (map[string][]measured, error) 
 			return nil, fmt.Errorf("warm-up %s: %w", name, err)
 		}
 	}
-	fmt.Fprintf(out, "%-6s %-17s %9s %9s %9s %9s %9s %9s %9s %s\n", "round", "contender", "req/s", "p50", "p99",
-		"CPU/req", "(Backs)", "d-proxy", "app", "errors")
+	fmt.Fprintf(out, "%-6s %-17s %9s %9s %9s %9s %9s %9s %9s %6s %s\n", "round", "contender", "req/s", "p50", "p99",
+		"CPU/req", "(Backs)", "d-proxy", "app", "conns", "errors")
 	results := map[string][]measured{}
 	for round := range r.cfg.Rounds {
 		order := rotate(r.contenders, round)
@@ -41,8 +45,8 @@ func (r *rig) rounds(ctx context.Context, a app) (map[string][]measured, error) 
 				return nil, fmt.Errorf("%s round %d: %w", name, round+1, err)
 			}
 			results[name] = append(results[name], m)
-			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s %9s %9s %9s %9s %d\n", round+1, name, m.RPS, short(m.P50), short(m.P99),
-				short(m.cpu), backsCol(name, m.backs), short(m.dockerProxy), short(m.app), m.Errors)
+			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s %9s %9s %9s %9s %6s %d\n", round+1, name, m.RPS, short(m.P50), short(m.P99),
+				short(m.cpu), backsCol(name, m.backs), short(m.dockerProxy), short(m.app), connsCol(name, m.meshConns), m.Errors)
 		}
 	}
 	return results, nil
@@ -63,6 +67,13 @@ func rotate(list []string, i int) []string {
 // CPU includes the Backs'.
 func throughMesh(name string) bool { return name == meshName || name == pipeName }
 
+func connsCol(name string, n float64) string {
+	if !throughMesh(name) {
+		return "-"
+	}
+	return strconv.FormatFloat(n, 'f', 0, 64)
+}
+
 func backsCol(name string, d time.Duration) string {
 	if !throughMesh(name) {
 		return "-"
@@ -78,6 +89,13 @@ func (r *rig) measure(ctx context.Context, a app, name string) (measured, error)
 	for i, s := range sets {
 		before[i] = cpuTicks(s...)
 	}
+	var conns0 float64
+	if throughMesh(name) {
+		var err error
+		if conns0, err = forwardAccepted(ctx, r.backMetrics); err != nil {
+			return measured{}, err
+		}
+	}
 	res, err := r.wrk(ctx, r.cfg.Threads, r.cfg.Connections, r.cfg.Duration, name, a)
 	if err != nil {
 		return measured{}, err
@@ -89,6 +107,12 @@ func (r *rig) measure(ctx context.Context, a app, name string) (measured, error)
 	m := measured{Result: res, cpu: per[0], backs: per[1], dockerProxy: per[2], app: per[3]}
 	if !throughMesh(name) {
 		m.backs = 0
+	} else {
+		conns1, err := forwardAccepted(ctx, r.backMetrics)
+		if err != nil {
+			return measured{}, err
+		}
+		m.meshConns = conns1 - conns0
 	}
 	return m, nil
 }
