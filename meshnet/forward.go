@@ -21,8 +21,8 @@ import (
 const FallbackDialTimeout = time.Second
 
 // Forward relays connections accepted on a tunnel port to a local TCP
-// address, for the peers on its allow-list only. It is how a Back exposes
-// 127.0.0.1:PORT on its tunnel address to the Fronts of one installation.
+// address, for the peers on its allow-list only. It is how a Back exposes a
+// container on its tunnel address to the Fronts of one installation.
 type Forward struct {
 	node    *Node
 	ln      net.Listener
@@ -97,6 +97,7 @@ func (f *Forward) SetTargets(targets ...string) error {
 	if err := checkTargets(targets); err != nil {
 		return err
 	}
+	targets = slices.Clone(targets) // the caller's slice may change
 	f.targets.Store(&targets)
 	return nil
 }

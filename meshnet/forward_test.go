@@ -174,7 +174,11 @@ func TestForwardTargetsFallBackInOrder(t *testing.T) {
 		})
 	}
 	require.Len(t, directConns, 1, "the direct target served once")
+	mine := []string{published, direct}
+	require.NoError(t, fwd.SetTargets(mine...))
+	mine[0] = refused
+	require.Equal(t, []string{published, direct}, fwd.Targets(), "the forward keeps its own copy")
 	require.ErrorContains(t, fwd.SetTargets(), "a target is required")
 	require.ErrorContains(t, fwd.SetTargets(direct, "no-port"), `target "no-port"`)
-	require.Equal(t, []string{refused, published}, fwd.Targets(), "a refused change changes nothing")
+	require.Equal(t, []string{published, direct}, fwd.Targets(), "a refused change changes nothing")
 }
