@@ -15,7 +15,7 @@ GOBUILD   := $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 1
 
-.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale bench-placement bench-faults bench-bin clean deps
+.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale bench-placement bench-faults bench-e2e bench-bin clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -99,6 +99,11 @@ bench-autoscale: bench-bin ## autoscaling simulation: the seed's table, reactive
 
 bench-faults: app-image bench-bin ## the data plane under faults: a demo cluster under open-loop load while a container, a Back and the Front are killed in turn, ~4 min (BENCH_FAULTS_FLAGS="--rate 100 --scenario-seconds 20")
 	$(BIN)/potluck-bench faults --image $(BIN)/app-image.tar $(BENCH_FAULTS_FLAGS)
+
+bench-e2e: bench-bin ## the data path against NGINX on a real cluster: Front over the mesh vs NGINX vs standalone Front on the same containers (sample app, fast app), req/s p50 p99 CPU/req, streams; ~3 min (BENCH_E2E_FLAGS="--rounds 5 --profile-dir /tmp/prof")
+	bash scripts/install-deps.sh --bench
+	bash scripts/docker-up.sh
+	$(BIN)/potluck-bench e2e $(BENCH_E2E_FLAGS)
 
 demo: ## start a local cluster (3 core, 1 Front, 2 Backs), deploy the sample app, print how to use it
 	bash scripts/demo.sh

@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -342,7 +344,7 @@ func wantsPort(ins []agentproto.Instance, port uint16) bool {
 // restarted) container must pass its health check within the grace; once it
 // has, the monitor checks it from then on and reports its changes.
 func (b *Back) ensure(ctx context.Context, in agentproto.Instance, existing engine.Container) {
-	containerID, image := existing.ID, existing.Image
+	containerID, image, ip := existing.ID, existing.Image, existing.IP
 	started := false
 	if existing.ID == "" || !existing.Running() {
 		b.unwatch(in.ID)
@@ -371,9 +373,9 @@ func (b *Back) ensure(ctx context.Context, in agentproto.Instance, existing engi
 			b.report(in.ID, agentproto.InstanceFailed, err.Error())
 			return
 		}
-		containerID = c.ID
+		containerID, ip = c.ID, c.IP
 	}
-	if err := b.expose(in); err != nil {
+	if err := b.expose(ctx, in, ip); err != nil {
 		b.report(in.ID, agentproto.InstanceFailed, err.Error())
 		return
 	}
@@ -393,12 +395,24 @@ func (b *Back) ensure(ctx context.Context, in agentproto.Instance, existing engi
 		b.report(in.ID, agentproto.InstanceFailed, err.Error())
 		return
 	}
+	if started {
+		// It listens now: its own address may answer where it did not
+		// before the start-up check.
+		if err := b.expose(ctx, in, ip); err != nil {
+			b.report(in.ID, agentproto.InstanceFailed, err.Error())
+			return
+		}
+	}
 	b.report(in.ID, agentproto.InstanceRunning, "")
 	b.watch(in)
 }
 
-// expose forwards tunnel:PORT to 127.0.0.1:PORT for the installation's Fronts.
-func (b *Back) expose(in agentproto.Instance) error {
+// expose forwards tunnel:PORT to the instance's container for the
+// installation's Fronts: to the container's own address on its installation
+// network when it answers there, with its published port as the fallback,
+// else to the published port only. The direct path leaves docker-proxy, two
+// loopback hops and a process of its own, out of every request.
+func (b *Back) expose(ctx context.Context, in agentproto.Instance, ip netip.Addr) error {
 	allowed := make([]netip.Addr, 0, len(in.AllowedFrom))
 	for _, s := range in.AllowedFrom {
 		a, err := netip.ParseAddr(s)
@@ -408,18 +422,46 @@ func (b *Back) expose(in agentproto.Instance) error {
 		allowed = append(allowed, a)
 	}
 	port := uint16(in.Port)
+	targets := []string{b.target(in.Port)}
+	if ip.IsValid() {
+		direct := netip.AddrPortFrom(ip, uint16(in.ContainerPort)).String()
+		b.mu.Lock()
+		f := b.forwards[port]
+		b.mu.Unlock()
+		if (f != nil && f.Targets()[0] == direct) || reachable(ctx, direct) {
+			targets = []string{direct, targets[0]}
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if f, ok := b.forwards[port]; ok {
-		f.SetAllowed(allowed)
-		return nil
+	f, ok := b.forwards[port]
+	if !ok {
+		var err error
+		if f, err = b.agent.Node().Forward(port, targets[len(targets)-1], allowed); err != nil {
+			return err
+		}
+		b.forwards[port] = f
 	}
-	f, err := b.agent.Node().Forward(port, b.target(in.Port), allowed)
-	if err != nil {
-		return err
+	f.SetAllowed(allowed)
+	if !slices.Equal(f.Targets(), targets) {
+		if err := f.SetTargets(targets...); err != nil {
+			return err
+		}
+		b.log.Info("forwarding", "instance", in.ID, "port", port, "to", strings.Join(targets, " then "))
 	}
-	b.forwards[port] = f
 	return nil
+}
+
+// reachable reports whether something accepts TCP connections at addr
+// within a second.
+func reachable(ctx context.Context, addr string) bool {
+	d := net.Dialer{Timeout: meshnet.FallbackDialTimeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // target is where an instance's container listens on this host.

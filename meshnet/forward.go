@@ -11,16 +11,23 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
+// FallbackDialTimeout bounds the dial of every forward target but the last:
+// a target on this host answers or refuses at once, and one that is gone
+// (a container's old address) must not hold a connection for DialTimeout
+// before the fallback is tried.
+const FallbackDialTimeout = time.Second
+
 // Forward relays connections accepted on a tunnel port to a local TCP
-// address, for the peers on its allow-list only. It is how a Back exposes
-// 127.0.0.1:PORT on its tunnel address to the Fronts of one installation.
+// address, for the peers on its allow-list only. It is how a Back exposes a
+// container on its tunnel address to the Fronts of one installation.
 type Forward struct {
 	node    *Node
 	ln      net.Listener
 	port    uint16
-	target  string
+	targets atomic.Pointer[[]string]
 	log     *slog.Logger
 	allowed atomic.Pointer[map[netip.Addr]struct{}]
 
@@ -51,21 +58,21 @@ func (n *Node) Forward(port uint16, target string, allowed []netip.Addr) (*Forwa
 	if port == 0 {
 		return nil, errors.New("meshnet: forward: port is required")
 	}
-	if _, _, err := net.SplitHostPort(target); err != nil {
-		return nil, fmt.Errorf("meshnet: forward: target %q: %w", target, err)
+	if err := checkTargets([]string{target}); err != nil {
+		return nil, err
 	}
 	ln, err := n.Listen(port)
 	if err != nil {
 		return nil, fmt.Errorf("meshnet: forward: %w", err)
 	}
 	f := &Forward{
-		node:   n,
-		ln:     ln,
-		port:   port,
-		target: target,
-		log:    n.log.With("forward", port, "target", target),
-		conns:  make(map[*forwardedConn]struct{}),
+		node:  n,
+		ln:    ln,
+		port:  port,
+		log:   n.log.With("forward", port),
+		conns: make(map[*forwardedConn]struct{}),
 	}
+	f.targets.Store(&[]string{target})
 	f.SetAllowed(allowed)
 	if err := n.track(f); err != nil {
 		ln.Close()
@@ -78,6 +85,34 @@ func (n *Node) Forward(port uint16, target string, allowed []netip.Addr) (*Forwa
 
 // Port is the tunnel port the forward listens on.
 func (f *Forward) Port() uint16 { return f.port }
+
+// Targets are where new connections go, tried in order.
+func (f *Forward) Targets() []string { return slices.Clone(*f.targets.Load()) }
+
+// SetTargets changes where new connections go (open ones stay where they
+// are): each target (host:port) in turn, the first that accepts wins, every
+// one but the last bounded by FallbackDialTimeout. A Back gives a
+// container's own address first and its published port as the fallback.
+func (f *Forward) SetTargets(targets ...string) error {
+	if err := checkTargets(targets); err != nil {
+		return err
+	}
+	targets = slices.Clone(targets) // the caller's slice may change
+	f.targets.Store(&targets)
+	return nil
+}
+
+func checkTargets(targets []string) error {
+	if len(targets) == 0 {
+		return errors.New("meshnet: forward: a target is required")
+	}
+	for _, t := range targets {
+		if _, _, err := net.SplitHostPort(t); err != nil {
+			return fmt.Errorf("meshnet: forward: target %q: %w", t, err)
+		}
+	}
+	return nil
+}
 
 // Allowed lists the tunnel addresses that may connect, sorted.
 func (f *Forward) Allowed() []netip.Addr {
@@ -159,10 +194,7 @@ func (f *Forward) relay(c *forwardedConn) {
 		f.mu.Unlock()
 		c.close()
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), f.node.cfg.DialTimeout)
-	var d net.Dialer
-	server, err := d.DialContext(ctx, "tcp", f.target)
-	cancel()
+	server, err := f.dial()
 	if err != nil {
 		f.log.Warn("forward target unreachable", "err", err)
 		return
@@ -176,6 +208,27 @@ func (f *Forward) relay(c *forwardedConn) {
 	c.server = server
 	f.mu.Unlock()
 	splice(c.client, server)
+}
+
+// dial connects to the first target that accepts.
+func (f *Forward) dial() (net.Conn, error) {
+	targets := *f.targets.Load()
+	var errs []error
+	for i, t := range targets {
+		timeout := f.node.cfg.DialTimeout
+		if i < len(targets)-1 {
+			timeout = min(timeout, FallbackDialTimeout)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", t)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
 }
 
 // splice copies both ways until both directions end, passing half-closes on

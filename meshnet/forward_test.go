@@ -3,6 +3,7 @@ package meshnet
 import (
 	"context"
 	"io"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -131,4 +132,53 @@ func TestParkedForwardServesAgainAtOnce(t *testing.T) {
 	require.NoError(t, f.Close())
 	_, err = back.Forward(5000, "127.0.0.1:1", nil)
 	require.ErrorContains(t, err, "port is in use", "why users park instead of closing")
+}
+
+// A forward tries its targets in order: a Back gives the container's own
+// address first and its published port as the fallback.
+func TestForwardTargetsFallBackInOrder(t *testing.T) {
+	back := newNode(t, "100.64.1.1", nodeOpts{})
+	front := newNode(t, "100.64.0.1", nodeOpts{})
+	link(t, back, front)
+	direct, directConns := localServer(t, "direct")
+	published, _ := localServer(t, "published")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	refused := ln.Addr().String()
+	ln.Close() // nothing listens there now: a refusal
+
+	fwd, err := back.Forward(5002, published, []netip.Addr{front.Address()})
+	require.NoError(t, err)
+	defer fwd.Close()
+	read := func() string {
+		c, err := front.DialContext(ctxTimeout(t, 5*time.Second), "tcp", "100.64.1.1:5002")
+		require.NoError(t, err)
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		return string(b)
+	}
+	for _, tc := range []struct {
+		name    string
+		targets []string
+		want    string
+	}{
+		{"one target", []string{published}, "published"},
+		{"the first that accepts", []string{direct, published}, "direct"},
+		{"past a refusal", []string{refused, published}, "published"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, fwd.SetTargets(tc.targets...))
+			require.Equal(t, tc.targets, fwd.Targets())
+			require.Equal(t, tc.want, read())
+		})
+	}
+	require.Len(t, directConns, 1, "the direct target served once")
+	mine := []string{published, direct}
+	require.NoError(t, fwd.SetTargets(mine...))
+	mine[0] = refused
+	require.Equal(t, []string{published, direct}, fwd.Targets(), "the forward keeps its own copy")
+	require.ErrorContains(t, fwd.SetTargets(), "a target is required")
+	require.ErrorContains(t, fwd.SetTargets(direct, "no-port"), `target "no-port"`)
+	require.Equal(t, []string{published, direct}, fwd.Targets(), "a refused change changes nothing")
 }

@@ -199,8 +199,11 @@ type Container struct {
 	Image        string
 	HostPort     uint16
 	Network      string // the network it is attached to
-	State        string // created, running, exited, ...
-	Status       string // human text, e.g. "Up 3 minutes"
+	// IP is its address on that network (invalid when it has none, e.g.
+	// stopped): the Back reaches it there directly, without docker-proxy.
+	IP     netip.Addr
+	State  string // created, running, exited, ...
+	Status string // human text, e.g. "Up 3 minutes"
 }
 
 // Running reports whether the container's process is up.
@@ -329,11 +332,17 @@ func (e *Engine) list(ctx context.Context, f client.Filters) ([]Container, error
 		if len(s.Names) > 0 {
 			name = strings.TrimPrefix(s.Names[0], "/")
 		}
-		out = append(out, Container{
+		c := Container{
 			ID: s.ID, Name: name, Image: s.Image, State: string(s.State), Status: s.Status,
 			Host: s.Labels[LabelHost], Installation: s.Labels[LabelInstallation], Instance: s.Labels[LabelInstance],
 			App: s.Labels[LabelApp], HostPort: uint16(port), Network: s.HostConfig.NetworkMode,
-		})
+		}
+		if s.NetworkSettings != nil {
+			if ep := s.NetworkSettings.Networks[c.Network]; ep != nil {
+				c.IP = ep.IPAddress
+			}
+		}
+		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Instance < out[j].Instance })
 	return out, nil

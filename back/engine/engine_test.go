@@ -77,6 +77,13 @@ func TestRunAdoptAndRemoveARealContainer(t *testing.T) {
 		return resp.StatusCode == 200
 	}, 20*time.Second, 100*time.Millisecond)
 	require.Equal(t, "Hello from "+instance+"\n", body)
+	// Its address on the installation network answers too, without
+	// docker-proxy: what the Back's forward dials first.
+	require.True(t, DefaultNetworkPool.Contains(c.IP), "address %v on the installation network", c.IP)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + netip.AddrPortFrom(c.IP, 8080).String() + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
 
 	// Limits and loopback-only publishing, as the engine recorded them.
 	insp, err := e.cli.ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})

@@ -1,7 +1,8 @@
-// Package appimage builds the sample app (bench/app) and the probe test app
-// (bench/appimage/probe) into Docker images FROM scratch, offline, through
-// the Engine API, and writes their `docker save` tarballs: what tests, the
-// demo and the benchmarks deploy.
+// Package appimage builds the sample app (bench/app), the probe test app
+// (bench/appimage/probe) and the fast benchmark app (bench/appimage/fast)
+// into Docker images FROM scratch, offline, through the Engine API, and
+// writes their `docker save` tarballs: what tests, the demo and the
+// benchmarks deploy.
 package appimage
 
 import (
@@ -27,9 +28,13 @@ const DefaultTag = "potluck-sample-app:latest"
 // ProbeTag names the probe image.
 const ProbeTag = "potluck-probe:latest"
 
+// FastTag names the fast benchmark app's image.
+const FastTag = "potluck-bench-fast:latest"
+
 const (
 	appPackage   = "potluck/bench/app"
 	probePackage = "potluck/bench/appimage/probe"
+	fastPackage  = "potluck/bench/appimage/fast"
 )
 
 // Build compiles the sample app statically, builds the image tagged tag with
@@ -41,6 +46,12 @@ func Build(ctx context.Context, tag, out string) error {
 // BuildProbe builds the probe image (see bench/appimage/probe) the same way.
 func BuildProbe(ctx context.Context, tag, out string) error {
 	return buildPackage(ctx, probePackage, tag, out)
+}
+
+// BuildFast builds the fast benchmark app's image (see bench/appimage/fast)
+// the same way.
+func BuildFast(ctx context.Context, tag, out string) error {
+	return buildPackage(ctx, fastPackage, tag, out)
 }
 
 // buildPackage compiles a main package statically as "app", builds an image

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"potluck/bench/appimage"
+	"potluck/bench/procluster"
 )
 
 // Scenario names, in the order they run by default.
@@ -162,7 +163,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return Result{}, err
 	}
 	log := cfg.Logger
-	if _, err := docker(ctx, "version", "--format", "{{.Server.Version}}"); err != nil {
+	if _, err := procluster.Docker(ctx, "version", "--format", "{{.Server.Version}}"); err != nil {
 		return Result{}, fmt.Errorf("faults: needs a Docker Engine (bash scripts/docker-up.sh): %w", err)
 	}
 	dir, err := os.MkdirTemp("", "potluck-bench-faults-*")
@@ -184,12 +185,12 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 	}()
 
-	var bins binaries
+	var bins procluster.Binaries
 	if cfg.BinDir != "" {
-		bins, err = binDir(cfg.BinDir)
+		bins, err = procluster.BinDir(cfg.BinDir)
 	} else {
 		log.Info("building potluck-core, potluck-front and potluck-back")
-		bins, err = buildBinaries(ctx, filepath.Join(dir, "bin"))
+		bins, err = procluster.BuildBinaries(ctx, filepath.Join(dir, "bin"))
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("faults: %w", err)
@@ -204,10 +205,10 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 
 	log.Info("starting 3 core nodes, 1 Front, 2 Backs", "dir", dir)
-	c, err := startCluster(ctx, dir, bins, log)
+	c, err := procluster.Start(ctx, procluster.Config{Dir: dir, Bins: bins, Cores: 3, Backs: numBacks, Name: "bench-faults", Logger: log})
 	defer func() {
 		log.Info("stopping the cluster and removing its containers and networks")
-		if cerr := c.close(); cerr != nil {
+		if cerr := c.Close(); cerr != nil {
 			log.Warn("cleanup", "err", cerr)
 		}
 	}()
@@ -215,14 +216,14 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return Result{}, fmt.Errorf("faults: %w", err)
 	}
 	log.Info("deploying the sample app on 2 instances")
-	if err := c.deploy(ctx, image, appName, Domain); err != nil {
+	if err := c.Deploy(ctx, image, appName, Domain, 0); err != nil {
 		return Result{}, fmt.Errorf("faults: %w", err)
 	}
 
 	// Bounded in count: every window at its longest, plus the warm-up.
 	budget := time.Duration(len(cfg.Scenarios))*(cfg.Scenario+cfg.Settle+cfg.BackDown) + 3*time.Minute
 	load, err := StartLoad(LoadConfig{
-		URL: "http://" + c.frontAddr + "/", Host: Domain, Rate: cfg.Rate, Timeout: cfg.Timeout,
+		URL: "http://" + c.FrontAddr + "/", Host: Domain, Rate: cfg.Rate, Timeout: cfg.Timeout,
 		MaxInFlight: cfg.MaxInFlight, MaxRequests: min(int(cfg.Rate*budget.Seconds())+1, maxSamples),
 	})
 	if err != nil {
@@ -253,6 +254,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	return res, nil
 }
 
+// numBacks is how many Backs the cluster has, each running one instance.
+const numBacks = 2
+
 // maxSamples bounds the samples one run keeps (about 100 bytes each).
 const maxSamples = 5_000_000
 
@@ -262,7 +266,7 @@ const healthWindow = 2 * time.Second
 
 // waitWhole waits until the load sees the cluster whole.
 func waitWhole(ctx context.Context, load *Load, timeout time.Duration) error {
-	return poll(ctx, timeout, 100*time.Millisecond, func(context.Context) bool {
+	return procluster.Poll(ctx, timeout, 100*time.Millisecond, func(context.Context) bool {
 		return load.Healthy(healthWindow, numBacks)
 	})
 }
@@ -273,7 +277,7 @@ const maxCoreDown = 15 * time.Second
 // runner runs scenarios against one cluster under one load.
 type runner struct {
 	cfg  Config
-	c    *cluster
+	c    *procluster.Cluster
 	load *Load
 	log  *slog.Logger
 }
@@ -294,66 +298,66 @@ func (r *runner) scenario(ctx context.Context, name string) (Window, error) {
 	switch name {
 	case ScenarioContainer:
 		var err error
-		if w.Affected, err = r.c.instanceOn(ctx, 0); err != nil {
+		if w.Affected, err = r.c.InstanceOn(ctx, appName, 0); err != nil {
 			return w, err
 		}
 		var id string
-		if id, killed, err = r.c.containerOf(ctx, 0); err != nil {
+		if id, killed, err = r.c.ContainerOf(ctx, appName, 0); err != nil {
 			return w, err
 		}
-		if _, err := docker(ctx, "kill", id); err != nil {
+		if _, err := procluster.Docker(ctx, "kill", id); err != nil {
 			return w, err
 		}
 		// From here the container is dead: docker kill returns once the
 		// signal is delivered, and SIGKILL cannot be caught.
 		w.FaultAt = r.load.Now()
-		event("docker kill %s (%s's instance)", killed, backName(0))
+		event("docker kill %s (%s's instance)", killed, procluster.BackName(0))
 	case ScenarioBack:
-		b := r.c.backs[numBacks-1]
+		b := r.c.Backs[numBacks-1]
 		var err error
-		if w.Affected, err = r.c.instanceOn(ctx, numBacks-1); err != nil {
+		if w.Affected, err = r.c.InstanceOn(ctx, appName, numBacks-1); err != nil {
 			return w, err
 		}
-		if err := b.kill(syscall.SIGKILL, 10*time.Second); err != nil {
+		if err := b.Kill(syscall.SIGKILL, 10*time.Second); err != nil {
 			return w, err
 		}
 		w.FaultAt = r.load.Now() // kill returns once the process has exited
-		event("kill -9 %s", b.name)
+		event("kill -9 %s", b.Name)
 		if err := sleep(ctx, r.cfg.BackDown); err != nil {
 			return w, err
 		}
-		if err := b.start(); err != nil {
+		if err := b.Start(); err != nil {
 			return w, err
 		}
-		event("%s restarted", b.name)
+		event("%s restarted", b.Name)
 	case ScenarioFront, ScenarioFrontNoCore:
 		if name == ScenarioFrontNoCore {
-			for _, p := range r.c.cores {
-				if err := p.kill(syscall.SIGKILL, 10*time.Second); err != nil {
+			for _, p := range r.c.Cores {
+				if err := p.Kill(syscall.SIGKILL, 10*time.Second); err != nil {
 					return w, err
 				}
 			}
-			event("kill -9 of all %d core nodes", len(r.c.cores))
+			event("kill -9 of all %d core nodes", len(r.c.Cores))
 			if err := sleep(ctx, time.Second); err != nil {
 				return w, err
 			}
 		}
-		f := r.c.front
+		f := r.c.Front
 		w.DownFrom = r.load.Now()
 		w.FaultAt = w.DownFrom
-		if err := f.kill(syscall.SIGKILL, 10*time.Second); err != nil {
+		if err := f.Kill(syscall.SIGKILL, 10*time.Second); err != nil {
 			return w, err
 		}
-		event("kill -9 %s", f.name)
-		if err := f.start(); err != nil {
+		event("kill -9 %s", f.Name)
+		if err := f.Start(); err != nil {
 			return w, err
 		}
-		event("%s restarted with the same flags and data directory", f.name)
-		if err := waitListening(ctx, r.c.frontAddr, time.Minute); err != nil {
+		event("%s restarted with the same flags and data directory", f.Name)
+		if err := procluster.WaitListening(ctx, r.c.FrontAddr, time.Minute); err != nil {
 			return w, fmt.Errorf("the restarted Front never listened: %w", err)
 		}
 		w.DownTo = r.load.Now()
-		event("%s's listener accepts again", f.name)
+		event("%s's listener accepts again", f.Name)
 	}
 	if name == ScenarioFrontNoCore {
 		// Back well before the core's heartbeat TTL (30 s) runs out, so no
@@ -361,8 +365,8 @@ func (r *runner) scenario(ctx context.Context, name string) (Window, error) {
 		if err := sleep(ctx, min(w.From+r.cfg.Scenario, w.FaultAt+maxCoreDown)-r.load.Now()); err != nil {
 			return w, err
 		}
-		for _, p := range r.c.cores {
-			if err := p.start(); err != nil {
+		for _, p := range r.c.Cores {
+			if err := p.Start(); err != nil {
 				return w, err
 			}
 		}
@@ -378,7 +382,7 @@ func (r *runner) scenario(ctx context.Context, name string) (Window, error) {
 	}
 	w.To = r.load.Now()
 	if killed != "" {
-		if at, err := containerStarted(ctx, killed); err != nil {
+		if at, err := procluster.ContainerStarted(ctx, killed); err != nil {
 			r.log.Warn("the killed container", "err", err)
 		} else if off := r.load.Offset(at); off > w.FaultAt {
 			event("%s running again (restarted by Docker or the Back)", killed)

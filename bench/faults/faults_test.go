@@ -186,16 +186,3 @@ func TestFailureKind(t *testing.T) {
 		require.Equal(t, tc.want, failureKind(tc.err), "%v", tc.err)
 	}
 }
-
-func TestProcKillAndRestart(t *testing.T) {
-	p := newProc("sleeper", "/bin/sleep", t.TempDir()+"/sleeper.log", "30")
-	require.NoError(t, p.start())
-	require.True(t, p.running())
-	require.Error(t, p.start(), "already running")
-	require.NoError(t, p.kill(syscall.SIGKILL, 5*time.Second))
-	require.False(t, p.running())
-	require.NoError(t, p.start(), "an identical restart")
-	require.True(t, p.running())
-	require.NoError(t, p.stop(5*time.Second))
-	require.False(t, p.running())
-}

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os/exec"
-	"regexp"
 	"sort"
-	"strconv"
 	"time"
+
+	"potluck/bench/wrk"
 )
 
 type wrkResult struct {
@@ -24,60 +21,18 @@ type wrkResult struct {
 	backendCPUPerReq time.Duration
 }
 
-var (
-	reRPS    = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
-	reP50    = regexp.MustCompile(`\s50%\s+([0-9.]+)(us|ms|s)`)
-	reP99    = regexp.MustCompile(`\s99%\s+([0-9.]+)(us|ms|s)`)
-	reNon2xx = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
-	reSock   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
-)
-
 func runWrk(s settings, addr string, d time.Duration) (wrkResult, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, s.wrkBin, "-t"+strconv.Itoa(s.threads), "-c"+strconv.Itoa(s.connections),
-		"-d"+strconv.Itoa(int(d.Seconds()))+"s", "--latency", "http://"+addr+"/").CombinedOutput()
-	if err != nil {
-		return wrkResult{}, fmt.Errorf("wrk: %w: %s", err, out)
-	}
-	return parseWrk(string(out))
+	r, err := wrk.Run(context.Background(), wrk.Options{Bin: s.wrkBin, Threads: s.threads, Conns: s.connections, Duration: d, URL: "http://" + addr + "/"})
+	return fromWrk(r), err
 }
 
 func parseWrk(out string) (wrkResult, error) {
-	var r wrkResult
-	m := reRPS.FindStringSubmatch(out)
-	if m == nil {
-		return r, errors.New("no Requests/sec in wrk output: " + out)
-	}
-	r.rps, _ = strconv.ParseFloat(m[1], 64)
-	var err error
-	if r.p50, err = latency(reP50, out); err != nil {
-		return r, err
-	}
-	if r.p99, err = latency(reP99, out); err != nil {
-		return r, err
-	}
-	if m := reNon2xx.FindStringSubmatch(out); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		r.errors += n
-	}
-	if m := reSock.FindStringSubmatch(out); m != nil {
-		for _, v := range m[1:] {
-			n, _ := strconv.Atoi(v)
-			r.errors += n
-		}
-	}
-	return r, nil
+	r, err := wrk.Parse(out)
+	return fromWrk(r), err
 }
 
-func latency(re *regexp.Regexp, out string) (time.Duration, error) {
-	m := re.FindStringSubmatch(out)
-	if m == nil {
-		return 0, errors.New("no latency percentile in wrk output")
-	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[2]]
-	return time.Duration(v * float64(unit)), nil
+func fromWrk(r wrk.Result) wrkResult {
+	return wrkResult{rps: r.RPS, p50: r.P50, p99: r.P99, errors: r.Errors}
 }
 
 func median(rs []wrkResult) wrkResult {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -57,6 +58,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	diskReserve := cli.Size(back.DefaultDiskReserve)
 	fs.Var(&diskReserve, "disk-reserve", "disk left free under Docker's data root when loading images, e.g. 512MiB")
 	hostFirewall := fs.Bool("host-firewall", true, "install the iptables rules that keep containers away from this host and its LAN (false: the operator manages them; see docs/security.md)")
+	profiling := fs.Bool("pprof", false, "serve /debug/pprof/ on the --metrics listener (CPU profiles of the forwarding path)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := fs.Parse(args, env); err != nil {
@@ -108,7 +110,13 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 		if err != nil {
 			return fmt.Errorf("--metrics: %w", err)
 		}
-		srv := &http.Server{Handler: b.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("/", b.AdminHandler())
+		if *profiling {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
 		log.Info("metrics", "addr", ln.Addr().String())

@@ -133,7 +133,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		want string
 	}{
 		{"no command", nil, nil, "no command"},
-		{"unknown command", []string{"bench"}, nil, `unknown command "bench": table, load, geo, placement, autoscale or faults`},
+		{"unknown command", []string{"bench"}, nil, `unknown command "bench": table, load, geo, placement, autoscale, faults or e2e`},
 		{"unknown flag", []string{"load", "--colour"}, nil, "flag provided but not defined: -colour"},
 		{"bad variable", []string{"load", "--url", "http://127.0.0.1:1/"}, map[string]string{"POTLUCK_CONCURRENCY": "lots"}, `POTLUCK_CONCURRENCY="lots" (the environment twin of --concurrency)`},
 		{"missing url", []string{"load"}, nil, "--url is required"},

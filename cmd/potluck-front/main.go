@@ -52,6 +52,7 @@ type flags struct {
 	memory, disk, maxBody  cli.Size
 	connectT, readT, sendT time.Duration
 	accessLog              bool
+	pipeline               int
 	// both
 	shutdownTimeout     time.Duration
 	logLevel, logFormat string
@@ -90,6 +91,7 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 	fs.DurationVar(&f.sendT, "send-timeout", 60*time.Second, "cluster: backend send timeout (proxy_send_timeout)")
 	fs.Var(&f.maxBody, "max-body", "cluster: largest request body accepted, e.g. 100MiB (0: lb's default)")
 	fs.BoolVar(&f.accessLog, "access-log", false, "cluster: log one line per request")
+	fs.IntVar(&f.pipeline, "pipeline", 0, "cluster: send requests over this many HTTP/1.1 pipelined connections per instance through the mesh (0: off, keep-alive pool as NGINX; the apps must answer pipelined requests; docs/meshnet.md)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long to drain in-flight requests and WebSockets")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -107,6 +109,8 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 		errs = append(errs, errors.New("--endpoint is required in a cluster: the public host:port Backs send WireGuard packets to"))
 	case f.meshPort > 65535:
 		errs = append(errs, fmt.Errorf("--mesh-port %d is not a port", f.meshPort))
+	case f.pipeline < 0 || f.pipeline > 64:
+		errs = append(errs, fmt.Errorf("--pipeline %d: 0 (off) to 64", f.pipeline))
 	}
 	if len(f.cores) > 0 && f.endpoint != "" {
 		if u, err := publicURL(f.publicURL, f.endpoint, f.listen); err != nil {
@@ -185,7 +189,7 @@ func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 		},
 		Proxy: lb.Options{
 			Timeouts:    lb.Timeouts{Connect: f.connectT, Read: f.readT, Send: f.sendT},
-			MaxBodySize: int64(f.maxBody), AccessLog: f.accessLog,
+			MaxBodySize: int64(f.maxBody), AccessLog: f.accessLog, PipelineBackends: f.pipeline,
 		},
 		Logger: log,
 	})

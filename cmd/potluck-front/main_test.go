@@ -25,7 +25,7 @@ func TestHelpDocumentsEveryFlagWithItsEnv(t *testing.T) {
 		require.Equal(t, 0, run(context.Background(), args, env))
 		require.Empty(t, errb.String(), "help goes to stdout")
 		for _, f := range []string{"config", "check", "watch-interval", "core", "join-token", "join-token-file", "endpoint",
-			"listen", "admin", "max-body", "shutdown-timeout", "log-level", "log-format", "pprof"} {
+			"listen", "admin", "max-body", "pipeline", "shutdown-timeout", "log-level", "log-format", "pprof"} {
 			require.Contains(t, out.String(), "--"+f+"  ["+cli.EnvName(f)+"]")
 		}
 		require.Contains(t, out.String(), "--version\n")
@@ -88,6 +88,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"no mode", nil, nil, "--config (or POTLUCK_CONFIG) is required"},
 		{"both modes", []string{"--config", "x.yaml", "--core", "http://c"}, nil, "exclude each other"},
 		{"no endpoint", []string{"--core", "http://c"}, nil, "--endpoint is required"},
+		{"pipeline out of range", []string{"--core", "http://c", "--endpoint", "127.0.0.1:51820", "--pipeline", "65"}, nil, "--pipeline 65: 0 (off) to 64"},
 		{"bad variable", []string{"--config", "x.yaml"}, map[string]string{"POTLUCK_WATCH_INTERVAL": "often"}, `POTLUCK_WATCH_INTERVAL="often" (the environment twin of --watch-interval)`},
 		{"bad log level", []string{"--config", "x.yaml", "--log-level", "loud"}, nil, "log level"},
 	} {

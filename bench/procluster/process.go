@@ -1,4 +1,4 @@
-package faults
+package procluster
 
 import (
 	"errors"
@@ -10,11 +10,11 @@ import (
 	"time"
 )
 
-// proc is one node's process. It can be killed and started again with the
+// Proc is one node's process. It can be killed and started again with the
 // same arguments (an identical restart); its output goes to one log file
 // across restarts.
-type proc struct {
-	name    string
+type Proc struct {
+	Name    string
 	path    string
 	args    []string
 	logPath string
@@ -24,24 +24,25 @@ type proc struct {
 	done chan struct{} // closed when the current process has exited
 }
 
-func newProc(name, path, logPath string, args ...string) *proc {
-	return &proc{name: name, path: path, args: args, logPath: logPath}
+// NewProc describes a process; Start runs it.
+func NewProc(name, path, logPath string, args ...string) *Proc {
+	return &Proc{Name: name, path: path, args: args, logPath: logPath}
 }
 
-// start runs the process; it must not be running.
-func (p *proc) start() error {
+// Start runs the process; it must not be running.
+func (p *Proc) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
 		select {
 		case <-p.done:
 		default:
-			return fmt.Errorf("%s: already running", p.name)
+			return fmt.Errorf("%s: already running", p.Name)
 		}
 	}
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("%s: %w", p.name, err)
+		return fmt.Errorf("%s: %w", p.Name, err)
 	}
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -51,7 +52,7 @@ func (p *proc) start() error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("%s: %w", p.name, err)
+		return fmt.Errorf("%s: %w", p.Name, err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -63,8 +64,8 @@ func (p *proc) start() error {
 	return nil
 }
 
-// running reports whether the process is up.
-func (p *proc) running() bool {
+// Running reports whether the process is up.
+func (p *Proc) Running() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd == nil {
@@ -78,8 +79,8 @@ func (p *proc) running() bool {
 	}
 }
 
-// kill sends sig and waits up to wait for the process to exit.
-func (p *proc) kill(sig syscall.Signal, wait time.Duration) error {
+// Kill sends sig and waits up to wait for the process to exit.
+func (p *Proc) Kill(sig syscall.Signal, wait time.Duration) error {
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
 	p.mu.Unlock()
@@ -92,20 +93,36 @@ func (p *proc) kill(sig syscall.Signal, wait time.Duration) error {
 	default:
 	}
 	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("%s: %w", p.name, err)
+		return fmt.Errorf("%s: %w", p.Name, err)
 	}
 	select {
 	case <-done:
 		return nil
 	case <-time.After(wait):
-		return fmt.Errorf("%s: still running %v after %v", p.name, wait, sig)
+		return fmt.Errorf("%s: still running %v after %v", p.Name, wait, sig)
 	}
 }
 
-// stop asks the process to end (SIGTERM) and kills it if it has not after grace.
-func (p *proc) stop(grace time.Duration) error {
-	if err := p.kill(syscall.SIGTERM, grace); err == nil {
+// Stop asks the process to end (SIGTERM) and kills it if it has not after grace.
+func (p *Proc) Stop(grace time.Duration) error {
+	if err := p.Kill(syscall.SIGTERM, grace); err == nil {
 		return nil
 	}
-	return p.kill(syscall.SIGKILL, 10*time.Second)
+	return p.Kill(syscall.SIGKILL, 10*time.Second)
+}
+
+// PID is the current process's id, 0 when it is not running: benchmarks read
+// its CPU time from /proc.
+func (p *Proc) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	select {
+	case <-p.done:
+		return 0
+	default:
+		return p.cmd.Process.Pid
+	}
 }

@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"potluck/internal/freeport"
+)
+
+// app is one deployed installation: its domain and its containers'
+// published addresses (the upstreams NGINX and the standalone Front use).
+type app struct {
+	name, domain string
+	upstreams    []string
+	appPIDs      []int // the containers' processes (each image runs one)
+}
+
+// child is a contender process the benchmark started itself.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	// cleanup, if set, runs after the process has ended.
+	cleanup func()
+}
+
+func startChild(dir, name, bin string, args ...string) (*child, error) {
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); logf.Close(); close(c.done) }()
+	return c, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// stop ends the process (NGINX's master takes its workers with it).
+func (c *child) stop() {
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.done
+	}
+	if c.cleanup != nil {
+		c.cleanup()
+	}
+}
+
+// startNginx runs NGINX in front of every app's containers, configured as
+// bench/nginxcmp does (fairly: worker_processes auto, upstream keepalive,
+// the same forwarding headers potluck-front adds, no access log), with a
+// server per domain; bodies of any size pass, buffered as NGINX does by
+// default.
+func startNginx(bin string, apps []app) (*child, string, error) {
+	addr, err := freeport.TCP()
+	if err != nil {
+		return nil, "", err
+	}
+	// A directory of its own that NGINX's workers (nobody, when started by
+	// root) can enter: they write buffered request bodies there.
+	dir, err := os.MkdirTemp("", "potluck-bench-e2e-nginx-*")
+	if err != nil {
+		return nil, "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	var blocks strings.Builder
+	for i, a := range apps {
+		fmt.Fprintf(&blocks, "    upstream app%d {\n", i)
+		for _, u := range a.upstreams {
+			fmt.Fprintf(&blocks, "        server %s max_fails=1 fail_timeout=20s;\n", u)
+		}
+		fmt.Fprintf(&blocks, `        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen %s;
+        server_name %s;
+        client_max_body_size 0;
+        location / {
+            proxy_pass http://app%d;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+        }
+    }
+`, addr, a.domain, i)
+	}
+	conf := fmt.Sprintf(`daemon off;
+master_process on;
+worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/client_body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    keepalive_requests 1000000;
+%[2]s}
+`, dir, blocks.String())
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	c, err := startChild(dir, "nginx", bin, "-p", dir, "-c", path)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", err
+	}
+	c.cleanup = func() { os.RemoveAll(dir) }
+	return c, addr, nil
+}
+
+// startStandalone runs potluck-front from a config file (no mesh) in front
+// of the same containers, a route per domain.
+func startStandalone(bin, dir string, apps []app) (*child, string, error) {
+	addr, err := freeport.TCP()
+	if err != nil {
+		return nil, "", err
+	}
+	var routes strings.Builder
+	for _, a := range apps {
+		fmt.Fprintf(&routes, "  - hosts: [%q]\n    backends: [%s]\n", a.domain, strings.Join(a.upstreams, ", "))
+	}
+	conf := fmt.Sprintf("listen: [%q]\nadmin: \"\"\nmax_body_size: %q\nroutes:\n%s", addr, "1GiB", routes.String())
+	path := filepath.Join(dir, "front-standalone.yaml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return nil, "", err
+	}
+	c, err := startChild(dir, "front-standalone", bin, "--config", path, "--log-level", "warn", "--watch-interval", "0")
+	return c, addr, err
+}

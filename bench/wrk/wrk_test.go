@@ -1,0 +1,35 @@
+package wrk
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+const sample = `Running 3s test @ http://127.0.0.1:40001/
+  2 threads and 64 connections
+  Latency Distribution
+     50%    1.46ms
+     75%    2.01ms
+     90%    3.10ms
+     99%  205.06ms
+  90000 requests in 3.00s, 12.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 3
+Requests/sec:  30000.12
+`
+
+func TestParse(t *testing.T) {
+	r, err := Parse(sample)
+	require.NoError(t, err)
+	require.InDelta(t, 30000.12, r.RPS, 0.001)
+	require.InDelta(t, 90000, r.Requests, 0)
+	require.Equal(t, 1460*time.Microsecond, r.P50)
+	require.Equal(t, 205060*time.Microsecond, r.P99)
+	require.Equal(t, 6, r.Errors, "non-2xx and socket errors both count")
+	for _, bad := range []string{"unable to connect to 127.0.0.1:1 Connection refused", "Requests/sec: 5\n"} {
+		_, err = Parse(bad)
+		require.Error(t, err, bad)
+	}
+}
