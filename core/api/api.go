@@ -70,6 +70,10 @@ type Config struct {
 	// stops serving. Nil: the API alone answers 410 from then on.
 	OnRemoved func()
 
+	// SealCert seals a certificate store value (core/certseal); nil: this
+	// node cannot take uploaded certificates.
+	SealCert func(key string, value []byte) ([]byte, error)
+
 	Heartbeat  HeartbeatFunc // the leader's reconciler
 	Logs       LogSource     // reaches Backs' logs over the mesh; nil: no logs
 	LeaderHold time.Duration // how long a write waits for a leader; 0 = DefaultLeaderHold
@@ -184,6 +188,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/installations/{name}/releases", w(s.deploy))
 	s.mux.HandleFunc("POST /v1/installations/{name}/rollback", w(s.rollback))
 	s.mux.HandleFunc("GET /v1/installations/{name}/logs", local(s.getLogs))
+	s.mux.HandleFunc("PUT /v1/installations/{name}/tls", w(s.setInstallationTLS))
 
 	s.mux.HandleFunc("GET /v1/containers", op(s.listContainers))
 
@@ -199,6 +204,7 @@ func (s *Server) routes() {
 	// heartbeats that a follower received from an agent.
 	s.mux.HandleFunc("POST /v1/internal/core-nodes", w(s.upsertCoreNode))
 	s.mux.HandleFunc("POST /v1/internal/heartbeat", w(s.internalHeartbeat))
+	s.mux.HandleFunc("POST /v1/internal/certstore", w(s.internalCertStore))
 	s.mux.HandleFunc("POST /v1/internal/removed", local(s.internalRemoved))
 
 	// Metrics need the operator token here, on the public listener; the

@@ -47,6 +47,18 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.failRelease(c)
 	case CmdSetHostPublicURL:
 		return s.setHostPublicURL(c)
+	case CmdCertPut:
+		return s.certPut(c)
+	case CmdCertDelete:
+		return s.certDelete(c)
+	case CmdCertLock:
+		return s.certLock(c)
+	case CmdCertUnlock:
+		return s.certUnlock(c)
+	case CmdSetTLSStatus:
+		return s.setTLSStatus(c)
+	case CmdSetInstallationTLS:
+		return s.setInstallationTLS(c)
 	}
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
 }

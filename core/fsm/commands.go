@@ -29,6 +29,13 @@ const (
 	CmdPromoteRelease     CommandType = "promote_release"
 	CmdFailRelease        CommandType = "fail_release"
 	CmdSetHostPublicURL   CommandType = "set_host_public_url"
+	// Certificate store (certs.go): Cert carries the change.
+	CmdCertPut            CommandType = "cert_put"
+	CmdCertDelete         CommandType = "cert_delete"
+	CmdCertLock           CommandType = "cert_lock"
+	CmdCertUnlock         CommandType = "cert_unlock"
+	CmdSetTLSStatus       CommandType = "set_tls_status"
+	CmdSetInstallationTLS CommandType = "set_installation_tls"
 )
 
 // Command is one replicated write. The leader fills Time, ids and every
@@ -52,6 +59,8 @@ type Command struct {
 	// Release: the release to deploy (with Name and Instances), or the
 	// version to promote or fail (with Name; Message says why it failed).
 	Release *Release `json:"release,omitempty"`
+	// Cert: a certificate store change or TLS settings (certs.go).
+	Cert *CertCommand `json:"cert,omitempty"`
 }
 
 // HostStatusChange sets a host's status.

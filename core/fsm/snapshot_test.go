@@ -124,6 +124,16 @@ func goldenLog() []goldenEntry {
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, RequestID: "req-policy", Name: "pack"}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdRetireInstallation, RequestID: "req-retire", Name: "site"}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetPlacementPolicy, Name: "first-fit"}, reject: fsm.CodeInvalid},
+		// The certificate store: a sealed value, a lock, blog served over
+		// HTTPS with its Front's report.
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetInstallationTLS, RequestID: "req-blog-tls", Cert: &fsm.CertCommand{Key: "blog",
+			TLS: &fsm.TLSOptions{Mode: fsm.TLSACME, RedirectHTTP: true, HSTSMaxAge: 365 * 24 * time.Hour}}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCertPut, RequestID: "req-cert", Cert: &fsm.CertCommand{
+			Key: "certificates/acme-v02/blog.example.com/blog.example.com.crt", Value: []byte("sealed-bytes")}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCertLock, Cert: &fsm.CertCommand{Key: "issue_cert_blog.example.com", Owner: "front-1",
+			Expires: time.Date(2026, 1, 1, 0, 5, 0, 0, time.UTC)}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetTLSStatus, Cert: &fsm.CertCommand{Key: "blog.example.com", Status: &fsm.TLSStatus{
+			State: fsm.TLSStateError, Error: "HTTP-01 challenge failed", Issuer: "acme-v02", NotAfter: &expires, NextAttempt: &expires, Host: "front-1"}}}},
 	)
 	return log
 }

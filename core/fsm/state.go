@@ -182,6 +182,8 @@ type Installation struct {
 	// Deleting: routes are gone and the instances drain; the leader
 	// deletes the installation when they have (CmdRetireInstallation).
 	Deleting bool `json:"deleting,omitempty"`
+	// TLS: HTTPS for the domain (certs.go); nil: plain HTTP only.
+	TLS *TLSOptions `json:"tls,omitempty"`
 }
 
 // Placement is an installation's requirements, constraints and policy.
@@ -322,6 +324,12 @@ type State struct {
 	// PlacementPolicy is the cluster's placement policy for installations
 	// that name none; empty means scheduler.PolicySpread.
 	PlacementPolicy string `json:"placement_policy,omitempty"`
+	// The certificate store (certs.go): sealed values by key, locks, and
+	// the Fronts' reports per domain. Each map is replaced whole on change,
+	// so Clone shares them.
+	Certs     map[string]*CertEntry `json:"certs,omitempty"`
+	CertLocks map[string]*CertLock  `json:"cert_locks,omitempty"`
+	TLSStatus map[string]*TLSStatus `json:"tls_status,omitempty"`
 }
 
 // NewState returns an empty state.

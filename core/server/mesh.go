@@ -109,6 +109,7 @@ func (m *meshRuntime) start(ctx context.Context) error {
 		State: m.s.Node.FSM, Blobs: m.s.Blobs, Logger: m.s.log,
 		Identify:  m.identify,
 		Heartbeat: m.s.deliverHeartbeat,
+		Certs:     m.s.certStore(),
 	})
 	m.agent = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	m.s.goRun(func() {
