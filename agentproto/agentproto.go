@@ -316,8 +316,10 @@ type RouteTLS struct {
 	Mode         string        `json:"mode"`
 	RedirectHTTP bool          `json:"redirect_http,omitempty"`
 	HSTSMaxAge   time.Duration `json:"hsts_max_age,omitempty"`
-	// ManualKey is the store key of a manual certificate (PEM chain, key).
-	ManualKey string `json:"manual_key,omitempty"`
+	// ManualKey is the store key of a manual certificate (PEM chain, key);
+	// ManualModified changes when the operator uploads a new one.
+	ManualKey      string    `json:"manual_key,omitempty"`
+	ManualModified time.Time `json:"manual_modified,omitzero"`
 }
 
 // CertStat describes a stored value.

@@ -192,7 +192,7 @@ func Desired(st *fsm.State, host *fsm.Host) agentproto.DesiredState {
 			continue
 		}
 		if host.Role == fsm.RoleFront {
-			r := agentproto.Route{Installation: inst.Name, Domain: inst.Domain, Backends: []agentproto.Backend{}, TLS: routeTLS(inst)}
+			r := agentproto.Route{Installation: inst.Name, Domain: inst.Domain, Backends: []agentproto.Backend{}, TLS: routeTLS(st, inst)}
 			for _, in := range instances {
 				b := st.Hosts[in.HostID]
 				// A draining Back keeps serving until its replacement runs.

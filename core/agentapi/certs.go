@@ -227,13 +227,16 @@ func (h *Handler) certWrite(w http.ResponseWriter, r *http.Request, req api.Cert
 }
 
 // routeTLS is an installation's HTTPS settings as a Front gets them.
-func routeTLS(inst *fsm.Installation) *agentproto.RouteTLS {
+func routeTLS(st *fsm.State, inst *fsm.Installation) *agentproto.RouteTLS {
 	if inst.TLS == nil || inst.TLS.Mode == fsm.TLSOff {
 		return nil
 	}
 	t := &agentproto.RouteTLS{Mode: inst.TLS.Mode, RedirectHTTP: inst.TLS.RedirectHTTP, HSTSMaxAge: inst.TLS.HSTSMaxAge}
 	if t.Mode == fsm.TLSManual {
 		t.ManualKey = api.ManualCertKey(inst.Domain)
+		if e := st.Certs[t.ManualKey]; e != nil {
+			t.ManualModified = e.Modified
+		}
 	}
 	return t
 }

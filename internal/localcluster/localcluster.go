@@ -81,6 +81,8 @@ type FrontHost struct {
 	Name  string
 	Front *front.Front
 	Addr  string
+	// TLSAddr serves HTTPS (StartFrontHTTPS only).
+	TLSAddr string
 
 	stopOnce sync.Once
 	stop     func()
@@ -341,6 +343,16 @@ func (c *Cluster) bind(role, name string) (conn.Bind, error) {
 // StartFront starts a Front named name; it serves HTTP on a free port of
 // 127.0.0.1 (FrontHost.Addr).
 func (c *Cluster) StartFront(ctx context.Context, name string) (*FrontHost, error) {
+	return c.startFront(ctx, name, nil)
+}
+
+// StartFrontHTTPS starts a Front that also serves HTTPS (FrontHost.TLSAddr)
+// with cfg; its public ports are the ones it listens on.
+func (c *Cluster) StartFrontHTTPS(ctx context.Context, name string, cfg front.HTTPSConfig) (*FrontHost, error) {
+	return c.startFront(ctx, name, &cfg)
+}
+
+func (c *Cluster) startFront(ctx context.Context, name string, https *front.HTTPSConfig) (*FrontHost, error) {
 	port, err := freeport.UDP()
 	if err != nil {
 		return nil, err
@@ -350,26 +362,44 @@ func (c *Cluster) StartFront(ctx context.Context, name string) (*FrontHost, erro
 		return nil, err
 	}
 	cfg.MeshPort, cfg.Endpoint = port, fmt.Sprintf("127.0.0.1:%d", port)
-	f, err := front.Start(ctx, front.Config{Agent: cfg, Heartbeat: time.Second, Logger: c.cfg.Logger.With("node", name)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("localcluster: front %s: %w", name, err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var tln net.Listener
+	if https != nil {
+		if tln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("localcluster: front %s: %w", name, err)
+		}
+		https.ListenHost = "127.0.0.1"
+		https.HTTPPort = ln.Addr().(*net.TCPAddr).Port
+		https.HTTPSPort = tln.Addr().(*net.TCPAddr).Port
+	}
+	f, err := front.Start(ctx, front.Config{Agent: cfg, Heartbeat: time.Second, HTTPS: https, Logger: c.cfg.Logger.With("node", name)})
 	if err != nil {
-		f.Shutdown(ctx)
+		ln.Close()
+		if tln != nil {
+			tln.Close()
+		}
 		return nil, fmt.Errorf("localcluster: front %s: %w", name, err)
 	}
 	go f.Serve(ln)
+	h := &FrontHost{Name: name, Front: f, Addr: ln.Addr().String()}
+	if tln != nil {
+		go f.ServeTLS(tln)
+		h.TLSAddr = tln.Addr().String()
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.Run(runCtx) }()
-	h := &FrontHost{Name: name, Front: f, Addr: ln.Addr().String(), stop: func() {
+	h.stop = func() {
 		cancel()
 		<-done
 		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
 		defer c()
 		f.Shutdown(sctx)
-	}}
+	}
 	c.mu.Lock()
 	c.fronts = append(c.fronts, h)
 	c.mu.Unlock()

@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"potluck/front"
+	"potluck/internal/acmetest"
+	"potluck/internal/dockertest"
+)
+
+// tlsInstallation is what the test reads of an installation's HTTPS.
+type tlsInstallation struct {
+	URL       string `json:"url"`
+	TLSStatus *struct {
+		State       string     `json:"state"`
+		Error       string     `json:"error"`
+		NextAttempt *time.Time `json:"next_attempt"`
+		NotAfter    *time.Time `json:"not_after"`
+	} `json:"tls_status"`
+}
+
+func port(t *testing.T, addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	n, err := strconv.Atoi(p)
+	require.NoError(t, err)
+	return n
+}
+
+// TestHTTPSWithACME: a Front obtains a certificate for an installation's
+// domain from a real ACME server (Pebble, challenges on loopback), stores
+// it in the core, and serves the app over HTTPS with HTTP/2 and HTTP/1.1,
+// the chain verified against Pebble's root; plain HTTP redirects and HSTS
+// is sent. A domain that does not resolve to the Front fails once, shows
+// the error on the installation and is not retried in a loop.
+func TestHTTPSWithACME(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: a minute with Docker and Pebble")
+	}
+	tarball := dockertest.SampleImage(t) // skips without a Docker Engine
+	pebble := acmetest.New(t)
+
+	s := newSystem(t, 1, 10*time.Second)
+	f, err := s.c.StartFrontHTTPS(t.Context(), "front1", front.HTTPSConfig{
+		ACMEDirectory: pebble.Directory, ACMERoots: pebble.APIRoots, Email: "ops@e2e.test",
+	})
+	require.NoError(t, err)
+	s.front = f
+	s.backs = append(s.backs, s.startBack(0, backDirs(t, 1)[0]))
+	pebble.Start(t, port(t, f.Addr), port(t, f.TLSAddr))
+	require.Eventually(t, func() bool {
+		hs := s.hosts()
+		return hs["front1"].Status == "ready" && hs["back1"].Status == "ready"
+	}, 30*time.Second, 200*time.Millisecond, "hosts never became ready")
+
+	const site = "secure.e2e.test"
+	pebble.AddHost(site)
+	require.NoError(t, s.c.PushTarball(t.Context(), "web", tarball, 8080))
+	start := time.Now()
+	require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
+		"name": "secure", "app": "web", "fronts": 1, "backs": 1, "domain": site, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
+		"tls": map[string]any{"mode": "acme", "redirect_http": true, "hsts_max_age": 3600},
+	}, nil))
+	require.Eventually(t, func() bool { return len(s.runningOn("secure")) == 1 }, 90*time.Second, 250*time.Millisecond, "instance never ran")
+
+	roots := pebble.IssuerRoots(t)
+	dialFront := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, f.TLSAddr)
+	}
+	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: dialFront, ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	h1 := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: dialFront, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}, TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	var lastErr error
+	require.Eventually(t, func() bool {
+		resp, err := h2.Get("https://" + site + "/")
+		if err != nil {
+			lastErr = err
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 90*time.Second, 500*time.Millisecond, "never served over HTTPS with a certificate Pebble issued: %v", &lastErr)
+	t.Logf("certificate obtained through the Front and served %.1fs after the installation was created", time.Since(start).Seconds())
+
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		proto  string
+	}{{"h2", h2, "HTTP/2.0"}, {"http/1.1", h1, "HTTP/1.1"}} {
+		t.Run("app over HTTPS with "+tc.name, func(t *testing.T) {
+			resp, err := tc.client.Get("https://" + site + "/")
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.Equal(t, 200, resp.StatusCode)
+			require.Equal(t, tc.proto, resp.Proto)
+			require.NotEmpty(t, body)
+			require.NotEmpty(t, resp.TLS.VerifiedChains, "chain verified against Pebble's root")
+			require.NoError(t, resp.TLS.PeerCertificates[0].VerifyHostname(site))
+			require.Equal(t, "max-age=3600", resp.Header.Get("Strict-Transport-Security"))
+		})
+	}
+
+	t.Run("plain HTTP redirects to HTTPS", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+f.Addr+"/path?q=1", nil)
+		req.Host = site
+		noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusPermanentRedirect, resp.StatusCode)
+		require.Equal(t, "https://"+site+":"+strconv.Itoa(port(t, f.TLSAddr))+"/path?q=1", resp.Header.Get("Location"))
+	})
+
+	t.Run("an unknown server name fails the handshake", func(t *testing.T) {
+		_, err := h2.Get("https://other.e2e.test/")
+		require.Error(t, err)
+	})
+
+	t.Run("the installation shows the certificate", func(t *testing.T) {
+		var v tlsInstallation
+		require.Eventually(t, func() bool {
+			require.Equal(t, 200, s.api(http.MethodGet, "/v1/installations/secure", nil, &v))
+			return v.TLSStatus != nil && v.TLSStatus.State == "valid"
+		}, 10*time.Second, 200*time.Millisecond)
+		require.Equal(t, "https://"+site+"/", v.URL)
+		require.NotNil(t, v.TLSStatus.NotAfter)
+		require.True(t, v.TLSStatus.NotAfter.After(time.Now().Add(24*time.Hour)))
+	})
+
+	t.Run("a domain not pointing at the Front fails once and backs off", func(t *testing.T) {
+		const lost = "lost.e2e.test" // not added to Pebble's DNS: NXDOMAIN
+		require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
+			"name": "lost", "app": "web", "fronts": 1, "backs": 1, "domain": lost, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
+			"tls": map[string]any{"mode": "acme"},
+		}, nil))
+		var v tlsInstallation
+		require.Eventually(t, func() bool {
+			require.Equal(t, 200, s.api(http.MethodGet, "/v1/installations/lost", nil, &v))
+			return v.TLSStatus != nil && v.TLSStatus.State == "error"
+		}, 60*time.Second, 250*time.Millisecond, "the error never reached the installation")
+		t.Logf("lost.e2e.test: %s (next attempt %v)", v.TLSStatus.Error, v.TLSStatus.NextAttempt)
+		require.NotEmpty(t, v.TLSStatus.Error)
+		require.NotNil(t, v.TLSStatus.NextAttempt)
+		require.True(t, v.TLSStatus.NextAttempt.After(time.Now().Add(30*time.Second)), "next attempt at least ~1 min away")
+		attempts := f.Front.CertificateAttempts(lost)
+		time.Sleep(15 * time.Second)
+		require.Equal(t, attempts, f.Front.CertificateAttempts(lost), "orders were retried in a loop")
+		require.LessOrEqual(t, attempts, 2)
+	})
+}

@@ -1,0 +1,498 @@
+package front
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3"
+	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http2"
+
+	"potluck/agentproto"
+)
+
+// HTTPSConfig turns on HTTPS for the installations that ask for it.
+// Certificates come from the core's certificate store: obtained with ACME
+// by whichever Front gets there first (the store's lock), or uploaded by
+// the operator; every Front of an installation serves the same one.
+type HTTPSConfig struct {
+	// ACMEDirectory is the ACME CA's directory URL; empty: Let's Encrypt.
+	// Every Front of a cluster should use the same CA.
+	ACMEDirectory string
+	// Email is the ACME account's contact (expiry notices); may be empty.
+	Email string
+	// ACMERoots are the roots the ACME CA's own API is verified with
+	// (nil: the system's), e.g. a test CA's.
+	ACMERoots *x509.CertPool
+	// HTTPPort and HTTPSPort are the public ports (redirects, and where the
+	// CA connects for HTTP-01 and TLS-ALPN-01); 0 means 80 and 443.
+	HTTPPort, HTTPSPort int
+	// ListenHost is the host part of the listeners (so certmagic finds
+	// them in use and starts no challenge server of its own).
+	ListenHost string
+	// DisableHTTP01 and DisableTLSALPN01 turn a challenge type off.
+	DisableHTTP01, DisableTLSALPN01 bool
+}
+
+const (
+	handshakeTimeout = 10 * time.Second
+	acmeChallenge    = "/.well-known/acme-challenge/"
+	// maxHTTPSConns bounds connections waiting for their TLS handshake.
+	maxHandshakes = 4096
+)
+
+// https terminates TLS for the Front: SNI picks the certificate, ALPN
+// picks the protocol (h2 through the h2 adapter, HTTP/1.1 through lb
+// itself), and plain HTTP requests are checked for ACME challenges and
+// redirects before lb sees them.
+type https struct {
+	cfg    HTTPSConfig
+	log    *slog.Logger
+	store  *coreStorage
+	cache  *certmagic.Cache
+	magic  *certmagic.Config
+	issuer *certmagic.ACMEIssuer
+	report func(agentproto.TLSReport)
+	tls    *tls.Config
+
+	routes atomic.Pointer[map[string]*agentproto.RouteTLS] // by domain
+
+	mu       sync.Mutex
+	ctx      context.Context
+	stop     context.CancelFunc
+	managed  map[string]context.CancelFunc // ACME domains
+	manual   map[string]manualCert         // by domain
+	attempts map[string]int                // ACME orders started, by domain
+	failures map[string]int                // in a row, by domain
+	state    map[string]string             // last state reported, by domain
+
+	h1     *connQueue
+	h2     *http2.Server
+	h2srv  *http.Server
+	h2open sync.WaitGroup
+	lns    []net.Listener
+}
+
+type manualCert struct {
+	modified time.Time
+	hash     string
+}
+
+func newHTTPS(cfg HTTPSConfig, call caller, report func(agentproto.TLSReport), log *slog.Logger) *https {
+	if cfg.HTTPPort == 0 {
+		cfg.HTTPPort = 80
+	}
+	if cfg.HTTPSPort == 0 {
+		cfg.HTTPSPort = 443
+	}
+	if cfg.ACMEDirectory == "" {
+		cfg.ACMEDirectory = certmagic.LetsEncryptProductionCA
+	}
+	h := &https{cfg: cfg, log: log, store: newCoreStorage(call, log), report: report,
+		managed: map[string]context.CancelFunc{}, manual: map[string]manualCert{}, attempts: map[string]int{},
+		failures: map[string]int{}, state: map[string]string{}}
+	h.ctx, h.stop = context.WithCancel(context.Background())
+	empty := map[string]*agentproto.RouteTLS{}
+	h.routes.Store(&empty)
+	zl := zapLogger(log.With("component", "certmagic"))
+	h.cache = certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return h.magic, nil },
+		Logger:           zl,
+	})
+	h.magic = certmagic.New(h.cache, certmagic.Config{Storage: h.store, OnEvent: h.onEvent, Logger: zl})
+	h.issuer = certmagic.NewACMEIssuer(h.magic, certmagic.ACMEIssuer{
+		CA: cfg.ACMEDirectory, Email: cfg.Email, Agreed: true, TrustedRoots: cfg.ACMERoots,
+		ListenHost: cfg.ListenHost, AltHTTPPort: cfg.HTTPPort, AltTLSALPNPort: cfg.HTTPSPort,
+		DisableHTTPChallenge: cfg.DisableHTTP01, DisableTLSALPNChallenge: cfg.DisableTLSALPN01,
+		Logger: zl,
+	})
+	h.magic.Issuers = []certmagic.Issuer{h.issuer}
+	h.tls = &tls.Config{
+		GetCertificate: h.magic.GetCertificate,
+		NextProtos:     []string{"h2", "http/1.1", acmez.ACMETLS1Protocol},
+		MinVersion:     tls.VersionTLS12,
+	}
+	h.h2srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	h.h2 = &http2.Server{IdleTimeout: 2 * time.Minute, MaxConcurrentStreams: 250}
+	// Ties the h2 connections to h2srv, so its Shutdown sends them GOAWAY.
+	if err := http2.ConfigureServer(h.h2srv, h.h2); err != nil {
+		log.Warn("h2: graceful shutdown unavailable", "err", err)
+	}
+	return h
+}
+
+// update follows the routes: ACME domains are managed (obtained or loaded
+// from the store, renewed), manual ones loaded from the store, and domains
+// no longer served are dropped.
+func (h *https) update(routes []agentproto.Route) {
+	next := map[string]*agentproto.RouteTLS{}
+	for _, r := range routes {
+		if r.TLS != nil {
+			next[strings.ToLower(r.Domain)] = r.TLS
+		}
+	}
+	h.routes.Store(&next)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for d, cancel := range h.managed {
+		if t := next[d]; t == nil || t.Mode != "acme" {
+			cancel()
+			delete(h.managed, d)
+			h.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: d}})
+			h.log.Info("certificate no longer managed", "domain", d)
+		}
+	}
+	for d, m := range h.manual {
+		if t := next[d]; t == nil || t.Mode != "manual" || !t.ManualModified.Equal(m.modified) {
+			h.cache.Remove([]string{m.hash})
+			delete(h.manual, d)
+		}
+	}
+	for d, t := range next {
+		switch t.Mode {
+		case "acme":
+			if h.managed[d] != nil {
+				continue
+			}
+			ctx, cancel := context.WithCancel(h.ctx)
+			h.managed[d] = cancel
+			// ManageAsync loads the certificate from the store when
+			// another Front obtained it, otherwise obtains it in the
+			// background, retrying failures with certmagic's backoff
+			// (1 min, 2 min, ... up to 6 h apart) until cancelled.
+			if err := h.magic.ManageAsync(ctx, []string{d}); err != nil {
+				h.log.Warn("certificate not managed", "domain", d, "err", err)
+			}
+		case "manual":
+			if _, ok := h.manual[d]; ok {
+				continue
+			}
+			if err := h.loadManual(d, t); err != nil {
+				h.log.Warn("uploaded certificate not loaded", "domain", d, "err", err)
+				h.setState(d, agentproto.TLSReport{State: "error", Error: err.Error()})
+			}
+		}
+	}
+}
+
+// loadManual caches the operator's certificate for d from the store.
+func (h *https) loadManual(d string, t *agentproto.RouteTLS) error {
+	ctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
+	defer cancel()
+	data, err := h.store.Load(ctx, t.ManualKey)
+	if err != nil {
+		return err
+	}
+	var certPEM, keyPEM bytes.Buffer
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			_ = pem.Encode(&certPEM, b)
+		} else {
+			_ = pem.Encode(&keyPEM, b)
+		}
+	}
+	hash, err := h.magic.CacheUnmanagedCertificatePEMBytes(ctx, certPEM.Bytes(), keyPEM.Bytes(), []string{"manual"})
+	if err != nil {
+		return err
+	}
+	h.manual[d] = manualCert{modified: t.ManualModified, hash: hash}
+	rep := agentproto.TLSReport{State: "valid", Issuer: "manual"}
+	if pair, err := tls.X509KeyPair(certPEM.Bytes(), keyPEM.Bytes()); err == nil && pair.Leaf != nil {
+		na := pair.Leaf.NotAfter
+		rep.NotAfter = &na
+	}
+	h.setState(d, rep)
+	h.log.Info("uploaded certificate loaded", "domain", d)
+	return nil
+}
+
+// retrySchedule mirrors certmagic's waits between failed attempts, to tell
+// the operator when the next one comes.
+var retrySchedule = []time.Duration{time.Minute, 2 * time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute,
+	10 * time.Minute, 10 * time.Minute, 20 * time.Minute, 20 * time.Minute, 20 * time.Minute, 20 * time.Minute, 30 * time.Minute}
+
+// onEvent turns certmagic's events into state transitions, logged and
+// reported to the core once each.
+func (h *https) onEvent(_ context.Context, event string, data map[string]any) error {
+	id, _ := data["identifier"].(string)
+	switch event {
+	case "cert_obtaining":
+		h.mu.Lock()
+		h.attempts[id]++
+		h.mu.Unlock()
+		h.setState(id, agentproto.TLSReport{State: "obtaining"})
+	case "cert_obtained":
+		h.mu.Lock()
+		h.failures[id] = 0
+		h.mu.Unlock()
+		issuer, _ := data["issuer"].(string)
+		path, _ := data["certificate_path"].(string)
+		// The new certificate is in the store, not yet in the cache.
+		go h.setState(id, agentproto.TLSReport{State: "valid", Issuer: issuer, NotAfter: h.storedNotAfter(path)})
+	case "cached_managed_cert":
+		sans, _ := data["sans"].([]string)
+		for _, d := range sans {
+			h.setState(d, agentproto.TLSReport{State: "valid", NotAfter: h.notAfter(d)})
+		}
+	case "cert_failed":
+		h.mu.Lock()
+		n := h.failures[id]
+		h.failures[id]++
+		h.mu.Unlock()
+		next := time.Now().Add(retrySchedule[min(n, len(retrySchedule)-1)]).UTC().Truncate(time.Second)
+		msg := fmt.Sprint(data["error"])
+		h.setState(id, agentproto.TLSReport{State: "error", Error: msg, NextAttempt: &next})
+	}
+	return nil
+}
+
+// storedNotAfter is the expiry of the certificate stored at key.
+func (h *https) storedNotAfter(key string) *time.Time {
+	ctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
+	defer cancel()
+	data, err := h.store.Load(ctx, key)
+	if err != nil {
+		return nil
+	}
+	b, _ := pem.Decode(data)
+	if b == nil {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil
+	}
+	return &leaf.NotAfter
+}
+
+func (h *https) notAfter(domain string) *time.Time {
+	for _, c := range h.cache.AllMatchingCertificates(domain) {
+		if c.Leaf != nil {
+			na := c.Leaf.NotAfter
+			return &na
+		}
+	}
+	return nil
+}
+
+// setState logs and reports a domain's certificate state when it changed.
+func (h *https) setState(domain string, rep agentproto.TLSReport) {
+	if domain == "" {
+		return
+	}
+	rep.Domain = domain
+	key := rep.State + "\x00" + rep.Error
+	h.mu.Lock()
+	if _, served := (*h.routes.Load())[domain]; !served || h.state[domain] == key {
+		h.mu.Unlock()
+		return
+	}
+	h.state[domain] = key
+	h.mu.Unlock()
+	if rep.State == "error" {
+		h.log.Warn("certificate", "domain", domain, "state", rep.State, "err", rep.Error, "next_attempt", rep.NextAttempt)
+	} else {
+		h.log.Info("certificate", "domain", domain, "state", rep.State, "not_after", rep.NotAfter)
+	}
+	go h.report(rep)
+}
+
+// Attempts is how many times an ACME order was started for domain.
+func (h *https) Attempts(domain string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.attempts[domain]
+}
+
+// wrap answers ACME HTTP-01 challenges and redirects before lb routes a
+// plain request, and adds HSTS to HTTPS answers.
+func (h *https) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	challenge := fasthttpHandler(func(w http.ResponseWriter, r *http.Request) bool {
+		return h.issuer.HandleHTTPChallenge(w, r)
+	})
+	return func(ctx *fasthttp.RequestCtx) {
+		rt := (*h.routes.Load())[hostOnly(ctx.Host())]
+		if !ctx.IsTLS() {
+			if bytes.HasPrefix(ctx.Path(), []byte(acmeChallenge)) && challenge(ctx) {
+				return
+			}
+			if rt != nil && rt.RedirectHTTP {
+				u := "https://" + hostOnly(ctx.Host())
+				if h.cfg.HTTPSPort != 443 {
+					u += ":" + strconv.Itoa(h.cfg.HTTPSPort)
+				}
+				ctx.Redirect(u+string(ctx.RequestURI()), fasthttp.StatusPermanentRedirect)
+				return
+			}
+			next(ctx)
+			return
+		}
+		next(ctx)
+		if rt != nil && rt.HSTSMaxAge > 0 {
+			ctx.Response.Header.Set("Strict-Transport-Security", "max-age="+strconv.FormatInt(int64(rt.HSTSMaxAge/time.Second), 10))
+		}
+	}
+}
+
+// hostOnly is a Host header's name, lower case, without its port.
+func hostOnly(host []byte) string {
+	s := string(host)
+	if i := strings.LastIndexByte(s, ':'); i >= 0 && !strings.HasSuffix(s, "]") {
+		s = s[:i]
+	}
+	return strings.ToLower(s)
+}
+
+// serve accepts TLS clients on ln: the handshake picks the certificate by
+// SNI (unknown names fail the handshake) and the protocol by ALPN.
+func (h *https) serve(ln net.Listener, handler fasthttp.RequestHandler) error {
+	h.mu.Lock()
+	h.lns = append(h.lns, ln)
+	h.mu.Unlock()
+	sem := make(chan struct{}, maxHandshakes)
+	adapter := &h2Adapter{handler: handler, log: h.log}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("https: %w", err)
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			c.Close() // too many handshakes at once
+			continue
+		}
+		go func() {
+			defer func() { <-sem }()
+			h.handshake(c, adapter)
+		}()
+	}
+}
+
+func (h *https) handshake(c net.Conn, adapter http.Handler) {
+	tc := tls.Server(c, h.tls)
+	ctx, cancel := context.WithTimeout(h.ctx, handshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		c.Close()
+		return
+	}
+	switch tc.ConnectionState().NegotiatedProtocol {
+	case acmez.ACMETLS1Protocol:
+		tc.Close() // the CA saw the challenge certificate; nothing follows
+	case "h2":
+		h.h2open.Add(1)
+		go func() {
+			defer h.h2open.Done()
+			h.h2.ServeConn(tc, &http2.ServeConnOpts{Context: h.ctx, Handler: adapter, BaseConfig: h.h2srv})
+		}()
+	default:
+		if !h.h1.put(tc) {
+			tc.Close()
+		}
+	}
+}
+
+func (h *https) listeners() []net.Listener {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]net.Listener(nil), h.lns...)
+}
+
+// close stops the listeners, h2 connections (GOAWAY, then closed when ctx
+// ends) and certificate maintenance.
+func (h *https) close(ctx context.Context) {
+	for _, ln := range h.listeners() {
+		ln.Close()
+	}
+	if h.h1 != nil {
+		h.h1.Close()
+	}
+	_ = h.h2srv.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { h.h2open.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	h.stop()
+	h.cache.Stop()
+	h.store.close()
+}
+
+// connQueue is a net.Listener fed with connections whose TLS handshake is
+// done and which chose HTTP/1.1: lb serves it like any listener.
+type connQueue struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (q *connQueue) put(c net.Conn) bool {
+	select {
+	case q.ch <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error   { q.closed.Do(func() { close(q.done) }); return nil }
+func (q *connQueue) Addr() net.Addr { return q.addr }
+
+// reportTLS sends a TLS report to the core (best effort: the next state
+// change reports again).
+func reportTLS(call caller, log *slog.Logger) func(agentproto.TLSReport) {
+	return func(rep agentproto.TLSReport) {
+		body, _ := json.Marshal(rep)
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		code, msg, err := call(ctx, http.MethodPost, agentproto.PathTLSStatus, body, 4096)
+		if err != nil || code != http.StatusNoContent {
+			log.Warn("certificate state not reported to the core", "domain", rep.Domain, "status", code, "err", err, "answer", string(msg))
+		}
+	}
+}
