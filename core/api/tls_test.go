@@ -35,7 +35,9 @@ func selfSigned(t *testing.T, notBefore, notAfter time.Time, names ...string) (s
 }
 
 func TestInstallationTLS(t *testing.T) {
-	sealed := func(key string, v []byte) ([]byte, error) { return append([]byte("sealed:"+key+":"), byte(len(v))), nil }
+	sealed := func(key string, v []byte) ([]byte, error) {
+		return append([]byte("sealed:"+key+":"), byte(len(v))), nil
+	}
 	f := newFixture(t, func(c *Config) { c.SealCert = sealed })
 	f.cluster()
 	f.call(http.MethodPost, "/v1/installations", `{"name":"shop","app":"web","fronts":1,"backs":1,"domain":"shop.example","tls":{"mode":"acme","redirect_http":true}}`, http.StatusCreated, nil)
