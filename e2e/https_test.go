@@ -55,11 +55,18 @@ func TestHTTPSWithACME(t *testing.T) {
 	})
 	require.NoError(t, err)
 	s.front = f
+	// A second Front of the installation: Pebble's validation reaches
+	// only front1's ports, so when front2 takes the store's lock and
+	// orders the certificate, front1 answers the challenge from the store.
+	f2, err := s.c.StartFrontHTTPS(t.Context(), "front2", front.HTTPSConfig{
+		ACMEDirectory: pebble.Directory, ACMERoots: pebble.APIRoots, Email: "ops@e2e.test",
+	})
+	require.NoError(t, err)
 	s.backs = append(s.backs, s.startBack(0, backDirs(t, 1)[0]))
 	pebble.Start(t, port(t, f.Addr), port(t, f.TLSAddr))
 	require.Eventually(t, func() bool {
 		hs := s.hosts()
-		return hs["front1"].Status == "ready" && hs["back1"].Status == "ready"
+		return hs["front1"].Status == "ready" && hs["front2"].Status == "ready" && hs["back1"].Status == "ready"
 	}, 30*time.Second, 200*time.Millisecond, "hosts never became ready")
 
 	const site = "secure.e2e.test"
@@ -67,7 +74,7 @@ func TestHTTPSWithACME(t *testing.T) {
 	require.NoError(t, s.c.PushTarball(t.Context(), "web", tarball, 8080))
 	start := time.Now()
 	require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
-		"name": "secure", "app": "web", "fronts": 1, "backs": 1, "domain": site, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
+		"name": "secure", "app": "web", "fronts": 2, "backs": 1, "domain": site, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
 		"tls": map[string]any{"mode": "acme", "redirect_http": true, "hsts_max_age": 3600},
 	}, nil))
 	require.Eventually(t, func() bool { return len(s.runningOn("secure")) == 1 }, 90*time.Second, 250*time.Millisecond, "instance never ran")
@@ -112,6 +119,31 @@ func TestHTTPSWithACME(t *testing.T) {
 		})
 	}
 
+	t.Run("every Front serves the same certificate", func(t *testing.T) {
+		serial := func(addr string) string {
+			c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: site})
+			if err != nil {
+				return err.Error()
+			}
+			defer c.Close()
+			return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+		}
+		require.Eventually(t, func() bool { return serial(f.TLSAddr) == serial(f2.TLSAddr) }, 30*time.Second, 250*time.Millisecond,
+			"front1 and front2 serve different certificates: %s vs %s", serial(f.TLSAddr), serial(f2.TLSAddr))
+		t.Logf("orders started: front1 %d, front2 %d (one Front orders, the other loads it from the core)",
+			f.Front.CertificateAttempts(site), f2.Front.CertificateAttempts(site))
+		require.Equal(t, 1, f.Front.CertificateAttempts(site)+f2.Front.CertificateAttempts(site))
+	})
+
+	t.Run("no private key in the clear in the replicated state", func(t *testing.T) {
+		st := s.c.Core(0).Node.FSM.State()
+		require.NotEmpty(t, st.Certs)
+		for k, e := range st.Certs {
+			require.NotContains(t, string(e.Value), "PRIVATE KEY", k)
+			require.NotContains(t, string(e.Value), "BEGIN", k)
+		}
+	})
+
 	t.Run("plain HTTP redirects to HTTPS", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+f.Addr+"/path?q=1", nil)
 		req.Host = site
@@ -139,6 +171,29 @@ func TestHTTPSWithACME(t *testing.T) {
 		require.True(t, v.TLSStatus.NotAfter.After(time.Now().Add(24*time.Hour)))
 	})
 
+	t.Run("an uploaded certificate is served", func(t *testing.T) {
+		const own = "own.e2e.test"
+		require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
+			"name": "own", "app": "web", "fronts": 1, "backs": 1, "domain": own, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
+		}, nil))
+		ca, certPEM, keyPEM := acmetest.Certificate(t, own)
+		require.Equal(t, 200, s.api(http.MethodPut, "/v1/installations/own/tls", map[string]any{
+			"mode": "manual", "cert_pem": string(certPEM), "key_pem": string(keyPEM),
+		}, nil))
+		var v tlsInstallation
+		require.Eventually(t, func() bool {
+			require.Equal(t, 200, s.api(http.MethodGet, "/v1/installations/own", nil, &v))
+			return v.TLSStatus != nil && v.TLSStatus.State == "valid"
+		}, 30*time.Second, 200*time.Millisecond, "the Front never loaded the uploaded certificate")
+		frontAddr := f.TLSAddr
+		if !s.servedBy("own", "front1") {
+			frontAddr = f2.TLSAddr
+		}
+		c, err := tls.Dial("tcp", frontAddr, &tls.Config{RootCAs: ca, ServerName: own})
+		require.NoError(t, err, "the uploaded certificate verifies against its own CA")
+		c.Close()
+	})
+
 	t.Run("a domain not pointing at the Front fails once and backs off", func(t *testing.T) {
 		const lost = "lost.e2e.test" // not added to Pebble's DNS: NXDOMAIN
 		require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
@@ -154,9 +209,19 @@ func TestHTTPSWithACME(t *testing.T) {
 		require.NotEmpty(t, v.TLSStatus.Error)
 		require.NotNil(t, v.TLSStatus.NextAttempt)
 		require.True(t, v.TLSStatus.NextAttempt.After(time.Now().Add(30*time.Second)), "next attempt at least ~1 min away")
-		attempts := f.Front.CertificateAttempts(lost)
+		attempts := f.Front.CertificateAttempts(lost) + f2.Front.CertificateAttempts(lost)
 		time.Sleep(15 * time.Second)
-		require.Equal(t, attempts, f.Front.CertificateAttempts(lost), "orders were retried in a loop")
-		require.LessOrEqual(t, attempts, 2)
+		require.Equal(t, attempts, f.Front.CertificateAttempts(lost)+f2.Front.CertificateAttempts(lost), "orders were retried in a loop")
+		require.Equal(t, 1, attempts)
 	})
+}
+
+// servedBy reports whether the named Front serves an installation.
+func (s *system) servedBy(installation, frontName string) bool {
+	for _, fd := range s.installation(installation).FrontDetails {
+		if fd.Name == frontName {
+			return true
+		}
+	}
+	return false
 }

@@ -96,7 +96,9 @@ func (f *Front) ServeTLS(ln net.Listener) error {
 		return errors.New("front: HTTPS is not configured")
 	}
 	q := newConnQueue(ln.Addr())
+	f.https.mu.Lock()
 	f.https.h1 = q
+	f.https.mu.Unlock()
 	go f.proxy.Serve(q)
 	return f.https.serve(ln, f.proxy.Handler())
 }

@@ -90,7 +90,8 @@ type https struct {
 
 type manualCert struct {
 	modified time.Time
-	hash     string
+	hash     string // in the cache; "" while loading
+	cancel   context.CancelFunc
 }
 
 func newHTTPS(cfg HTTPSConfig, call caller, report func(agentproto.TLSReport), log *slog.Logger) *https {
@@ -138,7 +139,8 @@ func newHTTPS(cfg HTTPSConfig, call caller, report func(agentproto.TLSReport), l
 
 // update follows the routes: ACME domains are managed (obtained or loaded
 // from the store, renewed), manual ones loaded from the store, and domains
-// no longer served are dropped.
+// no longer served are dropped. certmagic and the store are called outside
+// h.mu: they emit events (onEvent takes h.mu) and reach the core.
 func (h *https) update(routes []agentproto.Route) {
 	next := map[string]*agentproto.RouteTLS{}
 	for _, r := range routes {
@@ -147,54 +149,94 @@ func (h *https) update(routes []agentproto.Route) {
 		}
 	}
 	h.routes.Store(&next)
+	var unmanage, manage, unload []string
+	type loadJob struct {
+		domain string
+		tls    *agentproto.RouteTLS
+		ctx    context.Context
+	}
+	var load []loadJob
+	managedCtx := map[string]context.Context{}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for d, cancel := range h.managed {
 		if t := next[d]; t == nil || t.Mode != "acme" {
 			cancel()
 			delete(h.managed, d)
-			h.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: d}})
-			h.log.Info("certificate no longer managed", "domain", d)
+			unmanage = append(unmanage, d)
 		}
 	}
 	for d, m := range h.manual {
 		if t := next[d]; t == nil || t.Mode != "manual" || !t.ManualModified.Equal(m.modified) {
-			h.cache.Remove([]string{m.hash})
+			m.cancel()
+			if m.hash != "" {
+				unload = append(unload, m.hash)
+			}
 			delete(h.manual, d)
 		}
 	}
 	for d, t := range next {
 		switch t.Mode {
 		case "acme":
-			if h.managed[d] != nil {
-				continue
-			}
-			ctx, cancel := context.WithCancel(h.ctx)
-			h.managed[d] = cancel
-			// ManageAsync loads the certificate from the store when
-			// another Front obtained it, otherwise obtains it in the
-			// background, retrying failures with certmagic's backoff
-			// (1 min, 2 min, ... up to 6 h apart) until cancelled.
-			if err := h.magic.ManageAsync(ctx, []string{d}); err != nil {
-				h.log.Warn("certificate not managed", "domain", d, "err", err)
+			if h.managed[d] == nil {
+				ctx, cancel := context.WithCancel(h.ctx)
+				h.managed[d] = cancel
+				manage = append(manage, d)
+				managedCtx[d] = ctx
 			}
 		case "manual":
-			if _, ok := h.manual[d]; ok {
-				continue
-			}
-			if err := h.loadManual(d, t); err != nil {
-				h.log.Warn("uploaded certificate not loaded", "domain", d, "err", err)
-				h.setState(d, agentproto.TLSReport{State: "error", Error: err.Error()})
+			if _, ok := h.manual[d]; !ok {
+				ctx, cancel := context.WithCancel(h.ctx)
+				h.manual[d] = manualCert{modified: t.ManualModified, cancel: cancel}
+				load = append(load, loadJob{domain: d, tls: t, ctx: ctx})
 			}
 		}
 	}
+	h.mu.Unlock()
+
+	for _, d := range unmanage {
+		h.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: d}})
+		h.log.Info("certificate no longer managed", "domain", d)
+	}
+	if len(unload) > 0 {
+		h.cache.Remove(unload)
+	}
+	for _, d := range manage {
+		// ManageAsync loads the certificate from the store when another
+		// Front obtained it, otherwise obtains it in the background,
+		// retrying failures with certmagic's backoff (1 min, 2 min, ... up
+		// to 6 h apart) until the domain's context is cancelled.
+		if err := h.magic.ManageAsync(managedCtx[d], []string{d}); err != nil {
+			h.log.Warn("certificate not managed", "domain", d, "err", err)
+		}
+	}
+	for _, j := range load {
+		go h.loadManual(j.ctx, j.domain, j.tls)
+	}
 }
 
-// loadManual caches the operator's certificate for d from the store.
-func (h *https) loadManual(d string, t *agentproto.RouteTLS) error {
-	ctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
+// loadManual caches the operator's certificate for d from the store,
+// trying again every 10 s while the store cannot be read, until ctx ends
+// (the route changed or the Front stops).
+func (h *https) loadManual(ctx context.Context, d string, t *agentproto.RouteTLS) {
+	for wait := time.Duration(0); ; wait = 10 * time.Second {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		err := h.loadManualOnce(ctx, d, t)
+		if err == nil {
+			return
+		}
+		h.log.Warn("uploaded certificate not loaded; trying again in 10s", "domain", d, "err", err)
+		h.setState(d, agentproto.TLSReport{State: "error", Error: err.Error()})
+	}
+}
+
+func (h *https) loadManualOnce(ctx context.Context, d string, t *agentproto.RouteTLS) error {
+	lctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	data, err := h.store.Load(ctx, t.ManualKey)
+	data, err := h.store.Load(lctx, t.ManualKey)
 	if err != nil {
 		return err
 	}
@@ -211,11 +253,21 @@ func (h *https) loadManual(d string, t *agentproto.RouteTLS) error {
 			_ = pem.Encode(&keyPEM, b)
 		}
 	}
-	hash, err := h.magic.CacheUnmanagedCertificatePEMBytes(ctx, certPEM.Bytes(), keyPEM.Bytes(), []string{"manual"})
+	hash, err := h.magic.CacheUnmanagedCertificatePEMBytes(lctx, certPEM.Bytes(), keyPEM.Bytes(), []string{"manual"})
 	if err != nil {
 		return err
 	}
-	h.manual[d] = manualCert{modified: t.ManualModified, hash: hash}
+	h.mu.Lock()
+	m, ok := h.manual[d]
+	if ok && ctx.Err() == nil {
+		m.hash = hash
+		h.manual[d] = m
+	}
+	h.mu.Unlock()
+	if !ok || ctx.Err() != nil {
+		h.cache.Remove([]string{hash}) // replaced or dropped meanwhile
+		return nil
+	}
 	rep := agentproto.TLSReport{State: "valid", Issuer: "manual"}
 	if pair, err := tls.X509KeyPair(certPEM.Bytes(), keyPEM.Bytes()); err == nil && pair.Leaf != nil {
 		na := pair.Leaf.NotAfter
@@ -434,8 +486,11 @@ func (h *https) close(ctx context.Context) {
 	for _, ln := range h.listeners() {
 		ln.Close()
 	}
-	if h.h1 != nil {
-		h.h1.Close()
+	h.mu.Lock()
+	h1 := h.h1
+	h.mu.Unlock()
+	if h1 != nil {
+		h1.Close()
 	}
 	_ = h.h2srv.Shutdown(ctx)
 	done := make(chan struct{})

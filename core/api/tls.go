@@ -122,7 +122,11 @@ func (s *Server) setInstallationTLS(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		res, err := s.node.Decide(r.Context(), requestID(r)+"/cert", func(*fsm.State, time.Time) (*fsm.Command, error) {
+		certID := ""
+		if id := requestID(r); id != "" {
+			certID = id + "/cert" // a retried upload applies once too
+		}
+		res, err := s.node.Decide(r.Context(), certID, func(*fsm.State, time.Time) (*fsm.Command, error) {
 			return &fsm.Command{Type: fsm.CmdCertPut, Cert: &fsm.CertCommand{Key: ManualCertKey(inst.Domain), Value: sealed}}, nil
 		})
 		if !s.writeResult(w, res, err) {
