@@ -95,12 +95,7 @@ func (f *Front) ServeTLS(ln net.Listener) error {
 	if f.https == nil {
 		return errors.New("front: HTTPS is not configured")
 	}
-	q := newConnQueue(ln.Addr())
-	f.https.mu.Lock()
-	f.https.h1 = q
-	f.https.mu.Unlock()
-	go f.proxy.Serve(q)
-	return f.https.serve(ln, f.proxy.Handler())
+	return f.https.srv.Serve(ln, f.proxy)
 }
 
 // CertificateAttempts is how many ACME orders this Front started for
@@ -192,13 +187,12 @@ func (f *Front) AdminHandler() http.Handler {
 // Shutdown drains the proxy and brings the mesh down.
 func (f *Front) Shutdown(ctx context.Context) error {
 	if f.https != nil {
-		for _, ln := range f.https.listeners() {
-			ln.Close()
-		}
+		f.https.srv.CloseListeners()
 	}
 	err := f.proxy.Shutdown(ctx)
 	if f.https != nil {
-		f.https.close(ctx)
+		f.https.srv.Close(ctx)
+		f.https.close()
 	}
 	return errors.Join(err, f.unavailable.close(), f.agent.Close())
 }

@@ -7,10 +7,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,7 +19,6 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3"
 	"github.com/valyala/fasthttp"
-	"golang.org/x/net/http2"
 
 	"potluck/agentproto"
 )
@@ -49,17 +46,12 @@ type HTTPSConfig struct {
 	DisableHTTP01, DisableTLSALPN01 bool
 }
 
-const (
-	handshakeTimeout = 10 * time.Second
-	acmeChallenge    = "/.well-known/acme-challenge/"
-	// maxHTTPSConns bounds connections waiting for their TLS handshake.
-	maxHandshakes = 4096
-)
+const acmeChallenge = "/.well-known/acme-challenge/"
 
-// https terminates TLS for the Front: SNI picks the certificate, ALPN
-// picks the protocol (h2 through the h2 adapter, HTTP/1.1 through lb
-// itself), and plain HTTP requests are checked for ACME challenges and
-// redirects before lb sees them.
+// https is a cluster Front's HTTPS: certificates managed by certmagic in
+// the core's store and served by a TLSServer (SNI picks the certificate),
+// and plain HTTP requests checked for ACME challenges and redirects before
+// lb sees them.
 type https struct {
 	cfg    HTTPSConfig
 	log    *slog.Logger
@@ -68,7 +60,6 @@ type https struct {
 	magic  *certmagic.Config
 	issuer *certmagic.ACMEIssuer
 	report func(agentproto.TLSReport)
-	tls    *tls.Config
 
 	routes atomic.Pointer[map[string]*agentproto.RouteTLS] // by domain
 
@@ -81,11 +72,7 @@ type https struct {
 	failures map[string]int                // in a row, by domain
 	state    map[string]string             // last state reported, by domain
 
-	h1     *connQueue
-	h2     *http2.Server
-	h2srv  *http.Server
-	h2open sync.WaitGroup
-	lns    []net.Listener
+	srv *TLSServer
 }
 
 type manualCert struct {
@@ -123,17 +110,11 @@ func newHTTPS(cfg HTTPSConfig, call caller, report func(agentproto.TLSReport), l
 		Logger: zl,
 	})
 	h.magic.Issuers = []certmagic.Issuer{h.issuer}
-	h.tls = &tls.Config{
+	h.srv = NewTLSServer(&tls.Config{
 		GetCertificate: h.magic.GetCertificate,
 		NextProtos:     []string{"h2", "http/1.1", acmez.ACMETLS1Protocol},
 		MinVersion:     tls.VersionTLS12,
-	}
-	h.h2srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	h.h2 = &http2.Server{IdleTimeout: 2 * time.Minute, MaxConcurrentStreams: 250}
-	// Ties the h2 connections to h2srv, so its Shutdown sends them GOAWAY.
-	if err := http2.ConfigureServer(h.h2srv, h.h2); err != nil {
-		log.Warn("h2: graceful shutdown unavailable", "err", err)
-	}
+	}, log)
 	return h
 }
 
@@ -415,128 +396,13 @@ func hostOnly(host []byte) string {
 	return strings.ToLower(s)
 }
 
-// serve accepts TLS clients on ln: the handshake picks the certificate by
-// SNI (unknown names fail the handshake) and the protocol by ALPN.
-func (h *https) serve(ln net.Listener, handler fasthttp.RequestHandler) error {
-	h.mu.Lock()
-	h.lns = append(h.lns, ln)
-	h.mu.Unlock()
-	sem := make(chan struct{}, maxHandshakes)
-	adapter := &h2Adapter{handler: handler, log: h.log}
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return fmt.Errorf("https: %w", err)
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			c.Close() // too many handshakes at once
-			continue
-		}
-		go func() {
-			defer func() { <-sem }()
-			h.handshake(c, adapter)
-		}()
-	}
-}
-
-func (h *https) handshake(c net.Conn, adapter http.Handler) {
-	tc := tls.Server(c, h.tls)
-	ctx, cancel := context.WithTimeout(h.ctx, handshakeTimeout)
-	err := tc.HandshakeContext(ctx)
-	cancel()
-	if err != nil {
-		c.Close()
-		return
-	}
-	switch tc.ConnectionState().NegotiatedProtocol {
-	case acmez.ACMETLS1Protocol:
-		tc.Close() // the CA saw the challenge certificate; nothing follows
-	case "h2":
-		h.h2open.Add(1)
-		go func() {
-			defer h.h2open.Done()
-			h.h2.ServeConn(tc, &http2.ServeConnOpts{Context: h.ctx, Handler: adapter, BaseConfig: h.h2srv})
-		}()
-	default:
-		if !h.h1.put(tc) {
-			tc.Close()
-		}
-	}
-}
-
-func (h *https) listeners() []net.Listener {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]net.Listener(nil), h.lns...)
-}
-
-// close stops the listeners, h2 connections (GOAWAY, then closed when ctx
-// ends) and certificate maintenance.
-func (h *https) close(ctx context.Context) {
-	for _, ln := range h.listeners() {
-		ln.Close()
-	}
-	h.mu.Lock()
-	h1 := h.h1
-	h.mu.Unlock()
-	if h1 != nil {
-		h1.Close()
-	}
-	_ = h.h2srv.Shutdown(ctx)
-	done := make(chan struct{})
-	go func() { h.h2open.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+// close stops certificate maintenance (the TLS server is closed by the
+// Front first).
+func (h *https) close() {
 	h.stop()
 	h.cache.Stop()
 	h.store.close()
 }
-
-// connQueue is a net.Listener fed with connections whose TLS handshake is
-// done and which chose HTTP/1.1: lb serves it like any listener.
-type connQueue struct {
-	addr   net.Addr
-	ch     chan net.Conn
-	done   chan struct{}
-	closed sync.Once
-}
-
-func newConnQueue(addr net.Addr) *connQueue {
-	return &connQueue{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (q *connQueue) put(c net.Conn) bool {
-	select {
-	case q.ch <- c:
-		return true
-	case <-q.done:
-		return false
-	}
-}
-
-func (q *connQueue) Accept() (net.Conn, error) {
-	select {
-	case c := <-q.ch:
-		return c, nil
-	case <-q.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (q *connQueue) Close() error   { q.closed.Do(func() { close(q.done) }); return nil }
-func (q *connQueue) Addr() net.Addr { return q.addr }
 
 // reportTLS sends a TLS report to the core (best effort: the next state
 // change reports again).
