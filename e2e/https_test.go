@@ -225,3 +225,54 @@ func (s *system) servedBy(installation, frontName string) bool {
 	}
 	return false
 }
+
+// TestHTTPSChallengeTypes: each ACME challenge type alone gets the
+// certificate through the Front: HTTP-01 on its HTTP port, TLS-ALPN-01 on
+// its HTTPS port (acme-tls/1 in ALPN).
+func TestHTTPSChallengeTypes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: Docker and Pebble")
+	}
+	tarball := dockertest.SampleImage(t) // skips without a Docker Engine
+	for _, tc := range []struct {
+		name string
+		cfg  front.HTTPSConfig
+	}{
+		{"http-01", front.HTTPSConfig{DisableTLSALPN01: true}},
+		{"tls-alpn-01", front.HTTPSConfig{DisableHTTP01: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pebble := acmetest.New(t)
+			s := newSystem(t, 1, 10*time.Second)
+			cfg := tc.cfg
+			cfg.ACMEDirectory, cfg.ACMERoots = pebble.Directory, pebble.APIRoots
+			f, err := s.c.StartFrontHTTPS(t.Context(), "front1", cfg)
+			require.NoError(t, err)
+			s.front = f
+			s.backs = append(s.backs, s.startBack(0, backDirs(t, 1)[0]))
+			pebble.Start(t, port(t, f.Addr), port(t, f.TLSAddr))
+			require.Eventually(t, func() bool {
+				hs := s.hosts()
+				return hs["front1"].Status == "ready" && hs["back1"].Status == "ready"
+			}, 30*time.Second, 200*time.Millisecond, "hosts never became ready")
+			site := tc.name + ".e2e.test"
+			pebble.AddHost(site)
+			require.NoError(t, s.c.PushTarball(t.Context(), "web", tarball, 8080))
+			require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
+				"name": "site", "app": "web", "fronts": 1, "backs": 1, "domain": site, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
+				"tls": map[string]any{"mode": "acme"},
+			}, nil))
+			roots := pebble.IssuerRoots(t)
+			var lastErr error
+			require.Eventually(t, func() bool {
+				c, err := tls.Dial("tcp", f.TLSAddr, &tls.Config{RootCAs: roots, ServerName: site})
+				if err != nil {
+					lastErr = err
+					return false
+				}
+				c.Close()
+				return true
+			}, 60*time.Second, 250*time.Millisecond, "no certificate with %s alone: %v", tc.name, &lastErr)
+		})
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -41,6 +43,9 @@ func fasthttpHandler(h func(http.ResponseWriter, *http.Request) bool) func(*fast
 type h2Adapter struct {
 	handler fasthttp.RequestHandler
 	log     *slog.Logger
+	// ctxs are reused as fasthttp's server reuses its own: lb holds no
+	// RequestCtx after its handler returned.
+	ctxs sync.Pool
 }
 
 // hopHeaders are connection-specific; HTTP/2 forbids them in responses.
@@ -48,7 +53,16 @@ var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-
 	"Transfer-Encoding": true, "Upgrade": true}
 
 func (a *h2Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var ctx fasthttp.RequestCtx
+	ctx, _ := a.ctxs.Get().(*fasthttp.RequestCtx)
+	if ctx == nil {
+		ctx = new(fasthttp.RequestCtx)
+	}
+	defer func() {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.ResetUserValues()
+		a.ctxs.Put(ctx)
+	}()
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	ctx.Init2(&h2Conn{local: local, remote: parseAddr(r.RemoteAddr), state: r.TLS}, fasthttpLog{a.log}, false)
 	req := &ctx.Request
@@ -66,7 +80,7 @@ func (a *h2Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
 		req.SetBodyStream(r.Body, -1)
 	}
-	a.handler(&ctx)
+	a.handler(ctx)
 	resp := &ctx.Response
 	h := w.Header()
 	for k, v := range resp.Header.All() {
@@ -113,8 +127,8 @@ func (c *h2Conn) SetReadDeadline(time.Time) error  { return nil }
 func (c *h2Conn) SetWriteDeadline(time.Time) error { return nil }
 
 func parseAddr(s string) net.Addr {
-	if a, err := net.ResolveTCPAddr("tcp", s); err == nil {
-		return a
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return net.TCPAddrFromAddrPort(ap)
 	}
 	return &net.TCPAddr{}
 }
