@@ -276,3 +276,62 @@ func TestHTTPSChallengeTypes(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPSRenewal: a certificate is renewed before it expires and every
+// request keeps being served over a valid one (Pebble issues 30-second
+// certificates; the Front checks every second).
+func TestHTTPSRenewal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: Docker and Pebble")
+	}
+	tarball := dockertest.SampleImage(t) // skips without a Docker Engine
+	pebble := acmetest.New(t)
+	pebble.Validity = 30 * time.Second
+	s := newSystem(t, 1, 10*time.Second)
+	f, err := s.c.StartFrontHTTPS(t.Context(), "front1", front.HTTPSConfig{
+		ACMEDirectory: pebble.Directory, ACMERoots: pebble.APIRoots, RenewCheckInterval: time.Second,
+	})
+	require.NoError(t, err)
+	s.front = f
+	s.backs = append(s.backs, s.startBack(0, backDirs(t, 1)[0]))
+	pebble.Start(t, port(t, f.Addr), port(t, f.TLSAddr))
+	require.Eventually(t, func() bool {
+		hs := s.hosts()
+		return hs["front1"].Status == "ready" && hs["back1"].Status == "ready"
+	}, 30*time.Second, 200*time.Millisecond, "hosts never became ready")
+	const site = "renew.e2e.test"
+	pebble.AddHost(site)
+	require.NoError(t, s.c.PushTarball(t.Context(), "web", tarball, 8080))
+	require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
+		"name": "renew", "app": "web", "fronts": 1, "backs": 1, "domain": site, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
+		"tls": map[string]any{"mode": "acme"},
+	}, nil))
+	roots := pebble.IssuerRoots(t)
+	leaf := func() (serial string, notAfter time.Time, err error) {
+		c, err := tls.Dial("tcp", f.TLSAddr, &tls.Config{RootCAs: roots, ServerName: site})
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		defer c.Close()
+		cert := c.ConnectionState().PeerCertificates[0]
+		return cert.SerialNumber.String(), cert.NotAfter, nil
+	}
+	var first string
+	var firstExpiry time.Time
+	require.Eventually(t, func() bool {
+		first, firstExpiry, err = leaf()
+		return err == nil
+	}, 60*time.Second, 250*time.Millisecond, "no first certificate")
+	// Until it expires, every handshake verifies; a new certificate comes
+	// before the old one's end.
+	for time.Now().Before(firstExpiry) {
+		serial, _, err := leaf()
+		require.NoError(t, err, "a handshake failed while the certificate was being renewed")
+		if serial != first {
+			t.Logf("renewed %.1fs before the first certificate expired", time.Until(firstExpiry).Seconds())
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the certificate expired at %s without being renewed", firstExpiry)
+}

@@ -44,6 +44,9 @@ type HTTPSConfig struct {
 	ListenHost string
 	// DisableHTTP01 and DisableTLSALPN01 turn a challenge type off.
 	DisableHTTP01, DisableTLSALPN01 bool
+	// RenewCheckInterval is how often certificates are checked for
+	// renewal; 0 means certmagic's 10 minutes (tests use seconds).
+	RenewCheckInterval time.Duration
 }
 
 const acmeChallenge = "/.well-known/acme-challenge/"
@@ -99,8 +102,9 @@ func newHTTPS(cfg HTTPSConfig, call caller, report func(agentproto.TLSReport), l
 	h.routes.Store(&empty)
 	zl := zapLogger(log.With("component", "certmagic"))
 	h.cache = certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return h.magic, nil },
-		Logger:           zl,
+		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return h.magic, nil },
+		RenewCheckInterval: cfg.RenewCheckInterval,
+		Logger:             zl,
 	})
 	h.magic = certmagic.New(h.cache, certmagic.Config{Storage: h.store, OnEvent: h.onEvent, Logger: zl})
 	h.issuer = certmagic.NewACMEIssuer(h.magic, certmagic.ACMEIssuer{

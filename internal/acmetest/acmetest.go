@@ -42,6 +42,9 @@ type Pebble struct {
 	Directory string
 	// APIRoots verify Pebble's own API (ACME clients need them).
 	APIRoots *x509.CertPool
+	// Validity is how long issued certificates live (set before Start;
+	// default 90 days).
+	Validity time.Duration
 
 	dir, bin, apiAddr, mgmtAddr string
 	certFile, keyFile           string
@@ -96,7 +99,7 @@ func (p *Pebble) Start(t testing.TB, httpPort, tlsPort int) {
 		"httpPort": httpPort, "tlsPort": tlsPort, "ocspResponderURL": "",
 		"externalAccountBindingRequired": false, "keyAlgorithm": "ecdsa",
 		"retryAfter": map[string]int{"authz": 1, "order": 1},
-		"profiles":   map[string]any{"default": map[string]any{"description": "test", "validityPeriod": 7776000}},
+		"profiles":   map[string]any{"default": map[string]any{"description": "test", "validityPeriod": int64(p.validity() / time.Second)}},
 	}}
 	data, _ := json.Marshal(cfg)
 	cfgFile := filepath.Join(p.dir, "pebble.json")
@@ -139,6 +142,13 @@ func (p *Pebble) Start(t testing.TB, httpPort, tlsPort int) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func (p *Pebble) validity() time.Duration {
+	if p.Validity <= 0 {
+		return 90 * 24 * time.Hour
+	}
+	return p.Validity
 }
 
 func (p *Pebble) client() *http.Client {
