@@ -285,7 +285,9 @@ func (h *https) onEvent(_ context.Context, event string, data map[string]any) er
 		issuer, _ := data["issuer"].(string)
 		path, _ := data["certificate_path"].(string)
 		// The new certificate is in the store, not yet in the cache.
-		go h.setState(id, agentproto.TLSReport{State: "valid", Issuer: issuer, NotAfter: h.storedNotAfter(path)})
+		go func() {
+			h.setState(id, agentproto.TLSReport{State: "valid", Issuer: issuer, NotAfter: h.storedNotAfter(path)})
+		}()
 	case "cached_managed_cert":
 		sans, _ := data["sans"].([]string)
 		for _, d := range sans {
