@@ -197,7 +197,7 @@ func TestHTTPSWithACME(t *testing.T) {
 	t.Run("a domain not pointing at the Front fails once and backs off", func(t *testing.T) {
 		const lost = "lost.e2e.test" // not added to Pebble's DNS: NXDOMAIN
 		require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
-			"name": "lost", "app": "web", "fronts": 1, "backs": 1, "domain": lost, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
+			"name": "lost", "app": "web", "fronts": 2, "backs": 1, "domain": lost, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
 			"tls": map[string]any{"mode": "acme"},
 		}, nil))
 		var v tlsInstallation

@@ -70,7 +70,7 @@ func Start(ctx context.Context, cfg Config) (*Front, error) {
 	}
 	var tlsFront *https
 	if cfg.HTTPS != nil {
-		tlsFront = newHTTPS(*cfg.HTTPS, ag.Call, reportTLS(ag.Call, cfg.Logger), cfg.Logger)
+		tlsFront = newHTTPS(*cfg.HTTPS, ag.Identity().HostID, ag.Call, reportTLS(ag.Call, cfg.Logger), cfg.Logger)
 		opts.Wrap = tlsFront.wrap
 	}
 	f := &Front{cfg: cfg, log: cfg.Logger, agent: ag, proxy: lb.New(opts), unavailable: u, https: tlsFront}

@@ -7,7 +7,9 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -76,6 +78,8 @@ type https struct {
 	state    map[string]string             // last state reported, by domain
 
 	srv *TLSServer
+	// self is this Front's host id, in the shared failure records.
+	self string
 }
 
 type manualCert struct {
@@ -84,7 +88,7 @@ type manualCert struct {
 	cancel   context.CancelFunc
 }
 
-func newHTTPS(cfg HTTPSConfig, call caller, report func(agentproto.TLSReport), log *slog.Logger) *https {
+func newHTTPS(cfg HTTPSConfig, self string, call caller, report func(agentproto.TLSReport), log *slog.Logger) *https {
 	if cfg.HTTPPort == 0 {
 		cfg.HTTPPort = 80
 	}
@@ -94,7 +98,7 @@ func newHTTPS(cfg HTTPSConfig, call caller, report func(agentproto.TLSReport), l
 	if cfg.ACMEDirectory == "" {
 		cfg.ACMEDirectory = certmagic.LetsEncryptProductionCA
 	}
-	h := &https{cfg: cfg, log: log, store: newCoreStorage(call, log), report: report,
+	h := &https{cfg: cfg, self: self, log: log, store: newCoreStorage(call, log), report: report,
 		managed: map[string]context.CancelFunc{}, manual: map[string]manualCert{}, attempts: map[string]int{},
 		failures: map[string]int{}, state: map[string]string{}}
 	h.ctx, h.stop = context.WithCancel(context.Background())
@@ -270,10 +274,17 @@ var retrySchedule = []time.Duration{time.Minute, 2 * time.Minute, 2 * time.Minut
 
 // onEvent turns certmagic's events into state transitions, logged and
 // reported to the core once each.
-func (h *https) onEvent(_ context.Context, event string, data map[string]any) error {
+func (h *https) onEvent(ctx context.Context, event string, data map[string]any) error {
 	id, _ := data["identifier"].(string)
 	switch event {
 	case "cert_obtaining":
+		// Another Front's failure holds for every Front: an order now
+		// would fail the same way, and each Front retrying on its own
+		// schedule would multiply the CA's failed validations.
+		if f, ok := h.sharedFailure(ctx, id); ok && f.Host != h.self && time.Now().Before(f.NextAttempt) {
+			h.log.Info("certificate order skipped: another Front failed recently", "domain", id, "front", f.Host, "next_attempt", f.NextAttempt)
+			return fmt.Errorf("%s failed on Front %s; next attempt %s", id, f.Host, f.NextAttempt.Format(time.RFC3339))
+		}
 		h.mu.Lock()
 		h.attempts[id]++
 		h.mu.Unlock()
@@ -282,6 +293,9 @@ func (h *https) onEvent(_ context.Context, event string, data map[string]any) er
 		h.mu.Lock()
 		h.failures[id] = 0
 		h.mu.Unlock()
+		if err := h.store.Delete(ctx, failureKey(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			h.log.Warn("failure record not removed", "domain", id, "err", err)
+		}
 		issuer, _ := data["issuer"].(string)
 		path, _ := data["certificate_path"].(string)
 		// The new certificate is in the store, not yet in the cache.
@@ -300,9 +314,44 @@ func (h *https) onEvent(_ context.Context, event string, data map[string]any) er
 		h.mu.Unlock()
 		next := time.Now().Add(retrySchedule[min(n, len(retrySchedule)-1)]).UTC().Truncate(time.Second)
 		msg := fmt.Sprint(data["error"])
+		// Written while certmagic still holds the domain's lock, so the
+		// Front waiting for it sees the failure before it orders.
+		h.recordFailure(ctx, id, sharedFailure{Host: h.self, NextAttempt: next, Error: msg})
 		h.setState(id, agentproto.TLSReport{State: "error", Error: msg, NextAttempt: &next})
 	}
 	return nil
+}
+
+// sharedFailure is a Front's last failed order for a domain, kept in the
+// store for the other Fronts of the installation.
+type sharedFailure struct {
+	Host        string    `json:"host"`
+	NextAttempt time.Time `json:"next_attempt"`
+	Error       string    `json:"error"`
+}
+
+// failureKey is where a domain's sharedFailure is kept (readable by the
+// Fronts of its installation only, as certificates are).
+func failureKey(domain string) string { return "failures/" + domain + ".json" }
+
+func (h *https) sharedFailure(ctx context.Context, domain string) (sharedFailure, bool) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	var f sharedFailure
+	data, err := h.store.Load(ctx, failureKey(domain))
+	if err != nil || json.Unmarshal(data, &f) != nil {
+		return f, false
+	}
+	return f, true
+}
+
+func (h *https) recordFailure(ctx context.Context, domain string, f sharedFailure) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	data, _ := json.Marshal(f)
+	if err := h.store.Store(ctx, failureKey(domain), data); err != nil {
+		h.log.Warn("failure not shared with the other Fronts", "domain", domain, "err", err)
+	}
 }
 
 // storedNotAfter is the expiry of the certificate stored at key.

@@ -55,7 +55,8 @@ func (h *Handler) front(next hostHandler) http.HandlerFunc {
 // every Front (ACME accounts, OCSP staples, bookkeeping). certmagic keeps a
 // domain's certificate under certificates/<issuer>/<domain>/ and its
 // challenge under .../challenge_tokens/<domain>.json; manual certificates
-// are under manual/<domain>/.
+// are under manual/<domain>/, a Front's last failed order at
+// failures/<domain>.json.
 func certDomain(key string) string {
 	parts := strings.Split(key, "/")
 	switch {
@@ -63,6 +64,8 @@ func certDomain(key string) string {
 		return parts[2]
 	case len(parts) >= 2 && parts[0] == "manual":
 		return parts[1]
+	case len(parts) == 2 && parts[0] == "failures": // a Front's failed order (front/https.go)
+		return strings.TrimSuffix(parts[1], ".json")
 	case len(parts) >= 2 && parts[len(parts)-2] == "challenge_tokens":
 		return strings.TrimSuffix(parts[len(parts)-1], ".json")
 	}

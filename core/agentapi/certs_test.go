@@ -77,6 +77,8 @@ func TestCertStoreAccess(t *testing.T) {
 		{"front2", "PUT", agentproto.PathCerts + "acme/ca/users/ops/ops.json", "account", 204, ""}, // shared by every Front
 		{"front1", "GET", agentproto.PathCerts + "acme/ca/users/ops/ops.json", "", 200, "account"},
 		{"front1", "GET", agentproto.PathCerts + "certificates%2F..%2F..%2Fx", "", 400, "bad certificate store key"},
+		{"front2", "PUT", agentproto.PathCerts + "failures/shop.example.json", "{}", 403, "serves no installation"},
+		{"front1", "PUT", agentproto.PathCerts + "failures/shop.example.json", "{}", 204, ""},
 		{"front1", "POST", agentproto.PathCertLocks + "issue_cert_shop.example?ttl=1m", "", 204, ""},
 		{"front2", "POST", agentproto.PathCertLocks + "issue_cert_shop.example?ttl=1m", "", 409, "held by front1"},
 		{"front2", "DELETE", agentproto.PathCertLocks + "issue_cert_shop.example", "", 404, "not held by front2"},
