@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make bench-tls: potluck-front (standalone, tls: listener) against NGINX
-# (listen ssl http2) on the same two backends, on 127.0.0.1 only:
+# (listen ssl http2) on the same two backends, on 127.0.0.1 only; also
+# potluck-pipe, potluck-front with pipelined backend connections (lb's
+# backend_pool.pipeline: 4, opt-in):
 #   handshakes/s  wrk, a new TLS connection per request (Connection: close)
 #   h1 req/s      wrk, HTTP/1.1 over keep-alive TLS connections
 #   h2 req/s      h2load, HTTP/2, 10 streams per connection
@@ -67,7 +69,11 @@ routes:
 CONF
 "$BIN/potluck-front" --config "$dir/front.yaml" --log-level warn >"$dir/front.log" 2>&1 & pids+=($!)
 
-for p in $ng $pf; do
+pp=$(port) pph=$(port)
+sed -e "s/127.0.0.1:$pfh/127.0.0.1:$pph/; s/127.0.0.1:$pf\"/127.0.0.1:$pp\"/; s/^routes:/backend_pool:\n  pipeline: 4\nroutes:/" "$dir/front.yaml" >"$dir/front-pipe.yaml"
+"$BIN/potluck-front" --config "$dir/front-pipe.yaml" --log-level warn >"$dir/front-pipe.log" 2>&1 & pids+=($!)
+
+for p in $ng $pf $pp; do
   for _ in $(seq 50); do curl -sk -o /dev/null "https://127.0.0.1:$p/" && break; sleep 0.1; done
 done
 
@@ -77,8 +83,8 @@ h2_rps() { h2load -t2 -c"$CONNS" -m10 -D "$DURATION" "$1" 2>/dev/null | awk '/^f
 declare -A sum
 printf "%-14s %-6s %14s %12s %12s\n" contender round handshakes/s h1_req/s h2_req/s
 for r in $(seq "$ROUNDS"); do
-  for c in nginx potluck-front; do
-    p=$ng; [ $c = potluck-front ] && p=$pf
+  for c in nginx potluck-front potluck-pipe; do
+    p=$ng; [ $c = potluck-front ] && p=$pf; [ $c = potluck-pipe ] && p=$pp
     u="https://127.0.0.1:$p/"
     hs=$(wrk_rps -H "Connection: close" "$u")
     h1=$(wrk_rps "$u")
@@ -89,7 +95,10 @@ for r in $(seq "$ROUNDS"); do
 done
 ratio() { python3 -c "print(f'{$1/$2:.2f}x' if $2 else 'n/a')"; }
 echo
-printf "mean over %s rounds: nginx %s / %s / %s, potluck-front %s / %s / %s (handshakes/s / h1 req/s / h2 req/s)\n" "$ROUNDS" \
-  $(( sum[nginx.hs]/ROUNDS )) $(( sum[nginx.h1]/ROUNDS )) $(( sum[nginx.h2]/ROUNDS )) \
-  $(( sum[potluck-front.hs]/ROUNDS )) $(( sum[potluck-front.h1]/ROUNDS )) $(( sum[potluck-front.h2]/ROUNDS ))
-echo "bench-tls: potluck-front vs nginx: handshakes $(ratio ${sum[potluck-front.hs]} ${sum[nginx.hs]}), h1 $(ratio ${sum[potluck-front.h1]} ${sum[nginx.h1]}), h2 $(ratio ${sum[potluck-front.h2]} ${sum[nginx.h2]})"
+for c in nginx potluck-front potluck-pipe; do
+  printf "mean over %s rounds: %-14s %6s handshakes/s %7s h1 req/s %7s h2 req/s\n" "$ROUNDS" $c \
+    $(( sum[$c.hs]/ROUNDS )) $(( sum[$c.h1]/ROUNDS )) $(( sum[$c.h2]/ROUNDS ))
+done
+for c in potluck-front potluck-pipe; do
+  echo "bench-tls: $c vs nginx: handshakes $(ratio ${sum[$c.hs]} ${sum[nginx.hs]}), h1 $(ratio ${sum[$c.h1]} ${sum[nginx.h1]}), h2 $(ratio ${sum[$c.h2]} ${sum[nginx.h2]})"
+done
