@@ -163,6 +163,13 @@ func (h *https) update(routes []agentproto.Route) {
 			delete(h.manual, d)
 		}
 	}
+	for d := range h.state { // forget domains no longer served
+		if next[d] == nil {
+			delete(h.state, d)
+			delete(h.attempts, d)
+			delete(h.failures, d)
+		}
+	}
 	for d, t := range next {
 		switch t.Mode {
 		case "acme":
