@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -115,6 +116,9 @@ func (p *Pebble) Start(t testing.TB, httpPort, tlsPort int) {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = log, log
+	// Pebble dies with the test binary, even when a timeout panic skips
+	// the cleanup.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
