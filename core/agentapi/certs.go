@@ -51,27 +51,6 @@ func (h *Handler) front(next hostHandler) http.HandlerFunc {
 	})
 }
 
-// certDomain is the domain a store key belongs to, "" for keys shared by
-// every Front (ACME accounts, OCSP staples, bookkeeping). certmagic keeps a
-// domain's certificate under certificates/<issuer>/<domain>/ and its
-// challenge under .../challenge_tokens/<domain>.json; manual certificates
-// are under manual/<domain>/, a Front's last failed order at
-// failures/<domain>.json.
-func certDomain(key string) string {
-	parts := strings.Split(key, "/")
-	switch {
-	case len(parts) >= 3 && parts[0] == "certificates":
-		return parts[2]
-	case len(parts) >= 2 && parts[0] == "manual":
-		return parts[1]
-	case len(parts) == 2 && parts[0] == "failures": // a Front's failed order (front/https.go)
-		return strings.TrimSuffix(parts[1], ".json")
-	case len(parts) >= 2 && parts[len(parts)-2] == "challenge_tokens":
-		return strings.TrimSuffix(parts[len(parts)-1], ".json")
-	}
-	return ""
-}
-
 // servesDomain reports whether host is a Front of the installation of
 // domain: a Front never reads another installation's private key.
 func servesDomain(st *fsm.State, host *fsm.Host, domain string) bool {
@@ -85,7 +64,7 @@ func (h *Handler) allowedKey(w http.ResponseWriter, host *fsm.Host, key string) 
 		jsonhttp.WriteError(w, http.StatusBadRequest, "bad certificate store key")
 		return false
 	}
-	if d := certDomain(key); d != "" && !servesDomain(h.cfg.State.State(), host, d) {
+	if d := fsm.CertKeyDomain(key); d != "" && !servesDomain(h.cfg.State.State(), host, d) {
 		jsonhttp.WriteError(w, http.StatusForbidden, fmt.Sprintf("this Front serves no installation of %q", d))
 		return false
 	}
@@ -103,7 +82,7 @@ func (h *Handler) getCert(w http.ResponseWriter, r *http.Request, host *fsm.Host
 		keys := st.CertKeys(prefix, q.Get("recursive") == "true")
 		out := agentproto.CertList{Keys: []string{}}
 		for _, k := range keys {
-			if d := certDomain(k); d == "" || servesDomain(st, host, d) {
+			if d := fsm.CertKeyDomain(k); d == "" || servesDomain(st, host, d) {
 				out.Keys = append(out.Keys, k)
 			}
 		}

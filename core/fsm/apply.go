@@ -282,6 +282,7 @@ func (s *State) deleteInstallation(c *Command) (string, error) {
 	for _, in := range s.InstancesOf(c.Name) {
 		delete(s.Instances, in.ID)
 	}
+	s.dropDomainCerts(s.Installations[c.Name].Domain)
 	delete(s.Installations, c.Name)
 	return c.Name, nil
 }

@@ -249,6 +249,61 @@ func (o *TLSOptions) Check() error {
 	return nil
 }
 
+// CertKeyDomain is the domain a store key belongs to, "" for keys shared
+// by every Front (ACME accounts, OCSP staples, bookkeeping). certmagic
+// keeps a domain's certificate under certificates/<issuer>/<domain>/ and
+// its challenge under .../challenge_tokens/<domain>.json; uploaded
+// certificates are under manual/<domain>/, a Front's last failed order at
+// failures/<domain>.json.
+func CertKeyDomain(key string) string {
+	parts := strings.Split(key, "/")
+	switch {
+	case len(parts) >= 3 && parts[0] == "certificates":
+		return parts[2]
+	case len(parts) >= 2 && parts[0] == "manual":
+		return parts[1]
+	case len(parts) == 2 && parts[0] == "failures":
+		return strings.TrimSuffix(parts[1], ".json")
+	case len(parts) >= 2 && parts[len(parts)-2] == "challenge_tokens":
+		return strings.TrimSuffix(parts[len(parts)-1], ".json")
+	}
+	return ""
+}
+
+// dropDomainCerts removes the store's keys of a domain and its status: an
+// installation's private key does not outlive it (a new installation of
+// the domain orders or uploads a new certificate).
+func (s *State) dropDomainCerts(domain string) {
+	if domain == "" {
+		return
+	}
+	var drop []string
+	for k := range s.Certs {
+		if CertKeyDomain(k) == domain {
+			drop = append(drop, k)
+		}
+	}
+	if len(drop) > 0 {
+		certs := make(map[string]*CertEntry, len(s.Certs))
+		for k, v := range s.Certs {
+			certs[k] = v
+		}
+		for _, k := range drop {
+			delete(certs, k)
+		}
+		s.Certs = certs
+	}
+	if _, ok := s.TLSStatus[domain]; ok {
+		st := make(map[string]*TLSStatus, len(s.TLSStatus))
+		for k, v := range s.TLSStatus {
+			if k != domain {
+				st[k] = v
+			}
+		}
+		s.TLSStatus = st
+	}
+}
+
 // InstallationByDomain finds the installation serving a domain.
 func (s *State) InstallationByDomain(domain string) *Installation {
 	for _, name := range sortedKeys(s.Installations) {

@@ -93,6 +93,17 @@ func TestCertStore(t *testing.T) {
 			require.Equal(t, t0, st.TLSStatus["site.example"].Updated)
 		},
 	}, {
+		name: "deleting the installation drops its domain's keys and status, not the others'",
+		cmds: []*fsm.Command{put("certificates/ca/site.example/site.example.key"), put("manual/site.example/cert.pem"),
+			put("failures/site.example.json"), put("acme/ca/challenge_tokens/site.example.json"),
+			put("certificates/ca/other.example/other.example.key"), put("acme/ca/users/ops/ops.json"),
+			certCmd(fsm.CmdSetTLSStatus, fsm.CertCommand{Key: "site.example", Status: &fsm.TLSStatus{State: fsm.TLSStateValid}}, t0),
+			{Type: fsm.CmdDeleteInstallation, Name: "site"}},
+		check: func(t *testing.T, st *fsm.State) {
+			require.Equal(t, []string{"acme/ca/users/ops/ops.json", "certificates/ca/other.example/other.example.key"}, st.CertKeys("", true))
+			require.Empty(t, st.TLSStatus)
+		},
+	}, {
 		name:   "redirect without HTTPS is refused",
 		cmds:   []*fsm.Command{certCmd(fsm.CmdSetInstallationTLS, fsm.CertCommand{Key: "site", TLS: &fsm.TLSOptions{RedirectHTTP: true}}, t0)},
 		reject: fsm.CodeInvalid,
