@@ -85,6 +85,13 @@ bench-nginx: ## lb vs NGINX: req/s, p50, p99 of nginx, potluck-front, potluck-fr
 	$(GOBUILD) -o $(BIN)/nginxcmp ./bench/nginxcmp
 	$(BIN)/nginxcmp --front $(BIN)/potluck-front $(BENCH_NGINX_FLAGS)
 
+bench-tls: ## HTTPS: potluck-front (standalone, tls:; also with pipelined backends) vs NGINX (listen ssl http2) on the same backends: TLS handshakes/s, HTTP/1.1 req/s over keep-alive TLS (wrk), h2 req/s (h2load); ROUNDS=3 DURATION=5 CONNS=64
+	bash scripts/install-deps.sh --bench
+	@mkdir -p $(BIN)
+	$(GOBUILD) -o $(BIN)/potluck-front ./cmd/potluck-front
+	$(GOBUILD) -o $(BIN)/nginxcmp ./bench/nginxcmp
+	BIN=$(BIN) bash scripts/bench-tls.sh
+
 bench-geo: app-image bench-bin ## the paper's Table 1 on simulated geography: local clusters with WAN delay, Docker, ~15 min (BENCH_GEO_FLAGS="--runs 2" for a quick look)
 	$(BIN)/potluck-bench geo --image $(BIN)/app-image.tar $(BENCH_GEO_FLAGS)
 

@@ -282,6 +282,8 @@ type Route struct {
 	Installation string    `json:"installation"`
 	Domain       string    `json:"domain"`
 	Backends     []Backend `json:"backends"`
+	// TLS: serve the domain over HTTPS too; nil: plain HTTP only.
+	TLS *RouteTLS `json:"tls,omitempty"`
 }
 
 // DesiredState is everything an agent needs; Index is for blocking queries.
@@ -296,4 +298,59 @@ type DesiredState struct {
 // Empty is the desired state of a host with nothing to do (standing down).
 func Empty() *DesiredState {
 	return &DesiredState{Peers: []Peer{}, Instances: []Instance{}, Routes: []Route{}}
+}
+
+// The certificate store on the agent API, for Fronts only: certmagic's
+// storage (certificates, keys, ACME accounts, challenge tokens) kept by the
+// core, so every Front of an installation serves the same certificate and
+// any of them can answer a challenge.
+const (
+	// PathCerts + key: GET (value), PUT (body is the value), DELETE;
+	// GET PathCerts?list=PREFIX[&recursive=true] lists keys (CertList);
+	// GET PathCerts + key + "?stat=true" answers a CertStat.
+	PathCerts = "/v1/agent/certs/"
+	// PathCertLocks + name: POST takes the lock (?ttl=DURATION; 409 while
+	// another Front holds it), DELETE releases it.
+	PathCertLocks = "/v1/agent/cert-locks/"
+	// PathTLSStatus: POST a TLSReport.
+	PathTLSStatus = "/v1/agent/tls-status"
+	// MaxCertValue bounds one stored value.
+	MaxCertValue = 48 << 10
+)
+
+// RouteTLS is how a Front serves a route over HTTPS.
+type RouteTLS struct {
+	// Mode: "acme" (obtain and renew with the Front's ACME issuer) or
+	// "manual" (the certificate at ManualKey in the store).
+	Mode         string        `json:"mode"`
+	RedirectHTTP bool          `json:"redirect_http,omitempty"`
+	HSTSMaxAge   time.Duration `json:"hsts_max_age,omitempty"`
+	// ManualKey is the store key of a manual certificate (PEM chain, key);
+	// ManualModified changes when the operator uploads a new one.
+	ManualKey      string    `json:"manual_key,omitempty"`
+	ManualModified time.Time `json:"manual_modified,omitzero"`
+}
+
+// CertStat describes a stored value.
+type CertStat struct {
+	Key      string    `json:"key"`
+	Size     int64     `json:"size"`
+	Modified time.Time `json:"modified"`
+	// Terminal is false for a "directory": a prefix with keys below it.
+	Terminal bool `json:"terminal"`
+}
+
+// CertList answers a listing.
+type CertList struct {
+	Keys []string `json:"keys"`
+}
+
+// TLSReport is a Front's word on a domain's certificate.
+type TLSReport struct {
+	Domain      string     `json:"domain"`
+	State       string     `json:"state"` // obtaining, valid, error
+	Error       string     `json:"error,omitempty"`
+	Issuer      string     `json:"issuer,omitempty"`
+	NotAfter    *time.Time `json:"not_after,omitempty"`
+	NextAttempt *time.Time `json:"next_attempt,omitempty"`
 }

@@ -205,6 +205,7 @@ type CreateInstallationRequest struct {
 	ContainerPort int               `json:"container_port,omitempty"`
 	Health        *HealthCheck      `json:"health,omitempty"`
 	Placement     *Placement        `json:"placement,omitempty"`
+	TLS           *TLSRequest       `json:"tls,omitempty"` // acme or off; manual: SetInstallationTLS after
 }
 
 // Placement is where an installation's instances may go (docs/api.md).
@@ -265,4 +266,6 @@ type Installation struct {
 	URL           string            `json:"url"`
 	Instances     []Instance        `json:"instances"`
 	FrontDetails  []Front           `json:"front_details"`
+	TLS           *TLSOptions       `json:"tls,omitempty"`
+	TLSStatus     *TLSStatus        `json:"tls_status,omitempty"`
 }

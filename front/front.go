@@ -34,7 +34,10 @@ type Config struct {
 	// MetricsInterval is how often it reports its installations' load to
 	// the core (default agent.DefaultMetricsInterval).
 	MetricsInterval time.Duration
-	Logger          *slog.Logger
+	// HTTPS serves the installations that ask for it over TLS (https.go);
+	// nil: plain HTTP only.
+	HTTPS  *HTTPSConfig
+	Logger *slog.Logger
 }
 
 // Front is a running Front agent.
@@ -46,6 +49,7 @@ type Front struct {
 	liveness    *livenessWatch
 	unavailable *unavailable
 	usage       *usage
+	https       *https // nil without Config.HTTPS
 }
 
 // Start registers (or restores the saved identity), brings up the mesh node
@@ -69,7 +73,12 @@ func Start(ctx context.Context, cfg Config) (*Front, error) {
 	if opts.Logger == nil {
 		opts.Logger = cfg.Logger
 	}
-	f := &Front{cfg: cfg, log: cfg.Logger, agent: ag, proxy: lb.New(opts), unavailable: u}
+	var tlsFront *https
+	if cfg.HTTPS != nil {
+		tlsFront = newHTTPS(*cfg.HTTPS, ag.Identity().HostID, ag.Call, reportTLS(ag.Call, cfg.Logger), cfg.Logger)
+		opts.Wrap = tlsFront.wrap
+	}
+	f := &Front{cfg: cfg, log: cfg.Logger, agent: ag, proxy: lb.New(opts), unavailable: u, https: tlsFront}
 	f.usage = newUsage(f.proxy)
 	f.liveness = &livenessWatch{node: ag.Node(), log: cfg.Logger,
 		gone: func(h netip.Addr) { f.proxy.BackendUnreachable(h.String()) },
@@ -85,6 +94,24 @@ func (f *Front) Proxy() *lb.Proxy { return f.proxy }
 
 // Serve serves client traffic on ln until Shutdown.
 func (f *Front) Serve(ln net.Listener) error { return f.proxy.Serve(ln) }
+
+// ServeTLS serves HTTPS clients on ln (raw TCP: the Front does the TLS)
+// until Shutdown: HTTP/1.1 through the proxy, h2 through its adapter.
+func (f *Front) ServeTLS(ln net.Listener) error {
+	if f.https == nil {
+		return errors.New("front: HTTPS is not configured")
+	}
+	return f.https.srv.Serve(ln, f.proxy)
+}
+
+// CertificateAttempts is how many ACME orders this Front started for
+// domain (0 without HTTPS).
+func (f *Front) CertificateAttempts(domain string) int {
+	if f.https == nil {
+		return 0
+	}
+	return f.https.Attempts(domain)
+}
 
 // Run follows the core and heartbeats until ctx ends, or until the host is
 // decommissioned (agent.ErrDecommissioned; the routes are gone by then).
@@ -109,6 +136,9 @@ func (f *Front) apply(_ context.Context, d *agentproto.DesiredState) error {
 		return fmt.Errorf("routes refused, the previous ones keep serving: %w", err)
 	}
 	f.liveness.setHosts(backHosts(routes))
+	if f.https != nil {
+		f.https.update(d.Routes)
+	}
 	f.log.Info("routes updated", "index", d.Index, "routes", len(routes))
 	return nil
 }
@@ -165,6 +195,13 @@ func (f *Front) AdminHandler() http.Handler {
 
 // Shutdown drains the proxy and brings the mesh down.
 func (f *Front) Shutdown(ctx context.Context) error {
+	if f.https != nil {
+		f.https.srv.CloseListeners()
+	}
 	err := f.proxy.Shutdown(ctx)
+	if f.https != nil {
+		f.https.srv.Close(ctx)
+		f.https.close()
+	}
 	return errors.Join(err, f.unavailable.close(), f.agent.Close())
 }

@@ -25,7 +25,7 @@ func (l clientListener) Accept() (net.Conn, error) {
 	// An error here (the client already gone) must not reach fasthttp's
 	// accept loop, which would stop serving: the first read will fail.
 	_ = c.SetReadDeadline(time.Now().Add(l.o.ClientHeaderTimeout))
-	return &clientConn{Conn: c, o: l.o, phase: phaseHeader}, nil
+	return wrapClient(c, l.o), nil
 }
 
 type clientPhase uint8

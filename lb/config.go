@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"potluck/lb/health"
 )
 
@@ -141,8 +143,13 @@ type Options struct {
 	// MaxClientConns bounds open client connections, idle keep-alive ones
 	// included; beyond it a new connection gets 503 and is closed.
 	MaxClientConns int
-	// Scheme is sent as X-Forwarded-Proto; default "http".
+	// Scheme is sent as X-Forwarded-Proto for plain connections; default
+	// "http" (TLS connections send "https").
 	Scheme string
+	// Wrap, if set, wraps the proxy's handler: the embedder answers some
+	// requests itself (ACME challenges, redirects to HTTPS) and adds
+	// response headers (HSTS) around the proxy.
+	Wrap func(next fasthttp.RequestHandler) fasthttp.RequestHandler
 	// AccessLog logs one line per request at Info level.
 	AccessLog bool
 	// Logger receives logs; nil means slog.Default().

@@ -506,7 +506,13 @@ func (p *Proxy) prepareHeader(ctx *fasthttp.RequestCtx, rt *routeState, h *fasth
 		h.SetBytesV(fasthttp.HeaderXForwardedFor, ip)
 	}
 	h.SetBytesV("X-Real-IP", ip)
-	h.Set(fasthttp.HeaderXForwardedProto, p.opts.Scheme)
+	if ctx.IsTLS() {
+		h.Set(fasthttp.HeaderXForwardedProto, "https")
+		// The backend is plain HTTP whatever the client spoke.
+		ctx.Request.URI().SetScheme("http")
+	} else {
+		h.Set(fasthttp.HeaderXForwardedProto, p.opts.Scheme)
+	}
 	if uri := h.RequestURI(); len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
 		// Absolute form (RFC 9112 §3.2.2): the host in the request line
 		// routed the request and is the one passed on; the backend gets

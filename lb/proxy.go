@@ -82,6 +82,9 @@ func New(o Options) *Proxy {
 			ctx.Error("400 Bad Request: malformed request\n", fasthttp.StatusBadRequest)
 		},
 	}
+	if o.Wrap != nil {
+		p.server.Handler = o.Wrap(p.handle)
+	}
 	p.bufs.New = func() any { b := make([]byte, 0, o.RetryBuffer); return &b }
 	p.relays.New = func() any { return &relay{pool: &p.relays} }
 	p.server.HeaderReceived = p.headerReceived
@@ -188,8 +191,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// Handler returns the proxy's fasthttp handler, for embedding in another server.
-func (p *Proxy) Handler() fasthttp.RequestHandler { return p.handle }
+// Handler returns the proxy's fasthttp handler (with Options.Wrap), for
+// embedding in another server.
+func (p *Proxy) Handler() fasthttp.RequestHandler { return p.server.Handler }
 
 func (t *table) find(name string) *routeState {
 	for _, rt := range t.routes {

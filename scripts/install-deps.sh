@@ -5,7 +5,7 @@
 #             chromium (the web UI test drives a headless Chromium),
 #             nginx (lb's TestNginxParity runs each scenario through a real NGINX too),
 #             dig (bind9-dnsutils: core/dnsserve's resolver tests)
-#   --bench:  wrk (make bench-nginx)
+#   --bench:  wrk (make bench-nginx), h2load from nghttp2-client (make bench-tls)
 #   --docker: a running Docker Engine (scripts/docker-up.sh installs docker.io and starts dockerd)
 set -euo pipefail
 
@@ -31,7 +31,7 @@ need iptables iptables
 need chromium chromium
 need dig bind9-dnsutils   # core/dnsserve's tests query the DNS server with dig
 [ -x /usr/sbin/nginx ] || need nginx nginx
-if [ $want_bench = 1 ]; then need wrk wrk; fi
+if [ $want_bench = 1 ]; then need wrk wrk; need h2load nghttp2-client; fi
 
 if [ ${#pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -47,4 +47,8 @@ if [ $want_docker = 1 ]; then bash "$(dirname "$0")/docker-up.sh"; fi
 
 log "downloading Go modules"
 go mod download
+# Pebble (the ACME test server of e2e.TestHTTPSWithACME) is a go.mod tool:
+# internal/acmetest builds it from the module cache; building once here
+# fills the build cache.
+go build -o /dev/null github.com/letsencrypt/pebble/v2/cmd/pebble
 log "ready"

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +55,10 @@ type flags struct {
 	connectT, readT, sendT time.Duration
 	accessLog              bool
 	pipeline               int
+	// HTTPS (cluster)
+	httpsListen, acmeCA   string
+	acmeEmail, acmeCARoot string
+	acmeChallenges        string
 	// both
 	shutdownTimeout     time.Duration
 	logLevel, logFormat string
@@ -92,6 +98,11 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 	fs.Var(&f.maxBody, "max-body", "cluster: largest request body accepted, e.g. 100MiB (0: lb's default)")
 	fs.BoolVar(&f.accessLog, "access-log", false, "cluster: log one line per request")
 	fs.IntVar(&f.pipeline, "pipeline", 0, "cluster: send requests over this many HTTP/1.1 pipelined connections per instance through the mesh (0: off, keep-alive pool as NGINX; the apps must answer pipelined requests; docs/meshnet.md)")
+	fs.StringVar(&f.httpsListen, "https-listen", "", "cluster: client HTTPS listen address, e.g. :443, for installations with HTTPS (empty: off; docs/https.md)")
+	fs.StringVar(&f.acmeCA, "acme-ca", "", "cluster: ACME directory URL certificates are obtained from (default: Let's Encrypt); use the same on every Front")
+	fs.StringVar(&f.acmeEmail, "acme-email", "", "cluster: contact address of the ACME account (expiry notices)")
+	fs.StringVar(&f.acmeCARoot, "acme-ca-root", "", "cluster: PEM file of the roots the ACME CA's own API is verified with (a private or test CA; default: system roots)")
+	fs.StringVar(&f.acmeChallenges, "acme-challenges", "http-01,tls-alpn-01", "cluster: ACME challenge types to use: http-01 (needs --listen on port 80), tls-alpn-01 (needs --https-listen on 443)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long to drain in-flight requests and WebSockets")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -121,6 +132,11 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 	}
 	if _, err := cli.Logger(io.Discard, f.logLevel, f.logFormat); err != nil {
 		errs = append(errs, err)
+	}
+	if f.httpsListen != "" {
+		if _, err := httpsConfig(f); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		return nil, &cli.UsageError{Err: errors.Join(errs...)}
@@ -181,6 +197,13 @@ func runStandalone(ctx context.Context, f *flags, log *slog.Logger, stdout, stde
 }
 
 func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
+	var https *front.HTTPSConfig
+	if f.httpsListen != "" {
+		var err error
+		if https, err = httpsConfig(f); err != nil {
+			return err
+		}
+	}
 	fr, err := front.Start(ctx, front.Config{
 		Agent: agent.Config{
 			CoreURLs: f.cores, CoreCAFile: f.coreCA, JoinToken: f.joinToken, Name: f.name, CPUs: f.cpus,
@@ -192,6 +215,7 @@ func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 			MaxBodySize: int64(f.maxBody), AccessLog: f.accessLog, PipelineBackends: f.pipeline,
 		},
 		Logger: log,
+		HTTPS:  https,
 	})
 	if err != nil {
 		return err
@@ -207,6 +231,19 @@ func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 		}
 	}()
 	log.Info("serving", "addr", ln.Addr().String())
+	if https != nil {
+		tln, err := net.Listen("tcp", f.httpsListen)
+		if err != nil {
+			fr.Shutdown(context.Background())
+			return fmt.Errorf("--https-listen: %w", err)
+		}
+		go func() {
+			if err := fr.ServeTLS(tln); err != nil {
+				log.Error("HTTPS listener stopped", "err", err)
+			}
+		}()
+		log.Info("serving HTTPS", "addr", tln.Addr().String(), "acme_ca", https.ACMEDirectory)
+	}
 	if f.admin != "" {
 		aln, err := net.Listen("tcp", f.admin)
 		if err != nil {
@@ -272,4 +309,55 @@ func publicURL(given, endpoint, listen string) (string, error) {
 		}
 	}
 	return u, nil
+}
+
+// httpsConfig is the Front's HTTPS settings from its flags.
+func httpsConfig(f *flags) (*front.HTTPSConfig, error) {
+	c := &front.HTTPSConfig{ACMEDirectory: f.acmeCA, Email: f.acmeEmail}
+	host, port, err := net.SplitHostPort(f.httpsListen)
+	if err != nil {
+		return nil, fmt.Errorf("--https-listen %q: want [host]:port", f.httpsListen)
+	}
+	if c.HTTPSPort, err = strconv.Atoi(port); err != nil {
+		return nil, fmt.Errorf("--https-listen %q: bad port", f.httpsListen)
+	}
+	_, hport, err := net.SplitHostPort(f.listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: want [host]:port", f.listen)
+	}
+	if c.HTTPPort, err = strconv.Atoi(hport); err != nil {
+		return nil, fmt.Errorf("--listen %q: bad port", f.listen)
+	}
+	c.ListenHost = host
+	if f.acmeCA != "" {
+		if u, err := url.Parse(f.acmeCA); err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, fmt.Errorf("--acme-ca %q: want the https:// URL of an ACME directory", f.acmeCA)
+		}
+	}
+	if f.acmeCARoot != "" {
+		pem, err := os.ReadFile(f.acmeCARoot)
+		if err != nil {
+			return nil, fmt.Errorf("--acme-ca-root: %w", err)
+		}
+		c.ACMERoots = x509.NewCertPool()
+		if !c.ACMERoots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--acme-ca-root %s: no PEM certificate in it", f.acmeCARoot)
+		}
+	}
+	c.DisableHTTP01, c.DisableTLSALPN01 = true, true
+	for _, ch := range strings.Split(f.acmeChallenges, ",") {
+		switch strings.TrimSpace(ch) {
+		case "http-01":
+			c.DisableHTTP01 = false
+		case "tls-alpn-01":
+			c.DisableTLSALPN01 = false
+		case "":
+		default:
+			return nil, fmt.Errorf("--acme-challenges: %q is not http-01 or tls-alpn-01", ch)
+		}
+	}
+	if c.DisableHTTP01 && c.DisableTLSALPN01 {
+		return nil, errors.New("--acme-challenges: give http-01, tls-alpn-01 or both")
+	}
+	return c, nil
 }

@@ -691,6 +691,9 @@ func printInstallation(c *cmdCtx, in *apiclient.Installation) error {
 	if len(in.FrontDetails) > 0 {
 		fmt.Fprintf(w, "DNS: point %s at the Fronts' addresses above\n", in.Domain)
 	}
+	if line := httpsSummary(in); line != "" {
+		fmt.Fprintln(w, line)
+	}
 	if in.Release > 0 {
 		fmt.Fprintf(w, "release %d (%s v%d)", in.Release, in.App, max(in.AppVersion, 1))
 		if d := deployingRelease(in); d != nil {

@@ -28,6 +28,7 @@ type deploy struct {
 	detach            bool
 	wait              time.Duration
 	placement         placementFlags
+	https             httpsFlags
 }
 
 // placementFlags are an installation's placement as flags.
@@ -119,6 +120,7 @@ func (d *deploy) register(fs *cli.FlagSet) {
 	fs.Var(&d.env, "env", "environment variable K=V for the container (repeatable; for a release, replaces the whole environment)")
 	d.health.register(fs)
 	d.placement.register(fs)
+	d.https.register(fs)
 	fs.BoolVar(&d.detach, "detach", false, "return once the core accepted it, without waiting for the instances")
 	fs.DurationVar(&d.wait, "wait", 10*time.Minute, "how long to wait for the instances before giving up (exit 1)")
 }
@@ -168,15 +170,34 @@ func (d *deploy) run(c *cmdCtx) error {
 			env[k] = v
 		}
 	}
+	tlsReq, err := d.https.request()
+	if err != nil {
+		return err
+	}
 	cur, _, err := c.client.Installation(c.ctx, name, nil)
 	if apiclient.StatusOf(err) == 404 {
 		return d.create(c, apiclient.CreateInstallationRequest{
 			App: d.app, Name: name, Domain: d.domain, Fronts: d.fronts, Backs: d.backs, CPUs: d.cpus,
 			MemoryMB: memory, DiskMB: disk, Env: env, ContainerPort: d.port, Health: d.health.request(), Placement: placement,
-		})
+		}, tlsReq)
 	}
 	if err != nil {
 		return err
+	}
+	if tlsReq != nil {
+		in, err := c.client.SetInstallationTLS(c.ctx, name, *tlsReq)
+		if err != nil {
+			return inFlagTerms(err, httpsFlagTerms)
+		}
+		if !c.g.json {
+			fmt.Fprintf(c.env.Stdout, "installation %s: %s\n", name, or(httpsSummary(in), "https: off"))
+		}
+		if !d.releaseFlagsGiven() {
+			if c.g.json {
+				return printJSON(c.env.Stdout, in)
+			}
+			return nil // only HTTPS changed: no new release
+		}
 	}
 	// An existing installation: a new release.
 	if d.domain != "" && d.domain != cur.Domain {
@@ -206,16 +227,26 @@ func (d *deploy) run(c *cmdCtx) error {
 	return d.waitRelease(c, name, rel.Version)
 }
 
-func (d *deploy) create(c *cmdCtx, req apiclient.CreateInstallationRequest) error {
+func (d *deploy) create(c *cmdCtx, req apiclient.CreateInstallationRequest, tlsReq *apiclient.TLSRequest) error {
 	if req.App == "" {
 		return cli.Usagef("deploy needs --app")
 	}
 	if req.Domain == "" {
 		return cli.Usagef("deploy needs --domain")
 	}
+	if tlsReq != nil && tlsReq.Mode != "manual" {
+		req.TLS = tlsReq
+	}
 	in, err := c.client.CreateInstallation(c.ctx, req)
 	if err != nil {
 		return inFlagTerms(err, deployFlags)
+	}
+	if tlsReq != nil && tlsReq.Mode == "manual" {
+		// The certificate is checked against the domain and stored
+		// sealed once the installation exists.
+		if in, err = c.client.SetInstallationTLS(c.ctx, req.Name, *tlsReq); err != nil {
+			return fmt.Errorf("installation %s created, but its certificate was refused (run deploy again with fixed --tls-cert/--tls-key): %w", req.Name, inFlagTerms(err, httpsFlagTerms))
+		}
 	}
 	if c.g.json && d.detach {
 		return printJSON(c.env.Stdout, in)
@@ -426,4 +457,15 @@ func deployingRelease(in *apiclient.Installation) *apiclient.Release {
 		}
 	}
 	return nil
+}
+
+// releaseFlagsGiven reports whether a flag that makes a new release was
+// given (as opposed to HTTPS settings alone).
+func (d *deploy) releaseFlagsGiven() bool {
+	for _, n := range []string{"app", "cpus", "memory", "disk", "port", "env", "health-path", "health-interval", "health-timeout", "health-grace", "healthy-threshold", "unhealthy-threshold"} {
+		if d.set(n) {
+			return true
+		}
+	}
+	return false
 }

@@ -17,6 +17,8 @@ var (
 		"cpus": "--cpus", "memory_mb": "--memory", "disk_mb": "--disk", "container_port": "--port", "env": "--env",
 		"placement": "placement (--policy, --requires, --spread, --max-per-host)",
 	}
+	httpsFlagTerms = map[string]string{"mode": "--https", "cert_pem": "--tls-cert", "key_pem": "--tls-key", "redirect_http": "--redirect-http", "hsts_max_age": "--hsts",
+		"tls mode manual": "--tls-cert/--tls-key", "tls mode": "--https"}
 	pushFlags  = map[string]string{"name": "--name", "container_port": "--port"}
 	scaleFlags = map[string]string{"fronts": "--fronts", "backs": "--backs"}
 	tokenFlags = map[string]string{"description": "--description", "ttl": "--ttl", "ttl_seconds": "--ttl", "scope": "--scope"}

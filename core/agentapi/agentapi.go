@@ -51,7 +51,9 @@ type Config struct {
 	// Metrics delivers a metrics report to the leader; nil: reports are
 	// accepted and dropped.
 	Metrics MetricsFunc
-	Logger  *slog.Logger
+	// Certs is the certificate store (certs.go); nil: none.
+	Certs  *CertStore
+	Logger *slog.Logger
 }
 
 // Handler serves the agent API.
@@ -70,6 +72,7 @@ func New(cfg Config) *Handler {
 	h.mux.HandleFunc("GET "+agentproto.PathBlobs+"{digest}", h.host(h.getBlob))
 	h.mux.HandleFunc("POST "+agentproto.PathHeartbeat, h.host(h.heartbeat))
 	h.mux.HandleFunc("POST "+agentproto.PathMetrics, h.host(h.metrics))
+	h.routeCerts()
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		jsonhttp.WriteError(w, http.StatusNotFound, "no such agent endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -199,7 +202,7 @@ func Desired(st *fsm.State, host *fsm.Host) agentproto.DesiredState {
 			continue
 		}
 		if host.Role == fsm.RoleFront {
-			r := agentproto.Route{Installation: inst.Name, Domain: inst.Domain, Backends: []agentproto.Backend{}}
+			r := agentproto.Route{Installation: inst.Name, Domain: inst.Domain, Backends: []agentproto.Backend{}, TLS: routeTLS(st, inst)}
 			for _, in := range instances {
 				b := st.Hosts[in.HostID]
 				// A draining Back keeps serving until its replacement runs.

@@ -71,6 +71,10 @@ type Config struct {
 	// stops serving. Nil: the API alone answers 410 from then on.
 	OnRemoved func()
 
+	// SealCert seals a certificate store value (core/certseal); nil: this
+	// node cannot take uploaded certificates.
+	SealCert func(key string, value []byte) ([]byte, error)
+
 	Heartbeat HeartbeatFunc // the leader's reconciler
 	// LastHeartbeat says when a host last heartbeated to this node while it
 	// leads (the leader's reconciler); nil: hosts are shown without it.
@@ -193,6 +197,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/installations/{name}/releases", w(s.deploy))
 	s.mux.HandleFunc("POST /v1/installations/{name}/rollback", w(s.rollback))
 	s.mux.HandleFunc("GET /v1/installations/{name}/logs", local(s.getLogs))
+	s.mux.HandleFunc("PUT /v1/installations/{name}/tls", w(s.setInstallationTLS))
 
 	s.mux.HandleFunc("GET /v1/containers", op(s.listContainers))
 	s.autoscaleRoutes(op, w)
@@ -215,6 +220,7 @@ func (s *Server) routes() {
 	// heartbeats that a follower received from an agent.
 	s.mux.HandleFunc("POST /v1/internal/core-nodes", w(s.upsertCoreNode))
 	s.mux.HandleFunc("POST /v1/internal/heartbeat", w(s.internalHeartbeat))
+	s.mux.HandleFunc("POST /v1/internal/certstore", w(s.internalCertStore))
 	s.mux.HandleFunc("POST /v1/internal/removed", local(s.internalRemoved))
 
 	// Metrics need the operator token here, on the public listener; the

@@ -53,6 +53,9 @@ type createInstallationRequest struct {
 	// instances per Back and the policy (spread, pack); nil = the
 	// cluster's policy, one instance per Back.
 	Placement *fsm.Placement `json:"placement"`
+	// TLS: HTTPS for the domain (acme or off here; a manual certificate
+	// is uploaded with PUT .../tls); nil: plain HTTP.
+	TLS *tlsRequest `json:"tls"`
 }
 
 // check fills in the defaults and validates the request.
@@ -92,6 +95,11 @@ func (req *createInstallationRequest) check() error {
 	}
 	if err := scheduler.ValidatePlacement(req.Placement); err != nil {
 		p.add("placement: %v", err)
+	}
+	if req.TLS != nil && req.TLS.Mode == fsm.TLSManual {
+		p.add("tls mode manual: create the installation, then upload the certificate with PUT /v1/installations/%s/tls", req.Name)
+	} else if _, err := req.TLS.check(req.Domain, time.Now()); err != nil {
+		p.addErr(err)
 	}
 	return p.err()
 }
@@ -134,7 +142,10 @@ type FrontView struct {
 // InstallationView is an installation with its instances and Fronts.
 type InstallationView struct {
 	*fsm.Installation
-	URL           string         `json:"url"`
+	URL string `json:"url"`
+	// TLSStatus is the Fronts' last word on the domain's certificate
+	// (obtaining, valid until, or the error and the next attempt).
+	TLSStatus     *fsm.TLSStatus `json:"tls_status,omitempty"`
 	InstanceViews []InstanceView `json:"instances"`
 	FrontViews    []FrontView    `json:"front_details"`
 }
@@ -152,6 +163,10 @@ func instanceView(st *fsm.State, in *fsm.Instance) InstanceView {
 
 func installationView(st *fsm.State, inst *fsm.Installation) InstallationView {
 	v := InstallationView{Installation: inst, URL: "http://" + inst.Domain + "/", InstanceViews: []InstanceView{}, FrontViews: []FrontView{}}
+	if inst.TLS != nil && inst.TLS.Mode != fsm.TLSOff {
+		v.URL = "https://" + inst.Domain + "/"
+		v.TLSStatus = st.TLSStatus[inst.Domain]
+	}
 	for _, in := range st.InstancesOf(inst.Name) {
 		v.InstanceViews = append(v.InstanceViews, instanceView(st, in))
 	}
@@ -197,6 +212,10 @@ func (s *Server) createInstallation(w http.ResponseWriter, r *http.Request) {
 			Env:         req.Env, ContainerPort: port, Placement: req.Placement,
 		}
 		inst.Health, _ = req.Health.check()
+		inst.TLS, _ = req.TLS.check(req.Domain, now)
+		if inst.TLS != nil && inst.TLS.Mode == fsm.TLSOff && !inst.TLS.RedirectHTTP && inst.TLS.HSTSMaxAge == 0 {
+			inst.TLS = nil
+		}
 		fronts, instances, err := scheduler.PlanInstallation(st, inst, scheduler.NewInstanceID, scheduler.Measured(st, s.cfg.Usage)...)
 		if err != nil {
 			return nil, err

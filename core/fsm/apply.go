@@ -59,6 +59,18 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.setAutoscale(c)
 	case CmdAutoscale:
 		return s.autoscale(c)
+	case CmdCertPut:
+		return s.certPut(c)
+	case CmdCertDelete:
+		return s.certDelete(c)
+	case CmdCertLock:
+		return s.certLock(c)
+	case CmdCertUnlock:
+		return s.certUnlock(c)
+	case CmdSetTLSStatus:
+		return s.setTLSStatus(c)
+	case CmdSetInstallationTLS:
+		return s.setInstallationTLS(c)
 	}
 	return "", errf(CodeInvalid, "unknown command type %q", c.Type)
 }
@@ -282,6 +294,7 @@ func (s *State) deleteInstallation(c *Command) (string, error) {
 	for _, in := range s.InstancesOf(c.Name) {
 		delete(s.Instances, in.ID)
 	}
+	s.dropDomainCerts(s.Installations[c.Name].Domain)
 	delete(s.Installations, c.Name)
 	return c.Name, nil
 }

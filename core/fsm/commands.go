@@ -39,6 +39,13 @@ const (
 	// AutoscaleEvent).
 	CmdSetAutoscale CommandType = "set_autoscale"
 	CmdAutoscale    CommandType = "autoscale"
+	// Certificate store (certs.go): Cert carries the change.
+	CmdCertPut            CommandType = "cert_put"
+	CmdCertDelete         CommandType = "cert_delete"
+	CmdCertLock           CommandType = "cert_lock"
+	CmdCertUnlock         CommandType = "cert_unlock"
+	CmdSetTLSStatus       CommandType = "set_tls_status"
+	CmdSetInstallationTLS CommandType = "set_installation_tls"
 )
 
 // Command is one replicated write. The leader fills Time, ids and every
@@ -67,6 +74,8 @@ type Command struct {
 	// Autoscale and AutoscaleEvent: CmdSetAutoscale and CmdAutoscale.
 	Autoscale      *Autoscale      `json:"autoscale,omitempty"`
 	AutoscaleEvent *AutoscaleEvent `json:"autoscale_event,omitempty"`
+	// Cert: a certificate store change or TLS settings (certs.go).
+	Cert *CertCommand `json:"cert,omitempty"`
 }
 
 // HostStatusChange sets a host's status.

@@ -133,6 +133,16 @@ func goldenLog() []goldenEntry {
 			Hash: "d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35", Sealed: []byte("sealed-owner-token"),
 			TokenID: "tok-owner", TokenHash: "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce", ExpiresAt: expires}}},
 		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdDeleteUISession, RequestID: "req-logout", Name: "d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35"}},
+		// The certificate store: a sealed value, a lock, blog served over
+		// HTTPS with its Front's report.
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetInstallationTLS, RequestID: "req-blog-tls", Cert: &fsm.CertCommand{Key: "blog",
+			TLS: &fsm.TLSOptions{Mode: fsm.TLSACME, RedirectHTTP: true, HSTSMaxAge: 365 * 24 * time.Hour}}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCertPut, RequestID: "req-cert", Cert: &fsm.CertCommand{
+			Key: "certificates/acme-v02/blog.example.com/blog.example.com.crt", Value: []byte("sealed-bytes")}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdCertLock, Cert: &fsm.CertCommand{Key: "issue_cert_blog.example.com", Owner: "front-1",
+			Expires: time.Date(2026, 1, 1, 0, 5, 0, 0, time.UTC)}}},
+		goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetTLSStatus, Cert: &fsm.CertCommand{Key: "blog.example.com", Status: &fsm.TLSStatus{
+			State: fsm.TLSStateError, Error: "HTTP-01 challenge failed", Issuer: "acme-v02", NotAfter: &expires, NextAttempt: &expires, Host: "front-1"}}}},
 	)
 	log = append(log, autoscaleGolden()...)
 	return log

@@ -184,6 +184,8 @@ type Installation struct {
 	Deleting bool `json:"deleting,omitempty"`
 	// Autoscale is its autoscaling policy; nil: never set (off).
 	Autoscale *Autoscale `json:"autoscale,omitempty"`
+	// TLS: HTTPS for the domain (certs.go); nil: plain HTTP only.
+	TLS *TLSOptions `json:"tls,omitempty"`
 }
 
 // Placement is an installation's requirements, constraints and policy.
@@ -328,6 +330,12 @@ type State struct {
 	// uisessions.go); nil until the first login. The map is replaced whole
 	// when it changes, so Clone shares it.
 	UISessions map[string]*UISession `json:"ui_sessions,omitempty"`
+	// The certificate store (certs.go): sealed values by key, locks, and
+	// the Fronts' reports per domain. Each map is replaced whole on change,
+	// so Clone shares them.
+	Certs     map[string]*CertEntry `json:"certs,omitempty"`
+	CertLocks map[string]*CertLock  `json:"cert_locks,omitempty"`
+	TLSStatus map[string]*TLSStatus `json:"tls_status,omitempty"`
 }
 
 // NewState returns an empty state.

@@ -321,3 +321,16 @@ func (ca *CA) IssueAPI(hosts []string, lifetime time.Duration) (certPEM, keyPEM 
 func (ca *CA) CertPEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
 }
+
+// DeriveKey is a 32-byte key for label, HMAC-SHA256 keyed by the CA's
+// private key: every node holding the cluster CA derives the same key, and
+// nothing without the CA key can (the certificate store's sealing key).
+func (ca *CA) DeriveKey(label string) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("pki: derive key: %w", err)
+	}
+	mac := hmac.New(sha256.New, der)
+	mac.Write([]byte(label))
+	return mac.Sum(nil), nil
+}

@@ -115,6 +115,7 @@ func (m *meshRuntime) start(ctx context.Context) error {
 		Identify:  m.identify,
 		Heartbeat: m.s.deliverHeartbeat,
 		Metrics:   m.s.deliverMetrics,
+		Certs:     m.s.certStore(),
 	})
 	m.agent = &http.Server{
 		Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,

@@ -26,6 +26,7 @@ import (
 
 	"potluck/core/api"
 	"potluck/core/blobs"
+	"potluck/core/certseal"
 	"potluck/core/cluster"
 	"potluck/core/dnsserve"
 	"potluck/core/fsm"
@@ -134,6 +135,9 @@ type Server struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	removed chan struct{} // closed when this node was removed from the group
+
+	// sealer seals the certificate store (key derived from the cluster CA).
+	sealer *certseal.Sealer
 }
 
 // Start opens the raft node and starts serving. Each step opens one part;
@@ -284,6 +288,9 @@ func (s *Server) raftTLS() (*cluster.TLS, error) {
 	if s.nodeToken, err = ca.NodeToken(); err != nil {
 		return nil, err
 	}
+	if s.sealer, err = openSealer(ca); err != nil {
+		return nil, err
+	}
 	server, client := ca.MutualTLS(cert)
 	return &cluster.TLS{Server: server, Client: client}, nil
 }
@@ -323,7 +330,7 @@ func (s *Server) handler() (http.Handler, error) {
 		Node:       api.ClusterNode(s.Node), Blobs: s.Blobs, Metrics: s.Metrics, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes,
 		ReadyOnRegister: prober == nil, AgentPort: s.agentPort(), Client: &http.Client{Transport: s.transport},
 		Heartbeat: s.Reconciler.Heartbeat, LastHeartbeat: s.Reconciler.LastHeartbeat, Logs: s.instanceLogs, NodeToken: s.nodeToken, BodyIdleTimeout: cfg.BodyIdleTimeout,
-		OperatorTokenHash: api.HashToken(cfg.OperatorToken), OnRemoved: s.onRemoved,
+		OperatorTokenHash: api.HashToken(cfg.OperatorToken), OnRemoved: s.onRemoved, SealCert: s.sealCert,
 	})
 	webUI, err := ui.New(ui.Config{API: s.API, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != ""})
 	if err != nil {

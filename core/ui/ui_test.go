@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"potluck/apiclient"
 	"potluck/apiclient/apitest"
 )
 
@@ -211,6 +212,13 @@ func TestUIOverHTTP(t *testing.T) {
 	}
 	index := list.header.Get("X-Potluck-Index")
 	require.NotEmpty(t, index)
+
+	// HTTPS: the installation's page says how it is served.
+	require.NotContains(t, b.get("/ui/installations/hello").body, "HTTPS:")
+	_, err := core.Client.SetInstallationTLS(t.Context(), "hello", apiclient.TLSRequest{Mode: "acme", RedirectHTTP: true})
+	require.NoError(t, err)
+	require.Contains(t, b.get("/ui/installations/hello").body, "HTTPS: automatic certificate (ACME) · HTTP redirects to HTTPS ·\n  certificate not reported by a Front yet")
+	index = b.get("/ui/installations").header.Get("X-Potluck-Index")
 
 	// Live state: a fragment with the current index waits for a change.
 	done := make(chan page, 1)

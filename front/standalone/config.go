@@ -6,6 +6,7 @@ package standalone
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -22,7 +23,9 @@ import (
 // File is the YAML document as written by the operator. Durations and sizes
 // are strings so that errors can name the field they came from.
 type File struct {
-	Listen      []string `yaml:"listen"`
+	Listen []string `yaml:"listen"`
+	// TLS: HTTPS listeners with certificates from files (SNI picks one).
+	TLS         *FileTLS `yaml:"tls"`
 	Admin       *string  `yaml:"admin"`
 	AccessLog   bool     `yaml:"access_log"`
 	MaxBodySize string   `yaml:"max_body_size"`
@@ -37,6 +40,18 @@ type File struct {
 	Health         FileHealth   `yaml:"health"`
 	Pool           FilePool     `yaml:"backend_pool"`
 	Routes         []FileRoute  `yaml:"routes"`
+}
+
+// FileTLS is HTTPS with the operator's certificates: HTTP/1.1 and h2 (ALPN).
+type FileTLS struct {
+	Listen       []string   `yaml:"listen"`
+	Certificates []FileCert `yaml:"certificates"`
+}
+
+// FileCert is a PEM certificate chain and its key.
+type FileCert struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // FileTimeouts are the backend and client timeouts.
@@ -96,10 +111,14 @@ func (b *FileBackend) UnmarshalYAML(n *yaml.Node) error {
 
 // Config is a validated configuration, ready for lb.
 type Config struct {
-	Listen  []string
-	Admin   string // "" disables the admin listener
-	Options lb.Options
-	Routes  []lb.Route
+	Listen []string
+	// TLSListen serve HTTPS with TLSCertificates (files loaded at start
+	// and at every reload of listeners: a restart).
+	TLSListen       []string
+	TLSCertificates []tls.Certificate
+	Admin           string // "" disables the admin listener
+	Options         lb.Options
+	Routes          []lb.Route
 }
 
 // DefaultAdmin is the admin listener when the file does not name one.
@@ -156,6 +175,28 @@ func (f *File) validate() (*Config, error) {
 		}
 	}
 	cfg.Listen = f.Listen
+	if f.TLS != nil {
+		if len(f.TLS.Listen) == 0 {
+			bad("tls.listen", "give at least one address (e.g. :443)")
+		}
+		for i, l := range f.TLS.Listen {
+			if _, _, err := net.SplitHostPort(l); err != nil {
+				bad(fmt.Sprintf("tls.listen[%d]", i), "%q is not host:port (e.g. :443)", l)
+			}
+		}
+		if len(f.TLS.Certificates) == 0 {
+			bad("tls.certificates", "give at least one {cert: FILE, key: FILE}")
+		}
+		for i, c := range f.TLS.Certificates {
+			pair, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+			if err != nil {
+				bad(fmt.Sprintf("tls.certificates[%d]", i), "%v", err)
+				continue
+			}
+			cfg.TLSCertificates = append(cfg.TLSCertificates, pair)
+		}
+		cfg.TLSListen = f.TLS.Listen
+	}
 	if f.Admin != nil {
 		cfg.Admin = *f.Admin
 		if cfg.Admin != "" {

@@ -3,6 +3,7 @@ package standalone
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"potluck/front"
 	"potluck/lb"
 )
 
@@ -41,8 +43,11 @@ type Server struct {
 	log       *slog.Logger
 	proxy     *lb.Proxy
 	listeners []net.Listener
-	admin     *http.Server
-	adminLn   net.Listener
+	// tls serves tlsListeners (config tls:); nil without.
+	tls          *front.TLSServer
+	tlsListeners []net.Listener
+	admin        *http.Server
+	adminLn      net.Listener
 
 	mu      sync.Mutex // guards cfg and raw during reloads
 	cfg     *Config
@@ -108,6 +113,24 @@ func Start(opts RunOptions) (*Server, error) {
 			}
 		}()
 	}
+	if len(cfg.TLSListen) > 0 {
+		s.tls = front.NewTLSServer(&tls.Config{Certificates: cfg.TLSCertificates, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}, s.log)
+		for _, addr := range cfg.TLSListen {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fail(fmt.Errorf("tls listen %s: %w", addr, err))
+			}
+			s.tlsListeners = append(s.tlsListeners, ln)
+			s.serving.Add(1)
+			go func() {
+				defer s.serving.Done()
+				if err := s.tls.Serve(ln, s.proxy); err != nil {
+					s.log.Error("TLS listener stopped", "addr", ln.Addr().String(), "err", err)
+				}
+			}()
+			s.log.Info("listening (TLS: HTTP/1.1, h2)", "addr", ln.Addr().String())
+		}
+	}
 	for _, ln := range s.listeners {
 		s.serving.Add(1)
 		go func() {
@@ -128,6 +151,18 @@ func (s *Server) closeListeners() {
 	for _, ln := range s.listeners {
 		_ = ln.Close()
 	}
+	for _, ln := range s.tlsListeners {
+		_ = ln.Close()
+	}
+}
+
+// TLSAddrs returns the HTTPS listeners' addresses.
+func (s *Server) TLSAddrs() []net.Addr {
+	out := make([]net.Addr, len(s.tlsListeners))
+	for i, ln := range s.tlsListeners {
+		out[i] = ln.Addr()
+	}
+	return out
 }
 
 // Addrs returns the proxy listeners' addresses.
@@ -225,7 +260,13 @@ func (s *Server) Shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	defer cancel()
 	s.log.Info("shutting down: draining in-flight requests", "timeout", s.opts.ShutdownTimeout)
+	if s.tls != nil {
+		s.tls.CloseListeners()
+	}
 	err := s.proxy.Shutdown(ctx)
+	if s.tls != nil {
+		s.tls.Close(ctx)
+	}
 	if s.admin != nil {
 		err = errors.Join(err, s.admin.Shutdown(ctx))
 	}

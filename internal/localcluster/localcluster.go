@@ -89,6 +89,8 @@ type FrontHost struct {
 	Name  string
 	Front *front.Front
 	Addr  string
+	// TLSAddr serves HTTPS (StartFrontHTTPS only).
+	TLSAddr string
 
 	stopOnce sync.Once
 	stop     func()
@@ -355,12 +357,20 @@ func (c *Cluster) StartFront(ctx context.Context, name string) (*FrontHost, erro
 	return c.StartFrontWith(ctx, name, FrontOptions{})
 }
 
+// StartFrontHTTPS starts a Front that also serves HTTPS (FrontHost.TLSAddr)
+// with cfg; its public ports are the ones it listens on.
+func (c *Cluster) StartFrontHTTPS(ctx context.Context, name string, cfg front.HTTPSConfig) (*FrontHost, error) {
+	return c.StartFrontWith(ctx, name, FrontOptions{HTTPS: &cfg})
+}
+
 // FrontOptions place a Front: the loopback address it serves on (default
-// 127.0.0.1; any of 127.0.0.0/8 tells Fronts apart in DNS answers) and the
-// region it declares. With PublicIP set it registers its public URL.
+// 127.0.0.1; any of 127.0.0.0/8 tells Fronts apart in DNS answers), the
+// region it declares, and HTTPS. With PublicIP set it registers its public
+// URL.
 type FrontOptions struct {
 	PublicIP netip.Addr
 	Region   string
+	HTTPS    *front.HTTPSConfig
 }
 
 // StartFrontWith starts a Front named name placed as o says.
@@ -385,22 +395,41 @@ func (c *Cluster) StartFrontWith(ctx context.Context, name string, o FrontOption
 	if o.PublicIP.IsValid() {
 		cfg.PublicURL = "http://" + ln.Addr().String()
 	}
-	f, err := front.Start(ctx, front.Config{Agent: cfg, Heartbeat: time.Second, MetricsInterval: c.cfg.MetricsInterval, Logger: c.cfg.Logger.With("node", name)})
+	var tln net.Listener
+	if https := o.HTTPS; https != nil {
+		if tln, err = net.Listen("tcp", net.JoinHostPort(ip, "0")); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("localcluster: front %s: %w", name, err)
+		}
+		https.ListenHost = ip
+		https.HTTPPort = ln.Addr().(*net.TCPAddr).Port
+		https.HTTPSPort = tln.Addr().(*net.TCPAddr).Port
+	}
+	f, err := front.Start(ctx, front.Config{Agent: cfg, Heartbeat: time.Second, MetricsInterval: c.cfg.MetricsInterval,
+		HTTPS: o.HTTPS, Logger: c.cfg.Logger.With("node", name)})
 	if err != nil {
 		ln.Close()
+		if tln != nil {
+			tln.Close()
+		}
 		return nil, fmt.Errorf("localcluster: front %s: %w", name, err)
 	}
 	go f.Serve(ln)
+	h := &FrontHost{Name: name, Front: f, Addr: ln.Addr().String()}
+	if tln != nil {
+		go f.ServeTLS(tln)
+		h.TLSAddr = tln.Addr().String()
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.Run(runCtx) }()
-	h := &FrontHost{Name: name, Front: f, Addr: ln.Addr().String(), stop: func() {
+	h.stop = func() {
 		cancel()
 		<-done
 		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
 		defer c()
 		f.Shutdown(sctx)
-	}}
+	}
 	c.mu.Lock()
 	c.fronts = append(c.fronts, h)
 	c.mu.Unlock()

@@ -1,0 +1,180 @@
+package front
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"potluck/lb"
+)
+
+const (
+	handshakeTimeout = 10 * time.Second
+	// maxHandshakes bounds connections waiting for their TLS handshake.
+	maxHandshakes = 4096
+)
+
+// TLSServer terminates TLS in front of an lb.Proxy: the handshake picks the
+// certificate (by SNI, through the tls.Config) and ALPN the protocol.
+// HTTP/1.1 connections go to the proxy's own fasthttp server; h2 ones to
+// Go's HTTP/2 server, whose requests the h2 adapter hands to the proxy's
+// handler, so both protocols get lb's routing and balancing. A connection
+// that negotiated any other protocol (acme-tls/1: a CA's TLS-ALPN-01 check)
+// is closed after its handshake.
+type TLSServer struct {
+	tls    *tls.Config
+	log    *slog.Logger
+	h2     *http2.Server
+	h2srv  *http.Server
+	h2open sync.WaitGroup
+	ctx    context.Context
+	stop   context.CancelFunc
+
+	mu  sync.Mutex
+	h1  []*connQueue
+	lns []net.Listener
+}
+
+// NewTLSServer serves with cfg; its NextProtos should offer h2 and
+// http/1.1.
+func NewTLSServer(cfg *tls.Config, log *slog.Logger) *TLSServer {
+	s := &TLSServer{tls: cfg, log: log}
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	s.h2srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.h2 = &http2.Server{IdleTimeout: 2 * time.Minute, MaxConcurrentStreams: 250}
+	// Ties the h2 connections to h2srv, so its Shutdown sends them GOAWAY.
+	if err := http2.ConfigureServer(s.h2srv, s.h2); err != nil {
+		log.Warn("h2: graceful shutdown unavailable", "err", err)
+	}
+	return s
+}
+
+// Serve accepts TLS clients on ln (raw TCP) for proxy until Close.
+func (s *TLSServer) Serve(ln net.Listener, proxy *lb.Proxy) error {
+	q := newConnQueue(ln.Addr())
+	s.mu.Lock()
+	s.lns = append(s.lns, ln)
+	s.h1 = append(s.h1, q)
+	s.mu.Unlock()
+	go proxy.Serve(q)
+	sem := make(chan struct{}, maxHandshakes)
+	adapter := &h2Adapter{handler: proxy.Handler(), log: s.log}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("https: %w", err)
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			c.Close() // too many handshakes at once
+			continue
+		}
+		go func() {
+			defer func() { <-sem }()
+			s.handshake(c, q, adapter)
+		}()
+	}
+}
+
+func (s *TLSServer) handshake(c net.Conn, h1 *connQueue, adapter http.Handler) {
+	tc := tls.Server(c, s.tls)
+	ctx, cancel := context.WithTimeout(s.ctx, handshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		c.Close()
+		return
+	}
+	switch tc.ConnectionState().NegotiatedProtocol {
+	case "h2":
+		s.h2open.Add(1)
+		go func() {
+			defer s.h2open.Done()
+			s.h2.ServeConn(tc, &http2.ServeConnOpts{Context: s.ctx, Handler: adapter, BaseConfig: s.h2srv})
+		}()
+	case "http/1.1", "":
+		if !h1.put(tc) {
+			tc.Close()
+		}
+	default:
+		tc.Close() // acme-tls/1: the CA saw the challenge certificate
+	}
+}
+
+// CloseListeners stops accepting (the proxy's Shutdown then drains the
+// HTTP/1.1 connections).
+func (s *TLSServer) CloseListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	for _, q := range s.h1 {
+		q.Close()
+	}
+}
+
+// Close stops accepting and shuts the h2 connections down: GOAWAY, then
+// closed when their streams end or ctx does.
+func (s *TLSServer) Close(ctx context.Context) {
+	s.CloseListeners()
+	_ = s.h2srv.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.h2open.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	s.stop()
+}
+
+// connQueue is a net.Listener fed with connections whose TLS handshake is
+// done and which chose HTTP/1.1: lb serves it like any listener.
+type connQueue struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (q *connQueue) put(c net.Conn) bool {
+	select {
+	case q.ch <- c:
+		return true
+	case <-q.done:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error   { q.closed.Do(func() { close(q.done) }); return nil }
+func (q *connQueue) Addr() net.Addr { return q.addr }
