@@ -117,7 +117,6 @@ type Node struct {
 	closed    bool
 	peers     map[PublicKey]Peer
 	byAddress map[netip.Addr]PublicKey
-	kicked    map[PublicKey]time.Time // last kickHandshake per peer
 	closers   map[closer]struct{}
 
 	stop     context.CancelFunc
@@ -179,7 +178,6 @@ func New(cfg Config) (*Node, error) {
 		ipstack:   ipstack,
 		peers:     make(map[PublicKey]Peer),
 		byAddress: make(map[netip.Addr]PublicKey),
-		kicked:    make(map[PublicKey]time.Time),
 		closers:   make(map[closer]struct{}),
 	}
 	uapi := "private_key=" + cfg.PrivateKey.hex() + "\nlisten_port=" + strconv.Itoa(int(cfg.ListenPort)) + "\n"
@@ -551,9 +549,7 @@ func (n *Node) DialContext(ctx context.Context, network, address string) (net.Co
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.DialTimeout)
 		defer cancel()
 	}
-	kick := time.AfterFunc(n.kickDelay(ap.Addr().Unmap()), func() { n.kickHandshake(ap.Addr().Unmap()) })
 	c, err := n.ipstack.dial(ctx, network, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
-	kick.Stop()
 	if err != nil {
 		return nil, fmt.Errorf("meshnet: dial %s: %w", address, err)
 	}
