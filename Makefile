@@ -15,7 +15,7 @@ GOBUILD   := $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 1
 
-.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale bench-placement bench-faults bench-bin clean deps
+.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale bench-placement bench-faults bench-fleet bench-bin clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -99,6 +99,13 @@ bench-autoscale: bench-bin ## autoscaling simulation: the seed's table, reactive
 
 bench-faults: app-image bench-bin ## the data plane under faults: a demo cluster under open-loop load while a container, a Back and the Front are killed in turn, ~4 min (BENCH_FAULTS_FLAGS="--rate 100 --scenario-seconds 20")
 	$(BIN)/potluck-bench faults --image $(BIN)/app-image.tar $(BENCH_FAULTS_FLAGS)
+
+# make bench-fleet: the sizes run (pairs of --hosts and --instances).
+BENCH_FLEET_FLAGS ?= --hosts 100,1000 --instances 2000,20000
+
+bench-fleet: bench-bin ## the control plane at fleet scale: 3 potluck-core processes, simulated hosts through the agent API handlers; placements/s, API p99, heartbeats, leader CPU/RSS, snapshot, catch-up (BENCH_FLEET_FLAGS="--hosts 5000 --instances 100000")
+	$(GOBUILD) -o $(BIN)/potluck-core ./cmd/potluck-core
+	$(BIN)/potluck-bench fleet --core-bin $(BIN)/potluck-core $(BENCH_FLEET_FLAGS)
 
 demo: ## start a local cluster (3 core, 1 Front, 2 Backs), deploy the sample app, print how to use it
 	bash scripts/demo.sh

@@ -6,6 +6,7 @@
 //	potluck-bench placement  spread vs pack placement, simulated
 //	potluck-bench autoscale  the autoscaler on the seed's load profiles, simulated
 //	potluck-bench faults     a real cluster under load while parts are killed
+//	potluck-bench fleet      the control plane with thousands of simulated hosts
 //
 // Every flag has a POTLUCK_* environment twin; see each subcommand's --help.
 package main
@@ -41,6 +42,7 @@ Usage:
   potluck-bench placement [--seeds N] [--hosts 20,50] [--loads 0.7,0.95]   spread vs pack placement (simulated)
   potluck-bench autoscale [--regime seed|potluck] [--sweep NAME]   the autoscaler on the seed's load profiles (simulated)
   potluck-bench faults [--rate R] [--scenario-seconds S]   a real cluster under load while parts are killed (needs Docker)
+  potluck-bench fleet --hosts N[,N...] --instances M[,M...]   the control plane with N simulated hosts and M instances
 
 Run "potluck-bench COMMAND --help" for a command's flags.`
 
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, env cli.Env) error {
 		return runAutoscale(ctx, args[1:], env)
 	case "faults":
 		return runFaults(ctx, args[1:], env)
+	case "fleet":
+		return runFleet(ctx, args[1:], env)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(env.Stdout, usage)
 		return flag.ErrHelp
@@ -80,7 +84,7 @@ func run(ctx context.Context, args []string, env cli.Env) error {
 }
 
 // commandNames are run's commands, for the usage errors.
-const commandNames = "table, load, geo, placement, autoscale or faults"
+const commandNames = "table, load, geo, placement, autoscale, faults or fleet"
 
 // numbers parses the comma-separated numbers of a list flag such as --counts.
 func numbers[T int | float64](flagName string, list []string, parse func(string) (T, error)) ([]T, error) {

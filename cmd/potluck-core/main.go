@@ -36,6 +36,7 @@ type options struct {
 	meshKeyFile, meshEndpoint, tunnelAddress        string
 	meshPort, agentPort, probePort                  uint
 	fastRaft                                        bool
+	benchAgentListen                                string
 	logLevel, logFormat                             string
 }
 
@@ -73,6 +74,7 @@ func newFlags(o *options) *cli.FlagSet {
 	fs.StringVar(&o.tunnelAddress, "tunnel-address", "", "this node's tunnel address (default: 100.64.0.N, N = position of --id in the sorted --peers)")
 	fs.UintVar(&o.agentPort, "agent-port", server.DefaultAgentPort, "agent API TCP port on the tunnel address")
 	fs.UintVar(&o.probePort, "probe-port", server.DefaultProbePort, "port on a host's tunnel address the core probes (GET /healthz) before the host is Ready")
+	fs.StringVar(&o.benchAgentListen, "bench-agent-listen", "", "benchmarks only (potluck-bench fleet): also serve the agent API and /debug/pprof/ on this loopback address, callers named by the X-Potluck-Bench-Key header (anyone local may speak for any host); empty: off")
 	fs.BoolVar(&o.fastRaft, "fast-raft", false, "short raft timeouts (all nodes on one machine; development only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
@@ -127,7 +129,7 @@ func run(args []string, env cli.Env) error {
 		TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, TLSCAFile: o.tlsCA,
 		HeartbeatTTL: o.heartbeatTTL, ReconcileInterval: o.reconcileInterval, MaxUploadBytes: o.maxUploadMB << 20,
 		MaxImageUnpacked: o.maxImageUnpackedMB << 20, BodyIdleTimeout: o.bodyTimeout,
-		Logger: logger,
+		BenchAgentAddr: o.benchAgentListen, Logger: logger,
 	}
 	if o.clusterCA != "" {
 		ca, err := pki.Load(o.clusterCA)

@@ -91,6 +91,9 @@ type Config struct {
 	BlobGCSettle time.Duration
 
 	Mesh *MeshConfig // nil = no mesh, no agent API
+	// BenchAgentAddr (loopback only; benchmarks) also serves the agent API
+	// there, callers named by a header instead of a tunnel: see benchagent.go.
+	BenchAgentAddr string
 
 	Logger        *slog.Logger
 	RaftLogOutput io.Writer
@@ -105,6 +108,7 @@ type Server struct {
 	Reconciler *reconcile.Reconciler
 	Metrics    *metrics.Registry
 	mesh       *meshRuntime
+	benchAgent *http.Server // Config.BenchAgentAddr; nil when off
 
 	httpSrv   *http.Server
 	listener  net.Listener
@@ -339,6 +343,9 @@ func (s *Server) serve(handler http.Handler) error {
 		s.goRun(func() { s.joinLoop(ctx) })
 	}
 	s.goRun(func() { s.replicateLoop(ctx) })
+	if err := s.startBenchAgent(ctx); err != nil {
+		return err
+	}
 	if s.mesh != nil {
 		return s.mesh.start(ctx)
 	}
@@ -383,6 +390,9 @@ func (s *Server) Close() error {
 		_ = s.metrics.Close()
 	} else if s.metricsLn != nil {
 		_ = s.metricsLn.Close()
+	}
+	if s.benchAgent != nil {
+		_ = s.benchAgent.Close()
 	}
 	if s.mesh != nil {
 		s.mesh.close()
