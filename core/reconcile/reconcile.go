@@ -278,26 +278,14 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []age
 	r.lastSeen[hostID] = r.cfg.Now()
 	r.mu.Unlock()
 
+	// Most heartbeats change nothing: answer those from the state at hand,
+	// without queueing behind the writes that Decide serialises (at a few
+	// thousand hosts that queue is most of the leader's work).
+	if heartbeatPlan(st, hostID, reports).Empty() {
+		return nil
+	}
 	res, err := node.Decide(ctx, "", func(st *fsm.State, _ time.Time) (*fsm.Command, error) {
-		h := st.Hosts[hostID]
-		if h == nil {
-			return nil, nil
-		}
-		plan := &fsm.Plan{}
-		if h.Status == fsm.HostDown {
-			plan.Hosts = []fsm.HostStatusChange{{HostID: hostID, Status: fsm.HostReady}}
-		}
-		sorted := append([]agentproto.InstanceReport(nil), reports...)
-		sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
-		for _, u := range sorted {
-			in := st.Instances[u.ID]
-			if in == nil || in.HostID != hostID || in.State == fsm.InstanceLost || in.State == fsm.InstanceDraining {
-				continue // not this host's, moved away, or replaced by a newer release
-			}
-			if in.State != u.State || in.Message != u.Message {
-				plan.Update = append(plan.Update, fsm.InstanceUpdate{ID: u.ID, State: u.State, Message: u.Message})
-			}
-		}
+		plan := heartbeatPlan(st, hostID, reports)
 		if plan.Empty() {
 			return nil, nil
 		}
@@ -307,4 +295,30 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []age
 		return err
 	}
 	return res.Err
+}
+
+// heartbeatPlan is what a heartbeat changes in st: a down host comes back,
+// and instance states its Back reports differently; an empty plan when
+// nothing.
+func heartbeatPlan(st *fsm.State, hostID string, reports []agentproto.InstanceReport) *fsm.Plan {
+	h := st.Hosts[hostID]
+	if h == nil {
+		return nil
+	}
+	plan := &fsm.Plan{}
+	if h.Status == fsm.HostDown {
+		plan.Hosts = []fsm.HostStatusChange{{HostID: hostID, Status: fsm.HostReady}}
+	}
+	sorted := append([]agentproto.InstanceReport(nil), reports...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
+	for _, u := range sorted {
+		in := st.Instances[u.ID]
+		if in == nil || in.HostID != hostID || in.State == fsm.InstanceLost || in.State == fsm.InstanceDraining {
+			continue // not this host's, moved away, or replaced by a newer release
+		}
+		if in.State != u.State || in.Message != u.Message {
+			plan.Update = append(plan.Update, fsm.InstanceUpdate{ID: u.ID, State: u.State, Message: u.Message})
+		}
+	}
+	return plan
 }

@@ -183,7 +183,7 @@ func TestHeartbeat(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := f.node.State().Index
+			before, decides := f.node.State().Index, f.node.decideCalls()
 			err := f.rec.Heartbeat(f.ctx, tc.host, tc.reports)
 			if tc.code != "" {
 				require.Equal(t, tc.code, fsm.CodeOf(err), "%v", err)
@@ -191,6 +191,9 @@ func TestHeartbeat(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, tc.commits, f.node.State().Index != before)
+			// A heartbeat that changes nothing does not queue behind the
+			// writes Decide serialises.
+			require.Equal(t, tc.commits, f.node.decideCalls() != decides, "Decide called")
 			require.Equal(t, tc.want, f.placement("shop"))
 		})
 	}

@@ -44,6 +44,7 @@ func (s *Server) startBenchAgent(ctx context.Context) error {
 		State: s.Node.FSM, Blobs: s.Blobs, Logger: s.log,
 		Identify:  benchIdentify,
 		Heartbeat: s.deliverHeartbeat,
+		Context:   ctx,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

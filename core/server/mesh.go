@@ -113,6 +113,7 @@ func (m *meshRuntime) start(ctx context.Context) error {
 		State: m.s.Node.FSM, Blobs: m.s.Blobs, Logger: m.s.log,
 		Identify:  m.identify,
 		Heartbeat: m.s.deliverHeartbeat,
+		Context:   ctx,
 	})
 	m.agent = &http.Server{
 		Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,

@@ -1,0 +1,117 @@
+package agentapi
+
+import (
+	"context"
+	"sync"
+
+	"potluck/core/fsm"
+)
+
+// watch follows the replicated state once for all blocking queries of a
+// handler: for each new state it builds the index and works out which
+// hosts the change may concern (changedHosts), and wakes only their
+// queries. Without it every apply woke every agent's query to recompute
+// its desired state, which at thousands of hosts costs more than the
+// applies themselves.
+type watch struct {
+	src   StateSource
+	ctx   context.Context
+	start sync.Once
+
+	mu      sync.Mutex
+	ix      *index                   // of the newest state followed
+	extra   *index                   // of a newer state a request needed before the follower got to it
+	waiters map[string]chan struct{} // host id -> closed when its desired state may have changed
+	changed chan struct{}            // closed when ix is replaced (tests)
+}
+
+func newWatch(ctx context.Context, src StateSource) *watch {
+	return &watch{src: src, ctx: ctx, waiters: map[string]chan struct{}{}, changed: make(chan struct{})}
+}
+
+// run follows the state until the handler's context ends.
+func (w *watch) run() {
+	for w.ctx.Err() == nil {
+		w.mu.Lock()
+		cur := w.ix
+		w.mu.Unlock()
+		next := w.src.Wait(w.ctx, cur.st.Index)
+		if next.Index == cur.st.Index {
+			continue // ctx ended
+		}
+		nix := w.indexOf(next)
+		dirty, all := changedHosts(cur, nix)
+		w.mu.Lock()
+		w.ix = nix
+		if all {
+			for id, ch := range w.waiters {
+				close(ch)
+				delete(w.waiters, id)
+			}
+		} else {
+			for id := range dirty {
+				if ch, ok := w.waiters[id]; ok {
+					close(ch)
+					delete(w.waiters, id)
+				}
+			}
+		}
+		close(w.changed)
+		w.changed = make(chan struct{})
+		w.mu.Unlock()
+	}
+}
+
+// ensure starts the follower on first use.
+func (w *watch) ensure() {
+	w.start.Do(func() {
+		ix := newIndex(w.src.State())
+		w.mu.Lock()
+		w.ix = ix
+		w.mu.Unlock()
+		go w.run()
+	})
+}
+
+// subscribe returns the newest followed state's index and a channel closed
+// when a later state may change hostID's desired state.
+func (w *watch) subscribe(hostID string) (*index, <-chan struct{}) {
+	w.ensure()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch, ok := w.waiters[hostID]
+	if !ok {
+		ch = make(chan struct{})
+		w.waiters[hostID] = ch
+	}
+	return w.ix, ch
+}
+
+// indexOf returns the index of st, built at most once per state that the
+// follower or a request asks for.
+func (w *watch) indexOf(st *fsm.State) *index {
+	w.ensure()
+	w.mu.Lock()
+	for _, ix := range []*index{w.ix, w.extra} {
+		if ix != nil && ix.st == st {
+			w.mu.Unlock()
+			return ix
+		}
+	}
+	w.mu.Unlock()
+	ix := newIndex(st)
+	w.mu.Lock()
+	if w.extra == nil || w.extra.st.Index < st.Index {
+		w.extra = ix
+	}
+	w.mu.Unlock()
+	return ix
+}
+
+// current returns the newest followed state's index.
+func (w *watch) current() (*index, <-chan struct{}) {
+	w.ensure()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ix, w.changed
+}
