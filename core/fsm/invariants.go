@@ -12,6 +12,18 @@ const (
 // port is out of range, a host is over its declared capacity, or an
 // installation has more instances on one host than its placement allows.
 func (s *State) checkInvariants() error {
+	// Walking the maps unsorted is enough to know that every invariant
+	// holds, the common case; only a violation needs the sorted walk, so
+	// that every node reports the same one first.
+	if s.invariantsHold(false) == nil {
+		return nil
+	}
+	return s.invariantsHold(true)
+}
+
+// invariantsHold checks the invariants, walking instances and hosts in id
+// order when sorted.
+func (s *State) invariantsHold(sorted bool) error {
 	type hostPort struct {
 		host string
 		port int
@@ -19,7 +31,13 @@ func (s *State) checkInvariants() error {
 	ports := map[hostPort]string{}
 	perHost := map[string]int{}
 	used := map[string]Resources{} // one pass, not Used per host: O(instances), not O(hosts × instances)
-	for _, in := range s.SortedInstances() {
+	instances := s.SortedInstances
+	hosts := s.SortedHosts
+	if !sorted {
+		instances = func() []*Instance { return mapValues(s.Instances) }
+		hosts = func() []*Host { return mapValues(s.Hosts) }
+	}
+	for _, in := range instances() {
 		if in.Port < MinPort || in.Port > MaxPort {
 			return errf(CodeInvalid, "instance %s: port %d outside %d-%d", in.ID, in.Port, MinPort, MaxPort)
 		}
@@ -41,7 +59,7 @@ func (s *State) checkInvariants() error {
 		}
 		used[in.HostID] = used[in.HostID].Add(r.PerInstance)
 	}
-	for _, h := range s.SortedHosts() {
+	for _, h := range hosts() {
 		if !h.Capacity.Fits(used[h.ID]) {
 			return errf(CodeConflict, "host %s would exceed its declared capacity", h.Name)
 		}
@@ -67,4 +85,12 @@ func (s *State) checkFronts(in *Installation) error {
 		seen[id] = true
 	}
 	return nil
+}
+
+func mapValues[V any](m map[string]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }
