@@ -254,7 +254,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		created.Store(int64(i + 1))
 		return err
 	}); err != nil {
-		return res, fmt.Errorf("create installations: %w", err)
+		st, _ := api.Status(ctx)
+		return res, fmt.Errorf("create installations: %w (hosts by status: %v)", err, st.Hosts)
 	}
 	res.CreateTime = time.Since(start)
 	res.PlacementsPerSec = float64(cfg.Instances) / res.CreateTime.Seconds()
@@ -321,8 +322,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err := snapshot(ctx, leader, &res); err != nil {
 		return res, err
 	}
-	res.RaftDBBytes = fileSize(filepath.Join(leader.dataDir, "raft.db"))
-	res.SnapshotDirBytes = dirSize(filepath.Join(leader.dataDir, "snapshots"))
+	res.RaftDBBytes = fileSize(filepath.Join(leader.dataDir, "raft", "raft.db"))
+	res.SnapshotDirBytes = dirSize(filepath.Join(leader.dataDir, "raft", "snapshots"))
 	progress("snapshot %d bytes in %s, restored in %s", res.SnapshotBytes, res.SnapshotTime.Round(time.Millisecond), res.RestoreTime.Round(time.Millisecond))
 
 	// A new node joins and catches up while the fleet keeps going.

@@ -25,6 +25,10 @@ type memNode struct {
 	index   uint64
 	leader  bool
 	decides int // Decide calls
+	// gate, when set, holds every Decide until it is closed; entered
+	// counts the Decides that reached it.
+	gate    chan struct{}
+	entered chan struct{}
 }
 
 var _ Node = (*memNode)(nil)
@@ -70,6 +74,13 @@ func (n *memNode) decideCalls() int {
 }
 
 func (n *memNode) Decide(ctx context.Context, requestID string, build cluster.Builder) (fsm.Result, error) {
+	n.mu.Lock()
+	gate, entered := n.gate, n.entered
+	n.mu.Unlock()
+	if gate != nil {
+		entered <- struct{}{}
+		<-gate
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.decides++

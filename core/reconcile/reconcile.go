@@ -82,6 +82,12 @@ type Reconciler struct {
 	mu        sync.Mutex
 	lastSeen  map[string]time.Time
 	wasLeader bool
+
+	// Heartbeats that change something are committed in groups: while one
+	// group's plan is in raft, the next gathers (see commitHeartbeat).
+	hbMu       sync.Mutex
+	hbNext     *heartbeatGroup
+	hbFlushing bool
 }
 
 // New returns a Reconciler.
@@ -284,8 +290,84 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []age
 	if heartbeatPlan(st, hostID, reports).Empty() {
 		return nil
 	}
-	res, err := node.Decide(ctx, "", func(st *fsm.State, _ time.Time) (*fsm.Command, error) {
-		plan := heartbeatPlan(st, hostID, reports)
+	return r.commitHeartbeat(ctx, hostID, reports)
+}
+
+// heartbeatGroup is the heartbeats waiting for one commit: each host's
+// latest reports, and the outcome every one of them gets.
+type heartbeatGroup struct {
+	reports map[string][]agentproto.InstanceReport
+	done    chan struct{}
+	err     error
+}
+
+// heartbeatCommitTimeout bounds one group's commit.
+const heartbeatCommitTimeout = 30 * time.Second
+
+// commitHeartbeat commits what a heartbeat changes together with the
+// other heartbeats that arrive while the previous group is being committed:
+// one raft entry per group instead of one per host, so a thousand Backs
+// reporting their new instances running cost a few commits, not a thousand
+// serialised ones. It returns when the heartbeat's group is committed (or
+// refused), as before.
+func (r *Reconciler) commitHeartbeat(ctx context.Context, hostID string, reports []agentproto.InstanceReport) error {
+	r.hbMu.Lock()
+	g := r.hbNext
+	if g == nil {
+		g = &heartbeatGroup{reports: map[string][]agentproto.InstanceReport{}, done: make(chan struct{})}
+		r.hbNext = g
+	}
+	// A later heartbeat of the same host says what holds now.
+	g.reports[hostID] = reports
+	if !r.hbFlushing {
+		r.hbFlushing = true
+		go r.flushHeartbeats()
+	}
+	r.hbMu.Unlock()
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flushHeartbeats commits gathered groups one after the other until none
+// is left.
+func (r *Reconciler) flushHeartbeats() {
+	for range 1 << 30 { // bounded; each round commits one group or ends
+		r.hbMu.Lock()
+		g := r.hbNext
+		r.hbNext = nil
+		if g == nil {
+			r.hbFlushing = false
+			r.hbMu.Unlock()
+			return
+		}
+		r.hbMu.Unlock()
+		g.err = r.commitGroup(g)
+		close(g.done)
+	}
+}
+
+func (r *Reconciler) commitGroup(g *heartbeatGroup) error {
+	ctx, cancel := context.WithTimeout(context.Background(), heartbeatCommitTimeout)
+	defer cancel()
+	hosts := make([]string, 0, len(g.reports))
+	for id := range g.reports {
+		hosts = append(hosts, id)
+	}
+	sort.Strings(hosts)
+	res, err := r.cfg.Node.Decide(ctx, "", func(st *fsm.State, _ time.Time) (*fsm.Command, error) {
+		plan := &fsm.Plan{}
+		for _, id := range hosts {
+			p := heartbeatPlan(st, id, g.reports[id])
+			if p.Empty() {
+				continue
+			}
+			plan.Hosts = append(plan.Hosts, p.Hosts...)
+			plan.Update = append(plan.Update, p.Update...)
+		}
 		if plan.Empty() {
 			return nil, nil
 		}
