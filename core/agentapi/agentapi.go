@@ -122,7 +122,8 @@ func (h *Handler) hostByKey(key string) *fsm.Host {
 }
 
 func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Host) {
-	st := h.cfg.State.State()
+	ix := h.watch.atLeast(h.cfg.State.State())
+	st := ix.st
 	n, wait, blocking, err := jsonhttp.ParseBlockingQuery(r.URL.Query())
 	if err != nil {
 		jsonhttp.WriteError(w, http.StatusBadRequest, err.Error())
@@ -144,8 +145,16 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 		writeGone(w) // decommissioned while the query was waiting
 		return
 	}
+	if ix.st != st {
+		ix = h.watch.atLeast(st)
+		st = ix.st
+		if cur = st.Hosts[host.ID]; cur == nil || cur.Status == fsm.HostDecommissioned {
+			writeGone(w)
+			return
+		}
+	}
 	w.Header().Set(agentproto.HeaderIndex, strconv.FormatUint(st.Index, 10))
-	jsonhttp.WriteJSON(w, http.StatusOK, desired(h.watch.indexOf(st), cur))
+	jsonhttp.WriteJSON(w, http.StatusOK, desired(ix, cur))
 }
 
 // waitForChange answers a blocking query. An agent that is behind (the
@@ -158,6 +167,8 @@ func (h *Handler) waitForChange(ctx context.Context, st *fsm.State, index uint64
 	if st.Index > index {
 		return st
 	}
+	// The agent's own state is the base, not a newer one the follower
+	// already holds (that change would go unnoticed).
 	base := fingerprint(h.watch.indexOf(st), hostID)
 	for range 100_000 { // bounded; each round waits for a change of this host or ctx
 		ix, ch := h.watch.subscribe(hostID)

@@ -3,6 +3,7 @@ package agentapi
 import (
 	"context"
 	"sync"
+	"time"
 
 	"potluck/core/fsm"
 )
@@ -20,7 +21,8 @@ type watch struct {
 
 	mu      sync.Mutex
 	ix      *index                   // of the newest state followed
-	extra   *index                   // of a newer state a request needed before the follower got to it
+	recent  []*index                 // of the last states followed, newest last (requests still hold them)
+	extra   *index                   // of a state a request needed that the follower did not index
 	waiters map[string]chan struct{} // host id -> closed when its desired state may have changed
 	changed chan struct{}            // closed when ix is replaced (tests)
 }
@@ -28,6 +30,10 @@ type watch struct {
 func newWatch(ctx context.Context, src StateSource) *watch {
 	return &watch{src: src, ctx: ctx, waiters: map[string]chan struct{}{}, changed: make(chan struct{})}
 }
+
+// recentIndexes is how many of the last followed states keep their index
+// for requests that started on them.
+const recentIndexes = 8
 
 // run follows the state until the handler's context ends.
 func (w *watch) run() {
@@ -43,6 +49,10 @@ func (w *watch) run() {
 		dirty, all := changedHosts(cur, nix)
 		w.mu.Lock()
 		w.ix = nix
+		w.recent = append(w.recent, nix)
+		if len(w.recent) > recentIndexes {
+			w.recent = append(w.recent[:0:0], w.recent[len(w.recent)-recentIndexes:]...)
+		}
 		if all {
 			for id, ch := range w.waiters {
 				close(ch)
@@ -92,7 +102,7 @@ func (w *watch) subscribe(hostID string) (*index, <-chan struct{}) {
 func (w *watch) indexOf(st *fsm.State) *index {
 	w.ensure()
 	w.mu.Lock()
-	for _, ix := range []*index{w.ix, w.extra} {
+	for _, ix := range append([]*index{w.ix, w.extra}, w.recent...) {
 		if ix != nil && ix.st == st {
 			w.mu.Unlock()
 			return ix
@@ -101,9 +111,7 @@ func (w *watch) indexOf(st *fsm.State) *index {
 	w.mu.Unlock()
 	ix := newIndex(st)
 	w.mu.Lock()
-	if w.extra == nil || w.extra.st.Index < st.Index {
-		w.extra = ix
-	}
+	w.extra = ix
 	w.mu.Unlock()
 	return ix
 }
@@ -114,4 +122,25 @@ func (w *watch) current() (*index, <-chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.ix, w.changed
+}
+
+// atLeast returns the index of the newest followed state once the
+// follower has reached st (or a later state), so that requests share the
+// follower's one index per state instead of building their own; after a
+// second without the follower getting there, an index of st itself.
+func (w *watch) atLeast(st *fsm.State) *index {
+	timeout := time.NewTimer(time.Second)
+	defer timeout.Stop()
+	for range 1 << 20 { // bounded; each round waits for the follower
+		ix, changed := w.current()
+		if ix.st.Index >= st.Index {
+			return ix
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			return w.indexOf(st)
+		}
+	}
+	return w.indexOf(st)
 }
