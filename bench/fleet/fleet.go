@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,9 @@ type Result struct {
 	FirstAnswerp99    time.Duration // a host's first desired state (no wait)
 	LeaderCPUCreate   float64       // cores busy during creation
 	LeaderCPUHold     float64       // cores busy in the steady state
+	BenchCPUCreate    float64       // cores this process (the simulated fleet) used during creation
+	BenchCPUHold      float64       // ... in the steady state
+	LoadAverage       string        // /proc/loadavg at the end: how busy the machine was
 	LeaderRSS         int64         // after the hold
 	LeaderPeakRSS     int64         // VmHWM
 	RaftDBBytes       int64         // the leader's raft.db
@@ -243,6 +247,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		go func() { profile <- fetchProfile(ctx, leader, cfg.ProfileOut, 20*time.Second) }()
 	}
 	before, _ := sampleProc(pid)
+	self, _ := sampleProc(os.Getpid())
 	start = time.Now()
 	if err := parallel(ctx, cfg.Writers, len(sizes), func(ctx context.Context, i int) error {
 		name := installationName(i)
@@ -271,6 +276,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res.AllRunningTime = time.Since(start)
 	after, _ := sampleProc(pid)
 	res.LeaderCPUCreate = cpuShare(before, after)
+	selfAfter, _ := sampleProc(os.Getpid())
+	res.BenchCPUCreate = cpuShare(self, selfAfter)
 	stopProbe()
 	probeWG.Wait()
 	progress("all placed after %s, all running after %s", res.AllPlacedTime.Round(time.Millisecond), res.AllRunningTime.Round(time.Millisecond))
@@ -300,8 +307,11 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	probeWG.Add(1)
 	go func() { defer probeWG.Done(); probeReads(probeCtx2, cl, &created, holdReads) }()
 	before, _ = sampleProc(pid)
+	self, _ = sampleProc(os.Getpid())
 	sleep(ctx, cfg.Hold)
 	after, _ = sampleProc(pid)
+	selfAfter, _ = sampleProc(os.Getpid())
+	res.BenchCPUHold = cpuShare(self, selfAfter)
 	stopProbe2()
 	probeWG.Wait()
 	res.LeaderCPUHold = cpuShare(before, after)
@@ -331,6 +341,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return res, err
 	}
 	progress("a new node caught up in %s", res.CatchUpTime.Round(time.Millisecond))
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res.LoadAverage = strings.Join(strings.Fields(string(la))[:3], " ")
+	}
 	return res, nil
 }
 

@@ -133,6 +133,10 @@ func printFleet(w io.Writer, rs []fleet.Result) {
 		{"heartbeat errors / late rounds", func(r fleet.Result) float64 { return float64(r.HBErrors) }, func(r fleet.Result) string { return fmt.Sprintf("%d / %d", r.HBErrors, r.HBLate) }},
 		{"leader CPU, creating (cores)", func(r fleet.Result) float64 { return r.LeaderCPUCreate }, func(r fleet.Result) string { return fmt.Sprintf("%.2f", r.LeaderCPUCreate) }},
 		{"leader CPU, steady (cores)", func(r fleet.Result) float64 { return r.LeaderCPUHold }, func(r fleet.Result) string { return fmt.Sprintf("%.2f", r.LeaderCPUHold) }},
+		{"simulated fleet CPU, creating / steady (cores)", func(r fleet.Result) float64 { return r.BenchCPUCreate }, func(r fleet.Result) string {
+			return fmt.Sprintf("%.2f / %.2f", r.BenchCPUCreate, r.BenchCPUHold)
+		}},
+		{"load average at the end", func(r fleet.Result) float64 { return 0 }, func(r fleet.Result) string { return r.LoadAverage }},
 		{"leader RSS / peak", func(r fleet.Result) float64 { return float64(r.LeaderPeakRSS) }, func(r fleet.Result) string {
 			return human.Bytes(r.LeaderRSS) + " / " + human.Bytes(r.LeaderPeakRSS)
 		}},

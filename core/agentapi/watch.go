@@ -33,7 +33,7 @@ func newWatch(ctx context.Context, src StateSource) *watch {
 
 // recentIndexes is how many of the last followed states keep their index
 // for requests that started on them.
-const recentIndexes = 8
+const recentIndexes = 2
 
 // run follows the state until the handler's context ends.
 func (w *watch) run() {

@@ -32,11 +32,11 @@ func (s *Server) startBenchAgent(ctx context.Context) error {
 	if s.cfg.BenchAgentAddr == "" {
 		return nil
 	}
-	ap, err := netip.ParseAddrPort(s.cfg.BenchAgentAddr)
-	if err != nil || !ap.Addr().IsLoopback() {
-		return fmt.Errorf("bench agent listener %q: must be a loopback address:port", s.cfg.BenchAgentAddr)
+	addr, err := benchAgentAddr(s.cfg.BenchAgentAddr)
+	if err != nil {
+		return err
 	}
-	ln, err := net.Listen("tcp", ap.String())
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("bench agent listener: %w", err)
 	}
@@ -66,4 +66,14 @@ func (s *Server) startBenchAgent(ctx context.Context) error {
 func benchIdentify(r *http.Request) (string, bool) {
 	k := r.Header.Get(HeaderBenchKey)
 	return k, k != ""
+}
+
+// benchAgentAddr checks that the bench agent listener is on loopback: it
+// lets any caller speak for any host.
+func benchAgentAddr(addr string) (string, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return "", fmt.Errorf("bench agent listener %q: must be a loopback address:port such as 127.0.0.1:8403", addr)
+	}
+	return ap.String(), nil
 }
