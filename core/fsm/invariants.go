@@ -1,7 +1,5 @@
 package fsm
 
-import "strconv"
-
 // Port range for instances on a Back.
 const (
 	MinPort = 5000
@@ -28,9 +26,18 @@ func (s *State) invariantsHold(sorted bool) error {
 		host string
 		port int
 	}
-	ports := map[hostPort]string{}
-	perHost := map[string]int{}
-	used := map[string]Resources{} // one pass, not Used per host: O(instances), not O(hosts × instances)
+	// A new release starts beside the one it replaces, so the per-host
+	// limit counts the instances of one release of an installation per host.
+	type releaseOnHost struct {
+		installation string
+		release      int
+		host         string
+	}
+	// Sized up front and keyed by structs: this runs on every command, over
+	// every instance, so it allocates per map, not per instance.
+	ports := make(map[hostPort]string, len(s.Instances))
+	perHost := make(map[releaseOnHost]int, len(s.Instances))
+	used := make(map[string]Resources, len(s.Hosts)) // one pass, not Used per host: O(instances), not O(hosts × instances)
 	instances := s.SortedInstances
 	hosts := s.SortedHosts
 	if !sorted {
@@ -50,9 +57,7 @@ func (s *State) invariantsHold(sorted bool) error {
 			return errf(CodeNotFound, "instance %s: no installation %q", in.ID, in.Installation)
 		}
 		r := s.InstanceRelease(in) // never nil: its installation exists
-		// A new release starts beside the one it replaces, so the limit
-		// counts the instances of one release of an installation per host.
-		key := in.Installation + "\x00" + strconv.Itoa(r.Version) + "\x00" + in.HostID
+		key := releaseOnHost{in.Installation, r.Version, in.HostID}
 		perHost[key]++
 		if limit := inst.PerHostLimit(); perHost[key] > limit {
 			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, perHost[key], in.HostID, limit, r.Version)
