@@ -76,6 +76,8 @@ type Result struct {
 	FirstAnswerp99    time.Duration // a host's first desired state (no wait)
 	LeaderCPUCreate   float64       // cores busy during creation
 	LeaderCPUHold     float64       // cores busy in the steady state
+	FollowerCPUCreate float64       // cores the two followers used together during creation
+	LastAgentError    string        // the last heartbeat or blocking query error seen
 	BenchCPUCreate    float64       // cores this process (the simulated fleet) used during creation
 	BenchCPUHold      float64       // ... in the steady state
 	LoadAverage       string        // /proc/loadavg at the end: how busy the machine was
@@ -248,7 +250,31 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	before, _ := sampleProc(pid)
 	self, _ := sampleProc(os.Getpid())
+	var followers []*coreNode
+	var fBefore []procSample
+	for _, nd := range cl.nodes {
+		if nd != leader {
+			followers = append(followers, nd)
+			smp, _ := sampleProc(nd.cmd.Process.Pid)
+			fBefore = append(fBefore, smp)
+		}
+	}
 	start = time.Now()
+	// Progress every 10 s while creating, so a run that cannot finish
+	// still shows its rate and where it stood.
+	var done atomic.Int64
+	tickCtx, stopTick := context.WithCancel(ctx)
+	defer stopTick()
+	go func() {
+		last := before
+		for n := 1; n < 10_000 && sleep(tickCtx, 10*time.Second); n++ {
+			now, _ := sampleProc(pid)
+			placed := done.Load()
+			progress("creating: %d of %d instances committed after %s (%.0f/s so far), leader %.2f cores, RSS %d MiB",
+				placed, cfg.Instances, time.Since(start).Round(time.Second), float64(placed)/time.Since(start).Seconds(), cpuShare(last, now), now.rss>>20)
+			last = now
+		}
+	}()
 	if err := parallel(ctx, cfg.Writers, len(sizes), func(ctx context.Context, i int) error {
 		name := installationName(i)
 		t := time.Now()
@@ -257,12 +283,16 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		})
 		writes.add(time.Since(t))
 		created.Store(int64(i + 1))
+		if err == nil {
+			done.Add(int64(sizes[i]))
+		}
 		return err
 	}); err != nil {
 		st, _ := api.Status(ctx)
 		return res, fmt.Errorf("create installations: %w (hosts by status: %v)", err, st.Hosts)
 	}
 	res.CreateTime = time.Since(start)
+	stopTick()
 	res.PlacementsPerSec = float64(cfg.Instances) / res.CreateTime.Seconds()
 	progress("%d installations (%d instances) committed in %s: %.0f placements/s", len(sizes), cfg.Instances, res.CreateTime.Round(time.Millisecond), res.PlacementsPerSec)
 	want := int64(cfg.Instances)
@@ -278,6 +308,10 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res.LeaderCPUCreate = cpuShare(before, after)
 	selfAfter, _ := sampleProc(os.Getpid())
 	res.BenchCPUCreate = cpuShare(self, selfAfter)
+	for i, nd := range followers {
+		smp, _ := sampleProc(nd.cmd.Process.Pid)
+		res.FollowerCPUCreate += cpuShare(fBefore[i], smp)
+	}
 	stopProbe()
 	probeWG.Wait()
 	progress("all placed after %s, all running after %s", res.AllPlacedTime.Round(time.Millisecond), res.AllRunningTime.Round(time.Millisecond))
@@ -320,6 +354,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res.HBp99, _ = sim.stats.hbLatency.pct(99)
 	res.HoldReadp99, _ = holdReads.pct(99)
 	res.HBErrors, res.HBLate, res.QueryErrors = sim.stats.hbErrs.Load(), sim.stats.hbLate.Load()-late0, sim.stats.queryErrs.Load()
+	if e, ok := sim.stats.lastErr.Load().(string); ok {
+		res.LastAgentError = e
+	}
 	res.LeaderRSS, res.LeaderPeakRSS = after.rss, after.hwm
 	progress("steady state: %.0f heartbeats/s (p99 %s), leader %.2f cores, RSS %d MiB",
 		res.HeartbeatsPerSec, res.HBp99.Round(time.Microsecond), res.LeaderCPUHold, res.LeaderRSS>>20)

@@ -37,6 +37,7 @@ type simStats struct {
 	heartbeats, hbErrs  atomic.Int64
 	hbLate              atomic.Int64 // heartbeat rounds that overran the interval
 	hbLatency, queryLat *latencies
+	lastErr             atomic.Value // string: the last heartbeat or query error, for the report
 }
 
 // fleetSim drives the simulated hosts against the cluster's bench agent
@@ -76,6 +77,7 @@ func (s *fleetSim) follow(ctx context.Context, h *simHost) {
 		if err := s.call(ctx, h, http.MethodGet, url, nil, &d); err != nil {
 			if ctx.Err() == nil {
 				s.stats.queryErrs.Add(1)
+				s.stats.lastErr.Store("query: " + err.Error())
 				sleep(ctx, 500*time.Millisecond)
 			}
 			continue
@@ -127,6 +129,7 @@ func (s *fleetSim) heartbeats(ctx context.Context, hosts []*simHost) {
 			if err := s.call(ctx, h, http.MethodPost, "http://"+h.node.agent+agentproto.PathHeartbeat, req, nil); err != nil {
 				if ctx.Err() == nil {
 					s.stats.hbErrs.Add(1)
+					s.stats.lastErr.Store("heartbeat: " + err.Error())
 				}
 				continue
 			}

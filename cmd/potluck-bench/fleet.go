@@ -132,6 +132,7 @@ func printFleet(w io.Writer, rs []fleet.Result) {
 		{"heartbeat p50 / p99", func(r fleet.Result) float64 { return float64(r.HBp99) }, func(r fleet.Result) string { return ms(r.HBp50) + " / " + ms(r.HBp99) }},
 		{"heartbeat errors / late rounds", func(r fleet.Result) float64 { return float64(r.HBErrors) }, func(r fleet.Result) string { return fmt.Sprintf("%d / %d", r.HBErrors, r.HBLate) }},
 		{"leader CPU, creating (cores)", func(r fleet.Result) float64 { return r.LeaderCPUCreate }, func(r fleet.Result) string { return fmt.Sprintf("%.2f", r.LeaderCPUCreate) }},
+		{"followers' CPU, creating (cores, both)", func(r fleet.Result) float64 { return r.FollowerCPUCreate }, func(r fleet.Result) string { return fmt.Sprintf("%.2f", r.FollowerCPUCreate) }},
 		{"leader CPU, steady (cores)", func(r fleet.Result) float64 { return r.LeaderCPUHold }, func(r fleet.Result) string { return fmt.Sprintf("%.2f", r.LeaderCPUHold) }},
 		{"simulated fleet CPU, creating / steady (cores)", func(r fleet.Result) float64 { return r.BenchCPUCreate }, func(r fleet.Result) string {
 			return fmt.Sprintf("%.2f / %.2f", r.BenchCPUCreate, r.BenchCPUHold)
@@ -173,6 +174,11 @@ func printFleet(w io.Writer, rs []fleet.Result) {
 		fmt.Fprintln(tw)
 	}
 	_ = tw.Flush()
+	for _, r := range rs {
+		if r.LastAgentError != "" {
+			fmt.Fprintf(w, "N=%d M=%d: last agent API error: %s\n", r.Hosts, r.Instances, r.LastAgentError)
+		}
+	}
 	if len(rs) > 1 {
 		fmt.Fprintf(w, "N grew ×%.1f and M ×%.1f from the first run to the last.\n",
 			float64(last.Hosts)/float64(first.Hosts), float64(last.Instances)/float64(first.Instances))
