@@ -110,6 +110,10 @@ func (c *coreCluster) start(nd *coreNode, extra ...string) error {
 	nd.log = &lockedBuffer{}
 	nd.cmd = exec.Command(c.bin, args...)
 	nd.cmd.Stdout, nd.cmd.Stderr = nd.log, nd.log
+	// As bench/faults: its own process group (a Ctrl-C reaches the bench,
+	// which stops the nodes), and the nodes die with the bench if it is
+	// killed.
+	nd.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := nd.cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", nd.id, err)
 	}
