@@ -181,30 +181,13 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 		hosts[i] = h
 	}
-	start := time.Now()
-	if err := parallel(ctx, cfg.Writers, len(hosts), func(ctx context.Context, i int) error {
-		h := hosts[i]
-		req := apiclient.RegisterHostRequest{Name: h.name, Role: "back", PublicKey: h.key, CPUs: 64, MemoryMB: 256 << 10, DiskMB: 1 << 20}
-		if !h.back {
-			req.Role, req.Endpoint = "front", fmt.Sprintf("127.0.0.1:%d", 20000+i)
-		}
-		_, err := cl.nodes[i%len(cl.nodes)].api.RegisterHost(ctx, req)
-		return err
-	}); err != nil {
-		return res, fmt.Errorf("register hosts: %w", err)
-	}
-	res.RegisterTime = time.Since(start)
-	progress("%d hosts registered in %s", cfg.Hosts, res.RegisterTime.Round(time.Millisecond))
-
-	// Every host follows its desired state and heartbeats from now on.
+	// Every host follows its desired state and heartbeats from the moment
+	// it is registered, as an agent does (registering thousands takes
+	// longer than the heartbeat TTL).
 	sim := newFleetSim(hosts, cfg.Heartbeat)
 	simCtx, stopSim := context.WithCancel(ctx)
 	var simWG sync.WaitGroup
 	defer func() { stopSim(); simWG.Wait() }()
-	for _, h := range hosts {
-		simWG.Add(1)
-		go func() { defer simWG.Done(); sim.follow(simCtx, h) }()
-	}
 	for w := range cfg.HBWorkers {
 		var mine []*simHost
 		for i := w; i < len(hosts); i += cfg.HBWorkers {
@@ -219,6 +202,26 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			}
 		}()
 	}
+	start := time.Now()
+	if err := parallel(ctx, cfg.Writers, len(hosts), func(ctx context.Context, i int) error {
+		h := hosts[i]
+		req := apiclient.RegisterHostRequest{Name: h.name, Role: "back", PublicKey: h.key, CPUs: 64, MemoryMB: 256 << 10, DiskMB: 1 << 20}
+		if !h.back {
+			req.Role, req.Endpoint = "front", fmt.Sprintf("127.0.0.1:%d", 20000+i)
+		}
+		if _, err := cl.nodes[i%len(cl.nodes)].api.RegisterHost(ctx, req); err != nil {
+			return err
+		}
+		h.registered.Store(true)
+		simWG.Add(1)
+		go func() { defer simWG.Done(); sim.follow(simCtx, h) }()
+		return nil
+	}); err != nil {
+		return res, fmt.Errorf("register hosts: %w", err)
+	}
+	res.RegisterTime = time.Since(start)
+	progress("%d hosts registered in %s", cfg.Hosts, res.RegisterTime.Round(time.Millisecond))
+
 	if err := waitFor(ctx, time.Minute, func() bool { return sim.stats.answers.Load() >= int64(len(hosts)) }); err != nil {
 		return res, fmt.Errorf("every host's first desired state: %w (%d answers, %d errors)", err, sim.stats.answers.Load(), sim.stats.queryErrs.Load())
 	}

@@ -20,9 +20,10 @@ import (
 // (one blocking query for its desired state at a time, a heartbeat with a
 // report per instance every interval), without containers or a tunnel.
 type simHost struct {
-	name, key string
-	back      bool
-	node      *coreNode
+	name, key  string
+	back       bool
+	node       *coreNode
+	registered atomic.Bool // heartbeats start once it is
 
 	mu        sync.Mutex
 	index     uint64
@@ -117,6 +118,9 @@ func (s *fleetSim) heartbeats(ctx context.Context, hosts []*simHost) {
 		for _, h := range hosts {
 			if ctx.Err() != nil {
 				return
+			}
+			if !h.registered.Load() {
+				continue
 			}
 			h.mu.Lock()
 			req := agentproto.HeartbeatRequest{Instances: make([]agentproto.InstanceReport, 0, len(h.instances))}
