@@ -122,13 +122,12 @@ func (h *Handler) hostByKey(key string) *fsm.Host {
 }
 
 func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Host) {
-	ix := h.watch.atLeast(h.cfg.State.State())
-	st := ix.st
 	n, wait, blocking, err := jsonhttp.ParseBlockingQuery(r.URL.Query())
 	if err != nil {
 		jsonhttp.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	st := h.watch.atLeast(h.cfg.State.State()).st
 	if blocking {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
@@ -140,18 +139,12 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 			return
 		}
 	}
+	ix := h.watch.atLeast(st)
+	st = ix.st
 	cur := st.Hosts[host.ID]
 	if cur == nil || cur.Status == fsm.HostDecommissioned {
 		writeGone(w) // decommissioned while the query was waiting
 		return
-	}
-	if ix.st != st {
-		ix = h.watch.atLeast(st)
-		st = ix.st
-		if cur = st.Hosts[host.ID]; cur == nil || cur.Status == fsm.HostDecommissioned {
-			writeGone(w)
-			return
-		}
 	}
 	w.Header().Set(agentproto.HeaderIndex, strconv.FormatUint(st.Index, 10))
 	jsonhttp.WriteJSON(w, http.StatusOK, desired(ix, cur))
@@ -168,13 +161,17 @@ func (h *Handler) waitForChange(ctx context.Context, st *fsm.State, index uint64
 		return st
 	}
 	// The agent's own state is the base, not a newer one the follower
-	// already holds (that change would go unnoticed).
-	base := fingerprint(h.watch.indexOf(st), hostID)
+	// already holds (that change would go unnoticed). Only its index and
+	// fingerprint are kept while waiting: thousands of waiters each holding
+	// the whole state they started on kept hundreds of states alive.
+	from, base := st.Index, fingerprint(h.watch.indexOf(st), hostID)
+	st = nil
 	for range 100_000 { // bounded; each round waits for a change of this host or ctx
 		ix, ch := h.watch.subscribe(hostID)
-		if ix.st.Index > st.Index && fingerprint(ix, hostID) != base {
+		if ix.st.Index > from && fingerprint(ix, hostID) != base {
 			return ix.st
 		}
+		ix = nil
 		select {
 		case <-ctx.Done():
 			return h.cfg.State.State()
