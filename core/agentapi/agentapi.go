@@ -131,7 +131,7 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 	if blocking {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
-		st = h.waitForChange(ctx, st, n, host.ID)
+		st = h.waitForChangeFrom(ctx, h.watch.atLeast(st), n, host.ID)
 		if r.Context().Err() != nil {
 			// The node is stopping (or the agent left): send the agent on
 			// to another node rather than answer "nothing new".
@@ -157,15 +157,20 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 // ends. The handler's watch wakes it only for changes that may concern the
 // host; it then compares the desired state itself.
 func (h *Handler) waitForChange(ctx context.Context, st *fsm.State, index uint64, hostID string) *fsm.State {
-	if st.Index > index {
-		return st
+	return h.waitForChangeFrom(ctx, h.watch.indexOf(st), index, hostID)
+}
+
+// waitForChangeFrom is waitForChange from a state already indexed.
+func (h *Handler) waitForChangeFrom(ctx context.Context, start *index, index uint64, hostID string) *fsm.State {
+	if start.st.Index > index {
+		return start.st
 	}
 	// The agent's own state is the base, not a newer one the follower
 	// already holds (that change would go unnoticed). Only its index and
 	// fingerprint are kept while waiting: thousands of waiters each holding
 	// the whole state they started on kept hundreds of states alive.
-	from, base := st.Index, fingerprint(h.watch.indexOf(st), hostID)
-	st = nil
+	from, base := start.st.Index, fingerprint(start, hostID)
+	start = nil
 	for range 100_000 { // bounded; each round waits for a change of this host or ctx
 		ix, ch := h.watch.subscribe(hostID)
 		if ix.st.Index > from && fingerprint(ix, hostID) != base {
