@@ -91,7 +91,9 @@ type Result struct {
 	CatchUpTime       time.Duration // a new node joining until it applied the leader's index
 	FinalStateIndex   uint64
 	ProfileWrittenTo  string
-	HostsDownObserved int // hosts the leader reported down at the end (0 unless heartbeats starved)
+	HostsDownObserved int    // hosts the leader reported down at the end (0 unless heartbeats starved)
+	LeaderAtEnd       string // differs from Leader when an election happened: CPU and memory are then the first leader's
+	Leader            string
 }
 
 func (c *Config) defaults() {
@@ -165,6 +167,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	api := leader.api
 	pid := leader.cmd.Process.Pid
+	res.Leader = leader.id
 	progress("cluster up, leader %s (pid %d)", leader.id, pid)
 
 	// Register every host through the public API, Fronts first.
@@ -366,6 +369,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if st, err := api.Status(ctx); err == nil {
 		res.HostsDownObserved = st.Hosts["down"]
 		res.FinalStateIndex = st.StateIndex
+		res.LeaderAtEnd = st.Leader
 	}
 
 	// Snapshot: download, restore into a fresh FSM, sizes on disk.

@@ -147,6 +147,7 @@ func printFleet(w io.Writer, rs []fleet.Result) {
 		{"snapshot time", func(r fleet.Result) float64 { return float64(r.SnapshotTime) }, func(r fleet.Result) string { return ms(r.SnapshotTime) }},
 		{"restore time", func(r fleet.Result) float64 { return float64(r.RestoreTime) }, func(r fleet.Result) string { return ms(r.RestoreTime) }},
 		{"new node catch-up", func(r fleet.Result) float64 { return float64(r.CatchUpTime) }, func(r fleet.Result) string { return sec(r.CatchUpTime) }},
+		{"leader at start / at the end", func(r fleet.Result) float64 { return 0 }, func(r fleet.Result) string { return r.Leader + " / " + r.LeaderAtEnd }},
 		{"hosts down at the end", func(r fleet.Result) float64 { return float64(r.HostsDownObserved) }, func(r fleet.Result) string { return strconv.Itoa(r.HostsDownObserved) }},
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
