@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -177,7 +178,7 @@ func printFleet(w io.Writer, rs []fleet.Result) {
 	_ = tw.Flush()
 	for _, r := range rs {
 		if r.LastAgentError != "" {
-			fmt.Fprintf(w, "N=%d M=%d: last agent API error: %s\n", r.Hosts, r.Instances, r.LastAgentError)
+			fmt.Fprintf(w, "N=%d M=%d: last agent API error: %s\n", r.Hosts, r.Instances, strings.TrimSpace(r.LastAgentError))
 		}
 	}
 	if len(rs) > 1 {
