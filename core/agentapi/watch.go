@@ -25,7 +25,7 @@ type watch struct {
 	recent  []*index                 // of the last states followed, newest last (requests still hold them)
 	extra   *index                   // of a state a request needed that the follower did not index
 	waiters map[string]chan struct{} // host id -> closed when its desired state may have changed
-	changed chan struct{}            // closed when ix is replaced (tests)
+	changed chan struct{}            // closed when ix is replaced (atLeast waits on it)
 }
 
 func newWatch(ctx context.Context, src StateSource) *watch {
