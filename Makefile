@@ -15,7 +15,7 @@ GOBUILD   := $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 1
 
-.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale bench-placement bench-faults bench-e2e bench-bin clean deps
+.PHONY: demo demo-check demo-stop app-image help build test test-short chaos lint fmt vet bench bench-meshnet bench-nginx bench-geo bench-table bench-autoscale bench-placement bench-faults bench-e2e bench-fleet bench-bin clean deps
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -111,6 +111,13 @@ bench-e2e: bench-bin ## the data path against NGINX on a real cluster: Front ove
 	bash scripts/install-deps.sh --bench
 	bash scripts/docker-up.sh
 	$(BIN)/potluck-bench e2e $(BENCH_E2E_FLAGS)
+
+# make bench-fleet: the sizes run (pairs of --hosts and --instances).
+BENCH_FLEET_FLAGS ?= --hosts 100,1000 --instances 2000,20000
+
+bench-fleet: bench-bin ## the control plane at fleet scale: 3 potluck-core processes, simulated hosts through the agent API handlers; placements/s, API p99, heartbeats, leader CPU/RSS, snapshot, catch-up (BENCH_FLEET_FLAGS="--hosts 5000 --instances 100000")
+	$(GOBUILD) -o $(BIN)/potluck-core ./cmd/potluck-core
+	$(BIN)/potluck-bench fleet --core-bin $(BIN)/potluck-core $(BENCH_FLEET_FLAGS)
 
 demo: ## start a local cluster (3 core, 1 Front, 2 Backs), deploy the sample app, print how to use it
 	bash scripts/demo.sh

@@ -7,6 +7,7 @@
 //	potluck-bench autoscale  the autoscaler on the seed's load profiles, simulated
 //	potluck-bench faults     a real cluster under load while parts are killed
 //	potluck-bench e2e        the data path through the mesh against NGINX, on a real cluster
+//	potluck-bench fleet      the control plane with thousands of simulated hosts
 //
 // Every flag has a POTLUCK_* environment twin; see each subcommand's --help.
 package main
@@ -43,6 +44,7 @@ Usage:
   potluck-bench autoscale [--regime seed|potluck] [--sweep NAME]   the autoscaler on the seed's load profiles (simulated)
   potluck-bench faults [--rate R] [--scenario-seconds S]   a real cluster under load while parts are killed (needs Docker)
   potluck-bench e2e [--rounds N] [--duration D]   Front over the mesh vs NGINX vs standalone Front on the same containers (needs Docker, nginx, wrk)
+  potluck-bench fleet --hosts N[,N...] --instances M[,M...]   the control plane with N simulated hosts and M instances
 
 Run "potluck-bench COMMAND --help" for a command's flags.`
 
@@ -73,6 +75,8 @@ func run(ctx context.Context, args []string, env cli.Env) error {
 		return runFaults(ctx, args[1:], env)
 	case "e2e":
 		return runE2E(ctx, args[1:], env)
+	case "fleet":
+		return runFleet(ctx, args[1:], env)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprintln(env.Stdout, usage)
 		return flag.ErrHelp
@@ -84,7 +88,7 @@ func run(ctx context.Context, args []string, env cli.Env) error {
 }
 
 // commandNames are run's commands, for the usage errors.
-const commandNames = "table, load, geo, placement, autoscale, faults or e2e"
+const commandNames = "table, load, geo, placement, autoscale, faults, e2e or fleet"
 
 // numbers parses the comma-separated numbers of a list flag such as --counts.
 func numbers[T int | float64](flagName string, list []string, parse func(string) (T, error)) ([]T, error) {

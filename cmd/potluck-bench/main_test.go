@@ -133,13 +133,16 @@ func TestUsageErrorsExit2(t *testing.T) {
 		want string
 	}{
 		{"no command", nil, nil, "no command"},
-		{"unknown command", []string{"bench"}, nil, `unknown command "bench": table, load, geo, placement, autoscale, faults or e2e`},
+		{"unknown command", []string{"bench"}, nil, `unknown command "bench": table, load, geo, placement, autoscale, faults, e2e or fleet`},
 		{"unknown flag", []string{"load", "--colour"}, nil, "flag provided but not defined: -colour"},
 		{"bad variable", []string{"load", "--url", "http://127.0.0.1:1/"}, map[string]string{"POTLUCK_CONCURRENCY": "lots"}, `POTLUCK_CONCURRENCY="lots" (the environment twin of --concurrency)`},
 		{"missing url", []string{"load"}, nil, "--url is required"},
 		{"bad counts", []string{"table", "--target", "a=http://127.0.0.1:1/", "--counts", "x"}, nil, "--counts"},
 		{"bad fleet size", []string{"placement", "--hosts", "ten"}, nil, `--hosts "ten"`},
 		{"bad load", []string{"placement", "--loads", "most"}, nil, `--loads "most"`},
+		{"fleet without sizes", []string{"fleet"}, nil, "--hosts and --instances are required"},
+		{"fleet sizes unpaired", []string{"fleet", "--hosts", "100,1000,5000", "--instances", "1,2"}, nil, "--instances needs one value or as many as --hosts"},
+		{"fleet too small", []string{"fleet", "--hosts", "1", "--instances", "10", "--core-bin", "/nonexistent"}, nil, "--hosts must be at least 2"},
 		{"zero runs", []string{"table", "--target", "a=http://127.0.0.1:1/", "--runs", "0"}, nil, "--runs 0: at least 1"},
 		{"name with a space", []string{"table", "--target", "my site=http://127.0.0.1:1/"}, nil, `target name "my site" has a space: use one word such as "my-site"`},
 	} {

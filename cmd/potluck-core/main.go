@@ -37,6 +37,7 @@ type options struct {
 	meshKeyFile, meshEndpoint, tunnelAddress        string
 	meshPort, agentPort, probePort                  uint
 	fastRaft                                        bool
+	benchAgentListen                                string
 	logLevel, logFormat                             string
 	dns                                             dnsOptions
 }
@@ -77,6 +78,7 @@ func newFlags(o *options) *cli.FlagSet {
 	fs.UintVar(&o.agentPort, "agent-port", server.DefaultAgentPort, "agent API TCP port on the tunnel address")
 	fs.UintVar(&o.probePort, "probe-port", server.DefaultProbePort, "port on a host's tunnel address the core probes (GET /healthz) before the host is Ready")
 	dnsFlags(fs, &o.dns)
+	fs.StringVar(&o.benchAgentListen, "bench-agent-listen", "", "benchmarks only (potluck-bench fleet): also serve the agent API and /debug/pprof/ on this loopback address, callers named by the X-Potluck-Bench-Key header (anyone local may speak for any host); empty: off")
 	fs.BoolVar(&o.fastRaft, "fast-raft", false, "short raft timeouts (all nodes on one machine; development only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
@@ -131,7 +133,7 @@ func run(args []string, env cli.Env) error {
 		TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, TLSCAFile: o.tlsCA,
 		HeartbeatTTL: o.heartbeatTTL, ReconcileInterval: o.reconcileInterval, MetricsStep: o.metricsStep, MaxUploadBytes: o.maxUploadMB << 20,
 		MaxImageUnpacked: o.maxImageUnpackedMB << 20, BodyIdleTimeout: o.bodyTimeout,
-		Logger: logger,
+		BenchAgentAddr: o.benchAgentListen, Logger: logger,
 	}
 	if cfg.DNSAddr, cfg.DNS, err = o.dns.config(); err != nil {
 		return err

@@ -54,12 +54,16 @@ type Config struct {
 	// Certs is the certificate store (certs.go); nil: none.
 	Certs  *CertStore
 	Logger *slog.Logger
+	// Context bounds the handler's follower of the state (see watch);
+	// nil: it follows for the life of the process.
+	Context context.Context
 }
 
 // Handler serves the agent API.
 type Handler struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg   Config
+	mux   *http.ServeMux
+	watch *watch
 }
 
 // New returns the agent API handler.
@@ -67,7 +71,10 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	if cfg.Context == nil {
+		cfg.Context = context.Background()
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), watch: newWatch(cfg.Context, cfg.State)}
 	h.mux.HandleFunc("GET "+agentproto.PathState, h.host(h.getState))
 	h.mux.HandleFunc("GET "+agentproto.PathBlobs+"{digest}", h.host(h.getBlob))
 	h.mux.HandleFunc("POST "+agentproto.PathHeartbeat, h.host(h.heartbeat))
@@ -91,7 +98,7 @@ func (h *Handler) host(next hostHandler) http.HandlerFunc {
 			jsonhttp.WriteError(w, http.StatusForbidden, "caller is not a known tunnel peer")
 			return
 		}
-		host := h.cfg.State.State().HostByKey(key)
+		host := h.hostByKey(key)
 		if host == nil {
 			jsonhttp.WriteError(w, http.StatusForbidden, "no host is registered with this WireGuard key")
 			return
@@ -106,17 +113,32 @@ func (h *Handler) host(next hostHandler) http.HandlerFunc {
 	}
 }
 
-func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Host) {
+// hostByKey finds the caller's host in the current state, through the
+// newest index (one map lookup) when it holds the key.
+func (h *Handler) hostByKey(key string) *fsm.Host {
 	st := h.cfg.State.State()
+	ix, _ := h.watch.current()
+	if ho := ix.byKey[key]; ho != nil {
+		// Keys are unique among hosts (registration refuses a taken
+		// one), so the host the index names is the one HostByKey finds.
+		if cur := st.Hosts[ho.ID]; cur != nil && cur.PublicKey == key {
+			return cur
+		}
+	}
+	return st.HostByKey(key)
+}
+
+func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Host) {
 	n, wait, blocking, err := jsonhttp.ParseBlockingQuery(r.URL.Query())
 	if err != nil {
 		jsonhttp.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	st := h.watch.atLeast(h.cfg.State.State()).st
 	if blocking {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
-		st = h.waitForChange(ctx, st, n, host.ID)
+		st = h.waitForChangeFrom(ctx, h.watch.atLeast(st), n, host.ID)
 		if r.Context().Err() != nil {
 			// The node is stopping (or the agent left): send the agent on
 			// to another node rather than answer "nothing new".
@@ -124,45 +146,60 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 			return
 		}
 	}
+	ix := h.watch.atLeast(st)
+	st = ix.st
 	cur := st.Hosts[host.ID]
 	if cur == nil || cur.Status == fsm.HostDecommissioned {
 		writeGone(w) // decommissioned while the query was waiting
 		return
 	}
 	w.Header().Set(agentproto.HeaderIndex, strconv.FormatUint(st.Index, 10))
-	jsonhttp.WriteJSON(w, http.StatusOK, Desired(st, cur))
+	jsonhttp.WriteJSON(w, http.StatusOK, desired(ix, cur))
 }
 
 // waitForChange answers a blocking query. An agent that is behind (the
 // state is past its index) gets the state at once. Otherwise it waits until
 // this host's desired state differs from the current one, ignoring changes
 // elsewhere (other hosts' heartbeats would wake every agent), or until ctx
-// ends.
+// ends. The handler's watch wakes it only for changes that may concern the
+// host; it then compares the desired state itself.
 func (h *Handler) waitForChange(ctx context.Context, st *fsm.State, index uint64, hostID string) *fsm.State {
-	if st.Index > index {
-		return st
+	return h.waitForChangeFrom(ctx, h.watch.indexOf(st), index, hostID)
+}
+
+// waitForChangeFrom is waitForChange from a state already indexed.
+func (h *Handler) waitForChangeFrom(ctx context.Context, start *index, index uint64, hostID string) *fsm.State {
+	if start.st.Index > index {
+		return start.st
 	}
-	base := fingerprint(st, hostID)
-	for range 100_000 { // bounded; each round waits for an apply or ctx
-		next := h.cfg.State.Wait(ctx, st.Index)
-		if ctx.Err() != nil || next.Index == st.Index {
-			return next
+	// The agent's own state is the base, not a newer one the follower
+	// already holds (that change would go unnoticed). Only its index and
+	// fingerprint are kept while waiting: thousands of waiters each holding
+	// the whole state they started on kept hundreds of states alive.
+	from, base := start.st.Index, fingerprint(start, hostID)
+	start = nil
+	for range 100_000 { // bounded; each round waits for a change of this host or ctx
+		ix, ch := h.watch.subscribe(hostID)
+		if ix.st.Index > from && fingerprint(ix, hostID) != base {
+			return ix.st
 		}
-		st = next
-		if fingerprint(st, hostID) != base {
-			return st
+		ix = nil
+		select {
+		case <-ctx.Done():
+			return h.cfg.State.State()
+		case <-ch:
 		}
 	}
-	return st
+	return h.cfg.State.State()
 }
 
 // fingerprint identifies a host's desired state apart from the index.
-func fingerprint(st *fsm.State, hostID string) string {
-	h := st.Hosts[hostID]
+func fingerprint(ix *index, hostID string) string {
+	h := ix.st.Hosts[hostID]
 	if h == nil {
 		return ""
 	}
-	d := Desired(st, h)
+	d := desired(ix, h)
 	d.Index = 0
 	data, _ := json.Marshal(d)
 	return string(data)
@@ -170,6 +207,13 @@ func fingerprint(st *fsm.State, hostID string) string {
 
 // Desired computes a host's desired state from the replicated state.
 func Desired(st *fsm.State, host *fsm.Host) agentproto.DesiredState {
+	return desired(newIndex(st), host)
+}
+
+// desired is Desired over an index of the state: it visits only the
+// installations the host fronts or runs an instance of.
+func desired(ix *index, host *fsm.Host) agentproto.DesiredState {
+	st := ix.st
 	d := agentproto.DesiredState{Index: st.Index, Host: wireHost(host), Peers: []agentproto.Peer{}, Instances: []agentproto.Instance{}, Routes: []agentproto.Route{}}
 	for _, c := range st.SortedCoreNodes() {
 		if c.PublicKey == "" || !c.TunnelAddr.IsValid() {
@@ -190,17 +234,9 @@ func Desired(st *fsm.State, host *fsm.Host) agentproto.DesiredState {
 		}
 		d.Peers = append(d.Peers, p)
 	}
-	for _, inst := range st.SortedInstallations() {
-		mine := host.Role == fsm.RoleFront && contains(inst.FrontHosts, host.ID)
-		instances := st.InstancesOf(inst.Name)
-		if host.Role == fsm.RoleBack {
-			for _, in := range instances {
-				mine = mine || in.HostID == host.ID
-			}
-		}
-		if !mine {
-			continue
-		}
+	for _, name := range ix.installationsOf(host) {
+		inst := st.Installations[name]
+		instances := ix.ofInst[name]
 		if host.Role == fsm.RoleFront {
 			r := agentproto.Route{Installation: inst.Name, Domain: inst.Domain, Backends: []agentproto.Backend{}, TLS: routeTLS(st, inst)}
 			for _, in := range instances {
@@ -250,15 +286,6 @@ func Desired(st *fsm.State, host *fsm.Host) agentproto.DesiredState {
 	return d
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, host *fsm.Host) {
 	digest := r.PathValue("digest")
 	if _, err := blobs.ParseDigest(digest); err != nil {
@@ -267,7 +294,7 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, host *fsm.Host
 	}
 	// A host may download only images of instances placed on it.
 	allowed := false
-	for _, in := range Desired(h.cfg.State.State(), host).Instances {
+	for _, in := range desired(h.watch.indexOf(h.cfg.State.State()), host).Instances {
 		allowed = allowed || in.Digest == digest
 	}
 	if !allowed {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,7 +56,7 @@ func (h *Handler) front(next hostHandler) http.HandlerFunc {
 // domain: a Front never reads another installation's private key.
 func servesDomain(st *fsm.State, host *fsm.Host, domain string) bool {
 	in := st.InstallationByDomain(domain)
-	return in != nil && !in.Deleting && contains(in.FrontHosts, host.ID)
+	return in != nil && !in.Deleting && slices.Contains(in.FrontHosts, host.ID)
 }
 
 // allowedKey checks a store key and the caller's right to it.

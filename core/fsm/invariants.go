@@ -1,7 +1,5 @@
 package fsm
 
-import "strconv"
-
 // Port range for instances on a Back.
 const (
 	MinPort = 5000
@@ -12,14 +10,41 @@ const (
 // port is out of range, a host is over its declared capacity, or an
 // installation has more instances on one host than its placement allows.
 func (s *State) checkInvariants() error {
+	// Walking the maps unsorted is enough to know that every invariant
+	// holds, the common case; only a violation needs the sorted walk, so
+	// that every node reports the same one first.
+	if s.invariantsHold(false) == nil {
+		return nil
+	}
+	return s.invariantsHold(true)
+}
+
+// invariantsHold checks the invariants, walking instances and hosts in id
+// order when sorted.
+func (s *State) invariantsHold(sorted bool) error {
 	type hostPort struct {
 		host string
 		port int
 	}
-	ports := map[hostPort]string{}
-	perHost := map[string]int{}
-	used := map[string]Resources{} // one pass, not Used per host: O(instances), not O(hosts × instances)
-	for _, in := range s.SortedInstances() {
+	// A new release starts beside the one it replaces, so the per-host
+	// limit counts the instances of one release of an installation per host.
+	type releaseOnHost struct {
+		installation string
+		release      int
+		host         string
+	}
+	// Sized up front and keyed by structs: this runs on every command, over
+	// every instance, so it allocates per map, not per instance.
+	ports := make(map[hostPort]string, len(s.Instances))
+	perHost := make(map[releaseOnHost]int, len(s.Instances))
+	used := make(map[string]Resources, len(s.Hosts)) // one pass, not Used per host: O(instances), not O(hosts × instances)
+	instances := s.SortedInstances
+	hosts := s.SortedHosts
+	if !sorted {
+		instances = func() []*Instance { return mapValues(s.Instances) }
+		hosts = func() []*Host { return mapValues(s.Hosts) }
+	}
+	for _, in := range instances() {
 		if in.Port < MinPort || in.Port > MaxPort {
 			return errf(CodeInvalid, "instance %s: port %d outside %d-%d", in.ID, in.Port, MinPort, MaxPort)
 		}
@@ -32,16 +57,14 @@ func (s *State) checkInvariants() error {
 			return errf(CodeNotFound, "instance %s: no installation %q", in.ID, in.Installation)
 		}
 		r := s.InstanceRelease(in) // never nil: its installation exists
-		// A new release starts beside the one it replaces, so the limit
-		// counts the instances of one release of an installation per host.
-		key := in.Installation + "\x00" + strconv.Itoa(r.Version) + "\x00" + in.HostID
+		key := releaseOnHost{in.Installation, r.Version, in.HostID}
 		perHost[key]++
 		if limit := inst.PerHostLimit(); perHost[key] > limit {
 			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, perHost[key], in.HostID, limit, r.Version)
 		}
 		used[in.HostID] = used[in.HostID].Add(r.PerInstance)
 	}
-	for _, h := range s.SortedHosts() {
+	for _, h := range hosts() {
 		if !h.Capacity.Fits(used[h.ID]) {
 			return errf(CodeConflict, "host %s would exceed its declared capacity", h.Name)
 		}
@@ -67,4 +90,12 @@ func (s *State) checkFronts(in *Installation) error {
 		seen[id] = true
 	}
 	return nil
+}
+
+func mapValues[V any](m map[string]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }

@@ -416,42 +416,48 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // HostByName finds a host by name. A name can be reused after its host was
-// decommissioned, so a live host wins over decommissioned ones.
+// decommissioned, so a live host wins over decommissioned ones (the lowest
+// id among several). One pass, no sort: it runs on every registration.
 func (s *State) HostByName(name string) *Host {
-	var gone *Host
-	for _, id := range sortedKeys(s.Hosts) {
-		h := s.Hosts[id]
+	var live, gone *Host
+	for id, h := range s.Hosts {
 		if h.Name != name {
 			continue
 		}
 		if h.Status != HostDecommissioned {
-			return h
-		}
-		if gone == nil {
+			if live == nil || id < live.ID {
+				live = h
+			}
+		} else if gone == nil || id < gone.ID {
 			gone = h
 		}
+	}
+	if live != nil {
+		return live
 	}
 	return gone
 }
 
-// HostByKey finds a host by WireGuard public key.
+// HostByKey finds a host by WireGuard public key (the lowest id if several).
 func (s *State) HostByKey(key string) *Host {
-	for _, id := range sortedKeys(s.Hosts) {
-		if s.Hosts[id].PublicKey == key {
-			return s.Hosts[id]
+	var found *Host
+	for id, h := range s.Hosts {
+		if h.PublicKey == key && (found == nil || id < found.ID) {
+			found = h
 		}
 	}
-	return nil
+	return found
 }
 
 // CoreNodeByKey finds a core node by WireGuard public key.
 func (s *State) CoreNodeByKey(key string) *CoreNode {
-	for _, id := range sortedKeys(s.CoreNodes) {
-		if c := s.CoreNodes[id]; c.PublicKey != "" && c.PublicKey == key {
-			return c
+	var found *CoreNode
+	for id, c := range s.CoreNodes {
+		if c.PublicKey != "" && c.PublicKey == key && (found == nil || id < found.ID) {
+			found = c
 		}
 	}
-	return nil
+	return found
 }
 
 // SortedHosts returns hosts ordered by id.
@@ -509,24 +515,24 @@ func (s *State) SortedTokens() []*JoinToken {
 }
 
 // InstancesOf returns the instances of one installation, ordered by id.
+// One pass over the instances, sorting only the matches.
 func (s *State) InstancesOf(installation string) []*Instance {
-	var out []*Instance
-	for _, in := range s.SortedInstances() {
-		if in.Installation == installation {
-			out = append(out, in)
-		}
-	}
-	return out
+	return s.instancesWhere(func(in *Instance) bool { return in.Installation == installation })
 }
 
 // InstancesOn returns the instances placed on one host, ordered by id.
 func (s *State) InstancesOn(hostID string) []*Instance {
+	return s.instancesWhere(func(in *Instance) bool { return in.HostID == hostID })
+}
+
+func (s *State) instancesWhere(match func(*Instance) bool) []*Instance {
 	var out []*Instance
-	for _, in := range s.SortedInstances() {
-		if in.HostID == hostID {
+	for _, in := range s.Instances {
+		if match(in) {
 			out = append(out, in)
 		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 

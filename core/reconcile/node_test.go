@@ -21,9 +21,14 @@ type memNode struct {
 	fsm *fsm.FSM
 	now func() time.Time
 
-	mu     sync.Mutex // serialises applies, like raft's log
-	index  uint64
-	leader bool
+	mu      sync.Mutex // serialises applies, like raft's log
+	index   uint64
+	leader  bool
+	decides int // Decide calls
+	// gate, when set, holds every Decide until it is closed; entered
+	// counts the Decides that reached it.
+	gate    chan struct{}
+	entered chan struct{}
 }
 
 var _ Node = (*memNode)(nil)
@@ -61,9 +66,24 @@ func (n *memNode) IsLeader() bool {
 
 func (n *memNode) State() *fsm.State { return n.fsm.State() }
 
-func (n *memNode) Decide(ctx context.Context, requestID string, build cluster.Builder) (fsm.Result, error) {
+// decideCalls is how many times Decide was called.
+func (n *memNode) decideCalls() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.decides
+}
+
+func (n *memNode) Decide(ctx context.Context, requestID string, build cluster.Builder) (fsm.Result, error) {
+	n.mu.Lock()
+	gate, entered := n.gate, n.entered
+	n.mu.Unlock()
+	if gate != nil {
+		entered <- struct{}{}
+		<-gate
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.decides++
 	if !n.leader {
 		return fsm.Result{}, cluster.ErrNotLeader
 	}

@@ -87,6 +87,12 @@ type Reconciler struct {
 	// became leader (lastSeen also holds the grace a new leader gives).
 	heard     map[string]time.Time
 	wasLeader bool
+
+	// Heartbeats that change something are committed in groups: while one
+	// group's plan is in raft, the next gathers (see commitHeartbeat).
+	hbMu       sync.Mutex
+	hbNext     *heartbeatGroup
+	hbFlushing bool
 }
 
 // New returns a Reconciler.
@@ -285,25 +291,89 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []age
 	r.heard[hostID] = r.lastSeen[hostID]
 	r.mu.Unlock()
 
-	res, err := node.Decide(ctx, "", func(st *fsm.State, _ time.Time) (*fsm.Command, error) {
-		h := st.Hosts[hostID]
-		if h == nil {
-			return nil, nil
+	// Most heartbeats change nothing: answer those from the state at hand,
+	// without queueing behind the writes that Decide serialises (at a few
+	// thousand hosts that queue is most of the leader's work).
+	if heartbeatPlan(st, hostID, reports).Empty() {
+		return nil
+	}
+	return r.commitHeartbeat(ctx, hostID, reports)
+}
+
+// heartbeatGroup is the heartbeats waiting for one commit: each host's
+// latest reports, and the outcome every one of them gets.
+type heartbeatGroup struct {
+	reports map[string][]agentproto.InstanceReport
+	done    chan struct{}
+	err     error
+}
+
+// heartbeatCommitTimeout bounds one group's commit.
+const heartbeatCommitTimeout = 30 * time.Second
+
+// commitHeartbeat commits what a heartbeat changes together with the
+// other heartbeats that arrive while the previous group is being committed:
+// one raft entry per group instead of one per host, so a thousand Backs
+// reporting their new instances running cost a few commits, not a thousand
+// serialised ones. It returns when the heartbeat's group is committed (or
+// refused), as before.
+func (r *Reconciler) commitHeartbeat(ctx context.Context, hostID string, reports []agentproto.InstanceReport) error {
+	r.hbMu.Lock()
+	g := r.hbNext
+	if g == nil {
+		g = &heartbeatGroup{reports: map[string][]agentproto.InstanceReport{}, done: make(chan struct{})}
+		r.hbNext = g
+	}
+	// A later heartbeat of the same host says what holds now.
+	g.reports[hostID] = reports
+	if !r.hbFlushing {
+		r.hbFlushing = true
+		go r.flushHeartbeats()
+	}
+	r.hbMu.Unlock()
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flushHeartbeats commits gathered groups one after the other until none
+// is left.
+func (r *Reconciler) flushHeartbeats() {
+	for range 1 << 30 { // bounded; each round commits one group or ends
+		r.hbMu.Lock()
+		g := r.hbNext
+		r.hbNext = nil
+		if g == nil {
+			r.hbFlushing = false
+			r.hbMu.Unlock()
+			return
 		}
+		r.hbMu.Unlock()
+		g.err = r.commitGroup(g)
+		close(g.done)
+	}
+}
+
+func (r *Reconciler) commitGroup(g *heartbeatGroup) error {
+	ctx, cancel := context.WithTimeout(context.Background(), heartbeatCommitTimeout)
+	defer cancel()
+	hosts := make([]string, 0, len(g.reports))
+	for id := range g.reports {
+		hosts = append(hosts, id)
+	}
+	sort.Strings(hosts)
+	res, err := r.cfg.Node.Decide(ctx, "", func(st *fsm.State, _ time.Time) (*fsm.Command, error) {
 		plan := &fsm.Plan{}
-		if h.Status == fsm.HostDown {
-			plan.Hosts = []fsm.HostStatusChange{{HostID: hostID, Status: fsm.HostReady}}
-		}
-		sorted := append([]agentproto.InstanceReport(nil), reports...)
-		sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
-		for _, u := range sorted {
-			in := st.Instances[u.ID]
-			if in == nil || in.HostID != hostID || in.State == fsm.InstanceLost || in.State == fsm.InstanceDraining {
-				continue // not this host's, moved away, or replaced by a newer release
+		for _, id := range hosts {
+			p := heartbeatPlan(st, id, g.reports[id])
+			if p.Empty() {
+				continue
 			}
-			if in.State != u.State || in.Message != u.Message {
-				plan.Update = append(plan.Update, fsm.InstanceUpdate{ID: u.ID, State: u.State, Message: u.Message})
-			}
+			plan.Hosts = append(plan.Hosts, p.Hosts...)
+			plan.Update = append(plan.Update, p.Update...)
 		}
 		if plan.Empty() {
 			return nil, nil
@@ -327,4 +397,30 @@ func (r *Reconciler) LastHeartbeat(hostID string) (time.Time, bool) {
 	defer r.mu.Unlock()
 	t, ok := r.heard[hostID]
 	return t, ok
+}
+
+// heartbeatPlan is what a heartbeat changes in st: a down host comes back,
+// and instance states its Back reports differently; an empty plan when
+// nothing.
+func heartbeatPlan(st *fsm.State, hostID string, reports []agentproto.InstanceReport) *fsm.Plan {
+	h := st.Hosts[hostID]
+	if h == nil {
+		return nil
+	}
+	plan := &fsm.Plan{}
+	if h.Status == fsm.HostDown {
+		plan.Hosts = []fsm.HostStatusChange{{HostID: hostID, Status: fsm.HostReady}}
+	}
+	sorted := append([]agentproto.InstanceReport(nil), reports...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
+	for _, u := range sorted {
+		in := st.Instances[u.ID]
+		if in == nil || in.HostID != hostID || in.State == fsm.InstanceLost || in.State == fsm.InstanceDraining {
+			continue // not this host's, moved away, or replaced by a newer release
+		}
+		if in.State != u.State || in.Message != u.Message {
+			plan.Update = append(plan.Update, fsm.InstanceUpdate{ID: u.ID, State: u.State, Message: u.Message})
+		}
+	}
+	return plan
 }

@@ -183,7 +183,7 @@ func TestHeartbeat(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := f.node.State().Index
+			before, decides := f.node.State().Index, f.node.decideCalls()
 			err := f.rec.Heartbeat(f.ctx, tc.host, tc.reports)
 			if tc.code != "" {
 				require.Equal(t, tc.code, fsm.CodeOf(err), "%v", err)
@@ -191,6 +191,9 @@ func TestHeartbeat(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, tc.commits, f.node.State().Index != before)
+			// A heartbeat that changes nothing does not queue behind the
+			// writes Decide serialises.
+			require.Equal(t, tc.commits, f.node.decideCalls() != decides, "Decide called")
 			require.Equal(t, tc.want, f.placement("shop"))
 		})
 	}
@@ -350,4 +353,43 @@ func TestRunStopsWithItsContext(t *testing.T) {
 	require.Eventually(t, func() bool { return f.status("b1") == fsm.HostReady }, 10*time.Second, time.Millisecond)
 	cancel()
 	<-done
+}
+
+// TestHeartbeatsCommittedInGroups: heartbeats that arrive while another
+// heartbeat's change is being committed are committed together, in one
+// raft entry, and each returns once its change is in.
+func TestHeartbeatsCommittedInGroups(t *testing.T) {
+	f := newFixture(t, nil)
+	f.host("f1", fsm.RoleFront, fsm.HostReady)
+	backs := []string{"b1", "b2", "b3", "b4"}
+	for _, b := range backs {
+		f.host(b, fsm.RoleBack, fsm.HostReady)
+	}
+	f.install("shop", "f1", backs...)
+	gate := make(chan struct{})
+	f.node.mu.Lock()
+	f.node.gate, f.node.entered = gate, make(chan struct{}, 8)
+	f.node.mu.Unlock()
+	decides := f.node.decideCalls()
+
+	errs := make(chan error, len(backs))
+	beat := func(i int) {
+		errs <- f.rec.Heartbeat(f.ctx, backs[i], []agentproto.InstanceReport{{ID: fmt.Sprintf("shop-%d", i), State: agentproto.InstanceFailed}})
+	}
+	go beat(0)
+	<-f.node.entered // the first group is being committed
+	for i := 1; i < len(backs); i++ {
+		go beat(i)
+	}
+	require.Eventually(t, func() bool {
+		f.rec.hbMu.Lock()
+		defer f.rec.hbMu.Unlock()
+		return f.rec.hbNext != nil && len(f.rec.hbNext.reports) == len(backs)-1
+	}, 10*time.Second, time.Millisecond, "the others gather behind it")
+	close(gate)
+	for range backs {
+		require.NoError(t, <-errs)
+	}
+	require.Equal(t, []string{"b1:failed", "b2:failed", "b3:failed", "b4:failed"}, f.placement("shop"))
+	require.Equal(t, decides+2, f.node.decideCalls(), "two commits for four heartbeats")
 }

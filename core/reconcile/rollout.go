@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -32,8 +33,18 @@ type rolloutStep struct {
 func planRollouts(st *fsm.State, now time.Time, timeout, drain time.Duration) []rolloutStep {
 	var steps []rolloutStep
 	var drained []string
+	// One pass over the instances for all installations (InstancesOf per
+	// installation walked every instance once each: at 400 installations
+	// and 100,000 instances, a tenth of the leader's CPU every tick).
+	of := map[string][]*fsm.Instance{}
+	for _, in := range st.Instances {
+		of[in.Installation] = append(of[in.Installation], in)
+	}
+	for _, list := range of {
+		sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	}
 	for _, inst := range st.SortedInstallations() {
-		instances := st.InstancesOf(inst.Name)
+		instances := of[inst.Name]
 		var done []string
 		for _, in := range instances {
 			if in.State == fsm.InstanceDraining && now.Sub(in.UpdatedAt) >= drain {

@@ -227,6 +227,12 @@ func (p *Planner) best(inst *fsm.Installation, need fsm.Resources, policy string
 	var pick *fsm.Host
 	bestScore := 0.0
 	for _, h := range p.backs {
+		// Under spread a Back that has no more free than the pick so far
+		// cannot win whatever its fit: skip the fit check, the costly part
+		// (at thousands of Backs, most of them).
+		if policy != PolicyPack && pick != nil && !moreFree(p.free[h.ID], p.free[pick.ID]) {
+			continue
+		}
 		if r, _ := p.unfit(inst, need, h); r != "" {
 			continue
 		}

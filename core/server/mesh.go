@@ -116,6 +116,7 @@ func (m *meshRuntime) start(ctx context.Context) error {
 		Heartbeat: m.s.deliverHeartbeat,
 		Metrics:   m.s.deliverMetrics,
 		Certs:     m.s.certStore(),
+		Context:   ctx,
 	})
 	m.agent = &http.Server{
 		Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,

@@ -99,6 +99,9 @@ type Config struct {
 	BlobGCSettle time.Duration
 
 	Mesh *MeshConfig // nil = no mesh, no agent API
+	// BenchAgentAddr (loopback only; benchmarks) also serves the agent API
+	// there, callers named by a header instead of a tunnel: see benchagent.go.
+	BenchAgentAddr string
 
 	// DNSAddr, if set, runs the adaptive DNS server (core/dnsserve) on this
 	// address, UDP and TCP, answering from this node's copy of the state;
@@ -121,6 +124,7 @@ type Server struct {
 	Metrics    *metrics.Registry
 	DNS        *dnsserve.Server // nil unless Config.DNSAddr is set
 	mesh       *meshRuntime
+	benchAgent *http.Server // Config.BenchAgentAddr; nil when off
 
 	httpSrv   *http.Server
 	listener  net.Listener
@@ -371,6 +375,9 @@ func (s *Server) serve(handler http.Handler) error {
 		s.goRun(func() { s.joinLoop(ctx) })
 	}
 	s.goRun(func() { s.replicateLoop(ctx) })
+	if err := s.startBenchAgent(ctx); err != nil {
+		return err
+	}
 	if s.mesh != nil {
 		return s.mesh.start(ctx)
 	}
@@ -439,6 +446,9 @@ func (s *Server) Close() error {
 	}
 	if s.DNS != nil {
 		_ = s.DNS.Close()
+	}
+	if s.benchAgent != nil {
+		_ = s.benchAgent.Close()
 	}
 	if s.mesh != nil {
 		s.mesh.close()
