@@ -29,6 +29,7 @@ import (
 
 	"potluck/bench/appimage"
 	"potluck/bench/procluster"
+	"potluck/bench/procstat"
 )
 
 // Config is what one run measures.
@@ -238,7 +239,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	res = Result{Sample: summaries["sample"][meshName], Fast: summaries["fast"][meshName],
 		SamplePipe: summaries["sample"][pipeName], FastPipe: summaries["fast"][pipeName]}
-	fmt.Fprintf(cfg.Out, "\nload average at the end: %s\n", loadAvg())
+	fmt.Fprintf(cfg.Out, "\nload average at the end: %s\n", procstat.LoadAvg())
 	if cfg.MeshPipeline > 0 {
 		fmt.Fprintf(cfg.Out, "bench-e2e fast app, pipelined: mesh/nginx throughput %.2fx, p99 %.2fx\n", res.FastPipe.Throughput, res.FastPipe.P99)
 		fmt.Fprintf(cfg.Out, "bench-e2e sample app, pipelined: mesh/nginx throughput %.2fx, p99 %.2fx\n", res.SamplePipe.Throughput, res.SamplePipe.P99)

@@ -6,11 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
-)
 
-// tickDuration is one clock tick of /proc/PID/stat (USER_HZ 100).
-const tickDuration = 10 * time.Millisecond
+	"potluck/bench/procstat"
+)
 
 // cpuTicks returns the user+system clock ticks of the given processes and
 // their direct children (NGINX's workers).
@@ -31,18 +29,11 @@ func cpuTicks(pids ...int) int64 {
 		if err != nil {
 			continue
 		}
-		// Fields after the ")" of the command name: state(1) ppid(2) ... utime(14) stime(15).
-		i := strings.LastIndexByte(string(data), ')')
-		if i < 0 || i+2 > len(data) {
+		st, ok := procstat.ParseStat(data)
+		if !ok || !(want[e.Name()] || want[st.PPID]) {
 			continue
 		}
-		f := strings.Fields(string(data[i+2:]))
-		if len(f) < 13 || !(want[e.Name()] || want[f[1]]) {
-			continue
-		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		total += u + s
+		total += st.Ticks
 	}
 	return total
 }
@@ -69,17 +60,4 @@ func dockerProxies(hostIPs []string) []int {
 		}
 	}
 	return pids
-}
-
-// loadAvg is the 1, 5 and 15 minute load average, for the record.
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"potluck/bench/procstat"
 )
 
 // printSetup records what runs where, the tools' versions and the load.
@@ -13,7 +15,7 @@ func printSetup(cfg Config, r *rig) {
 	nv, _ := exec.Command(cfg.Nginx, "-v").CombinedOutput()
 	wv, _ := exec.Command(cfg.Wrk, "-v").CombinedOutput()
 	out := cfg.Out
-	fmt.Fprintf(out, "date: %s, %d CPUs, load average %s\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), loadAvg())
+	fmt.Fprintf(out, "date: %s, %d CPUs, load average %s\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), procstat.LoadAvg())
 	fmt.Fprintf(out, "tools: %s, %s\n", strings.TrimSpace(string(nv)), firstLine(string(wv)))
 	fronts := 1
 	if cfg.MeshPipeline > 0 {

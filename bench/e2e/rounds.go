@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"potluck/bench/procstat"
 	"potluck/bench/wrk"
 )
 
@@ -38,7 +39,7 @@ func (r *rig) rounds(ctx context.Context, a app) (map[string][]measured, error) 
 	results := map[string][]measured{}
 	for round := range r.cfg.Rounds {
 		order := rotate(r.contenders, round)
-		fmt.Fprintf(out, "# round %d at %s, load average %s\n", round+1, time.Now().UTC().Format("15:04:05"), loadAvg())
+		fmt.Fprintf(out, "# round %d at %s, load average %s\n", round+1, time.Now().UTC().Format("15:04:05"), procstat.LoadAvg())
 		for _, name := range order {
 			m, err := r.measure(ctx, a, name)
 			if err != nil {
@@ -121,7 +122,7 @@ func perRequest(ticks int64, n float64) time.Duration {
 	if n <= 0 {
 		return 0
 	}
-	return time.Duration(float64(time.Duration(ticks)*tickDuration) / n)
+	return time.Duration(float64(time.Duration(ticks)*procstat.Tick) / n)
 }
 
 // summary prints the medians and the ratios to NGINX, and returns the

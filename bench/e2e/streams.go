@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"potluck/bench/procluster"
+	"potluck/bench/procstat"
 )
 
 // loopbackName is the stream target without a proxy: one container's
@@ -115,7 +116,7 @@ func (r *rig) transfer(ctx context.Context, name, addr, domain string, upload bo
 	if !upload && got != n {
 		return 0, 0, fmt.Errorf("downloaded %d bytes, want %d", got, n)
 	}
-	cpu := time.Duration(cpuTicks(pids...)-t0) * tickDuration
+	cpu := time.Duration(cpuTicks(pids...)-t0) * procstat.Tick
 	return float64(n) / 1e6 / elapsed.Seconds(), time.Duration(float64(cpu) / (float64(n) / (1 << 20))), nil
 }
 

@@ -22,12 +22,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"potluck/apiclient"
+	"potluck/bench/procstat"
 	"potluck/core/cluster"
 	"potluck/core/fsm"
 	"potluck/meshnet"
@@ -385,9 +385,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return res, err
 	}
 	progress("a new node caught up in %s", res.CatchUpTime.Round(time.Millisecond))
-	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
-		res.LoadAverage = strings.Join(strings.Fields(string(la))[:3], " ")
-	}
+	res.LoadAverage = procstat.LoadAvg()
 	return res, nil
 }
 

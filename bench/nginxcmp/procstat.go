@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"potluck/bench/procstat"
 )
 
 func numCPU() int {
@@ -17,20 +19,6 @@ func numCPU() int {
 		return 0
 	}
 	return strings.Count(string(data), "processor\t:")
-}
-
-// loadAvg is the 1, 5 and 15 minute load average, for the record: the
-// machine is shared, and contention moves single rounds by ±10 %.
-func loadAvg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // idleTicks is the machine's idle+iowait time in clock ticks (USER_HZ 100),
@@ -122,14 +110,9 @@ func cpuTicks(pid int) int64 {
 		if err != nil {
 			continue
 		}
-		// Fields after the ")" of the command name: state ppid ... utime(14) stime(15).
-		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-		if len(f) < 13 {
-			continue
+		if st, ok := procstat.ParseStat(data); ok {
+			total += st.Ticks
 		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		total += u + st
 	}
 	return total
 }

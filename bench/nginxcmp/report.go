@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"potluck/bench/procstat"
 )
 
 // printSetup records the machine, the tools' versions and the load.
@@ -45,7 +47,7 @@ func printSummary(s settings, results map[string][]wrkResult) {
 	if s.baseline {
 		fmt.Printf("ratio fasthttp-raw/nginx:  %s\n", ratios(median(results["fasthttp-raw"]), n))
 	}
-	fmt.Printf("load average at the end: %s\n", loadAvg())
+	fmt.Printf("load average at the end: %s\n", procstat.LoadAvg())
 	for name, rs := range results {
 		for _, r := range rs {
 			if r.errors > 0 {

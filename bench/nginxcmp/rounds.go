@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"potluck/bench/procstat"
 )
 
 // runRounds measures every contender once per round, alternating who goes
@@ -17,7 +19,7 @@ func runRounds(s settings, r *rig) (map[string][]wrkResult, error) {
 		if round%2 == 0 {
 			slices.Reverse(order)
 		}
-		fmt.Printf("# round %d at %s, load average %s\n", round, time.Now().UTC().Format("15:04:05"), loadAvg())
+		fmt.Printf("# round %d at %s, load average %s\n", round, time.Now().UTC().Format("15:04:05"), procstat.LoadAvg())
 		for _, name := range order {
 			res, err := measure(s, r, name)
 			if err != nil {
@@ -68,5 +70,5 @@ func measure(s settings, r *rig, name string) (wrkResult, error) {
 // ticksPerRequest converts clock ticks (USER_HZ 100: 10 ms each) spent over
 // nreq requests to CPU time per request.
 func ticksPerRequest(ticks int64, nreq float64) time.Duration {
-	return time.Duration(float64(time.Duration(ticks)*10*time.Millisecond) / nreq)
+	return time.Duration(float64(time.Duration(ticks)*procstat.Tick) / nreq)
 }

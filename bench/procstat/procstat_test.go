@@ -1,0 +1,35 @@
+package procstat
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want Stat
+		ok   bool
+	}{
+		{"plain", "42 (nginx) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 100 0 0", Stat{PPID: "1", Ticks: 10}, true},
+		{"spaces and parens in the name", "43 (a (b) c) R 42 43 43 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0 1 0 0", Stat{PPID: "42", Ticks: 11}, true},
+		{"cut short", "44 (x) S 1 2", Stat{}, false},
+		{"no name", "garbage", Stat{}, false},
+		{"bad numbers", "45 (x) S 1 45 45 0 -1 0 0 0 0 0 u s 0 0 20 0 1 0 1 0 0", Stat{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := ParseStat([]byte(tc.line))
+			require.Equal(t, tc.ok, ok)
+			require.Equal(t, tc.want, got)
+		})
+	}
+	self, err := os.ReadFile("/proc/self/stat")
+	require.NoError(t, err)
+	_, ok := ParseStat(self)
+	require.True(t, ok)
+	require.NotEqual(t, "?", LoadAvg())
+}
