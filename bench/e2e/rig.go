@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"potluck/bench/nginxconf"
 	"potluck/internal/freeport"
 )
 
@@ -82,48 +83,11 @@ func startNginx(bin string, apps []app) (*child, string, error) {
 		os.RemoveAll(dir)
 		return nil, "", err
 	}
-	var blocks strings.Builder
-	for i, a := range apps {
-		fmt.Fprintf(&blocks, "    upstream app%d {\n", i)
-		for _, u := range a.upstreams {
-			fmt.Fprintf(&blocks, "        server %s max_fails=1 fail_timeout=20s;\n", u)
-		}
-		fmt.Fprintf(&blocks, `        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen %s;
-        server_name %s;
-        client_max_body_size 0;
-        location / {
-            proxy_pass http://app%d;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Host $host;
-        }
-    }
-`, addr, a.domain, i)
+	sites := make([]nginxconf.Site, 0, len(apps))
+	for _, a := range apps {
+		sites = append(sites, nginxconf.Site{Name: a.domain, Listen: addr, Backends: a.upstreams, MaxBody: "0"})
 	}
-	conf := fmt.Sprintf(`daemon off;
-master_process on;
-worker_processes auto;
-pid %[1]s/nginx.pid;
-error_log %[1]s/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/client_body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    keepalive_requests 1000000;
-%[2]s}
-`, dir, blocks.String())
+	conf := nginxconf.Config(dir, sites...)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		os.RemoveAll(dir)
