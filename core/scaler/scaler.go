@@ -265,17 +265,7 @@ func Plan(st *fsm.State, inst *fsm.Installation, backs int, usage scheduler.Usag
 			live = append(live, in)
 		}
 	}
-	rank := func(in *fsm.Instance) int {
-		switch in.State {
-		case fsm.InstanceLost:
-			return 3
-		case fsm.InstanceFailed:
-			return 2
-		case fsm.InstancePending:
-			return 1
-		}
-		return 0
-	}
+	rank := scheduler.RemovalRank
 	// The newest go first among equals: the oldest have proved themselves.
 	sort.SliceStable(live, func(i, j int) bool {
 		if ri, rj := rank(live[i]), rank(live[j]); ri != rj {

@@ -371,7 +371,7 @@ func PlanScale(st *fsm.State, name string, fronts, backs int, newID IDFunc, opts
 	if backs < len(cur) {
 		pack := p.policyOf(inst) == PolicyPack
 		sort.SliceStable(cur, func(i, j int) bool {
-			if ri, rj := removalRank(cur[i]), removalRank(cur[j]); ri != rj {
+			if ri, rj := RemovalRank(cur[i]), RemovalRank(cur[j]); ri != rj {
 				return ri > rj
 			}
 			// Packing empties the least used Backs first, so they can be freed.
@@ -395,7 +395,10 @@ func PlanScale(st *fsm.State, name string, fronts, backs int, newID IDFunc, opts
 	return plan, nil
 }
 
-func removalRank(in *fsm.Instance) int {
+// RemovalRank orders instances for scale-in: the higher goes first (lost,
+// then failed, then pending, then running ones), since what serves nothing
+// costs nothing to remove.
+func RemovalRank(in *fsm.Instance) int {
 	switch in.State {
 	case fsm.InstanceLost:
 		return 3
