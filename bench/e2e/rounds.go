@@ -46,8 +46,8 @@ func (r *rig) rounds(ctx context.Context, a app) (map[string][]measured, error) 
 				return nil, fmt.Errorf("%s round %d: %w", name, round+1, err)
 			}
 			results[name] = append(results[name], m)
-			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s %9s %9s %9s %9s %6s %d\n", round+1, name, m.RPS, short(m.P50), short(m.P99),
-				short(m.cpu), backsCol(name, m.backs), short(m.dockerProxy), short(m.app), connsCol(name, m.meshConns), m.Errors)
+			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s %9s %9s %9s %9s %6s %d\n", round+1, name, m.RPS, wrk.Short(m.P50), wrk.Short(m.P99),
+				wrk.Short(m.cpu), backsCol(name, m.backs), wrk.Short(m.dockerProxy), wrk.Short(m.app), connsCol(name, m.meshConns), m.Errors)
 		}
 	}
 	return results, nil
@@ -79,7 +79,7 @@ func backsCol(name string, d time.Duration) string {
 	if !throughMesh(name) {
 		return "-"
 	}
-	return short(d).String()
+	return wrk.Short(d).String()
 }
 
 // measure runs wrk against one contender and charges the CPU time the
@@ -134,11 +134,11 @@ func (r *rig) summary(a app, results map[string][]measured) map[string]Ratios {
 	for _, name := range r.contenders {
 		m := median(results[name])
 		med[name] = m
-		fmt.Fprintf(out, "  %-17s %9.0f req/s  p50 %-8s p99 %-8s CPU/req %-8s", name, m.RPS, short(m.P50), short(m.P99), short(m.cpu))
+		fmt.Fprintf(out, "  %-17s %9.0f req/s  p50 %-8s p99 %-8s CPU/req %-8s", name, m.RPS, wrk.Short(m.P50), wrk.Short(m.P99), wrk.Short(m.cpu))
 		if throughMesh(name) {
-			fmt.Fprintf(out, " (Backs %s)", short(m.backs))
+			fmt.Fprintf(out, " (Backs %s)", wrk.Short(m.backs))
 		}
-		fmt.Fprintf(out, "  docker-proxy %s  app %s\n", short(m.dockerProxy), short(m.app))
+		fmt.Fprintf(out, "  docker-proxy %s  app %s\n", wrk.Short(m.dockerProxy), wrk.Short(m.app))
 	}
 	n := med[nginxName]
 	ratios := map[string]Ratios{}
@@ -183,18 +183,6 @@ func median(ms []measured) measured {
 	return m
 }
 
-// short rounds a duration for the table.
-func short(d time.Duration) time.Duration {
-	switch {
-	case d >= 10*time.Millisecond:
-		return d.Round(100 * time.Microsecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	default:
-		return d.Round(100 * time.Nanosecond)
-	}
-}
-
 // oneConnection measures what a request costs in time with nothing else in
 // flight: wrk with one connection against every contender (fast app), in
 // rotating order, and what the mesh adds to the Front's p50.
@@ -211,14 +199,14 @@ func (r *rig) oneConnection(ctx context.Context, a app) error {
 				return fmt.Errorf("%s round %d: %w", name, round+1, err)
 			}
 			results[name] = append(results[name], measured{Result: res})
-			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s\n", round+1, name, res.RPS, short(res.P50), short(res.P99))
+			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s\n", round+1, name, res.RPS, wrk.Short(res.P50), wrk.Short(res.P99))
 		}
 	}
 	fmt.Fprintf(out, "median p50:")
 	for _, name := range r.contenders {
-		fmt.Fprintf(out, "  %s %s", name, short(median(results[name]).P50))
+		fmt.Fprintf(out, "  %s %s", name, wrk.Short(median(results[name]).P50))
 	}
 	added := median(results[meshName]).P50 - median(results[standaloneName]).P50
-	fmt.Fprintf(out, "\nadded by the mesh at one connection (front-mesh p50 - front-standalone p50): %s\n", short(added))
+	fmt.Fprintf(out, "\nadded by the mesh at one connection (front-mesh p50 - front-standalone p50): %s\n", wrk.Short(added))
 	return nil
 }

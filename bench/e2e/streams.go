@@ -14,6 +14,7 @@ import (
 
 	"potluck/bench/procluster"
 	"potluck/bench/procstat"
+	"potluck/bench/wrk"
 )
 
 // loopbackName is the stream target without a proxy: one container's
@@ -67,7 +68,7 @@ func cpuCol(name string, d time.Duration) string {
 	if name == loopbackName {
 		return "-"
 	}
-	return short(d).String()
+	return wrk.Short(d).String()
 }
 
 func medianOf(v []float64) float64 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"potluck/bench/procstat"
+	"potluck/bench/wrk"
 )
 
 // printSetup records the machine, the tools' versions and the load.
@@ -30,15 +31,15 @@ func printSetup(s settings) {
 func printSummary(s settings, results map[string][]wrkResult) {
 	n, f := median(results["nginx"]), median(results["potluck-front"])
 	fmt.Printf("\nmedian over %d rounds:\n", s.rounds)
-	fmt.Printf("  nginx          %10.0f req/s  p50 %-9s p99 %-9s CPU/req %-8s backends %s\n", n.rps, short(n.p50), short(n.p99), short(n.cpuPerReq), short(n.backendCPUPerReq))
-	fmt.Printf("  potluck-front  %10.0f req/s  p50 %-9s p99 %-9s CPU/req %-8s backends %s\n", f.rps, short(f.p50), short(f.p99), short(f.cpuPerReq), short(f.backendCPUPerReq))
+	fmt.Printf("  nginx          %10.0f req/s  p50 %-9s p99 %-9s CPU/req %-8s backends %s\n", n.rps, wrk.Short(n.p50), wrk.Short(n.p99), wrk.Short(n.cpuPerReq), wrk.Short(n.backendCPUPerReq))
+	fmt.Printf("  potluck-front  %10.0f req/s  p50 %-9s p99 %-9s CPU/req %-8s backends %s\n", f.rps, wrk.Short(f.p50), wrk.Short(f.p99), wrk.Short(f.cpuPerReq), wrk.Short(f.backendCPUPerReq))
 	if s.pipeline > 0 {
 		b := median(results["potluck-pipe"])
-		fmt.Printf("  potluck-pipe   %10.0f req/s  p50 %-9s p99 %-9s CPU/req %-8s backends %s  (potluck-front, %d pipelined connections per backend)\n", b.rps, short(b.p50), short(b.p99), short(b.cpuPerReq), short(b.backendCPUPerReq), s.pipeline)
+		fmt.Printf("  potluck-pipe   %10.0f req/s  p50 %-9s p99 %-9s CPU/req %-8s backends %s  (potluck-front, %d pipelined connections per backend)\n", b.rps, wrk.Short(b.p50), wrk.Short(b.p99), wrk.Short(b.cpuPerReq), wrk.Short(b.backendCPUPerReq), s.pipeline)
 	}
 	if s.baseline {
 		b := median(results["fasthttp-raw"])
-		fmt.Printf("  fasthttp-raw   %10.0f req/s  p50 %-9s p99 %-9s CPU/req %-8s backends %s  (ten-line fasthttp proxy, no lb)\n", b.rps, short(b.p50), short(b.p99), short(b.cpuPerReq), short(b.backendCPUPerReq))
+		fmt.Printf("  fasthttp-raw   %10.0f req/s  p50 %-9s p99 %-9s CPU/req %-8s backends %s  (ten-line fasthttp proxy, no lb)\n", b.rps, wrk.Short(b.p50), wrk.Short(b.p99), wrk.Short(b.cpuPerReq), wrk.Short(b.backendCPUPerReq))
 	}
 	fmt.Printf("ratio potluck-front/nginx: %s (target: throughput >= 1.30x, p99 <= 1.00x)\n", ratios(f, n))
 	if s.pipeline > 0 {
@@ -61,18 +62,6 @@ func printSummary(s settings, results map[string][]wrkResult) {
 func ratios(c, nginx wrkResult) string {
 	return fmt.Sprintf("throughput %.2fx, p50 %.2fx, p99 %.2fx, CPU/req %.2fx",
 		c.rps/nginx.rps, float64(c.p50)/float64(nginx.p50), float64(c.p99)/float64(nginx.p99), float64(c.cpuPerReq)/float64(nginx.cpuPerReq))
-}
-
-// short rounds a duration for the table (wrk reports two decimals).
-func short(d time.Duration) time.Duration {
-	switch {
-	case d >= 10*time.Millisecond:
-		return d.Round(100 * time.Microsecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	default:
-		return d.Round(100 * time.Nanosecond)
-	}
 }
 
 func firstLine(s string) string {

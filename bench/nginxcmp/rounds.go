@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"potluck/bench/procstat"
+	"potluck/bench/wrk"
 )
 
 // runRounds measures every contender once per round, alternating who goes
@@ -26,8 +27,8 @@ func runRounds(s settings, r *rig) (map[string][]wrkResult, error) {
 				return nil, fmt.Errorf("%s round %d: %w", name, round, err)
 			}
 			results[name] = append(results[name], res)
-			fmt.Printf("%-6d %-14s %12.0f %10s %10s %14s %16s %5.0f%% %5.2f %5.2f\n", round, name, res.rps, short(res.p50), short(res.p99),
-				short(res.cpuPerReq), short(res.backendCPUPerReq), res.idlePct, res.sysPerReq, res.backendSysPerReq)
+			fmt.Printf("%-6d %-14s %12.0f %10s %10s %14s %16s %5.0f%% %5.2f %5.2f\n", round, name, res.rps, wrk.Short(res.p50), wrk.Short(res.p99),
+				wrk.Short(res.cpuPerReq), wrk.Short(res.backendCPUPerReq), res.idlePct, res.sysPerReq, res.backendSysPerReq)
 		}
 	}
 	return results, nil

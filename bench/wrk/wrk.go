@@ -101,3 +101,16 @@ func latency(re *regexp.Regexp, out string) (time.Duration, error) {
 	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[2]]
 	return time.Duration(v * float64(unit)), nil
 }
+
+// Short rounds a latency for a table to the precision wrk reports (two
+// decimals of its unit).
+func Short(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	default:
+		return d.Round(100 * time.Nanosecond)
+	}
+}
