@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"potluck/apiclient"
+	"potluck/bench/procstat"
 	"potluck/internal/freeport"
 )
 
@@ -182,19 +183,11 @@ func sampleProc(pid int) (procSample, error) {
 	if err != nil {
 		return s, err
 	}
-	// Fields after the command name (which may hold spaces) in parentheses.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
+	ps, ok := procstat.ParseStat(stat)
+	if !ok {
 		return s, errors.New("unreadable /proc stat")
 	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 13 {
-		return s, errors.New("short /proc stat")
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const clkTck = 100 // USER_HZ on Linux
-	s.cpu = time.Duration(ut+st) * time.Second / clkTck
+	s.cpu = time.Duration(ps.Ticks) * procstat.Tick
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err
