@@ -49,3 +49,27 @@ func BenchmarkPlanInstallation(b *testing.B) {
 		})
 	}
 }
+
+// halfUsed says every installation used half of what it reserves.
+type halfUsed struct{}
+
+func (halfUsed) Share(string) (cpu, mem float64, ok bool) { return 0.5, 0.5, true }
+
+// BenchmarkPlanPackMeasured: one placement under pack with the leader's
+// measured demand, which asks for every candidate's load per instance placed.
+func BenchmarkPlanPackMeasured(b *testing.B) {
+	for _, size := range []struct{ hosts, perHost int }{{100, 20}, {1000, 20}} {
+		st := fleet(size.hosts, size.perHost)
+		inst := &fsm.Installation{Name: "new", Backs: 3, Fronts: 1, PerInstance: fsm.Resources{MilliCPU: 500, MemoryMB: 512, DiskMB: 100},
+			Placement: &fsm.Placement{Policy: fsm.PolicyPack}}
+		b.Run(fmt.Sprintf("hosts=%d/instances=%d", size.hosts, len(st.Instances)), func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				_, _, err := PlanInstallation(st, inst, func() string { n++; return fmt.Sprint("x", n) }, Measured(st, halfUsed{})...)
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
