@@ -324,17 +324,23 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, host *fsm.Ho
 		return
 	}
 	if err := h.cfg.Heartbeat(r.Context(), host.ID, req.Instances); err != nil {
-		code := http.StatusServiceUnavailable
-		if st := jsonhttp.StatusOf(err); st >= 400 && st < 500 {
-			code = st // the leader's verdict, relayed by a follower
-		}
-		if st, ok := api.RejectionStatus(err); ok {
-			code = st // the verdict of this node, the leader
-		}
-		jsonhttp.WriteError(w, code, fmt.Sprintf("heartbeat not recorded: %v", err))
+		jsonhttp.WriteError(w, deliveryStatus(err), fmt.Sprintf("heartbeat not recorded: %v", err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// deliveryStatus is the status an agent gets for a write the leader did not
+// record: the leader's verdict on the request (relayed by a follower, or
+// this node's own as the leader), else 503 so the agent retries.
+func deliveryStatus(err error) int {
+	if st, ok := api.RejectionStatus(err); ok {
+		return st
+	}
+	if st := jsonhttp.StatusOf(err); st >= 400 && st < 500 {
+		return st
+	}
+	return http.StatusServiceUnavailable
 }
 
 // writeGone tells the agent of a decommissioned host to stand down.
