@@ -59,6 +59,7 @@ type flags struct {
 	httpsListen, acmeCA   string
 	acmeEmail, acmeCARoot string
 	acmeChallenges        string
+	https                 *front.HTTPSConfig // built from the above by parseFlags; nil: no --https-listen
 	// both
 	shutdownTimeout     time.Duration
 	logLevel, logFormat string
@@ -134,9 +135,11 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 		errs = append(errs, err)
 	}
 	if f.httpsListen != "" {
-		if _, err := httpsConfig(f); err != nil {
+		https, err := httpsConfig(f)
+		if err != nil {
 			errs = append(errs, err)
 		}
+		f.https = https
 	}
 	if len(errs) > 0 {
 		return nil, &cli.UsageError{Err: errors.Join(errs...)}
@@ -197,13 +200,7 @@ func runStandalone(ctx context.Context, f *flags, log *slog.Logger, stdout, stde
 }
 
 func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
-	var https *front.HTTPSConfig
-	if f.httpsListen != "" {
-		var err error
-		if https, err = httpsConfig(f); err != nil {
-			return err
-		}
-	}
+	https := f.https
 	fr, err := front.Start(ctx, front.Config{
 		Agent: agent.Config{
 			CoreURLs: f.cores, CoreCAFile: f.coreCA, JoinToken: f.joinToken, Name: f.name, CPUs: f.cpus,

@@ -134,20 +134,20 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 		jsonhttp.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	st := h.watch.atLeast(h.cfg.State.State()).st
+	ix := h.watch.atLeast(h.cfg.State.State())
 	if blocking {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
-		st = h.waitForChangeFrom(ctx, h.watch.atLeast(st), n, host.ID)
+		changed := h.waitForChange(ctx, ix, n, host.ID)
 		if r.Context().Err() != nil {
 			// The node is stopping (or the agent left): send the agent on
 			// to another node rather than answer "nothing new".
 			jsonhttp.WriteError(w, http.StatusServiceUnavailable, "this core node is shutting down; ask another")
 			return
 		}
+		ix = h.watch.atLeast(changed)
 	}
-	ix := h.watch.atLeast(st)
-	st = ix.st
+	st := ix.st
 	cur := st.Hosts[host.ID]
 	if cur == nil || cur.Status == fsm.HostDecommissioned {
 		writeGone(w) // decommissioned while the query was waiting
@@ -163,12 +163,7 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 // elsewhere (other hosts' heartbeats would wake every agent), or until ctx
 // ends. The handler's watch wakes it only for changes that may concern the
 // host; it then compares the desired state itself.
-func (h *Handler) waitForChange(ctx context.Context, st *fsm.State, index uint64, hostID string) *fsm.State {
-	return h.waitForChangeFrom(ctx, h.watch.indexOf(st), index, hostID)
-}
-
-// waitForChangeFrom is waitForChange from a state already indexed.
-func (h *Handler) waitForChangeFrom(ctx context.Context, start *index, index uint64, hostID string) *fsm.State {
+func (h *Handler) waitForChange(ctx context.Context, start *index, index uint64, hostID string) *fsm.State {
 	if start.st.Index > index {
 		return start.st
 	}
@@ -324,17 +319,23 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request, host *fsm.Ho
 		return
 	}
 	if err := h.cfg.Heartbeat(r.Context(), host.ID, req.Instances); err != nil {
-		code := http.StatusServiceUnavailable
-		if st := jsonhttp.StatusOf(err); st >= 400 && st < 500 {
-			code = st // the leader's verdict, relayed by a follower
-		}
-		if st, ok := api.RejectionStatus(err); ok {
-			code = st // the verdict of this node, the leader
-		}
-		jsonhttp.WriteError(w, code, fmt.Sprintf("heartbeat not recorded: %v", err))
+		jsonhttp.WriteError(w, deliveryStatus(err), fmt.Sprintf("heartbeat not recorded: %v", err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// deliveryStatus is the status an agent gets for a write the leader did not
+// record: the leader's verdict on the request (relayed by a follower, or
+// this node's own as the leader), else 503 so the agent retries.
+func deliveryStatus(err error) int {
+	if st, ok := api.RejectionStatus(err); ok {
+		return st
+	}
+	if st := jsonhttp.StatusOf(err); st >= 400 && st < 500 {
+		return st
+	}
+	return http.StatusServiceUnavailable
 }
 
 // writeGone tells the agent of a decommissioned host to stand down.

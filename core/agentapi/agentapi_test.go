@@ -47,7 +47,7 @@ func TestBlockingStateWakesOnlyForThisHost(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		got <- h.waitForChange(ctx, seen, start, "back").Index
+		got <- h.waitForChange(ctx, h.watch.indexOf(seen), start, "back").Index
 	}()
 	// Unrelated to the Back: an app nobody runs.
 	apply(&fsm.Command{Type: fsm.CmdCreateApp, App: &fsm.App{Name: "a", Image: "x:1", ContainerPort: 80}})
@@ -60,7 +60,7 @@ func TestBlockingStateWakesOnlyForThisHost(t *testing.T) {
 	// An agent that is behind gets the state at once.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.Equal(t, related, h.waitForChange(ctx, f.State(), start, "back").Index)
+	require.Equal(t, related, h.waitForChange(ctx, h.watch.indexOf(f.State()), start, "back").Index)
 }
 
 // oneBack is a state holding one ready Back, "back", with key "key-back".

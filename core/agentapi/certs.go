@@ -196,14 +196,7 @@ func (h *Handler) tlsStatus(w http.ResponseWriter, r *http.Request, host *fsm.Ho
 
 func (h *Handler) certWrite(w http.ResponseWriter, r *http.Request, req api.CertStoreRequest) {
 	if err := h.cfg.Certs.Write(r.Context(), req); err != nil {
-		code := http.StatusServiceUnavailable
-		if st := jsonhttp.StatusOf(err); st >= 400 && st < 500 {
-			code = st
-		}
-		if st, ok := api.RejectionStatus(err); ok {
-			code = st
-		}
-		jsonhttp.WriteError(w, code, err.Error())
+		jsonhttp.WriteError(w, deliveryStatus(err), err.Error())
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

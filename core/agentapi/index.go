@@ -88,26 +88,21 @@ func changedHosts(old, cur *index) (dirty map[string]bool, all bool) {
 		return nil, true
 	}
 	dirty = map[string]bool{}
+	mark := func(ids []string) {
+		for _, id := range ids {
+			dirty[id] = true
+		}
+	}
 	installation := func(name string) {
 		for _, ix := range []*index{old, cur} {
-			if inst := ix.st.Installations[name]; inst != nil {
-				for _, f := range inst.FrontHosts {
-					dirty[f] = true
-				}
-			}
-			for _, h := range ix.backsFor[name] {
-				dirty[h] = true
-			}
+			mark(ix.frontsOf(name))
+			mark(ix.backsFor[name])
 		}
 	}
 	instance := func(in *fsm.Instance) {
 		dirty[in.HostID] = true
 		for _, ix := range []*index{old, cur} {
-			if inst := ix.st.Installations[in.Installation]; inst != nil {
-				for _, f := range inst.FrontHosts {
-					dirty[f] = true
-				}
-			}
+			mark(ix.frontsOf(in.Installation))
 		}
 	}
 	// A host's own record, and the peers that list it (the Backs of the
@@ -116,16 +111,10 @@ func changedHosts(old, cur *index) (dirty map[string]bool, all bool) {
 		dirty[id] = true
 		for _, ix := range []*index{old, cur} {
 			for _, name := range ix.frontOf[id] {
-				for _, h := range ix.backsFor[name] {
-					dirty[h] = true
-				}
+				mark(ix.backsFor[name])
 			}
 			for _, name := range ix.backOf[id] {
-				if inst := ix.st.Installations[name]; inst != nil {
-					for _, f := range inst.FrontHosts {
-						dirty[f] = true
-					}
-				}
+				mark(ix.frontsOf(name))
 			}
 		}
 	}
@@ -164,24 +153,18 @@ func changedHosts(old, cur *index) (dirty map[string]bool, all bool) {
 	}
 	// An app's versions give instances their image: every installation
 	// with a release of a changed app is concerned.
-	var apps map[string]bool
+	apps := map[string]bool{}
 	for name, app := range b.Apps {
 		if o := a.Apps[name]; o == nil || !reflect.DeepEqual(o, app) {
-			if apps == nil {
-				apps = map[string]bool{}
-			}
 			apps[name] = true
 		}
 	}
 	for name := range a.Apps {
 		if b.Apps[name] == nil {
-			if apps == nil {
-				apps = map[string]bool{}
-			}
 			apps[name] = true
 		}
 	}
-	if apps != nil {
+	if len(apps) > 0 {
 		for _, st := range []*fsm.State{a, b} {
 			for name, inst := range st.Installations {
 				if usesApp(inst, apps) {
@@ -191,6 +174,14 @@ func changedHosts(old, cur *index) (dirty map[string]bool, all bool) {
 		}
 	}
 	return dirty, false
+}
+
+// frontsOf are the Front hosts of an installation in the indexed state.
+func (ix *index) frontsOf(name string) []string {
+	if inst := ix.st.Installations[name]; inst != nil {
+		return inst.FrontHosts
+	}
+	return nil
 }
 
 func usesApp(inst *fsm.Installation, apps map[string]bool) bool {

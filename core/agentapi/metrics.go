@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"potluck/agentproto"
-	"potluck/core/api"
 	"potluck/core/fsm"
 	"potluck/internal/jsonhttp"
 )
@@ -30,14 +29,7 @@ func (h *Handler) metrics(w http.ResponseWriter, r *http.Request, host *fsm.Host
 	}
 	if h.cfg.Metrics != nil {
 		if err := h.cfg.Metrics(r.Context(), host.ID, m); err != nil {
-			code := http.StatusServiceUnavailable
-			if st := jsonhttp.StatusOf(err); st >= 400 && st < 500 {
-				code = st
-			}
-			if st, ok := api.RejectionStatus(err); ok {
-				code = st
-			}
-			jsonhttp.WriteError(w, code, fmt.Sprintf("metrics not recorded: %v", err))
+			jsonhttp.WriteError(w, deliveryStatus(err), fmt.Sprintf("metrics not recorded: %v", err))
 			return
 		}
 	}

@@ -103,20 +103,6 @@ func (c *checker) up(id string) bool {
 	return h == nil || !h.down
 }
 
-// run checks every Front of the current View each Interval until ctx ends.
-func (c *checker) run(ctx context.Context, src Source) {
-	t := time.NewTicker(c.cfg.Interval)
-	defer t.Stop()
-	for {
-		c.round(ctx, src.View())
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // round checks every Front of v once, in parallel, and forgets Fronts that
 // left the View.
 func (c *checker) round(ctx context.Context, v *View) {

@@ -172,72 +172,41 @@ func (s *Stats) countQuery(domain string, in, out int, rcode int, answered []str
 func (s *Stats) WriteMetrics(w io.Writer) {
 	type site struct {
 		domain string
+		alive  bool // read under s.mu
 		*SiteStats
 	}
 	type front struct {
-		id string
+		id    string
+		alive bool // read under s.mu
 		*FrontStats
 	}
 	s.mu.Lock()
 	sites := make([]site, 0, len(s.sites))
 	for d, ss := range s.sites {
-		sites = append(sites, site{d, ss})
+		sites = append(sites, site{d, ss.alive, ss})
 	}
 	fronts := make([]front, 0, len(s.fronts))
 	for id, fs := range s.fronts {
-		fronts = append(fronts, front{id, fs})
-	}
-	alive := map[any]bool{}
-	for _, x := range sites {
-		alive[x.SiteStats] = x.alive
-	}
-	for _, x := range fronts {
-		alive[x.FrontStats] = x.alive
+		fronts = append(fronts, front{id, fs.alive, fs})
 	}
 	s.mu.Unlock()
 	sort.Slice(sites, func(i, j int) bool { return sites[i].domain < sites[j].domain })
 	sort.Slice(fronts, func(i, j int) bool { return fronts[i].id < fronts[j].id })
-	b2f := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
-	}
 	pw := pm.NewWriter(w)
-	siteCounters := []struct {
-		name, help string
-		get        func(*SiteStats) uint64
-	}{
-		{"potluck_dns_service_requests_total", "DNS queries for a service's domain.", func(x *SiteStats) uint64 { return x.Requests.Load() }},
-		{"potluck_dns_service_received_bytes_total", "Bytes of the DNS queries for a service's domain.", func(x *SiteStats) uint64 { return x.BytesIn.Load() }},
-		{"potluck_dns_service_sent_bytes_total", "Bytes of the DNS answers for a service's domain.", func(x *SiteStats) uint64 { return x.BytesOut.Load() }},
-		{"potluck_dns_service_down_total", "Times a service lost its last live Front.", func(x *SiteStats) uint64 { return x.Down.Load() }},
-		{"potluck_dns_service_up_total", "Times a service got a live Front back.", func(x *SiteStats) uint64 { return x.Up.Load() }},
-	}
-	for _, c := range siteCounters {
-		for _, x := range sites {
-			pw.Counter(c.name, c.help, pm.Labels("domain", x.domain, "installation", x.Installation), c.get(x.SiteStats))
-		}
-	}
-	for _, x := range sites {
-		pw.Gauge("potluck_dns_service_alive", "1 while a service has a live Front.", pm.Labels("domain", x.domain, "installation", x.Installation), b2f(alive[x.SiteStats]))
-	}
-	frontCounters := []struct {
-		name, help string
-		get        func(*FrontStats) uint64
-	}{
-		{"potluck_dns_front_answers_total", "DNS answers that carried a Front's address.", func(x *FrontStats) uint64 { return x.Answers.Load() }},
-		{"potluck_dns_front_down_total", "Times a Front left the answers (the core or the checks found it dead).", func(x *FrontStats) uint64 { return x.Down.Load() }},
-		{"potluck_dns_front_up_total", "Times a Front came back into the answers.", func(x *FrontStats) uint64 { return x.Up.Load() }},
-	}
-	for _, c := range frontCounters {
-		for _, x := range fronts {
-			pw.Counter(c.name, c.help, pm.Labels("front", x.Name, "id", x.id), c.get(x.FrontStats))
-		}
-	}
-	for _, x := range fronts {
-		pw.Gauge("potluck_dns_front_alive", "1 while a Front is in the answers.", pm.Labels("front", x.Name, "id", x.id), b2f(alive[x.FrontStats]))
-	}
+	writeTable(pw, sites, func(x site) string { return pm.Labels("domain", x.domain, "installation", x.Installation) }, []family[site]{
+		{"potluck_dns_service_requests_total", "DNS queries for a service's domain.", false, func(x site) uint64 { return x.Requests.Load() }},
+		{"potluck_dns_service_received_bytes_total", "Bytes of the DNS queries for a service's domain.", false, func(x site) uint64 { return x.BytesIn.Load() }},
+		{"potluck_dns_service_sent_bytes_total", "Bytes of the DNS answers for a service's domain.", false, func(x site) uint64 { return x.BytesOut.Load() }},
+		{"potluck_dns_service_down_total", "Times a service lost its last live Front.", false, func(x site) uint64 { return x.Down.Load() }},
+		{"potluck_dns_service_up_total", "Times a service got a live Front back.", false, func(x site) uint64 { return x.Up.Load() }},
+		{"potluck_dns_service_alive", "1 while a service has a live Front.", true, func(x site) uint64 { return b2u(x.alive) }},
+	})
+	writeTable(pw, fronts, func(x front) string { return pm.Labels("front", x.Name, "id", x.id) }, []family[front]{
+		{"potluck_dns_front_answers_total", "DNS answers that carried a Front's address.", false, func(x front) uint64 { return x.Answers.Load() }},
+		{"potluck_dns_front_down_total", "Times a Front left the answers (the core or the checks found it dead).", false, func(x front) uint64 { return x.Down.Load() }},
+		{"potluck_dns_front_up_total", "Times a Front came back into the answers.", false, func(x front) uint64 { return x.Up.Load() }},
+		{"potluck_dns_front_alive", "1 while a Front is in the answers.", true, func(x front) uint64 { return b2u(x.alive) }},
+	})
 	for rc := range s.rcodes {
 		if n := s.rcodes[rc].Load(); n > 0 {
 			pw.Counter("potluck_dns_responses_total", "DNS answers by response code.", pm.Labels("rcode", dns.RcodeToString[rc]), n)
@@ -245,4 +214,36 @@ func (s *Stats) WriteMetrics(w io.Writer) {
 	}
 	pw.Counter("potluck_dns_rate_limited_total", "Queries not answered: the client was over its rate.", "", s.dropped.Load())
 	pw.Counter("potluck_dns_truncated_total", "UDP answers cut to the client's size, TC set.", "", s.trunc.Load())
+}
+
+// family is one metric written for every row of a table: a counter, or a
+// gauge (gauge set).
+type family[T any] struct {
+	name, help string
+	gauge      bool
+	value      func(T) uint64
+}
+
+// writeTable writes each family for every row, a family's samples together.
+func writeTable[T any](pw *pm.Writer, rows []T, labels func(T) string, families []family[T]) {
+	ls := make([]string, len(rows))
+	for i, r := range rows {
+		ls[i] = labels(r)
+	}
+	for _, f := range families {
+		for i, r := range rows {
+			if f.gauge {
+				pw.Gauge(f.name, f.help, ls[i], float64(f.value(r)))
+			} else {
+				pw.Counter(f.name, f.help, ls[i], f.value(r))
+			}
+		}
+	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"potluck/core/agentapi"
@@ -91,13 +89,12 @@ func (s *Server) postCertStore(ctx context.Context, body []byte, token string) (
 		return 0, fmt.Errorf("certificate store: %w", err)
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		_ = json.Unmarshal(msg, &e)
-		return 0, &jsonhttp.Error{Status: resp.StatusCode, Message: strings.TrimSpace(e.Error)}
+		return 0, jsonhttp.ReadError(resp)
 	}
-	return strconv.ParseUint(resp.Header.Get(api.HeaderIndex), 10, 64)
+	index, err := strconv.ParseUint(resp.Header.Get(api.HeaderIndex), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("certificate store: the answer's %s: %w", api.HeaderIndex, err)
+	}
+	return index, nil
 }

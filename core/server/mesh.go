@@ -19,6 +19,7 @@ import (
 	"potluck/core/agentapi"
 	"potluck/core/api"
 	"potluck/core/fsm"
+	"potluck/internal/jsonhttp"
 	"potluck/meshnet"
 )
 
@@ -316,9 +317,8 @@ func (m *meshRuntime) logs(ctx context.Context, h *fsm.Host, instance string, q 
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		resp.Body.Close()
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+		defer resp.Body.Close()
+		return nil, jsonhttp.ReadError(resp)
 	}
 	return resp.Body, nil
 }
