@@ -3,12 +3,8 @@ package e2e
 import (
 	"cmp"
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,60 +14,6 @@ import (
 	"potluck/internal/dockertest"
 	"potluck/internal/localcluster"
 )
-
-// clientLoop sends GETs of path through the Front from workers
-// goroutines, each waiting pause between requests, until stopped or
-// maxRequests were sent, and counts the failed ones.
-type clientLoop struct {
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	ok, fail int
-	failures []string
-}
-
-func (s *system) startClients(host, path string, workers, maxRequests int, pause time.Duration) *clientLoop {
-	l := &clientLoop{stop: make(chan struct{})}
-	per := maxRequests / workers
-	for range workers {
-		l.wg.Go(func() {
-			for range per {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest(http.MethodGet, "http://"+s.front.Addr+path, nil)
-				req.Host = host
-				resp, err := frontClient.Do(req)
-				code, body := 0, ""
-				if err == nil {
-					b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-					resp.Body.Close()
-					code, body = resp.StatusCode, string(b)
-				}
-				l.mu.Lock()
-				if err != nil || code != 200 {
-					l.fail++
-					if len(l.failures) < 5 {
-						l.failures = append(l.failures, fmt.Sprintf("%d %v %s", code, err, strings.TrimSpace(body)))
-					}
-				} else {
-					l.ok++
-				}
-				l.mu.Unlock()
-				time.Sleep(pause)
-			}
-		})
-	}
-	return l
-}
-
-func (l *clientLoop) finish() (ok, fail int, failures []string) {
-	close(l.stop)
-	l.wg.Wait()
-	return l.ok, l.fail, l.failures
-}
 
 // TestAutoscaleUnderLoad: an installation driven over its CPU target by a
 // bounded load generator scales out to its maximum, and back in to its

@@ -40,6 +40,20 @@ func (s *system) hosts() map[string]apiclient.Host {
 	return hs
 }
 
+// waitReady waits until every named host reports ready.
+func (s *system) waitReady(names ...string) {
+	s.t.Helper()
+	require.Eventually(s.t, func() bool {
+		hs := s.hosts()
+		for _, n := range names {
+			if hs[n].Status != "ready" {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 200*time.Millisecond, "hosts never became ready: %v", names)
+}
+
 // runningOn returns the sorted host names of the installation's running instances.
 func (s *system) runningOn(name string) []string {
 	on, err := s.c.RunningOn(context.Background(), name)

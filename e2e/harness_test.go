@@ -90,8 +90,15 @@ func (s *system) get(host string) (int, string, string, error) {
 
 var frontClient = &http.Client{Timeout: 10 * time.Second}
 
-// loadLoop sends sequential GETs through the Front until stopped and counts
-// the failed ones; bounded by maxRequests.
+// startLoad sends sequential GETs of / through the Front until stopped;
+// bounded by maxRequests.
+func (s *system) startLoad(host string, maxRequests int) *loadLoop {
+	return s.startClients(host, "/", 1, maxRequests, 10*time.Millisecond)
+}
+
+// loadLoop sends GETs of path through the Front from workers
+// goroutines, each waiting pause between requests, until stopped or
+// maxRequests were sent, and counts the failed ones.
 type loadLoop struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -100,29 +107,40 @@ type loadLoop struct {
 	failures []string
 }
 
-func (s *system) startLoad(host string, maxRequests int) *loadLoop {
+func (s *system) startClients(host, path string, workers, maxRequests int, pause time.Duration) *loadLoop {
 	l := &loadLoop{stop: make(chan struct{})}
-	l.wg.Go(func() {
-		for range maxRequests {
-			select {
-			case <-l.stop:
-				return
-			default:
-			}
-			code, _, body, err := s.get(host)
-			l.mu.Lock()
-			if err != nil || code != 200 {
-				l.fail++
-				if len(l.failures) < 5 {
-					l.failures = append(l.failures, fmt.Sprintf("%d %v %s", code, err, strings.TrimSpace(body)))
+	per := maxRequests / workers
+	for range workers {
+		l.wg.Go(func() {
+			for range per {
+				select {
+				case <-l.stop:
+					return
+				default:
 				}
-			} else {
-				l.ok++
+				req, _ := http.NewRequest(http.MethodGet, "http://"+s.front.Addr+path, nil)
+				req.Host = host
+				resp, err := frontClient.Do(req)
+				code, body := 0, ""
+				if err == nil {
+					b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+					resp.Body.Close()
+					code, body = resp.StatusCode, string(b)
+				}
+				l.mu.Lock()
+				if err != nil || code != 200 {
+					l.fail++
+					if len(l.failures) < 5 {
+						l.failures = append(l.failures, fmt.Sprintf("%d %v %s", code, err, strings.TrimSpace(body)))
+					}
+				} else {
+					l.ok++
+				}
+				l.mu.Unlock()
+				time.Sleep(pause)
 			}
-			l.mu.Unlock()
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+		})
+	}
 	return l
 }
 

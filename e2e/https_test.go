@@ -15,6 +15,7 @@ import (
 	"potluck/front"
 	"potluck/internal/acmetest"
 	"potluck/internal/dockertest"
+	"potluck/internal/localcluster"
 )
 
 // tlsInstallation is what the test reads of an installation's HTTPS.
@@ -64,10 +65,7 @@ func TestHTTPSWithACME(t *testing.T) {
 	require.NoError(t, err)
 	s.backs = append(s.backs, s.startBack(0, backDirs(t, 1)[0]))
 	pebble.Start(t, port(t, f.Addr), port(t, f.TLSAddr))
-	require.Eventually(t, func() bool {
-		hs := s.hosts()
-		return hs["front1"].Status == "ready" && hs["front2"].Status == "ready" && hs["back1"].Status == "ready"
-	}, 30*time.Second, 200*time.Millisecond, "hosts never became ready")
+	s.waitReady("front1", "front2", "back1")
 
 	const site = "secure.e2e.test"
 	pebble.AddHost(site)
@@ -226,6 +224,28 @@ func (s *system) servedBy(installation, frontName string) bool {
 	return false
 }
 
+// acmeSite starts one core, an HTTPS Front configured by cfg against
+// pebble and one Back, and installs the sample app as name on site with an
+// ACME certificate. It returns the Front.
+func acmeSite(t *testing.T, pebble *acmetest.Pebble, cfg front.HTTPSConfig, tarball, name, site string) *localcluster.FrontHost {
+	t.Helper()
+	s := newSystem(t, 1, 10*time.Second)
+	cfg.ACMEDirectory, cfg.ACMERoots = pebble.Directory, pebble.APIRoots
+	f, err := s.c.StartFrontHTTPS(t.Context(), "front1", cfg)
+	require.NoError(t, err)
+	s.front = f
+	s.backs = append(s.backs, s.startBack(0, backDirs(t, 1)[0]))
+	pebble.Start(t, port(t, f.Addr), port(t, f.TLSAddr))
+	s.waitReady("front1", "back1")
+	pebble.AddHost(site)
+	require.NoError(t, s.c.PushTarball(t.Context(), "web", tarball, 8080))
+	require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
+		"name": name, "app": "web", "fronts": 1, "backs": 1, "domain": site, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
+		"tls": map[string]any{"mode": "acme"},
+	}, nil))
+	return f
+}
+
 // TestHTTPSChallengeTypes: each ACME challenge type alone gets the
 // certificate through the Front: HTTP-01 on its HTTP port, TLS-ALPN-01 on
 // its HTTPS port (acme-tls/1 in ALPN).
@@ -243,25 +263,8 @@ func TestHTTPSChallengeTypes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pebble := acmetest.New(t)
-			s := newSystem(t, 1, 10*time.Second)
-			cfg := tc.cfg
-			cfg.ACMEDirectory, cfg.ACMERoots = pebble.Directory, pebble.APIRoots
-			f, err := s.c.StartFrontHTTPS(t.Context(), "front1", cfg)
-			require.NoError(t, err)
-			s.front = f
-			s.backs = append(s.backs, s.startBack(0, backDirs(t, 1)[0]))
-			pebble.Start(t, port(t, f.Addr), port(t, f.TLSAddr))
-			require.Eventually(t, func() bool {
-				hs := s.hosts()
-				return hs["front1"].Status == "ready" && hs["back1"].Status == "ready"
-			}, 30*time.Second, 200*time.Millisecond, "hosts never became ready")
 			site := tc.name + ".e2e.test"
-			pebble.AddHost(site)
-			require.NoError(t, s.c.PushTarball(t.Context(), "web", tarball, 8080))
-			require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
-				"name": "site", "app": "web", "fronts": 1, "backs": 1, "domain": site, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
-				"tls": map[string]any{"mode": "acme"},
-			}, nil))
+			f := acmeSite(t, pebble, tc.cfg, tarball, "site", site)
 			roots := pebble.IssuerRoots(t)
 			var lastErr error
 			require.Eventually(t, func() bool {
@@ -287,25 +290,8 @@ func TestHTTPSRenewal(t *testing.T) {
 	tarball := dockertest.SampleImage(t) // skips without a Docker Engine
 	pebble := acmetest.New(t)
 	pebble.Validity = 30 * time.Second
-	s := newSystem(t, 1, 10*time.Second)
-	f, err := s.c.StartFrontHTTPS(t.Context(), "front1", front.HTTPSConfig{
-		ACMEDirectory: pebble.Directory, ACMERoots: pebble.APIRoots, RenewCheckInterval: time.Second,
-	})
-	require.NoError(t, err)
-	s.front = f
-	s.backs = append(s.backs, s.startBack(0, backDirs(t, 1)[0]))
-	pebble.Start(t, port(t, f.Addr), port(t, f.TLSAddr))
-	require.Eventually(t, func() bool {
-		hs := s.hosts()
-		return hs["front1"].Status == "ready" && hs["back1"].Status == "ready"
-	}, 30*time.Second, 200*time.Millisecond, "hosts never became ready")
 	const site = "renew.e2e.test"
-	pebble.AddHost(site)
-	require.NoError(t, s.c.PushTarball(t.Context(), "web", tarball, 8080))
-	require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
-		"name": "renew", "app": "web", "fronts": 1, "backs": 1, "domain": site, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
-		"tls": map[string]any{"mode": "acme"},
-	}, nil))
+	f := acmeSite(t, pebble, front.HTTPSConfig{RenewCheckInterval: time.Second}, tarball, "renew", site)
 	roots := pebble.IssuerRoots(t)
 	leaf := func() (serial string, notAfter time.Time, err error) {
 		c, err := tls.Dial("tcp", f.TLSAddr, &tls.Config{RootCAs: roots, ServerName: site})
@@ -319,6 +305,7 @@ func TestHTTPSRenewal(t *testing.T) {
 	var first string
 	var firstExpiry time.Time
 	require.Eventually(t, func() bool {
+		var err error
 		first, firstExpiry, err = leaf()
 		return err == nil
 	}, 60*time.Second, 250*time.Millisecond, "no first certificate")

@@ -38,10 +38,7 @@ func TestRollingUpdate(t *testing.T) {
 	s.startFront()
 	dirs := backDirs(t, 2)
 	s.backs = append(s.backs, s.startBack(0, dirs[0]), s.startBack(1, dirs[1]))
-	require.Eventually(t, func() bool {
-		hs := s.hosts()
-		return hs["front1"].Status == "ready" && hs["back1"].Status == "ready" && hs["back2"].Status == "ready"
-	}, 30*time.Second, 200*time.Millisecond, "hosts never became ready")
+	s.waitReady("front1", "back1", "back2")
 
 	const site = "roll.e2e.test"
 	require.NoError(t, s.c.PushTarball(t.Context(), "roll", tarball, 8080))

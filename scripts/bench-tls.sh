@@ -75,6 +75,7 @@ sed -e "s/127.0.0.1:$pfh/127.0.0.1:$pph/; s/127.0.0.1:$pf\"/127.0.0.1:$pp\"/; s/
 
 for p in $ng $pf $pp; do
   for _ in $(seq 50); do curl -sk -o /dev/null "https://127.0.0.1:$p/" && break; sleep 0.1; done
+  curl -sk -o /dev/null --max-time 5 "https://127.0.0.1:$p/" || { echo "bench-tls: nothing answers on 127.0.0.1:$p" >&2; exit 1; }
 done
 
 wrk_rps() { wrk -t2 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {print int($2)}'; }
@@ -89,8 +90,10 @@ for r in $(seq "$ROUNDS"); do
     hs=$(wrk_rps -H "Connection: close" "$u")
     h1=$(wrk_rps "$u")
     h2=$(h2_rps "$u")
+    # A run that printed no figure must not count as 0 req/s in the mean.
+    [ -n "$hs" ] && [ -n "$h1" ] && [ -n "$h2" ] || { echo "bench-tls: $c round $r: wrk or h2load gave no figure" >&2; exit 1; }
     printf "%-14s %-6s %14s %12s %12s\n" $c $r "$hs" "$h1" "$h2"
-    sum[$c.hs]=$(( ${sum[$c.hs]:-0} + ${hs:-0} )); sum[$c.h1]=$(( ${sum[$c.h1]:-0} + ${h1:-0} )); sum[$c.h2]=$(( ${sum[$c.h2]:-0} + ${h2:-0} ))
+    sum[$c.hs]=$(( ${sum[$c.hs]:-0} + hs )); sum[$c.h1]=$(( ${sum[$c.h1]:-0} + h1 )); sum[$c.h2]=$(( ${sum[$c.h2]:-0} + h2 ))
   done
 done
 ratio() { python3 -c "print(f'{$1/$2:.2f}x' if $2 else 'n/a')"; }

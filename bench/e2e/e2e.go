@@ -195,7 +195,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		contenders: []string{nginxName, meshName, standaloneName},
 		addrs:      map[string]string{nginxName: ngxAddr, meshName: c.FrontAddr, standaloneName: saAddr},
 		pids: map[string][]int{
-			nginxName: {ngx.pid()}, standaloneName: {sa.pid()},
+			nginxName: {ngx.PID()}, standaloneName: {sa.PID()},
 			meshName: {c.Front.PID(), c.Backs[0].PID(), c.Backs[1].PID()},
 		},
 		backPIDs:    []int{c.Backs[0].PID(), c.Backs[1].PID()},

@@ -7,10 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"potluck/bench/wrk"
-
 	"github.com/stretchr/testify/require"
 
+	"potluck/bench/wrk"
 	"potluck/front/standalone"
 )
 
@@ -47,13 +46,13 @@ func TestNginxConfigServesEveryDomain(t *testing.T) {
 	apps := []app{{domain: sampleDomain, upstreams: []string{"127.0.9.2:5000"}}, {domain: fastDomain, upstreams: []string{"127.0.9.2:5001"}}}
 	c, _, err := startNginx("/bin/true", apps)
 	require.NoError(t, err)
-	conf, err := os.ReadFile(filepath.Join(c.cmd.Args[2], "nginx.conf"))
+	conf, err := os.ReadFile(filepath.Join(c.dir, "nginx.conf"))
 	require.NoError(t, err)
 	c.stop()
 	for _, want := range []string{"server_name " + sampleDomain, "server_name " + fastDomain, "server 127.0.9.2:5001 max_fails=1", "keepalive 64", "client_max_body_size 0"} {
 		require.True(t, strings.Contains(string(conf), want), want)
 	}
-	require.NoDirExists(t, c.cmd.Args[2], "its directory goes with it")
+	require.NoDirExists(t, c.dir, "its directory goes with it")
 }
 
 func TestSumCounter(t *testing.T) {

@@ -6,37 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"potluck/bench/procstat"
 )
-
-// cpuTicks returns the user+system clock ticks of the given processes and
-// their direct children (NGINX's workers).
-func cpuTicks(pids ...int) int64 {
-	want := map[string]bool{}
-	for _, p := range pids {
-		if p > 0 {
-			want[strconv.Itoa(p)] = true
-		}
-	}
-	total := int64(0)
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		st, ok := procstat.ParseStat(data)
-		if !ok || !(want[e.Name()] || want[st.PPID]) {
-			continue
-		}
-		total += st.Ticks
-	}
-	return total
-}
 
 // dockerProxies returns the pids of the docker-proxy processes that publish
 // ports on one of the given host addresses.

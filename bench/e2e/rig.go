@@ -3,13 +3,12 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"potluck/bench/nginxconf"
+	"potluck/bench/procluster"
 	"potluck/internal/freeport"
 )
 
@@ -23,41 +22,23 @@ type app struct {
 
 // child is a contender process the benchmark started itself.
 type child struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
+	*procluster.Proc
+	dir string // where its log (and NGINX's config) is
 	// cleanup, if set, runs after the process has ended.
 	cleanup func()
 }
 
 func startChild(dir, name, bin string, args ...string) (*child, error) {
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
-	if err != nil {
-		return nil, err
+	p := procluster.NewProc(name, bin, filepath.Join(dir, name+".log"), args...)
+	if err := p.Start(); err != nil {
+		return nil, fmt.Errorf("start %w", err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); logf.Close(); close(c.done) }()
-	return c, nil
+	return &child{Proc: p, dir: dir}, nil
 }
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
 
 // stop ends the process (NGINX's master takes its workers with it).
 func (c *child) stop() {
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
-		c.cmd.Process.Kill()
-		<-c.done
-	}
+	_ = c.Stop(10 * time.Second)
 	if c.cleanup != nil {
 		c.cleanup()
 	}

@@ -88,7 +88,7 @@ func (r *rig) measure(ctx context.Context, a app, name string) (measured, error)
 	sets := [][]int{r.pids[name], r.backPIDs, r.proxies, a.appPIDs}
 	before := make([]int64, len(sets))
 	for i, s := range sets {
-		before[i] = cpuTicks(s...)
+		before[i] = procstat.CPUTicks(s...)
 	}
 	var conns0 float64
 	if throughMesh(name) {
@@ -103,7 +103,7 @@ func (r *rig) measure(ctx context.Context, a app, name string) (measured, error)
 	}
 	per := make([]time.Duration, len(sets))
 	for i, s := range sets {
-		per[i] = perRequest(cpuTicks(s...)-before[i], res.Requests)
+		per[i] = perRequest(procstat.CPUTicks(s...)-before[i], res.Requests)
 	}
 	m := measured{Result: res, cpu: per[0], backs: per[1], dockerProxy: per[2], app: per[3]}
 	if !throughMesh(name) {

@@ -99,7 +99,7 @@ func (r *rig) transfer(ctx context.Context, name, addr, domain string, upload bo
 	tr := &http.Transport{Proxy: nil, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	pids := r.pids[name]
-	t0 := cpuTicks(pids...)
+	t0 := procstat.CPUTicks(pids...)
 	start := time.Now()
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
@@ -117,7 +117,7 @@ func (r *rig) transfer(ctx context.Context, name, addr, domain string, upload bo
 	if !upload && got != n {
 		return 0, 0, fmt.Errorf("downloaded %d bytes, want %d", got, n)
 	}
-	cpu := time.Duration(cpuTicks(pids...)-t0) * procstat.Tick
+	cpu := time.Duration(procstat.CPUTicks(pids...)-t0) * procstat.Tick
 	return float64(n) / 1e6 / elapsed.Seconds(), time.Duration(float64(cpu) / (float64(n) / (1 << 20))), nil
 }
 

@@ -1,21 +1,20 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"potluck/apiclient"
+	"potluck/bench/procluster"
 	"potluck/bench/procstat"
 	"potluck/internal/freeport"
 )
@@ -26,11 +25,21 @@ const token = "fleet-bench-operator-token"
 // coreNode is one potluck-core process.
 type coreNode struct {
 	id, dataDir       string
+	logPath           string // its output, across restarts
 	raft, http, agent string // loopback addresses
 	api               *apiclient.Client
-	cmd               *exec.Cmd
-	log               *lockedBuffer
-	exited            chan error
+	proc              *procluster.Proc
+}
+
+// logText is the node's output so far, for the error report: its first MiB.
+func (nd *coreNode) logText() string {
+	f, err := os.Open(nd.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	return string(b)
 }
 
 // coreCluster is three potluck-core processes on loopback, without a mesh
@@ -39,27 +48,6 @@ type coreCluster struct {
 	bin, dir string
 	peers    string
 	nodes    []*coreNode
-}
-
-// lockedBuffer keeps a process's output for the error report.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 { // bounded: keep the first MiB
-		return len(p), nil
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startCluster(ctx context.Context, bin, dir string, n int) (*coreCluster, error) {
@@ -94,7 +82,8 @@ func (c *coreCluster) newNode(id string) (*coreNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	nd := &coreNode{id: id, dataDir: filepath.Join(c.dir, id), raft: addrs[0], http: addrs[1], agent: addrs[2]}
+	nd := &coreNode{id: id, dataDir: filepath.Join(c.dir, id), logPath: filepath.Join(c.dir, id+".log"),
+		raft: addrs[0], http: addrs[1], agent: addrs[2]}
 	nd.api, err = apiclient.New("http://"+nd.http, token, apiclient.WithRetries(60, 500*time.Millisecond),
 		apiclient.WithHTTPClient(&http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}))
 	return nd, err
@@ -108,38 +97,15 @@ func (c *coreCluster) start(nd *coreNode, extra ...string) error {
 		// Heartbeats flow all the time; a host goes down only if the
 		// bench starves it, which it then reports.
 		"--heartbeat-ttl", "60s"}, extra...)
-	nd.log = &lockedBuffer{}
-	nd.cmd = exec.Command(c.bin, args...)
-	nd.cmd.Stdout, nd.cmd.Stderr = nd.log, nd.log
-	// As bench/faults: its own process group (a Ctrl-C reaches the bench,
-	// which stops the nodes), and the nodes die with the bench if it is
-	// killed.
-	nd.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := nd.cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", nd.id, err)
-	}
-	nd.exited = make(chan error, 1)
-	go func() { nd.exited <- nd.cmd.Wait() }()
-	return nil
+	nd.proc = procluster.NewProc(nd.id, c.bin, nd.logPath, args...)
+	return nd.proc.Start()
 }
 
 // stop ends every process (SIGTERM, then SIGKILL after 10 s).
 func (c *coreCluster) stop() {
 	for _, nd := range c.nodes {
-		if nd.cmd == nil || nd.cmd.Process == nil {
-			continue
-		}
-		_ = nd.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	for _, nd := range c.nodes {
-		if nd.cmd == nil || nd.cmd.Process == nil {
-			continue
-		}
-		select {
-		case <-nd.exited:
-		case <-time.After(10 * time.Second):
-			_ = nd.cmd.Process.Kill()
-			<-nd.exited
+		if nd.proc != nil {
+			_ = nd.proc.Stop(10 * time.Second)
 		}
 	}
 }
@@ -164,7 +130,7 @@ func (c *coreCluster) leader(ctx context.Context) (*coreNode, error) {
 	}
 	var logs []string
 	for _, nd := range c.nodes {
-		logs = append(logs, nd.id+": "+nd.log.String())
+		logs = append(logs, nd.id+": "+nd.logText())
 	}
 	return nil, fmt.Errorf("no leader within 60 s:\n%s", strings.Join(logs, "\n"))
 }

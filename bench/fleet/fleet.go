@@ -166,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return res, err
 	}
 	api := leader.api
-	pid := leader.cmd.Process.Pid
+	pid := leader.proc.PID()
 	res.Leader = leader.id
 	progress("cluster up, leader %s (pid %d)", leader.id, pid)
 
@@ -261,7 +261,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	for _, nd := range cl.nodes {
 		if nd != leader {
 			followers = append(followers, nd)
-			smp, _ := sampleProc(nd.cmd.Process.Pid)
+			smp, _ := sampleProc(nd.proc.PID())
 			fBefore = append(fBefore, smp)
 		}
 	}
@@ -315,7 +315,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	selfAfter, _ := sampleProc(os.Getpid())
 	res.BenchCPUCreate = cpuShare(self, selfAfter)
 	for i, nd := range followers {
-		smp, _ := sampleProc(nd.cmd.Process.Pid)
+		smp, _ := sampleProc(nd.proc.PID())
 		res.FollowerCPUCreate += cpuShare(fBefore[i], smp)
 	}
 	stopProbe()
@@ -555,7 +555,7 @@ func catchUp(ctx context.Context, cl *coreCluster, leader *coreNode, res *Result
 		return err == nil && s.AppliedIndex >= target
 	})
 	if err != nil {
-		return fmt.Errorf("catch-up of a new node: %w\n%s", err, nd.log.String())
+		return fmt.Errorf("catch-up of a new node: %w\n%s", err, nd.logText())
 	}
 	res.CatchUpTime = time.Since(t)
 	return nil

@@ -56,38 +56,11 @@ func startProcPID(ctx context.Context, dir, name string, env []string, bin strin
 	return cmd.Process.Pid, nil
 }
 
-// procTree returns the /proc directories of pid and its direct children
-// (NGINX's workers).
-func procTree(pid int) []string {
-	var dirs []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		dir := filepath.Join("/proc", e.Name())
-		if p != pid {
-			stat, err := os.ReadFile(filepath.Join(dir, "stat"))
-			if err != nil {
-				continue
-			}
-			// Fields after the ")" of the command name: state ppid ...
-			f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-			if len(f) < 2 || f[1] != strconv.Itoa(pid) {
-				continue
-			}
-		}
-		dirs = append(dirs, dir)
-	}
-	return dirs
-}
-
 // syscalls is the read and write system calls (syscr + syscw of
-// /proc/PID/io) made so far by pid and its children.
-func syscalls(pid int) int64 {
+// /proc/PID/io) made so far by the processes and their children.
+func syscalls(pids ...int) int64 {
 	total := int64(0)
-	for _, dir := range procTree(pid) {
+	for _, dir := range procstat.Family(pids...) {
 		data, err := os.ReadFile(filepath.Join(dir, "io"))
 		if err != nil {
 			continue
@@ -97,21 +70,6 @@ func syscalls(pid int) int64 {
 				n, _ := strconv.ParseInt(v, 10, 64)
 				total += n
 			}
-		}
-	}
-	return total
-}
-
-// cpuTicks returns user+system clock ticks of pid and its children.
-func cpuTicks(pid int) int64 {
-	total := int64(0)
-	for _, dir := range procTree(pid) {
-		data, err := os.ReadFile(filepath.Join(dir, "stat"))
-		if err != nil {
-			continue
-		}
-		if st, ok := procstat.ParseStat(data); ok {
-			total += st.Ticks
 		}
 	}
 	return total

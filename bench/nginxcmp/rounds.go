@@ -38,12 +38,7 @@ func runRounds(s settings, r *rig) (map[string][]wrkResult, error) {
 type procCounters struct{ ticks, syscalls int64 }
 
 func countersOf(pids ...int) procCounters {
-	var c procCounters
-	for _, p := range pids {
-		c.ticks += cpuTicks(p)
-		c.syscalls += syscalls(p)
-	}
-	return c
+	return procCounters{ticks: procstat.CPUTicks(pids...), syscalls: syscalls(pids...)}
 }
 
 // measure runs wrk against one contender for --duration and charges the

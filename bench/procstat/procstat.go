@@ -1,9 +1,10 @@
 // Package procstat reads what benchmarks record of the machine from /proc:
-// the load average, and the CPU time of processes.
+// the load average, and the CPU time of processes and their children.
 package procstat
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -51,4 +52,51 @@ func ParseStat(data []byte) (Stat, bool) {
 		return Stat{}, false
 	}
 	return Stat{PPID: f[1], Ticks: u + s}, true
+}
+
+// Family returns the /proc directories of the given processes and of their
+// direct children (NGINX's workers), each once; pids of 0 or less are left
+// out.
+func Family(pids ...int) []string {
+	want := map[string]bool{}
+	for _, p := range pids {
+		if p > 0 {
+			want[strconv.Itoa(p)] = true
+		}
+	}
+	var dirs []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		dir := filepath.Join("/proc", e.Name())
+		if !want[e.Name()] {
+			data, err := os.ReadFile(filepath.Join(dir, "stat"))
+			if err != nil {
+				continue
+			}
+			if st, ok := ParseStat(data); !ok || !want[st.PPID] {
+				continue
+			}
+		}
+		dirs = append(dirs, dir)
+	}
+	return dirs
+}
+
+// CPUTicks returns the user+system clock ticks of the given processes and
+// of their direct children.
+func CPUTicks(pids ...int) int64 {
+	total := int64(0)
+	for _, dir := range Family(pids...) {
+		data, err := os.ReadFile(filepath.Join(dir, "stat"))
+		if err != nil {
+			continue
+		}
+		if st, ok := ParseStat(data); ok {
+			total += st.Ticks
+		}
+	}
+	return total
 }

@@ -2,6 +2,9 @@ package procstat
 
 import (
 	"os"
+	"os/exec"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -32,4 +35,22 @@ func TestParseStat(t *testing.T) {
 	_, ok := ParseStat(self)
 	require.True(t, ok)
 	require.NotEqual(t, "?", LoadAvg())
+}
+
+// TestFamily: a process's family is itself and its direct children, each
+// once, and their CPU time is counted.
+func TestFamily(t *testing.T) {
+	child := exec.Command("sleep", "30")
+	require.NoError(t, child.Start())
+	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
+	self, kid := "/proc/"+strconv.Itoa(os.Getpid()), "/proc/"+strconv.Itoa(child.Process.Pid)
+
+	fam := Family(os.Getpid(), os.Getpid(), 0)
+	require.Contains(t, fam, self)
+	require.Contains(t, fam, kid)
+	require.Len(t, fam, len(slices.Compact(slices.Sorted(slices.Values(fam)))), "each process once")
+	require.Equal(t, []string{kid}, Family(child.Process.Pid))
+	require.Empty(t, Family(0, -1))
+
+	require.Positive(t, CPUTicks(os.Getpid()), "the test binary has run for more than a tick")
 }
