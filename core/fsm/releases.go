@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"potluck/agentproto"
 )
 
 // ReleaseStatus is where a release is in its life.
@@ -46,18 +48,10 @@ type Release struct {
 	UpdatedAt     time.Time         `json:"updated_at"`
 }
 
-// HealthCheck is how a Back decides an instance is healthy: an HTTP GET of
-// Path answered below 500 within Timeout, every Interval; Unhealthy failures
-// in a row make it unhealthy, Healthy successes healthy again; failures
-// within Grace of its start do not count. Zero fields take the defaults.
-type HealthCheck struct {
-	Path      string        `json:"path,omitempty"`
-	Interval  time.Duration `json:"interval,omitempty"`
-	Timeout   time.Duration `json:"timeout,omitempty"`
-	Healthy   int           `json:"healthy_threshold,omitempty"`
-	Unhealthy int           `json:"unhealthy_threshold,omitempty"`
-	Grace     time.Duration `json:"grace,omitempty"`
-}
+// HealthCheck is how a Back decides an instance is healthy. The core
+// stores what it sends, so it is the wire type itself (agentproto says what
+// the fields and their defaults mean).
+type HealthCheck = agentproto.HealthCheck
 
 // AppVersion is one pushed version of an app.
 type AppVersion struct {
