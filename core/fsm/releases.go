@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -178,17 +179,16 @@ func (s *State) pushAppVersion(c *Command) (string, error) {
 	nv, _ := next.At(0)
 	next.Versions = append(next.Versions, nv)
 	// Forget the oldest versions no release remembers.
-	for len(next.Versions) > MaxAppVersions {
-		dropped := false
-		for i, v := range next.Versions {
-			if v.Version != next.Version && !s.appVersionRemembered(a.Name, v.Version) {
-				next.Versions = append(next.Versions[:i], next.Versions[i+1:]...)
-				dropped = true
-				break
+	if len(next.Versions) > MaxAppVersions {
+		remembered := s.appVersionsRemembered(a.Name)
+		for len(next.Versions) > MaxAppVersions {
+			i := slices.IndexFunc(next.Versions, func(v AppVersion) bool {
+				return v.Version != next.Version && !remembered[v.Version]
+			})
+			if i < 0 {
+				return "", errf(CodeConflict, "app %q keeps %d versions, all used by releases; delete old installations first", a.Name, MaxAppVersions)
 			}
-		}
-		if !dropped {
-			return "", errf(CodeConflict, "app %q keeps %d versions, all used by releases; delete old installations first", a.Name, MaxAppVersions)
+			next.Versions = slices.Delete(next.Versions, i, i+1)
 		}
 	}
 	s.Apps[a.Name] = &next
@@ -211,20 +211,22 @@ func ParseAppVersionRef(ref string) (app string, v int) {
 	return ref, 1
 }
 
-// appVersionRemembered reports whether a release of any installation names
-// version v of app.
-func (s *State) appVersionRemembered(app string, v int) bool {
-	for _, inst := range s.SortedInstallations() {
+// appVersionsRemembered is the set of versions of app that a release of
+// any installation names: one walk over the installations, in no order (a
+// set needs none).
+func (s *State) appVersionsRemembered(app string) map[int]bool {
+	out := map[int]bool{}
+	for _, inst := range s.Installations {
 		for _, r := range inst.Releases {
-			if r.App == app && max(r.AppVersion, 1) == v {
-				return true
+			if r.App == app {
+				out[max(r.AppVersion, 1)] = true
 			}
 		}
-		if len(inst.Releases) == 0 && inst.App == app && max(inst.AppVersion, 1) == v {
-			return true
+		if len(inst.Releases) == 0 && inst.App == app {
+			out[max(inst.AppVersion, 1)] = true
 		}
 	}
-	return false
+	return out
 }
 
 // deployRelease adds a release in state deploying, with its instances.

@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,6 +17,15 @@ func deploy(version int, env string, instances ...*fsm.Instance) *fsm.Command {
 		Version: version, App: "web", PerInstance: fsm.Resources{MilliCPU: 500, MemoryMB: 256, DiskMB: 10}, ContainerPort: 80,
 		Env: map[string]string{"V": env},
 	}, Instances: instances}
+}
+
+// pushVersions pushes n new versions of app web.
+func pushVersions(n int) []*fsm.Command {
+	var out []*fsm.Command
+	for i := range n {
+		out = append(out, &fsm.Command{Type: fsm.CmdPushAppVersion, App: &fsm.App{Name: "web", Image: fmt.Sprintf("x:%d", i+2), ContainerPort: 80}})
+	}
+	return out
 }
 
 func TestReleases(t *testing.T) {
@@ -97,6 +107,19 @@ func TestReleases(t *testing.T) {
 			require.Equal(t, "x:1", v1.Image)
 			v2, _ := a.At(0)
 			require.Equal(t, "x:2", v2.Image)
+		},
+	}, {
+		name: "past MaxAppVersions the oldest version no release names is forgotten",
+		cmds: pushVersions(fsm.MaxAppVersions),
+		check: func(t *testing.T, st *fsm.State) {
+			a := st.Apps["web"]
+			require.Len(t, a.Versions, fsm.MaxAppVersions)
+			_, ok := a.At(1) // site's live release runs it
+			require.True(t, ok)
+			_, ok = a.At(2)
+			require.False(t, ok)
+			_, ok = a.At(3)
+			require.True(t, ok)
 		},
 	}}
 	for _, tc := range tests {
