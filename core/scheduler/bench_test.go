@@ -49,3 +49,26 @@ func BenchmarkPlanInstallation(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPlanInstallationPackMeasured: the same under pack with measured
+// usage, where every candidate Back asks the demand for its forecast.
+func BenchmarkPlanInstallationPackMeasured(b *testing.B) {
+	for _, size := range []struct{ hosts, perHost int }{{100, 20}, {1000, 20}} {
+		st := fleet(size.hosts, size.perHost)
+		st.PlacementPolicy = fsm.PolicyPack
+		u := usage{}
+		for name := range st.Installations {
+			u[name] = [2]float64{0.5, 0.5}
+		}
+		inst := &fsm.Installation{Name: "new", Backs: 3, Fronts: 1, PerInstance: fsm.Resources{MilliCPU: 500, MemoryMB: 512, DiskMB: 100}}
+		b.Run(fmt.Sprintf("hosts=%d/instances=%d", size.hosts, len(st.Instances)), func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				_, _, err := PlanInstallation(st, inst, func() string { n++; return fmt.Sprint("x", n) }, Measured(st, u)...)
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

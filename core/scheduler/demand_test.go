@@ -33,7 +33,7 @@ func TestMeasuredDemand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, MeasuredDemand{State: st, Usage: tc.usage}.Load(h, fsm.Resources{}))
+			require.Equal(t, tc.want, NewMeasuredDemand(st, tc.usage).Load(h, fsm.Resources{}))
 		})
 	}
 	require.Nil(t, Measured(st, nil), "no metrics: plans rank by reservations")
