@@ -520,6 +520,20 @@ func (s *State) InstancesOf(installation string) []*Instance {
 	return s.instancesWhere(func(in *Instance) bool { return in.Installation == installation })
 }
 
+// InstancesByInstallation groups the instances by installation, each group
+// ordered by id: one walk for a loop over all installations, where
+// InstancesOf in the loop would walk every instance once per installation.
+func (s *State) InstancesByInstallation() map[string][]*Instance {
+	of := make(map[string][]*Instance, len(s.Installations))
+	for _, in := range s.Instances {
+		of[in.Installation] = append(of[in.Installation], in)
+	}
+	for _, list := range of {
+		sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	}
+	return of
+}
+
 // InstancesOn returns the instances placed on one host, ordered by id.
 func (s *State) InstancesOn(hostID string) []*Instance {
 	return s.instancesWhere(func(in *Instance) bool { return in.HostID == hostID })
