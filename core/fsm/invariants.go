@@ -56,13 +56,19 @@ func (s *State) invariantsHold(sorted bool) error {
 		if !ok {
 			return errf(CodeNotFound, "instance %s: no installation %q", in.ID, in.Installation)
 		}
-		r := s.InstanceRelease(in) // never nil: its installation exists
-		key := releaseOnHost{in.Installation, r.Version, in.HostID}
+		// What InstanceRelease says, without building a Release for an
+		// installation from before releases: this runs per instance on
+		// every command.
+		release, per := inst.LiveRelease(), inst.PerInstance
+		if r := inst.releaseRun(in); r != nil {
+			release, per = r.Version, r.PerInstance
+		}
+		key := releaseOnHost{in.Installation, release, in.HostID}
 		perHost[key]++
 		if limit := inst.PerHostLimit(); perHost[key] > limit {
-			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, perHost[key], in.HostID, limit, r.Version)
+			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, perHost[key], in.HostID, limit, release)
 		}
-		used[in.HostID] = used[in.HostID].Add(r.PerInstance)
+		used[in.HostID] = used[in.HostID].Add(per)
 	}
 	for _, h := range hosts() {
 		if !h.Capacity.Fits(used[h.ID]) {

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -108,16 +109,24 @@ func (in *Installation) ReleaseByVersion(v int) (*Release, bool) {
 	if v == 0 {
 		v = in.LiveRelease()
 	}
-	for _, r := range in.Releases {
-		if r.Version == v {
-			return r, true
-		}
+	if r := in.remembered(v); r != nil {
+		return r, true
 	}
 	if v == in.LiveRelease() {
 		return &Release{Version: v, App: in.App, AppVersion: in.AppVersion, PerInstance: in.PerInstance, Env: in.Env,
 			ContainerPort: in.ContainerPort, Health: in.Health, Status: ReleaseLive, CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt}, true
 	}
 	return nil, false
+}
+
+// remembered is release v among Releases, or nil.
+func (in *Installation) remembered(v int) *Release {
+	for _, r := range in.Releases {
+		if r.Version == v {
+			return r
+		}
+	}
+	return nil
 }
 
 // Deploying is the release being rolled out, if any.
@@ -146,11 +155,22 @@ func (s *State) InstanceRelease(in *Instance) *Release {
 	if inst == nil {
 		return nil
 	}
-	r, ok := inst.ReleaseByVersion(in.Release)
-	if !ok {
-		r, _ = inst.ReleaseByVersion(0)
+	if r := inst.releaseRun(in); r != nil {
+		return r
 	}
+	r, _ := inst.ReleaseByVersion(0) // its live settings as a Release
 	return r
+}
+
+// releaseRun is the remembered release instance in runs: its own, else the
+// live one; nil when the live release is not remembered (an installation
+// from before releases), the installation's fields then being its settings.
+func (inst *Installation) releaseRun(in *Instance) *Release {
+	live := inst.LiveRelease()
+	if r := inst.remembered(cmp.Or(in.Release, live)); r != nil {
+		return r
+	}
+	return inst.remembered(live)
 }
 
 // pushAppVersion adds a version to an existing app and makes it the newest.
