@@ -168,3 +168,39 @@ func TestReleasesOnStateFromBeforeReleases(t *testing.T) {
 	require.Len(t, inst.Releases, 2)
 	require.Equal(t, fsm.ReleaseLive, inst.Releases[0].Status)
 }
+
+// TestReleaseCommandsLeaveEarlierStatesAlone: Clone shares an
+// installation's releases, so deploy, promote and fail must replace them,
+// never change them in place: a state read before stays as it was.
+func TestReleaseCommandsLeaveEarlierStatesAlone(t *testing.T) {
+	newInst := func(id, host string, release int) *fsm.Instance {
+		return &fsm.Instance{ID: id, Installation: "site", HostID: host, Port: 5000 + release, Release: release}
+	}
+	f := fsm.New()
+	for _, c := range script() {
+		require.NoError(t, fsmtest.Apply(t, f, c).Err)
+	}
+	statuses := func(st *fsm.State) []fsm.ReleaseStatus {
+		var out []fsm.ReleaseStatus
+		for _, r := range st.Installations["site"].Releases {
+			out = append(out, r.Status)
+		}
+		return out
+	}
+	steps := []struct {
+		cmd  *fsm.Command
+		want []fsm.ReleaseStatus
+	}{
+		{deploy(2, "two", newInst("n1", "h1", 2), newInst("n2", "h2", 2)), []fsm.ReleaseStatus{fsm.ReleaseLive, fsm.ReleaseDeploying}},
+		{&fsm.Command{Type: fsm.CmdPromoteRelease, Name: "site", Release: &fsm.Release{Version: 2}}, []fsm.ReleaseStatus{fsm.ReleaseSuperseded, fsm.ReleaseLive}},
+		{deploy(3, "three", newInst("m1", "h1", 3), newInst("m2", "h2", 3)), []fsm.ReleaseStatus{fsm.ReleaseSuperseded, fsm.ReleaseLive, fsm.ReleaseDeploying}},
+		{&fsm.Command{Type: fsm.CmdFailRelease, Name: "site", Release: &fsm.Release{Version: 3, Message: "no"}}, []fsm.ReleaseStatus{fsm.ReleaseSuperseded, fsm.ReleaseLive, fsm.ReleaseFailed}},
+	}
+	for _, s := range steps {
+		before := f.State()
+		was := statuses(before)
+		require.NoError(t, fsmtest.Apply(t, f, s.cmd).Err, s.cmd.Type)
+		require.Equal(t, s.want, statuses(f.State()), s.cmd.Type)
+		require.Equal(t, was, statuses(before), "%s changed the state before it", s.cmd.Type)
+	}
+}

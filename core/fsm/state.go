@@ -174,7 +174,9 @@ type Installation struct {
 	AppVersion int          `json:"app_version,omitempty"`
 	Health     *HealthCheck `json:"health,omitempty"`
 	// Releases are the releases remembered, oldest first (at most
-	// MaxReleases); empty for installations from before releases.
+	// MaxReleases); empty for installations from before releases. The
+	// slice and its releases are replaced, never changed in place, so
+	// Clone shares them.
 	Releases []*Release `json:"releases,omitempty"`
 	// Placement says where the instances may go; nil places them by the
 	// cluster's policy with no requirement, one per Back.
@@ -383,14 +385,6 @@ func (s *State) Clone() *State {
 	for k, v := range s.Installations {
 		cp := *v
 		cp.FrontHosts = append([]string(nil), v.FrontHosts...)
-		cp.Releases = make([]*Release, 0, len(v.Releases))
-		for _, r := range v.Releases {
-			rc := *r
-			cp.Releases = append(cp.Releases, &rc)
-		}
-		if len(v.Releases) == 0 {
-			cp.Releases = nil
-		}
 		c.Installations[k] = &cp
 	}
 	c.Instances = make(map[string]*Instance, len(s.Instances))
