@@ -204,3 +204,19 @@ func TestReleaseCommandsLeaveEarlierStatesAlone(t *testing.T) {
 		require.Equal(t, was, statuses(before), "%s changed the state before it", s.cmd.Type)
 	}
 }
+
+// TestPushAppVersionLeavesEarlierStatesAlone: Clone shares an app's
+// versions, so a push (forgetting the oldest past MaxAppVersions included)
+// replaces them: a state read before keeps its versions.
+func TestPushAppVersionLeavesEarlierStatesAlone(t *testing.T) {
+	f := fsm.New()
+	for _, c := range script() {
+		require.NoError(t, fsmtest.Apply(t, f, c).Err)
+	}
+	for i, c := range pushVersions(fsm.MaxAppVersions + 1) {
+		before := f.State()
+		was := append([]fsm.AppVersion(nil), before.Apps["web"].Versions...)
+		require.NoError(t, fsmtest.Apply(t, f, c).Err)
+		require.Equal(t, was, before.Apps["web"].Versions, "push %d changed the state before it", i+2)
+	}
+}

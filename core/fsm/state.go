@@ -151,6 +151,7 @@ type App struct {
 	// versions: their only version, 1); the fields above describe it.
 	Version int `json:"version,omitempty"`
 	// Versions are the versions kept, oldest first, the newest included.
+	// The slice is replaced, never changed in place, so Clone shares it.
 	Versions []AppVersion `json:"versions,omitempty"`
 }
 
@@ -378,7 +379,6 @@ func (s *State) Clone() *State {
 	c.Apps = make(map[string]*App, len(s.Apps))
 	for k, v := range s.Apps {
 		cp := *v
-		cp.Versions = append([]AppVersion(nil), v.Versions...)
 		c.Apps[k] = &cp
 	}
 	c.Installations = make(map[string]*Installation, len(s.Installations))
