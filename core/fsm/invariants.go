@@ -1,5 +1,10 @@
 package fsm
 
+import (
+	"maps"
+	"slices"
+)
+
 // Port range for instances on a Back.
 const (
 	MinPort = 5000
@@ -38,13 +43,11 @@ func (s *State) invariantsHold(sorted bool) error {
 	ports := make(map[hostPort]string, len(s.Instances))
 	perHost := make(map[releaseOnHost]int, len(s.Instances))
 	used := make(map[string]Resources, len(s.Hosts)) // one pass, not Used per host: O(instances), not O(hosts × instances)
-	instances := s.SortedInstances
-	hosts := s.SortedHosts
-	if !sorted {
-		instances = func() []*Instance { return mapValues(s.Instances) }
-		hosts = func() []*Host { return mapValues(s.Hosts) }
+	instances, hosts := maps.Values(s.Instances), maps.Values(s.Hosts)
+	if sorted {
+		instances, hosts = slices.Values(s.SortedInstances()), slices.Values(s.SortedHosts())
 	}
-	for _, in := range instances() {
+	for in := range instances {
 		if in.Port < MinPort || in.Port > MaxPort {
 			return errf(CodeInvalid, "instance %s: port %d outside %d-%d", in.ID, in.Port, MinPort, MaxPort)
 		}
@@ -70,7 +73,7 @@ func (s *State) invariantsHold(sorted bool) error {
 		}
 		used[in.HostID] = used[in.HostID].Add(per)
 	}
-	for _, h := range hosts() {
+	for h := range hosts {
 		if !h.Capacity.Fits(used[h.ID]) {
 			return errf(CodeConflict, "host %s would exceed its declared capacity", h.Name)
 		}
@@ -96,12 +99,4 @@ func (s *State) checkFronts(in *Installation) error {
 		seen[id] = true
 	}
 	return nil
-}
-
-func mapValues[V any](m map[string]V) []V {
-	out := make([]V, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }
