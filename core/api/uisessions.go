@@ -53,7 +53,7 @@ func (s *Server) createUISession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var p problems
-	if b, err := hex.DecodeString(req.IDHash); err != nil || len(b) != sha256.Size || hex.EncodeToString(b) != req.IDHash {
+	if !fsm.ValidUISessionHash(req.IDHash) {
 		p.add("id_hash must be the lower-case hex sha256 of the session id")
 	}
 	if len(req.Sealed) == 0 || len(req.Sealed) > fsm.MaxUISessionSealed {

@@ -262,10 +262,8 @@ func (s *State) createInstallation(c *Command) (string, error) {
 	if _, ok := s.Apps[in.App]; !ok {
 		return "", errf(CodeNotFound, "no app %q", in.App)
 	}
-	for _, o := range s.Installations {
-		if o.Domain == in.Domain {
-			return "", errf(CodeConflict, "domain %q is already served by installation %q", in.Domain, o.Name)
-		}
+	if o := s.InstallationByDomain(in.Domain); o != nil {
+		return "", errf(CodeConflict, "domain %q is already served by installation %q", in.Domain, o.Name)
 	}
 	cp := *in
 	cp.FrontHosts = append([]string(nil), in.FrontHosts...)

@@ -304,10 +304,12 @@ func (s *State) dropDomainCerts(domain string) {
 	}
 }
 
-// InstallationByDomain finds the installation serving a domain.
+// InstallationByDomain finds the installation serving a domain. At most
+// one does (createInstallation refuses a second), so the walk needs no
+// order.
 func (s *State) InstallationByDomain(domain string) *Installation {
-	for _, name := range sortedKeys(s.Installations) {
-		if in := s.Installations[name]; in.Domain == domain {
+	for _, in := range s.Installations {
+		if in.Domain == domain {
 			return in
 		}
 	}

@@ -1,5 +1,10 @@
 package fsm
 
+import (
+	"maps"
+	"slices"
+)
+
 // Port range for instances on a Back.
 const (
 	MinPort = 5000
@@ -38,13 +43,11 @@ func (s *State) invariantsHold(sorted bool) error {
 	ports := make(map[hostPort]string, len(s.Instances))
 	perHost := make(map[releaseOnHost]int, len(s.Instances))
 	used := make(map[string]Resources, len(s.Hosts)) // one pass, not Used per host: O(instances), not O(hosts × instances)
-	instances := s.SortedInstances
-	hosts := s.SortedHosts
-	if !sorted {
-		instances = func() []*Instance { return mapValues(s.Instances) }
-		hosts = func() []*Host { return mapValues(s.Hosts) }
+	instances, hosts := maps.Values(s.Instances), maps.Values(s.Hosts)
+	if sorted {
+		instances, hosts = slices.Values(s.SortedInstances()), slices.Values(s.SortedHosts())
 	}
-	for _, in := range instances() {
+	for in := range instances {
 		if in.Port < MinPort || in.Port > MaxPort {
 			return errf(CodeInvalid, "instance %s: port %d outside %d-%d", in.ID, in.Port, MinPort, MaxPort)
 		}
@@ -56,15 +59,21 @@ func (s *State) invariantsHold(sorted bool) error {
 		if !ok {
 			return errf(CodeNotFound, "instance %s: no installation %q", in.ID, in.Installation)
 		}
-		r := s.InstanceRelease(in) // never nil: its installation exists
-		key := releaseOnHost{in.Installation, r.Version, in.HostID}
+		// What InstanceRelease says, without building a Release for an
+		// installation from before releases: this runs per instance on
+		// every command.
+		release, per := inst.LiveRelease(), inst.PerInstance
+		if r := inst.releaseRun(in); r != nil {
+			release, per = r.Version, r.PerInstance
+		}
+		key := releaseOnHost{in.Installation, release, in.HostID}
 		perHost[key]++
 		if limit := inst.PerHostLimit(); perHost[key] > limit {
-			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, perHost[key], in.HostID, limit, r.Version)
+			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, perHost[key], in.HostID, limit, release)
 		}
-		used[in.HostID] = used[in.HostID].Add(r.PerInstance)
+		used[in.HostID] = used[in.HostID].Add(per)
 	}
-	for _, h := range hosts() {
+	for h := range hosts {
 		if !h.Capacity.Fits(used[h.ID]) {
 			return errf(CodeConflict, "host %s would exceed its declared capacity", h.Name)
 		}
@@ -90,12 +99,4 @@ func (s *State) checkFronts(in *Installation) error {
 		seen[id] = true
 	}
 	return nil
-}
-
-func mapValues[V any](m map[string]V) []V {
-	out := make([]V, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }

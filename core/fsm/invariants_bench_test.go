@@ -22,7 +22,10 @@ func BenchmarkApplyPlanOnLoadedFleet(b *testing.B) {
 		}
 		for k := range hosts * 5 {
 			name := fmt.Sprintf("inst%06d", k)
-			st.Installations[name] = &Installation{Name: name, Backs: 4, PerInstance: Resources{MilliCPU: 100, MemoryMB: 128, DiskMB: 100}}
+			per := Resources{MilliCPU: 100, MemoryMB: 128, DiskMB: 100}
+			// As createInstallation leaves it: release 1 live and remembered.
+			st.Installations[name] = &Installation{Name: name, Backs: 4, PerInstance: per, Release: 1,
+				Releases: []*Release{{Version: 1, PerInstance: per, Status: ReleaseLive}}}
 			for j := range 4 {
 				n := k*4 + j
 				id := fmt.Sprintf("i-%07d", n)

@@ -70,3 +70,18 @@ func TestInvariantViolationReportedInIDOrder(t *testing.T) {
 	}
 	require.NoError(t, st.checkInvariants())
 }
+
+// TestInstancesByInstallationMatchesInstancesOf: the grouped walk gives
+// every installation what InstancesOf gives it, in the same order.
+func TestInstancesByInstallationMatchesInstancesOf(t *testing.T) {
+	st := NewState()
+	for n := range 30 {
+		id := fmt.Sprintf("i-%02d", (n*7)%30)
+		st.Instances[id] = &Instance{ID: id, Installation: fmt.Sprintf("inst-%d", n%4)}
+	}
+	of := st.InstancesByInstallation()
+	require.Len(t, of, 4)
+	for _, name := range []string{"inst-0", "inst-1", "inst-2", "inst-3", "none"} {
+		require.Equal(t, st.InstancesOf(name), of[name], name)
+	}
+}

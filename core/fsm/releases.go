@@ -1,9 +1,13 @@
 package fsm
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"potluck/agentproto"
 )
 
 // ReleaseStatus is where a release is in its life.
@@ -46,18 +50,10 @@ type Release struct {
 	UpdatedAt     time.Time         `json:"updated_at"`
 }
 
-// HealthCheck is how a Back decides an instance is healthy: an HTTP GET of
-// Path answered below 500 within Timeout, every Interval; Unhealthy failures
-// in a row make it unhealthy, Healthy successes healthy again; failures
-// within Grace of its start do not count. Zero fields take the defaults.
-type HealthCheck struct {
-	Path      string        `json:"path,omitempty"`
-	Interval  time.Duration `json:"interval,omitempty"`
-	Timeout   time.Duration `json:"timeout,omitempty"`
-	Healthy   int           `json:"healthy_threshold,omitempty"`
-	Unhealthy int           `json:"unhealthy_threshold,omitempty"`
-	Grace     time.Duration `json:"grace,omitempty"`
-}
+// HealthCheck is how a Back decides an instance is healthy. The core
+// stores what it sends, so it is the wire type itself (agentproto says what
+// the fields and their defaults mean).
+type HealthCheck = agentproto.HealthCheck
 
 // AppVersion is one pushed version of an app.
 type AppVersion struct {
@@ -113,16 +109,24 @@ func (in *Installation) ReleaseByVersion(v int) (*Release, bool) {
 	if v == 0 {
 		v = in.LiveRelease()
 	}
-	for _, r := range in.Releases {
-		if r.Version == v {
-			return r, true
-		}
+	if r := in.remembered(v); r != nil {
+		return r, true
 	}
 	if v == in.LiveRelease() {
 		return &Release{Version: v, App: in.App, AppVersion: in.AppVersion, PerInstance: in.PerInstance, Env: in.Env,
 			ContainerPort: in.ContainerPort, Health: in.Health, Status: ReleaseLive, CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt}, true
 	}
 	return nil, false
+}
+
+// remembered is release v among Releases, or nil.
+func (in *Installation) remembered(v int) *Release {
+	for _, r := range in.Releases {
+		if r.Version == v {
+			return r
+		}
+	}
+	return nil
 }
 
 // Deploying is the release being rolled out, if any.
@@ -151,11 +155,22 @@ func (s *State) InstanceRelease(in *Instance) *Release {
 	if inst == nil {
 		return nil
 	}
-	r, ok := inst.ReleaseByVersion(in.Release)
-	if !ok {
-		r, _ = inst.ReleaseByVersion(0)
+	if r := inst.releaseRun(in); r != nil {
+		return r
 	}
+	r, _ := inst.ReleaseByVersion(0) // its live settings as a Release
 	return r
+}
+
+// releaseRun is the remembered release instance in runs: its own, else the
+// live one; nil when the live release is not remembered (an installation
+// from before releases), the installation's fields then being its settings.
+func (inst *Installation) releaseRun(in *Instance) *Release {
+	live := inst.LiveRelease()
+	if r := inst.remembered(cmp.Or(in.Release, live)); r != nil {
+		return r
+	}
+	return inst.remembered(live)
 }
 
 // pushAppVersion adds a version to an existing app and makes it the newest.
@@ -184,17 +199,16 @@ func (s *State) pushAppVersion(c *Command) (string, error) {
 	nv, _ := next.At(0)
 	next.Versions = append(next.Versions, nv)
 	// Forget the oldest versions no release remembers.
-	for len(next.Versions) > MaxAppVersions {
-		dropped := false
-		for i, v := range next.Versions {
-			if v.Version != next.Version && !s.appVersionRemembered(a.Name, v.Version) {
-				next.Versions = append(next.Versions[:i], next.Versions[i+1:]...)
-				dropped = true
-				break
+	if len(next.Versions) > MaxAppVersions {
+		remembered := s.appVersionsRemembered(a.Name)
+		for len(next.Versions) > MaxAppVersions {
+			i := slices.IndexFunc(next.Versions, func(v AppVersion) bool {
+				return v.Version != next.Version && !remembered[v.Version]
+			})
+			if i < 0 {
+				return "", errf(CodeConflict, "app %q keeps %d versions, all used by releases; delete old installations first", a.Name, MaxAppVersions)
 			}
-		}
-		if !dropped {
-			return "", errf(CodeConflict, "app %q keeps %d versions, all used by releases; delete old installations first", a.Name, MaxAppVersions)
+			next.Versions = slices.Delete(next.Versions, i, i+1)
 		}
 	}
 	s.Apps[a.Name] = &next
@@ -217,20 +231,22 @@ func ParseAppVersionRef(ref string) (app string, v int) {
 	return ref, 1
 }
 
-// appVersionRemembered reports whether a release of any installation names
-// version v of app.
-func (s *State) appVersionRemembered(app string, v int) bool {
-	for _, inst := range s.SortedInstallations() {
+// appVersionsRemembered is the set of versions of app that a release of
+// any installation names: one walk over the installations, in no order (a
+// set needs none).
+func (s *State) appVersionsRemembered(app string) map[int]bool {
+	out := map[int]bool{}
+	for _, inst := range s.Installations {
 		for _, r := range inst.Releases {
-			if r.App == app && max(r.AppVersion, 1) == v {
-				return true
+			if r.App == app {
+				out[max(r.AppVersion, 1)] = true
 			}
 		}
-		if len(inst.Releases) == 0 && inst.App == app && max(inst.AppVersion, 1) == v {
-			return true
+		if len(inst.Releases) == 0 && inst.App == app {
+			out[max(inst.AppVersion, 1)] = true
 		}
 	}
-	return false
+	return out
 }
 
 // deployRelease adds a release in state deploying, with its instances.

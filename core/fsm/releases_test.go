@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,6 +17,15 @@ func deploy(version int, env string, instances ...*fsm.Instance) *fsm.Command {
 		Version: version, App: "web", PerInstance: fsm.Resources{MilliCPU: 500, MemoryMB: 256, DiskMB: 10}, ContainerPort: 80,
 		Env: map[string]string{"V": env},
 	}, Instances: instances}
+}
+
+// pushVersions pushes n new versions of app web.
+func pushVersions(n int) []*fsm.Command {
+	var out []*fsm.Command
+	for i := range n {
+		out = append(out, &fsm.Command{Type: fsm.CmdPushAppVersion, App: &fsm.App{Name: "web", Image: fmt.Sprintf("x:%d", i+2), ContainerPort: 80}})
+	}
+	return out
 }
 
 func TestReleases(t *testing.T) {
@@ -98,6 +108,19 @@ func TestReleases(t *testing.T) {
 			v2, _ := a.At(0)
 			require.Equal(t, "x:2", v2.Image)
 		},
+	}, {
+		name: "past MaxAppVersions the oldest version no release names is forgotten",
+		cmds: pushVersions(fsm.MaxAppVersions),
+		check: func(t *testing.T, st *fsm.State) {
+			a := st.Apps["web"]
+			require.Len(t, a.Versions, fsm.MaxAppVersions)
+			_, ok := a.At(1) // site's live release runs it
+			require.True(t, ok)
+			_, ok = a.At(2)
+			require.False(t, ok)
+			_, ok = a.At(3)
+			require.True(t, ok)
+		},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,4 +167,56 @@ func TestReleasesOnStateFromBeforeReleases(t *testing.T) {
 	inst = f.State().Installations["site"]
 	require.Len(t, inst.Releases, 2)
 	require.Equal(t, fsm.ReleaseLive, inst.Releases[0].Status)
+}
+
+// TestReleaseCommandsLeaveEarlierStatesAlone: Clone shares an
+// installation's releases, so deploy, promote and fail must replace them,
+// never change them in place: a state read before stays as it was.
+func TestReleaseCommandsLeaveEarlierStatesAlone(t *testing.T) {
+	newInst := func(id, host string, release int) *fsm.Instance {
+		return &fsm.Instance{ID: id, Installation: "site", HostID: host, Port: 5000 + release, Release: release}
+	}
+	f := fsm.New()
+	for _, c := range script() {
+		require.NoError(t, fsmtest.Apply(t, f, c).Err)
+	}
+	statuses := func(st *fsm.State) []fsm.ReleaseStatus {
+		var out []fsm.ReleaseStatus
+		for _, r := range st.Installations["site"].Releases {
+			out = append(out, r.Status)
+		}
+		return out
+	}
+	steps := []struct {
+		cmd  *fsm.Command
+		want []fsm.ReleaseStatus
+	}{
+		{deploy(2, "two", newInst("n1", "h1", 2), newInst("n2", "h2", 2)), []fsm.ReleaseStatus{fsm.ReleaseLive, fsm.ReleaseDeploying}},
+		{&fsm.Command{Type: fsm.CmdPromoteRelease, Name: "site", Release: &fsm.Release{Version: 2}}, []fsm.ReleaseStatus{fsm.ReleaseSuperseded, fsm.ReleaseLive}},
+		{deploy(3, "three", newInst("m1", "h1", 3), newInst("m2", "h2", 3)), []fsm.ReleaseStatus{fsm.ReleaseSuperseded, fsm.ReleaseLive, fsm.ReleaseDeploying}},
+		{&fsm.Command{Type: fsm.CmdFailRelease, Name: "site", Release: &fsm.Release{Version: 3, Message: "no"}}, []fsm.ReleaseStatus{fsm.ReleaseSuperseded, fsm.ReleaseLive, fsm.ReleaseFailed}},
+	}
+	for _, s := range steps {
+		before := f.State()
+		was := statuses(before)
+		require.NoError(t, fsmtest.Apply(t, f, s.cmd).Err, s.cmd.Type)
+		require.Equal(t, s.want, statuses(f.State()), s.cmd.Type)
+		require.Equal(t, was, statuses(before), "%s changed the state before it", s.cmd.Type)
+	}
+}
+
+// TestPushAppVersionLeavesEarlierStatesAlone: Clone shares an app's
+// versions, so a push (forgetting the oldest past MaxAppVersions included)
+// replaces them: a state read before keeps its versions.
+func TestPushAppVersionLeavesEarlierStatesAlone(t *testing.T) {
+	f := fsm.New()
+	for _, c := range script() {
+		require.NoError(t, fsmtest.Apply(t, f, c).Err)
+	}
+	for i, c := range pushVersions(fsm.MaxAppVersions + 1) {
+		before := f.State()
+		was := append([]fsm.AppVersion(nil), before.Apps["web"].Versions...)
+		require.NoError(t, fsmtest.Apply(t, f, c).Err)
+		require.Equal(t, was, before.Apps["web"].Versions, "push %d changed the state before it", i+2)
+	}
 }

@@ -151,6 +151,7 @@ type App struct {
 	// versions: their only version, 1); the fields above describe it.
 	Version int `json:"version,omitempty"`
 	// Versions are the versions kept, oldest first, the newest included.
+	// The slice is replaced, never changed in place, so Clone shares it.
 	Versions []AppVersion `json:"versions,omitempty"`
 }
 
@@ -174,7 +175,9 @@ type Installation struct {
 	AppVersion int          `json:"app_version,omitempty"`
 	Health     *HealthCheck `json:"health,omitempty"`
 	// Releases are the releases remembered, oldest first (at most
-	// MaxReleases); empty for installations from before releases.
+	// MaxReleases); empty for installations from before releases. The
+	// slice and its releases are replaced, never changed in place, so
+	// Clone shares them.
 	Releases []*Release `json:"releases,omitempty"`
 	// Placement says where the instances may go; nil places them by the
 	// cluster's policy with no requirement, one per Back.
@@ -376,21 +379,12 @@ func (s *State) Clone() *State {
 	c.Apps = make(map[string]*App, len(s.Apps))
 	for k, v := range s.Apps {
 		cp := *v
-		cp.Versions = append([]AppVersion(nil), v.Versions...)
 		c.Apps[k] = &cp
 	}
 	c.Installations = make(map[string]*Installation, len(s.Installations))
 	for k, v := range s.Installations {
 		cp := *v
 		cp.FrontHosts = append([]string(nil), v.FrontHosts...)
-		cp.Releases = make([]*Release, 0, len(v.Releases))
-		for _, r := range v.Releases {
-			rc := *r
-			cp.Releases = append(cp.Releases, &rc)
-		}
-		if len(v.Releases) == 0 {
-			cp.Releases = nil
-		}
 		c.Installations[k] = &cp
 	}
 	c.Instances = make(map[string]*Instance, len(s.Instances))
@@ -518,6 +512,20 @@ func (s *State) SortedTokens() []*JoinToken {
 // One pass over the instances, sorting only the matches.
 func (s *State) InstancesOf(installation string) []*Instance {
 	return s.instancesWhere(func(in *Instance) bool { return in.Installation == installation })
+}
+
+// InstancesByInstallation groups the instances by installation, each group
+// ordered by id: one walk for a loop over all installations, where
+// InstancesOf in the loop would walk every instance once per installation.
+func (s *State) InstancesByInstallation() map[string][]*Instance {
+	of := make(map[string][]*Instance, len(s.Installations))
+	for _, in := range s.Instances {
+		of[in.Installation] = append(of[in.Installation], in)
+	}
+	for _, list := range of {
+		sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	}
+	return of
 }
 
 // InstancesOn returns the instances placed on one host, ordered by id.

@@ -54,7 +54,9 @@ type UISession struct {
 // Live reports whether the session is still valid at now.
 func (u *UISession) Live(now time.Time) bool { return now.Before(u.ExpiresAt) }
 
-func validSessionHash(h string) bool {
+// ValidUISessionHash reports whether h is how a session is keyed: the
+// lower-case hex sha256 of its id.
+func ValidUISessionHash(h string) bool {
 	b, err := hex.DecodeString(h)
 	return err == nil && len(b) == 32 && hex.EncodeToString(b) == h
 }
@@ -62,7 +64,7 @@ func validSessionHash(h string) bool {
 func (s *State) createUISession(c *Command) (string, error) {
 	u := c.UISession
 	switch {
-	case u == nil || !validSessionHash(u.Hash):
+	case u == nil || !ValidUISessionHash(u.Hash):
 		return "", errf(CodeInvalid, "UI session needs the hex sha256 of its id")
 	case len(u.Sealed) == 0 || len(u.Sealed) > MaxUISessionSealed:
 		return "", errf(CodeInvalid, "UI session's sealed token must be 1-%d bytes", MaxUISessionSealed)
@@ -100,7 +102,7 @@ func (s *State) createUISession(c *Command) (string, error) {
 }
 
 func (s *State) deleteUISession(c *Command) (string, error) {
-	if !validSessionHash(c.Name) {
+	if !ValidUISessionHash(c.Name) {
 		return "", errf(CodeInvalid, "UI session needs the hex sha256 of its id")
 	}
 	if _, ok := s.UISessions[c.Name]; !ok {

@@ -3,7 +3,6 @@ package reconcile
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -36,13 +35,7 @@ func planRollouts(st *fsm.State, now time.Time, timeout, drain time.Duration) []
 	// One pass over the instances for all installations (InstancesOf per
 	// installation walked every instance once each: at 400 installations
 	// and 100,000 instances, a tenth of the leader's CPU every tick).
-	of := map[string][]*fsm.Instance{}
-	for _, in := range st.Instances {
-		of[in.Installation] = append(of[in.Installation], in)
-	}
-	for _, list := range of {
-		sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
-	}
+	of := st.InstancesByInstallation()
 	for _, inst := range st.SortedInstallations() {
 		instances := of[inst.Name]
 		var done []string

@@ -160,16 +160,20 @@ func (s *Scaler) Tick(ctx context.Context) {
 		}
 	}
 	s.mu.Unlock()
+	var of map[string][]*fsm.Instance // grouped once, only if some installation scales
 	for _, inst := range st.SortedInstallations() {
 		if a := inst.Autoscale; a != nil && a.Enabled && !inst.Deleting {
-			s.decide(ctx, st, inst)
+			if of == nil {
+				of = st.InstancesByInstallation()
+			}
+			s.decide(ctx, inst, of[inst.Name])
 		}
 	}
 }
 
 // decide runs the installation's controller on its series and commits an
-// operation.
-func (s *Scaler) decide(ctx context.Context, st *fsm.State, inst *fsm.Installation) {
+// operation; instances are the installation's.
+func (s *Scaler) decide(ctx context.Context, inst *fsm.Installation, instances []*fsm.Instance) {
 	now := s.cfg.Now()
 	name := inst.Name
 	c, err := s.controllerFor(inst)
@@ -183,7 +187,7 @@ func (s *Scaler) decide(ctx context.Context, st *fsm.State, inst *fsm.Installati
 	if !inBounds {
 		settle = 0 // bounds the operator set apply at once
 	}
-	if why := busy(st, inst, now, settle); why != "" {
+	if why := busy(inst, instances, now, settle); why != "" {
 		s.record(name, Decision{At: now, From: inst.Backs, To: inst.Backs, Source: string(autoscale.SourceHold), Reason: "held: " + why})
 		return
 	}
@@ -234,7 +238,7 @@ func (s *Scaler) commit(ctx context.Context, name string, d Decision) error {
 		if inst.Backs != d.From {
 			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf("the count changed to %d meanwhile", inst.Backs)}
 		}
-		if why := busy(st, inst, now, 0); why != "" {
+		if why := busy(inst, st.InstancesOf(inst.Name), now, 0); why != "" {
 			return nil, &fsm.Error{Code: fsm.CodeConflict, Message: why}
 		}
 		plan, err := Plan(st, inst, d.To, s.cfg.Series)
@@ -284,14 +288,14 @@ func Plan(st *fsm.State, inst *fsm.Installation, backs int, usage scheduler.Usag
 	return plan, nil
 }
 
-// busy says why an installation must not be scaled now, or "": a rollout,
-// instances starting or draining, or one that started running less than
-// settle before now.
-func busy(st *fsm.State, inst *fsm.Installation, now time.Time, settle time.Duration) string {
+// busy says why an installation, with its instances, must not be scaled
+// now, or "": a rollout, instances starting or draining, or one that
+// started running less than settle before now.
+func busy(inst *fsm.Installation, instances []*fsm.Instance, now time.Time, settle time.Duration) string {
 	if d := inst.Deploying(); d != nil {
 		return fmt.Sprintf("release %d is rolling out", d.Version)
 	}
-	for _, in := range st.InstancesOf(inst.Name) {
+	for _, in := range instances {
 		switch in.State {
 		case fsm.InstanceDraining:
 			return "instances are draining"

@@ -8,7 +8,8 @@
 package series
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -134,7 +135,7 @@ func (s *Store) AddFront(routes []agentproto.RouteMetrics) {
 		if len(r.LatencyCounts) == 0 {
 			continue
 		}
-		if a.counts == nil || !equal(a.boundsMS, r.LatencyBoundsMS) {
+		if a.counts == nil || !slices.Equal(a.boundsMS, r.LatencyBoundsMS) {
 			// Fronts of one release share bounds; on a mismatch the
 			// latest report's histogram is kept alone.
 			a.boundsMS = append([]float64(nil), r.LatencyBoundsMS...)
@@ -207,11 +208,7 @@ func meanOfMeans(by map[string][]float64) float64 {
 	if len(by) == 0 {
 		return 0
 	}
-	ids := make([]string, 0, len(by))
-	for id := range by {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids) // a fixed order: the same sum every time
+	ids := slices.Sorted(maps.Keys(by)) // a fixed order: the same sum every time
 	var total float64
 	for _, id := range ids {
 		var sum float64
@@ -253,18 +250,6 @@ func quantile(boundsMS []float64, counts []uint64, q float64) float64 {
 		cum += float64(c)
 	}
 	return boundsMS[len(boundsMS)-1]
-}
-
-func equal(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // ShareWindow is how many recent points Share looks at: the autoscaler's
