@@ -353,5 +353,6 @@ func wireHealth(h *fsm.HealthCheck) *agentproto.HealthCheck {
 	if h == nil {
 		return nil
 	}
-	return &agentproto.HealthCheck{Path: h.Path, Interval: h.Interval, Timeout: h.Timeout, Healthy: h.Healthy, Unhealthy: h.Unhealthy, Grace: h.Grace}
+	c := *h // the same type: a copy, so no agent shares the state's
+	return &c
 }
