@@ -23,6 +23,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"potluck/agentproto"
+	"potluck/lb"
 )
 
 // HTTPSConfig turns on HTTPS for the installations that ask for it.
@@ -426,7 +427,7 @@ func (h *https) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		return h.issuer.HandleHTTPChallenge(w, r)
 	})
 	return func(ctx *fasthttp.RequestCtx) {
-		rt := (*h.routes.Load())[hostOnly(ctx.Host())]
+		rt, _ := lb.LookupHost(*h.routes.Load(), ctx.Host())
 		if !ctx.IsTLS() {
 			if bytes.HasPrefix(ctx.Path(), []byte(acmeChallenge)) && challenge(ctx) {
 				return
@@ -449,7 +450,9 @@ func (h *https) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	}
 }
 
-// hostOnly is a Host header's name, lower case, without its port.
+// hostOnly is a Host header's name, lower case, without its port (for a
+// redirect's URL; wrap's lookup goes through lb.LookupHost, which does not
+// allocate).
 func hostOnly(host []byte) string {
 	s := string(host)
 	if i := strings.LastIndexByte(s, ':'); i >= 0 && !strings.HasSuffix(s, "]") {
