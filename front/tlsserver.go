@@ -93,7 +93,7 @@ func (s *TLSServer) Serve(ln net.Listener, proxy *lb.Proxy) error {
 	}
 }
 
-func (s *TLSServer) handshake(c net.Conn, h1 *connQueue, adapter http.Handler) {
+func (s *TLSServer) handshake(c net.Conn, h1 *connQueue, adapter *h2Adapter) {
 	tc := tls.Server(c, s.tls)
 	ctx, cancel := context.WithTimeout(s.ctx, handshakeTimeout)
 	err := tc.HandshakeContext(ctx)
@@ -107,7 +107,7 @@ func (s *TLSServer) handshake(c net.Conn, h1 *connQueue, adapter http.Handler) {
 		s.h2open.Add(1)
 		go func() {
 			defer s.h2open.Done()
-			s.h2.ServeConn(tc, &http2.ServeConnOpts{Context: s.ctx, Handler: adapter, BaseConfig: s.h2srv})
+			s.h2.ServeConn(tc, &http2.ServeConnOpts{Context: s.ctx, Handler: adapter.forConn(tc), BaseConfig: s.h2srv})
 		}()
 	case "http/1.1", "":
 		if h1.put(s.ctx, tc) != nil {
