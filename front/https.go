@@ -342,9 +342,9 @@ type sharedFailure struct {
 // Fronts of its installation only, as certificates are).
 func failureKey(domain string) string { return "failures/" + domain + ".json" }
 
+// sharedFailure and recordFailure, like every store call, are bounded by
+// storeTimeout (coreStorage.do).
 func (h *https) sharedFailure(ctx context.Context, domain string) (sharedFailure, bool) {
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
 	var f sharedFailure
 	data, err := h.store.Load(ctx, failureKey(domain))
 	if err != nil || json.Unmarshal(data, &f) != nil {
@@ -354,8 +354,6 @@ func (h *https) sharedFailure(ctx context.Context, domain string) (sharedFailure
 }
 
 func (h *https) recordFailure(ctx context.Context, domain string, f sharedFailure) {
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
 	data, _ := json.Marshal(f)
 	if err := h.store.Store(ctx, failureKey(domain), data); err != nil {
 		h.log.Warn("failure not shared with the other Fronts", "domain", domain, "err", err)
@@ -364,9 +362,7 @@ func (h *https) recordFailure(ctx context.Context, domain string, f sharedFailur
 
 // storedNotAfter is the expiry of the certificate stored at key.
 func (h *https) storedNotAfter(key string) *time.Time {
-	ctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
-	defer cancel()
-	data, err := h.store.Load(ctx, key)
+	data, err := h.store.Load(h.ctx, key)
 	if err != nil {
 		return nil
 	}
