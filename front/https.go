@@ -67,7 +67,7 @@ type https struct {
 	issuer *certmagic.ACMEIssuer
 	report func(agentproto.TLSReport)
 
-	routes atomic.Pointer[map[string]*agentproto.RouteTLS] // by domain
+	routes atomic.Pointer[map[string]*tlsRoute] // by domain
 
 	mu       sync.Mutex
 	ctx      context.Context
@@ -103,7 +103,7 @@ func newHTTPS(cfg HTTPSConfig, self string, call caller, report func(agentproto.
 		managed: map[string]context.CancelFunc{}, manual: map[string]manualCert{}, attempts: map[string]int{},
 		failures: map[string]int{}, state: map[string]string{}}
 	h.ctx, h.stop = context.WithCancel(context.Background())
-	empty := map[string]*agentproto.RouteTLS{}
+	empty := map[string]*tlsRoute{}
 	h.routes.Store(&empty)
 	zl := zapLogger(log.With("component", "certmagic"))
 	h.cache = certmagic.NewCache(certmagic.CacheOptions{
@@ -127,15 +127,30 @@ func newHTTPS(cfg HTTPSConfig, self string, call caller, report func(agentproto.
 	return h
 }
 
+// tlsRoute is a domain's TLS settings with its HSTS header value, made once
+// per route update rather than per response.
+type tlsRoute struct {
+	*agentproto.RouteTLS
+	hsts string // "" without HSTS
+}
+
+func newTLSRoute(t *agentproto.RouteTLS) *tlsRoute {
+	r := &tlsRoute{RouteTLS: t}
+	if t.HSTSMaxAge > 0 {
+		r.hsts = "max-age=" + strconv.FormatInt(int64(t.HSTSMaxAge/time.Second), 10)
+	}
+	return r
+}
+
 // update follows the routes: ACME domains are managed (obtained or loaded
 // from the store, renewed), manual ones loaded from the store, and domains
 // no longer served are dropped. certmagic and the store are called outside
 // h.mu: they emit events (onEvent takes h.mu) and reach the core.
 func (h *https) update(routes []agentproto.Route) {
-	next := map[string]*agentproto.RouteTLS{}
+	next := map[string]*tlsRoute{}
 	for _, r := range routes {
 		if r.TLS != nil {
-			next[strings.ToLower(r.Domain)] = r.TLS
+			next[strings.ToLower(r.Domain)] = newTLSRoute(r.TLS)
 		}
 	}
 	h.routes.Store(&next)
@@ -184,7 +199,7 @@ func (h *https) update(routes []agentproto.Route) {
 			if _, ok := h.manual[d]; !ok {
 				ctx, cancel := context.WithCancel(h.ctx)
 				h.manual[d] = manualCert{modified: t.ManualModified, cancel: cancel}
-				load = append(load, loadJob{domain: d, tls: t, ctx: ctx})
+				load = append(load, loadJob{domain: d, tls: t.RouteTLS, ctx: ctx})
 			}
 		}
 	}
@@ -440,8 +455,8 @@ func (h *https) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 			return
 		}
 		next(ctx)
-		if rt != nil && rt.HSTSMaxAge > 0 {
-			ctx.Response.Header.Set("Strict-Transport-Security", "max-age="+strconv.FormatInt(int64(rt.HSTSMaxAge/time.Second), 10))
+		if rt != nil && rt.hsts != "" {
+			ctx.Response.Header.Set("Strict-Transport-Security", rt.hsts)
 		}
 	}
 }
