@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"potluck/internal/jsonhttp"
 )
@@ -29,6 +30,26 @@ func (a *Agent) Call(ctx context.Context, method, path string, body []byte, limi
 		a.cores.next()
 	}
 	return 0, nil, fmt.Errorf("%s %s: %w", method, path, errors.Join(errs...))
+}
+
+// postTimeout bounds one report (heartbeat, metrics) to one core node.
+const postTimeout = 5 * time.Second
+
+// post sends a report as JSON, trying each core node once.
+func (a *Agent) post(ctx context.Context, path string, body any) error {
+	var errs []error
+	for range a.cores.count() {
+		pctx, cancel := context.WithTimeout(ctx, postTimeout)
+		req := jsonhttp.Request{Method: http.MethodPost, URL: a.cores.agentURL() + path, Body: body}
+		err := jsonhttp.Do(pctx, a.client, req, nil, maxReply)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+		a.cores.next()
+	}
+	return errors.Join(errs...)
 }
 
 func (a *Agent) call(ctx context.Context, method, url string, body []byte, limit int64) (int, []byte, error) {

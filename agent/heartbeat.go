@@ -2,17 +2,11 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"potluck/agentproto"
-	"potluck/internal/jsonhttp"
 )
-
-// heartbeatTimeout bounds one heartbeat to one core node.
-const heartbeatTimeout = 5 * time.Second
 
 // Heartbeat reports the host alive with its instances' states, trying each
 // core node once.
@@ -20,22 +14,12 @@ func (a *Agent) Heartbeat(ctx context.Context, reports []agentproto.InstanceRepo
 	if reports == nil {
 		reports = []agentproto.InstanceReport{}
 	}
-	body := agentproto.HeartbeatRequest{Instances: reports}
-	var errs []error
-	for range a.cores.count() {
-		hctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
-		req := jsonhttp.Request{Method: http.MethodPost, URL: a.cores.agentURL() + agentproto.PathHeartbeat, Body: body}
-		err := jsonhttp.Do(hctx, a.client, req, nil, maxReply)
-		cancel()
-		if err == nil {
-			a.stats.heartbeats.Inc()
-			return nil
-		}
-		errs = append(errs, err)
-		a.cores.next()
+	if err := a.post(ctx, agentproto.PathHeartbeat, agentproto.HeartbeatRequest{Instances: reports}); err != nil {
+		a.stats.heartbeatFailures.Inc()
+		return fmt.Errorf("heartbeat: %w", err)
 	}
-	a.stats.heartbeatFailures.Inc()
-	return fmt.Errorf("heartbeat: %w", errors.Join(errs...))
+	a.stats.heartbeats.Inc()
+	return nil
 }
 
 // Heartbeats reports to the core every interval, with reports() as the

@@ -2,13 +2,10 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"potluck/agentproto"
-	"potluck/internal/jsonhttp"
 )
 
 // DefaultMetricsInterval is how often agents report what they measured
@@ -17,19 +14,10 @@ const DefaultMetricsInterval = 15 * time.Second
 
 // ReportMetrics posts one metrics report, trying each core node once.
 func (a *Agent) ReportMetrics(ctx context.Context, m agentproto.MetricsReport) error {
-	var errs []error
-	for range a.cores.count() {
-		hctx, cancel := context.WithTimeout(ctx, heartbeatTimeout)
-		req := jsonhttp.Request{Method: http.MethodPost, URL: a.cores.agentURL() + agentproto.PathMetrics, Body: m}
-		err := jsonhttp.Do(hctx, a.client, req, nil, maxReply)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		errs = append(errs, err)
-		a.cores.next()
+	if err := a.post(ctx, agentproto.PathMetrics, m); err != nil {
+		return fmt.Errorf("metrics report: %w", err)
 	}
-	return fmt.Errorf("metrics report: %w", errors.Join(errs...))
+	return nil
 }
 
 // ReportMetricsEvery calls collect every interval and posts what it returns

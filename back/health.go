@@ -88,7 +88,11 @@ func (b *Back) startupCheck(ctx context.Context, in agentproto.Instance, contain
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("app does not answer GET %s on port %d within %s: %v%s%s", hc.Path, in.ContainerPort, grace, last, mismatch, b.lastOutput(in.ID))
+			output := ""
+			if containerID != "" { // else a check of a bare address: no container to ask
+				output = b.lastOutput(in.ID)
+			}
+			return fmt.Errorf("app does not answer GET %s on port %d within %s: %v%s%s", hc.Path, in.ContainerPort, grace, last, mismatch, output)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -192,9 +196,6 @@ func (b *Back) runCheck(ctx context.Context, id string, h *health) {
 // start is usually there, and the container may be gone when the owner
 // looks (a failed release's instances are removed).
 func (b *Back) lastOutput(instance string) string {
-	if b.engine == nil || b.agent == nil {
-		return "" // no container to ask (a check of a bare address)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	rc, err := b.engine.Logs(ctx, b.agent.Identity().HostID, instance, engine.LogOptions{Tail: 3})

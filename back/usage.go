@@ -2,6 +2,7 @@ package back
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -14,10 +15,7 @@ import (
 // autoscaler compares them with its CPU target.
 type usage struct {
 	engine *engine.Engine
-	log    interface {
-		Warn(string, ...any)
-		Info(string, ...any)
-	}
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	last    map[string]engine.Usage // by container id: the previous reading

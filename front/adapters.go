@@ -52,7 +52,22 @@ type h2Adapter struct {
 var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-Connection": true,
 	"Transfer-Encoding": true, "Upgrade": true}
 
+// ServeHTTP serves a request knowing its connection from the request only.
 func (a *h2Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	a.serve(w, r, &h2Conn{local: local, remote: parseAddr(r.RemoteAddr), state: r.TLS})
+}
+
+// forConn serves the streams of one TLS connection: what a RequestCtx
+// knows of it is worked out once for the connection, not per request.
+// The streams share it: h2Conn is only read.
+func (a *h2Adapter) forConn(tc *tls.Conn) http.Handler {
+	state := tc.ConnectionState()
+	conn := &h2Conn{local: tc.LocalAddr(), remote: tc.RemoteAddr(), state: &state}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, conn) })
+}
+
+func (a *h2Adapter) serve(w http.ResponseWriter, r *http.Request, conn *h2Conn) {
 	ctx, _ := a.ctxs.Get().(*fasthttp.RequestCtx)
 	if ctx == nil {
 		ctx = new(fasthttp.RequestCtx)
@@ -63,8 +78,7 @@ func (a *h2Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx.ResetUserValues()
 		a.ctxs.Put(ctx)
 	}()
-	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	ctx.Init2(&h2Conn{local: local, remote: parseAddr(r.RemoteAddr), state: r.TLS}, fasthttpLog{a.log}, false)
+	ctx.Init2(conn, fasthttpLog{a.log}, false)
 	req := &ctx.Request
 	req.Header.SetMethod(r.Method)
 	req.SetRequestURI(r.URL.RequestURI())

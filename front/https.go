@@ -23,6 +23,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"potluck/agentproto"
+	"potluck/lb"
 )
 
 // HTTPSConfig turns on HTTPS for the installations that ask for it.
@@ -66,7 +67,7 @@ type https struct {
 	issuer *certmagic.ACMEIssuer
 	report func(agentproto.TLSReport)
 
-	routes atomic.Pointer[map[string]*agentproto.RouteTLS] // by domain
+	routes atomic.Pointer[map[string]*tlsRoute] // by domain
 
 	mu       sync.Mutex
 	ctx      context.Context
@@ -102,7 +103,7 @@ func newHTTPS(cfg HTTPSConfig, self string, call caller, report func(agentproto.
 		managed: map[string]context.CancelFunc{}, manual: map[string]manualCert{}, attempts: map[string]int{},
 		failures: map[string]int{}, state: map[string]string{}}
 	h.ctx, h.stop = context.WithCancel(context.Background())
-	empty := map[string]*agentproto.RouteTLS{}
+	empty := map[string]*tlsRoute{}
 	h.routes.Store(&empty)
 	zl := zapLogger(log.With("component", "certmagic"))
 	h.cache = certmagic.NewCache(certmagic.CacheOptions{
@@ -126,15 +127,30 @@ func newHTTPS(cfg HTTPSConfig, self string, call caller, report func(agentproto.
 	return h
 }
 
+// tlsRoute is a domain's TLS settings with its HSTS header value, made once
+// per route update rather than per response.
+type tlsRoute struct {
+	*agentproto.RouteTLS
+	hsts string // "" without HSTS
+}
+
+func newTLSRoute(t *agentproto.RouteTLS) *tlsRoute {
+	r := &tlsRoute{RouteTLS: t}
+	if t.HSTSMaxAge > 0 {
+		r.hsts = "max-age=" + strconv.FormatInt(int64(t.HSTSMaxAge/time.Second), 10)
+	}
+	return r
+}
+
 // update follows the routes: ACME domains are managed (obtained or loaded
 // from the store, renewed), manual ones loaded from the store, and domains
 // no longer served are dropped. certmagic and the store are called outside
 // h.mu: they emit events (onEvent takes h.mu) and reach the core.
 func (h *https) update(routes []agentproto.Route) {
-	next := map[string]*agentproto.RouteTLS{}
+	next := map[string]*tlsRoute{}
 	for _, r := range routes {
 		if r.TLS != nil {
-			next[strings.ToLower(r.Domain)] = r.TLS
+			next[strings.ToLower(r.Domain)] = newTLSRoute(r.TLS)
 		}
 	}
 	h.routes.Store(&next)
@@ -183,7 +199,7 @@ func (h *https) update(routes []agentproto.Route) {
 			if _, ok := h.manual[d]; !ok {
 				ctx, cancel := context.WithCancel(h.ctx)
 				h.manual[d] = manualCert{modified: t.ManualModified, cancel: cancel}
-				load = append(load, loadJob{domain: d, tls: t, ctx: ctx})
+				load = append(load, loadJob{domain: d, tls: t.RouteTLS, ctx: ctx})
 			}
 		}
 	}
@@ -341,9 +357,9 @@ type sharedFailure struct {
 // Fronts of its installation only, as certificates are).
 func failureKey(domain string) string { return "failures/" + domain + ".json" }
 
+// sharedFailure and recordFailure, like every store call, are bounded by
+// storeTimeout (coreStorage.do).
 func (h *https) sharedFailure(ctx context.Context, domain string) (sharedFailure, bool) {
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
 	var f sharedFailure
 	data, err := h.store.Load(ctx, failureKey(domain))
 	if err != nil || json.Unmarshal(data, &f) != nil {
@@ -353,8 +369,6 @@ func (h *https) sharedFailure(ctx context.Context, domain string) (sharedFailure
 }
 
 func (h *https) recordFailure(ctx context.Context, domain string, f sharedFailure) {
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
 	data, _ := json.Marshal(f)
 	if err := h.store.Store(ctx, failureKey(domain), data); err != nil {
 		h.log.Warn("failure not shared with the other Fronts", "domain", domain, "err", err)
@@ -363,9 +377,7 @@ func (h *https) recordFailure(ctx context.Context, domain string, f sharedFailur
 
 // storedNotAfter is the expiry of the certificate stored at key.
 func (h *https) storedNotAfter(key string) *time.Time {
-	ctx, cancel := context.WithTimeout(h.ctx, storeTimeout)
-	defer cancel()
-	data, err := h.store.Load(ctx, key)
+	data, err := h.store.Load(h.ctx, key)
 	if err != nil {
 		return nil
 	}
@@ -426,7 +438,7 @@ func (h *https) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		return h.issuer.HandleHTTPChallenge(w, r)
 	})
 	return func(ctx *fasthttp.RequestCtx) {
-		rt := (*h.routes.Load())[hostOnly(ctx.Host())]
+		rt, _ := lb.LookupHost(*h.routes.Load(), ctx.Host())
 		if !ctx.IsTLS() {
 			if bytes.HasPrefix(ctx.Path(), []byte(acmeChallenge)) && challenge(ctx) {
 				return
@@ -443,13 +455,15 @@ func (h *https) wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 			return
 		}
 		next(ctx)
-		if rt != nil && rt.HSTSMaxAge > 0 {
-			ctx.Response.Header.Set("Strict-Transport-Security", "max-age="+strconv.FormatInt(int64(rt.HSTSMaxAge/time.Second), 10))
+		if rt != nil && rt.hsts != "" {
+			ctx.Response.Header.Set("Strict-Transport-Security", rt.hsts)
 		}
 	}
 }
 
-// hostOnly is a Host header's name, lower case, without its port.
+// hostOnly is a Host header's name, lower case, without its port (for a
+// redirect's URL; wrap's lookup goes through lb.LookupHost, which does not
+// allocate).
 func hostOnly(host []byte) string {
 	s := string(host)
 	if i := strings.LastIndexByte(s, ':'); i >= 0 && !strings.HasSuffix(s, "]") {

@@ -93,7 +93,7 @@ func (s *TLSServer) Serve(ln net.Listener, proxy *lb.Proxy) error {
 	}
 }
 
-func (s *TLSServer) handshake(c net.Conn, h1 *connQueue, adapter http.Handler) {
+func (s *TLSServer) handshake(c net.Conn, h1 *connQueue, adapter *h2Adapter) {
 	tc := tls.Server(c, s.tls)
 	ctx, cancel := context.WithTimeout(s.ctx, handshakeTimeout)
 	err := tc.HandshakeContext(ctx)
@@ -107,10 +107,10 @@ func (s *TLSServer) handshake(c net.Conn, h1 *connQueue, adapter http.Handler) {
 		s.h2open.Add(1)
 		go func() {
 			defer s.h2open.Done()
-			s.h2.ServeConn(tc, &http2.ServeConnOpts{Context: s.ctx, Handler: adapter, BaseConfig: s.h2srv})
+			s.h2.ServeConn(tc, &http2.ServeConnOpts{Context: s.ctx, Handler: adapter.forConn(tc), BaseConfig: s.h2srv})
 		}()
 	case "http/1.1", "":
-		if !h1.put(tc) {
+		if h1.put(s.ctx, tc) != nil {
 			tc.Close()
 		}
 	default:
@@ -144,37 +144,3 @@ func (s *TLSServer) Close(ctx context.Context) {
 	}
 	s.stop()
 }
-
-// connQueue is a net.Listener fed with connections whose TLS handshake is
-// done and which chose HTTP/1.1: lb serves it like any listener.
-type connQueue struct {
-	addr   net.Addr
-	ch     chan net.Conn
-	done   chan struct{}
-	closed sync.Once
-}
-
-func newConnQueue(addr net.Addr) *connQueue {
-	return &connQueue{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (q *connQueue) put(c net.Conn) bool {
-	select {
-	case q.ch <- c:
-		return true
-	case <-q.done:
-		return false
-	}
-}
-
-func (q *connQueue) Accept() (net.Conn, error) {
-	select {
-	case c := <-q.ch:
-		return c, nil
-	case <-q.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (q *connQueue) Close() error   { q.closed.Do(func() { close(q.done) }); return nil }
-func (q *connQueue) Addr() net.Addr { return q.addr }

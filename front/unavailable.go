@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"potluck/lb"
@@ -24,12 +23,12 @@ const RetryAfter = 5 * time.Second
 
 // unavailable serves the placeholder backend over in-memory connections.
 type unavailable struct {
-	ln  *pipeListener
+	ln  *connQueue
 	srv *http.Server
 }
 
 func newUnavailable(log *slog.Logger) *unavailable {
-	u := &unavailable{ln: newPipeListener()}
+	u := &unavailable{ln: newConnQueue(pipeAddr{})}
 	u.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
@@ -51,52 +50,22 @@ func newUnavailable(log *slog.Logger) *unavailable {
 func (u *unavailable) dialer(next lb.Dialer) lb.Dialer {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if addr == UnavailableAddr {
-			return u.ln.dial(ctx)
+			return u.dial(ctx)
 		}
 		return next(ctx, network, addr)
 	}
 }
 
-func (u *unavailable) close() error { return u.srv.Close() }
-
-// pipeListener hands in-memory connections from dial to Accept.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) dial(ctx context.Context) (net.Conn, error) {
+// dial connects to the placeholder in memory.
+func (u *unavailable) dial(ctx context.Context) (net.Conn, error) {
 	client, server := net.Pipe()
-	select {
-	case l.conns <- server:
-		return client, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := u.ln.put(ctx, server); err != nil {
+		return nil, err
 	}
+	return client, nil
 }
 
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+func (u *unavailable) close() error { return u.srv.Close() }
 
 type pipeAddr struct{}
 

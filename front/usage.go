@@ -16,6 +16,9 @@ import (
 type usage struct {
 	proxy *lb.Proxy
 	now   func() time.Time
+	// boundsMS are the latency buckets' bounds in every report (shared:
+	// reports are only read).
+	boundsMS []float64
 
 	mu   sync.Mutex
 	last map[string]lb.RouteCounters
@@ -24,6 +27,9 @@ type usage struct {
 
 func newUsage(p *lb.Proxy) *usage {
 	u := &usage{proxy: p, now: time.Now, last: map[string]lb.RouteCounters{}}
+	for _, b := range metrics.BoundsSeconds() {
+		u.boundsMS = append(u.boundsMS, b*1000)
+	}
 	u.at = u.now()
 	for _, c := range p.Counters() {
 		u.last[c.Name] = c
@@ -38,18 +44,13 @@ func (u *usage) report(context.Context) *agentproto.MetricsReport {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	now := u.now()
-	bounds := metrics.BoundsSeconds()
-	boundsMS := make([]float64, len(bounds))
-	for i, b := range bounds {
-		boundsMS[i] = b * 1000
-	}
 	m := &agentproto.MetricsReport{IntervalMS: now.Sub(u.at).Milliseconds(), Routes: []agentproto.RouteMetrics{}}
 	next := map[string]lb.RouteCounters{}
 	for _, c := range u.proxy.Counters() {
 		next[c.Name] = c
 		prev := u.last[c.Name]
 		r := agentproto.RouteMetrics{Installation: c.Name, Requests: sub(c.Requests, prev.Requests), Errors: sub(c.Errors, prev.Errors),
-			LatencyBoundsMS: boundsMS, LatencyCounts: make([]uint64, len(c.LatencyCounts)),
+			LatencyBoundsMS: u.boundsMS, LatencyCounts: make([]uint64, len(c.LatencyCounts)),
 			LatencySumMS: float64(max(0, c.LatencySum-prev.LatencySum)) / float64(time.Millisecond)}
 		for i, v := range c.LatencyCounts {
 			var p uint64

@@ -206,12 +206,22 @@ func (t *table) find(name string) *routeState {
 
 // lookup finds the route for a Host header value without allocating.
 func (t *table) lookup(host []byte) *routeState {
+	if rt, ok := LookupHost(t.byHost, host); ok {
+		return rt
+	}
+	return t.def
+}
+
+// LookupHost finds a Host header value's entry in m, whose keys are host
+// names in lower case without port or trailing dot, as the proxy routes
+// requests: per request, so without allocating.
+func LookupHost[V any](m map[string]V, host []byte) (V, bool) {
 	host = stripPort(host)
 	if n := len(host); n > 1 && host[n-1] == '.' {
 		host = host[:n-1] // the absolute form app.test. names app.test, as in NGINX
 	}
-	if rt, ok := t.byHost[string(host)]; ok {
-		return rt
+	if v, ok := m[string(host)]; ok {
+		return v, true
 	}
 	if hasUpper(host) && len(host) <= 255 {
 		var buf [255]byte
@@ -222,11 +232,12 @@ func (t *table) lookup(host []byte) *routeState {
 			}
 			lower[i] = c
 		}
-		if rt, ok := t.byHost[string(lower)]; ok {
-			return rt
+		if v, ok := m[string(lower)]; ok {
+			return v, true
 		}
 	}
-	return t.def
+	var zero V
+	return zero, false
 }
 
 func stripPort(h []byte) []byte {

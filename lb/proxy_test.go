@@ -486,3 +486,28 @@ func TestRealWebSocketAcrossReload(t *testing.T) {
 	big := strings.Repeat("x", 1<<20)
 	require.True(t, big == roundTrip(big), "a 1 MiB message crosses the tunnel")
 }
+
+func TestLookupHost(t *testing.T) {
+	m := map[string]int{"app.test": 1, "::1": 2}
+	for _, tc := range []struct {
+		host string
+		want int
+		ok   bool
+	}{
+		{"app.test", 1, true},
+		{"app.test:8080", 1, true},
+		{"APP.Test", 1, true},
+		{"app.test.", 1, true},
+		{"[::1]:443", 2, true},
+		{"other.test", 0, false},
+		{"", 0, false},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			got, ok := LookupHost(m, []byte(tc.host))
+			require.Equal(t, tc.ok, ok)
+			require.Equal(t, tc.want, got)
+		})
+	}
+	host := []byte("App.Test:80")
+	require.Zero(t, testing.AllocsPerRun(100, func() { _, _ = LookupHost(m, host) }))
+}

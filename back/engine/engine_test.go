@@ -28,6 +28,16 @@ func connect(t *testing.T) *Engine {
 	return e
 }
 
+// loadSampleImage loads the sample app as appimage.DefaultTag.
+func loadSampleImage(t *testing.T, e *Engine) {
+	t.Helper()
+	f, err := os.Open(dockertest.SampleImage(t))
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = e.LoadImageAs(context.Background(), f, appimage.DefaultTag)
+	require.NoError(t, err)
+}
+
 func freePort(t *testing.T) uint16 {
 	t.Helper()
 	for p := 5000; p <= 6000; p++ {
@@ -44,11 +54,7 @@ func freePort(t *testing.T) uint16 {
 func TestRunAdoptAndRemoveARealContainer(t *testing.T) {
 	e := connect(t)
 	ctx := context.Background()
-	f, err := os.Open(dockertest.SampleImage(t))
-	require.NoError(t, err)
-	defer f.Close()
-	_, err = e.LoadImageAs(ctx, f, appimage.DefaultTag)
-	require.NoError(t, err)
+	loadSampleImage(t, e)
 	has, err := e.HasImage(ctx, appimage.DefaultTag)
 	require.NoError(t, err)
 	require.True(t, has)

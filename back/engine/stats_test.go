@@ -3,24 +3,18 @@ package engine
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"potluck/bench/appimage"
-	"potluck/internal/dockertest"
 )
 
 func TestStatsReadsARealContainer(t *testing.T) {
 	e := connect(t)
 	ctx := context.Background()
-	f, err := os.Open(dockertest.SampleImage(t))
-	require.NoError(t, err)
-	defer f.Close()
-	_, err = e.LoadImageAs(ctx, f, appimage.DefaultTag)
-	require.NoError(t, err)
+	loadSampleImage(t, e)
 	spec := Spec{Host: "h-test", Installation: "inst-stats", Instance: fmt.Sprintf("stats-%d", time.Now().UnixNano()), App: "hello",
 		Image: appimage.DefaultTag, HostPort: freePort(t), ContainerPort: 8080, CPUs: 0.5, MemoryBytes: 64 << 20}
 	c, err := e.Run(ctx, spec)
