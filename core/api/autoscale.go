@@ -46,8 +46,7 @@ type MetricsView struct {
 
 func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if s.node.State().Installations[name] == nil {
-		s.notFound(w, fmt.Sprintf("no installation %q", name))
+	if s.installation(w, s.node.State(), name) == nil {
 		return
 	}
 	if s.cfg.Autoscaler == nil {
@@ -98,9 +97,8 @@ func defaultAutoscale(inst *fsm.Installation) fsm.Autoscale {
 
 func (s *Server) getAutoscale(w http.ResponseWriter, r *http.Request) {
 	st := s.node.State()
-	inst := st.Installations[r.PathValue("name")]
+	inst := s.installation(w, st, r.PathValue("name"))
 	if inst == nil {
-		s.notFound(w, fmt.Sprintf("no installation %q", r.PathValue("name")))
 		return
 	}
 	writeJSON(w, http.StatusOK, s.autoscaleView(st, inst))

@@ -67,9 +67,7 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 		back.Set("tail", strconv.Itoa(tail))
 	}
 	st := s.node.State()
-	inst := st.Installations[name]
-	if inst == nil {
-		s.notFound(w, fmt.Sprintf("no installation %q", name))
+	if s.installation(w, st, name) == nil {
 		return
 	}
 	var targets []*fsm.Instance

@@ -102,9 +102,8 @@ func (s *Server) setInstallationTLS(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	inst := s.node.State().Installations[name]
+	inst := s.installation(w, s.node.State(), name)
 	if inst == nil {
-		s.notFound(w, fmt.Sprintf("no installation %q", name))
 		return
 	}
 	opts, err := req.check(inst.Domain, s.now())
