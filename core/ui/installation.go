@@ -51,16 +51,7 @@ func (h *Handler) installationPage(w http.ResponseWriter, r *http.Request, rq *r
 	defer cancel()
 	in, meta, err := rq.client.Installation(ctx, name, q)
 	if err != nil {
-		if apiclient.StatusOf(err) == http.StatusNotFound && !fragment {
-			h.notFound(w, r, rq, fmt.Sprintf("There is no installation %q (any more).", name))
-			return
-		}
-		if fragment {
-			http.Error(w, err.Error(), apiStatus(err))
-			return
-		}
-		p.Error = err.Error()
-		h.render(w, r, apiStatus(err), "installation", p)
+		h.detailErr(w, r, rq, p, "installation", fragment, err, fmt.Sprintf("There is no installation %q (any more).", name))
 		return
 	}
 	d := &installationDetail{Inst: in, Instance: r.URL.Query().Get("instance")}
