@@ -204,7 +204,7 @@ func (se *session) validCSRF(got string) bool {
 func (se *session) flashValue(f flash) string {
 	msg := f.msg
 	if len(msg) > maxFlash {
-		msg = msg[:maxFlash] + "…"
+		msg = strings.ToValidUTF8(msg[:maxFlash], "") + "…" // drops a character the cut split
 	}
 	kind := "n"
 	if f.isErr {
