@@ -165,6 +165,51 @@ func (h *Handler) rollback(w http.ResponseWriter, r *http.Request, rq *request) 
 	h.redirect(w, r, rq, back, fmt.Sprintf("Release %d rolling out with the settings of release %d; the live release serves until it is healthy.", latest, max(version, 0)))
 }
 
+// setAutoscale handles the installation page's autoscaling form.
+func (h *Handler) setAutoscale(w http.ResponseWriter, r *http.Request, rq *request) {
+	name := r.PathValue("name")
+	back := "/ui/installations/" + name + "#autoscale"
+	var req apiclient.AutoscaleRequest
+	on := r.PostFormValue("enabled") == "on"
+	req.Enabled = &on
+	for field, dst := range map[string]**int{"min": &req.Min, "max": &req.Max} {
+		if s := strings.TrimSpace(r.PostFormValue(field)); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				h.redirectErr(w, r, rq, back, "Autoscaling: "+field+" is a whole number.")
+				return
+			}
+			*dst = &n
+		}
+	}
+	if s := strings.TrimSpace(r.PostFormValue("cpu_target")); s != "" {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+		if err != nil {
+			h.redirectErr(w, r, rq, back, "Autoscaling: the CPU target is a percentage such as 75.")
+			return
+		}
+		f /= 100
+		req.CPUTarget = &f
+	}
+	if s := strings.TrimSpace(r.PostFormValue("interval")); s != "" {
+		req.Interval = &s
+	}
+	if s := strings.TrimSpace(r.PostFormValue("policy")); s != "" {
+		req.Policy = &s
+	}
+	ctx, cancel := timeout(r)
+	defer cancel()
+	if _, err := rq.client.SetAutoscale(ctx, name, req); err != nil {
+		h.redirectErr(w, r, rq, back, "Autoscaling of "+name+" not changed: "+err.Error())
+		return
+	}
+	state := "off"
+	if on {
+		state = "on"
+	}
+	h.redirect(w, r, rq, back, "Autoscaling of "+name+" is "+state+".")
+}
+
 // notFound answers a page that does not exist with the UI's own layout.
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request, rq *request, msg string) {
 	p := &page{Title: "Not found", Error: msg}
