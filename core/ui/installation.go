@@ -172,14 +172,17 @@ func (h *Handler) setAutoscale(w http.ResponseWriter, r *http.Request, rq *reque
 	var req apiclient.AutoscaleRequest
 	on := r.PostFormValue("enabled") == "on"
 	req.Enabled = &on
-	for field, dst := range map[string]**int{"min": &req.Min, "max": &req.Max} {
-		if s := strings.TrimSpace(r.PostFormValue(field)); s != "" {
+	for _, f := range []struct {
+		name string
+		dst  **int
+	}{{"min", &req.Min}, {"max", &req.Max}} { // in form order: the first bad one is named
+		if s := strings.TrimSpace(r.PostFormValue(f.name)); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil {
-				h.redirectErr(w, r, rq, back, "Autoscaling: "+field+" is a whole number.")
+				h.redirectErr(w, r, rq, back, "Autoscaling: "+f.name+" is a whole number.")
 				return
 			}
-			*dst = &n
+			*f.dst = &n
 		}
 	}
 	if s := strings.TrimSpace(r.PostFormValue("cpu_target")); s != "" {
