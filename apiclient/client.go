@@ -32,6 +32,8 @@ const (
 	HeaderIndex     = "X-Potluck-Index"
 	// HeaderNextCursor is the cursor of a list's next page; absent on the last.
 	HeaderNextCursor = "X-Potluck-Next-Cursor"
+	// HeaderUISession carries a web UI session id to its lookup and logout.
+	HeaderUISession = "X-Potluck-Session"
 )
 
 // maxPages bounds how many pages a list call follows (1000 items each at

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"potluck/apiclient"
 	"potluck/core/api"
 	"potluck/internal/version"
@@ -38,6 +40,17 @@ func TestTypesReadWhatTheCoreWrites(t *testing.T) {
 				t.Errorf("%s is not in the core's %s", missing, core.Name())
 			}
 		})
+	}
+}
+
+// TestHeadersAreTheCores: the client's header names are the core's.
+func TestHeadersAreTheCores(t *testing.T) {
+	for _, tc := range []struct{ client, core string }{
+		{apiclient.HeaderIndex, api.HeaderIndex},
+		{apiclient.HeaderNextCursor, api.HeaderNextCursor},
+		{apiclient.HeaderUISession, api.HeaderUISession},
+	} {
+		require.Equal(t, tc.core, tc.client)
 	}
 }
 

@@ -1,26 +1,16 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"potluck/apiclient/apitest"
 )
 
 // TestAutoscaleShowsAndSets: `potluck autoscale NAME` shows the settings,
 // flags change them and turn autoscaling on, --off turns it off, and bad
 // values are refused in the flags' terms.
 func TestAutoscaleShowsAndSets(t *testing.T) {
-	core := apitest.Start(t)
-	core.RegisterHost(t, "f1", "front", 1, 512)
-	core.RegisterHost(t, "b1", "back", 2, 2048)
-	tarball := filepath.Join(t.TempDir(), "hello.tar")
-	require.NoError(t, os.WriteFile(tarball, apitest.DockerSaveTar(t, "hello:1", 10_000), 0o644))
-	vars := map[string]string{"POTLUCK_ADDR": core.URL, "POTLUCK_TOKEN": apitest.Token}
-	require.Equal(t, 0, potluck(t, vars, false, "apps", "push", tarball, "--name", "hello", "--port", "8080").code)
+	_, vars, _ := helloPushed(t)
 	r := potluck(t, vars, false, "deploy", "--app", "hello", "--domain", "hello.example.com", "--memory", "64MiB", "--detach")
 	require.Equal(t, 0, r.code, r.stderr)
 

@@ -16,13 +16,7 @@ import (
 // exits 0 once they run and 1 with the reason when one fails; the same for
 // a release, whose failure leaves the live one serving.
 func TestDeployWaits(t *testing.T) {
-	core := apitest.Start(t)
-	core.RegisterHost(t, "f1", "front", 1, 512)
-	core.RegisterHost(t, "b1", "back", 2, 2048)
-	tarball := filepath.Join(t.TempDir(), "hello.tar")
-	require.NoError(t, os.WriteFile(tarball, apitest.DockerSaveTar(t, "hello:1", 10_000), 0o644))
-	vars := map[string]string{"POTLUCK_ADDR": core.URL, "POTLUCK_TOKEN": apitest.Token}
-	require.Equal(t, 0, potluck(t, vars, false, "apps", "push", tarball, "--name", "hello", "--port", "8080").code)
+	core, vars, tarball := helloPushed(t)
 
 	// The Back's part, played by the test: report every instance of
 	// release want in state, once placed.
@@ -99,4 +93,19 @@ func TestDeployWaits(t *testing.T) {
 	r = potluck(t, vars, false, "deploy", "--name", "hello", "--wait", "300ms")
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "not serving after 300ms (--wait); the core goes on: potluck installations show hello")
+}
+
+// helloPushed starts a core with a Front and a Back and pushes the app
+// hello to it; it returns the core, the CLI's environment for it and the
+// app's tarball.
+func helloPushed(t *testing.T) (core *apitest.Core, vars map[string]string, tarball string) {
+	t.Helper()
+	core = apitest.Start(t)
+	core.RegisterHost(t, "f1", "front", 1, 512)
+	core.RegisterHost(t, "b1", "back", 2, 2048)
+	tarball = filepath.Join(t.TempDir(), "hello.tar")
+	require.NoError(t, os.WriteFile(tarball, apitest.DockerSaveTar(t, "hello:1", 10_000), 0o644))
+	vars = map[string]string{"POTLUCK_ADDR": core.URL, "POTLUCK_TOKEN": apitest.Token}
+	require.Equal(t, 0, potluck(t, vars, false, "apps", "push", tarball, "--name", "hello", "--port", "8080").code)
+	return core, vars, tarball
 }

@@ -107,10 +107,15 @@ func randomHex(n int) string {
 // isOperator: the current operator token, or the one it replaced while the
 // rotation's grace lasts.
 func isOperator(st *fsm.State, tok string, now time.Time) bool {
-	if tok == "" || st.OperatorTokenHash == "" {
+	return tok != "" && isOperatorHash(st, HashToken(tok), now)
+}
+
+// isOperatorHash is isOperator for a token known by its hash (a UI
+// session's).
+func isOperatorHash(st *fsm.State, hash string, now time.Time) bool {
+	if st.OperatorTokenHash == "" {
 		return false
 	}
-	hash := HashToken(tok)
 	current := equalHash(hash, st.OperatorTokenHash)
 	previous := st.PreviousOperatorTokenHash != "" && equalHash(hash, st.PreviousOperatorTokenHash) &&
 		st.PreviousOperatorUntil != nil && now.Before(*st.PreviousOperatorUntil)

@@ -46,8 +46,7 @@ type MetricsView struct {
 
 func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if s.node.State().Installations[name] == nil {
-		s.notFound(w, fmt.Sprintf("no installation %q", name))
+	if s.installation(w, s.node.State(), name) == nil {
 		return
 	}
 	if s.cfg.Autoscaler == nil {
@@ -75,12 +74,8 @@ type AutoscaleView struct {
 
 func (s *Server) autoscaleView(st *fsm.State, inst *fsm.Installation) AutoscaleView {
 	v := AutoscaleView{Installation: inst.Name, Backs: inst.Backs, Events: []fsm.AutoscaleEvent{}, Decisions: []scaler.Decision{}}
-	if inst.Autoscale != nil {
-		v.Policy = *inst.Autoscale
-		v.Events = append(v.Events, inst.Autoscale.Events...)
-	} else {
-		v.Policy = defaultAutoscale(inst)
-	}
+	v.Policy = policyOf(inst)
+	v.Events = append(v.Events, v.Policy.Events...)
 	v.Policy.Events = nil
 	v.IntervalText = v.Policy.Interval.String()
 	if s.cfg.Autoscaler != nil && s.node.IsLeader() {
@@ -96,11 +91,19 @@ func defaultAutoscale(inst *fsm.Installation) fsm.Autoscale {
 	return fsm.Autoscale{Policy: fsm.AutoscaleCombined, Min: n, Max: n, CPUTarget: DefaultCPUTarget, Interval: autoscale.DefaultMinInterval}
 }
 
+// policyOf is the installation's autoscale settings, the defaults if it
+// never set any.
+func policyOf(inst *fsm.Installation) fsm.Autoscale {
+	if inst.Autoscale != nil {
+		return *inst.Autoscale
+	}
+	return defaultAutoscale(inst)
+}
+
 func (s *Server) getAutoscale(w http.ResponseWriter, r *http.Request) {
 	st := s.node.State()
-	inst := st.Installations[r.PathValue("name")]
+	inst := s.installation(w, st, r.PathValue("name"))
 	if inst == nil {
-		s.notFound(w, fmt.Sprintf("no installation %q", r.PathValue("name")))
 		return
 	}
 	writeJSON(w, http.StatusOK, s.autoscaleView(st, inst))
@@ -158,11 +161,7 @@ func (s *Server) putAutoscale(w http.ResponseWriter, r *http.Request) {
 		if inst == nil {
 			return nil, &fsm.Error{Code: fsm.CodeNotFound, Message: fmt.Sprintf("no installation %q", name)}
 		}
-		cur := defaultAutoscale(inst)
-		if inst.Autoscale != nil {
-			cur = *inst.Autoscale
-		}
-		a, err := req.merge(cur)
+		a, err := req.merge(policyOf(inst))
 		if err != nil {
 			return nil, &fsm.Error{Code: fsm.CodeInvalid, Message: err.Error()}
 		}

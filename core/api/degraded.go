@@ -72,6 +72,16 @@ func (s *Server) notFound(w http.ResponseWriter, msg string) {
 	writeError(w, http.StatusNotFound, msg)
 }
 
+// installation is the installation name in st, or nil once it has
+// answered that there is none (as notFound does).
+func (s *Server) installation(w http.ResponseWriter, st *fsm.State, name string) *fsm.Installation {
+	inst := st.Installations[name]
+	if inst == nil {
+		s.notFound(w, fmt.Sprintf("no installation %q", name))
+	}
+	return inst
+}
+
 // isStartupOperator accepts, while the state holds no operator token yet (a node restarted from a snapshot older than the token, or
 // one that has not replayed its log), the token this node was started with:
 // so its operator can ask it for its status before it finds a leader.

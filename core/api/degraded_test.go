@@ -21,6 +21,10 @@ import (
 // and 3).
 func TestDegradedNodeAnswersHonestly(t *testing.T) {
 	const unknown = "some-token-this-node-does-not-know"
+	laggingFollower := func(n *memNode) {
+		n.setLeader("core2")
+		n.lagging = true
+	}
 	tests := []struct {
 		name  string
 		setup func(n *memNode) // on a node whose state has no operator token
@@ -58,31 +62,22 @@ func TestDegradedNodeAnswersHonestly(t *testing.T) {
 			code:  http.StatusUnauthorized,
 		},
 		{
-			name: "missing app on a lagging follower's stale read",
-			setup: func(n *memNode) {
-				n.setLeader("core2")
-				n.lagging = true
-			},
-			req:  request{method: "GET", path: "/v1/apps/web?stale", token: operatorToken},
-			code: http.StatusServiceUnavailable,
+			name:  "missing app on a lagging follower's stale read",
+			setup: laggingFollower,
+			req:   request{method: "GET", path: "/v1/apps/web?stale", token: operatorToken},
+			code:  http.StatusServiceUnavailable,
 		},
 		{
-			name: "missing installation's releases on a lagging follower's stale read",
-			setup: func(n *memNode) {
-				n.setLeader("core2")
-				n.lagging = true
-			},
-			req:  request{method: "GET", path: "/v1/installations/shop/releases?stale", token: operatorToken},
-			code: http.StatusServiceUnavailable,
+			name:  "missing installation's releases on a lagging follower's stale read",
+			setup: laggingFollower,
+			req:   request{method: "GET", path: "/v1/installations/shop/releases?stale", token: operatorToken},
+			code:  http.StatusServiceUnavailable,
 		},
 		{
-			name: "missing installation's logs on a lagging follower",
-			setup: func(n *memNode) {
-				n.setLeader("core2")
-				n.lagging = true
-			},
-			req:  request{method: "GET", path: "/v1/installations/shop/logs", token: operatorToken},
-			code: http.StatusServiceUnavailable,
+			name:  "missing installation's logs on a lagging follower",
+			setup: laggingFollower,
+			req:   request{method: "GET", path: "/v1/installations/shop/logs", token: operatorToken},
+			code:  http.StatusServiceUnavailable,
 		},
 		{
 			name: "missing app on a current follower's stale read",

@@ -149,10 +149,10 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusConflict, fmt.Sprintf("host %q is registered as a %s; its role cannot change by registering again: decommission it and register a new host", h.Name, h.Role))
 			return
 		}
-		if h.Role == fsm.RoleFront && req.PublicURL != h.PublicURL && !s.setPublicURL(w, r, h.ID, req.PublicURL) {
+		if h.Role == fsm.RoleFront && req.PublicURL != h.PublicURL && !s.setHost(w, r, fsm.CmdSetHostPublicURL, &fsm.Host{ID: h.ID, PublicURL: req.PublicURL}) {
 			return
 		}
-		if req.Region != h.Region && !s.setRegion(w, r, h.ID, req.Region) {
+		if req.Region != h.Region && !s.setHost(w, r, fsm.CmdSetHostRegion, &fsm.Host{ID: h.ID, Region: req.Region}) {
 			return
 		}
 		s.writeRegistration(w, http.StatusOK, h.ID)

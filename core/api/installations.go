@@ -254,9 +254,8 @@ func (s *Server) getInstallation(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	inst := st.Installations[r.PathValue("name")]
+	inst := s.installation(w, st, r.PathValue("name"))
 	if inst == nil {
-		s.notFound(w, fmt.Sprintf("no installation %q", r.PathValue("name")))
 		return
 	}
 	writeJSON(w, http.StatusOK, installationView(st, inst))

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,9 +68,7 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 		back.Set("tail", strconv.Itoa(tail))
 	}
 	st := s.node.State()
-	inst := st.Installations[name]
-	if inst == nil {
-		s.notFound(w, fmt.Sprintf("no installation %q", name))
+	if s.installation(w, st, name) == nil {
 		return
 	}
 	var targets []*fsm.Instance
@@ -128,19 +127,12 @@ func (s *Server) copyLog(ctx context.Context, st *fsm.State, in *fsm.Instance, q
 					_, err = br.ReadSlice('\n')
 				}
 			}
-			out.line(in.ID, trimNewline(text))
+			out.line(in.ID, strings.TrimRight(text, "\r\n"))
 		}
 		if err != nil {
 			return
 		}
 	}
-}
-
-func trimNewline(s string) string {
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // lineWriter writes whole lines from several goroutines and flushes each.

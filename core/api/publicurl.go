@@ -24,11 +24,12 @@ func checkPublicURL(s string) error {
 	return nil
 }
 
-// setPublicURL records a Front's new public URL (it registered again with
-// another one); false when it answered an error.
-func (s *Server) setPublicURL(w http.ResponseWriter, r *http.Request, hostID, publicURL string) bool {
-	res, err := s.node.Decide(r.Context(), "", func(st *fsm.State, now time.Time) (*fsm.Command, error) {
-		return &fsm.Command{Type: fsm.CmdSetHostPublicURL, Host: &fsm.Host{ID: hostID, PublicURL: publicURL}}, nil
+// setHost commits a change a host made by registering again with another
+// public URL or region (command t, h holding the host's id and the new
+// value); false when it answered an error.
+func (s *Server) setHost(w http.ResponseWriter, r *http.Request, t fsm.CommandType, h *fsm.Host) bool {
+	res, err := s.node.Decide(r.Context(), "", func(*fsm.State, time.Time) (*fsm.Command, error) {
+		return &fsm.Command{Type: t, Host: h}, nil
 	})
 	return s.writeResult(w, res, err)
 }
@@ -44,13 +45,4 @@ func checkRegion(s string) error {
 		return fmt.Errorf("region %q: use up to %d of a-z, 0-9, '-', '_', '.' (e.g. eu-west)", s, MaxRegion)
 	}
 	return nil
-}
-
-// setRegion records a host's new region (it registered again with another
-// one); false when it answered an error.
-func (s *Server) setRegion(w http.ResponseWriter, r *http.Request, hostID, region string) bool {
-	res, err := s.node.Decide(r.Context(), "", func(st *fsm.State, now time.Time) (*fsm.Command, error) {
-		return &fsm.Command{Type: fsm.CmdSetHostRegion, Host: &fsm.Host{ID: hostID, Region: region}}, nil
-	})
-	return s.writeResult(w, res, err)
 }

@@ -154,9 +154,8 @@ func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	inst := st.Installations[r.PathValue("name")]
+	inst := s.installation(w, st, r.PathValue("name"))
 	if inst == nil {
-		s.notFound(w, fmt.Sprintf("no installation %q", r.PathValue("name")))
 		return
 	}
 	writeJSON(w, http.StatusOK, releaseViews(st, inst))

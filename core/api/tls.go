@@ -102,12 +102,11 @@ func (s *Server) setInstallationTLS(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	inst := s.node.State().Installations[name]
+	inst := s.installation(w, s.node.State(), name)
 	if inst == nil {
-		s.notFound(w, fmt.Sprintf("no installation %q", name))
 		return
 	}
-	opts, err := req.check(inst.Domain, s.now())
+	opts, err := req.check(inst.Domain, s.cfg.Now())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -144,13 +143,6 @@ func (s *Server) setInstallationTLS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("installation TLS set", "installation", name, "mode", opts.Mode, "redirect_http", opts.RedirectHTTP, "hsts", opts.HSTSMaxAge)
 	s.writeInstallation(w, http.StatusOK, name)
-}
-
-func (s *Server) now() time.Time {
-	if s.cfg.Now != nil {
-		return s.cfg.Now()
-	}
-	return time.Now()
 }
 
 // CertStoreRequest is a certificate store write from a Front, relayed by

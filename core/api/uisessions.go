@@ -162,8 +162,5 @@ func sessionTokenValid(st *fsm.State, u *fsm.UISession, now time.Time) bool {
 		t := st.Tokens[u.TokenID]
 		return t != nil && t.Usable(now) && equalHash(u.TokenHash, t.Hash)
 	}
-	current := equalHash(u.TokenHash, st.OperatorTokenHash)
-	previous := st.PreviousOperatorTokenHash != "" && equalHash(u.TokenHash, st.PreviousOperatorTokenHash) &&
-		st.PreviousOperatorUntil != nil && now.Before(*st.PreviousOperatorUntil)
-	return current || previous
+	return isOperatorHash(st, u.TokenHash, now)
 }

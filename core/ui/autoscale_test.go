@@ -43,4 +43,12 @@ func TestInstallationPageShowsAutoscaling(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, p.code)
 	page = b.get("/ui/installations/shop").body
 	require.True(t, strings.Contains(page, "not changed: ") && strings.Contains(page, "autoscale bounds 9..4"), page)
+
+	// Both bounds unreadable: the first field is named, every time (Go's
+	// map order once picked either).
+	for range 8 {
+		p = b.post("/ui/installations/shop/autoscale", url.Values{"csrf": {csrf}, "min": {"x"}, "max": {"y"}})
+		require.Equal(t, http.StatusSeeOther, p.code)
+		require.Contains(t, b.get("/ui/installations/shop").body, "Autoscaling: min is a whole number.")
+	}
 }

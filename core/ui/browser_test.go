@@ -37,6 +37,31 @@ func chromiumPath(t *testing.T) string {
 	return p
 }
 
+// phoneLogin logs in to the UI at coreURL with the operator token, in
+// ctx's tab at a phone's width.
+func phoneLogin(ctx context.Context, t *testing.T, coreURL string) {
+	t.Helper()
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(coreURL+"/ui/login"),
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("#token"), apitest.Token),
+		chromedp.Click(chromedp.CSS("#login")),
+		chromedp.WaitVisible(chromedp.CSS(".cards")),
+	))
+}
+
+// textOf reads the text of the first element a selector matches in ctx's
+// tab.
+func textOf(ctx context.Context, t *testing.T) func(sel string) string {
+	return func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		require.NoError(t, err)
+		return v
+	}
+}
+
 // chromium starts a fresh headless Chromium (its own profile, no network
 // beyond what the page asks for) and returns a chromedp context for a tab,
 // bounded at 90 seconds.
@@ -91,12 +116,7 @@ func TestUIInChromium(t *testing.T) {
 	require.NoError(t, os.WriteFile(junk, []byte("not a tarball"), 0o644))
 
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(css(sel)))
-		require.NoError(t, err)
-		return v
-	}
+	text := textOf(ctx, t)
 
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(core.URL+"/ui/"),
@@ -211,20 +231,8 @@ func TestUIOnAPhone(t *testing.T) {
 	require.NoError(t, err)
 
 	ctx := chromium(t, browserPath)
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.EmulateViewport(390, 844),
-		chromedp.Navigate(core.URL+"/ui/login"),
-		chromedp.WaitVisible(chromedp.CSS("#login-form")),
-		chromedp.SendKeys(chromedp.CSS("#token"), apitest.Token),
-		chromedp.Click(chromedp.CSS("#login")),
-		chromedp.WaitVisible(chromedp.CSS(".cards")),
-	))
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		require.NoError(t, err)
-		return v
-	}
+	phoneLogin(ctx, t, core.URL)
+	text := textOf(ctx, t)
 	require.Contains(t, text("#pending-count"), "3", "1 of release 1 and 2 of release 2")
 	require.Contains(t, text("#failed-count"), "1")
 	require.Contains(t, text("main"), "Instances failed or lost in: hello")

@@ -3,7 +3,6 @@ package ui
 import (
 	"fmt"
 	"math"
-	"net/http"
 	"strconv"
 	"strings"
 
@@ -108,49 +107,4 @@ func num(v float64) string {
 		return strconv.FormatFloat(v, 'f', 1, 64)
 	}
 	return strconv.FormatFloat(v, 'f', 2, 64)
-}
-
-// setAutoscale handles the installation page's autoscaling form.
-func (h *Handler) setAutoscale(w http.ResponseWriter, r *http.Request, rq *request) {
-	name := r.PathValue("name")
-	back := "/ui/installations/" + name + "#autoscale"
-	var req apiclient.AutoscaleRequest
-	on := r.PostFormValue("enabled") == "on"
-	req.Enabled = &on
-	for field, dst := range map[string]**int{"min": &req.Min, "max": &req.Max} {
-		if s := strings.TrimSpace(r.PostFormValue(field)); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				h.redirectErr(w, r, rq, back, "Autoscaling: "+field+" is a whole number.")
-				return
-			}
-			*dst = &n
-		}
-	}
-	if s := strings.TrimSpace(r.PostFormValue("cpu_target")); s != "" {
-		f, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
-		if err != nil {
-			h.redirectErr(w, r, rq, back, "Autoscaling: the CPU target is a percentage such as 75.")
-			return
-		}
-		f /= 100
-		req.CPUTarget = &f
-	}
-	if s := strings.TrimSpace(r.PostFormValue("interval")); s != "" {
-		req.Interval = &s
-	}
-	if s := strings.TrimSpace(r.PostFormValue("policy")); s != "" {
-		req.Policy = &s
-	}
-	ctx, cancel := timeout(r)
-	defer cancel()
-	if _, err := rq.client.SetAutoscale(ctx, name, req); err != nil {
-		h.redirectErr(w, r, rq, back, "Autoscaling of "+name+" not changed: "+err.Error())
-		return
-	}
-	state := "off"
-	if on {
-		state = "on"
-	}
-	h.redirect(w, r, rq, back, "Autoscaling of "+name+" is "+state+".")
 }

@@ -22,6 +22,13 @@ type cookieClient struct {
 	cookies map[string]string
 }
 
+// newCookieClient is a cookieClient that does not follow redirects, so a
+// test sees each one.
+func newCookieClient(t *testing.T) *cookieClient {
+	return &cookieClient{t: t, cookies: map[string]string{}, c: &http.Client{Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
 func (cc *cookieClient) do(method, base, path string, form url.Values) page {
 	cc.t.Helper()
 	var body io.Reader
@@ -59,8 +66,7 @@ func (cc *cookieClient) do(method, base, path string, form url.Values) page {
 func TestSessionsValidOnEveryCoreNode(t *testing.T) {
 	cores := apitest.StartCluster(t, 3)
 	a, b, c := cores[0], cores[1], cores[2]
-	cc := &cookieClient{t: t, cookies: map[string]string{}, c: &http.Client{Timeout: 30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	cc := newCookieClient(t)
 
 	p := cc.do(http.MethodPost, a.URL, "/ui/login", url.Values{"token": {apitest.Token}})
 	require.Equal(t, http.StatusSeeOther, p.code, p.body)
@@ -121,8 +127,7 @@ func TestSessionsValidOnEveryCoreNode(t *testing.T) {
 func TestSessionWithoutALeader(t *testing.T) {
 	cores := apitest.StartCluster(t, 3)
 	a := cores[0]
-	cc := &cookieClient{t: t, cookies: map[string]string{}, c: &http.Client{Timeout: 30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	cc := newCookieClient(t)
 	require.Equal(t, http.StatusSeeOther, cc.do(http.MethodPost, a.URL, "/ui/login", url.Values{"token": {apitest.Token}}).code)
 	require.Eventually(t, func() bool { return len(a.Server.Node.FSM.State().UISessions) == 1 }, 10*time.Second, 10*time.Millisecond)
 	csrf := csrfOf(t, cc.do(http.MethodGet, a.URL, "/ui/", nil).body)

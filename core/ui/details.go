@@ -2,7 +2,9 @@ package ui
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 
 	"potluck/apiclient"
@@ -36,12 +38,7 @@ func (h *Handler) appPage(w http.ResponseWriter, r *http.Request, rq *request) {
 	defer cancel()
 	app, err := rq.client.App(ctx, name)
 	if err != nil {
-		if apiclient.StatusOf(err) == http.StatusNotFound {
-			h.notFound(w, r, rq, fmt.Sprintf("There is no app %q (any more).", name))
-			return
-		}
-		p.Error = err.Error()
-		h.render(w, r, apiStatus(err), "app", p)
+		h.detailErr(w, r, rq, p, "app", false, err, fmt.Sprintf("There is no app %q (any more).", name))
 		return
 	}
 	d := &appDetail{App: app}
@@ -71,6 +68,21 @@ func (h *Handler) appPage(w http.ResponseWriter, r *http.Request, rq *request) {
 	h.render(w, r, http.StatusOK, "app", p)
 }
 
+// detailErr answers a detail page (template tmpl) whose object could not be
+// read: a live refresh gets the bare error; a page, the UI's not-found page
+// with missing for a 404, else itself with the error.
+func (h *Handler) detailErr(w http.ResponseWriter, r *http.Request, rq *request, p *page, tmpl string, fragment bool, err error, missing string) {
+	switch {
+	case fragment:
+		http.Error(w, err.Error(), apiStatus(err))
+	case apiclient.StatusOf(err) == http.StatusNotFound:
+		h.notFound(w, r, rq, missing)
+	default:
+		p.Error = err.Error()
+		h.render(w, r, apiStatus(err), tmpl, p)
+	}
+}
+
 // hostDetail is a host's page.
 type hostDetail struct {
 	Host      *apiclient.Host
@@ -93,16 +105,7 @@ func (h *Handler) hostPage(w http.ResponseWriter, r *http.Request, rq *request) 
 		host, err = rq.client.Host(ctx, ref)
 	}
 	if err != nil {
-		if apiclient.StatusOf(err) == http.StatusNotFound && !fragment {
-			h.notFound(w, r, rq, fmt.Sprintf("There is no host %q.", ref))
-			return
-		}
-		if fragment {
-			http.Error(w, err.Error(), apiStatus(err))
-			return
-		}
-		p.Error = err.Error()
-		h.render(w, r, apiStatus(err), "host", p)
+		h.detailErr(w, r, rq, p, "host", fragment, err, fmt.Sprintf("There is no host %q.", ref))
 		return
 	}
 	p.Title = "Host " + host.Name
@@ -124,12 +127,7 @@ func (h *Handler) hostPage(w http.ResponseWriter, r *http.Request, rq *request) 
 			d.Features = append(d.Features, f)
 		}
 	}
-	labels := make([]string, 0, len(host.Labels))
-	for k := range host.Labels {
-		labels = append(labels, k)
-	}
-	sort.Strings(labels)
-	for _, k := range labels {
+	for _, k := range slices.Sorted(maps.Keys(host.Labels)) {
 		d.Features = append(d.Features, [2]string{k, host.Labels[k]})
 	}
 	capacity := schedulable(host)

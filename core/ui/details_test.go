@@ -105,20 +105,8 @@ func TestDetailPagesOnAPhone(t *testing.T) {
 	browserPath := chromiumPath(t)
 	core, inst, _ := detailCore(t)
 	ctx := chromium(t, browserPath)
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		require.NoError(t, err)
-		return v
-	}
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.EmulateViewport(390, 844),
-		chromedp.Navigate(core.URL+"/ui/login"),
-		chromedp.WaitVisible(chromedp.CSS("#login-form")),
-		chromedp.SendKeys(chromedp.CSS("#token"), apitest.Token),
-		chromedp.Click(chromedp.CSS("#login")),
-		chromedp.WaitVisible(chromedp.CSS(".cards")),
-	))
+	text := textOf(ctx, t)
+	phoneLogin(ctx, t, core.URL)
 	for _, path := range []string{"/ui/apps/hello", "/ui/hosts/back-ssd", "/ui/hosts/back-1", "/ui/apps/nope"} {
 		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(core.URL+path), chromedp.WaitVisible(chromedp.CSS("main"))), path)
 		width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))

@@ -51,16 +51,7 @@ func (h *Handler) installationPage(w http.ResponseWriter, r *http.Request, rq *r
 	defer cancel()
 	in, meta, err := rq.client.Installation(ctx, name, q)
 	if err != nil {
-		if apiclient.StatusOf(err) == http.StatusNotFound && !fragment {
-			h.notFound(w, r, rq, fmt.Sprintf("There is no installation %q (any more).", name))
-			return
-		}
-		if fragment {
-			http.Error(w, err.Error(), apiStatus(err))
-			return
-		}
-		p.Error = err.Error()
-		h.render(w, r, apiStatus(err), "installation", p)
+		h.detailErr(w, r, rq, p, "installation", fragment, err, fmt.Sprintf("There is no installation %q (any more).", name))
 		return
 	}
 	d := &installationDetail{Inst: in, Instance: r.URL.Query().Get("instance")}
@@ -172,6 +163,54 @@ func (h *Handler) rollback(w http.ResponseWriter, r *http.Request, rq *request) 
 		latest = max(latest, rel.Version)
 	}
 	h.redirect(w, r, rq, back, fmt.Sprintf("Release %d rolling out with the settings of release %d; the live release serves until it is healthy.", latest, max(version, 0)))
+}
+
+// setAutoscale handles the installation page's autoscaling form.
+func (h *Handler) setAutoscale(w http.ResponseWriter, r *http.Request, rq *request) {
+	name := r.PathValue("name")
+	back := "/ui/installations/" + name + "#autoscale"
+	var req apiclient.AutoscaleRequest
+	on := r.PostFormValue("enabled") == "on"
+	req.Enabled = &on
+	for _, f := range []struct {
+		name string
+		dst  **int
+	}{{"min", &req.Min}, {"max", &req.Max}} { // in form order: the first bad one is named
+		if s := strings.TrimSpace(r.PostFormValue(f.name)); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				h.redirectErr(w, r, rq, back, "Autoscaling: "+f.name+" is a whole number.")
+				return
+			}
+			*f.dst = &n
+		}
+	}
+	if s := strings.TrimSpace(r.PostFormValue("cpu_target")); s != "" {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+		if err != nil {
+			h.redirectErr(w, r, rq, back, "Autoscaling: the CPU target is a percentage such as 75.")
+			return
+		}
+		f /= 100
+		req.CPUTarget = &f
+	}
+	if s := strings.TrimSpace(r.PostFormValue("interval")); s != "" {
+		req.Interval = &s
+	}
+	if s := strings.TrimSpace(r.PostFormValue("policy")); s != "" {
+		req.Policy = &s
+	}
+	ctx, cancel := timeout(r)
+	defer cancel()
+	if _, err := rq.client.SetAutoscale(ctx, name, req); err != nil {
+		h.redirectErr(w, r, rq, back, "Autoscaling of "+name+" not changed: "+err.Error())
+		return
+	}
+	state := "off"
+	if on {
+		state = "on"
+	}
+	h.redirect(w, r, rq, back, "Autoscaling of "+name+" is "+state+".")
 }
 
 // notFound answers a page that does not exist with the UI's own layout.

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"potluck/apiclient"
 	"potluck/internal/jsonhttp"
 )
 
@@ -32,10 +33,6 @@ import (
 // derived from the id (HKDF-SHA256). The CSRF token and the signature of the
 // one-time notice cookie are derived from the id too, so every node computes
 // the same ones without storing them.
-
-// headerSession carries the session id to the API's lookup and logout
-// (api.HeaderUISession).
-const headerSession = "X-Potluck-Session"
 
 // flashCookie carries the one-time notice shown by the page after a
 // redirect, signed with a key of the session.
@@ -186,7 +183,7 @@ func (s *sessions) remove(ctx context.Context, id string) error {
 func (s *sessions) call(ctx context.Context, method, path, token, id string, body, out any) error {
 	h := http.Header{}
 	if id != "" {
-		h.Set(headerSession, id)
+		h.Set(apiclient.HeaderUISession, id)
 	}
 	err := jsonhttp.Do(ctx, s.api, jsonhttp.Request{Method: method, URL: "http://core.invalid" + path, Token: token, Header: h, Body: body}, out, 64<<10)
 	if jsonhttp.StatusOf(err) == http.StatusNotFound {
@@ -207,7 +204,7 @@ func (se *session) validCSRF(got string) bool {
 func (se *session) flashValue(f flash) string {
 	msg := f.msg
 	if len(msg) > maxFlash {
-		msg = msg[:maxFlash] + "…"
+		msg = strings.ToValidUTF8(msg[:maxFlash], "") + "…" // drops a character the cut split
 	}
 	kind := "n"
 	if f.isErr {

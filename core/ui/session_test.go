@@ -3,6 +3,7 @@ package ui
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -64,6 +65,10 @@ func TestSessionSecrets(t *testing.T) {
 	long, ok := se.openFlash(se.flashValue(flash{msg: strings.Repeat("x", 10_000)}))
 	require.True(t, ok)
 	require.Less(t, len(long.msg), maxFlash+10, "bounded, so the cookie stays small")
+	// A cut inside a multi-byte character must not leave half of it.
+	accented, ok := se.openFlash(se.flashValue(flash{msg: "x" + strings.Repeat("é", 2_000)}))
+	require.True(t, ok)
+	require.True(t, utf8.ValidString(accented.msg), "cut on a character boundary")
 	payload, _, _ := strings.Cut(v, ".")
 	for name, bad := range map[string]string{
 		"another session's": newSession(other, "t").flashValue(flash{msg: "evil"}),
