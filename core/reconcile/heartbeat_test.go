@@ -37,3 +37,17 @@ func TestLastHeartbeat(t *testing.T) {
 	_, ok = f.rec.LastHeartbeat("b1")
 	require.False(t, ok, "a new term starts without heartbeats")
 }
+
+// TestHeartbeatBeforeTheTermsFirstRound: a heartbeat that reaches a new
+// leader before its first round is kept (the first round used to start the
+// term and forget it, so the UI said "not since the leader was elected").
+func TestHeartbeatBeforeTheTermsFirstRound(t *testing.T) {
+	f := newFixture(t, nil)
+	f.host("b1", fsm.RoleBack, fsm.HostReady)
+	f.beat("b1")
+	at := f.clock.Now()
+	f.tick()
+	got, ok := f.rec.LastHeartbeat("b1")
+	require.True(t, ok, "the heartbeat before the first round was forgotten")
+	require.Equal(t, at, got)
+}

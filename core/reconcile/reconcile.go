@@ -163,12 +163,7 @@ func (r *Reconciler) Tick(ctx context.Context) error {
 	}
 	now := r.cfg.Now()
 	r.mu.Lock()
-	if !r.wasLeader {
-		// New leader: nobody heartbeated to us yet; give every host a TTL.
-		r.lastSeen = map[string]time.Time{}
-		r.heard = map[string]time.Time{}
-		r.wasLeader = true
-	}
+	r.leadingLocked()
 	r.mu.Unlock()
 
 	st := node.State()
@@ -287,6 +282,7 @@ func (r *Reconciler) Heartbeat(ctx context.Context, hostID string, reports []age
 		return &fsm.Error{Code: fsm.CodeInvalid, Message: err.Error()}
 	}
 	r.mu.Lock()
+	r.leadingLocked()
 	r.lastSeen[hostID] = r.cfg.Now()
 	r.heard[hostID] = r.lastSeen[hostID]
 	r.mu.Unlock()
@@ -395,8 +391,21 @@ func (r *Reconciler) LastHeartbeat(hostID string) (time.Time, bool) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.leadingLocked()
 	t, ok := r.heard[hostID]
 	return t, ok
+}
+
+// leadingLocked starts a term on a node that found itself leading: nobody
+// heartbeated to it yet, so every host gets a TTL of grace. Tick, Heartbeat
+// and LastHeartbeat each call it, since any of them may see the new term
+// first; a heartbeat arriving before the term's first round must count.
+func (r *Reconciler) leadingLocked() {
+	if !r.wasLeader {
+		r.lastSeen = map[string]time.Time{}
+		r.heard = map[string]time.Time{}
+		r.wasLeader = true
+	}
 }
 
 // heartbeatPlan is what a heartbeat changes in st: a down host comes back,
