@@ -30,7 +30,7 @@ func TestAutoscaleUnderLoad(t *testing.T) {
 	tarball := dockertest.SampleImage(t) // skips without a Docker Engine
 
 	c, err := localcluster.Start(context.Background(), localcluster.Config{
-		Dir: t.TempDir(), Cores: 1, HeartbeatTTL: 10 * time.Second, Logger: logger(),
+		Dir: t.TempDir(), Cores: 1, HeartbeatTTL: 10 * time.Second, Logger: logger(t),
 		MetricsStep: time.Second, MetricsInterval: 500 * time.Millisecond,
 	})
 	require.NoError(t, err)

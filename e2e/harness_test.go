@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"potluck/internal/localcluster"
+	"potluck/internal/testlog"
 )
 
 // system is the test's view of a localcluster: a whole Potluck on loopback,
@@ -27,16 +28,15 @@ type system struct {
 	backs []*localcluster.BackHost
 }
 
-func logger() *slog.Logger {
-	if os.Getenv("E2E_VERBOSE") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return nil
+// logger keeps the nodes' last log lines and shows them if t fails;
+// E2E_VERBOSE=1 also prints them as they come.
+func logger(t *testing.T) *slog.Logger {
+	return testlog.New(t, testlog.DefaultKeep, os.Getenv("E2E_VERBOSE") != "")
 }
 
 func newSystem(t *testing.T, cores int, ttl time.Duration) *system {
 	c, err := localcluster.Start(context.Background(), localcluster.Config{
-		Dir: t.TempDir(), Cores: cores, HeartbeatTTL: ttl, Logger: logger(),
+		Dir: t.TempDir(), Cores: cores, HeartbeatTTL: ttl, Logger: logger(t),
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
