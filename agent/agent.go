@@ -57,6 +57,10 @@ type Config struct {
 	Bind conn.Bind
 	// PollWait is how long one blocking query for desired state waits.
 	PollWait time.Duration
+	// DownloadStall is how long a download (an image blob) may go without
+	// a byte before it is given up and asked of the next core node; 0
+	// means 30 s.
+	DownloadStall time.Duration
 	// RegisterTimeout is how long a host with no saved identity keeps
 	// trying to register while no core node can take it (leader elections,
 	// a core still starting); 0 means 2 minutes.
@@ -117,6 +121,9 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if cfg.ProbePort == 0 {
 		cfg.ProbePort = DefaultProbePort
+	}
+	if cfg.DownloadStall == 0 {
+		cfg.DownloadStall = 30 * time.Second
 	}
 	if cfg.RegisterTimeout == 0 {
 		cfg.RegisterTimeout = 2 * time.Minute

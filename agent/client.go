@@ -108,34 +108,91 @@ func toPeer(key, addr, endpoint string, hub bool) (meshnet.Peer, error) {
 	return p, nil
 }
 
-// Download fetches an agent API path (a blob) over the tunnel into w,
-// trying each core node once.
-func (a *Agent) Download(ctx context.Context, path string, w io.Writer) error {
+// Download fetches an agent API path (a blob) over the tunnel, trying each
+// core node once, and hands the body to consume, which reads it from the
+// start on every attempt. A download that fails or stalls (no byte for
+// Config.DownloadStall) is asked of the next node: over the tunnel a node
+// that died mid-stream sends no reset, and a large image has no overall
+// deadline that would fit every link. An error of consume's own (not of
+// reading the body) ends the download.
+func (a *Agent) Download(ctx context.Context, path string, consume func(io.Reader) error) error {
 	var errs []error
 	for range a.cores.count() {
-		err := a.download(ctx, a.cores.agentURL()+path, w)
+		err := a.download(ctx, a.cores.agentURL()+path, consume)
 		if err == nil {
 			return nil
 		}
 		errs = append(errs, err)
+		if ctx.Err() != nil || errors.As(err, new(consumerError)) {
+			break
+		}
 		a.cores.next()
 	}
 	return errors.Join(errs...)
 }
 
-func (a *Agent) download(ctx context.Context, url string, w io.Writer) error {
+// errStalled ends a download that went Config.DownloadStall without a byte.
+var errStalled = errors.New("download stalled")
+
+// consumerError is a failure of Download's consumer rather than of the node.
+type consumerError struct{ err error }
+
+func (e consumerError) Error() string { return e.err.Error() }
+func (e consumerError) Unwrap() error { return e.err }
+
+func (a *Agent) download(ctx context.Context, url string, consume func(io.Reader) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := a.cfg.DownloadStall
+	watchdog := time.AfterFunc(stall, func() { cancel(fmt.Errorf("%w: no data for %s", errStalled, stall)) })
+	defer watchdog.Stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return err
+		return stallCause(ctx, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return jsonhttp.ReadError(resp)
 	}
-	_, err = io.Copy(w, resp.Body)
+	body := &progressReader{r: resp.Body, progress: func() { watchdog.Reset(stall) }}
+	err = consume(body)
+	switch {
+	case err == nil:
+		return nil
+	case body.err == nil || errors.Is(body.err, io.EOF):
+		return consumerError{err}
+	default:
+		return stallCause(ctx, err)
+	}
+}
+
+// stallCause names the stall when the watchdog ended the download.
+func stallCause(ctx context.Context, err error) error {
+	if errors.Is(context.Cause(ctx), errStalled) {
+		return context.Cause(ctx)
+	}
 	return err
+}
+
+// progressReader calls progress after every read that returned data and
+// keeps the first read error.
+type progressReader struct {
+	r        io.Reader
+	progress func()
+	err      error
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.progress()
+	}
+	if err != nil && p.err == nil {
+		p.err = err
+	}
+	return n, err
 }

@@ -25,6 +25,7 @@ type meshCore struct {
 	peer   agentproto.CorePeer
 	index  uint64
 	gets   atomic.Int32 // state queries received
+	mux    *http.ServeMux
 	srv    *http.Server
 	closed chan struct{}
 }
@@ -39,6 +40,7 @@ func newMeshCore(t *testing.T, id string, addr netip.Addr, index uint64) *meshCo
 		Endpoint: fmt.Sprintf("127.0.0.1:%d", node.ListenPort()), AgentURL: fmt.Sprintf("http://%s:7400", addr),
 	}}
 	mux := http.NewServeMux()
+	c.mux = mux
 	mux.HandleFunc("GET "+agentproto.PathState, func(w http.ResponseWriter, r *http.Request) {
 		if c.gets.Add(1) > 1 && r.URL.Query().Get("index") == fmt.Sprint(c.index) {
 			// A blocking query with nothing new: hold it, as a core does.
@@ -81,38 +83,7 @@ func (c *meshCore) die() {
 func TestFollowLeavesADeadCoreNodeWithoutWaitingOutThePoll(t *testing.T) {
 	core1 := newMeshCore(t, "core1", netip.MustParseAddr("100.64.0.1"), 1)
 	core2 := newMeshCore(t, "core2", netip.MustParseAddr("100.64.0.2"), 2)
-	cores := []*meshCore{core1, core2}
-	register := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req agentproto.RegisterRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		key, err := meshnet.ParsePublicKey(req.PublicKey)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		host := meshnet.Peer{PublicKey: key, Address: netip.MustParseAddr("100.64.1.9")}
-		for _, c := range cores {
-			if err := c.node.SetPeers([]meshnet.Peer{host}); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		json.NewEncoder(w).Encode(agentproto.Registration{
-			Host: agentproto.Host{ID: "h-1", Name: "back1"}, TunnelAddr: "100.64.1.9",
-			CorePeers: []agentproto.CorePeer{core1.peer, core2.peer},
-		})
-	}))
-	t.Cleanup(register.Close)
-
-	a, err := Start(context.Background(), Config{CoreURLs: []string{register.URL}, Name: "back1", Role: agentproto.RoleBack,
-		CPUs: 1, MemoryMB: 512, DiskMB: 1024, DataDir: t.TempDir(), PollWait: time.Minute})
-	require.NoError(t, err)
-	t.Cleanup(func() { a.Close() })
+	a := startMeshAgent(t, Config{PollWait: time.Minute}, core1, core2)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -130,4 +101,43 @@ func TestFollowLeavesADeadCoreNodeWithoutWaitingOutThePoll(t *testing.T) {
 	core1.die()
 	require.Eventually(t, func() bool { return applied.Load() == 2 }, 10*time.Second, 50*time.Millisecond,
 		"the agent still waits on the dead core node (poll wait 1 min)")
+}
+
+// startMeshAgent registers a Back with the mesh cores (through a plain
+// HTTP registration endpoint that adds it to their peers) and starts its
+// agent with cfg's tuning.
+func startMeshAgent(t *testing.T, cfg Config, cores ...*meshCore) *Agent {
+	register := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req agentproto.RegisterRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		key, err := meshnet.ParsePublicKey(req.PublicKey)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		host := meshnet.Peer{PublicKey: key, Address: netip.MustParseAddr("100.64.1.9")}
+		peers := make([]agentproto.CorePeer, 0, len(cores))
+		for _, c := range cores {
+			if err := c.node.SetPeers([]meshnet.Peer{host}); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			peers = append(peers, c.peer)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(agentproto.Registration{
+			Host: agentproto.Host{ID: "h-1", Name: "back1"}, TunnelAddr: "100.64.1.9", CorePeers: peers,
+		})
+	}))
+	t.Cleanup(register.Close)
+	cfg.CoreURLs, cfg.Name, cfg.Role = []string{register.URL}, "back1", agentproto.RoleBack
+	cfg.CPUs, cfg.MemoryMB, cfg.DiskMB, cfg.DataDir = 1, 512, 1024, t.TempDir()
+	a, err := Start(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { a.Close() })
+	return a
 }

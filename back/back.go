@@ -71,8 +71,16 @@ type Config struct {
 	// DiskReserve is disk left free under Docker's data root when loading
 	// an image (default DefaultDiskReserve).
 	DiskReserve int64
-	Logger      *slog.Logger
+	// ImageKeep is how long an image no instance uses stays loaded before
+	// it is removed (Start's default DefaultImageKeep; 0 in a zero Config
+	// removes at once): an installation scaled in and out again within it
+	// starts from the loaded image instead of downloading it again.
+	ImageKeep time.Duration
+	Logger    *slog.Logger
 }
+
+// DefaultImageKeep is ImageKeep's default, Nomad's image_delay.
+const DefaultImageKeep = 3 * time.Minute
 
 // DefaultDiskReserve is what a Back leaves free on the engine's disk: the
 // lender's machine must keep working.
@@ -93,6 +101,9 @@ type Back struct {
 	health   map[string]*health          // by instance: started instances under continuous checks
 	checker  *http.Client                // asks instances whether they answer
 	wake     chan struct{}
+	// unusedSince is when each of this host's images was first seen with
+	// no instance using it (the converge loop's own).
+	unusedSince map[string]time.Time
 }
 
 // Start connects to the Docker Engine (saying clearly when it is unreachable
@@ -120,6 +131,9 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 	}
 	if cfg.DiskReserve == 0 {
 		cfg.DiskReserve = DefaultDiskReserve
+	}
+	if cfg.ImageKeep == 0 {
+		cfg.ImageKeep = DefaultImageKeep
 	}
 	eng, err := engine.Connect(ctx, cfg.DockerHost, cfg.Logger)
 	if err != nil {
@@ -192,7 +206,9 @@ func (b *Back) Run(ctx context.Context) error {
 	stop()
 	wg.Wait()
 	if errors.Is(err, agent.ErrDecommissioned) {
-		b.reconcile(context.WithoutCancel(ctx), agentproto.Empty())
+		ctx := context.WithoutCancel(ctx)
+		b.reconcile(ctx, agentproto.Empty())
+		b.removeUnusedImages(ctx, b.agent.Identity().HostID, nil, 0) // standing down for good: keep nothing
 	}
 	return err
 }
@@ -325,7 +341,7 @@ func (b *Back) reconcile(ctx context.Context, d *agentproto.DesiredState) {
 		b.ensure(ctx, in, byInstance[in.ID])
 	}
 	host := b.agent.Identity().HostID
-	b.removeUnusedImages(ctx, host, d.Instances)
+	b.removeUnusedImages(ctx, host, d.Instances, b.cfg.ImageKeep)
 	if err := b.engine.RemoveUnusedNetworks(ctx, host); err != nil {
 		b.log.Warn("could not remove unused installation networks", "err", err)
 	}
@@ -527,10 +543,12 @@ func (b *Back) ensureImage(ctx context.Context, in agentproto.Instance) (string,
 		}
 	}
 	b.report(in.ID, agentproto.InstancePending, "fetching image")
-	path, err := b.fetchBlob(ctx, in)
+	start := time.Now()
+	path, size, err := b.fetchBlob(ctx, in)
 	if err != nil {
 		return "", err
 	}
+	b.log.Info("image downloaded", "digest", in.Digest, "bytes", size, "took", time.Since(start).Round(time.Millisecond))
 	defer os.Remove(path) // once loaded, the engine's copy is the cache
 	if err := b.checkUnpacked(ctx, path); err != nil {
 		return "", err
@@ -540,45 +558,59 @@ func (b *Back) ensureImage(ctx context.Context, in agentproto.Instance) (string,
 		return "", err
 	}
 	defer f.Close()
+	start = time.Now()
 	if _, err := b.engine.LoadImageAs(ctx, f, tag); err != nil {
 		return "", err
 	}
+	b.log.Info("image ready", "image", tag, "load_took", time.Since(start).Round(time.Millisecond))
 	return tag, nil
 }
 
 // fetchBlob downloads an image tarball over the tunnel into the data
 // directory, checking its digest, and refuses to fill the data directory's
 // disk beyond the reserve.
-func (b *Back) fetchBlob(ctx context.Context, in agentproto.Instance) (string, error) {
+func (b *Back) fetchBlob(ctx context.Context, in agentproto.Instance) (path string, size int64, err error) {
 	dir := filepath.Join(b.cfg.Agent.DataDir, "blobs")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	hexDigest := strings.TrimPrefix(in.Digest, "sha256:")
-	room, err := agent.DiskFree(dir)
-	if err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, ".download-*")
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	w := &cappedWriter{w: io.MultiWriter(tmp, h), left: room - b.cfg.DiskReserve}
-	err = b.agent.Download(ctx, in.BlobPath, w)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		if got := hex.EncodeToString(h.Sum(nil)); got != hexDigest {
-			err = fmt.Errorf("digest sha256:%s, want %s", got, in.Digest)
+	var tmp *os.File
+	defer func() {
+		if tmp != nil {
+			os.Remove(tmp.Name())
 		}
-	}
+	}()
+	// Each attempt (one per core node) starts over in a new file.
+	err = b.agent.Download(ctx, in.BlobPath, func(body io.Reader) error {
+		if tmp != nil {
+			os.Remove(tmp.Name())
+		}
+		room, err := agent.DiskFree(dir)
+		if err != nil {
+			return err
+		}
+		if tmp, err = os.CreateTemp(dir, ".download-*"); err != nil {
+			return err
+		}
+		h := sha256.New()
+		size, err = io.Copy(&cappedWriter{w: io.MultiWriter(tmp, h), left: room - b.cfg.DiskReserve}, body)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			if got := hex.EncodeToString(h.Sum(nil)); got != hexDigest {
+				err = fmt.Errorf("digest sha256:%s, want %s", got, in.Digest)
+			}
+		}
+		return err
+	})
 	if err != nil {
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("download image %s: %w", in.Digest, err)
+		return "", 0, fmt.Errorf("download image %s: %w", in.Digest, err)
 	}
-	return tmp.Name(), nil
+	path = tmp.Name()
+	tmp = nil // the caller removes it once loaded
+	return path, size, nil
 }
 
 // ErrDiskFull means an image does not fit on this host's disk.
@@ -650,7 +682,7 @@ func (b *Back) engineDiskFree(ctx context.Context) (int64, string, error) {
 // removeUnusedImages drops this host's uploaded images no instance here
 // needs any more; other Backs' images on a shared engine are not its to
 // remove.
-func (b *Back) removeUnusedImages(ctx context.Context, host string, ins []agentproto.Instance) {
+func (b *Back) removeUnusedImages(ctx context.Context, host string, ins []agentproto.Instance, keepFor time.Duration) {
 	keep := map[string]bool{}
 	for _, in := range ins {
 		// A malformed digest names no image here (ensureImage refuses it)
@@ -664,13 +696,33 @@ func (b *Back) removeUnusedImages(ctx context.Context, host string, ins []agentp
 		b.log.Warn("could not list images", "err", err)
 		return
 	}
+	if b.unusedSince == nil {
+		b.unusedSince = map[string]time.Time{}
+	}
+	now, unused := time.Now(), map[string]bool{}
 	for _, ref := range refs {
 		if keep[ref] {
 			continue
 		}
-		b.log.Info("removing image no instance needs", "image", ref)
+		unused[ref] = true
+		since, ok := b.unusedSince[ref]
+		if !ok {
+			since = now
+			b.unusedSince[ref] = now
+		}
+		if now.Sub(since) < keepFor {
+			continue
+		}
+		b.log.Info("removing image no instance needs", "image", ref, "unused_for", now.Sub(since).Round(time.Second))
 		if err := b.engine.RemoveImage(ctx, ref); err != nil {
 			b.log.Warn("could not remove unused image", "err", err)
+			continue
+		}
+		delete(b.unusedSince, ref)
+	}
+	for ref := range b.unusedSince {
+		if !unused[ref] {
+			delete(b.unusedSince, ref) // used again, or gone
 		}
 	}
 }

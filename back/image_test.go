@@ -176,7 +176,7 @@ func forgeConfigName(t *testing.T, archive []byte) []byte {
 }
 
 // A Back removes its own unused images only, never another Back's on the
-// same engine.
+// same engine, and only once they went unused for the keep time.
 func TestImageCleanupRemovesOnlyThisHostsImages(t *testing.T) {
 	eng := connectEngine(t)
 	ctx := context.Background()
@@ -187,18 +187,40 @@ func TestImageCleanupRemovesOnlyThisHostsImages(t *testing.T) {
 	for _, ref := range []string{blobImage(me, used), blobImage(me, unused), blobImage(other, unused)} {
 		tagForTest(t, eng, sampleID, ref)
 	}
+	has := func(ref string) bool {
+		ok, err := eng.HasImage(ctx, ref)
+		require.NoError(t, err)
+		return ok
+	}
 	b := &Back{engine: eng, log: slog.New(slog.DiscardHandler)}
 	// A malformed digest from the core (ensureImage refuses to run it) is
 	// no image to keep, not a panic.
-	b.removeUnusedImages(ctx, me, []agentproto.Instance{{ID: "i", Digest: used}, {ID: "bad", Digest: "sha256:abc"}})
+	instances := []agentproto.Instance{{ID: "i", Digest: used}, {ID: "bad", Digest: "sha256:abc"}}
+
+	// Unused for less than the keep time: kept (scaled in and out again,
+	// an installation starts from it instead of downloading it again).
+	b.removeUnusedImages(ctx, me, instances, time.Hour)
+	require.True(t, has(blobImage(me, unused)), "unused for less than the keep time")
+	// Used again in between: its clock starts over.
+	b.removeUnusedImages(ctx, me, append(instances, agentproto.Instance{ID: "j", Digest: unused}), time.Hour)
+	require.NotContains(t, b.unusedSince, blobImage(me, unused))
+	b.removeUnusedImages(ctx, me, instances, time.Hour)
+	require.True(t, has(blobImage(me, unused)))
+	// Past the keep time: removed.
+	b.unusedSince[blobImage(me, unused)] = time.Now().Add(-2 * time.Hour)
+	b.removeUnusedImages(ctx, me, instances, time.Hour)
 	for ref, want := range map[string]bool{blobImage(me, used): true, blobImage(me, unused): false, blobImage(other, unused): true} {
-		has, err := eng.HasImage(ctx, ref)
-		require.NoError(t, err)
-		require.Equal(t, want, has, "%s", ref)
+		require.Equal(t, want, has(ref), "%s", ref)
 	}
-	has, err := eng.HasImage(ctx, appimage.DefaultTag)
-	require.NoError(t, err)
-	require.True(t, has, "untagging never deletes an image others name")
+	require.Empty(t, b.unusedSince, "a removed image is forgotten")
+	require.True(t, has(appimage.DefaultTag), "untagging never deletes an image others name")
+
+	// Standing down (keep 0): every unused image goes at once.
+	tagForTest(t, eng, sampleID, blobImage(me, unused))
+	b.removeUnusedImages(ctx, me, nil, 0)
+	require.False(t, has(blobImage(me, used)))
+	require.False(t, has(blobImage(me, unused)))
+	require.True(t, has(blobImage(other, unused)))
 }
 
 // A decompression bomb that would not leave the reserve free is refused

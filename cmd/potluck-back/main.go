@@ -57,6 +57,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	pidsLimit := fs.Int64("pids-limit", engine.DefaultPidsLimit, "most processes one container may run")
 	diskReserve := cli.Size(back.DefaultDiskReserve)
 	fs.Var(&diskReserve, "disk-reserve", "disk left free under Docker's data root when loading images, e.g. 512MiB")
+	imageKeep := fs.Duration("image-keep", back.DefaultImageKeep, "how long an image no instance uses stays loaded (scaled in and out again within it: no new download)")
 	hostFirewall := fs.Bool("host-firewall", true, "install the iptables rules that keep containers away from this host and its LAN (false: the operator manages them; see docs/security.md)")
 	profiling := fs.Bool("pprof", false, "serve /debug/pprof/ on the --metrics listener (CPU profiles of the forwarding path)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -98,7 +99,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 			Region: *region,
 		},
 		DockerHost: *dockerHost, PublishIP: pubIP, Heartbeat: *heartbeat, Logger: log,
-		NetworkPool: pool, SubnetBits: *subnetBits, PidsLimit: *pidsLimit, DiskReserve: int64(diskReserve),
+		NetworkPool: pool, SubnetBits: *subnetBits, PidsLimit: *pidsLimit, DiskReserve: int64(diskReserve), ImageKeep: *imageKeep,
 		SkipHostFirewall: !*hostFirewall,
 	})
 	if err != nil {
