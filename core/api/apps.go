@@ -29,7 +29,7 @@ type createAppRequest struct {
 
 func (req *createAppRequest) check() error {
 	var p problems
-	p.addErr(checkName("app", req.Name))
+	p.addErr(checkNewName("app", req.Name))
 	if !imagePattern.MatchString(req.Image) {
 		p.add("image must be an image reference such as registry.example/team/app:1.2")
 	}
@@ -118,7 +118,7 @@ func (s *Server) writeApp(w http.ResponseWriter, ref string) {
 // the app; a blob that no app ended up using is removed again.
 func (s *Server) uploadApp(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := checkName("app", name); err != nil {
+	if err := checkNewName("app", name); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}

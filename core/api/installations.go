@@ -61,7 +61,7 @@ type createInstallationRequest struct {
 // check fills in the defaults and validates the request.
 func (req *createInstallationRequest) check() error {
 	var p problems
-	p.addErr(checkName("installation", req.Name))
+	p.addErr(checkNewName("installation", req.Name))
 	if req.Fronts < 1 || req.Fronts > MaxFronts {
 		p.add("fronts must be between 1 and %d", MaxFronts)
 	}

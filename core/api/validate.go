@@ -24,6 +24,20 @@ func checkName(what, name string) error {
 	return nil
 }
 
+// reservedName is the one name an app or installation cannot take: the
+// web UI's create pages live at /ui/apps/new and /ui/installations/new,
+// where such an app or installation would have no page of its own.
+const reservedName = "new"
+
+// checkNewName is checkName for the name of an app or installation being
+// created or pushed.
+func checkNewName(what, name string) error {
+	if name == reservedName {
+		return fmt.Errorf("%s name %q is reserved (the web UI's create page); choose another", what, name)
+	}
+	return checkName(what, name)
+}
+
 // checkText refuses control characters (terminal escapes among them) and
 // invalid UTF-8 in free text that people read in terminals and pages.
 func checkText(what, text string) error {

@@ -84,6 +84,8 @@ func TestValidationErrors(t *testing.T) {
 		{"image app without a port", "POST", "/v1/apps", `{"name":"api","image":"x:1"}`, 400, "container_port must be 1-65535"},
 		{"image app on port 0", "POST", "/v1/apps", `{"name":"api","image":"x:1","container_port":0}`, 400, "container_port must be 1-65535"},
 		{"upload name", "POST", "/v1/apps/Web/tarball", "", 400, `app name "Web": use 1-63...`},
+		{"app named new", "POST", "/v1/apps", `{"name":"new","image":"x:1","container_port":80}`, 400, `app name "new" is reserved (the web UI's create page); choose another`},
+		{"upload named new", "POST", "/v1/apps/new/tarball", "tar", 400, `app name "new" is reserved (the web UI's create page); choose another`},
 		{"upload port", "POST", "/v1/apps/api/tarball?container_port=0", "", 400, "container_port must be 1-65535"},
 		{"upload over an existing app is a new version, checked as any", "POST", "/v1/apps/web/tarball", "tar", 400, "not a docker save tarball: ..."},
 		{"unknown app", "GET", "/v1/apps/nope", "", 404, `no app "nope"`},
@@ -91,6 +93,7 @@ func TestValidationErrors(t *testing.T) {
 		{"blob not here", "GET", "/v1/blobs/sha256:" + strings.Repeat("0", 64), "", 404, "blob sha256:" + strings.Repeat("0", 64) + " is not on this node"},
 
 		// installations
+		{"installation named new", "POST", "/v1/installations", `{"name":"new","app":"web","fronts":1,"backs":1,"domain":"x.example"}`, 400, `installation name "new" is reserved (the web UI's create page); choose another`},
 		{"installation fronts", "POST", "/v1/installations", `{"name":"x","app":"web","fronts":0,"backs":1,"domain":"x.example"}`, 400, "fronts must be between 1 and 64"},
 		{"installation backs", "POST", "/v1/installations", `{"name":"x","app":"web","fronts":1,"backs":257,"domain":"x.example"}`, 400, "backs must be between 1 and 256"},
 		{"installation domain", "POST", "/v1/installations", `{"name":"x","app":"web","fronts":1,"backs":1,"domain":"X.example"}`, 400, "domain must be a lowercase DNS name such as hello.example.com"},
