@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -60,6 +61,8 @@ type Client struct {
 	// request id is sent again). Uploads are not retried: the body is a stream.
 	retries    int
 	retryPause time.Duration
+	// staleReads answers every read from the node's own copy (?stale).
+	staleReads bool
 }
 
 // Option configures a Client.
@@ -89,6 +92,10 @@ func LoadCAFile(path string) (*x509.CertPool, error) {
 func WithRetries(n int, pause time.Duration) Option {
 	return func(c *Client) { c.retries, c.retryPause = n, pause }
 }
+
+// WithStaleReads makes every read ask for the node's own copy of the state
+// (?stale): it answers at once without a leader, possibly behind.
+func WithStaleReads() Option { return func(c *Client) { c.staleReads = true } }
 
 // New returns a client for the core API at addr (e.g. http://127.0.0.1:8400)
 // using the bearer token.
@@ -290,6 +297,13 @@ func (c *Client) open(ctx context.Context, method, path string, query url.Values
 		return nil, Meta{}, fmt.Errorf("apiclient: path %q: %w", path, err)
 	}
 	u.Path = unescaped
+	if c.staleReads && method == http.MethodGet && !query.Has("stale") {
+		query = maps.Clone(query)
+		if query == nil {
+			query = url.Values{}
+		}
+		query.Set("stale", "")
+	}
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {

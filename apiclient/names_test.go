@@ -39,3 +39,34 @@ func TestNamesReachTheCoreUnchanged(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleReadsAskForTheNodesCopy: WithStaleReads adds ?stale to every
+// read, keeping the read's own query, and to no write.
+func TestStaleReadsAskForTheNodesCopy(t *testing.T) {
+	seen := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Method + " " + r.URL.RawQuery
+		jsonhttp.WriteError(w, http.StatusNotFound, "nothing here")
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, tt := range []struct {
+		name string
+		opts []apiclient.Option
+		want []string
+	}{
+		{"default", nil, []string{"GET limit=5", "DELETE "}},
+		{"stale reads", []apiclient.Option{apiclient.WithStaleReads()}, []string{"GET limit=5&stale=", "DELETE "}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := apiclient.New(srv.URL, "token", append(tt.opts, apiclient.WithRetries(0, 0))...)
+			require.NoError(t, err)
+			_, _, err = c.Apps(ctx, &apiclient.Query{Limit: 5})
+			require.Error(t, err)
+			require.Equal(t, tt.want[0], <-seen)
+			require.Error(t, c.DeleteApp(ctx, "web"))
+			require.Equal(t, tt.want[1], <-seen)
+		})
+	}
+}

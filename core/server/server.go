@@ -336,7 +336,8 @@ func (s *Server) handler() (http.Handler, error) {
 		Heartbeat: s.Reconciler.Heartbeat, LastHeartbeat: s.Reconciler.LastHeartbeat, Logs: s.instanceLogs, NodeToken: s.nodeToken, BodyIdleTimeout: cfg.BodyIdleTimeout,
 		OperatorTokenHash: api.HashToken(cfg.OperatorToken), OnRemoved: s.onRemoved, SealCert: s.sealCert,
 	})
-	webUI, err := ui.New(ui.Config{API: s.API, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != ""})
+	webUI, err := ui.New(ui.Config{API: s.API, Logger: s.log, MaxUploadBytes: cfg.MaxUploadBytes, Secure: cfg.TLSCertFile != "",
+		LeaderKnown: func() bool { return s.Node.IsLeader() || s.Node.Leader() != "" }})
 	if err != nil {
 		return nil, err
 	}

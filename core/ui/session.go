@@ -140,22 +140,27 @@ func (s *sessions) create(ctx context.Context, token string) (*session, error) {
 
 // get finds the session with this id in the leader's state: errNoSession
 // when the cluster has none, another error when it cannot say. Without a
-// leader (503) this node's own copy answers instead, so that an operator
-// still sees Main's "no leader" status; the session is then marked stale
-// and refused for anything but reading, because a logout committed a moment
-// ago may not have reached this copy.
-func (s *sessions) get(ctx context.Context, id string) (*session, error) {
+// leader (503, or at once when leaderKnown is false) this node's own copy
+// answers instead, so that an operator still sees the pages, and Main's
+// "no leader" status; the session is then marked stale and refused for
+// anything but reading, because a logout committed a moment ago may not
+// have reached this copy.
+func (s *sessions) get(ctx context.Context, id string, leaderKnown bool) (*session, error) {
 	if id == "" || len(id) > 128 {
 		return nil, errNoSession
 	}
 	var v struct {
 		Sealed []byte `json:"sealed"`
 	}
-	stale := false
-	err := s.call(ctx, http.MethodGet, "/v1/ui/sessions/current", "", id, nil, &v)
-	if jsonhttp.StatusOf(err) == http.StatusServiceUnavailable {
-		if s.call(ctx, http.MethodGet, "/v1/ui/sessions/current?stale", "", id, nil, &v) == nil {
-			err, stale = nil, true
+	stale, err := !leaderKnown, error(nil)
+	if leaderKnown {
+		err = s.call(ctx, http.MethodGet, "/v1/ui/sessions/current", "", id, nil, &v)
+		stale = jsonhttp.StatusOf(err) == http.StatusServiceUnavailable
+	}
+	if stale {
+		serr := s.call(ctx, http.MethodGet, "/v1/ui/sessions/current?stale", "", id, nil, &v)
+		if serr == nil || !leaderKnown {
+			err = serr // with no leader to ask, the copy's answer is the answer
 		}
 	}
 	if err != nil {

@@ -63,6 +63,11 @@ type Config struct {
 	// FailedLogins limits failed logins per client address (zero: the
 	// ratelimit defaults).
 	FailedLogins ratelimit.Config
+	// LeaderKnown reports whether this node knows a raft leader now. When
+	// it does not, pages are read from the node's own copy at once rather
+	// than after the API's wait for a leader (5 s per call, 10 s per page);
+	// nil: always ask as for a leader.
+	LeaderKnown func() bool
 }
 
 // Handler is the UI's http.Handler.
@@ -236,7 +241,7 @@ func (h *Handler) session(next func(w http.ResponseWriter, r *http.Request, rq *
 		err := errNoSession
 		if c != nil {
 			ctx, cancel := timeout(r)
-			se, err = h.sessions.get(ctx, c.Value)
+			se, err = h.sessions.get(ctx, c.Value, h.cfg.LeaderKnown == nil || h.cfg.LeaderKnown())
 			cancel()
 		}
 		if err != nil && !errors.Is(err, errNoSession) {
@@ -267,7 +272,11 @@ func (h *Handler) session(next func(w http.ResponseWriter, r *http.Request, rq *
 				return
 			}
 		}
-		client, err := apiclient.New("http://core.invalid", se.token, apiclient.WithHTTPClient(h.apiHTTP), apiclient.WithRetries(0, 0))
+		opts := []apiclient.Option{apiclient.WithHTTPClient(h.apiHTTP), apiclient.WithRetries(0, 0)}
+		if se.stale {
+			opts = append(opts, apiclient.WithStaleReads())
+		}
+		client, err := apiclient.New("http://core.invalid", se.token, opts...)
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -383,10 +392,12 @@ type page struct {
 	First  string // URL of a list's first page, on the pages after it
 	Data   any
 	Form   map[string]string
+	// Stale: without a leader, the page shows this node's own copy.
+	Stale bool
 }
 
 func (h *Handler) newPage(r *http.Request, rq *request, title, active string) *page {
-	p := &page{Title: title, Active: active, CSRF: rq.se.csrf, Form: map[string]string{}}
+	p := &page{Title: title, Active: active, CSRF: rq.se.csrf, Form: map[string]string{}, Stale: rq.se.stale}
 	if f := rq.flash; f != nil {
 		if f.isErr {
 			p.Error = f.msg
