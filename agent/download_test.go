@@ -64,6 +64,7 @@ func TestDownloadMovesOnFromAStalledNode(t *testing.T) {
 			serveBlob(core1, path, blob, cut, &hits1)
 			serveBlob(core2, path, blob, len(blob), &hits2)
 			a := startMeshAgent(t, Config{DownloadStall: 300 * time.Millisecond}, core1, core2)
+			waitForTunnels(t, a, core1, core2)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -98,10 +99,28 @@ func TestDownloadNamesTheStall(t *testing.T) {
 	var hits atomic.Int32
 	serveBlob(core1, path, make([]byte, 1<<16), 10, &hits)
 	a := startMeshAgent(t, Config{DownloadStall: 300 * time.Millisecond}, core1)
+	waitForTunnels(t, a, core1)
 	err := a.Download(context.Background(), path, func(r io.Reader) error {
 		_, err := io.Copy(io.Discard, r)
 		return err
 	})
 	require.ErrorIs(t, err, errStalled)
 	require.ErrorContains(t, err, "no data for 300ms")
+}
+
+// waitForTunnels waits until a reaches each core's agent API, so that a
+// download asks them in order instead of skipping one whose tunnel is
+// still coming up.
+func waitForTunnels(t *testing.T, a *Agent, cores ...*meshCore) {
+	t.Helper()
+	for _, c := range cores {
+		require.Eventually(t, func() bool {
+			resp, err := a.client.Get(c.peer.AgentURL + "/healthz-of-test")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return true
+		}, 10*time.Second, 50*time.Millisecond, "the tunnel to %s never came up", c.peer.ID)
+	}
 }

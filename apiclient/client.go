@@ -57,8 +57,8 @@ type Client struct {
 	base  *url.URL
 	token string
 	http  *http.Client
-	// Retries of a write after 502/503 or a lost connection (the same
-	// request id is sent again). Uploads are not retried: the body is a stream.
+	// Retries of a call after 502/503 or a lost connection (a write sends
+	// its request id again). Streamed uploads are not retried.
 	retries    int
 	retryPause time.Duration
 	// staleReads answers every read from the node's own copy (?stale).
@@ -87,8 +87,9 @@ func LoadCAFile(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// WithRetries sets how often a failed write is retried with the same
-// request id (default 3, pause 500ms).
+// WithRetries sets how often a call that failed on a leader change (502,
+// 503) or a lost connection is retried, a write with the same request id
+// (default 3, pause 500ms).
 func WithRetries(n int, pause time.Duration) Option {
 	return func(c *Client) { c.retries, c.retryPause = n, pause }
 }
@@ -218,13 +219,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			return Meta{}, fmt.Errorf("apiclient: encode request: %w", err)
 		}
 	}
-	write := method != http.MethodGet
 	reqID := ""
-	attempts := 1
-	if write {
+	if method != http.MethodGet {
 		reqID = NewRequestID()
-		attempts += c.retries
 	}
+	attempts := 1 + c.retries
 	var lastErr error
 	for attempt := 0; attempt < attempts; attempt++ {
 		if attempt > 0 {

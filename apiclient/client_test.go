@@ -31,10 +31,24 @@ type lossyProxy struct {
 	mu    sync.Mutex
 	ids   []string
 	lost  bool
+	// failReads: the first this many reads are answered 503, as a
+	// follower answers a read forwarded to a leader that lost office.
+	failReads int
+	reads     int
 }
 
 func (p *lossyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
+		p.mu.Lock()
+		p.reads++
+		fail := p.reads <= p.failReads
+		p.mu.Unlock()
+		if fail {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"error": "leadership changed while the read was forwarded; retry, or add ?stale"}`)
+			return
+		}
 		p.proxy.ServeHTTP(w, r)
 		return
 	}
@@ -61,7 +75,7 @@ func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discard) WriteHeader(int)             {}
 
 // lossyClient is a client whose first write's answer is lost on the way back.
-func lossyClient(t *testing.T, core *apitest.Core) (*apiclient.Client, *lossyProxy) {
+func lossyClient(t *testing.T, core *apitest.Core, opts ...apiclient.Option) (*apiclient.Client, *lossyProxy) {
 	target, err := url.Parse(core.URL)
 	require.NoError(t, err)
 	lp := &lossyProxy{proxy: httputil.NewSingleHostReverseProxy(target)}
@@ -69,7 +83,7 @@ func lossyClient(t *testing.T, core *apitest.Core) (*apiclient.Client, *lossyPro
 	ln := listen(t)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	c, err := apiclient.New("http://"+ln.Addr().String(), apitest.Token, apiclient.WithRetries(3, 10*time.Millisecond))
+	c, err := apiclient.New("http://"+ln.Addr().String(), apitest.Token, append([]apiclient.Option{apiclient.WithRetries(3, 10*time.Millisecond)}, opts...)...)
 	require.NoError(t, err)
 	return c, lp
 }
@@ -245,4 +259,34 @@ func TestListsFollowPages(t *testing.T) {
 		q.Cursor = meta.Next
 	}
 	require.Equal(t, all, paged)
+}
+
+// TestReadsAreRetriedThroughALeaderChange: a read answered 503 while the
+// leadership moves is asked again (the CLI's deploy failed on it in a
+// loaded test run: "leadership changed while the read was forwarded");
+// with retries off the 503 is the answer.
+func TestReadsAreRetriedThroughALeaderChange(t *testing.T) {
+	core := apitest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tt := range []struct {
+		name    string
+		opts    []apiclient.Option
+		wantErr bool
+	}{
+		{name: "default retries"},
+		{name: "retries off", opts: []apiclient.Option{apiclient.WithRetries(0, 0)}, wantErr: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, lp := lossyClient(t, core, tt.opts...)
+			lp.failReads = 2
+			_, err := c.Status(ctx)
+			if tt.wantErr {
+				require.Equal(t, http.StatusServiceUnavailable, apiclient.StatusOf(err), "%v", err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, 3, lp.reads, "two 503s, then the answer")
+		})
+	}
 }
