@@ -52,13 +52,22 @@ func phoneLogin(ctx context.Context, t *testing.T, coreURL string) {
 }
 
 // textOf reads the text of the first element a selector matches in ctx's
-// tab.
+// tab. A live refresh may replace the element between finding and reading
+// it ("No node with given id found", seen on a loaded machine): it is then
+// found again.
 func textOf(ctx context.Context, t *testing.T) func(sel string) string {
 	return func(sel string) string {
 		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		var err error
+		for range 3 {
+			var v string
+			if v, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel))); err == nil {
+				return v
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		require.NoError(t, err)
-		return v
+		return ""
 	}
 }
 
