@@ -263,11 +263,11 @@ func (o *TLSOptions) Check() error {
 }
 
 // CertKeyDomain is the domain a store key belongs to, "" for keys shared
-// by every Front (ACME accounts, OCSP staples, bookkeeping). certmagic
-// keeps a domain's certificate under certificates/<issuer>/<domain>/ and
-// its challenge under .../challenge_tokens/<domain>.json; uploaded
-// certificates are under manual/<domain>/, a Front's last failed order at
-// failures/<domain>.json.
+// by every Front (ACME accounts, bookkeeping). certmagic keeps a domain's
+// certificate under certificates/<issuer>/<domain>/, its challenge under
+// .../challenge_tokens/<domain>.json and its OCSP staple at
+// ocsp/<domain>-<hash>; uploaded certificates are under manual/<domain>/,
+// a Front's last failed order at failures/<domain>.json.
 func CertKeyDomain(key string) string {
 	parts := strings.Split(key, "/")
 	switch {
@@ -277,6 +277,8 @@ func CertKeyDomain(key string) string {
 		return parts[1]
 	case len(parts) == 2 && parts[0] == "failures":
 		return strings.TrimSuffix(parts[1], ".json")
+	case len(parts) == 2 && parts[0] == "ocsp" && strings.LastIndexByte(parts[1], '-') > 0:
+		return parts[1][:strings.LastIndexByte(parts[1], '-')]
 	case len(parts) >= 2 && parts[len(parts)-2] == "challenge_tokens":
 		return strings.TrimSuffix(parts[len(parts)-1], ".json")
 	}
@@ -293,16 +295,15 @@ func (s *State) dropDomainCerts(domain string) {
 // keyUsedBy reports whether TLS mode mode uses a store key of the
 // installation's domain: manual its uploaded certificate, acme the rest
 // (certmagic's certificate and key, challenge tokens, failure records),
-// off none.
+// off none; OCSP staples go with any change.
 func keyUsedBy(key, mode string) bool {
-	uploaded := strings.HasPrefix(key, "manual/")
-	switch mode {
-	case TLSManual:
-		return uploaded
-	case TLSACME:
-		return !uploaded
+	switch {
+	case strings.HasPrefix(key, "ocsp/"):
+		return false // a staple is fetched again for the new mode's certificate
+	case strings.HasPrefix(key, "manual/"):
+		return mode == TLSManual
 	}
-	return false
+	return mode == TLSACME
 }
 
 // dropDomainKeys removes the domain's store keys that drop selects, and

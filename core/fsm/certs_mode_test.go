@@ -24,7 +24,7 @@ func TestTLSModeChangeDropsKeys(t *testing.T) {
 	}
 	status := certCmd(fsm.CmdSetTLSStatus, fsm.CertCommand{Key: "site.example", Status: &fsm.TLSStatus{State: fsm.TLSStateValid}}, t0)
 	acmeKeys := []string{"certificates/ca/site.example/site.example.crt", "certificates/ca/site.example/site.example.key",
-		"failures/site.example.json", "acme/ca/challenge_tokens/site.example.json"}
+		"failures/site.example.json", "acme/ca/challenge_tokens/site.example.json", "ocsp/site.example-3674df6a"}
 	const uploaded = "manual/site.example/cert.pem"
 	others := []string{"acme/ca/users/ops/ops.json", "certificates/ca/other.example/other.example.key"}
 	// change: the installation's HTTPS from, the store filled as both
@@ -64,7 +64,7 @@ func TestTLSModeChangeDropsKeys(t *testing.T) {
 		cmds: change(&fsm.TLSOptions{Mode: fsm.TLSACME}, &fsm.TLSOptions{Mode: fsm.TLSACME, RedirectHTTP: true, HSTSMaxAge: time.Hour}),
 		keys: []string{"acme/ca/challenge_tokens/site.example.json", "acme/ca/users/ops/ops.json",
 			"certificates/ca/other.example/other.example.key", "certificates/ca/site.example/site.example.crt",
-			"certificates/ca/site.example/site.example.key", "failures/site.example.json", uploaded},
+			"certificates/ca/site.example/site.example.key", "failures/site.example.json", uploaded, "ocsp/site.example-3674df6a"},
 		keepStatus: true,
 	}}
 	for _, tc := range tests {
@@ -77,5 +77,20 @@ func TestTLSModeChangeDropsKeys(t *testing.T) {
 			require.Equal(t, tc.keys, st.CertKeys("", true))
 			require.Equal(t, tc.keepStatus, st.TLSStatus["site.example"] != nil)
 		})
+	}
+}
+
+func TestCertKeyDomain(t *testing.T) {
+	for _, tc := range []struct{ key, domain string }{
+		{"certificates/acme-v02/site.example/site.example.key", "site.example"},
+		{"acme/ca/challenge_tokens/site.example.json", "site.example"},
+		{"manual/site.example/cert.pem", "site.example"},
+		{"failures/site.example.json", "site.example"},
+		{"ocsp/my-site.example-3674df6a", "my-site.example"},
+		{"ocsp/nohash", ""},
+		{"acme/ca/users/ops/ops.json", ""},
+		{"last_clean.json", ""},
+	} {
+		require.Equal(t, tc.domain, fsm.CertKeyDomain(tc.key), tc.key)
 	}
 }
