@@ -10,8 +10,8 @@
 # each (default 5), CONNS connections (default 64); per run req/s and the CPU
 # time per request of the proxy's processes (NGINX: master and workers), then
 # the medians and the ratios to NGINX. FRONT_OLD=path adds potluck-old, another
-# potluck-front binary on the same config (a before/after in one run). Every
-# run is bounded in time.
+# potluck-front binary on the same config (a before/after in one run);
+# TESTS (default "hs h1 h2") picks the measures. Every run is bounded in time.
 set -euo pipefail
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-5} CONNS=${CONNS:-64}
 BIN=${BIN:-bin}
@@ -118,18 +118,22 @@ if [ -n "${FRONT_OLD:-}" ]; then
   for _ in $(seq 50); do curl -sk -o /dev/null "https://127.0.0.1:$po/" && break; sleep 0.1; done
 fi
 res=$dir/results
-printf "%-14s %-6s %22s %22s %22s\n" contender round "handshakes/s (µs CPU)" "h1 req/s (µs CPU)" "h2 req/s (µs CPU)"
+TESTS=${TESTS:-hs h1 h2}
+declare -A title=([hs]="handshakes/s" [h1]="h1 req/s" [h2]="h2 req/s")
+printf "%-14s %-6s" contender round; for t in $TESTS; do printf " %22s" "${title[$t]} (µs CPU)"; done; echo
 for r in $(seq "$ROUNDS"); do
   order=("${contenders[@]}")
   if (( r % 2 == 0 )); then order=(); for (( i=${#contenders[@]}-1; i>=0; i-- )); do order+=("${contenders[i]}"); done; fi
   echo "# round $r at $(date -u +%H:%M:%S), load average $(cut -d' ' -f1-3 /proc/loadavg)"
   for c in "${order[@]}"; do
     u="https://127.0.0.1:${ports[$c]}/"
-    read -r hs hsc <<<"$(run "$c" hs "$u")"
-    read -r h1 h1c <<<"$(run "$c" h1 "$u")"
-    read -r h2 h2c <<<"$(run "$c" h2 "$u")"
-    printf "%-14s %-6s %14s (%5s) %14s (%5s) %14s (%5s)\n" "$c" "$r" "$hs" "$hsc" "$h1" "$h1c" "$h2" "$h2c"
-    echo "$c hs $hs $hsc" >>"$res"; echo "$c h1 $h1 $h1c" >>"$res"; echo "$c h2 $h2 $h2c" >>"$res"
+    printf "%-14s %-6s" "$c" "$r"
+    for t in $TESTS; do
+      read -r rps us <<<"$(run "$c" "$t" "$u")"
+      printf " %14s (%5s)" "$rps" "$us"
+      echo "$c $t $rps $us" >>"$res"
+    done
+    echo
   done
 done
 echo
@@ -137,7 +141,7 @@ python3 - "$res" "${contenders[@]}" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 med = lambda c, t, i: statistics.median(float(r[i]) for r in rows if r[0] == c and r[1] == t)
-names = {"hs": "handshakes", "h1": "h1", "h2": "h2"}
+names = {t: n for t, n in (("hs", "handshakes"), ("h1", "h1"), ("h2", "h2")) if any(r[1] == t for r in rows)}
 for c in sys.argv[2:]:
     print(f"median: {c:<14}" + "  ".join(f"{names[t]} {med(c, t, 2):.0f}/s ({med(c, t, 3):.0f} µs CPU)" for t in names))
 for c in sys.argv[3:]:
