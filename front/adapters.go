@@ -52,6 +52,36 @@ type h2Adapter struct {
 var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-Connection": true,
 	"Transfer-Encoding": true, "Upgrade": true}
 
+// responseHeaderName is a response header's canonical name; the common
+// ones (fasthttp hands them canonical already) without allocating a copy.
+func responseHeaderName(k []byte) string {
+	switch string(k) {
+	case "Content-Type":
+		return "Content-Type"
+	case "Content-Length":
+		return "Content-Length"
+	case "Date":
+		return "Date"
+	case "Server":
+		return "Server"
+	case "Cache-Control":
+		return "Cache-Control"
+	case "Set-Cookie":
+		return "Set-Cookie"
+	case "Etag":
+		return "Etag"
+	case "Last-Modified":
+		return "Last-Modified"
+	case "Location":
+		return "Location"
+	case "Vary":
+		return "Vary"
+	case "Content-Encoding":
+		return "Content-Encoding"
+	}
+	return http.CanonicalHeaderKey(string(k))
+}
+
 // ServeHTTP serves a request knowing its connection from the request only.
 func (a *h2Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
@@ -99,11 +129,11 @@ func (a *h2Adapter) serve(w http.ResponseWriter, r *http.Request, conn *h2Conn) 
 	resp := &ctx.Response
 	h := w.Header()
 	for k, v := range resp.Header.All() {
-		name := http.CanonicalHeaderKey(string(k))
+		name := responseHeaderName(k)
 		if hopHeaders[name] {
 			continue
 		}
-		h.Add(name, string(v))
+		h[name] = append(h[name], string(v))
 	}
 	if resp.IsBodyStream() && resp.Header.ContentLength() < 0 {
 		h.Del("Content-Length")
