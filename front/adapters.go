@@ -52,6 +52,54 @@ type h2Adapter struct {
 var hopHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-Connection": true,
 	"Transfer-Encoding": true, "Upgrade": true}
 
+// maxBatchedHeaders bounds the response headers copyResponseHeader copies
+// with two allocations; a response with more takes one or two per header.
+const maxBatchedHeaders = 32
+
+// copyResponseHeader copies a response's end-to-end headers into h (Go's
+// HTTP/2 server wants strings): every value is a slice of one string, and
+// every name's value list a slice of one array, two allocations instead of
+// two per header.
+func copyResponseHeader(h http.Header, from *fasthttp.ResponseHeader) {
+	var names [maxBatchedHeaders]string
+	var ends [maxBatchedHeaders]int
+	var stack [1024]byte
+	values, n := stack[:0], 0
+	for k, v := range from.All() {
+		name := responseHeaderName(k)
+		if hopHeaders[name] {
+			continue
+		}
+		if n == maxBatchedHeaders {
+			n = -1
+			break
+		}
+		values = append(values, v...)
+		names[n], ends[n] = name, len(values)
+		n++
+	}
+	if n < 0 { // many headers: one by one
+		for k, v := range from.All() {
+			if name := responseHeaderName(k); !hopHeaders[name] {
+				h[name] = append(h[name], string(v))
+			}
+		}
+		return
+	}
+	all := string(values)
+	slots := make([]string, n)
+	start := 0
+	for i := range n {
+		slots[i] = all[start:ends[i]]
+		start = ends[i]
+		if prev := h[names[i]]; prev != nil {
+			h[names[i]] = append(prev, slots[i])
+		} else {
+			h[names[i]] = slots[i : i+1 : i+1]
+		}
+	}
+}
+
 // responseHeaderName is a response header's canonical name; the common
 // ones (fasthttp hands them canonical already) without allocating a copy.
 func responseHeaderName(k []byte) string {
@@ -128,13 +176,7 @@ func (a *h2Adapter) serve(w http.ResponseWriter, r *http.Request, conn *h2Conn) 
 	a.handler(ctx)
 	resp := &ctx.Response
 	h := w.Header()
-	for k, v := range resp.Header.All() {
-		name := responseHeaderName(k)
-		if hopHeaders[name] {
-			continue
-		}
-		h[name] = append(h[name], string(v))
-	}
+	copyResponseHeader(h, &resp.Header)
 	if resp.IsBodyStream() && resp.Header.ContentLength() < 0 {
 		h.Del("Content-Length")
 	}

@@ -11,6 +11,9 @@ const (
 	// maxPendingWrite bounds what a batchConn holds for a client that does
 	// not read: past it, Write waits for the kernel to take the bytes.
 	maxPendingWrite = 256 << 10
+	// keptWriteBuffer is the largest buffer a connection keeps between
+	// bursts (two of them: one filling, one being written).
+	keptWriteBuffer = 16 << 10
 	// closeFlushTimeout bounds the last write (GOAWAY) at Close.
 	closeFlushTimeout = 5 * time.Second
 )
@@ -76,7 +79,12 @@ func (c *batchConn) writeOut() {
 		}
 		c.drained.Broadcast()
 	}
-	c.pending = nil
+	if cap(c.pending) > keptWriteBuffer {
+		c.pending = nil // a burst's buffer is not kept by an idle connection
+	}
+	if cap(c.spare) > keptWriteBuffer {
+		c.spare = nil
+	}
 	c.writing = false
 	c.drained.Broadcast()
 }
