@@ -11,8 +11,7 @@ const (
 	// maxPendingWrite bounds what a batchConn holds for a client that does
 	// not read: past it, Write waits for the kernel to take the bytes.
 	maxPendingWrite = 256 << 10
-	// keptWriteBuffer is the largest buffer a connection keeps between
-	// bursts (two of them: one filling, one being written).
+	// keptWriteBuffer is the largest batch buffer kept for reuse.
 	keptWriteBuffer = 16 << 10
 	// closeFlushTimeout bounds the last write (GOAWAY) at Close.
 	closeFlushTimeout = 5 * time.Second
@@ -29,17 +28,18 @@ const (
 // Write costs one goroutine start more.
 type batchConn struct {
 	*tls.Conn // reads, addresses, ConnectionState (ALPN, cipher checks)
+	bufs      *writeBuffers
 
 	mu      sync.Mutex
 	drained sync.Cond // signalled when the writer took or wrote a batch
 	pending []byte    // appended by Write, not yet taken by the writer
-	spare   []byte    // the previous batch's buffer, reused
+	spare   []byte    // the previous batch's buffer, reused within a burst
 	writing bool      // a writer goroutine runs
 	err     error     // the first write error; every later Write returns it
 }
 
-func newBatchConn(tc *tls.Conn) *batchConn {
-	c := &batchConn{Conn: tc}
+func newBatchConn(tc *tls.Conn, bufs *writeBuffers) *batchConn {
+	c := &batchConn{Conn: tc, bufs: bufs}
 	c.drained.L = &c.mu
 	return c
 }
@@ -55,6 +55,9 @@ func (c *batchConn) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
+	if c.pending == nil {
+		c.pending = c.bufs.get()
+	}
 	c.pending = append(c.pending, p...)
 	if !c.writing {
 		c.writing = true
@@ -63,13 +66,14 @@ func (c *batchConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// writeOut writes batches until nothing is pending.
+// writeOut writes batches until nothing is pending, then gives the buffers
+// back: an idle connection holds none.
 func (c *batchConn) writeOut() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for len(c.pending) > 0 && c.err == nil {
 		out := c.pending
-		c.pending = c.spare[:0]
+		c.pending, c.spare = c.spare, nil
 		c.mu.Unlock()
 		_, err := c.Conn.Write(out)
 		c.mu.Lock()
@@ -79,14 +83,34 @@ func (c *batchConn) writeOut() {
 		}
 		c.drained.Broadcast()
 	}
-	if cap(c.pending) > keptWriteBuffer {
-		c.pending = nil // a burst's buffer is not kept by an idle connection
+	c.bufs.put(c.spare)
+	if c.pending != nil {
+		c.bufs.put(c.pending) // empty, or unsent after an error
 	}
-	if cap(c.spare) > keptWriteBuffer {
-		c.spare = nil
-	}
+	c.pending, c.spare = nil, nil
 	c.writing = false
 	c.drained.Broadcast()
+}
+
+// writeBuffers are the batch buffers of a TLSServer's h2 connections,
+// shared so that idle connections hold none.
+type writeBuffers struct{ pool sync.Pool }
+
+func (b *writeBuffers) get() []byte {
+	if p, _ := b.pool.Get().(*[]byte); p != nil {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, 4<<10)
+}
+
+// put keeps buf for another connection unless it grew past
+// keptWriteBuffer (a burst's buffer is not kept).
+func (b *writeBuffers) put(buf []byte) {
+	if buf == nil || cap(buf) > keptWriteBuffer {
+		return
+	}
+	buf = buf[:0]
+	b.pool.Put(&buf)
 }
 
 // Close writes out what is pending (the server's GOAWAY), within

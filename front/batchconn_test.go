@@ -44,7 +44,7 @@ func tlsPair(t *testing.T) (*batchConn, *tls.Conn) {
 	require.NoError(t, client.SetDeadline(time.Now().Add(10*time.Second)))
 	sc, ok := <-accepted
 	require.True(t, ok, "server handshake")
-	return newBatchConn(sc), client
+	return newBatchConn(sc, &writeBuffers{}), client
 }
 
 func TestBatchConn(t *testing.T) {
@@ -87,6 +87,19 @@ func TestBatchConn(t *testing.T) {
 		_, again := bc.Write([]byte("x"))
 		require.ErrorIs(t, again, err)
 		bc.Close()
+	})
+
+	t.Run("an idle connection holds no buffer", func(t *testing.T) {
+		bc, client := tlsPair(t)
+		go func() { _, _ = io.Copy(io.Discard, client) }()
+		_, err := bc.Write(make([]byte, 1000))
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			bc.mu.Lock()
+			defer bc.mu.Unlock()
+			return !bc.writing && bc.pending == nil && bc.spare == nil
+		}, 10*time.Second, time.Millisecond)
+		require.NoError(t, bc.Close())
 	})
 
 	t.Run("Write after Close fails", func(t *testing.T) {
