@@ -130,6 +130,7 @@ for r in $(seq "$ROUNDS"); do
     printf "%-14s %-6s" "$c" "$r"
     for t in $TESTS; do
       read -r rps us <<<"$(run "$c" "$t" "$u")"
+      [ -n "$us" ] || exit 1 # run said why
       printf " %14s (%5s)" "$rps" "$us"
       echo "$c $t $rps $us" >>"$res"
     done
