@@ -442,9 +442,13 @@ func (h *https) Attempts(domain string) int {
 
 // getCertificate picks the certificate for a TLS handshake, for the domains
 // served with HTTPS only: a certificate still cached for a domain whose
-// HTTPS was turned off is never handed out.
+// HTTPS was turned off is never handed out. A CA's TLS-ALPN-01 check
+// (acme-tls/1 alone in ALPN) goes to certmagic whatever the routes say: it
+// gets only a challenge certificate, from the store, and may come before
+// this Front has the route of a domain another Front is ordering.
 func (h *https) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if _, ok := lb.LookupHost(*h.routes.Load(), []byte(hello.ServerName)); !ok {
+	challenge := len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmez.ACMETLS1Protocol
+	if _, ok := lb.LookupHost(*h.routes.Load(), []byte(hello.ServerName)); !ok && !challenge {
 		return nil, fmt.Errorf("https: no HTTPS for server name %q", hello.ServerName)
 	}
 	return h.magic.GetCertificate(hello)
