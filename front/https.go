@@ -329,9 +329,9 @@ func (h *https) onEvent(ctx context.Context, event string, data map[string]any) 
 		sans, _ := data["sans"].([]string)
 		for _, d := range sans {
 			// An order that finished after its domain's HTTPS was turned
-			// off (or the installation deleted) caches a certificate
-			// update already unmanaged: drop it, or certmagic would keep
-			// it and renew it.
+			// off (or the installation deleted) caches a certificate that
+			// update had already unmanaged: drop it, or certmagic would
+			// keep it and renew it.
 			if t, served := (*h.routes.Load())[d]; !served || t.Mode != "acme" {
 				h.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: d}})
 				h.log.Info("certificate no longer managed", "domain", d)
