@@ -174,9 +174,12 @@ func TestHTTPSWithACME(t *testing.T) {
 		require.Equal(t, 201, s.api(http.MethodPost, "/v1/installations", map[string]any{
 			"name": "own", "app": "web", "fronts": 1, "backs": 1, "domain": own, "cpus": 0.25, "memory_mb": 64, "disk_mb": 64,
 		}, nil))
-		ca, certPEM, keyPEM := acmetest.Certificate(t, own)
+		// The operator's CA runs an OCSP responder: the Front staples its
+		// answer (certmagic fetches it when it caches the certificate).
+		oc := acmetest.CertificateWithOCSP(t, own)
+		ca := oc.Roots
 		require.Equal(t, 200, s.api(http.MethodPut, "/v1/installations/own/tls", map[string]any{
-			"mode": "manual", "cert_pem": string(certPEM), "key_pem": string(keyPEM),
+			"mode": "manual", "cert_pem": string(oc.ChainPEM), "key_pem": string(oc.KeyPEM),
 		}, nil))
 		var v tlsInstallation
 		require.Eventually(t, func() bool {
@@ -189,7 +192,27 @@ func TestHTTPSWithACME(t *testing.T) {
 		}
 		c, err := tls.Dial("tcp", frontAddr, &tls.Config{RootCAs: ca, ServerName: own})
 		require.NoError(t, err, "the uploaded certificate verifies against its own CA")
+		staple := c.ConnectionState().OCSPResponse
 		c.Close()
+		require.NotEmpty(t, staple, "no OCSP response stapled")
+		require.NoError(t, oc.CheckStaple(staple))
+		require.Positive(t, oc.Requests.Load())
+
+		// HTTPS off: the Front stops serving the certificate, and the
+		// core's store drops it with its key and the status.
+		require.Equal(t, 200, s.api(http.MethodPut, "/v1/installations/own/tls", map[string]any{"mode": "off"}, nil))
+		require.Eventually(t, func() bool {
+			c, err := tls.Dial("tcp", frontAddr, &tls.Config{RootCAs: ca, ServerName: own})
+			if err == nil {
+				c.Close()
+			}
+			return err != nil
+		}, 10*time.Second, 100*time.Millisecond, "the Front still serves the certificate of an installation whose HTTPS is off")
+		st := s.c.Core(0).Node.FSM.State()
+		for k := range st.Certs {
+			require.NotContains(t, k, own, "store key of an installation whose HTTPS is off")
+		}
+		require.Nil(t, st.TLSStatus[own])
 	})
 
 	t.Run("a domain not pointing at the Front fails once and backs off", func(t *testing.T) {

@@ -120,7 +120,7 @@ func newHTTPS(cfg HTTPSConfig, self string, call caller, report func(agentproto.
 	})
 	h.magic.Issuers = []certmagic.Issuer{h.issuer}
 	h.srv = NewTLSServer(&tls.Config{
-		GetCertificate: h.magic.GetCertificate,
+		GetCertificate: h.getCertificate,
 		NextProtos:     []string{"h2", "http/1.1", acmez.ACMETLS1Protocol},
 		MinVersion:     tls.VersionTLS12,
 	}, log)
@@ -328,6 +328,15 @@ func (h *https) onEvent(ctx context.Context, event string, data map[string]any) 
 	case "cached_managed_cert":
 		sans, _ := data["sans"].([]string)
 		for _, d := range sans {
+			// An order that finished after its domain's HTTPS was turned
+			// off (or the installation deleted) caches a certificate that
+			// update had already unmanaged: drop it, or certmagic would
+			// keep it and renew it.
+			if t, served := (*h.routes.Load())[d]; !served || t.Mode != "acme" {
+				h.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: d}})
+				h.log.Info("certificate no longer managed", "domain", d)
+				continue
+			}
 			h.setState(d, agentproto.TLSReport{State: "valid", NotAfter: h.notAfter(d)})
 		}
 	case "cert_failed":
@@ -429,6 +438,20 @@ func (h *https) Attempts(domain string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.attempts[domain]
+}
+
+// getCertificate picks the certificate for a TLS handshake, for the domains
+// served with HTTPS only: a certificate still cached for a domain whose
+// HTTPS was turned off is never handed out. A CA's TLS-ALPN-01 check
+// (acme-tls/1 alone in ALPN) goes to certmagic whatever the routes say: it
+// gets only a challenge certificate, from the store, and may come before
+// this Front has the route of a domain another Front is ordering.
+func (h *https) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	challenge := len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmez.ACMETLS1Protocol
+	if _, ok := lb.LookupHost(*h.routes.Load(), []byte(hello.ServerName)); !ok && !challenge {
+		return nil, fmt.Errorf("https: no HTTPS for server name %q", hello.ServerName)
+	}
+	return h.magic.GetCertificate(hello)
 }
 
 // wrap answers ACME HTTP-01 challenges and redirects before lb routes a

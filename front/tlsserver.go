@@ -35,6 +35,7 @@ type TLSServer struct {
 	h2     *http2.Server
 	h2srv  *http.Server
 	h2open sync.WaitGroup
+	bufs   writeBuffers // h2 connections' write batches
 	ctx    context.Context
 	stop   context.CancelFunc
 
@@ -107,7 +108,7 @@ func (s *TLSServer) handshake(c net.Conn, h1 *connQueue, adapter *h2Adapter) {
 		s.h2open.Add(1)
 		go func() {
 			defer s.h2open.Done()
-			s.h2.ServeConn(tc, &http2.ServeConnOpts{Context: s.ctx, Handler: adapter.forConn(tc), BaseConfig: s.h2srv})
+			s.h2.ServeConn(newBatchConn(tc, &s.bufs), &http2.ServeConnOpts{Context: s.ctx, Handler: adapter.forConn(tc), BaseConfig: s.h2srv})
 		}()
 	case "http/1.1", "":
 		if h1.put(s.ctx, tc) != nil {

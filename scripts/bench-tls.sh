@@ -6,8 +6,12 @@
 #   handshakes/s  wrk, a new TLS connection per request (Connection: close)
 #   h1 req/s      wrk, HTTP/1.1 over keep-alive TLS connections
 #   h2 req/s      h2load, HTTP/2, 10 streams per connection
-# ROUNDS rounds (default 3) alternating the two, DURATION s each (default 5),
-# CONNS connections (default 64). Every run is bounded in time.
+# ROUNDS rounds (default 3), the order reversed every other round, DURATION s
+# each (default 5), CONNS connections (default 64); per run req/s and the CPU
+# time per request of the proxy's processes (NGINX: master and workers), then
+# the medians and the ratios to NGINX. FRONT_OLD=path adds potluck-old, another
+# potluck-front binary on the same config (a before/after in one run);
+# TESTS (default "hs h1 h2") picks the measures. Every run is bounded in time.
 set -euo pipefail
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-5} CONNS=${CONNS:-64}
 BIN=${BIN:-bin}
@@ -78,30 +82,70 @@ for p in $ng $pf $pp; do
   curl -sk -o /dev/null --max-time 5 "https://127.0.0.1:$p/" || { echo "bench-tls: nothing answers on 127.0.0.1:$p" >&2; exit 1; }
 done
 
+# cpu PID...: user+system CPU ticks of the processes and their children
+# threads (NGINX: the master and its workers).
+cpu() { local t=0 p; for p in "$@"; do t=$(( t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done; echo $t; }
+procs() { case $1 in nginx) echo "$ngpid $(pgrep -P "$ngpid" | tr '\n' ' ')" ;; *) echo "${cpid[$1]}" ;; esac; }
+hz=$(getconf CLK_TCK)
 wrk_rps() { wrk -t2 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {print int($2)}'; }
 h2_rps() { h2load -t2 -c"$CONNS" -m10 -D "$DURATION" "$1" 2>/dev/null | awk '/^finished in/ {gsub(/,/,""); print int($4)}'; }
+# run CONTENDER TEST URL: prints "req/s cpu_us_per_request".
+run() {
+  local ps before rps after
+  ps=$(procs "$1"); before=$(cpu $ps)
+  case $2 in
+    hs) rps=$(wrk_rps -H "Connection: close" "$3") ;;
+    h1) rps=$(wrk_rps "$3") ;;
+    h2) rps=$(h2_rps "$3") ;;
+  esac
+  after=$(cpu $ps)
+  # A run that printed no figure must not count as 0 req/s.
+  [ -n "$rps" ] && [ "$rps" -gt 0 ] || { echo "bench-tls: $1 $2: wrk or h2load gave no figure" >&2; exit 1; }
+  echo "$rps $(( (after - before) * 1000000 / hz / (rps * DURATION) ))"
+}
 
-declare -A sum
-printf "%-14s %-6s %14s %12s %12s\n" contender round handshakes/s h1_req/s h2_req/s
+ngpid=${pids[2]}
+declare -A cpid=([potluck-front]=${pids[3]} [potluck-pipe]=${pids[4]})
+declare -A ports=([nginx]=$ng [potluck-front]=$pf [potluck-pipe]=$pp)
+contenders=(nginx potluck-front potluck-pipe)
+if [ -n "${FRONT_OLD:-}" ]; then
+  # Another potluck-front binary (say the previous commit's) on the same
+  # config, for a before/after in one run.
+  po=$(port) poh=$(port)
+  sed -e "s/127.0.0.1:$pfh/127.0.0.1:$poh/; s/127.0.0.1:$pf\"/127.0.0.1:$po\"/" "$dir/front.yaml" >"$dir/front-old.yaml"
+  "$FRONT_OLD" --config "$dir/front-old.yaml" --log-level warn >"$dir/front-old.log" 2>&1 & pids+=($!)
+  cpid[potluck-old]=$! ports[potluck-old]=$po contenders+=(potluck-old)
+  for _ in $(seq 50); do curl -sk -o /dev/null "https://127.0.0.1:$po/" && break; sleep 0.1; done
+fi
+res=$dir/results
+TESTS=${TESTS:-hs h1 h2}
+declare -A title=([hs]="handshakes/s" [h1]="h1 req/s" [h2]="h2 req/s")
+printf "%-14s %-6s" contender round; for t in $TESTS; do printf " %22s" "${title[$t]} (µs CPU)"; done; echo
 for r in $(seq "$ROUNDS"); do
-  for c in nginx potluck-front potluck-pipe; do
-    p=$ng; [ $c = potluck-front ] && p=$pf; [ $c = potluck-pipe ] && p=$pp
-    u="https://127.0.0.1:$p/"
-    hs=$(wrk_rps -H "Connection: close" "$u")
-    h1=$(wrk_rps "$u")
-    h2=$(h2_rps "$u")
-    # A run that printed no figure must not count as 0 req/s in the mean.
-    [ -n "$hs" ] && [ -n "$h1" ] && [ -n "$h2" ] || { echo "bench-tls: $c round $r: wrk or h2load gave no figure" >&2; exit 1; }
-    printf "%-14s %-6s %14s %12s %12s\n" $c $r "$hs" "$h1" "$h2"
-    sum[$c.hs]=$(( ${sum[$c.hs]:-0} + hs )); sum[$c.h1]=$(( ${sum[$c.h1]:-0} + h1 )); sum[$c.h2]=$(( ${sum[$c.h2]:-0} + h2 ))
+  order=("${contenders[@]}")
+  if (( r % 2 == 0 )); then order=(); for (( i=${#contenders[@]}-1; i>=0; i-- )); do order+=("${contenders[i]}"); done; fi
+  echo "# round $r at $(date -u +%H:%M:%S), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  for c in "${order[@]}"; do
+    u="https://127.0.0.1:${ports[$c]}/"
+    printf "%-14s %-6s" "$c" "$r"
+    for t in $TESTS; do
+      read -r rps us <<<"$(run "$c" "$t" "$u")"
+      [ -n "$us" ] || exit 1 # run said why
+      printf " %14s (%5s)" "$rps" "$us"
+      echo "$c $t $rps $us" >>"$res"
+    done
+    echo
   done
 done
-ratio() { python3 -c "print(f'{$1/$2:.2f}x' if $2 else 'n/a')"; }
 echo
-for c in nginx potluck-front potluck-pipe; do
-  printf "mean over %s rounds: %-14s %6s handshakes/s %7s h1 req/s %7s h2 req/s\n" "$ROUNDS" $c \
-    $(( sum[$c.hs]/ROUNDS )) $(( sum[$c.h1]/ROUNDS )) $(( sum[$c.h2]/ROUNDS ))
-done
-for c in potluck-front potluck-pipe; do
-  echo "bench-tls: $c vs nginx: handshakes $(ratio ${sum[$c.hs]} ${sum[nginx.hs]}), h1 $(ratio ${sum[$c.h1]} ${sum[nginx.h1]}), h2 $(ratio ${sum[$c.h2]} ${sum[nginx.h2]})"
-done
+python3 - "$res" "${contenders[@]}" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+med = lambda c, t, i: statistics.median(float(r[i]) for r in rows if r[0] == c and r[1] == t)
+names = {t: n for t, n in (("hs", "handshakes"), ("h1", "h1"), ("h2", "h2")) if any(r[1] == t for r in rows)}
+for c in sys.argv[2:]:
+    print(f"median: {c:<14}" + "  ".join(f"{names[t]} {med(c, t, 2):.0f}/s ({med(c, t, 3):.0f} µs CPU)" for t in names))
+for c in sys.argv[3:]:
+    print(f"bench-tls: {c} vs nginx (medians): " + ", ".join(f"{names[t]} {med(c, t, 2) / med('nginx', t, 2):.2f}x" for t in names)
+          + "; CPU per request " + ", ".join(f"{names[t]} {med(c, t, 3) / max(med('nginx', t, 3), 1):.2f}x" for t in names))
+PY

@@ -226,8 +226,21 @@ func (s *State) setInstallationTLS(c *Command) (string, error) {
 	if cp.TLS != nil && cp.TLS.Mode == TLSOff && !cp.TLS.RedirectHTTP && cp.TLS.HSTSMaxAge == 0 {
 		cp.TLS = nil
 	}
+	// A mode change drops the keys the new mode does not use, and the old
+	// mode's status: a private key does not outlive the HTTPS it served.
+	if from, to := inst.TLS.mode(), cp.TLS.mode(); from != to {
+		s.dropDomainKeys(inst.Domain, func(k string) bool { return !keyUsedBy(k, to) })
+	}
 	s.Installations[cc.Key] = &cp
 	return cc.Key, nil
+}
+
+// mode is the options' mode (nil: off).
+func (o *TLSOptions) mode() string {
+	if o == nil {
+		return TLSOff
+	}
+	return o.Mode
 }
 
 // Check validates TLS options (nil: off).
@@ -250,11 +263,11 @@ func (o *TLSOptions) Check() error {
 }
 
 // CertKeyDomain is the domain a store key belongs to, "" for keys shared
-// by every Front (ACME accounts, OCSP staples, bookkeeping). certmagic
-// keeps a domain's certificate under certificates/<issuer>/<domain>/ and
-// its challenge under .../challenge_tokens/<domain>.json; uploaded
-// certificates are under manual/<domain>/, a Front's last failed order at
-// failures/<domain>.json.
+// by every Front (ACME accounts, bookkeeping). certmagic keeps a domain's
+// certificate under certificates/<issuer>/<domain>/, its challenge under
+// .../challenge_tokens/<domain>.json and its OCSP staple at
+// ocsp/<domain>-<hash>; uploaded certificates are under manual/<domain>/,
+// a Front's last failed order at failures/<domain>.json.
 func CertKeyDomain(key string) string {
 	parts := strings.Split(key, "/")
 	switch {
@@ -264,6 +277,8 @@ func CertKeyDomain(key string) string {
 		return parts[1]
 	case len(parts) == 2 && parts[0] == "failures":
 		return strings.TrimSuffix(parts[1], ".json")
+	case len(parts) == 2 && parts[0] == "ocsp" && strings.LastIndexByte(parts[1], '-') > 0:
+		return parts[1][:strings.LastIndexByte(parts[1], '-')]
 	case len(parts) >= 2 && parts[len(parts)-2] == "challenge_tokens":
 		return strings.TrimSuffix(parts[len(parts)-1], ".json")
 	}
@@ -274,21 +289,41 @@ func CertKeyDomain(key string) string {
 // installation's private key does not outlive it (a new installation of
 // the domain orders or uploads a new certificate).
 func (s *State) dropDomainCerts(domain string) {
+	s.dropDomainKeys(domain, func(string) bool { return true })
+}
+
+// keyUsedBy reports whether TLS mode mode uses a store key of the
+// installation's domain: manual its uploaded certificate, acme the rest
+// (certmagic's certificate and key, challenge tokens, failure records),
+// off none; OCSP staples go with any change.
+func keyUsedBy(key, mode string) bool {
+	switch {
+	case strings.HasPrefix(key, "ocsp/"):
+		return false // a staple is fetched again for the new mode's certificate
+	case strings.HasPrefix(key, "manual/"):
+		return mode == TLSManual
+	}
+	return mode == TLSACME
+}
+
+// dropDomainKeys removes the domain's store keys that drop selects, and
+// the domain's status.
+func (s *State) dropDomainKeys(domain string, drop func(key string) bool) {
 	if domain == "" {
 		return
 	}
-	var drop []string
+	var gone []string
 	for k := range s.Certs {
-		if CertKeyDomain(k) == domain {
-			drop = append(drop, k)
+		if CertKeyDomain(k) == domain && drop(k) {
+			gone = append(gone, k)
 		}
 	}
-	if len(drop) > 0 {
+	if len(gone) > 0 {
 		certs := make(map[string]*CertEntry, len(s.Certs))
 		for k, v := range s.Certs {
 			certs[k] = v
 		}
-		for _, k := range drop {
+		for _, k := range gone {
 			delete(certs, k)
 		}
 		s.Certs = certs
