@@ -48,6 +48,15 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			require.Equal(t, "127.0.0.1:9080", f.admin)
 			require.Equal(t, 60*time.Second, f.readT)
 			require.Equal(t, cli.Size(256<<20), f.memory)
+			require.Equal(t, defaultGCPercent, f.gcPercent)
+			require.True(t, f.gcSet)
+		}},
+		{"GOGC wins over the default", cluster, map[string]string{"GOGC": "150"}, func(t *testing.T, f *flags) {
+			require.False(t, f.gcSet, "the runtime's GOGC stays")
+		}},
+		{"the flag's twin wins over GOGC", cluster, map[string]string{"GOGC": "150", "POTLUCK_GC_PERCENT": "800"}, func(t *testing.T, f *flags) {
+			require.Equal(t, 800, f.gcPercent)
+			require.True(t, f.gcSet)
 		}},
 		{"environment", nil, map[string]string{"POTLUCK_CORE": "http://a:1,http://b:1", "POTLUCK_ENDPOINT": "1.2.3.4:5", "POTLUCK_READ_TIMEOUT": "5s", "POTLUCK_MEMORY": "1GiB", "POTLUCK_ACCESS_LOG": "true"},
 			func(t *testing.T, f *flags) {
@@ -89,6 +98,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"both modes", []string{"--config", "x.yaml", "--core", "http://c"}, nil, "exclude each other"},
 		{"no endpoint", []string{"--core", "http://c"}, nil, "--endpoint is required"},
 		{"pipeline out of range", []string{"--core", "http://c", "--endpoint", "127.0.0.1:51820", "--pipeline", "65"}, nil, "--pipeline 65: 0 (off) to 64"},
+		{"gc percent out of range", []string{"--config", "x.yaml", "--gc-percent", "0"}, nil, "--gc-percent 0: 25 to 10000"},
 		{"bad variable", []string{"--config", "x.yaml"}, map[string]string{"POTLUCK_WATCH_INTERVAL": "often"}, `POTLUCK_WATCH_INTERVAL="often" (the environment twin of --watch-interval)`},
 		{"bad log level", []string{"--config", "x.yaml", "--log-level", "loud"}, nil, "log level"},
 	} {
