@@ -33,6 +33,9 @@ const (
 	// pathBatched: the same link without offload and with gVisor's default
 	// TCP buffers, to show what the offload adds.
 	pathBatched
+	// pathQuickACK: pathOffload with every ACK sent at once, as before the
+	// link delayed them (ack.go).
+	pathQuickACK
 	// pathStock: wireguard-go's tun/netstack, one packet per hand-off,
 	// which meshnet used before; kept to measure against.
 	pathStock
@@ -71,13 +74,13 @@ func newIPStack(addr netip.Addr, mtu int, keepalive time.Duration, path dataPath
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 		HandleLocal:        true,
 	})
-	link := newTUNLink(mtu, path == pathOffload, s)
+	link := newTUNLink(mtu, path == pathOffload || path == pathQuickACK, path == pathOffload, s)
 	opts := []tcpip.SettableTransportProtocolOption{
 		// Off by default in gVisor; without it one lost packet in a
 		// window costs a round trip per loss.
 		new(tcpip.TCPSACKEnabled(true)),
 	}
-	if path == pathOffload {
+	if path == pathOffload || path == pathQuickACK {
 		opts = append(opts,
 			new(tcpip.TCPModerateReceiveBufferOption(true)),
 			&tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultReceiveBufferSize, Max: tcpReceiveBufferMax},

@@ -15,6 +15,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun"
 )
 
 // Defaults for Config fields left zero.
@@ -111,6 +112,7 @@ type Node struct {
 	publicKey  PublicKey
 	listenPort uint16
 	dev        *device.Device
+	tun        tun.Device // what WireGuard reads and writes: a *tunLink but on pathStock
 	ipstack    ipStack
 
 	mu        sync.Mutex // guards the fields below and serialises device changes
@@ -177,6 +179,7 @@ func New(cfg Config) (*Node, error) {
 		log:       log,
 		publicKey: cfg.PrivateKey.Public(),
 		dev:       dev,
+		tun:       tdev,
 		ipstack:   ipstack,
 		peers:     make(map[PublicKey]Peer),
 		byAddress: make(map[netip.Addr]PublicKey),
