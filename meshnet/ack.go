@@ -20,13 +20,19 @@ import (
 // blocks, and that acknowledges more than before but less than two full
 // segments, is held. A later packet of the same connection that acknowledges
 // as much (the response) replaces it, as does a later pure ACK (which keeps
-// the first one's deadline); otherwise it leaves when ackDelay ends.
+// the first one's deadline); otherwise it leaves when ackDelay ends, and the
+// connection sends its ACKs at once for the next quickAckTime: its own data
+// does not follow what it receives (a Front after a response, which gets its
+// next request later), so holding would only delay the peer.
 // Duplicate ACKs, window updates, SACKs and the ACKs of bulk data (a
 // coalesced segment is many full segments) go at once, so loss recovery and
 // throughput are untouched. gVisor's tail-loss probe waits 2 × SRTT plus
 // 200 ms for a lone outstanding segment, so a held ACK never provokes one.
 const (
 	ackDelay = time.Millisecond
+	// quickAckTime is how long a connection whose held ACK had to leave
+	// alone sends its ACKs at once.
+	quickAckTime = time.Second
 	// maxAckFlows bounds the connections whose last ACK the link
 	// remembers; beyond it the table starts over (an unknown connection's
 	// next ACK simply goes at once).
@@ -89,10 +95,16 @@ func parseTCP(pkt *stack.PacketBuffer) (tcpInfo, bool) {
 	return info, true
 }
 
+// flowAcks is what the link remembers of a connection's ACKs.
+type flowAcks struct {
+	last       uint32    // the last acknowledgement number sent
+	quickUntil time.Time // ACKs go at once until then
+}
+
 // ackState is the link's delayed-ACK bookkeeping, guarded by tunLink.mu.
 type ackState struct {
 	fullSegment uint32 // payload of a full-sized packet
-	lastAck     map[flowKey]uint32
+	lastAck     map[flowKey]flowAcks
 	held        map[flowKey]heldAck
 	timer       *time.Timer // flushes held ACKs; armed while any is held
 	armed       bool
@@ -122,8 +134,8 @@ func (s *ackState) filter(pkt *stack.PacketBuffer, now time.Time, out []*stack.P
 	if info.flags&header.TCPFlagAck == 0 {
 		return append(out, pkt), false
 	}
-	last, known := s.lastAck[f]
-	if info.pureAck && known && seqAfter(info.ack, last) && info.ack-last < 2*s.fullSegment {
+	fa, known := s.lastAck[f]
+	if info.pureAck && known && seqAfter(info.ack, fa.last) && info.ack-fa.last < 2*s.fullSegment && !now.Before(fa.quickUntil) {
 		deadline := now.Add(ackDelay)
 		if holding {
 			h.pkt.DecRef() // replaced: the new one acknowledges at least as much
@@ -143,7 +155,8 @@ func (s *ackState) filter(pkt *stack.PacketBuffer, now time.Time, out []*stack.P
 	if len(s.lastAck) >= maxAckFlows {
 		clear(s.lastAck)
 	}
-	s.lastAck[f] = info.ack
+	fa.last = info.ack
+	s.lastAck[f] = fa
 	return append(out, pkt), false
 }
 
@@ -154,7 +167,7 @@ func (s *ackState) due(now time.Time, out []*stack.PacketBuffer) ([]*stack.Packe
 	for f, h := range s.held {
 		if !h.deadline.After(now) {
 			out = append(out, h.pkt)
-			s.lastAck[f] = h.ack
+			s.lastAck[f] = flowAcks{last: h.ack, quickUntil: now.Add(quickAckTime)}
 			delete(s.held, f)
 			continue
 		}

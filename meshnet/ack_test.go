@@ -50,12 +50,14 @@ func TestDelayedACKs(t *testing.T) {
 			{ack: 1100, flags: ack, want: nil},            // held
 			{ack: 1100, flags: data, payload: 200, want: []uint32{1100}},
 		}},
-		{"a held ACK leaves after the delay", []step{
+		{"a held ACK leaves after the delay, and the next ones at once for a while", []step{
 			{ack: 1000, flags: ack, want: []uint32{1000}},
 			{ack: 1100, flags: ack, want: nil},
 			{after: ackDelay / 2, want: nil},
 			{after: ackDelay, want: []uint32{1100}},
-			{ack: 1200, flags: ack, after: ackDelay, want: nil}, // counts from the one sent
+			{ack: 1200, flags: ack, after: ackDelay, want: []uint32{1200}},
+			{ack: 1300, flags: ack, after: ackDelay + quickAckTime, want: nil}, // held again
+			{ack: 1300, flags: data, payload: 10, after: ackDelay + quickAckTime, want: []uint32{1300}},
 		}},
 		{"a second pure ACK replaces the first and keeps its deadline", []step{
 			{ack: 1000, flags: ack, want: []uint32{1000}},
@@ -83,7 +85,7 @@ func TestDelayedACKs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &ackState{fullSegment: full, lastAck: map[flowKey]uint32{}, held: map[flowKey]heldAck{}}
+			s := &ackState{fullSegment: full, lastAck: map[flowKey]flowAcks{}, held: map[flowKey]heldAck{}}
 			defer s.drop()
 			start := time.Now()
 			for i, st := range tc.steps {
@@ -104,7 +106,7 @@ func TestDelayedACKs(t *testing.T) {
 }
 
 func TestDelayedACKIgnoresOtherTraffic(t *testing.T) {
-	s := &ackState{fullSegment: 1380, lastAck: map[flowKey]uint32{}, held: map[flowKey]heldAck{}}
+	s := &ackState{fullSegment: 1380, lastAck: map[flowKey]flowAcks{}, held: map[flowKey]heldAck{}}
 	pkt := gsoPacket(t, netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2"), make([]byte, 10), header.TCPFlagAck, 1000)
 	pkt.GSOOptions = stack.GSO{}
 	out, held := s.filter(pkt, time.Now(), nil)

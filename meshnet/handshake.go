@@ -1,6 +1,7 @@
 package meshnet
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -20,8 +21,12 @@ import (
 // firstHandshakeRetry (jittered, then doubling) while no handshake has
 // completed, firstHandshakeAttempts times, after which WireGuard's own retry
 // is all that is left. Re-initiating means re-creating the peer, the only way
-// to make wireguard-go forget a handshake it sent less than 5 s ago. The
-// jitter keeps two nodes that both re-initiate from crossing again.
+// to make wireguard-go forget a handshake it sent less than 5 s ago. Two nodes
+// that both have each other's endpoint must not re-initiate at the same
+// moment, or their handshakes cross again and each re-creation throws away a
+// session the other just completed: the node with the smaller public key
+// goes first, the other one firstHandshakeRetry later, and a random part of
+// each delay keeps them apart.
 const (
 	firstHandshakeRetry    = 500 * time.Millisecond
 	firstHandshakeAttempts = 3
@@ -42,16 +47,20 @@ func (n *Node) awaitHandshake(p Peer, now time.Time) {
 	if !p.Endpoint.IsValid() {
 		return // nothing to initiate to; the peer will initiate
 	}
-	n.awaiting[p.PublicKey] = &newPeer{peer: p, next: now.Add(jitter(firstHandshakeRetry)), interval: firstHandshakeRetry}
+	first := jitter(firstHandshakeRetry)
+	if bytes.Compare(n.publicKey[:], p.PublicKey[:]) > 0 {
+		first += firstHandshakeRetry
+	}
+	n.awaiting[p.PublicKey] = &newPeer{peer: p, next: now.Add(first), interval: firstHandshakeRetry}
 	select {
 	case n.awaitWake <- struct{}{}:
 	default:
 	}
 }
 
-// jitter is d scaled by a random factor in [1, 1.5).
+// jitter is d scaled by a random factor in [1, 1.25).
 func jitter(d time.Duration) time.Duration {
-	return d + rand.N(d/2)
+	return d + rand.N(d/4)
 }
 
 // watchFirstHandshakes re-initiates with new peers whose first handshake has

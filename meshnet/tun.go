@@ -87,7 +87,7 @@ func newTUNLink(mtu int, offload, delayAcks bool, s *stack.Stack) *tunLink {
 	if delayAcks {
 		l.acks = &ackState{
 			fullSegment: uint32(mtu - header.IPv4MinimumSize - header.TCPMinimumSize),
-			lastAck:     make(map[flowKey]uint32),
+			lastAck:     make(map[flowKey]flowAcks),
 			held:        make(map[flowKey]heldAck),
 		}
 		l.acks.timer = time.AfterFunc(time.Hour, l.flushAcks)
