@@ -20,18 +20,23 @@ import (
 // blocks, and that acknowledges more than before but less than two full
 // segments, is held. A later packet of the same connection that acknowledges
 // as much (the response) replaces it, as does a later pure ACK (which keeps
-// the first one's deadline); otherwise it leaves when ackDelay ends, and the
-// connection sends its ACKs at once for the next quickAckTime: its own data
-// does not follow what it receives (a Front after a response, which gets its
-// next request later), so holding would only delay the peer.
+// the first one's deadline); otherwise it leaves when ackDelay ends. A
+// connection whose data came more than ackReplyWindow after such an ACK left
+// (a Front: its next request comes when its client sends one, not in reply
+// to the response it acknowledged) sends its ACKs at once for quickAckTime,
+// since holding them would only delay its peer; one whose reply was merely
+// late (a slow container behind a Back) keeps holding.
 // Duplicate ACKs, window updates, SACKs and the ACKs of bulk data (a
 // coalesced segment is many full segments) go at once, so loss recovery and
 // throughput are untouched. gVisor's tail-loss probe waits 2 × SRTT plus
 // 200 ms for a lone outstanding segment, so a held ACK never provokes one.
 const (
 	ackDelay = time.Millisecond
-	// quickAckTime is how long a connection whose held ACK had to leave
-	// alone sends its ACKs at once.
+	// ackReplyWindow: data later than this after a held ACK left alone
+	// is not a reply.
+	ackReplyWindow = 5 * time.Millisecond
+	// quickAckTime is how long a connection that does not reply sends its
+	// ACKs at once before trying to hold one again.
 	quickAckTime = time.Second
 	// maxAckFlows bounds the connections whose last ACK the link
 	// remembers; beyond it the table starts over (an unknown connection's
@@ -57,6 +62,7 @@ type tcpInfo struct {
 	ack     uint32
 	flags   header.TCPFlags
 	pureAck bool // no data, only the ACK flag, no SACK blocks
+	hasData bool
 }
 
 // parseTCP reads pkt's TCP header; ok is false for anything else.
@@ -88,7 +94,8 @@ func parseTCP(pkt *stack.PacketBuffer) (tcpInfo, bool) {
 		ack:   t.AckNumber(),
 		flags: t.Flags(),
 	}
-	if info.flags == header.TCPFlagAck && pkt.Data().Size() == 0 {
+	info.hasData = pkt.Data().Size() > 0
+	if info.flags == header.TCPFlagAck && !info.hasData {
 		off := int(t.DataOffset())
 		info.pureAck = off <= header.TCPMinimumSize || (off <= len(th) && len(header.ParseTCPOptions(th[header.TCPMinimumSize:off]).SACKBlocks) == 0)
 	}
@@ -98,6 +105,7 @@ func parseTCP(pkt *stack.PacketBuffer) (tcpInfo, bool) {
 // flowAcks is what the link remembers of a connection's ACKs.
 type flowAcks struct {
 	last       uint32    // the last acknowledgement number sent
+	expiredAt  time.Time // when a held ACK last left alone; zero once data followed
 	quickUntil time.Time // ACKs go at once until then
 }
 
@@ -155,6 +163,12 @@ func (s *ackState) filter(pkt *stack.PacketBuffer, now time.Time, out []*stack.P
 	if len(s.lastAck) >= maxAckFlows {
 		clear(s.lastAck)
 	}
+	if info.hasData && !fa.expiredAt.IsZero() {
+		if now.Sub(fa.expiredAt) > ackReplyWindow {
+			fa.quickUntil = now.Add(quickAckTime)
+		}
+		fa.expiredAt = time.Time{}
+	}
 	fa.last = info.ack
 	s.lastAck[f] = fa
 	return append(out, pkt), false
@@ -167,7 +181,7 @@ func (s *ackState) due(now time.Time, out []*stack.PacketBuffer) ([]*stack.Packe
 	for f, h := range s.held {
 		if !h.deadline.After(now) {
 			out = append(out, h.pkt)
-			s.lastAck[f] = flowAcks{last: h.ack, quickUntil: now.Add(quickAckTime)}
+			s.lastAck[f] = flowAcks{last: h.ack, expiredAt: now}
 			delete(s.held, f)
 			continue
 		}

@@ -50,14 +50,21 @@ func TestDelayedACKs(t *testing.T) {
 			{ack: 1100, flags: ack, want: nil},            // held
 			{ack: 1100, flags: data, payload: 200, want: []uint32{1100}},
 		}},
-		{"a held ACK leaves after the delay, and the next ones at once for a while", []step{
+		{"a held ACK leaves after the delay; a late reply keeps holding", []step{
 			{ack: 1000, flags: ack, want: []uint32{1000}},
 			{ack: 1100, flags: ack, want: nil},
 			{after: ackDelay / 2, want: nil},
 			{after: ackDelay, want: []uint32{1100}},
-			{ack: 1200, flags: ack, after: ackDelay, want: []uint32{1200}},
-			{ack: 1300, flags: ack, after: ackDelay + quickAckTime, want: nil}, // held again
-			{ack: 1300, flags: data, payload: 10, after: ackDelay + quickAckTime, want: []uint32{1300}},
+			{ack: 1100, flags: data, payload: 10, after: ackDelay + ackReplyWindow/2, want: []uint32{1100}},
+			{ack: 1200, flags: ack, after: ackDelay + ackReplyWindow/2, want: nil},
+		}},
+		{"no reply: ACKs go at once for a while", []step{
+			{ack: 1000, flags: ack, want: []uint32{1000}},
+			{ack: 1100, flags: ack, want: nil},
+			{after: ackDelay, want: []uint32{1100}},
+			{ack: 1100, flags: data, payload: 10, after: ackDelay + 2*ackReplyWindow, want: []uint32{1100}}, // the next request
+			{ack: 1200, flags: ack, after: ackDelay + 2*ackReplyWindow, want: []uint32{1200}},
+			{ack: 1300, flags: ack, after: ackDelay + 2*ackReplyWindow + quickAckTime, want: nil}, // held again
 		}},
 		{"a second pure ACK replaces the first and keeps its deadline", []step{
 			{ack: 1000, flags: ack, want: []uint32{1000}},
