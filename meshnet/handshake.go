@@ -27,18 +27,32 @@ import (
 // session the other just completed: the node with the smaller public key
 // goes first, the other one firstHandshakeRetry later, and a random part of
 // each delay keeps them apart.
+//
+// Crossed handshakes can also both complete, each side on a different
+// keypair, and then one side drops everything the other sends while both
+// report a handshake (seen about once in ten simultaneous first dials on a
+// loaded machine; WireGuard itself re-handshakes only after 15 s without an
+// answer to data). So for firstSessionCheck after the first handshake the
+// node also watches the peer's counters: if it sent and received nothing back
+// for firstHandshakeRetry, it re-initiates the same way.
 const (
 	firstHandshakeRetry    = 500 * time.Millisecond
 	firstHandshakeAttempts = 3
 	firstHandshakePoll     = 100 * time.Millisecond
+	firstSessionCheck      = 5 * time.Second
 )
 
-// newPeer is a peer whose first handshake is awaited.
+// newPeer is a peer whose first handshake, and first answers, are awaited.
 type newPeer struct {
 	peer     Peer
 	next     time.Time // when to re-initiate if still no handshake
 	interval time.Duration
 	attempts int
+	offset   time.Duration // firstHandshakeRetry for the node with the larger key
+
+	shakenAt   time.Time // when a handshake was first seen; zero before
+	rx, tx     uint64    // the peer's counters at the last poll
+	unanswered time.Time // since when data went out with nothing back; zero if answered
 }
 
 // awaitHandshake registers p, just created with an endpoint, for re-initiation.
@@ -47,11 +61,11 @@ func (n *Node) awaitHandshake(p Peer, now time.Time) {
 	if !p.Endpoint.IsValid() {
 		return // nothing to initiate to; the peer will initiate
 	}
-	first := jitter(firstHandshakeRetry)
+	var offset time.Duration
 	if bytes.Compare(n.publicKey[:], p.PublicKey[:]) > 0 {
-		first += firstHandshakeRetry
+		offset = firstHandshakeRetry
 	}
-	n.awaiting[p.PublicKey] = &newPeer{peer: p, next: now.Add(first), interval: firstHandshakeRetry}
+	n.awaiting[p.PublicKey] = &newPeer{peer: p, next: now.Add(jitter(firstHandshakeRetry) + offset), interval: firstHandshakeRetry, offset: offset}
 	select {
 	case n.awaitWake <- struct{}{}:
 	default:
@@ -89,11 +103,11 @@ func (n *Node) watchFirstHandshakes() {
 		if err != nil {
 			continue // closed: probeCtx ends the loop
 		}
-		shaken := make(map[PublicKey]bool, len(st))
+		live := make(map[PublicKey]PeerStatus, len(st))
 		for _, s := range st {
-			shaken[s.PublicKey] = !s.LastHandshake.IsZero()
+			live[s.PublicKey] = s
 		}
-		for _, p := range n.dueForRetry(shaken, time.Now()) {
+		for _, p := range n.dueForRetry(live, time.Now()) {
 			if !p.Hub {
 				// The re-created peer has no keepalive to start a
 				// handshake with; data does. A refusal is fine.
@@ -103,18 +117,31 @@ func (n *Node) watchFirstHandshakes() {
 	}
 }
 
-// dueForRetry forgets peers that completed a handshake, changed or ran out of
-// attempts, re-creates those whose retry is due, and returns them.
-func (n *Node) dueForRetry(shaken map[PublicKey]bool, now time.Time) []Peer {
+// dueForRetry forgets peers that answer, changed or ran out of attempts,
+// re-creates those whose retry is due, and returns them.
+func (n *Node) dueForRetry(live map[PublicKey]PeerStatus, now time.Time) []Peer {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var due []Peer
 	for k, w := range n.awaiting {
-		if shaken[k] || n.peers[k] != w.peer || w.attempts >= firstHandshakeAttempts {
+		st, ok := live[k]
+		if !ok || n.peers[k] != w.peer || w.attempts >= firstHandshakeAttempts {
 			delete(n.awaiting, k)
 			continue
 		}
-		if now.Before(w.next) {
+		if !st.LastHandshake.IsZero() {
+			if !w.observe(st, now) {
+				continue // the first poll with a session: counters noted
+			}
+			if now.Sub(w.shakenAt) > firstSessionCheck {
+				delete(n.awaiting, k) // answers came: the session works
+				continue
+			}
+			if w.unanswered.IsZero() || now.Sub(w.unanswered) < firstHandshakeRetry+w.offset {
+				continue
+			}
+			n.log.Debug("a new peer's session does not answer; re-initiating", "peer", w.peer.Address.String())
+		} else if now.Before(w.next) {
 			continue
 		}
 		var b strings.Builder
@@ -128,8 +155,28 @@ func (n *Node) dueForRetry(shaken map[PublicKey]bool, now time.Time) []Peer {
 		w.attempts++
 		w.interval *= 2
 		w.next = now.Add(jitter(w.interval))
+		w.shakenAt, w.rx, w.tx, w.unanswered = time.Time{}, 0, 0, time.Time{} // a re-created peer counts from zero
 		n.log.Debug("no handshake with a new peer yet; re-initiating", "peer", w.peer.Address.String(), "attempt", w.attempts)
 		due = append(due, w.peer)
 	}
 	return due
+}
+
+// observe notes a peer's counters once it has a session, keeping unanswered
+// at when data first went out with nothing back since (zero once something
+// came back). It reports false on the first poll after the handshake, which
+// has nothing to compare with.
+func (w *newPeer) observe(st PeerStatus, now time.Time) bool {
+	if w.shakenAt.IsZero() {
+		w.shakenAt, w.rx, w.tx = now, st.RxBytes, st.TxBytes
+		return false
+	}
+	switch {
+	case st.RxBytes > w.rx:
+		w.unanswered = time.Time{}
+	case st.TxBytes > w.tx && w.unanswered.IsZero():
+		w.unanswered = now
+	}
+	w.rx, w.tx = st.RxBytes, st.TxBytes
+	return true
 }
