@@ -15,7 +15,8 @@ import (
 // side, so a small request and its response cost four packets instead of two:
 // the request, an ACK alone, the response, and another ACK alone.
 //
-// The link therefore delays pure ACKs as Linux does, but for at most
+// The link can therefore delay pure ACKs as Linux does (pathDelayedACK;
+// nodes do not, see ipstack.go), for at most
 // ackDelay: an ACK that carries no data, no SYN, FIN or RST and no SACK
 // blocks, and that acknowledges more than before but less than two full
 // segments, is held. A later packet of the same connection that acknowledges
