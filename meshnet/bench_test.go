@@ -28,11 +28,13 @@ type benchPath struct {
 
 // benchPaths: kernel loopback as the yardstick, the tunnel as nodes run it,
 // and the designs it replaced ("-stock": wireguard-go's netstack, one packet
-// per hand-off; "-batched": batches without offload or TCP tuning).
+// per hand-off; "-batched": batches without offload or TCP tuning;
+// "-delayack": the link delaying pure ACKs, not the default, see ack.go).
 // "-mtu9000" shows what a bigger tunnel MTU buys where the path carries it.
 var benchPaths = []benchPath{
 	{name: "loopback"},
 	{name: "tunnel", tunnel: true},
+	{name: "tunnel-delayack", tunnel: true, path: pathDelayedACK},
 	{name: "tunnel-mtu9000", tunnel: true, mtu: 9000},
 	{name: "tunnel-batched", tunnel: true, path: pathBatched},
 	{name: "tunnel-stock", tunnel: true, path: pathStock},
@@ -40,14 +42,30 @@ var benchPaths = []benchPath{
 	{name: "tunnel-rtt20ms-stock", tunnel: true, wan: &WANConfig{Delay: 10 * time.Millisecond}, path: pathStock},
 }
 
+// tunnelPackets counts the packets both nodes of the path handed to
+// WireGuard (0 on kernel loopback and on pathStock).
+type tunnelPackets []*Node
+
+func (t tunnelPackets) count() uint64 {
+	var n uint64
+	for _, node := range t {
+		if l, ok := node.tun.(*tunLink); ok {
+			n += l.sentPackets.Load()
+		}
+	}
+	return n
+}
+
 // serve starts h on the path and returns how to dial it and where.
-func (p benchPath) serve(b *testing.B, h http.Handler) (dialFunc, string) {
+func (p benchPath) serve(b *testing.B, h http.Handler) (dialFunc, string, tunnelPackets) {
 	var ln net.Listener
 	var dial dialFunc
+	var nodes tunnelPackets
 	if p.tunnel {
 		client := newNode(b, "100.64.0.1", nodeOpts{wan: p.wan, path: p.path, mtu: p.mtu})
 		server := newNode(b, "100.64.0.2", nodeOpts{wan: p.wan, path: p.path, mtu: p.mtu})
 		link(b, client, server)
+		nodes = tunnelPackets{client, server}
 		l, err := server.Listen(80)
 		if err != nil {
 			b.Fatal(err)
@@ -68,7 +86,7 @@ func (p benchPath) serve(b *testing.B, h http.Handler) (dialFunc, string) {
 	if p.tunnel {
 		addr = "100.64.0.2:80"
 	}
-	return dial, addr
+	return dial, addr, nodes
 }
 
 // BenchmarkHTTPSequential: one client, keep-alive, one small request at a
@@ -76,7 +94,7 @@ func (p benchPath) serve(b *testing.B, h http.Handler) (dialFunc, string) {
 func BenchmarkHTTPSequential(b *testing.B) {
 	for _, p := range benchPaths {
 		b.Run(p.name, func(b *testing.B) {
-			dial, addr := p.serve(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			dial, addr, nodes := p.serve(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.WriteString(w, "hello from the benchmark\n")
 			}))
 			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 1}}
@@ -91,12 +109,13 @@ func BenchmarkHTTPSequential(b *testing.B) {
 			}
 			get() // handshake and connection outside the timing
 			b.ResetTimer()
-			start, cpu := time.Now(), cpuTime(b)
+			start, cpu, pkts := time.Now(), cpuTime(b), nodes.count()
 			for b.Loop() {
 				get()
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 			b.ReportMetric(float64((cpuTime(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/req")
+			b.ReportMetric(float64(nodes.count()-pkts)/float64(b.N), "pkts/req")
 		})
 	}
 }
@@ -112,13 +131,13 @@ func BenchmarkHTTPConcurrent(b *testing.B) {
 			continue
 		}
 		b.Run(p.name, func(b *testing.B) {
-			dial, addr := p.serve(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			dial, addr, nodes := p.serve(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.WriteString(w, "hello from the benchmark\n")
 			}))
 			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: conns}}
 			url := "http://" + addr + "/"
 			b.SetParallelism((conns + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-			start, cpu := time.Now(), cpuTime(b)
+			start, cpu, pkts := time.Now(), cpuTime(b), nodes.count()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					resp, err := client.Get(url)
@@ -132,6 +151,7 @@ func BenchmarkHTTPConcurrent(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 			b.ReportMetric(float64((cpuTime(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/req")
+			b.ReportMetric(float64(nodes.count()-pkts)/float64(b.N), "pkts/req")
 		})
 	}
 }
@@ -141,7 +161,7 @@ func BenchmarkStream(b *testing.B) {
 	const chunk = 1 << 20
 	for _, p := range benchPaths {
 		b.Run(p.name, func(b *testing.B) {
-			dial, addr := p.serve(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			dial, addr, _ := p.serve(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.Copy(io.Discard, r.Body)
 			}))
 			conn, err := dial(context.Background(), "tcp", addr)

@@ -10,11 +10,14 @@
 //
 // Nodes behind NAT mark the peers they initiate to (Fronts and core nodes) as
 // hubs: a hub gets a persistent keepalive and an active probe so the path comes
-// back quickly after the hub restarts. Allocator hands out tunnel addresses, and
+// back quickly after the hub restarts. A new peer whose first handshake was
+// lost or crossed is re-initiated within a second instead of after
+// WireGuard's 5 or 15 s retry (handshake.go). Allocator hands out tunnel addresses, and
 // WANBind simulates delay, jitter and loss for tests and benchmarks.
 //
 // Packets move between WireGuard and the node's stack through tunLink, a
-// batched link with TCP segmentation and receive offload; docs/meshnet.md
+// batched link with TCP segmentation and receive offload (it can also delay
+// pure ACKs as Linux does, ack.go, which nodes leave off); docs/meshnet.md
 // ("The data path") explains it.
 //
 // The package imports nothing of Potluck's core, front or back.

@@ -15,6 +15,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun"
 )
 
 // Defaults for Config fields left zero.
@@ -111,6 +112,7 @@ type Node struct {
 	publicKey  PublicKey
 	listenPort uint16
 	dev        *device.Device
+	tun        tun.Device // what WireGuard reads and writes: a *tunLink but on pathStock
 	ipstack    ipStack
 
 	mu        sync.Mutex // guards the fields below and serialises device changes
@@ -118,6 +120,8 @@ type Node struct {
 	peers     map[PublicKey]Peer
 	byAddress map[netip.Addr]PublicKey
 	closers   map[closer]struct{}
+	awaiting  map[PublicKey]*newPeer // new peers whose first handshake is awaited (handshake.go)
+	awaitWake chan struct{}          // capacity 1: a peer was added to awaiting
 
 	stop     context.CancelFunc
 	probeCtx context.Context
@@ -175,10 +179,13 @@ func New(cfg Config) (*Node, error) {
 		log:       log,
 		publicKey: cfg.PrivateKey.Public(),
 		dev:       dev,
+		tun:       tdev,
 		ipstack:   ipstack,
 		peers:     make(map[PublicKey]Peer),
 		byAddress: make(map[netip.Addr]PublicKey),
 		closers:   make(map[closer]struct{}),
+		awaiting:  make(map[PublicKey]*newPeer),
+		awaitWake: make(chan struct{}, 1),
 	}
 	uapi := "private_key=" + cfg.PrivateKey.hex() + "\nlisten_port=" + strconv.Itoa(int(cfg.ListenPort)) + "\n"
 	if err := dev.IpcSet(uapi); err != nil {
@@ -196,8 +203,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.listenPort = port
 	n.probeCtx, n.stop = context.WithCancel(context.Background())
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.probeHubs()
+	go n.watchFirstHandshakes()
 	log.Debug("mesh node up", "listen_port", port, "public_key", n.publicKey.String())
 
 	return n, nil
@@ -340,6 +348,12 @@ func (n *Node) SetPeers(peers []Peer) error {
 	if err := n.dev.IpcSet(b.String()); err != nil {
 		return fmt.Errorf("meshnet: set peers: %w", err)
 	}
+	now := time.Now()
+	for k, p := range want {
+		if _, existed := n.peers[k]; !existed {
+			n.awaitHandshake(p, now)
+		}
+	}
 	n.peers = want
 	n.byAddress = addrs
 	return nil
@@ -379,6 +393,9 @@ func (n *Node) UpsertPeer(p Peer) error {
 	}
 	n.peers[p.PublicKey] = p
 	n.byAddress[p.Address] = p.PublicKey
+	if !existed {
+		n.awaitHandshake(p, time.Now())
+	}
 	return nil
 }
 
