@@ -24,7 +24,11 @@ func (s *State) assignTunnelAddr(want netip.Addr) (netip.Addr, error) {
 			_ = a.Reserve(u) // fails only for an address outside the prefix, which cannot be handed out anyway
 		}
 		s.Addresses = a
+		if s.w != nil {
+			s.w.addresses = true
+		}
 	}
+	s.addressesForWrite()
 	if want.IsValid() {
 		if used[want] {
 			return netip.Addr{}, errf(CodeConflict, "tunnel address %s is not free", want)
@@ -49,7 +53,7 @@ func (s *State) assignTunnelAddr(want netip.Addr) (netip.Addr, error) {
 
 // releaseTunnelAddr frees a decommissioned host's address in the allocator.
 func (s *State) releaseTunnelAddr(addr netip.Addr) {
-	if s.Addresses != nil {
+	if s.addressesForWrite() != nil {
 		_ = s.Addresses.Release(addr) // unknown to an old allocator: nothing to free
 	}
 }
