@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,6 +50,7 @@ type Planner struct {
 	headroomSet bool
 
 	backs     []*fsm.Host               // ready Backs, by id
+	byFree    []*fsm.Host               // ready Backs in spread's order; nil until spread places
 	free      map[string]fsm.Resources  // host id -> free now; filled on first look
 	ports     map[string]map[int]bool   // host id -> ports taken; filled on first look
 	count     map[string]map[string]int // installation -> host id -> instances; filled on first look
@@ -164,6 +166,7 @@ func (p *Planner) Beside(installation string) { p.count[installation] = map[stri
 func (p *Planner) release(in *fsm.Instance, need fsm.Resources) {
 	p.free[in.HostID] = p.freeOf(in.HostID).Add(need)
 	p.delta[in.HostID] = p.delta[in.HostID].Sub(need)
+	p.resort(in.HostID)
 	delete(p.portsOf(in.HostID), in.Port)
 	p.mark(in.Installation, in.HostID, -1)
 }
@@ -172,6 +175,7 @@ func (p *Planner) release(in *fsm.Instance, need fsm.Resources) {
 func (p *Planner) hold(in *fsm.Instance, need fsm.Resources) {
 	p.free[in.HostID] = p.freeOf(in.HostID).Sub(need)
 	p.delta[in.HostID] = p.delta[in.HostID].Add(need)
+	p.resort(in.HostID)
 	p.takePort(in.HostID, in.Port)
 	p.mark(in.Installation, in.HostID, 1)
 }
@@ -258,31 +262,70 @@ func (p *Planner) PlaceBacksNeeding(inst *fsm.Installation, need fsm.Resources, 
 // best returns the ready Back that policy ranks first for one more instance
 // of inst, or nil when none can take it. Ties go to the lowest host id.
 func (p *Planner) best(inst *fsm.Installation, need fsm.Resources, policy string) *fsm.Host {
+	if policy != PolicyPack {
+		// Spread: the first Back by free capacity that fits. The order is
+		// kept as placements are made, so a placement usually checks the
+		// fit of a few Backs, not of every one.
+		for _, h := range p.spreadOrder() {
+			if r, _ := p.unfit(inst, need, h); r == "" {
+				return h
+			}
+		}
+		return nil
+	}
 	var pick *fsm.Host
 	bestScore := 0.0
 	for _, h := range p.backs {
-		// Under spread a Back that has no more free than the pick so far
-		// cannot win whatever its fit: skip the fit check, the costly part
-		// (at thousands of Backs, most of them).
-		if policy != PolicyPack && pick != nil && !moreFree(p.freeOf(h.ID), p.freeOf(pick.ID)) {
-			continue
-		}
 		if r, _ := p.unfit(inst, need, h); r != "" {
 			continue
 		}
-		switch policy {
-		case PolicyPack:
-			s := Score(p.candidate(h), need, p.headroom)
-			if pick == nil || s < bestScore {
-				pick, bestScore = h, s
-			}
-		default:
-			if pick == nil || moreFree(p.freeOf(h.ID), p.freeOf(pick.ID)) {
-				pick = h
-			}
+		s := Score(p.candidate(h), need, p.headroom)
+		if pick == nil || s < bestScore {
+			pick, bestScore = h, s
 		}
 	}
 	return pick
+}
+
+// spreadOrder is the ready Backs by free capacity, most first, ties by id:
+// sorted on first use, then kept in order by resort as the plan changes
+// what hosts have free.
+func (p *Planner) spreadOrder() []*fsm.Host {
+	if p.byFree == nil {
+		p.byFree = append(make([]*fsm.Host, 0, len(p.backs)), p.backs...)
+		sort.SliceStable(p.byFree, func(i, j int) bool { return p.ahead(p.byFree[i], p.byFree[j]) })
+	}
+	return p.byFree
+}
+
+// ahead reports whether spread tries a before b.
+func (p *Planner) ahead(a, b *fsm.Host) bool {
+	fa, fb := p.freeOf(a.ID), p.freeOf(b.ID)
+	if fa != fb {
+		return moreFree(fa, fb)
+	}
+	return a.ID < b.ID
+}
+
+// resort moves host back into its place in the spread order after its free
+// capacity changed.
+func (p *Planner) resort(host string) {
+	if p.byFree == nil {
+		return
+	}
+	at := slices.IndexFunc(p.byFree, func(h *fsm.Host) bool { return h.ID == host })
+	if at < 0 {
+		return // not a ready Back
+	}
+	h := p.byFree[at]
+	rest := slices.Delete(p.byFree, at, at+1)
+	to, _ := slices.BinarySearchFunc(rest, h, func(e, t *fsm.Host) int {
+		if p.ahead(e, t) {
+			return -1
+		}
+		return 1
+	})
+	p.byFree = slices.Insert(rest, to, h)
 }
 
 func (p *Planner) candidate(h *fsm.Host) Candidate {
