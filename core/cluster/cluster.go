@@ -160,6 +160,12 @@ func Open(cfg Config) (*Node, error) {
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft/" + cfg.ID, Level: hclog.Warn, Output: cfg.RaftLogOutput})
 	rc.CommitTimeout = DefaultCommitTimeout
+	// Proposals queue while the leader writes the previous group to its
+	// log, and the next group commit takes them all: unbuffered, a proposal
+	// waits for that write inside Decide's lock and every group holds one
+	// decision. (Apply's timeout then bounds the enqueue only, which is all
+	// it bounded before too: the commit is awaited on the future.)
+	rc.BatchApplyCh = true
 	if t := cfg.Timing; t.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = t.HeartbeatTimeout
 		rc.ElectionTimeout = t.ElectionTimeout
