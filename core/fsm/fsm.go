@@ -90,6 +90,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	// fails halfway (its partial changes must vanish).
 	var done []applied
 	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue // a batching FSM also sees membership changes: nothing to apply
+		}
 		var c Command
 		if err := json.Unmarshal(l.Data, &c); err != nil {
 			out[i] = Result{Index: l.Index, Err: fmt.Errorf("decode command: %w", err)}
