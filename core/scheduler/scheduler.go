@@ -50,7 +50,7 @@ type Planner struct {
 	headroomSet bool
 
 	backs     []*fsm.Host               // ready Backs, by id
-	byFree    []*fsm.Host               // ready Backs in spread's order; nil until spread places
+	byFree    []byFree                  // ready Backs in spread's order; nil until spread places
 	free      map[string]fsm.Resources  // host id -> free now; filled on first look
 	ports     map[string]map[int]bool   // host id -> ports taken; filled on first look
 	count     map[string]map[string]int // installation -> host id -> instances; filled on first look
@@ -266,9 +266,9 @@ func (p *Planner) best(inst *fsm.Installation, need fsm.Resources, policy string
 		// Spread: the first Back by free capacity that fits. The order is
 		// kept as placements are made, so a placement usually checks the
 		// fit of a few Backs, not of every one.
-		for _, h := range p.spreadOrder() {
-			if r, _ := p.unfit(inst, need, h); r == "" {
-				return h
+		for _, e := range p.spreadOrder() {
+			if r, _ := p.unfit(inst, need, e.host); r == "" {
+				return e.host
 			}
 		}
 		return nil
@@ -289,22 +289,33 @@ func (p *Planner) best(inst *fsm.Installation, need fsm.Resources, policy string
 
 // spreadOrder is the ready Backs by free capacity, most first, ties by id:
 // sorted on first use, then kept in order by resort as the plan changes
-// what hosts have free.
-func (p *Planner) spreadOrder() []*fsm.Host {
+// what hosts have free. Each entry carries its host's free capacity, so
+// neither the sort nor a move looks a host up.
+func (p *Planner) spreadOrder() []byFree {
 	if p.byFree == nil {
-		p.byFree = append(make([]*fsm.Host, 0, len(p.backs)), p.backs...)
-		sort.SliceStable(p.byFree, func(i, j int) bool { return p.ahead(p.byFree[i], p.byFree[j]) })
+		p.byFree = make([]byFree, len(p.backs))
+		for i, h := range p.backs {
+			p.byFree[i] = byFree{h, p.freeOf(h.ID)}
+		}
+		slices.SortFunc(p.byFree, spreadCmp)
 	}
 	return p.byFree
 }
 
-// ahead reports whether spread tries a before b.
-func (p *Planner) ahead(a, b *fsm.Host) bool {
-	fa, fb := p.freeOf(a.ID), p.freeOf(b.ID)
-	if fa != fb {
-		return moreFree(fa, fb)
+type byFree struct {
+	host *fsm.Host
+	free fsm.Resources
+}
+
+// spreadCmp orders spread's candidates: more free first, then lower id.
+func spreadCmp(a, b byFree) int {
+	if a.free != b.free {
+		if moreFree(a.free, b.free) {
+			return -1
+		}
+		return 1
 	}
-	return a.ID < b.ID
+	return strings.Compare(a.host.ID, b.host.ID)
 }
 
 // resort moves host back into its place in the spread order after its free
@@ -313,19 +324,14 @@ func (p *Planner) resort(host string) {
 	if p.byFree == nil {
 		return
 	}
-	at := slices.IndexFunc(p.byFree, func(h *fsm.Host) bool { return h.ID == host })
+	at := slices.IndexFunc(p.byFree, func(e byFree) bool { return e.host.ID == host })
 	if at < 0 {
 		return // not a ready Back
 	}
-	h := p.byFree[at]
+	e := byFree{p.byFree[at].host, p.freeOf(host)}
 	rest := slices.Delete(p.byFree, at, at+1)
-	to, _ := slices.BinarySearchFunc(rest, h, func(e, t *fsm.Host) int {
-		if p.ahead(e, t) {
-			return -1
-		}
-		return 1
-	})
-	p.byFree = slices.Insert(rest, to, h)
+	to, _ := slices.BinarySearchFunc(rest, e, spreadCmp)
+	p.byFree = slices.Insert(rest, to, e)
 }
 
 func (p *Planner) candidate(h *fsm.Host) Candidate {
