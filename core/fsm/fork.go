@@ -31,7 +31,7 @@ type writeSet struct {
 func (s *State) fork() *State {
 	c := *s
 	c.w = &writeSet{hostSets: map[string]bool{}, installationSets: map[string]bool{}}
-	if c.usage == nil {
+	if !s.indexed() {
 		c.usage = buildUsage(s)
 		c.w.usageHosts, c.w.usageInstallations = true, true
 		for id := range c.usage.hosts {
@@ -90,6 +90,7 @@ func (s *State) hostsForWrite() map[string]*Host {
 func (s *State) instancesForWrite() map[string]*Instance {
 	if s.w != nil && !s.w.instances {
 		s.Instances, s.w.instances = maps.Clone(s.Instances), true
+		s.usage.of = mapPointer(s.Instances) // the fork's own usage, made by fork
 	}
 	return s.Instances
 }

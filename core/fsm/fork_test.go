@@ -117,3 +117,21 @@ func TestUsageIndexFollowsApply(t *testing.T) {
 	restored := fsmtest.Restore(t, fsmtest.Persist(t, f))
 	require.Equal(t, st.Usage().Host("h1"), restored.State().Usage().Host("h1"))
 }
+
+// A copy of a published state with other instances (the API's view for an
+// app owner keeps only theirs) must not answer from the index of the
+// original's instances.
+func TestUsageIndexIsNotUsedForOtherInstances(t *testing.T) {
+	f := fsm.New()
+	for _, l := range entries(t, 1, script()) {
+		f.Apply(l)
+	}
+	st := f.State()
+	require.NotEmpty(t, st.InstancesOn("h2"))
+	view := *st
+	view.Instances = map[string]*fsm.Instance{"i1": st.Instances["i1"]}
+	require.Empty(t, view.InstancesOn("h2"))
+	require.Equal(t, fsm.Resources{}, view.Reserved("h2"))
+	require.Equal(t, fsm.HostUsage{}, view.Usage().Host("h2"))
+	require.Len(t, view.InstancesOf("site"), 1)
+}

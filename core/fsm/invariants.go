@@ -35,7 +35,7 @@ func (s *State) CheckInvariants() error { return s.checkInvariants() }
 // lists) can break: O(instances on those hosts), not O(instances). Without
 // the usage index (a state changed in place) it checks everything.
 func (s *State) checkTouched(added []*Instance) error {
-	if s.usage == nil {
+	if !s.indexed() {
 		return s.checkInvariants()
 	}
 	hosts := make([]string, 0, len(added))

@@ -519,7 +519,7 @@ func (s *State) SortedTokens() []*JoinToken {
 // InstancesOf returns the instances of one installation, ordered by id.
 // One pass over the instances, sorting only the matches.
 func (s *State) InstancesOf(installation string) []*Instance {
-	if s.usage != nil {
+	if s.indexed() {
 		return s.Usage().Of(installation)
 	}
 	return s.instancesWhere(func(in *Instance) bool { return in.Installation == installation })
@@ -541,7 +541,7 @@ func (s *State) InstancesByInstallation() map[string][]*Instance {
 
 // InstancesOn returns the instances placed on one host, ordered by id.
 func (s *State) InstancesOn(hostID string) []*Instance {
-	if s.usage != nil {
+	if s.indexed() {
 		return s.Usage().On(hostID)
 	}
 	return s.instancesWhere(func(in *Instance) bool { return in.HostID == hostID })
@@ -590,7 +590,7 @@ func (s *State) releaseNeed(app string, version int, per Resources) Resources {
 // Reserved is what the instances on a host reserve for placement
 // (InstanceNeed of each), where Used counts declared resources only.
 func (s *State) Reserved(hostID string) Resources {
-	if s.usage != nil {
+	if s.indexed() {
 		return s.Usage().Host(hostID).Reserved
 	}
 	var used Resources

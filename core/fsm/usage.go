@@ -2,7 +2,9 @@ package fsm
 
 import (
 	"maps"
+	"reflect"
 	"sort"
+	"unsafe"
 )
 
 // usage indexes a state's instances by host and by installation, with what
@@ -14,6 +16,19 @@ import (
 type usage struct {
 	hosts         map[string]*hostUsage          // host id -> its instances
 	installations map[string]map[string]struct{} // installation -> its instance ids
+	// of is the instance map indexed: a copy of a state whose instances
+	// were replaced (an app-owner's scoped view, say) carries the index
+	// along but must not use it.
+	of unsafe.Pointer
+}
+
+// indexed reports whether s has a usage index of its own instances.
+func (s *State) indexed() bool {
+	return s.usage != nil && s.usage.of == mapPointer(s.Instances)
+}
+
+func mapPointer(m map[string]*Instance) unsafe.Pointer {
+	return reflect.ValueOf(m).UnsafePointer()
 }
 
 type hostUsage struct {
@@ -27,7 +42,7 @@ type hostUsage struct {
 // first fork of a state that has none, and after a command that can change
 // what placed instances reserve.
 func buildUsage(s *State) *usage {
-	u := &usage{hosts: map[string]*hostUsage{}, installations: map[string]map[string]struct{}{}}
+	u := &usage{hosts: map[string]*hostUsage{}, installations: map[string]map[string]struct{}{}, of: mapPointer(s.Instances)}
 	for id, in := range s.Instances {
 		hu := u.hosts[in.HostID]
 		if hu == nil {
@@ -145,7 +160,7 @@ type Usage struct {
 // Usage returns the state's usage view: O(1) for a state an FSM published,
 // O(instances) once for one built otherwise.
 func (s *State) Usage() Usage {
-	if s.usage != nil {
+	if s.indexed() {
 		return Usage{st: s, u: s.usage}
 	}
 	return Usage{st: s, u: buildUsage(s)}
