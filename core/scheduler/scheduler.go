@@ -624,7 +624,7 @@ func PlanRepair(st *fsm.State, down []string, newID IDFunc, opts ...Option) *fsm
 	}
 	view := markStatus(st, down, fsm.HostDown)
 	p := NewPlanner(view, newID, opts...)
-	for _, in := range view.SortedInstances() {
+	for _, in := range repairCandidates(view) {
 		h := view.Hosts[in.HostID]
 		if h != nil && h.Status == fsm.HostDraining {
 			continue // its replacement is placed already; PlanDrained removes it
@@ -674,6 +674,26 @@ func PlanRepair(st *fsm.State, down []string, newID IDFunc, opts ...Option) *fsm
 		plan.Installations = append(plan.Installations, fsm.InstallationUpdate{Name: inst.Name, Fronts: inst.Fronts, Backs: inst.Backs, FrontHosts: fronts})
 	}
 	return plan
+}
+
+// repairCandidates are the instances PlanRepair may act on, by id: those on
+// a host that is neither ready nor draining (or unknown), and lost ones on
+// a ready host. It runs every reconcile tick, so it walks the instances
+// once without sorting them all: almost every instance is on a ready host
+// and running.
+func repairCandidates(st *fsm.State) []*fsm.Instance {
+	var out []*fsm.Instance
+	for _, in := range st.Instances {
+		h := st.Hosts[in.HostID]
+		switch {
+		case h == nil:
+		case h.Status == fsm.HostReady && in.State != fsm.InstanceLost, h.Status == fsm.HostDraining:
+			continue
+		}
+		out = append(out, in)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 func anyIn(ids []string, set map[string]bool) bool {
