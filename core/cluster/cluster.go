@@ -482,7 +482,17 @@ func (n *Node) propose(ctx context.Context, requestID string, build Builder) (ra
 	planned := n.draft.Apply(c)
 	n.proposals.Add(1)
 	n.pending.Add(1)
-	return n.Raft.Apply(data, n.applyTimeout(ctx)), planned, fsm.Result{}, nil
+	timeout := n.applyTimeout(ctx)
+	start := time.Now()
+	f := n.Raft.Apply(data, timeout)
+	if timeout > 0 && time.Since(start) >= timeout {
+		// Raft may have given up taking it (ErrEnqueueTimeout): the draft
+		// would hold a command the log never gets, and the next decision,
+		// which may take the lock before this one's outcome is known, must
+		// not plan on it.
+		n.draftStale.Store(true)
+	}
+	return f, planned, fsm.Result{}, nil
 }
 
 // await waits for a proposal's commit; planned says whether it succeeded on
