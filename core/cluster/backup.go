@@ -142,6 +142,8 @@ func (n *Node) RestoreBackup(r io.Reader, limit int64) (BackupHeader, error) {
 	}
 	n.decideMu.Lock()
 	defer n.decideMu.Unlock()
+	n.proposals.Wait() // decisions in flight land before the state is replaced
+	n.draft = nil
 	// The state's index must not go back (blocking queries and watchers
 	// wait for it to pass what they saw), and should be the raft index the
 	// restore gets: raft places it at max(its last index, meta.Index)+1.

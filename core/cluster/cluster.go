@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -122,7 +123,16 @@ type Node struct {
 
 	decideMu    sync.Mutex // serialises leader decisions (see Decide)
 	barrierTerm uint64     // term in which this leader last passed a barrier; under decideMu
-	fence       readFence  // batches leadership confirmations of reads
+	// Decisions proposed and not yet committed, and the draft state that
+	// includes them (see Decide). draft and draftAt are under decideMu;
+	// proposals counts the proposals in flight (Add under decideMu, Done
+	// when raft answers) and pending is its count.
+	draft      *fsm.Draft
+	draftAt    time.Time
+	proposals  sync.WaitGroup
+	pending    atomic.Int64
+	draftStale atomic.Bool // a proposal failed or came out otherwise than on the draft
+	fence      readFence   // batches leadership confirmations of reads
 }
 
 // Open starts a raft node, restoring state from DataDir, and bootstraps the
@@ -150,6 +160,12 @@ func Open(cfg Config) (*Node, error) {
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft/" + cfg.ID, Level: hclog.Warn, Output: cfg.RaftLogOutput})
 	rc.CommitTimeout = DefaultCommitTimeout
+	// Proposals queue while the leader writes the previous group to its
+	// log, and the next group commit takes them all: unbuffered, a proposal
+	// waits for that write inside Decide's lock and every group holds one
+	// decision. (Apply's timeout then bounds the enqueue only, which is all
+	// it bounded before too: the commit is awaited on the future.)
+	rc.BatchApplyCh = true
 	if t := cfg.Timing; t.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = t.HeartbeatTimeout
 		rc.ElectionTimeout = t.ElectionTimeout
@@ -294,11 +310,20 @@ func (n *Node) Apply(ctx context.Context, c *fsm.Command) (fsm.Result, error) {
 	if err != nil {
 		return fsm.Result{}, fmt.Errorf("encode command: %w", err)
 	}
+	return answer(n.Raft.Apply(data, n.applyTimeout(ctx)))
+}
+
+// applyTimeout is how long raft may take to commit a command for ctx.
+func (n *Node) applyTimeout(ctx context.Context) time.Duration {
 	timeout := n.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
-	f := n.Raft.Apply(data, timeout)
+	return timeout
+}
+
+// answer waits for a proposal's outcome.
+func answer(f raft.ApplyFuture) (fsm.Result, error) {
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return fsm.Result{}, ErrNotLeader
@@ -385,35 +410,101 @@ func (n *Node) catchUpLocked() error {
 	return nil
 }
 
+// maxDraftAge bounds how long decisions are planned on a draft without
+// starting again from the committed state: writes that do not go through
+// Decide (heartbeats' group commits, say) reach the draft only then.
+const maxDraftAge = time.Second
+
 // Decide builds a command from the leader's current state and commits it. A
 // request id that was applied before is answered from the FSM's record
 // without building anything (so a retried create does not fail as a
 // duplicate). The builder may return (nil, nil) to do nothing.
+//
+// The decision lock covers building and proposing, not the commit: the
+// builder sees the committed state plus every command proposed before it
+// and not committed yet (a fsm.Draft), so decisions are still made one at a
+// time on a state that includes all earlier ones (no two placements on one
+// port, no host overcommitted), while their commits overlap and raft
+// writes many in one group commit. If a proposal fails or commits with
+// another outcome than on the draft, the next decision waits for every
+// proposal in flight and starts again from the committed state.
 func (n *Node) Decide(ctx context.Context, requestID string, build Builder) (fsm.Result, error) {
 	if !n.IsLeader() {
 		return fsm.Result{}, ErrNotLeader
 	}
+	f, planned, res, err := n.propose(ctx, requestID, build)
+	if f == nil {
+		return res, err
+	}
+	return n.await(f, planned)
+}
+
+// propose builds the command on the draft and hands it to raft, under the
+// decision lock. A nil future means the answer is res, err already.
+func (n *Node) propose(ctx context.Context, requestID string, build Builder) (raft.ApplyFuture, bool, fsm.Result, error) {
 	n.decideMu.Lock()
 	defer n.decideMu.Unlock()
 	// Make sure everything committed under a previous leader is applied here
 	// before deciding on it: once per term (a barrier is a log entry).
 	if err := n.catchUpLocked(); err != nil {
-		return fsm.Result{}, err
+		return nil, false, fsm.Result{}, err
+	}
+	now := n.cfg.Now().UTC()
+	if n.draft != nil && (n.draftStale.Swap(false) || n.draft.Broken() || n.draft.Has(requestID) || now.Sub(n.draftAt) > maxDraftAge) {
+		// A retry of a request in flight waits for its outcome, to be
+		// answered from the record as below.
+		n.proposals.Wait()
+		n.draft = nil
+	}
+	if n.pending.Load() == 0 {
+		n.draft = nil // everything proposed is applied: start from the committed state
 	}
 	if rec, ok := n.FSM.Lookup(requestID); ok {
 		res := fsm.Result{Index: rec.Index, Ref: rec.Ref, Replayed: true}
 		if rec.Error != "" {
 			res.Err = &fsm.Error{Code: rec.Code, Message: rec.Error}
 		}
-		return res, nil
+		return nil, false, res, nil
 	}
-	now := n.cfg.Now().UTC()
-	c, err := build(n.FSM.State(), now)
+	if n.draft == nil {
+		n.draft, n.draftAt = n.FSM.NewDraft(), now
+		n.draftStale.Store(false)
+	}
+	c, err := build(n.draft.State(), now)
 	if err != nil || c == nil {
-		return fsm.Result{Err: err}, nil
+		return nil, false, fsm.Result{Err: err}, nil
 	}
 	c.RequestID, c.Time = requestID, now
-	return n.Apply(ctx, c)
+	data, err := json.Marshal(c)
+	if err != nil {
+		return nil, false, fsm.Result{}, fmt.Errorf("encode command: %w", err)
+	}
+	planned := n.draft.Apply(c)
+	n.proposals.Add(1)
+	n.pending.Add(1)
+	timeout := n.applyTimeout(ctx)
+	start := time.Now()
+	f := n.Raft.Apply(data, timeout)
+	if timeout > 0 && time.Since(start) >= timeout {
+		// Raft may have given up taking it (ErrEnqueueTimeout): the draft
+		// would hold a command the log never gets, and the next decision,
+		// which may take the lock before this one's outcome is known, must
+		// not plan on it.
+		n.draftStale.Store(true)
+	}
+	return f, planned, fsm.Result{}, nil
+}
+
+// await waits for a proposal's commit; planned says whether it succeeded on
+// the draft, which must then have been what the FSM did.
+func (n *Node) await(f raft.ApplyFuture, planned bool) (fsm.Result, error) {
+	defer n.proposals.Done()
+	defer n.pending.Add(-1)
+	res, err := answer(f)
+	if err != nil || (res.Err != nil && planned) {
+		n.draftStale.Store(true)
+	}
+	return res, err
 }
 
 // Current reports whether this node's state is known to hold every committed

@@ -219,7 +219,7 @@ func (s *State) registerHost(c *Command) (string, error) {
 		cp.Status = HostPending
 	}
 	cp.RegisteredAt, cp.UpdatedAt = c.Time, c.Time
-	s.Hosts[h.ID] = &cp
+	s.putHost(&cp)
 	return h.ID, nil
 }
 
@@ -282,7 +282,7 @@ func (s *State) createInstallation(c *Command) (string, error) {
 	if err := s.addInstances(c.Instances, in.Name, c.Time); err != nil {
 		return "", err
 	}
-	return in.Name, s.checkInvariants()
+	return in.Name, s.checkTouched(c.Instances)
 }
 
 func (s *State) deleteInstallation(c *Command) (string, error) {
@@ -290,7 +290,7 @@ func (s *State) deleteInstallation(c *Command) (string, error) {
 		return "", errf(CodeNotFound, "no installation %q", c.Name)
 	}
 	for _, in := range s.InstancesOf(c.Name) {
-		delete(s.Instances, in.ID)
+		s.dropInstance(in.ID)
 	}
 	s.dropDomainCerts(s.Installations[c.Name].Domain)
 	delete(s.Installations, c.Name)
@@ -316,9 +316,8 @@ func (s *State) retireInstallation(c *Command) (string, error) {
 		if in.State == InstanceDraining {
 			continue
 		}
-		d := *in
+		d := s.editInstance(in.ID)
 		d.State, d.Message, d.UpdatedAt = InstanceDraining, "installation deleted", c.Time
-		s.Instances[in.ID] = &d
 	}
 	return c.Name, nil
 }
@@ -346,7 +345,7 @@ func (s *State) applyPlan(c *Command) (string, error) {
 		if _, ok := s.Instances[id]; !ok {
 			return "", errf(CodeNotFound, "no instance %q", id)
 		}
-		delete(s.Instances, id)
+		s.dropInstance(id)
 	}
 	for _, in := range p.Add {
 		if _, ok := s.Installations[in.Installation]; !ok {
@@ -357,8 +356,8 @@ func (s *State) applyPlan(c *Command) (string, error) {
 		return "", err
 	}
 	for _, u := range p.Update {
-		in, ok := s.Instances[u.ID]
-		if !ok {
+		in := s.editInstance(u.ID)
+		if in == nil {
 			return "", errf(CodeNotFound, "no instance %q", u.ID)
 		}
 		in.State, in.Message, in.UpdatedAt = u.State, u.Message, c.Time
@@ -366,13 +365,13 @@ func (s *State) applyPlan(c *Command) (string, error) {
 	if err := s.resizeInstallations(p.Installations, c.Time); err != nil {
 		return "", err
 	}
-	return "", s.checkInvariants()
+	return "", s.checkTouched(p.Add)
 }
 
 func (s *State) setHostStatuses(changes []HostStatusChange, now time.Time) error {
 	for _, hc := range changes {
-		h, ok := s.Hosts[hc.HostID]
-		if !ok {
+		h := s.editHost(hc.HostID)
+		if h == nil {
 			return errf(CodeNotFound, "no host %q", hc.HostID)
 		}
 		switch hc.Status {
@@ -437,7 +436,7 @@ func (s *State) addInstances(list []*Instance, installation string, now time.Tim
 			cp.Release = inst.Release // scale and repair place the live release
 		}
 		cp.CreatedAt, cp.UpdatedAt = now, now
-		s.Instances[in.ID] = &cp
+		s.putInstance(&cp)
 	}
 	return nil
 }
@@ -448,8 +447,8 @@ func (s *State) setHostPublicURL(c *Command) (string, error) {
 	if c.Host == nil {
 		return "", errf(CodeInvalid, "no host given")
 	}
-	h, ok := s.Hosts[c.Host.ID]
-	if !ok {
+	h := s.editHost(c.Host.ID)
+	if h == nil {
 		return "", errf(CodeNotFound, "no host %q", c.Host.ID)
 	}
 	if h.Role != RoleFront {
@@ -465,8 +464,8 @@ func (s *State) setHostRegion(c *Command) (string, error) {
 	if c.Host == nil {
 		return "", errf(CodeInvalid, "no host given")
 	}
-	h, ok := s.Hosts[c.Host.ID]
-	if !ok {
+	h := s.editHost(c.Host.ID)
+	if h == nil {
 		return "", errf(CodeNotFound, "no host %q", c.Host.ID)
 	}
 	h.Region, h.UpdatedAt = c.Host.Region, c.Time

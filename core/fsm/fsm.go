@@ -26,7 +26,7 @@ type FSM struct {
 	changed chan struct{} // closed and replaced on every apply
 }
 
-var _ raft.FSM = (*FSM)(nil)
+var _ raft.BatchingFSM = (*FSM)(nil)
 
 // New returns an FSM with an empty state.
 func New() *FSM {
@@ -73,37 +73,92 @@ func (f *FSM) Wait(ctx context.Context, index uint64) *State {
 // leaves the state unchanged; its error is still recorded under its request id
 // so that a retry gets the same answer.
 func (f *FSM) Apply(l *raft.Log) any {
-	var c Command
-	if err := json.Unmarshal(l.Data, &c); err != nil {
-		return Result{Index: l.Index, Err: fmt.Errorf("decode command: %w", err)}
-	}
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies the log entries raft committed together (a leader's
+// group commit) on one working copy and publishes the state once: each map
+// is copied at most once per batch, not once per command. Each entry's
+// outcome is what Apply would have returned for it alone.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	cur := f.state
-	if rec, ok := cur.Requests[c.RequestID]; ok && c.RequestID != "" {
-		return Result{Index: rec.Index, Ref: rec.Ref, Err: recordErr(rec), Replayed: true}
+	base := f.state
+	work := base.fork()
+	out := make([]any, len(logs))
+	// The entries applied so far, to apply again on a fresh fork when one
+	// fails halfway (its partial changes must vanish).
+	var done []applied
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue // a batching FSM also sees membership changes: nothing to apply
+		}
+		var c Command
+		if err := json.Unmarshal(l.Data, &c); err != nil {
+			out[i] = Result{Index: l.Index, Err: fmt.Errorf("decode command: %w", err)}
+			continue
+		}
+		res, ok := applyCommand(work, &c, l.Index)
+		var failed error
+		if !ok {
+			work = base.fork()
+			for _, d := range done {
+				if d.failed != nil {
+					recordFailure(work, d.c, d.index, d.failed)
+				} else {
+					applyCommand(work, d.c, d.index)
+				}
+			}
+			failed = res.Err
+			res = recordFailure(work, &c, l.Index, failed)
+		}
+		done = append(done, applied{&c, l.Index, failed})
+		out[i] = res
 	}
-	next := cur.Clone()
-	ref, err := next.apply(&c)
+	f.publish(work.sealed())
+	return out
+}
+
+type applied struct {
+	c      *Command
+	index  uint64
+	failed error // the command failed: only its request is recorded
+}
+
+// applyCommand applies c at index on a working copy, recording its request.
+// ok is false when c failed after changing the copy, which the caller must
+// then discard (recordFailure on a fresh copy records the failure).
+func applyCommand(work *State, c *Command, index uint64) (res Result, ok bool) {
+	if rec, seen := work.Requests[c.RequestID]; seen && c.RequestID != "" {
+		return Result{Index: rec.Index, Ref: rec.Ref, Err: recordErr(rec), Replayed: true}, true
+	}
+	ref, err := work.apply(c)
 	if err != nil {
-		// Discard the working copy but keep the request id and index.
-		next = cur.Clone()
+		return Result{Index: index, Err: err}, false
 	}
-	next.Index = l.Index
+	if needsReindex(c.Type) {
+		work.rebuildUsage()
+	}
+	work.Index = index
 	if c.RequestID != "" {
-		rec := RequestRecord{ID: c.RequestID, Index: l.Index, Ref: ref}
-		if err != nil {
-			rec.Code, rec.Error = CodeOf(err), err.Error()
-		}
-		next.Requests[c.RequestID] = rec
-		next.RequestOrder = append(next.RequestOrder, c.RequestID)
-		for len(next.RequestOrder) > MaxRequestRecords {
-			delete(next.Requests, next.RequestOrder[0])
-			next.RequestOrder = next.RequestOrder[1:]
-		}
+		work.recordRequest(RequestRecord{ID: c.RequestID, Index: index, Ref: ref})
 	}
-	f.publish(next)
-	return Result{Index: l.Index, Ref: ref, Err: err}
+	return Result{Index: index, Ref: ref}, true
+}
+
+// recordFailure records a failed command on a copy it did not change.
+func recordFailure(work *State, c *Command, index uint64, err error) Result {
+	work.Index = index
+	if c.RequestID != "" {
+		work.recordRequest(RequestRecord{ID: c.RequestID, Index: index, Code: CodeOf(err), Error: err.Error()})
+	}
+	return Result{Index: index, Err: err}
+}
+
+// needsReindex: commands that can change what instances already placed
+// reserve (an app version forgotten, a promoted release's resources).
+func needsReindex(t CommandType) bool {
+	return t == CmdPushAppVersion || t == CmdPromoteRelease
 }
 
 func recordErr(r RequestRecord) error {
@@ -134,6 +189,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	fillNil(st)
+	st.usage = buildUsage(st)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.publish(st)

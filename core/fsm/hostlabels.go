@@ -56,8 +56,7 @@ func (s *State) setHostLabels(c *Command) (string, error) {
 	if c.Host == nil {
 		return "", errf(CodeInvalid, "no host given")
 	}
-	h, ok := s.Hosts[c.Host.ID]
-	if !ok {
+	if _, ok := s.Hosts[c.Host.ID]; !ok {
 		return "", errf(CodeNotFound, "no host %q", c.Host.ID)
 	}
 	if err := CheckHostLabels(c.Host.Lender, c.Host.Labels); err != nil {
@@ -67,6 +66,7 @@ func (s *State) setHostLabels(c *Command) (string, error) {
 	if len(labels) == 0 {
 		labels = nil
 	}
+	h := s.editHost(c.Host.ID)
 	h.Lender, h.Labels, h.UpdatedAt = c.Host.Lender, labels, c.Time
 	return h.ID, nil
 }

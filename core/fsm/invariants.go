@@ -3,6 +3,7 @@ package fsm
 import (
 	"maps"
 	"slices"
+	"sort"
 )
 
 // Port range for instances on a Back.
@@ -22,6 +23,76 @@ func (s *State) checkInvariants() error {
 		return nil
 	}
 	return s.invariantsHold(true)
+}
+
+// CheckInvariants checks the invariants over the whole state (snapshot
+// restore, tests); commands check only what they touched.
+func (s *State) CheckInvariants() error { return s.checkInvariants() }
+
+// checkTouched checks the invariants on the hosts that instances were just
+// added to, the only ones a command that adds instances (and otherwise only
+// removes them, changes their states, host statuses or installations' Front
+// lists) can break: O(instances on those hosts), not O(instances). Without
+// the usage index (a state changed in place) it checks everything.
+func (s *State) checkTouched(added []*Instance) error {
+	if !s.indexed() {
+		return s.checkInvariants()
+	}
+	hosts := make([]string, 0, len(added))
+	seen := make(map[string]bool, len(added))
+	for _, in := range added {
+		if in != nil && !seen[in.HostID] {
+			seen[in.HostID] = true
+			hosts = append(hosts, in.HostID)
+		}
+	}
+	sort.Strings(hosts) // every node reports the same violation first
+	v := s.Usage()
+	for _, id := range hosts {
+		if err := s.hostInvariants(id, v.On(id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hostInvariants checks one host's instances (ordered by id), as
+// invariantsHold does for all.
+func (s *State) hostInvariants(hostID string, on []*Instance) error {
+	type releaseOf struct {
+		installation string
+		release      int
+	}
+	ports := make(map[int]string, len(on))
+	perHost := map[releaseOf]int{}
+	var used Resources
+	for _, in := range on {
+		if in.Port < MinPort || in.Port > MaxPort {
+			return errf(CodeInvalid, "instance %s: port %d outside %d-%d", in.ID, in.Port, MinPort, MaxPort)
+		}
+		if other, ok := ports[in.Port]; ok {
+			return errf(CodeConflict, "port %d on host %s used by %s and %s", in.Port, hostID, other, in.ID)
+		}
+		ports[in.Port] = in.ID
+		inst, ok := s.Installations[in.Installation]
+		if !ok {
+			return errf(CodeNotFound, "instance %s: no installation %q", in.ID, in.Installation)
+		}
+		release, per := inst.LiveRelease(), inst.PerInstance
+		if r := inst.releaseRun(in); r != nil {
+			release, per = r.Version, r.PerInstance
+		}
+		key := releaseOf{in.Installation, release}
+		perHost[key]++
+		if limit := inst.PerHostLimit(); perHost[key] > limit {
+			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, perHost[key], hostID, limit, release)
+		}
+		used = used.Add(per)
+	}
+	if h := s.Hosts[hostID]; h != nil && !h.Capacity.Fits(used) {
+		return errf(CodeConflict, "host %s would exceed its declared capacity", h.Name)
+	}
+	return nil
 }
 
 // invariantsHold checks the invariants, walking instances and hosts in id

@@ -332,6 +332,7 @@ func (s *State) promoteRelease(c *Command) (string, error) {
 	inst.UpdatedAt = c.Time
 	for _, in := range s.InstancesOf(c.Name) {
 		if in.Release != r.Version {
+			in := s.editInstance(in.ID)
 			in.State, in.Message, in.UpdatedAt = InstanceDraining, "replaced by release "+strconv.Itoa(r.Version), c.Time
 		}
 	}
@@ -355,7 +356,7 @@ func (s *State) failRelease(c *Command) (string, error) {
 	inst.UpdatedAt = c.Time
 	for _, in := range s.InstancesOf(c.Name) {
 		if in.Release == r.Version {
-			delete(s.Instances, in.ID)
+			s.dropInstance(in.ID)
 		}
 	}
 	return c.Name, nil

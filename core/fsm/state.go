@@ -339,6 +339,11 @@ type State struct {
 	Certs     map[string]*CertEntry `json:"certs,omitempty"`
 	CertLocks map[string]*CertLock  `json:"cert_locks,omitempty"`
 	TLSStatus map[string]*TLSStatus `json:"tls_status,omitempty"`
+
+	// Derived, never serialised: the usage index (usage.go) and, on a
+	// working copy, what it copied already (fork.go).
+	usage *usage
+	w     *writeSet
 }
 
 // NewState returns an empty state.
@@ -358,6 +363,9 @@ func NewState() *State {
 // reader may keep using a *State it obtained without holding any lock.
 func (s *State) Clone() *State {
 	c := *s
+	// A clone is for its holder to change at will, which the index would
+	// not follow: it answers from walks.
+	c.usage, c.w = nil, nil
 	if s.Addresses != nil {
 		c.Addresses = s.Addresses.Clone()
 	}
@@ -511,6 +519,9 @@ func (s *State) SortedTokens() []*JoinToken {
 // InstancesOf returns the instances of one installation, ordered by id.
 // One pass over the instances, sorting only the matches.
 func (s *State) InstancesOf(installation string) []*Instance {
+	if s.indexed() {
+		return s.Usage().Of(installation)
+	}
 	return s.instancesWhere(func(in *Instance) bool { return in.Installation == installation })
 }
 
@@ -530,6 +541,9 @@ func (s *State) InstancesByInstallation() map[string][]*Instance {
 
 // InstancesOn returns the instances placed on one host, ordered by id.
 func (s *State) InstancesOn(hostID string) []*Instance {
+	if s.indexed() {
+		return s.Usage().On(hostID)
+	}
 	return s.instancesWhere(func(in *Instance) bool { return in.HostID == hostID })
 }
 
@@ -576,6 +590,9 @@ func (s *State) releaseNeed(app string, version int, per Resources) Resources {
 // Reserved is what the instances on a host reserve for placement
 // (InstanceNeed of each), where Used counts declared resources only.
 func (s *State) Reserved(hostID string) Resources {
+	if s.indexed() {
+		return s.Usage().Host(hostID).Reserved
+	}
 	var used Resources
 	for _, in := range s.InstancesOn(hostID) {
 		used = used.Add(s.InstanceNeed(in))

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -32,10 +33,7 @@ type rolloutStep struct {
 func planRollouts(st *fsm.State, now time.Time, timeout, drain time.Duration) []rolloutStep {
 	var steps []rolloutStep
 	var drained []string
-	// One pass over the instances for all installations (InstancesOf per
-	// installation walked every instance once each: at 400 installations
-	// and 100,000 instances, a tenth of the leader's CPU every tick).
-	of := st.InstancesByInstallation()
+	of := rolloutInstances(st)
 	for _, inst := range st.SortedInstallations() {
 		instances := of[inst.Name]
 		var done []string
@@ -87,6 +85,31 @@ func planRollouts(st *fsm.State, now time.Time, timeout, drain time.Duration) []
 		steps = append(steps, rolloutStep{&fsm.Command{Type: fsm.CmdPlan, Plan: &fsm.Plan{Remove: drained}}, "drained instances removed"})
 	}
 	return steps
+}
+
+// rolloutInstances groups, by installation and in id order, the instances
+// planRollouts looks at: every instance of an installation being deleted or
+// rolled out, and the draining ones of the others. One pass, grouping and
+// sorting only those: this runs every tick, and grouping and sorting all
+// 100,000 instances of a fleet was a tenth of the leader's CPU in the
+// steady state.
+func rolloutInstances(st *fsm.State) map[string][]*fsm.Instance {
+	busy := map[string]bool{}
+	for name, inst := range st.Installations {
+		if inst.Deleting || inst.Deploying() != nil {
+			busy[name] = true
+		}
+	}
+	of := map[string][]*fsm.Instance{}
+	for _, in := range st.Instances {
+		if in.State == fsm.InstanceDraining || busy[in.Installation] {
+			of[in.Installation] = append(of[in.Installation], in)
+		}
+	}
+	for _, list := range of {
+		sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	}
+	return of
 }
 
 func hostName(st *fsm.State, id string) string {

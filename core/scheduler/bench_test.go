@@ -1,7 +1,10 @@
 package scheduler
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"testing"
 
 	"potluck/core/fsm"
@@ -32,21 +35,38 @@ func fleet(hosts, perHost int) *fsm.State {
 	return st
 }
 
+// published returns st as an FSM publishes it, with the usage index apply
+// keeps: what the leader plans on.
+func published(b *testing.B, st *fsm.State) *fsm.State {
+	data, err := json.Marshal(st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := fsm.New()
+	if err := f.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
+		b.Fatal(err)
+	}
+	return f.State()
+}
+
 // BenchmarkPlanInstallation: the cost of one placement command on a loaded
-// fleet, as the leader pays it for every create.
+// fleet, as the leader pays it for every create (on a published state; a
+// state built by hand would be indexed anew by every plan).
 func BenchmarkPlanInstallation(b *testing.B) {
 	for _, size := range []struct{ hosts, perHost int }{{100, 20}, {1000, 20}, {5000, 20}} {
-		st := fleet(size.hosts, size.perHost)
-		inst := &fsm.Installation{Name: "new", Backs: 3, Fronts: 1, PerInstance: fsm.Resources{MilliCPU: 500, MemoryMB: 512, DiskMB: 100}}
-		b.Run(fmt.Sprintf("hosts=%d/instances=%d", size.hosts, len(st.Instances)), func(b *testing.B) {
-			n := 0
-			for b.Loop() {
-				_, _, err := PlanInstallation(st, inst, func() string { n++; return fmt.Sprint("x", n) })
-				if err != nil {
-					b.Fatal(err)
+		st := published(b, fleet(size.hosts, size.perHost))
+		for _, backs := range []int{3, 100} {
+			inst := &fsm.Installation{Name: "new", Backs: backs, Fronts: 1, PerInstance: fsm.Resources{MilliCPU: 500, MemoryMB: 512, DiskMB: 100}}
+			b.Run(fmt.Sprintf("hosts=%d/instances=%d/backs=%d", size.hosts, len(st.Instances), backs), func(b *testing.B) {
+				n := 0
+				for b.Loop() {
+					_, _, err := PlanInstallation(st, inst, func() string { n++; return fmt.Sprint("x", n) })
+					if err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -59,7 +79,7 @@ func (halfUsed) Share(string) (cpu, mem float64, ok bool) { return 0.5, 0.5, tru
 // measured demand, which asks for every candidate's load per instance placed.
 func BenchmarkPlanPackMeasured(b *testing.B) {
 	for _, size := range []struct{ hosts, perHost int }{{100, 20}, {1000, 20}} {
-		st := fleet(size.hosts, size.perHost)
+		st := published(b, fleet(size.hosts, size.perHost))
 		inst := &fsm.Installation{Name: "new", Backs: 3, Fronts: 1, PerInstance: fsm.Resources{MilliCPU: 500, MemoryMB: 512, DiskMB: 100},
 			Placement: &fsm.Placement{Policy: fsm.PolicyPack}}
 		b.Run(fmt.Sprintf("hosts=%d/instances=%d", size.hosts, len(st.Instances)), func(b *testing.B) {

@@ -18,26 +18,40 @@ type Usage interface {
 // of what it reserves, or all of it when nothing was measured (a new
 // installation, a leader that just took over). Disk is taken as reserved.
 type MeasuredDemand struct {
-	byHost map[string]fsm.Resources
+	st     *fsm.State
+	usage  fsm.Usage
+	u      Usage
+	shares map[string]share
+	byHost map[string]fsm.Resources // forecasts made so far
 }
 
-// NewMeasuredDemand forecasts every Back of st at once, in one pass over its
-// instances: a plan asks for a Back's load once per candidate per instance
-// it places, and that must not walk the whole state each time.
+type share struct {
+	cpu, mem float64
+	ok       bool
+}
+
+// NewMeasuredDemand forecasts the Backs of st as a plan asks for them, each
+// once, from the instances on that Back only (the state's usage index): a
+// plan asks for a Back's load once per candidate per instance it places,
+// and a spread plan never does, so nothing walks the whole state.
 func NewMeasuredDemand(st *fsm.State, u Usage) *MeasuredDemand {
-	type share struct {
-		cpu, mem float64
-		ok       bool
+	return &MeasuredDemand{st: st, usage: st.Usage(), u: u, shares: map[string]share{}, byHost: map[string]fsm.Resources{}}
+}
+
+// Load is the forecast of the instances on h; reserved is not needed,
+// since the state says what each instance reserves.
+func (d *MeasuredDemand) Load(h *fsm.Host, _ fsm.Resources) fsm.Resources {
+	if l, ok := d.byHost[h.ID]; ok {
+		return l
 	}
-	shares := map[string]share{}
-	d := &MeasuredDemand{byHost: map[string]fsm.Resources{}}
-	for _, in := range st.Instances {
-		s, seen := shares[in.Installation]
+	var load fsm.Resources
+	for _, in := range d.usage.On(h.ID) {
+		s, seen := d.shares[in.Installation]
 		if !seen {
-			s.cpu, s.mem, s.ok = u.Share(in.Installation)
-			shares[in.Installation] = s
+			s.cpu, s.mem, s.ok = d.u.Share(in.Installation)
+			d.shares[in.Installation] = s
 		}
-		need := st.InstanceNeed(in)
+		need := d.st.InstanceNeed(in)
 		if s.ok {
 			need = fsm.Resources{
 				MilliCPU: int64(math.Ceil(min(s.cpu, 1) * float64(need.MilliCPU))),
@@ -45,15 +59,10 @@ func NewMeasuredDemand(st *fsm.State, u Usage) *MeasuredDemand {
 				DiskMB:   need.DiskMB,
 			}
 		}
-		d.byHost[in.HostID] = d.byHost[in.HostID].Add(need)
+		load = load.Add(need)
 	}
-	return d
-}
-
-// Load is the forecast of the instances on h; reserved is not needed,
-// since the state says what each instance reserves.
-func (d *MeasuredDemand) Load(h *fsm.Host, _ fsm.Resources) fsm.Resources {
-	return d.byHost[h.ID]
+	d.byHost[h.ID] = load
+	return load
 }
 
 // Measured is the options that make a plan on st rank Backs by u's

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,22 +36,25 @@ func NewInstanceID() string {
 
 // Planner tracks free capacity, ports and instance counts while several
 // placements are made for one command, so decisions within a command never
-// collide. It is built in one pass over the state's hosts and instances
-// (O(hosts + instances)), and each placement then looks at the ready Backs
-// only.
+// collide. What the state holds per host and per installation comes from its
+// usage index (fsm.Usage) the first time the planner looks at that host or
+// installation, so building a planner costs O(hosts) and a placement looks at
+// the ready Backs only, whatever the number of instances.
 type Planner struct {
 	st          *fsm.State
+	usage       fsm.Usage
 	newID       IDFunc
 	policy      string // overrides the cluster's default when set
 	demand      Demand
 	headroom    float64
 	headroomSet bool
 
-	backs     []*fsm.Host // ready Backs, by id
-	free      map[string]fsm.Resources
-	ports     map[string]map[int]bool   // nil until the host's first port
-	count     map[string]map[string]int // installation -> host id -> instances
-	onHost    map[string]int            // host id -> instances of any installation
+	backs     []*fsm.Host               // ready Backs, by id
+	byFree    []byFree                  // ready Backs in spread's order; nil until spread places
+	free      map[string]fsm.Resources  // host id -> free now; filled on first look
+	ports     map[string]map[int]bool   // host id -> ports taken; filled on first look
+	count     map[string]map[string]int // installation -> host id -> instances; filled on first look
+	onHost    map[string]int            // host id -> instances this plan added (or removed)
 	delta     map[string]fsm.Resources  // reservations this plan added (or released) per host
 	frontLoad map[string]int
 	fronts    []*fsm.Host // ready Fronts, by id
@@ -59,19 +63,18 @@ type Planner struct {
 // NewPlanner starts planning on st (which it never modifies).
 func NewPlanner(st *fsm.State, newID IDFunc, opts ...Option) *Planner {
 	p := &Planner{
-		st: st, newID: newID, demand: ReservedDemand{},
-		free:      make(map[string]fsm.Resources, len(st.Hosts)),
-		ports:     make(map[string]map[int]bool, len(st.Hosts)),
-		count:     make(map[string]map[string]int, len(st.Installations)),
-		onHost:    make(map[string]int, len(st.Hosts)),
+		st: st, usage: st.Usage(), newID: newID, demand: ReservedDemand{},
+		free:      map[string]fsm.Resources{},
+		ports:     map[string]map[int]bool{},
+		count:     map[string]map[string]int{},
+		onHost:    map[string]int{},
 		delta:     map[string]fsm.Resources{},
 		frontLoad: map[string]int{},
 	}
 	for _, o := range opts {
 		o(p)
 	}
-	for id, h := range st.Hosts {
-		p.free[id] = h.Schedulable()
+	for _, h := range st.Hosts {
 		if h.Status != fsm.HostReady {
 			continue
 		}
@@ -84,15 +87,6 @@ func NewPlanner(st *fsm.State, newID IDFunc, opts ...Option) *Planner {
 	}
 	sort.Slice(p.backs, func(i, j int) bool { return p.backs[i].ID < p.backs[j].ID })
 	sort.Slice(p.fronts, func(i, j int) bool { return p.fronts[i].ID < p.fronts[j].ID })
-	// Sums and sets only, so map order does not change the outcome.
-	for _, in := range st.Instances {
-		if _, ok := st.Hosts[in.HostID]; !ok {
-			continue
-		}
-		p.free[in.HostID] = p.free[in.HostID].Sub(st.InstanceNeed(in))
-		p.takePort(in.HostID, in.Port)
-		p.mark(in.Installation, in.HostID, 1)
-	}
 	for _, inst := range st.Installations {
 		for _, f := range inst.FrontHosts {
 			p.frontLoad[f]++
@@ -101,43 +95,87 @@ func NewPlanner(st *fsm.State, newID IDFunc, opts ...Option) *Planner {
 	return p
 }
 
-func (p *Planner) mark(installation, host string, n int) {
-	if p.count[installation] == nil {
-		p.count[installation] = map[string]int{}
+// freeOf is what host id has free now: its schedulable capacity less what
+// the state's instances reserve there, with this plan's changes.
+func (p *Planner) freeOf(id string) fsm.Resources {
+	if f, ok := p.free[id]; ok {
+		return f
 	}
-	p.count[installation][host] += n
-	if p.count[installation][host] <= 0 {
-		delete(p.count[installation], host)
+	var f fsm.Resources
+	if h := p.st.Hosts[id]; h != nil {
+		f = h.Schedulable().Sub(p.usage.Host(id).Reserved)
+	}
+	p.free[id] = f
+	return f
+}
+
+// portsOf is the set of ports taken on host.
+func (p *Planner) portsOf(host string) map[int]bool {
+	if m, ok := p.ports[host]; ok {
+		return m
+	}
+	m := map[int]bool{}
+	for _, in := range p.usage.On(host) {
+		m[in.Port] = true
+	}
+	p.ports[host] = m
+	return m
+}
+
+// countOf is how many instances of installation each host runs.
+func (p *Planner) countOf(installation string) map[string]int {
+	if m, ok := p.count[installation]; ok {
+		return m
+	}
+	m := map[string]int{}
+	for _, in := range p.usage.Of(installation) {
+		if _, ok := p.st.Hosts[in.HostID]; ok {
+			m[in.HostID]++
+		}
+	}
+	p.count[installation] = m
+	return m
+}
+
+// instancesOn is how many instances host runs, with this plan's changes.
+func (p *Planner) instancesOn(host string) int {
+	return p.usage.Host(host).Instances + p.onHost[host]
+}
+
+func (p *Planner) mark(installation, host string, n int) {
+	c := p.countOf(installation)
+	c[host] += n
+	if c[host] <= 0 {
+		delete(c, host)
 	}
 	p.onHost[host] += n
 }
 
 func (p *Planner) takePort(host string, port int) {
-	if p.ports[host] == nil {
-		p.ports[host] = map[int]bool{}
-	}
-	p.ports[host][port] = true
+	p.portsOf(host)[port] = true
 }
 
 // Beside lets the next placements of installation share Backs with its
 // current instances: a new release starts next to the one it replaces (one
 // instance per release per Back still holds among the new placements).
-func (p *Planner) Beside(installation string) { delete(p.count, installation) }
+func (p *Planner) Beside(installation string) { p.count[installation] = map[string]int{} }
 
 // release accounts for an instance that the plan removes. need is what it
 // reserves: State.InstanceNeed for an instance of the state (what NewPlanner
 // subtracted), the placement's need for one this plan placed.
 func (p *Planner) release(in *fsm.Instance, need fsm.Resources) {
-	p.free[in.HostID] = p.free[in.HostID].Add(need)
+	p.free[in.HostID] = p.freeOf(in.HostID).Add(need)
 	p.delta[in.HostID] = p.delta[in.HostID].Sub(need)
-	delete(p.ports[in.HostID], in.Port)
+	p.resort(in.HostID)
+	delete(p.portsOf(in.HostID), in.Port)
 	p.mark(in.Installation, in.HostID, -1)
 }
 
 // hold undoes release: the instance stays where it is.
 func (p *Planner) hold(in *fsm.Instance, need fsm.Resources) {
-	p.free[in.HostID] = p.free[in.HostID].Sub(need)
+	p.free[in.HostID] = p.freeOf(in.HostID).Sub(need)
 	p.delta[in.HostID] = p.delta[in.HostID].Add(need)
+	p.resort(in.HostID)
 	p.takePort(in.HostID, in.Port)
 	p.mark(in.Installation, in.HostID, 1)
 }
@@ -151,7 +189,7 @@ func (p *Planner) spreadFull(inst *fsm.Installation, h *fsm.Host) string {
 	for _, c := range inst.Placement.Spread {
 		v := Feature(h, c.By)
 		n := 0
-		for other, k := range p.count[inst.Name] {
+		for other, k := range p.countOf(inst.Name) {
 			if oh := p.st.Hosts[other]; oh != nil && Feature(oh, c.By) == v {
 				n += k
 			}
@@ -168,13 +206,13 @@ func (p *Planner) unfit(inst *fsm.Installation, need fsm.Resources, h *fsm.Host)
 	if ok, missing := meets(h, inst.Placement); !ok {
 		return "lacking " + missing, h.Name
 	}
-	if n := p.count[inst.Name][h.ID]; n >= inst.PerHostLimit() {
+	if n := p.countOf(inst.Name)[h.ID]; n >= inst.PerHostLimit() {
 		return "already running it", h.Name
 	}
 	if full := p.spreadFull(inst, h); full != "" {
 		return "spread limit reached", h.Name + " " + full
 	}
-	if free := p.free[h.ID]; !free.Fits(need) {
+	if free := p.freeOf(h.ID); !free.Fits(need) {
 		return "too small", fmt.Sprintf("%s (free %s)", h.Name, describe(free))
 	}
 	if p.freePort(h.ID) == 0 {
@@ -224,37 +262,83 @@ func (p *Planner) PlaceBacksNeeding(inst *fsm.Installation, need fsm.Resources, 
 // best returns the ready Back that policy ranks first for one more instance
 // of inst, or nil when none can take it. Ties go to the lowest host id.
 func (p *Planner) best(inst *fsm.Installation, need fsm.Resources, policy string) *fsm.Host {
+	if policy != PolicyPack {
+		// Spread: the first Back by free capacity that fits. The order is
+		// kept as placements are made, so a placement usually checks the
+		// fit of a few Backs, not of every one.
+		for _, e := range p.spreadOrder() {
+			if r, _ := p.unfit(inst, need, e.host); r == "" {
+				return e.host
+			}
+		}
+		return nil
+	}
 	var pick *fsm.Host
 	bestScore := 0.0
 	for _, h := range p.backs {
-		// Under spread a Back that has no more free than the pick so far
-		// cannot win whatever its fit: skip the fit check, the costly part
-		// (at thousands of Backs, most of them).
-		if policy != PolicyPack && pick != nil && !moreFree(p.free[h.ID], p.free[pick.ID]) {
-			continue
-		}
 		if r, _ := p.unfit(inst, need, h); r != "" {
 			continue
 		}
-		switch policy {
-		case PolicyPack:
-			s := Score(p.candidate(h), need, p.headroom)
-			if pick == nil || s < bestScore {
-				pick, bestScore = h, s
-			}
-		default:
-			if pick == nil || moreFree(p.free[h.ID], p.free[pick.ID]) {
-				pick = h
-			}
+		s := Score(p.candidate(h), need, p.headroom)
+		if pick == nil || s < bestScore {
+			pick, bestScore = h, s
 		}
 	}
 	return pick
 }
 
+// spreadOrder is the ready Backs by free capacity, most first, ties by id:
+// sorted on first use, then kept in order by resort as the plan changes
+// what hosts have free. Each entry carries its host's free capacity, so
+// neither the sort nor a move looks a host up.
+func (p *Planner) spreadOrder() []byFree {
+	if p.byFree == nil {
+		p.byFree = make([]byFree, len(p.backs))
+		for i, h := range p.backs {
+			p.byFree[i] = byFree{h, p.freeOf(h.ID)}
+		}
+		slices.SortFunc(p.byFree, spreadCmp)
+	}
+	return p.byFree
+}
+
+type byFree struct {
+	host *fsm.Host
+	free fsm.Resources
+}
+
+// spreadCmp orders spread's candidates: more free first, then lower id.
+func spreadCmp(a, b byFree) int {
+	if a.free != b.free {
+		if moreFree(a.free, b.free) {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a.host.ID, b.host.ID)
+}
+
+// resort moves host back into its place in the spread order after its free
+// capacity changed.
+func (p *Planner) resort(host string) {
+	if p.byFree == nil {
+		return
+	}
+	at := slices.IndexFunc(p.byFree, func(e byFree) bool { return e.host.ID == host })
+	if at < 0 {
+		return // not a ready Back
+	}
+	e := byFree{p.byFree[at].host, p.freeOf(host)}
+	rest := slices.Delete(p.byFree, at, at+1)
+	to, _ := slices.BinarySearchFunc(rest, e, spreadCmp)
+	p.byFree = slices.Insert(rest, to, e)
+}
+
 func (p *Planner) candidate(h *fsm.Host) Candidate {
-	reservedBefore := h.Schedulable().Sub(p.free[h.ID]).Sub(p.delta[h.ID])
+	free := p.freeOf(h.ID)
+	reservedBefore := h.Schedulable().Sub(free).Sub(p.delta[h.ID])
 	return Candidate{
-		Host: h, Free: p.free[h.ID], Instances: p.onHost[h.ID],
+		Host: h, Free: free, Instances: p.instancesOn(h.ID),
 		Load: p.demand.Load(h, reservedBefore).Add(p.delta[h.ID]),
 	}
 }
@@ -312,8 +396,9 @@ func (p *Planner) PickFronts(count int, keep []string) ([]string, error) {
 }
 
 func (p *Planner) freePort(host string) int {
+	taken := p.portsOf(host)
 	for port := fsm.MinPort; port <= fsm.MaxPort; port++ {
-		if !p.ports[host][port] {
+		if !taken[port] {
 			return port
 		}
 	}
@@ -375,7 +460,7 @@ func PlanScale(st *fsm.State, name string, fronts, backs int, newID IDFunc, opts
 				return ri > rj
 			}
 			// Packing empties the least used Backs first, so they can be freed.
-			return pack && p.onHost[cur[i].HostID] < p.onHost[cur[j].HostID]
+			return pack && p.instancesOn(cur[i].HostID) < p.instancesOn(cur[j].HostID)
 		})
 		for _, in := range cur[:len(cur)-backs] {
 			plan.Remove = append(plan.Remove, in.ID)
@@ -539,7 +624,7 @@ func PlanRepair(st *fsm.State, down []string, newID IDFunc, opts ...Option) *fsm
 	}
 	view := markStatus(st, down, fsm.HostDown)
 	p := NewPlanner(view, newID, opts...)
-	for _, in := range view.SortedInstances() {
+	for _, in := range repairCandidates(view) {
 		h := view.Hosts[in.HostID]
 		if h != nil && h.Status == fsm.HostDraining {
 			continue // its replacement is placed already; PlanDrained removes it
@@ -589,6 +674,26 @@ func PlanRepair(st *fsm.State, down []string, newID IDFunc, opts ...Option) *fsm
 		plan.Installations = append(plan.Installations, fsm.InstallationUpdate{Name: inst.Name, Fronts: inst.Fronts, Backs: inst.Backs, FrontHosts: fronts})
 	}
 	return plan
+}
+
+// repairCandidates are the instances PlanRepair may act on, by id: those on
+// a host that is neither ready nor draining (or unknown), and lost ones on
+// a ready host. It runs every reconcile tick, so it walks the instances
+// once without sorting them all: almost every instance is on a ready host
+// and running.
+func repairCandidates(st *fsm.State) []*fsm.Instance {
+	var out []*fsm.Instance
+	for _, in := range st.Instances {
+		h := st.Hosts[in.HostID]
+		switch {
+		case h == nil:
+		case h.Status == fsm.HostReady && in.State != fsm.InstanceLost, h.Status == fsm.HostDraining:
+			continue
+		}
+		out = append(out, in)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 func anyIn(ids []string, set map[string]bool) bool {

@@ -1,0 +1,214 @@
+package fsm
+
+import (
+	"maps"
+
+	"potluck/meshnet"
+)
+
+// A fork is the working copy a command (or a batch of commands) is applied
+// to. Published states are immutable and read without locks, so a change
+// cannot be made in place; copying the whole state per command (what Clone
+// does) made every command cost O(hosts + instances) on every node. A fork
+// instead shares the big maps (hosts, instances, request records, the
+// address allocator, the usage index) with the state it came from and
+// copies each one the first time the fork writes to it; entities in them are
+// shared too and copied by the edit helpers before a change. The small maps
+// (apps, installations, tokens, core nodes) are still copied whole: the
+// apply code changes their entities in place in many places, and they hold
+// hundreds of entries where instances hold a hundred thousand.
+//
+// A fork that took several commands owns its copies, so the later ones
+// write in place: a batch costs one copy of each map it touches.
+type writeSet struct {
+	hosts, instances, requests, addresses bool
+	usageHosts, usageInstallations        bool
+	// Inner sets of the usage index this fork copied already.
+	hostSets, installationSets map[string]bool
+}
+
+// fork returns a working copy of s for apply. s itself is never changed.
+func (s *State) fork() *State {
+	c := *s
+	c.w = &writeSet{hostSets: map[string]bool{}, installationSets: map[string]bool{}}
+	if !s.indexed() {
+		c.usage = buildUsage(s)
+		c.w.usageHosts, c.w.usageInstallations = true, true
+		for id := range c.usage.hosts {
+			c.w.hostSets[id] = true
+		}
+		for name := range c.usage.installations {
+			c.w.installationSets[name] = true
+		}
+	} else {
+		u := *c.usage
+		c.usage = &u
+	}
+	// Appended to and trimmed on every command: a shared backing array
+	// would let two forks of one state write the same slot.
+	c.RequestOrder = append(make([]string, 0, len(s.RequestOrder)+1), s.RequestOrder...)
+	c.CoreNodes = make(map[string]*CoreNode, len(s.CoreNodes))
+	for k, v := range s.CoreNodes {
+		cp := *v
+		c.CoreNodes[k] = &cp
+	}
+	c.Apps = make(map[string]*App, len(s.Apps))
+	for k, v := range s.Apps {
+		cp := *v
+		c.Apps[k] = &cp
+	}
+	c.Installations = make(map[string]*Installation, len(s.Installations))
+	for k, v := range s.Installations {
+		cp := *v
+		cp.FrontHosts = append([]string(nil), v.FrontHosts...)
+		c.Installations[k] = &cp
+	}
+	c.Tokens = make(map[string]*JoinToken, len(s.Tokens))
+	for k, v := range s.Tokens {
+		cp := *v
+		c.Tokens[k] = &cp
+	}
+	return &c
+}
+
+// sealed ends a fork's writes: the result is published and must not change.
+func (s *State) sealed() *State {
+	s.w = nil
+	return s
+}
+
+// writable reports whether s is a fork (apply may change it).
+func (s *State) writable() bool { return s.w != nil }
+
+func (s *State) hostsForWrite() map[string]*Host {
+	if s.w != nil && !s.w.hosts {
+		s.Hosts, s.w.hosts = maps.Clone(s.Hosts), true
+	}
+	return s.Hosts
+}
+
+func (s *State) instancesForWrite() map[string]*Instance {
+	if s.w != nil && !s.w.instances {
+		s.Instances, s.w.instances = maps.Clone(s.Instances), true
+		s.usage.of = mapPointer(s.Instances) // the fork's own usage, made by fork
+	}
+	return s.Instances
+}
+
+func (s *State) requestsForWrite() map[string]RequestRecord {
+	if s.w != nil && !s.w.requests {
+		s.Requests, s.w.requests = maps.Clone(s.Requests), true
+	}
+	return s.Requests
+}
+
+// addresses is the allocator, ready to change (nil when none exists yet).
+func (s *State) addressesForWrite() *meshnet.Allocator {
+	if s.w != nil && !s.w.addresses && s.Addresses != nil {
+		s.Addresses, s.w.addresses = s.Addresses.Clone(), true
+	}
+	return s.Addresses
+}
+
+// putHost stores h (a copy the caller made) under its id.
+func (s *State) putHost(h *Host) { s.hostsForWrite()[h.ID] = h }
+
+// editHost returns a copy of host id stored in its place, ready to change;
+// nil when there is none.
+func (s *State) editHost(id string) *Host {
+	h, ok := s.Hosts[id]
+	if !ok {
+		return nil
+	}
+	cp := *h
+	s.hostsForWrite()[id] = &cp
+	return &cp
+}
+
+// putInstance stores in (a copy the caller made), new or replacing one with
+// the same id, host and installation.
+func (s *State) putInstance(in *Instance) {
+	_, existed := s.Instances[in.ID]
+	s.instancesForWrite()[in.ID] = in
+	if !existed {
+		s.usageAdd(in)
+	}
+}
+
+// editInstance returns a copy of instance id stored in its place, ready to
+// change its state (never its host, port or installation); nil when there
+// is none.
+func (s *State) editInstance(id string) *Instance {
+	in, ok := s.Instances[id]
+	if !ok {
+		return nil
+	}
+	cp := *in
+	s.instancesForWrite()[id] = &cp
+	return &cp
+}
+
+// dropInstance deletes instance id.
+func (s *State) dropInstance(id string) {
+	in, ok := s.Instances[id]
+	if !ok {
+		return
+	}
+	s.usageRemove(in)
+	delete(s.instancesForWrite(), id)
+}
+
+// recordRequest remembers a request's outcome, forgetting the oldest beyond
+// MaxRequestRecords.
+func (s *State) recordRequest(rec RequestRecord) {
+	reqs := s.requestsForWrite()
+	reqs[rec.ID] = rec
+	s.RequestOrder = append(s.RequestOrder, rec.ID)
+	if n := len(s.RequestOrder) - MaxRequestRecords; n > 0 {
+		for _, id := range s.RequestOrder[:n] {
+			delete(reqs, id)
+		}
+		s.RequestOrder = s.RequestOrder[n:]
+	}
+}
+
+// Draft is the leader's view of the state with the commands it proposed
+// that raft has not committed yet: what decisions are planned on, so that
+// the next decision need not wait for the previous one's commit and still
+// sees its placements (ports, capacity). It is private to its holder and
+// changed in place; the FSM's own checks still guard every commit, so a
+// draft that differs from what gets committed can only make a command fail,
+// never overcommit a host.
+type Draft struct {
+	st     *State
+	broken bool
+}
+
+// NewDraft starts a draft from the FSM's current state.
+func (f *FSM) NewDraft() *Draft { return &Draft{st: f.State().fork()} }
+
+// State is the draft's state, for a builder to read during the call only
+// (the next Apply changes it).
+func (d *Draft) State() *State { return d.st }
+
+// Broken reports whether a command failed on the draft halfway: its partial
+// changes make the draft unusable.
+func (d *Draft) Broken() bool { return d.broken }
+
+// Has reports whether the draft holds the outcome of request id.
+func (d *Draft) Has(requestID string) bool {
+	_, ok := d.st.Requests[requestID]
+	return requestID != "" && ok
+}
+
+// Apply applies c as the FSM will when raft commits it; false when c failed
+// (the draft is then Broken).
+func (d *Draft) Apply(c *Command) bool {
+	if d.broken {
+		return false
+	}
+	if _, ok := applyCommand(d.st, c, d.st.Index+1); !ok {
+		d.broken = true
+	}
+	return !d.broken
+}
