@@ -47,28 +47,30 @@ func (s *State) fork() *State {
 	// Appended to and trimmed on every command: a shared backing array
 	// would let two forks of one state write the same slot.
 	c.RequestOrder = append(make([]string, 0, len(s.RequestOrder)+1), s.RequestOrder...)
-	c.CoreNodes = make(map[string]*CoreNode, len(s.CoreNodes))
-	for k, v := range s.CoreNodes {
-		cp := *v
-		c.CoreNodes[k] = &cp
-	}
-	c.Apps = make(map[string]*App, len(s.Apps))
-	for k, v := range s.Apps {
-		cp := *v
-		c.Apps[k] = &cp
-	}
-	c.Installations = make(map[string]*Installation, len(s.Installations))
-	for k, v := range s.Installations {
-		cp := *v
-		cp.FrontHosts = append([]string(nil), v.FrontHosts...)
-		c.Installations[k] = &cp
-	}
-	c.Tokens = make(map[string]*JoinToken, len(s.Tokens))
-	for k, v := range s.Tokens {
-		cp := *v
-		c.Tokens[k] = &cp
-	}
+	s.copySmallMaps(&c)
 	return &c
+}
+
+// copySmallMaps gives c copies of s's apps, installations, tokens and core
+// nodes, each entity copied (apply changes them in place).
+func (s *State) copySmallMaps(c *State) {
+	c.CoreNodes = copyEntities(s.CoreNodes)
+	c.Apps = copyEntities(s.Apps)
+	c.Installations = copyEntities(s.Installations)
+	for _, inst := range c.Installations {
+		inst.FrontHosts = append([]string(nil), inst.FrontHosts...)
+	}
+	c.Tokens = copyEntities(s.Tokens)
+}
+
+// copyEntities copies m and every entity in it (shallowly).
+func copyEntities[V any](m map[string]*V) map[string]*V {
+	out := make(map[string]*V, len(m))
+	for k, v := range m {
+		cp := *v
+		out[k] = &cp
+	}
+	return out
 }
 
 // sealed ends a fork's writes: the result is published and must not change.

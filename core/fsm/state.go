@@ -374,37 +374,9 @@ func (s *State) Clone() *State {
 		c.Requests[k] = v
 	}
 	c.RequestOrder = append([]string(nil), s.RequestOrder...)
-	c.Hosts = make(map[string]*Host, len(s.Hosts))
-	for k, v := range s.Hosts {
-		cp := *v
-		c.Hosts[k] = &cp
-	}
-	c.CoreNodes = make(map[string]*CoreNode, len(s.CoreNodes))
-	for k, v := range s.CoreNodes {
-		cp := *v
-		c.CoreNodes[k] = &cp
-	}
-	c.Apps = make(map[string]*App, len(s.Apps))
-	for k, v := range s.Apps {
-		cp := *v
-		c.Apps[k] = &cp
-	}
-	c.Installations = make(map[string]*Installation, len(s.Installations))
-	for k, v := range s.Installations {
-		cp := *v
-		cp.FrontHosts = append([]string(nil), v.FrontHosts...)
-		c.Installations[k] = &cp
-	}
-	c.Instances = make(map[string]*Instance, len(s.Instances))
-	for k, v := range s.Instances {
-		cp := *v
-		c.Instances[k] = &cp
-	}
-	c.Tokens = make(map[string]*JoinToken, len(s.Tokens))
-	for k, v := range s.Tokens {
-		cp := *v
-		c.Tokens[k] = &cp
-	}
+	c.Hosts = copyEntities(s.Hosts)
+	c.Instances = copyEntities(s.Instances)
+	s.copySmallMaps(&c)
 	return &c
 }
 
