@@ -30,4 +30,13 @@ func TestHostsShowTheLastHeartbeat(t *testing.T) {
 	}
 	rec := f.call(http.MethodGet, "/v1/hosts/b2", "", http.StatusOK, nil)
 	require.NotContains(t, rec.Body.String(), "last_heartbeat", "omitted when the leader has not heard from the host")
+
+	// A change answers with the host as GET shows it (the last heartbeat
+	// was missing from these answers).
+	var patched, drained HostView
+	f.call(http.MethodPatch, "/v1/hosts/b1", `{"lender":"alice"}`, http.StatusOK, &patched)
+	require.NotNil(t, patched.LastHeartbeat)
+	require.Equal(t, "alice", patched.Lender)
+	f.call(http.MethodPost, "/v1/hosts/b1/decommission", "", http.StatusOK, &drained)
+	require.NotNil(t, drained.LastHeartbeat)
 }

@@ -289,7 +289,7 @@ func (s *Server) patchHost(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, fmt.Sprintf("no host %q", ref))
 		return
 	}
-	writeJSON(w, http.StatusOK, hostView(st, h))
+	writeJSON(w, http.StatusOK, s.withHeartbeat(hostView(st, h)))
 }
 
 func (s *Server) decommissionHost(w http.ResponseWriter, r *http.Request) {
@@ -313,5 +313,5 @@ func (s *Server) decommissionHost(w http.ResponseWriter, r *http.Request) {
 	}
 	st := s.node.State()
 	h := findHost(st, ref)
-	writeJSON(w, http.StatusOK, hostView(st, h))
+	writeJSON(w, http.StatusOK, s.withHeartbeat(hostView(st, h)))
 }
