@@ -24,6 +24,9 @@ type simHost struct {
 	back       bool
 	node       *coreNode
 	registered atomic.Bool // heartbeats start once it is
+	// heartbeating: its last heartbeat is still waiting for an answer (a
+	// Back sends the next one only after it).
+	heartbeating atomic.Bool
 
 	mu        sync.Mutex
 	index     uint64
@@ -49,11 +52,12 @@ type fleetSim struct {
 	interval time.Duration
 	pollWait time.Duration
 	stats    simStats
+	inFlight chan struct{} // heartbeats waiting for an answer (maxHeartbeatsInFlight)
 }
 
 func newFleetSim(hosts []*simHost, interval time.Duration) *fleetSim {
 	return &fleetSim{
-		hosts: hosts, interval: interval, pollWait: 30 * time.Second,
+		hosts: hosts, interval: interval, pollWait: 30 * time.Second, inFlight: make(chan struct{}, maxHeartbeatsInFlight),
 		client: &http.Client{
 			Timeout:   75 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: len(hosts) + 16, MaxConnsPerHost: 0, IdleConnTimeout: 2 * time.Minute},
@@ -109,18 +113,34 @@ func (s *fleetSim) follow(ctx context.Context, h *simHost) {
 	}
 }
 
+// maxHeartbeatsInFlight bounds the heartbeats the simulated fleet has
+// waiting for an answer at once.
+const maxHeartbeatsInFlight = 1024
+
 // heartbeats sends every host of hosts a heartbeat each interval: each
 // instance the core placed there is reported running, as a Back whose
-// containers started would.
+// containers started would. Each host's heartbeat goes on its own, as on a
+// real host: one that waits for its group commit (seconds, behind a queue of
+// creates) holds back that host's next heartbeat only, not the others'
+// (sent one after the other, one slow answer let ~78 hosts pass the TTL and
+// the reconciler moved the instances of 4,062 hosts at once).
 func (s *fleetSim) heartbeats(ctx context.Context, hosts []*simHost) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for range 1_000_000 {
 		round := time.Now()
 		for _, h := range hosts {
 			if ctx.Err() != nil {
 				return
 			}
-			if !h.registered.Load() {
+			if !h.registered.Load() || !h.heartbeating.CompareAndSwap(false, true) {
 				continue
+			}
+			select {
+			case s.inFlight <- struct{}{}:
+			case <-ctx.Done():
+				h.heartbeating.Store(false)
+				return
 			}
 			h.mu.Lock()
 			req := agentproto.HeartbeatRequest{Instances: make([]agentproto.InstanceReport, 0, len(h.instances))}
@@ -129,16 +149,19 @@ func (s *fleetSim) heartbeats(ctx context.Context, hosts []*simHost) {
 			}
 			h.mu.Unlock()
 			sort.Slice(req.Instances, func(i, j int) bool { return req.Instances[i].ID < req.Instances[j].ID })
-			start := time.Now()
-			if err := s.call(ctx, h, http.MethodPost, "http://"+h.node.agent+agentproto.PathHeartbeat, req, nil); err != nil {
-				if ctx.Err() == nil {
-					s.stats.hbErrs.Add(1)
-					s.stats.lastErr.Store("heartbeat: " + err.Error())
+			wg.Go(func() {
+				defer func() { <-s.inFlight; h.heartbeating.Store(false) }()
+				start := time.Now()
+				if err := s.call(ctx, h, http.MethodPost, "http://"+h.node.agent+agentproto.PathHeartbeat, req, nil); err != nil {
+					if ctx.Err() == nil {
+						s.stats.hbErrs.Add(1)
+						s.stats.lastErr.Store("heartbeat: " + err.Error())
+					}
+					return
 				}
-				continue
-			}
-			s.stats.heartbeats.Add(1)
-			s.stats.hbLatency.add(time.Since(start))
+				s.stats.heartbeats.Add(1)
+				s.stats.hbLatency.add(time.Since(start))
+			})
 		}
 		left := s.interval - time.Since(round)
 		if left <= 0 {
