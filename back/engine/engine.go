@@ -201,9 +201,12 @@ type Container struct {
 	Network      string // the network it is attached to
 	// IP is its address on that network (invalid when it has none, e.g.
 	// stopped): the Back reaches it there directly, without docker-proxy.
-	IP     netip.Addr
-	State  string // created, running, exited, ...
-	Status string // human text, e.g. "Up 3 minutes"
+	IP netip.Addr
+	// PublishIP is the host address its port is published on (valid
+	// while it runs).
+	PublishIP netip.Addr
+	State     string // created, running, exited, ...
+	Status    string // human text, e.g. "Up 3 minutes"
 }
 
 // Running reports whether the container's process is up.
@@ -340,6 +343,12 @@ func (e *Engine) list(ctx context.Context, f client.Filters) ([]Container, error
 		if s.NetworkSettings != nil {
 			if ep := s.NetworkSettings.Networks[c.Network]; ep != nil {
 				c.IP = ep.IPAddress
+			}
+		}
+		for _, p := range s.Ports {
+			if p.PublicPort != 0 && p.IP.IsValid() {
+				c.PublishIP = p.IP
+				break
 			}
 		}
 		out = append(out, c)

@@ -136,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Cluster{cfg: cfg, Loopback: byte(1 + time.Now().UnixNano()%250)}
+	c := &Cluster{cfg: cfg, Loopback: pickLoopback(publishedLoopbacks(ctx), time.Now().UnixNano())}
 	// Raft and API ports outside the ephemeral range: a port picked from it
 	// can be taken by one of the test's own outgoing connections before the
 	// node binds it (seen in CI: "address already in use").
@@ -585,6 +585,45 @@ func (c *Cluster) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// publishedLoopbacks are the third octets of the loopback addresses that
+// running Potluck containers are published on (none without Docker).
+func publishedLoopbacks(ctx context.Context) map[byte]bool {
+	used := map[byte]bool{}
+	eng, err := engine.Connect(ctx, "", nil)
+	if err != nil {
+		return used
+	}
+	defer eng.Close()
+	cs, err := eng.List(ctx, "")
+	if err != nil {
+		return used
+	}
+	for _, c := range cs {
+		if a := c.PublishIP; a.Is4() && a.IsLoopback() {
+			used[a.As4()[2]] = true
+		}
+	}
+	return used
+}
+
+// pickLoopback chooses the third octet of a cluster's publish addresses
+// (127.0.X.11 and up), 1-250, from seed, skipping those in used: a
+// container that an earlier test or a killed run left running holds its
+// address and port, and an instance published on the same one never
+// starts ("port is already allocated": CI saw one pending for 80 s).
+func pickLoopback(used map[byte]bool, seed int64) byte {
+	start := seed % 250
+	if start < 0 {
+		start += 250
+	}
+	for i := range int64(250) {
+		if b := byte(1 + (start+i)%250); !used[b] {
+			return b
+		}
+	}
+	return byte(1 + start) // every octet taken: a collision is then possible
 }
 
 // removeContainers removes a host's containers from the local Docker Engine.
