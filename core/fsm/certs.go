@@ -174,13 +174,7 @@ func (s *State) certUnlock(c *Command) (string, error) {
 	if l == nil || l.Owner != cc.Owner {
 		return "", errf(CodeNotFound, "certificate lock %q is not held by %s", cc.Key, cc.Owner)
 	}
-	locks := make(map[string]*CertLock, len(s.CertLocks))
-	for k, v := range s.CertLocks {
-		if k != cc.Key {
-			locks[k] = v
-		}
-	}
-	s.CertLocks = locks
+	s.CertLocks = without(s.CertLocks, cc.Key)
 	return cc.Key, nil
 }
 
@@ -329,13 +323,7 @@ func (s *State) dropDomainKeys(domain string, drop func(key string) bool) {
 		s.Certs = certs
 	}
 	if _, ok := s.TLSStatus[domain]; ok {
-		st := make(map[string]*TLSStatus, len(s.TLSStatus))
-		for k, v := range s.TLSStatus {
-			if k != domain {
-				st[k] = v
-			}
-		}
-		s.TLSStatus = st
+		s.TLSStatus = without(s.TLSStatus, domain)
 	}
 }
 

@@ -380,6 +380,18 @@ func (s *State) Clone() *State {
 	return &c
 }
 
+// without is a copy of m without key: published maps are never changed in
+// place.
+func without[V any](m map[string]V, key string) map[string]V {
+	out := make(map[string]V, len(m))
+	for k, v := range m {
+		if k != key {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {

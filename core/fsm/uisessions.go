@@ -108,13 +108,7 @@ func (s *State) deleteUISession(c *Command) (string, error) {
 	if _, ok := s.UISessions[c.Name]; !ok {
 		return c.Name, nil
 	}
-	m := make(map[string]*UISession, len(s.UISessions))
-	for k, v := range s.UISessions {
-		if k != c.Name {
-			m[k] = v
-		}
-	}
-	s.UISessions = m
+	s.UISessions = without(s.UISessions, c.Name)
 	return c.Name, nil
 }
 
