@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"time"
 
@@ -161,19 +160,9 @@ func (r *rig) summary(a app, results map[string][]measured) map[string]Ratios {
 
 // median takes each figure's median on its own.
 func median(ms []measured) measured {
-	pick := func(get func(measured) float64) float64 {
-		v := make([]float64, len(ms))
-		for i, m := range ms {
-			v[i] = get(m)
-		}
-		sort.Float64s(v)
-		return v[len(v)/2]
-	}
-	d := func(get func(measured) time.Duration) time.Duration {
-		return time.Duration(pick(func(m measured) float64 { return float64(get(m)) }))
-	}
+	d := func(get func(measured) time.Duration) time.Duration { return wrk.MedianDuration(ms, get) }
 	var m measured
-	m.RPS = pick(func(m measured) float64 { return m.RPS })
+	m.RPS = wrk.MedianOf(ms, func(m measured) float64 { return m.RPS })
 	m.P50 = d(func(m measured) time.Duration { return m.P50 })
 	m.P99 = d(func(m measured) time.Duration { return m.P99 })
 	m.cpu = d(func(m measured) time.Duration { return m.cpu })

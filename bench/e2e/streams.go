@@ -72,13 +72,7 @@ func cpuCol(name string, d time.Duration) string {
 }
 
 func medianOf(v []float64) float64 {
-	return median(func() []measured {
-		ms := make([]measured, len(v))
-		for i, x := range v {
-			ms[i].RPS = x
-		}
-		return ms
-	}()).RPS
+	return wrk.MedianOf(v, func(x float64) float64 { return x })
 }
 
 // transfer uploads (POST /upload) or downloads (GET /download) StreamBytes

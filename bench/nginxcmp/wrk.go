@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"sort"
 	"time"
 
 	"potluck/bench/wrk"
@@ -36,19 +35,11 @@ func fromWrk(r wrk.Result) wrkResult {
 }
 
 func median(rs []wrkResult) wrkResult {
-	pick := func(get func(wrkResult) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = get(r)
-		}
-		sort.Float64s(v)
-		return v[len(v)/2]
-	}
 	return wrkResult{
-		rps:              pick(func(r wrkResult) float64 { return r.rps }),
-		p50:              time.Duration(pick(func(r wrkResult) float64 { return float64(r.p50) })),
-		p99:              time.Duration(pick(func(r wrkResult) float64 { return float64(r.p99) })),
-		cpuPerReq:        time.Duration(pick(func(r wrkResult) float64 { return float64(r.cpuPerReq) })),
-		backendCPUPerReq: time.Duration(pick(func(r wrkResult) float64 { return float64(r.backendCPUPerReq) })),
+		rps:              wrk.MedianOf(rs, func(r wrkResult) float64 { return r.rps }),
+		p50:              wrk.MedianDuration(rs, func(r wrkResult) time.Duration { return r.p50 }),
+		p99:              wrk.MedianDuration(rs, func(r wrkResult) time.Duration { return r.p99 }),
+		cpuPerReq:        wrk.MedianDuration(rs, func(r wrkResult) time.Duration { return r.cpuPerReq }),
+		backendCPUPerReq: wrk.MedianDuration(rs, func(r wrkResult) time.Duration { return r.backendCPUPerReq }),
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"sort"
 	"strconv"
 	"time"
 )
@@ -113,4 +114,23 @@ func Short(d time.Duration) time.Duration {
 	default:
 		return d.Round(100 * time.Nanosecond)
 	}
+}
+
+// MedianOf is the median of one figure over rounds (the upper one for an
+// even count), each figure on its own, as the benchmark tables report them.
+func MedianOf[T any](rounds []T, get func(T) float64) float64 {
+	if len(rounds) == 0 {
+		return 0
+	}
+	v := make([]float64, len(rounds))
+	for i, r := range rounds {
+		v[i] = get(r)
+	}
+	sort.Float64s(v)
+	return v[len(v)/2]
+}
+
+// MedianDuration is MedianOf for a duration figure.
+func MedianDuration[T any](rounds []T, get func(T) time.Duration) time.Duration {
+	return time.Duration(MedianOf(rounds, func(r T) float64 { return float64(get(r)) }))
 }
