@@ -33,3 +33,21 @@ func TestParse(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+func TestMedianOf(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want float64
+	}{
+		{"none", nil, 0},
+		{"odd", []float64{3, 1, 2}, 2},
+		{"even: the upper", []float64{4, 1, 3, 2}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, MedianOf(tt.in, func(x float64) float64 { return x }))
+		})
+	}
+	require.Equal(t, 2*time.Second, MedianDuration([]time.Duration{time.Second, 3 * time.Second, 2 * time.Second}, func(d time.Duration) time.Duration { return d }))
+}
