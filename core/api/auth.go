@@ -183,6 +183,17 @@ func set(names []string) map[string]bool {
 	return m
 }
 
+// limited answers 429 with Retry-After when client has failed too often
+// (what it failed with named in the message).
+func (s *Server) limited(w http.ResponseWriter, client, what string) bool {
+	ok, wait := s.limiter.Allow(client)
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(wait)))
+		writeError(w, http.StatusTooManyRequests, "too many "+what+" from this address; retry later")
+	}
+	return !ok
+}
+
 // auth admits a request whose bearer token this node knows and whose
 // caller may make it. Failed tokens are rate limited per client address
 // (429 with Retry-After). A token this node does not know goes to the
@@ -196,9 +207,7 @@ func (s *Server) auth(kind authKind, next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		client := s.clientAddr(r)
-		if ok, wait := s.limiter.Allow(client); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(wait)))
-			writeError(w, http.StatusTooManyRequests, "too many failed tokens from this address; retry later")
+		if s.limited(w, client, "failed tokens") {
 			return
 		}
 		c := s.identify(s.node.State(), tok)

@@ -4,11 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
-	"strconv"
 	"time"
 
 	"potluck/core/fsm"
-	"potluck/internal/ratelimit"
 )
 
 // Web UI sessions (see core/ui): the UI on any core node opens a session
@@ -109,9 +107,7 @@ func (s *Server) getUISession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client := s.clientAddr(r)
-	if ok, wait := s.limiter.Allow(client); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(wait)))
-		writeError(w, http.StatusTooManyRequests, "too many unknown sessions and tokens from this address; retry later")
+	if s.limited(w, client, "unknown sessions and tokens") {
 		return
 	}
 	st := s.node.State()
