@@ -32,14 +32,7 @@ func (s *State) fork() *State {
 	c := *s
 	c.w = &writeSet{hostSets: map[string]bool{}, installationSets: map[string]bool{}}
 	if !s.indexed() {
-		c.usage = buildUsage(s)
-		c.w.usageHosts, c.w.usageInstallations = true, true
-		for id := range c.usage.hosts {
-			c.w.hostSets[id] = true
-		}
-		for name := range c.usage.installations {
-			c.w.installationSets[name] = true
-		}
+		c.rebuildUsage() // the fork's own index, written by it from the start
 	} else {
 		u := *c.usage
 		c.usage = &u
