@@ -428,29 +428,57 @@ const maxDraftAge = time.Second
 // writes many in one group commit. If a proposal fails or commits with
 // another outcome than on the draft, the next decision waits for every
 // proposal in flight and starts again from the committed state.
+//
+// A command planned with proposals ahead of it is tentative, as a plan is
+// in Nomad's optimistic scheduler: if the FSM refuses it, the refusal may
+// come from the draft having run ahead (an earlier proposal failed, or the
+// draft missed a change), so the FSM does not record it and Decide builds
+// the request once more, on the committed state alone, whose answer is
+// final.
 func (n *Node) Decide(ctx context.Context, requestID string, build Builder) (fsm.Result, error) {
 	if !n.IsLeader() {
 		return fsm.Result{}, ErrNotLeader
 	}
-	f, planned, res, err := n.propose(ctx, requestID, build)
-	if f == nil {
-		return res, err
+	res, tentative, err := n.decide(ctx, requestID, build, true)
+	if err == nil && res.Err != nil && tentative {
+		n.log.Info("a decision planned ahead of the committed state was refused; deciding again on the committed state", "request_id", requestID, "error", res.Err)
+		res, _, err = n.decide(ctx, requestID, build, false)
 	}
-	return n.await(f, planned)
+	return res, err
+}
+
+// decide proposes one command and waits for its outcome; tentative says
+// whether it was planned with proposals ahead of it.
+func (n *Node) decide(ctx context.Context, requestID string, build Builder, ahead bool) (fsm.Result, bool, error) {
+	p, res, err := n.propose(ctx, requestID, build, ahead)
+	if p.f == nil {
+		return res, false, err
+	}
+	res, err = n.await(p)
+	return res, p.tentative, err
+}
+
+// proposal is a command handed to raft: planned says whether it succeeded
+// on the draft, tentative whether proposals were ahead of it there.
+type proposal struct {
+	f                  raft.ApplyFuture
+	planned, tentative bool
 }
 
 // propose builds the command on the draft and hands it to raft, under the
-// decision lock. A nil future means the answer is res, err already.
-func (n *Node) propose(ctx context.Context, requestID string, build Builder) (raft.ApplyFuture, bool, fsm.Result, error) {
+// decision lock; ahead false makes it wait until nothing is in flight, so
+// it plans on the committed state. A nil future means the answer is res,
+// err already.
+func (n *Node) propose(ctx context.Context, requestID string, build Builder, ahead bool) (proposal, fsm.Result, error) {
 	n.decideMu.Lock()
 	defer n.decideMu.Unlock()
 	// Make sure everything committed under a previous leader is applied here
 	// before deciding on it: once per term (a barrier is a log entry).
 	if err := n.catchUpLocked(); err != nil {
-		return nil, false, fsm.Result{}, err
+		return proposal{}, fsm.Result{}, err
 	}
 	now := n.cfg.Now().UTC()
-	if n.draft != nil && (n.draftStale.Swap(false) || n.draft.Broken() || n.draft.Has(requestID) || now.Sub(n.draftAt) > maxDraftAge) {
+	if !ahead || n.draft != nil && (n.draftStale.Swap(false) || n.draft.Broken() || n.draft.Has(requestID) || now.Sub(n.draftAt) > maxDraftAge) {
 		// A retry of a request in flight waits for its outcome, to be
 		// answered from the record as below.
 		n.proposals.Wait()
@@ -464,7 +492,7 @@ func (n *Node) propose(ctx context.Context, requestID string, build Builder) (ra
 		if rec.Error != "" {
 			res.Err = &fsm.Error{Code: rec.Code, Message: rec.Error}
 		}
-		return nil, false, res, nil
+		return proposal{}, res, nil
 	}
 	if n.draft == nil {
 		n.draft, n.draftAt = n.FSM.NewDraft(), now
@@ -472,19 +500,19 @@ func (n *Node) propose(ctx context.Context, requestID string, build Builder) (ra
 	}
 	c, err := build(n.draft.State(), now)
 	if err != nil || c == nil {
-		return nil, false, fsm.Result{Err: err}, nil
+		return proposal{}, fsm.Result{Err: err}, nil
 	}
-	c.RequestID, c.Time = requestID, now
+	c.RequestID, c.Time, c.Tentative = requestID, now, n.pending.Load() > 0
 	data, err := json.Marshal(c)
 	if err != nil {
-		return nil, false, fsm.Result{}, fmt.Errorf("encode command: %w", err)
+		return proposal{}, fsm.Result{}, fmt.Errorf("encode command: %w", err)
 	}
-	planned := n.draft.Apply(c)
+	p := proposal{planned: n.draft.Apply(c), tentative: c.Tentative}
 	n.proposals.Add(1)
 	n.pending.Add(1)
 	timeout := n.applyTimeout(ctx)
 	start := time.Now()
-	f := n.Raft.Apply(data, timeout)
+	p.f = n.Raft.Apply(data, timeout)
 	if timeout > 0 && time.Since(start) >= timeout {
 		// Raft may have given up taking it (ErrEnqueueTimeout): the draft
 		// would hold a command the log never gets, and the next decision,
@@ -492,16 +520,16 @@ func (n *Node) propose(ctx context.Context, requestID string, build Builder) (ra
 		// not plan on it.
 		n.draftStale.Store(true)
 	}
-	return f, planned, fsm.Result{}, nil
+	return p, fsm.Result{}, nil
 }
 
-// await waits for a proposal's commit; planned says whether it succeeded on
-// the draft, which must then have been what the FSM did.
-func (n *Node) await(f raft.ApplyFuture, planned bool) (fsm.Result, error) {
+// await waits for a proposal's commit. One that succeeded on the draft must
+// succeed in the FSM too; if not, the draft is wrong.
+func (n *Node) await(p proposal) (fsm.Result, error) {
 	defer n.proposals.Done()
 	defer n.pending.Add(-1)
-	res, err := answer(f)
-	if err != nil || (res.Err != nil && planned) {
+	res, err := answer(p.f)
+	if err != nil || (res.Err != nil && p.planned) {
 		n.draftStale.Store(true)
 	}
 	return res, err

@@ -143,3 +143,58 @@ func TestFailedProposalsNeverOvercommit(t *testing.T) {
 	}
 	require.Equal(t, len(st.Instances), placed+len(st.InstancesOf("ext")))
 }
+
+// A decision planned on a draft that ran ahead of the committed state can
+// be refused when what commits differs from the draft (here, writes that
+// bypass Decide take the ports the draft handed out). Such a refusal is the
+// draft's mistake, not the request's: the leader decides again on the
+// committed state, so with room to spare every create succeeds.
+func TestRefusedTentativeDecisionsAreDecidedAgain(t *testing.T) {
+	n := decideLeader(t)
+	ctx := context.Background()
+	for i := range decideBacks { // room for every create and every external write
+		res, err := n.Apply(ctx, &fsm.Command{Type: fsm.CmdRegisterHost, Time: time.Now().UTC(), Host: &fsm.Host{
+			ID: fmt.Sprintf("big%d", i), Name: fmt.Sprintf("big%d", i), Role: fsm.RoleBack, PublicKey: fmt.Sprintf("bigkey%d", i),
+			TokenID: fsm.OperatorTokenID, Status: fsm.HostReady, Capacity: fsm.Resources{MilliCPU: 100000, MemoryMB: 100000, DiskMB: 100000},
+		}})
+		require.NoError(t, err)
+		require.NoError(t, res.Err)
+	}
+	res, err := n.Apply(ctx, &fsm.Command{Type: fsm.CmdCreateInstallation, Time: time.Now().UTC(), Installation: &fsm.Installation{
+		Name: "ext", App: "web", Domain: "ext.example", ContainerPort: 80, PerInstance: per, Placement: &fsm.Placement{MaxPerHost: 100},
+	}})
+	require.NoError(t, err)
+	require.NoError(t, res.Err)
+
+	done := make(chan struct{})
+	var external sync.WaitGroup
+	external.Add(1)
+	go func() {
+		defer external.Done()
+		for j := range 40 {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			// The lowest ports, where the scheduler places first; a port
+			// the FSM already holds refuses this write, not a create.
+			st := n.FSM.State()
+			host := fmt.Sprintf("big%d", j%decideBacks)
+			port := fsm.MinPort
+			for st.UsedPorts(host)[port] {
+				port++
+			}
+			_, _ = n.Apply(ctx, &fsm.Command{Type: fsm.CmdPlan, Time: time.Now().UTC(), Plan: &fsm.Plan{Add: []*fsm.Instance{
+				{ID: fmt.Sprintf("x%d", j), Installation: "ext", HostID: host, Port: port + 1},
+			}}})
+		}
+	}()
+	errs := createConcurrently(t, n)
+	close(done)
+	external.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "create %d", i)
+	}
+	require.NoError(t, n.FSM.State().CheckInvariants())
+}

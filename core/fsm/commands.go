@@ -54,6 +54,11 @@ type Command struct {
 	Type      CommandType `json:"type"`
 	RequestID string      `json:"request_id,omitempty"`
 	Time      time.Time   `json:"time"`
+	// Tentative: the leader planned this command on a draft that ran ahead
+	// of the committed state (cluster.Node.Decide). If it is refused, its
+	// request id is not recorded: the refusal may be the draft's mistake,
+	// and the leader decides the request again on the committed state.
+	Tentative bool `json:"tentative,omitempty"`
 
 	OperatorTokenHash string        `json:"operator_token_hash,omitempty"`
 	CoreNode          *CoreNode     `json:"core_node,omitempty"`

@@ -146,10 +146,12 @@ func applyCommand(work *State, c *Command, index uint64) (res Result, ok bool) {
 	return Result{Index: index, Ref: ref}, true
 }
 
-// recordFailure records a failed command on a copy it did not change.
+// recordFailure records a failed command on a copy it did not change. A
+// tentative command's failure is not recorded: its request will be decided
+// again.
 func recordFailure(work *State, c *Command, index uint64, err error) Result {
 	work.Index = index
-	if c.RequestID != "" {
+	if c.RequestID != "" && !c.Tentative {
 		work.recordRequest(RequestRecord{ID: c.RequestID, Index: index, Code: CodeOf(err), Error: err.Error()})
 	}
 	return Result{Index: index, Err: err}
