@@ -174,11 +174,12 @@ func (s *Server) putAutoscale(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := s.node.State()
-	if inst := st.Installations[name]; inst != nil {
-		writeJSON(w, http.StatusOK, s.autoscaleView(st, inst))
+	inst := st.Installations[name]
+	if inst == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("installation %q was deleted meanwhile", name))
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, s.autoscaleView(st, inst))
 }
 
 // MetricsRequest is a metrics report a follower received from an agent.

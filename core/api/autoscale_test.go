@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"potluck/core/fsm"
 	"potluck/core/scaler"
 	"potluck/core/series"
 )
@@ -108,4 +109,21 @@ func TestAutoscaleScopes(t *testing.T) {
 			require.Equal(t, tc.status, rec.Code, rec.Body.String())
 		})
 	}
+}
+
+// An installation deleted between the settings' commit and the answer's
+// read gets a 404 that says so, not an empty 204.
+func TestAutoscaleOfAnInstallationDeletedMeanwhile(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Autoscaler = scaler.New(scaler.Config{Node: c.Node, Series: series.New(time.Minute, 0, c.Now), Now: c.Now})
+	})
+	f.cluster()
+	f.call(http.MethodPost, "/v1/installations", installationBody(""), http.StatusCreated, nil)
+	f.node.afterDecide = func() {
+		f.node.afterDecide = nil
+		f.node.must(t, &fsm.Command{Type: fsm.CmdDeleteInstallation, Name: "shop"})
+	}
+	var e struct{ Error string }
+	f.call(http.MethodPut, "/v1/installations/shop/autoscale", `{"enabled":true,"max":3}`, http.StatusNotFound, &e)
+	require.Contains(t, e.Error, `installation "shop" was deleted meanwhile`)
 }

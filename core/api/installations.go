@@ -234,7 +234,7 @@ func (s *Server) writeInstallation(w http.ResponseWriter, code int, name string)
 	st := s.node.State()
 	inst := st.Installations[name]
 	if inst == nil {
-		writeError(w, http.StatusNotFound, "installation was deleted meanwhile")
+		writeError(w, http.StatusNotFound, fmt.Sprintf("installation %q was deleted meanwhile", name))
 		return
 	}
 	writeJSON(w, code, installationView(st, inst))

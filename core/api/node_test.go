@@ -35,6 +35,9 @@ type memNode struct {
 	lagging    bool          // a follower that has not caught up (Current is false)
 	decides    int           // Decide calls that reached the builder
 	waiting    chan struct{} // if set, Wait sends on it before it blocks
+	// afterDecide, if set, runs once a Decide committed, before it returns:
+	// another write landing between a handler's commit and its read.
+	afterDecide func()
 }
 
 var _ Node = (*memNode)(nil)
@@ -141,7 +144,13 @@ func (n *memNode) Decide(ctx context.Context, requestID string, build cluster.Bu
 		return fsm.Result{Err: err}, nil
 	}
 	c.RequestID, c.Time = requestID, now
-	return n.applyLocked(c), nil
+	res := n.applyLocked(c)
+	if hook := n.afterDecide; hook != nil {
+		n.mu.Unlock()
+		hook()
+		n.mu.Lock()
+	}
+	return res, nil
 }
 
 func (n *memNode) WriteBackup(w io.Writer) (cluster.BackupHeader, error) {
