@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -52,5 +53,13 @@ func TestFamily(t *testing.T) {
 	require.Equal(t, []string{kid}, Family(child.Process.Pid))
 	require.Empty(t, Family(0, -1))
 
-	require.Positive(t, CPUTicks(os.Getpid()), "the test binary has run for more than a tick")
+	// A test binary can start in less than a tick (10 ms) of CPU: spend
+	// some, bounded, before counting.
+	sum := 0
+	for start := time.Now(); CPUTicks(os.Getpid()) == 0 && time.Since(start) < 5*time.Second; {
+		for i := range 1_000_000 {
+			sum += i
+		}
+	}
+	require.Positive(t, CPUTicks(os.Getpid()), "the test binary has run for more than a tick (spun to %d)", sum)
 }

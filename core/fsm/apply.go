@@ -276,6 +276,7 @@ func (s *State) createInstallation(c *Command) (string, error) {
 	r1, _ := cp.ReleaseByVersion(1)
 	cp.Releases = []*Release{r1}
 	s.Installations[in.Name] = &cp
+	s.frontsChange(cp.FrontHosts, 1)
 	if err := s.checkFronts(&cp); err != nil {
 		return "", err
 	}
@@ -293,6 +294,7 @@ func (s *State) deleteInstallation(c *Command) (string, error) {
 		s.dropInstance(in.ID)
 	}
 	s.dropDomainCerts(s.Installations[c.Name].Domain)
+	s.frontsChange(s.Installations[c.Name].FrontHosts, -1)
 	delete(s.Installations, c.Name)
 	return c.Name, nil
 }
@@ -401,8 +403,10 @@ func (s *State) resizeInstallations(updates []InstallationUpdate, now time.Time)
 			return err
 		}
 		inst.Fronts, inst.Backs = u.Fronts, u.Backs
+		s.frontsChange(inst.FrontHosts, -1)
 		inst.FrontHosts = append([]string(nil), u.FrontHosts...)
 		sort.Strings(inst.FrontHosts)
+		s.frontsChange(inst.FrontHosts, 1)
 		inst.UpdatedAt = now
 		if err := s.checkFronts(inst); err != nil {
 			return err

@@ -23,6 +23,7 @@ import (
 type writeSet struct {
 	hosts, instances, requests, addresses bool
 	usageHosts, usageInstallations        bool
+	usageFronts                           bool
 	// Inner sets of the usage index this fork copied already.
 	hostSets, installationSets map[string]bool
 }

@@ -16,6 +16,7 @@ import (
 type usage struct {
 	hosts         map[string]*hostUsage          // host id -> its instances
 	installations map[string]map[string]struct{} // installation -> its instance ids
+	fronts        map[string]int                 // Front host id -> installations it fronts
 	// of is the instance map indexed: a copy of a state whose instances
 	// were replaced (an app-owner's scoped view, say) carries the index
 	// along but must not use it.
@@ -42,7 +43,12 @@ type hostUsage struct {
 // first fork of a state that has none, and after a command that can change
 // what placed instances reserve.
 func buildUsage(s *State) *usage {
-	u := &usage{hosts: map[string]*hostUsage{}, installations: map[string]map[string]struct{}{}, of: mapPointer(s.Instances)}
+	u := &usage{hosts: map[string]*hostUsage{}, installations: map[string]map[string]struct{}{}, fronts: map[string]int{}, of: mapPointer(s.Instances)}
+	for _, inst := range s.Installations {
+		for _, f := range inst.FrontHosts {
+			u.fronts[f]++
+		}
+	}
 	for id, in := range s.Instances {
 		hu := u.hosts[in.HostID]
 		if hu == nil {
@@ -71,7 +77,7 @@ func (s *State) rebuildUsage() {
 		return
 	}
 	s.usage = buildUsage(s)
-	s.w.usageHosts, s.w.usageInstallations = true, true
+	s.w.usageHosts, s.w.usageInstallations, s.w.usageFronts = true, true, true
 	for id := range s.usage.hosts {
 		s.w.hostSets[id] = true
 	}
@@ -143,6 +149,23 @@ func (s *State) usageRemove(in *Instance) {
 	}
 }
 
+// frontsChange counts an installation's Fronts in (delta 1) or out (-1) of
+// the index, when it is created, deleted or gets other Fronts.
+func (s *State) frontsChange(frontHosts []string, delta int) {
+	if s.w == nil {
+		s.usage = nil
+		return
+	}
+	if !s.w.usageFronts {
+		s.usage.fronts, s.w.usageFronts = maps.Clone(s.usage.fronts), true
+	}
+	for _, f := range frontHosts {
+		if s.usage.fronts[f] += delta; s.usage.fronts[f] <= 0 {
+			delete(s.usage.fronts, f)
+		}
+	}
+}
+
 // HostUsage is what the instances on one host reserve, and how many.
 type HostUsage struct {
 	Reserved  Resources
@@ -175,6 +198,9 @@ func (v Usage) Host(id string) HostUsage {
 	return HostUsage{Reserved: hu.reserved, Instances: len(hu.need)}
 }
 
+// Fronting is how many installations host id fronts.
+func (v Usage) Fronting(id string) int { return v.u.fronts[id] }
+
 // On returns the instances on a host, ordered by id.
 func (v Usage) On(hostID string) []*Instance {
 	hu := v.u.hosts[hostID]
@@ -182,6 +208,20 @@ func (v Usage) On(hostID string) []*Instance {
 		return nil
 	}
 	return v.lookup(maps.Keys(hu.need), len(hu.need))
+}
+
+// EachOn calls f with every instance on a host, in no order: for callers
+// that only gather (ports, counts), without On's copy and sort.
+func (v Usage) EachOn(hostID string, f func(*Instance)) {
+	hu := v.u.hosts[hostID]
+	if hu == nil {
+		return
+	}
+	for id := range hu.need {
+		if in := v.st.Instances[id]; in != nil {
+			f(in)
+		}
+	}
 }
 
 // Of returns the instances of an installation, ordered by id.

@@ -218,6 +218,18 @@ func placements(st *fsm.State) string {
 	return string(b)
 }
 
+// requireIndexIsAWalk checks the usage index apply keeps against a walk of
+// the state (a clone has no index).
+func requireIndexIsAWalk(t *testing.T, st *fsm.State, msg string) {
+	t.Helper()
+	index, walk := st.Usage(), st.Clone().Usage()
+	for _, h := range st.SortedHosts() {
+		require.Equal(t, walk.Host(h.ID), index.Host(h.ID), "%s: host %s", msg, h.ID)
+		require.Equal(t, walk.Fronting(h.ID), index.Fronting(h.ID), "%s: installations fronted by %s", msg, h.ID)
+		require.Equal(t, walk.On(h.ID), index.On(h.ID), "%s: instances on %s", msg, h.ID)
+	}
+}
+
 func TestDraftMatchesWhatCommits(t *testing.T) {
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -245,6 +257,10 @@ func TestDraftMatchesWhatCommits(t *testing.T) {
 				}
 				st := w.f.State()
 				require.NoError(t, st.CheckInvariants(), "round %d", round)
+				requireIndexIsAWalk(t, st, fmt.Sprintf("round %d, committed", round))
+				if !d.Broken() {
+					requireIndexIsAWalk(t, d.State(), fmt.Sprintf("round %d, draft", round))
+				}
 				if !d.Broken() {
 					require.Equal(t, placements(d.State()), placements(st), "round %d: the draft and the FSM disagree", round)
 				}

@@ -49,15 +49,15 @@ type Planner struct {
 	headroom    float64
 	headroomSet bool
 
-	backs     []*fsm.Host               // ready Backs, by id
-	byFree    []byFree                  // ready Backs in spread's order; nil until spread places
+	backs     []*fsm.Host               // ready Backs, in no order (the fleet's size: not sorted per plan)
+	spread    *spreadQueue              // ready Backs in spread's order; nil until spread places
 	free      map[string]fsm.Resources  // host id -> free now; filled on first look
 	ports     map[string]map[int]bool   // host id -> ports taken; filled on first look
 	count     map[string]map[string]int // installation -> host id -> instances; filled on first look
 	onHost    map[string]int            // host id -> instances this plan added (or removed)
 	delta     map[string]fsm.Resources  // reservations this plan added (or released) per host
-	frontLoad map[string]int
-	fronts    []*fsm.Host // ready Fronts, by id
+	frontLoad map[string]int            // Front host id -> installations this plan gave it
+	fronts    []*fsm.Host               // ready Fronts, by id
 }
 
 // NewPlanner starts planning on st (which it never modifies).
@@ -85,13 +85,7 @@ func NewPlanner(st *fsm.State, newID IDFunc, opts ...Option) *Planner {
 			p.fronts = append(p.fronts, h)
 		}
 	}
-	sort.Slice(p.backs, func(i, j int) bool { return p.backs[i].ID < p.backs[j].ID })
 	sort.Slice(p.fronts, func(i, j int) bool { return p.fronts[i].ID < p.fronts[j].ID })
-	for _, inst := range st.Installations {
-		for _, f := range inst.FrontHosts {
-			p.frontLoad[f]++
-		}
-	}
 	return p
 }
 
@@ -101,12 +95,17 @@ func (p *Planner) freeOf(id string) fsm.Resources {
 	if f, ok := p.free[id]; ok {
 		return f
 	}
-	var f fsm.Resources
-	if h := p.st.Hosts[id]; h != nil {
-		f = h.Schedulable().Sub(p.usage.Host(id).Reserved)
-	}
+	f := p.stateFree(p.st.Hosts[id])
 	p.free[id] = f
 	return f
+}
+
+// stateFree is what h has free in the state, before this plan's changes.
+func (p *Planner) stateFree(h *fsm.Host) fsm.Resources {
+	if h == nil {
+		return fsm.Resources{}
+	}
+	return h.Schedulable().Sub(p.usage.Host(h.ID).Reserved)
 }
 
 // portsOf is the set of ports taken on host.
@@ -115,9 +114,7 @@ func (p *Planner) portsOf(host string) map[int]bool {
 		return m
 	}
 	m := map[int]bool{}
-	for _, in := range p.usage.On(host) {
-		m[in.Port] = true
-	}
+	p.usage.EachOn(host, func(in *fsm.Instance) { m[in.Port] = true })
 	p.ports[host] = m
 	return m
 }
@@ -166,7 +163,7 @@ func (p *Planner) Beside(installation string) { p.count[installation] = map[stri
 func (p *Planner) release(in *fsm.Instance, need fsm.Resources) {
 	p.free[in.HostID] = p.freeOf(in.HostID).Add(need)
 	p.delta[in.HostID] = p.delta[in.HostID].Sub(need)
-	p.resort(in.HostID)
+	p.moved(in.HostID)
 	delete(p.portsOf(in.HostID), in.Port)
 	p.mark(in.Installation, in.HostID, -1)
 }
@@ -175,7 +172,7 @@ func (p *Planner) release(in *fsm.Instance, need fsm.Resources) {
 func (p *Planner) hold(in *fsm.Instance, need fsm.Resources) {
 	p.free[in.HostID] = p.freeOf(in.HostID).Sub(need)
 	p.delta[in.HostID] = p.delta[in.HostID].Add(need)
-	p.resort(in.HostID)
+	p.moved(in.HostID)
 	p.takePort(in.HostID, in.Port)
 	p.mark(in.Installation, in.HostID, 1)
 }
@@ -263,15 +260,7 @@ func (p *Planner) PlaceBacksNeeding(inst *fsm.Installation, need fsm.Resources, 
 // of inst, or nil when none can take it. Ties go to the lowest host id.
 func (p *Planner) best(inst *fsm.Installation, need fsm.Resources, policy string) *fsm.Host {
 	if policy != PolicyPack {
-		// Spread: the first Back by free capacity that fits. The order is
-		// kept as placements are made, so a placement usually checks the
-		// fit of a few Backs, not of every one.
-		for _, e := range p.spreadOrder() {
-			if r, _ := p.unfit(inst, need, e.host); r == "" {
-				return e.host
-			}
-		}
-		return nil
+		return p.spreadBest(inst, need) // the first Back by free capacity that fits
 	}
 	var pick *fsm.Host
 	bestScore := 0.0
@@ -280,58 +269,11 @@ func (p *Planner) best(inst *fsm.Installation, need fsm.Resources, policy string
 			continue
 		}
 		s := Score(p.candidate(h), need, p.headroom)
-		if pick == nil || s < bestScore {
+		if pick == nil || s < bestScore || s == bestScore && h.ID < pick.ID {
 			pick, bestScore = h, s
 		}
 	}
 	return pick
-}
-
-// spreadOrder is the ready Backs by free capacity, most first, ties by id:
-// sorted on first use, then kept in order by resort as the plan changes
-// what hosts have free. Each entry carries its host's free capacity, so
-// neither the sort nor a move looks a host up.
-func (p *Planner) spreadOrder() []byFree {
-	if p.byFree == nil {
-		p.byFree = make([]byFree, len(p.backs))
-		for i, h := range p.backs {
-			p.byFree[i] = byFree{h, p.freeOf(h.ID)}
-		}
-		slices.SortFunc(p.byFree, spreadCmp)
-	}
-	return p.byFree
-}
-
-type byFree struct {
-	host *fsm.Host
-	free fsm.Resources
-}
-
-// spreadCmp orders spread's candidates: more free first, then lower id.
-func spreadCmp(a, b byFree) int {
-	if a.free != b.free {
-		if moreFree(a.free, b.free) {
-			return -1
-		}
-		return 1
-	}
-	return strings.Compare(a.host.ID, b.host.ID)
-}
-
-// resort moves host back into its place in the spread order after its free
-// capacity changed.
-func (p *Planner) resort(host string) {
-	if p.byFree == nil {
-		return
-	}
-	at := slices.IndexFunc(p.byFree, func(e byFree) bool { return e.host.ID == host })
-	if at < 0 {
-		return // not a ready Back
-	}
-	e := byFree{p.byFree[at].host, p.freeOf(host)}
-	rest := slices.Delete(p.byFree, at, at+1)
-	to, _ := slices.BinarySearchFunc(rest, e, spreadCmp)
-	p.byFree = slices.Insert(rest, to, e)
 }
 
 func (p *Planner) candidate(h *fsm.Host) Candidate {
@@ -347,7 +289,8 @@ func (p *Planner) candidate(h *fsm.Host) Candidate {
 func (p *Planner) shortage(inst *fsm.Installation, need fsm.Resources, count, placed int) error {
 	reasons := map[string][]string{}
 	var order []string
-	for _, h := range p.backs {
+	backs := slices.SortedFunc(slices.Values(p.backs), func(a, b *fsm.Host) int { return strings.Compare(a.ID, b.ID) })
+	for _, h := range backs {
 		if r, d := p.unfit(inst, need, h); r != "" {
 			if reasons[r] == nil {
 				order = append(order, r)
@@ -386,7 +329,8 @@ func (p *Planner) PickFronts(count int, keep []string) ([]string, error) {
 		return nil, &fsm.Error{Code: fsm.CodeConflict, Message: fmt.Sprintf(
 			"not enough fronts: %d more ready front(s) needed, %d available", count, len(cand))}
 	}
-	sort.SliceStable(cand, func(i, j int) bool { return p.frontLoad[cand[i].ID] < p.frontLoad[cand[j].ID] })
+	load := func(id string) int { return p.usage.Fronting(id) + p.frontLoad[id] }
+	sort.SliceStable(cand, func(i, j int) bool { return load(cand[i].ID) < load(cand[j].ID) })
 	out := make([]string, 0, count)
 	for _, h := range cand[:count] {
 		p.frontLoad[h.ID]++
