@@ -275,7 +275,7 @@ func (s *State) createInstallation(c *Command) (string, error) {
 	}
 	r1, _ := cp.ReleaseByVersion(1)
 	cp.Releases = []*Release{r1}
-	s.Installations[in.Name] = &cp
+	s.putInstallation(&cp)
 	s.frontsChange(cp.FrontHosts, 1)
 	if err := s.checkFronts(&cp); err != nil {
 		return "", err
@@ -295,7 +295,7 @@ func (s *State) deleteInstallation(c *Command) (string, error) {
 	}
 	s.dropDomainCerts(s.Installations[c.Name].Domain)
 	s.frontsChange(s.Installations[c.Name].FrontHosts, -1)
-	delete(s.Installations, c.Name)
+	delete(s.installationsForWrite(), c.Name)
 	return c.Name, nil
 }
 
@@ -313,7 +313,7 @@ func (s *State) retireInstallation(c *Command) (string, error) {
 	}
 	cp := *inst
 	cp.Deleting, cp.UpdatedAt = true, c.Time
-	s.Installations[c.Name] = &cp
+	s.putInstallation(&cp)
 	for _, in := range s.InstancesOf(c.Name) {
 		if in.State == InstanceDraining {
 			continue
@@ -395,13 +395,14 @@ func (s *State) setHostStatuses(changes []HostStatusChange, now time.Time) error
 
 func (s *State) resizeInstallations(updates []InstallationUpdate, now time.Time) error {
 	for _, u := range updates {
-		inst, ok := s.Installations[u.Name]
-		if !ok {
+		inst := s.Installations[u.Name]
+		if inst == nil {
 			return errf(CodeNotFound, "no installation %q", u.Name)
 		}
 		if err := refuseIfDeleting(inst); err != nil && inst.Backs != u.Backs {
 			return err
 		}
+		inst = s.editInstallation(u.Name)
 		inst.Fronts, inst.Backs = u.Fronts, u.Backs
 		s.frontsChange(inst.FrontHosts, -1)
 		inst.FrontHosts = append([]string(nil), u.FrontHosts...)

@@ -73,7 +73,7 @@ func (a *Autoscale) Check() error {
 // setAutoscale replaces an installation's policy settings (Command.Name,
 // Command.Autoscale), keeping the record of operations.
 func (s *State) setAutoscale(c *Command) (string, error) {
-	inst := s.Installations[c.Name]
+	inst := s.editInstallation(c.Name)
 	if inst == nil {
 		return "", errf(CodeNotFound, "no installation %q", c.Name)
 	}
@@ -113,6 +113,7 @@ func (s *State) autoscale(c *Command) (string, error) {
 	if _, err := s.applyPlan(c); err != nil {
 		return "", err
 	}
+	inst = s.editInstallation(c.Name) // after the plan, which may have resized it
 	a := *inst.Autoscale
 	a.LastOperation = ev.At
 	a.Events = append(append([]AutoscaleEvent(nil), a.Events...), *ev)

@@ -225,7 +225,7 @@ func (s *State) setInstallationTLS(c *Command) (string, error) {
 	if from, to := inst.TLS.mode(), cp.TLS.mode(); from != to {
 		s.dropDomainKeys(inst.Domain, func(k string) bool { return !keyUsedBy(k, to) })
 	}
-	s.Installations[cc.Key] = &cp
+	s.putInstallation(&cp)
 	return cc.Key, nil
 }
 

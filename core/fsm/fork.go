@@ -10,18 +10,18 @@ import (
 // to. Published states are immutable and read without locks, so a change
 // cannot be made in place; copying the whole state per command (what Clone
 // does) made every command cost O(hosts + instances) on every node. A fork
-// instead shares the big maps (hosts, instances, request records, the
-// address allocator, the usage index) with the state it came from and
-// copies each one the first time the fork writes to it; entities in them are
-// shared too and copied by the edit helpers before a change. The small maps
-// (apps, installations, tokens, core nodes) are still copied whole: the
-// apply code changes their entities in place in many places, and they hold
-// hundreds of entries where instances hold a hundred thousand.
+// instead shares the big maps (hosts, instances, installations, request
+// records, the address allocator, the usage index) with the state it came
+// from and copies each one the first time the fork writes to it; entities in
+// them are shared too and copied by the edit helpers before a change. The
+// small maps (apps, tokens, core nodes) are still copied whole: the apply
+// code changes their entities in place, and they hold tens of entries.
 //
 // A fork that took several commands owns its copies, so the later ones
 // write in place: a batch costs one copy of each map it touches.
 type writeSet struct {
 	hosts, instances, requests, addresses bool
+	installations                         bool
 	usageHosts, usageInstallations        bool
 	usageFronts                           bool
 	// Inner sets of the usage index this fork copied already.
@@ -45,15 +45,11 @@ func (s *State) fork() *State {
 	return &c
 }
 
-// copySmallMaps gives c copies of s's apps, installations, tokens and core
-// nodes, each entity copied (apply changes them in place).
+// copySmallMaps gives c copies of s's apps, tokens and core nodes, each
+// entity copied (apply changes them in place).
 func (s *State) copySmallMaps(c *State) {
 	c.CoreNodes = copyEntities(s.CoreNodes)
 	c.Apps = copyEntities(s.Apps)
-	c.Installations = copyEntities(s.Installations)
-	for _, inst := range c.Installations {
-		inst.FrontHosts = append([]string(nil), inst.FrontHosts...)
-	}
 	c.Tokens = copyEntities(s.Tokens)
 }
 
@@ -89,6 +85,29 @@ func (s *State) instancesForWrite() map[string]*Instance {
 		s.usage.of = mapPointer(s.Instances) // the fork's own usage, made by fork
 	}
 	return s.Instances
+}
+
+func (s *State) installationsForWrite() map[string]*Installation {
+	if s.w != nil && !s.w.installations {
+		s.Installations, s.w.installations = maps.Clone(s.Installations), true
+	}
+	return s.Installations
+}
+
+// putInstallation stores inst (a copy the caller made) under its name.
+func (s *State) putInstallation(inst *Installation) { s.installationsForWrite()[inst.Name] = inst }
+
+// editInstallation returns a copy of installation name stored in its place,
+// ready to change (its slices and pointers still shared: replace them, do
+// not write into them); nil when there is none.
+func (s *State) editInstallation(name string) *Installation {
+	inst, ok := s.Installations[name]
+	if !ok {
+		return nil
+	}
+	cp := *inst
+	s.installationsForWrite()[name] = &cp
+	return &cp
 }
 
 func (s *State) requestsForWrite() map[string]RequestRecord {

@@ -13,7 +13,7 @@ import (
 // every invariant, so this is the per-command cost the leader and every
 // follower pay.
 func BenchmarkApplyPlanOnLoadedFleet(b *testing.B) {
-	for _, hosts := range []int{100, 1000} {
+	for _, hosts := range []int{100, 1000, 5000} {
 		st := NewState()
 		for i := range hosts {
 			id := fmt.Sprintf("h-%05d", i)

@@ -251,8 +251,8 @@ func (s *State) appVersionsRemembered(app string) map[int]bool {
 
 // deployRelease adds a release in state deploying, with its instances.
 func (s *State) deployRelease(c *Command) (string, error) {
-	inst, ok := s.Installations[c.Name]
-	if !ok {
+	inst := s.editInstallation(c.Name)
+	if inst == nil {
 		return "", errf(CodeNotFound, "no installation %q", c.Name)
 	}
 	if err := refuseIfDeleting(inst); err != nil {
@@ -363,8 +363,8 @@ func (s *State) failRelease(c *Command) (string, error) {
 }
 
 func (s *State) deployingRelease(c *Command) (*Installation, *Release, error) {
-	inst, ok := s.Installations[c.Name]
-	if !ok {
+	inst := s.editInstallation(c.Name)
+	if inst == nil {
 		return nil, nil, errf(CodeNotFound, "no installation %q", c.Name)
 	}
 	if c.Release == nil {

@@ -376,6 +376,10 @@ func (s *State) Clone() *State {
 	c.RequestOrder = append([]string(nil), s.RequestOrder...)
 	c.Hosts = copyEntities(s.Hosts)
 	c.Instances = copyEntities(s.Instances)
+	c.Installations = copyEntities(s.Installations)
+	for _, inst := range c.Installations {
+		inst.FrontHosts = append([]string(nil), inst.FrontHosts...)
+	}
 	s.copySmallMaps(&c)
 	return &c
 }

@@ -110,7 +110,7 @@ func (w *draftWorld) decide(st *fsm.State) *fsm.Command {
 			backs = append(backs, h)
 		}
 	}
-	switch w.rng.IntN(10) {
+	switch w.rng.IntN(11) {
 	case 0, 1, 2: // create
 		inst := &fsm.Installation{Name: fmt.Sprintf("s%d", w.seq), App: "web", Fronts: 1, Backs: 1 + w.rng.IntN(4),
 			Domain: fmt.Sprintf("s%d.example", w.seq), ContainerPort: 80, PerInstance: fsm.Resources{MilliCPU: 200, MemoryMB: 64, DiskMB: 1}}
@@ -185,6 +185,21 @@ func (w *draftWorld) decide(st *fsm.State) *fsm.Command {
 			in.Release = rel.Version
 		}
 		return &fsm.Command{Type: fsm.CmdDeployRelease, Name: inst.Name, Release: &rel, Instances: instances}
+	case 10: // autoscaling: turned on, or an operation (a scale plan and its event)
+		inst := pick()
+		if inst == nil || inst.Deleting || inst.Deploying() != nil {
+			return nil
+		}
+		if inst.Autoscale == nil || !inst.Autoscale.Enabled {
+			return &fsm.Command{Type: fsm.CmdSetAutoscale, Name: inst.Name, Autoscale: &fsm.Autoscale{Enabled: true, Min: 1, Max: 4, CPUTarget: 0.6, Interval: time.Minute}}
+		}
+		to := 1 + w.rng.IntN(4)
+		plan, err := scheduler.PlanScale(st, inst.Name, inst.Fronts, to, scheduler.NewInstanceID)
+		if err != nil || plan.Empty() {
+			return nil
+		}
+		return &fsm.Command{Type: fsm.CmdAutoscale, Name: inst.Name, Plan: plan,
+			AutoscaleEvent: &fsm.AutoscaleEvent{At: w.now, From: inst.Backs, To: to, Source: "test", Reason: "random"}}
 	case 9: // drained instances and hosts leave
 		if plan := scheduler.PlanDrained(st, w.now.Add(time.Hour), time.Minute); !plan.Empty() {
 			return &fsm.Command{Type: fsm.CmdPlan, Plan: plan}
