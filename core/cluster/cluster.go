@@ -121,7 +121,7 @@ type Node struct {
 	trans *raft.NetworkTransport
 	log   *slog.Logger
 
-	decideMu    sync.Mutex // serialises leader decisions (see Decide)
+	decideMu    decideLock // serialises leader decisions (see Decide), urgent ones first
 	barrierTerm uint64     // term in which this leader last passed a barrier; under decideMu
 	// Decisions proposed and not yet committed, and the draft state that
 	// includes them (see Decide). draft and draftAt are under decideMu;
@@ -429,6 +429,9 @@ const maxDraftAge = time.Second
 // another outcome than on the draft, the next decision waits for every
 // proposal in flight and starts again from the committed state.
 //
+// Decisions wait for the lock in arrival order, except that those made
+// with an Urgent context (heartbeats' group commits) go first.
+//
 // A command planned with proposals ahead of it is tentative, as a plan is
 // in Nomad's optimistic scheduler: if the FSM refuses it, the refusal may
 // come from the draft having run ahead (an earlier proposal failed, or the
@@ -470,7 +473,7 @@ type proposal struct {
 // it plans on the committed state. A nil future means the answer is res,
 // err already.
 func (n *Node) propose(ctx context.Context, requestID string, build Builder, ahead bool) (proposal, fsm.Result, error) {
-	n.decideMu.Lock()
+	n.decideMu.lock(isUrgent(ctx))
 	defer n.decideMu.Unlock()
 	// Make sure everything committed under a previous leader is applied here
 	// before deciding on it: once per term (a barrier is a log entry).

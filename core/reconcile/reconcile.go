@@ -354,7 +354,9 @@ func (r *Reconciler) flushHeartbeats() {
 }
 
 func (r *Reconciler) commitGroup(g *heartbeatGroup) error {
-	ctx, cancel := context.WithTimeout(context.Background(), heartbeatCommitTimeout)
+	// Urgent: Backs wait on these, and Decide takes them before the
+	// creates queued meanwhile.
+	ctx, cancel := context.WithTimeout(cluster.Urgent(context.Background()), heartbeatCommitTimeout)
 	defer cancel()
 	hosts := make([]string, 0, len(g.reports))
 	for id := range g.reports {
