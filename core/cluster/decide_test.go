@@ -98,14 +98,15 @@ func TestConcurrentDecisionsSeeEachOther(t *testing.T) {
 	require.Len(t, st.Instances, decideBacks*slotsPerBack)
 }
 
-// Writes that bypass Decide (as heartbeats' group commits do) take ports
-// and capacity the decisions in flight planned on: those proposals fail in
-// the FSM, the next decisions start again from the committed state, and no
-// port is ever used twice nor a host overcommitted.
-func TestFailedProposalsNeverOvercommit(t *testing.T) {
-	n := decideLeader(t)
-	res, err := n.Apply(context.Background(), &fsm.Command{Type: fsm.CmdCreateInstallation, Time: time.Now().UTC(), Installation: &fsm.Installation{
-		Name: "ext", App: "web", Domain: "ext.example", ContainerPort: 80, PerInstance: per, Placement: &fsm.Placement{MaxPerHost: slotsPerBack},
+// writesAroundDecide creates installation "ext" (at most maxPerHost per
+// host) and then commits writes instances of it straight through raft,
+// bypassing Decide and its draft, until stop is called: each at the
+// instance place(j) picks. It stands for any change a draft misses.
+func writesAroundDecide(t *testing.T, n *cluster.Node, maxPerHost, writes int, place func(j int) *fsm.Instance) (stop func()) {
+	t.Helper()
+	ctx := context.Background()
+	res, err := n.Apply(ctx, &fsm.Command{Type: fsm.CmdCreateInstallation, Time: time.Now().UTC(), Installation: &fsm.Installation{
+		Name: "ext", App: "web", Domain: "ext.example", ContainerPort: 80, PerInstance: per, Placement: &fsm.Placement{MaxPerHost: maxPerHost},
 	}})
 	require.NoError(t, err)
 	require.NoError(t, res.Err)
@@ -114,21 +115,32 @@ func TestFailedProposalsNeverOvercommit(t *testing.T) {
 	external.Add(1)
 	go func() {
 		defer external.Done()
-		for j := range 12 {
+		for j := range writes {
 			select {
 			case <-done:
 				return
 			default:
 			}
-			// The lowest ports, where the scheduler places first.
-			_, _ = n.Apply(context.Background(), &fsm.Command{Type: fsm.CmdPlan, Time: time.Now().UTC(), Plan: &fsm.Plan{Add: []*fsm.Instance{
-				{ID: fmt.Sprintf("x%d", j), Installation: "ext", HostID: fmt.Sprintf("h%d", j%decideBacks), Port: fsm.MinPort + j/decideBacks},
-			}}})
+			in := place(j)
+			in.ID, in.Installation = fmt.Sprintf("x%d", j), "ext"
+			_, _ = n.Apply(ctx, &fsm.Command{Type: fsm.CmdPlan, Time: time.Now().UTC(), Plan: &fsm.Plan{Add: []*fsm.Instance{in}}})
 		}
 	}()
+	return func() { close(done); external.Wait() }
+}
+
+// Writes that bypass Decide take ports and capacity the decisions in flight
+// planned on: those proposals fail in the FSM, the next decisions start
+// again from the committed state, and no port is ever used twice nor a host
+// overcommitted.
+func TestFailedProposalsNeverOvercommit(t *testing.T) {
+	n := decideLeader(t)
+	stop := writesAroundDecide(t, n, slotsPerBack, 12, func(j int) *fsm.Instance {
+		// The lowest ports, where the scheduler places first.
+		return &fsm.Instance{HostID: fmt.Sprintf("h%d", j%decideBacks), Port: fsm.MinPort + j/decideBacks}
+	})
 	errs := createConcurrently(t, n)
-	close(done)
-	external.Wait()
+	stop()
 
 	st := n.FSM.State()
 	require.NoError(t, st.CheckInvariants())
@@ -160,39 +172,18 @@ func TestRefusedTentativeDecisionsAreDecidedAgain(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, res.Err)
 	}
-	res, err := n.Apply(ctx, &fsm.Command{Type: fsm.CmdCreateInstallation, Time: time.Now().UTC(), Installation: &fsm.Installation{
-		Name: "ext", App: "web", Domain: "ext.example", ContainerPort: 80, PerInstance: per, Placement: &fsm.Placement{MaxPerHost: 100},
-	}})
-	require.NoError(t, err)
-	require.NoError(t, res.Err)
-
-	done := make(chan struct{})
-	var external sync.WaitGroup
-	external.Add(1)
-	go func() {
-		defer external.Done()
-		for j := range 40 {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			// The lowest ports, where the scheduler places first; a port
-			// the FSM already holds refuses this write, not a create.
-			st := n.FSM.State()
-			host := fmt.Sprintf("big%d", j%decideBacks)
-			port := fsm.MinPort
-			for st.UsedPorts(host)[port] {
-				port++
-			}
-			_, _ = n.Apply(ctx, &fsm.Command{Type: fsm.CmdPlan, Time: time.Now().UTC(), Plan: &fsm.Plan{Add: []*fsm.Instance{
-				{ID: fmt.Sprintf("x%d", j), Installation: "ext", HostID: host, Port: port + 1},
-			}}})
+	stop := writesAroundDecide(t, n, 100, 40, func(j int) *fsm.Instance {
+		// Just above the lowest free port, where the draft places next; a
+		// port the FSM already holds refuses this write, not a create.
+		host := fmt.Sprintf("big%d", j%decideBacks)
+		port := fsm.MinPort
+		for n.FSM.State().UsedPorts(host)[port] {
+			port++
 		}
-	}()
+		return &fsm.Instance{HostID: host, Port: port + 1}
+	})
 	errs := createConcurrently(t, n)
-	close(done)
-	external.Wait()
+	stop()
 	for i, err := range errs {
 		require.NoError(t, err, "create %d", i)
 	}
