@@ -101,12 +101,19 @@ func (s *State) putInstallation(inst *Installation) { s.installationsForWrite()[
 // ready to change (its slices and pointers still shared: replace them, do
 // not write into them); nil when there is none.
 func (s *State) editInstallation(name string) *Installation {
-	inst, ok := s.Installations[name]
+	return editIn(s.Installations, name, s.installationsForWrite)
+}
+
+// editIn copies the entity m holds under key into the map forWrite returns
+// (m itself, or the fork's copy of it) and returns the copy; nil when there
+// is none.
+func editIn[V any](m map[string]*V, key string, forWrite func() map[string]*V) *V {
+	v, ok := m[key]
 	if !ok {
 		return nil
 	}
-	cp := *inst
-	s.installationsForWrite()[name] = &cp
+	cp := *v
+	forWrite()[key] = &cp
 	return &cp
 }
 
@@ -131,13 +138,7 @@ func (s *State) putHost(h *Host) { s.hostsForWrite()[h.ID] = h }
 // editHost returns a copy of host id stored in its place, ready to change;
 // nil when there is none.
 func (s *State) editHost(id string) *Host {
-	h, ok := s.Hosts[id]
-	if !ok {
-		return nil
-	}
-	cp := *h
-	s.hostsForWrite()[id] = &cp
-	return &cp
+	return editIn(s.Hosts, id, s.hostsForWrite)
 }
 
 // putInstance stores in (a copy the caller made), new or replacing one with
@@ -154,13 +155,7 @@ func (s *State) putInstance(in *Instance) {
 // change its state (never its host, port or installation); nil when there
 // is none.
 func (s *State) editInstance(id string) *Instance {
-	in, ok := s.Instances[id]
-	if !ok {
-		return nil
-	}
-	cp := *in
-	s.instancesForWrite()[id] = &cp
-	return &cp
+	return editIn(s.Instances, id, s.instancesForWrite)
 }
 
 // dropInstance deletes instance id.
