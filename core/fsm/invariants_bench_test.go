@@ -1,8 +1,10 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -46,5 +48,39 @@ func BenchmarkApplyPlanOnLoadedFleet(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkRestoreFleet: restoring a snapshot of 5,000 hosts and 100,000
+// instances, what a node joining (or restarting behind a compacted log)
+// pays before it serves.
+func BenchmarkRestoreFleet(b *testing.B) {
+	st := NewState()
+	for i := range 5000 {
+		id := fmt.Sprintf("h-%05d", i)
+		st.Hosts[id] = &Host{ID: id, Name: id, Role: RoleBack, Status: HostReady, PublicKey: "k" + id,
+			Capacity: Resources{MilliCPU: 64000, MemoryMB: 1 << 18, DiskMB: 1 << 20}}
+	}
+	per := Resources{MilliCPU: 100, MemoryMB: 128, DiskMB: 100}
+	for k := range 400 {
+		name := fmt.Sprintf("inst%06d", k)
+		st.Installations[name] = &Installation{Name: name, Backs: 250, PerInstance: per, Release: 1,
+			Releases: []*Release{{Version: 1, PerInstance: per, Status: ReleaseLive}}}
+		for j := range 250 {
+			n := k*250 + j
+			id := fmt.Sprintf("i-%012x", n)
+			st.Instances[id] = &Instance{ID: id, Installation: name, HostID: fmt.Sprintf("h-%05d", n%5000), Port: MinPort + n/5000, State: InstanceRunning}
+		}
+	}
+	var buf bytes.Buffer
+	if err := writeSnapshot(&buf, st); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(buf.Len()))
+	for b.Loop() {
+		f := New()
+		if err := f.Restore(io.NopCloser(bytes.NewReader(buf.Bytes()))); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
