@@ -80,7 +80,9 @@ func TestRollingUpdate(t *testing.T) {
 		ok, fail, failures := load.finish()
 		t.Logf("client loop: %d requests ok, %d failed", ok, fail)
 		require.Zero(t, fail, "failed requests during the rollout: %v", failures)
-		require.Greater(t, ok, 100)
+		// The loop ran through the rollout (a loaded machine manages a few
+		// requests a second, a quiet one hundreds).
+		require.Greater(t, ok, 20)
 		for range 10 {
 			code, inst, _, err := s.get(site)
 			require.NoError(t, err)
