@@ -46,31 +46,40 @@ func (w *watch) run() {
 		if next.Index == cur.st.Index {
 			continue // ctx ended
 		}
-		nix := w.indexOf(next)
-		dirty, all := changedHosts(cur, nix)
-		w.mu.Lock()
-		w.ix = nix
-		w.recent = append(w.recent, nix)
-		if len(w.recent) > recentIndexes {
-			w.recent = append(w.recent[:0:0], w.recent[len(w.recent)-recentIndexes:]...)
+		w.step(next)
+	}
+}
+
+// step moves the follower from its newest state to next (a later one) and
+// wakes the queries of the hosts the change may concern.
+func (w *watch) step(next *fsm.State) {
+	w.mu.Lock()
+	cur := w.ix
+	w.mu.Unlock()
+	nix := w.indexOf(next)
+	dirty, all := changedHosts(cur, nix)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ix = nix
+	w.recent = append(w.recent, nix)
+	if len(w.recent) > recentIndexes {
+		w.recent = append(w.recent[:0:0], w.recent[len(w.recent)-recentIndexes:]...)
+	}
+	if all {
+		for id, ch := range w.waiters {
+			close(ch)
+			delete(w.waiters, id)
 		}
-		if all {
-			for id, ch := range w.waiters {
+	} else {
+		for id := range dirty {
+			if ch, ok := w.waiters[id]; ok {
 				close(ch)
 				delete(w.waiters, id)
 			}
-		} else {
-			for id := range dirty {
-				if ch, ok := w.waiters[id]; ok {
-					close(ch)
-					delete(w.waiters, id)
-				}
-			}
 		}
-		close(w.changed)
-		w.changed = make(chan struct{})
-		w.mu.Unlock()
 	}
+	close(w.changed)
+	w.changed = make(chan struct{})
 }
 
 // ensure starts the follower on first use.
