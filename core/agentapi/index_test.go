@@ -1,6 +1,7 @@
 package agentapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -66,10 +67,10 @@ func TestChangedHostsCoversEveryDesiredChange(t *testing.T) {
 		before := newIndex(f.State())
 		apply(c)
 		after := newIndex(f.State())
-		dirty, all := changedHosts(before, after)
+		ch := changedHosts(before, after)
 		for _, h := range hosts {
-			if fingerprint(before, h.id) != fingerprint(after, h.id) {
-				require.True(t, all || dirty[h.id], "%s changed %s's desired state but would not wake it", c.Type, h.id)
+			if fingerprintOf(before, h.id) != fingerprintOf(after, h.id) {
+				require.True(t, ch.all || ch.dirty[h.id], "%s changed %s's desired state but would not wake it", c.Type, h.id)
 			}
 		}
 	}
@@ -94,7 +95,23 @@ func TestChangedHostsLeavesUnrelatedHostsAlone(t *testing.T) {
 	next := st.Clone()
 	next.Index++
 	next.Instances["i1"].State = fsm.InstanceRunning
-	dirty, all := changedHosts(newIndex(st), newIndex(next))
-	require.False(t, all)
-	require.Equal(t, map[string]bool{"b1": true, "f1": true}, dirty)
+	c := changedHosts(newIndex(st), newIndex(next))
+	require.False(t, c.all)
+	require.Equal(t, map[string]bool{"b1": true, "f1": true}, c.dirty)
+}
+
+// fingerprintOf is a host's desired state in ix's state as JSON, apart
+// from the index, computed afresh.
+func fingerprintOf(ix *index, hostID string) string {
+	h := ix.st.Hosts[hostID]
+	if h == nil {
+		return ""
+	}
+	d := desired(ix, h)
+	d.Index = 0
+	data, err := json.Marshal(d)
+	if err != nil {
+		panic(err)
+	}
+	return string(data)
 }

@@ -1,6 +1,7 @@
 package agentapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -65,7 +66,9 @@ func BenchmarkStateChange(b *testing.B) {
 		backs := hosts - fronts
 		for _, kind := range []string{"report", "place"} {
 			b.Run(fmt.Sprintf("%s/hosts=%d/instances=%d", kind, hosts, hosts*20), func(b *testing.B) {
-				h := New(Config{State: f, Context: b.Context()})
+				// The benchmark steps the follower itself: its own
+				// goroutine must not follow the same states meanwhile.
+				h := New(Config{State: held{f}, Context: b.Context()})
 				h.watch.ensure()
 				ids := make([]string, 0, len(f.State().Hosts))
 				for id := range f.State().Hosts {
@@ -125,7 +128,16 @@ func BenchmarkStateChange(b *testing.B) {
 
 // answer is a woken query's work in a benchmark: compare, then encode.
 func (h *Handler) answer(ix *index, host *fsm.Host) {
-	_ = fingerprint(ix, host.ID)
-	data, _ := json.Marshal(desired(ix, host))
+	_ = h.watch.fingerprint(ix, host.ID)
+	data, _ := json.Marshal(h.watch.desiredOf(ix, host))
 	_ = data
+}
+
+// held is an FSM whose followers are never told of a new state: the
+// benchmark hands them each one.
+type held struct{ *fsm.FSM }
+
+func (h held) Wait(ctx context.Context, _ uint64) *fsm.State {
+	<-ctx.Done()
+	return h.State()
 }
