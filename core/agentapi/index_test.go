@@ -49,6 +49,12 @@ func TestChangedHostsCoversEveryDesiredChange(t *testing.T) {
 		inst("one", "f1", "b1", "b2"),
 		inst("two", "f2", "b3"),
 		{Type: fsm.CmdPlan, Plan: &fsm.Plan{Update: []fsm.InstanceUpdate{{ID: "one-0", State: fsm.InstanceRunning}}}},
+		// A manual certificate's upload and replacement change the
+		// route of its domain's Fronts (ManualModified).
+		{Type: fsm.CmdSetInstallationTLS, Cert: &fsm.CertCommand{Key: "one", TLS: &fsm.TLSOptions{Mode: fsm.TLSManual}}},
+		{Type: fsm.CmdCertPut, Cert: &fsm.CertCommand{Key: "manual/one.example/cert.pem", Value: []byte("cert 1")}},
+		{Type: fsm.CmdCertPut, Cert: &fsm.CertCommand{Key: "manual/one.example/cert.pem", Value: []byte("cert 2")}},
+		{Type: fsm.CmdCertDelete, Cert: &fsm.CertCommand{Key: "manual/one.example/cert.pem"}},
 		{Type: fsm.CmdPlan, Plan: &fsm.Plan{Hosts: []fsm.HostStatusChange{{HostID: "b2", Status: fsm.HostDown}}}},
 		{Type: fsm.CmdPlan, Plan: &fsm.Plan{Hosts: []fsm.HostStatusChange{{HostID: "b2", Status: fsm.HostReady}}}},
 		{Type: fsm.CmdPlan, Plan: &fsm.Plan{Installations: []fsm.InstallationUpdate{{Name: "two", Fronts: 1, Backs: 1, FrontHosts: []string{"f1"}}}}},
