@@ -65,7 +65,28 @@ func (w *watch) run() {
 		if next.Index == cur.st.Index {
 			continue // ctx ended
 		}
+		began := time.Now()
 		w.step(next)
+		w.rest(time.Since(began))
+	}
+}
+
+// maxRest bounds the follower's rest after a step.
+const maxRest = 250 * time.Millisecond
+
+// rest waits as long as the last step took (at most maxRest), so that
+// states published meanwhile are taken together in the next step: a step
+// walks the hosts and instances a command wrote to, O(fleet) (the FSM does
+// not say what its commands touched), and a follower that stepped through
+// every state as fast as they come spent a core on it at 5,000 hosts
+// while creating. Resting, it uses at most half of one, and an agent
+// learns of a change at most one step later.
+func (w *watch) rest(took time.Duration) {
+	t := time.NewTimer(min(took, maxRest))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.ctx.Done():
 	}
 }
 
