@@ -8,6 +8,7 @@
 package agentapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -157,7 +158,26 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 		return
 	}
 	w.Header().Set(agentproto.HeaderIndex, strconv.FormatUint(st.Index, 10))
-	jsonhttp.WriteJSON(w, http.StatusOK, h.watch.desiredOf(ix, cur))
+	h.writeDesired(w, ix, cur)
+}
+
+// zeroIndex is how the JSON of a desired state with index 0 begins.
+var zeroIndex = []byte(`{"index":0,`)
+
+// writeDesired answers host's desired state in ix's state: the encoding
+// cached for the host with the index put in, byte for byte what encoding
+// the desired state would write.
+func (h *Handler) writeDesired(w http.ResponseWriter, ix *index, host *fsm.Host) {
+	data := h.watch.encoded(ix, host)
+	if !bytes.HasPrefix(data, zeroIndex) {
+		jsonhttp.WriteJSON(w, http.StatusOK, h.watch.desiredOf(ix, host))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(strconv.AppendUint([]byte(`{"index":`), ix.st.Index, 10))
+	_, _ = w.Write(data[len(zeroIndex)-1:])
+	_, _ = w.Write([]byte{'\n'})
 }
 
 // waitForChange answers a blocking query. An agent that is behind (the
@@ -178,7 +198,7 @@ func (h *Handler) waitForChange(ctx context.Context, start *index, index uint64,
 	start = nil
 	for range 100_000 { // bounded; each round waits for a change of this host or ctx
 		ix, ch := h.watch.subscribe(hostID)
-		if ix.st.Index > from && h.watch.fingerprint(ix, hostID) != base {
+		if ix.st.Index > from && !bytes.Equal(h.watch.fingerprint(ix, hostID), base) {
 			return ix.st
 		}
 		ix = nil

@@ -1,8 +1,10 @@
 package agentapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"sort"
@@ -21,7 +23,8 @@ import (
 // the follower, every host's desired state as the handler serves it
 // (through its index, its cache and the follower's wake-ups) equals the
 // desired state computed by a plain walk over the state, in the newest
-// state and in the one before it.
+// state and in the one before it, and its answer's body is byte for byte
+// that desired state's JSON.
 func TestDesiredStatesFollowEveryChange(t *testing.T) {
 	f := fsm.New()
 	apply := func(c *fsm.Command) {
@@ -86,8 +89,13 @@ func TestDesiredStatesFollowEveryChange(t *testing.T) {
 		for _, id := range hosts {
 			host := st.Hosts[id]
 			want := walkDesired(st, host)
+			var body bytes.Buffer
+			require.NoError(t, json.NewEncoder(&body).Encode(want))
 			for round := range 2 { // computed, then cached
 				require.Equal(t, want, h.watch.desiredOf(ix, host), "%s: %s, round %d", when, id, round)
+				rec := httptest.NewRecorder()
+				h.writeDesired(rec, ix, host)
+				require.Equal(t, body.String(), rec.Body.String(), "%s: %s's answer, round %d", when, id, round)
 			}
 		}
 	}

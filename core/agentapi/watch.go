@@ -43,7 +43,7 @@ type watch struct {
 type desiredEntry struct {
 	at uint64
 	d  agentproto.DesiredState // Index 0
-	fp string                  // d as JSON, "" until asked
+	fp []byte                  // d as JSON, nil until asked (never changed once set)
 }
 
 func newWatch(ctx context.Context, src StateSource) *watch {
@@ -172,31 +172,37 @@ func (w *watch) cached(ix *index, hostID string) *desiredEntry {
 	return e
 }
 
-// fingerprint identifies a host's desired state in ix's state apart from
-// the index.
-func (w *watch) fingerprint(ix *index, hostID string) string {
-	h := ix.st.Hosts[hostID]
-	if h == nil {
-		return ""
-	}
-	if e := w.cached(ix, hostID); e != nil {
+// encoded is host's desired state in ix's state as JSON with index 0:
+// its fingerprint (what a woken query compares) and, but for the index,
+// the body of the answer, encoded once per host and change.
+func (w *watch) encoded(ix *index, host *fsm.Host) []byte {
+	if e := w.cached(ix, host.ID); e != nil {
 		w.mu.Lock()
-		fp := e.fp
+		data := e.fp
 		w.mu.Unlock()
-		if fp != "" {
-			return fp
+		if data != nil {
+			return data
 		}
 	}
-	d := w.desiredOf(ix, h)
+	d := w.desiredOf(ix, host)
 	d.Index = 0
 	data, _ := json.Marshal(d)
-	fp := string(data)
-	if e := w.cached(ix, hostID); e != nil {
+	if e := w.cached(ix, host.ID); e != nil {
 		w.mu.Lock()
-		e.fp = fp
+		e.fp = data
 		w.mu.Unlock()
 	}
-	return fp
+	return data
+}
+
+// fingerprint identifies a host's desired state in ix's state apart from
+// the index; nil when the host is not in it.
+func (w *watch) fingerprint(ix *index, hostID string) []byte {
+	h := ix.st.Hosts[hostID]
+	if h == nil {
+		return nil
+	}
+	return w.encoded(ix, h)
 }
 
 // hostIDOf is the host id last found for a WireGuard key.

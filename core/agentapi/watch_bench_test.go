@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 
@@ -129,8 +130,7 @@ func BenchmarkStateChange(b *testing.B) {
 // answer is a woken query's work in a benchmark: compare, then encode.
 func (h *Handler) answer(ix *index, host *fsm.Host) {
 	_ = h.watch.fingerprint(ix, host.ID)
-	data, _ := json.Marshal(h.watch.desiredOf(ix, host))
-	_ = data
+	h.writeDesired(httptest.NewRecorder(), ix, host)
 }
 
 // held is an FSM whose followers are never told of a new state: the
