@@ -74,6 +74,8 @@ type Result struct {
 	// Heartbeat latency while creating: many then report new instances
 	// running, and those wait for their group's commit.
 	HBCreatep50, HBCreatep99 time.Duration
+	// ... of those, the heartbeats that reported nothing new.
+	HBQuietCreatep50, HBQuietCreatep99 time.Duration
 	// HoldCommits is how many raft entries the cluster committed during
 	// the steady state: heartbeats that change nothing must add none.
 	HoldCommits       int64
@@ -272,6 +274,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 	}
 	sim.stats.hbLatency.reset()
+	sim.stats.hbQuiet.reset()
 	start = time.Now()
 	// Progress every 10 s while creating, so a run that cannot finish
 	// still shows its rate and where it stood.
@@ -347,6 +350,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 
 	res.HBCreatep50, _ = sim.stats.hbLatency.pct(50)
 	res.HBCreatep99, _ = sim.stats.hbLatency.pct(99)
+	res.HBQuietCreatep50, _ = sim.stats.hbQuiet.pct(50)
+	res.HBQuietCreatep99, _ = sim.stats.hbQuiet.pct(99)
 
 	// Steady state: heartbeats and reads only.
 	sim.stats.hbLatency.reset()

@@ -132,6 +132,9 @@ func printFleet(w io.Writer, rs []fleet.Result) {
 		{"heartbeats handled/s", func(r fleet.Result) float64 { return r.HeartbeatsPerSec }, func(r fleet.Result) string { return fmt.Sprintf("%.0f", r.HeartbeatsPerSec) }},
 		{"heartbeat p50 / p99, steady state", func(r fleet.Result) float64 { return float64(r.HBp99) }, func(r fleet.Result) string { return ms(r.HBp50) + " / " + ms(r.HBp99) }},
 		{"heartbeat p50 / p99, creating", func(r fleet.Result) float64 { return float64(r.HBCreatep99) }, func(r fleet.Result) string { return ms(r.HBCreatep50) + " / " + ms(r.HBCreatep99) }},
+		{"  of them reporting nothing new", func(r fleet.Result) float64 { return float64(r.HBQuietCreatep99) }, func(r fleet.Result) string {
+			return ms(r.HBQuietCreatep50) + " / " + ms(r.HBQuietCreatep99)
+		}},
 		{"raft entries in the steady state", func(r fleet.Result) float64 { return float64(r.HoldCommits) }, func(r fleet.Result) string { return strconv.FormatInt(r.HoldCommits, 10) }},
 		{"heartbeat errors / late rounds", func(r fleet.Result) float64 { return float64(r.HBErrors) }, func(r fleet.Result) string { return fmt.Sprintf("%d / %d", r.HBErrors, r.HBLate) }},
 		{"leader CPU, creating (cores)", func(r fleet.Result) float64 { return r.LeaderCPUCreate }, func(r fleet.Result) string { return fmt.Sprintf("%.2f", r.LeaderCPUCreate) }},
