@@ -244,8 +244,9 @@ func desired(ix *index, host *fsm.Host) agentproto.DesiredState {
 	if host.Role == fsm.RoleFront {
 		for _, name := range ix.frontsOf(host.ID) {
 			inst := st.Installations[name]
-			r := agentproto.Route{Installation: inst.Name, Domain: inst.Domain, Backends: []agentproto.Backend{}, TLS: routeTLS(st, inst)}
-			for _, in := range ix.instancesOf(name) {
+			instances := ix.instancesOf(name)
+			r := agentproto.Route{Installation: inst.Name, Domain: inst.Domain, Backends: make([]agentproto.Backend, 0, len(instances)), TLS: routeTLS(st, inst)}
+			for _, in := range instances {
 				b := st.Hosts[in.HostID]
 				// A draining Back keeps serving until its replacement runs.
 				if b == nil || (b.Status != fsm.HostReady && b.Status != fsm.HostDraining) || in.State == fsm.InstanceLost {
