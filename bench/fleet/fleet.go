@@ -76,6 +76,8 @@ type Result struct {
 	HBCreatep50, HBCreatep99 time.Duration
 	// ... of those, the heartbeats that reported nothing new.
 	HBQuietCreatep50, HBQuietCreatep99 time.Duration
+	// ... and of those, the ones sent to the leader itself, not forwarded.
+	HBQuietLeaderp50, HBQuietLeaderp99 time.Duration
 	// HoldCommits is how many raft entries the cluster committed during
 	// the steady state: heartbeats that change nothing must add none.
 	HoldCommits       int64
@@ -196,6 +198,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	// it is registered, as an agent does (registering thousands takes
 	// longer than the heartbeat TTL).
 	sim := newFleetSim(hosts, cfg.Heartbeat)
+	sim.leader = leader
 	simCtx, stopSim := context.WithCancel(ctx)
 	var simWG sync.WaitGroup
 	defer func() { stopSim(); simWG.Wait() }()
@@ -275,6 +278,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	sim.stats.hbLatency.reset()
 	sim.stats.hbQuiet.reset()
+	sim.stats.hbQuietLeader.reset()
 	start = time.Now()
 	// Progress every 10 s while creating, so a run that cannot finish
 	// still shows its rate and where it stood.
@@ -352,6 +356,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res.HBCreatep99, _ = sim.stats.hbLatency.pct(99)
 	res.HBQuietCreatep50, _ = sim.stats.hbQuiet.pct(50)
 	res.HBQuietCreatep99, _ = sim.stats.hbQuiet.pct(99)
+	res.HBQuietLeaderp50, _ = sim.stats.hbQuietLeader.pct(50)
+	res.HBQuietLeaderp99, _ = sim.stats.hbQuietLeader.pct(99)
 
 	// Steady state: heartbeats and reads only.
 	sim.stats.hbLatency.reset()

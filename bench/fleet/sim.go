@@ -45,7 +45,10 @@ type simStats struct {
 	// instance already running in the host's desired state): the leader
 	// answers those without raft.
 	hbQuiet *latencies
-	lastErr atomic.Value // string: the last heartbeat or query error, for the report
+	// hbQuietLeader: of those, the ones sent to the leader itself (the
+	// rest a follower forwards to it).
+	hbQuietLeader *latencies
+	lastErr       atomic.Value // string: the last heartbeat or query error, for the report
 }
 
 // fleetSim drives the simulated hosts against the cluster's bench agent
@@ -57,6 +60,7 @@ type fleetSim struct {
 	pollWait time.Duration
 	stats    simStats
 	inFlight chan struct{} // heartbeats waiting for an answer (maxHeartbeatsInFlight)
+	leader   *coreNode     // the leader at the start (set before the hosts start)
 }
 
 func newFleetSim(hosts []*simHost, interval time.Duration) *fleetSim {
@@ -66,7 +70,7 @@ func newFleetSim(hosts []*simHost, interval time.Duration) *fleetSim {
 			Timeout:   75 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: len(hosts) + 16, MaxConnsPerHost: 0, IdleConnTimeout: 2 * time.Minute},
 		},
-		stats: simStats{hbLatency: newLatencies(), queryLat: newLatencies(), hbQuiet: newLatencies()},
+		stats: simStats{hbLatency: newLatencies(), queryLat: newLatencies(), hbQuiet: newLatencies(), hbQuietLeader: newLatencies()},
 	}
 }
 
@@ -169,6 +173,9 @@ func (s *fleetSim) heartbeats(ctx context.Context, hosts []*simHost) {
 				s.stats.hbLatency.add(time.Since(start))
 				if quiet {
 					s.stats.hbQuiet.add(time.Since(start))
+					if h.node == s.leader {
+						s.stats.hbQuietLeader.add(time.Since(start))
+					}
 				}
 			})
 		}

@@ -135,6 +135,9 @@ func printFleet(w io.Writer, rs []fleet.Result) {
 		{"  of them reporting nothing new", func(r fleet.Result) float64 { return float64(r.HBQuietCreatep99) }, func(r fleet.Result) string {
 			return ms(r.HBQuietCreatep50) + " / " + ms(r.HBQuietCreatep99)
 		}},
+		{"    sent to the leader (not forwarded)", func(r fleet.Result) float64 { return float64(r.HBQuietLeaderp99) }, func(r fleet.Result) string {
+			return ms(r.HBQuietLeaderp50) + " / " + ms(r.HBQuietLeaderp99)
+		}},
 		{"raft entries in the steady state", func(r fleet.Result) float64 { return float64(r.HoldCommits) }, func(r fleet.Result) string { return strconv.FormatInt(r.HoldCommits, 10) }},
 		{"heartbeat errors / late rounds", func(r fleet.Result) float64 { return float64(r.HBErrors) }, func(r fleet.Result) string { return fmt.Sprintf("%d / %d", r.HBErrors, r.HBLate) }},
 		{"leader CPU, creating (cores)", func(r fleet.Result) float64 { return r.LeaderCPUCreate }, func(r fleet.Result) string { return fmt.Sprintf("%.2f", r.LeaderCPUCreate) }},
