@@ -71,18 +71,23 @@ func (w *watch) run() {
 	}
 }
 
-// maxRest bounds the follower's rest after a step.
-const maxRest = 250 * time.Millisecond
+// The follower's rest after a step: at least minRest, as long as the step
+// took, at most maxRest.
+const (
+	minRest = 20 * time.Millisecond
+	maxRest = 250 * time.Millisecond
+)
 
-// rest waits as long as the last step took (at most maxRest), so that
-// states published meanwhile are taken together in the next step: a step
-// walks the hosts and instances a command wrote to, O(fleet) (the FSM does
-// not say what its commands touched), and a follower that stepped through
-// every state as fast as they come spent a core on it at 5,000 hosts
-// while creating. Resting, it uses at most half of one, and an agent
-// learns of a change at most one step later.
+// rest waits after a step, so that states published meanwhile are taken
+// together in the next one: a step walks the hosts and instances a
+// command wrote to, O(fleet) (the FSM does not say what its commands
+// touched), and a follower that stepped through every state as fast as
+// they come spent up to a core on it while creating. Resting as long as
+// the step took, and at least minRest, it steps at most 50 times a second
+// and uses at most half a core; an agent learns of a change at most one
+// rest later, 20 ms at 1,000 hosts, against a heartbeat every 5 s.
 func (w *watch) rest(took time.Duration) {
-	t := time.NewTimer(min(took, maxRest))
+	t := time.NewTimer(min(max(took, minRest), maxRest))
 	defer t.Stop()
 	select {
 	case <-t.C:
