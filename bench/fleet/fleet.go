@@ -69,8 +69,18 @@ type Result struct {
 	HoldReadp99        time.Duration // reads probed in the steady state
 	APICalls           int
 
-	HeartbeatsPerSec  float64 // handled in the steady state
-	HBp50, HBp99      time.Duration
+	HeartbeatsPerSec float64 // handled in the steady state
+	HBp50, HBp99     time.Duration
+	// Heartbeat latency while creating: many then report new instances
+	// running, and those wait for their group's commit.
+	HBCreatep50, HBCreatep99 time.Duration
+	// ... of those, the heartbeats that reported nothing new.
+	HBQuietCreatep50, HBQuietCreatep99 time.Duration
+	// ... and of those, the ones sent to the leader itself, not forwarded.
+	HBQuietLeaderp50, HBQuietLeaderp99 time.Duration
+	// HoldCommits is how many raft entries the cluster committed during
+	// the steady state: heartbeats that change nothing must add none.
+	HoldCommits       int64
 	HBErrors, HBLate  int64
 	QueryErrors       int64
 	FirstAnswerp99    time.Duration // a host's first desired state (no wait)
@@ -188,6 +198,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	// it is registered, as an agent does (registering thousands takes
 	// longer than the heartbeat TTL).
 	sim := newFleetSim(hosts, cfg.Heartbeat)
+	sim.leader = leader
 	simCtx, stopSim := context.WithCancel(ctx)
 	var simWG sync.WaitGroup
 	defer func() { stopSim(); simWG.Wait() }()
@@ -265,6 +276,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			fBefore = append(fBefore, smp)
 		}
 	}
+	sim.stats.hbLatency.reset()
+	sim.stats.hbQuiet.reset()
+	sim.stats.hbQuietLeader.reset()
 	start = time.Now()
 	// Progress every 10 s while creating, so a run that cannot finish
 	// still shows its rate and where it stood.
@@ -338,8 +352,19 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 	}
 
+	res.HBCreatep50, _ = sim.stats.hbLatency.pct(50)
+	res.HBCreatep99, _ = sim.stats.hbLatency.pct(99)
+	res.HBQuietCreatep50, _ = sim.stats.hbQuiet.pct(50)
+	res.HBQuietCreatep99, _ = sim.stats.hbQuiet.pct(99)
+	res.HBQuietLeaderp50, _ = sim.stats.hbQuietLeader.pct(50)
+	res.HBQuietLeaderp99, _ = sim.stats.hbQuietLeader.pct(99)
+
 	// Steady state: heartbeats and reads only.
 	sim.stats.hbLatency.reset()
+	index0 := uint64(0)
+	if st, err := api.Status(ctx); err == nil {
+		index0 = st.StateIndex
+	}
 	hb0, late0 := sim.stats.heartbeats.Load(), sim.stats.hbLate.Load()
 	holdReads := newLatencies()
 	probeCtx2, stopProbe2 := context.WithCancel(ctx)
@@ -364,13 +389,17 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		res.LastAgentError = e
 	}
 	res.LeaderRSS, res.LeaderPeakRSS = after.rss, after.hwm
-	progress("steady state: %.0f heartbeats/s (p99 %s), leader %.2f cores, RSS %d MiB",
-		res.HeartbeatsPerSec, res.HBp99.Round(time.Microsecond), res.LeaderCPUHold, res.LeaderRSS>>20)
 	if st, err := api.Status(ctx); err == nil {
 		res.HostsDownObserved = st.Hosts["down"]
 		res.FinalStateIndex = st.StateIndex
+		if index0 > 0 {
+			res.HoldCommits = int64(st.StateIndex) - int64(index0)
+		}
 		res.LeaderAtEnd = st.Leader
 	}
+
+	progress("steady state: %.0f heartbeats/s (p99 %s), %d raft entries, leader %.2f cores, RSS %d MiB",
+		res.HeartbeatsPerSec, res.HBp99.Round(time.Microsecond), res.HoldCommits, res.LeaderCPUHold, res.LeaderRSS>>20)
 
 	// Snapshot: download, restore into a fresh FSM, sizes on disk.
 	if err := snapshot(ctx, leader, &res); err != nil {

@@ -41,7 +41,14 @@ type simStats struct {
 	heartbeats, hbErrs  atomic.Int64
 	hbLate              atomic.Int64 // heartbeat rounds that overran the interval
 	hbLatency, queryLat *latencies
-	lastErr             atomic.Value // string: the last heartbeat or query error, for the report
+	// hbQuiet: latency of the heartbeats that report nothing new (every
+	// instance already running in the host's desired state): the leader
+	// answers those without raft.
+	hbQuiet *latencies
+	// hbQuietLeader: of those, the ones sent to the leader itself (the
+	// rest a follower forwards to it).
+	hbQuietLeader *latencies
+	lastErr       atomic.Value // string: the last heartbeat or query error, for the report
 }
 
 // fleetSim drives the simulated hosts against the cluster's bench agent
@@ -53,6 +60,7 @@ type fleetSim struct {
 	pollWait time.Duration
 	stats    simStats
 	inFlight chan struct{} // heartbeats waiting for an answer (maxHeartbeatsInFlight)
+	leader   *coreNode     // the leader at the start (set before the hosts start)
 }
 
 func newFleetSim(hosts []*simHost, interval time.Duration) *fleetSim {
@@ -62,7 +70,7 @@ func newFleetSim(hosts []*simHost, interval time.Duration) *fleetSim {
 			Timeout:   75 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: len(hosts) + 16, MaxConnsPerHost: 0, IdleConnTimeout: 2 * time.Minute},
 		},
-		stats: simStats{hbLatency: newLatencies(), queryLat: newLatencies()},
+		stats: simStats{hbLatency: newLatencies(), queryLat: newLatencies(), hbQuiet: newLatencies(), hbQuietLeader: newLatencies()},
 	}
 }
 
@@ -144,8 +152,10 @@ func (s *fleetSim) heartbeats(ctx context.Context, hosts []*simHost) {
 			}
 			h.mu.Lock()
 			req := agentproto.HeartbeatRequest{Instances: make([]agentproto.InstanceReport, 0, len(h.instances))}
-			for id := range h.instances {
+			quiet := true
+			for id, state := range h.instances {
 				req.Instances = append(req.Instances, agentproto.InstanceReport{ID: id, State: agentproto.InstanceRunning})
+				quiet = quiet && state == agentproto.InstanceRunning
 			}
 			h.mu.Unlock()
 			sort.Slice(req.Instances, func(i, j int) bool { return req.Instances[i].ID < req.Instances[j].ID })
@@ -161,6 +171,12 @@ func (s *fleetSim) heartbeats(ctx context.Context, hosts []*simHost) {
 				}
 				s.stats.heartbeats.Add(1)
 				s.stats.hbLatency.add(time.Since(start))
+				if quiet {
+					s.stats.hbQuiet.add(time.Since(start))
+					if h.node == s.leader {
+						s.stats.hbQuietLeader.add(time.Since(start))
+					}
+				}
 			})
 		}
 		left := s.interval - time.Since(round)

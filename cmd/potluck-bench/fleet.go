@@ -130,7 +130,15 @@ func printFleet(w io.Writer, rs []fleet.Result) {
 		{"  read p50 / p99", func(r fleet.Result) float64 { return float64(r.Readp99) }, func(r fleet.Result) string { return ms(r.Readp50) + " / " + ms(r.Readp99) }},
 		{"read p99, steady state", func(r fleet.Result) float64 { return float64(r.HoldReadp99) }, func(r fleet.Result) string { return ms(r.HoldReadp99) }},
 		{"heartbeats handled/s", func(r fleet.Result) float64 { return r.HeartbeatsPerSec }, func(r fleet.Result) string { return fmt.Sprintf("%.0f", r.HeartbeatsPerSec) }},
-		{"heartbeat p50 / p99", func(r fleet.Result) float64 { return float64(r.HBp99) }, func(r fleet.Result) string { return ms(r.HBp50) + " / " + ms(r.HBp99) }},
+		{"heartbeat p50 / p99, steady state", func(r fleet.Result) float64 { return float64(r.HBp99) }, func(r fleet.Result) string { return ms(r.HBp50) + " / " + ms(r.HBp99) }},
+		{"heartbeat p50 / p99, creating", func(r fleet.Result) float64 { return float64(r.HBCreatep99) }, func(r fleet.Result) string { return ms(r.HBCreatep50) + " / " + ms(r.HBCreatep99) }},
+		{"  of them reporting nothing new", func(r fleet.Result) float64 { return float64(r.HBQuietCreatep99) }, func(r fleet.Result) string {
+			return ms(r.HBQuietCreatep50) + " / " + ms(r.HBQuietCreatep99)
+		}},
+		{"    sent to the leader (not forwarded)", func(r fleet.Result) float64 { return float64(r.HBQuietLeaderp99) }, func(r fleet.Result) string {
+			return ms(r.HBQuietLeaderp50) + " / " + ms(r.HBQuietLeaderp99)
+		}},
+		{"raft entries in the steady state", func(r fleet.Result) float64 { return float64(r.HoldCommits) }, func(r fleet.Result) string { return strconv.FormatInt(r.HoldCommits, 10) }},
 		{"heartbeat errors / late rounds", func(r fleet.Result) float64 { return float64(r.HBErrors) }, func(r fleet.Result) string { return fmt.Sprintf("%d / %d", r.HBErrors, r.HBLate) }},
 		{"leader CPU, creating (cores)", func(r fleet.Result) float64 { return r.LeaderCPUCreate }, func(r fleet.Result) string { return fmt.Sprintf("%.2f", r.LeaderCPUCreate) }},
 		{"followers' CPU, creating (cores, both)", func(r fleet.Result) float64 { return r.FollowerCPUCreate }, func(r fleet.Result) string { return fmt.Sprintf("%.2f", r.FollowerCPUCreate) }},

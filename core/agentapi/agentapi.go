@@ -8,8 +8,8 @@
 package agentapi
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,19 +113,23 @@ func (h *Handler) host(next hostHandler) http.HandlerFunc {
 	}
 }
 
-// hostByKey finds the caller's host in the current state, through the
-// newest index (one map lookup) when it holds the key.
+// hostByKey finds the caller's host in the current state: through the
+// key's host id as found before (one map lookup), else by a walk over the
+// hosts.
 func (h *Handler) hostByKey(key string) *fsm.Host {
 	st := h.cfg.State.State()
-	ix, _ := h.watch.current()
-	if ho := ix.byKey[key]; ho != nil {
+	if id, ok := h.watch.hostIDOf(key); ok {
 		// Keys are unique among hosts (registration refuses a taken
-		// one), so the host the index names is the one HostByKey finds.
-		if cur := st.Hosts[ho.ID]; cur != nil && cur.PublicKey == key {
+		// one), so the host found before is the one HostByKey finds.
+		if cur := st.Hosts[id]; cur != nil && cur.PublicKey == key {
 			return cur
 		}
 	}
-	return st.HostByKey(key)
+	ho := st.HostByKey(key)
+	if ho != nil {
+		h.watch.rememberKey(key, ho.ID)
+	}
+	return ho
 }
 
 func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Host) {
@@ -154,7 +158,26 @@ func (h *Handler) getState(w http.ResponseWriter, r *http.Request, host *fsm.Hos
 		return
 	}
 	w.Header().Set(agentproto.HeaderIndex, strconv.FormatUint(st.Index, 10))
-	jsonhttp.WriteJSON(w, http.StatusOK, desired(ix, cur))
+	h.writeDesired(w, ix, cur)
+}
+
+// zeroIndex is how the JSON of a desired state with index 0 begins.
+var zeroIndex = []byte(`{"index":0,`)
+
+// writeDesired answers host's desired state in ix's state: the encoding
+// cached for the host with the index put in, byte for byte what encoding
+// the desired state would write.
+func (h *Handler) writeDesired(w http.ResponseWriter, ix *index, host *fsm.Host) {
+	data := h.watch.encoded(ix, host)
+	if !bytes.HasPrefix(data, zeroIndex) {
+		jsonhttp.WriteJSON(w, http.StatusOK, h.watch.desiredOf(ix, host))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(strconv.AppendUint([]byte(`{"index":`), ix.st.Index, 10))
+	_, _ = w.Write(data[len(zeroIndex)-1:])
+	_, _ = w.Write([]byte{'\n'})
 }
 
 // waitForChange answers a blocking query. An agent that is behind (the
@@ -171,11 +194,11 @@ func (h *Handler) waitForChange(ctx context.Context, start *index, index uint64,
 	// already holds (that change would go unnoticed). Only its index and
 	// fingerprint are kept while waiting: thousands of waiters each holding
 	// the whole state they started on kept hundreds of states alive.
-	from, base := start.st.Index, fingerprint(start, hostID)
+	from, base := start.st.Index, h.watch.fingerprint(start, hostID)
 	start = nil
 	for range 100_000 { // bounded; each round waits for a change of this host or ctx
 		ix, ch := h.watch.subscribe(hostID)
-		if ix.st.Index > from && fingerprint(ix, hostID) != base {
+		if ix.st.Index > from && !bytes.Equal(h.watch.fingerprint(ix, hostID), base) {
 			return ix.st
 		}
 		ix = nil
@@ -188,25 +211,14 @@ func (h *Handler) waitForChange(ctx context.Context, start *index, index uint64,
 	return h.cfg.State.State()
 }
 
-// fingerprint identifies a host's desired state apart from the index.
-func fingerprint(ix *index, hostID string) string {
-	h := ix.st.Hosts[hostID]
-	if h == nil {
-		return ""
-	}
-	d := desired(ix, h)
-	d.Index = 0
-	data, _ := json.Marshal(d)
-	return string(data)
-}
-
 // Desired computes a host's desired state from the replicated state.
 func Desired(st *fsm.State, host *fsm.Host) agentproto.DesiredState {
 	return desired(newIndex(st), host)
 }
 
 // desired is Desired over an index of the state: it visits only the
-// installations the host fronts or runs an instance of.
+// installations the host fronts or runs an instance of (and of those a
+// Back runs, only its own instances).
 func desired(ix *index, host *fsm.Host) agentproto.DesiredState {
 	st := ix.st
 	d := agentproto.DesiredState{Index: st.Index, Host: wireHost(host), Peers: []agentproto.Peer{}, Instances: []agentproto.Instance{}, Routes: []agentproto.Route{}}
@@ -229,11 +241,11 @@ func desired(ix *index, host *fsm.Host) agentproto.DesiredState {
 		}
 		d.Peers = append(d.Peers, p)
 	}
-	for _, name := range ix.installationsOf(host) {
-		inst := st.Installations[name]
-		instances := ix.ofInst[name]
-		if host.Role == fsm.RoleFront {
-			r := agentproto.Route{Installation: inst.Name, Domain: inst.Domain, Backends: []agentproto.Backend{}, TLS: routeTLS(st, inst)}
+	if host.Role == fsm.RoleFront {
+		for _, name := range ix.frontsOf(host.ID) {
+			inst := st.Installations[name]
+			instances := ix.instancesOf(name)
+			r := agentproto.Route{Installation: inst.Name, Domain: inst.Domain, Backends: make([]agentproto.Backend, 0, len(instances)), TLS: routeTLS(st, inst)}
 			for _, in := range instances {
 				b := st.Hosts[in.HostID]
 				// A draining Back keeps serving until its replacement runs.
@@ -244,8 +256,15 @@ func desired(ix *index, host *fsm.Host) agentproto.DesiredState {
 				r.Backends = append(r.Backends, agentproto.Backend{InstanceID: in.ID, Address: netip.AddrPortFrom(b.TunnelAddr, uint16(in.Port)).String(), State: in.State})
 			}
 			d.Routes = append(d.Routes, r)
-			continue
 		}
+		return d
+	}
+	if host.Role != fsm.RoleBack {
+		return d
+	}
+	names, on := ix.backOf(host.ID)
+	for _, name := range names {
+		inst := st.Installations[name]
 		var allowed []string
 		for _, f := range inst.FrontHosts {
 			if fh := st.Hosts[f]; fh != nil {
@@ -254,10 +273,10 @@ func desired(ix *index, host *fsm.Host) agentproto.DesiredState {
 			}
 		}
 		sort.Strings(allowed)
-		for _, in := range instances {
-			if in.HostID != host.ID {
-				continue
-			}
+		for ; len(on) > 0 && on[0].Installation < name; on = on[1:] {
+		}
+		for ; len(on) > 0 && on[0].Installation == name; on = on[1:] {
+			in := on[0]
 			// Each instance runs its own release's settings: during a
 			// rollout a Back may hold both the old and the new.
 			rel := st.InstanceRelease(in)
@@ -289,7 +308,7 @@ func (h *Handler) getBlob(w http.ResponseWriter, r *http.Request, host *fsm.Host
 	}
 	// A host may download only images of instances placed on it.
 	allowed := false
-	for _, in := range desired(h.watch.indexOf(h.cfg.State.State()), host).Instances {
+	for _, in := range h.watch.desiredOf(h.watch.indexOf(h.cfg.State.State()), host).Instances {
 		allowed = allowed || in.Digest == digest
 	}
 	if !allowed {

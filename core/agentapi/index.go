@@ -3,91 +3,153 @@ package agentapi
 import (
 	"reflect"
 	"sort"
+	"sync"
 
 	"potluck/core/fsm"
 )
 
-// index holds lookups derived from one published (immutable) state, so that
-// a host's desired state costs what that host holds, not a walk over every
-// installation and instance of the fleet.
+// index answers the lookups of desired states for one published (immutable)
+// state, so that a host's desired state costs what that host holds, not a
+// walk over every installation and instance of the fleet. Making one is
+// O(1): instances per host and per installation come from the usage index
+// the FSM keeps with every state it publishes (fsm.Usage), and what the
+// index derives from them it derives lazily, once per state, for the
+// queries that ask, shared by all of them. (It used to be built whole for
+// every published state, O(hosts + instances): at 1,000 hosts that was a
+// third of the leader's CPU while creating.)
 type index struct {
-	st       *fsm.State
-	byKey    map[string]*fsm.Host       // WireGuard key -> host (lowest id, as State.HostByKey)
-	ofInst   map[string][]*fsm.Instance // installation -> its instances, by id
-	backOf   map[string][]string        // Back host id -> installations with an instance on it, sorted
-	frontOf  map[string][]string        // Front host id -> installations it fronts, sorted
-	backsFor map[string][]string        // installation -> hosts of its instances, sorted, unique
+	st  *fsm.State
+	use fsm.Usage
+
+	mu      sync.Mutex
+	ofInst  map[string][]*fsm.Instance // installation -> its instances by id, as far as asked
+	frontOf map[string][]string        // Front host id -> installations it fronts, sorted; nil until asked
 }
 
 func newIndex(st *fsm.State) *index {
-	ix := &index{
-		st:       st,
-		byKey:    make(map[string]*fsm.Host, len(st.Hosts)),
-		ofInst:   make(map[string][]*fsm.Instance, len(st.Installations)),
-		backOf:   map[string][]string{},
-		frontOf:  map[string][]string{},
-		backsFor: make(map[string][]string, len(st.Installations)),
+	return &index{st: st, use: st.Usage(), ofInst: map[string][]*fsm.Instance{}}
+}
+
+// instancesOf are the instances of an installation, ordered by id.
+func (ix *index) instancesOf(name string) []*fsm.Instance {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	list, ok := ix.ofInst[name]
+	if !ok {
+		list = ix.use.Of(name)
+		ix.ofInst[name] = list
 	}
-	for id, h := range st.Hosts {
-		if o := ix.byKey[h.PublicKey]; o == nil || id < o.ID {
-			ix.byKey[h.PublicKey] = h
-		}
+	return list
+}
+
+// frontsOf are the installations a Front host fronts, sorted.
+func (ix *index) frontsOf(hostID string) []string {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.frontOf == nil {
+		ix.frontOf = buildFrontOf(ix.st)
 	}
-	for _, in := range st.Instances {
-		ix.ofInst[in.Installation] = append(ix.ofInst[in.Installation], in)
-	}
+	return ix.frontOf[hostID]
+}
+
+// buildFrontOf maps each Front to the installations it fronts (sorted):
+// O(installations), a small map beside the instances.
+func buildFrontOf(st *fsm.State) map[string][]string {
 	names := make([]string, 0, len(st.Installations))
 	for name := range st.Installations {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	out := map[string][]string{}
 	for _, name := range names {
-		list := ix.ofInst[name]
-		sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
 		seen := map[string]bool{}
-		for _, in := range list {
-			if !seen[in.HostID] {
-				seen[in.HostID] = true
-				ix.backOf[in.HostID] = append(ix.backOf[in.HostID], name)
-				ix.backsFor[name] = append(ix.backsFor[name], in.HostID)
-			}
-		}
-		sort.Strings(ix.backsFor[name])
-		fseen := map[string]bool{}
 		for _, f := range st.Installations[name].FrontHosts {
-			if !fseen[f] {
-				fseen[f] = true
-				ix.frontOf[f] = append(ix.frontOf[f], name)
+			if !seen[f] {
+				seen[f] = true
+				out[f] = append(out[f], name)
 			}
 		}
 	}
-	return ix
+	return out
 }
 
-// installationsOf are the installations in a host's desired state, sorted.
-func (ix *index) installationsOf(h *fsm.Host) []string {
-	switch h.Role {
-	case fsm.RoleFront:
-		return ix.frontOf[h.ID]
-	case fsm.RoleBack:
-		return ix.backOf[h.ID]
+// inheritFronts gives ix the Front map of old when the installations are
+// the same in both states (what the map is made of).
+func (ix *index) inheritFronts(old *index) {
+	old.mu.Lock()
+	fronts := old.frontOf
+	old.mu.Unlock()
+	if fronts == nil {
+		return
+	}
+	ix.mu.Lock()
+	if ix.frontOf == nil {
+		ix.frontOf = fronts // never changed once built: shared
+	}
+	ix.mu.Unlock()
+}
+
+// backOf are the installations with an instance on a Back, sorted, and its
+// instances ordered by installation, then id.
+func (ix *index) backOf(hostID string) (names []string, on []*fsm.Instance) {
+	on = ix.use.On(hostID) // a fresh slice, ordered by id
+	sort.SliceStable(on, func(i, j int) bool { return on[i].Installation < on[j].Installation })
+	for i, in := range on {
+		if (i == 0 || on[i-1].Installation != in.Installation) && ix.st.Installations[in.Installation] != nil {
+			names = append(names, in.Installation)
+		}
+	}
+	return names, on
+}
+
+// hostsRunning are the hosts with an instance of an installation.
+func (ix *index) hostsRunning(name string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, in := range ix.instancesOf(name) {
+		if !seen[in.HostID] {
+			seen[in.HostID] = true
+			out = append(out, in.HostID)
+		}
+	}
+	return out
+}
+
+// frontHosts are the Front hosts of an installation in the indexed state.
+func (ix *index) frontHosts(name string) []string {
+	if inst := ix.st.Installations[name]; inst != nil {
+		return inst.FrontHosts
 	}
 	return nil
 }
 
-// changedHosts returns the hosts whose desired state may differ between the
-// states of old and cur, a superset: a woken query still compares the
-// desired state itself. all is true when every host may be concerned (a
-// core node changed, or there is nothing to compare with).
-func changedHosts(old, cur *index) (dirty map[string]bool, all bool) {
+// change is what a state change may concern.
+type change struct {
+	// dirty are the hosts whose desired state may differ between the two
+	// states, a superset: a woken query still compares the desired state.
+	dirty map[string]bool
+	// all is true when every host may be concerned (a core node changed,
+	// or there is nothing to compare with).
+	all bool
+	// sameInstallations is true when no installation changed.
+	sameInstallations bool
+}
+
+// changedHosts works out which hosts' desired states may differ between
+// the states of old and cur. Entities a command did not touch are shared
+// between the two states (the FSM applies copy-on-write), so most compare
+// by pointer; the walk over hosts and instances is still O(hosts +
+// instances) whenever a command wrote to their map: an FSM that said what
+// its commands touched would make it O(change).
+func changedHosts(old, cur *index) change {
 	if old == nil {
-		return nil, true
+		return change{all: true}
 	}
 	a, b := old.st, cur.st
 	if !sameCoreNodes(a, b) {
-		return nil, true
+		return change{all: true}
 	}
-	dirty = map[string]bool{}
+	dirty := map[string]bool{}
 	mark := func(ids []string) {
 		for _, id := range ids {
 			dirty[id] = true
@@ -95,14 +157,14 @@ func changedHosts(old, cur *index) (dirty map[string]bool, all bool) {
 	}
 	installation := func(name string) {
 		for _, ix := range []*index{old, cur} {
-			mark(ix.frontsOf(name))
-			mark(ix.backsFor[name])
+			mark(ix.frontHosts(name))
+			mark(ix.hostsRunning(name))
 		}
 	}
 	instance := func(in *fsm.Instance) {
 		dirty[in.HostID] = true
 		for _, ix := range []*index{old, cur} {
-			mark(ix.frontsOf(in.Installation))
+			mark(ix.frontHosts(in.Installation))
 		}
 	}
 	// A host's own record, and the peers that list it (the Backs of the
@@ -110,58 +172,69 @@ func changedHosts(old, cur *index) (dirty map[string]bool, all bool) {
 	host := func(id string) {
 		dirty[id] = true
 		for _, ix := range []*index{old, cur} {
-			for _, name := range ix.frontOf[id] {
-				mark(ix.backsFor[name])
+			for _, name := range ix.frontsOf(id) {
+				mark(ix.hostsRunning(name))
 			}
-			for _, name := range ix.backOf[id] {
-				mark(ix.frontsOf(name))
+			names, _ := ix.backOf(id)
+			for _, name := range names {
+				mark(ix.frontHosts(name))
 			}
 		}
 	}
-	for id, h := range b.Hosts {
-		if o := a.Hosts[id]; o == nil || *wireHost(o) != *wireHost(h) {
-			host(id)
+	if !sameMap(a.Hosts, b.Hosts) {
+		for id, h := range b.Hosts {
+			if o := a.Hosts[id]; o != h && (o == nil || *wireHost(o) != *wireHost(h)) {
+				host(id)
+			}
+		}
+		for id := range a.Hosts {
+			if b.Hosts[id] == nil {
+				host(id)
+			}
 		}
 	}
-	for id := range a.Hosts {
-		if b.Hosts[id] == nil {
-			host(id)
+	if !sameMap(a.Instances, b.Instances) {
+		for id, in := range b.Instances {
+			if o := a.Instances[id]; o != in && (o == nil || *o != *in) {
+				instance(in)
+				if o != nil {
+					instance(o)
+				}
+			}
 		}
-	}
-	for id, in := range b.Instances {
-		if o := a.Instances[id]; o == nil || *o != *in {
-			instance(in)
-			if o != nil {
+		for id, o := range a.Instances {
+			if b.Instances[id] == nil {
 				instance(o)
 			}
 		}
 	}
-	for id, o := range a.Instances {
-		if b.Instances[id] == nil {
-			instance(o)
-		}
-	}
+	same := len(a.Installations) == len(b.Installations)
 	for name, inst := range b.Installations {
-		if o := a.Installations[name]; o == nil || !reflect.DeepEqual(o, inst) {
+		if o := a.Installations[name]; o != inst && (o == nil || !reflect.DeepEqual(o, inst)) {
 			installation(name)
+			same = false
 		}
 	}
-	for name := range a.Installations {
-		if b.Installations[name] == nil {
-			installation(name)
+	if !same {
+		for name := range a.Installations {
+			if b.Installations[name] == nil {
+				installation(name)
+			}
 		}
 	}
 	// An app's versions give instances their image: every installation
 	// with a release of a changed app is concerned.
 	apps := map[string]bool{}
-	for name, app := range b.Apps {
-		if o := a.Apps[name]; o == nil || !reflect.DeepEqual(o, app) {
-			apps[name] = true
+	if !sameMap(a.Apps, b.Apps) {
+		for name, app := range b.Apps {
+			if o := a.Apps[name]; o != app && (o == nil || !reflect.DeepEqual(o, app)) {
+				apps[name] = true
+			}
 		}
-	}
-	for name := range a.Apps {
-		if b.Apps[name] == nil {
-			apps[name] = true
+		for name := range a.Apps {
+			if b.Apps[name] == nil {
+				apps[name] = true
+			}
 		}
 	}
 	if len(apps) > 0 {
@@ -173,15 +246,25 @@ func changedHosts(old, cur *index) (dirty map[string]bool, all bool) {
 			}
 		}
 	}
-	return dirty, false
+	// A Front's route tells it when the manual certificate of its domain
+	// changed (routeTLS): the certificate store is part of its desired
+	// state.
+	if !sameMap(a.Certs, b.Certs) {
+		for name, inst := range b.Installations {
+			if t := routeTLS(b, inst); t != nil && t.ManualKey != "" {
+				if o := a.Certs[t.ManualKey]; o == nil || o.Modified != t.ManualModified {
+					installation(name)
+				}
+			}
+		}
+	}
+	return change{dirty: dirty, sameInstallations: same}
 }
 
-// frontsOf are the Front hosts of an installation in the indexed state.
-func (ix *index) frontsOf(name string) []string {
-	if inst := ix.st.Installations[name]; inst != nil {
-		return inst.FrontHosts
-	}
-	return nil
+// sameMap reports whether a and b are one map (a state shares the maps a
+// command did not write to with the state before it).
+func sameMap[V any](a, b map[string]V) bool {
+	return len(a) == len(b) && reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 func usesApp(inst *fsm.Installation, apps map[string]bool) bool {

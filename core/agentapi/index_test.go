@@ -1,6 +1,7 @@
 package agentapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -48,6 +49,12 @@ func TestChangedHostsCoversEveryDesiredChange(t *testing.T) {
 		inst("one", "f1", "b1", "b2"),
 		inst("two", "f2", "b3"),
 		{Type: fsm.CmdPlan, Plan: &fsm.Plan{Update: []fsm.InstanceUpdate{{ID: "one-0", State: fsm.InstanceRunning}}}},
+		// A manual certificate's upload and replacement change the
+		// route of its domain's Fronts (ManualModified).
+		{Type: fsm.CmdSetInstallationTLS, Cert: &fsm.CertCommand{Key: "one", TLS: &fsm.TLSOptions{Mode: fsm.TLSManual}}},
+		{Type: fsm.CmdCertPut, Cert: &fsm.CertCommand{Key: "manual/one.example/cert.pem", Value: []byte("cert 1")}},
+		{Type: fsm.CmdCertPut, Cert: &fsm.CertCommand{Key: "manual/one.example/cert.pem", Value: []byte("cert 2")}},
+		{Type: fsm.CmdCertDelete, Cert: &fsm.CertCommand{Key: "manual/one.example/cert.pem"}},
 		{Type: fsm.CmdPlan, Plan: &fsm.Plan{Hosts: []fsm.HostStatusChange{{HostID: "b2", Status: fsm.HostDown}}}},
 		{Type: fsm.CmdPlan, Plan: &fsm.Plan{Hosts: []fsm.HostStatusChange{{HostID: "b2", Status: fsm.HostReady}}}},
 		{Type: fsm.CmdPlan, Plan: &fsm.Plan{Installations: []fsm.InstallationUpdate{{Name: "two", Fronts: 1, Backs: 1, FrontHosts: []string{"f1"}}}}},
@@ -66,10 +73,10 @@ func TestChangedHostsCoversEveryDesiredChange(t *testing.T) {
 		before := newIndex(f.State())
 		apply(c)
 		after := newIndex(f.State())
-		dirty, all := changedHosts(before, after)
+		ch := changedHosts(before, after)
 		for _, h := range hosts {
-			if fingerprint(before, h.id) != fingerprint(after, h.id) {
-				require.True(t, all || dirty[h.id], "%s changed %s's desired state but would not wake it", c.Type, h.id)
+			if fingerprintOf(before, h.id) != fingerprintOf(after, h.id) {
+				require.True(t, ch.all || ch.dirty[h.id], "%s changed %s's desired state but would not wake it", c.Type, h.id)
 			}
 		}
 	}
@@ -94,7 +101,23 @@ func TestChangedHostsLeavesUnrelatedHostsAlone(t *testing.T) {
 	next := st.Clone()
 	next.Index++
 	next.Instances["i1"].State = fsm.InstanceRunning
-	dirty, all := changedHosts(newIndex(st), newIndex(next))
-	require.False(t, all)
-	require.Equal(t, map[string]bool{"b1": true, "f1": true}, dirty)
+	c := changedHosts(newIndex(st), newIndex(next))
+	require.False(t, c.all)
+	require.Equal(t, map[string]bool{"b1": true, "f1": true}, c.dirty)
+}
+
+// fingerprintOf is a host's desired state in ix's state as JSON, apart
+// from the index, computed afresh.
+func fingerprintOf(ix *index, hostID string) string {
+	h := ix.st.Hosts[hostID]
+	if h == nil {
+		return ""
+	}
+	d := desired(ix, h)
+	d.Index = 0
+	data, err := json.Marshal(d)
+	if err != nil {
+		panic(err)
+	}
+	return string(data)
 }
