@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -92,16 +93,58 @@ type upConn struct {
 	writeUntil time.Time
 	idleSince  time.Time // when it was put back in the pool
 	reused     bool      // it served an exchange before this one
+
+	raw      syscall.RawConn // nil if c is not a *net.TCPConn
+	nonblock bool            // ready is looking: read without waiting
 }
 
 func newUpConn(c net.Conn, ioTimeout time.Duration) *upConn {
 	u := &upConn{Conn: c, io: ioTimeout}
+	if tc, ok := c.(*net.TCPConn); ok {
+		u.raw, _ = tc.SyscallConn()
+	}
 	u.br = bufio.NewReaderSize(readerFunc(u.read), 16<<10)
 	u.bw = bufio.NewWriterSize(writerFunc(u.write), 16<<10)
 	return u
 }
 
+var errWouldBlock = errors.New("no data yet")
+
+// ready reports whether the container's next bytes are here, reading what
+// arrived without waiting for more.
+func (u *upConn) ready() bool {
+	if u.br.Buffered() > 0 {
+		return true
+	}
+	if u.raw == nil {
+		return false
+	}
+	u.nonblock = true
+	_, err := u.br.Peek(1)
+	u.nonblock = false
+	return err == nil
+}
+
 func (u *upConn) read(p []byte) (int, error) {
+	if u.nonblock {
+		var n int
+		var rerr error
+		if err := u.raw.Read(func(fd uintptr) bool {
+			n, rerr = syscall.Read(int(fd), p)
+			return true
+		}); err != nil {
+			return 0, err
+		}
+		switch {
+		case errors.Is(rerr, syscall.EAGAIN):
+			return 0, errWouldBlock
+		case rerr != nil:
+			return 0, rerr
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 	if want := slid(u.readUntil, u.io); !want.Equal(u.readUntil) {
 		if err := u.Conn.SetReadDeadline(want); err != nil {
 			return 0, err

@@ -31,7 +31,7 @@ type mesh struct {
 	front, back *meshnet.Node
 }
 
-func newMesh(t *testing.T) mesh {
+func newMesh(t testing.TB) mesh {
 	t.Helper()
 	node := func(addr string) *meshnet.Node {
 		key, err := meshnet.GeneratePrivateKey()

@@ -15,10 +15,10 @@ import (
 
 // session serves one tunnel connection with two goroutines: the reader
 // reads requests and sends each to the container on a connection of its
-// own, the writer writes the responses back in request order. An
-// exchange's response head is read by a goroutine of its own, so that the
-// writer knows which responses are ready: it flushes only when the next
-// one is not, and a burst of answers leaves in one write.
+// own, the writer reads the responses from those connections in request
+// order and writes them back. Before it waits for a response the writer
+// flushes what it wrote so far, so a burst of answers that arrived together
+// leaves in one write.
 type session struct {
 	g    *Gateway
 	dial Dial
@@ -26,6 +26,8 @@ type session struct {
 	br   *bufio.Reader // the reader's, then the tunnel's after an Upgrade
 	bw   *bufio.Writer // the writer's
 	q    chan *exchange
+	// slots bound the requests sent to the container and not yet answered.
+	slots chan struct{}
 
 	ctx    context.Context // cancelled by abort: ends waits for the pool
 	cancel context.CancelFunc
@@ -35,23 +37,18 @@ type session struct {
 	mu      sync.Mutex
 	ups     map[*upConn]struct{} // in use by this session's exchanges
 	aborted bool
-
-	readers sync.WaitGroup // the exchanges' response goroutines
-	left    *exchange      // the exchange the writer gave up waiting for
 }
 
 // exchange is one request and its response.
 type exchange struct {
-	s   *session
 	up  *upConn
 	req message
 	// replay holds a request whose body is small, whole, to send it again
 	// on a fresh connection when a pooled one turns out closed.
-	replay []byte
-	// events carries interim response heads, then the final head or an
-	// error. Whoever takes the final event owns the response side and ends
-	// it (respDone); readResponse ends it itself when it cannot hand it over.
-	events chan event
+	replay   []byte
+	writeErr error // writing the request failed (the response read may resend it)
+	err      error // the request could not be sent: the connection closes here
+	slot     bool  // holds one of slots
 
 	local   []byte // an answer made here (bad request); the connection closes after it
 	upgrade []byte // the head of an Upgrade request: the rest is relayed raw
@@ -60,22 +57,16 @@ type exchange struct {
 	bad     atomic.Bool  // either side left the connection unusable
 }
 
-type event struct {
-	head    []byte
-	msg     message
-	interim bool // a 1xx other than 101: the final head follows
-	err     error
-}
-
 func newSession(g *Gateway, c net.Conn, dial Dial) *session {
 	cc := &clientConn{Conn: c, cfg: &g.cfg}
 	s := &session{
 		g: g, dial: dial, c: cc,
-		br:   bufio.NewReaderSize(cc, 32<<10),
-		bw:   bufio.NewWriterSize(cc, 32<<10),
-		q:    make(chan *exchange, g.cfg.MaxInFlight),
-		done: make(chan struct{}),
-		ups:  map[*upConn]struct{}{},
+		br:    bufio.NewReaderSize(cc, 32<<10),
+		bw:    bufio.NewWriterSize(cc, 32<<10),
+		q:     make(chan *exchange, g.cfg.MaxInFlight+1), // +1: a last local answer or upgrade
+		slots: make(chan struct{}, g.cfg.MaxInFlight),
+		done:  make(chan struct{}),
+		ups:   map[*upConn]struct{}{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -127,8 +118,8 @@ func (s *session) readLoop() {
 			}
 		}
 		s.c.phase, s.c.since = phaseHead, time.Now()
-		ex := &exchange{s: s, events: make(chan event, 1)}
-		head, err := readHead(s.br, s.g.cfg.MaxHeadSize, nil)
+		ex := &exchange{}
+		head, err := readHead(s.br, s.g.cfg.MaxHeadSize, make([]byte, 0, 512))
 		if err == nil {
 			ex.req, err = parseRequest(head)
 		}
@@ -146,7 +137,10 @@ func (s *session) readLoop() {
 			s.enqueue(ex)
 			return
 		}
-		if !s.enqueue(ex) {
+		select {
+		case s.slots <- struct{}{}:
+			ex.slot = true
+		case <-s.done:
 			return
 		}
 		if !s.send(ex, head) || ex.req.close {
@@ -178,9 +172,19 @@ func (s *session) enqueue(ex *exchange) bool {
 	}
 }
 
-// send sends ex's request to the container and starts reading its
-// response. It reports whether the next request may be read: not after a
-// failure, since the tunnel connection closes at this request.
+// handOver gives ex to the writer, which ends its response side, or ends
+// it here when the session ended.
+func (s *session) handOver(ex *exchange) bool {
+	if s.enqueue(ex) {
+		return true
+	}
+	s.respDone(ex, false)
+	return false
+}
+
+// send sends ex's request to the container and hands ex to the writer. It
+// reports whether the next request may be read: not after a failure, since
+// the tunnel connection closes at this request.
 func (s *session) send(ex *exchange, head []byte) bool {
 	g := s.g
 	req := ex.req
@@ -205,29 +209,34 @@ func (s *session) send(ex *exchange, head []byte) bool {
 		err = errPoolClosed
 	}
 	if err != nil {
+		ex.err = err
 		s.reqDone(ex, false)
-		s.fail(ex, err)
+		s.handOver(ex)
 		return false
 	}
 	ex.up = u
 	g.requests.Add(1)
 	if small {
-		ex.replay = head
 		// A pooled connection the container closed fails this write or,
-		// more often, the response's read: readResponse sends it again.
-		err := s.write(u, head)
-		s.reqDone(ex, err == nil)
-		s.startResponse(ex, err)
-		return true
+		// more often, the response's read: the writer sends it again.
+		ex.replay = head
+		ex.writeErr = s.write(u, head)
+		s.reqDone(ex, true)
+		return s.handOver(ex)
 	}
-	// A streamed body: the response is read from now on, so an early
-	// answer (413) reaches the Front while the body still flows.
+	// A streamed body: the writer reads the response from now on, so an
+	// early answer (413, or 100 Continue) reaches the Front while the body
+	// still waits or flows.
 	if _, err := u.bw.Write(head); err != nil {
+		ex.writeErr = err
 		s.reqDone(ex, false)
-		s.startResponse(ex, err)
+		s.handOver(ex)
 		return false
 	}
-	s.startResponse(ex, nil)
+	if !s.handOver(ex) {
+		s.reqDone(ex, false)
+		return false
+	}
 	var berr error
 	if req.kind == bodyChunked {
 		berr = copyChunked(u.bw, s.br, g.cfg.MaxHeadSize)
@@ -256,14 +265,6 @@ func (s *session) send(ex *exchange, head []byte) bool {
 	}
 }
 
-func (s *session) startResponse(ex *exchange, writeErr error) {
-	s.readers.Add(1)
-	go func() {
-		defer s.readers.Done()
-		s.readResponse(ex, writeErr)
-	}()
-}
-
 // write sends a request held whole, in one write.
 func (s *session) write(u *upConn, b []byte) error {
 	if _, err := u.bw.Write(b); err != nil {
@@ -275,7 +276,7 @@ func (s *session) write(u *upConn, b []byte) error {
 // resend sends ex's request again on a new connection when its pooled one
 // turned out closed by the container before answering (it closes idle
 // keep-alive connections as it likes); err is how the first try failed.
-// Only readResponse calls it: it owns ex.up then.
+// The writer calls it, which owns ex then.
 func (s *session) resend(ex *exchange, err error) bool {
 	if ex.replay == nil || !ex.up.reused || !ex.req.resendable || !closedByPeer(err) {
 		return false
@@ -300,22 +301,6 @@ func (s *session) resend(ex *exchange, err error) bool {
 
 func closedByPeer(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-// fail ends ex with err before it was sent: the writer closes the tunnel
-// connection when it comes to it.
-func (s *session) fail(ex *exchange, err error) {
-	s.hand(ex, event{err: err})
-}
-
-// hand gives the writer ex's final event, or ends the response side if the
-// session ended.
-func (s *session) hand(ex *exchange, ev event) {
-	select {
-	case ex.events <- ev:
-	case <-s.done:
-		s.respDone(ex, false)
-	}
 }
 
 // reqDone and respDone record the end of each side of ex; the last one
@@ -344,44 +329,6 @@ func (s *session) sideDone(ex *exchange, ok bool) {
 	}
 }
 
-// readResponse reads ex's response head (and any interim 1xx heads before
-// it) for the writer. writeErr is how writing the request failed, if it did.
-func (s *session) readResponse(ex *exchange, writeErr error) {
-	for {
-		var head []byte
-		err := writeErr
-		if err == nil {
-			head, err = readHead(ex.up.br, s.g.cfg.MaxHeadSize, nil)
-		}
-		if err != nil && s.resend(ex, err) {
-			writeErr = nil
-			continue
-		}
-		var m message
-		if err == nil {
-			m, err = parseResponse(head, ex.req.head)
-		}
-		if err == nil && m.status == 101 {
-			err = errors.New("101 Switching Protocols to a request that did not ask for an upgrade")
-		}
-		if err != nil {
-			s.hand(ex, event{err: err})
-			return
-		}
-		if m.status < 200 {
-			select {
-			case ex.events <- event{head: head, msg: m, interim: true}:
-				continue
-			case <-s.done:
-				s.respDone(ex, false)
-				return
-			}
-		}
-		s.hand(ex, event{head: head, msg: m})
-		return
-	}
-}
-
 // writeLoop writes the responses in request order.
 func (s *session) writeLoop() {
 	for {
@@ -406,7 +353,11 @@ func (s *session) writeLoop() {
 			s.abort()
 			return
 		}
-		if !s.answer(ex) {
+		goOn := s.answer(ex)
+		if ex.slot {
+			<-s.slots
+		}
+		if !goOn {
 			_ = s.bw.Flush()
 			s.abort()
 			return
@@ -415,6 +366,7 @@ func (s *session) writeLoop() {
 }
 
 // answer writes ex's response and reports whether the connection goes on.
+// It ends ex's response side on every path.
 func (s *session) answer(ex *exchange) bool {
 	switch {
 	case ex.local != nil:
@@ -428,45 +380,57 @@ func (s *session) answer(ex *exchange) bool {
 			s.tunnel(ex.upgrade)
 		}
 		return false
+	case ex.err != nil:
+		s.respDone(ex, false)
+		if !errors.Is(ex.err, errPoolClosed) && !errors.Is(ex.err, context.Canceled) {
+			s.g.upstreamFailed(ex.err)
+		}
+		return false
 	}
 	for {
-		var ev event
-		select {
-		case ev = <-ex.events:
-		default:
-			if s.bw.Flush() != nil {
-				s.left = ex
+		var head []byte
+		err := ex.writeErr
+		ex.writeErr = nil
+		if err == nil {
+			// What was written so far leaves before waiting for the
+			// container; a response that already arrived is read at once.
+			if s.bw.Buffered() > 0 && !ex.up.ready() && s.bw.Flush() != nil {
+				s.respDone(ex, false)
 				return false
 			}
-			select {
-			case ev = <-ex.events:
-			case <-s.done:
-				s.left = ex
-				return false
-			}
+			head, err = readHead(ex.up.br, s.g.cfg.MaxHeadSize, make([]byte, 0, 512))
 		}
-		if ev.err != nil {
+		if err != nil && s.resend(ex, err) {
+			continue
+		}
+		var m message
+		if err == nil {
+			m, err = parseResponse(head, ex.req.head)
+		}
+		if err == nil && m.status == 101 {
+			err = errors.New("101 Switching Protocols to a request that did not ask for an upgrade")
+		}
+		if err != nil {
 			s.respDone(ex, false)
-			if !errors.Is(ev.err, errPoolClosed) && !errors.Is(ev.err, context.Canceled) {
-				s.g.upstreamFailed(ev.err)
+			if s.ctx.Err() == nil {
+				s.g.upstreamFailed(err)
 			}
 			return false
 		}
-		if ev.interim {
-			if _, err := s.bw.Write(ev.head); err != nil || s.bw.Flush() != nil {
+		if m.status < 200 {
+			// Interim (100 Continue, 103 Early Hints): passed on at once.
+			if _, err := s.bw.Write(head); err != nil || s.bw.Flush() != nil {
 				s.respDone(ex, false)
 				return false
 			}
 			continue
 		}
-		return s.passOn(ex, ev)
+		return s.passOn(ex, head, m)
 	}
 }
 
 // passOn writes a final response head and copies its body.
-func (s *session) passOn(ex *exchange, ev event) bool {
-	m := ev.msg
-	head := ev.head
+func (s *session) passOn(ex *exchange, head []byte, m message) bool {
 	tellsClose := m.close
 	if m.close && m.kind != bodyUntilClose && m.closeLine[1] > 0 {
 		// "Connection: close" ends the container's connection to this
@@ -564,23 +528,11 @@ func copyHalf(dst, src net.Conn) {
 }
 
 // finish ends, after abort, the response sides of the exchanges the writer
-// did not answer, once their response goroutines have stopped: their
-// connections go back to the pool's count.
+// did not come to: their connections are closed and leave the pool's count.
 func (s *session) finish() {
-	s.readers.Wait()
-	left := func(ex *exchange) {
-		select {
-		case ev := <-ex.events:
-			if !ev.interim {
-				s.respDone(ex, false)
-			}
-		default:
-		}
-	}
-	if s.left != nil {
-		left(s.left)
-	}
 	for ex := range s.q {
-		left(ex)
+		if ex.pending.Load() > 0 {
+			s.respDone(ex, false)
+		}
 	}
 }
