@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"potluck/back/gateway"
 )
 
@@ -97,4 +99,60 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkFrontPath: one request at a time from a client through a Front
+// (lb, keep-alive pool) over the mesh to a Back's forward, relaying bytes
+// or through the gateway: the latency a lone request pays (ns/op).
+func BenchmarkFrontPath(b *testing.B) {
+	for _, mode := range []string{"relay", "gateway"} {
+		b.Run(mode, func(b *testing.B) {
+			m := newMesh(b)
+			// fasthttp, as the benchmark's fast app.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") }, IdleTimeout: time.Minute}
+			go srv.Serve(ln)
+			defer srv.Shutdown()
+			app := ln.Addr().String()
+			allowed := []netip.Addr{m.front.Address()}
+			if mode == "relay" {
+				f, err := m.back.Forward(80, app, allowed)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer f.Close()
+			} else {
+				g := gateway.New(gateway.Config{Logger: discard})
+				f, err := m.back.ForwardTo(80, app, allowed, g.Serve)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer f.Close()
+				defer g.Close()
+			}
+			front := m.frontProxy(b, 0, "100.64.0.2:80")
+			c := &http.Client{Timeout: 10 * time.Second}
+			get := func() {
+				req, _ := http.NewRequest(http.MethodGet, front+"/", nil)
+				req.Host = "app.test"
+				resp, err := c.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			get()
+			cpu := cpuTime()
+			b.ResetTimer()
+			for range b.N {
+				get()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/req")
+		})
+	}
 }

@@ -14,7 +14,7 @@ import (
 type readPhase uint8
 
 const (
-	phaseIdle readPhase = iota // the next request: IdleTimeout from when the wait began
+	phaseIdle readPhase = iota // the next request: IdleTimeout (within 1/16) from when the wait began
 	phaseHead                  // the rest of a head: HeaderTimeout from its first byte
 	phaseBody                  // a request body: IOTimeout per read
 )
@@ -27,7 +27,7 @@ type clientConn struct {
 	cfg *Config
 
 	phase     readPhase
-	since     time.Time // start of the idle wait or of the head
+	since     time.Time // start of the head
 	readUntil time.Time // the read deadline set on Conn
 
 	writeUntil time.Time
@@ -38,7 +38,12 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	var want time.Time
 	switch c.phase {
 	case phaseIdle:
-		want = c.since.Add(c.cfg.IdleTimeout)
+		// Slid, not set per request: a deadline costs a timer on the
+		// tunnel connection, and the wait ends within IdleTimeout - 1/16.
+		want = c.readUntil
+		if r, d := time.Until(want), c.cfg.IdleTimeout; r < d-d/16 || r > d {
+			want = time.Now().Add(d)
+		}
 	case phaseHead:
 		want = c.since.Add(c.cfg.HeaderTimeout)
 	default:

@@ -62,7 +62,7 @@ func (m mesh) expose(t *testing.T, port uint16, target string) (*gateway.Gateway
 }
 
 // frontProxy runs lb over the mesh with the given backends.
-func (m mesh) frontProxy(t *testing.T, pipeline int, backends ...string) string {
+func (m mesh) frontProxy(t testing.TB, pipeline int, backends ...string) string {
 	t.Helper()
 	p := lb.New(lb.Options{Dialer: m.front.DialContext, PipelineBackends: pipeline, Logger: discard})
 	route := lb.Route{Hosts: []string{"app.test"}}
@@ -81,7 +81,7 @@ func (m mesh) frontProxy(t *testing.T, pipeline int, backends ...string) string 
 	return "http://" + ln.Addr().String()
 }
 
-func serveHTTP(t *testing.T, h http.HandlerFunc) string {
+func serveHTTP(t testing.TB, h http.HandlerFunc) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

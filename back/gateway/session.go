@@ -112,7 +112,7 @@ func (s *session) readLoop() {
 	defer close(s.q)
 	for {
 		if s.br.Buffered() == 0 {
-			s.c.phase, s.c.since = phaseIdle, time.Now()
+			s.c.phase = phaseIdle
 			if _, err := s.br.Peek(1); err != nil {
 				return // the Front closed it, or it sat idle
 			}
