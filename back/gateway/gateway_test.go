@@ -435,3 +435,43 @@ func assertNoError(t *testing.T, err error) bool {
 	}
 	return true
 }
+
+// More requests than MaxConns at once wait for a connection to the
+// container, never exceed it, and all complete.
+func TestPoolLimitWaits(t *testing.T) {
+	var now, most atomic.Int32
+	app := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := now.Add(1)
+		defer now.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(2 * time.Millisecond)
+		io.WriteString(w, r.URL.RawQuery)
+	}))
+	g := newGateway(Config{MaxConns: 2, MaxIdle: 1})
+	addr := serveGateway(t, g, app)
+	var wg sync.WaitGroup
+	for n := range 6 {
+		wg.Go(func() {
+			c, br := dialT(t, addr)
+			var burst strings.Builder
+			for i := range 20 {
+				fmt.Fprintf(&burst, "GET /?%d-%d HTTP/1.1\r\nHost: a\r\n\r\n", n, i)
+			}
+			io.WriteString(c, burst.String())
+			for i := range 20 {
+				resp, err := http.ReadResponse(br, nil)
+				if !assertNoError(t, err) {
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if string(b) != fmt.Sprintf("%d-%d", n, i) {
+					t.Errorf("conn %d answer %d: %q", n, i, b)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.LessOrEqual(t, most.Load(), int32(2), "more connections to the container than MaxConns")
+}

@@ -57,6 +57,7 @@ func (p *pool) get(ctx context.Context, dial Dial, fresh bool) (*upConn, error) 
 		}
 		if p.open < p.cfg.MaxConns {
 			p.open++
+			p.wake() // another waiter may take what is left: wake-ups coalesce
 			p.mu.Unlock()
 			c, err := dial(ctx)
 			if err != nil {
@@ -71,6 +72,7 @@ func (p *pool) get(ctx context.Context, dial Dial, fresh bool) (*upConn, error) 
 		p.mu.Unlock()
 		select {
 		case <-p.freed:
+		case <-time.After(100 * time.Millisecond): // a look again, whatever happened to the wake-ups
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
