@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -475,3 +477,54 @@ func TestPoolLimitWaits(t *testing.T) {
 	wg.Wait()
 	require.LessOrEqual(t, most.Load(), int32(2), "more connections to the container than MaxConns")
 }
+
+// A container that keeps refusing is logged once, and its recovery once,
+// not every request.
+func TestFailureLoggedOnce(t *testing.T) {
+	var mu sync.Mutex
+	var logged []string
+	g := New(Config{Logger: slog.New(recordHandler{func(r slog.Record) {
+		mu.Lock()
+		logged = append(logged, r.Level.String())
+		mu.Unlock()
+	}})})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	target := ln.Addr().String()
+	ln.Close() // refused for now
+	addr := serveGateway(t, g, target)
+	get := func() (int, error) {
+		c, br := dialT(t, addr)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return 0, err
+		}
+		return resp.StatusCode, nil
+	}
+	for range 5 {
+		_, err := get()
+		require.Error(t, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}
+	ln, err = net.Listen("tcp", target)
+	require.NoError(t, err)
+	go srv.Serve(ln)
+	defer srv.Close()
+	for range 5 {
+		code, err := get()
+		require.NoError(t, err)
+		require.Equal(t, 200, code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"WARN", "INFO"}, logged)
+	require.Equal(t, uint64(5), g.Stats().Failed)
+}
+
+type recordHandler struct{ f func(slog.Record) }
+
+func (h recordHandler) Enabled(context.Context, slog.Level) bool      { return true }
+func (h recordHandler) Handle(_ context.Context, r slog.Record) error { h.f(r); return nil }
+func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler            { return h }
+func (h recordHandler) WithGroup(string) slog.Handler                 { return h }
