@@ -32,6 +32,7 @@ import (
 	"potluck/agent"
 	"potluck/agentproto"
 	"potluck/back/engine"
+	"potluck/back/gateway"
 	"potluck/back/hostfw"
 	"potluck/back/imagetar"
 	"potluck/lb/metrics"
@@ -76,7 +77,13 @@ type Config struct {
 	// removes at once): an installation scaled in and out again within it
 	// starts from the loaded image instead of downloading it again.
 	ImageKeep time.Duration
-	Logger    *slog.Logger
+	// RawRelay relays the Fronts' tunnel connections to the containers
+	// byte for byte, as Backs did before the HTTP gateway (package
+	// back/gateway), which parses the Fronts' requests and sends them to
+	// the container over keep-alive connections, so that Fronts may
+	// pipeline. For a comparison or a fallback.
+	RawRelay bool
+	Logger   *slog.Logger
 }
 
 // DefaultImageKeep is ImageKeep's default, Nomad's image_delay.
@@ -98,6 +105,7 @@ type Back struct {
 	desired  *agentproto.DesiredState
 	reports  map[string]agentproto.InstanceReport
 	forwards map[uint16]*meshnet.Forward // by port; parked with an empty allow-list when unused
+	gateways map[uint16]*gateway.Gateway // by port: the forwards' HTTP gateways (none with RawRelay)
 	health   map[string]*health          // by instance: started instances under continuous checks
 	checker  *http.Client                // asks instances whether they answer
 	wake     chan struct{}
@@ -164,6 +172,7 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 		cfg: cfg, log: cfg.Logger, agent: ag, engine: eng, firewall: fw,
 		reports:  map[string]agentproto.InstanceReport{},
 		forwards: map[uint16]*meshnet.Forward{},
+		gateways: map[uint16]*gateway.Gateway{},
 		health:   map[string]*health{},
 		wake:     make(chan struct{}, 1),
 		checker:  newChecker(),
@@ -218,6 +227,9 @@ func (b *Back) Close() error {
 	b.mu.Lock()
 	for _, f := range b.forwards {
 		f.Close()
+	}
+	for _, g := range b.gateways {
+		g.Close()
 	}
 	b.mu.Unlock()
 	b.engine.Close()
@@ -316,6 +328,9 @@ func (b *Back) reconcile(ctx context.Context, d *agentproto.DesiredState) {
 			// SO_REUSEADDR, so a port handed out again soon could not be
 			// listened on. An empty allow-list cuts and refuses everything.
 			f.SetAllowed(nil)
+			if g := b.gateways[port]; g != nil {
+				g.CloseIdle()
+			}
 		}
 	}
 	for id := range b.reports {
@@ -452,8 +467,15 @@ func (b *Back) expose(ctx context.Context, in agentproto.Instance, ip netip.Addr
 	defer b.mu.Unlock()
 	f, ok := b.forwards[port]
 	if !ok {
+		var handler meshnet.ConnHandler
+		if !b.cfg.RawRelay {
+			g := gateway.New(gateway.Config{Logger: b.log.With("port", port)})
+			b.gateways[port] = g
+			handler = g.Serve
+		}
 		var err error
-		if f, err = b.agent.Node().Forward(port, targets[len(targets)-1], allowed); err != nil {
+		if f, err = b.agent.Node().ForwardTo(port, targets[len(targets)-1], allowed, handler); err != nil {
+			delete(b.gateways, port)
 			return err
 		}
 		b.forwards[port] = f
@@ -462,6 +484,9 @@ func (b *Back) expose(ctx context.Context, in agentproto.Instance, ip netip.Addr
 	if !slices.Equal(f.Targets(), targets) {
 		if err := f.SetTargets(targets...); err != nil {
 			return err
+		}
+		if g := b.gateways[port]; g != nil {
+			g.CloseIdle() // connections to the old container or address
 		}
 		b.log.Info("forwarding", "instance", in.ID, "port", port, "to", strings.Join(targets, " then "))
 	}
@@ -745,6 +770,14 @@ func (b *Back) AdminHandler() http.Handler {
 			l := metrics.Labels("port", strconv.Itoa(int(port)))
 			mw.Counter("potluck_back_forward_accepted_total", "Tunnel connections relayed to an instance.", l, accepted)
 			mw.Counter("potluck_back_forward_refused_total", "Tunnel connections refused: peer not a Front of the installation.", l, refused)
+			if g := b.gateways[port]; g != nil {
+				st := g.Stats()
+				mw.Counter("potluck_back_gateway_requests_total", "Requests the HTTP gateway sent to an instance.", l, st.Requests)
+				mw.Gauge("potluck_back_gateway_in_flight", "Requests sent to an instance and not yet answered to the Front.", l, float64(st.InFlight))
+				mw.Counter("potluck_back_gateway_failed_total", "Requests the instance refused or dropped; the Front's connection was closed so it tries another instance.", l, st.Failed)
+				mw.Counter("potluck_back_gateway_malformed_total", "Requests answered 400, 408 or 431 by the gateway.", l, st.Malformed)
+				mw.Counter("potluck_back_gateway_upgrades_total", "Upgrade (WebSocket) connections relayed raw.", l, st.Upgrades)
+			}
 		}
 	}, func() map[string]any {
 		return map[string]any{"instances": b.snapshotReports()}

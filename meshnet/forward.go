@@ -25,6 +25,7 @@ const FallbackDialTimeout = time.Second
 // container on its tunnel address to the Fronts of one installation.
 type Forward struct {
 	node    *Node
+	handler ConnHandler
 	ln      net.Listener
 	port    uint16
 	targets atomic.Pointer[[]string]
@@ -52,9 +53,24 @@ func (c *forwardedConn) close() {
 	}
 }
 
+// ConnHandler serves a connection a Forward accepted from a peer on its
+// allow-list, in place of relaying its bytes: a Back's HTTP gateway. It
+// returns when it is done with c. The forward closes c after it, and
+// earlier when the peer leaves the allow-list or the forward closes, which
+// must make the handler return. dial connects to the forward's targets as
+// the relay does: each in turn, the first that accepts.
+type ConnHandler func(c net.Conn, dial func(context.Context) (net.Conn, error))
+
 // Forward starts relaying tunnel port to target (host:port, normally
 // 127.0.0.1:port) for connections from the allowed tunnel addresses.
 func (n *Node) Forward(port uint16, target string, allowed []netip.Addr) (*Forward, error) {
+	return n.ForwardTo(port, target, allowed, nil)
+}
+
+// ForwardTo is Forward with h serving each allowed connection instead of
+// the byte relay (nil: the relay). The allow-list, targets and parking
+// work as for Forward.
+func (n *Node) ForwardTo(port uint16, target string, allowed []netip.Addr, h ConnHandler) (*Forward, error) {
 	if port == 0 {
 		return nil, errors.New("meshnet: forward: port is required")
 	}
@@ -66,11 +82,12 @@ func (n *Node) Forward(port uint16, target string, allowed []netip.Addr) (*Forwa
 		return nil, fmt.Errorf("meshnet: forward: %w", err)
 	}
 	f := &Forward{
-		node:  n,
-		ln:    ln,
-		port:  port,
-		log:   n.log.With("forward", port),
-		conns: make(map[*forwardedConn]struct{}),
+		node:    n,
+		handler: h,
+		ln:      ln,
+		port:    port,
+		log:     n.log.With("forward", port),
+		conns:   make(map[*forwardedConn]struct{}),
 	}
 	f.targets.Store(&[]string{target})
 	f.SetAllowed(allowed)
@@ -194,7 +211,11 @@ func (f *Forward) relay(c *forwardedConn) {
 		f.mu.Unlock()
 		c.close()
 	}()
-	server, err := f.dial()
+	if f.handler != nil {
+		f.handler(c.client, f.dial)
+		return
+	}
+	server, err := f.dial(context.Background())
 	if err != nil {
 		f.log.Warn("forward target unreachable", "err", err)
 		return
@@ -211,7 +232,7 @@ func (f *Forward) relay(c *forwardedConn) {
 }
 
 // dial connects to the first target that accepts.
-func (f *Forward) dial() (net.Conn, error) {
+func (f *Forward) dial(parent context.Context) (net.Conn, error) {
 	targets := *f.targets.Load()
 	var errs []error
 	for i, t := range targets {
@@ -219,7 +240,7 @@ func (f *Forward) dial() (net.Conn, error) {
 		if i < len(targets)-1 {
 			timeout = min(timeout, FallbackDialTimeout)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ctx, cancel := context.WithTimeout(parent, timeout)
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", t)
 		cancel()

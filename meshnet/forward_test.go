@@ -182,3 +182,60 @@ func TestForwardTargetsFallBackInOrder(t *testing.T) {
 	require.ErrorContains(t, fwd.SetTargets(direct, "no-port"), `target "no-port"`)
 	require.Equal(t, []string{published, direct}, fwd.Targets(), "a refused change changes nothing")
 }
+
+// ForwardTo hands allowed connections to a handler, with a dial to the
+// forward's targets; refused peers never reach it, and parking the forward
+// (an empty allow-list) cuts what the handler serves.
+func TestForwardToHandler(t *testing.T) {
+	requireNoLeak(t)
+	back := newNode(t, "100.64.1.1", nodeOpts{})
+	front := newNode(t, "100.64.0.1", nodeOpts{})
+	stranger := newNode(t, "100.64.0.2", nodeOpts{})
+	link(t, back, front)
+	link(t, back, stranger)
+	target, _ := localServer(t, "from the target")
+
+	served := make(chan netip.Addr, 4)
+	handler := func(c net.Conn, dial func(context.Context) (net.Conn, error)) {
+		served <- remoteAddr(c)
+		up, err := dial(context.Background())
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		io.Copy(c, up) // the target's greeting
+		io.Copy(io.Discard, c)
+	}
+	fwd, err := back.ForwardTo(5000, target, []netip.Addr{front.Address()}, handler)
+	require.NoError(t, err)
+	defer fwd.Close()
+
+	c, err := front.DialContext(ctxTimeout(t, 5*time.Second), "tcp", "100.64.1.1:5000")
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, len("from the target"))
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	require.Equal(t, "from the target", string(buf))
+	require.Equal(t, front.Address(), <-served)
+
+	s, err := stranger.DialContext(ctxTimeout(t, 5*time.Second), "tcp", "100.64.1.1:5000")
+	require.NoError(t, err)
+	s.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = s.Read(buf)
+	require.Error(t, err, "refused")
+	s.Close()
+
+	fwd.SetAllowed(nil) // parked: the handler's connection is cut
+	_, err = c.Read(buf)
+	require.Error(t, err)
+	select {
+	case a := <-served:
+		t.Fatalf("the handler served %s", a)
+	default:
+	}
+	accepted, refused := fwd.Stats()
+	require.Equal(t, uint64(1), accepted)
+	require.Equal(t, uint64(1), refused)
+}

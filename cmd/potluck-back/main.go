@@ -59,6 +59,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	fs.Var(&diskReserve, "disk-reserve", "disk left free under Docker's data root when loading images, e.g. 512MiB")
 	imageKeep := fs.Duration("image-keep", back.DefaultImageKeep, "how long an image no instance uses stays loaded (scaled in and out again within it: no new download)")
 	hostFirewall := fs.Bool("host-firewall", true, "install the iptables rules that keep containers away from this host and its LAN (false: the operator manages them; see docs/security.md)")
+	rawRelay := fs.Bool("raw-relay", false, "relay the Fronts' tunnel connections to the containers byte for byte instead of through the HTTP gateway (which lets Fronts pipeline safely; docs/meshnet.md)")
 	profiling := fs.Bool("pprof", false, "serve /debug/pprof/ on the --metrics listener (CPU profiles of the forwarding path)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
@@ -100,7 +101,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 		},
 		DockerHost: *dockerHost, PublishIP: pubIP, Heartbeat: *heartbeat, Logger: log,
 		NetworkPool: pool, SubnetBits: *subnetBits, PidsLimit: *pidsLimit, DiskReserve: int64(diskReserve), ImageKeep: *imageKeep,
-		SkipHostFirewall: !*hostFirewall,
+		SkipHostFirewall: !*hostFirewall, RawRelay: *rawRelay,
 	})
 	if err != nil {
 		return err

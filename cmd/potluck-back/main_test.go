@@ -30,7 +30,7 @@ func TestBinaryHelpAndErrors(t *testing.T) {
 		stderr string
 	}{
 		{name: "help", args: []string{"--help"}, stdout: flagLines("core", "join-token", "join-token-file", "name", "cpus", "memory", "disk", "data-dir",
-			"mesh-port", "docker-host", "publish-ip", "heartbeat", "metrics", "log-level", "log-format")},
+			"mesh-port", "docker-host", "publish-ip", "heartbeat", "metrics", "raw-relay", "log-level", "log-format")},
 		{name: "-h", args: []string{"-h"}, stdout: []string{"Usage: potluck-back"}},
 		{name: "help word", args: []string{"help"}, stdout: []string{"Usage: potluck-back"}},
 		{name: "version", args: []string{"--version"}, stdout: []string{"potluck-back ", ", commit ", ", go1."}},
