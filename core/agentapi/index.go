@@ -181,30 +181,50 @@ func changedHosts(old, cur *index) change {
 			}
 		}
 	}
-	if !sameMap(a.Hosts, b.Hosts) {
-		for id, h := range b.Hosts {
-			if o := a.Hosts[id]; o != h && (o == nil || *wireHost(o) != *wireHost(h)) {
-				host(id)
-			}
+	hostChanged := func(id string) {
+		if o, h := a.Hosts[id], b.Hosts[id]; o != h && (o == nil || h == nil || *wireHost(o) != *wireHost(h)) {
+			host(id)
 		}
-		for id := range a.Hosts {
-			if b.Hosts[id] == nil {
-				host(id)
+	}
+	instanceChanged := func(id string) {
+		if o, in := a.Instances[id], b.Instances[id]; o != in && (o == nil || in == nil || *o != *in) {
+			if in != nil {
+				instance(in)
+			}
+			if o != nil {
+				instance(o)
 			}
 		}
 	}
-	if !sameMap(a.Instances, b.Instances) {
-		for id, in := range b.Instances {
-			if o := a.Instances[id]; o != in && (o == nil || *o != *in) {
-				instance(in)
-				if o != nil {
-					instance(o)
+	// The FSM says which hosts and instances the commands between the two
+	// states wrote: look at those only. Without that (a restore between
+	// them, or old too far behind), compare the maps whole.
+	if hosts, instances, ok := b.ChangedSince(a); ok {
+		for _, id := range hosts {
+			hostChanged(id)
+		}
+		for _, id := range instances {
+			instanceChanged(id)
+		}
+	} else {
+		if !sameMap(a.Hosts, b.Hosts) {
+			for id := range b.Hosts {
+				hostChanged(id)
+			}
+			for id := range a.Hosts {
+				if b.Hosts[id] == nil {
+					hostChanged(id)
 				}
 			}
 		}
-		for id, o := range a.Instances {
-			if b.Instances[id] == nil {
-				instance(o)
+		if !sameMap(a.Instances, b.Instances) {
+			for id := range b.Instances {
+				instanceChanged(id)
+			}
+			for id := range a.Instances {
+				if b.Instances[id] == nil {
+					instanceChanged(id)
+				}
 			}
 		}
 	}

@@ -26,12 +26,17 @@ type writeSet struct {
 	usageFronts                           bool
 	// Inner sets of the usage index this fork copied already.
 	hostSets, installationSets map[string]bool
+	// What the batch wrote, for the change node sealed gives the result.
+	from                           uint64
+	prevChanges                    *changeNode
+	touchedHosts, touchedInstances map[string]struct{}
 }
 
 // fork returns a working copy of s for apply. s itself is never changed.
 func (s *State) fork() *State {
 	c := *s
-	c.w = &writeSet{hostSets: map[string]bool{}, installationSets: map[string]bool{}}
+	c.w = &writeSet{hostSets: map[string]bool{}, installationSets: map[string]bool{},
+		from: s.Index, prevChanges: s.changes, touchedHosts: map[string]struct{}{}, touchedInstances: map[string]struct{}{}}
 	if !s.indexed() {
 		c.rebuildUsage() // the fork's own index, written by it from the start
 	} else {
@@ -65,6 +70,7 @@ func copyEntities[V any](m map[string]*V) map[string]*V {
 
 // sealed ends a fork's writes: the result is published and must not change.
 func (s *State) sealed() *State {
+	s.recordChanges()
 	s.w = nil
 	return s
 }
@@ -133,11 +139,15 @@ func (s *State) addressesForWrite() *meshnet.Allocator {
 }
 
 // putHost stores h (a copy the caller made) under its id.
-func (s *State) putHost(h *Host) { s.hostsForWrite()[h.ID] = h }
+func (s *State) putHost(h *Host) {
+	s.touchHost(h.ID)
+	s.hostsForWrite()[h.ID] = h
+}
 
 // editHost returns a copy of host id stored in its place, ready to change;
 // nil when there is none.
 func (s *State) editHost(id string) *Host {
+	s.touchHost(id)
 	return editIn(s.Hosts, id, s.hostsForWrite)
 }
 
@@ -145,6 +155,7 @@ func (s *State) editHost(id string) *Host {
 // the same id, host and installation.
 func (s *State) putInstance(in *Instance) {
 	_, existed := s.Instances[in.ID]
+	s.touchInstance(in.ID)
 	s.instancesForWrite()[in.ID] = in
 	if !existed {
 		s.usageAdd(in)
@@ -155,6 +166,7 @@ func (s *State) putInstance(in *Instance) {
 // change its state (never its host, port or installation); nil when there
 // is none.
 func (s *State) editInstance(id string) *Instance {
+	s.touchInstance(id)
 	return editIn(s.Instances, id, s.instancesForWrite)
 }
 
@@ -165,6 +177,7 @@ func (s *State) dropInstance(id string) {
 		return
 	}
 	s.usageRemove(in)
+	s.touchInstance(id)
 	delete(s.instancesForWrite(), id)
 }
 

@@ -192,6 +192,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	fillNil(st)
 	st.usage = buildUsage(st)
+	st.changes = &changeNode{to: st.Index, restored: true}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.publish(st)

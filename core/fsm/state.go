@@ -340,10 +340,12 @@ type State struct {
 	CertLocks map[string]*CertLock  `json:"cert_locks,omitempty"`
 	TLSStatus map[string]*TLSStatus `json:"tls_status,omitempty"`
 
-	// Derived, never serialised: the usage index (usage.go) and, on a
-	// working copy, what it copied already (fork.go).
-	usage *usage
-	w     *writeSet
+	// Derived, never serialised: the usage index (usage.go), what the
+	// batch that made this state wrote (changes.go) and, on a working copy,
+	// what it copied already (fork.go).
+	usage   *usage
+	changes *changeNode
+	w       *writeSet
 }
 
 // NewState returns an empty state.
@@ -365,7 +367,7 @@ func (s *State) Clone() *State {
 	c := *s
 	// A clone is for its holder to change at will, which the index would
 	// not follow: it answers from walks.
-	c.usage, c.w = nil, nil
+	c.usage, c.w, c.changes = nil, nil, nil
 	if s.Addresses != nil {
 		c.Addresses = s.Addresses.Clone()
 	}
