@@ -528,3 +528,30 @@ func (h recordHandler) Enabled(context.Context, slog.Level) bool      { return t
 func (h recordHandler) Handle(_ context.Context, r slog.Record) error { h.f(r); return nil }
 func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler            { return h }
 func (h recordHandler) WithGroup(string) slog.Handler                 { return h }
+
+// A response the container writes in parts over time (server-sent events,
+// a long poll's progress) reaches the Front part by part, not when it ends.
+func TestStreamedResponseFlowsAsWritten(t *testing.T) {
+	second := make(chan struct{})
+	target := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-second:
+		case <-time.After(10 * time.Second):
+		}
+		_, _ = io.WriteString(w, "data: two\n\n")
+	}))
+	addr := serveGateway(t, newGateway(Config{}), target)
+	c, br := dialT(t, addr)
+	_, err := io.WriteString(c, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	require.NoError(t, err, "the first event arrives while the response is still open")
+	require.Equal(t, "data: one\n", line)
+	close(second)
+}
