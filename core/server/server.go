@@ -588,7 +588,13 @@ func (s *Server) selfRegister(ctx context.Context) error {
 		return nil
 	}
 	if s.Node.IsLeader() {
-		res, err := s.Node.Decide(ctx, "", func(*fsm.State, time.Time) (*fsm.Command, error) {
+		res, err := s.Node.Decide(ctx, "", func(st *fsm.State, _ time.Time) (*fsm.Command, error) {
+			// Checked again on the leader's current state: the one read
+			// above may predate the log replayed after a restart, and a
+			// record rewritten for nothing is a write every node applies.
+			if sameRecord(st.CoreNodes[s.cfg.NodeID], want) {
+				return nil, nil
+			}
 			return &fsm.Command{Type: fsm.CmdUpsertCoreNode, CoreNode: &want}, nil
 		})
 		if err != nil {
