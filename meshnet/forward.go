@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"potluck/internal/splice"
 )
 
 // FallbackDialTimeout bounds the dial of every forward target but the last:
@@ -228,7 +229,7 @@ func (f *Forward) relay(c *forwardedConn) {
 	}
 	c.server = server
 	f.mu.Unlock()
-	splice(c.client, server)
+	splice.Conns(c.client, server)
 }
 
 // dial connects to the first target that accepts.
@@ -250,28 +251,6 @@ func (f *Forward) dial(parent context.Context) (net.Conn, error) {
 		errs = append(errs, err)
 	}
 	return nil, errors.Join(errs...)
-}
-
-// splice copies both ways until both directions end, passing half-closes on
-// so request/response protocols that close their write side still work.
-func splice(a, b net.Conn) {
-	var wg sync.WaitGroup
-	wg.Go(func() { copyHalf(b, a) })
-	copyHalf(a, b)
-	wg.Wait()
-}
-
-type closeWriter interface{ CloseWrite() error }
-
-func copyHalf(dst, src net.Conn) {
-	_, err := io.Copy(dst, src)
-	if cw, ok := dst.(closeWriter); ok && err == nil {
-		cw.CloseWrite()
-		return
-	}
-	// An error on one side ends both: closing unblocks the other copy.
-	dst.Close()
-	src.Close()
 }
 
 func remoteAddr(c net.Conn) netip.Addr {

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"potluck/internal/splice"
 )
 
 // session serves one tunnel connection with two goroutines: the reader
@@ -473,7 +475,7 @@ func (s *session) passOn(ex *exchange, head []byte, m message) bool {
 // which can destroy the answer before the Front reads it. The reader has
 // stopped; the writer owns the connection.
 func (s *session) linger() {
-	if cw, ok := s.c.Conn.(closeWriter); ok {
+	if cw, ok := s.c.Conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
 	_ = s.c.Conn.SetReadDeadline(time.Now().Add(time.Second))
@@ -503,28 +505,7 @@ func (s *session) tunnel(head []byte) {
 		return
 	}
 	_, _ = s.br.Discard(len(rest))
-	splice(s.c.Conn, up)
-}
-
-// splice copies both ways until both directions end, passing half-closes
-// on.
-func splice(a, b net.Conn) {
-	var wg sync.WaitGroup
-	wg.Go(func() { copyHalf(b, a) })
-	copyHalf(a, b)
-	wg.Wait()
-}
-
-type closeWriter interface{ CloseWrite() error }
-
-func copyHalf(dst, src net.Conn) {
-	_, err := io.Copy(dst, src)
-	if cw, ok := dst.(closeWriter); ok && err == nil {
-		_ = cw.CloseWrite()
-		return
-	}
-	_ = dst.Close()
-	_ = src.Close()
+	splice.Conns(s.c.Conn, up)
 }
 
 // finish ends, after abort, the response sides of the exchanges the writer
