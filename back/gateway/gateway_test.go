@@ -413,29 +413,28 @@ func TestConcurrentConnections(t *testing.T) {
 					fmt.Fprintf(c, "GET /?%d-%d HTTP/1.1\r\nHost: a\r\n\r\n", n, i)
 				}
 			}()
-			for i := range 50 {
-				resp, err := http.ReadResponse(br, nil)
-				if !assertNoError(t, err) {
-					return
-				}
-				b, _ := io.ReadAll(resp.Body)
-				if string(b) != fmt.Sprintf("%d-%d", n, i) {
-					t.Errorf("conn %d answer %d: %q", n, i, b)
-					return
-				}
-			}
+			expectAnswers(t, br, n, 50)
 		})
 	}
 	wg.Wait()
 	require.Eventually(t, func() bool { return g.Stats().InFlight == 0 }, 5*time.Second, 10*time.Millisecond)
 }
 
-func assertNoError(t *testing.T, err error) bool {
-	if err != nil {
-		t.Error(err)
-		return false
+// expectAnswers reads count answers from br, in order, each the query of
+// its request "n-i" (t.Error, not require: it runs off the test goroutine).
+func expectAnswers(t *testing.T, br *bufio.Reader, n, count int) {
+	for i := range count {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != fmt.Sprintf("%d-%d", n, i) {
+			t.Errorf("conn %d answer %d: %q", n, i, b)
+			return
+		}
 	}
-	return true
 }
 
 // More requests than MaxConns at once wait for a connection to the
@@ -461,17 +460,7 @@ func TestPoolLimitWaits(t *testing.T) {
 				fmt.Fprintf(&burst, "GET /?%d-%d HTTP/1.1\r\nHost: a\r\n\r\n", n, i)
 			}
 			io.WriteString(c, burst.String())
-			for i := range 20 {
-				resp, err := http.ReadResponse(br, nil)
-				if !assertNoError(t, err) {
-					return
-				}
-				b, _ := io.ReadAll(resp.Body)
-				if string(b) != fmt.Sprintf("%d-%d", n, i) {
-					t.Errorf("conn %d answer %d: %q", n, i, b)
-					return
-				}
-			}
+			expectAnswers(t, br, n, 20)
 		})
 	}
 	wg.Wait()
