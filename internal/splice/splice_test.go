@@ -58,7 +58,7 @@ func TestConnsEndBothOnAnError(t *testing.T) {
 
 	require.NoError(t, server.SetLinger(0))
 	require.NoError(t, server.Close()) // a reset
-	_, _ = io.ReadAll(client) // returns, at EOF or a reset: the client's connection ended too
+	_, _ = io.ReadAll(client)          // returns, at EOF or a reset: the client's connection ended too
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
