@@ -28,13 +28,11 @@ type benchPath struct {
 
 // benchPaths: kernel loopback as the yardstick, the tunnel as nodes run it,
 // and the designs it replaced ("-stock": wireguard-go's netstack, one packet
-// per hand-off; "-batched": batches without offload or TCP tuning;
-// "-delayack": the link delaying pure ACKs, not the default, see ack.go).
+// per hand-off; "-batched": batches without offload or TCP tuning).
 // "-mtu9000" shows what a bigger tunnel MTU buys where the path carries it.
 var benchPaths = []benchPath{
 	{name: "loopback"},
 	{name: "tunnel", tunnel: true},
-	{name: "tunnel-delayack", tunnel: true, path: pathDelayedACK},
 	{name: "tunnel-mtu9000", tunnel: true, mtu: 9000},
 	{name: "tunnel-batched", tunnel: true, path: pathBatched},
 	{name: "tunnel-stock", tunnel: true, path: pathStock},

@@ -16,8 +16,7 @@
 // WANBind simulates delay, jitter and loss for tests and benchmarks.
 //
 // Packets move between WireGuard and the node's stack through tunLink, a
-// batched link with TCP segmentation and receive offload (it can also delay
-// pure ACKs as Linux does, ack.go, which nodes leave off); docs/meshnet.md
+// batched link with TCP segmentation and receive offload; docs/meshnet.md
 // ("The data path") explains it.
 //
 // The package imports nothing of Potluck's core, front or back.

@@ -33,11 +33,6 @@ const (
 	// pathBatched: the same link without offload and with gVisor's default
 	// TCP buffers, to show what the offload adds.
 	pathBatched
-	// pathDelayedACK: pathOffload with the link delaying pure ACKs as Linux
-	// does (ack.go). Not the default: it halves the packets of a small
-	// request in one process, but through a Back to a container that takes
-	// more than its 1 ms hold it added CPU (docs/benchmarks.md).
-	pathDelayedACK
 	// pathStock: wireguard-go's tun/netstack, one packet per hand-off,
 	// which meshnet used before; kept to measure against.
 	pathStock
@@ -76,13 +71,13 @@ func newIPStack(addr netip.Addr, mtu int, keepalive time.Duration, path dataPath
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 		HandleLocal:        true,
 	})
-	link := newTUNLink(mtu, path == pathOffload || path == pathDelayedACK, path == pathDelayedACK, s)
+	link := newTUNLink(mtu, path == pathOffload, s)
 	opts := []tcpip.SettableTransportProtocolOption{
 		// Off by default in gVisor; without it one lost packet in a
 		// window costs a round trip per loss.
 		new(tcpip.TCPSACKEnabled(true)),
 	}
-	if path == pathOffload || path == pathDelayedACK {
+	if path == pathOffload {
 		opts = append(opts,
 			new(tcpip.TCPModerateReceiveBufferOption(true)),
 			&tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultReceiveBufferSize, Max: tcpReceiveBufferMax},

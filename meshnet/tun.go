@@ -4,7 +4,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -63,8 +62,6 @@ type tunLink struct {
 
 	gros sync.Pool // of *gro.GRO; one per concurrent Write (one per peer)
 
-	acks *ackState // nil: every ACK goes at once (ack.go); guarded by mu
-
 	sentPackets atomic.Uint64 // packets handed to WireGuard, for benchmarks
 }
 
@@ -74,7 +71,7 @@ var (
 	_ stack.GSOEndpoint  = (*linkEndpoint)(nil)
 )
 
-func newTUNLink(mtu int, offload, delayAcks bool, s *stack.Stack) *tunLink {
+func newTUNLink(mtu int, offload bool, s *stack.Stack) *tunLink {
 	l := &tunLink{
 		mtu:     uint32(mtu),
 		offload: offload,
@@ -84,15 +81,6 @@ func newTUNLink(mtu int, offload, delayAcks bool, s *stack.Stack) *tunLink {
 		scratch: make([]byte, gsoMaxSize),
 	}
 	l.events <- tun.EventUp
-	if delayAcks {
-		l.acks = &ackState{
-			fullSegment: uint32(mtu - header.IPv4MinimumSize - header.TCPMinimumSize),
-			lastAck:     make(map[flowKey]flowAcks),
-			held:        make(map[flowKey]heldAck),
-		}
-		l.acks.timer = time.AfterFunc(time.Hour, l.flushAcks)
-		l.acks.timer.Stop()
-	}
 	l.gros.New = func() any {
 		g := new(gro.GRO)
 		g.Init(offload)
@@ -112,29 +100,12 @@ func (l *tunLink) writePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 		return 0, &tcpip.ErrClosedForSend{}
 	}
 	n := 0
-	var now time.Time
-	var out []*stack.PacketBuffer
 	for _, pkt := range pkts.AsSlice() {
 		if len(l.queue) >= tunQueueLen || l.queued+pkt.Size() > tunQueueBytes {
 			break
 		}
 		n++
-		if l.acks == nil {
-			l.enqueue(pkt.IncRef())
-			continue
-		}
-		if now.IsZero() {
-			now = time.Now()
-		}
-		var held bool
-		out, held = l.acks.filter(pkt.IncRef(), now, out[:0])
-		for _, p := range out {
-			l.enqueue(p)
-		}
-		if held && !l.acks.armed {
-			l.acks.armed = true
-			l.acks.timer.Reset(ackDelay)
-		}
+		l.enqueue(pkt.IncRef())
 	}
 	l.mu.Unlock()
 	l.wake()
@@ -145,33 +116,9 @@ func (l *tunLink) writePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 }
 
 // enqueue queues a packet the link holds a reference to. Callers hold mu.
-// The bounds are checked per packet the stack writes; a held ACK released
-// with it may exceed them by one.
 func (l *tunLink) enqueue(pkt *stack.PacketBuffer) {
 	l.queue = append(l.queue, pkt)
 	l.queued += pkt.Size()
-}
-
-// flushAcks queues the held ACKs that are due and re-arms for the rest.
-func (l *tunLink) flushAcks() {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return
-	}
-	now := time.Now()
-	out, next := l.acks.due(now, nil)
-	for _, p := range out {
-		l.enqueue(p)
-	}
-	l.acks.armed = !next.IsZero()
-	if l.acks.armed {
-		l.acks.timer.Reset(max(next.Sub(now), 0))
-	}
-	l.mu.Unlock()
-	if len(out) > 0 {
-		l.wake()
-	}
 }
 
 func (l *tunLink) wake() {
@@ -389,9 +336,6 @@ func (l *tunLink) Close() error {
 		return nil
 	}
 	l.closed = true
-	if l.acks != nil {
-		l.acks.drop()
-	}
 	l.mu.Unlock()
 	l.wake()
 

@@ -139,8 +139,6 @@ func TestBulkTransferIntact(t *testing.T) {
 		{"offload largest mtu", "100.64.0.1", "100.64.0.2", nodeOpts{mtu: maxMTU}},
 		{"stock largest mtu", "100.64.0.1", "100.64.0.2", nodeOpts{mtu: maxMTU, path: pathStock}},
 		{"offload lossy", "100.64.0.1", "100.64.0.2", nodeOpts{wan: &WANConfig{Loss: 0.01, Seed: 3}}},
-		{"delayed ACKs", "100.64.0.1", "100.64.0.2", nodeOpts{path: pathDelayedACK}},
-		{"delayed ACKs lossy", "100.64.0.1", "100.64.0.2", nodeOpts{path: pathDelayedACK, wan: &WANConfig{Loss: 0.01, Seed: 3}}},
 		{"batched", "100.64.0.1", "100.64.0.2", nodeOpts{path: pathBatched}},
 		{"stock", "100.64.0.1", "100.64.0.2", nodeOpts{path: pathStock}},
 	} {
