@@ -40,20 +40,14 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	case phaseIdle:
 		// Slid, not set per request: a deadline costs a timer on the
 		// tunnel connection, and the wait ends within IdleTimeout - 1/16.
-		want = c.readUntil
-		if r, d := time.Until(want), c.cfg.IdleTimeout; r < d-d/16 || r > d {
-			want = time.Now().Add(d)
-		}
+		want = slid(c.readUntil, c.cfg.IdleTimeout)
 	case phaseHead:
 		want = c.since.Add(c.cfg.HeaderTimeout)
 	default:
 		want = slid(c.readUntil, c.cfg.IOTimeout)
 	}
-	if !want.Equal(c.readUntil) {
-		if err := c.Conn.SetReadDeadline(want); err != nil {
-			return 0, err
-		}
-		c.readUntil = want
+	if err := keepDeadline(c.Conn, &c.readUntil, want, false); err != nil {
+		return 0, err
 	}
 	return c.Conn.Read(p)
 }
@@ -62,12 +56,9 @@ func (c *clientConn) Write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
-	if want := slid(c.writeUntil, c.cfg.IOTimeout); !want.Equal(c.writeUntil) {
-		if err := c.Conn.SetWriteDeadline(want); err != nil {
-			c.werr = err
-			return 0, err
-		}
-		c.writeUntil = want
+	if err := keepDeadline(c.Conn, &c.writeUntil, slid(c.writeUntil, c.cfg.IOTimeout), true); err != nil {
+		c.werr = err
+		return 0, err
 	}
 	n, err := c.Conn.Write(p)
 	if err != nil {
@@ -77,13 +68,31 @@ func (c *clientConn) Write(p []byte) (int, error) {
 }
 
 // slid returns a per-operation deadline d from now, or until unchanged while
-// more than 15/16 of d remains, so that most operations set no deadline.
+// between 15/16 of d and d remain, so that most operations set no deadline
+// (and one left by a longer phase is cut back).
 func slid(until time.Time, d time.Duration) time.Time {
 	now := time.Now()
-	if until.Sub(now) >= d-d/16 {
+	if r := until.Sub(now); r >= d-d/16 && r <= d {
 		return until
 	}
 	return now.Add(d)
+}
+
+// keepDeadline sets want as c's read (or write) deadline unless *until,
+// the one set last, is it already.
+func keepDeadline(c net.Conn, until *time.Time, want time.Time, write bool) error {
+	if want.Equal(*until) {
+		return nil
+	}
+	set := c.SetReadDeadline
+	if write {
+		set = c.SetWriteDeadline
+	}
+	if err := set(want); err != nil {
+		return err
+	}
+	*until = want
+	return nil
 }
 
 // upConn is a connection to the container, used for one request at a time.
@@ -150,21 +159,15 @@ func (u *upConn) read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if want := slid(u.readUntil, u.io); !want.Equal(u.readUntil) {
-		if err := u.Conn.SetReadDeadline(want); err != nil {
-			return 0, err
-		}
-		u.readUntil = want
+	if err := keepDeadline(u.Conn, &u.readUntil, slid(u.readUntil, u.io), false); err != nil {
+		return 0, err
 	}
 	return u.Conn.Read(p)
 }
 
 func (u *upConn) write(p []byte) (int, error) {
-	if want := slid(u.writeUntil, u.io); !want.Equal(u.writeUntil) {
-		if err := u.Conn.SetWriteDeadline(want); err != nil {
-			return 0, err
-		}
-		u.writeUntil = want
+	if err := keepDeadline(u.Conn, &u.writeUntil, slid(u.writeUntil, u.io), true); err != nil {
+		return 0, err
 	}
 	return u.Conn.Write(p)
 }
