@@ -1,4 +1,4 @@
-package gateway_test
+package gateway
 
 import (
 	"bufio"
@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"potluck/back/gateway"
 )
 
 // BenchmarkMeshPath: requests through a WireGuard tunnel to a Back's
@@ -50,7 +48,7 @@ func BenchmarkMeshPath(b *testing.B) {
 					}
 					defer f.Close()
 				} else {
-					g := gateway.New(gateway.Config{Logger: discard})
+					g := New(Config{Logger: discard})
 					f, err := m.back.ForwardTo(80, ln.Addr().String(), allowed, g.Serve)
 					if err != nil {
 						b.Fatal(err)
@@ -125,7 +123,7 @@ func BenchmarkFrontPath(b *testing.B) {
 				}
 				defer f.Close()
 			} else {
-				g := gateway.New(gateway.Config{Logger: discard})
+				g := New(Config{Logger: discard})
 				f, err := m.back.ForwardTo(80, app, allowed, g.Serve)
 				if err != nil {
 					b.Fatal(err)

@@ -65,7 +65,7 @@ func newGateway(cfg Config) *Gateway {
 }
 
 // serveHTTP runs a real HTTP server as the container.
-func serveHTTP(t testing.TB, h http.Handler) string {
+func serveHTTP(t testing.TB, h http.HandlerFunc) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

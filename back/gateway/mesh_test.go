@@ -1,4 +1,4 @@
-package gateway_test
+package gateway
 
 import (
 	"bufio"
@@ -16,7 +16,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"potluck/back/gateway"
 	"potluck/lb"
 	"potluck/meshnet"
 )
@@ -51,10 +50,10 @@ func newMesh(t testing.TB) mesh {
 	return m
 }
 
-// expose forwards the Back's tunnel port to target through a gateway.
-func (m mesh) expose(t *testing.T, port uint16, target string) (*gateway.Gateway, string) {
+// expose forwards the Back's tunnel port to target through a
+func (m mesh) expose(t *testing.T, port uint16, target string) (*Gateway, string) {
 	t.Helper()
-	g := gateway.New(gateway.Config{Logger: discard})
+	g := New(Config{Logger: discard})
 	f, err := m.back.ForwardTo(port, target, []netip.Addr{m.front.Address()}, g.Serve)
 	require.NoError(t, err)
 	t.Cleanup(func() { f.Close(); g.Close() })
@@ -79,16 +78,6 @@ func (m mesh) frontProxy(t testing.TB, pipeline int, backends ...string) string 
 		p.Shutdown(ctx)
 	})
 	return "http://" + ln.Addr().String()
-}
-
-func serveHTTP(t testing.TB, h http.HandlerFunc) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
 }
 
 func get(t *testing.T, c *http.Client, url string) (int, string) {
