@@ -136,11 +136,10 @@ type change struct {
 }
 
 // changedHosts works out which hosts' desired states may differ between
-// the states of old and cur. Entities a command did not touch are shared
-// between the two states (the FSM applies copy-on-write), so most compare
-// by pointer; the walk over hosts and instances is still O(hosts +
-// instances) whenever a command wrote to their map: an FSM that said what
-// its commands touched would make it O(change).
+// the states of old and cur. Hosts and instances: those the FSM says the
+// batches between wrote (fsm.State.ChangedSince), or a walk of both maps
+// when it cannot say. The rest compares by pointer first: entities a
+// command did not touch are shared between the two states (copy-on-write).
 func changedHosts(old, cur *index) change {
 	if old == nil {
 		return change{all: true}

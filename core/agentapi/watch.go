@@ -79,13 +79,14 @@ const (
 )
 
 // rest waits after a step, so that states published meanwhile are taken
-// together in the next one: a step walks the hosts and instances a
-// command wrote to, O(fleet) (the FSM does not say what its commands
-// touched), and a follower that stepped through every state as fast as
-// they come spent up to a core on it while creating. Resting as long as
-// the step took, and at least minRest, it steps at most 50 times a second
-// and uses at most half a core; an agent learns of a change at most one
-// rest later, 20 ms at 1,000 hosts, against a heartbeat every 5 s.
+// together in the next one. A step costs what the states between wrote
+// (fsm.State.ChangedSince) plus the desired states of the hosts it wakes,
+// and O(fleet) when the FSM cannot say (a restore, a follower too far
+// behind); stepping through every state as fast as they came, before the
+// FSM said, took up to a core while creating. Resting as long as the step
+// took, and at least minRest, it steps at most 50 times a second and uses
+// at most half a core; an agent learns of a change at most one rest later,
+// 20 ms at 1,000 hosts, against a heartbeat every 5 s.
 func (w *watch) rest(took time.Duration) {
 	t := time.NewTimer(min(max(took, minRest), maxRest))
 	defer t.Stop()
