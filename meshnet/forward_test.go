@@ -11,14 +11,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// backWithFrontAndStranger returns a Back (100.64.1.1) linked to a Front
+// and to a peer its forwards do not allow.
+func backWithFrontAndStranger(t *testing.T) (back, front, stranger *Node) {
+	back = newNode(t, "100.64.1.1", nodeOpts{})
+	front = newNode(t, "100.64.0.1", nodeOpts{})
+	stranger = newNode(t, "100.64.0.2", nodeOpts{})
+	link(t, back, front)
+	link(t, back, stranger)
+	return back, front, stranger
+}
+
 // A Back forwards tunnel:5000 to a local service for one Front only.
 func TestForwardServesAllowedPeersOnly(t *testing.T) {
 	requireNoLeak(t)
-	back := newNode(t, "100.64.1.1", nodeOpts{})
-	front := newNode(t, "100.64.0.1", nodeOpts{})
-	stranger := newNode(t, "100.64.0.2", nodeOpts{})
-	link(t, back, front)
-	link(t, back, stranger)
+	back, front, stranger := backWithFrontAndStranger(t)
 	target, conns := localServer(t, "hello from container")
 
 	fwd, err := back.Forward(5000, target, []netip.Addr{front.Address()})
@@ -188,11 +195,7 @@ func TestForwardTargetsFallBackInOrder(t *testing.T) {
 // (an empty allow-list) cuts what the handler serves.
 func TestForwardToHandler(t *testing.T) {
 	requireNoLeak(t)
-	back := newNode(t, "100.64.1.1", nodeOpts{})
-	front := newNode(t, "100.64.0.1", nodeOpts{})
-	stranger := newNode(t, "100.64.0.2", nodeOpts{})
-	link(t, back, front)
-	link(t, back, stranger)
+	back, front, stranger := backWithFrontAndStranger(t)
 	target, _ := localServer(t, "from the target")
 
 	served := make(chan netip.Addr, 4)
