@@ -59,95 +59,100 @@ func (s *State) checkTouched(added []*Instance) error {
 // hostInvariants checks one host's instances (ordered by id), as
 // invariantsHold does for all.
 func (s *State) hostInvariants(hostID string, on []*Instance) error {
-	type releaseOf struct {
-		installation string
-		release      int
-	}
-	ports := make(map[int]string, len(on))
-	perHost := map[releaseOf]int{}
-	var used Resources
+	t := newTally(len(on), 1)
 	for _, in := range on {
-		if in.Port < MinPort || in.Port > MaxPort {
-			return errf(CodeInvalid, "instance %s: port %d outside %d-%d", in.ID, in.Port, MinPort, MaxPort)
+		if err := t.add(s, in); err != nil {
+			return err
 		}
-		if other, ok := ports[in.Port]; ok {
-			return errf(CodeConflict, "port %d on host %s used by %s and %s", in.Port, hostID, other, in.ID)
-		}
-		ports[in.Port] = in.ID
-		inst, ok := s.Installations[in.Installation]
-		if !ok {
-			return errf(CodeNotFound, "instance %s: no installation %q", in.ID, in.Installation)
-		}
-		release, per := inst.LiveRelease(), inst.PerInstance
-		if r := inst.releaseRun(in); r != nil {
-			release, per = r.Version, r.PerInstance
-		}
-		key := releaseOf{in.Installation, release}
-		perHost[key]++
-		if limit := inst.PerHostLimit(); perHost[key] > limit {
-			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, perHost[key], hostID, limit, release)
-		}
-		used = used.Add(per)
 	}
-	if h := s.Hosts[hostID]; h != nil && !h.Capacity.Fits(used) {
-		return errf(CodeConflict, "host %s would exceed its declared capacity", h.Name)
-	}
-	return nil
+	return t.fits(s.Hosts[hostID])
 }
 
 // invariantsHold checks the invariants, walking instances and hosts in id
 // order when sorted.
 func (s *State) invariantsHold(sorted bool) error {
-	type hostPort struct {
-		host string
-		port int
-	}
-	// A new release starts beside the one it replaces, so the per-host
-	// limit counts the instances of one release of an installation per host.
-	type releaseOnHost struct {
-		installation string
-		release      int
-		host         string
-	}
-	// Sized up front and keyed by structs: this runs on every command, over
-	// every instance, so it allocates per map, not per instance.
-	ports := make(map[hostPort]string, len(s.Instances))
-	perHost := make(map[releaseOnHost]int, len(s.Instances))
-	used := make(map[string]Resources, len(s.Hosts)) // one pass, not Used per host: O(instances), not O(hosts × instances)
+	t := newTally(len(s.Instances), len(s.Hosts))
 	instances, hosts := maps.Values(s.Instances), maps.Values(s.Hosts)
 	if sorted {
 		instances, hosts = slices.Values(s.SortedInstances()), slices.Values(s.SortedHosts())
 	}
 	for in := range instances {
-		if in.Port < MinPort || in.Port > MaxPort {
-			return errf(CodeInvalid, "instance %s: port %d outside %d-%d", in.ID, in.Port, MinPort, MaxPort)
+		if err := t.add(s, in); err != nil {
+			return err
 		}
-		if other, ok := ports[hostPort{in.HostID, in.Port}]; ok {
-			return errf(CodeConflict, "port %d on host %s used by %s and %s", in.Port, in.HostID, other, in.ID)
-		}
-		ports[hostPort{in.HostID, in.Port}] = in.ID
-		inst, ok := s.Installations[in.Installation]
-		if !ok {
-			return errf(CodeNotFound, "instance %s: no installation %q", in.ID, in.Installation)
-		}
-		// What InstanceRelease says, without building a Release for an
-		// installation from before releases: this runs per instance on
-		// every command.
-		release, per := inst.LiveRelease(), inst.PerInstance
-		if r := inst.releaseRun(in); r != nil {
-			release, per = r.Version, r.PerInstance
-		}
-		key := releaseOnHost{in.Installation, release, in.HostID}
-		perHost[key]++
-		if limit := inst.PerHostLimit(); perHost[key] > limit {
-			return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, perHost[key], in.HostID, limit, release)
-		}
-		used[in.HostID] = used[in.HostID].Add(per)
 	}
 	for h := range hosts {
-		if !h.Capacity.Fits(used[h.ID]) {
-			return errf(CodeConflict, "host %s would exceed its declared capacity", h.Name)
+		if err := t.fits(h); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// tally counts instances as the invariants see them: the ports taken and
+// the instances of each release of an installation per host, and what each
+// host's instances reserve. Sized up front and keyed by structs: the whole
+// check runs over every instance, so it allocates per map, not per instance.
+type tally struct {
+	ports   map[hostPort]string
+	perHost map[releaseOnHost]int
+	used    map[string]Resources
+}
+
+type hostPort struct {
+	host string
+	port int
+}
+
+// A new release starts beside the one it replaces, so the per-host limit
+// counts the instances of one release of an installation per host.
+type releaseOnHost struct {
+	installation string
+	release      int
+	host         string
+}
+
+func newTally(instances, hosts int) *tally {
+	return &tally{
+		ports:   make(map[hostPort]string, instances),
+		perHost: make(map[releaseOnHost]int, instances),
+		used:    make(map[string]Resources, hosts),
+	}
+}
+
+// add counts in, refusing the first invariant it breaks.
+func (t *tally) add(s *State, in *Instance) error {
+	if in.Port < MinPort || in.Port > MaxPort {
+		return errf(CodeInvalid, "instance %s: port %d outside %d-%d", in.ID, in.Port, MinPort, MaxPort)
+	}
+	if other, ok := t.ports[hostPort{in.HostID, in.Port}]; ok {
+		return errf(CodeConflict, "port %d on host %s used by %s and %s", in.Port, in.HostID, other, in.ID)
+	}
+	t.ports[hostPort{in.HostID, in.Port}] = in.ID
+	inst, ok := s.Installations[in.Installation]
+	if !ok {
+		return errf(CodeNotFound, "instance %s: no installation %q", in.ID, in.Installation)
+	}
+	// What InstanceRelease says, without building a Release for an
+	// installation from before releases: this runs per instance.
+	release, per := inst.LiveRelease(), inst.PerInstance
+	if r := inst.releaseRun(in); r != nil {
+		release, per = r.Version, r.PerInstance
+	}
+	key := releaseOnHost{in.Installation, release, in.HostID}
+	t.perHost[key]++
+	if limit := inst.PerHostLimit(); t.perHost[key] > limit {
+		return errf(CodeConflict, "installation %q has %d instances on host %s (at most %d allowed) of release %d", in.Installation, t.perHost[key], in.HostID, limit, release)
+	}
+	t.used[in.HostID] = t.used[in.HostID].Add(per)
+	return nil
+}
+
+// fits refuses a host (nil: none) whose counted instances exceed its
+// declared capacity.
+func (t *tally) fits(h *Host) error {
+	if h != nil && !h.Capacity.Fits(t.used[h.ID]) {
+		return errf(CodeConflict, "host %s would exceed its declared capacity", h.Name)
 	}
 	return nil
 }
