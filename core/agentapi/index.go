@@ -206,26 +206,8 @@ func changedHosts(old, cur *index) change {
 			instanceChanged(id)
 		}
 	} else {
-		if !sameMap(a.Hosts, b.Hosts) {
-			for id := range b.Hosts {
-				hostChanged(id)
-			}
-			for id := range a.Hosts {
-				if b.Hosts[id] == nil {
-					hostChanged(id)
-				}
-			}
-		}
-		if !sameMap(a.Instances, b.Instances) {
-			for id := range b.Instances {
-				instanceChanged(id)
-			}
-			for id := range a.Instances {
-				if b.Instances[id] == nil {
-					instanceChanged(id)
-				}
-			}
-		}
+		eachKey(a.Hosts, b.Hosts, hostChanged)
+		eachKey(a.Instances, b.Instances, instanceChanged)
 	}
 	same := len(a.Installations) == len(b.Installations)
 	for name, inst := range b.Installations {
@@ -278,6 +260,22 @@ func changedHosts(old, cur *index) change {
 		}
 	}
 	return change{dirty: dirty, sameInstallations: same}
+}
+
+// eachKey calls f with every key of a or of b, once, unless they are one
+// map (nothing in it changed).
+func eachKey[V any](a, b map[string]V, f func(string)) {
+	if sameMap(a, b) {
+		return
+	}
+	for k := range b {
+		f(k)
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			f(k)
+		}
+	}
 }
 
 // sameMap reports whether a and b are one map (a state shares the maps a
