@@ -79,10 +79,7 @@ func (s *State) ChangedSince(old *State) (hosts, instances []string, ok bool) {
 		return nil, nil, false
 	}
 	seenHosts, seenInstances := map[string]struct{}{}, map[string]struct{}{}
-	for n := s.changes; n != nil && !n.restored; n = n.prev {
-		if n == old.changes {
-			break
-		}
+	for n := s.changes; n != nil && !n.restored && n != old.changes; n = n.prev {
 		for _, id := range n.hosts {
 			seenHosts[id] = struct{}{}
 		}
