@@ -31,9 +31,8 @@ type session struct {
 	// slots bound the requests sent to the container and not yet answered.
 	slots chan struct{}
 
-	ctx    context.Context // cancelled by abort: ends waits for the pool
+	ctx    context.Context // cancelled by abort: ends every wait
 	cancel context.CancelFunc
-	done   chan struct{}
 	once   sync.Once
 
 	mu      sync.Mutex
@@ -67,7 +66,6 @@ func newSession(g *Gateway, c net.Conn, dial Dial) *session {
 		bw:    bufio.NewWriterSize(cc, 32<<10),
 		q:     make(chan *exchange, g.cfg.MaxInFlight+1), // +1: a last local answer or upgrade
 		slots: make(chan struct{}, g.cfg.MaxInFlight),
-		done:  make(chan struct{}),
 		ups:   map[*upConn]struct{}{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -78,7 +76,6 @@ func newSession(g *Gateway, c net.Conn, dial Dial) *session {
 // connections to the container in use are closed, every wait ends.
 func (s *session) abort() {
 	s.once.Do(func() {
-		close(s.done)
 		s.cancel()
 		s.c.Close()
 		s.mu.Lock()
@@ -142,7 +139,7 @@ func (s *session) readLoop() {
 		select {
 		case s.slots <- struct{}{}:
 			ex.slot = true
-		case <-s.done:
+		case <-s.ctx.Done():
 			return
 		}
 		if !s.send(ex, head) || ex.req.close {
@@ -169,7 +166,7 @@ func (s *session) enqueue(ex *exchange) bool {
 	select {
 	case s.q <- ex:
 		return true
-	case <-s.done:
+	case <-s.ctx.Done():
 		return false
 	}
 }
@@ -345,7 +342,7 @@ func (s *session) writeLoop() {
 			}
 			select {
 			case ex, ok = <-s.q:
-			case <-s.done:
+			case <-s.ctx.Done():
 				return
 			}
 		}
