@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -153,13 +154,26 @@ func (s *session) readLoop() {
 func localAnswer(err error) []byte {
 	switch {
 	case errors.Is(err, errHeadTooLarge):
-		return []byte("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain\r\nContent-Length: 36\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large\n")
+		return answerTooLarge
 	case errors.Is(err, errMalformed):
-		return []byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 16\r\nConnection: close\r\n\r\n400 Bad Request\n")
+		return answerBadRequest
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return []byte("HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n")
+		return answerTimeout
 	}
 	return nil
+}
+
+var (
+	answerTooLarge   = closingAnswer("431 Request Header Fields Too Large")
+	answerBadRequest = closingAnswer("400 Bad Request")
+	answerTimeout    = closingAnswer("408 Request Timeout")
+)
+
+// closingAnswer is a plain-text response with status as its body, after
+// which the gateway closes the connection.
+func closingAnswer(status string) []byte {
+	body := status + "\n"
+	return fmt.Appendf(nil, "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", status, len(body), body)
 }
 
 func (s *session) enqueue(ex *exchange) bool {
