@@ -21,7 +21,7 @@ type backendState struct {
 	host     string // spec.Addr without the port, for BackendUnreachable
 	health   *health.State
 	client   *fasthttp.HostClient
-	pipe     *pipeClient // nil unless Options.PipelineBackends > 0
+	pipe     *pipeClient // nil unless the backend is pipelined (pipelineConns)
 	dial     Dialer
 	timeouts Timeouts
 
@@ -79,10 +79,19 @@ func newBackendState(spec Backend, o *Options) *backendState {
 		WriteBufferSize:           16 << 10,
 		ConnPoolStrategy:          fasthttp.LIFO,
 	}
-	if o.PipelineBackends > 0 {
-		b.pipe = newPipeClient(spec.Addr, b.client.Dial, o.PipelineBackends, o.PipelineDepth, o.IdleConnTimeout)
+	if n := pipelineConns(spec, o); n > 0 {
+		b.pipe = newPipeClient(spec.Addr, b.client.Dial, n, o.PipelineDepth, o.IdleConnTimeout, o.PipelineStall)
 	}
 	return b
+}
+
+// pipelineConns is how many pipelined connections spec gets under o; 0:
+// none, the keep-alive pool only.
+func pipelineConns(spec Backend, o *Options) int {
+	if spec.Pipeline > 0 {
+		return spec.Pipeline
+	}
+	return o.PipelineBackends
 }
 
 func healthParams(s Backend) health.Params {
@@ -111,7 +120,7 @@ func weightOf(s Backend) int {
 // sameSpec reports whether b can be kept as is for spec.
 func (b *backendState) sameSpec(spec Backend) bool {
 	return b.spec.Addr == spec.Addr && b.weight() == weightOf(spec) &&
-		b.health.Params() == healthParams(spec)
+		b.health.Params() == healthParams(spec) && b.spec.Pipeline == spec.Pipeline
 }
 
 // drain closes the pool once in-flight requests are done, bounded by limit.

@@ -32,6 +32,7 @@ const (
 	DefaultClientSend     = 60 * time.Second // send_timeout 60s
 	DefaultMaxClientConns = 10000
 	DefaultPipelineDepth  = 64
+	DefaultPipelineStall  = 20 * time.Millisecond
 
 	// DisableHealth as Backend.MaxFails never marks the backend down.
 	DisableHealth = -1
@@ -48,6 +49,11 @@ type Backend struct {
 	MaxFails int
 	// FailTimeout is NGINX's fail_timeout; 0 means DefaultFailTimeout.
 	FailTimeout time.Duration
+	// Pipeline > 0 pipelines requests to this backend over this many
+	// connections, as Options.PipelineBackends does for every backend; for
+	// a backend that parses pipelined requests itself, such as a Potluck
+	// Back's HTTP gateway. 0 leaves it to Options.PipelineBackends.
+	Pipeline int
 }
 
 // Route sends requests for some Host names to a set of backends.
@@ -121,13 +127,20 @@ type Options struct {
 	// (no body, or up to RetryBuffer) over this many pipelined HTTP/1.1
 	// connections per backend instead of the keep-alive pool: requests are
 	// written back to back and answered in order, so one send and one read
-	// serve several requests. Response bodies are then read whole into
-	// memory, and a slow response delays those queued behind it on its
-	// connection. 0 (default) = off. See docs/lb.md.
+	// serve several requests. A response waits for the ones before it on
+	// its connection; PipelineStall bounds how long a request may join a
+	// connection behind a slow one. 0 (default) = off, unless
+	// Backend.Pipeline says otherwise. See docs/lb.md.
 	PipelineBackends int
 	// PipelineDepth bounds the requests in flight on one pipelined
 	// connection; 0 means DefaultPipelineDepth.
 	PipelineDepth int
+	// PipelineStall: a pipelined connection whose oldest unanswered
+	// request has waited this long takes no new request, which goes over
+	// the keep-alive pool instead, until that response has come whole. So
+	// a slow or endless (streamed) response holds up only the requests
+	// queued behind it within this time. 0 means DefaultPipelineStall.
+	PipelineStall time.Duration
 	// ClientIdleTimeout closes a client keep-alive connection when no
 	// request starts within it (NGINX's keepalive_timeout).
 	ClientIdleTimeout time.Duration
@@ -188,6 +201,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PipelineDepth <= 0 {
 		o.PipelineDepth = DefaultPipelineDepth
+	}
+	if o.PipelineStall <= 0 {
+		o.PipelineStall = DefaultPipelineStall
 	}
 	if o.ClientIdleTimeout <= 0 {
 		o.ClientIdleTimeout = DefaultClientIdle

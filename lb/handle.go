@@ -256,9 +256,6 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 			break // cannot happen: a streamed body is not retried once sent
 		}
 		resp := &x.resp
-		if b.pipe != nil && ub.inMemory() {
-			resp = &ctx.Response // pipelined responses are read whole
-		}
 		b.inflight.Add(1)
 		b.m.requests.Inc()
 		t0 := time.Now()
@@ -269,8 +266,8 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 			o = outcomeStatus
 		}
 		if ub.stream != nil && ub.stream.clientErr != nil {
-			// The client's body broke, not the backend. (A streamed body
-			// never goes pipelined: resp is x's, and release closes it.)
+			// The client's body broke, not the backend. (release closes
+			// resp's body stream.)
 			x.release()
 			p.failBody(ctx, ub.stream.clientErr)
 			return b
@@ -278,7 +275,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 		if o == outcomeOK {
 			p.succeeded(rt, b)
 			b.m.bytesIn.Add(uint64(ub.sent(up)))
-			p.respond(ctx, x, resp)
+			p.respond(ctx, x)
 			return b
 		}
 		now = p.opts.Clock.Now()
@@ -320,7 +317,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 		// live upstreams", a 502 whatever the last attempt's error was.
 		p.answerUnserved(ctx, rt, outcomeOK, nil)
 	case lastResp != nil:
-		p.respond(ctx, x, lastResp) // pass the backend's own error through
+		p.respond(ctx, x) // pass the backend's own error through
 		return lastB
 	default:
 		p.answerUnserved(ctx, rt, last, lastB)
@@ -329,13 +326,9 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 	return lastB
 }
 
-// respond passes an attempt's response on to the client.
-func (p *Proxy) respond(ctx *fasthttp.RequestCtx, x *relay, resp *fasthttp.Response) {
-	if resp == &x.resp {
-		x.passOn(ctx)
-	} else {
-		x.release()
-	}
+// respond passes the attempt's response in x on to the client.
+func (p *Proxy) respond(ctx *fasthttp.RequestCtx, x *relay) {
+	x.passOn(ctx)
 	cleanResponseHeader(&ctx.Response.Header)
 }
 
@@ -351,12 +344,18 @@ const maxIdleResends = 2
 // again, on a fresh connection, when that is safe (nothing of it was
 // written, or its method is idempotent, and its body can be sent again).
 // NGINX likewise gives a failed cached connection an extra try.
+//
+// A pipelined request that its connection's stall or harmless break turned
+// away goes over the keep-alive pool instead.
 func (p *Proxy) send(b *backendState, up *fasthttp.Request, resp *fasthttp.Response, ub *upBody) (outcome, error) {
+	pooled := b.pipe == nil || !ub.inMemory()
 	for resends := 0; ; resends++ {
 		var err error
-		if b.pipe != nil && ub.inMemory() {
+		if !pooled {
 			err = b.pipe.Do(up, resp)
-		} else {
+			pooled = err != nil // stalled, or re-sent below
+		}
+		if pooled && (err == nil || errors.Is(err, errPipeStalled)) {
 			err = b.client.Do(up, resp)
 		}
 		o := classify(err)

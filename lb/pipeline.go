@@ -3,6 +3,7 @@ package lb
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -17,8 +18,16 @@ import (
 // One writer goroutine per connection writes queued requests into a buffer
 // and flushes when no more are waiting, so a burst leaves in one write; one
 // reader goroutine reads the responses, several per read when they arrive
-// together. Used when Options.PipelineBackends > 0, for requests whose body
-// is held in memory; streamed uploads go through the HostClient.
+// together. Used for backends with pipelining on (Options.PipelineBackends,
+// Backend.Pipeline), for requests whose body is held in memory; streamed
+// uploads go through the HostClient.
+//
+// A response of up to pipeInMemory bytes is read whole; a larger one, or
+// one of unknown length, is streamed to the client while the reader waits
+// for its end before it reads the next. Answers come in order, so a slow
+// response holds up those queued behind it: a connection whose oldest
+// unanswered request has waited longer than stall takes no new ones (Do
+// says errPipeStalled, and the request goes over the keep-alive pool).
 //
 // Unlike fasthttp's PipelineClient, a connect error reaches the request at
 // once (fasthttp's keeps redialling while requests wait), and a broken
@@ -29,6 +38,7 @@ type pipeClient struct {
 	addr  string
 	depth int
 	idle  time.Duration
+	stall int64 // nanoseconds; see pipeClient
 	slots []pipeSlot
 	next  atomic.Uint32
 	works sync.Pool
@@ -54,7 +64,21 @@ type pipeConn struct {
 	once       sync.Once
 	brk        *pipeBreak
 	bc         *backendConn // nil if the dialer returned another type; read by the reader only
+	// headSince is when the reader began waiting for the response at the
+	// head of the queue (monotonic nanoseconds since pipeEpoch); 0 when it
+	// waits for none.
+	headSince atomic.Int64
 }
+
+// pipeInMemory is the largest response body a pipelined connection reads
+// whole before passing the response on; larger ones, and bodies of unknown
+// length, are streamed.
+const pipeInMemory = 64 << 10
+
+// pipeEpoch anchors headSince's monotonic readings.
+var pipeEpoch = time.Now()
+
+func pipeNow() int64 { return int64(time.Since(pipeEpoch)) }
 
 type pipeWork struct {
 	req  *fasthttp.Request
@@ -67,8 +91,9 @@ type pipeWork struct {
 // pipeBreak is shared by the requests failed by one broken connection.
 type pipeBreak struct {
 	counted atomic.Bool
-	// idle: the backend closed the connection while it was idle (it had
-	// answered before and sent nothing since), which is not its failure.
+	// idle: the connection closed through no fault of the backend's: it
+	// closed it while idle (it had answered before and sent nothing
+	// since), or see harmlessBreak. Requests failed by it may be re-sent.
 	idle atomic.Bool
 }
 
@@ -89,17 +114,25 @@ func (e *pipeError) firstReport() bool { return e.brk.counted.CompareAndSwap(fal
 var (
 	errPipeClosed  = errors.New("pipelined connection closed")
 	errPipeAborted = errors.New("an earlier request on the pipelined connection failed")
+	// errPipeStalled: every pipelined connection waits on a slow response;
+	// nothing was sent, and the request should take the keep-alive pool.
+	errPipeStalled = errors.New("every pipelined connection waits on a slow response")
 )
 
-func newPipeClient(addr string, dial func(string) (net.Conn, error), conns, depth int, idle time.Duration) *pipeClient {
-	pc := &pipeClient{dial: dial, addr: addr, depth: depth, idle: idle, slots: make([]pipeSlot, conns)}
+func newPipeClient(addr string, dial func(string) (net.Conn, error), conns, depth int, idle, stall time.Duration) *pipeClient {
+	pc := &pipeClient{dial: dial, addr: addr, depth: depth, idle: idle, stall: int64(stall), slots: make([]pipeSlot, conns)}
 	pc.works.New = func() any { return &pipeWork{done: make(chan struct{}, 1)} }
 	return pc
 }
 
-// Do sends req and reads the response into resp (whole, not streamed).
+// Do sends req and reads the response into resp: its body whole, or as a
+// body stream that the caller must read to its end or close (fasthttp
+// closes it once it has written the response; Reset closes it too).
 func (pc *pipeClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	s := pc.pick()
+	if s == nil {
+		return errPipeStalled
+	}
 	for range 2 {
 		c, err := pc.conn(s)
 		if err != nil {
@@ -122,16 +155,22 @@ func (pc *pipeClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 }
 
 // pick chooses the slot with the fewest queued requests, starting the scan
-// at a rotating position so ties spread out.
+// at a rotating position so ties spread out, and skipping connections that
+// wait on a stalled response; nil if every slot does.
 func (pc *pipeClient) pick() *pipeSlot {
 	n := len(pc.slots)
 	start := int(pc.next.Add(1)) % n
-	best, bestLen := &pc.slots[start], -1
+	var best *pipeSlot
+	bestLen := -1
+	now := pipeNow()
 	for i := range n {
 		s := &pc.slots[(start+i)%n]
 		c := s.c.Load()
 		if c == nil || c.dead.Load() {
 			return s // a free slot: open a connection there
+		}
+		if h := c.headSince.Load(); h != 0 && now-h > pc.stall {
+			continue
 		}
 		if l := len(c.queue) + len(c.in); bestLen < 0 || l < bestLen {
 			best, bestLen = s, l
@@ -316,18 +355,8 @@ func (c *pipeConn) reader(idle time.Duration) {
 				continue
 			}
 		}
-		err := w.resp.Read(c.br)
-		if err == nil && w.resp.ConnectionClose() {
-			// The backend closes after this response. Not its failure: the
-			// requests behind are retried under the usual rules but not
-			// counted against its health.
-			w.done <- struct{}{}
-			c.fail()
-			counted := &pipeBreak{}
-			counted.counted.Store(true)
-			c.drain(counted)
-			return
-		}
+		c.headSince.Store(pipeNow())
+		body, err := readPipelined(w.resp, c.br)
 		if err != nil {
 			// The request at the head gets its own error (timeout, bad
 			// header...); it and those behind it share one break.
@@ -340,13 +369,153 @@ func (c *pipeConn) reader(idle time.Duration) {
 			c.drain(c.brk)
 			return
 		}
+		closing := w.resp.ConnectionClose()
+		w.done <- struct{}{} // w.resp belongs to the handler from here
+		if body != nil {
+			// The next response follows this body on the connection.
+			if brk := body.wait(c.closed); brk != nil {
+				c.fail()
+				c.drain(brk)
+				return
+			}
+		}
+		c.headSince.Store(0)
+		if closing {
+			// The backend closes after this response: the requests behind
+			// were never read (see harmlessBreak).
+			c.fail()
+			c.drain(harmlessBreak())
+			return
+		}
 		answered = true
 		if c.bc != nil {
 			mark = c.bc.got - int64(c.br.Buffered())
 		}
-		w.done <- struct{}{}
 	}
 }
+
+// harmlessBreak is the break of a connection closed through no fault of
+// the backend's (it announced Connection: close, or the proxy stopped
+// reading a body): not counted against its health, and the requests queued
+// behind are re-sent on a fresh connection as after an idle close.
+func harmlessBreak() *pipeBreak {
+	b := &pipeBreak{}
+	b.counted.Store(true)
+	b.idle.Store(true)
+	return b
+}
+
+// readPipelined reads one response from br into resp: the head (after any
+// interim 1xx responses), then the body whole if it is at most
+// pipeInMemory bytes long, else as resp's body stream, which it returns.
+func readPipelined(resp *fasthttp.Response, br *bufio.Reader) (*pipeBody, error) {
+	if err := resp.Header.Read(br); err != nil {
+		return nil, err
+	}
+	for n := 0; interim(resp.StatusCode()); n++ {
+		if n == maxInterimResponses {
+			return nil, errTooManyInterim
+		}
+		if err := resp.Header.Read(br); err != nil {
+			return nil, err
+		}
+	}
+	if resp.SkipBody || noBody(resp.StatusCode()) {
+		return nil, nil
+	}
+	if n := resp.Header.ContentLength(); n >= 0 && n <= pipeInMemory {
+		return nil, resp.ReadBody(br, 0)
+	}
+	// The stream reads from br, and any trailer into its own header.
+	src := fasthttp.AcquireResponse()
+	resp.Header.CopyTo(&src.Header)
+	src.StreamBody = true
+	if err := src.ReadBody(br, 0); err != nil {
+		fasthttp.ReleaseResponse(src)
+		return nil, err
+	}
+	body := &pipeBody{src: src, end: make(chan struct{}, 1)}
+	resp.SetBodyStream(body, resp.Header.ContentLength())
+	return body, nil
+}
+
+// maxInterimResponses bounds the 1xx responses read before a final one,
+// as fasthttp's own reader does.
+const maxInterimResponses = 10
+
+var errTooManyInterim = errors.New("too many interim (1xx) responses")
+
+func interim(status int) bool {
+	return status >= 100 && status < 200 && status != fasthttp.StatusSwitchingProtocols
+}
+
+// noBody: responses that never have a body whatever their headers say.
+func noBody(status int) bool {
+	return status < 200 || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified
+}
+
+// pipeBody is a streamed body of a pipelined response: it reads from the
+// connection, and its close tells the connection's reader whether the next
+// response can be read after it.
+type pipeBody struct {
+	src    *fasthttp.Response
+	ended  bool  // read to its end
+	err    error // the backend's read error, if any
+	closed bool
+	end    chan struct{}
+}
+
+func (b *pipeBody) Read(p []byte) (int, error) {
+	n, err := b.src.BodyStream().Read(p)
+	switch {
+	case err == io.EOF:
+		b.ended = true
+	case err != nil && b.err == nil:
+		b.err = err
+	}
+	return n, err
+}
+
+// CloseWithError is called once the body is written to the client, or
+// abandoned (the client went away, or a retry dropped the response).
+func (b *pipeBody) CloseWithError(error) error {
+	if !b.closed {
+		b.closed = true
+		b.end <- struct{}{}
+	}
+	return nil
+}
+
+// wait blocks until the body is closed or the connection breaks. It
+// returns nil when the connection can read on, else the break that fails
+// the requests behind: counted against the backend if its body broke,
+// harmless if the proxy stopped reading it.
+func (b *pipeBody) wait(closed <-chan struct{}) *pipeBreak {
+	select {
+	case <-b.end:
+	case <-closed:
+		<-b.end // the handler's read fails now; wait until it lets go
+	}
+	defer fasthttp.ReleaseResponse(b.src)
+	if !b.ended && b.err == nil {
+		// Abandoned: a short rest is cheaper to read than the requests
+		// behind it are to fail. (Reads keep their per-read deadline.)
+		_, _ = io.CopyN(io.Discard, struct{ io.Reader }{b}, pipeDrainMax)
+	}
+	switch {
+	case b.ended:
+		return nil
+	case b.err != nil:
+		return &pipeBreak{}
+	default:
+		return harmlessBreak()
+	}
+}
+
+// pipeDrainMax bounds what a pipelined connection reads of an abandoned
+// body to keep the connection; past it the connection is closed, as NGINX
+// closes an upstream connection whose response it stops reading.
+const pipeDrainMax = 256 << 10
 
 // drain runs after fail: once the writer has stopped it bars new requests,
 // fails every sent one once and hands the unsent ones back for a fresh

@@ -55,42 +55,215 @@ func TestNginxSemanticsPipelined(t *testing.T) {
 }
 
 // TestPipelinedSlowRequestInFront: on one pipelined connection a slow
-// request holds the ones queued behind it, which still complete, in order,
-// over that single connection.
+// request holds the ones queued behind it within the stall time, which
+// still complete, in order, over that connection; requests that come later
+// take the keep-alive pool and are answered before the slow one.
 func TestPipelinedSlowRequestInFront(t *testing.T) {
-	var conns sync.Map // remote addresses seen
+	tests := []struct {
+		name      string
+		stall     time.Duration
+		wantConns int // connections the backend saw
+	}{
+		{"queued behind it within the stall time", time.Minute, 1},
+		{"later ones go around it", 10 * time.Millisecond, 21},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var conns sync.Map // remote addresses seen
+			b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+				conns.Store(r.RemoteAddr, true)
+				if r.URL.Path == "/slow" {
+					time.Sleep(300 * time.Millisecond)
+				}
+				_, _ = io.WriteString(w, r.URL.Path)
+			})
+			p := startProxy(t, Options{PipelineBackends: 1, PipelineStall: tc.stall}, []Route{route("app.test", b.addr)})
+			cl := newClient()
+			slowDone := make(chan time.Time, 1)
+			go func() {
+				code, body, _ := do(t, cl, "GET", p.url+"/slow", "app.test", nil)
+				require.Equal(t, 200, code)
+				require.Equal(t, "/slow", body)
+				slowDone <- time.Now()
+			}()
+			time.Sleep(50 * time.Millisecond) // the slow one is at the head
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var lastFast time.Time
+			for i := range 20 {
+				wg.Go(func() {
+					path := fmt.Sprintf("/fast%d", i)
+					code, body, _ := do(t, cl, "GET", p.url+path, "app.test", nil)
+					require.Equal(t, 200, code)
+					require.Equal(t, path, body)
+					mu.Lock()
+					lastFast = time.Now()
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			slowAt := <-slowDone
+			n := 0
+			conns.Range(func(any, any) bool { n++; return true })
+			require.GreaterOrEqual(t, n, min(tc.wantConns, 2), "connections")
+			require.LessOrEqual(t, n, tc.wantConns, "connections")
+			if tc.wantConns == 1 {
+				require.False(t, lastFast.Before(slowAt), "answered in order behind the slow one")
+			} else {
+				require.True(t, lastFast.Before(slowAt), "answered before the slow one")
+			}
+			require.Equal(t, int64(21), b.hits.Load())
+		})
+	}
+}
+
+// TestPipelinedStreamedResponses: bodies larger than pipeInMemory, or of
+// unknown length, reach the client as they come, and the connection goes
+// on with the next response after them; a body the client stops reading
+// costs the connection only when more than pipeDrainMax of it is left.
+func TestPipelinedStreamedResponses(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	release := make(chan struct{})
+	var conns sync.Map
 	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
 		conns.Store(r.RemoteAddr, true)
-		if r.URL.Path == "/slow" {
-			time.Sleep(300 * time.Millisecond)
+		switch r.URL.Path {
+		case "/big":
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+			_, _ = io.WriteString(w, big)
+		case "/events": // chunked, the second part only once released
+			_, _ = io.WriteString(w, "first\n")
+			w.(http.Flusher).Flush()
+			<-release
+			_, _ = io.WriteString(w, "second\n")
+		case "/abandon":
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)/8))
+			_, _ = io.WriteString(w, big[:len(big)/8])
+		default:
+			_, _ = io.WriteString(w, r.URL.Path)
 		}
-		_, _ = io.WriteString(w, r.URL.Path)
 	})
-	p := startProxy(t, Options{PipelineBackends: 1}, []Route{route("app.test", b.addr)})
+	p := startProxy(t, Options{PipelineBackends: 1, PipelineStall: time.Minute}, []Route{route("app.test", b.addr)})
 	cl := newClient()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		code, body, _ := do(t, cl, "GET", p.url+"/slow", "app.test", nil)
+
+	for range 2 {
+		code, body, _ := do(t, cl, "GET", p.url+"/big", "app.test", nil)
 		require.Equal(t, 200, code)
-		require.Equal(t, "/slow", body)
-	}()
-	time.Sleep(50 * time.Millisecond) // the slow one is at the head
-	var wg sync.WaitGroup
-	for i := range 20 {
-		wg.Go(func() {
-			path := fmt.Sprintf("/fast%d", i)
-			code, body, _ := do(t, cl, "GET", p.url+path, "app.test", nil)
+		require.Equal(t, big, body)
+		code, body, _ = do(t, cl, "GET", p.url+"/after", "app.test", nil)
+		require.Equal(t, 200, code)
+		require.Equal(t, "/after", body)
+	}
+
+	// The first part of a chunked body arrives before the backend ends it.
+	req, err := http.NewRequest("GET", p.url+"/events", nil)
+	require.NoError(t, err)
+	req.Host = "app.test"
+	resp, err := cl.Do(req)
+	require.NoError(t, err)
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "first\n", line)
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Contains(t, string(rest), "second\n")
+	require.NoError(t, resp.Body.Close())
+
+	n := 0
+	conns.Range(func(any, any) bool { n++; return true })
+	require.Equal(t, 1, n, "every response on the one pipelined connection")
+}
+
+// TestPipelinedAbandonedBody: when the client goes away in the middle of a
+// streamed body, the proxy reads a short rest to keep the pipelined
+// connection, and closes it when the rest is longer than pipeDrainMax.
+func TestPipelinedAbandonedBody(t *testing.T) {
+	tests := []struct {
+		name      string
+		rest      int // body bytes sent after the client went away
+		wantConns int
+	}{
+		{"short rest drained", 64 << 10, 1},
+		{"long rest closes", 1 << 20, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			gone := make(chan struct{})
+			var conns sync.Map
+			b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+				conns.Store(r.RemoteAddr, true)
+				if r.URL.Path != "/download" {
+					_, _ = io.WriteString(w, r.URL.Path)
+					return
+				}
+				w.Header().Set("Content-Length", fmt.Sprint(pipeInMemory+1+tc.rest))
+				_, _ = w.Write(make([]byte, pipeInMemory+1))
+				w.(http.Flusher).Flush()
+				<-gone
+				_, _ = w.Write(make([]byte, tc.rest))
+			})
+			p := startProxy(t, Options{PipelineBackends: 1, PipelineStall: time.Minute}, []Route{route("app.test", b.addr)})
+
+			c, err := net.Dial("tcp", p.addr)
+			require.NoError(t, err)
+			_, err = io.WriteString(c, "GET /download HTTP/1.1\r\nHost: app.test\r\n\r\n")
+			require.NoError(t, err)
+			_, err = io.ReadFull(c, make([]byte, pipeInMemory)) // the head and most of the first part
+			require.NoError(t, err)
+			require.NoError(t, c.(*net.TCPConn).SetLinger(0))
+			require.NoError(t, c.Close()) // a reset: the proxy's next write fails
+			time.Sleep(50 * time.Millisecond)
+			close(gone)
+
+			code, body, _ := do(t, newClient(), "GET", p.url+"/after", "app.test", nil)
 			require.Equal(t, 200, code)
-			require.Equal(t, path, body)
+			require.Equal(t, "/after", body)
+			n := 0
+			conns.Range(func(any, any) bool { n++; return true })
+			require.Equal(t, tc.wantConns, n, "backend connections")
+		})
+	}
+}
+
+func withHost(t *testing.T, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	require.NoError(t, err)
+	req.Host = "app.test"
+	return req
+}
+
+// TestPipelinePerBackend: Backend.Pipeline pipelines to that backend alone,
+// without Options.PipelineBackends.
+func TestPipelinePerBackend(t *testing.T) {
+	var piped, pooled sync.Map
+	hold := func(seen *sync.Map) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			seen.Store(r.RemoteAddr, true)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	a := startBackend(t, "a", hold(&piped))
+	b := startBackend(t, "b", hold(&pooled))
+	p := startProxy(t, Options{PipelineStall: time.Minute}, []Route{{Hosts: []string{"app.test"},
+		Backends: []Backend{{Addr: a.addr, Pipeline: 1}, {Addr: b.addr}}}})
+	cl := newClient()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			code, _, _ := do(t, cl, "GET", p.url, "app.test", nil)
+			require.Equal(t, 200, code)
 		})
 	}
 	wg.Wait()
-	<-done
-	n := 0
-	conns.Range(func(any, any) bool { n++; return true })
-	require.Equal(t, 1, n, "one pipelined connection")
-	require.Equal(t, int64(21), b.hits.Load())
+	count := func(m *sync.Map) (n int) {
+		m.Range(func(any, any) bool { n++; return true })
+		return n
+	}
+	require.Equal(t, int64(8), a.hits.Load())
+	require.Equal(t, 1, count(&piped), "the pipelined backend: one connection")
+	require.Greater(t, count(&pooled), 1, "the other: a keep-alive pool")
 }
 
 // TestPipelinedConnectionBreak: a backend reads a burst of pipelined
@@ -182,4 +355,31 @@ func TestPipelinedHeadAndBodies(t *testing.T) {
 		require.Equal(t, 200, code)
 		require.Equal(t, fmt.Sprint("got n=", i), body)
 	}
+}
+
+// TestPipelinedConnectionCloseResends: a backend that closes after every
+// response never reads the requests pipelined behind it; they are sent
+// again on a fresh connection, even to a route's only backend, and its
+// health counts nothing.
+func TestPipelinedConnectionCloseResends(t *testing.T) {
+	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		time.Sleep(5 * time.Millisecond) // let requests queue behind
+		_, _ = io.WriteString(w, r.URL.Path)
+	})
+	p := startProxy(t, Options{PipelineBackends: 1, PipelineStall: time.Minute}, []Route{route("app.test", b.addr)})
+	cl := newClient()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			path := fmt.Sprintf("/r%d", i)
+			code, body, _ := do(t, cl, "GET", p.url+path, "app.test", nil)
+			require.Equal(t, 200, code)
+			require.Equal(t, path, body)
+		})
+	}
+	wg.Wait()
+	st := p.Status().Routes[0].Backends[0]
+	require.Zero(t, st.Failures)
+	require.Equal(t, "live", st.State)
 }
