@@ -49,8 +49,11 @@ type Config struct {
 	PublicURL string
 	// Region is where the host is, declared by its operator (registered
 	// at every start; empty: unknown).
-	Region  string
-	DataDir string
+	Region string
+	// HTTPGateway: a Back announcing that its ports parse pipelined
+	// requests (agentproto.RegisterRequest.HTTPGateway).
+	HTTPGateway bool
+	DataDir     string
 	// MeshPort is the UDP port of the host's mesh node; 0 picks one.
 	MeshPort uint16
 	// Bind carries the mesh's UDP (nil: real sockets); benchmarks pass a WANBind.

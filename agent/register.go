@@ -24,7 +24,7 @@ func (a *Agent) register(ctx context.Context, pub meshnet.PublicKey, once bool) 
 	body := agentproto.RegisterRequest{
 		Name: a.cfg.Name, Role: a.cfg.Role, PublicKey: pub.String(),
 		CPUs: a.cfg.CPUs, MemoryMB: a.cfg.MemoryMB, DiskMB: a.cfg.DiskMB, Endpoint: a.cfg.Endpoint,
-		PublicURL: a.cfg.PublicURL, Measured: &a.measured, Region: a.cfg.Region,
+		PublicURL: a.cfg.PublicURL, Measured: &a.measured, Region: a.cfg.Region, HTTPGateway: a.cfg.HTTPGateway,
 	}
 	hdr := http.Header{agentproto.HeaderRequestID: {"register-" + a.cfg.Name + "-" + pub.Hex()[:16]}}
 	deadline := time.Now().Add(a.cfg.RegisterTimeout)

@@ -131,6 +131,11 @@ type RegisterRequest struct {
 	// eu-west): the DNS answers a Front's clients nearest first by it, and
 	// placement may spread by it. Empty: unknown.
 	Region string `json:"region,omitempty"`
+	// HTTPGateway: a Back that serves its instances' ports through its HTTP
+	// gateway, which parses what Fronts send it, so Fronts may pipeline
+	// requests to it. False: it relays bytes to the container (older Backs,
+	// potluck-back --raw-relay).
+	HTTPGateway bool `json:"http_gateway,omitempty"`
 }
 
 // Capacity is what a host has, as its agent measured it: CPUs and memory of
@@ -156,6 +161,8 @@ type Host struct {
 	TunnelAddr netip.Addr `json:"tunnel_address"`
 	Endpoint   string     `json:"endpoint,omitempty"`
 	Status     string     `json:"status"`
+	// HTTPGateway: see RegisterRequest.HTTPGateway.
+	HTTPGateway bool `json:"http_gateway,omitempty"`
 }
 
 // CorePeer is a core node as a mesh peer (a hub) of a host.
@@ -275,6 +282,9 @@ type Backend struct {
 	InstanceID string        `json:"instance_id"`
 	Address    string        `json:"address"` // tunnel address:port of the Back
 	State      InstanceState `json:"state"`
+	// Pipeline: the Back parses requests itself (RegisterRequest.HTTPGateway),
+	// so the Front may pipeline them.
+	Pipeline bool `json:"pipeline,omitempty"`
 }
 
 // Route is a domain a Front serves.

@@ -130,6 +130,7 @@ func Start(ctx context.Context, cfg Config) (*Back, error) {
 		cfg.ReadyTimeout = 60 * time.Second
 	}
 	cfg.Agent.Role = agentproto.RoleBack
+	cfg.Agent.HTTPGateway = !cfg.RawRelay
 	cfg.Agent.Logger = cfg.Logger
 	if !cfg.PublishIP.IsValid() {
 		cfg.PublishIP = netip.MustParseAddr("127.0.0.1")

@@ -29,6 +29,11 @@ type Config struct {
 	// Proxy options; the Dialer is always the mesh node's (UnavailableAddr
 	// answered in process).
 	Proxy lb.Options
+	// Pipeline is how many pipelined connections the proxy opens to each
+	// instance on a Back that runs the HTTP gateway (agentproto.Backend's
+	// Pipeline); 0: none, the keep-alive pool only. Proxy.PipelineBackends
+	// would pipeline to every Back, raw relays too: it must stay 0.
+	Pipeline int
 	// Heartbeat is how often the Front reports itself alive.
 	Heartbeat time.Duration
 	// MetricsInterval is how often it reports its installations' load to
@@ -131,7 +136,7 @@ func (f *Front) Run(ctx context.Context) error {
 }
 
 func (f *Front) apply(_ context.Context, d *agentproto.DesiredState) error {
-	routes := Routes(d.Routes)
+	routes := Routes(d.Routes, f.cfg.Pipeline)
 	if err := f.proxy.Update(routes); err != nil {
 		return fmt.Errorf("routes refused, the previous ones keep serving: %w", err)
 	}
@@ -151,15 +156,22 @@ func (f *Front) apply(_ context.Context, d *agentproto.DesiredState) error {
 // ever served, and clients never reach one the Back found unhealthy. An
 // installation with no instance ready keeps its route, to UnavailableAddr:
 // its clients get 503 with Retry-After, not the 404 of an unknown site.
-// Health uses NGINX's defaults: max_fails=1, fail_timeout=20s.
-func Routes(in []agentproto.Route) []lb.Route {
+// Health uses NGINX's defaults: max_fails=1, fail_timeout=20s. Instances
+// on Backs that parse requests themselves get pipeline pipelined
+// connections.
+func Routes(in []agentproto.Route, pipeline int) []lb.Route {
 	out := make([]lb.Route, 0, len(in))
 	for _, r := range in {
 		var running []lb.Backend
 		for _, b := range r.Backends {
-			if b.State == agentproto.InstanceRunning {
-				running = append(running, lb.Backend{Addr: b.Address})
+			if b.State != agentproto.InstanceRunning {
+				continue
 			}
+			lbb := lb.Backend{Addr: b.Address}
+			if b.Pipeline {
+				lbb.Pipeline = pipeline
+			}
+			running = append(running, lbb)
 		}
 		if len(running) == 0 {
 			running = []lb.Backend{{Addr: UnavailableAddr}}

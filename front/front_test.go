@@ -24,12 +24,33 @@ func TestRoutesUseRunningInstancesOnly(t *testing.T) {
 		}},
 		{Installation: "b", Domain: "b.test", Backends: []agentproto.Backend{{Address: "100.64.1.4:5000", State: agentproto.InstancePending}}},
 	}
-	got := Routes(in)
+	got := Routes(in, 1)
 	require.Equal(t, []lb.Route{
 		{Name: "a", Hosts: []string{"a.test"}, Backends: []lb.Backend{{Addr: "100.64.1.1:5000"}}},
 		{Name: "b", Hosts: []string{"b.test"}, Backends: []lb.Backend{{Addr: UnavailableAddr}}},
 	}, got)
 	require.NoError(t, lb.ValidateRoutes(got))
+}
+
+// TestRoutesPipelineGatewayBacksOnly: instances on Backs that run the HTTP
+// gateway get the Front's pipelined connections; raw relays never do, and
+// 0 turns pipelining off.
+func TestRoutesPipelineGatewayBacksOnly(t *testing.T) {
+	in := []agentproto.Route{{Installation: "a", Domain: "a.test", Backends: []agentproto.Backend{
+		{Address: "100.64.1.1:5000", State: agentproto.InstanceRunning, Pipeline: true},
+		{Address: "100.64.1.2:5000", State: agentproto.InstanceRunning},
+	}}}
+	tests := []struct {
+		pipeline int
+		want     []lb.Backend
+	}{
+		{1, []lb.Backend{{Addr: "100.64.1.1:5000", Pipeline: 1}, {Addr: "100.64.1.2:5000"}}},
+		{4, []lb.Backend{{Addr: "100.64.1.1:5000", Pipeline: 4}, {Addr: "100.64.1.2:5000"}}},
+		{0, []lb.Backend{{Addr: "100.64.1.1:5000"}, {Addr: "100.64.1.2:5000"}}},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want, Routes(in, tc.pipeline)[0].Backends, "pipeline %d", tc.pipeline)
+	}
 }
 
 // TestKnownDomainWithoutReadyInstanceIs503: a domain the Front serves but
@@ -41,7 +62,7 @@ func TestKnownDomainWithoutReadyInstanceIs503(t *testing.T) {
 	p := lb.New(lb.Options{Dialer: u.dialer(lb.TCPDialer())})
 	require.NoError(t, p.Update(Routes([]agentproto.Route{
 		{Installation: "b", Domain: "b.test", Backends: []agentproto.Backend{{Address: "100.64.1.4:5000", State: agentproto.InstancePending}}},
-	})))
+	}, 1)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go p.Serve(ln)

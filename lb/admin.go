@@ -39,6 +39,11 @@ type BackendStatus struct {
 	MarkDowns   uint64 `json:"mark_downs"`
 	Recoveries  uint64 `json:"recoveries"`
 	InFlight    int64  `json:"in_flight"`
+	// Pipelined is how many pipelined connections the backend gets (0:
+	// the keep-alive pool only); Stalled counts the requests that went
+	// over the pool because every one waited on a slow response.
+	Pipelined int    `json:"pipelined"`
+	Stalled   uint64 `json:"pipeline_stalled"`
 }
 
 // Status returns a snapshot of routes and backends.
@@ -59,6 +64,7 @@ func (p *Proxy) Status() Status {
 				Addr: b.spec.Addr, Weight: b.weight(), MaxFails: hp.MaxFails, FailTimeout: hp.FailTimeout.String(),
 				State: state, Fails: b.health.Fails(), Requests: b.m.requests.Load(), Failures: b.m.failures.Load(),
 				MarkDowns: b.m.markDowns.Load(), Recoveries: b.m.recoveries.Load(), InFlight: b.inflight.Load(),
+				Pipelined: b.pipe.conns(), Stalled: b.m.stalled.Load(),
 			})
 		}
 		st.Routes = append(st.Routes, rs)
@@ -110,6 +116,7 @@ func (p *Proxy) WriteMetrics(w *metrics.Writer) error {
 			w.Counter("potluck_lb_backend_mark_downs_total", "Times the backend was taken out for fail_timeout.", bl, b.m.markDowns.Load())
 			w.Counter("potluck_lb_backend_recoveries_total", "Times a probe brought the backend back.", bl, b.m.recoveries.Load())
 			w.Counter("potluck_lb_backend_probes_total", "Probe requests sent after fail_timeout.", bl, b.m.probes.Load())
+			w.Counter("potluck_lb_backend_pipeline_stalled_total", "Requests sent over the keep-alive pool because every pipelined connection waited on a slow response.", bl, b.m.stalled.Load())
 			w.Counter("potluck_lb_backend_bytes_in_total", "Request body bytes sent to the backend.", bl, b.m.bytesIn.Load())
 			w.Counter("potluck_lb_backend_bytes_out_total", "Response body bytes from the backend (declared length).", bl, b.m.bytesOut.Load())
 			w.Histogram("potluck_lb_backend_response_seconds", "Time to the backend's response header.", bl, &b.m.latency)

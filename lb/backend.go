@@ -44,6 +44,7 @@ type backendMetrics struct {
 	markDowns  metrics.Counter
 	recoveries metrics.Counter
 	probes     metrics.Counter
+	stalled    metrics.Counter // requests sent over the pool because every pipelined connection was stalled
 	bytesIn    metrics.Counter // request body bytes sent to the backend
 	bytesOut   metrics.Counter // response body bytes received (when known)
 	latency    metrics.Histogram

@@ -354,6 +354,9 @@ func (p *Proxy) send(b *backendState, up *fasthttp.Request, resp *fasthttp.Respo
 		if !pooled {
 			err = b.pipe.Do(up, resp)
 			pooled = err != nil // stalled, or re-sent below
+			if errors.Is(err, errPipeStalled) {
+				b.m.stalled.Inc()
+			}
 		}
 		if pooled && (err == nil || errors.Is(err, errPipeStalled)) {
 			err = b.client.Do(up, resp)

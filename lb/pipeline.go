@@ -154,6 +154,14 @@ func (pc *pipeClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 	return fasthttp.ErrNoFreeConns
 }
 
+// conns is how many pipelined connections pc opens; 0 for a nil pc.
+func (pc *pipeClient) conns() int {
+	if pc == nil {
+		return 0
+	}
+	return len(pc.slots)
+}
+
 // pick chooses the slot with the fewest queued requests, starting the scan
 // at a rotating position so ties spread out, and skipping connections that
 // wait on a stalled response; nil if every slot does.

@@ -113,6 +113,9 @@ func TestPipelinedSlowRequestInFront(t *testing.T) {
 				require.True(t, lastFast.Before(slowAt), "answered before the slow one")
 			}
 			require.Equal(t, int64(21), b.hits.Load())
+			st := p.Status().Routes[0].Backends[0]
+			require.Equal(t, 1, st.Pipelined)
+			require.Equal(t, tc.wantConns > 1, st.Stalled > 0, "stalled: %d", st.Stalled)
 		})
 	}
 }

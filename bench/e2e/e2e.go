@@ -4,7 +4,7 @@
 // app (as make demo deploys it) and a fasthttp app (bench/appimage/fast, so
 // the containers are not the ceiling), runs NGINX and a standalone
 // potluck-front in front of the same containers, and loads them and the
-// Fronts (the second with --pipeline) in rotating order with wrk: req/s,
+// Fronts (the second with another --pipeline) in rotating order with wrk: req/s,
 // p50, p99 and CPU per request of each, per round and as medians with the
 // ratios to NGINX. Then the latency at one connection and single-stream
 // uploads and downloads through each path. All traffic stays on loopback;
@@ -50,8 +50,9 @@ type Config struct {
 	// ProfileDir, if set, gets CPU profiles of the Front and both Backs
 	// taken under the fast app's load through the mesh.
 	ProfileDir string
-	// MeshPipeline > 0 adds the contender front-mesh-pipe: a second Front
-	// with --pipeline MeshPipeline (pipelined connections per instance).
+	// MeshPipeline ≥ 0 adds a second Front with --pipeline MeshPipeline
+	// (pipelined connections per instance; 0: the keep-alive pool only):
+	// the contender front-mesh-pool or front-mesh-pipeN. -1: none.
 	MeshPipeline int
 	Keep         bool // keep the run directory
 	Logger       *slog.Logger
@@ -97,7 +98,6 @@ func (c *Config) withDefaults() error {
 const (
 	nginxName      = "nginx"
 	meshName       = "front-mesh"
-	pipeName       = "front-mesh-pipe"
 	standaloneName = "front-standalone"
 )
 
@@ -111,7 +111,7 @@ const (
 type Result struct {
 	// Sample and Fast are the mesh/NGINX ratios of median throughput and
 	// p99, for the sample app and the fast app; SamplePipe and FastPipe
-	// the same for front-mesh-pipe (zero without it).
+	// the same for the second Front (zero without it).
 	Sample, Fast, SamplePipe, FastPipe Ratios
 }
 
@@ -145,7 +145,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 
 	fronts := 1
-	if cfg.MeshPipeline > 0 {
+	if cfg.MeshPipeline >= 0 {
 		fronts = 2
 	}
 	log.Info("starting the cluster", "cores", 1, "fronts", fronts, "backs", 2, "dir", dir)
@@ -202,7 +202,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		backMetrics: c.BackMetrics,
 		proxies:     dockerProxies(c.PublishIPs),
 	}
-	if cfg.MeshPipeline > 0 {
+	pipeName := secondFront(cfg.MeshPipeline)
+	if cfg.MeshPipeline >= 0 {
 		r.contenders = []string{nginxName, meshName, pipeName, standaloneName}
 		r.addrs[pipeName] = c.FrontAddrs[1]
 		r.pids[pipeName] = []int{c.Fronts[1].PID(), c.Backs[0].PID(), c.Backs[1].PID()}
@@ -240,9 +241,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res = Result{Sample: summaries["sample"][meshName], Fast: summaries["fast"][meshName],
 		SamplePipe: summaries["sample"][pipeName], FastPipe: summaries["fast"][pipeName]}
 	fmt.Fprintf(cfg.Out, "\nload average at the end: %s\n", procstat.LoadAvg())
-	if cfg.MeshPipeline > 0 {
-		fmt.Fprintf(cfg.Out, "bench-e2e fast app, pipelined: mesh/nginx throughput %.2fx, p99 %.2fx\n", res.FastPipe.Throughput, res.FastPipe.P99)
-		fmt.Fprintf(cfg.Out, "bench-e2e sample app, pipelined: mesh/nginx throughput %.2fx, p99 %.2fx\n", res.SamplePipe.Throughput, res.SamplePipe.P99)
+	if cfg.MeshPipeline >= 0 {
+		fmt.Fprintf(cfg.Out, "bench-e2e fast app, %s: mesh/nginx throughput %.2fx, p99 %.2fx\n", pipeName, res.FastPipe.Throughput, res.FastPipe.P99)
+		fmt.Fprintf(cfg.Out, "bench-e2e sample app, %s: mesh/nginx throughput %.2fx, p99 %.2fx\n", pipeName, res.SamplePipe.Throughput, res.SamplePipe.P99)
 	}
 	fmt.Fprintf(cfg.Out, "bench-e2e fast app: mesh/nginx throughput %.2fx, p99 %.2fx\n", res.Fast.Throughput, res.Fast.P99)
 	fmt.Fprintf(cfg.Out, "bench-e2e: mesh/nginx throughput %.2fx, p99 %.2fx\n", res.Sample.Throughput, res.Sample.P99)
@@ -351,4 +352,13 @@ type rig struct {
 	backMetrics []string         // the Backs' /metrics listeners
 	proxies     []int            // docker-proxy processes of the containers
 	mu          sync.Mutex
+}
+
+// secondFront names the contender of the second Front, which runs with
+// --pipeline n.
+func secondFront(n int) string {
+	if n == 0 {
+		return "front-mesh-pool"
+	}
+	return fmt.Sprintf("front-mesh-pipe%d", n)
 }

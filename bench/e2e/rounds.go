@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"potluck/bench/procstat"
@@ -65,7 +66,7 @@ func rotate(list []string, i int) []string {
 
 // throughMesh reports whether a contender is a Front over the mesh, whose
 // CPU includes the Backs'.
-func throughMesh(name string) bool { return name == meshName || name == pipeName }
+func throughMesh(name string) bool { return strings.HasPrefix(name, meshName) }
 
 func connsCol(name string, n float64) string {
 	if !throughMesh(name) {

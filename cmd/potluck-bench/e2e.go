@@ -16,8 +16,9 @@ potluck-backs) with two apps on both Backs in Docker: the sample app (as make
 demo deploys it) and a fasthttp app (bench/appimage/fast), so the containers
 are not the ceiling. In front of the same containers it runs NGINX (upstream
 keep-alive, as make bench-nginx) and a standalone potluck-front; a second
-Front with --pipeline (front-mesh-pipe: pipelined connections through the
-mesh) joins unless --mesh-pipeline 0. For each app, wrk loads the
+Front with --pipeline 0 (front-mesh-pool: the keep-alive pool only, where
+the cluster's Front pipelines to the Backs' gateways) joins unless
+--mesh-pipeline -1 (or N: that Front with --pipeline N). For each app, wrk loads the
 contenders in turn, the order rotating every round: req/s, p50, p99
 and CPU time per request of each contender's processes (for the Front over
 the mesh: the Front and both Backs), of docker-proxy and of the containers,
@@ -43,7 +44,7 @@ and this repository. Everything the run starts is removed at the end.`, `Example
 	fs.StringVar(&cfg.BinDir, "bin-dir", "", "directory holding potluck-core, potluck-front and potluck-back (default: go build them into the run directory)")
 	fs.StringVar(&cfg.Nginx, "nginx", "nginx", "nginx binary")
 	fs.StringVar(&cfg.Wrk, "wrk", "wrk", "wrk binary")
-	fs.IntVar(&cfg.MeshPipeline, "mesh-pipeline", 1, "the second Front's --pipeline (pipelined connections per instance); 0: no second Front (0-64)")
+	fs.IntVar(&cfg.MeshPipeline, "mesh-pipeline", 0, "the second Front's --pipeline (pipelined connections per instance; 0: keep-alive pool only, front-mesh-pool); -1: no second Front (-1-64)")
 	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "also write CPU profiles of the Front and both Backs under the fast app's load through the mesh here")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the run directory (nodes' state and logs, configs); a failed run keeps it anyway")
 	fs.StringVar(&logLevel, "log-level", "info", "progress log level on stderr: debug, info, warn or error")
@@ -62,8 +63,8 @@ and this repository. Everything the run starts is removed at the end.`, `Example
 		return cli.Usagef("--threads %d outside [1, 64]", cfg.Threads)
 	case stream > 1<<30:
 		return cli.Usagef("--stream-size %d: at most 1GiB", stream)
-	case cfg.MeshPipeline < 0 || cfg.MeshPipeline > 64:
-		return cli.Usagef("--mesh-pipeline %d outside [0, 64]", cfg.MeshPipeline)
+	case cfg.MeshPipeline < -1 || cfg.MeshPipeline > 64:
+		return cli.Usagef("--mesh-pipeline %d outside [-1, 64]", cfg.MeshPipeline)
 	case cfg.SampleCPUs <= 0 || cfg.FastCPUs <= 0 || cfg.SampleCPUs > 1 || cfg.FastCPUs > 1:
 		return cli.Usagef("--sample-cpus and --fast-cpus: above 0, at most 1 (each Back declares 2)")
 	}

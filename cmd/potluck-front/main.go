@@ -57,6 +57,7 @@ type flags struct {
 	connectT, readT, sendT time.Duration
 	accessLog              bool
 	pipeline               int
+	pipelineStall          time.Duration
 	// HTTPS (cluster)
 	httpsListen, acmeCA   string
 	acmeEmail, acmeCARoot string
@@ -110,7 +111,8 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 	fs.DurationVar(&f.sendT, "send-timeout", 60*time.Second, "cluster: backend send timeout (proxy_send_timeout)")
 	fs.Var(&f.maxBody, "max-body", "cluster: largest request body accepted, e.g. 100MiB (0: lb's default)")
 	fs.BoolVar(&f.accessLog, "access-log", false, "cluster: log one line per request")
-	fs.IntVar(&f.pipeline, "pipeline", 0, "cluster: send requests over this many HTTP/1.1 pipelined connections per instance through the mesh (0: off, keep-alive pool as NGINX; the apps must answer pipelined requests; docs/meshnet.md)")
+	fs.IntVar(&f.pipeline, "pipeline", 1, "cluster: pipelined HTTP/1.1 connections per instance on Backs that run the HTTP gateway (0: the keep-alive pool only, as NGINX; docs/meshnet.md)")
+	fs.DurationVar(&f.pipelineStall, "pipeline-stall", lb.DefaultPipelineStall, "cluster: a pipelined connection whose oldest request has waited this long takes no new ones; they go over the keep-alive pool")
 	fs.StringVar(&f.httpsListen, "https-listen", "", "cluster: client HTTPS listen address, e.g. :443, for installations with HTTPS (empty: off; docs/https.md)")
 	fs.StringVar(&f.acmeCA, "acme-ca", "", "cluster: ACME directory URL certificates are obtained from (default: Let's Encrypt); use the same on every Front")
 	fs.StringVar(&f.acmeEmail, "acme-email", "", "cluster: contact address of the ACME account (expiry notices)")
@@ -139,6 +141,8 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 		errs = append(errs, fmt.Errorf("--mesh-port %d is not a port", f.meshPort))
 	case f.pipeline < 0 || f.pipeline > 64:
 		errs = append(errs, fmt.Errorf("--pipeline %d: 0 (off) to 64", f.pipeline))
+	case f.pipelineStall < time.Millisecond || f.pipelineStall > time.Minute:
+		errs = append(errs, fmt.Errorf("--pipeline-stall %s: 1ms to 1m", f.pipelineStall))
 	case f.gcPercent < 25 || f.gcPercent > 10000:
 		errs = append(errs, fmt.Errorf("--gc-percent %d: 25 to 10000", f.gcPercent))
 	}
@@ -230,9 +234,10 @@ func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 		},
 		Proxy: lb.Options{
 			Timeouts:    lb.Timeouts{Connect: f.connectT, Read: f.readT, Send: f.sendT},
-			MaxBodySize: int64(f.maxBody), AccessLog: f.accessLog, PipelineBackends: f.pipeline,
+			MaxBodySize: int64(f.maxBody), AccessLog: f.accessLog, PipelineStall: f.pipelineStall,
 		},
-		Logger: log,
+		Pipeline: f.pipeline,
+		Logger:   log,
 		HTTPS:  https,
 	})
 	if err != nil {

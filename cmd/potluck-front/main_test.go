@@ -99,6 +99,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"no endpoint", []string{"--core", "http://c"}, nil, "--endpoint is required"},
 		{"pipeline out of range", []string{"--core", "http://c", "--endpoint", "127.0.0.1:51820", "--pipeline", "65"}, nil, "--pipeline 65: 0 (off) to 64"},
 		{"gc percent out of range", []string{"--config", "x.yaml", "--gc-percent", "0"}, nil, "--gc-percent 0: 25 to 10000"},
+		{"pipeline stall out of range", []string{"--config", "x.yaml", "--pipeline-stall", "0s"}, nil, "--pipeline-stall 0s: 1ms to 1m"},
 		{"bad variable", []string{"--config", "x.yaml"}, map[string]string{"POTLUCK_WATCH_INTERVAL": "often"}, `POTLUCK_WATCH_INTERVAL="often" (the environment twin of --watch-interval)`},
 		{"bad log level", []string{"--config", "x.yaml", "--log-level", "loud"}, nil, "log level"},
 	} {

@@ -253,7 +253,7 @@ func desired(ix *index, host *fsm.Host) agentproto.DesiredState {
 					continue
 				}
 				addHostPeer(b)
-				r.Backends = append(r.Backends, agentproto.Backend{InstanceID: in.ID, Address: netip.AddrPortFrom(b.TunnelAddr, uint16(in.Port)).String(), State: in.State})
+				r.Backends = append(r.Backends, agentproto.Backend{InstanceID: in.ID, Address: netip.AddrPortFrom(b.TunnelAddr, uint16(in.Port)).String(), State: in.State, Pipeline: b.HTTPGateway})
 			}
 			d.Routes = append(d.Routes, r)
 		}
@@ -364,7 +364,7 @@ func writeGone(w http.ResponseWriter) {
 
 // wireHost is a host as the protocol describes it to agents.
 func wireHost(h *fsm.Host) *agentproto.Host {
-	return &agentproto.Host{ID: h.ID, Name: h.Name, Role: string(h.Role), PublicKey: h.PublicKey, TunnelAddr: h.TunnelAddr, Endpoint: h.Endpoint, Status: string(h.Status)}
+	return &agentproto.Host{ID: h.ID, Name: h.Name, Role: string(h.Role), PublicKey: h.PublicKey, TunnelAddr: h.TunnelAddr, Endpoint: h.Endpoint, Status: string(h.Status), HTTPGateway: h.HTTPGateway}
 }
 
 // wireHealth is a release's health check as the protocol carries it.

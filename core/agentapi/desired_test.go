@@ -69,6 +69,8 @@ func TestDesiredStatesFollowEveryChange(t *testing.T) {
 		// A move: one-0 leaves b1 for b4.
 		{plan(fsm.Plan{Remove: []string{"one-0"}, Add: []*fsm.Instance{{ID: "one-9", Installation: "one", HostID: "b4", Port: 5009}}})},
 		{status("b2", fsm.HostDown)},
+		// b4 restarts with the HTTP gateway: the Fronts of its instances pipeline to them.
+		{{Type: fsm.CmdSetHostAnnounced, Host: &fsm.Host{ID: "b4", HTTPGateway: true}}},
 		{status("b2", fsm.HostReady), plan(fsm.Plan{Update: []fsm.InstanceUpdate{{ID: "three-1", State: fsm.InstanceRunning}}})},
 		{plan(fsm.Plan{Installations: []fsm.InstallationUpdate{{Name: "two", Fronts: 1, Backs: 1, FrontHosts: []string{"f1"}}}})},
 		{{Type: fsm.CmdSetInstallationTLS, Cert: &fsm.CertCommand{Key: "one", TLS: &fsm.TLSOptions{Mode: fsm.TLSManual}}}},
@@ -151,7 +153,7 @@ func walkDesired(st *fsm.State, host *fsm.Host) agentproto.DesiredState {
 					continue
 				}
 				peer(b)
-				r.Backends = append(r.Backends, agentproto.Backend{InstanceID: in.ID, Address: netip.AddrPortFrom(b.TunnelAddr, uint16(in.Port)).String(), State: in.State})
+				r.Backends = append(r.Backends, agentproto.Backend{InstanceID: in.ID, Address: netip.AddrPortFrom(b.TunnelAddr, uint16(in.Port)).String(), State: in.State, Pipeline: b.HTTPGateway})
 			}
 			d.Routes = append(d.Routes, r)
 		case fsm.RoleBack:

@@ -149,11 +149,10 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusConflict, fmt.Sprintf("host %q is registered as a %s; its role cannot change by registering again: decommission it and register a new host", h.Name, h.Role))
 			return
 		}
-		if h.Role == fsm.RoleFront && req.PublicURL != h.PublicURL && !s.setHost(w, r, fsm.CmdSetHostPublicURL, &fsm.Host{ID: h.ID, PublicURL: req.PublicURL}) {
-			return
-		}
-		if req.Region != h.Region && !s.setHost(w, r, fsm.CmdSetHostRegion, &fsm.Host{ID: h.ID, Region: req.Region}) {
-			return
+		if a := announced(h.ID, role, &req); a.Region != h.Region || a.PublicURL != h.PublicURL || a.HTTPGateway != h.HTTPGateway {
+			if !s.setHost(w, r, fsm.CmdSetHostAnnounced, a) {
+				return
+			}
 		}
 		s.writeRegistration(w, http.StatusOK, h.ID)
 		return
@@ -174,17 +173,16 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.ReadyOnRegister {
 			status = fsm.HostReady
 		}
-		h := &fsm.Host{
-			ID: newID("h"), Name: req.Name, Role: role, PublicKey: req.PublicKey, // the FSM assigns TunnelAddr
-			Capacity: fsm.Resources{MilliCPU: int64(math.Round(req.CPUs * 1000)), MemoryMB: req.MemoryMB, DiskMB: req.DiskMB},
-			Status:   status, TokenID: tokenID, Region: req.Region,
-		}
+		h := announced(newID("h"), role, &req)
+		h.Name, h.Role, h.PublicKey = req.Name, role, req.PublicKey // the FSM assigns TunnelAddr
+		h.Capacity = fsm.Resources{MilliCPU: int64(math.Round(req.CPUs * 1000)), MemoryMB: req.MemoryMB, DiskMB: req.DiskMB}
+		h.Status, h.TokenID = status, tokenID
 		if m := req.Measured; m != nil {
 			h.Measured = &fsm.Resources{MilliCPU: int64(math.Round(m.CPUs * 1000)), MemoryMB: m.MemoryMB, DiskMB: m.DiskMB}
 			h.Arch, h.Storage = m.Arch, m.Storage
 		}
 		if role == fsm.RoleFront {
-			h.Endpoint, h.PublicURL = req.Endpoint, req.PublicURL
+			h.Endpoint = req.Endpoint
 		}
 		return &fsm.Command{Type: fsm.CmdRegisterHost, Host: h}, nil
 	})
@@ -192,6 +190,19 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeRegistration(w, http.StatusCreated, res.Ref)
+}
+
+// announced is what req announces of host id, which registers again at
+// every start: its region, a Front's public URL, a Back's HTTP gateway.
+func announced(id string, role fsm.Role, req *agentproto.RegisterRequest) *fsm.Host {
+	h := &fsm.Host{ID: id, Region: req.Region}
+	switch role {
+	case fsm.RoleFront:
+		h.PublicURL = req.PublicURL
+	case fsm.RoleBack:
+		h.HTTPGateway = req.HTTPGateway
+	}
+	return h
 }
 
 func (s *Server) writeRegistration(w http.ResponseWriter, code int, hostID string) {

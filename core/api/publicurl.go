@@ -24,9 +24,9 @@ func checkPublicURL(s string) error {
 	return nil
 }
 
-// setHost commits a change a host made by registering again with another
-// public URL or region (command t, h holding the host's id and the new
-// value); false when it answered an error.
+// setHost commits a change a host made by registering again (command t, h
+// holding the host's id and the new values); false when it answered an
+// error.
 func (s *Server) setHost(w http.ResponseWriter, r *http.Request, t fsm.CommandType, h *fsm.Host) bool {
 	res, err := s.node.Decide(r.Context(), "", func(*fsm.State, time.Time) (*fsm.Command, error) {
 		return &fsm.Command{Type: t, Host: h}, nil

@@ -55,6 +55,8 @@ func (s *State) apply(c *Command) (ref string, err error) {
 		return s.setHostLabels(c)
 	case CmdSetHostRegion:
 		return s.setHostRegion(c)
+	case CmdSetHostAnnounced:
+		return s.setHostAnnounced(c)
 	case CmdSetAutoscale:
 		return s.setAutoscale(c)
 	case CmdAutoscale:
@@ -449,12 +451,9 @@ func (s *State) addInstances(list []*Instance, installation string, now time.Tim
 // setHostPublicURL records where a Front now serves the public (its agent
 // registers again at every start, with its current --public-url).
 func (s *State) setHostPublicURL(c *Command) (string, error) {
-	if c.Host == nil {
-		return "", errf(CodeInvalid, "no host given")
-	}
-	h := s.editHost(c.Host.ID)
-	if h == nil {
-		return "", errf(CodeNotFound, "no host %q", c.Host.ID)
+	h, err := s.editCommandHost(c)
+	if err != nil {
+		return "", err
 	}
 	if h.Role != RoleFront {
 		return "", errf(CodeInvalid, "host %q is not a front", h.Name)
@@ -466,13 +465,37 @@ func (s *State) setHostPublicURL(c *Command) (string, error) {
 // setHostRegion records where a host is (its agent registers again at
 // every start, with its current --region).
 func (s *State) setHostRegion(c *Command) (string, error) {
-	if c.Host == nil {
-		return "", errf(CodeInvalid, "no host given")
-	}
-	h := s.editHost(c.Host.ID)
-	if h == nil {
-		return "", errf(CodeNotFound, "no host %q", c.Host.ID)
+	h, err := s.editCommandHost(c)
+	if err != nil {
+		return "", err
 	}
 	h.Region, h.UpdatedAt = c.Host.Region, c.Time
 	return h.ID, nil
+}
+
+// setHostAnnounced records what a host's agent said when it registered
+// again (at every start): its region, whether it runs the HTTP gateway,
+// and a Front's public URL.
+func (s *State) setHostAnnounced(c *Command) (string, error) {
+	h, err := s.editCommandHost(c)
+	if err != nil {
+		return "", err
+	}
+	h.Region, h.HTTPGateway, h.UpdatedAt = c.Host.Region, c.Host.HTTPGateway, c.Time
+	if h.Role == RoleFront {
+		h.PublicURL = c.Host.PublicURL
+	}
+	return h.ID, nil
+}
+
+// editCommandHost is the host c names (c.Host.ID), copied for editing.
+func (s *State) editCommandHost(c *Command) (*Host, error) {
+	if c.Host == nil {
+		return nil, errf(CodeInvalid, "no host given")
+	}
+	h := s.editHost(c.Host.ID)
+	if h == nil {
+		return nil, errf(CodeNotFound, "no host %q", c.Host.ID)
+	}
+	return h, nil
 }

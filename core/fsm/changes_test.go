@@ -32,8 +32,9 @@ func TestChangedSince(t *testing.T) {
 		{"the create and the update", states[last-2], states[last], []string{}, []string{"i1", "i2"}, true},
 		{"hosts registered", states[1], states[4], []string{"h1", "h2", "h3"}, []string{}, true},
 		// after the script: a failed plan (nothing of it kept but its record),
-		// a plan that moves i1 to i5, a region on h1, a replayed request
-		{"the rest", states[last], states[len(states)-1], []string{"h1"}, []string{"i1", "i2", "i5"}, true},
+		// a plan that moves i1 to i5, a region on h1, what h2 announced, a
+		// replayed request
+		{"the rest", states[last], states[len(states)-1], []string{"h1", "h2"}, []string{"i1", "i2", "i5"}, true},
 		{"no earlier state", nil, states[last], nil, nil, false},
 		{"the empty state before any batch", fsm.New().State(), states[0], nil, nil, false},
 	}

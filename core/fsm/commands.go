@@ -34,6 +34,11 @@ const (
 	CmdSetHostLabels CommandType = "set_host_labels"
 	// CmdSetHostRegion sets Host.Region (of Host.ID) to Host.Region.
 	CmdSetHostRegion CommandType = "set_host_region"
+	// CmdSetHostAnnounced sets what an agent announces each time it
+	// registers: Region, HTTPGateway and, for a Front, PublicURL of
+	// Command.Host (by ID). set_host_public_url and set_host_region, which
+	// did it field by field, stay for the logs that hold them.
+	CmdSetHostAnnounced CommandType = "set_host_announced"
 	// CmdSetAutoscale sets Installation.Autoscale's settings (Name,
 	// Autoscale); CmdAutoscale is the autoscaler's operation (Name, Plan,
 	// AutoscaleEvent).

@@ -30,6 +30,7 @@ func afterScript() []*fsm.Command {
 			Add:    []*fsm.Instance{{ID: "i5", Installation: "site", HostID: "h1", Port: 5000}},
 		}},
 		{Type: fsm.CmdSetHostRegion, Host: &fsm.Host{ID: "h1", Region: "eu"}},
+		{Type: fsm.CmdSetHostAnnounced, Host: &fsm.Host{ID: "h2", Region: "us", HTTPGateway: true}},
 		{Type: fsm.CmdPlan, RequestID: "bad", Plan: &fsm.Plan{Remove: []string{"i2"}}}, // replayed: nothing happens
 	}
 }

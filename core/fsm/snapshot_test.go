@@ -145,6 +145,8 @@ func goldenLog() []goldenEntry {
 			State: fsm.TLSStateError, Error: "HTTP-01 challenge failed", Issuer: "acme-v02", NotAfter: &expires, NextAttempt: &expires, Host: "front-1"}}}},
 	)
 	log = append(log, autoscaleGolden()...)
+	// back-2 restarts with the HTTP gateway, elsewhere.
+	log = append(log, goldenEntry{cmd: &fsm.Command{Type: fsm.CmdSetHostAnnounced, Host: &fsm.Host{ID: "back-2", Region: "eu-east", HTTPGateway: true}}})
 	return log
 }
 

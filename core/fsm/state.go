@@ -108,6 +108,9 @@ type Host struct {
 	Region  string            `json:"region,omitempty"`
 	Lender  string            `json:"lender,omitempty"` // who lends the host
 	Labels  map[string]string `json:"labels,omitempty"` // set by the operator
+	// HTTPGateway: a Back whose ports parse pipelined requests
+	// (agentproto.RegisterRequest.HTTPGateway), as its agent last said.
+	HTTPGateway bool `json:"http_gateway,omitempty"`
 }
 
 // Schedulable is what the scheduler may place on h: its declared capacity,

@@ -81,6 +81,8 @@ type FilePool struct {
 	// backend (lb.Options.PipelineBackends); 0 = off.
 	Pipeline      int `yaml:"pipeline"`
 	PipelineDepth int `yaml:"pipeline_depth"`
+	// PipelineStall is lb.Options.PipelineStall.
+	PipelineStall string `yaml:"pipeline_stall"`
 }
 
 // FileRoute maps host names to backends.
@@ -255,6 +257,7 @@ func (f *File) validate() (*Config, error) {
 	}
 	o.PipelineBackends = f.Pool.Pipeline
 	o.PipelineDepth = f.Pool.PipelineDepth
+	o.PipelineStall = dur("backend_pool.pipeline_stall", f.Pool.PipelineStall, lb.DefaultPipelineStall)
 	if f.Pool.RetryBuffer != "" {
 		n, err := parseSize(f.Pool.RetryBuffer)
 		if err != nil || n < 0 || n > 64<<20 {
