@@ -21,6 +21,7 @@ import (
 	"potluck/back/engine"
 	"potluck/internal/dockertest"
 	"potluck/internal/localcluster"
+	"potluck/lb"
 )
 
 const domain = "hello.e2e.test"
@@ -126,6 +127,16 @@ func TestWholeSystem(t *testing.T) {
 		code, _, body2, err := s.get("unknown.e2e.test")
 		require.NoError(t, err)
 		require.Equal(t, 404, code, body2)
+
+		// The Backs run the HTTP gateway and said so: the Front pipelines
+		// to their instances.
+		routes := s.front.Front.Proxy().Status().Routes
+		i := slices.IndexFunc(routes, func(r lb.RouteStatus) bool { return r.Name == "hello" })
+		require.GreaterOrEqual(t, i, 0, "the Front has no route for hello")
+		require.Len(t, routes[i].Backends, 2)
+		for _, b := range routes[i].Backends {
+			require.Equal(t, 1, b.Pipelined, "pipelined connections to %s", b.Addr)
+		}
 	})
 
 	t.Run("a stopped container costs zero failed GETs", func(t *testing.T) {

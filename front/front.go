@@ -23,6 +23,10 @@ import (
 	"potluck/lb/metrics"
 )
 
+// DefaultPipeline is Config.Pipeline's default: one pipelined connection
+// per instance was the fastest (docs/meshnet.md).
+const DefaultPipeline = 1
+
 // Config describes a Front.
 type Config struct {
 	Agent agent.Config
@@ -31,8 +35,9 @@ type Config struct {
 	Proxy lb.Options
 	// Pipeline is how many pipelined connections the proxy opens to each
 	// instance on a Back that runs the HTTP gateway (agentproto.Backend's
-	// Pipeline); 0: none, the keep-alive pool only. Proxy.PipelineBackends
-	// would pipeline to every Back, raw relays too: it must stay 0.
+	// Pipeline); 0 means DefaultPipeline, < 0 none (the keep-alive pool
+	// only). Proxy.PipelineBackends would pipeline to every Back, raw
+	// relays too: it must stay 0.
 	Pipeline int
 	// Heartbeat is how often the Front reports itself alive.
 	Heartbeat time.Duration
@@ -62,6 +67,9 @@ type Front struct {
 func Start(ctx context.Context, cfg Config) (*Front, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Pipeline == 0 {
+		cfg.Pipeline = DefaultPipeline
 	}
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = 5 * time.Second
@@ -136,7 +144,7 @@ func (f *Front) Run(ctx context.Context) error {
 }
 
 func (f *Front) apply(_ context.Context, d *agentproto.DesiredState) error {
-	routes := Routes(d.Routes, f.cfg.Pipeline)
+	routes := Routes(d.Routes, max(f.cfg.Pipeline, 0))
 	if err := f.proxy.Update(routes); err != nil {
 		return fmt.Errorf("routes refused, the previous ones keep serving: %w", err)
 	}

@@ -87,24 +87,15 @@ func TestPipelinedSlowRequestInFront(t *testing.T) {
 				slowDone <- time.Now()
 			}()
 			time.Sleep(50 * time.Millisecond) // the slow one is at the head
-			var wg sync.WaitGroup
 			var mu sync.Mutex
 			var lastFast time.Time
-			for i := range 20 {
-				wg.Go(func() {
-					path := fmt.Sprintf("/fast%d", i)
-					code, body, _ := do(t, cl, "GET", p.url+path, "app.test", nil)
-					require.Equal(t, 200, code)
-					require.Equal(t, path, body)
-					mu.Lock()
-					lastFast = time.Now()
-					mu.Unlock()
-				})
-			}
-			wg.Wait()
+			getPaths(t, cl, p.url, "/fast", 20, func() {
+				mu.Lock()
+				lastFast = time.Now()
+				mu.Unlock()
+			})
 			slowAt := <-slowDone
-			n := 0
-			conns.Range(func(any, any) bool { n++; return true })
+			n := countKeys(&conns)
 			require.GreaterOrEqual(t, n, min(tc.wantConns, 2), "connections")
 			require.LessOrEqual(t, n, tc.wantConns, "connections")
 			if tc.wantConns == 1 {
@@ -173,8 +164,7 @@ func TestPipelinedStreamedResponses(t *testing.T) {
 	require.Contains(t, string(rest), "second\n")
 	require.NoError(t, resp.Body.Close())
 
-	n := 0
-	conns.Range(func(any, any) bool { n++; return true })
+	n := countKeys(&conns)
 	require.Equal(t, 1, n, "every response on the one pipelined connection")
 }
 
@@ -222,11 +212,32 @@ func TestPipelinedAbandonedBody(t *testing.T) {
 			code, body, _ := do(t, newClient(), "GET", p.url+"/after", "app.test", nil)
 			require.Equal(t, 200, code)
 			require.Equal(t, "/after", body)
-			n := 0
-			conns.Range(func(any, any) bool { n++; return true })
+			n := countKeys(&conns)
 			require.Equal(t, tc.wantConns, n, "backend connections")
 		})
 	}
+}
+
+// getPaths sends n GETs for prefix0..prefixN-1 to app.test at once, each
+// answered 200 with its path, and calls done after each answer.
+func getPaths(t *testing.T, cl *http.Client, url, prefix string, n int, done func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			path := fmt.Sprintf("%s%d", prefix, i)
+			code, body, _ := do(t, cl, "GET", url+path, "app.test", nil)
+			require.Equal(t, 200, code)
+			require.Equal(t, path, body)
+			done()
+		})
+	}
+	wg.Wait()
+}
+
+func countKeys(m *sync.Map) (n int) {
+	m.Range(func(any, any) bool { n++; return true })
+	return n
 }
 
 func withHost(t *testing.T, url string) *http.Request {
@@ -260,13 +271,9 @@ func TestPipelinePerBackend(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	count := func(m *sync.Map) (n int) {
-		m.Range(func(any, any) bool { n++; return true })
-		return n
-	}
 	require.Equal(t, int64(8), a.hits.Load())
-	require.Equal(t, 1, count(&piped), "the pipelined backend: one connection")
-	require.Greater(t, count(&pooled), 1, "the other: a keep-alive pool")
+	require.Equal(t, 1, countKeys(&piped), "the pipelined backend: one connection")
+	require.Greater(t, countKeys(&pooled), 1, "the other: a keep-alive pool")
 }
 
 // TestPipelinedConnectionBreak: a backend reads a burst of pipelined
@@ -371,17 +378,7 @@ func TestPipelinedConnectionCloseResends(t *testing.T) {
 		_, _ = io.WriteString(w, r.URL.Path)
 	})
 	p := startProxy(t, Options{PipelineBackends: 1, PipelineStall: time.Minute}, []Route{route("app.test", b.addr)})
-	cl := newClient()
-	var wg sync.WaitGroup
-	for i := range 16 {
-		wg.Go(func() {
-			path := fmt.Sprintf("/r%d", i)
-			code, body, _ := do(t, cl, "GET", p.url+path, "app.test", nil)
-			require.Equal(t, 200, code)
-			require.Equal(t, path, body)
-		})
-	}
-	wg.Wait()
+	getPaths(t, newClient(), p.url, "/r", 16, func() {})
 	st := p.Status().Routes[0].Backends[0]
 	require.Zero(t, st.Failures)
 	require.Equal(t, "live", st.State)

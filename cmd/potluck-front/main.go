@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -111,7 +112,7 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 	fs.DurationVar(&f.sendT, "send-timeout", 60*time.Second, "cluster: backend send timeout (proxy_send_timeout)")
 	fs.Var(&f.maxBody, "max-body", "cluster: largest request body accepted, e.g. 100MiB (0: lb's default)")
 	fs.BoolVar(&f.accessLog, "access-log", false, "cluster: log one line per request")
-	fs.IntVar(&f.pipeline, "pipeline", 1, "cluster: pipelined HTTP/1.1 connections per instance on Backs that run the HTTP gateway (0: the keep-alive pool only, as NGINX; docs/meshnet.md)")
+	fs.IntVar(&f.pipeline, "pipeline", front.DefaultPipeline, "cluster: pipelined HTTP/1.1 connections per instance on Backs that run the HTTP gateway (0: the keep-alive pool only, as NGINX; docs/meshnet.md)")
 	fs.DurationVar(&f.pipelineStall, "pipeline-stall", lb.DefaultPipelineStall, "cluster: a pipelined connection whose oldest request has waited this long takes no new ones; they go over the keep-alive pool")
 	fs.StringVar(&f.httpsListen, "https-listen", "", "cluster: client HTTPS listen address, e.g. :443, for installations with HTTPS (empty: off; docs/https.md)")
 	fs.StringVar(&f.acmeCA, "acme-ca", "", "cluster: ACME directory URL certificates are obtained from (default: Let's Encrypt); use the same on every Front")
@@ -236,9 +237,9 @@ func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 			Timeouts:    lb.Timeouts{Connect: f.connectT, Read: f.readT, Send: f.sendT},
 			MaxBodySize: int64(f.maxBody), AccessLog: f.accessLog, PipelineStall: f.pipelineStall,
 		},
-		Pipeline: f.pipeline,
+		Pipeline: cmp.Or(f.pipeline, -1), // 0: off
 		Logger:   log,
-		HTTPS:  https,
+		HTTPS:    https,
 	})
 	if err != nil {
 		return err
