@@ -91,6 +91,23 @@ func StartCluster(t testing.TB, n int) []*Core {
 	return cores
 }
 
+// Leader returns the core that leads the group, waiting through an
+// election (a loaded machine can lose a leader right after StartCluster).
+func Leader(t testing.TB, cores []*Core) *Core {
+	t.Helper()
+	var leader *Core
+	require.Eventually(t, func() bool {
+		for _, c := range cores {
+			if c.Server.Node.IsLeader() {
+				leader = c
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 20*time.Millisecond, "no leader")
+	return leader
+}
+
 // Follower returns a core of the group that does not lead.
 func Follower(t testing.TB, cores []*Core) *Core {
 	t.Helper()

@@ -14,13 +14,7 @@ import (
 // a follower removed, after which it answers 410.
 func TestClusterMembership(t *testing.T) {
 	cores := apitest.StartCluster(t, 3)
-	var leader *apitest.Core
-	for _, c := range cores {
-		if c.Server.Node.IsLeader() {
-			leader = c
-		}
-	}
-	require.NotNil(t, leader)
+	leader := apitest.Leader(t, cores)
 	f := apitest.Follower(t, cores)
 	vars := map[string]string{"POTLUCK_ADDR": leader.URL, "POTLUCK_TOKEN": apitest.Token}
 
