@@ -5,8 +5,8 @@
 // hand-off finds an idle P, and the runtime wakes a thread to spin for the
 // readied goroutine, which then sleeps again: on a lone request through the
 // mesh that is about 15 context switches per request in each of a Front
-// and a Back with two Ps, against 6.5 with one (docs/benchmarks.md, "A
-// lone request through the mesh"). With one P the hand-offs are plain
+// and a Back with two Ps, against 6.5 with one (docs/benchmarks.md, "Fourth
+// pass: a lone request waits for threads to wake"). With one P the hand-offs are plain
 // goroutine switches on one thread. One P is too few once the process
 // needs more than a core (streams, many connections), so Run gives it one
 // P while it uses less than Config.Down of a core and every P again once
@@ -34,10 +34,12 @@ type Config struct {
 	// at one P to be given Max (default 0.8): one P nearly saturated.
 	Up float64
 	// Down is the share of one core below which a process at Max returns
-	// to one P (default 0.5), after DownAfter such intervals in a row
-	// (default 8, two seconds). With Max Ps the same work costs more CPU
-	// (the spinning threads), so Down well below Up keeps a steady load
-	// from switching back and forth.
+	// to one P (default 0.7), after DownAfter such intervals in a row
+	// (default 4, one second). With Max Ps the same work costs more CPU,
+	// not less (the spinning threads: a lone request's stream of packets
+	// keeps an agent at 0.5–0.6 of a core with two Ps and 0.3 with one),
+	// so any Down below Up keeps a steady load from switching back and
+	// forth, and one close to Up lets the idle-but-spinning process down.
 	Down      float64
 	DownAfter int
 	Logger    *slog.Logger
@@ -46,8 +48,8 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	c.Interval = cmp.Or(c.Interval, 250*time.Millisecond)
 	c.Max = cmp.Or(c.Max, runtime.GOMAXPROCS(0))
-	c.Up, c.Down = cmp.Or(c.Up, 0.8), cmp.Or(c.Down, 0.5)
-	c.DownAfter = cmp.Or(c.DownAfter, 8)
+	c.Up, c.Down = cmp.Or(c.Up, 0.8), cmp.Or(c.Down, 0.7)
+	c.DownAfter = cmp.Or(c.DownAfter, 4)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
