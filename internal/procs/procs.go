@@ -59,7 +59,8 @@ func (c Config) withDefaults() Config {
 // Run adapts GOMAXPROCS until ctx is done, then restores Max. It returns
 // at once, changing nothing, when the environment sets GOMAXPROCS (the
 // operator's choice wins), when Max is 1, or where the process's CPU time
-// cannot be read.
+// cannot be read. Setting GOMAXPROCS ends the runtime's own updates of it from
+// a changed cgroup CPU limit (Go 1.25): Max stays what it was at the start.
 func Run(ctx context.Context, cfg Config) {
 	cfg = cfg.withDefaults()
 	if os.Getenv("GOMAXPROCS") != "" || cfg.Max <= 1 {
