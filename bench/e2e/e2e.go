@@ -48,7 +48,8 @@ type Config struct {
 	Image, FastImage     string // docker save tarballs; "" builds them
 	Nginx, Wrk           string // binaries (default from PATH)
 	// ProfileDir, if set, gets CPU profiles of the Front and both Backs
-	// taken under the fast app's load through the mesh.
+	// taken under the fast app's load through the mesh and during single
+	// streams through it.
 	ProfileDir string
 	// MeshPipeline ≥ 0 adds a second Front with --pipeline MeshPipeline
 	// (pipelined connections per instance; 0: the keep-alive pool only):

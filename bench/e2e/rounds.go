@@ -175,26 +175,39 @@ func median(ms []measured) measured {
 
 // oneConnection measures what a request costs in time with nothing else in
 // flight: wrk with one connection against every contender (fast app), in
-// rotating order, and what the mesh adds to the Front's p50.
+// rotating order, and what the mesh adds to the Front's p50. Beside p50 and
+// p99: the CPU time and the context switches per request of the
+// contender's processes (for the mesh, the Front and both Backs), since a
+// lone request's latency through the mesh is mostly threads waking.
 func (r *rig) oneConnection(ctx context.Context, a app) error {
 	out := r.cfg.Out
 	d := min(r.cfg.Duration, 2*time.Second)
 	fmt.Fprintf(out, "\n## one connection (%s app), wrk -t1 -c1 -d%s, %d rounds\n", a.name, d, r.cfg.Rounds)
-	fmt.Fprintf(out, "%-6s %-17s %9s %9s %9s\n", "round", "contender", "req/s", "p50", "p99")
+	fmt.Fprintf(out, "%-6s %-17s %9s %9s %9s %9s %9s\n", "round", "contender", "req/s", "p50", "p99", "CPU/req", "cs/req")
 	results := map[string][]measured{}
+	switches := map[string][]float64{}
 	for round := range r.cfg.Rounds {
 		for _, name := range rotate(r.contenders, round) {
+			pids := r.pids[name]
+			t0, cs0 := procstat.CPUTicks(pids...), procstat.ContextSwitches(pids...)
 			res, err := r.wrk(ctx, 1, 1, d, name, a)
 			if err != nil {
 				return fmt.Errorf("%s round %d: %w", name, round+1, err)
 			}
-			results[name] = append(results[name], measured{Result: res})
-			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s\n", round+1, name, res.RPS, wrk.Short(res.P50), wrk.Short(res.P99))
+			m := measured{Result: res, cpu: perRequest(procstat.CPUTicks(pids...)-t0, res.Requests)}
+			cs := 0.0
+			if res.Requests > 0 {
+				cs = float64(procstat.ContextSwitches(pids...)-cs0) / res.Requests
+			}
+			results[name] = append(results[name], m)
+			switches[name] = append(switches[name], cs)
+			fmt.Fprintf(out, "%-6d %-17s %9.0f %9s %9s %9s %9.1f\n", round+1, name, res.RPS, wrk.Short(res.P50), wrk.Short(res.P99), wrk.Short(m.cpu), cs)
 		}
 	}
-	fmt.Fprintf(out, "median p50:")
+	fmt.Fprintf(out, "median p50 (CPU/req, cs/req):")
 	for _, name := range r.contenders {
-		fmt.Fprintf(out, "  %s %s", name, wrk.Short(median(results[name]).P50))
+		fmt.Fprintf(out, "  %s %s (%s, %.1f)", name, wrk.Short(median(results[name]).P50),
+			wrk.Short(time.Duration(wrk.MedianOf(results[name], func(m measured) float64 { return float64(m.cpu) }))), medianOf(switches[name]))
 	}
 	added := median(results[meshName]).P50 - median(results[standaloneName]).P50
 	fmt.Fprintf(out, "\nadded by the mesh at one connection (front-mesh p50 - front-standalone p50): %s\n", wrk.Short(added))

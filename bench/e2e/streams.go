@@ -123,11 +123,46 @@ func (zeroReader) Read(p []byte) (int, error) {
 }
 
 // profile takes CPU profiles of the Front and both Backs while wrk loads
-// the fast app through the mesh, and writes them to cfg.ProfileDir.
+// the fast app through the mesh (front.pprof, back1.pprof, back2.pprof),
+// then while single streams go through the mesh back to back, downloads
+// and uploads in turn (stream-front.pprof, ...), and writes them to
+// cfg.ProfileDir.
 func (r *rig) profile(ctx context.Context, c *procluster.Cluster, a app) error {
 	if err := os.MkdirAll(r.cfg.ProfileDir, 0o755); err != nil {
 		return err
 	}
+	secs := int(r.cfg.Duration.Seconds())
+	err := r.profileWhile(ctx, c, "", func(ctx context.Context) error {
+		_, err := r.wrk(ctx, r.cfg.Threads, r.cfg.Connections, r.cfg.Duration+2*time.Second, meshName, a)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.cfg.Out, "\nCPU profiles (fast app through the mesh, %ds) in %s: front.pprof, back1.pprof, back2.pprof (go tool pprof -top FILE)\n", secs, r.cfg.ProfileDir)
+	if r.cfg.StreamBytes == 0 {
+		return nil
+	}
+	err = r.profileWhile(ctx, c, "stream-", func(ctx context.Context) error {
+		end := time.Now().Add(r.cfg.Duration + 2*time.Second)
+		for i := 0; time.Now().Before(end); i++ {
+			if _, _, err := r.transfer(ctx, meshName, r.addrs[meshName], a.domain, i%2 == 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(r.cfg.Out, "CPU profiles (single streams through the mesh, %ds): stream-front.pprof, stream-back1.pprof, stream-back2.pprof\n", secs)
+	return nil
+}
+
+// profileWhile runs load (which lasts cfg.Duration plus 2 s) and, from a
+// second into it, takes a CPU profile of cfg.Duration of the Front and of
+// each Back into cfg.ProfileDir, named prefix+front.pprof and so on.
+func (r *rig) profileWhile(ctx context.Context, c *procluster.Cluster, prefix string, load func(context.Context) error) error {
 	secs := int(r.cfg.Duration.Seconds())
 	targets := map[string]string{"front": c.FrontAdmin}
 	for i, m := range c.BackMetrics {
@@ -135,14 +170,11 @@ func (r *rig) profile(ctx context.Context, c *procluster.Cluster, a app) error {
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(targets)+1)
-	wg.Go(func() {
-		_, err := r.wrk(ctx, r.cfg.Threads, r.cfg.Connections, r.cfg.Duration+2*time.Second, meshName, a)
-		errs <- err
-	})
+	wg.Go(func() { errs <- load(ctx) })
 	time.Sleep(time.Second)
 	for name, addr := range targets {
 		wg.Go(func() {
-			errs <- fetchProfile(ctx, "http://"+addr+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), filepath.Join(r.cfg.ProfileDir, name+".pprof"))
+			errs <- fetchProfile(ctx, "http://"+addr+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), filepath.Join(r.cfg.ProfileDir, prefix+name+".pprof"))
 		})
 	}
 	wg.Wait()
@@ -151,11 +183,7 @@ func (r *rig) profile(ctx context.Context, c *procluster.Cluster, a app) error {
 	for err := range errs {
 		all = append(all, err)
 	}
-	if err := errors.Join(all...); err != nil {
-		return err
-	}
-	fmt.Fprintf(r.cfg.Out, "\nCPU profiles (fast app through the mesh, %ds) in %s: front.pprof, back1.pprof, back2.pprof (go tool pprof -top FILE)\n", secs, r.cfg.ProfileDir)
-	return nil
+	return errors.Join(all...)
 }
 
 func fetchProfile(ctx context.Context, url, path string) error {

@@ -63,3 +63,24 @@ func TestFamily(t *testing.T) {
 	}
 	require.Positive(t, CPUTicks(os.Getpid()), "the test binary has run for more than a tick (spun to %d)", sum)
 }
+
+func TestParseSwitches(t *testing.T) {
+	tests := []struct {
+		name   string
+		status string
+		want   int64
+	}{
+		{"both", "Name:\tx\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t3\n", 15},
+		{"one", "voluntary_ctxt_switches:\t7", 7},
+		{"none", "Name:\tx\nState:\tS (sleeping)\n", 0},
+		{"garbage value", "voluntary_ctxt_switches:\tmany\nnonvoluntary_ctxt_switches:\t2\n", 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, ParseSwitches([]byte(tc.status)))
+		})
+	}
+	// This process has switched at least once by now (the runtime's
+	// threads sleep and wake).
+	require.Positive(t, ContextSwitches(os.Getpid()))
+}

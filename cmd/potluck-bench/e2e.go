@@ -45,7 +45,7 @@ and this repository. Everything the run starts is removed at the end.`, `Example
 	fs.StringVar(&cfg.Nginx, "nginx", "nginx", "nginx binary")
 	fs.StringVar(&cfg.Wrk, "wrk", "wrk", "wrk binary")
 	fs.IntVar(&cfg.MeshPipeline, "mesh-pipeline", 0, "the second Front's --pipeline (pipelined connections per instance; 0: keep-alive pool only, front-mesh-pool); -1: no second Front (-1-64)")
-	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "also write CPU profiles of the Front and both Backs under the fast app's load through the mesh here")
+	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "also write CPU profiles of the Front and both Backs under the fast app's load through the mesh, and during single streams through it, here")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the run directory (nodes' state and logs, configs); a failed run keeps it anyway")
 	fs.StringVar(&logLevel, "log-level", "info", "progress log level on stderr: debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "progress log format: text or json")

@@ -1,0 +1,117 @@
+// Package procs adapts GOMAXPROCS to how busy the process is. A mesh
+// node hands every packet between several goroutines (wireguard-go's
+// reader, encryption and sender goroutines, gVisor's TCP processor, the
+// reader of the connection). While the process is mostly idle, every such
+// hand-off finds an idle P, and the runtime wakes a thread to spin for the
+// readied goroutine, which then sleeps again: on a lone request through the
+// mesh that is about 15 context switches per request in each of a Front
+// and a Back with two Ps, against 6.5 with one (docs/benchmarks.md, "Fourth
+// pass: a lone request waits for threads to wake"). With one P the hand-offs are plain
+// goroutine switches on one thread. One P is too few once the process
+// needs more than a core (streams, many connections), so Run gives it one
+// P while it uses less than Config.Down of a core and every P again once
+// one P is nearly saturated.
+package procs
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"os"
+	"runtime"
+	"time"
+)
+
+// Config tunes Run. The zero value is the default.
+type Config struct {
+	// Interval is how often the process's CPU time is sampled (default
+	// 250ms).
+	Interval time.Duration
+	// Max is the GOMAXPROCS of a busy process (default: the value at
+	// Run's start, the runtime's own choice).
+	Max int
+	// Up is the share of one core the process must use in an interval
+	// at one P to be given Max (default 0.8): one P nearly saturated.
+	Up float64
+	// Down is the share of one core below which a process at Max returns
+	// to one P (default 0.7), after DownAfter such intervals in a row
+	// (default 4, one second). With Max Ps the same work costs more CPU,
+	// not less (the spinning threads: a lone request's stream of packets
+	// keeps an agent at 0.5–0.6 of a core with two Ps and 0.3 with one),
+	// so any Down below Up keeps a steady load from switching back and
+	// forth, and one close to Up lets the idle-but-spinning process down.
+	Down      float64
+	DownAfter int
+	Logger    *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	c.Interval = cmp.Or(c.Interval, 250*time.Millisecond)
+	c.Max = cmp.Or(c.Max, runtime.GOMAXPROCS(0))
+	c.Up, c.Down = cmp.Or(c.Up, 0.8), cmp.Or(c.Down, 0.7)
+	c.DownAfter = cmp.Or(c.DownAfter, 4)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Run adapts GOMAXPROCS until ctx is done, then restores Max. It returns
+// at once, changing nothing, when the environment sets GOMAXPROCS (the
+// operator's choice wins), when Max is 1, or where the process's CPU time
+// cannot be read. Setting GOMAXPROCS ends the runtime's own updates of it from
+// a changed cgroup CPU limit (Go 1.25): Max stays what it was at the start.
+func Run(ctx context.Context, cfg Config) {
+	cfg = cfg.withDefaults()
+	if os.Getenv("GOMAXPROCS") != "" || cfg.Max <= 1 {
+		return
+	}
+	last, ok := cpuTime()
+	if !ok {
+		return
+	}
+	g := governor{cfg: cfg, procs: cfg.Max}
+	defer runtime.GOMAXPROCS(cfg.Max)
+	t := time.NewTicker(cfg.Interval)
+	defer t.Stop()
+	prev := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			cpu, _ := cpuTime()
+			busy := float64(cpu-last) / float64(now.Sub(prev))
+			last, prev = cpu, now
+			if n := g.next(busy); n != runtime.GOMAXPROCS(0) {
+				runtime.GOMAXPROCS(n)
+				cfg.Logger.Debug("GOMAXPROCS adapted", "procs", n, "cores_used", busy)
+			}
+		}
+	}
+}
+
+// governor decides, interval by interval, how many Ps the process gets.
+type governor struct {
+	cfg   Config
+	procs int // current
+	quiet int // intervals in a row below Down at Max
+}
+
+// next takes the cores the process used in the last interval and returns
+// the GOMAXPROCS for the next one.
+func (g *governor) next(busy float64) int {
+	switch {
+	case g.procs == 1 && busy >= g.cfg.Up:
+		g.procs = g.cfg.Max
+	case g.procs == 1:
+	case busy < g.cfg.Down:
+		g.quiet++
+		if g.quiet >= g.cfg.DownAfter {
+			g.procs, g.quiet = 1, 0
+		}
+	default:
+		g.quiet = 0
+	}
+	return g.procs
+}
