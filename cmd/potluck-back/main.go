@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -20,6 +19,7 @@ import (
 	"potluck/back"
 	"potluck/back/engine"
 	"potluck/internal/cli"
+	"potluck/internal/debugpprof"
 	"potluck/internal/procs"
 )
 
@@ -120,8 +120,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 		mux := http.NewServeMux()
 		mux.Handle("/", b.AdminHandler())
 		if *profiling {
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			debugpprof.Register(mux)
 		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)

@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -34,6 +33,7 @@ import (
 	"potluck/front"
 	"potluck/front/standalone"
 	"potluck/internal/cli"
+	"potluck/internal/debugpprof"
 	"potluck/internal/procs"
 	"potluck/lb"
 )
@@ -283,8 +283,7 @@ func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 		mux := http.NewServeMux()
 		mux.Handle("/", fr.AdminHandler())
 		if f.pprof {
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			debugpprof.Register(mux)
 		}
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(aln)

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"time"
 
 	"potluck/core/agentapi"
+	"potluck/internal/debugpprof"
 )
 
 // HeaderBenchKey names the caller of the bench agent listener: the
@@ -47,8 +47,7 @@ func (s *Server) startBenchAgent(ctx context.Context) error {
 		Context:   ctx,
 	})
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	debugpprof.Register(mux)
 	mux.Handle("/", agent)
 	s.benchAgent = &http.Server{
 		Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,

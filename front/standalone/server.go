@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"reflect"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"potluck/front"
+	"potluck/internal/debugpprof"
 	"potluck/lb"
 )
 
@@ -99,10 +99,7 @@ func Start(opts RunOptions) (*Server, error) {
 		mux := http.NewServeMux()
 		mux.Handle("/", s.proxy.AdminHandler())
 		if opts.Pprof {
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			debugpprof.Register(mux)
 		}
 		s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		s.serving.Add(1)
