@@ -108,7 +108,9 @@ func newConn(s *Server, nc net.Conn, h fasthttp.RequestHandler) *conn {
 	c.fr.SetReuseFrames()
 	c.fr.SetMaxReadFrameSize(maxFrameSize)
 	c.dec = hpack.NewDecoder(4096, c.onField)
-	c.dec.SetMaxStringLength(int(s.cfg.MaxHeaderListSize))
+	// Strings up to the block's bound decode (a field over the list's
+	// limit is answered 431), longer ones end the connection.
+	c.dec.SetMaxStringLength(maxBlock(s.cfg.MaxHeaderListSize))
 	now := time.Now()
 	c.resets = bucket{burst: resetBurst, rate: resetRate, tokens: resetBurst, last: now}
 	c.control = bucket{burst: controlBurst, rate: controlRate, tokens: controlBurst, last: now}
@@ -274,9 +276,12 @@ func (c *conn) checkIdle() {
 }
 
 // writeLoop writes out what is queued, as one write per batch: all that
-// was queued while the previous write was in the kernel.
+// was queued while the previous write was in the kernel. Once the
+// connection is closed and the queue written, it closes the connection
+// (the reader's read ends).
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
+	defer c.nc.Close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
@@ -298,9 +303,6 @@ func (c *conn) writeLoop() {
 			c.closed = true
 			c.wbuf = c.wbuf[:0]
 			c.changed.Broadcast()
-			c.mu.Unlock()
-			c.nc.Close() // the reader's read fails
-			c.mu.Lock()
 			return
 		}
 		c.changed.Broadcast()
@@ -615,9 +617,7 @@ func (c *conn) onContinuation(f *http2.ContinuationFrame) error {
 func (c *conn) headerFragment(p []byte, end bool) error {
 	h := &c.hdr
 	h.bytes += len(p)
-	// The block, compressed, cannot be much larger than the list it
-	// decodes to; past twice the limit the client is flooding.
-	if h.bytes > 2*int(c.srv.cfg.MaxHeaderListSize)+maxFrameSize {
+	if h.bytes > maxBlock(c.srv.cfg.MaxHeaderListSize) {
 		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 	}
 	if _, err := c.dec.Write(p); err != nil {
@@ -638,6 +638,11 @@ func (c *conn) headerFragment(p []byte, end bool) error {
 	}
 	return c.endHeaders(&blk)
 }
+
+// maxBlock bounds a header block's compressed size: it cannot be much
+// larger than the list it decodes to; past twice the limit the client is
+// flooding.
+func maxBlock(maxList uint32) int { return 2*int(maxList) + maxFrameSize }
 
 // bucket is a token bucket: burst tokens, refilled at rate per second.
 type bucket struct {
