@@ -123,6 +123,14 @@ func (c *conn) onField(f hpack.HeaderField) {
 			return
 		}
 		st.declared = int64(n)
+	case "expect":
+		// Answered here (100 Continue when the handler first waits for
+		// the body), as Go's server does; lb's backends never see it.
+		if strings.EqualFold(f.Value, "100-continue") {
+			st.expectContinue = true
+		} else {
+			req.Header.Add(f.Name, f.Value)
+		}
 	case "host":
 		if !h.authority { // :authority wins (RFC 9113 §8.3.1)
 			h.host = true
@@ -238,10 +246,7 @@ func (c *conn) onTrailers(id uint32) error {
 // answer responds to a request the handler does not see (431, 405), with
 // no body; the rest of a request body is not wanted.
 func (c *conn) answer(id uint32, status int, ended bool) error {
-	// ":status" with a value outside the static table: literal without
-	// indexing, indexed name 8 (RFC 7541 Appendix A).
-	block := []byte{0x08, 3}
-	block = strconv.AppendInt(block, int64(status), 10)
+	block := statusBlock(status)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -253,6 +258,12 @@ func (c *conn) answer(id uint32, status int, ended bool) error {
 	}
 	c.wake.Signal()
 	return nil
+}
+
+// statusBlock is a header block of only ":status": a literal without
+// indexing, with indexed name 8 (RFC 7541 Appendix A).
+func statusBlock(status int) []byte {
+	return strconv.AppendInt([]byte{0x08, 3}, int64(status), 10)
 }
 
 // Response headers that do not go into HTTP/2 (connection-specific, or

@@ -234,6 +234,8 @@ func TestCurl(t *testing.T) {
 	}
 	require.Equal(t, "GET /x?y=1 0", run("http://"+addr+"/x?y=1"))
 	require.Equal(t, "POST /p 5", run("-d", "hello", "http://"+addr+"/p"))
+	require.Equal(t, "PUT /e 5", run("-X", "PUT", "-H", "Expect: 100-continue", "--expect100-timeout", "30", "-d", "hello", "http://"+addr+"/e"),
+		"100 Continue when the handler reads (else curl would wait 30 s, past --max-time)")
 	require.Equal(t, strconv.Itoa(len(big)), run("-o", "/dev/null", "-w", "%{size_download}", "http://"+addr+"/big"))
 	out := run("-D", "-", "-o", "/dev/null", "http://"+addr+"/h")
 	require.Contains(t, out, "HTTP/2 200")

@@ -39,6 +39,8 @@ type stream struct {
 	bodyClosed bool // the handler finished: more is dropped
 	bodyErr    error
 	grant      int64 // read by the handler, not yet granted back
+	// expectContinue: the client waits for 100 Continue before the body.
+	expectContinue bool
 	bodyCond   *sync.Cond
 
 	// worker-owned
@@ -119,6 +121,7 @@ func (st *stream) release() {
 	st.remoteDone, st.localDone, st.done, st.reset = false, false, false, nil
 	st.declared, st.received, st.recvWindow, st.sendWindow = -1, 0, 0, 0
 	st.bodyOff, st.bodyDone, st.bodyClosed, st.bodyErr, st.grant, st.bodyCond = 0, false, false, nil, 0, nil
+	st.expectContinue = false
 	srv.streams.Put(st)
 }
 
@@ -192,6 +195,11 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 	c := st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if st.expectContinue && st.bodyOff == len(st.body) && !st.bodyDone && st.reset == nil && !c.closed {
+		c.wbuf = appendHeaders(c.wbuf, st.id, statusBlock(100), false, c.peerMaxFrame)
+		c.wake.Signal()
+	}
+	st.expectContinue = false
 	var t *time.Timer
 	var timedOut bool
 	for st.bodyOff == len(st.body) && !st.bodyDone && st.bodyErr == nil && !timedOut {
