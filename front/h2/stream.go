@@ -41,7 +41,7 @@ type stream struct {
 	grant      int64 // read by the handler, not yet granted back
 	// expectContinue: the client waits for 100 Continue before the body.
 	expectContinue bool
-	bodyCond   *sync.Cond
+	bodyCond       *sync.Cond
 
 	// worker-owned
 	enc    *hpack.Encoder
