@@ -79,6 +79,9 @@ type TLSServer struct {
 func NewTLSServer(cfg *tls.Config, log *slog.Logger, kind H2Server) *TLSServer {
 	s := &TLSServer{tls: cfg, log: log}
 	s.ctx, s.stop = context.WithCancel(context.Background())
+	if kind == "" {
+		kind = DefaultH2Server
+	}
 	if kind == H2Native {
 		s.native = h2.New(h2.Config{Logger: log, MaxStreams: 250, ReadTimeout: handshakeTimeout, IdleTimeout: 2 * time.Minute})
 	}

@@ -53,11 +53,12 @@ func TestTLSServerH2ThroughLB(t *testing.T) {
 	tlsCert := cert.TLS.Certificates[0]
 	cert.Close()
 
-	for _, kind := range []H2Server{H2Go, H2Native} {
-		t.Run(string(kind), func(t *testing.T) {
+	for _, kind := range []H2Server{H2Go, H2Native, ""} {
+		t.Run("h2 server "+string(kind), func(t *testing.T) {
 			proxy := lb.New(lb.Options{Logger: slog.New(slog.DiscardHandler)})
 			require.NoError(t, proxy.Update([]lb.Route{{Default: true, Backends: []lb.Backend{{Addr: backend.Listener.Addr().String()}}}}))
 			srv := NewTLSServer(&tls.Config{Certificates: []tls.Certificate{tlsCert}, NextProtos: []string{"h2", "http/1.1"}}, slog.New(slog.DiscardHandler), kind)
+			require.Equal(t, kind == H2Go, srv.native == nil, "the server kind asked for (\"\": the default, native)")
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			require.NoError(t, err)
 			go func() { _ = srv.Serve(ln, proxy) }()
