@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -290,6 +291,15 @@ func (c *conn) writeLoop() {
 		}
 		if len(c.wbuf) == 0 {
 			return
+		}
+		if !c.closed && len(c.wbuf) < maxPendingWrite/4 {
+			// Let the workers that are ready append their frames too:
+			// under load a batch then carries several responses (one
+			// write, one TLS record), as NGINX's event loop writes what
+			// a pass over its events produced.
+			c.mu.Unlock()
+			runtime.Gosched()
+			c.mu.Lock()
 		}
 		out := c.wbuf
 		c.wbuf, c.spare = c.spare[:0], nil
