@@ -309,6 +309,28 @@ func TestWindowExhaustion(t *testing.T) {
 		c.closed()
 		require.Less(t, time.Since(start), 5*time.Second)
 	})
+	t.Run("window granted later", func(t *testing.T) {
+		_, addr := testServer(t, handler, Config{})
+		c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		c.headers(1, true, get...)
+		status, _ := c.status(1)
+		require.Equal(t, 200, status)
+		// Raised by SETTINGS (the stream's window) and WINDOW_UPDATE (the
+		// connection's), the stalled response resumes and ends whole.
+		require.NoError(t, c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20}))
+		require.NoError(t, c.fr.WriteWindowUpdate(0, 1<<20))
+		got := 0
+		f := c.until(func(f http2.Frame) bool {
+			d, ok := f.(*http2.DataFrame)
+			if ok {
+				require.LessOrEqual(t, len(d.Data()), maxFrameSize)
+				got += len(d.Data())
+			}
+			return ok && d.StreamEnded()
+		})
+		require.NotNil(t, f)
+		require.Equal(t, len(big), got)
+	})
 	t.Run("client goes away", func(t *testing.T) {
 		_, addr := testServer(t, handler, Config{})
 		c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})

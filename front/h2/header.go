@@ -274,8 +274,8 @@ var skipResponse = map[string]bool{"content-length": true, "connection": true, "
 // encodeHeaders encodes the response's header block into st.hbuf.
 func (st *stream) encodeHeaders(resp *fasthttp.Response, status int, head, bodyless, streamed bool, bodyLen int) {
 	st.hbuf = st.hbuf[:0]
-	var num [20]byte
-	st.field(":status", strconv.AppendInt(num[:0], int64(status), 10))
+	num := st.num[:0] // not on the stack: the encoder's argument escapes
+	st.field(":status", strconv.AppendInt(num, int64(status), 10))
 	sawDate := false
 	for k, v := range resp.Header.All() {
 		st.name = appendLower(st.name[:0], k)
@@ -290,13 +290,13 @@ func (st *stream) encodeHeaders(resp *fasthttp.Response, status int, head, bodyl
 	}
 	switch {
 	case !bodyless && !streamed:
-		st.field("content-length", strconv.AppendInt(num[:0], int64(bodyLen), 10))
+		st.field("content-length", strconv.AppendInt(num, int64(bodyLen), 10))
 	case streamed:
 		if cl := resp.Header.ContentLength(); cl >= 0 {
-			st.field("content-length", strconv.AppendInt(num[:0], int64(cl), 10))
+			st.field("content-length", strconv.AppendInt(num, int64(cl), 10))
 		}
 	case head && bodyLen > 0: // a HEAD answered here: a GET's length
-		st.field("content-length", strconv.AppendInt(num[:0], int64(bodyLen), 10))
+		st.field("content-length", strconv.AppendInt(num, int64(bodyLen), 10))
 	case head || status == 304:
 		if v := resp.Header.Peek(fasthttp.HeaderContentLength); len(v) > 0 {
 			st.field("content-length", v)

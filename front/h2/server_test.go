@@ -255,3 +255,64 @@ func TestH2load(t *testing.T) {
 	require.NoError(t, err, string(out))
 	require.Contains(t, string(out), "20000 succeeded, 0 failed, 0 errored", string(out))
 }
+
+// BenchmarkServe is the server's cost per request, with a minimal client
+// on the same connection (pre-encoded GETs, 10 streams in flight, frames
+// read and dropped): lb's handler is replaced by one answering the
+// bench-tls backends' response.
+func BenchmarkServe(b *testing.B) {
+	_, addr := testServer(b, func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Server", "fasthttp")
+		ctx.Response.Header.Set("Content-Type", "text/plain")
+		ctx.SetBodyString("Hello from a Potluck app\n")
+	}, Config{})
+	c := dialRaw(b, addr)
+	c.fr.SetReuseFrames()
+	// The whole connection window at once: the client grants no more.
+	require.NoError(b, c.fr.WriteWindowUpdate(0, 1<<31-1-65535))
+	blk := c.block(withFields("user-agent", "h2load nghttp2/1.52.0", "accept", "*/*")...)
+	ended := make(chan struct{}, 64)
+	go func() {
+		for {
+			f, err := c.fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if d, ok := f.(*http2.DataFrame); ok && d.StreamEnded() {
+				ended <- struct{}{}
+			}
+		}
+	}()
+	const inFlight = 10
+	id := uint32(1)
+	send := func() {
+		// The same literal block each time: the server's decoder indexes
+		// it again, as for a client whose table has moved on.
+		if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: blk, EndStream: true, EndHeaders: true}); err != nil {
+			b.Fatal(err)
+		}
+		id += 2
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	sent := 0
+	for ; sent < min(inFlight, b.N); sent++ {
+		send()
+	}
+	timeout := time.NewTimer(time.Hour)
+	defer timeout.Stop()
+	for range b.N {
+		timeout.Reset(10 * time.Second)
+		select {
+		case <-ended:
+		case <-timeout.C:
+			b.Fatal("no answer in 10 s")
+		}
+		if sent < b.N {
+			send()
+			sent++
+		}
+	}
+	b.StopTimer()
+	_ = c.nc.SetReadDeadline(time.Now()) // the reading goroutine ends
+}

@@ -47,6 +47,7 @@ type stream struct {
 	enc    *hpack.Encoder
 	hbuf   []byte // the response's header block
 	name   []byte // a lower-cased header name
+	num    []byte // a number's digits (status, Content-Length)
 	reader bodyReader
 	writer bodyWriter
 }
@@ -55,7 +56,7 @@ func (s *Server) getStream() *stream {
 	if st, _ := s.streams.Get().(*stream); st != nil {
 		return st
 	}
-	st := &stream{}
+	st := &stream{num: make([]byte, 0, 20)}
 	st.reader.st, st.writer.st = st, st
 	st.enc = hpack.NewEncoder(hbufWriter{st})
 	// Nothing is ever added to the dynamic table (as NGINX): every field
