@@ -10,8 +10,14 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// keptBodyBuffer is the largest request-body buffer a pooled stream keeps.
-const keptBodyBuffer = 64 << 10
+const (
+	// keptBodyBuffer is the largest request-body buffer a pooled stream
+	// keeps.
+	keptBodyBuffer = 64 << 10
+	// drainDelay is how long after a response the stream waits for the
+	// rest of its request before it is reset (RST_STREAM NO_ERROR).
+	drainDelay = 100 * time.Millisecond
+)
 
 // stream is one request and its response. It is pooled (with its
 // RequestCtx and buffers) by the Server; refs counts the connection's map
@@ -156,6 +162,7 @@ func (st *stream) finish(err error) {
 		c.grantConn(int64(unread))
 	}
 	st.body, st.bodyOff = st.body[:0], 0
+	draining := false
 	if st.reset == nil && !c.closed {
 		switch {
 		case err != nil:
@@ -163,13 +170,20 @@ func (st *stream) finish(err error) {
 			c.wake.Signal()
 		case !st.remoteDone:
 			// The whole response went out before the whole request came
-			// in: the client may stop sending (RFC 9113 §8.1).
-			c.wbuf = appendRSTStream(c.wbuf, st.id, http2.ErrCodeNo)
-			c.wake.Signal()
+			// in: the client may stop sending (RFC 9113 §8.1), which a
+			// RST_STREAM(NO_ERROR) tells it. Sent with the response, in
+			// one TLS record, it made curl (7.88) drop the response, so
+			// it goes drainDelay later; meanwhile what comes is dropped.
+			draining = true
+			id := st.id
+			time.AfterFunc(drainDelay, func() { c.endDrain(id, st) })
 		}
 	}
 	st.localDone = true
-	rel := c.drop(st)
+	rel := false
+	if !draining {
+		rel = c.drop(st)
+	}
 	if st.unref() {
 		rel = true
 	}
@@ -181,6 +195,25 @@ func (st *stream) finish(err error) {
 			c.wake.Signal()
 		}
 	}
+	c.mu.Unlock()
+	if rel {
+		st.release()
+	}
+}
+
+// endDrain resets st, answered before its request ended, unless the
+// request ended meanwhile (st is then no longer the stream id in the map,
+// and may be another's).
+func (c *conn) endDrain(id uint32, st *stream) {
+	c.mu.Lock()
+	if c.streams[id] != st || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	rel := c.drop(st)
+	st.cut(errStreamReset)
+	c.wbuf = appendRSTStream(c.wbuf, id, http2.ErrCodeNo)
+	c.wake.Signal()
 	c.mu.Unlock()
 	if rel {
 		st.release()
