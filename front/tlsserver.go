@@ -35,7 +35,7 @@ const (
 	// straight to lb's fasthttp handler.
 	H2Native H2Server = "native"
 	// DefaultH2Server is the one used when none is chosen: the native
-	// one, 0.57x the CPU per request of Go's (docs/benchmarks.md).
+	// one, 0.57-0.65x the CPU per request of Go's (docs/benchmarks.md).
 	DefaultH2Server = H2Native
 )
 
