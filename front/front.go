@@ -109,7 +109,8 @@ func (f *Front) Proxy() *lb.Proxy { return f.proxy }
 func (f *Front) Serve(ln net.Listener) error { return f.proxy.Serve(ln) }
 
 // ServeTLS serves HTTPS clients on ln (raw TCP: the Front does the TLS)
-// until Shutdown: HTTP/1.1 through the proxy, h2 through its adapter.
+// until Shutdown: HTTP/1.1 through the proxy, h2 through the HTTP/2 server
+// HTTPSConfig.H2Server picks, into the proxy's handler.
 func (f *Front) ServeTLS(ln net.Listener) error {
 	if f.https == nil {
 		return errors.New("front: HTTPS is not configured")

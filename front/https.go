@@ -47,6 +47,8 @@ type HTTPSConfig struct {
 	ListenHost string
 	// DisableHTTP01 and DisableTLSALPN01 turn a challenge type off.
 	DisableHTTP01, DisableTLSALPN01 bool
+	// H2Server picks the HTTP/2 server ("": DefaultH2Server).
+	H2Server H2Server
 	// RenewCheckInterval is how often certificates are checked for
 	// renewal; 0 means certmagic's 10 minutes (tests use seconds).
 	RenewCheckInterval time.Duration
@@ -123,7 +125,7 @@ func newHTTPS(cfg HTTPSConfig, self string, call caller, report func(agentproto.
 		GetCertificate: h.getCertificate,
 		NextProtos:     []string{"h2", "http/1.1", acmez.ACMETLS1Protocol},
 		MinVersion:     tls.VersionTLS12,
-	}, log)
+	}, log, cfg.H2Server)
 	return h
 }
 

@@ -11,7 +11,9 @@
 # time per request of the proxy's processes (NGINX: master and workers), then
 # the medians and the ratios to NGINX. FRONT_OLD=path adds potluck-old, another
 # potluck-front binary on the same config (a before/after in one run);
-# TESTS (default "hs h1 h2") picks the measures. Every run is bounded in time.
+# TESTS (default "hs h1 h2") picks the measures. H2_SERVER=go|native sets
+# the tls: listener's h2_server for potluck-front and potluck-pipe (not for
+# potluck-old, whose binary may not know it). Every run is bounded in time.
 set -euo pipefail
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-5} CONNS=${CONNS:-64}
 BIN=${BIN:-bin}
@@ -67,6 +69,7 @@ admin: ""
 tls:
   listen: ["127.0.0.1:$pf"]
   certificates: [{cert: "$dir/cert.pem", key: "$dir/key.pem"}]
+${H2_SERVER:+  h2_server: $H2_SERVER}
 routes:
   - default: true
     backends: [$b1, $b2]
@@ -112,7 +115,7 @@ if [ -n "${FRONT_OLD:-}" ]; then
   # Another potluck-front binary (say the previous commit's) on the same
   # config, for a before/after in one run.
   po=$(port) poh=$(port)
-  sed -e "s/127.0.0.1:$pfh/127.0.0.1:$poh/; s/127.0.0.1:$pf\"/127.0.0.1:$po\"/" "$dir/front.yaml" >"$dir/front-old.yaml"
+  sed -e "s/127.0.0.1:$pfh/127.0.0.1:$poh/; s/127.0.0.1:$pf\"/127.0.0.1:$po\"/; /h2_server:/d" "$dir/front.yaml" >"$dir/front-old.yaml"
   "$FRONT_OLD" --config "$dir/front-old.yaml" --log-level warn >"$dir/front-old.log" 2>&1 & pids+=($!)
   cpid[potluck-old]=$! ports[potluck-old]=$po contenders+=(potluck-old)
   for _ in $(seq 50); do curl -sk -o /dev/null "https://127.0.0.1:$po/" && break; sleep 0.1; done

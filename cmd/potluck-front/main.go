@@ -65,6 +65,7 @@ type flags struct {
 	httpsListen, acmeCA   string
 	acmeEmail, acmeCARoot string
 	acmeChallenges        string
+	h2Server              string
 	https                 *front.HTTPSConfig // built from the above by parseFlags; nil: no --https-listen
 	// both
 	shutdownTimeout     time.Duration
@@ -122,6 +123,7 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 	fs.StringVar(&f.acmeEmail, "acme-email", "", "cluster: contact address of the ACME account (expiry notices)")
 	fs.StringVar(&f.acmeCARoot, "acme-ca-root", "", "cluster: PEM file of the roots the ACME CA's own API is verified with (a private or test CA; default: system roots)")
 	fs.StringVar(&f.acmeChallenges, "acme-challenges", "http-01,tls-alpn-01", "cluster: ACME challenge types to use: http-01 (needs --listen on port 80), tls-alpn-01 (needs --https-listen on 443)")
+	fs.StringVar(&f.h2Server, "h2-server", "", `cluster: HTTP/2 server of --https-listen: "native" (the Front's own, front/h2) or "go" (Go's x/net/http2); default: `+string(front.DefaultH2Server)+` (standalone: tls.h2_server in the config file)`)
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long to drain in-flight requests and WebSockets")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -343,6 +345,11 @@ func publicURL(given, endpoint, listen string) (string, error) {
 // httpsConfig is the Front's HTTPS settings from its flags.
 func httpsConfig(f *flags) (*front.HTTPSConfig, error) {
 	c := &front.HTTPSConfig{ACMEDirectory: f.acmeCA, Email: f.acmeEmail}
+	kind, err := front.ParseH2Server(f.h2Server)
+	if err != nil {
+		return nil, fmt.Errorf("--h2-server: %w", err)
+	}
+	c.H2Server = kind
 	host, port, err := net.SplitHostPort(f.httpsListen)
 	if err != nil {
 		return nil, fmt.Errorf("--https-listen %q: want [host]:port", f.httpsListen)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"potluck/front"
 	"potluck/internal/cli"
 	"potluck/internal/freeport"
 )
@@ -73,6 +74,12 @@ func TestFlagsAndEnvironment(t *testing.T) {
 				require.Equal(t, ":8080", f.listen)
 				require.Equal(t, "flag-token", f.joinToken)
 			}},
+		{"h2 server", append([]string{"--https-listen", "127.0.0.1:8443", "--listen", "127.0.0.1:8080", "--h2-server", "native"}, cluster...), nil, func(t *testing.T, f *flags) {
+			require.Equal(t, front.H2Native, f.https.H2Server)
+		}},
+		{"h2 server default", append([]string{"--https-listen", "127.0.0.1:8443", "--listen", "127.0.0.1:8080"}, cluster...), nil, func(t *testing.T, f *flags) {
+			require.Equal(t, front.DefaultH2Server, f.https.H2Server)
+		}},
 		{"join token file", cluster, map[string]string{"POTLUCK_JOIN_TOKEN_FILE": tokenFile, "POTLUCK_JOIN_TOKEN": "env-token"}, func(t *testing.T, f *flags) {
 			require.Equal(t, "file-token", f.joinToken, "the file wins over the inline token")
 		}},
@@ -101,6 +108,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"gc percent out of range", []string{"--config", "x.yaml", "--gc-percent", "0"}, nil, "--gc-percent 0: 25 to 10000"},
 		{"pipeline stall out of range", []string{"--config", "x.yaml", "--pipeline-stall", "0s"}, nil, "--pipeline-stall 0s: 1ms to 1m"},
 		{"bad variable", []string{"--config", "x.yaml"}, map[string]string{"POTLUCK_WATCH_INTERVAL": "often"}, `POTLUCK_WATCH_INTERVAL="often" (the environment twin of --watch-interval)`},
+		{"unknown h2 server", []string{"--core", "http://c", "--endpoint", "127.0.0.1:51820", "--https-listen", ":8443", "--h2-server", "fast"}, nil, `--h2-server: h2 server "fast"`},
 		{"bad log level", []string{"--config", "x.yaml", "--log-level", "loud"}, nil, "log level"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"potluck/front"
 	"potluck/internal/human"
 	"potluck/lb"
 )
@@ -46,6 +47,9 @@ type File struct {
 type FileTLS struct {
 	Listen       []string   `yaml:"listen"`
 	Certificates []FileCert `yaml:"certificates"`
+	// H2Server picks the HTTP/2 server: "go" or "native" (front/h2);
+	// empty: front.DefaultH2Server.
+	H2Server string `yaml:"h2_server"`
 }
 
 // FileCert is a PEM certificate chain and its key.
@@ -118,6 +122,7 @@ type Config struct {
 	// and at every reload of listeners: a restart).
 	TLSListen       []string
 	TLSCertificates []tls.Certificate
+	H2Server        front.H2Server
 	Admin           string // "" disables the admin listener
 	Options         lb.Options
 	Routes          []lb.Route
@@ -198,6 +203,11 @@ func (f *File) validate() (*Config, error) {
 			cfg.TLSCertificates = append(cfg.TLSCertificates, pair)
 		}
 		cfg.TLSListen = f.TLS.Listen
+		if k, err := front.ParseH2Server(f.TLS.H2Server); err != nil {
+			bad("tls.h2_server", "%v", err)
+		} else {
+			cfg.H2Server = k
+		}
 	}
 	if f.Admin != nil {
 		cfg.Admin = *f.Admin

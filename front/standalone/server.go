@@ -111,7 +111,7 @@ func Start(opts RunOptions) (*Server, error) {
 		}()
 	}
 	if len(cfg.TLSListen) > 0 {
-		s.tls = front.NewTLSServer(&tls.Config{Certificates: cfg.TLSCertificates, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}, s.log)
+		s.tls = front.NewTLSServer(&tls.Config{Certificates: cfg.TLSCertificates, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}, s.log, cfg.H2Server)
 		for _, addr := range cfg.TLSListen {
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {

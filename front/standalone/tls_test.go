@@ -24,46 +24,53 @@ func TestTLSListenerServesH2AndHTTP11(t *testing.T) {
 	ca, certPEM, keyPEM := acmetest.Certificate(t, "site.test")
 	writeFile(t, filepath.Join(dir, "site.crt"), string(certPEM))
 	writeFile(t, filepath.Join(dir, "site.key"), string(keyPEM))
-	b := backend(t, "b1")
-	path := filepath.Join(dir, "front.yaml")
-	writeFile(t, path, fmt.Sprintf(`listen: ["127.0.0.1:0"]
+	for _, h2Server := range []string{"", "go", "native"} {
+		t.Run("h2_server "+h2Server, func(t *testing.T) {
+			b := backend(t, "b1")
+			path := filepath.Join(dir, "front.yaml")
+			writeFile(t, path, fmt.Sprintf(`listen: ["127.0.0.1:0"]
 admin: ""
 tls:
   listen: ["127.0.0.1:0"]
   certificates: [{cert: %q, key: %q}]
+  h2_server: %q
 routes:
   - default: true
     backends: [%s]
-`, filepath.Join(dir, "site.crt"), filepath.Join(dir, "site.key"), b))
-	s, err := Start(RunOptions{ConfigPath: path, Logger: slog.New(slog.DiscardHandler), ShutdownTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Shutdown() })
-	addr := s.TLSAddrs()[0].String()
-	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, addr)
-	}
-	for _, tc := range []struct {
-		name  string
-		tr    *http.Transport
-		proto string
-	}{
-		{"h2", &http.Transport{DialContext: dial, ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: ca}}, "HTTP/2.0"},
-		{"http/1.1", &http.Transport{DialContext: dial, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}, TLSClientConfig: &tls.Config{RootCAs: ca}}, "HTTP/1.1"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := &http.Client{Transport: tc.tr, Timeout: 10 * time.Second}
-			for range 3 { // keep-alive: several requests on one connection
-				resp, err := c.Get("https://site.test/x")
-				require.NoError(t, err)
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				require.NoError(t, err)
-				require.Equal(t, 200, resp.StatusCode)
-				require.Equal(t, tc.proto, resp.Proto)
-				require.Equal(t, "b1", string(body))
+`, filepath.Join(dir, "site.crt"), filepath.Join(dir, "site.key"), h2Server, b))
+			s, err := Start(RunOptions{ConfigPath: path, Logger: slog.New(slog.DiscardHandler), ShutdownTimeout: 5 * time.Second})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Shutdown() })
+			addr := s.TLSAddrs()[0].String()
+			dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, addr)
+			}
+			for _, tc := range []struct {
+				name  string
+				tr    *http.Transport
+				proto string
+			}{
+				{"h2", &http.Transport{DialContext: dial, ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: ca}}, "HTTP/2.0"},
+				{"http/1.1", &http.Transport{DialContext: dial, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}, TLSClientConfig: &tls.Config{RootCAs: ca}}, "HTTP/1.1"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					c := &http.Client{Transport: tc.tr, Timeout: 10 * time.Second}
+					for range 3 { // keep-alive: several requests on one connection
+						resp, err := c.Get("https://site.test/x")
+						require.NoError(t, err)
+						body, err := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						require.NoError(t, err)
+						require.Equal(t, 200, resp.StatusCode)
+						require.Equal(t, tc.proto, resp.Proto)
+						require.Equal(t, "b1", string(body))
+					}
+				})
 			}
 		})
 	}
+	_, err := Parse([]byte("tls:\n  listen: [\":443\"]\n  certificates: []\n  h2_server: fast\n"))
+	require.ErrorContains(t, err, "tls.h2_server")
 	_, err = Parse([]byte("tls:\n  listen: [\":443\"]\n  certificates: [{cert: /nope.crt, key: /nope.key}]\n"))
 	require.ErrorContains(t, err, "tls.certificates[0]")
 }
