@@ -33,6 +33,7 @@ const (
 	DefaultMaxClientConns = 10000
 	DefaultPipelineDepth  = 64
 	DefaultPipelineStall  = 20 * time.Millisecond
+	DefaultPipelineBusy   = 4
 
 	// DisableHealth as Backend.MaxFails never marks the backend down.
 	DisableHealth = -1
@@ -141,6 +142,13 @@ type Options struct {
 	// a slow or endless (streamed) response holds up only the requests
 	// queued behind it within this time. 0 means DefaultPipelineStall.
 	PipelineStall time.Duration
+	// PipelineBusy: a pipelined backend gets a request over its pipelined
+	// connections only while at least this many are in flight to it,
+	// counting that one; fewer go over the keep-alive pool, as through
+	// NGINX. Pipelining pays when requests share writes, and this way a
+	// slow request at low concurrency never holds up another. 0 means
+	// DefaultPipelineBusy; 1 pipelines every request.
+	PipelineBusy int
 	// ClientIdleTimeout closes a client keep-alive connection when no
 	// request starts within it (NGINX's keepalive_timeout).
 	ClientIdleTimeout time.Duration
@@ -204,6 +212,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PipelineStall <= 0 {
 		o.PipelineStall = DefaultPipelineStall
+	}
+	if o.PipelineBusy <= 0 {
+		o.PipelineBusy = DefaultPipelineBusy
 	}
 	if o.ClientIdleTimeout <= 0 {
 		o.ClientIdleTimeout = DefaultClientIdle

@@ -345,10 +345,11 @@ const maxIdleResends = 2
 // written, or its method is idempotent, and its body can be sent again).
 // NGINX likewise gives a failed cached connection an extra try.
 //
-// A pipelined request that its connection's stall or harmless break turned
-// away goes over the keep-alive pool instead.
+// A request goes over the keep-alive pool instead of b's pipelined
+// connections when fewer than PipelineBusy are in flight to b, or when a
+// connection's stall or harmless break turned it away.
 func (p *Proxy) send(b *backendState, up *fasthttp.Request, resp *fasthttp.Response, ub *upBody) (outcome, error) {
-	pooled := b.pipe == nil || !ub.inMemory()
+	pooled := b.pipe == nil || !ub.inMemory() || b.inflight.Load() < int64(p.opts.PipelineBusy)
 	for resends := 0; ; resends++ {
 		var err error
 		if !pooled {

@@ -91,6 +91,9 @@ func startProxy(t *testing.T, o Options, routes []Route) *testProxy {
 	if o.PipelineBackends == 0 {
 		o.PipelineBackends = testPipelineConns
 	}
+	if o.PipelineBusy == 0 {
+		o.PipelineBusy = 1 // tests of pipelining pipeline every request; TestPipelineOnlyWhenBusy sets it
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

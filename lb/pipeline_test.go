@@ -383,3 +383,56 @@ func TestPipelinedConnectionCloseResends(t *testing.T) {
 	require.Zero(t, st.Failures)
 	require.Equal(t, "live", st.State)
 }
+
+// TestPipelineOnlyWhenBusy: below PipelineBusy requests in flight a
+// pipelined backend gets them over the keep-alive pool, as through NGINX,
+// so a slow request never holds up the next one at low concurrency; at
+// PipelineBusy and above they share the pipelined connection.
+func TestPipelineOnlyWhenBusy(t *testing.T) {
+	var conns sync.Map
+	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		conns.Store(r.RemoteAddr, true)
+		switch r.URL.Path {
+		case "/slow":
+			time.Sleep(time.Second)
+		case "/held":
+			time.Sleep(100 * time.Millisecond)
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	})
+	p := startProxy(t, Options{PipelineBackends: 1, PipelineStall: time.Minute, PipelineBusy: 4}, []Route{route("app.test", b.addr)})
+	cl := newClient()
+
+	slowDone := make(chan struct{})
+	go func() {
+		defer close(slowDone)
+		code, _, _ := do(t, cl, "GET", p.url+"/slow", "app.test", nil)
+		require.Equal(t, 200, code)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	for i := range 5 { // one at a time: two in flight at most
+		code, body, _ := do(t, cl, "GET", p.url+fmt.Sprintf("/fast%d", i), "app.test", nil)
+		require.Equal(t, 200, code)
+		require.Equal(t, fmt.Sprintf("/fast%d", i), body)
+	}
+	select {
+	case <-slowDone:
+		t.Fatal("the fast requests waited for the slow one")
+	default:
+	}
+	<-slowDone
+
+	// 16 at once: the first three take the pool, the rest one pipelined
+	// connection (plus the pool's idle ones, reused).
+	before := countKeys(&conns)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			code, _, _ := do(t, cl, "GET", p.url+"/held", "app.test", nil)
+			require.Equal(t, 200, code)
+		})
+	}
+	wg.Wait()
+	require.LessOrEqual(t, countKeys(&conns)-before, 4, "new backend connections for 16 requests in flight")
+	require.Equal(t, 1, p.Status().Routes[0].Backends[0].Pipelined)
+}

@@ -63,7 +63,7 @@ func (m mesh) expose(t *testing.T, port uint16, target string) (*Gateway, string
 // frontProxy runs lb over the mesh with the given backends.
 func (m mesh) frontProxy(t testing.TB, pipeline int, backends ...string) string {
 	t.Helper()
-	p := lb.New(lb.Options{Dialer: m.front.DialContext, PipelineBackends: pipeline, Logger: discard})
+	p := lb.New(lb.Options{Dialer: m.front.DialContext, PipelineBackends: pipeline, PipelineBusy: 1, Logger: discard})
 	route := lb.Route{Hosts: []string{"app.test"}}
 	for _, b := range backends {
 		route.Backends = append(route.Backends, lb.Backend{Addr: b})

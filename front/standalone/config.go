@@ -87,6 +87,8 @@ type FilePool struct {
 	PipelineDepth int `yaml:"pipeline_depth"`
 	// PipelineStall is lb.Options.PipelineStall.
 	PipelineStall string `yaml:"pipeline_stall"`
+	// PipelineBusy is lb.Options.PipelineBusy.
+	PipelineBusy int `yaml:"pipeline_busy"`
 }
 
 // FileRoute maps host names to backends.
@@ -268,6 +270,10 @@ func (f *File) validate() (*Config, error) {
 	o.PipelineBackends = f.Pool.Pipeline
 	o.PipelineDepth = f.Pool.PipelineDepth
 	o.PipelineStall = dur("backend_pool.pipeline_stall", f.Pool.PipelineStall, lb.DefaultPipelineStall)
+	if f.Pool.PipelineBusy < 0 || f.Pool.PipelineBusy > 1024 {
+		bad("backend_pool.pipeline_busy", "%d is outside 0..1024 (0 = default %d; 1 pipelines every request)", f.Pool.PipelineBusy, lb.DefaultPipelineBusy)
+	}
+	o.PipelineBusy = f.Pool.PipelineBusy
 	if f.Pool.RetryBuffer != "" {
 		n, err := parseSize(f.Pool.RetryBuffer)
 		if err != nil || n < 0 || n > 64<<20 {
