@@ -222,3 +222,51 @@ func TestUpgradeThroughFrontAndGateway(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "ping through the mesh", string(got))
 }
+
+// A streamed response (server-sent events) through a pipelining Front, the
+// mesh and the gateway reaches the client as the app writes it, and the
+// pipelined connection serves the next request after it; a large download
+// streams whole.
+func TestStreamedResponseThroughPipeliningFront(t *testing.T) {
+	m := newMesh(t)
+	release := make(chan struct{})
+	big := strings.Repeat("x", 1<<20)
+	app := serveHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/events":
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: first\n\n")
+			w.(http.Flusher).Flush()
+			<-release
+			io.WriteString(w, "data: second\n\n")
+		case "/big":
+			io.WriteString(w, big)
+		default:
+			io.WriteString(w, r.URL.Path)
+		}
+	})
+	_, addr := m.expose(t, 5005, app)
+	front := m.frontProxy(t, 1, addr)
+	c := &http.Client{Timeout: 10 * time.Second}
+
+	req, _ := http.NewRequest(http.MethodGet, front+"/events", nil)
+	req.Host = "app.test"
+	resp, err := c.Do(req)
+	require.NoError(t, err)
+	br := bufio.NewReader(resp.Body)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "data: first\n", line, "the first event before the app ends the response")
+	close(release)
+	rest, err := io.ReadAll(br)
+	require.NoError(t, err)
+	require.Contains(t, string(rest), "data: second")
+	resp.Body.Close()
+
+	code, body := get(t, c, front+"/big")
+	require.Equal(t, 200, code)
+	require.Equal(t, len(big), len(body))
+	code, body = get(t, c, front+"/after")
+	require.Equal(t, 200, code)
+	require.Equal(t, "/after", body)
+}
