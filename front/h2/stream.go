@@ -378,11 +378,8 @@ func (st *stream) send(block, data []byte, end bool) error {
 		return nil
 	}
 	for {
-		if c.closed {
-			return errConnClosed
-		}
-		if st.reset != nil {
-			return st.reset
+		if err := c.sendErr(st); err != nil {
+			return err
 		}
 		if len(c.wbuf) < maxPendingWrite {
 			break
@@ -399,11 +396,8 @@ func (st *stream) send(block, data []byte, end bool) error {
 		}
 	}
 	for {
-		if c.closed {
-			return errConnClosed
-		}
-		if st.reset != nil {
-			return st.reset
+		if err := c.sendErr(st); err != nil {
+			return err
 		}
 		if len(data) == 0 && end && block == nil {
 			c.wbuf = appendData(c.wbuf, st.id, nil, true)
@@ -428,4 +422,13 @@ func (st *stream) send(block, data []byte, end bool) error {
 			return nil
 		}
 	}
+}
+
+// sendErr is why st can send nothing more, nil if it can: its connection
+// closed, or the stream was reset. Called with c.mu held.
+func (c *conn) sendErr(st *stream) error {
+	if c.closed {
+		return errConnClosed
+	}
+	return st.reset
 }
