@@ -125,7 +125,7 @@ demo: ## start a local cluster (3 core, 1 Front, 2 Backs), deploy the sample app
 demo-check: ## run make demo on ports of its own, run it twice, stop it (part of make test)
 	bash scripts/demo-check.sh
 
-demo-stop: ## stop the demo and remove its containers (state stays in .demo/)
+demo-stop: ## stop the demo and remove its containers and networks (state stays in .demo/)
 	bash scripts/demo-stop.sh
 
 clean:

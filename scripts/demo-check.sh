@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks `make demo` as a user would run it, on ports of its own: the demo
 # comes up and serves the app through the Front from both instances, a second
-# run leaves the first one serving, and demo-stop removes what it started.
+# run leaves the first one serving, and demo-stop removes what it started
+# (processes, containers, networks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEMO_DIR=${DEMO_DIR:-$(mktemp -d /tmp/potluck-demo-check.XXXXXX)}
@@ -29,4 +30,9 @@ grep -q 'already running' <<<"$again" || fail "a second make demo did not recogn
 curl -fsS --max-time 5 -H 'Host: hello.potluck.test' "http://$DEMO_FRONT_HTTP/" >/dev/null || fail "the app stopped answering after a second run"
 bash scripts/demo-stop.sh >/dev/null
 if curl -fsS --max-time 2 "http://$DEMO_FRONT_HTTP/" >/dev/null 2>&1; then fail "the Front still answers after demo-stop"; fi
+for id in "$DEMO_DIR"/back*/identity.json; do
+  host=$(sed -n 's/.*"host_id": *"\([^"]*\)".*/\1/p' "$id")
+  left=$( (docker ps -aq --filter "label=io.potluck.host=$host"; docker network ls -q --filter "label=io.potluck.host=$host") | wc -l)
+  [ "$left" = 0 ] || fail "demo-stop left $left containers or networks of Back $host"
+done
 echo "demo-check: 1 passed, 0 failed"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make demo-stop: stops the demo's processes and removes its containers. Its
-# state stays in .demo/ (rm -rf .demo for a fresh start).
+# make demo-stop: stops the demo's processes and removes its containers and
+# networks. Its state stays in .demo/ (rm -rf .demo for a fresh start).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DEMO=${DEMO_DIR:-.demo}
@@ -15,8 +15,8 @@ for _ in $(seq 1 50); do
   sleep 0.2
 done
 rm -f "$DEMO"/*.pid
-# Backs leave their containers running on purpose (a Back restart must not
-# take apps down); the demo is over, so remove them.
+# Backs leave their containers and installation networks in place on purpose
+# (a Back restart must not take apps down); the demo is over, so remove them.
 if command -v docker >/dev/null; then
   for id in "$DEMO"/back*/identity.json; do
     [ -f "$id" ] || continue
@@ -24,6 +24,8 @@ if command -v docker >/dev/null; then
     [ -n "$host" ] || continue
     ids=$(docker ps -aq --filter "label=io.potluck.host=$host" 2>/dev/null)
     [ -n "$ids" ] && docker rm -f $ids >/dev/null
+    nets=$(docker network ls -q --filter "label=io.potluck.host=$host" 2>/dev/null)
+    [ -n "$nets" ] && docker network rm $nets >/dev/null
   done
 fi
 echo "demo: stopped (state kept in $DEMO/)"
