@@ -43,7 +43,9 @@ func (r *relay) passOn(ctx *fasthttp.RequestCtx) {
 	// which does not pass the backend's.)
 	dst.Header.SetNoDefaultContentType(true)
 	if !r.resp.IsBodyStream() {
-		dst.SetBody(r.resp.Body())
+		// Swap the body buffers rather than copy: dst takes r's, and r
+		// takes dst's (empty) one back to the pool.
+		dst.SwapBody(r.resp.SwapBody(dst.SwapBody(nil)))
 		r.release()
 		return
 	}
