@@ -235,8 +235,8 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 	var tr tried
 	var last outcome
 	var lastB *backendState
-	var lastResp *fasthttp.Response // the response of an attempt whose status counts as a failure
-	exhausted := false              // the loop ended for want of a live, untried backend
+	lastStatus := false // x holds the response of an attempt whose status counts as a failure
+	exhausted := false  // the loop ended for want of a live, untried backend
 	now := p.opts.Clock.Now()
 	for {
 		idx, probe := rt.pick(&tr, now)
@@ -291,10 +291,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 			p.log.Debug("backend attempt failed, not counted", "route", rt.name, "backend", b.spec.Addr, "err", err)
 		}
 		last, lastB = o, b
-		lastResp = nil
-		if o == outcomeStatus {
-			lastResp = resp
-		}
+		lastStatus = o == outcomeStatus
 		sent := o != outcomeConnect && o != outcomeConnTimeout && o != outcomeBusy
 		retry := !rt.single &&
 			!(sent && nonIdempotent(&req.Header)) &&
@@ -316,7 +313,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, rt *routeState) *backendState 
 		// Backends were left untried because they are down: NGINX's "no
 		// live upstreams", a 502 whatever the last attempt's error was.
 		p.answerUnserved(ctx, rt, outcomeOK, nil)
-	case lastResp != nil:
+	case lastStatus:
 		p.respond(ctx, x) // pass the backend's own error through
 		return lastB
 	default:
