@@ -4,8 +4,9 @@
 #   always:   Go modules (go mod download), iproute2 + iptables (network-namespace NAT tests),
 #             chromium (the web UI test drives a headless Chromium),
 #             nginx (lb's TestNginxParity runs each scenario through a real NGINX too),
-#             dig (bind9-dnsutils: core/dnsserve's resolver tests)
-#   --bench:  wrk (make bench-nginx), h2load from nghttp2-client (make bench-tls)
+#             dig (bind9-dnsutils: core/dnsserve's resolver tests),
+#             curl and h2load (nghttp2-client: front/h2's tests with real HTTP/2 clients)
+#   --bench:  wrk (make bench-nginx, make bench-tls)
 #   --docker: a running Docker Engine (scripts/docker-up.sh installs docker.io and starts dockerd)
 set -euo pipefail
 
@@ -30,8 +31,10 @@ need ip iproute2
 need iptables iptables
 need chromium chromium
 need dig bind9-dnsutils   # core/dnsserve's tests query the DNS server with dig
+need curl curl            # front/h2's tests: curl and h2load speak h2 to the server
+need h2load nghttp2-client
 [ -x /usr/sbin/nginx ] || need nginx nginx
-if [ $want_bench = 1 ]; then need wrk wrk; need h2load nghttp2-client; fi
+if [ $want_bench = 1 ]; then need wrk wrk; fi
 
 if [ ${#pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

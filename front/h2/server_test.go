@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"potluck/internal/testenv"
+
 	"github.com/stretchr/testify/require"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/net/http2"
@@ -217,7 +219,7 @@ func TestGoTransport(t *testing.T) {
 func TestCurl(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
-		t.Skip("curl not installed")
+		testenv.Missing(t, "curl is not installed (scripts/install-deps.sh installs it)")
 	}
 	big := bytes.Repeat([]byte("x"), 1<<20)
 	_, addr := testServer(t, func(ctx *fasthttp.RequestCtx) {
@@ -256,7 +258,7 @@ func TestCurl(t *testing.T) {
 func TestH2load(t *testing.T) {
 	h2load, err := exec.LookPath("h2load")
 	if err != nil {
-		t.Skip("h2load not installed (scripts/install-deps.sh --bench)")
+		testenv.Missing(t, "h2load is not installed (scripts/install-deps.sh installs nghttp2-client)")
 	}
 	_, addr := testServer(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("Hello from a Potluck app\n") }, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
