@@ -471,6 +471,17 @@ func (n *Node) PeerByAddress(a netip.Addr) (Peer, bool) {
 	return n.peers[k], true
 }
 
+// TunnelBytes counts the bytes of the IP packets the node has sent and
+// received through the tunnel, all peers together: a cheap gauge of how
+// much the node moves (one atomic load; Status takes WireGuard's IPC lock).
+// It stays 0 on the stock netstack path, which only benchmarks use.
+func (n *Node) TunnelBytes() uint64 {
+	if l, ok := n.tun.(*tunLink); ok {
+		return l.bytes.Load()
+	}
+	return 0
+}
+
 // Status reports each peer's live WireGuard state, ordered by tunnel address.
 func (n *Node) Status() ([]PeerStatus, error) {
 	n.mu.Lock()

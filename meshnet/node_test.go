@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"testing"
 	"time"
@@ -61,6 +62,30 @@ func TestStatusReportsHandshakeTrafficAndLearnedEndpoint(t *testing.T) {
 	require.WithinDuration(t, time.Now(), st[0].LastHandshake, time.Minute)
 	require.NotZero(t, st[0].RxBytes)
 	require.NotZero(t, st[0].TxBytes)
+}
+
+// TestTunnelBytesCountsBothDirections: what procs' governor reads to tell a
+// stream from a trickle counts every byte through the link, sent and
+// received.
+func TestTunnelBytesCountsBothDirections(t *testing.T) {
+	a := newNode(t, "100.64.0.1", nodeOpts{})
+	b := newNode(t, "100.64.0.2", nodeOpts{})
+	link(t, a, b)
+	const size = 1 << 20
+	ln, err := b.Listen(80)
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(make([]byte, size))
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	beforeA, beforeB := a.TunnelBytes(), b.TunnelBytes()
+
+	body, err := get(httpClient(a, 10*time.Second), "http://100.64.0.2/")
+	require.NoError(t, err)
+	require.Len(t, body, size)
+	require.Greater(t, b.TunnelBytes()-beforeB, uint64(size), "the server's node sent the body")
+	require.Greater(t, a.TunnelBytes()-beforeA, uint64(size), "the client's node received it")
 }
 
 func TestRemovedPeerCanNoLongerConnect(t *testing.T) {

@@ -63,6 +63,7 @@ type tunLink struct {
 	gros sync.Pool // of *gro.GRO; one per concurrent Write (one per peer)
 
 	sentPackets atomic.Uint64 // packets handed to WireGuard, for benchmarks
+	bytes       atomic.Uint64 // of the packets handed to WireGuard and taken from it
 }
 
 var (
@@ -216,6 +217,11 @@ func (l *tunLink) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		l.sent = 0
 	}
 	l.sentPackets.Add(uint64(n))
+	var b int
+	for _, size := range sizes[:n] {
+		b += size
+	}
+	l.bytes.Add(uint64(b))
 	return n, nil
 }
 
@@ -301,11 +307,13 @@ func (l *tunLink) Write(bufs [][]byte, offset int) (int, error) {
 	}
 	g := l.gros.Get().(*gro.GRO)
 	g.Dispatcher = d
+	received := 0
 	for _, b := range bufs {
 		p := b[offset:]
 		if len(p) == 0 {
 			continue
 		}
+		received += len(p)
 		var proto tcpip.NetworkProtocolNumber
 		switch p[0] >> 4 {
 		case 4:
@@ -324,6 +332,7 @@ func (l *tunLink) Write(bufs [][]byte, offset int) (int, error) {
 	g.Flush()
 	g.Dispatcher = nil
 	l.gros.Put(g)
+	l.bytes.Add(uint64(received))
 	return len(bufs), nil
 }
 

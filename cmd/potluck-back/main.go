@@ -61,7 +61,7 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	imageKeep := fs.Duration("image-keep", back.DefaultImageKeep, "how long an image no instance uses stays loaded (scaled in and out again within it: no new download)")
 	hostFirewall := fs.Bool("host-firewall", true, "install the iptables rules that keep containers away from this host and its LAN (false: the operator manages them; see docs/security.md)")
 	rawRelay := fs.Bool("raw-relay", false, "relay the Fronts' tunnel connections to the containers byte for byte instead of through the HTTP gateway (which lets Fronts pipeline safely; docs/meshnet.md)")
-	adaptProcs := fs.Bool("adapt-procs", true, "run on one P (GOMAXPROCS 1) while the Back uses under 0.7 of a core, on all of them once that one is nearly saturated: fewer thread wake-ups per forwarded packet (docs/meshnet.md; setting GOMAXPROCS turns it off)")
+	adaptProcs := fs.Bool("adapt-procs", true, "run on one P (GOMAXPROCS 1) while the Back uses under 0.7 of a core, on all of them once that one is nearly saturated or the mesh carries 32 MiB/s or more (a stream): fewer thread wake-ups per forwarded packet (docs/meshnet.md; setting GOMAXPROCS turns it off)")
 	profiling := fs.Bool("pprof", false, "serve /debug/pprof/ on the --metrics listener (CPU profiles of the forwarding path)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
@@ -95,9 +95,6 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if *adaptProcs {
-		go procs.Run(ctx, procs.Config{Logger: log})
-	}
 	b, err := back.Start(ctx, back.Config{
 		Agent: agent.Config{
 			CoreURLs: cores, CoreCAFile: *coreCA, JoinToken: joinToken, Name: *name, CPUs: *cpus,
@@ -112,6 +109,9 @@ the Fronts of its installation only.`, "See docs/operations.md.")
 		return err
 	}
 	defer b.Close()
+	if *adaptProcs {
+		go procs.Run(ctx, procs.Config{Work: b.Agent().Node().TunnelBytes, Logger: log})
+	}
 	if *metricsAddr != "" {
 		ln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {

@@ -116,7 +116,7 @@ routes of a YAML file over plain TCP, a drop-in replacement for NGINX.`, "See do
 	fs.Var(&f.maxBody, "max-body", "cluster: largest request body accepted, e.g. 100MiB (0: lb's default)")
 	fs.BoolVar(&f.accessLog, "access-log", false, "cluster: log one line per request")
 	fs.IntVar(&f.pipeline, "pipeline", front.DefaultPipeline, "cluster: pipelined HTTP/1.1 connections per instance on Backs that run the HTTP gateway (0: the keep-alive pool only, as NGINX; docs/meshnet.md)")
-	fs.BoolVar(&f.adaptProcs, "adapt-procs", true, "cluster: run on one P (GOMAXPROCS 1) while the Front uses under 0.7 of a core, on all of them once that one is nearly saturated: fewer thread wake-ups per packet through the mesh (docs/meshnet.md; setting GOMAXPROCS turns it off)")
+	fs.BoolVar(&f.adaptProcs, "adapt-procs", true, "cluster: run on one P (GOMAXPROCS 1) while the Front uses under 0.7 of a core, on all of them once that one is nearly saturated or the mesh carries 32 MiB/s or more (a stream): fewer thread wake-ups per packet through the mesh (docs/meshnet.md; setting GOMAXPROCS turns it off)")
 	fs.DurationVar(&f.pipelineStall, "pipeline-stall", lb.DefaultPipelineStall, "cluster: a pipelined connection whose oldest request has waited this long takes no new ones; they go over the keep-alive pool")
 	fs.StringVar(&f.httpsListen, "https-listen", "", "cluster: client HTTPS listen address, e.g. :443, for installations with HTTPS (empty: off; docs/https.md)")
 	fs.StringVar(&f.acmeCA, "acme-ca", "", "cluster: ACME directory URL certificates are obtained from (default: Let's Encrypt); use the same on every Front")
@@ -231,9 +231,6 @@ func runStandalone(ctx context.Context, f *flags, log *slog.Logger, stdout, stde
 }
 
 func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
-	if f.adaptProcs {
-		go procs.Run(ctx, procs.Config{Logger: log})
-	}
 	https := f.https
 	fr, err := front.Start(ctx, front.Config{
 		Agent: agent.Config{
@@ -251,6 +248,9 @@ func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 	})
 	if err != nil {
 		return err
+	}
+	if f.adaptProcs {
+		go procs.Run(ctx, procs.Config{Work: fr.Agent().Node().TunnelBytes, Logger: log})
 	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {

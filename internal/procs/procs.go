@@ -8,9 +8,13 @@
 // and a Back with two Ps, against 6.5 with one (docs/benchmarks.md, "Fourth
 // pass: a lone request waits for threads to wake"). With one P the hand-offs are plain
 // goroutine switches on one thread. One P is too few once the process
-// needs more than a core (streams, many connections), so Run gives it one
-// P while it uses less than Config.Down of a core and every P again once
-// one P is nearly saturated.
+// needs more than a core (many connections), so Run gives it one P while
+// it uses less than Config.Down of a core and every P again once one P is
+// nearly saturated. A single stream never saturates its P: it is paced by
+// the hand-offs between the processes it crosses, and at one P it moves
+// half of what it moves with two at 0.4 of a core; so a process that
+// counts its work (Config.Work: a mesh node's tunnel bytes) gets every P
+// while it moves more than Config.UpWork per second, whatever its CPU.
 package procs
 
 import (
@@ -25,7 +29,8 @@ import (
 // Config tunes Run. The zero value is the default.
 type Config struct {
 	// Interval is how often the process's CPU time is sampled (default
-	// 250ms).
+	// 100ms: a 64 MiB stream through the mesh lasts well under a second,
+	// and spends its first interval at one P).
 	Interval time.Duration
 	// Max is the GOMAXPROCS of a busy process (default: the value at
 	// Run's start, the runtime's own choice).
@@ -35,21 +40,29 @@ type Config struct {
 	Up float64
 	// Down is the share of one core below which a process at Max returns
 	// to one P (default 0.7), after DownAfter such intervals in a row
-	// (default 4, one second). With Max Ps the same work costs more CPU,
+	// (default 10, one second). With Max Ps the same work costs more CPU,
 	// not less (the spinning threads: a lone request's stream of packets
 	// keeps an agent at 0.5–0.6 of a core with two Ps and 0.3 with one),
 	// so any Down below Up keeps a steady load from switching back and
 	// forth, and one close to Up lets the idle-but-spinning process down.
 	Down      float64
 	DownAfter int
-	Logger    *slog.Logger
+	// Work, when set, counts the work done so far (a mesh node's
+	// TunnelBytes); read once per Interval. While the process does UpWork
+	// or more of it per second it runs at Max (default 32 MiB/s: a lone
+	// request loop through the mesh moves 1–3 MB/s, a single stream
+	// 75 MB/s and more).
+	Work   func() uint64
+	UpWork float64
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
-	c.Interval = cmp.Or(c.Interval, 250*time.Millisecond)
+	c.Interval = cmp.Or(c.Interval, 100*time.Millisecond)
 	c.Max = cmp.Or(c.Max, runtime.GOMAXPROCS(0))
 	c.Up, c.Down = cmp.Or(c.Up, 0.8), cmp.Or(c.Down, 0.7)
-	c.DownAfter = cmp.Or(c.DownAfter, 4)
+	c.DownAfter = cmp.Or(c.DownAfter, 10)
+	c.UpWork = cmp.Or(c.UpWork, 32<<20)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -74,21 +87,31 @@ func Run(ctx context.Context, cfg Config) {
 	defer runtime.GOMAXPROCS(cfg.Max)
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
-	prev := time.Now()
+	prev, lastWork := time.Now(), cfg.work()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			cpu, _ := cpuTime()
-			busy := float64(cpu-last) / float64(now.Sub(prev))
-			last, prev = cpu, now
-			if n := g.next(busy); n != runtime.GOMAXPROCS(0) {
+			work := cfg.work()
+			secs := now.Sub(prev).Seconds()
+			busy := (cpu - last).Seconds() / secs
+			rate := float64(work-lastWork) / secs
+			last, lastWork, prev = cpu, work, now
+			if n := g.next(busy, rate); n != runtime.GOMAXPROCS(0) {
 				runtime.GOMAXPROCS(n)
-				cfg.Logger.Debug("GOMAXPROCS adapted", "procs", n, "cores_used", busy)
+				cfg.Logger.Debug("GOMAXPROCS adapted", "procs", n, "cores_used", busy, "work_per_second", rate)
 			}
 		}
 	}
+}
+
+func (c Config) work() uint64 {
+	if c.Work == nil {
+		return 0
+	}
+	return c.Work()
 }
 
 // governor decides, interval by interval, how many Ps the process gets.
@@ -98,10 +121,12 @@ type governor struct {
 	quiet int // intervals in a row below Down at Max
 }
 
-// next takes the cores the process used in the last interval and returns
-// the GOMAXPROCS for the next one.
-func (g *governor) next(busy float64) int {
+// next takes the cores the process used in the last interval and the work
+// it did per second, and returns the GOMAXPROCS for the next one.
+func (g *governor) next(busy, work float64) int {
 	switch {
+	case work >= g.cfg.UpWork:
+		g.procs, g.quiet = g.cfg.Max, 0
 	case g.procs == 1 && busy >= g.cfg.Up:
 		g.procs = g.cfg.Max
 	case g.procs == 1:

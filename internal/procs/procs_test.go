@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ func TestGovernor(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		busy  []float64 // cores used, interval by interval, starting at Max
+		work  []float64 // work per second in each interval; nil: none
 		procs []int     // GOMAXPROCS after each
 	}{
 		{name: "idle goes to one P after DownAfter quiet intervals",
@@ -29,12 +31,22 @@ func TestGovernor(t *testing.T) {
 			busy: []float64{0.55, 0.6, 0.65}, procs: []int{4, 4, 1}},
 		{name: "busy at Max stays",
 			busy: []float64{1.7, 2.5, 1.1}, procs: []int{4, 4, 4}},
+		{name: "a stream at one P gets Max though its CPU stays low",
+			busy: []float64{0.1, 0.1, 0.1, 0.4, 0.5}, work: []float64{0, 0, 0, 80 << 20, 90 << 20}, procs: []int{4, 4, 1, 4, 4}},
+		{name: "a stream at Max keeps it, then a trickle lets it down",
+			busy: []float64{0.5, 0.5, 0.5, 0.3, 0.3, 0.3}, work: []float64{80 << 20, 80 << 20, 80 << 20, 2 << 20, 2 << 20, 2 << 20}, procs: []int{4, 4, 4, 4, 4, 1}},
+		{name: "a trickle of work changes nothing",
+			busy: []float64{0.1, 0.1, 0.1, 0.2}, work: []float64{3 << 20, 3 << 20, 3 << 20, 3 << 20}, procs: []int{4, 4, 1, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := governor{cfg: cfg, procs: cfg.Max}
 			got := make([]int, 0, len(tc.busy))
-			for _, b := range tc.busy {
-				got = append(got, g.next(b))
+			for i, b := range tc.busy {
+				var w float64
+				if tc.work != nil {
+					w = tc.work[i]
+				}
+				got = append(got, g.next(b, w))
 			}
 			require.Equal(t, tc.procs, got)
 		})
@@ -68,6 +80,38 @@ func TestRunAdaptsAndRestores(t *testing.T) {
 	cancel()
 	wg.Wait()
 	require.Equal(t, 2, runtime.GOMAXPROCS(0))
+}
+
+// TestRunGivesWorkEveryP: a process whose Work counter climbs fast gets Max
+// while its CPU stays near zero.
+func TestRunGivesWorkEveryP(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "")
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	runtime.GOMAXPROCS(2)
+	var work atomic.Uint64
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		Run(ctx, Config{Interval: 10 * time.Millisecond, Max: 2, DownAfter: 2, Work: work.Load, UpWork: 1 << 20})
+	})
+	require.Eventually(t, func() bool { return runtime.GOMAXPROCS(0) == 1 }, 20*time.Second, 5*time.Millisecond)
+	stop := make(chan struct{})
+	wg.Go(func() {
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				work.Add(64 << 10) // 64 MiB/s at most, at next to no CPU
+			}
+		}
+	})
+	require.Eventually(t, func() bool { return runtime.GOMAXPROCS(0) == 2 }, 20*time.Second, 5*time.Millisecond)
+	close(stop)
+	cancel()
+	wg.Wait()
 }
 
 func TestRunStepsAsideForTheOperator(t *testing.T) {
