@@ -23,10 +23,13 @@
 package hostfw
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -52,9 +55,17 @@ type Firewall struct {
 	Iptables string
 	// Interfaces is the interface pattern to match, e.g. "pl+".
 	Interfaces string
+	// LockFile serialises Ensure between processes: the Backs of one
+	// machine (several may share an engine) check and add rules in turns,
+	// or two of them starting together both find a rule missing and both
+	// add it. "" means DefaultLockFile.
+	LockFile string
 
 	mu sync.Mutex
 }
+
+// DefaultLockFile is where Ensure takes its lock between processes.
+const DefaultLockFile = "/run/potluck-hostfw.lock"
 
 // rule is one iptables rule: its chain, and the rest of its arguments.
 type rule struct {
@@ -83,13 +94,20 @@ func (f *Firewall) rules() []rule {
 
 // Ensure creates the chains and adds whichever rules are missing; rules
 // already there are left alone, so it is cheap to call again (dockerd
-// recreates DOCKER-USER when it restarts on a rebooted host).
+// recreates DOCKER-USER when it restarts on a rebooted host). It removes
+// repeated copies of Potluck's rules, which Backs before the lock between
+// processes could leave.
 func (f *Firewall) Ensure(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.Interfaces == "" {
 		return errors.New("host firewall: no interface pattern")
 	}
+	unlock, err := lockFile(ctx, cmp.Or(f.LockFile, DefaultLockFile))
+	if err != nil {
+		return fmt.Errorf("host firewall: %w", err)
+	}
+	defer unlock()
 	if _, err := f.run(ctx, "-S", "DOCKER-USER"); err != nil {
 		return fmt.Errorf("host firewall: %w (is dockerd running with its iptables rules on this machine?)", err)
 	}
@@ -110,6 +128,36 @@ func (f *Firewall) Ensure(ctx context.Context) error {
 		}
 		if _, err := f.run(ctx, append(op, r.args...)...); err != nil {
 			return fmt.Errorf("host firewall: %w", err)
+		}
+	}
+	return f.dedupe(ctx)
+}
+
+// dedupe deletes every copy of a Potluck rule after its first: all of its
+// own chains' repeats, and repeated jumps to them in INPUT and DOCKER-USER
+// (other rules there are not Potluck's). Keeping the first copies keeps
+// the order: a process appended a chain's rules one after another, each
+// only once the one before it was in the chain.
+func (f *Firewall) dedupe(ctx context.Context) error {
+	for _, chain := range []string{ChainInput, ChainForward, "INPUT", "DOCKER-USER"} {
+		out, err := f.run(ctx, "-S", chain)
+		if err != nil {
+			return fmt.Errorf("host firewall: %w", err)
+		}
+		own := chain == ChainInput || chain == ChainForward
+		var rules []string // -A lines, rule number i+1
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "-A ") {
+				rules = append(rules, strings.TrimSpace(line))
+			}
+		}
+		for i := len(rules) - 1; i > 0; i-- { // from the end: numbers before i stay
+			ours := own || strings.Contains(rules[i], " -j "+ChainInput) || strings.Contains(rules[i], " -j "+ChainForward)
+			if ours && slices.Contains(rules[:i], rules[i]) {
+				if _, err := f.run(ctx, "-D", chain, strconv.Itoa(i+1)); err != nil {
+					return fmt.Errorf("host firewall: removing a repeated rule: %w", err)
+				}
+			}
 		}
 	}
 	return nil
