@@ -58,7 +58,9 @@ type Firewall struct {
 	// LockFile serialises Ensure between processes: the Backs of one
 	// machine (several may share an engine) check and add rules in turns,
 	// or two of them starting together both find a rule missing and both
-	// add it. "" means DefaultLockFile.
+	// add it. "" means DefaultLockFile, or the same name in the temporary
+	// directory where /run cannot be written (a Back run as a user with
+	// CAP_NET_ADMIN).
 	LockFile string
 
 	mu sync.Mutex
@@ -103,11 +105,12 @@ func (f *Firewall) Ensure(ctx context.Context) error {
 	if f.Interfaces == "" {
 		return errors.New("host firewall: no interface pattern")
 	}
-	unlock, err := lockFile(ctx, cmp.Or(f.LockFile, DefaultLockFile))
-	if err != nil {
-		return fmt.Errorf("host firewall: %w", err)
+	// The lock is a courtesy between Backs: without it (a Back not allowed
+	// to write /run, or one that held it past lockWait) rules may be
+	// added twice, which the next Ensure's dedupe repairs.
+	if unlock, err := lockFile(ctx, cmp.Or(f.LockFile, DefaultLockFile)); err == nil {
+		defer unlock()
 	}
-	defer unlock()
 	if _, err := f.run(ctx, "-S", "DOCKER-USER"); err != nil {
 		return fmt.Errorf("host firewall: %w (is dockerd running with its iptables rules on this machine?)", err)
 	}

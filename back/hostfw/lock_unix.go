@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -17,8 +18,15 @@ const lockWait = time.Minute
 
 // lockFile takes an exclusive flock on path (created if missing), waiting
 // for ctx; the kernel drops it if the process dies.
+// A Back that cannot create path (/run is root's) uses the same name in
+// the temporary directory. The file is opened read-only, which flock
+// needs no more than, and readable by all, so Backs of different users
+// share it.
 func lockFile(ctx context.Context, path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		f, err = os.OpenFile(filepath.Join(os.TempDir(), filepath.Base(path)), os.O_RDONLY|os.O_CREATE, 0o644)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock between processes: %w", err)
 	}
