@@ -39,7 +39,12 @@ func TestNATedNodeRecoversAfterHubRestart(t *testing.T) {
 		_, err := get(httpClient(n, time.Second), "http://100.64.1.7/")
 		return err
 	}
-	require.Eventually(t, func() bool { return reach(hub) == nil }, 10*time.Second, 100*time.Millisecond)
+	// First contact is normally under a second. It took over 10 s once in
+	// CI (make test under -race beside lb's tests, 2026-12-03; cause not
+	// found): the bound is the restart's, and the time is logged.
+	start := time.Now()
+	require.Eventually(t, func() bool { return reach(hub) == nil }, 25*time.Second, 100*time.Millisecond)
+	t.Logf("first contact after %.1f s", time.Since(start).Seconds())
 
 	require.NoError(t, hub.Close())
 	restarted := time.Now()
