@@ -136,7 +136,7 @@ func (b *backendState) drain(limit time.Duration) {
 func (b *backendState) closeIdle() {
 	b.client.CloseIdleConnections()
 	if b.pipe != nil {
-		b.pipe.closeAll()
+		b.pipe.closeIdle()
 	}
 }
 

@@ -63,7 +63,13 @@ type pipeConn struct {
 	writerDone chan struct{}
 	once       sync.Once
 	brk        *pipeBreak
-	bc         *backendConn // nil if the dialer returned another type; read by the reader only
+	// pending counts the requests pushed to in and not yet answered, a
+	// request the writer holds between in and queue included: the idle
+	// close checks it under wmu, so it never closes under a request.
+	pending atomic.Int64
+	retired chan struct{} // closed by retire: close once nothing is pending
+	retire1 sync.Once
+	bc      *backendConn // nil if the dialer returned another type; read by the reader only
 	// headSince is when the reader began waiting for the response at the
 	// head of the queue (monotonic nanoseconds since pipeEpoch); 0 when it
 	// waits for none.
@@ -216,6 +222,7 @@ func (pc *pipeClient) conn(s *pipeSlot) (*pipeConn, error) {
 		in:         make(chan *pipeWork, pc.depth),
 		queue:      make(chan *pipeWork, pc.depth),
 		closed:     make(chan struct{}),
+		retired:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 		brk:        &pipeBreak{},
 	}
@@ -243,6 +250,7 @@ func (c *pipeConn) send(pc *pipeClient, req *fasthttp.Request, resp *fasthttp.Re
 	}
 	select {
 	case c.in <- w:
+		c.pending.Add(1)
 	case <-c.closed:
 		// Broken while we waited for room: the drain that follows cannot
 		// start before we let go of wmu, and w is not queued.
@@ -349,17 +357,23 @@ func (c *pipeConn) reader(idle time.Duration) {
 			case <-c.closed:
 				c.drain(c.brk)
 				return
-			case <-timer.C:
-				// Idle: close unless a request slipped in meanwhile.
-				c.wmu.Lock()
-				if len(c.queue) == 0 && len(c.in) == 0 {
-					c.dead.Store(true)
-					c.wmu.Unlock()
-					c.fail()
-					c.drain(c.brk) // nothing to fail; waits for the writer
+			case <-c.retired:
+				timer.Stop()
+				if c.closeIfIdle() {
 					return
 				}
-				c.wmu.Unlock()
+				// Requests are still on their way to the queue; no
+				// new one can join them.
+				select {
+				case w = <-c.queue:
+				case <-c.closed:
+					c.drain(c.brk)
+					return
+				}
+			case <-timer.C:
+				if c.closeIfIdle() {
+					return
+				}
 				continue
 			}
 		}
@@ -378,6 +392,7 @@ func (c *pipeConn) reader(idle time.Duration) {
 			return
 		}
 		closing := w.resp.ConnectionClose()
+		c.pending.Add(-1)
 		w.done <- struct{}{} // w.resp belongs to the handler from here
 		if body != nil {
 			// The next response follows this body on the connection.
@@ -400,6 +415,30 @@ func (c *pipeConn) reader(idle time.Duration) {
 			mark = c.bc.got - int64(c.br.Buffered())
 		}
 	}
+}
+
+// closeIfIdle closes c, and reports it, when no request is pending on it:
+// none can be queued meanwhile, since a push to in happens under wmu.
+func (c *pipeConn) closeIfIdle() bool {
+	c.wmu.Lock()
+	if c.pending.Load() != 0 {
+		c.wmu.Unlock()
+		return false
+	}
+	c.dead.Store(true)
+	c.wmu.Unlock()
+	c.fail()
+	c.drain(c.brk) // nothing to fail; waits for the writer
+	return true
+}
+
+// retire takes no more requests on c and closes it once those queued are
+// answered.
+func (c *pipeConn) retire() {
+	c.wmu.Lock()
+	c.dead.Store(true)
+	c.wmu.Unlock()
+	c.retire1.Do(func() { close(c.retired) })
 }
 
 // harmlessBreak is the break of a connection closed through no fault of
@@ -547,11 +586,15 @@ func (c *pipeConn) drain(brk *pipeBreak) {
 	}
 }
 
-// closeAll closes every connection; queued requests fail.
-func (pc *pipeClient) closeAll() {
+// closeIdle closes every connection once the requests queued on it are
+// answered (a removed backend's drain: a request that picked the backend
+// from the old table just before the reload may still be on its way, and
+// a non-idempotent one could not be sent again); requests that come later
+// open fresh connections, which close when idle.
+func (pc *pipeClient) closeIdle() {
 	for i := range pc.slots {
 		if c := pc.slots[i].c.Load(); c != nil {
-			c.fail()
+			c.retire()
 		}
 	}
 }

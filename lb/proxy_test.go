@@ -333,12 +333,14 @@ func TestHotReloadUnderLoadDropsNothing(t *testing.T) {
 				req.Host = "app.test"
 				resp, err := cl.Do(req)
 				if err != nil {
+					t.Logf("request failed: %v", err)
 					failed.Add(1)
 					continue
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
+				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != 200 {
+					t.Logf("request answered %d: %s", resp.StatusCode, body)
 					failed.Add(1)
 					continue
 				}
