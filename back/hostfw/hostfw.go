@@ -23,7 +23,6 @@
 package hostfw
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,19 +54,19 @@ type Firewall struct {
 	Iptables string
 	// Interfaces is the interface pattern to match, e.g. "pl+".
 	Interfaces string
-	// LockFile serialises Ensure between processes: the Backs of one
-	// machine (several may share an engine) check and add rules in turns,
-	// or two of them starting together both find a rule missing and both
-	// add it. "" means DefaultLockFile, or the same name in the temporary
-	// directory where /run cannot be written (a Back run as a user with
-	// CAP_NET_ADMIN).
-	LockFile string
 
 	mu sync.Mutex
 }
 
-// DefaultLockFile is where Ensure takes its lock between processes.
-const DefaultLockFile = "/run/potluck-hostfw.lock"
+// lockPath is where Ensure takes its turn between processes: the Backs of
+// one machine (several may share an engine) check and change the rules
+// one at a time, or two of them starting together both find a rule missing
+// and both add it. A Back that may not write /run (run as a user with
+// CAP_NET_ADMIN) uses the same name in the temporary directory.
+const lockPath = "/run/potluck-hostfw.lock"
+
+// chains are those Ensure changes: Potluck's own and the two it jumps from.
+var chains = []string{"INPUT", "DOCKER-USER", ChainInput, ChainForward}
 
 // rule is one iptables rule: its chain, and the rest of its arguments.
 type rule struct {
@@ -97,18 +96,21 @@ func (f *Firewall) rules() []rule {
 // Ensure creates the chains and adds whichever rules are missing; rules
 // already there are left alone, so it is cheap to call again (dockerd
 // recreates DOCKER-USER when it restarts on a rebooted host). It removes
-// repeated copies of Potluck's rules, which Backs before the lock between
-// processes could leave.
+// repeated copies of Potluck's rules, which Backs that added rules at the
+// same moment (before Ensure took turns between processes) could leave.
 func (f *Firewall) Ensure(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.Interfaces == "" {
 		return errors.New("host firewall: no interface pattern")
 	}
-	// The lock is a courtesy between Backs: without it (a Back not allowed
-	// to write /run, or one that held it past lockWait) rules may be
-	// added twice, which the next Ensure's dedupe repairs.
-	if unlock, err := lockFile(ctx, cmp.Or(f.LockFile, DefaultLockFile)); err == nil {
+	// Without its turn (no lock file could be made, or another Back held it
+	// past lockWait) Ensure still adds what is missing, maybe twice; it
+	// only removes repeats, by rule number, while no other Back can change
+	// the chains: the next Ensure with its turn does.
+	unlock, err := lockFile(ctx, lockPath)
+	locked := err == nil
+	if locked {
 		defer unlock()
 	}
 	if _, err := f.run(ctx, "-S", "DOCKER-USER"); err != nil {
@@ -133,6 +135,9 @@ func (f *Firewall) Ensure(ctx context.Context) error {
 			return fmt.Errorf("host firewall: %w", err)
 		}
 	}
+	if !locked {
+		return nil
+	}
 	return f.dedupe(ctx)
 }
 
@@ -142,7 +147,7 @@ func (f *Firewall) Ensure(ctx context.Context) error {
 // the order: a process appended a chain's rules one after another, each
 // only once the one before it was in the chain.
 func (f *Firewall) dedupe(ctx context.Context) error {
-	for _, chain := range []string{ChainInput, ChainForward, "INPUT", "DOCKER-USER"} {
+	for _, chain := range chains {
 		out, err := f.run(ctx, "-S", chain)
 		if err != nil {
 			return fmt.Errorf("host firewall: %w", err)

@@ -99,7 +99,7 @@ func requireIptables(t *testing.T) {
 func potluckRules(t *testing.T, f *Firewall) map[string]int {
 	t.Helper()
 	n := map[string]int{}
-	for _, chain := range []string{"INPUT", "DOCKER-USER", ChainInput, ChainForward} {
+	for _, chain := range chains {
 		out, err := f.run(context.Background(), "-S", chain)
 		require.NoError(t, err)
 		for _, line := range strings.Split(out, "\n") {
