@@ -67,9 +67,8 @@ type pipeConn struct {
 	// request the writer holds between in and queue included: the idle
 	// close checks it under wmu, so it never closes under a request.
 	pending atomic.Int64
-	retired chan struct{} // closed by retire: close once nothing is pending
-	retire1 sync.Once
-	bc      *backendConn // nil if the dialer returned another type; read by the reader only
+	retired chan struct{} // closed by retire, under wmu: close once nothing is pending
+	bc      *backendConn  // nil if the dialer returned another type; read by the reader only
 	// headSince is when the reader began waiting for the response at the
 	// head of the queue (monotonic nanoseconds since pipeEpoch); 0 when it
 	// waits for none.
@@ -436,9 +435,13 @@ func (c *pipeConn) closeIfIdle() bool {
 // answered.
 func (c *pipeConn) retire() {
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	c.dead.Store(true)
-	c.wmu.Unlock()
-	c.retire1.Do(func() { close(c.retired) })
+	select {
+	case <-c.retired: // a drain and then Shutdown both retire
+	default:
+		close(c.retired)
+	}
 }
 
 // harmlessBreak is the break of a connection closed through no fault of

@@ -63,6 +63,9 @@ func (c Config) withDefaults() Config {
 	c.Up, c.Down = cmp.Or(c.Up, 0.8), cmp.Or(c.Down, 0.7)
 	c.DownAfter = cmp.Or(c.DownAfter, 10)
 	c.UpWork = cmp.Or(c.UpWork, 32<<20)
+	if c.Work == nil {
+		c.Work = func() uint64 { return 0 }
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -87,14 +90,14 @@ func Run(ctx context.Context, cfg Config) {
 	defer runtime.GOMAXPROCS(cfg.Max)
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
-	prev, lastWork := time.Now(), cfg.work()
+	prev, lastWork := time.Now(), cfg.Work()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			cpu, _ := cpuTime()
-			work := cfg.work()
+			work := cfg.Work()
 			secs := now.Sub(prev).Seconds()
 			busy := (cpu - last).Seconds() / secs
 			rate := float64(work-lastWork) / secs
@@ -105,13 +108,6 @@ func Run(ctx context.Context, cfg Config) {
 			}
 		}
 	}
-}
-
-func (c Config) work() uint64 {
-	if c.Work == nil {
-		return 0
-	}
-	return c.Work()
 }
 
 // governor decides, interval by interval, how many Ps the process gets.
