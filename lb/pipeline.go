@@ -55,7 +55,7 @@ type pipeConn struct {
 	conn       net.Conn
 	br         *bufio.Reader
 	bw         *bufio.Writer
-	wmu        sync.Mutex     // a push to in checks dead under it; the idle close and drain set it under it
+	wmu        sync.Mutex     // a push to in checks dead under it; the idle close, retire and drain set it under it
 	dead       atomic.Bool    // broken or closing: no more requests may be queued
 	in         chan *pipeWork // waiting for the writer
 	queue      chan *pipeWork // written, waiting for their responses, in order
