@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,14 +142,15 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return c, fmt.Errorf("operator token: %w", err)
 	}
 
-	var raft, httpAddrs, peers []string
-	for i := range cfg.Cores {
-		r, err1 := freeport.TCP()
-		h, err2 := freeport.TCP()
-		if err := errors.Join(err1, err2); err != nil {
-			return c, err
-		}
-		raft, httpAddrs = append(raft, r), append(httpAddrs, h)
+	// Every core's raft and API ports at once, so none repeats before the
+	// cores bind them.
+	ports, err := freeport.TCPs(2 * cfg.Cores)
+	if err != nil {
+		return c, err
+	}
+	raft, httpAddrs := ports[:cfg.Cores], ports[cfg.Cores:]
+	var peers []string
+	for i, r := range raft {
 		peers = append(peers, fmt.Sprintf("core%d=%s", i+1, r))
 	}
 	var coreURLs []string
@@ -174,11 +176,19 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return c, err
 	}
 	log.Info("waiting for a core leader")
+	var exited *Proc
 	if err := Poll(ctx, 60*time.Second, 200*time.Millisecond, func(ctx context.Context) bool {
+		if i := slices.IndexFunc(c.Cores, func(p *Proc) bool { return !p.Running() }); i >= 0 {
+			exited = c.Cores[i]
+			return true
+		}
 		st, err := c.API.Status(ctx)
 		return err == nil && st.Leader != ""
 	}); err != nil {
 		return c, fmt.Errorf("the core elected no leader (logs in %s): %w", dir, err)
+	}
+	if exited != nil { // fail at once, not after the minute's wait
+		return c, fmt.Errorf("%s exited before the core elected a leader (its log: %s)", exited.Name, exited.logPath)
 	}
 	join, err := c.API.CreateToken(ctx, cfg.Name+" hosts", 0)
 	if err != nil {

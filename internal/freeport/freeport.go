@@ -9,14 +9,16 @@ import (
 	"net"
 )
 
-// TCP returns a free 127.0.0.1:port for TCP.
+// TCP returns a free 127.0.0.1:port for TCP, chosen as TCPs chooses: a
+// port the kernel hands out for port 0 is the next one it gives an outgoing
+// connection too, and a benchmark opening many connections took a core's
+// raft port that way before the core bound it.
 func TCP() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := TCPs(1)
 	if err != nil {
-		return "", fmt.Errorf("freeport: %w", err)
+		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs[0], nil
 }
 
 // UDP returns a free UDP port on 127.0.0.1.
@@ -31,10 +33,9 @@ func UDP() (uint16, error) {
 
 // TCPs returns n distinct free 127.0.0.1:port addresses for TCP, held
 // together while they are chosen so none repeats. They are picked at random
-// from 20000-31999, away from the ephemeral range the kernel hands out for
-// port 0, so a port freed here is less likely to be taken by an outgoing
-// connection before the caller binds it (a raft or API port that must stay
-// the same across a node's restarts).
+// from 20000-31999, below the ephemeral range (32768-60999 by default) the
+// kernel hands out for port 0 and outgoing connections, so a port freed here
+// is not taken by a connection before the caller binds it.
 func TCPs(n int) ([]string, error) {
 	var lns []net.Listener
 	defer func() {

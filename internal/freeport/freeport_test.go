@@ -2,6 +2,7 @@ package freeport
 
 import (
 	"net"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -18,6 +19,18 @@ func TestPortsAreFreeOnLoopback(t *testing.T) {
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)})
 	require.NoError(t, err, "the UDP port can be bound")
 	c.Close()
+}
+
+func TestTCPPortsAreBelowTheEphemeralRange(t *testing.T) {
+	for range 20 {
+		addr, err := TCP()
+		require.NoError(t, err)
+		_, port, err := net.SplitHostPort(addr)
+		require.NoError(t, err)
+		n, err := strconv.Atoi(port)
+		require.NoError(t, err)
+		require.True(t, n >= 20000 && n < 32000, "port %d is outside 20000-31999", n)
+	}
 }
 
 func TestTCPsAreDistinctAndFree(t *testing.T) {
