@@ -176,19 +176,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return c, err
 	}
 	log.Info("waiting for a core leader")
-	var exited *Proc
-	if err := Poll(ctx, 60*time.Second, 200*time.Millisecond, func(ctx context.Context) bool {
-		if i := slices.IndexFunc(c.Cores, func(p *Proc) bool { return !p.Running() }); i >= 0 {
-			exited = c.Cores[i]
-			return true
-		}
+	if err := pollWhileRunning(ctx, 60*time.Second, 200*time.Millisecond, c.Cores, func(ctx context.Context) bool {
 		st, err := c.API.Status(ctx)
 		return err == nil && st.Leader != ""
 	}); err != nil {
 		return c, fmt.Errorf("the core elected no leader (logs in %s): %w", dir, err)
-	}
-	if exited != nil { // fail at once, not after the minute's wait
-		return c, fmt.Errorf("%s exited before the core elected a leader (its log: %s)", exited.Name, exited.logPath)
 	}
 	join, err := c.API.CreateToken(ctx, cfg.Name+" hosts", 0)
 	if err != nil {
@@ -247,7 +239,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	log.Info("waiting for the Front and the Backs to be ready")
-	err = Poll(ctx, 90*time.Second, 300*time.Millisecond, func(ctx context.Context) bool {
+	err = pollWhileRunning(ctx, 90*time.Second, 300*time.Millisecond, slices.Concat(c.Cores, c.Fronts, c.Backs), func(ctx context.Context) bool {
 		hs, _, err := c.API.Hosts(ctx, nil)
 		if err != nil {
 			return false
@@ -264,6 +256,24 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return c, fmt.Errorf("the hosts did not become ready (logs in %s): %w", dir, err)
 	}
 	return c, nil
+}
+
+// pollWhileRunning polls as Poll does but fails at once, naming it, when
+// one of procs exits: a node that could not start (a port taken between
+// freeport's pick and its bind) would otherwise cost the whole wait.
+func pollWhileRunning(ctx context.Context, timeout, interval time.Duration, procs []*Proc, ok func(context.Context) bool) error {
+	var exited *Proc
+	err := Poll(ctx, timeout, interval, func(ctx context.Context) bool {
+		if i := slices.IndexFunc(procs, func(p *Proc) bool { return !p.Running() }); i >= 0 {
+			exited = procs[i]
+			return true
+		}
+		return ok(ctx)
+	})
+	if exited != nil {
+		return fmt.Errorf("%s exited (its log: %s)", exited.Name, exited.logPath)
+	}
+	return err
 }
 
 // Deploy pushes the app tarball (its container listens on 8080) and installs

@@ -1,6 +1,7 @@
 package procluster
 
 import (
+	"context"
 	"syscall"
 	"testing"
 	"time"
@@ -36,4 +37,23 @@ func TestHostIDPattern(t *testing.T) {
 	} {
 		require.Equal(t, ok, hostIDPattern.MatchString(id), id)
 	}
+}
+
+func TestPollWhileRunningFailsAtOnceWhenANodeExits(t *testing.T) {
+	dir := t.TempDir()
+	sleeper := NewProc("sleeper", "/bin/sleep", dir+"/sleeper.log", "30")
+	require.NoError(t, sleeper.Start())
+	defer sleeper.Stop(5 * time.Second)
+	polls := 0
+	require.NoError(t, pollWhileRunning(t.Context(), 10*time.Second, 10*time.Millisecond, []*Proc{sleeper},
+		func(context.Context) bool { polls++; return polls == 3 }), "ready while running")
+
+	quitter := NewProc("quitter", "/bin/false", dir+"/quitter.log")
+	require.NoError(t, quitter.Start())
+	start := time.Now()
+	err := pollWhileRunning(t.Context(), time.Minute, 10*time.Millisecond, []*Proc{sleeper, quitter},
+		func(context.Context) bool { return false })
+	require.ErrorContains(t, err, "quitter exited")
+	require.ErrorContains(t, err, dir+"/quitter.log")
+	require.Less(t, time.Since(start), 10*time.Second, "not the whole wait")
 }
