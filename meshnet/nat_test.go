@@ -67,3 +67,27 @@ func TestNATedNodeRecoversAfterHubRestart(t *testing.T) {
 	}
 	t.Logf("path back %.1f s after the hub restarted", time.Since(restarted).Seconds())
 }
+
+func TestProbeRoundAnswered(t *testing.T) {
+	start := time.Now()
+	tests := []struct {
+		name   string
+		probed bool
+		heard  heard
+		lastRx uint64
+		want   bool
+	}{
+		{name: "the probe was answered", probed: true, heard: heard{rx: 100}, lastRx: 100, want: true},
+		{name: "bytes arrived", heard: heard{rx: 150}, lastRx: 100, want: true},
+		// WireGuard's own retry restored the session while the probe's SYN
+		// waited out its backoff: re-creating the peer would drop it.
+		{name: "a handshake completed during the round", heard: heard{rx: 100, handshake: start.Add(time.Second)}, lastRx: 100, want: true},
+		{name: "silent, an old handshake", heard: heard{rx: 100, handshake: start.Add(-time.Minute)}, lastRx: 100, want: false},
+		{name: "silent, never a handshake", heard: heard{}, want: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, answered(tc.probed, tc.heard, tc.lastRx, start))
+		})
+	}
+}

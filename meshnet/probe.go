@@ -25,7 +25,10 @@ const probeFailuresBeforeRehandshake = 2
 // probe nor sent a single byte, the peer is re-created, which drops the stale
 // keypair and starts a handshake at once. Counting received bytes keeps a busy
 // but slow path (a loaded machine, a long round trip) from being torn down by
-// probes that merely answered late.
+// probes that merely answered late; a handshake completed during the round
+// counts too (WireGuard's own retry can restore a session while a probe
+// sent before it waits out its SYN backoff, and re-creating the peer then
+// would throw the new session away).
 func (n *Node) probeHubs() {
 	defer n.wg.Done()
 	ticker := time.NewTicker(n.cfg.ProbeInterval)
@@ -39,6 +42,7 @@ func (n *Node) probeHubs() {
 		case <-ticker.C:
 		}
 		hubs := n.hubs()
+		roundStart := time.Now()
 		alive := make([]bool, len(hubs))
 		var wg sync.WaitGroup
 		for i, h := range hubs {
@@ -48,14 +52,14 @@ func (n *Node) probeHubs() {
 		if n.probeCtx.Err() != nil {
 			return
 		}
-		rx := n.rxBytes()
+		heard := n.heardFrom()
 		seen := make(map[PublicKey]bool, len(hubs))
 		for i, h := range hubs {
 			k := h.PublicKey
 			seen[k] = true
-			received := rx[k] > lastRx[k]
-			lastRx[k] = rx[k]
-			if alive[i] || received {
+			ok := answered(alive[i], heard[k], lastRx[k], roundStart)
+			lastRx[k] = heard[k].rx
+			if ok {
 				failures[k] = 0
 				continue
 			}
@@ -74,15 +78,29 @@ func (n *Node) probeHubs() {
 	}
 }
 
-// rxBytes reads how many bytes each peer has delivered so far.
-func (n *Node) rxBytes() map[PublicKey]uint64 {
-	out := map[PublicKey]uint64{}
+// heard is what a probe round reads of a peer besides its probe.
+type heard struct {
+	rx        uint64    // bytes delivered so far
+	handshake time.Time // the last completed handshake
+}
+
+// answered reports whether a hub showed itself during a round that began
+// at start: it answered the probe, delivered bytes since the round before
+// (when it had delivered lastRx), or completed a handshake.
+func answered(probed bool, h heard, lastRx uint64, start time.Time) bool {
+	return probed || h.rx > lastRx || h.handshake.After(start)
+}
+
+// heardFrom reads, for each peer, what it delivered and when it last
+// completed a handshake.
+func (n *Node) heardFrom() map[PublicKey]heard {
+	out := map[PublicKey]heard{}
 	st, err := n.Status()
 	if err != nil {
 		return out
 	}
 	for _, p := range st {
-		out[p.PublicKey] = p.RxBytes
+		out[p.PublicKey] = heard{rx: p.RxBytes, handshake: p.LastHandshake}
 	}
 	return out
 }
