@@ -52,13 +52,13 @@ func (n *Node) probeHubs() {
 		if n.probeCtx.Err() != nil {
 			return
 		}
-		heard := n.heardFrom()
+		reports := n.heardFrom()
 		seen := make(map[PublicKey]bool, len(hubs))
 		for i, h := range hubs {
 			k := h.PublicKey
 			seen[k] = true
-			ok := answered(alive[i], heard[k], lastRx[k], roundStart)
-			lastRx[k] = heard[k].rx
+			ok := answered(alive[i], reports[k], lastRx[k], roundStart)
+			lastRx[k] = reports[k].rx
 			if ok {
 				failures[k] = 0
 				continue
