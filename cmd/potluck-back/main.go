@@ -25,6 +25,9 @@ import (
 
 func main() {
 	env := cli.OS()
+	if err := procs.KeepSysmonAwake(); err != nil { // re-executes the process, or returns
+		fmt.Fprintln(env.Stderr, "potluck-back: warning:", err)
+	}
 	os.Exit(cli.Exit(env.Stderr, "potluck-back", run(os.Args[1:], env)))
 }
 

@@ -309,6 +309,9 @@ func runCluster(ctx context.Context, f *flags, log *slog.Logger) error {
 }
 
 func main() {
+	if err := procs.KeepSysmonAwake(); err != nil { // re-executes the process, or returns
+		fmt.Fprintln(os.Stderr, "potluck-front: warning:", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], cli.OS()))

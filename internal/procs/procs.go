@@ -1,5 +1,9 @@
-// Package procs adapts GOMAXPROCS to how busy the process is. A mesh
-// node hands every packet between several goroutines (wireguard-go's
+// Package procs tunes the Go runtime's scheduling for the agents, whose
+// requests cross several processes: Run adapts GOMAXPROCS to how busy the
+// process is, and KeepSysmonAwake keeps the runtime's system monitor from
+// sleeping deeply between requests (sysmon.go says why).
+//
+// Why Run: a mesh node hands every packet between several goroutines (wireguard-go's
 // reader, encryption and sender goroutines, gVisor's TCP processor, the
 // reader of the connection). While the process is mostly idle, every such
 // hand-off finds an idle P, and the runtime wakes a thread to spin for the
