@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"potluck/internal/freeport"
+)
+
+// runMain makes this test binary potluck-front itself (main, with the
+// arguments it was started with) for TestMainKeepsSysmonAwake.
+const runMain = "POTLUCK_FRONT_TEST_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMain) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestMainKeepsSysmonAwake: a running potluck-front has GODEBUG's
+// schedtrace set (procs.KeepSysmonAwake, docs/agents.md), unless its
+// environment sets schedtrace, which it keeps.
+func TestMainKeepsSysmonAwake(t *testing.T) {
+	for _, tc := range []struct{ godebug, want string }{
+		{godebug: "", want: "GODEBUG=schedtrace=2147483647"},
+		{godebug: "schedtrace=0", want: "GODEBUG=schedtrace=0"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			addr, err := freeport.TCP()
+			require.NoError(t, err)
+			config := filepath.Join(t.TempDir(), "front.yaml")
+			require.NoError(t, os.WriteFile(config, []byte(`listen: ["`+addr+`"]
+admin: ""
+routes:
+  - default: true
+    backends: [127.0.0.1:1]
+`), 0o600))
+			cmd := exec.Command(os.Args[0], "--config", config, "--log-level", "warn")
+			cmd.Env = append(os.Environ(), runMain+"=1", "GODEBUG="+tc.godebug)
+			cmd.Stderr = os.Stderr
+			require.NoError(t, cmd.Start())
+			t.Cleanup(func() {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				_ = cmd.Wait()
+			})
+			require.Eventually(t, func() bool { // serving: past any re-execution
+				c, err := net.Dial("tcp", addr)
+				if err == nil {
+					_ = c.Close()
+				}
+				return err == nil
+			}, 10*time.Second, 20*time.Millisecond)
+			environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid))
+			require.NoError(t, err)
+			var godebug []string
+			for _, kv := range strings.Split(string(environ), "\x00") {
+				if strings.HasPrefix(kv, "GODEBUG=") {
+					godebug = append(godebug, kv)
+				}
+			}
+			require.Equal(t, []string{tc.want}, godebug)
+		})
+	}
+}
