@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// runMain makes this test binary potluck-back itself (main, with the
+// arguments it was started with) for TestMainKeepsSysmonAwake.
+const runMain = "POTLUCK_BACK_TEST_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMain) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestMainKeepsSysmonAwake: potluck-back executes itself again to keep
+// sysmon awake (procs.KeepSysmonAwake, docs/agents.md), once, unless its
+// environment sets GODEBUG's schedtrace. GODEBUG's inittrace makes every
+// start of the runtime print a line for its first package, so a
+// re-execution shows as two.
+func TestMainKeepsSysmonAwake(t *testing.T) {
+	for _, tc := range []struct {
+		godebug string
+		starts  int
+	}{
+		{godebug: "inittrace=1", starts: 2},
+		{godebug: "inittrace=1,schedtrace=0", starts: 1},
+	} {
+		t.Run(tc.godebug, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "--docker-host", "unix:///nonexistent.sock")
+			cmd.Env = append(os.Environ(), runMain+"=1", "GODEBUG="+tc.godebug)
+			cmd.Dir = t.TempDir() // the default --data-dir lands here
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit, "no Docker Engine: exit 1")
+			require.Equal(t, 1, exit.ExitCode(), stderr.String())
+			require.Equal(t, tc.starts, strings.Count(stderr.String(), "init internal/bytealg @"), stderr.String())
+			require.Contains(t, stderr.String(), "potluck-back: docker engine unreachable")
+		})
+	}
+}
