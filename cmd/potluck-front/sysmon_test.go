@@ -30,7 +30,8 @@ func TestMain(m *testing.M) {
 
 // TestMainKeepsSysmonAwake: a running potluck-front has GODEBUG's
 // schedtrace set (procs.KeepSysmonAwake, docs/agents.md), unless its
-// environment sets schedtrace, which it keeps.
+// environment sets schedtrace, which it keeps; and it keeps its name
+// (executed again through /proc/self/exe it was called "exe").
 func TestMainKeepsSysmonAwake(t *testing.T) {
 	for _, tc := range []struct{ godebug, want string }{
 		{godebug: "", want: "GODEBUG=schedtrace=2147483647"},
@@ -70,6 +71,10 @@ routes:
 				}
 			}
 			require.Equal(t, []string{tc.want}, godebug)
+			comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
+			require.NoError(t, err)
+			name := filepath.Base(os.Args[0])
+			require.Equal(t, name[:min(len(name), 15)], strings.TrimSpace(string(comm)), "the process keeps its name (ps, pgrep)")
 		})
 	}
 }

@@ -7,9 +7,15 @@ import (
 	"syscall"
 )
 
-// reexec replaces the process with a new run of its executable (found
-// through /proc, so a binary replaced on disk since the start is no
-// matter) with env.
+// reexec replaces the process with a new run of its executable with env.
+// It runs the executable by its path, which names the process (its comm,
+// what ps, top and pgrep show), and by /proc/self/exe only when that path
+// cannot be run (the binary was removed since the start).
 func reexec(env []string) error {
+	if exe, err := os.Executable(); err == nil {
+		if err := syscall.Exec(exe, os.Args, env); err == nil {
+			return nil // not reached: Exec returns only on failure
+		}
+	}
 	return syscall.Exec("/proc/self/exe", os.Args, env)
 }
