@@ -13,9 +13,7 @@ import (
 // cannot be run (the binary was removed since the start).
 func reexec(env []string) error {
 	if exe, err := os.Executable(); err == nil {
-		if err := syscall.Exec(exe, os.Args, env); err == nil {
-			return nil // not reached: Exec returns only on failure
-		}
+		_ = syscall.Exec(exe, os.Args, env) // returns only when it failed
 	}
 	return syscall.Exec("/proc/self/exe", os.Args, env)
 }
