@@ -580,7 +580,7 @@ func (c *Cluster) Close() error {
 	}
 	slices.Sort(hostIDs)
 	for _, id := range slices.Compact(hostIDs) {
-		if err := removeContainers(context.Background(), id); err != nil {
+		if err := removeHostResources(context.Background(), id); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -626,8 +626,11 @@ func pickLoopback(used map[byte]bool, seed int64) byte {
 	return byte(1 + start) // every octet taken: a collision is then possible
 }
 
-// removeContainers removes a host's containers from the local Docker Engine.
-func removeContainers(ctx context.Context, hostID string) error {
+// removeHostResources removes a stopped Back's containers and installation
+// networks from the local Docker Engine. Removing a container removes its
+// network once unused, but a Back stopped between creating a network and
+// starting its first container there leaves the network alone.
+func removeHostResources(ctx context.Context, hostID string) error {
 	eng, err := engine.Connect(ctx, "", nil)
 	if err != nil {
 		return fmt.Errorf("localcluster: cleanup: %w", err)
@@ -637,8 +640,13 @@ func removeContainers(ctx context.Context, hostID string) error {
 	if err != nil {
 		return fmt.Errorf("localcluster: cleanup: %w", err)
 	}
+	var errs []error
 	for _, ct := range cs {
-		eng.Remove(ctx, ct.ID, 0)
+		errs = append(errs, eng.Remove(ctx, ct.ID, 0))
+	}
+	errs = append(errs, eng.RemoveUnusedNetworks(ctx, hostID))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("localcluster: cleanup of %s: %w", hostID, err)
 	}
 	return nil
 }
