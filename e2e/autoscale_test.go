@@ -34,11 +34,7 @@ func TestAutoscaleUnderLoad(t *testing.T) {
 		MetricsStep: time.Second, MetricsInterval: 500 * time.Millisecond,
 	})
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Logf("cluster cleanup: %v", err) // left containers or networks: say so, do not fail the test
-		}
-	})
+	closeAtEnd(t, c)
 	s := &system{t: t, c: c}
 	s.startFront()
 	dirs := backDirs(t, 3)

@@ -34,16 +34,22 @@ func logger(t *testing.T) *slog.Logger {
 	return testlog.New(t, testlog.DefaultKeep, os.Getenv("E2E_VERBOSE") != "")
 }
 
+// closeAtEnd stops c when the test ends and logs what its cleanup could
+// not remove (containers or networks left: say so, do not fail the test).
+func closeAtEnd(t *testing.T, c *localcluster.Cluster) {
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Logf("cluster cleanup: %v", err)
+		}
+	})
+}
+
 func newSystem(t *testing.T, cores int, ttl time.Duration) *system {
 	c, err := localcluster.Start(context.Background(), localcluster.Config{
 		Dir: t.TempDir(), Cores: cores, HeartbeatTTL: ttl, Logger: logger(t),
 	})
 	require.NoError(t, err)
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Logf("cluster cleanup: %v", err) // left containers or networks: say so, do not fail the test
-		}
-	})
+	closeAtEnd(t, c)
 	return &system{t: t, c: c}
 }
 
