@@ -2,25 +2,16 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"potluck/internal/mainexec"
 )
 
-// runMain makes this test binary potluck-back itself (main, with the
-// arguments it was started with) for TestMainKeepsSysmonAwake.
-const runMain = "POTLUCK_BACK_TEST_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(runMain) == "1" {
-		main()
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { mainexec.Main(m, main) }
 
 // TestMainKeepsSysmonAwake: potluck-back executes itself again to keep
 // sysmon awake (procs.KeepSysmonAwake, docs/agents.md), once, unless its
@@ -36,8 +27,8 @@ func TestMainKeepsSysmonAwake(t *testing.T) {
 		{godebug: "inittrace=1,schedtrace=0", starts: 1},
 	} {
 		t.Run(tc.godebug, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "--docker-host", "unix:///nonexistent.sock")
-			cmd.Env = append(os.Environ(), runMain+"=1", "GODEBUG="+tc.godebug)
+			cmd := mainexec.Command("--docker-host", "unix:///nonexistent.sock")
+			cmd.Env = append(cmd.Env, "GODEBUG="+tc.godebug)
 			cmd.Dir = t.TempDir() // the default --data-dir lands here
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,19 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"potluck/internal/freeport"
+	"potluck/internal/mainexec"
 )
 
-// runMain makes this test binary potluck-front itself (main, with the
-// arguments it was started with) for TestMainKeepsSysmonAwake.
-const runMain = "POTLUCK_FRONT_TEST_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(runMain) == "1" {
-		main()
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { mainexec.Main(m, main) }
 
 // TestMainKeepsSysmonAwake: a running potluck-front has GODEBUG's
 // schedtrace set (procs.KeepSysmonAwake, docs/agents.md), unless its
@@ -47,8 +37,8 @@ routes:
   - default: true
     backends: [127.0.0.1:1]
 `), 0o600))
-			cmd := exec.Command(os.Args[0], "--config", config, "--log-level", "warn")
-			cmd.Env = append(os.Environ(), runMain+"=1", "GODEBUG="+tc.godebug)
+			cmd := mainexec.Command("--config", config, "--log-level", "warn")
+			cmd.Env = append(cmd.Env, "GODEBUG="+tc.godebug)
 			cmd.Stderr = os.Stderr
 			require.NoError(t, cmd.Start())
 			t.Cleanup(func() {
