@@ -3,11 +3,12 @@ package procs
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"potluck/internal/mainexec"
 )
 
 func TestWithSysmonAwake(t *testing.T) {
@@ -28,20 +29,16 @@ func TestWithSysmonAwake(t *testing.T) {
 	}
 }
 
-// sysmonChild marks this test binary's run as KeepSysmonAwake's subject
-// (TestMain): it calls it and prints the GODEBUG it ends up with.
-const sysmonChild = "POTLUCK_PROCS_SYSMON_CHILD"
-
+// TestMain makes this test binary, started by mainexec.Command, a process
+// that calls KeepSysmonAwake and prints the GODEBUG it ends up with.
 func TestMain(m *testing.M) {
-	if os.Getenv(sysmonChild) == "1" {
+	mainexec.Main(m, func() {
 		if err := KeepSysmonAwake(); err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
 		}
 		fmt.Printf("pid %d GODEBUG=%q entries=%d\n", os.Getpid(), os.Getenv("GODEBUG"), countGodebug(os.Environ()))
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+	})
 }
 
 func countGodebug(env []string) int {
@@ -65,8 +62,8 @@ func TestKeepSysmonAwakeExecutesItselfOnce(t *testing.T) {
 		{godebug: "schedtrace=0", want: "schedtrace=0"},
 	} {
 		t.Run(tc.godebug, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), sysmonChild+"=1", "GODEBUG="+tc.godebug)
+			cmd := mainexec.Command()
+			cmd.Env = append(cmd.Env, "GODEBUG="+tc.godebug)
 			out, err := cmd.CombinedOutput()
 			require.NoError(t, err, "%s", out)
 			require.Equal(t, fmt.Sprintf("pid %d GODEBUG=%q entries=1\n", cmd.Process.Pid, tc.want), string(out))
