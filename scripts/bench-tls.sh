@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # make bench-tls: potluck-front (standalone, tls: listener) against NGINX
 # (listen ssl http2) on the same two backends, on 127.0.0.1 only; also
-# potluck-pipe, potluck-front with pipelined backend connections (lb's
-# backend_pool.pipeline: 4, opt-in):
+# potluck-single, potluck-front as one process (workers: 1, the default),
+# and potluck-pipe, potluck-front with pipelined backend connections (lb's
+# backend_pool.pipeline: 4, opt-in). potluck-front and potluck-pipe run
+# FRONT_WORKERS worker processes (default auto: one per core, as NGINX's
+# worker_processes auto):
 #   handshakes/s  wrk, a new TLS connection per request (Connection: close)
 #   h1 req/s      wrk, HTTP/1.1 over keep-alive TLS connections
 #   h2 req/s      h2load, HTTP/2, 10 streams per connection
@@ -13,7 +16,8 @@
 # potluck-front binary on the same config (a before/after in one run);
 # TESTS (default "hs h1 h2") picks the measures. H2_SERVER=go|native sets
 # the tls: listener's h2_server for potluck-front and potluck-pipe (not for
-# potluck-old, whose binary may not know it). Every run is bounded in time.
+# potluck-old, whose binary may not know it; nor does potluck-old get
+# workers). Every run is bounded in time.
 set -euo pipefail
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-5} CONNS=${CONNS:-64}
 BIN=${BIN:-bin}
@@ -64,6 +68,7 @@ CONF
 
 pf=$(port) pfh=$(port)
 cat >"$dir/front.yaml" <<CONF
+workers: ${FRONT_WORKERS:-auto}
 listen: ["127.0.0.1:$pfh"]
 admin: ""
 tls:
@@ -80,15 +85,19 @@ pp=$(port) pph=$(port)
 sed -e "s/127.0.0.1:$pfh/127.0.0.1:$pph/; s/127.0.0.1:$pf\"/127.0.0.1:$pp\"/; s/^routes:/backend_pool:\n  pipeline: 4\nroutes:/" "$dir/front.yaml" >"$dir/front-pipe.yaml"
 "$BIN/potluck-front" --config "$dir/front-pipe.yaml" --log-level warn >"$dir/front-pipe.log" 2>&1 & pids+=($!)
 
-for p in $ng $pf $pp; do
+ps1=$(port) ps1h=$(port)
+sed -e "s/127.0.0.1:$pfh/127.0.0.1:$ps1h/; s/127.0.0.1:$pf\"/127.0.0.1:$ps1\"/; s/^workers:.*/workers: 1/" "$dir/front.yaml" >"$dir/front-single.yaml"
+"$BIN/potluck-front" --config "$dir/front-single.yaml" --log-level warn >"$dir/front-single.log" 2>&1 & pids+=($!)
+
+for p in $ng $pf $pp $ps1; do
   for _ in $(seq 50); do curl -sk -o /dev/null "https://127.0.0.1:$p/" && break; sleep 0.1; done
   curl -sk -o /dev/null --max-time 5 "https://127.0.0.1:$p/" || { echo "bench-tls: nothing answers on 127.0.0.1:$p" >&2; exit 1; }
 done
 
-# cpu PID...: user+system CPU ticks of the processes and their children
-# threads (NGINX: the master and its workers).
+# cpu PID...: user+system CPU ticks of the processes (all their threads).
+# procs CONTENDER: its processes, the master and its workers.
 cpu() { local t=0 p; for p in "$@"; do t=$(( t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done; echo $t; }
-procs() { case $1 in nginx) echo "$ngpid $(pgrep -P "$ngpid" | tr '\n' ' ')" ;; *) echo "${cpid[$1]}" ;; esac; }
+procs() { local p; case $1 in nginx) p=$ngpid ;; *) p=${cpid[$1]} ;; esac; echo "$p $(pgrep -P "$p" | tr '\n' ' ')"; }
 hz=$(getconf CLK_TCK)
 wrk_rps() { wrk -t2 -c"$CONNS" -d"${DURATION}s" "$@" 2>/dev/null | awk '/Requests\/sec/ {print int($2)}'; }
 h2_rps() { h2load -t2 -c"$CONNS" -m10 -D "$DURATION" "$1" 2>/dev/null | awk '/^finished in/ {gsub(/,/,""); print int($4)}'; }
@@ -108,14 +117,14 @@ run() {
 }
 
 ngpid=${pids[2]}
-declare -A cpid=([potluck-front]=${pids[3]} [potluck-pipe]=${pids[4]})
-declare -A ports=([nginx]=$ng [potluck-front]=$pf [potluck-pipe]=$pp)
-contenders=(nginx potluck-front potluck-pipe)
+declare -A cpid=([potluck-front]=${pids[3]} [potluck-pipe]=${pids[4]} [potluck-single]=${pids[5]})
+declare -A ports=([nginx]=$ng [potluck-front]=$pf [potluck-pipe]=$pp [potluck-single]=$ps1)
+contenders=(nginx potluck-front potluck-single potluck-pipe)
 if [ -n "${FRONT_OLD:-}" ]; then
   # Another potluck-front binary (say the previous commit's) on the same
   # config, for a before/after in one run.
   po=$(port) poh=$(port)
-  sed -e "s/127.0.0.1:$pfh/127.0.0.1:$poh/; s/127.0.0.1:$pf\"/127.0.0.1:$po\"/; /h2_server:/d" "$dir/front.yaml" >"$dir/front-old.yaml"
+  sed -e "s/127.0.0.1:$pfh/127.0.0.1:$poh/; s/127.0.0.1:$pf\"/127.0.0.1:$po\"/; /h2_server:/d; /^workers:/d" "$dir/front.yaml" >"$dir/front-old.yaml"
   "$FRONT_OLD" --config "$dir/front-old.yaml" --log-level warn >"$dir/front-old.log" 2>&1 & pids+=($!)
   cpid[potluck-old]=$! ports[potluck-old]=$po contenders+=(potluck-old)
   for _ in $(seq 50); do curl -sk -o /dev/null "https://127.0.0.1:$po/" && break; sleep 0.1; done
@@ -147,7 +156,7 @@ rows = [l.split() for l in open(sys.argv[1])]
 med = lambda c, t, i: statistics.median(float(r[i]) for r in rows if r[0] == c and r[1] == t)
 names = {t: n for t, n in (("hs", "handshakes"), ("h1", "h1"), ("h2", "h2")) if any(r[1] == t for r in rows)}
 for c in sys.argv[2:]:
-    print(f"median: {c:<14}" + "  ".join(f"{names[t]} {med(c, t, 2):.0f}/s ({med(c, t, 3):.0f} µs CPU)" for t in names))
+    print(f"median: {c:<15}" + "  ".join(f"{names[t]} {med(c, t, 2):.0f}/s ({med(c, t, 3):.0f} µs CPU)" for t in names))
 for c in sys.argv[3:]:
     print(f"bench-tls: {c} vs nginx (medians): " + ", ".join(f"{names[t]} {med(c, t, 2) / med('nginx', t, 2):.2f}x" for t in names)
           + "; CPU per request " + ", ".join(f"{names[t]} {med(c, t, 3) / max(med('nginx', t, 3), 1):.2f}x" for t in names))

@@ -22,8 +22,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,6 +34,7 @@ import (
 	"potluck/agent"
 	"potluck/front"
 	"potluck/front/standalone"
+	"potluck/front/workers"
 	"potluck/internal/cli"
 	"potluck/internal/debugpprof"
 	"potluck/internal/procs"
@@ -195,7 +198,7 @@ func run(ctx context.Context, args []string, env cli.Env) int {
 		debug.SetGCPercent(f.gcPercent)
 	}
 	if f.config != "" {
-		return runStandalone(ctx, f, log, env.Stdout, env.Stderr)
+		return runStandalone(ctx, f, args, log, env)
 	}
 	err = runCluster(ctx, f, log)
 	if errors.Is(err, agent.ErrDecommissioned) {
@@ -204,25 +207,86 @@ func run(ctx context.Context, args []string, env cli.Env) int {
 	return cli.Exit(env.Stderr, "potluck-front", err)
 }
 
-func runStandalone(ctx context.Context, f *flags, log *slog.Logger, stdout, stderr io.Writer) int {
+func runStandalone(ctx context.Context, f *flags, args []string, log *slog.Logger, env cli.Env) int {
 	if f.check {
 		cfg, _, err := standalone.Load(f.config)
 		if err != nil {
-			fmt.Fprintf(stderr, "potluck-front: %v\n", err)
+			fmt.Fprintf(env.Stderr, "potluck-front: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s: OK (%d listeners, %d routes)\n", f.config, len(cfg.Listen), len(cfg.Routes))
+		fmt.Fprintf(env.Stdout, "%s: OK (%d listeners, %d routes, %d workers)\n", f.config, len(cfg.Listen)+len(cfg.TLSListen), len(cfg.Routes), cfg.Workers)
 		return 0
 	}
-	s, err := standalone.Start(standalone.RunOptions{
+	opts := standalone.RunOptions{
 		ConfigPath: f.config, Logger: log, WatchInterval: f.watchInterval,
 		ShutdownTimeout: f.shutdownTimeout, Pprof: f.pprof,
-	})
+	}
+	in, isWorker, err := workers.Inherit(env.Lookup)
+	switch {
+	case err != nil:
+		log.Error("cannot start worker", "err", err)
+		return 1
+	case isWorker:
+		opts.Logger = log.With("worker", in.Worker)
+		opts.Sockets = &standalone.Sockets{Listeners: in.Listeners, TLSListeners: in.TLSListeners, Admin: in.Admin,
+			TicketKeys: in.TicketKeys, TicketKeyRefresh: workers.TicketKeyRefresh}
+	default:
+		cfg, _, err := standalone.Load(f.config)
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			return 1
+		}
+		if cfg.Workers > 1 {
+			return runMaster(ctx, f, args, cfg, log)
+		}
+	}
+	s, err := standalone.Start(opts)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
 	if err := s.Run(ctx); err != nil {
+		opts.Logger.Error("shutdown", "err", err)
+		return 1
+	}
+	opts.Logger.Info("stopped")
+	return 0
+}
+
+// runMaster runs a standalone Front of cfg.Workers processes: this one
+// holds the sockets and supervises workers, each this same command.
+func runMaster(ctx context.Context, f *flags, args []string, cfg *standalone.Config, log *slog.Logger) int {
+	exe, err := os.Executable()
+	if err != nil {
+		log.Error("cannot start workers", "err", err)
+		return 1
+	}
+	var listeners []workers.Listener
+	for _, addr := range cfg.Listen {
+		listeners = append(listeners, workers.Listener{Addr: addr})
+	}
+	for _, addr := range cfg.TLSListen {
+		listeners = append(listeners, workers.Listener{Addr: addr, TLS: true})
+	}
+	m, err := workers.Start(workers.Config{
+		Workers: cfg.Workers, Listeners: listeners, Admin: cfg.Admin, Pprof: f.pprof,
+		Command:         func() *exec.Cmd { return exec.Command(exe, args...) },
+		ShutdownTimeout: f.shutdownTimeout,
+		Reload: func() error {
+			next, _, err := standalone.Load(f.config)
+			if err == nil && (!slices.Equal(next.Listen, cfg.Listen) || !slices.Equal(next.TLSListen, cfg.TLSListen) ||
+				next.Admin != cfg.Admin || next.Workers != cfg.Workers) {
+				log.Warn("config changes listen, tls.listen, admin or workers: they need a restart; the workers apply the rest")
+			}
+			return err
+		},
+		Logger: log,
+	})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := m.Run(ctx); err != nil {
 		log.Error("shutdown", "err", err)
 		return 1
 	}

@@ -130,7 +130,7 @@ func TestEnvAndCheck(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("routes: [{default: true, backends: [{addr: '127.0.0.1:9', weight: -2}]}]\n"), 0o600))
 	env, out, errOut := cli.BufferEnv(map[string]string{"POTLUCK_CONFIG": good, "POTLUCK_CHECK": "true"})
 	require.Equal(t, 0, run(context.Background(), nil, env), errOut.String())
-	require.Contains(t, out.String(), "OK (1 listeners, 1 routes)")
+	require.Contains(t, out.String(), "OK (1 listeners, 1 routes, 1 workers)")
 	env, _, errOut = cli.BufferEnv(map[string]string{"POTLUCK_CONFIG": bad, "POTLUCK_CHECK": "true"})
 	require.Equal(t, 1, run(context.Background(), nil, env))
 	require.Contains(t, errOut.String(), "routes[0].backends[0].weight")

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -25,6 +26,9 @@ import (
 // are strings so that errors can name the field they came from.
 type File struct {
 	Listen []string `yaml:"listen"`
+	// Workers runs the Front as this many processes (front/workers):
+	// `workers: 4`, or `workers: auto` for one per core; default 1.
+	Workers *FileWorkers `yaml:"workers"`
 	// TLS: HTTPS listeners with certificates from files (SNI picks one).
 	TLS         *FileTLS `yaml:"tls"`
 	Admin       *string  `yaml:"admin"`
@@ -42,6 +46,27 @@ type File struct {
 	Pool           FilePool     `yaml:"backend_pool"`
 	Routes         []FileRoute  `yaml:"routes"`
 }
+
+// FileWorkers is `workers: N` or `workers: auto`.
+type FileWorkers struct {
+	N    int
+	Auto bool
+}
+
+// UnmarshalYAML accepts a whole number or "auto".
+func (w *FileWorkers) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && strings.EqualFold(n.Value, "auto") {
+		w.Auto = true
+		return nil
+	}
+	if err := n.Decode(&w.N); err != nil {
+		return fmt.Errorf("workers: %q is not a number of processes or auto", n.Value)
+	}
+	return nil
+}
+
+// MaxWorkers bounds workers.
+const MaxWorkers = 64
 
 // FileTLS is HTTPS with the operator's certificates: HTTP/1.1 and h2 (ALPN).
 type FileTLS struct {
@@ -119,7 +144,9 @@ func (b *FileBackend) UnmarshalYAML(n *yaml.Node) error {
 
 // Config is a validated configuration, ready for lb.
 type Config struct {
-	Listen []string
+	// Workers is the number of worker processes; 1 serves in this one.
+	Workers int
+	Listen  []string
 	// TLSListen serve HTTPS with TLSCertificates (files loaded at start
 	// and at every reload of listeners: a restart).
 	TLSListen       []string
@@ -174,7 +201,16 @@ func (f *File) validate() (*Config, error) {
 		}
 		return d
 	}
-	cfg := &Config{Admin: DefaultAdmin}
+	cfg := &Config{Admin: DefaultAdmin, Workers: 1}
+	switch w := f.Workers; {
+	case w == nil:
+	case w.Auto:
+		cfg.Workers = min(runtime.NumCPU(), MaxWorkers)
+	case w.N < 1 || w.N > MaxWorkers:
+		bad("workers", "%d is outside 1..%d (or auto: one per core)", w.N, MaxWorkers)
+	default:
+		cfg.Workers = w.N
+	}
 	if len(f.Listen) == 0 {
 		f.Listen = []string{":80"}
 	}

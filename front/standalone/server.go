@@ -2,6 +2,7 @@ package standalone
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -35,6 +36,21 @@ type RunOptions struct {
 	Pprof bool
 	// Dialer overrides the TCP dialer (tests, or a meshnet node).
 	Dialer lb.Dialer
+	// Sockets, when set, are served instead of opening the config's
+	// addresses: a worker's, inherited from its master (front/workers).
+	Sockets *Sockets
+}
+
+// Sockets are listeners opened by someone else: Listeners for listen,
+// TLSListeners for tls.listen, Admin for admin (nil: none).
+type Sockets struct {
+	Listeners, TLSListeners []net.Listener
+	Admin                   net.Listener
+	// TicketKeys, if set, gives the TLS session ticket keys at a time
+	// (newest first), shared with the other processes serving the same
+	// sockets; it is called again every TicketKeyRefresh.
+	TicketKeys       func(time.Time) [][32]byte
+	TicketKeyRefresh time.Duration
 }
 
 // Server is a running standalone Front.
@@ -54,6 +70,22 @@ type Server struct {
 	raw     []byte
 	serving sync.WaitGroup
 	hup     chan os.Signal
+	// stopTickets ends refreshTicketKeys; nil when it does not run.
+	stopTickets chan struct{}
+}
+
+// refreshTicketKeys sets the session ticket keys every interval (they rotate).
+func (s *Server) refreshTicketKeys(cfg *tls.Config, keys func(time.Time) [][32]byte, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopTickets:
+			return
+		case now := <-t.C:
+			cfg.SetSessionTicketKeys(keys(now))
+		}
+	}
 }
 
 // Start loads the config, opens every listener and starts serving.
@@ -83,19 +115,25 @@ func Start(opts RunOptions) (*Server, error) {
 	if err := s.proxy.Update(cfg.Routes); err != nil {
 		return fail(err)
 	}
-	for _, addr := range cfg.Listen {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fail(fmt.Errorf("listen %s: %w", addr, err))
+	if in := opts.Sockets; in != nil {
+		s.listeners, s.tlsListeners, s.adminLn = in.Listeners, in.TLSListeners, in.Admin
+		if len(s.tlsListeners) > 0 && len(cfg.TLSListen) == 0 {
+			return fail(errors.New("HTTPS sockets were inherited but the config has no tls: section (it changed since the start: restart potluck-front)"))
 		}
-		s.listeners = append(s.listeners, ln)
+	} else {
+		if s.listeners, err = listenAll(cfg.Listen, "listen"); err != nil {
+			return fail(err)
+		}
+		if s.tlsListeners, err = listenAll(cfg.TLSListen, "tls listen"); err != nil {
+			return fail(err)
+		}
+		if cfg.Admin != "" {
+			if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+				return fail(fmt.Errorf("admin listen %s: %w", cfg.Admin, err))
+			}
+		}
 	}
-	if cfg.Admin != "" {
-		ln, err := net.Listen("tcp", cfg.Admin)
-		if err != nil {
-			return fail(fmt.Errorf("admin listen %s: %w", cfg.Admin, err))
-		}
-		s.adminLn = ln
+	if ln := s.adminLn; ln != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/", s.proxy.AdminHandler())
 		if opts.Pprof {
@@ -111,13 +149,14 @@ func Start(opts RunOptions) (*Server, error) {
 		}()
 	}
 	if len(cfg.TLSListen) > 0 {
-		s.tls = front.NewTLSServer(&tls.Config{Certificates: cfg.TLSCertificates, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}, s.log, cfg.H2Server)
-		for _, addr := range cfg.TLSListen {
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				return fail(fmt.Errorf("tls listen %s: %w", addr, err))
-			}
-			s.tlsListeners = append(s.tlsListeners, ln)
+		tlsCfg := &tls.Config{Certificates: cfg.TLSCertificates, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
+		if in := opts.Sockets; in != nil && in.TicketKeys != nil {
+			tlsCfg.SetSessionTicketKeys(in.TicketKeys(time.Now()))
+			s.stopTickets = make(chan struct{})
+			go s.refreshTicketKeys(tlsCfg, in.TicketKeys, cmp.Or(in.TicketKeyRefresh, time.Hour))
+		}
+		s.tls = front.NewTLSServer(tlsCfg, s.log, cfg.H2Server)
+		for _, ln := range s.tlsListeners {
 			s.serving.Add(1)
 			go func() {
 				defer s.serving.Done()
@@ -144,12 +183,32 @@ func Start(opts RunOptions) (*Server, error) {
 	return s, nil
 }
 
+// listenAll opens a TCP listener on each address; on an error it closes
+// the ones it opened.
+func listenAll(addrs []string, what string) ([]net.Listener, error) {
+	var out []net.Listener
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range out {
+				_ = l.Close()
+			}
+			return nil, fmt.Errorf("%s %s: %w", what, addr, err)
+		}
+		out = append(out, ln)
+	}
+	return out, nil
+}
+
 func (s *Server) closeListeners() {
 	for _, ln := range s.listeners {
 		_ = ln.Close()
 	}
 	for _, ln := range s.tlsListeners {
 		_ = ln.Close()
+	}
+	if s.adminLn != nil {
+		_ = s.adminLn.Close()
 	}
 }
 
@@ -201,8 +260,9 @@ func (s *Server) Reload() error {
 		s.log.Error("config reload refused; the previous configuration keeps serving", "err", err)
 		return err
 	}
-	if !reflect.DeepEqual(cfg.Listen, s.cfg.Listen) || cfg.Admin != s.cfg.Admin || !reflect.DeepEqual(cfg.Options, s.cfg.Options) {
-		s.log.Warn("config reloaded: routes applied; listen, admin, timeouts and limits changes need a restart")
+	if !reflect.DeepEqual(cfg.Listen, s.cfg.Listen) || !reflect.DeepEqual(cfg.TLSListen, s.cfg.TLSListen) || cfg.Admin != s.cfg.Admin ||
+		cfg.Workers != s.cfg.Workers || !reflect.DeepEqual(cfg.Options, s.cfg.Options) {
+		s.log.Warn("config reloaded: routes applied; listen, admin, workers, timeouts and limits changes need a restart")
 	}
 	s.cfg, s.raw = cfg, raw
 	s.log.Info("config reloaded", "path", s.opts.ConfigPath, "routes", len(cfg.Routes))
@@ -266,6 +326,9 @@ func (s *Server) Shutdown() error {
 	}
 	if s.admin != nil {
 		err = errors.Join(err, s.admin.Shutdown(ctx))
+	}
+	if s.stopTickets != nil {
+		close(s.stopTickets)
 	}
 	s.serving.Wait()
 	return err

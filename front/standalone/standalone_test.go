@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,6 +45,9 @@ func TestParseRejectsBadConfigNamingTheField(t *testing.T) {
 		{"two defaults", "routes: [{default: true, backends: [a:1]}, {default: true, backends: [b:1]}]\n", "routes[1].default"},
 		{"duplicate host", "routes: [{hosts: [x], backends: [a:1]}, {hosts: [X], backends: [b:1]}]\n", `routes[1].hosts[0]: host "x"`},
 		{"not yaml", "routes: [\n", "parse YAML"},
+		{"no workers", "workers: 0\nroutes: [{default: true, backends: [a:1]}]\n", "workers: 0 is outside 1..64 (or auto: one per core)"},
+		{"too many workers", "workers: 65\nroutes: [{default: true, backends: [a:1]}]\n", "workers: 65 is outside 1..64"},
+		{"workers not a number", "workers: many\nroutes: [{default: true, backends: [a:1]}]\n", `workers: "many" is not a number of processes or auto`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,6 +99,23 @@ func TestDocumentedExamplesParse(t *testing.T) {
 	streamed, err := Parse([]byte("request_buffering: false\nroutes: [{default: true, backends: [a:1]}]\n"))
 	require.NoError(t, err)
 	require.True(t, streamed.Options.StreamRequestBodies)
+}
+
+func TestWorkersSetting(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want int
+	}{
+		{"", 1},
+		{"workers: 1\n", 1},
+		{"workers: 3\n", 3},
+		{"workers: auto\n", min(runtime.NumCPU(), MaxWorkers)},
+		{"workers: AUTO\n", min(runtime.NumCPU(), MaxWorkers)},
+	} {
+		cfg, err := Parse([]byte(tc.yaml + "routes: [{default: true, backends: [a:1]}]\n"))
+		require.NoError(t, err, tc.yaml)
+		require.Equal(t, tc.want, cfg.Workers, tc.yaml)
+	}
 }
 
 func TestMaxFailsZeroDisablesHealth(t *testing.T) {
