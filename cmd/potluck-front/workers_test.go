@@ -117,6 +117,8 @@ routes:
 	body, err := get("http://" + admin + "/workers/1/status")
 	require.NoError(t, err)
 	require.Contains(t, body, `"routes"`)
+	_, err = get("http://" + admin + "/workers/2/status")
+	require.ErrorContains(t, err, `404 Not Found {"error":"no worker \"2\": workers are numbered 0 to 1"}`)
 
 	// A killed worker: its socket stays open in the master, so the
 	// connections that reach it wait for the replacement.

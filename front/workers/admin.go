@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"potluck/internal/debugpprof"
+	"potluck/internal/jsonhttp"
 	"potluck/lb/metrics"
 )
 
@@ -130,19 +131,13 @@ func (m *Master) serveStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Workers = append(out.Workers, st)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(out)
+	jsonhttp.WriteIndented(w, http.StatusOK, out)
 }
 
 func (m *Master) serveWorker(w http.ResponseWriter, r *http.Request) {
 	n, err := strconv.Atoi(r.PathValue("n"))
 	if err != nil || n < 0 || n >= len(m.workers) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		_ = json.NewEncoder(w).Encode(map[string]string{
-			"error": fmt.Sprintf("no worker %q: workers are numbered 0 to %d", r.PathValue("n"), len(m.workers)-1)})
+		jsonhttp.WriteError(w, http.StatusNotFound, fmt.Sprintf("no worker %q: workers are numbered 0 to %d", r.PathValue("n"), len(m.workers)-1))
 		return
 	}
 	prefix := "/workers/" + strconv.Itoa(n)
