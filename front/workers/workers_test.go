@@ -2,7 +2,11 @@ package workers
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"net"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -158,4 +162,37 @@ func TestSecretPipeHoldsTheSecret(t *testing.T) {
 	require.Equal(t, secret, got[:n])
 	_, err = r.Read(got)
 	require.Error(t, err, "the write end is closed: EOF after the secret")
+}
+
+// TestMasterRestartsAWorkerThatExitsWithBackoff: a worker that cannot run
+// is started again, waiting longer each time, its exit on record; the
+// master stops at once when told.
+func TestMasterRestartsAWorkerThatExitsWithBackoff(t *testing.T) {
+	m, err := Start(Config{
+		Workers: 1,
+		Command: func() *exec.Cmd { return exec.Command("sh", "-c", "exit 3") },
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	time.Sleep(time.Second)
+	w := m.workers[0]
+	w.mu.Lock()
+	restarts, lastExit := w.restarts, w.lastExit
+	w.mu.Unlock()
+	require.Equal(t, "exit status 3", lastExit)
+	// 100, 200 and 400 ms of backoff fit in the second; 800 more do not.
+	require.GreaterOrEqual(t, restarts, 2)
+	require.LessOrEqual(t, restarts, 4, "the waits grow")
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	_, err = os.Stat(m.dir)
+	require.ErrorIs(t, err, os.ErrNotExist, "the admin socket directory is removed")
 }
