@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // The environment a master gives each worker. The listeners are the
@@ -85,6 +87,11 @@ func Inherit(lookup func(string) (string, bool)) (*Inherited, bool, error) {
 		in.Close()
 		return nil, true, fmt.Errorf("ticket secret (fd %d): %w", firstFD+n, err)
 	}
+	// From here a SIGHUP must not kill the worker (Go's default): the
+	// master sends it once the admin socket below exists, possibly before
+	// the caller's own handler is installed. Such a signal is absorbed
+	// here; the caller reads the config file after this anyway.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 	path, _ := lookup(envAdmin)
 	if path == "" {
 		in.Close()

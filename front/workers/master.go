@@ -223,7 +223,9 @@ func (m *Master) reload() {
 	}
 	m.log.Info("SIGHUP: workers reloading")
 	for _, w := range m.workers {
-		if p := w.process(); p != nil {
+		// A worker whose admin socket is not there yet is starting: it has
+		// no handler for the signal yet and reads the file anyway.
+		if p := w.process(); p != nil && m.workerReady(w.index) {
 			_ = p.Signal(syscall.SIGHUP)
 		}
 	}
@@ -317,6 +319,7 @@ func (m *Master) start(w *worker) (*exec.Cmd, error) {
 		cmd.Stderr = os.Stderr
 	}
 	setParentDeathSignal(cmd)
+	_ = os.Remove(m.adminSocket(w.index)) // the previous worker's: not ready until the new one makes it
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start worker %d: %w", w.index, err)
 	}
@@ -359,6 +362,14 @@ func secretPipe(b []byte) (*os.File, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// workerReady says whether worker i got far enough to take SIGHUP: it
+// creates its admin socket after it handles the signal (Inherit), and
+// start removes the previous worker's.
+func (m *Master) workerReady(i int) bool {
+	_, err := os.Stat(m.adminSocket(i))
+	return err == nil
 }
 
 func (m *Master) adminSocket(i int) string {

@@ -196,3 +196,53 @@ func TestMasterRestartsAWorkerThatExitsWithBackoff(t *testing.T) {
 	_, err = os.Stat(m.dir)
 	require.ErrorIs(t, err, os.ErrNotExist, "the admin socket directory is removed")
 }
+
+// helperEnv makes the test binary a worker that inherits its sockets and
+// then idles without a handler of its own, as a Front that has not reached
+// its config yet.
+const helperEnv = "POTLUCK_WORKERS_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "1" {
+		if _, ok, err := Inherit(os.LookupEnv); err != nil || !ok {
+			os.Exit(2)
+		}
+		time.Sleep(time.Minute)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestSIGHUPDoesNotKillAStartingWorker: the master passes SIGHUP on once a
+// worker is ready (its admin socket exists), and from then the worker
+// survives it even before it installs its own handler. Go's default for
+// SIGHUP is to exit: without Inherit's guard the worker is restarted.
+func TestSIGHUPDoesNotKillAStartingWorker(t *testing.T) {
+	m, err := Start(Config{
+		Workers:   1,
+		Listeners: []Listener{{Addr: "127.0.0.1:0"}},
+		Command: func() *exec.Cmd {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), helperEnv+"=1")
+			return cmd
+		},
+		ShutdownTimeout: time.Second,
+		Logger:          slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	require.Eventually(t, func() bool { return m.workerReady(0) }, 10*time.Second, 10*time.Millisecond)
+	m.reload()
+	time.Sleep(300 * time.Millisecond)
+	w := m.workers[0]
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	require.Zero(t, w.restarts, "the worker died of SIGHUP: %s", w.lastExit)
+	require.NotNil(t, w.proc)
+}
