@@ -32,6 +32,42 @@ func startBackend(t *testing.T, name string, h http.HandlerFunc) *testBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	return serveBackend(t, ln, name, h)
+}
+
+// startLingeringBackend is startBackend for a server that closes its
+// connections as NGINX does (lingering close): it stops sending, reads
+// what the client still sends, and closes once the client has. Go's
+// server closes at once, and a close with unread pipelined requests
+// resets the connection, which may destroy the response just written.
+func startLingeringBackend(t *testing.T, name string, h http.HandlerFunc) *testBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return serveBackend(t, lingeringListener{ln}, name, h)
+}
+
+type lingeringListener struct{ net.Listener }
+
+func (l lingeringListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return lingeringConn{c.(*net.TCPConn)}, nil
+}
+
+type lingeringConn struct{ *net.TCPConn }
+
+func (c lingeringConn) Close() error {
+	_ = c.CloseWrite()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.Copy(io.Discard, c.TCPConn)
+	return c.TCPConn.Close()
+}
+
+func serveBackend(t *testing.T, ln net.Listener, name string, h http.HandlerFunc) *testBackend {
+	t.Helper()
 	b := &testBackend{addr: ln.Addr().String(), ln: ln}
 	if h == nil {
 		h = func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, name) }
