@@ -55,6 +55,7 @@ routes:
 	writeConfig(namedBackend(t, "one"))
 
 	cmd := mainexec.Command("--config", config, "--log-level", "warn", "--watch-interval", "0", "--shutdown-timeout", "5s")
+	cmd.Env = append(cmd.Env, "TMPDIR="+dir) // the workers' socket directory stays in the test's, even if the test kills the master
 	cmd.Stderr = os.Stderr
 	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
