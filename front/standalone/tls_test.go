@@ -74,3 +74,40 @@ routes:
 	_, err = Parse([]byte("tls:\n  listen: [\":443\"]\n  certificates: [{cert: /nope.crt, key: /nope.key}]\n"))
 	require.ErrorContains(t, err, "tls.certificates[0]")
 }
+
+// TestFailedStartClosesEveryListener: when a listener cannot be opened,
+// Start fails and leaves none open, the admin listener included (it was
+// left serving when a tls.listen address was taken).
+func TestFailedStartClosesEveryListener(t *testing.T) {
+	dir := t.TempDir()
+	_, certPEM, keyPEM := acmetest.Certificate(t, "site.test")
+	writeFile(t, filepath.Join(dir, "site.crt"), string(certPEM))
+	writeFile(t, filepath.Join(dir, "site.key"), string(keyPEM))
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	plain, admin := free(), free()
+	path := filepath.Join(dir, "front.yaml")
+	writeFile(t, path, fmt.Sprintf(`listen: [%q]
+admin: %q
+tls:
+  listen: [%q]
+  certificates: [{cert: %q, key: %q}]
+routes:
+  - default: true
+    backends: [127.0.0.1:9]
+`, plain, admin, taken.Addr().String(), filepath.Join(dir, "site.crt"), filepath.Join(dir, "site.key")))
+	_, err = Start(RunOptions{ConfigPath: path, Logger: slog.New(slog.DiscardHandler)})
+	require.ErrorContains(t, err, "tls listen "+taken.Addr().String())
+	for _, addr := range []string{plain, admin} {
+		ln, err := net.Listen("tcp", addr)
+		require.NoError(t, err, "%s is still open after the failed start", addr)
+		_ = ln.Close()
+	}
+}
