@@ -30,10 +30,7 @@ import (
 // master.
 func TestWorkers(t *testing.T) {
 	dir := t.TempDir()
-	ca, certPEM, keyPEM := acmetest.Certificate(t, "site.test")
-	certFile, keyFile := filepath.Join(dir, "site.crt"), filepath.Join(dir, "site.key")
-	require.NoError(t, os.WriteFile(certFile, certPEM, 0o600))
-	require.NoError(t, os.WriteFile(keyFile, keyPEM, 0o600))
+	ca, certFile, keyFile := acmetest.CertificateFiles(t, dir, "site.test")
 	ports, err := freeport.TCPs(3)
 	require.NoError(t, err)
 	plain, secure, admin := ports[0], ports[1], ports[2]

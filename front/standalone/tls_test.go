@@ -21,9 +21,7 @@ import (
 // HTTP/2 and HTTP/1.1 with the certificate from the files, picked by SNI.
 func TestTLSListenerServesH2AndHTTP11(t *testing.T) {
 	dir := t.TempDir()
-	ca, certPEM, keyPEM := acmetest.Certificate(t, "site.test")
-	writeFile(t, filepath.Join(dir, "site.crt"), string(certPEM))
-	writeFile(t, filepath.Join(dir, "site.key"), string(keyPEM))
+	ca, certFile, keyFile := acmetest.CertificateFiles(t, dir, "site.test")
 	for _, h2Server := range []string{"", "go", "native"} {
 		t.Run("h2_server "+h2Server, func(t *testing.T) {
 			b := backend(t, "b1")
@@ -37,7 +35,7 @@ tls:
 routes:
   - default: true
     backends: [%s]
-`, filepath.Join(dir, "site.crt"), filepath.Join(dir, "site.key"), h2Server, b))
+`, certFile, keyFile, h2Server, b))
 			s, err := Start(RunOptions{ConfigPath: path, Logger: slog.New(slog.DiscardHandler), ShutdownTimeout: 5 * time.Second})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = s.Shutdown() })
@@ -80,9 +78,7 @@ routes:
 // left serving when a tls.listen address was taken).
 func TestFailedStartClosesEveryListener(t *testing.T) {
 	dir := t.TempDir()
-	_, certPEM, keyPEM := acmetest.Certificate(t, "site.test")
-	writeFile(t, filepath.Join(dir, "site.crt"), string(certPEM))
-	writeFile(t, filepath.Join(dir, "site.key"), string(keyPEM))
+	_, certFile, keyFile := acmetest.CertificateFiles(t, dir, "site.test")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer taken.Close()
@@ -102,7 +98,7 @@ tls:
 routes:
   - default: true
     backends: [127.0.0.1:9]
-`, plain, admin, taken.Addr().String(), filepath.Join(dir, "site.crt"), filepath.Join(dir, "site.key")))
+`, plain, admin, taken.Addr().String(), certFile, keyFile))
 	_, err = Start(RunOptions{ConfigPath: path, Logger: slog.New(slog.DiscardHandler)})
 	require.ErrorContains(t, err, "tls listen "+taken.Addr().String())
 	for _, addr := range []string{plain, admin} {

@@ -270,3 +270,18 @@ func Certificate(t testing.TB, names ...string) (*x509.CertPool, []byte, []byte)
 	t.Helper()
 	return issue(t, "acmetest operator CA", &x509.Certificate{Subject: pkix.Name{CommonName: names[0]}, DNSNames: names})
 }
+
+// CertificateFiles is Certificate written to dir as PEM files, as an
+// operator supplies them: it returns the issuing CA and the two paths.
+func CertificateFiles(t testing.TB, dir string, names ...string) (ca *x509.CertPool, certFile, keyFile string) {
+	t.Helper()
+	ca, certPEM, keyPEM := Certificate(t, names...)
+	certFile, keyFile = filepath.Join(dir, names[0]+".crt"), filepath.Join(dir, names[0]+".key")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ca, certFile, keyFile
+}
