@@ -286,10 +286,7 @@ func runMaster(ctx context.Context, f *flags, args []string, cfg *standalone.Con
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	if err := m.Run(ctx); err != nil {
-		log.Error("shutdown", "err", err)
-		return 1
-	}
+	m.Run(ctx)
 	log.Info("stopped")
 	return 0
 }

@@ -158,26 +158,9 @@ func Start(cfg Config) (*Master, error) {
 	return m, nil
 }
 
-// Addrs returns the address each listener got, in Config.Listeners' order.
-func (m *Master) Addrs() []net.Addr {
-	out := make([]net.Addr, len(m.sockets))
-	for i, s := range m.sockets {
-		out[i] = s.addr
-	}
-	return out
-}
-
-// AdminAddr returns the admin listener's address, or nil.
-func (m *Master) AdminAddr() net.Addr {
-	if m.adminLn == nil {
-		return nil
-	}
-	return m.adminLn.Addr()
-}
-
 // Run starts the workers, restarts any that exits, passes SIGHUP on to
 // them, and when ctx ends stops them (SIGTERM: they drain) and returns.
-func (m *Master) Run(ctx context.Context) error {
+func (m *Master) Run(ctx context.Context) {
 	defer m.close()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -207,7 +190,7 @@ func (m *Master) Run(ctx context.Context) error {
 				_ = m.admin.Shutdown(sctx)
 				cancel()
 			}
-			return nil
+			return
 		case <-hup:
 			m.reload()
 		}
