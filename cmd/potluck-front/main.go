@@ -25,7 +25,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -272,14 +271,9 @@ func runMaster(ctx context.Context, f *flags, args []string, cfg *standalone.Con
 		Workers: cfg.Workers, Listeners: listeners, Admin: cfg.Admin, Pprof: f.pprof,
 		Command:         func() *exec.Cmd { return exec.Command(exe, args...) },
 		ShutdownTimeout: f.shutdownTimeout,
-		Reload: func() error {
-			next, _, err := standalone.Load(f.config)
-			if err == nil && (!slices.Equal(next.Listen, cfg.Listen) || !slices.Equal(next.TLSListen, cfg.TLSListen) ||
-				next.Admin != cfg.Admin || next.Workers != cfg.Workers) {
-				log.Warn("config changes listen, tls.listen, admin or workers: they need a restart; the workers apply the rest")
-			}
-			return err
-		},
+		// Only validates: each worker's reload warns about what needs a
+		// restart (standalone.Server.Reload).
+		Reload: func() error { _, _, err := standalone.Load(f.config); return err },
 		Logger: log,
 	})
 	if err != nil {
