@@ -228,7 +228,7 @@ func runStandalone(ctx context.Context, f *flags, args []string, log *slog.Logge
 	case isWorker:
 		opts.Logger = log.With("worker", in.Worker)
 		opts.Sockets = &standalone.Sockets{Listeners: in.Listeners, TLSListeners: in.TLSListeners, Admin: in.Admin,
-			TicketKeys: in.TicketKeys, TicketKeyRefresh: workers.TicketKeyRefresh}
+			TicketKeys: in.TicketKeys}
 	default:
 		cfg, _, err := standalone.Load(f.config)
 		if err != nil {

@@ -2,7 +2,6 @@ package standalone
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -48,10 +47,13 @@ type Sockets struct {
 	Admin                   net.Listener
 	// TicketKeys, if set, gives the TLS session ticket keys at a time
 	// (newest first), shared with the other processes serving the same
-	// sockets; it is called again every TicketKeyRefresh.
-	TicketKeys       func(time.Time) [][32]byte
-	TicketKeyRefresh time.Duration
+	// sockets; it is called again every ticketKeyRefresh.
+	TicketKeys func(time.Time) [][32]byte
 }
+
+// ticketKeyRefresh is how often Sockets.TicketKeys is asked again: the keys
+// it gives rotate daily (front/workers).
+const ticketKeyRefresh = time.Hour
 
 // Server is a running standalone Front.
 type Server struct {
@@ -153,7 +155,7 @@ func Start(opts RunOptions) (*Server, error) {
 		if in := opts.Sockets; in != nil && in.TicketKeys != nil {
 			tlsCfg.SetSessionTicketKeys(in.TicketKeys(time.Now()))
 			s.stopTickets = make(chan struct{})
-			go s.refreshTicketKeys(tlsCfg, in.TicketKeys, cmp.Or(in.TicketKeyRefresh, time.Hour))
+			go s.refreshTicketKeys(tlsCfg, in.TicketKeys, ticketKeyRefresh)
 		}
 		s.tls = front.NewTLSServer(tlsCfg, s.log, cfg.H2Server)
 		for _, ln := range s.tlsListeners {

@@ -14,10 +14,8 @@ import (
 // key every ticketKeyPeriod, the previous ones kept for decryption as long
 // as Go's own rotation keeps them (tickets live at most 7 days).
 const (
-	ticketKeyPeriod = 24 * time.Hour
-	ticketKeysKept  = 7
-	// TicketKeyRefresh is how often a worker should call TicketKeys again.
-	TicketKeyRefresh = time.Hour
+	ticketKeyPeriod  = 24 * time.Hour
+	ticketKeysKept   = 7
 	ticketSecretSize = 32
 )
 
