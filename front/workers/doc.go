@@ -8,9 +8,9 @@
 // sleeps and must be woken for the next; on a machine whose cores are shared
 // with the backends and the clients, the cores sit idle while those
 // wake-ups are in flight (docs/benchmarks.md, "Session 9: with sysmon awake,
-// and where the HTTP/1.1 gap is"). A worker at one or two Ps keeps its
-// connections on its own threads, as an NGINX worker keeps them in its
-// event loop.
+// and where the HTTP/1.1 gap is"). A worker with a few Ps of its own
+// (Config.Procs) keeps its connections among its own threads, as an NGINX
+// worker keeps them in its event loop.
 //
 // Each worker gets its own socket per listener (SO_REUSEPORT: the kernel
 // spreads new connections over the sockets), and the master keeps every
